@@ -1,0 +1,200 @@
+/*
+ * gesso.h - the public API of libgesso, a Stable Diffusion inference engine.
+ *
+ * This header is the whole contract between the engine and its users (the CLI,
+ * the job service, embedders). Handles are opaque; parameters are plain structs
+ * with documented defaults; every call that can fail returns a gs_status and
+ * leaves a readable message on the handle it was given.
+ *
+ * Worked example (error handling trimmed):
+ *
+ *     gs_engine *eng;
+ *     gs_engine_options eo;
+ *     gs_engine_options_init(&eo);
+ *     gs_engine_create(&eo, &eng);
+ *
+ *     gs_model *model;
+ *     if (gs_model_load(eng, "sd15.safetensors", &model) != GS_OK)
+ *         fprintf(stderr, "%s\n", gs_engine_errmsg(eng));
+ *
+ *     gs_params p;
+ *     gs_params_init(&p);
+ *     p.prompt = "a lighthouse at dusk";
+ *     p.seed = 42;
+ *
+ *     gs_result *res;
+ *     gs_generate(eng, model, &p, NULL, NULL, &res);
+ *     gs_image_save_png(gs_result_image(res, 0), "out.png", gs_result_infotext(res));
+ *     gs_result_free(res);
+ *
+ *     gs_model_free(model);
+ *     gs_engine_free(eng);
+ *
+ * Threads: an engine may be used by one thread at a time. Separate engines are
+ * independent. A model belongs to the engine that loaded it.
+ */
+#ifndef GESSO_H
+#define GESSO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(GESSO_BUILD_SHARED)
+#define GS_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define GS_API __attribute__((visibility("default")))
+#else
+#define GS_API
+#endif
+
+#define GESSO_VERSION "0.1.0"
+
+/* ---- status codes ---- */
+
+typedef enum gs_status {
+    GS_OK = 0,
+    GS_ERR_INVALID_ARGUMENT = 1, /* a parameter is out of range or unknown */
+    GS_ERR_IO = 2,               /* a file could not be opened, read or written */
+    GS_ERR_FORMAT = 3,           /* a file is malformed, truncated or lies about itself */
+    GS_ERR_UNSUPPORTED = 4,      /* well-formed, but not something gesso can run */
+    GS_ERR_NO_MEMORY = 5,        /* an allocation failed; the handle stays usable */
+    GS_ERR_CANCELLED = 6,        /* the progress callback asked to stop */
+    GS_ERR_INTERNAL = 7          /* a bug: please report it */
+} gs_status;
+
+/* A static English description of a status code; never NULL. */
+GS_API const char *gs_strerror(gs_status code);
+
+/* ---- engine ---- */
+
+typedef struct gs_engine gs_engine;
+typedef struct gs_model gs_model;
+
+typedef struct gs_engine_options {
+    int threads; /* worker threads for compute; 0 = one per online CPU (default) */
+} gs_engine_options;
+
+GS_API void gs_engine_options_init(gs_engine_options *opts);
+
+/* Creates an engine; free it with gs_engine_free. opts may be NULL (defaults). */
+GS_API gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out);
+GS_API void gs_engine_free(gs_engine *eng);
+
+/* The message of the last failed call on this engine ("" when none). Valid
+ * until the next call on the engine. */
+GS_API const char *gs_engine_errmsg(const gs_engine *eng);
+
+/* ---- models ---- */
+
+typedef enum gs_model_family { GS_FAMILY_UNKNOWN = 0, GS_FAMILY_SD1 = 1 } gs_model_family;
+
+/* Loads a single-file checkpoint (.safetensors). The file is memory-mapped and
+ * its weights converted once to the compute format. Pickle checkpoints (.ckpt,
+ * .pt, .bin) are refused: loading them would execute code from the file.
+ * Free with gs_model_free before freeing the engine. */
+GS_API gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out);
+GS_API void gs_model_free(gs_model *model);
+
+typedef struct gs_model_info {
+    gs_model_family family;
+    const char *family_name;  /* "sd1" */
+    const char *weight_dtype; /* dtype of most weights in the file: "f16", "bf16", "f32" */
+    int unet_channels;        /* base channel count of the UNet (320 for SD1.5) */
+    int text_width;           /* width of the text encoder (768 for SD1.5) */
+    int latent_channels;      /* 4 */
+    size_t file_bytes;
+    char hash[11]; /* A1111's short model hash (sha256 of the file, 10 hex) */
+} gs_model_info;
+
+/* Fills *info; strings point into the model and live as long as it. */
+GS_API void gs_model_get_info(const gs_model *model, gs_model_info *info);
+
+/* ---- images ---- */
+
+/* An 8-bit image, rows top to bottom, channels interleaved (RGB or RGBA). */
+typedef struct gs_image {
+    int width;
+    int height;
+    int channels; /* 3 (RGB) or 4 (RGBA) */
+    uint8_t *pixels;
+} gs_image;
+
+/* Reads a PNG, JPEG or WebP file into RGB. The caller owns *out and frees it
+ * with gs_image_free. On failure *out is NULL and errmsg (if not NULL, of
+ * errmsg_size bytes) says why. */
+GS_API gs_status gs_image_load(const char *path, gs_image **out, char *errmsg, size_t errmsg_size);
+GS_API gs_status gs_image_load_memory(const void *data, size_t size, gs_image **out, char *errmsg,
+                                      size_t errmsg_size);
+GS_API void gs_image_free(gs_image *img);
+
+/* Writes img as PNG; parameters (may be NULL) goes into a tEXt chunk named
+ * "parameters", as AUTOMATIC1111 writes it. */
+GS_API gs_status gs_image_save_png(const gs_image *img, const char *path, const char *parameters,
+                                   char *errmsg, size_t errmsg_size);
+
+/* Encodes img as PNG into a buffer the caller takes and frees with free(). */
+GS_API gs_status gs_image_encode_png(const gs_image *img, const char *parameters, uint8_t **out,
+                                     size_t *out_size, char *errmsg, size_t errmsg_size);
+
+/* ---- generation ---- */
+
+typedef struct gs_params {
+    const char *prompt;          /* A1111 syntax: (word:1.2), [word], BREAK; default "" */
+    const char *negative_prompt; /* default "" */
+    uint64_t seed;               /* default 0; the CLI picks a random one when not given */
+    int steps;                   /* default 20 */
+    float cfg_scale;             /* default 7.0; 1.0 runs one UNet pass per step */
+    const char *sampler;         /* euler, euler_a, heun, dpmpp_2m, ddim, lcm; default "euler_a" */
+    const char *scheduler;       /* normal, karras, exponential, or NULL/"default": the
+                                    sampler's own (normal; ddim and lcm have their own) */
+    int width, height;           /* multiples of 8; default 512x512 */
+    int clip_skip;               /* 1 = last layer (default), 2 = penultimate, ... */
+    int batch_size;              /* images drawn in one go from one seed; default 1 */
+    const gs_image *init_image;  /* img2img when not NULL; resized to width x height */
+    float strength;              /* img2img denoising strength in (0,1]; default 0.75 */
+    int preview_every;           /* a preview image every k steps in the callback; 0 = none */
+} gs_params;
+
+GS_API void gs_params_init(gs_params *p);
+
+typedef struct gs_progress {
+    int step;                /* steps done so far, 1..steps */
+    int steps;               /* total UNet evaluations rounds of the sampler */
+    double elapsed_s;        /* since sampling started */
+    double eta_s;            /* estimated seconds until the images are ready */
+    const gs_image *preview; /* a cheap latent->RGB projection of item 0, or NULL */
+} gs_progress;
+
+/* Called after every step. Return non-zero to cancel: gs_generate then returns
+ * GS_ERR_CANCELLED. The preview is only valid during the call. */
+typedef int (*gs_progress_fn)(const gs_progress *progress, void *user);
+
+typedef struct gs_result gs_result;
+
+/* Runs text-to-image (or image-to-image when p->init_image is set). On success
+ * *out holds batch_size images; free with gs_result_free. If the call fails
+ * before sampling starts (bad parameters), the callback is never called. */
+GS_API gs_status gs_generate(gs_engine *eng, gs_model *model, const gs_params *p,
+                             gs_progress_fn progress, void *user, gs_result **out);
+
+GS_API int gs_result_count(const gs_result *res);
+GS_API const gs_image *gs_result_image(const gs_result *res, int index);
+/* A1111-style "parameters" text of image index (the seed is the same for a batch,
+ * as A1111 records it for a batch drawn in one go). */
+GS_API const char *gs_result_infotext(const gs_result *res, int index);
+GS_API uint64_t gs_result_seed(const gs_result *res);
+GS_API void gs_result_free(gs_result *res);
+
+/* Sampler and scheduler names the engine accepts, NULL-terminated. */
+GS_API const char *const *gs_sampler_names(void);
+GS_API const char *const *gs_scheduler_names(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GESSO_H */

@@ -1,0 +1,81 @@
+/* alloc - allocation hook with failure injection for tests. */
+#include "common/alloc.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Atomic long fail_countdown = -1;
+
+static int should_fail(void)
+{
+    long n = atomic_load(&fail_countdown);
+    if (n < 0)
+        return 0;
+    if (n == 0)
+        return 1;
+    atomic_fetch_sub(&fail_countdown, 1);
+    return 0;
+}
+
+void gs_alloc_fail_after(long n)
+{
+    atomic_store(&fail_countdown, n);
+}
+
+void *gs_malloc(size_t size)
+{
+    if (should_fail())
+        return NULL;
+    return malloc(size ? size : 1);
+}
+
+void *gs_calloc(size_t count, size_t size)
+{
+    if (should_fail())
+        return NULL;
+    return calloc(count ? count : 1, size ? size : 1);
+}
+
+void *gs_realloc(void *ptr, size_t size)
+{
+    if (should_fail())
+        return NULL;
+    return realloc(ptr, size ? size : 1);
+}
+
+void *gs_aligned_alloc(size_t size)
+{
+    if (should_fail())
+        return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, size ? size : 64) != 0)
+        return NULL;
+    return p;
+}
+
+void gs_free(void *ptr)
+{
+    free(ptr);
+}
+void gs_aligned_free(void *ptr)
+{
+    free(ptr);
+}
+
+char *gs_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = gs_malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+int gs_mul_overflows(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > (size_t)-1 / a)
+        return 1;
+    *out = a * b;
+    return 0;
+}

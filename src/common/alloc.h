@@ -1,0 +1,29 @@
+/*
+ * alloc - the one allocation hook of libgesso.
+ *
+ * Every heap allocation of the engine goes through these functions so tests can
+ * make the Nth allocation fail and check that the engine reports GS_ERR_NO_MEMORY
+ * instead of crashing (libuv's and curl's habit).
+ */
+#ifndef GS_ALLOC_H
+#define GS_ALLOC_H
+
+#include <stddef.h>
+
+void *gs_malloc(size_t size);
+void *gs_calloc(size_t count, size_t size);
+void *gs_realloc(void *ptr, size_t size);
+/* 64-byte aligned (cache line and AVX-512 width); free with gs_free. */
+void *gs_aligned_alloc(size_t size);
+void gs_free(void *ptr);
+void gs_aligned_free(void *ptr);
+char *gs_strdup(const char *s);
+
+/* Test hook: after n more successful allocations, every allocation fails.
+ * n < 0 turns failure injection off. Not thread-safe by design: tests only. */
+void gs_alloc_fail_after(long n);
+
+/* size * count with overflow check; returns 0 and sets *out on success. */
+int gs_mul_overflows(size_t a, size_t b, size_t *out);
+
+#endif

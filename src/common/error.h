@@ -1,0 +1,35 @@
+/*
+ * error - status plus a readable message, carried through the engine.
+ *
+ * Internal calls take a gs_error* and fill it on failure with gs_fail(); public
+ * calls copy the message into their handle's last-error buffer.
+ */
+#ifndef GS_ERROR_H
+#define GS_ERROR_H
+
+#include "gesso.h"
+
+#define GS_ERRMSG_MAX 512
+
+typedef struct gs_error {
+    gs_status code;
+    char msg[GS_ERRMSG_MAX];
+} gs_error;
+
+/* Records code and a printf-style message in err (err may be NULL); returns code. */
+gs_status gs_fail(gs_error *err, gs_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Prefixes the existing message with context ("loading unet: ..."); returns err->code. */
+gs_status gs_error_prefix(gs_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static inline void gs_error_clear(gs_error *err)
+{
+    if (err) {
+        err->code = GS_OK;
+        err->msg[0] = '\0';
+    }
+}
+
+#endif

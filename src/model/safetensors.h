@@ -1,0 +1,74 @@
+/*
+ * safetensors - a strict, memory-mapped reader for .safetensors files.
+ *
+ * The file is mapped read-only; tensors are views into the mapping. Everything
+ * a hostile file can lie about is checked at open time (header length, JSON,
+ * dtypes, shapes against byte ranges, offsets inside the file and not
+ * overlapping), so later code can trust every st_tensor it gets.
+ */
+#ifndef GS_SAFETENSORS_H
+#define GS_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define ST_MAX_DIMS 8
+#define ST_MAX_HEADER_BYTES (100u << 20) /* the reference implementation's cap */
+
+typedef enum st_dtype {
+    ST_F64,
+    ST_F32,
+    ST_F16,
+    ST_BF16,
+    ST_I64,
+    ST_I32,
+    ST_I16,
+    ST_I8,
+    ST_U8,
+    ST_BOOL,
+    ST_F8_E4M3,
+    ST_F8_E5M2,
+    ST_DTYPE_COUNT
+} st_dtype;
+
+typedef struct st_tensor {
+    const char *name; /* NUL-terminated, owned by the file handle */
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    int64_t numel;
+    const uint8_t *data; /* into the mapping; may be unaligned */
+    size_t nbytes;
+} st_tensor;
+
+typedef struct st_file st_file;
+
+/* Maps and validates path. On failure returns GS_ERR_IO / GS_ERR_FORMAT with a
+ * message naming the problem, and *out is NULL. */
+gs_status st_open(const char *path, st_file **out, gs_error *err);
+/* Same checks on a buffer the caller keeps alive while the handle lives. */
+gs_status st_open_memory(const void *data, size_t size, st_file **out, gs_error *err);
+void st_close(st_file *f);
+
+size_t st_count(const st_file *f);
+const st_tensor *st_at(const st_file *f, size_t i);           /* sorted by name */
+const st_tensor *st_find(const st_file *f, const char *name); /* NULL if absent */
+/* Value of a __metadata__ string entry, or NULL. */
+const char *st_metadata(const st_file *f, const char *key);
+size_t st_file_size(const st_file *f);
+const void *st_file_bytes(const st_file *f); /* the whole mapped file */
+
+const char *st_dtype_name(st_dtype d);
+size_t st_dtype_size(st_dtype d);
+
+/* Converts a floating tensor (F64/F32/F16/BF16) to f32 in dst (numel floats). */
+gs_status st_to_f32(const st_tensor *t, float *dst, gs_error *err);
+/* Same to f64 (for golden data in tests). */
+gs_status st_to_f64(const st_tensor *t, double *dst, gs_error *err);
+
+/* True when t has exactly the given shape (ndim entries). */
+int st_shape_is(const st_tensor *t, int ndim, const int64_t *shape);
+
+#endif
