@@ -30,7 +30,11 @@ gs_status gs_error_prefix(gs_error *err, const char *fmt, ...)
         return err->code;
     char joined[2 * GS_ERRMSG_MAX + 2];
     snprintf(joined, sizeof joined, "%s: %s", prefix, err->msg);
-    snprintf(err->msg, sizeof err->msg, "%s", joined);
+    size_t len = strlen(joined);
+    if (len >= sizeof err->msg)
+        len = sizeof err->msg - 1;
+    memcpy(err->msg, joined, len);
+    err->msg[len] = '\0';
     return err->code;
 }
 
