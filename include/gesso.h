@@ -107,7 +107,7 @@ typedef struct gs_model_info {
     int text_width;           /* width of the text encoder (768 for SD1.5) */
     int latent_channels;      /* 4 */
     size_t file_bytes;
-    char hash[11]; /* A1111's short model hash (sha256 of the file, 10 hex) */
+    const char *name; /* file name without directory and extension */
 } gs_model_info;
 
 /* Fills *info; strings point into the model and live as long as it. */
@@ -187,6 +187,20 @@ GS_API const gs_image *gs_result_image(const gs_result *res, int index);
  * as A1111 records it for a batch drawn in one go). */
 GS_API const char *gs_result_infotext(const gs_result *res, int index);
 GS_API uint64_t gs_result_seed(const gs_result *res);
+
+/* Where the time of a generation went, for benchmarks and logs. */
+typedef struct gs_timings {
+    double text_encode_s; /* prompt + negative prompt through the text encoder */
+    double vae_encode_s;  /* img2img init image to latent; 0 for txt2img */
+    double sampling_s;    /* all sampler steps */
+    double vae_decode_s;  /* latents to pixels */
+    double total_s;       /* the whole gs_generate call */
+    int unet_batch;       /* images per UNet evaluation (2x batch with CFG) */
+    int n_steps;          /* entries in step_s */
+    const double *step_s; /* [n_steps] wall time of each sampler step; owned by the result */
+} gs_timings;
+
+GS_API void gs_result_timings(const gs_result *res, gs_timings *out);
 GS_API void gs_result_free(gs_result *res);
 
 /* Sampler and scheduler names the engine accepts, NULL-terminated. */

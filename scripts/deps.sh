@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages gesso builds and tests with (skips what is present).
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config zlib1g-dev libjansson-dev libpng-dev libjpeg-dev
+      libwebp-dev libopenblas-dev libunistring-dev libcmocka-dev clang-format git)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

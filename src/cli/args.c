@@ -1,0 +1,84 @@
+/* args - strict numeric argument parsing for the CLI. */
+#include "cli/args.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int arg_int(const char *name, const char *s, long min, long max, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "gesso: %s: '%s' is not an integer\n", name, s);
+        return -1;
+    }
+    if (v < min || v > max) {
+        fprintf(stderr, "gesso: %s: %ld is outside %ld..%ld\n", name, v, min, max);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int arg_u64(const char *name, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (*s == '-') {
+        fprintf(stderr, "gesso: %s: '%s' must not be negative\n", name, s);
+        return -1;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "gesso: %s: '%s' is not a non-negative integer below 2^64\n", name, s);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int arg_float(const char *name, const char *s, double min, double max, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) {
+        fprintf(stderr, "gesso: %s: '%s' is not a number\n", name, s);
+        return -1;
+    }
+    if (v < min || v > max) {
+        fprintf(stderr, "gesso: %s: %g is outside %g..%g\n", name, v, min, max);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+int arg_size(const char *name, const char *s, int *w, int *h)
+{
+    const char *x = strchr(s, 'x');
+    if (!x)
+        x = strchr(s, 'X');
+    if (!x) {
+        if (arg_int(name, s, 1, 1 << 20, w))
+            return -1;
+        *h = *w;
+        return 0;
+    }
+    char buf[64];
+    size_t n = (size_t)(x - s);
+    if (n == 0 || n >= sizeof buf) {
+        fprintf(stderr, "gesso: %s: '%s' is not WIDTHxHEIGHT\n", name, s);
+        return -1;
+    }
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (arg_int(name, buf, 1, 1 << 20, w) || arg_int(name, x + 1, 1, 1 << 20, h))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,24 @@
+/* args - strict parsing of numeric command-line values (no atoi: garbage is an error). */
+#ifndef GS_CLI_ARGS_H
+#define GS_CLI_ARGS_H
+
+#include <stdint.h>
+
+/* Each returns 0 on success, -1 (and prints "gesso: --name: ...") on error. */
+int arg_int(const char *name, const char *s, long min, long max, int *out);
+int arg_u64(const char *name, const char *s, uint64_t *out);
+int arg_float(const char *name, const char *s, double min, double max, float *out);
+/* "512x768" or "512" (square) */
+int arg_size(const char *name, const char *s, int *w, int *h);
+
+/* Exit codes every subcommand uses, documented in --help. */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAILURE_OTHER = 1, /* generation failed for another reason */
+    EXIT_USAGE = 2,         /* bad command line or parameter values */
+    EXIT_INPUT = 3,         /* model or input image missing, unreadable or unsupported */
+    EXIT_OUTPUT = 4,        /* output could not be written */
+    EXIT_CANCELLED = 5      /* interrupted (SIGINT/SIGTERM) */
+};
+
+#endif

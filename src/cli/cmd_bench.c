@@ -1,0 +1,159 @@
+/*
+ * cmd_bench - `gesso bench`: where the time of one generation goes.
+ *
+ * Loads the model (timed), runs a real generation with the given settings and
+ * reports text encoding, the median UNet step (CFG included, first step
+ * treated as warm-up), VAE decode, total and peak RSS, as text or JSON.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "gesso.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median_after_warmup(const double *v, int n)
+{
+    if (n <= 0)
+        return 0;
+    int skip = n > 1 ? 1 : 0;
+    int m = n - skip;
+    double *s = malloc((size_t)m * sizeof *s);
+    if (!s)
+        return 0;
+    memcpy(s, v + skip, (size_t)m * sizeof *s);
+    qsort(s, (size_t)m, sizeof *s, cmp_double);
+    double med = m % 2 ? s[m / 2] : 0.5 * (s[m / 2 - 1] + s[m / 2]);
+    free(s);
+    return med;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: gesso bench --model FILE [--width N] [--height N] [--steps N]\n"
+                 "                   [--batch-size N] [--cfg-scale X] [--sampler NAME]\n"
+                 "                   [--threads N] [--json]\n"
+                 "Times model load, text encode, one UNet step (median after a warm-up step,\n"
+                 "CFG included), VAE decode and the whole generation; reports peak RSS.\n");
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    enum { OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_JSON };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},
+        {"width", required_argument, 0, 'W'},
+        {"height", required_argument, 0, 'H'},
+        {"steps", required_argument, 0, OPT_STEPS},
+        {"batch-size", required_argument, 0, 'b'},
+        {"cfg-scale", required_argument, 0, OPT_CFG},
+        {"sampler", required_argument, 0, OPT_SAMPLER},
+        {"threads", required_argument, 0, 't'},
+        {"json", no_argument, 0, OPT_JSON},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "a photograph of an astronaut riding a horse";
+    p.sampler = "euler";
+    p.steps = 4;
+    const char *model_path = NULL;
+    int threads = 0, json = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:W:H:b:t:h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 'W': bad = arg_int("--width", optarg, 64, 4096, &p.width); break;
+        case 'H': bad = arg_int("--height", optarg, 64, 4096, &p.height); break;
+        case OPT_STEPS: bad = arg_int("--steps", optarg, 1, 1000, &p.steps); break;
+        case 'b': bad = arg_int("--batch-size", optarg, 1, 64, &p.batch_size); break;
+        case OPT_CFG: bad = arg_float("--cfg-scale", optarg, 0, 100, &p.cfg_scale); break;
+        case OPT_SAMPLER: p.sampler = optarg; break;
+        case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
+        case OPT_JSON: json = 1; break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+        if (bad)
+            return EXIT_USAGE;
+    }
+    if (!model_path) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    gs_engine_options eo;
+    gs_engine_options_init(&eo);
+    eo.threads = threads;
+    gs_engine *eng = NULL;
+    gs_model *model = NULL;
+    gs_result *res = NULL;
+    int rc = EXIT_OK;
+    if (gs_engine_create(&eo, &eng) != GS_OK) {
+        fprintf(stderr, "gesso: cannot start the engine\n");
+        return EXIT_FAILURE_OTHER;
+    }
+    double t0 = now_s();
+    gs_status st = gs_model_load(eng, model_path, &model);
+    double load_s = now_s() - t0;
+    if (st != GS_OK) {
+        fprintf(stderr, "gesso: %s\n", gs_engine_errmsg(eng));
+        rc = st == GS_ERR_INVALID_ARGUMENT ? EXIT_USAGE : EXIT_INPUT;
+        goto out;
+    }
+    if ((st = gs_generate(eng, model, &p, NULL, NULL, &res)) != GS_OK) {
+        fprintf(stderr, "gesso: %s\n", gs_engine_errmsg(eng));
+        rc = st == GS_ERR_INVALID_ARGUMENT ? EXIT_USAGE : EXIT_FAILURE_OTHER;
+        goto out;
+    }
+    gs_timings tm;
+    gs_result_timings(res, &tm);
+    double step = median_after_warmup(tm.step_s, tm.n_steps);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = ru.ru_maxrss / 1024.0;
+    double images_per_s = tm.total_s > 0 ? p.batch_size / tm.total_s : 0;
+    if (json) {
+        printf("{\"model\":\"%s\",\"width\":%d,\"height\":%d,\"steps\":%d,\"batch_size\":%d,"
+               "\"unet_batch\":%d,\"load_s\":%.4f,\"text_encode_s\":%.4f,\"step_s\":%.4f,"
+               "\"vae_decode_s\":%.4f,\"total_s\":%.4f,\"images_per_s\":%.4f,"
+               "\"peak_rss_mb\":%.1f}\n",
+               model_path, p.width, p.height, p.steps, p.batch_size, tm.unet_batch, load_s,
+               tm.text_encode_s, step, tm.vae_decode_s, tm.total_s, images_per_s, rss_mb);
+    } else {
+        printf("model        %s\n", model_path);
+        printf("settings     %dx%d, %d steps, batch %d (UNet batch %d), %s\n", p.width, p.height,
+               p.steps, p.batch_size, tm.unet_batch, p.sampler);
+        printf("load         %8.3f s\n", load_s);
+        printf("text encode  %8.3f s\n", tm.text_encode_s);
+        printf("unet step    %8.3f s  (median of %d after warm-up)\n", step,
+               tm.n_steps > 1 ? tm.n_steps - 1 : tm.n_steps);
+        printf("vae decode   %8.3f s\n", tm.vae_decode_s);
+        printf("total        %8.3f s  (%.3f images/s)\n", tm.total_s, images_per_s);
+        printf("peak RSS     %8.1f MB\n", rss_mb);
+    }
+out:
+    gs_result_free(res);
+    gs_model_free(model);
+    gs_engine_free(eng);
+    return rc;
+}

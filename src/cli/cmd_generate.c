@@ -1,0 +1,277 @@
+/*
+ * cmd_generate - `gesso generate`: one-shot text-to-image / image-to-image.
+ *
+ * Parses options strictly, checks the output location before the long work
+ * starts, runs gs_generate with a progress bar on a terminal, and writes PNGs
+ * carrying A1111's "parameters" text. SIGINT/SIGTERM cancel within one step.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/progress_bar.h"
+#include "gesso.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gesso generate --model FILE --prompt TEXT --output FILE.png [options]\n"
+            "\n"
+            "  -m, --model FILE          SD1.x checkpoint (.safetensors, single-file layout)\n"
+            "  -p, --prompt TEXT         prompt; A1111 syntax: (word:1.3) (word) [word] BREAK\n"
+            "  -n, --negative-prompt T   negative prompt (default empty)\n"
+            "  -o, --output FILE.png     output image; with --batch-size N > 1 the files are\n"
+            "                            FILE-0.png .. FILE-<N-1>.png (index = batch position)\n"
+            "  -s, --seed N              seed (0..2^64-1); random and printed when not given\n"
+            "      --steps N             sampling steps (default 20)\n"
+            "      --cfg-scale X         classifier-free guidance scale (default 7; 1 = off)\n"
+            "      --sampler NAME        euler, euler_a (default), heun, dpmpp_2m, ddim, lcm\n"
+            "      --scheduler NAME      normal, karras, exponential (default: the sampler's)\n"
+            "  -W, --width N             width, multiple of 8 (default 512)\n"
+            "  -H, --height N            height, multiple of 8 (default 512)\n"
+            "      --clip-skip N         1 = last text-encoder layer (default), 2 = penultimate\n"
+            "  -b, --batch-size N        images drawn together from one seed (default 1)\n"
+            "  -i, --init-image FILE     img2img: start from this PNG/JPEG/WebP image\n"
+            "      --strength X          img2img denoising strength in (0,1] (default 0.75)\n"
+            "  -t, --threads N           compute threads (default: all CPUs)\n"
+            "  -q, --quiet               no progress bar\n"
+            "  -h, --help                this help\n"
+            "\n"
+            "Prints each written file on stdout. The seed and progress go to stderr.\n"
+            "Exit status: 0 success, 1 generation failed, 2 bad usage or parameters,\n"
+            "3 model or input image unreadable/unsupported, 4 output not writable,\n"
+            "5 interrupted.\n");
+}
+
+typedef struct cli_progress {
+    progress_bar bar;
+} cli_progress;
+
+static int on_progress(const gs_progress *p, void *user)
+{
+    cli_progress *cp = user;
+    progress_bar_update(&cp->bar, p->step, p->steps, p->elapsed_s, p->eta_s);
+    return interrupted;
+}
+
+static int has_png_suffix(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 4 && strcasecmp(s + n - 4, ".png") == 0;
+}
+
+/* FILE.png -> FILE-k.png for batches. */
+static char *output_name(const char *base, int index, int count)
+{
+    size_t n = strlen(base) + 32;
+    char *s = malloc(n);
+    if (!s)
+        return NULL;
+    if (count == 1)
+        snprintf(s, n, "%s", base);
+    else
+        snprintf(s, n, "%.*s-%d.png", (int)(strlen(base) - 4), base, index);
+    return s;
+}
+
+static int check_output_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (access(dir, W_OK) != 0) {
+        fprintf(stderr, "gesso: cannot write to directory '%s'\n", dir);
+        return -1;
+    }
+    return 0;
+}
+
+static int exit_code_for(gs_status st)
+{
+    switch (st) {
+    case GS_OK: return EXIT_OK;
+    case GS_ERR_INVALID_ARGUMENT: return EXIT_USAGE;
+    case GS_ERR_IO:
+    case GS_ERR_FORMAT:
+    case GS_ERR_UNSUPPORTED: return EXIT_INPUT;
+    case GS_ERR_CANCELLED: return EXIT_CANCELLED;
+    default: return EXIT_FAILURE_OTHER;
+    }
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    enum { OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_SCHEDULER, OPT_CLIP_SKIP, OPT_STRENGTH };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},
+        {"prompt", required_argument, 0, 'p'},
+        {"negative-prompt", required_argument, 0, 'n'},
+        {"output", required_argument, 0, 'o'},
+        {"seed", required_argument, 0, 's'},
+        {"steps", required_argument, 0, OPT_STEPS},
+        {"cfg-scale", required_argument, 0, OPT_CFG},
+        {"sampler", required_argument, 0, OPT_SAMPLER},
+        {"scheduler", required_argument, 0, OPT_SCHEDULER},
+        {"width", required_argument, 0, 'W'},
+        {"height", required_argument, 0, 'H'},
+        {"clip-skip", required_argument, 0, OPT_CLIP_SKIP},
+        {"batch-size", required_argument, 0, 'b'},
+        {"init-image", required_argument, 0, 'i'},
+        {"strength", required_argument, 0, OPT_STRENGTH},
+        {"threads", required_argument, 0, 't'},
+        {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    gs_params p;
+    gs_params_init(&p);
+    const char *model_path = NULL, *output = NULL, *init_path = NULL;
+    int have_seed = 0, threads = 0, quiet = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:p:n:o:s:W:H:b:i:t:qh", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 'p': p.prompt = optarg; break;
+        case 'n': p.negative_prompt = optarg; break;
+        case 'o': output = optarg; break;
+        case 's':
+            bad = arg_u64("--seed", optarg, &p.seed);
+            have_seed = 1;
+            break;
+        case OPT_STEPS: bad = arg_int("--steps", optarg, 1, 1000, &p.steps); break;
+        case OPT_CFG: bad = arg_float("--cfg-scale", optarg, 0, 100, &p.cfg_scale); break;
+        case OPT_SAMPLER: p.sampler = optarg; break;
+        case OPT_SCHEDULER: p.scheduler = optarg; break;
+        case 'W': bad = arg_int("--width", optarg, 64, 4096, &p.width); break;
+        case 'H': bad = arg_int("--height", optarg, 64, 4096, &p.height); break;
+        case OPT_CLIP_SKIP: bad = arg_int("--clip-skip", optarg, 1, 64, &p.clip_skip); break;
+        case 'b': bad = arg_int("--batch-size", optarg, 1, 64, &p.batch_size); break;
+        case 'i': init_path = optarg; break;
+        case OPT_STRENGTH: bad = arg_float("--strength", optarg, 0, 1, &p.strength); break;
+        case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+        if (bad)
+            return EXIT_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "gesso: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (!model_path || !output) {
+        fprintf(stderr, "gesso: generate needs --model and --output (see --help)\n");
+        return EXIT_USAGE;
+    }
+    if (!has_png_suffix(output)) {
+        fprintf(stderr, "gesso: --output must name a .png file\n");
+        return EXIT_USAGE;
+    }
+    if (init_path && p.strength <= 0) {
+        fprintf(stderr, "gesso: --strength must be above 0\n");
+        return EXIT_USAGE;
+    }
+    if (check_output_dir(output))
+        return EXIT_OUTPUT;
+    if (!have_seed) {
+        if (getrandom(&p.seed, sizeof p.seed, 0) != sizeof p.seed)
+            p.seed = (uint64_t)time(NULL);
+        p.seed &= 0xffffffffu; /* torch seeds its generator with 32 bits: keep it readable */
+        fprintf(stderr, "gesso: seed %" PRIu64 "\n", p.seed);
+    }
+
+    int rc = EXIT_OK;
+    gs_engine *eng = NULL;
+    gs_model *model = NULL;
+    gs_image *init = NULL;
+    gs_result *res = NULL;
+    char msg[512];
+    gs_status st;
+
+    if (init_path) {
+        if ((st = gs_image_load(init_path, &init, msg, sizeof msg)) != GS_OK) {
+            fprintf(stderr, "gesso: init image '%s': %s\n", init_path, msg);
+            return EXIT_INPUT;
+        }
+        p.init_image = init;
+    }
+    gs_engine_options eo;
+    gs_engine_options_init(&eo);
+    eo.threads = threads;
+    if ((st = gs_engine_create(&eo, &eng)) != GS_OK) {
+        fprintf(stderr, "gesso: cannot start the engine: %s\n", gs_strerror(st));
+        rc = EXIT_FAILURE_OTHER;
+        goto out;
+    }
+    if ((st = gs_model_load(eng, model_path, &model)) != GS_OK) {
+        fprintf(stderr, "gesso: %s\n", gs_engine_errmsg(eng));
+        rc = exit_code_for(st);
+        goto out;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    cli_progress cp;
+    progress_bar_init(&cp.bar, stderr);
+    if (quiet)
+        cp.bar.enabled = 0;
+    st = gs_generate(eng, model, &p, on_progress, &cp, &res);
+    progress_bar_finish(&cp.bar);
+    if (st != GS_OK) {
+        fprintf(stderr, "gesso: %s\n",
+                st == GS_ERR_CANCELLED ? "interrupted" : gs_engine_errmsg(eng));
+        rc = exit_code_for(st);
+        goto out;
+    }
+    for (int i = 0; i < gs_result_count(res); i++) {
+        char *name = output_name(output, i, gs_result_count(res));
+        if (!name) {
+            rc = EXIT_FAILURE_OTHER;
+            goto out;
+        }
+        st = gs_image_save_png(gs_result_image(res, i), name, gs_result_infotext(res, i), msg,
+                               sizeof msg);
+        if (st != GS_OK) {
+            fprintf(stderr, "gesso: cannot write '%s': %s\n", name, msg);
+            free(name);
+            rc = EXIT_OUTPUT;
+            goto out;
+        }
+        printf("%s\n", name);
+        free(name);
+    }
+out:
+    gs_result_free(res);
+    gs_model_free(model);
+    gs_engine_free(eng);
+    gs_image_free(init);
+    return rc;
+}

@@ -1,0 +1,9 @@
+/* commands - the subcommands of the gesso binary. Each returns a process exit code. */
+#ifndef GS_CLI_COMMANDS_H
+#define GS_CLI_COMMANDS_H
+
+int cmd_generate(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+
+#endif

@@ -1,0 +1,148 @@
+/* engine - the gs_engine handle: compute context, tokenizer, last error. */
+#include "pipeline/engine.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+
+void gs_engine_options_init(gs_engine_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->threads = 0;
+}
+
+gs_status engine_fail(gs_engine *eng, const gs_error *err)
+{
+    if (eng && err && &eng->err != err)
+        eng->err = *err;
+    return err ? err->code : GS_ERR_INTERNAL;
+}
+
+gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
+{
+    gs_engine_options defaults;
+    if (!out)
+        return GS_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!opts) {
+        gs_engine_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (opts->threads < 0 || opts->threads > 1024)
+        return GS_ERR_INVALID_ARGUMENT;
+    gs_engine *eng = gs_calloc(1, sizeof *eng);
+    if (!eng)
+        return GS_ERR_NO_MEMORY;
+    gs_error err = {0};
+    gs_status st = compute_create(opts->threads, &eng->cx, &err);
+    if (st == GS_OK)
+        st = clip_tokenizer_create(&eng->tok, &err);
+    if (st != GS_OK) {
+        gs_engine_free(eng);
+        return st;
+    }
+    *out = eng;
+    return GS_OK;
+}
+
+void gs_engine_free(gs_engine *eng)
+{
+    if (!eng)
+        return;
+    clip_tokenizer_free(eng->tok);
+    compute_free(eng->cx);
+    gs_free(eng);
+}
+
+const char *gs_engine_errmsg(const gs_engine *eng)
+{
+    if (!eng)
+        return "no engine";
+    return eng->err.msg;
+}
+
+/* ---- parameters ---- */
+
+void gs_params_init(gs_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->prompt = "";
+    p->negative_prompt = "";
+    p->steps = 20;
+    p->cfg_scale = 7.0f;
+    p->sampler = "euler_a";
+    p->scheduler = NULL;
+    p->width = 512;
+    p->height = 512;
+    p->clip_skip = 1;
+    p->batch_size = 1;
+    p->strength = 0.75f;
+}
+
+const char *const *gs_sampler_names(void)
+{
+    static const char *const names[] = {"euler", "euler_a", "heun", "dpmpp_2m",
+                                        "ddim",  "lcm",     NULL};
+    return names;
+}
+
+const char *const *gs_scheduler_names(void)
+{
+    static const char *const names[] = {"default", "normal", "karras", "exponential", NULL};
+    return names;
+}
+
+/* ---- results ---- */
+
+void result_destroy(gs_result *res)
+{
+    if (!res)
+        return;
+    for (int i = 0; i < res->count; i++) {
+        if (res->images)
+            gs_free(res->images[i].pixels);
+        if (res->infotexts)
+            gs_free(res->infotexts[i]);
+    }
+    gs_free(res->images);
+    gs_free(res->infotexts);
+    gs_free(res->step_s);
+}
+
+void gs_result_free(gs_result *res)
+{
+    result_destroy(res);
+    gs_free(res);
+}
+
+int gs_result_count(const gs_result *res)
+{
+    return res ? res->count : 0;
+}
+
+const gs_image *gs_result_image(const gs_result *res, int index)
+{
+    if (!res || index < 0 || index >= res->count)
+        return NULL;
+    return &res->images[index];
+}
+
+const char *gs_result_infotext(const gs_result *res, int index)
+{
+    if (!res || index < 0 || index >= res->count)
+        return NULL;
+    return res->infotexts[index];
+}
+
+uint64_t gs_result_seed(const gs_result *res)
+{
+    return res ? res->seed : 0;
+}
+
+void gs_result_timings(const gs_result *res, gs_timings *out)
+{
+    memset(out, 0, sizeof *out);
+    if (res)
+        *out = res->timings;
+}

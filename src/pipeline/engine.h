@@ -1,0 +1,59 @@
+/*
+ * engine - the internals behind the public gs_engine / gs_model / gs_result
+ * handles, shared by the files of pipeline/ and by nothing else.
+ */
+#ifndef GS_ENGINE_H
+#define GS_ENGINE_H
+
+#include "common/error.h"
+#include "compute/compute.h"
+#include "gesso.h"
+#include "model/clip_text.h"
+#include "model/safetensors.h"
+#include "model/unet.h"
+#include "model/vae.h"
+#include "text/tokenizer.h"
+
+struct gs_engine {
+    gs_compute *cx;
+    clip_tokenizer *tok;
+    gs_error err; /* last error, for gs_engine_errmsg */
+};
+
+struct gs_model {
+    gs_engine *eng;
+    st_file *file;
+    clip_text *text;
+    unet *unet;
+    vae *vae;
+    gs_model_family family;
+    const char *weight_dtype;
+    char *name;
+    size_t file_bytes;
+    float latent_scale; /* 0.18215 for SD1 */
+};
+
+struct gs_result {
+    int count;
+    gs_image *images; /* [count] */
+    char **infotexts; /* [count] */
+    uint64_t seed;
+    gs_timings timings;
+    double *step_s; /* [timings.n_steps] */
+};
+
+/* Records err on the engine and returns its code (the public calls' exit path). */
+gs_status engine_fail(gs_engine *eng, const gs_error *err);
+
+/* Text conditioning of one prompt in A1111 semantics: *out [chunks*77, width],
+   taken by the caller (gs_free). */
+gs_status encode_prompt(gs_engine *eng, gs_model *m, const char *prompt, int clip_skip, float **out,
+                        int *tokens, gs_error *err);
+
+/* Cheap latent -> RGB preview of item 0 of an NCHW latent (SD1's linear factors). */
+gs_status latent_preview(const float *latent, int channels, int h, int w, gs_image **out);
+
+/* Frees a result's contents (NULL-safe). */
+void result_destroy(gs_result *res);
+
+#endif

@@ -1,0 +1,456 @@
+/*
+ * generate - gs_generate: text-to-image and image-to-image for SD1.x.
+ *
+ * Flow: validate everything first (the callback is never called for a request
+ * that fails validation) -> encode prompt and negative prompt -> (img2img:
+ * encode the init image to a latent) -> run the sampler, whose model callback
+ * applies classifier-free guidance around the UNet -> decode with the VAE.
+ *
+ * The sampler works on NCHW latents (torch's order, so noise draws match the
+ * reference tools); the networks are channels-last, so the model callback
+ * transposes the small latent on the way in and out. All buffers are allocated
+ * before sampling starts; the sampling loop allocates nothing.
+ */
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/alloc.h"
+#include "image/image_util.h"
+#include "image/infotext.h"
+#include "image/resize.h"
+#include "pipeline/engine.h"
+#include "sample/rng.h"
+#include "sample/sampler.h"
+
+#define MAX_SIDE 4096
+#define MAX_BATCH 64
+#define MAX_PROMPT_BYTES (64 * 1024)
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- validation ---- */
+
+static gs_status validate(const gs_model *m, const gs_params *p, gs_error *err)
+{
+    if (p->width < 64 || p->height < 64 || p->width > MAX_SIDE || p->height > MAX_SIDE)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "size %dx%d is outside 64..%d per side",
+                       p->width, p->height, MAX_SIDE);
+    if (p->width % 8 || p->height % 8)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+                       "size %dx%d: width and height must be "
+                       "multiples of 8",
+                       p->width, p->height);
+    if (p->batch_size < 1 || p->batch_size > MAX_BATCH)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "batch size %d is outside 1..%d",
+                       p->batch_size, MAX_BATCH);
+    if (!isfinite(p->cfg_scale) || p->cfg_scale < 0 || p->cfg_scale > 100)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "cfg scale %g is outside 0..100",
+                       (double)p->cfg_scale);
+    if (p->clip_skip < 1 || p->clip_skip > clip_text_layers(m->text))
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+                       "clip skip %d is outside 1..%d (the text encoder's layers)", p->clip_skip,
+                       clip_text_layers(m->text));
+    if (p->preview_every < 0)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "preview_every must be >= 0");
+    if ((p->prompt && strlen(p->prompt) > MAX_PROMPT_BYTES) ||
+        (p->negative_prompt && strlen(p->negative_prompt) > MAX_PROMPT_BYTES))
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt longer than %d bytes",
+                       MAX_PROMPT_BYTES);
+    if (p->init_image) {
+        const gs_image *im = p->init_image;
+        if (!im->pixels || im->width < 1 || im->height < 1 ||
+            (im->channels != 3 && im->channels != 4))
+            return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+                           "init image must be a non-empty RGB or RGBA image");
+        if (!(p->strength > 0) || p->strength > 1)
+            return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "strength %g is outside (0, 1]",
+                           (double)p->strength);
+    }
+    return GS_OK;
+}
+
+/* ---- the model callback: CFG around the UNet ---- */
+
+typedef struct gen_ctx {
+    gs_engine *eng;
+    gs_model *m;
+    const gs_params *p;
+    int batch, ch, lh, lw;
+    int cfg;   /* run the negative prompt too */
+    int joint; /* both prompts in one UNet call (same token count) */
+    int tokens_c, tokens_u;
+    float *ctx_c;    /* [batch (or 2*batch when joint), tokens_c, width]; uncond first */
+    float *ctx_u;    /* [batch, tokens_u, width] when !joint */
+    float *x_nhwc;   /* [2*batch, lh, lw, ch] */
+    float *eps_nhwc; /* [2*batch, lh, lw, ch] */
+    float *t_batch;  /* [2*batch] */
+    /* progress */
+    gs_progress_fn progress;
+    void *user;
+    double t_start, t_last;
+    double *step_s; /* [total steps] */
+    int total;
+} gen_ctx;
+
+static void nchw_to_nhwc(const float *src, float *dst, int n, int c, int h, int w)
+{
+    size_t plane = (size_t)h * w;
+    for (int b = 0; b < n; b++)
+        for (int k = 0; k < c; k++)
+            for (size_t i = 0; i < plane; i++)
+                dst[((size_t)b * plane + i) * c + k] = src[((size_t)b * c + k) * plane + i];
+}
+
+static void nhwc_to_nchw(const float *src, float *dst, int n, int c, int h, int w)
+{
+    size_t plane = (size_t)h * w;
+    for (int b = 0; b < n; b++)
+        for (int k = 0; k < c; k++)
+            for (size_t i = 0; i < plane; i++)
+                dst[((size_t)b * c + k) * plane + i] = src[((size_t)b * plane + i) * c + k];
+}
+
+static gs_status model_eps(void *user, const float *x_in, double t, float *eps, gs_error *err)
+{
+    gen_ctx *g = user;
+    int B = g->batch;
+    size_t item = (size_t)g->lh * g->lw * g->ch;
+    nchw_to_nhwc(x_in, g->x_nhwc, B, g->ch, g->lh, g->lw);
+    for (int i = 0; i < 2 * B; i++)
+        g->t_batch[i] = (float)t;
+    gs_status st;
+    const float *eps_c, *eps_u = NULL;
+    if (!g->cfg) {
+        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, B, g->lh, g->lw,
+                          g->tokens_c, g->eps_nhwc, err);
+        eps_c = g->eps_nhwc;
+    } else if (g->joint) {
+        memcpy(g->x_nhwc + B * item, g->x_nhwc, B * item * sizeof(float));
+        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, 2 * B, g->lh,
+                          g->lw, g->tokens_c, g->eps_nhwc, err);
+        eps_u = g->eps_nhwc;
+        eps_c = g->eps_nhwc + B * item;
+    } else {
+        /* A1111's default when the prompts' chunk counts differ: one pass each. */
+        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_u, B, g->lh, g->lw,
+                          g->tokens_u, g->eps_nhwc, err);
+        if (st == GS_OK)
+            st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, B, g->lh,
+                              g->lw, g->tokens_c, g->eps_nhwc + B * item, err);
+        eps_u = g->eps_nhwc;
+        eps_c = g->eps_nhwc + B * item;
+    }
+    if (st != GS_OK)
+        return st;
+    if (eps_u) {
+        /* eps-space guidance equals k-diffusion's D_u + s(D_c - D_u), D being affine in eps. */
+        float s = g->p->cfg_scale;
+        float *out = g->eps_nhwc; /* overwrite the uncond half in place */
+        for (size_t i = 0; i < B * item; i++)
+            out[i] = eps_u[i] + s * (eps_c[i] - eps_u[i]);
+        eps_c = out;
+    }
+    nhwc_to_nchw(eps_c, eps, B, g->ch, g->lh, g->lw);
+    return GS_OK;
+}
+
+static int on_step(void *user, int step, int total, const float *x, const float *denoised)
+{
+    gen_ctx *g = user;
+    double now = now_s();
+    if (step >= 1 && step <= g->total)
+        g->step_s[step - 1] = now - g->t_last;
+    g->t_last = now;
+    if (!g->progress)
+        return 0;
+    gs_progress pr = {0};
+    pr.step = step;
+    pr.steps = total;
+    pr.elapsed_s = now - g->t_start;
+    pr.eta_s = step > 0 ? pr.elapsed_s / step * (total - step) : 0;
+    gs_image *preview = NULL;
+    if (g->p->preview_every > 0 && (step % g->p->preview_every == 0 || step == total) &&
+        latent_preview(denoised ? denoised : x, g->ch, g->lh, g->lw, &preview) == GS_OK)
+        pr.preview = preview;
+    int cancel = g->progress(&pr, g->user);
+    gs_image_free(preview);
+    return cancel;
+}
+
+/* ---- conditioning buffers ---- */
+
+/* Repeats a [tokens, width] conditioning n times into dst. */
+static void repeat_rows(float *dst, const float *src, size_t row_floats, int n)
+{
+    for (int i = 0; i < n; i++)
+        memcpy(dst + (size_t)i * row_floats, src, row_floats * sizeof(float));
+}
+
+static gs_status build_context(gen_ctx *g, const float *cond, int tc, const float *uncond, int tu,
+                               gs_error *err)
+{
+    int B = g->batch, width = clip_text_width(g->m->text);
+    size_t nc = (size_t)tc * width, nu = (size_t)tu * width;
+    g->tokens_c = tc;
+    g->tokens_u = tu;
+    g->joint = g->cfg && tc == tu;
+    if (g->joint) {
+        g->ctx_c = gs_aligned_alloc(2 * B * nc * sizeof(float));
+        if (!g->ctx_c)
+            return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory for the text conditioning");
+        repeat_rows(g->ctx_c, uncond, nu, B);
+        repeat_rows(g->ctx_c + B * nc, cond, nc, B);
+        return GS_OK;
+    }
+    g->ctx_c = gs_aligned_alloc(B * nc * sizeof(float));
+    if (g->cfg)
+        g->ctx_u = gs_aligned_alloc(B * nu * sizeof(float));
+    if (!g->ctx_c || (g->cfg && !g->ctx_u))
+        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory for the text conditioning");
+    repeat_rows(g->ctx_c, cond, nc, B);
+    if (g->cfg)
+        repeat_rows(g->ctx_u, uncond, nu, B);
+    return GS_OK;
+}
+
+/* ---- img2img ---- */
+
+/* The init image as a scaled latent, NCHW, repeated for every batch item. */
+static gs_status encode_init(gen_ctx *g, float **out, gs_error *err)
+{
+    const gs_params *p = g->p;
+    gs_image *rgb = NULL;
+    float *pix = NULL, *mean = NULL;
+    gs_status st = image_resize_rgb(p->init_image, p->width, p->height, &rgb, err);
+    if (st != GS_OK)
+        return st;
+    size_t npix = (size_t)p->width * p->height;
+    size_t item = (size_t)g->lh * g->lw * g->ch;
+    pix = gs_aligned_alloc(npix * 3 * sizeof *pix);
+    mean = gs_aligned_alloc(item * sizeof *mean);
+    *out = gs_aligned_alloc(item * g->batch * sizeof **out);
+    if (!pix || !mean || !*out) {
+        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory encoding the init image");
+        goto out;
+    }
+    image_u8_to_signed_f32(rgb, pix);
+    st = vae_encode(g->m->vae, g->eng->cx, pix, 1, p->height, p->width, mean, NULL, err);
+    if (st != GS_OK)
+        goto out;
+    for (size_t i = 0; i < item; i++)
+        mean[i] *= g->m->latent_scale;
+    nhwc_to_nchw(mean, *out, 1, g->ch, g->lh, g->lw);
+    for (int b = 1; b < g->batch; b++)
+        memcpy(*out + b * item, *out, item * sizeof **out);
+out:
+    if (st != GS_OK) {
+        gs_aligned_free(*out);
+        *out = NULL;
+    }
+    gs_image_free(rgb);
+    gs_aligned_free(pix);
+    gs_aligned_free(mean);
+    return st;
+}
+
+/* ---- decode and package ---- */
+
+static gs_status decode_images(gen_ctx *g, const float *latent_nchw, gs_result *res, gs_error *err)
+{
+    int B = g->batch, W = g->p->width, H = g->p->height;
+    size_t item = (size_t)g->lh * g->lw * g->ch;
+    float *lat = gs_aligned_alloc(item * sizeof *lat);
+    float *img = gs_aligned_alloc((size_t)W * H * 3 * sizeof *img);
+    gs_status st = GS_OK;
+    if (!lat || !img) {
+        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory decoding");
+        goto out;
+    }
+    /* One item at a time bounds the decoder's activations to one image. */
+    for (int b = 0; b < B; b++) {
+        nchw_to_nhwc(latent_nchw + b * item, lat, 1, g->ch, g->lh, g->lw);
+        for (size_t i = 0; i < item; i++)
+            lat[i] /= g->m->latent_scale;
+        st = vae_decode(g->m->vae, g->eng->cx, lat, 1, g->lh, g->lw, img, err);
+        if (st != GS_OK)
+            goto out;
+        gs_image *dst = &res->images[b];
+        dst->pixels = gs_malloc((size_t)W * H * 3);
+        if (!dst->pixels) {
+            st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory for the image");
+            goto out;
+        }
+        dst->width = W;
+        dst->height = H;
+        dst->channels = 3;
+        image_signed_f32_to_u8(img, (size_t)W * H * 3, dst->pixels);
+    }
+out:
+    gs_aligned_free(lat);
+    gs_aligned_free(img);
+    return st;
+}
+
+static gs_status write_infotexts(gen_ctx *g, gs_result *res, const char *sampler,
+                                 const char *scheduler, gs_error *err)
+{
+    const gs_params *p = g->p;
+    for (int b = 0; b < g->batch; b++) {
+        infotext_fields f;
+        memset(&f, 0, sizeof f);
+        f.prompt = p->prompt ? p->prompt : "";
+        f.negative_prompt = p->negative_prompt ? p->negative_prompt : "";
+        f.sampler = sampler;
+        f.scheduler = scheduler;
+        f.model = g->m->name;
+        f.steps = p->steps;
+        f.width = p->width;
+        f.height = p->height;
+        f.clip_skip = p->clip_skip;
+        f.batch_size = g->batch;
+        f.batch_pos = b;
+        f.cfg_scale = p->cfg_scale;
+        f.strength = p->strength;
+        f.seed = p->seed;
+        f.is_img2img = p->init_image != NULL;
+        res->infotexts[b] = infotext_format(&f);
+        if (!res->infotexts[b])
+            return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+    }
+    return GS_OK;
+}
+
+/* ---- gs_generate ---- */
+
+gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progress_fn progress,
+                      void *user, gs_result **out)
+{
+    if (!eng)
+        return GS_ERR_INVALID_ARGUMENT;
+    gs_error err = {0};
+    if (!m || !p || !out)
+        return engine_fail(eng, &(gs_error){GS_ERR_INVALID_ARGUMENT, "NULL argument"});
+    *out = NULL;
+    double t0 = now_s();
+    gen_ctx g;
+    memset(&g, 0, sizeof g);
+    float *cond = NULL, *uncond = NULL, *init = NULL, *x = NULL;
+    gs_result *res = NULL;
+    gs_status st = validate(m, p, &err);
+    if (st != GS_OK)
+        goto out;
+
+    g.eng = eng;
+    g.m = m;
+    g.p = p;
+    g.batch = p->batch_size;
+    g.ch = vae_latent_channels(m->vae);
+    g.lh = p->height / 8;
+    g.lw = p->width / 8;
+    g.cfg = p->cfg_scale != 1.0f;
+    g.progress = progress;
+    g.user = user;
+
+    sample_config sc;
+    memset(&sc, 0, sizeof sc);
+    sc.sampler = p->sampler ? p->sampler : "euler_a";
+    sc.scheduler = p->scheduler;
+    sc.steps = p->steps;
+    sc.batch = g.batch;
+    sc.channels = g.ch;
+    sc.height = g.lh;
+    sc.width = g.lw;
+    sc.strength = p->init_image ? p->strength : 1.0f;
+    if ((st = sample_validate(&sc, &err)) != GS_OK)
+        goto out;
+
+    res = gs_calloc(1, sizeof *res);
+    if (!res) {
+        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+        goto out;
+    }
+    res->seed = p->seed;
+
+    /* text */
+    double t_text = now_s();
+    int tc = 0, tu = 0;
+    if ((st = encode_prompt(eng, m, p->prompt, p->clip_skip, &cond, &tc, &err)) != GS_OK)
+        goto out;
+    if (g.cfg &&
+        (st = encode_prompt(eng, m, p->negative_prompt, p->clip_skip, &uncond, &tu, &err)) != GS_OK)
+        goto out;
+    res->timings.text_encode_s = now_s() - t_text;
+    if ((st = build_context(&g, cond, tc, uncond, tu, &err)) != GS_OK)
+        goto out;
+
+    /* buffers for the sampling loop */
+    size_t item = (size_t)g.lh * g.lw * g.ch;
+    g.total = sample_progress_total(&sc);
+    g.x_nhwc = gs_aligned_alloc(2 * g.batch * item * sizeof(float));
+    g.eps_nhwc = gs_aligned_alloc(2 * g.batch * item * sizeof(float));
+    g.t_batch = gs_aligned_alloc(2 * g.batch * sizeof(float));
+    g.step_s = gs_calloc(g.total > 0 ? g.total : 1, sizeof(double));
+    x = gs_aligned_alloc(g.batch * item * sizeof(float));
+    res->images = gs_calloc(g.batch, sizeof *res->images);
+    res->infotexts = gs_calloc(g.batch, sizeof *res->infotexts);
+    if (!g.x_nhwc || !g.eps_nhwc || !g.t_batch || !g.step_s || !x || !res->images ||
+        !res->infotexts) {
+        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+        goto out;
+    }
+    res->count = g.batch;
+
+    if (p->init_image) {
+        double t_enc = now_s();
+        if ((st = encode_init(&g, &init, &err)) != GS_OK)
+            goto out;
+        sc.init_latent = init;
+        res->timings.vae_encode_s = now_s() - t_enc;
+    }
+
+    /* sampling */
+    gs_rng rng;
+    rng_seed(&rng, p->seed);
+    g.t_start = g.t_last = now_s();
+    st = sample_run(&sc, &rng, model_eps, on_step, &g, x, &err);
+    res->timings.sampling_s = now_s() - g.t_start;
+    if (st != GS_OK)
+        goto out;
+
+    double t_dec = now_s();
+    if ((st = decode_images(&g, x, res, &err)) != GS_OK)
+        goto out;
+    res->timings.vae_decode_s = now_s() - t_dec;
+    if ((st = write_infotexts(&g, res, sc.sampler, p->scheduler, &err)) != GS_OK)
+        goto out;
+
+    res->timings.unet_batch = g.cfg ? 2 * g.batch : g.batch;
+    res->timings.n_steps = g.total;
+    res->step_s = g.step_s;
+    res->timings.step_s = g.step_s;
+    g.step_s = NULL;
+    res->timings.total_s = now_s() - t0;
+    *out = res;
+    res = NULL;
+out:
+    gs_free(g.step_s);
+    gs_aligned_free(g.ctx_c);
+    gs_aligned_free(g.ctx_u);
+    gs_aligned_free(g.x_nhwc);
+    gs_aligned_free(g.eps_nhwc);
+    gs_aligned_free(g.t_batch);
+    gs_aligned_free(cond);
+    gs_aligned_free(uncond);
+    gs_aligned_free(init);
+    gs_aligned_free(x);
+    gs_result_free(res);
+    if (st != GS_OK)
+        return engine_fail(eng, &err);
+    return GS_OK;
+}

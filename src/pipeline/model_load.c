@@ -1,0 +1,214 @@
+/*
+ * model_load - gs_model_load: recognise what a checkpoint file is, refuse what
+ * gesso cannot or must not run (pickles, other model kinds) with a message that
+ * says why, and build the text encoder, UNet and VAE of an SD1.x checkpoint.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "pipeline/engine.h"
+
+#define SD1_UNET_PREFIX "model.diffusion_model."
+#define SD1_VAE_PREFIX "first_stage_model."
+#define SD1_TEXT_PREFIX "cond_stage_model.transformer.text_model."
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+/* Pickle-based checkpoints: torch.save zips (PK\3\4) or raw pickles (0x80 proto). */
+static gs_status refuse_pickle(const char *path, gs_error *err)
+{
+    static const char *const exts[] = {".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"};
+    int by_ext = 0;
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        by_ext |= has_suffix(path, exts[i]);
+    unsigned char magic[4] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, magic, sizeof magic);
+        close(fd);
+        if (n < 4)
+            memset(magic, 0, sizeof magic);
+    }
+    int zip = magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
+    int pickle = magic[0] == 0x80 && magic[1] >= 2 && magic[1] <= 5;
+    if (zip || pickle || (by_ext && fd >= 0))
+        return gs_fail(err, GS_ERR_UNSUPPORTED,
+                       "'%s' is a pickle checkpoint (.ckpt/.pt); gesso does not load pickles "
+                       "because unpickling can run arbitrary code from the file. Convert it to "
+                       ".safetensors first",
+                       path);
+    return GS_OK;
+}
+
+static int has(const st_file *f, const char *name)
+{
+    return st_find(f, name) != NULL;
+}
+
+/* Names the kind of a file that is not an SD1.x checkpoint, for the error. */
+static gs_status identify(const st_file *f, gs_error *err)
+{
+    if (has(f, SD1_UNET_PREFIX "input_blocks.0.0.weight") &&
+        has(f, SD1_TEXT_PREFIX "embeddings.token_embedding.weight") &&
+        has(f, SD1_VAE_PREFIX "decoder.conv_in.weight"))
+        return GS_OK;
+    if (has(f,
+            "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight") ||
+        has(f, "conditioner.embedders.1.model.token_embedding.weight"))
+        return gs_fail(err, GS_ERR_UNSUPPORTED,
+                       "this is an SDXL checkpoint; gesso runs SD1.x "
+                       "checkpoints so far");
+    if (has(f, "cond_stage_model.model.token_embedding.weight"))
+        return gs_fail(err, GS_ERR_UNSUPPORTED,
+                       "this is an SD2.x checkpoint (OpenCLIP text "
+                       "encoder); gesso runs SD1.x checkpoints so far");
+    for (size_t i = 0; i < st_count(f); i++) {
+        const char *n = st_at(f, i)->name;
+        if (strncmp(n, "lora_", 5) == 0 || strstr(n, ".lora_down.") || strstr(n, ".lora_A."))
+            return gs_fail(err, GS_ERR_UNSUPPORTED,
+                           "this is a LoRA, not a checkpoint: load a base model");
+    }
+    if (has(f, "encoder.conv_in.weight") || has(f, "decoder.conv_in.weight"))
+        return gs_fail(err, GS_ERR_UNSUPPORTED,
+                       "this is a standalone VAE, not a full checkpoint: load a base model");
+    if (has(f, "conv_in.weight") && has(f, "time_embedding.linear_1.weight"))
+        return gs_fail(err, GS_ERR_UNSUPPORTED,
+                       "this is a diffusers-format UNet file; gesso needs a single-file "
+                       "checkpoint (model.diffusion_model.*, first_stage_model.*, "
+                       "cond_stage_model.*)");
+    if (has(f, SD1_UNET_PREFIX "input_blocks.0.0.weight"))
+        return gs_fail(err, GS_ERR_FORMAT,
+                       "the checkpoint has a UNet but lacks its text encoder "
+                       "(" SD1_TEXT_PREFIX "*) or VAE (" SD1_VAE_PREFIX "*)");
+    return gs_fail(err, GS_ERR_UNSUPPORTED,
+                   "not a Stable Diffusion checkpoint: none of the known tensor layouts match "
+                   "(%zu tensors)",
+                   st_count(f));
+}
+
+static const char *majority_dtype(const st_file *f)
+{
+    size_t bytes[ST_DTYPE_COUNT] = {0};
+    for (size_t i = 0; i < st_count(f); i++) {
+        const st_tensor *t = st_at(f, i);
+        if (strncmp(t->name, SD1_UNET_PREFIX, strlen(SD1_UNET_PREFIX)) == 0)
+            bytes[t->dtype] += t->nbytes;
+    }
+    if (bytes[ST_F16] >= bytes[ST_F32] && bytes[ST_F16] >= bytes[ST_BF16])
+        return "f16";
+    return bytes[ST_BF16] > bytes[ST_F32] ? "bf16" : "f32";
+}
+
+static char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *b = slash ? slash + 1 : path;
+    char *name = gs_strdup(b);
+    if (name) {
+        char *dot = strrchr(name, '.');
+        if (dot && dot != name)
+            *dot = '\0';
+    }
+    return name;
+}
+
+gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
+{
+    if (!eng || !path || !out)
+        return GS_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    gs_error err = {0};
+    gs_model *m = NULL;
+    gs_status st = refuse_pickle(path, &err);
+    if (st != GS_OK)
+        goto out;
+    m = gs_calloc(1, sizeof *m);
+    if (!m) {
+        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+        goto out;
+    }
+    m->eng = eng;
+    m->family = GS_FAMILY_SD1;
+    m->latent_scale = 0.18215f;
+    m->name = base_name(path);
+    if (!m->name) {
+        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+        goto out;
+    }
+    if ((st = st_open(path, &m->file, &err)) != GS_OK)
+        goto out;
+    if ((st = identify(m->file, &err)) != GS_OK)
+        goto out;
+    m->weight_dtype = majority_dtype(m->file);
+    if ((st = clip_text_load(m->file, SD1_TEXT_PREFIX, &m->text, &err)) != GS_OK) {
+        gs_error_prefix(&err, "text encoder");
+        goto out;
+    }
+    if ((st = unet_load(m->file, SD1_UNET_PREFIX, &m->unet, &err)) != GS_OK) {
+        gs_error_prefix(&err, "UNet");
+        goto out;
+    }
+    if ((st = vae_load(m->file, SD1_VAE_PREFIX, &m->vae, &err)) != GS_OK) {
+        gs_error_prefix(&err, "VAE");
+        goto out;
+    }
+    if (unet_context_dim(m->unet) != clip_text_width(m->text)) {
+        st = gs_fail(&err, GS_ERR_FORMAT,
+                     "the UNet expects %d-wide text conditioning but the text encoder is %d wide",
+                     unet_context_dim(m->unet), clip_text_width(m->text));
+        goto out;
+    }
+    if (unet_in_channels(m->unet) != vae_latent_channels(m->vae)) {
+        st = gs_fail(&err, GS_ERR_UNSUPPORTED,
+                     "the UNet takes %d input channels but the VAE makes %d-channel latents "
+                     "(inpainting and other variant UNets are not supported yet)",
+                     unet_in_channels(m->unet), vae_latent_channels(m->vae));
+        goto out;
+    }
+    /* Every weight is converted into its own buffer by now: drop the mapping so
+       its pages stop counting against the process. */
+    m->file_bytes = st_file_size(m->file);
+    st_close(m->file);
+    m->file = NULL;
+    *out = m;
+    return GS_OK;
+out:
+    gs_model_free(m);
+    if (st != GS_OK && strstr(err.msg, path) == NULL)
+        gs_error_prefix(&err, "%s", path);
+    return engine_fail(eng, &err);
+}
+
+void gs_model_free(gs_model *m)
+{
+    if (!m)
+        return;
+    clip_text_free(m->text);
+    unet_free(m->unet);
+    vae_free(m->vae);
+    st_close(m->file);
+    gs_free(m->name);
+    gs_free(m);
+}
+
+void gs_model_get_info(const gs_model *m, gs_model_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (!m)
+        return;
+    info->family = m->family;
+    info->family_name = "sd1";
+    info->weight_dtype = m->weight_dtype;
+    info->unet_channels = unet_model_channels(m->unet);
+    info->text_width = clip_text_width(m->text);
+    info->latent_channels = vae_latent_channels(m->vae);
+    info->file_bytes = m->file_bytes;
+    info->name = m->name;
+}

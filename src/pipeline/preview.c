@@ -1,0 +1,45 @@
+/*
+ * preview - a cheap look at a latent during sampling: a fixed linear map from
+ * SD1's four latent channels to RGB (the approximation A1111 and ComfyUI use
+ * for their cheapest previews), at latent resolution. No model is run.
+ */
+#include "common/alloc.h"
+#include "pipeline/engine.h"
+
+/* Least-squares fit of SD1 latents to RGB, as published by the community. */
+static const float sd1_latent_rgb[4][3] = {
+    {0.3512f, 0.2297f, 0.3227f},
+    {0.3250f, 0.4974f, 0.2350f},
+    {-0.2829f, 0.1762f, 0.2721f},
+    {-0.2120f, -0.2616f, -0.7177f},
+};
+
+gs_status latent_preview(const float *latent, int channels, int h, int w, gs_image **out)
+{
+    *out = NULL;
+    if (channels != 4)
+        return GS_ERR_UNSUPPORTED;
+    gs_image *img = gs_calloc(1, sizeof *img);
+    if (!img)
+        return GS_ERR_NO_MEMORY;
+    img->pixels = gs_malloc((size_t)w * h * 3);
+    if (!img->pixels) {
+        gs_free(img);
+        return GS_ERR_NO_MEMORY;
+    }
+    img->width = w;
+    img->height = h;
+    img->channels = 3;
+    size_t plane = (size_t)h * w;
+    for (size_t p = 0; p < plane; p++) {
+        for (int k = 0; k < 3; k++) {
+            float v = 0;
+            for (int c = 0; c < 4; c++)
+                v += latent[c * plane + p] * sd1_latent_rgb[c][k];
+            v = (v + 1.0f) * 127.5f;
+            img->pixels[p * 3 + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v + 0.5f);
+        }
+    }
+    *out = img;
+    return GS_OK;
+}

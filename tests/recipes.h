@@ -1,0 +1,24 @@
+/* recipes - the fixture generation recipes (tests/fixtures/recipes.json) as gs_params. */
+#ifndef GS_TEST_RECIPES_H
+#define GS_TEST_RECIPES_H
+
+#include "gesso.h"
+
+typedef struct recipe {
+    char name[64];
+    char prompt[512];
+    char negative[512];
+    char sampler[32];
+    char scheduler[32]; /* "" = the sampler's default */
+    char init_image[128];
+    uint64_t seed;
+    int steps, width, height, clip_skip, batch;
+    double cfg_scale, strength;
+} recipe;
+
+/* Reads every recipe; returns the count (aborts on a malformed file). */
+int recipes_load(recipe *out, int max);
+/* Fills p from r (init image not loaded). */
+void recipe_params(const recipe *r, gs_params *p);
+
+#endif

@@ -1,0 +1,205 @@
+/*
+ * test_pipeline - every fixture recipe end to end through the public API,
+ * against the reference images (within ±2 of 8 bits), plus the API's refusals
+ * of bad parameters and its cancellation.
+ */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gesso.h"
+#include "recipes.h"
+
+static gs_engine *eng;
+static gs_model *model;
+
+static int setup(void **state)
+{
+    (void)state;
+    gs_engine_options eo;
+    gs_engine_options_init(&eo);
+    eo.threads = 2;
+    if (gs_engine_create(&eo, &eng) != GS_OK)
+        return -1;
+    if (gs_model_load(eng, fixture_path("tiny-sd15.safetensors"), &model) != GS_OK) {
+        fprintf(stderr, "load: %s\n", gs_engine_errmsg(eng));
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    gs_model_free(model);
+    gs_engine_free(eng);
+    return 0;
+}
+
+/* Compares a result against golden pipe.<name>.image_u8; returns the max level difference. */
+static int compare_u8(const char *name, const gs_result *res, int *differing)
+{
+    char key[128];
+    snprintf(key, sizeof key, "pipe.%s.image_u8", name);
+    size_t n;
+    double *ref = golden_f64(key, &n);
+    int maxd = 0;
+    size_t off = 0;
+    *differing = 0;
+    for (int b = 0; b < gs_result_count(res); b++) {
+        const gs_image *im = gs_result_image(res, b);
+        size_t m = (size_t)im->width * im->height * 3;
+        assert_true(off + m <= n);
+        for (size_t i = 0; i < m; i++) {
+            int d = abs((int)im->pixels[i] - (int)ref[off + i]);
+            if (d > maxd)
+                maxd = d;
+            *differing += d != 0;
+        }
+        off += m;
+    }
+    assert_int_equal(off, n);
+    free(ref);
+    return maxd;
+}
+
+static void recipes_match_reference_images(void **state)
+{
+    (void)state;
+    recipe rs[16];
+    int n = recipes_load(rs, 16);
+    assert_true(n >= 8);
+    for (int i = 0; i < n; i++) {
+        gs_params p;
+        recipe_params(&rs[i], &p);
+        gs_image *init = NULL;
+        char msg[256];
+        if (rs[i].init_image[0]) {
+            assert_int_equal(gs_image_load(fixture_path(rs[i].init_image), &init, msg, sizeof msg),
+                             GS_OK);
+            p.init_image = init;
+        }
+        gs_result *res = NULL;
+        gs_status st = gs_generate(eng, model, &p, NULL, NULL, &res);
+        if (st != GS_OK)
+            fprintf(stderr, "%s: %s\n", rs[i].name, gs_engine_errmsg(eng));
+        assert_int_equal(st, GS_OK);
+        assert_int_equal(gs_result_count(res), rs[i].batch);
+        int differing;
+        int maxd = compare_u8(rs[i].name, res, &differing);
+        printf("pipe.%-24s max |diff| %d levels, %d values differ\n", rs[i].name, maxd, differing);
+        assert_true(maxd <= 2);
+        assert_non_null(strstr(gs_result_infotext(res, 0), "Seed: "));
+        gs_result_free(res);
+        gs_image_free(init);
+    }
+}
+
+static void bad_parameters_are_refused(void **state)
+{
+    (void)state;
+    gs_params p;
+    gs_result *res = (gs_result *)0x1;
+#define REFUSE(stmt)                                                                               \
+    do {                                                                                           \
+        gs_params_init(&p);                                                                        \
+        p.steps = 2;                                                                               \
+        p.width = p.height = 64;                                                                   \
+        stmt;                                                                                      \
+        res = (gs_result *)0x1;                                                                    \
+        assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &res), GS_ERR_INVALID_ARGUMENT);  \
+        assert_null(res);                                                                          \
+        assert_true(strlen(gs_engine_errmsg(eng)) > 0);                                            \
+    } while (0)
+    REFUSE(p.sampler = "euler_b");
+    REFUSE(p.scheduler = "weird");
+    REFUSE(p.width = 65);
+    REFUSE(p.width = 100000);
+    REFUSE(p.height = 0);
+    REFUSE(p.steps = 0);
+    REFUSE(p.steps = 100000);
+    REFUSE(p.batch_size = 0);
+    REFUSE(p.batch_size = 1000);
+    REFUSE(p.cfg_scale = -1);
+    REFUSE(p.clip_skip = 0);
+    REFUSE(p.clip_skip = 99);
+    static const gs_image empty = {0, 0, 3, NULL};
+    REFUSE(p.init_image = &empty);
+    static uint8_t px[64 * 64 * 3];
+    static const gs_image ok = {64, 64, 3, px};
+    REFUSE((p.init_image = &ok, p.strength = 0));
+    REFUSE((p.init_image = &ok, p.strength = 1.5f));
+#undef REFUSE
+}
+
+typedef struct cancel_state {
+    int calls;
+    int previews;
+} cancel_state;
+
+static int cancel_at_two(const gs_progress *pr, void *user)
+{
+    cancel_state *cs = user;
+    cs->calls++;
+    if (pr->preview) {
+        cs->previews++;
+        assert_int_equal(pr->preview->width, 8);
+    }
+    assert_int_equal(pr->step, cs->calls);
+    return pr->step == 2;
+}
+
+static void progress_and_cancel(void **state)
+{
+    (void)state;
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "a cat";
+    p.width = p.height = 64;
+    p.steps = 5;
+    p.preview_every = 1;
+    cancel_state cs = {0};
+    gs_result *res = NULL;
+    assert_int_equal(gs_generate(eng, model, &p, cancel_at_two, &cs, &res), GS_ERR_CANCELLED);
+    assert_null(res);
+    assert_int_equal(cs.calls, 2);
+    assert_int_equal(cs.previews, 2);
+}
+
+static void same_seed_same_image(void **state)
+{
+    (void)state;
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "(red:1.3) apple, [green] leaves";
+    p.negative_prompt = "a very long negative BREAK with a second chunk";
+    p.width = 64;
+    p.height = 64;
+    p.steps = 3;
+    p.seed = 77;
+    gs_result *a = NULL, *b = NULL;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &a), GS_OK);
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &b), GS_OK);
+    assert_memory_equal(gs_result_image(a, 0)->pixels, gs_result_image(b, 0)->pixels, 64 * 64 * 3);
+    p.seed = 78;
+    gs_result *c = NULL;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &c), GS_OK);
+    assert_memory_not_equal(gs_result_image(a, 0)->pixels, gs_result_image(c, 0)->pixels,
+                            64 * 64 * 3);
+    gs_result_free(a);
+    gs_result_free(b);
+    gs_result_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(recipes_match_reference_images),
+        cmocka_unit_test(bad_parameters_are_refused),
+        cmocka_unit_test(progress_and_cancel),
+        cmocka_unit_test(same_seed_same_image),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
