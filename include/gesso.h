@@ -113,6 +113,13 @@ typedef struct gs_model_info {
 /* Fills *info; strings point into the model and live as long as it. */
 GS_API void gs_model_get_info(const gs_model *model, gs_model_info *info);
 
+/* Writes a checkpoint with the real tensor names and shapes of arch ("sd15", or
+ * "sd15-small" for a narrow test model) and deterministic random weights of dtype
+ * ("f16", "bf16", "f32"), for benchmarks and tests without downloads. The same
+ * seed gives the same file. */
+GS_API gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64_t seed,
+                                            const char *path, char *errmsg, size_t errmsg_size);
+
 /* ---- images ---- */
 
 /* An 8-bit image, rows top to bottom, channels interleaved (RGB or RGBA). */
