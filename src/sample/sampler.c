@@ -259,13 +259,13 @@ static void place_initial(const sample_ctx *c, const sample_config *cfg, float *
 gs_status sample_run(const sample_config *cfg, gs_rng *rng, sample_model_fn model,
                      sample_step_fn on_step, void *user, float *x, gs_error *err)
 {
+    gs_error_clear(err);
     gs_status st = sample_validate(cfg, err);
     if (st != GS_OK)
         return st;
     if (!rng || !model || !x)
         return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
-                       "sample_run needs a generator, a model "
-                       "and an output buffer");
+                       "sample_run needs a generator, a model and an output buffer");
     sample_ctx *c = NULL;
     float *scratch = NULL;
     size_t n =
