@@ -1,0 +1,329 @@
+/*
+ * sampler - configuration checks, schedules, scratch and the run loop's frame.
+ *
+ * sample_run does everything that can fail before the first model call
+ * (validation, the one allocation), then draws the initial noise, places x at
+ * the first noise level and hands over to the sampler family. The samplers
+ * themselves live in sampler_k.c and sampler_discrete.c.
+ */
+#include "sample/sampler.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "sample/sampler_internal.h"
+
+/* A1111 never lets img2img start from pure noise: strength is capped so the
+ * first σ is one step below σ_max. */
+#define IMG2IMG_MAX_STRENGTH 0.999
+/* Latent elements per run; far above any real latent (SDXL 2048² is 4·256·256·batch). */
+#define SAMPLE_MAX_ELEMENTS ((size_t)1 << 31)
+
+/* ---- names ---- */
+
+typedef struct sampler_info {
+    const char *name;
+    int is_k;                 /* walks a σ schedule */
+    sched_kind default_sched; /* for k-samplers */
+    int max_steps;
+} sampler_info;
+
+static const sampler_info samplers[SAMPLER_COUNT] = {
+    [SAMPLER_EULER] = {"euler", 1, SCHED_NORMAL, SAMPLE_MAX_STEPS},
+    [SAMPLER_EULER_A] = {"euler_a", 1, SCHED_NORMAL, SAMPLE_MAX_STEPS},
+    [SAMPLER_HEUN] = {"heun", 1, SCHED_NORMAL, SAMPLE_MAX_STEPS},
+    [SAMPLER_DPMPP_2M] = {"dpmpp_2m", 1, SCHED_NORMAL, SAMPLE_MAX_STEPS},
+    [SAMPLER_DDIM] = {"ddim", 0, SCHED_NORMAL, SCHED_TRAIN_STEPS - 1},
+    [SAMPLER_LCM] = {"lcm", 0, SCHED_NORMAL, SAMPLE_LCM_ORIGINAL_STEPS},
+};
+
+static const char *const sampler_names[] = {"euler", "euler_a", "heun", "dpmpp_2m",
+                                            "ddim",  "lcm",     NULL};
+static const char *const scheduler_names[] = {"default", "normal", "karras", "exponential", NULL};
+
+const char *const *sample_sampler_names(void)
+{
+    return sampler_names;
+}
+
+const char *const *sample_scheduler_names(void)
+{
+    return scheduler_names;
+}
+
+static int find_sampler(const char *name, sample_kind *out)
+{
+    if (!name)
+        return -1;
+    for (int k = 0; k < SAMPLER_COUNT; k++) {
+        if (strcmp(name, samplers[k].name) == 0) {
+            *out = (sample_kind)k;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int sample_is_k_sampler(const char *sampler)
+{
+    sample_kind k;
+    return find_sampler(sampler, &k) == 0 && samplers[k].is_k;
+}
+
+static int is_default_scheduler(const char *s)
+{
+    return !s || strcmp(s, "default") == 0;
+}
+
+/* ---- validation ---- */
+
+gs_status sample_validate(const sample_config *cfg, gs_error *err)
+{
+    if (!cfg)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no sampler configuration");
+    sample_kind kind = SAMPLER_EULER;
+    if (find_sampler(cfg->sampler, &kind) != 0)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+                       "unknown sampler '%.64s' (known: euler, euler_a, heun, dpmpp_2m, ddim, lcm)",
+                       cfg->sampler ? cfg->sampler : "(null)");
+    const sampler_info *info = &samplers[kind];
+    if (!is_default_scheduler(cfg->scheduler)) {
+        sched_kind sk;
+        if (sched_parse(cfg->scheduler, &sk) != 0)
+            return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+                           "unknown scheduler '%.64s' (known: default, normal, karras, "
+                           "exponential)",
+                           cfg->scheduler);
+        if (!info->is_k)
+            return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+                           "sampler '%s' uses its own timesteps; scheduler must be 'default', "
+                           "not '%s'",
+                           info->name, cfg->scheduler);
+    }
+    if (cfg->steps < 1 || cfg->steps > info->max_steps)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "steps must be 1..%d for %s, got %d",
+                       info->max_steps, info->name, cfg->steps);
+    if (cfg->batch < 1 || cfg->channels < 1 || cfg->height < 1 || cfg->width < 1)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "bad latent shape [%d, %d, %d, %d]",
+                       cfg->batch, cfg->channels, cfg->height, cfg->width);
+    size_t n = (size_t)cfg->batch;
+    if (gs_mul_overflows(n, (size_t)cfg->channels, &n) ||
+        gs_mul_overflows(n, (size_t)cfg->height, &n) ||
+        gs_mul_overflows(n, (size_t)cfg->width, &n) || n > SAMPLE_MAX_ELEMENTS)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "latent [%d, %d, %d, %d] is too large",
+                       cfg->batch, cfg->channels, cfg->height, cfg->width);
+    if (cfg->init_latent && !(cfg->strength > 0.0f && cfg->strength <= 1.0f))
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "img2img strength must be in (0, 1], got %g",
+                       (double)cfg->strength);
+    return GS_OK;
+}
+
+/* ---- schedules ---- */
+
+/* The decimal the user most likely wrote for a float strength (0.7f -> 0.7),
+ * so that ⌊strength·steps⌋ agrees with tools that hold it as a double. */
+static double strength_decimal(float s)
+{
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)s);
+        double d = strtod(buf, NULL);
+        if ((float)d == s)
+            return d;
+    }
+    return (double)s;
+}
+
+/* Sampler steps an img2img run makes out of cfg->steps. */
+static int img2img_steps(const sample_config *cfg, int is_k)
+{
+    double s = strength_decimal(cfg->strength);
+    if (is_k) {
+        /* A1111: t_enc = int(min(strength, 0.999)·steps), then t_enc+1 steps */
+        if (s > IMG2IMG_MAX_STRENGTH)
+            s = IMG2IMG_MAX_STRENGTH;
+        return (int)floor(s * cfg->steps) + 1;
+    }
+    /* diffusers: the last ⌊strength·steps⌋ timesteps, at least one */
+    int t = (int)floor(s * cfg->steps);
+    return t < 1 ? 1 : t;
+}
+
+int sample_progress_total(const sample_config *cfg)
+{
+    if (sample_validate(cfg, NULL) != GS_OK)
+        return 0;
+    if (!cfg->init_latent)
+        return cfg->steps;
+    return img2img_steps(cfg, sample_is_k_sampler(cfg->sampler));
+}
+
+static sched_kind k_schedule(const sample_config *cfg, sample_kind kind)
+{
+    sched_kind sk = samplers[kind].default_sched;
+    if (!is_default_scheduler(cfg->scheduler))
+        sched_parse(cfg->scheduler, &sk);
+    return sk;
+}
+
+gs_status sample_sigmas(const sample_config *cfg, const sched_train *train, double *out, int *count,
+                        gs_error *err)
+{
+    gs_status st = sample_validate(cfg, err);
+    if (st != GS_OK)
+        return st;
+    sample_kind kind = SAMPLER_EULER;
+    find_sampler(cfg->sampler, &kind);
+    if (!samplers[kind].is_k)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "sampler '%s' has no sigma schedule",
+                       cfg->sampler);
+    st = sched_sigmas(train, k_schedule(cfg, kind), cfg->steps, out, err);
+    if (st != GS_OK)
+        return st;
+    int total = cfg->init_latent ? img2img_steps(cfg, 1) : cfg->steps;
+    int skip = cfg->steps - total; /* = steps − t_enc − 1 */
+    memmove(out, out + skip, (size_t)(total + 1) * sizeof *out);
+    *count = total + 1;
+    return GS_OK;
+}
+
+gs_status sample_timesteps(const sample_config *cfg, int *out, int *count, gs_error *err)
+{
+    gs_status st = sample_validate(cfg, err);
+    if (st != GS_OK)
+        return st;
+    sample_kind kind = SAMPLER_EULER;
+    find_sampler(cfg->sampler, &kind);
+    if (kind == SAMPLER_DDIM)
+        st = sched_ddim_timesteps(cfg->steps, out, err);
+    else if (kind == SAMPLER_LCM)
+        st = sched_lcm_timesteps(cfg->steps, SAMPLE_LCM_ORIGINAL_STEPS, out, err);
+    else
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "sampler '%s' has no timestep list",
+                       cfg->sampler);
+    if (st != GS_OK)
+        return st;
+    int total = cfg->init_latent ? img2img_steps(cfg, 0) : cfg->steps;
+    int skip = cfg->steps - total;
+    memmove(out, out + skip, (size_t)total * sizeof *out);
+    *count = total;
+    return GS_OK;
+}
+
+/* ---- shared step helpers ---- */
+
+gs_status sample_report(sample_ctx *c, int step, const float *x, const float *denoised,
+                        gs_error *err)
+{
+    if (c->on_step && c->on_step(c->user, step, c->total, x, denoised) != 0)
+        return gs_fail(err, GS_ERR_CANCELLED, "sampling cancelled after step %d of %d", step,
+                       c->total);
+    return GS_OK;
+}
+
+gs_status sample_eval(sample_ctx *c, const float *x_in, double t, int step, gs_error *err)
+{
+    gs_status st = c->model(c->user, x_in, t, c->eps, err);
+    if (st != GS_OK) {
+        if (err && err->code == GS_OK) /* a model that failed without saying why */
+            gs_fail(err, st, "%s", gs_strerror(st));
+        gs_error_prefix(err, "sampling step %d of %d", step, c->total);
+        return st;
+    }
+    return GS_OK;
+}
+
+/* ---- run ---- */
+
+/* x ← noise·σ₀, init + noise·σ₀, or √ᾱ·init + √(1−ᾱ)·noise (x holds the noise). */
+static void place_initial(const sample_ctx *c, const sample_config *cfg, float *x)
+{
+    if (samplers[c->kind].is_k) {
+        double s0 = c->sigmas[0];
+        for (size_t i = 0; i < c->n; i++)
+            x[i] = cfg->init_latent ? (float)(cfg->init_latent[i] + x[i] * s0) : (float)(x[i] * s0);
+        return;
+    }
+    if (!cfg->init_latent)
+        return; /* ddim and lcm start from the unit-variance noise itself */
+    double a = sched_alpha_cumprod(&c->train, c->timesteps[0]);
+    double sa = sqrt(a), sb = sqrt(1.0 - a);
+    for (size_t i = 0; i < c->n; i++)
+        x[i] = (float)(sa * cfg->init_latent[i] + sb * x[i]);
+}
+
+gs_status sample_run(const sample_config *cfg, gs_rng *rng, sample_model_fn model,
+                     sample_step_fn on_step, void *user, float *x, gs_error *err)
+{
+    gs_error_clear(err);
+    gs_status st = sample_validate(cfg, err);
+    if (st != GS_OK)
+        return st;
+    if (!rng || !model || !x)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+                       "sample_run needs a generator, a model and an output buffer");
+    sample_ctx *c = NULL;
+    float *scratch = NULL;
+    size_t n =
+        (size_t)cfg->batch * (size_t)cfg->channels * (size_t)cfg->height * (size_t)cfg->width;
+    size_t bytes;
+
+    c = gs_calloc(1, sizeof *c);
+    if (!c) {
+        st = gs_fail(err, GS_ERR_NO_MEMORY, "sampler: out of memory for its context");
+        goto out;
+    }
+    if (gs_mul_overflows(n, 5 * sizeof(float), &bytes)) {
+        st = gs_fail(err, GS_ERR_INVALID_ARGUMENT, "latent too large");
+        goto out;
+    }
+    scratch = gs_aligned_alloc(bytes);
+    if (!scratch) {
+        st = gs_fail(err, GS_ERR_NO_MEMORY, "sampler: out of memory for %zu bytes of scratch",
+                     bytes);
+        goto out;
+    }
+    find_sampler(cfg->sampler, &c->kind);
+    c->rng = rng;
+    c->model = model;
+    c->on_step = on_step;
+    c->user = user;
+    c->n = n;
+    c->steps = cfg->steps;
+    c->x_in = scratch;
+    c->eps = scratch + n;
+    c->denoised = scratch + 2 * n;
+    c->aux = scratch + 3 * n;
+    c->aux2 = scratch + 4 * n;
+    sched_train_init(&c->train);
+
+    int count;
+    if (samplers[c->kind].is_k) {
+        st = sample_sigmas(cfg, &c->train, c->sigmas, &count, err);
+        c->total = count - 1;
+    } else {
+        st = sample_timesteps(cfg, c->timesteps, &count, err);
+        c->total = count;
+    }
+    if (st != GS_OK)
+        goto out;
+
+    /* the initial noise is the first draw, all batch items in one tensor */
+    rng_randn(rng, x, n);
+    place_initial(c, cfg, x);
+
+    switch (c->kind) {
+    case SAMPLER_DDIM: st = ddim_run(c, x, err); break;
+    case SAMPLER_LCM: st = lcm_run(c, x, err); break;
+    default: st = ksampler_run(c, x, err); break;
+    }
+
+out:
+    gs_aligned_free(scratch);
+    gs_free(c);
+    return st;
+}
