@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "sample/sampler.h"
 
 void gs_engine_options_init(gs_engine_options *opts)
 {
@@ -80,18 +81,9 @@ void gs_params_init(gs_params *p)
     p->strength = 0.75f;
 }
 
-const char *const *gs_sampler_names(void)
-{
-    static const char *const names[] = {"euler", "euler_a", "heun", "dpmpp_2m",
-                                        "ddim",  "lcm",     NULL};
-    return names;
-}
+const char *const *gs_sampler_names(void) { return sample_sampler_names(); }
 
-const char *const *gs_scheduler_names(void)
-{
-    static const char *const names[] = {"default", "normal", "karras", "exponential", NULL};
-    return names;
-}
+const char *const *gs_scheduler_names(void) { return sample_scheduler_names(); }
 
 /* ---- results ---- */
 
