@@ -47,7 +47,7 @@ static inline uint16_t gs_f32_to_f16(float f)
         return (uint16_t)(sign | 0x7c00);
     if (ax < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
         float v = gs_bits_to_f32(ax) * 16777216.0f; /* scale by 2^24 */
-        uint32_t m = (uint32_t)rintf(v); /* default rounding: to nearest even */
+        uint32_t m = (uint32_t)rintf(v);            /* default rounding: to nearest even */
         return (uint16_t)(sign | m);
     }
     uint32_t r = ax + 0xfffu + ((ax >> 13) & 1u);

@@ -1,0 +1,42 @@
+/*
+ * arena - scratch memory for the intermediates of a forward pass.
+ *
+ * A bump allocator used in stack order (arena_mark / arena_release). When a
+ * pass needs more than the reserved block, the excess comes from individual
+ * allocations and the peak is remembered; the next arena_reset grows the block
+ * to that peak once, so from the second pass on nothing is allocated.
+ */
+#ifndef GS_ARENA_H
+#define GS_ARENA_H
+
+#include <stddef.h>
+
+typedef struct arena_mark {
+    size_t used;
+    int n_extra;
+} arena_mark;
+
+typedef struct arena {
+    unsigned char *base;
+    size_t cap;
+    size_t used;
+    size_t extra_bytes; /* live bytes in extra blocks */
+    size_t peak;        /* max of used + extra_bytes since the last reset */
+    void **extra;       /* overflow blocks, freed on release */
+    size_t *extra_size;
+    int n_extra, cap_extra;
+} arena;
+
+void arena_init(arena *a);
+void arena_destroy(arena *a);
+/* Starts a pass: frees overflow blocks and grows the block to the last peak.
+   Returns 0, or -1 when growing failed (the arena stays usable). */
+int arena_reset(arena *a);
+/* 64-byte aligned; NULL when memory is exhausted. */
+void *arena_alloc(arena *a, size_t bytes);
+/* Same, for n floats. */
+float *arena_floats(arena *a, size_t n);
+arena_mark arena_get_mark(const arena *a);
+void arena_release(arena *a, arena_mark m);
+
+#endif

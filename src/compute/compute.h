@@ -1,0 +1,25 @@
+/*
+ * compute - the per-engine compute context: a thread pool for our kernels, the
+ * scratch arena for a forward pass, and the thread count given to the BLAS.
+ */
+#ifndef GS_COMPUTE_H
+#define GS_COMPUTE_H
+
+#include "common/error.h"
+#include "compute/arena.h"
+#include "compute/threadpool.h"
+
+typedef struct gs_compute {
+    threadpool *tp;
+    arena scratch;
+    int threads;
+} gs_compute;
+
+gs_status compute_create(int threads /* 0 = online CPUs */, gs_compute **out, gs_error *err);
+void compute_free(gs_compute *cx);
+int compute_threads(const gs_compute *cx);
+
+/* Starts a forward pass on the scratch arena (see arena_reset). */
+gs_status compute_begin(gs_compute *cx, gs_error *err);
+
+#endif

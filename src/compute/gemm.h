@@ -1,0 +1,18 @@
+/*
+ * gemm - the one matrix-multiply entry point of the engine (row-major f32).
+ *
+ * Every convolution, linear layer and attention product goes through here, so
+ * the library behind it (OpenBLAS today) can be swapped by measurement.
+ */
+#ifndef GS_GEMM_H
+#define GS_GEMM_H
+
+/* C[M,N] = A[M,K] * op(B) + beta * C, where op(B) is B[K,N] (trans_b = 0) or
+   B[N,K] transposed (trans_b = 1, the layout of stored weights). lda/ldb/ldc are
+   row strides in floats. */
+void gemm_f32(int M, int N, int K, const float *A, int lda, const float *B, int ldb, int trans_b,
+              float beta, float *C, int ldc);
+
+void gemm_set_threads(int threads);
+
+#endif

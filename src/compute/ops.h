@@ -1,0 +1,81 @@
+/*
+ * ops - the neural-network kernels of the engine, on channels-last f32 tensors.
+ *
+ * A feature map is [N, H, W, C] row-major, which is also the token sequence
+ * [N, H*W, C] of attention and linear layers, so no op transposes. Heavy work
+ * goes to gemm_f32; the rest is split over the compute context's threads.
+ * Scratch comes from cx->scratch in stack order; no op allocates otherwise.
+ */
+#ifndef GS_OPS_H
+#define GS_OPS_H
+
+#include <stddef.h>
+
+#include "common/error.h"
+#include "compute/compute.h"
+
+/* A convolution's weights converted for GEMM at load time. */
+typedef struct conv_weights {
+    float *w; /* [cout, k*k*cin]: (ky, kx, cin) order, matching NHWC patches */
+    float *b; /* [cout] or NULL */
+    int cout, cin, k;
+} conv_weights;
+
+typedef struct linear_weights {
+    float *w; /* [out, in] as stored */
+    float *b; /* [out] or NULL */
+    int out, in;
+} linear_weights;
+
+typedef struct norm_weights {
+    float *g; /* [c] scale */
+    float *b; /* [c] shift */
+    int c;
+} norm_weights;
+
+/* y[rows, out] = x[rows, in] W^T + b. y must not alias x. */
+gs_status op_linear(gs_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,
+                    gs_error *err);
+
+/* Convolution with zero padding: pad_t/pad_l before, and as much after as the
+   output size oh x ow needs. x [n, h, w, cin] -> y [n, oh, ow, cout]. */
+gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h, int w,
+                    int stride, int pad_t, int pad_l, int oh, int ow, float *y, gs_error *err);
+
+/* The usual "same" 3x3 stride-1 pad-1 (or 1x1) convolution. */
+gs_status op_conv2d_same(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
+                         int w, float *y, gs_error *err);
+
+/* Group norm over [n, hw, c] with `groups` groups, optional SiLU after. In place allowed. */
+void op_group_norm(gs_compute *cx, const norm_weights *nw, const float *x, int n, long hw, int c,
+                   int groups, float eps, int silu, float *y);
+
+/* Layer norm over the last dim of [rows, c]. In place allowed. */
+void op_layer_norm(gs_compute *cx, const norm_weights *nw, const float *x, long rows, int c,
+                   float eps, float *y);
+
+/* Multi-head attention: q [n, tq, q_stride] (heads*d used), k/v [n, tk, kv_stride]
+   -> out [n, tq, heads*d]. Scores are materialised one block of query rows at a
+   time. causal: query i sees keys 0..i. */
+gs_status op_attention(gs_compute *cx, const float *q, int q_stride, const float *k, const float *v,
+                       int kv_stride, int n, int tq, int tk, int heads, int d, int causal,
+                       float *out, gs_error *err);
+
+/* Nearest-neighbour resize (PyTorch's "nearest": src = floor(dst * in / out)). */
+void op_resize_nearest(gs_compute *cx, const float *x, int n, int h, int w, int c, int oh, int ow,
+                       float *y);
+
+/* y[p, 0:ca] = a[p], y[p, ca:ca+cb] = b[p] for every pixel p of n*hw. */
+void op_concat_channels(gs_compute *cx, const float *a, int ca, const float *b, int cb, long pixels,
+                        float *y);
+
+/* Elementwise helpers over count floats. */
+void op_add(gs_compute *cx, float *y, const float *x, long count); /* y += x */
+void op_silu(gs_compute *cx, const float *x, float *y, long count);
+void op_quick_gelu(gs_compute *cx, float *x, long count); /* in place */
+/* GEGLU: x [rows, 2*inner] -> y [rows, inner] = a * gelu(gate) (exact erf GELU). */
+void op_geglu(gs_compute *cx, const float *x, long rows, int inner, float *y);
+/* y[p, c] += v[p / per, c]: adds a per-image vector [n, c] to [n, per, c]. */
+void op_add_broadcast(gs_compute *cx, float *y, const float *v, int n, long per, int c);
+
+#endif

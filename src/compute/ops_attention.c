@@ -1,0 +1,78 @@
+/*
+ * ops_attention - scaled dot-product attention, one block of query rows at a
+ * time so the score matrix never exceeds [ATTN_BLOCK, tk] per head (SD1.5 at
+ * 512x512 has 4096 tokens: a full score matrix would be 64 MB per head).
+ * Per (image, head, block): S = Q_blk K^T (gemm), row softmax, O_blk = S V.
+ */
+#include <math.h>
+
+#include "compute/gemm.h"
+#include "compute/ops.h"
+
+#define ATTN_BLOCK 256
+
+typedef struct softmax_job {
+    float *s;
+    int rows, cols, row0; /* row0: absolute query index of the block's first row */
+    float scale;
+    int causal;
+} softmax_job;
+
+static void softmax_rows(void *p, int ith, int nth)
+{
+    const softmax_job *j = p;
+    long r0, r1;
+    threadpool_range(j->rows, ith, nth, &r0, &r1);
+    for (long r = r0; r < r1; r++) {
+        float *row = j->s + (size_t)r * j->cols;
+        int valid = j->causal ? (int)(j->row0 + r + 1) : j->cols;
+        if (valid > j->cols)
+            valid = j->cols;
+        float mx = -INFINITY;
+        for (int c = 0; c < valid; c++)
+            mx = row[c] > mx ? row[c] : mx;
+        float sum = 0;
+        for (int c = 0; c < valid; c++) {
+            float e = expf((row[c] - mx) * j->scale);
+            row[c] = e;
+            sum += e;
+        }
+        float inv = 1.0f / sum;
+        for (int c = 0; c < valid; c++)
+            row[c] *= inv;
+        for (int c = valid; c < j->cols; c++)
+            row[c] = 0.0f;
+    }
+}
+
+gs_status op_attention(gs_compute *cx, const float *q, int q_stride, const float *k, const float *v,
+                       int kv_stride, int n, int tq, int tk, int heads, int d, int causal,
+                       float *out, gs_error *err)
+{
+    int out_stride = heads * d;
+    int block = tq < ATTN_BLOCK ? tq : ATTN_BLOCK;
+    arena_mark m = arena_get_mark(&cx->scratch);
+    float *s = arena_floats(&cx->scratch, (size_t)block * tk); /* [block, tk] */
+    if (!s)
+        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
+    float scale = 1.0f / sqrtf((float)d);
+    for (int b = 0; b < n; b++) {
+        const float *qb = q + (size_t)b * tq * q_stride;
+        const float *kb = k + (size_t)b * tk * kv_stride;
+        const float *vb = v + (size_t)b * tk * kv_stride;
+        float *ob = out + (size_t)b * tq * out_stride;
+        for (int h = 0; h < heads; h++) {
+            for (int r0 = 0; r0 < tq; r0 += block) {
+                int rows = tq - r0 < block ? tq - r0 : block;
+                gemm_f32(rows, tk, d, qb + (size_t)r0 * q_stride + h * d, q_stride, kb + h * d,
+                         kv_stride, 1, 0.0f, s, tk);
+                softmax_job sj = {s, rows, tk, r0, scale, causal};
+                threadpool_run(cx->tp, softmax_rows, &sj);
+                gemm_f32(rows, d, tk, s, tk, vb + h * d, kv_stride, 0, 0.0f,
+                         ob + (size_t)r0 * out_stride + h * d, out_stride);
+            }
+        }
+    }
+    arena_release(&cx->scratch, m);
+    return GS_OK;
+}

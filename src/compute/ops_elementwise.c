@@ -1,0 +1,157 @@
+/* ops_elementwise - activations, adds, resizes and concatenation, split over threads. */
+#include <math.h>
+#include <string.h>
+
+#include "compute/ops.h"
+
+typedef struct ew_job {
+    float *y;
+    const float *x;
+    const float *v;
+    long count;
+    long per;
+    int c;
+    int kind;
+} ew_job;
+
+enum { EW_ADD, EW_SILU, EW_QUICK_GELU, EW_ADD_BROADCAST };
+
+static void ew_run(void *p, int ith, int nth)
+{
+    const ew_job *j = p;
+    long i0, i1;
+    threadpool_range(j->count, ith, nth, &i0, &i1);
+    float *y = j->y;
+    const float *x = j->x;
+    switch (j->kind) {
+    case EW_ADD:
+        for (long i = i0; i < i1; i++)
+            y[i] += x[i];
+        break;
+    case EW_SILU:
+        for (long i = i0; i < i1; i++)
+            y[i] = x[i] / (1.0f + expf(-x[i]));
+        break;
+    case EW_QUICK_GELU:
+        for (long i = i0; i < i1; i++)
+            y[i] = y[i] / (1.0f + expf(-1.702f * y[i]));
+        break;
+    case EW_ADD_BROADCAST:
+        /* i indexes pixel rows of [n*per, c] */
+        for (long r = i0; r < i1; r++) {
+            const float *vv = j->v + (size_t)(r / j->per) * j->c;
+            float *yy = y + (size_t)r * j->c;
+            for (int k = 0; k < j->c; k++)
+                yy[k] += vv[k];
+        }
+        break;
+    }
+}
+
+void op_add(gs_compute *cx, float *y, const float *x, long count)
+{
+    ew_job j = {y, x, NULL, count, 0, 0, EW_ADD};
+    threadpool_run(cx->tp, ew_run, &j);
+}
+
+void op_silu(gs_compute *cx, const float *x, float *y, long count)
+{
+    ew_job j = {y, x, NULL, count, 0, 0, EW_SILU};
+    threadpool_run(cx->tp, ew_run, &j);
+}
+
+void op_quick_gelu(gs_compute *cx, float *x, long count)
+{
+    ew_job j = {x, x, NULL, count, 0, 0, EW_QUICK_GELU};
+    threadpool_run(cx->tp, ew_run, &j);
+}
+
+void op_add_broadcast(gs_compute *cx, float *y, const float *v, int n, long per, int c)
+{
+    ew_job j = {y, NULL, v, (long)n * per, per, c, EW_ADD_BROADCAST};
+    threadpool_run(cx->tp, ew_run, &j);
+}
+
+typedef struct geglu_job {
+    const float *x;
+    float *y;
+    long rows;
+    int inner;
+} geglu_job;
+
+static void geglu_rows(void *p, int ith, int nth)
+{
+    const geglu_job *j = p;
+    long r0, r1;
+    threadpool_range(j->rows, ith, nth, &r0, &r1);
+    for (long r = r0; r < r1; r++) {
+        const float *a = j->x + (size_t)r * 2 * j->inner;
+        const float *g = a + j->inner;
+        float *y = j->y + (size_t)r * j->inner;
+        for (int k = 0; k < j->inner; k++)
+            y[k] = a[k] * (0.5f * g[k] * (1.0f + erff(g[k] * 0.70710678118654752f)));
+    }
+}
+
+void op_geglu(gs_compute *cx, const float *x, long rows, int inner, float *y)
+{
+    geglu_job j = {x, y, rows, inner};
+    threadpool_run(cx->tp, geglu_rows, &j);
+}
+
+typedef struct resize_job {
+    const float *x;
+    float *y;
+    int n, h, w, c, oh, ow;
+} resize_job;
+
+static void resize_rows(void *p, int ith, int nth)
+{
+    const resize_job *j = p;
+    long r0, r1;
+    threadpool_range((long)j->n * j->oh, ith, nth, &r0, &r1);
+    for (long r = r0; r < r1; r++) {
+        int img = (int)(r / j->oh), oy = (int)(r % j->oh);
+        int iy = (int)((long)oy * j->h / j->oh);
+        for (int ox = 0; ox < j->ow; ox++) {
+            int ix = (int)((long)ox * j->w / j->ow);
+            memcpy(j->y + (((size_t)img * j->oh + oy) * j->ow + ox) * j->c,
+                   j->x + (((size_t)img * j->h + iy) * j->w + ix) * j->c,
+                   (size_t)j->c * sizeof(float));
+        }
+    }
+}
+
+void op_resize_nearest(gs_compute *cx, const float *x, int n, int h, int w, int c, int oh, int ow,
+                       float *y)
+{
+    resize_job j = {x, y, n, h, w, c, oh, ow};
+    threadpool_run(cx->tp, resize_rows, &j);
+}
+
+typedef struct concat_job {
+    const float *a, *b;
+    float *y;
+    int ca, cb;
+    long pixels;
+} concat_job;
+
+static void concat_rows(void *p, int ith, int nth)
+{
+    const concat_job *j = p;
+    long r0, r1;
+    threadpool_range(j->pixels, ith, nth, &r0, &r1);
+    int c = j->ca + j->cb;
+    for (long r = r0; r < r1; r++) {
+        memcpy(j->y + (size_t)r * c, j->a + (size_t)r * j->ca, (size_t)j->ca * sizeof(float));
+        memcpy(j->y + (size_t)r * c + j->ca, j->b + (size_t)r * j->cb,
+               (size_t)j->cb * sizeof(float));
+    }
+}
+
+void op_concat_channels(gs_compute *cx, const float *a, int ca, const float *b, int cb, long pixels,
+                        float *y)
+{
+    concat_job j = {a, b, y, ca, cb, pixels};
+    threadpool_run(cx->tp, concat_rows, &j);
+}

@@ -1,0 +1,26 @@
+/*
+ * vae - the SD1.x autoencoder (LDM's AutoencoderKL): the encoder maps an image
+ * in [-1,1] to the mean/logvar of its latent, the decoder maps a latent back.
+ * Channel counts and depth come from the tensor shapes.
+ */
+#ifndef GS_VAE_H
+#define GS_VAE_H
+
+#include "compute/compute.h"
+#include "model/safetensors.h"
+
+typedef struct vae vae;
+
+/* prefix e.g. "first_stage_model." */
+gs_status vae_load(const st_file *f, const char *prefix, vae **out, gs_error *err);
+int vae_latent_channels(const vae *m);
+/* latent: [batch, h, w, z] NHWC decoder input (already divided by the scale factor);
+   image: [batch, 8h, 8w, 3] out, in [-1,1] space (unclamped). */
+gs_status vae_decode(vae *m, gs_compute *cx, const float *latent, int batch, int h, int w,
+                     float *image, gs_error *err);
+/* image: [batch, H, W, 3] in [-1,1]; mean, logvar: [batch, H/8, W/8, z] (logvar may be NULL). */
+gs_status vae_encode(vae *m, gs_compute *cx, const float *image, int batch, int H, int W,
+                     float *mean, float *logvar, gs_error *err);
+void vae_free(vae *m);
+
+#endif

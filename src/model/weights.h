@@ -1,0 +1,48 @@
+/*
+ * weights - reading a network's tensors out of a checkpoint, once.
+ *
+ * A weight_loader walks a model's tensors by name under a prefix, checks each
+ * shape against what the architecture expects, converts it to f32 in the
+ * layout the kernels want, and records the buffer in a weight_store that frees
+ * them together. The first failure sticks (later calls return NULL quietly),
+ * so a loader reads as a straight list and checks once at the end.
+ */
+#ifndef GS_WEIGHTS_H
+#define GS_WEIGHTS_H
+
+#include "compute/ops.h"
+#include "model/safetensors.h"
+
+typedef struct weight_store {
+    void **bufs;
+    int n, cap;
+} weight_store;
+
+typedef struct weight_loader {
+    const st_file *f;
+    const char *prefix;
+    weight_store *store;
+    gs_error *err;
+    gs_status st;
+} weight_loader;
+
+void weight_store_free(weight_store *ws);
+
+/* The tensor prefix+name, or NULL (no error recorded). */
+const st_tensor *wl_find(weight_loader *l, const char *name);
+/* Dimension d of prefix+name, or -1 when absent (no error recorded). */
+int64_t wl_dim(weight_loader *l, const char *name, int d);
+/* f32 copy of prefix+name, which must have exactly the given shape. */
+float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *shape);
+
+/* Layers by their base name (".weight"/".bias" appended). */
+void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, linear_weights *lw);
+/* A [cout, cin, k, k] convolution, or a linear [cout, cin] stored for a 1x1 one. */
+void wl_conv(weight_loader *l, const char *name, int cout, int cin, int k, conv_weights *cw);
+void wl_norm(weight_loader *l, const char *name, int c, norm_weights *nw);
+
+/* printf-style name builder into a static-size buffer owned by the caller. */
+const char *wl_name(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,55 @@
+/* test_clip - the CLIP text encoder against the golden hidden states (both clip-skip forms). */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "compute/compute.h"
+#include "model/clip_text.h"
+
+static void text_hidden_states_match(void **state)
+{
+    (void)state;
+    gs_error err = {0};
+    st_file *f;
+    assert_int_equal(st_open(fixture_path("tiny-sd15.safetensors"), &f, &err), GS_OK);
+    clip_text *m;
+    assert_int_equal(clip_text_load(f, "cond_stage_model.transformer.text_model.", &m, &err),
+                     GS_OK);
+    gs_compute *cx;
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    int w = clip_text_width(m);
+    assert_int_equal(w, 96);
+    float *out = malloc(77 * (size_t)w * sizeof *out);
+    for (int i = 0; i < 4; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "text.%d.ids", i);
+        size_t n;
+        double *idd = golden_f64(key, &n);
+        assert_int_equal(n, 77);
+        int32_t ids[77];
+        for (int t = 0; t < 77; t++)
+            ids[t] = (int32_t)idd[t];
+        free(idd);
+        for (int skip = 1; skip <= 2; skip++) {
+            assert_int_equal(clip_text_encode(m, cx, ids, 1, skip, out, &err), GS_OK);
+            snprintf(key, sizeof key, "text.%d.%s", i, skip == 1 ? "hidden" : "penultimate");
+            double *ref = golden_f64(key, &n);
+            assert_int_equal(n, 77 * (size_t)w);
+            double e = rel_l2_f32_f64(out, ref, n);
+            printf("%-20s rel L2 %.3g\n", key, e);
+            assert_true(e < 1e-4);
+            free(ref);
+        }
+    }
+    free(out);
+    compute_free(cx);
+    clip_text_free(m);
+    st_close(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(text_hidden_states_match)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
