@@ -1,0 +1,123 @@
+/* infotext - A1111-compatible generation parameters text. */
+#include "image/infotext.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "gesso.h"
+
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+    int failed;
+} sbuf;
+
+__attribute__((format(printf, 2, 3))) static void put(sbuf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap + (size_t)n + 1) * 2;
+        char *s = gs_realloc(b->s, cap);
+        if (!s) {
+            b->failed = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+const char *infotext_sampler_label(const char *s)
+{
+    static const char *const map[][2] = {
+        {"euler", "Euler"},       {"euler_a", "Euler a"}, {"heun", "Heun"},
+        {"dpmpp_2m", "DPM++ 2M"}, {"ddim", "DDIM"},       {"lcm", "LCM"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (s && strcmp(s, map[i][0]) == 0)
+            return map[i][1];
+    return s ? s : "";
+}
+
+static const char *scheduler_label(const char *s)
+{
+    if (!s || !*s || strcmp(s, "default") == 0)
+        return NULL;
+    if (strcmp(s, "karras") == 0)
+        return "Karras";
+    if (strcmp(s, "exponential") == 0)
+        return "Exponential";
+    if (strcmp(s, "normal") == 0)
+        return NULL; /* A1111's "Automatic" for these samplers: omitted */
+    return s;
+}
+
+/* A1111 quotes values that would break its "k: v, k: v" line. */
+static void put_value(sbuf *b, const char *v)
+{
+    if (!strpbrk(v, ",:\"\n")) {
+        put(b, "%s", v);
+        return;
+    }
+    put(b, "\"");
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            put(b, "\\%c", *p);
+        else if (*p == '\n')
+            put(b, "\\n");
+        else
+            put(b, "%c", *p);
+    }
+    put(b, "\"");
+}
+
+char *infotext_format(const infotext_fields *f)
+{
+    sbuf b = {0};
+    b.cap = 256;
+    b.s = gs_malloc(b.cap);
+    if (!b.s)
+        return NULL;
+    b.s[0] = '\0';
+    put(&b, "%s", f->prompt ? f->prompt : "");
+    if (f->negative_prompt && *f->negative_prompt)
+        put(&b, "\nNegative prompt: %s", f->negative_prompt);
+    put(&b, "\nSteps: %d, Sampler: %s", f->steps, infotext_sampler_label(f->sampler));
+    const char *sched = scheduler_label(f->scheduler);
+    if (sched)
+        put(&b, ", Schedule type: %s", sched);
+    put(&b, ", CFG scale: %.7g, Seed: %" PRIu64 ", Size: %dx%d", f->cfg_scale, f->seed, f->width,
+        f->height);
+    if (f->model && *f->model) {
+        put(&b, ", Model: ");
+        put_value(&b, f->model);
+    }
+    if (f->batch_size > 1)
+        put(&b, ", Batch size: %d, Batch pos: %d", f->batch_size, f->batch_pos);
+    if (f->is_img2img)
+        put(&b, ", Denoising strength: %.7g", f->strength);
+    if (f->clip_skip > 1)
+        put(&b, ", Clip skip: %d", f->clip_skip);
+    put(&b, ", Version: gesso %s", GESSO_VERSION);
+    if (b.failed) {
+        gs_free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
