@@ -120,8 +120,10 @@ static void recipes_through_the_cli(void **state)
         int a = 0;
         argv[a++] = GS_GESSO_BIN;
         argv[a++] = "generate";
+        char model[512];
+        snprintf(model, sizeof model, "%s", fixture_path("tiny-sd15.safetensors"));
         argv[a++] = "--model";
-        argv[a++] = (char *)fixture_path("tiny-sd15.safetensors");
+        argv[a++] = model;
         argv[a++] = "--prompt";
         argv[a++] = (char *)r->prompt;
         argv[a++] = "--negative-prompt";

@@ -134,6 +134,21 @@ static int load_xf(weight_loader *l, const char *p, int c, int ctx_dim, unet_xf 
     return l->st == GS_OK;
 }
 
+/* Whether any tensor of a block exists: a block missing one of its tensors must
+   be reported by that tensor's name, not mistaken for the end of the list. */
+static int block_exists(weight_loader *l, const char *fmt, int i)
+{
+    static const char *const probes[] = {"0.op.weight",           "0.in_layers.0.weight",
+                                         "0.in_layers.2.weight",  "0.emb_layers.1.weight",
+                                         "0.out_layers.0.weight", "0.out_layers.3.weight"};
+    char p[64], n[256];
+    snprintf(p, sizeof p, fmt, i);
+    for (size_t k = 0; k < sizeof probes / sizeof probes[0]; k++)
+        if (wl_find(l, wl_name(n, sizeof n, "%s%s", p, probes[k])))
+            return 1;
+    return 0;
+}
+
 /* input_blocks.N / output_blocks.N / middle_block at prefix p (ending in '.') */
 static int load_block(weight_loader *l, const char *p, int temb, int ctx_dim, int ch, unet_block *b)
 {
@@ -194,8 +209,7 @@ gs_status unet_load(const st_file *f, const char *prefix, unet **out, gs_error *
     int ch = m->mc;
     for (m->n_in = 0; m->n_in < MAX_BLOCKS - 1 && l.st == GS_OK; m->n_in++) {
         int i = m->n_in + 1;
-        if (!wl_find(&l, wl_name(n, sizeof n, "input_blocks.%d.0.op.weight", i)) &&
-            !wl_find(&l, wl_name(n, sizeof n, "input_blocks.%d.0.in_layers.2.weight", i)))
+        if (!block_exists(&l, "input_blocks.%d.", i))
             break;
         snprintf(p, sizeof p, "input_blocks.%d.", i);
         load_block(&l, p, m->temb, m->ctx_dim, ch, &m->in[m->n_in]);
@@ -206,7 +220,7 @@ gs_status unet_load(const st_file *f, const char *prefix, unet **out, gs_error *
         load_xf(&l, "middle_block.1.", m->mid_res1.res.cout, m->ctx_dim, &m->mid_xf);
     load_res(&l, "middle_block.2.", m->temb, &m->mid_res2.res);
     for (m->n_out = 0; m->n_out < MAX_BLOCKS && l.st == GS_OK; m->n_out++) {
-        if (!wl_find(&l, wl_name(n, sizeof n, "output_blocks.%d.0.in_layers.2.weight", m->n_out)))
+        if (!block_exists(&l, "output_blocks.%d.", m->n_out))
             break;
         snprintf(p, sizeof p, "output_blocks.%d.", m->n_out);
         load_block(&l, p, m->temb, m->ctx_dim, 0, &m->out[m->n_out]);

@@ -81,9 +81,15 @@ void gs_params_init(gs_params *p)
     p->strength = 0.75f;
 }
 
-const char *const *gs_sampler_names(void) { return sample_sampler_names(); }
+const char *const *gs_sampler_names(void)
+{
+    return sample_sampler_names();
+}
 
-const char *const *gs_scheduler_names(void) { return sample_scheduler_names(); }
+const char *const *gs_scheduler_names(void)
+{
+    return sample_scheduler_names();
+}
 
 /* ---- results ---- */
 
