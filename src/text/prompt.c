@@ -1,329 +1,198 @@
-/* prompt - A1111's emphasis parser and 75-token chunker. */
+/*
+ * prompt - A1111's chunking of a parsed prompt and its per-token weighting (see prompt.h).
+ *
+ * The chunker follows A1111's tokenize_line: a chunk collects up to 75 (token,
+ * weight) pairs; a comma token records its position; a non-comma token that
+ * arrives at a full chunk whose last comma is within 20 tokens of the end moves
+ * the tokens after the comma into the next chunk; a BREAK marker closes the
+ * current chunk even when it is empty; at the end a partial chunk - or, for an
+ * empty prompt, an empty one - is closed too.
+ */
 #include "text/prompt.h"
 
-#include <ctype.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
+#include "text/prompt_parse.h"
+#include "text/unicode.h"
 
-#define ROUND_MULT 1.1
-#define SQUARE_MULT (1 / 1.1)
-
-/* ---- growable segment list ---- */
-
-typedef struct seglist {
-    prompt_segment *s;
-    int n, cap;
-    int failed;
-} seglist;
-
-static void seg_push(seglist *l, const char *text, size_t len, double weight)
-{
-    if (l->failed)
-        return;
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 16;
-        prompt_segment *s = gs_realloc(l->s, (size_t)cap * sizeof *s);
-        if (!s) {
-            l->failed = 1;
-            return;
-        }
-        l->s = s;
-        l->cap = cap;
-    }
-    char *t = gs_malloc(len + 1);
-    if (!t) {
-        l->failed = 1;
-        return;
-    }
-    memcpy(t, text, len);
-    t[len] = '\0';
-    l->s[l->n++] = (prompt_segment){t, weight};
-}
-
-void prompt_segments_free(prompt_segment *segs, int n)
-{
-    for (int i = 0; i < n; i++)
-        gs_free(segs[i].text);
-    gs_free(segs);
-}
-
-static void multiply_from(seglist *l, int start, double m)
-{
-    for (int i = start; i < l->n; i++)
-        l->s[i].weight *= m;
-}
-
-/* ---- BREAK splitting: \s*\bBREAK\b\s* ---- */
-
-static int is_word(unsigned char c)
-{
-    return isalnum(c) || c == '_' || c >= 0x80;
-}
-
-static void push_text(seglist *l, const char *t, size_t len)
-{
-    size_t start = 0;
-    for (size_t i = 0; i + 5 <= len; i++) {
-        if (memcmp(t + i, "BREAK", 5) != 0)
-            continue;
-        if ((i > 0 && is_word((unsigned char)t[i - 1])) ||
-            (i + 5 < len && is_word((unsigned char)t[i + 5])))
-            continue;
-        size_t a = i, b = i + 5;
-        while (a > start && isspace((unsigned char)t[a - 1]))
-            a--;
-        while (b < len && isspace((unsigned char)t[b]))
-            b++;
-        seg_push(l, t + start, a - start, 1.0);
-        seg_push(l, "BREAK", 5, -1.0);
-        start = b;
-        i = b - 1;
-    }
-    seg_push(l, t + start, len - start, 1.0);
-}
-
-/* ":\s*([+-]?[.\d]+)\s*\)" at p; returns its length and the weight, or 0. */
-static size_t weight_close(const char *p, double *w)
-{
-    const char *q = p + 1;
-    while (isspace((unsigned char)*q))
-        q++;
-    const char *num = q;
-    if (*q == '+' || *q == '-')
-        q++;
-    const char *digits = q;
-    while (isdigit((unsigned char)*q) || *q == '.')
-        q++;
-    if (q == digits)
-        return 0;
-    const char *num_end = q;
-    while (isspace((unsigned char)*q))
-        q++;
-    if (*q != ')')
-        return 0;
-    char buf[64];
-    size_t n = (size_t)(num_end - num);
-    if (n >= sizeof buf)
-        return 0;
-    memcpy(buf, num, n);
-    buf[n] = '\0';
-    char *end;
-    *w = strtod(buf, &end);
-    if (*end) /* "1.2.3": not a number; A1111 would fail, we read it as text */
-        return 0;
-    return (size_t)(q + 1 - p);
-}
-
-gs_status prompt_parse(const char *prompt, prompt_segment **segs, int *n, gs_error *err)
-{
-    *segs = NULL;
-    *n = 0;
-    seglist l = {0};
-    int round[256], square[256], nr = 0, nsq = 0;
-    const char *p = prompt;
-    while (*p) {
-        double w;
-        size_t len;
-        if (*p == '\\') {
-            char c = p[1];
-            if (c == '(' || c == ')' || c == '[' || c == ']' || c == '\\') {
-                seg_push(&l, p + 1, 1, 1.0);
-                p += 2;
-            } else {
-                seg_push(&l, "", 0, 1.0); /* a lone backslash disappears */
-                p += 1;
-            }
-        } else if (*p == '(') {
-            if (nr == (int)(sizeof round / sizeof round[0]))
-                return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt nests brackets too deeply");
-            round[nr++] = l.n;
-            p++;
-        } else if (*p == '[') {
-            if (nsq == (int)(sizeof square / sizeof square[0]))
-                return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt nests brackets too deeply");
-            square[nsq++] = l.n;
-            p++;
-        } else if (*p == ':' && (len = weight_close(p, &w)) && nr > 0) {
-            multiply_from(&l, round[--nr], w);
-            p += len;
-        } else if (*p == ')' && nr > 0) {
-            multiply_from(&l, round[--nr], ROUND_MULT);
-            p++;
-        } else if (*p == ']' && nsq > 0) {
-            multiply_from(&l, square[--nsq], SQUARE_MULT);
-            p++;
-        } else if (*p == ':' && (len = weight_close(p, &w))) {
-            push_text(&l, p, len); /* a weight with no open bracket is plain text */
-            p += len;
-        } else if (*p == ':' || *p == ')' || *p == ']') {
-            push_text(&l, p, 1);
-            p++;
-        } else {
-            len = strcspn(p, "\\()[]:");
-            push_text(&l, p, len);
-            p += len;
-        }
-    }
-    for (int i = 0; i < nr; i++)
-        multiply_from(&l, round[i], ROUND_MULT);
-    for (int i = 0; i < nsq; i++)
-        multiply_from(&l, square[i], SQUARE_MULT);
-    if (l.n == 0)
-        seg_push(&l, "", 0, 1.0);
-    /* merge runs of equal weight */
-    for (int i = 0; !l.failed && i + 1 < l.n;) {
-        if (l.s[i].weight != l.s[i + 1].weight) {
-            i++;
-            continue;
-        }
-        size_t a = strlen(l.s[i].text), b = strlen(l.s[i + 1].text);
-        char *t = gs_realloc(l.s[i].text, a + b + 1);
-        if (!t) {
-            l.failed = 1;
-            break;
-        }
-        memcpy(t + a, l.s[i + 1].text, b + 1);
-        l.s[i].text = t;
-        gs_free(l.s[i + 1].text);
-        memmove(&l.s[i + 1], &l.s[i + 2], (size_t)(l.n - i - 2) * sizeof *l.s);
-        l.n--;
-    }
-    if (l.failed) {
-        prompt_segments_free(l.s, l.n);
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory parsing the prompt");
-    }
-    *segs = l.s;
-    *n = l.n;
-    return GS_OK;
-}
-
-/* ---- chunking ---- */
+/* ---- chunker ---- */
 
 typedef struct chunker {
-    int32_t cur[PROMPT_CHUNK_TOKENS + 1];
-    float curw[PROMPT_CHUNK_TOKENS + 1];
+    int32_t tok[PROMPT_CHUNK_TOKENS];
+    float w[PROMPT_CHUNK_TOKENS];
     int len;
-    int last_comma;
+    int last_comma; /* index in tok of the last comma, -1 if none */
     prompt_chunks *out;
-    int cap;
-    int failed;
+    int cap_chunks;
 } chunker;
 
-static void next_chunk(chunker *c)
+/* Pads the current chunk with EOS and appends BOS + chunk + EOS to the output. */
+static int close_chunk(chunker *c)
 {
-    if (c->failed)
-        return;
-    prompt_chunks *pc = c->out;
-    if (pc->n_chunks == c->cap) {
-        int cap = c->cap ? 2 * c->cap : 4;
-        int32_t *ids = gs_realloc(pc->ids, (size_t)cap * 77 * sizeof *ids);
-        if (ids)
-            pc->ids = ids;
-        float *w = ids ? gs_realloc(pc->weights, (size_t)cap * 77 * sizeof *w) : NULL;
-        if (!ids || !w) {
-            c->failed = 1;
-            return;
-        }
-        pc->weights = w;
-        c->cap = cap;
+    prompt_chunks *o = c->out;
+    if (o->n_chunks == c->cap_chunks) {
+        int cap = c->cap_chunks ? 2 * c->cap_chunks : 4;
+        size_t n = (size_t)cap * PROMPT_CHUNK_LEN;
+        if (cap > (1 << 24))
+            return -1;
+        int32_t *ids = gs_realloc(o->ids, n * sizeof *ids);
+        if (!ids)
+            return -1;
+        o->ids = ids;
+        float *w = gs_realloc(o->weights, n * sizeof *w);
+        if (!w)
+            return -1;
+        o->weights = w;
+        c->cap_chunks = cap;
     }
-    int32_t *ids = pc->ids + (size_t)pc->n_chunks * 77;
-    float *w = pc->weights + (size_t)pc->n_chunks * 77;
+    int32_t *ids = o->ids + (size_t)o->n_chunks * PROMPT_CHUNK_LEN;
+    float *w = o->weights + (size_t)o->n_chunks * PROMPT_CHUNK_LEN;
     ids[0] = CLIP_BOS;
     w[0] = 1.0f;
     for (int i = 0; i < PROMPT_CHUNK_TOKENS; i++) {
-        ids[1 + i] = i < c->len ? c->cur[i] : CLIP_EOS;
-        w[1 + i] = i < c->len ? c->curw[i] : 1.0f;
+        ids[1 + i] = i < c->len ? c->tok[i] : CLIP_EOS;
+        w[1 + i] = i < c->len ? c->w[i] : 1.0f;
     }
-    ids[76] = CLIP_EOS;
-    w[76] = 1.0f;
-    pc->n_chunks++;
+    ids[PROMPT_CHUNK_LEN - 1] = CLIP_EOS;
+    w[PROMPT_CHUNK_LEN - 1] = 1.0f;
+    o->n_chunks++;
     c->len = 0;
     c->last_comma = -1;
+    return 0;
 }
 
-static void add_token(chunker *c, int32_t token, float weight)
+static int add_token(chunker *c, int32_t t, float w)
 {
-    if (token == CLIP_COMMA) {
+    if (t == CLIP_COMMA) {
         c->last_comma = c->len;
     } else if (c->len == PROMPT_CHUNK_TOKENS && c->last_comma != -1 &&
                c->len - c->last_comma <= PROMPT_COMMA_BACKTRACK) {
-        /* move the words after the last comma to the next chunk */
-        int from = c->last_comma + 1, moved = c->len - from;
-        int32_t ids[PROMPT_CHUNK_TOKENS];
-        float ws[PROMPT_CHUNK_TOKENS];
-        memcpy(ids, c->cur + from, (size_t)moved * sizeof *ids);
-        memcpy(ws, c->curw + from, (size_t)moved * sizeof *ws);
-        c->len = from;
-        next_chunk(c);
-        memcpy(c->cur, ids, (size_t)moved * sizeof *ids);
-        memcpy(c->curw, ws, (size_t)moved * sizeof *ws);
-        c->len = moved;
+        int brk = c->last_comma + 1, n_moved = PROMPT_CHUNK_TOKENS - brk;
+        int32_t moved_tok[PROMPT_CHUNK_TOKENS];
+        float moved_w[PROMPT_CHUNK_TOKENS];
+        memcpy(moved_tok, c->tok + brk, (size_t)n_moved * sizeof *moved_tok);
+        memcpy(moved_w, c->w + brk, (size_t)n_moved * sizeof *moved_w);
+        c->len = brk;
+        if (close_chunk(c) != 0)
+            return -1;
+        memcpy(c->tok, moved_tok, (size_t)n_moved * sizeof *moved_tok);
+        memcpy(c->w, moved_w, (size_t)n_moved * sizeof *moved_w);
+        c->len = n_moved;
     }
-    if (c->len == PROMPT_CHUNK_TOKENS)
-        next_chunk(c);
-    c->cur[c->len] = token;
-    c->curw[c->len] = weight;
+    if (c->len == PROMPT_CHUNK_TOKENS && close_chunk(c) != 0)
+        return -1;
+    c->tok[c->len] = t;
+    c->w[c->len] = w;
     c->len++;
+    return 0;
+}
+
+/* ---- prompt_to_chunks ---- */
+
+/* UTF-8 of code points s[0..n) into *buf (grown as needed), NUL-terminated. */
+static int encode_utf8(const uint32_t *s, size_t n, char **buf, size_t *cap)
+{
+    if (4 * n + 1 > *cap) {
+        size_t ncap = 4 * n + 1 < 256 ? 256 : 4 * n + 1;
+        char *nb = gs_realloc(*buf, ncap);
+        if (!nb)
+            return -1;
+        *buf = nb;
+        *cap = ncap;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)utf8_encode(s[i], (uint8_t *)*buf + k);
+    (*buf)[k] = '\0';
+    return 0;
 }
 
 gs_status prompt_to_chunks(const clip_tokenizer *tok, const char *prompt, prompt_chunks *out,
                            gs_error *err)
 {
+    gs_status st = GS_OK;
+    prompt_runs runs = {0};
+    chunker c = {.last_comma = -1, .out = out};
+    char *text = NULL;
+    size_t text_cap = 0;
+    int32_t *ids = NULL;
     memset(out, 0, sizeof *out);
-    prompt_segment *segs = NULL;
-    int n = 0;
-    gs_status st = prompt_parse(prompt ? prompt : "", &segs, &n, err);
+    if (!tok || !prompt)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt_to_chunks: NULL argument");
+    if (strlen(prompt) > CLIP_MAX_TEXT_BYTES)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt exceeds %u bytes",
+                       CLIP_MAX_TEXT_BYTES);
+    st = prompt_parse(prompt, &runs, err);
     if (st != GS_OK)
-        return st;
-    chunker c = {0};
-    c.out = out;
-    c.last_comma = -1;
-    for (int i = 0; i < n && st == GS_OK && !c.failed; i++) {
-        if (segs[i].weight == -1.0 && strcmp(segs[i].text, "BREAK") == 0) {
-            next_chunk(&c);
+        goto out;
+    for (size_t r = 0; r < runs.n; r++) {
+        if (prompt_run_is_break(&runs, r)) {
+            if (close_chunk(&c) != 0)
+                goto oom;
             continue;
         }
-        int32_t *ids = NULL;
-        size_t nt = 0;
-        st = clip_tokenize(tok, segs[i].text, &ids, &nt, err);
-        for (size_t k = 0; st == GS_OK && k < nt; k++)
-            add_token(&c, ids[k], (float)segs[i].weight);
+        const prompt_run *run = &runs.runs[r];
+        if (encode_utf8(runs.text.v + run->off, run->len, &text, &text_cap) != 0)
+            goto oom;
+        size_t n = 0;
+        st = clip_tokenize(tok, text, &ids, &n, err);
+        if (st != GS_OK)
+            goto out;
+        for (size_t i = 0; i < n; i++)
+            if (add_token(&c, ids[i], (float)run->weight) != 0)
+                goto oom;
         gs_free(ids);
+        ids = NULL;
     }
-    if (st == GS_OK && (c.len > 0 || out->n_chunks == 0))
-        next_chunk(&c);
-    prompt_segments_free(segs, n);
-    if (st == GS_OK && c.failed)
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory chunking the prompt");
+    if ((c.len > 0 || out->n_chunks == 0) && close_chunk(&c) != 0)
+        goto oom;
+    goto out;
+oom:
+    st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory splitting a prompt into chunks");
+out:
     if (st != GS_OK)
         prompt_chunks_free(out);
+    prompt_runs_free(&runs);
+    gs_free(text);
+    gs_free(ids);
     return st;
 }
 
 void prompt_chunks_free(prompt_chunks *pc)
 {
+    if (!pc)
+        return;
     gs_free(pc->ids);
     gs_free(pc->weights);
     memset(pc, 0, sizeof *pc);
 }
 
+/* ---- weighting ---- */
+
+static double mean_of(const float *z, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += z[i];
+    return n ? s / (double)n : 0.0;
+}
+
 void prompt_apply_weights(float *z, const float *weights, int tokens, int width)
 {
-    size_t n = (size_t)tokens * width;
-    double before = 0, after = 0;
-    for (size_t i = 0; i < n; i++)
-        before += z[i];
-    for (int t = 0; t < tokens; t++)
-        for (int c = 0; c < width; c++) {
-            z[(size_t)t * width + c] *= weights[t];
-            after += z[(size_t)t * width + c];
-        }
-    if (after == 0)
+    size_t n = (size_t)tokens * (size_t)width;
+    /* torch keeps both means and their ratio in float32. */
+    float before = (float)mean_of(z, n);
+    for (int t = 0; t < tokens; t++) {
+        float *row = z + (size_t)t * (size_t)width; /* [width] */
+        for (int c = 0; c < width; c++)
+            row[c] *= weights[t];
+    }
+    float after = (float)mean_of(z, n);
+    /* A zero mean after weighting (all weights 0) would give A1111 NaNs; keep z as weighted. */
+    if (after == 0.0f)
         return;
-    float scale = (float)(before / after);
+    float scale = before / after;
     for (size_t i = 0; i < n; i++)
         z[i] *= scale;
 }

@@ -1,22 +1,27 @@
 /*
- * prompt - AUTOMATIC1111's prompt semantics on top of the tokenizer.
+ * prompt - AUTOMATIC1111's prompt semantics: emphasis weights, 75-token chunks, BREAK.
  *
- * Emphasis: (x) x1.1, [x] /1.1, (x:w) xw, nesting multiplies, unbalanced
- * brackets close at the end, \( \) \[ \] \\ are literals, runs of equal weight
- * merge, BREAK (upper case, a word of its own) ends the chunk. Each parsed
- * segment is tokenized on its own; tokens fill chunks of 75, and when a chunk
- * fills up with a comma among its last 20 tokens, the text after the comma
- * moves to the next chunk. Each chunk is BOS + 75 tokens (EOS-padded) + EOS.
+ * prompt_to_chunks turns a prompt into the token chunks A1111 feeds the text
+ * encoder: the emphasis syntax is parsed (prompt_parse.h), each run is
+ * tokenized on its own, and tokens fill chunks of 75; when a chunk is full and a
+ * comma came within its last 20 tokens, what follows the comma moves to the next
+ * chunk. A "BREAK" ends the chunk. Every chunk is BOS + 75 tokens (EOS padding)
+ * + EOS with weight 1 on BOS, EOS and padding, so a prompt of at most 75 tokens
+ * is exactly one plain 77-token chunk. Long prompts give more chunks, never a cut.
+ * prompt_apply_weights applies one chunk's weights to its encoding.
  */
-#ifndef GS_PROMPT_H
-#define GS_PROMPT_H
+#ifndef GS_TEXT_PROMPT_H
+#define GS_TEXT_PROMPT_H
 
 #include <stdint.h>
 
+#include "common/error.h"
 #include "text/tokenizer.h"
 
-#define PROMPT_CHUNK_TOKENS 75
-#define PROMPT_COMMA_BACKTRACK 20
+#define PROMPT_CHUNK_TOKENS 75    /* text tokens per chunk */
+#define PROMPT_CHUNK_LEN 77       /* with BOS and EOS */
+#define PROMPT_COMMA_BACKTRACK 20 /* A1111's comma_padding_backtrack default */
+#define CLIP_COMMA 267            /* ",</w>" */
 
 typedef struct prompt_chunks {
     int n_chunks;
@@ -24,22 +29,14 @@ typedef struct prompt_chunks {
     float *weights; /* [n_chunks * 77] */
 } prompt_chunks;
 
-/* A parsed segment: text and weight (-1 marks a BREAK, as in A1111). */
-typedef struct prompt_segment {
-    char *text;
-    double weight;
-} prompt_segment;
-
-/* The emphasis parse alone (exposed for tests). *segs taken; free with prompt_segments_free. */
-gs_status prompt_parse(const char *prompt, prompt_segment **segs, int *n, gs_error *err);
-void prompt_segments_free(prompt_segment *segs, int n);
-
+/* Fills *out (free with prompt_chunks_free; left empty on failure). Fails with
+ * GS_ERR_INVALID_ARGUMENT on a malformed weight such as "(x:1.2.3)". */
 gs_status prompt_to_chunks(const clip_tokenizer *tok, const char *prompt, prompt_chunks *out,
                            gs_error *err);
 void prompt_chunks_free(prompt_chunks *pc);
 
-/* A1111's weighting of one encoded chunk: z[t][c] *= w[t], then z is rescaled so
-   that its overall mean equals the mean before weighting. z: [tokens, width]. */
+/* A1111's weighting of one encoded chunk: z[t][c] *= w[t], then z is rescaled so that
+   its overall mean equals the mean before weighting. z: [77, width]. */
 void prompt_apply_weights(float *z, const float *weights, int tokens, int width);
 
 #endif
