@@ -200,7 +200,9 @@ static double dnnl_matmul_bf16_time(int m, int n, int k)
 
 int main(int argc, char **argv)
 {
-    int threads = argc > 1 ? atoi(argv[1]) : 2;
+    int threads = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 2;
+    if (threads < 1)
+        threads = 1;
     gs_compute *cx;
     gs_error err;
     if (compute_create(threads, &cx, &err) != GS_OK)

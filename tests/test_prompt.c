@@ -278,11 +278,14 @@ static char *repeat_words(const char *const *words, int n)
         len += strlen(words[i]) + 1;
     char *s = malloc(len);
     assert_non_null(s);
-    s[0] = '\0';
+    size_t at = 0;
     for (int i = 0; i < n; i++) {
-        strcat(s, words[i]);
-        strcat(s, " ");
+        size_t w = strlen(words[i]);
+        memcpy(s + at, words[i], w);
+        s[at + w] = ' ';
+        at += w + 1;
     }
+    s[at] = '\0';
     return s;
 }
 
