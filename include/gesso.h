@@ -197,17 +197,23 @@ GS_API uint64_t gs_result_seed(const gs_result *res);
 
 /* Where the time of a generation went, for benchmarks and logs. */
 typedef struct gs_timings {
-    double text_encode_s; /* prompt + negative prompt through the text encoder */
-    double vae_encode_s;  /* img2img init image to latent; 0 for txt2img */
-    double sampling_s;    /* all sampler steps */
-    double vae_decode_s;  /* latents to pixels */
-    double total_s;       /* the whole gs_generate call */
-    int unet_batch;       /* images per UNet evaluation (2x batch with CFG) */
-    int n_steps;          /* entries in step_s */
-    const double *step_s; /* [n_steps] wall time of each sampler step; owned by the result */
+    double text_encode_s;    /* prompt + negative prompt through the text encoder */
+    double vae_encode_s;     /* img2img init image to latent; 0 for txt2img */
+    double sampling_s;       /* all sampler steps */
+    double vae_decode_s;     /* latents to pixels */
+    double total_s;          /* the whole gs_generate call */
+    int unet_batch;          /* images per UNet evaluation (2x batch with CFG) */
+    double step_gflop;       /* GEMM/conv/attention work of one sampler step (CFG included) */
+    double vae_decode_gflop; /* the same for the whole VAE decode */
+    int n_steps;             /* entries in step_s */
+    const double *step_s;    /* [n_steps] wall time of each sampler step; owned by the result */
 } gs_timings;
 
 GS_API void gs_result_timings(const gs_result *res, gs_timings *out);
+
+/* Measures the engine's large square f32 GEMM rate (GFLOP/s) on its threads:
+ * the reference "FLOP floor" rate that benchmarks compare a step against. */
+GS_API gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops);
 GS_API void gs_result_free(gs_result *res);
 
 /* Sampler and scheduler names the engine accepts, NULL-terminated. */

@@ -127,27 +127,48 @@ int cmd_bench(int argc, char **argv)
     }
     gs_timings tm;
     gs_result_timings(res, &tm);
+    double rate = 0;
+    if (gs_engine_gemm_rate(eng, &rate) != GS_OK || rate <= 0) {
+        fprintf(stderr, "gesso: cannot measure the GEMM rate: %s\n", gs_engine_errmsg(eng));
+        rc = EXIT_FAILURE_OTHER;
+        goto out;
+    }
     double step = median_after_warmup(tm.step_s, tm.n_steps);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = ru.ru_maxrss / 1024.0;
     double images_per_s = tm.total_s > 0 ? p.batch_size / tm.total_s : 0;
+    /* the floor: the step's FLOPs at the large-GEMM rate measured just now */
+    double step_floor = tm.step_gflop / rate, vae_floor = tm.vae_decode_gflop / rate;
+    double step_rate = step > 0 ? tm.step_gflop / step : 0;
+    double vae_rate = tm.vae_decode_s > 0 ? tm.vae_decode_gflop / tm.vae_decode_s : 0;
     if (json) {
         printf("{\"model\":\"%s\",\"width\":%d,\"height\":%d,\"steps\":%d,\"batch_size\":%d,"
                "\"unet_batch\":%d,\"load_s\":%.4f,\"text_encode_s\":%.4f,\"step_s\":%.4f,"
                "\"vae_decode_s\":%.4f,\"total_s\":%.4f,\"images_per_s\":%.4f,"
-               "\"peak_rss_mb\":%.1f}\n",
+               "\"peak_rss_mb\":%.1f,\"step_gflop\":%.1f,\"step_gflops\":%.1f,"
+               "\"vae_decode_gflop\":%.1f,\"vae_decode_gflops\":%.1f,\"gemm_gflops\":%.1f,"
+               "\"step_floor_s\":%.4f,\"step_vs_floor\":%.3f,\"vae_floor_s\":%.4f,"
+               "\"vae_vs_floor\":%.3f}\n",
                model_path, p.width, p.height, p.steps, p.batch_size, tm.unet_batch, load_s,
-               tm.text_encode_s, step, tm.vae_decode_s, tm.total_s, images_per_s, rss_mb);
+               tm.text_encode_s, step, tm.vae_decode_s, tm.total_s, images_per_s, rss_mb,
+               tm.step_gflop, step_rate, tm.vae_decode_gflop, vae_rate, rate, step_floor,
+               step_floor > 0 ? step / step_floor : 0, vae_floor,
+               vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0);
     } else {
         printf("model        %s\n", model_path);
         printf("settings     %dx%d, %d steps, batch %d (UNet batch %d), %s\n", p.width, p.height,
                p.steps, p.batch_size, tm.unet_batch, p.sampler);
         printf("load         %8.3f s\n", load_s);
         printf("text encode  %8.3f s\n", tm.text_encode_s);
-        printf("unet step    %8.3f s  (median of %d after warm-up)\n", step,
-               tm.n_steps > 1 ? tm.n_steps - 1 : tm.n_steps);
-        printf("vae decode   %8.3f s\n", tm.vae_decode_s);
+        printf("unet step    %8.3f s  (median of %d after warm-up)  %.0f GFLOP at %.0f GFLOP/s,"
+               " %.2fx the floor of %.3f s\n",
+               step, tm.n_steps > 1 ? tm.n_steps - 1 : tm.n_steps, tm.step_gflop, step_rate,
+               step_floor > 0 ? step / step_floor : 0, step_floor);
+        printf("vae decode   %8.3f s  %.0f GFLOP at %.0f GFLOP/s, %.2fx the floor of %.3f s\n",
+               tm.vae_decode_s, tm.vae_decode_gflop, vae_rate,
+               vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0, vae_floor);
+        printf("gemm rate    %8.1f GFLOP/s  (2048^3 f32, the floor's reference)\n", rate);
         printf("total        %8.3f s  (%.3f images/s)\n", tm.total_s, images_per_s);
         printf("peak RSS     %8.1f MB\n", rss_mb);
     }

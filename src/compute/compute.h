@@ -13,11 +13,16 @@ typedef struct gs_compute {
     threadpool *tp;
     arena scratch;
     int threads;
+    double flops; /* multiply-adds x2 of GEMMs, convolutions and attention, since creation */
 } gs_compute;
 
 gs_status compute_create(int threads /* 0 = online CPUs */, gs_compute **out, gs_error *err);
 void compute_free(gs_compute *cx);
 int compute_threads(const gs_compute *cx);
+
+/* The rate of a large square f32 GEMM on this context's threads (the "FLOP
+   floor" reference of benchmarks), in GFLOP/s. */
+gs_status compute_gemm_rate(gs_compute *cx, double *gflops, gs_error *err);
 
 /* Starts a forward pass on the scratch arena (see arena_reset). */
 gs_status compute_begin(gs_compute *cx, gs_error *err);

@@ -8,6 +8,7 @@
 
 #include "compute/gemm.h"
 #include "compute/ops.h"
+#include "compute/vec_math.h"
 
 #define ATTN_BLOCK 256
 
@@ -18,30 +19,54 @@ typedef struct softmax_job {
     int causal;
 } softmax_job;
 
+/* One row: max and sum kept per lane (16 partial values) so the loops vectorize
+   without reassociating floating-point sums. */
+GS_VEC_CLONES static void softmax_row(float *row, int valid, int cols, float scale)
+{
+    float mx16[16];
+    for (int l = 0; l < 16; l++)
+        mx16[l] = -INFINITY;
+    int c = 0;
+    for (; c + 16 <= valid; c += 16)
+        for (int l = 0; l < 16; l++)
+            mx16[l] = row[c + l] > mx16[l] ? row[c + l] : mx16[l];
+    float mx = -INFINITY;
+    for (int l = 0; l < 16; l++)
+        mx = mx16[l] > mx ? mx16[l] : mx;
+    for (; c < valid; c++)
+        mx = row[c] > mx ? row[c] : mx;
+    float sum16[16] = {0};
+    c = 0;
+    for (; c + 16 <= valid; c += 16)
+        for (int l = 0; l < 16; l++) {
+            float e = gs_expf((row[c + l] - mx) * scale);
+            row[c + l] = e;
+            sum16[l] += e;
+        }
+    float sum = 0;
+    for (; c < valid; c++) {
+        float e = gs_expf((row[c] - mx) * scale);
+        row[c] = e;
+        sum += e;
+    }
+    for (int l = 0; l < 16; l++)
+        sum += sum16[l];
+    float inv = 1.0f / sum;
+    for (c = 0; c < valid; c++)
+        row[c] *= inv;
+    for (c = valid; c < cols; c++)
+        row[c] = 0.0f;
+}
+
 static void softmax_rows(void *p, int ith, int nth)
 {
     const softmax_job *j = p;
     long r0, r1;
     threadpool_range(j->rows, ith, nth, &r0, &r1);
     for (long r = r0; r < r1; r++) {
-        float *row = j->s + (size_t)r * j->cols;
         int valid = j->causal ? (int)(j->row0 + r + 1) : j->cols;
-        if (valid > j->cols)
-            valid = j->cols;
-        float mx = -INFINITY;
-        for (int c = 0; c < valid; c++)
-            mx = row[c] > mx ? row[c] : mx;
-        float sum = 0;
-        for (int c = 0; c < valid; c++) {
-            float e = expf((row[c] - mx) * j->scale);
-            row[c] = e;
-            sum += e;
-        }
-        float inv = 1.0f / sum;
-        for (int c = 0; c < valid; c++)
-            row[c] *= inv;
-        for (int c = valid; c < j->cols; c++)
-            row[c] = 0.0f;
+        softmax_row(j->s + (size_t)r * j->cols, valid > j->cols ? j->cols : valid, j->cols,
+                    j->scale);
     }
 }
 
@@ -56,6 +81,7 @@ gs_status op_attention(gs_compute *cx, const float *q, int q_stride, const float
     if (!s)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
     float scale = 1.0f / sqrtf((float)d);
+    cx->flops += 4.0 * n * heads * (double)tq * tk * d; /* QK^T and PV */
     for (int b = 0; b < n; b++) {
         const float *qb = q + (size_t)b * tq * q_stride;
         const float *kb = k + (size_t)b * tk * kv_stride;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "compute/ops.h"
+#include "compute/vec_math.h"
 
 typedef struct ew_job {
     float *y;
@@ -16,6 +17,18 @@ typedef struct ew_job {
 
 enum { EW_ADD, EW_SILU, EW_QUICK_GELU, EW_ADD_BROADCAST };
 
+GS_VEC_CLONES static void silu_span(const float *x, float *y, long n)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = gs_silu(x[i]);
+}
+
+GS_VEC_CLONES static void quick_gelu_span(float *y, long n)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = y[i] / (1.0f + gs_expf(-1.702f * y[i]));
+}
+
 static void ew_run(void *p, int ith, int nth)
 {
     const ew_job *j = p;
@@ -28,14 +41,8 @@ static void ew_run(void *p, int ith, int nth)
         for (long i = i0; i < i1; i++)
             y[i] += x[i];
         break;
-    case EW_SILU:
-        for (long i = i0; i < i1; i++)
-            y[i] = x[i] / (1.0f + expf(-x[i]));
-        break;
-    case EW_QUICK_GELU:
-        for (long i = i0; i < i1; i++)
-            y[i] = y[i] / (1.0f + expf(-1.702f * y[i]));
-        break;
+    case EW_SILU: silu_span(x + i0, y + i0, i1 - i0); break;
+    case EW_QUICK_GELU: quick_gelu_span(y + i0, i1 - i0); break;
     case EW_ADD_BROADCAST:
         /* i indexes pixel rows of [n*per, c] */
         for (long r = i0; r < i1; r++) {

@@ -46,6 +46,7 @@ gs_status op_linear(gs_compute *cx, const linear_weights *lw, const float *x, lo
     if (rows > 0x7fffffffL)
         return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "linear layer: %ld rows is too many", rows);
     bias_fill(cx, y, lw->b, rows, lw->out);
+    cx->flops += 2.0 * rows * lw->out * lw->in;
     gemm_f32((int)rows, lw->out, lw->in, x, lw->in, lw->w, lw->in, 1, 1.0f, y, lw->out);
     return GS_OK;
 }
@@ -91,6 +92,7 @@ gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int 
     long rows = (long)n * oh * ow;
     int K = cw->k * cw->k * cw->cin;
     bias_fill(cx, y, cw->b, rows, cw->cout);
+    cx->flops += 2.0 * rows * cw->cout * K;
     if (cw->k == 1 && stride == 1 && pad_t == 0 && pad_l == 0 && oh == h && ow == w) {
         gemm_f32((int)rows, cw->cout, K, x, K, cw->w, K, 1, 1.0f, y, cw->cout);
         return GS_OK;

@@ -9,62 +9,174 @@
 
 #include "common/alloc.h"
 #include "compute/ops.h"
+#include "compute/vec_math.h"
+
+/* Two-pass statistics per group with no scratch memory: the out-of-memory path. */
+static void group_norm_serial(const norm_weights *nw, const float *x, float *y, long hw, int c,
+                              int groups, float eps, int silu)
+{
+    int cpg = c / groups;
+    for (int g = 0; g < groups; g++) {
+        double sum = 0, ss = 0, count = (double)hw * cpg;
+        for (long px = 0; px < hw; px++)
+            for (int k = g * cpg; k < (g + 1) * cpg; k++)
+                sum += x[(size_t)px * c + k];
+        double mean = sum / count;
+        for (long px = 0; px < hw; px++)
+            for (int k = g * cpg; k < (g + 1) * cpg; k++) {
+                double d = x[(size_t)px * c + k] - mean;
+                ss += d * d;
+            }
+        double inv = 1.0 / sqrt(ss / count + eps);
+        for (long px = 0; px < hw; px++)
+            for (int k = g * cpg; k < (g + 1) * cpg; k++) {
+                float v = (float)((x[(size_t)px * c + k] - mean) * inv) * nw->g[k] + nw->b[k];
+                y[(size_t)px * c + k] = silu ? gs_silu(v) : v;
+            }
+    }
+}
 
 typedef struct gn_job {
     const norm_weights *nw;
-    const float *x;
+    const float *x; /* one image: [hw, c] */
     float *y;
-    int n, c, groups, silu;
+    int c, groups, silu;
     long hw;
     float eps;
+    double *part;  /* [threads, c] per-thread partial sums */
+    double *gmean; /* [groups] */
+    float *a, *b;  /* [c] folded scale and shift */
 } gn_job;
 
-static inline float silu1(float v)
+/* Per-channel sums over this thread's pixels: elementwise over channels, so the
+   loops vectorize without reassociating sums. */
+GS_VEC_CLONES static void gn_sum_pass(const float *x, long p0, long p1, int c, double *acc)
 {
-    return v / (1.0f + expf(-v));
+    for (int k = 0; k < c; k++)
+        acc[k] = 0;
+    for (long px = p0; px < p1; px++) {
+        const float *xs = x + (size_t)px * c;
+        for (int k = 0; k < c; k++)
+            acc[k] += xs[k];
+    }
 }
 
-/* One (image, group) pair per work item. */
-static void group_norm_items(void *p, int ith, int nth)
+GS_VEC_CLONES static void gn_var_pass(const float *x, long p0, long p1, int c, const double *mean,
+                                      double *acc)
 {
-    const gn_job *j = p;
-    int cpg = j->c / j->groups;
-    long items = (long)j->n * j->groups, i0, i1;
-    threadpool_range(items, ith, nth, &i0, &i1);
-    for (long it = i0; it < i1; it++) {
-        int img = (int)(it / j->groups), g = (int)(it % j->groups);
-        const float *x = j->x + (size_t)img * j->hw * j->c + (size_t)g * cpg;
-        float *y = j->y + (size_t)img * j->hw * j->c + (size_t)g * cpg;
-        double sum = 0;
-        for (long px = 0; px < j->hw; px++)
-            for (int k = 0; k < cpg; k++)
-                sum += x[(size_t)px * j->c + k];
-        double count = (double)j->hw * cpg;
-        double mean = sum / count, ss = 0;
-        for (long px = 0; px < j->hw; px++)
-            for (int k = 0; k < cpg; k++) {
-                double d = x[(size_t)px * j->c + k] - mean;
-                ss += d * d;
-            }
-        float inv = (float)(1.0 / sqrt(ss / count + j->eps));
-        float fm = (float)mean;
-        const float *gam = j->nw->g + g * cpg, *bet = j->nw->b + g * cpg;
-        for (long px = 0; px < j->hw; px++) {
-            const float *xs = x + (size_t)px * j->c;
-            float *ys = y + (size_t)px * j->c;
-            for (int k = 0; k < cpg; k++) {
-                float v = (xs[k] - fm) * inv * gam[k] + bet[k];
-                ys[k] = j->silu ? silu1(v) : v;
-            }
+    for (int k = 0; k < c; k++)
+        acc[k] = 0;
+    for (long px = p0; px < p1; px++) {
+        const float *xs = x + (size_t)px * c;
+        for (int k = 0; k < c; k++) {
+            double d = xs[k] - mean[k];
+            acc[k] += d * d;
         }
+    }
+}
+
+GS_VEC_CLONES static void gn_apply_pass(const float *x, float *y, long p0, long p1, int c,
+                                        const float *a, const float *b, int silu)
+{
+    for (long px = p0; px < p1; px++) {
+        const float *xs = x + (size_t)px * c;
+        float *ys = y + (size_t)px * c;
+        if (silu)
+            for (int k = 0; k < c; k++)
+                ys[k] = gs_silu(xs[k] * a[k] + b[k]);
+        else
+            for (int k = 0; k < c; k++)
+                ys[k] = xs[k] * a[k] + b[k];
+    }
+}
+
+static void gn_sums(void *p, int ith, int nth)
+{
+    gn_job *j = p;
+    long p0, p1;
+    threadpool_range(j->hw, ith, nth, &p0, &p1);
+    gn_sum_pass(j->x, p0, p1, j->c, j->part + (size_t)ith * j->c);
+}
+
+static void gn_vars(void *p, int ith, int nth)
+{
+    gn_job *j = p;
+    long p0, p1;
+    threadpool_range(j->hw, ith, nth, &p0, &p1);
+    /* part holds each channel's group mean after the first reduction, in row 0
+       of the second half of the buffer */
+    double *mean = j->part + (size_t)nth * j->c;
+    gn_var_pass(j->x, p0, p1, j->c, mean, j->part + (size_t)ith * j->c);
+}
+
+static void gn_apply(void *p, int ith, int nth)
+{
+    gn_job *j = p;
+    long p0, p1;
+    threadpool_range(j->hw, ith, nth, &p0, &p1);
+    gn_apply_pass(j->x, j->y, p0, p1, j->c, j->a, j->b, j->silu);
+}
+
+/* Sums the per-thread rows into per-group totals. */
+static void reduce_groups(const double *part, int nth, int c, int groups, double *out)
+{
+    int cpg = c / groups;
+    for (int g = 0; g < groups; g++) {
+        double s = 0;
+        for (int t = 0; t < nth; t++)
+            for (int k = g * cpg; k < (g + 1) * cpg; k++)
+                s += part[(size_t)t * c + k];
+        out[g] = s;
     }
 }
 
 void op_group_norm(gs_compute *cx, const norm_weights *nw, const float *x, int n, long hw, int c,
                    int groups, float eps, int silu, float *y)
 {
-    gn_job j = {nw, x, y, n, c, groups, silu, hw, eps};
-    threadpool_run(cx->tp, group_norm_items, &j);
+    int nth = threadpool_size(cx->tp);
+    arena_mark m = arena_get_mark(&cx->scratch);
+    double *part = arena_alloc(&cx->scratch, (size_t)(nth + 1) * c * sizeof *part);
+    double *gsum = arena_alloc(&cx->scratch, (size_t)2 * groups * sizeof *gsum);
+    float *a = arena_floats(&cx->scratch, (size_t)2 * c);
+    if (!part || !gsum || !a) {
+        /* no scratch left: the serial path needs none */
+        arena_release(&cx->scratch, m);
+        for (int img = 0; img < n; img++)
+            group_norm_serial(nw, x + (size_t)img * hw * c, y + (size_t)img * hw * c, hw, c, groups,
+                              eps, silu);
+        return;
+    }
+    int cpg = c / groups;
+    double count = (double)hw * cpg;
+    for (int img = 0; img < n; img++) {
+        gn_job j = {nw,
+                    x + (size_t)img * hw * c,
+                    y + (size_t)img * hw * c,
+                    c,
+                    groups,
+                    silu,
+                    hw,
+                    eps,
+                    part,
+                    gsum,
+                    a,
+                    a + c};
+        threadpool_run(cx->tp, gn_sums, &j);
+        reduce_groups(part, nth, c, groups, gsum);
+        double *mean_c = part + (size_t)nth * c;
+        for (int k = 0; k < c; k++)
+            mean_c[k] = gsum[k / cpg] / count;
+        threadpool_run(cx->tp, gn_vars, &j);
+        reduce_groups(part, nth, c, groups, gsum + groups);
+        for (int k = 0; k < c; k++) {
+            int g = k / cpg;
+            double inv = 1.0 / sqrt(gsum[groups + g] / count + eps);
+            a[k] = (float)(nw->g[k] * inv);
+            a[c + k] = (float)(nw->b[k] - mean_c[k] * nw->g[k] * inv);
+        }
+        threadpool_run(cx->tp, gn_apply, &j);
+    }
+    arena_release(&cx->scratch, m);
 }
 
 typedef struct ln_job {

@@ -63,6 +63,15 @@ const char *gs_engine_errmsg(const gs_engine *eng)
     return eng->err.msg;
 }
 
+gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops)
+{
+    if (!eng || !gflops)
+        return GS_ERR_INVALID_ARGUMENT;
+    gs_error err = {0};
+    gs_status st = compute_gemm_rate(eng->cx, gflops, &err);
+    return st == GS_OK ? GS_OK : engine_fail(eng, &err);
+}
+
 /* ---- parameters ---- */
 
 void gs_params_init(gs_params *p)

@@ -418,15 +418,19 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
     gs_rng rng;
     rng_seed(&rng, p->seed);
     g.t_start = g.t_last = now_s();
+    double flops0 = eng->cx->flops;
     st = sample_run(&sc, &rng, model_eps, on_step, &g, x, &err);
     res->timings.sampling_s = now_s() - g.t_start;
+    res->timings.step_gflop = (eng->cx->flops - flops0) * 1e-9 / (g.total > 0 ? g.total : 1);
     if (st != GS_OK)
         goto out;
 
     double t_dec = now_s();
+    flops0 = eng->cx->flops;
     if ((st = decode_images(&g, x, res, &err)) != GS_OK)
         goto out;
     res->timings.vae_decode_s = now_s() - t_dec;
+    res->timings.vae_decode_gflop = (eng->cx->flops - flops0) * 1e-9;
     if ((st = write_infotexts(&g, res, sc.sampler, p->scheduler, &err)) != GS_OK)
         goto out;
 
