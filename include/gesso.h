@@ -74,8 +74,15 @@ GS_API const char *gs_strerror(gs_status code);
 typedef struct gs_engine gs_engine;
 typedef struct gs_model gs_model;
 
+typedef enum gs_precision {
+    GS_PRECISION_AUTO = 0, /* bf16 where the CPU has native bf16 dot products, else f32 */
+    GS_PRECISION_F32 = 1,  /* reproduces the reference tools' f32 results */
+    GS_PRECISION_BF16 = 2  /* UNet and VAE GEMMs in bf16 (f32 accumulation), bf16 weights */
+} gs_precision;
+
 typedef struct gs_engine_options {
-    int threads; /* worker threads for compute; 0 = one per online CPU (default) */
+    int threads;            /* worker threads for compute; 0 = one per online CPU (default) */
+    gs_precision precision; /* compute precision of models loaded later; default AUTO */
 } gs_engine_options;
 
 GS_API void gs_engine_options_init(gs_engine_options *opts);
@@ -101,11 +108,12 @@ GS_API void gs_model_free(gs_model *model);
 
 typedef struct gs_model_info {
     gs_model_family family;
-    const char *family_name;  /* "sd1" */
-    const char *weight_dtype; /* dtype of most weights in the file: "f16", "bf16", "f32" */
-    int unet_channels;        /* base channel count of the UNet (320 for SD1.5) */
-    int text_width;           /* width of the text encoder (768 for SD1.5) */
-    int latent_channels;      /* 4 */
+    const char *family_name;   /* "sd1" */
+    const char *weight_dtype;  /* dtype of most weights in the file: "f16", "bf16", "f32" */
+    int unet_channels;         /* base channel count of the UNet (320 for SD1.5) */
+    int text_width;            /* width of the text encoder (768 for SD1.5) */
+    int latent_channels;       /* 4 */
+    const char *compute_dtype; /* "f32" or "bf16": what the UNet and VAE compute in */
     size_t file_bytes;
     const char *name; /* file name without directory and extension */
 } gs_model_info;
@@ -211,8 +219,9 @@ typedef struct gs_timings {
 
 GS_API void gs_result_timings(const gs_result *res, gs_timings *out);
 
-/* Measures the engine's large square f32 GEMM rate (GFLOP/s) on its threads:
- * the reference "FLOP floor" rate that benchmarks compare a step against. */
+/* Measures the engine's large square GEMM rate (GFLOP/s) on its threads, in its
+ * compute precision (bf16 engines: bf16 inputs, f32 accumulation): the reference
+ * "FLOP floor" rate that benchmarks compare a step against. */
 GS_API gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops);
 GS_API void gs_result_free(gs_result *res);
 

@@ -156,6 +156,8 @@ static void recipes_through_the_cli(void **state)
             argv[a++] = "--strength";
             argv[a++] = strength;
         }
+        argv[a++] = "--precision";
+        argv[a++] = "f32";
         argv[a++] = "--output";
         argv[a++] = out;
         argv[a] = NULL;

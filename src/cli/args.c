@@ -82,3 +82,18 @@ int arg_size(const char *name, const char *s, int *w, int *h)
         return -1;
     return 0;
 }
+
+int arg_precision(const char *s, gs_precision *out)
+{
+    if (strcmp(s, "auto") == 0)
+        *out = GS_PRECISION_AUTO;
+    else if (strcmp(s, "f32") == 0)
+        *out = GS_PRECISION_F32;
+    else if (strcmp(s, "bf16") == 0)
+        *out = GS_PRECISION_BF16;
+    else {
+        fprintf(stderr, "gesso: --precision: '%s' is not auto, f32 or bf16\n", s);
+        return -1;
+    }
+    return 0;
+}

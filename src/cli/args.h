@@ -4,10 +4,14 @@
 
 #include <stdint.h>
 
+#include "gesso.h"
+
 /* Each returns 0 on success, -1 (and prints "gesso: --name: ...") on error. */
 int arg_int(const char *name, const char *s, long min, long max, int *out);
 int arg_u64(const char *name, const char *s, uint64_t *out);
 int arg_float(const char *name, const char *s, double min, double max, float *out);
+/* "auto", "f32" or "bf16" */
+int arg_precision(const char *s, gs_precision *out);
 /* "512x768" or "512" (square) */
 int arg_size(const char *name, const char *s, int *w, int *h);
 

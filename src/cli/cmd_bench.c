@@ -49,7 +49,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: gesso bench --model FILE [--width N] [--height N] [--steps N]\n"
                  "                   [--batch-size N] [--cfg-scale X] [--sampler NAME]\n"
-                 "                   [--threads N] [--json]\n"
+                 "                   [--threads N] [--precision auto|f32|bf16] [--json]\n"
                  "Times model load, text encode, one UNet step (median after a warm-up step,\n"
                  "CFG included), VAE decode and the whole generation; reports peak RSS.\n");
 }
@@ -66,6 +66,7 @@ int cmd_bench(int argc, char **argv)
         {"cfg-scale", required_argument, 0, OPT_CFG},
         {"sampler", required_argument, 0, OPT_SAMPLER},
         {"threads", required_argument, 0, 't'},
+        {"precision", required_argument, 0, 'P'},
         {"json", no_argument, 0, OPT_JSON},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -76,6 +77,7 @@ int cmd_bench(int argc, char **argv)
     p.sampler = "euler";
     p.steps = 4;
     const char *model_path = NULL;
+    gs_precision precision = GS_PRECISION_AUTO;
     int threads = 0, json = 0;
     optind = 1;
     int c;
@@ -90,6 +92,7 @@ int cmd_bench(int argc, char **argv)
         case OPT_CFG: bad = arg_float("--cfg-scale", optarg, 0, 100, &p.cfg_scale); break;
         case OPT_SAMPLER: p.sampler = optarg; break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
+        case 'P': bad = arg_precision(optarg, &precision); break;
         case OPT_JSON: json = 1; break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
@@ -104,6 +107,7 @@ int cmd_bench(int argc, char **argv)
     gs_engine_options eo;
     gs_engine_options_init(&eo);
     eo.threads = threads;
+    eo.precision = precision;
     gs_engine *eng = NULL;
     gs_model *model = NULL;
     gs_result *res = NULL;
@@ -157,8 +161,10 @@ int cmd_bench(int argc, char **argv)
                vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0);
     } else {
         printf("model        %s\n", model_path);
-        printf("settings     %dx%d, %d steps, batch %d (UNet batch %d), %s\n", p.width, p.height,
-               p.steps, p.batch_size, tm.unet_batch, p.sampler);
+        gs_model_info info;
+        gs_model_get_info(model, &info);
+        printf("settings     %dx%d, %d steps, batch %d (UNet batch %d), %s, %s compute\n", p.width,
+               p.height, p.steps, p.batch_size, tm.unet_batch, p.sampler, info.compute_dtype);
         printf("load         %8.3f s\n", load_s);
         printf("text encode  %8.3f s\n", tm.text_encode_s);
         printf("unet step    %8.3f s  (median of %d after warm-up)  %.0f GFLOP at %.0f GFLOP/s,"
@@ -168,7 +174,8 @@ int cmd_bench(int argc, char **argv)
         printf("vae decode   %8.3f s  %.0f GFLOP at %.0f GFLOP/s, %.2fx the floor of %.3f s\n",
                tm.vae_decode_s, tm.vae_decode_gflop, vae_rate,
                vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0, vae_floor);
-        printf("gemm rate    %8.1f GFLOP/s  (2048^3 f32, the floor's reference)\n", rate);
+        printf("gemm rate    %8.1f GFLOP/s  (2048^3 %s, the floor's reference)\n", rate,
+               info.compute_dtype);
         printf("total        %8.3f s  (%.3f images/s)\n", tm.total_s, images_per_s);
         printf("peak RSS     %8.1f MB\n", rss_mb);
     }

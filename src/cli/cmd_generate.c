@@ -50,6 +50,8 @@ static void usage(FILE *out)
             "  -i, --init-image FILE     img2img: start from this PNG/JPEG/WebP image\n"
             "      --strength X          img2img denoising strength in (0,1] (default 0.75)\n"
             "  -t, --threads N           compute threads (default: all CPUs)\n"
+            "      --precision P         auto (default: bf16 on CPUs with native bf16), f32\n"
+            "                            (matches the reference tools), bf16\n"
             "  -q, --quiet               no progress bar\n"
             "  -h, --help                this help\n"
             "\n"
@@ -140,6 +142,7 @@ int cmd_generate(int argc, char **argv)
         {"init-image", required_argument, 0, 'i'},
         {"strength", required_argument, 0, OPT_STRENGTH},
         {"threads", required_argument, 0, 't'},
+        {"precision", required_argument, 0, 'P'},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -148,6 +151,7 @@ int cmd_generate(int argc, char **argv)
     gs_params_init(&p);
     const char *model_path = NULL, *output = NULL, *init_path = NULL;
     int have_seed = 0, threads = 0, quiet = 0;
+    gs_precision precision = GS_PRECISION_AUTO;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "m:p:n:o:s:W:H:b:i:t:qh", opts, NULL)) != -1) {
@@ -172,6 +176,7 @@ int cmd_generate(int argc, char **argv)
         case 'i': init_path = optarg; break;
         case OPT_STRENGTH: bad = arg_float("--strength", optarg, 0, 1, &p.strength); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
+        case 'P': bad = arg_precision(optarg, &precision); break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
@@ -222,6 +227,7 @@ int cmd_generate(int argc, char **argv)
     gs_engine_options eo;
     gs_engine_options_init(&eo);
     eo.threads = threads;
+    eo.precision = precision;
     if ((st = gs_engine_create(&eo, &eng)) != GS_OK) {
         fprintf(stderr, "gesso: cannot start the engine: %s\n", gs_strerror(st));
         rc = EXIT_FAILURE_OTHER;

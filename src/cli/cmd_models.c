@@ -89,6 +89,7 @@ int cmd_models(int argc, char **argv)
         printf("unet channels    %d\n", info.unet_channels);
         printf("text width       %d\n", info.text_width);
         printf("latent channels  %d\n", info.latent_channels);
+        printf("compute          %s\n", info.compute_dtype);
         printf("file size        %zu bytes\n", info.file_bytes);
     }
     gs_model_free(model);

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "compute/arena.h"
+#include "compute/gemm_bf16.h"
 #include "compute/threadpool.h"
 
 typedef struct gs_compute {
@@ -14,15 +15,16 @@ typedef struct gs_compute {
     arena scratch;
     int threads;
     double flops; /* multiply-adds x2 of GEMMs, convolutions and attention, since creation */
+    gemm_bf16_cache *bf16; /* matmul primitives for layers whose weights are bf16 */
 } gs_compute;
 
 gs_status compute_create(int threads /* 0 = online CPUs */, gs_compute **out, gs_error *err);
 void compute_free(gs_compute *cx);
 int compute_threads(const gs_compute *cx);
 
-/* The rate of a large square f32 GEMM on this context's threads (the "FLOP
-   floor" reference of benchmarks), in GFLOP/s. */
-gs_status compute_gemm_rate(gs_compute *cx, double *gflops, gs_error *err);
+/* The rate of a large square GEMM (f32, or bf16 with f32 accumulation) on this
+   context's threads: the "FLOP floor" reference of benchmarks, in GFLOP/s. */
+gs_status compute_gemm_rate(gs_compute *cx, int bf16, double *gflops, gs_error *err);
 
 /* Starts a forward pass on the scratch arena (see arena_reset). */
 gs_status compute_begin(gs_compute *cx, gs_error *err);

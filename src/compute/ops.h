@@ -10,20 +10,23 @@
 #define GS_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
 #include "compute/compute.h"
 
 /* A convolution's weights converted for GEMM at load time. */
 typedef struct conv_weights {
-    float *w; /* [cout, k*k*cin]: (ky, kx, cin) order, matching NHWC patches */
-    float *b; /* [cout] or NULL */
+    float *w;     /* [cout, k*k*cin]: (ky, kx, cin) order, matching NHWC patches */
+    uint16_t *wb; /* the same in bf16 when the layer computes in bf16 (then w is NULL) */
+    float *b;     /* [cout] or NULL */
     int cout, cin, k;
 } conv_weights;
 
 typedef struct linear_weights {
-    float *w; /* [out, in] as stored */
-    float *b; /* [out] or NULL */
+    float *w;     /* [out, in] as stored */
+    uint16_t *wb; /* the same in bf16 when the layer computes in bf16 (then w is NULL) */
+    float *b;     /* [out] or NULL */
     int out, in;
 } linear_weights;
 

@@ -29,7 +29,7 @@ gs_status clip_text_load(const st_file *f, const char *prefix, clip_text **out, 
     clip_text *m = gs_calloc(1, sizeof *m);
     if (!m)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = {f, prefix, &m->store, err, GS_OK};
+    weight_loader l = {f, prefix, &m->store, err, GS_OK, 0};
     char n[256];
     m->vocab = (int)wl_dim(&l, "embeddings.token_embedding.weight", 0);
     m->width = (int)wl_dim(&l, "embeddings.token_embedding.weight", 1);

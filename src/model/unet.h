@@ -16,7 +16,7 @@
 typedef struct unet unet;
 
 /* prefix e.g. "model.diffusion_model." */
-gs_status unet_load(const st_file *f, const char *prefix, unet **out, gs_error *err);
+gs_status unet_load(const st_file *f, const char *prefix, int bf16, unet **out, gs_error *err);
 int unet_in_channels(const unet *m);
 int unet_model_channels(const unet *m);
 int unet_context_dim(const unet *m);

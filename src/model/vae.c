@@ -142,13 +142,13 @@ static void load_coder(weight_loader *l, int encoder, int z, vae_coder *c)
             &c->conv_out);
 }
 
-gs_status vae_load(const st_file *f, const char *prefix, vae **out, gs_error *err)
+gs_status vae_load(const st_file *f, const char *prefix, int bf16, vae **out, gs_error *err)
 {
     *out = NULL;
     vae *m = gs_calloc(1, sizeof *m);
     if (!m)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = {f, prefix, &m->store, err, GS_OK};
+    weight_loader l = {f, prefix, &m->store, err, GS_OK, bf16};
     m->z = (int)wl_dim(&l, "post_quant_conv.weight", 0);
     if (m->z <= 0 || m->z > 64) {
         vae_free(m);

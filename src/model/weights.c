@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "compute/gemm_bf16.h"
 
 void weight_store_free(weight_store *ws)
 {
@@ -15,7 +16,7 @@ void weight_store_free(weight_store *ws)
     memset(ws, 0, sizeof *ws);
 }
 
-static float *store_alloc(weight_loader *l, size_t n)
+static void *store_alloc_bytes(weight_loader *l, size_t bytes)
 {
     weight_store *ws = l->store;
     if (ws->n == ws->cap) {
@@ -26,10 +27,42 @@ static float *store_alloc(weight_loader *l, size_t n)
         ws->bufs = b;
         ws->cap = cap;
     }
-    float *p = gs_aligned_alloc(n * sizeof *p);
+    void *p = gs_aligned_alloc(bytes);
     if (p)
         ws->bufs[ws->n++] = p;
     return p;
+}
+
+/* Frees one buffer of the store (searching from the newest). */
+static void store_drop(weight_store *ws, void *p)
+{
+    for (int i = ws->n - 1; i >= 0; i--)
+        if (ws->bufs[i] == p) {
+            gs_aligned_free(p);
+            ws->bufs[i] = ws->bufs[--ws->n];
+            return;
+        }
+}
+
+/* Replaces an f32 GEMM weight by its bf16 copy when the loader asks for bf16. */
+static uint16_t *to_bf16_weights(weight_loader *l, float **w, size_t n)
+{
+    if (!l->bf16 || !*w)
+        return NULL;
+    uint16_t *b = store_alloc_bytes(l, n * sizeof *b);
+    if (!b) {
+        l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory converting weights to bf16");
+        return NULL;
+    }
+    f32_to_bf16(*w, b, (long)n);
+    store_drop(l->store, *w);
+    *w = NULL;
+    return b;
+}
+
+static float *store_alloc(weight_loader *l, size_t n)
+{
+    return store_alloc_bytes(l, n * sizeof(float));
 }
 
 const char *wl_name(char *buf, size_t size, const char *fmt, ...)
@@ -105,6 +138,7 @@ void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, li
     lw->w = wl_tensor(l, wl_name(n, sizeof n, "%s.weight", name), 2, (int64_t[]){out, in});
     if (bias)
         lw->b = wl_tensor(l, wl_name(n, sizeof n, "%s.bias", name), 1, (int64_t[]){out});
+    lw->wb = to_bf16_weights(l, &lw->w, (size_t)out * in);
 }
 
 void wl_conv(weight_loader *l, const char *name, int cout, int cin, int k, conv_weights *cw)
@@ -142,6 +176,7 @@ void wl_conv(weight_loader *l, const char *name, int cout, int cin, int k, conv_
         cw->w = oihw;
     }
     cw->b = wl_tensor(l, wl_name(n, sizeof n, "%s.bias", name), 1, (int64_t[]){cout});
+    cw->wb = to_bf16_weights(l, &cw->w, (size_t)cout * cin * k * k);
 }
 
 void wl_norm(weight_loader *l, const char *name, int c, norm_weights *nw)

@@ -24,6 +24,7 @@ typedef struct weight_loader {
     weight_store *store;
     gs_error *err;
     gs_status st;
+    int bf16; /* keep GEMM weights (linear, conv) in bf16 only */
 } weight_loader;
 
 void weight_store_free(weight_store *ws);

@@ -30,12 +30,15 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
         gs_engine_options_init(&defaults);
         opts = &defaults;
     }
-    if (opts->threads < 0 || opts->threads > 1024)
+    if (opts->threads < 0 || opts->threads > 1024 || opts->precision < GS_PRECISION_AUTO ||
+        opts->precision > GS_PRECISION_BF16)
         return GS_ERR_INVALID_ARGUMENT;
     gs_engine *eng = gs_calloc(1, sizeof *eng);
     if (!eng)
         return GS_ERR_NO_MEMORY;
     gs_error err = {0};
+    eng->bf16 = opts->precision == GS_PRECISION_BF16 ||
+                (opts->precision == GS_PRECISION_AUTO && gemm_bf16_native());
     gs_status st = compute_create(opts->threads, &eng->cx, &err);
     if (st == GS_OK)
         st = clip_tokenizer_create(&eng->tok, &err);
@@ -68,7 +71,7 @@ gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops)
     if (!eng || !gflops)
         return GS_ERR_INVALID_ARGUMENT;
     gs_error err = {0};
-    gs_status st = compute_gemm_rate(eng->cx, gflops, &err);
+    gs_status st = compute_gemm_rate(eng->cx, eng->bf16, gflops, &err);
     return st == GS_OK ? GS_OK : engine_fail(eng, &err);
 }
 

@@ -16,6 +16,7 @@
 
 struct gs_engine {
     gs_compute *cx;
+    int bf16; /* models load with bf16 GEMM weights */
     clip_tokenizer *tok;
     gs_error err; /* last error, for gs_engine_errmsg */
 };
@@ -28,6 +29,7 @@ struct gs_model {
     vae *vae;
     gs_model_family family;
     const char *weight_dtype;
+    int bf16;
     char *name;
     size_t file_bytes;
     float latent_scale; /* 0.18215 for SD1 */

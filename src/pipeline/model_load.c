@@ -151,11 +151,12 @@ gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
         gs_error_prefix(&err, "text encoder");
         goto out;
     }
-    if ((st = unet_load(m->file, SD1_UNET_PREFIX, &m->unet, &err)) != GS_OK) {
+    m->bf16 = eng->bf16;
+    if ((st = unet_load(m->file, SD1_UNET_PREFIX, m->bf16, &m->unet, &err)) != GS_OK) {
         gs_error_prefix(&err, "UNet");
         goto out;
     }
-    if ((st = vae_load(m->file, SD1_VAE_PREFIX, &m->vae, &err)) != GS_OK) {
+    if ((st = vae_load(m->file, SD1_VAE_PREFIX, m->bf16, &m->vae, &err)) != GS_OK) {
         gs_error_prefix(&err, "VAE");
         goto out;
     }
@@ -211,4 +212,5 @@ void gs_model_get_info(const gs_model *m, gs_model_info *info)
     info->latent_channels = vae_latent_channels(m->vae);
     info->file_bytes = m->file_bytes;
     info->name = m->name;
+    info->compute_dtype = m->bf16 ? "bf16" : "f32";
 }

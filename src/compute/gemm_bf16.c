@@ -1,0 +1,165 @@
+/* gemm_bf16 - bf16 matmul primitives cached by shape. */
+#include "compute/gemm_bf16.h"
+
+#include <dnnl.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "compute/vec_math.h"
+
+#define CACHE_MAX 256
+
+typedef struct entry {
+    int M, N, K, lda, ldb, ldc, accumulate;
+    dnnl_primitive_t prim;
+    dnnl_memory_t a, b, c;
+} entry;
+
+struct gemm_bf16_cache {
+    dnnl_engine_t eng;
+    dnnl_stream_t strm;
+    entry e[CACHE_MAX];
+    int n;
+};
+
+int gemm_bf16_native(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") != 0;
+#else
+    return 0;
+#endif
+}
+
+GS_VEC_CLONES void f32_to_bf16(const float *x, uint16_t *y, long n)
+{
+    for (long i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        y[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+}
+
+gs_status gemm_bf16_cache_create(gemm_bf16_cache **out, gs_error *err)
+{
+    *out = NULL;
+    gemm_bf16_cache *c = gs_calloc(1, sizeof *c);
+    if (!c)
+        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+    if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&c->strm, c->eng, dnnl_stream_default_flags) != dnnl_success) {
+        gemm_bf16_cache_free(c);
+        return gs_fail(err, GS_ERR_INTERNAL, "cannot start oneDNN");
+    }
+    *out = c;
+    return GS_OK;
+}
+
+static void entry_free(entry *e)
+{
+    if (e->prim)
+        dnnl_primitive_destroy(e->prim);
+    if (e->a)
+        dnnl_memory_destroy(e->a);
+    if (e->b)
+        dnnl_memory_destroy(e->b);
+    if (e->c)
+        dnnl_memory_destroy(e->c);
+    memset(e, 0, sizeof *e);
+}
+
+void gemm_bf16_cache_free(gemm_bf16_cache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        entry_free(&c->e[i]);
+    if (c->strm)
+        dnnl_stream_destroy(c->strm);
+    if (c->eng)
+        dnnl_engine_destroy(c->eng);
+    gs_free(c);
+}
+
+static dnnl_status_t create_entry(gemm_bf16_cache *c, entry *e)
+{
+    dnnl_memory_desc_t a, b, d;
+    dnnl_status_t s;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    if ((s = dnnl_memory_desc_init_by_strides(&a, 2, (dnnl_dims_t){e->M, e->K}, dnnl_bf16,
+                                              (dnnl_dims_t){e->lda, 1})) != dnnl_success ||
+        /* weights stored [N, K]: the matmul's B[K, N] with strides (1, ldb) */
+        (s = dnnl_memory_desc_init_by_strides(&b, 2, (dnnl_dims_t){e->K, e->N}, dnnl_bf16,
+                                              (dnnl_dims_t){1, e->ldb})) != dnnl_success ||
+        (s = dnnl_memory_desc_init_by_strides(&d, 2, (dnnl_dims_t){e->M, e->N}, dnnl_f32,
+                                              (dnnl_dims_t){e->ldc, 1})) != dnnl_success)
+        return s;
+    dnnl_matmul_desc_t md;
+    if ((s = dnnl_matmul_desc_init(&md, &a, &b, NULL, &d)) != dnnl_success)
+        return s;
+    if ((s = dnnl_primitive_attr_create(&attr)) != dnnl_success)
+        return s;
+    if (e->accumulate) {
+        if ((s = dnnl_post_ops_create(&po)) != dnnl_success ||
+            (s = dnnl_post_ops_append_sum(po, 1.0f)) != dnnl_success ||
+            (s = dnnl_primitive_attr_set_post_ops(attr, po)) != dnnl_success)
+            goto out;
+    }
+    if ((s = dnnl_primitive_desc_create(&pd, &md, attr, c->eng, NULL)) != dnnl_success ||
+        (s = dnnl_primitive_create(&e->prim, pd)) != dnnl_success ||
+        (s = dnnl_memory_create(&e->a, &a, c->eng, DNNL_MEMORY_NONE)) != dnnl_success ||
+        (s = dnnl_memory_create(&e->b, &b, c->eng, DNNL_MEMORY_NONE)) != dnnl_success ||
+        (s = dnnl_memory_create(&e->c, &d, c->eng, DNNL_MEMORY_NONE)) != dnnl_success)
+        goto out;
+out:
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (po)
+        dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
+                    const uint16_t *B, int ldb, float beta, float *C, int ldc, gs_error *err)
+{
+    if (M <= 0 || N <= 0)
+        return GS_OK;
+    int acc = beta != 0.0f;
+    entry *e = NULL;
+    for (int i = 0; i < c->n; i++) {
+        entry *x = &c->e[i];
+        if (x->M == M && x->N == N && x->K == K && x->lda == lda && x->ldb == ldb &&
+            x->ldc == ldc && x->accumulate == acc) {
+            e = x;
+            break;
+        }
+    }
+    if (!e) {
+        if (c->n == CACHE_MAX) { /* shapes churn (many sizes): start over */
+            for (int i = 0; i < c->n; i++)
+                entry_free(&c->e[i]);
+            c->n = 0;
+        }
+        e = &c->e[c->n];
+        *e = (entry){M, N, K, lda, ldb, ldc, acc, NULL, NULL, NULL, NULL};
+        if (create_entry(c, e) != dnnl_success) {
+            entry_free(e);
+            return gs_fail(err, GS_ERR_INTERNAL, "oneDNN cannot run a %dx%dx%d bf16 matmul", M, N,
+                           K);
+        }
+        c->n++;
+    }
+    dnnl_memory_set_data_handle(e->a, (void *)A);
+    dnnl_memory_set_data_handle(e->b, (void *)B);
+    dnnl_memory_set_data_handle(e->c, C);
+    dnnl_exec_arg_t args[3] = {
+        {DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
+    if (dnnl_primitive_execute(e->prim, c->strm, 3, args) != dnnl_success ||
+        dnnl_stream_wait(c->strm) != dnnl_success)
+        return gs_fail(err, GS_ERR_INTERNAL, "oneDNN bf16 matmul failed");
+    return GS_OK;
+}

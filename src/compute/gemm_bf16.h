@@ -1,0 +1,29 @@
+/*
+ * gemm_bf16 - C[M,N] (f32) = A[M,K] (bf16) * B[N,K]^T (bf16) (+ C), on oneDNN's
+ * matmul primitive (f32 accumulation). oneDNN 2.x has no bf16 GEMM function, so
+ * primitives are created per shape and cached in the compute context; an SD
+ * step uses a few dozen shapes, all created during the first step.
+ */
+#ifndef GS_GEMM_BF16_H
+#define GS_GEMM_BF16_H
+
+#include <stdint.h>
+
+#include "common/error.h"
+
+typedef struct gemm_bf16_cache gemm_bf16_cache;
+
+gs_status gemm_bf16_cache_create(gemm_bf16_cache **out, gs_error *err);
+void gemm_bf16_cache_free(gemm_bf16_cache *c);
+
+/* beta is 0 (overwrite C) or 1 (accumulate onto C). */
+gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
+                    const uint16_t *B, int ldb, float beta, float *C, int ldc, gs_error *err);
+
+/* Whether this CPU runs bf16 dot products natively (AVX512_BF16). */
+int gemm_bf16_native(void);
+
+/* f32 -> bf16, round to nearest even. */
+void f32_to_bf16(const float *x, uint16_t *y, long n);
+
+#endif
