@@ -87,7 +87,8 @@ typedef struct gs_engine_options {
 
 GS_API void gs_engine_options_init(gs_engine_options *opts);
 
-/* Creates an engine; free it with gs_engine_free. opts may be NULL (defaults). */
+/* Creates an engine; free it with gs_engine_free. opts may be NULL (defaults).
+ * GS_ERR_UNSUPPORTED when bf16 precision is asked for on a CPU that cannot run it. */
 GS_API gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out);
 GS_API void gs_engine_free(gs_engine *eng);
 

@@ -20,6 +20,9 @@ void gemm_bf16_cache_free(gemm_bf16_cache *c);
 gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
                     const uint16_t *B, int ldb, float beta, float *C, int ldc, gs_error *err);
 
+/* Whether oneDNN can run bf16 matmuls here at all (natively or emulated). */
+int gemm_bf16_usable(gemm_bf16_cache *c);
+
 /* Whether this CPU runs bf16 dot products natively (AVX512_BF16). */
 int gemm_bf16_native(void);
 
