@@ -29,7 +29,7 @@ gs_status clip_text_load(const st_file *f, const char *prefix, clip_text **out, 
     clip_text *m = gs_calloc(1, sizeof *m);
     if (!m)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = {f, prefix, &m->store, err, GS_OK, 0};
+    weight_loader l = {.f = f, .prefix = prefix, .store = &m->store, .err = err, .st = GS_OK};
     char n[256];
     m->vocab = (int)wl_dim(&l, "embeddings.token_embedding.weight", 0);
     m->width = (int)wl_dim(&l, "embeddings.token_embedding.weight", 1);
@@ -74,6 +74,7 @@ gs_status clip_text_load(const st_file *f, const char *prefix, clip_text **out, 
         wl_linear(&l, wl_name(n, sizeof n, "%smlp.fc2", p), w, m->mlp, 1, &L->fc2);
     }
     wl_norm(&l, "final_layer_norm", w, &m->final_ln);
+    weight_loader_done(&l);
     if (l.st != GS_OK) {
         clip_text_free(m);
         return l.st;

@@ -19,6 +19,7 @@
 
 #include "common/alloc.h"
 #include "compute/half.h"
+#include "compute/vec_math.h"
 
 typedef struct st_meta {
     char *key;
@@ -381,6 +382,26 @@ int st_shape_is(const st_tensor *t, int ndim, const int64_t *shape)
 
 /* ---- conversion ---- */
 
+GS_VEC_CLONES static void f16_span_to_f32(const uint8_t *p, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        dst[i] = gs_f16_to_f32_fast(h);
+    }
+}
+
+void st_drop_pages(const st_file *f, const st_tensor *t)
+{
+    if (!f->mapped || t->nbytes == 0)
+        return;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t b = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t e = ((uintptr_t)t->data + t->nbytes) & ~((uintptr_t)page - 1);
+    if (e > b)
+        madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
 gs_status st_to_f32(const st_tensor *t, float *dst, gs_error *err)
 {
     const uint8_t *p = t->data;
@@ -394,13 +415,7 @@ gs_status st_to_f32(const st_tensor *t, float *dst, gs_error *err)
             dst[i] = (float)v;
         }
         return GS_OK;
-    case ST_F16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            dst[i] = gs_f16_to_f32(h);
-        }
-        return GS_OK;
+    case ST_F16: f16_span_to_f32(p, dst, n); return GS_OK;
     case ST_BF16:
         for (size_t i = 0; i < n; i++) {
             uint16_t h;

@@ -191,7 +191,8 @@ gs_status unet_load(const st_file *f, const char *prefix, int bf16, unet **out, 
     unet *m = gs_calloc(1, sizeof *m);
     if (!m)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = {f, prefix, &m->store, err, GS_OK, bf16};
+    weight_loader l = {
+        .f = f, .prefix = prefix, .store = &m->store, .err = err, .st = GS_OK, .bf16 = bf16};
     char n[256], p[64];
     m->mc = (int)wl_dim(&l, "input_blocks.0.0.weight", 0);
     m->cin = (int)wl_dim(&l, "input_blocks.0.0.weight", 1);
@@ -230,6 +231,7 @@ gs_status unet_load(const st_file *f, const char *prefix, int bf16, unet **out, 
     if (l.st == GS_OK && m->n_out != m->n_in + 1)
         l.st = gs_fail(err, GS_ERR_FORMAT, "UNet has %d input blocks but %d output blocks",
                        m->n_in + 1, m->n_out);
+    weight_loader_done(&l);
     if (l.st != GS_OK) {
         unet_free(m);
         return l.st;

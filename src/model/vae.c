@@ -148,7 +148,8 @@ gs_status vae_load(const st_file *f, const char *prefix, int bf16, vae **out, gs
     vae *m = gs_calloc(1, sizeof *m);
     if (!m)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = {f, prefix, &m->store, err, GS_OK, bf16};
+    weight_loader l = {
+        .f = f, .prefix = prefix, .store = &m->store, .err = err, .st = GS_OK, .bf16 = bf16};
     m->z = (int)wl_dim(&l, "post_quant_conv.weight", 0);
     if (m->z <= 0 || m->z > 64) {
         vae_free(m);
@@ -162,6 +163,7 @@ gs_status vae_load(const st_file *f, const char *prefix, int bf16, vae **out, gs
         l.st = gs_fail(err, GS_ERR_UNSUPPORTED, "VAE encoder and decoder depths differ (%d, %d)",
                        m->enc.levels, m->dec.levels);
     }
+    weight_loader_done(&l);
     if (l.st != GS_OK) {
         vae_free(m);
         return l.st;

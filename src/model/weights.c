@@ -33,18 +33,7 @@ static void *store_alloc_bytes(weight_loader *l, size_t bytes)
     return p;
 }
 
-/* Frees one buffer of the store (searching from the newest). */
-static void store_drop(weight_store *ws, void *p)
-{
-    for (int i = ws->n - 1; i >= 0; i--)
-        if (ws->bufs[i] == p) {
-            gs_aligned_free(p);
-            ws->bufs[i] = ws->bufs[--ws->n];
-            return;
-        }
-}
-
-/* Replaces an f32 GEMM weight by its bf16 copy when the loader asks for bf16. */
+/* The bf16 copy of a GEMM weight converted into the scratch (bf16 loaders only). */
 static uint16_t *to_bf16_weights(weight_loader *l, float **w, size_t n)
 {
     if (!l->bf16 || !*w)
@@ -55,8 +44,7 @@ static uint16_t *to_bf16_weights(weight_loader *l, float **w, size_t n)
         return NULL;
     }
     f32_to_bf16(*w, b, (long)n);
-    store_drop(l->store, *w);
-    *w = NULL;
+    *w = NULL; /* it lived in the scratch */
     return b;
 }
 
@@ -99,7 +87,11 @@ static void shape_str(char *buf, size_t size, int ndim, const int64_t *shape)
         snprintf(buf + o, size - o, "]");
 }
 
-float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *shape)
+/* Converts prefix+name (checked against shape) to f32, into the store or, for
+   weights about to become bf16, into the loader's reusable scratch (reusing it
+   avoids the kernel zeroing fresh pages for every tensor). */
+static float *load_f32(weight_loader *l, const char *name, int ndim, const int64_t *shape,
+                       int scratch)
 {
     if (l->st != GS_OK)
         return NULL;
@@ -116,7 +108,17 @@ float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *sh
                         name, have, want);
         return NULL;
     }
-    float *p = store_alloc(l, (size_t)t->numel);
+    float *p;
+    if (scratch) {
+        if ((size_t)t->numel > l->tmp_cap) {
+            gs_aligned_free(l->tmp);
+            l->tmp = gs_aligned_alloc((size_t)t->numel * sizeof *l->tmp);
+            l->tmp_cap = l->tmp ? (size_t)t->numel : 0;
+        }
+        p = l->tmp;
+    } else {
+        p = store_alloc(l, (size_t)t->numel);
+    }
     if (!p) {
         l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
         return NULL;
@@ -126,7 +128,20 @@ float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *sh
         l->st = st;
         return NULL;
     }
+    st_drop_pages(l->f, t);
     return p;
+}
+
+float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *shape)
+{
+    return load_f32(l, name, ndim, shape, 0);
+}
+
+void weight_loader_done(weight_loader *l)
+{
+    gs_aligned_free(l->tmp);
+    l->tmp = NULL;
+    l->tmp_cap = 0;
 }
 
 void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, linear_weights *lw)
@@ -135,7 +150,7 @@ void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, li
     memset(lw, 0, sizeof *lw);
     lw->out = out;
     lw->in = in;
-    lw->w = wl_tensor(l, wl_name(n, sizeof n, "%s.weight", name), 2, (int64_t[]){out, in});
+    lw->w = load_f32(l, wl_name(n, sizeof n, "%s.weight", name), 2, (int64_t[]){out, in}, l->bf16);
     if (bias)
         lw->b = wl_tensor(l, wl_name(n, sizeof n, "%s.bias", name), 1, (int64_t[]){out});
     lw->wb = to_bf16_weights(l, &lw->w, (size_t)out * in);
@@ -152,9 +167,9 @@ void wl_conv(weight_loader *l, const char *name, int cout, int cin, int k, conv_
     const st_tensor *t = wl_find(l, n);
     if (k == 1 && t && t->ndim == 2) {
         /* attention projections saved as linear layers */
-        cw->w = wl_tensor(l, n, 2, (int64_t[]){cout, cin});
+        cw->w = load_f32(l, n, 2, (int64_t[]){cout, cin}, l->bf16);
     } else {
-        float *oihw = wl_tensor(l, n, 4, (int64_t[]){cout, cin, k, k});
+        float *oihw = load_f32(l, n, 4, (int64_t[]){cout, cin, k, k}, l->bf16);
         if (oihw && k > 1) {
             /* [cout, cin, ky, kx] -> [cout, ky, kx, cin] to match NHWC patches */
             size_t per = (size_t)cin * k * k;
