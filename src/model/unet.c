@@ -285,21 +285,21 @@ static gs_status res_forward(fwd *f, const unet_res *r, const float *x, int h, i
 {
     arena_mark mk = arena_get_mark(f->a);
     long px = (long)f->n * h * w;
+    /* the middle activation lives in out, which is free until the residual sum */
     float *t = arena_floats(f->a, (size_t)px * (r->cin > r->cout ? r->cin : r->cout));
-    float *u = arena_floats(f->a, (size_t)px * r->cout);
     float *e = arena_floats(f->a, (size_t)f->n * r->cout);
     gs_status st = GS_OK;
-    if (!t || !u || !e) {
+    if (!t || !e) {
         st = NOMEM(f);
         goto out;
     }
     op_group_norm(f->cx, &r->n_in, x, f->n, (long)h * w, r->cin, UNET_GROUPS, 1e-5f, 1, t);
-    if ((st = op_conv2d_same(f->cx, &r->c_in, t, f->n, h, w, u, f->err)) != GS_OK ||
+    if ((st = op_conv2d_same(f->cx, &r->c_in, t, f->n, h, w, out, f->err)) != GS_OK ||
         (st = op_linear(f->cx, &r->emb, f->emb, f->n, e, f->err)) != GS_OK)
         goto out;
-    op_add_broadcast(f->cx, u, e, f->n, (long)h * w, r->cout);
-    op_group_norm(f->cx, &r->n_out, u, f->n, (long)h * w, r->cout, UNET_GROUPS, 1e-5f, 1, u);
-    if ((st = op_conv2d_same(f->cx, &r->c_out, u, f->n, h, w, t, f->err)) != GS_OK)
+    op_add_broadcast(f->cx, out, e, f->n, (long)h * w, r->cout);
+    op_group_norm(f->cx, &r->n_out, out, f->n, (long)h * w, r->cout, UNET_GROUPS, 1e-5f, 1, out);
+    if ((st = op_conv2d_same(f->cx, &r->c_out, out, f->n, h, w, t, f->err)) != GS_OK)
         goto out;
     if (r->has_skip) {
         if ((st = op_conv2d_same(f->cx, &r->skip, x, f->n, h, w, out, f->err)) != GS_OK)

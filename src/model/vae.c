@@ -193,16 +193,16 @@ static gs_status res_forward(gs_compute *cx, const vae_res *r, const float *x, i
 {
     arena_mark mk = arena_get_mark(&cx->scratch);
     long px = (long)n * h * w;
+    /* the middle activation lives in out, which is free until the residual sum */
     float *t = arena_floats(&cx->scratch, (size_t)px * (r->cin > r->cout ? r->cin : r->cout));
-    float *u = arena_floats(&cx->scratch, (size_t)px * r->cout);
-    if (!t || !u)
+    if (!t)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
     gs_status st;
     op_group_norm(cx, &r->n1, x, n, (long)h * w, r->cin, VAE_GROUPS, VAE_EPS, 1, t);
-    if ((st = op_conv2d_same(cx, &r->c1, t, n, h, w, u, err)) != GS_OK)
+    if ((st = op_conv2d_same(cx, &r->c1, t, n, h, w, out, err)) != GS_OK)
         goto out;
-    op_group_norm(cx, &r->n2, u, n, (long)h * w, r->cout, VAE_GROUPS, VAE_EPS, 1, u);
-    if ((st = op_conv2d_same(cx, &r->c2, u, n, h, w, t, err)) != GS_OK)
+    op_group_norm(cx, &r->n2, out, n, (long)h * w, r->cout, VAE_GROUPS, VAE_EPS, 1, out);
+    if ((st = op_conv2d_same(cx, &r->c2, out, n, h, w, t, err)) != GS_OK)
         goto out;
     if (r->has_skip) {
         if ((st = op_conv2d_same(cx, &r->skip, x, n, h, w, out, err)) != GS_OK)
