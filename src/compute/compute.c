@@ -86,7 +86,7 @@ gs_status compute_gemm_rate(gs_compute *cx, int bf16, double *gflops, gs_error *
     for (int r = 0; r < 4 && st == GS_OK; r++) { /* the first run warms up; best of the rest */
         double t0 = now_s();
         if (bf16)
-            st = gemm_bf16(cx->bf16, n, n, n, ab, n, bb, n, 0.0f, c, n, err);
+            st = gemm_bf16(cx->bf16, n, n, n, ab, n, bb, n, 1, 0.0f, c, n, err);
         else
             gemm_f32(n, n, n, a, n, b, n, 1, 0.0f, c, n);
         double t = now_s() - t0;

@@ -16,6 +16,7 @@ typedef struct gs_compute {
     int threads;
     double flops; /* multiply-adds x2 of GEMMs, convolutions and attention, since creation */
     gemm_bf16_cache *bf16; /* matmul primitives for layers whose weights are bf16 */
+    int attn_bf16;         /* attention products in bf16 (bf16 engines) */
 } gs_compute;
 
 gs_status compute_create(int threads /* 0 = online CPUs */, gs_compute **out, gs_error *err);

@@ -10,7 +10,7 @@
 #define CACHE_MAX 256
 
 typedef struct entry {
-    int M, N, K, lda, ldb, ldc, accumulate;
+    int M, N, K, lda, ldb, ldc, trans_b, accumulate;
     dnnl_primitive_t prim;
     dnnl_memory_t a, b, c;
 } entry;
@@ -46,7 +46,7 @@ int gemm_bf16_usable(gemm_bf16_cache *c)
     uint16_t a[16 * 16] = {0}, b[16 * 16] = {0};
     float out[16 * 16];
     gs_error err;
-    return gemm_bf16(c, 16, 16, 16, a, 16, b, 16, 0.0f, out, 16, &err) == GS_OK;
+    return gemm_bf16(c, 16, 16, 16, a, 16, b, 16, 1, 0.0f, out, 16, &err) == GS_OK;
 }
 
 gs_status gemm_bf16_cache_create(gemm_bf16_cache **out, gs_error *err)
@@ -99,9 +99,10 @@ static dnnl_status_t create_entry(gemm_bf16_cache *c, entry *e)
     dnnl_primitive_desc_t pd = NULL;
     if ((s = dnnl_memory_desc_init_by_strides(&a, 2, (dnnl_dims_t){e->M, e->K}, dnnl_bf16,
                                               (dnnl_dims_t){e->lda, 1})) != dnnl_success ||
-        /* weights stored [N, K]: the matmul's B[K, N] with strides (1, ldb) */
-        (s = dnnl_memory_desc_init_by_strides(&b, 2, (dnnl_dims_t){e->K, e->N}, dnnl_bf16,
-                                              (dnnl_dims_t){1, e->ldb})) != dnnl_success ||
+        /* B[K, N]: stored [N, K] has strides (1, ldb), stored [K, N] has (ldb, 1) */
+        (s = dnnl_memory_desc_init_by_strides(
+             &b, 2, (dnnl_dims_t){e->K, e->N}, dnnl_bf16,
+             e->trans_b ? (dnnl_dims_t){1, e->ldb} : (dnnl_dims_t){e->ldb, 1})) != dnnl_success ||
         (s = dnnl_memory_desc_init_by_strides(&d, 2, (dnnl_dims_t){e->M, e->N}, dnnl_f32,
                                               (dnnl_dims_t){e->ldc, 1})) != dnnl_success)
         return s;
@@ -132,7 +133,8 @@ out:
 }
 
 gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
-                    const uint16_t *B, int ldb, float beta, float *C, int ldc, gs_error *err)
+                    const uint16_t *B, int ldb, int trans_b, float beta, float *C, int ldc,
+                    gs_error *err)
 {
     if (M <= 0 || N <= 0)
         return GS_OK;
@@ -141,7 +143,7 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
     for (int i = 0; i < c->n; i++) {
         entry *x = &c->e[i];
         if (x->M == M && x->N == N && x->K == K && x->lda == lda && x->ldb == ldb &&
-            x->ldc == ldc && x->accumulate == acc) {
+            x->ldc == ldc && x->trans_b == trans_b && x->accumulate == acc) {
             e = x;
             break;
         }
@@ -153,7 +155,7 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
             c->n = 0;
         }
         e = &c->e[c->n];
-        *e = (entry){M, N, K, lda, ldb, ldc, acc, NULL, NULL, NULL, NULL};
+        *e = (entry){M, N, K, lda, ldb, ldc, trans_b, acc, NULL, NULL, NULL, NULL};
         if (create_entry(c, e) != dnnl_success) {
             entry_free(e);
             return gs_fail(err, GS_ERR_INTERNAL, "oneDNN cannot run a %dx%dx%d bf16 matmul", M, N,

@@ -1,5 +1,5 @@
 /*
- * gemm_bf16 - C[M,N] (f32) = A[M,K] (bf16) * B[N,K]^T (bf16) (+ C), on oneDNN's
+ * gemm_bf16 - C[M,N] (f32) = A[M,K] (bf16) * op(B) (bf16) (+ C), on oneDNN's
  * matmul primitive (f32 accumulation). oneDNN 2.x has no bf16 GEMM function, so
  * primitives are created per shape and cached in the compute context; an SD
  * step uses a few dozen shapes, all created during the first step.
@@ -16,9 +16,11 @@ typedef struct gemm_bf16_cache gemm_bf16_cache;
 gs_status gemm_bf16_cache_create(gemm_bf16_cache **out, gs_error *err);
 void gemm_bf16_cache_free(gemm_bf16_cache *c);
 
-/* beta is 0 (overwrite C) or 1 (accumulate onto C). */
+/* beta is 0 (overwrite C) or 1 (accumulate onto C). B is [N, K] (trans_b = 1, the
+   layout of stored weights) or [K, N] (trans_b = 0), row stride ldb. */
 gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
-                    const uint16_t *B, int ldb, float beta, float *C, int ldc, gs_error *err);
+                    const uint16_t *B, int ldb, int trans_b, float beta, float *C, int ldc,
+                    gs_error *err);
 
 /* Whether oneDNN can run bf16 matmuls here at all (natively or emulated). */
 int gemm_bf16_usable(gemm_bf16_cache *c);

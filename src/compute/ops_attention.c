@@ -70,10 +70,83 @@ static void softmax_rows(void *p, int ith, int nth)
     }
 }
 
+typedef struct cvt_job {
+    const float *x;
+    uint16_t *y;
+    long n;
+} cvt_job;
+
+static void cvt_run(void *p, int ith, int nth)
+{
+    const cvt_job *j = p;
+    long i0, i1;
+    threadpool_range(j->n, ith, nth, &i0, &i1);
+    f32_to_bf16(j->x + i0, j->y + i0, i1 - i0);
+}
+
+static uint16_t *bf16_copy(gs_compute *cx, const float *x, long n)
+{
+    uint16_t *y = arena_alloc(&cx->scratch, (size_t)n * sizeof *y);
+    if (y) {
+        cvt_job j = {x, y, n};
+        threadpool_run(cx->tp, cvt_run, &j);
+    }
+    return y;
+}
+
+/* The same blocks with bf16 inputs to both products (f32 scores and softmax). */
+static gs_status attention_bf16(gs_compute *cx, const float *q, int q_stride, const float *k,
+                                const float *v, int kv_stride, int n, int tq, int tk, int heads,
+                                int d, int causal, float *out, gs_error *err)
+{
+    int out_stride = heads * d;
+    int block = tq < ATTN_BLOCK ? tq : ATTN_BLOCK;
+    arena_mark m = arena_get_mark(&cx->scratch);
+    uint16_t *qb = bf16_copy(cx, q, (long)n * tq * q_stride);
+    uint16_t *kb = bf16_copy(cx, k, (long)n * tk * kv_stride);
+    uint16_t *vb = bf16_copy(cx, v, (long)n * tk * kv_stride);
+    float *s = arena_floats(&cx->scratch, (size_t)block * tk);                 /* [block, tk] */
+    uint16_t *sb = arena_alloc(&cx->scratch, (size_t)block * tk * sizeof *sb); /* bf16 of s */
+    gs_status st = GS_OK;
+    if (!qb || !kb || !vb || !s || !sb) {
+        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
+        goto out;
+    }
+    float scale = 1.0f / sqrtf((float)d);
+    for (int b = 0; b < n && st == GS_OK; b++) {
+        const uint16_t *qi = qb + (size_t)b * tq * q_stride;
+        const uint16_t *ki = kb + (size_t)b * tk * kv_stride;
+        const uint16_t *vi = vb + (size_t)b * tk * kv_stride;
+        float *ob = out + (size_t)b * tq * out_stride;
+        for (int h = 0; h < heads && st == GS_OK; h++)
+            for (int r0 = 0; r0 < tq && st == GS_OK; r0 += block) {
+                int rows = tq - r0 < block ? tq - r0 : block;
+                st = gemm_bf16(cx->bf16, rows, tk, d, qi + (size_t)r0 * q_stride + h * d, q_stride,
+                               ki + h * d, kv_stride, 1, 0.0f, s, tk, err);
+                if (st != GS_OK)
+                    break;
+                softmax_job sj = {s, rows, tk, r0, scale, causal};
+                threadpool_run(cx->tp, softmax_rows, &sj);
+                cvt_job cj = {s, sb, (long)rows * tk};
+                threadpool_run(cx->tp, cvt_run, &cj);
+                st = gemm_bf16(cx->bf16, rows, d, tk, sb, tk, vi + h * d, kv_stride, 0, 0.0f,
+                               ob + (size_t)r0 * out_stride + h * d, out_stride, err);
+            }
+    }
+out:
+    arena_release(&cx->scratch, m);
+    return st;
+}
+
 gs_status op_attention(gs_compute *cx, const float *q, int q_stride, const float *k, const float *v,
                        int kv_stride, int n, int tq, int tk, int heads, int d, int causal,
                        float *out, gs_error *err)
 {
+    if (cx->attn_bf16) {
+        cx->flops += 4.0 * n * heads * (double)tq * tk * d;
+        return attention_bf16(cx, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal, out,
+                              err);
+    }
     int out_stride = heads * d;
     int block = tq < ATTN_BLOCK ? tq : ATTN_BLOCK;
     arena_mark m = arena_get_mark(&cx->scratch);

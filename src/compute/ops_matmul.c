@@ -77,7 +77,7 @@ gs_status op_linear(gs_compute *cx, const linear_weights *lw, const float *x, lo
         arena_mark m = arena_get_mark(&cx->scratch);
         uint16_t *xb = to_bf16(cx, x, rows * lw->in);
         gs_status st = xb ? gemm_bf16(cx->bf16, (int)rows, lw->out, lw->in, xb, lw->in, lw->wb,
-                                      lw->in, 1.0f, y, lw->out, err)
+                                      lw->in, 1, 1.0f, y, lw->out, err)
                           : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a linear layer");
         arena_release(&cx->scratch, m);
         return st;
@@ -164,8 +164,8 @@ gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int 
         }
         arena_mark m = arena_get_mark(&cx->scratch);
         uint16_t *xb = to_bf16(cx, x, rows * K);
-        gs_status st = xb ? gemm_bf16(cx->bf16, (int)rows, cw->cout, K, xb, K, cw->wb, K, 1.0f, y,
-                                      cw->cout, err)
+        gs_status st = xb ? gemm_bf16(cx->bf16, (int)rows, cw->cout, K, xb, K, cw->wb, K, 1, 1.0f,
+                                      y, cw->cout, err)
                           : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
         arena_release(&cx->scratch, m);
         return st;
@@ -186,7 +186,7 @@ gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int 
         float *yb = y + (size_t)r0 * cw->cout;
         if (cw->wb) {
             threadpool_run(cx->tp, im2col_rows_bf16, &j);
-            st = gemm_bf16(cx->bf16, (int)nr, cw->cout, K, (const uint16_t *)col, K, cw->wb, K,
+            st = gemm_bf16(cx->bf16, (int)nr, cw->cout, K, (const uint16_t *)col, K, cw->wb, K, 1,
                            1.0f, yb, cw->cout, err);
         } else {
             threadpool_run(cx->tp, im2col_rows, &j);
