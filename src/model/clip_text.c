@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "compute/half.h"
 #include "model/weights.h"
 
 #define SD1_TEXT_HEADS 12
@@ -17,19 +18,22 @@ typedef struct clip_layer {
 struct clip_text {
     weight_store store;
     int width, layers, positions, vocab, mlp, heads;
-    float *tok_emb; /* [vocab, width] */
-    float *pos_emb; /* [positions, width] */
+    float *tok_emb;       /* [vocab, width], or NULL when kept in bf16: */
+    uint16_t *tok_emb_bf; /* [vocab, width] */
+    float *pos_emb;       /* [positions, width] */
     clip_layer *layer;
     norm_weights final_ln;
 };
 
-gs_status clip_text_load(const st_file *f, const char *prefix, clip_text **out, gs_error *err)
+gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, clip_text **out,
+                         gs_error *err)
 {
     *out = NULL;
     clip_text *m = gs_calloc(1, sizeof *m);
     if (!m)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = {.f = f, .prefix = prefix, .store = &m->store, .err = err, .st = GS_OK};
+    weight_loader l = {
+        .f = f, .prefix = prefix, .store = &m->store, .err = err, .st = GS_OK, .bf16 = bf16};
     char n[256];
     m->vocab = (int)wl_dim(&l, "embeddings.token_embedding.weight", 0);
     m->width = (int)wl_dim(&l, "embeddings.token_embedding.weight", 1);
@@ -52,7 +56,12 @@ gs_status clip_text_load(const st_file *f, const char *prefix, clip_text **out, 
         return GS_ERR_UNSUPPORTED;
     }
     int w = m->width;
-    m->tok_emb = wl_tensor(&l, "embeddings.token_embedding.weight", 2, (int64_t[]){m->vocab, w});
+    if (bf16)
+        m->tok_emb_bf =
+            wl_tensor_bf16(&l, "embeddings.token_embedding.weight", 2, (int64_t[]){m->vocab, w});
+    else
+        m->tok_emb =
+            wl_tensor(&l, "embeddings.token_embedding.weight", 2, (int64_t[]){m->vocab, w});
     m->pos_emb =
         wl_tensor(&l, "embeddings.position_embedding.weight", 2, (int64_t[]){m->positions, w});
     m->layer = gs_calloc((size_t)m->layers, sizeof *m->layer);
@@ -125,9 +134,16 @@ gs_status clip_text_encode(clip_text *m, gs_compute *cx, const int32_t *ids, int
         int id = ids[r];
         if (id < 0 || id >= m->vocab)
             return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "token id %d outside the vocabulary", id);
-        const float *te = m->tok_emb + (size_t)id * w, *pe = m->pos_emb + (size_t)(r % T) * w;
-        for (int c = 0; c < w; c++)
-            x[r * w + c] = te[c] + pe[c];
+        const float *pe = m->pos_emb + (size_t)(r % T) * w;
+        if (m->tok_emb_bf) {
+            const uint16_t *te = m->tok_emb_bf + (size_t)id * w;
+            for (int c = 0; c < w; c++)
+                x[r * w + c] = gs_bf16_to_f32(te[c]) + pe[c];
+        } else {
+            const float *te = m->tok_emb + (size_t)id * w;
+            for (int c = 0; c < w; c++)
+                x[r * w + c] = te[c] + pe[c];
+        }
     }
     int run = m->layers - (clip_skip - 1);
     for (int i = 0; i < run && st == GS_OK; i++) {

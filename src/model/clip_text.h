@@ -15,7 +15,9 @@
 typedef struct clip_text clip_text;
 
 /* prefix e.g. "cond_stage_model.transformer.text_model." */
-gs_status clip_text_load(const st_file *f, const char *prefix, clip_text **out, gs_error *err);
+/* bf16: layer weights and the token table kept in bf16 (GEMMs in bf16). */
+gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, clip_text **out,
+                         gs_error *err);
 int clip_text_width(const clip_text *m);
 int clip_text_layers(const clip_text *m);
 /* ids: [n_seq, positions]; out: [n_seq, positions, width]; clip_skip >= 1 (1 = last layer,

@@ -137,6 +137,23 @@ float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *sh
     return load_f32(l, name, ndim, shape, 0);
 }
 
+uint16_t *wl_tensor_bf16(weight_loader *l, const char *name, int ndim, const int64_t *shape)
+{
+    float *f = load_f32(l, name, ndim, shape, 1);
+    if (!f)
+        return NULL;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    uint16_t *b = store_alloc_bytes(l, n * sizeof *b);
+    if (!b) {
+        l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
+        return NULL;
+    }
+    f32_to_bf16(f, b, (long)n);
+    return b;
+}
+
 void weight_loader_done(weight_loader *l)
 {
     gs_aligned_free(l->tmp);

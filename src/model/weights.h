@@ -41,6 +41,9 @@ int64_t wl_dim(weight_loader *l, const char *name, int d);
 /* f32 copy of prefix+name, which must have exactly the given shape. */
 float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *shape);
 
+/* bf16 copy of prefix+name (for tables read row by row, e.g. embeddings). */
+uint16_t *wl_tensor_bf16(weight_loader *l, const char *name, int ndim, const int64_t *shape);
+
 /* Layers by their base name (".weight"/".bias" appended). */
 void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, linear_weights *lw);
 /* A [cout, cin, k, k] convolution, or a linear [cout, cin] stored for a 1x1 one. */

@@ -147,11 +147,11 @@ gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
     if ((st = identify(m->file, &err)) != GS_OK)
         goto out;
     m->weight_dtype = majority_dtype(m->file);
-    if ((st = clip_text_load(m->file, SD1_TEXT_PREFIX, &m->text, &err)) != GS_OK) {
+    m->bf16 = eng->bf16;
+    if ((st = clip_text_load(m->file, SD1_TEXT_PREFIX, m->bf16, &m->text, &err)) != GS_OK) {
         gs_error_prefix(&err, "text encoder");
         goto out;
     }
-    m->bf16 = eng->bf16;
     if ((st = unet_load(m->file, SD1_UNET_PREFIX, m->bf16, &m->unet, &err)) != GS_OK) {
         gs_error_prefix(&err, "UNet");
         goto out;
