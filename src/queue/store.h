@@ -1,0 +1,100 @@
+/*
+ * store - the job store of `gesso serve`: a persistent priority queue with
+ * leases. One interface, engines behind it (SQLite now, embedded and zero
+ * set-up; PostgreSQL next, for many machines: the same schema and semantics,
+ * with claims by SELECT ... FOR UPDATE SKIP LOCKED).
+ *
+ * Semantics: jobs run at least once and record exactly one result. A worker
+ * claims the best queued job (priority, then arrival) with a lease it renews
+ * by heartbeats; a job whose lease expires goes back to the queue with its
+ * attempt counted, and ends failed once it has used up its attempts. A result
+ * is recorded only by the worker that holds the job's current lease.
+ */
+#ifndef GS_STORE_H
+#define GS_STORE_H
+
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define JOB_ID_LEN 36 /* UUIDv7, text form */
+
+typedef enum job_status {
+    JOB_QUEUED = 0,
+    JOB_RUNNING = 1,
+    JOB_SUCCEEDED = 2,
+    JOB_FAILED = 3,
+    JOB_CANCELLED = 4
+} job_status;
+
+const char *job_status_name(job_status s);
+/* -1 when the name is unknown */
+int job_status_parse(const char *name);
+
+typedef struct job_record {
+    char id[JOB_ID_LEN + 1];
+    char owner[64];
+    char model[256];
+    char worker[64];
+    job_status status;
+    int priority;
+    int attempts;
+    int cancel_requested;
+    int step, steps;
+    double megapixelsteps;
+    int64_t created_ms, started_ms, finished_ms, lease_expires_ms;
+    char *params; /* JSON text; owned by the record */
+    char *result; /* JSON text or NULL; owned by the record */
+    char *error;  /* message or NULL; owned by the record */
+} job_record;
+
+void job_record_clear(job_record *r); /* frees the owned strings */
+
+typedef struct job_store job_store;
+
+/* Opens (creating if needed) the SQLite store at path, in WAL mode. */
+gs_status store_open_sqlite(const char *path, job_store **out, gs_error *err);
+void store_close(job_store *s);
+
+/* Queues a job; id gets its UUIDv7, *position its place among queued jobs (0 = next). */
+gs_status store_submit(job_store *s, const char *owner, const char *model, int priority,
+                       const char *params_json, double megapixelsteps, int64_t now_ms,
+                       char id[JOB_ID_LEN + 1], int *position, gs_error *err);
+
+/* GS_ERR_INVALID_ARGUMENT when no such job. */
+gs_status store_get(job_store *s, const char *id, job_record *out, gs_error *err);
+
+/* Claims the best queued job: first one for prefer_model (may be NULL) unless an
+   older job of higher priority waits longer than starve_ms, else the best overall.
+   *claimed = 0 when the queue is empty. */
+gs_status store_claim(job_store *s, const char *worker, const char *prefer_model, int64_t now_ms,
+                      int lease_ms, int64_t starve_ms, job_record *out, int *claimed,
+                      gs_error *err);
+
+/* Renews the lease and records progress. *lost = 1 when the worker no longer
+   holds the job (expired and requeued, or finished); *cancel = 1 when a cancel
+   was asked for. */
+gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int64_t now_ms,
+                          int lease_ms, int step, int steps, int *cancel, int *lost, gs_error *err);
+
+/* Records the one result (status succeeded/failed/cancelled) if worker still
+   holds the job; *recorded = 0 otherwise (a stale worker's result is dropped). */
+gs_status store_finish(job_store *s, const char *id, const char *worker, job_status status,
+                       const char *result_json, const char *error, int64_t now_ms, int *recorded,
+                       gs_error *err);
+
+/* Cancels: a queued job ends cancelled at once; a running one gets
+   cancel_requested (its worker stops at the next step). *status gets the
+   job's status after the call. GS_ERR_INVALID_ARGUMENT when no such job. */
+gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status *status,
+                       gs_error *err);
+
+/* Requeues running jobs whose lease expired before now; those that used
+   max_attempts end failed with the reason. Counts are returned. */
+gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, int *requeued,
+                              int *failed, gs_error *err);
+
+/* Number of jobs with each status (array indexed by job_status). */
+gs_status store_counts(job_store *s, int counts[5], gs_error *err);
+
+#endif

@@ -1,0 +1,520 @@
+/*
+ * store_sqlite - the job store on one SQLite file (WAL, busy timeout), safe
+ * for several processes: every state change is one IMMEDIATE transaction, so
+ * two workers can never claim the same job, and a result is recorded only by
+ * the lease holder. Arrival order is the table's rowid.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/alloc.h"
+#include "queue/store.h"
+
+#define SCHEMA_VERSION "1"
+
+struct job_store {
+    sqlite3 *db;
+};
+
+static const char *const status_names[] = {"queued", "running", "succeeded", "failed", "cancelled"};
+
+const char *job_status_name(job_status s)
+{
+    return (unsigned)s < 5 ? status_names[s] : "unknown";
+}
+
+int job_status_parse(const char *name)
+{
+    for (int i = 0; i < 5; i++)
+        if (strcmp(name, status_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void job_record_clear(job_record *r)
+{
+    gs_free(r->params);
+    gs_free(r->result);
+    gs_free(r->error);
+    memset(r, 0, sizeof *r);
+}
+
+static gs_status db_fail(job_store *s, gs_error *err, const char *what)
+{
+    return gs_fail(err, GS_ERR_IO, "job store: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static gs_status exec(job_store *s, const char *sql, gs_error *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        gs_status st = gs_fail(err, GS_ERR_IO, "job store: %s", msg ? msg : "error");
+        sqlite3_free(msg);
+        return st;
+    }
+    return GS_OK;
+}
+
+/* ---- ids ---- */
+
+/* UUIDv7: 48-bit Unix milliseconds, version 7, random bits: sorts by creation. */
+static void uuid7(int64_t now_ms, char out[JOB_ID_LEN + 1])
+{
+    uint8_t b[16];
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+        for (int i = 0; i < 16; i++)
+            b[i] = (uint8_t)(rand() >> 7);
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)((uint64_t)now_ms >> (8 * (5 - i)));
+    b[6] = (uint8_t)(0x70 | (b[6] & 0x0f));
+    b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
+    snprintf(out, JOB_ID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+/* ---- open ---- */
+
+gs_status store_open_sqlite(const char *path, job_store **out, gs_error *err)
+{
+    *out = NULL;
+    job_store *s = gs_calloc(1, sizeof *s);
+    if (!s)
+        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+    gs_status st = GS_OK;
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        st = gs_fail(err, GS_ERR_IO, "cannot open job store '%s': %s", path,
+                     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(s->db, 10000);
+    if ((st = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) != GS_OK ||
+        (st = exec(s,
+                   "CREATE TABLE IF NOT EXISTS jobs ("
+                   " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                   " id TEXT UNIQUE NOT NULL,"
+                   " owner TEXT NOT NULL DEFAULT '',"
+                   " model TEXT NOT NULL DEFAULT '',"
+                   " priority INTEGER NOT NULL DEFAULT 0,"
+                   " status INTEGER NOT NULL,"
+                   " attempts INTEGER NOT NULL DEFAULT 0,"
+                   " cancel_requested INTEGER NOT NULL DEFAULT 0,"
+                   " worker TEXT,"
+                   " lease_expires_ms INTEGER,"
+                   " step INTEGER NOT NULL DEFAULT 0,"
+                   " steps INTEGER NOT NULL DEFAULT 0,"
+                   " megapixelsteps REAL NOT NULL DEFAULT 0,"
+                   " params TEXT NOT NULL,"
+                   " result TEXT,"
+                   " error TEXT,"
+                   " created_ms INTEGER NOT NULL,"
+                   " started_ms INTEGER,"
+                   " finished_ms INTEGER);"
+                   "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
+                   "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
+                   "INSERT OR IGNORE INTO meta VALUES ('schema', '" SCHEMA_VERSION "');",
+                   err)) != GS_OK)
+        goto out;
+    *out = s;
+    return GS_OK;
+out:
+    store_close(s);
+    return st;
+}
+
+void store_close(job_store *s)
+{
+    if (!s)
+        return;
+    sqlite3_close(s->db);
+    gs_free(s);
+}
+
+/* ---- reading rows ---- */
+
+#define JOB_COLUMNS                                                                                \
+    "id, owner, model, worker, status, priority, attempts, cancel_requested, step, steps,"         \
+    " megapixelsteps, created_ms, started_ms, finished_ms, lease_expires_ms, params, result,"      \
+    " error"
+
+static char *dup_text(sqlite3_stmt *q, int col)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    return t ? gs_strdup((const char *)t) : NULL;
+}
+
+static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
+{
+    memset(r, 0, sizeof *r);
+    copy_text(r->id, sizeof r->id, q, 0);
+    copy_text(r->owner, sizeof r->owner, q, 1);
+    copy_text(r->model, sizeof r->model, q, 2);
+    copy_text(r->worker, sizeof r->worker, q, 3);
+    r->status = (job_status)sqlite3_column_int(q, 4);
+    r->priority = sqlite3_column_int(q, 5);
+    r->attempts = sqlite3_column_int(q, 6);
+    r->cancel_requested = sqlite3_column_int(q, 7);
+    r->step = sqlite3_column_int(q, 8);
+    r->steps = sqlite3_column_int(q, 9);
+    r->megapixelsteps = sqlite3_column_double(q, 10);
+    r->created_ms = sqlite3_column_int64(q, 11);
+    r->started_ms = sqlite3_column_int64(q, 12);
+    r->finished_ms = sqlite3_column_int64(q, 13);
+    r->lease_expires_ms = sqlite3_column_int64(q, 14);
+    r->params = dup_text(q, 15);
+    r->result = dup_text(q, 16);
+    r->error = dup_text(q, 17);
+    if (!r->params || (sqlite3_column_type(q, 16) != SQLITE_NULL && !r->result) ||
+        (sqlite3_column_type(q, 17) != SQLITE_NULL && !r->error)) {
+        job_record_clear(r);
+        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory reading a job");
+    }
+    return GS_OK;
+}
+
+static gs_status get_locked(job_store *s, const char *id, job_record *out, int *found,
+                            gs_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    *found = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", -1, &q, NULL) !=
+        SQLITE_OK)
+        return db_fail(s, err, "reading a job");
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    gs_status st = GS_OK;
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        st = read_row(q, out, err);
+        *found = st == GS_OK;
+    } else if (rc != SQLITE_DONE) {
+        st = db_fail(s, err, "reading a job");
+    }
+    sqlite3_finalize(q);
+    return st;
+}
+
+gs_status store_get(job_store *s, const char *id, job_record *out, gs_error *err)
+{
+    int found;
+    gs_status st = get_locked(s, id, out, &found, err);
+    if (st == GS_OK && !found)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
+    return st;
+}
+
+/* ---- submit ---- */
+
+gs_status store_submit(job_store *s, const char *owner, const char *model, int priority,
+                       const char *params_json, double megapixelsteps, int64_t now_ms,
+                       char id[JOB_ID_LEN + 1], int *position, gs_error *err)
+{
+    uuid7(now_ms, id);
+    gs_status st = exec(s, "BEGIN IMMEDIATE", err);
+    if (st != GS_OK)
+        return st;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO jobs (id, owner, model, priority, status, params,"
+                           " megapixelsteps, created_ms) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                           -1, &q, NULL) != SQLITE_OK) {
+        st = db_fail(s, err, "queueing a job");
+        goto out;
+    }
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, owner ? owner : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, model ? model : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 4, priority);
+    sqlite3_bind_text(q, 5, params_json, -1, SQLITE_STATIC);
+    sqlite3_bind_double(q, 6, megapixelsteps);
+    sqlite3_bind_int64(q, 7, now_ms);
+    if (sqlite3_step(q) != SQLITE_DONE) {
+        st = db_fail(s, err, "queueing a job");
+        goto out;
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    if (position) {
+        int64_t seq = sqlite3_last_insert_rowid(s->db);
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT count(*) FROM jobs WHERE status = 0 AND"
+                               " (priority > ? OR (priority = ? AND seq < ?))",
+                               -1, &q, NULL) != SQLITE_OK) {
+            st = db_fail(s, err, "counting the queue");
+            goto out;
+        }
+        sqlite3_bind_int(q, 1, priority);
+        sqlite3_bind_int(q, 2, priority);
+        sqlite3_bind_int64(q, 3, seq);
+        *position = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : 0;
+    }
+out:
+    sqlite3_finalize(q);
+    if (st == GS_OK)
+        st = exec(s, "COMMIT", err);
+    else
+        exec(s, "ROLLBACK", NULL);
+    return st;
+}
+
+/* ---- claim ---- */
+
+/* The best queued job's id (restricted to model when not NULL); "" when none. */
+static gs_status best_queued(job_store *s, const char *model, char id[JOB_ID_LEN + 1],
+                             int *priority, int64_t *created, gs_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    const char *sql = model ? "SELECT id, priority, created_ms FROM jobs WHERE status = 0 AND"
+                              " model = ? ORDER BY priority DESC, seq LIMIT 1"
+                            : "SELECT id, priority, created_ms FROM jobs WHERE status = 0"
+                              " ORDER BY priority DESC, seq LIMIT 1";
+    id[0] = '\0';
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, err, "looking for a job");
+    if (model)
+        sqlite3_bind_text(q, 1, model, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        copy_text(id, JOB_ID_LEN + 1, q, 0);
+        *priority = sqlite3_column_int(q, 1);
+        *created = sqlite3_column_int64(q, 2);
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? GS_OK : db_fail(s, err, "looking for a job");
+}
+
+gs_status store_claim(job_store *s, const char *worker, const char *prefer_model, int64_t now_ms,
+                      int lease_ms, int64_t starve_ms, job_record *out, int *claimed, gs_error *err)
+{
+    *claimed = 0;
+    gs_status st = exec(s, "BEGIN IMMEDIATE", err);
+    if (st != GS_OK)
+        return st;
+    char best[JOB_ID_LEN + 1], pref[JOB_ID_LEN + 1];
+    int bp = 0, pp = 0;
+    int64_t bc = 0, pc = 0;
+    sqlite3_stmt *q = NULL;
+    if ((st = best_queued(s, NULL, best, &bp, &bc, err)) != GS_OK)
+        goto out;
+    pref[0] = '\0';
+    if (prefer_model && best[0] &&
+        (st = best_queued(s, prefer_model, pref, &pp, &pc, err)) != GS_OK)
+        goto out;
+    /* a loaded model's job goes first, unless the best job outranks it or has starved */
+    const char *pick = best;
+    if (pref[0] && bp <= pp && now_ms - bc <= starve_ms)
+        pick = pref;
+    if (!pick[0])
+        goto out;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE jobs SET status = 1, worker = ?, lease_expires_ms = ?,"
+                           " started_ms = ?, attempts = attempts + 1, step = 0"
+                           " WHERE id = ? AND status = 0",
+                           -1, &q, NULL) != SQLITE_OK) {
+        st = db_fail(s, err, "claiming a job");
+        goto out;
+    }
+    sqlite3_bind_text(q, 1, worker, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, now_ms + lease_ms);
+    sqlite3_bind_int64(q, 3, now_ms);
+    sqlite3_bind_text(q, 4, pick, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_DONE) {
+        st = db_fail(s, err, "claiming a job");
+        goto out;
+    }
+    int found = 0;
+    if ((st = get_locked(s, pick, out, &found, err)) != GS_OK)
+        goto out;
+    *claimed = found;
+out:
+    sqlite3_finalize(q);
+    if (st == GS_OK)
+        st = exec(s, "COMMIT", err);
+    else
+        exec(s, "ROLLBACK", NULL);
+    if (st != GS_OK && *claimed) {
+        job_record_clear(out);
+        *claimed = 0;
+    }
+    return st;
+}
+
+/* ---- heartbeat, finish, cancel ---- */
+
+gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int64_t now_ms,
+                          int lease_ms, int step, int steps, int *cancel, int *lost, gs_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    *cancel = 0;
+    *lost = 1;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE jobs SET lease_expires_ms = ?, step = ?, steps = ?"
+                           " WHERE id = ? AND status = 1 AND worker = ?"
+                           " RETURNING cancel_requested",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, err, "renewing a lease");
+    sqlite3_bind_int64(q, 1, now_ms + lease_ms);
+    sqlite3_bind_int(q, 2, step);
+    sqlite3_bind_int(q, 3, steps);
+    sqlite3_bind_text(q, 4, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 5, worker, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *lost = 0;
+        *cancel = sqlite3_column_int(q, 0);
+        rc = sqlite3_step(q);
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? GS_OK : db_fail(s, err, "renewing a lease");
+}
+
+gs_status store_finish(job_store *s, const char *id, const char *worker, job_status status,
+                       const char *result_json, const char *error, int64_t now_ms, int *recorded,
+                       gs_error *err)
+{
+    *recorded = 0;
+    if (status < JOB_SUCCEEDED || status > JOB_CANCELLED)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "a job cannot finish as '%s'",
+                       job_status_name(status));
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE jobs SET status = ?, result = ?, error = ?, finished_ms = ?,"
+                           " lease_expires_ms = NULL"
+                           " WHERE id = ? AND status = 1 AND worker = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, err, "recording a result");
+    sqlite3_bind_int(q, 1, status);
+    sqlite3_bind_text(q, 2, result_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, error, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, now_ms);
+    sqlite3_bind_text(q, 5, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 6, worker, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return db_fail(s, err, "recording a result");
+    *recorded = sqlite3_changes(s->db) == 1;
+    return GS_OK;
+}
+
+gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status *status,
+                       gs_error *err)
+{
+    gs_status st = exec(s, "BEGIN IMMEDIATE", err);
+    if (st != GS_OK)
+        return st;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE jobs SET"
+                           " status = CASE status WHEN 0 THEN 4 ELSE status END,"
+                           " finished_ms = CASE status WHEN 0 THEN ? ELSE finished_ms END,"
+                           " cancel_requested = CASE status WHEN 1 THEN 1 ELSE cancel_requested END"
+                           " WHERE id = ? RETURNING status",
+                           -1, &q, NULL) != SQLITE_OK) {
+        st = db_fail(s, err, "cancelling a job");
+        goto out;
+    }
+    sqlite3_bind_int64(q, 1, now_ms);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *status = (job_status)sqlite3_column_int(q, 0);
+        rc = sqlite3_step(q);
+        if (rc != SQLITE_DONE)
+            st = db_fail(s, err, "cancelling a job");
+    } else if (rc == SQLITE_DONE) {
+        st = gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
+    } else {
+        st = db_fail(s, err, "cancelling a job");
+    }
+out:
+    sqlite3_finalize(q);
+    if (st == GS_OK)
+        st = exec(s, "COMMIT", err);
+    else
+        exec(s, "ROLLBACK", NULL);
+    return st;
+}
+
+/* ---- lease expiry ---- */
+
+gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, int *requeued,
+                              int *failed, gs_error *err)
+{
+    *requeued = *failed = 0;
+    gs_status st = exec(s, "BEGIN IMMEDIATE", err);
+    if (st != GS_OK)
+        return st;
+    sqlite3_stmt *q = NULL;
+    char reason[160];
+    snprintf(reason, sizeof reason,
+             "the job's worker died or stopped responding on each of its %d attempts",
+             max_attempts);
+    /* used-up attempts first, so a job is never both requeued and failed */
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE jobs SET status = 3, error = ?, finished_ms = ?, worker = NULL,"
+                           " lease_expires_ms = NULL"
+                           " WHERE status = 1 AND lease_expires_ms < ? AND attempts >= ?",
+                           -1, &q, NULL) != SQLITE_OK) {
+        st = db_fail(s, err, "expiring leases");
+        goto out;
+    }
+    sqlite3_bind_text(q, 1, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, now_ms);
+    sqlite3_bind_int64(q, 3, now_ms);
+    sqlite3_bind_int(q, 4, max_attempts);
+    if (sqlite3_step(q) != SQLITE_DONE) {
+        st = db_fail(s, err, "expiring leases");
+        goto out;
+    }
+    *failed = sqlite3_changes(s->db);
+    sqlite3_finalize(q);
+    q = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE jobs SET status = 0, worker = NULL, lease_expires_ms = NULL,"
+                           " step = 0 WHERE status = 1 AND lease_expires_ms < ?",
+                           -1, &q, NULL) != SQLITE_OK) {
+        st = db_fail(s, err, "expiring leases");
+        goto out;
+    }
+    sqlite3_bind_int64(q, 1, now_ms);
+    if (sqlite3_step(q) != SQLITE_DONE) {
+        st = db_fail(s, err, "expiring leases");
+        goto out;
+    }
+    *requeued = sqlite3_changes(s->db);
+out:
+    sqlite3_finalize(q);
+    if (st == GS_OK)
+        st = exec(s, "COMMIT", err);
+    else
+        exec(s, "ROLLBACK", NULL);
+    return st;
+}
+
+gs_status store_counts(job_store *s, int counts[5], gs_error *err)
+{
+    memset(counts, 0, 5 * sizeof counts[0]);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT status, count(*) FROM jobs GROUP BY status", -1, &q,
+                           NULL) != SQLITE_OK)
+        return db_fail(s, err, "counting jobs");
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        int k = sqlite3_column_int(q, 0);
+        if (k >= 0 && k < 5)
+            counts[k] = sqlite3_column_int(q, 1);
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? GS_OK : db_fail(s, err, "counting jobs");
+}

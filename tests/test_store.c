@@ -1,0 +1,310 @@
+/*
+ * test_store - the SQLite job store on a real file: priorities and arrival
+ * order, leases and heartbeats, expiry and attempts, exactly one recorded
+ * result, cancellation, restart persistence, model preference without
+ * starvation, and two processes claiming at once.
+ */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "queue/store.h"
+
+static char dir[128], path[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/gesso-store-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/jobs.db", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static job_store *fresh(void)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", path, path, path);
+    assert_int_equal(system(cmd), 0);
+    job_store *s;
+    gs_error err = {0};
+    assert_int_equal(store_open_sqlite(path, &s, &err), GS_OK);
+    return s;
+}
+
+static void submit(job_store *s, const char *model, int prio, int64_t now, char id[JOB_ID_LEN + 1],
+                   int *pos)
+{
+    gs_error err = {0};
+    assert_int_equal(
+        store_submit(s, "key1", model, prio, "{\"prompt\":\"x\"}", 1.5, now, id, pos, &err), GS_OK);
+}
+
+static void claim(job_store *s, const char *worker, const char *prefer, int64_t now, job_record *r,
+                  int *claimed)
+{
+    gs_error err = {0};
+    assert_int_equal(store_claim(s, worker, prefer, now, 1000, 60000, r, claimed, &err), GS_OK);
+}
+
+static void priority_then_arrival(void **state)
+{
+    (void)state;
+    job_store *s = fresh();
+    char a[40], b[40], c[40];
+    int pa, pb, pc, got;
+    submit(s, "m", 0, 1000, a, &pa);
+    submit(s, "m", 5, 1001, b, &pb);
+    submit(s, "m", 0, 1002, c, &pc);
+    assert_int_equal(pa, 0);
+    assert_int_equal(pb, 0); /* ahead of a */
+    assert_int_equal(pc, 2);
+    assert_true(strcmp(a, c) < 0); /* UUIDv7 sorts by time */
+    job_record r;
+    claim(s, "w1", NULL, 2000, &r, &got);
+    assert_int_equal(got, 1);
+    assert_string_equal(r.id, b);
+    assert_int_equal(r.status, JOB_RUNNING);
+    assert_int_equal(r.attempts, 1);
+    assert_string_equal(r.params, "{\"prompt\":\"x\"}");
+    job_record_clear(&r);
+    claim(s, "w1", NULL, 2000, &r, &got);
+    assert_string_equal(r.id, a);
+    job_record_clear(&r);
+    claim(s, "w1", NULL, 2000, &r, &got);
+    assert_string_equal(r.id, c);
+    job_record_clear(&r);
+    claim(s, "w1", NULL, 2000, &r, &got);
+    assert_int_equal(got, 0);
+    store_close(s);
+}
+
+static void exactly_one_result(void **state)
+{
+    (void)state;
+    job_store *s = fresh();
+    gs_error err = {0};
+    char id[40];
+    int got, cancel, lost, rec;
+    submit(s, "m", 0, 0, id, NULL);
+    job_record r;
+    claim(s, "w1", NULL, 100, &r, &got);
+    job_record_clear(&r);
+    assert_int_equal(store_heartbeat(s, id, "w1", 500, 1000, 3, 20, &cancel, &lost, &err), GS_OK);
+    assert_int_equal(lost, 0);
+    assert_int_equal(cancel, 0);
+    assert_int_equal(store_get(s, id, &r, &err), GS_OK);
+    assert_int_equal(r.step, 3);
+    assert_int_equal(r.lease_expires_ms, 1500);
+    job_record_clear(&r);
+    /* another worker cannot finish it; the holder can, once */
+    assert_int_equal(store_finish(s, id, "w2", JOB_SUCCEEDED, "{}", NULL, 600, &rec, &err), GS_OK);
+    assert_int_equal(rec, 0);
+    assert_int_equal(
+        store_finish(s, id, "w1", JOB_SUCCEEDED, "{\"images\":1}", NULL, 700, &rec, &err), GS_OK);
+    assert_int_equal(rec, 1);
+    assert_int_equal(store_finish(s, id, "w1", JOB_FAILED, NULL, "late", 800, &rec, &err), GS_OK);
+    assert_int_equal(rec, 0);
+    assert_int_equal(store_get(s, id, &r, &err), GS_OK);
+    assert_int_equal(r.status, JOB_SUCCEEDED);
+    assert_string_equal(r.result, "{\"images\":1}");
+    assert_null(r.error);
+    job_record_clear(&r);
+    assert_int_equal(store_heartbeat(s, id, "w1", 900, 1000, 4, 20, &cancel, &lost, &err), GS_OK);
+    assert_int_equal(lost, 1);
+    assert_int_equal(store_finish(s, id, "w1", JOB_RUNNING, NULL, NULL, 900, &rec, &err),
+                     GS_ERR_INVALID_ARGUMENT);
+    store_close(s);
+}
+
+static void expired_leases_requeue_then_fail(void **state)
+{
+    (void)state;
+    job_store *s = fresh();
+    gs_error err = {0};
+    char id[40];
+    int got, rq, fl, rec;
+    submit(s, "m", 0, 0, id, NULL);
+    job_record r;
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        claim(s, "w1", NULL, attempt * 10000, &r, &got);
+        assert_int_equal(got, 1);
+        assert_int_equal(r.attempts, attempt);
+        job_record_clear(&r);
+        /* not yet expired */
+        assert_int_equal(store_expire_leases(s, attempt * 10000 + 999, 3, &rq, &fl, &err), GS_OK);
+        assert_int_equal(rq + fl, 0);
+        assert_int_equal(store_expire_leases(s, attempt * 10000 + 1001, 3, &rq, &fl, &err), GS_OK);
+        assert_int_equal(rq, attempt < 3 ? 1 : 0);
+        assert_int_equal(fl, attempt < 3 ? 0 : 1);
+    }
+    assert_int_equal(store_get(s, id, &r, &err), GS_OK);
+    assert_int_equal(r.status, JOB_FAILED);
+    assert_non_null(strstr(r.error, "3 attempts"));
+    job_record_clear(&r);
+    /* the stale worker's late result is dropped */
+    assert_int_equal(store_finish(s, id, "w1", JOB_SUCCEEDED, "{}", NULL, 50000, &rec, &err),
+                     GS_OK);
+    assert_int_equal(rec, 0);
+    store_close(s);
+}
+
+static void cancellation(void **state)
+{
+    (void)state;
+    job_store *s = fresh();
+    gs_error err = {0};
+    char q[40], run[40];
+    int got, cancel, lost;
+    job_status st;
+    submit(s, "m", 0, 0, run, NULL);
+    submit(s, "m", 0, 1, q, NULL);
+    job_record r;
+    claim(s, "w1", NULL, 10, &r, &got);
+    job_record_clear(&r);
+    assert_int_equal(store_cancel(s, q, 20, &st, &err), GS_OK);
+    assert_int_equal(st, JOB_CANCELLED);
+    assert_int_equal(store_cancel(s, run, 20, &st, &err), GS_OK);
+    assert_int_equal(st, JOB_RUNNING);
+    assert_int_equal(store_heartbeat(s, run, "w1", 30, 1000, 1, 2, &cancel, &lost, &err), GS_OK);
+    assert_int_equal(cancel, 1);
+    assert_int_equal(store_cancel(s, "no-such-id", 20, &st, &err), GS_ERR_INVALID_ARGUMENT);
+    claim(s, "w2", NULL, 40, &r, &got);
+    assert_int_equal(got, 0); /* the cancelled job is never claimed */
+    int counts[5];
+    assert_int_equal(store_counts(s, counts, &err), GS_OK);
+    assert_int_equal(counts[JOB_RUNNING], 1);
+    assert_int_equal(counts[JOB_CANCELLED], 1);
+    store_close(s);
+}
+
+static void survives_restart(void **state)
+{
+    (void)state;
+    job_store *s = fresh();
+    gs_error err = {0};
+    char a[40], b[40];
+    int got, rec;
+    submit(s, "m", 0, 0, a, NULL);
+    submit(s, "m", 0, 1, b, NULL);
+    job_record r;
+    claim(s, "w1", NULL, 10, &r, &got);
+    job_record_clear(&r);
+    assert_int_equal(store_finish(s, a, "w1", JOB_SUCCEEDED, "{\"ok\":1}", NULL, 20, &rec, &err),
+                     GS_OK);
+    store_close(s);
+    assert_int_equal(store_open_sqlite(path, &s, &err), GS_OK);
+    assert_int_equal(store_get(s, a, &r, &err), GS_OK);
+    assert_int_equal(r.status, JOB_SUCCEEDED);
+    job_record_clear(&r);
+    assert_int_equal(store_get(s, b, &r, &err), GS_OK);
+    assert_int_equal(r.status, JOB_QUEUED);
+    job_record_clear(&r);
+    store_close(s);
+}
+
+static void preference_without_starvation(void **state)
+{
+    (void)state;
+    job_store *s = fresh();
+    char old[40], mine[40];
+    int got;
+    submit(s, "other", 0, 0, old, NULL);
+    submit(s, "loaded", 0, 10, mine, NULL);
+    job_record r;
+    /* soon after arrival the loaded model's job goes first */
+    assert_int_equal(store_claim(s, "w1", "loaded", 1000, 1000, 60000, &r, &got, &(gs_error){0}),
+                     GS_OK);
+    assert_string_equal(r.id, mine);
+    job_record_clear(&r);
+    submit(s, "loaded", 0, 1000, mine, NULL);
+    /* once the other job has waited past the starvation bound, it goes first */
+    assert_int_equal(store_claim(s, "w1", "loaded", 70000, 1000, 60000, &r, &got, &(gs_error){0}),
+                     GS_OK);
+    assert_string_equal(r.id, old);
+    job_record_clear(&r);
+    store_close(s);
+}
+
+static void two_processes_never_share_a_job(void **state)
+{
+    (void)state;
+    job_store *s = fresh();
+    enum { JOBS = 60 };
+    char id[40];
+    for (int i = 0; i < JOBS; i++)
+        submit(s, "m", 0, i, id, NULL);
+    store_close(s);
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        assert_true(kids[k] >= 0);
+        if (kids[k] == 0) {
+            char out[300], worker[16];
+            snprintf(out, sizeof out, "%s/claims-%d", dir, k);
+            snprintf(worker, sizeof worker, "w%d", k);
+            FILE *f = fopen(out, "w");
+            job_store *c;
+            gs_error err = {0};
+            if (!f || store_open_sqlite(path, &c, &err) != GS_OK)
+                _exit(1);
+            for (;;) {
+                job_record r;
+                int got, rec;
+                if (store_claim(c, worker, NULL, 100, 100000, 60000, &r, &got, &err) != GS_OK)
+                    _exit(2);
+                if (!got)
+                    break;
+                fprintf(f, "%s\n", r.id);
+                store_finish(c, r.id, worker, JOB_SUCCEEDED, "{}", NULL, 200, &rec, &err);
+                job_record_clear(&r);
+            }
+            fclose(f);
+            store_close(c);
+            _exit(0);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        int status;
+        assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    char cmd[400], buf[64];
+    snprintf(cmd, sizeof cmd, "cat %s/claims-0 %s/claims-1 | sort | uniq -d | wc -l", dir, dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(fgets(buf, sizeof buf, p));
+    pclose(p);
+    assert_int_equal(strtol(buf, NULL, 10), 0); /* no job claimed twice */
+    snprintf(cmd, sizeof cmd, "cat %s/claims-0 %s/claims-1 | wc -l", dir, dir);
+    p = popen(cmd, "r");
+    assert_non_null(fgets(buf, sizeof buf, p));
+    pclose(p);
+    assert_int_equal(strtol(buf, NULL, 10), JOBS); /* and every job claimed */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(priority_then_arrival),
+        cmocka_unit_test(exactly_one_result),
+        cmocka_unit_test(expired_leases_requeue_then_fail),
+        cmocka_unit_test(cancellation),
+        cmocka_unit_test(survives_restart),
+        cmocka_unit_test(preference_without_starvation),
+        cmocka_unit_test(two_processes_never_share_a_job),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
