@@ -13,7 +13,8 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  generate   make images from a prompt (txt2img) or an image (img2img)\n"
                  "  bench      time model load, text encode, UNet step and VAE decode\n"
-                 "  models     inspect checkpoints\n"
+                 "  models     inspect checkpoints, write random-weight ones\n"
+                 "  serve      the HTTP job service (queue, workers, results)\n"
                  "\n"
                  "gesso <command> --help shows a command's options. gesso --version.\n");
 }
@@ -39,6 +40,10 @@ int main(int argc, char **argv)
         return cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "models") == 0)
         return cmd_models(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "worker") == 0)
+        return cmd_worker(argc - 1, argv + 1);
     fprintf(stderr, "gesso: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

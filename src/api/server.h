@@ -1,0 +1,33 @@
+/*
+ * server - `gesso serve`: the HTTP API (libmicrohttpd, JSON in and out) over
+ * the job store, plus the supervisor of the worker processes.
+ *
+ * Threads: libmicrohttpd's pool serves requests and shares one store
+ * connection under a mutex; the main thread supervises workers (restarts the
+ * dead ones, requeues jobs whose leases expired) and handles SIGTERM.
+ * Workers are separate processes (fork + exec of `gesso worker`), so a crash
+ * in generation cannot take the API down or lose a job.
+ */
+#ifndef GS_SERVER_H
+#define GS_SERVER_H
+
+#include "api/job_params.h"
+
+typedef struct serve_options {
+    const char *listen;     /* "127.0.0.1:7860" */
+    const char *data_dir;   /* jobs.db and results/ */
+    const char *models_dir; /* NAME.safetensors */
+    const char *self_exe;   /* the gesso binary, for `gesso worker` */
+    int workers;
+    int worker_threads;
+    int lease_ms;
+    int max_attempts;
+    size_t max_body;
+    job_limits limits;
+} serve_options;
+
+void serve_options_default(serve_options *o);
+/* Runs until SIGTERM/SIGINT; returns the process exit code. */
+int serve_run(const serve_options *o);
+
+#endif

@@ -1,0 +1,125 @@
+/* cmd_serve - `gesso serve` (the HTTP service) and `gesso worker` (its worker processes). */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/server.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "worker/worker.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gesso serve [--listen ADDR:PORT] [--data DIR] [--models DIR]\n"
+            "                   [--workers N] [--threads N] [--lease SECONDS]\n"
+            "  --listen ADDR:PORT  where the HTTP API listens (default 127.0.0.1:7860)\n"
+            "  --data DIR          job store (jobs.db) and result images (default gesso-data)\n"
+            "  --models DIR        checkpoints, served as NAME for DIR/NAME.safetensors\n"
+            "  --workers N         generation worker processes (default 1)\n"
+            "  --threads N         compute threads per worker (default: all CPUs / workers)\n"
+            "  --lease SECONDS     a silent worker's job is requeued after this (default 15)\n"
+            "API: POST /v1/jobs, GET|DELETE /v1/jobs/ID, GET /v1/jobs/ID/images/K,\n"
+            "GET /v1/models, GET /healthz (see docs/api.md).\n");
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, 'l'},  {"data", required_argument, 0, 'd'},
+        {"models", required_argument, 0, 'm'},  {"workers", required_argument, 0, 'w'},
+        {"threads", required_argument, 0, 't'}, {"lease", required_argument, 0, 'L'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+    };
+    serve_options o;
+    serve_options_default(&o);
+    int lease_s = 15, threads = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "l:d:m:w:t:L:h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'l': o.listen = optarg; break;
+        case 'd': o.data_dir = optarg; break;
+        case 'm': o.models_dir = optarg; break;
+        case 'w': bad = arg_int("--workers", optarg, 1, 64, &o.workers); break;
+        case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
+        case 'L': bad = arg_int("--lease", optarg, 1, 3600, &lease_s); break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+        if (bad)
+            return EXIT_USAGE;
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > o.workers ? (int)(n / o.workers) : 1;
+    }
+    o.worker_threads = threads;
+    o.lease_ms = lease_s * 1000;
+    static char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        fprintf(stderr, "gesso: cannot find its own executable\n");
+        return EXIT_FAILURE_OTHER;
+    }
+    exe[n] = '\0';
+    o.self_exe = exe;
+    return serve_run(&o);
+}
+
+static volatile int worker_stop;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    worker_stop = 1;
+}
+
+int cmd_worker(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},
+        {"models", required_argument, 0, 'm'},
+        {"results", required_argument, 0, 'r'},
+        {"name", required_argument, 0, 'n'},
+        {"lease-ms", required_argument, 0, 'L'},
+        {"threads", required_argument, 0, 't'},
+        {0, 0, 0, 0},
+    };
+    worker_options o = {0};
+    o.lease_ms = 15000;
+    o.stop = &worker_stop;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'd': o.db_path = optarg; break;
+        case 'm': o.models_dir = optarg; break;
+        case 'r': o.results_dir = optarg; break;
+        case 'n': o.name = optarg; break;
+        case 'L': bad = arg_int("--lease-ms", optarg, 100, 3600000, &o.lease_ms); break;
+        case 't': bad = arg_int("--threads", optarg, 0, 1024, &o.threads); break;
+        default: return EXIT_USAGE;
+        }
+        if (bad)
+            return EXIT_USAGE;
+    }
+    if (!o.db_path || !o.models_dir || !o.results_dir || !o.name) {
+        fprintf(stderr, "gesso worker is started by gesso serve\n");
+        return EXIT_USAGE;
+    }
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = on_term;
+    sigaction(SIGTERM, &act, NULL);
+    signal(SIGINT, SIG_IGN); /* ^C reaches the server, which stops the workers in order */
+    return worker_run(&o);
+}

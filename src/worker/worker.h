@@ -1,0 +1,24 @@
+/*
+ * worker - a generation worker process: claims jobs from the store, keeps the
+ * last model loaded, runs gs_generate with a heartbeat (and cancel check) per
+ * step, writes the PNGs into the data directory and records the result.
+ * Runs in its own process so a crash cannot take the API down; the
+ * supervisor in `gesso serve` restarts it and the store requeues its job.
+ */
+#ifndef GS_WORKER_H
+#define GS_WORKER_H
+
+typedef struct worker_options {
+    const char *db_path;
+    const char *models_dir;
+    const char *results_dir;
+    const char *name; /* worker id recorded on claimed jobs */
+    int lease_ms;
+    int threads;
+    volatile int *stop; /* set to stop after the current job */
+} worker_options;
+
+/* Runs until *stop; returns the process exit code. */
+int worker_run(const worker_options *o);
+
+#endif

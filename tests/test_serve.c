@@ -1,0 +1,363 @@
+/*
+ * test_serve - `gesso serve` over real HTTP on 127.0.0.1 with a real SQLite
+ * file: the job life cycle (image byte-identical to the CLI's), a table of
+ * malformed and hostile requests (right 4xx, nothing queued, server healthy),
+ * cancellation, kill -9 of a worker mid-job (the job finishes exactly once),
+ * kill -9 of the server and restart (nothing lost), SIGTERM.
+ */
+#include "testutil.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[128], base[64];
+static pid_t server = -1;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Runs curl; returns the HTTP status, body into *body (malloc'd) when asked. */
+static int http(const char *method, const char *path, const char *data_file, char **body)
+{
+    char out[256], cmd[1024];
+    snprintf(out, sizeof out, "%s/resp", dir);
+    snprintf(cmd, sizeof cmd, "curl -s -m 20 -o '%s' -w '%%{http_code}' -X %s %s%s%s '%s%s'", out,
+             method, data_file ? "--data-binary @'" : "", data_file ? data_file : "",
+             data_file ? "'" : "", base, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char code[16] = "";
+    if (!fgets(code, sizeof code, p))
+        code[0] = '\0';
+    pclose(p);
+    if (body) {
+        FILE *f = fopen(out, "rb");
+        *body = NULL;
+        if (f) {
+            fseek(f, 0, SEEK_END);
+            long n = ftell(f);
+            fseek(f, 0, SEEK_SET);
+            *body = calloc(1, (size_t)n + 1);
+            if (fread(*body, 1, (size_t)n, f) != (size_t)n)
+                (*body)[0] = '\0';
+            fclose(f);
+        }
+    }
+    return (int)strtol(code, NULL, 10);
+}
+
+static int post_json(const char *json, char **body)
+{
+    char file[256];
+    snprintf(file, sizeof file, "%s/req.json", dir);
+    FILE *f = fopen(file, "wb");
+    fputs(json, f);
+    fclose(f);
+    return http("POST", "/v1/jobs", file, body);
+}
+
+static void start_server(int lease_s)
+{
+    char data[256], models[256], listen[64], lease[16];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(models, sizeof models, "%s/models", dir);
+    snprintf(listen, sizeof listen, "%s", base + 7); /* strip http:// */
+    snprintf(lease, sizeof lease, "%d", lease_s);
+    server = fork();
+    assert_true(server >= 0);
+    if (server == 0) {
+        char log[300];
+        snprintf(log, sizeof log, "%s/server.log", dir);
+        if (!freopen(log, "a", stderr))
+            _exit(126);
+        execl(GS_GESSO_BIN, GS_GESSO_BIN, "serve", "--listen", listen, "--data", data, "--models",
+              models, "--workers", "1", "--threads", "2", "--lease", lease, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        if (http("GET", "/healthz", NULL, NULL) == 200)
+            return;
+        sleep_ms(50);
+    }
+    fail_msg("the server did not come up");
+}
+
+static void stop_server(int sig)
+{
+    kill(server, sig);
+    int status;
+    assert_int_equal(waitpid(server, &status, 0), server);
+    if (sig == SIGTERM)
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    server = -1;
+    if (sig == SIGKILL) { /* its orphaned worker would keep the port's jobs: stop it too */
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "pkill -9 -f 'worke[r] --db %s/data/jobs.db' ; true", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/gesso-serve-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/models && ln -s %s %s/models/tiny-sd15.safetensors", dir,
+             fixture_path("tiny-sd15.safetensors"), dir);
+    if (system(cmd) != 0)
+        return -1;
+    start_server(1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (server > 0)
+        stop_server(SIGTERM);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static json_t *get_job(const char *id)
+{
+    char path[128], *body;
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    assert_int_equal(http("GET", path, NULL, &body), 200);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    assert_non_null(j);
+    return j;
+}
+
+/* Polls until the job leaves queued/running; returns its final view. */
+static json_t *wait_job(const char *id, int timeout_ms)
+{
+    for (int t = 0; t < timeout_ms; t += 50) {
+        json_t *j = get_job(id);
+        const char *st = json_string_value(json_object_get(j, "status"));
+        if (strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
+            return j;
+        json_decref(j);
+        sleep_ms(50);
+    }
+    fail_msg("job %s did not finish", id);
+    return NULL;
+}
+
+static char *submit(const char *json)
+{
+    char *body;
+    int code = post_json(json, &body);
+    if (code != 202)
+        fprintf(stderr, "submit: %d %s\n", code, body);
+    assert_int_equal(code, 202);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    char *id = strdup(json_string_value(json_object_get(j, "id")));
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "queued");
+    json_decref(j);
+    return id;
+}
+
+static void life_cycle_matches_cli(void **state)
+{
+    (void)state;
+    char *id = submit("{\"model\":\"tiny-sd15\",\"prompt\":\"A lighthouse at dusk\","
+                      "\"negative_prompt\":\"blurry\",\"seed\":42,\"steps\":8,\"cfg_scale\":7,"
+                      "\"sampler\":\"euler\",\"width\":64,\"height\":64,\"batch_size\":2}");
+    json_t *j = wait_job(id, 60000);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    assert_int_equal(json_integer_value(json_object_get(j, "seed")), 42);
+    assert_int_equal(json_array_size(json_object_get(j, "images")), 2);
+    json_decref(j);
+    /* the same settings through the CLI give the same bytes */
+    char cmd[1024], path[160];
+    snprintf(cmd, sizeof cmd,
+             "'%s' generate -m %s/models/tiny-sd15.safetensors -p 'A lighthouse at dusk' -n "
+             "blurry -s 42 --steps 8 --cfg-scale 7 --sampler euler -W 64 -H 64 -b 2 -t 2 -q "
+             "-o %s/cli.png > /dev/null",
+             GS_GESSO_BIN, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "/v1/jobs/%s/images/%d", id, k);
+        assert_int_equal(http("GET", path, NULL, NULL), 200);
+        snprintf(cmd, sizeof cmd, "cmp -s %s/resp %s/cli-%d.png", dir, dir, k);
+        assert_int_equal(system(cmd), 0);
+    }
+    snprintf(path, sizeof path, "/v1/jobs/%s/images/7", id);
+    assert_int_equal(http("GET", path, NULL, NULL), 404);
+    free(id);
+}
+
+static void hostile_requests(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        int code;
+    } cases[] = {
+        {"", 400},
+        {"not json", 400},
+        {"{\"model\":", 400},
+        {"[1,2,3]", 400},
+        {"\"string\"", 400},
+        {"{}", 400},
+        {"{\"model\":\"tiny-sd15\",\"model\":\"x\"}", 400},
+        {"{\"model\":5}", 400},
+        {"{\"model\":\"tiny-sd15\",\"surprise\":1}", 400},
+        {"{\"model\":\"nope\"}", 422},
+        {"{\"model\":\"../../etc/passwd\"}", 422},
+        {"{\"model\":\"tiny-sd15\",\"width\":65}", 422},
+        {"{\"model\":\"tiny-sd15\",\"width\":100000}", 422},
+        {"{\"model\":\"tiny-sd15\",\"height\":-64}", 422},
+        {"{\"model\":\"tiny-sd15\",\"width\":\"512\"}", 400},
+        {"{\"model\":\"tiny-sd15\",\"steps\":0}", 422},
+        {"{\"model\":\"tiny-sd15\",\"steps\":100000}", 422},
+        {"{\"model\":\"tiny-sd15\",\"steps\":2.5}", 400},
+        {"{\"model\":\"tiny-sd15\",\"batch_size\":1000}", 422},
+        {"{\"model\":\"tiny-sd15\",\"cfg_scale\":-1}", 422},
+        {"{\"model\":\"tiny-sd15\",\"sampler\":\"euler_b\"}", 422},
+        {"{\"model\":\"tiny-sd15\",\"scheduler\":\"weird\"}", 422},
+        {"{\"model\":\"tiny-sd15\",\"seed\":-5}", 422},
+        {"{\"model\":\"tiny-sd15\",\"clip_skip\":99}", 422},
+        {"{\"model\":\"tiny-sd15\",\"strength\":2}", 422},
+        {"{\"model\":\"tiny-sd15\",\"init_image\":\"!!!notbase64!!!\"}", 422},
+        {"{\"model\":\"tiny-sd15\",\"init_image\":\"aGVsbG8gd29ybGQ=\"}", 422},
+        {"{\"model\":\"tiny-sd15\",\"prompt\":[\"a\"]}", 400},
+        {"{\"model\":\"tiny-sd15\",\"priority\":1e9}", 400},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *body = NULL;
+        int code = post_json(cases[i].body, &body);
+        json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+        json_t *e = j ? json_object_get(j, "error") : NULL;
+        if (code != cases[i].code || !json_is_string(json_object_get(e, "code")) ||
+            !json_is_string(json_object_get(e, "message"))) {
+            fprintf(stderr, "case %zu %s: got %d %s, want %d\n", i, cases[i].body, code, body,
+                    cases[i].code);
+            fail();
+        }
+        json_decref(j);
+        free(body);
+    }
+    /* an oversized body, unknown routes and methods, bad ids */
+    char big[300], cmd[400];
+    snprintf(big, sizeof big, "%s/big.json", dir);
+    snprintf(cmd, sizeof cmd, "head -c 30000000 /dev/zero | tr '\\0' 'a' > %s", big);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(http("POST", "/v1/jobs", big, NULL), 413);
+    assert_int_equal(http("GET", "/v1/nothing", NULL, NULL), 404);
+    assert_int_equal(http("PUT", "/v1/jobs", NULL, NULL), 405);
+    assert_int_equal(http("GET", "/v1/jobs/not-an-id", NULL, NULL), 404);
+    assert_int_equal(http("GET", "/v1/jobs/01a20c02-df3b-710a-a5f4-94239fb89222", NULL, NULL), 404);
+    assert_int_equal(http("DELETE", "/v1/jobs/01a20c02-df3b-710a-a5f4-94239fb89222", NULL, NULL),
+                     404);
+    assert_int_equal(http("GET", "/v1/jobs/x/images/abc", NULL, NULL), 404);
+    assert_int_equal(http("GET", "/healthz", NULL, NULL), 200);
+}
+
+static void cancel_queued_and_running(void **state)
+{
+    (void)state;
+    /* a long job occupies the single worker; the next one waits and is cancelled */
+    char *slow = submit("{\"model\":\"tiny-sd15\",\"steps\":150,\"width\":256,\"height\":256}");
+    char *queued = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
+    char path[128], *body;
+    snprintf(path, sizeof path, "/v1/jobs/%s", queued);
+    assert_int_equal(http("DELETE", path, NULL, &body), 200);
+    assert_non_null(strstr(body, "cancelled"));
+    free(body);
+    for (int t = 0; t < 20000; t += 50) { /* wait until the slow one runs, then cancel it */
+        json_t *j = get_job(slow);
+        int running =
+            strcmp(json_string_value(json_object_get(j, "status")), "running") == 0 &&
+            json_integer_value(json_object_get(json_object_get(j, "progress"), "step")) > 0;
+        json_decref(j);
+        if (running)
+            break;
+        sleep_ms(50);
+    }
+    snprintf(path, sizeof path, "/v1/jobs/%s", slow);
+    assert_int_equal(http("DELETE", path, NULL, NULL), 200);
+    json_t *j = wait_job(slow, 20000);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "cancelled");
+    json_decref(j);
+    j = get_job(queued);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "cancelled");
+    json_decref(j);
+    free(slow);
+    free(queued);
+}
+
+static void worker_killed_mid_job_finishes_once(void **state)
+{
+    (void)state;
+    char *id = submit("{\"model\":\"tiny-sd15\",\"steps\":40,\"width\":192,\"height\":192}");
+    for (int t = 0; t < 20000; t += 20) {
+        json_t *j = get_job(id);
+        long step = json_integer_value(json_object_get(json_object_get(j, "progress"), "step"));
+        json_decref(j);
+        if (step > 0)
+            break;
+        sleep_ms(20);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "pkill -9 -f 'worke[r] --db %s/data/jobs.db'", dir);
+    assert_int_equal(system(cmd), 0);
+    json_t *j = wait_job(id, 60000);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 2);
+    assert_int_equal(json_array_size(json_object_get(j, "images")), 1);
+    json_decref(j);
+    free(id);
+}
+
+static void server_killed_and_restarted_loses_nothing(void **state)
+{
+    (void)state;
+    char *done = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
+    json_decref(wait_job(done, 30000));
+    char *running = submit("{\"model\":\"tiny-sd15\",\"steps\":40,\"width\":192,\"height\":192}");
+    char *queued = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
+    sleep_ms(300);
+    stop_server(SIGKILL);
+    start_server(1);
+    json_t *j = get_job(done);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    json_decref(j);
+    j = wait_job(running, 60000);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    json_decref(j);
+    j = wait_job(queued, 60000);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    json_decref(j);
+    free(done);
+    free(running);
+    free(queued);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(life_cycle_matches_cli),
+        cmocka_unit_test(hostile_requests),
+        cmocka_unit_test(cancel_queued_and_running),
+        cmocka_unit_test(worker_killed_mid_job_finishes_once),
+        cmocka_unit_test(server_killed_and_restarted_loses_nothing),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
