@@ -270,6 +270,31 @@ static void hostile_requests(void **state)
     assert_int_equal(http("GET", "/healthz", NULL, NULL), 200);
 }
 
+static void listing_queue_and_metrics(void **state)
+{
+    (void)state;
+    char *body;
+    assert_int_equal(http("GET", "/v1/jobs?status=succeeded&limit=1", NULL, &body), 200);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    json_t *jobs = json_object_get(j, "jobs");
+    assert_int_equal(json_array_size(jobs), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, 0), "status")),
+                        "succeeded");
+    json_decref(j);
+    assert_int_equal(http("GET", "/v1/jobs?status=bogus", NULL, NULL), 400);
+    assert_int_equal(http("GET", "/v1/jobs?limit=0", NULL, NULL), 400);
+    assert_int_equal(http("GET", "/v1/queue", NULL, &body), 200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    assert_true(json_integer_value(json_object_get(json_object_get(j, "by_status"), "succeeded")) >=
+                1);
+    json_decref(j);
+    assert_int_equal(http("GET", "/metrics", NULL, &body), 200);
+    assert_non_null(strstr(body, "gesso_jobs{status=\"succeeded\"}"));
+    free(body);
+}
+
 static void cancel_queued_and_running(void **state)
 {
     (void)state;
@@ -355,6 +380,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(life_cycle_matches_cli),
         cmocka_unit_test(hostile_requests),
+        cmocka_unit_test(listing_queue_and_metrics),
         cmocka_unit_test(cancel_queued_and_running),
         cmocka_unit_test(worker_killed_mid_job_finishes_once),
         cmocka_unit_test(server_killed_and_restarted_loses_nothing),

@@ -232,6 +232,83 @@ static enum MHD_Result list_models(server *s, struct MHD_Connection *c)
     return send_json(c, 200, json_pack("{s:o}", "models", arr));
 }
 
+static enum MHD_Result list_jobs(server *s, struct MHD_Connection *c)
+{
+    const char *status = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status");
+    const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    int st_filter = -1;
+    long max = 50;
+    if (status && (st_filter = job_status_parse(status)) < 0)
+        return send_error(c, 400, "invalid_query",
+                          "status must be queued, running, succeeded, failed or cancelled");
+    if (limit) {
+        char *end;
+        max = strtol(limit, &end, 10);
+        if (*end || end == limit || max < 1 || max > 1000)
+            return send_error(c, 400, "invalid_query", "limit must be in 1..1000");
+    }
+    job_record *list = NULL;
+    int n = 0;
+    gs_error err = {0};
+    pthread_mutex_lock(&s->mu);
+    gs_status st = store_list(s->store, st_filter, (int)max, &list, &n, &err);
+    pthread_mutex_unlock(&s->mu);
+    if (st != GS_OK)
+        return send_error(c, 503, "store_unavailable", err.msg);
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, job_view(&list[i]));
+    store_list_free(list, n);
+    return send_json(c, 200, json_pack("{s:o}", "jobs", arr));
+}
+
+static void add_depth(void *user, const char *model, int queued, int running)
+{
+    json_object_set_new(user, model, json_pack("{s:i,s:i}", "queued", queued, "running", running));
+}
+
+static enum MHD_Result get_queue(server *s, struct MHD_Connection *c)
+{
+    int counts[5];
+    gs_error err = {0};
+    json_t *per_model = json_object();
+    pthread_mutex_lock(&s->mu);
+    gs_status st = store_counts(s->store, counts, &err);
+    if (st == GS_OK)
+        st = store_depth_by_model(s->store, add_depth, per_model, &err);
+    pthread_mutex_unlock(&s->mu);
+    if (st != GS_OK) {
+        json_decref(per_model);
+        return send_error(c, 503, "store_unavailable", err.msg);
+    }
+    json_t *by = json_object();
+    for (int k = 0; k < 5; k++)
+        json_object_set_new(by, job_status_name((job_status)k), json_integer(counts[k]));
+    return send_json(c, 200, json_pack("{s:o,s:o}", "by_status", by, "by_model", per_model));
+}
+
+/* Prometheus text exposition of the job counts. */
+static enum MHD_Result get_metrics(server *s, struct MHD_Connection *c)
+{
+    int counts[5];
+    gs_error err = {0};
+    pthread_mutex_lock(&s->mu);
+    gs_status st = store_counts(s->store, counts, &err);
+    pthread_mutex_unlock(&s->mu);
+    if (st != GS_OK)
+        return send_error(c, 503, "store_unavailable", err.msg);
+    char *buf = malloc(1024);
+    if (!buf)
+        return MHD_NO;
+    int n = snprintf(buf, 1024,
+                     "# HELP gesso_jobs Jobs in the store by status.\n"
+                     "# TYPE gesso_jobs gauge\n");
+    for (int k = 0; k < 5 && n < 1024; k++)
+        n += snprintf(buf + n, 1024 - (size_t)n, "gesso_jobs{status=\"%s\"} %d\n",
+                      job_status_name((job_status)k), counts[k]);
+    return send_bytes(c, 200, "text/plain; version=0.0.4", buf, strlen(buf), MHD_RESPMEM_MUST_FREE);
+}
+
 /* ---- request dispatch ---- */
 
 typedef struct request {
@@ -294,10 +371,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/v1/models") == 0)
         return get ? list_models(s, c) : send_error(c, 405, "method_not_allowed", "use GET");
     if (strcmp(url, "/v1/jobs") == 0) {
+        if (get)
+            return list_jobs(s, c);
         if (!post)
-            return send_error(c, 405, "method_not_allowed", "use POST");
+            return send_error(c, 405, "method_not_allowed", "use GET or POST");
         return post_job(s, c, r->body ? r->body : "", r->len);
     }
+    if (strcmp(url, "/v1/queue") == 0)
+        return get ? get_queue(s, c) : send_error(c, 405, "method_not_allowed", "use GET");
+    if (strcmp(url, "/metrics") == 0)
+        return get ? get_metrics(s, c) : send_error(c, 405, "method_not_allowed", "use GET");
     if (strncmp(url, "/v1/jobs/", 9) == 0) {
         char id[64];
         const char *rest = url + 9, *slash = strchr(rest, '/');

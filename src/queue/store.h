@@ -94,6 +94,16 @@ gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status 
 gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, int *requeued,
                               int *failed, gs_error *err);
 
+/* Up to max jobs, newest first, all or with one status (status < 0: all).
+ *out (gs_malloc'd, *n records) is freed with store_list_free. */
+gs_status store_list(job_store *s, int status, int max, job_record **out, int *n, gs_error *err);
+void store_list_free(job_record *list, int n);
+
+/* Queued and running jobs per model, calling fn for each (model, queued, running). */
+gs_status store_depth_by_model(job_store *s,
+                               void (*fn)(void *user, const char *model, int queued, int running),
+                               void *user, gs_error *err);
+
 /* Number of jobs with each status (array indexed by job_status). */
 gs_status store_counts(job_store *s, int counts[5], gs_error *err);
 

@@ -518,3 +518,62 @@ gs_status store_counts(job_store *s, int counts[5], gs_error *err)
     sqlite3_finalize(q);
     return rc == SQLITE_DONE ? GS_OK : db_fail(s, err, "counting jobs");
 }
+
+gs_status store_list(job_store *s, int status, int max, job_record **out, int *n, gs_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q = NULL;
+    const char *sql = status >= 0 ? "SELECT " JOB_COLUMNS
+                                    " FROM jobs WHERE status = ? ORDER BY seq DESC LIMIT ?"
+                                  : "SELECT " JOB_COLUMNS " FROM jobs ORDER BY seq DESC LIMIT ?";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, err, "listing jobs");
+    int k = 1;
+    if (status >= 0)
+        sqlite3_bind_int(q, k++, status);
+    sqlite3_bind_int(q, k, max);
+    job_record *list = gs_calloc(max > 0 ? (size_t)max : 1, sizeof *list);
+    gs_status st = list ? GS_OK : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+    int rc = SQLITE_DONE;
+    while (st == GS_OK && *n < max && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        st = read_row(q, &list[*n], err);
+        if (st == GS_OK)
+            (*n)++;
+    }
+    if (st == GS_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        st = db_fail(s, err, "listing jobs");
+    sqlite3_finalize(q);
+    if (st != GS_OK) {
+        store_list_free(list, *n);
+        *n = 0;
+        return st;
+    }
+    *out = list;
+    return GS_OK;
+}
+
+void store_list_free(job_record *list, int n)
+{
+    for (int i = 0; i < n; i++)
+        job_record_clear(&list[i]);
+    gs_free(list);
+}
+
+gs_status store_depth_by_model(job_store *s,
+                               void (*fn)(void *user, const char *model, int queued, int running),
+                               void *user, gs_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT model, sum(status = 0), sum(status = 1) FROM jobs"
+                           " WHERE status IN (0, 1) GROUP BY model ORDER BY model",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, err, "counting the queue");
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        fn(user, (const char *)sqlite3_column_text(q, 0), sqlite3_column_int(q, 1),
+           sqlite3_column_int(q, 2));
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? GS_OK : db_fail(s, err, "counting the queue");
+}
