@@ -118,7 +118,7 @@ static int setup(void **state)
              fixture_path("tiny-sd15.safetensors"), dir);
     if (system(cmd) != 0)
         return -1;
-    start_server(1);
+    start_server(2);
     return 0;
 }
 
@@ -331,7 +331,7 @@ static void cancel_queued_and_running(void **state)
 static void worker_killed_mid_job_finishes_once(void **state)
 {
     (void)state;
-    char *id = submit("{\"model\":\"tiny-sd15\",\"steps\":40,\"width\":192,\"height\":192}");
+    char *id = submit("{\"model\":\"tiny-sd15\",\"steps\":30,\"width\":128,\"height\":128}");
     for (int t = 0; t < 20000; t += 20) {
         json_t *j = get_job(id);
         long step = json_integer_value(json_object_get(json_object_get(j, "progress"), "step"));
@@ -343,7 +343,7 @@ static void worker_killed_mid_job_finishes_once(void **state)
     char cmd[400];
     snprintf(cmd, sizeof cmd, "pkill -9 -f 'worke[r] --db %s/data/jobs.db'", dir);
     assert_int_equal(system(cmd), 0);
-    json_t *j = wait_job(id, 60000);
+    json_t *j = wait_job(id, 180000);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
     assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 2);
     assert_int_equal(json_array_size(json_object_get(j, "images")), 1);
@@ -356,18 +356,18 @@ static void server_killed_and_restarted_loses_nothing(void **state)
     (void)state;
     char *done = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
     json_decref(wait_job(done, 30000));
-    char *running = submit("{\"model\":\"tiny-sd15\",\"steps\":40,\"width\":192,\"height\":192}");
+    char *running = submit("{\"model\":\"tiny-sd15\",\"steps\":30,\"width\":128,\"height\":128}");
     char *queued = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
     sleep_ms(300);
     stop_server(SIGKILL);
-    start_server(1);
+    start_server(2);
     json_t *j = get_job(done);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
     json_decref(j);
-    j = wait_job(running, 60000);
+    j = wait_job(running, 180000);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
     json_decref(j);
-    j = wait_job(queued, 60000);
+    j = wait_job(queued, 180000);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
     json_decref(j);
     free(done);
