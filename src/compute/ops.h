@@ -72,6 +72,11 @@ void op_resize_nearest(gs_compute *cx, const float *x, int n, int h, int w, int 
 void op_concat_channels(gs_compute *cx, const float *a, int ca, const float *b, int cb, long pixels,
                         float *y);
 
+/* f32 -> bf16 over the threads, into y; and the same into a new arena buffer (the
+   caller releases it with its arena mark), NULL when out of memory. */
+void op_to_bf16(gs_compute *cx, const float *x, uint16_t *y, long n);
+uint16_t *op_to_bf16_scratch(gs_compute *cx, const float *x, long n);
+
 /* Elementwise helpers over count floats. */
 void op_add(gs_compute *cx, float *y, const float *x, long count); /* y += x */
 void op_silu(gs_compute *cx, const float *x, float *y, long count);

@@ -70,30 +70,6 @@ static void softmax_rows(void *p, int ith, int nth)
     }
 }
 
-typedef struct cvt_job {
-    const float *x;
-    uint16_t *y;
-    long n;
-} cvt_job;
-
-static void cvt_run(void *p, int ith, int nth)
-{
-    const cvt_job *j = p;
-    long i0, i1;
-    threadpool_range(j->n, ith, nth, &i0, &i1);
-    f32_to_bf16(j->x + i0, j->y + i0, i1 - i0);
-}
-
-static uint16_t *bf16_copy(gs_compute *cx, const float *x, long n)
-{
-    uint16_t *y = arena_alloc(&cx->scratch, (size_t)n * sizeof *y);
-    if (y) {
-        cvt_job j = {x, y, n};
-        threadpool_run(cx->tp, cvt_run, &j);
-    }
-    return y;
-}
-
 /* The same blocks with bf16 inputs to both products (f32 scores and softmax). */
 static gs_status attention_bf16(gs_compute *cx, const float *q, int q_stride, const float *k,
                                 const float *v, int kv_stride, int n, int tq, int tk, int heads,
@@ -102,9 +78,9 @@ static gs_status attention_bf16(gs_compute *cx, const float *q, int q_stride, co
     int out_stride = heads * d;
     int block = tq < ATTN_BLOCK ? tq : ATTN_BLOCK;
     arena_mark m = arena_get_mark(&cx->scratch);
-    uint16_t *qb = bf16_copy(cx, q, (long)n * tq * q_stride);
-    uint16_t *kb = bf16_copy(cx, k, (long)n * tk * kv_stride);
-    uint16_t *vb = bf16_copy(cx, v, (long)n * tk * kv_stride);
+    uint16_t *qb = op_to_bf16_scratch(cx, q, (long)n * tq * q_stride);
+    uint16_t *kb = op_to_bf16_scratch(cx, k, (long)n * tk * kv_stride);
+    uint16_t *vb = op_to_bf16_scratch(cx, v, (long)n * tk * kv_stride);
     float *s = arena_floats(&cx->scratch, (size_t)block * tk);                 /* [block, tk] */
     uint16_t *sb = arena_alloc(&cx->scratch, (size_t)block * tk * sizeof *sb); /* bf16 of s */
     gs_status st = GS_OK;
@@ -127,8 +103,7 @@ static gs_status attention_bf16(gs_compute *cx, const float *q, int q_stride, co
                     break;
                 softmax_job sj = {s, rows, tk, r0, scale, causal};
                 threadpool_run(cx->tp, softmax_rows, &sj);
-                cvt_job cj = {s, sb, (long)rows * tk};
-                threadpool_run(cx->tp, cvt_run, &cj);
+                op_to_bf16(cx, s, sb, (long)rows * tk);
                 st = gemm_bf16(cx->bf16, rows, d, tk, sb, tk, vi + h * d, kv_stride, 0, 0.0f,
                                ob + (size_t)r0 * out_stride + h * d, out_stride, err);
             }

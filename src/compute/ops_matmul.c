@@ -55,14 +55,17 @@ static void cvt_run(void *p, int ith, int nth)
     f32_to_bf16(j->x + i0, j->y + i0, i1 - i0);
 }
 
-/* x as bf16 in the arena (the caller releases), or NULL when out of memory. */
-static uint16_t *to_bf16(gs_compute *cx, const float *x, long n)
+void op_to_bf16(gs_compute *cx, const float *x, uint16_t *y, long n)
+{
+    cvt_job j = {x, y, n};
+    threadpool_run(cx->tp, cvt_run, &j);
+}
+
+uint16_t *op_to_bf16_scratch(gs_compute *cx, const float *x, long n)
 {
     uint16_t *y = arena_alloc(&cx->scratch, (size_t)n * sizeof *y);
-    if (y) {
-        cvt_job j = {x, y, n};
-        threadpool_run(cx->tp, cvt_run, &j);
-    }
+    if (y)
+        op_to_bf16(cx, x, y, n);
     return y;
 }
 
@@ -75,7 +78,7 @@ gs_status op_linear(gs_compute *cx, const linear_weights *lw, const float *x, lo
     cx->flops += 2.0 * rows * lw->out * lw->in;
     if (lw->wb) {
         arena_mark m = arena_get_mark(&cx->scratch);
-        uint16_t *xb = to_bf16(cx, x, rows * lw->in);
+        uint16_t *xb = op_to_bf16_scratch(cx, x, rows * lw->in);
         gs_status st = xb ? gemm_bf16(cx->bf16, (int)rows, lw->out, lw->in, xb, lw->in, lw->wb,
                                       lw->in, 1, 1.0f, y, lw->out, err)
                           : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a linear layer");
@@ -163,7 +166,7 @@ gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int 
             return GS_OK;
         }
         arena_mark m = arena_get_mark(&cx->scratch);
-        uint16_t *xb = to_bf16(cx, x, rows * K);
+        uint16_t *xb = op_to_bf16_scratch(cx, x, rows * K);
         gs_status st = xb ? gemm_bf16(cx->bf16, (int)rows, cw->cout, K, xb, K, cw->wb, K, 1, 1.0f,
                                       y, cw->cout, err)
                           : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
