@@ -12,12 +12,9 @@
 
 #include "common/alloc.h"
 #include "queue/store.h"
+#include "queue/store_sqlite_private.h"
 
 #define SCHEMA_VERSION "1"
-
-struct job_store {
-    sqlite3 *db;
-};
 
 static const char *const status_names[] = {"queued", "running", "succeeded", "failed", "cancelled"};
 
@@ -42,12 +39,12 @@ void job_record_clear(job_record *r)
     memset(r, 0, sizeof *r);
 }
 
-static gs_status db_fail(job_store *s, gs_error *err, const char *what)
+gs_status store_sql_fail(job_store *s, gs_error *err, const char *what)
 {
     return gs_fail(err, GS_ERR_IO, "job store: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
-static gs_status exec(job_store *s, const char *sql, gs_error *err)
+gs_status store_sql_exec(job_store *s, const char *sql, gs_error *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -93,32 +90,34 @@ gs_status store_open_sqlite(const char *path, job_store **out, gs_error *err)
         goto out;
     }
     sqlite3_busy_timeout(s->db, 10000);
-    if ((st = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) != GS_OK ||
-        (st = exec(s,
-                   "CREATE TABLE IF NOT EXISTS jobs ("
-                   " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-                   " id TEXT UNIQUE NOT NULL,"
-                   " owner TEXT NOT NULL DEFAULT '',"
-                   " model TEXT NOT NULL DEFAULT '',"
-                   " priority INTEGER NOT NULL DEFAULT 0,"
-                   " status INTEGER NOT NULL,"
-                   " attempts INTEGER NOT NULL DEFAULT 0,"
-                   " cancel_requested INTEGER NOT NULL DEFAULT 0,"
-                   " worker TEXT,"
-                   " lease_expires_ms INTEGER,"
-                   " step INTEGER NOT NULL DEFAULT 0,"
-                   " steps INTEGER NOT NULL DEFAULT 0,"
-                   " megapixelsteps REAL NOT NULL DEFAULT 0,"
-                   " params TEXT NOT NULL,"
-                   " result TEXT,"
-                   " error TEXT,"
-                   " created_ms INTEGER NOT NULL,"
-                   " started_ms INTEGER,"
-                   " finished_ms INTEGER);"
-                   "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
-                   "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
-                   "INSERT OR IGNORE INTO meta VALUES ('schema', '" SCHEMA_VERSION "');",
-                   err)) != GS_OK)
+    if ((st = store_sql_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) !=
+            GS_OK ||
+        (st = store_sql_exec(
+             s,
+             "CREATE TABLE IF NOT EXISTS jobs ("
+             " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+             " id TEXT UNIQUE NOT NULL,"
+             " owner TEXT NOT NULL DEFAULT '',"
+             " model TEXT NOT NULL DEFAULT '',"
+             " priority INTEGER NOT NULL DEFAULT 0,"
+             " status INTEGER NOT NULL,"
+             " attempts INTEGER NOT NULL DEFAULT 0,"
+             " cancel_requested INTEGER NOT NULL DEFAULT 0,"
+             " worker TEXT,"
+             " lease_expires_ms INTEGER,"
+             " step INTEGER NOT NULL DEFAULT 0,"
+             " steps INTEGER NOT NULL DEFAULT 0,"
+             " megapixelsteps REAL NOT NULL DEFAULT 0,"
+             " params TEXT NOT NULL,"
+             " result TEXT,"
+             " error TEXT,"
+             " created_ms INTEGER NOT NULL,"
+             " started_ms INTEGER,"
+             " finished_ms INTEGER);"
+             "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
+             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
+             "INSERT OR IGNORE INTO meta VALUES ('schema', '" SCHEMA_VERSION "');",
+             err)) != GS_OK)
         goto out;
     *out = s;
     return GS_OK;
@@ -190,7 +189,7 @@ static gs_status get_locked(job_store *s, const char *id, job_record *out, int *
     *found = 0;
     if (sqlite3_prepare_v2(s->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", -1, &q, NULL) !=
         SQLITE_OK)
-        return db_fail(s, err, "reading a job");
+        return store_sql_fail(s, err, "reading a job");
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
     gs_status st = GS_OK;
     int rc = sqlite3_step(q);
@@ -198,7 +197,7 @@ static gs_status get_locked(job_store *s, const char *id, job_record *out, int *
         st = read_row(q, out, err);
         *found = st == GS_OK;
     } else if (rc != SQLITE_DONE) {
-        st = db_fail(s, err, "reading a job");
+        st = store_sql_fail(s, err, "reading a job");
     }
     sqlite3_finalize(q);
     return st;
@@ -220,7 +219,7 @@ gs_status store_submit(job_store *s, const char *owner, const char *model, int p
                        char id[JOB_ID_LEN + 1], int *position, gs_error *err)
 {
     uuid7(now_ms, id);
-    gs_status st = exec(s, "BEGIN IMMEDIATE", err);
+    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
     if (st != GS_OK)
         return st;
     sqlite3_stmt *q = NULL;
@@ -228,7 +227,7 @@ gs_status store_submit(job_store *s, const char *owner, const char *model, int p
                            "INSERT INTO jobs (id, owner, model, priority, status, params,"
                            " megapixelsteps, created_ms) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
                            -1, &q, NULL) != SQLITE_OK) {
-        st = db_fail(s, err, "queueing a job");
+        st = store_sql_fail(s, err, "queueing a job");
         goto out;
     }
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
@@ -239,7 +238,7 @@ gs_status store_submit(job_store *s, const char *owner, const char *model, int p
     sqlite3_bind_double(q, 6, megapixelsteps);
     sqlite3_bind_int64(q, 7, now_ms);
     if (sqlite3_step(q) != SQLITE_DONE) {
-        st = db_fail(s, err, "queueing a job");
+        st = store_sql_fail(s, err, "queueing a job");
         goto out;
     }
     sqlite3_finalize(q);
@@ -250,7 +249,7 @@ gs_status store_submit(job_store *s, const char *owner, const char *model, int p
                                "SELECT count(*) FROM jobs WHERE status = 0 AND"
                                " (priority > ? OR (priority = ? AND seq < ?))",
                                -1, &q, NULL) != SQLITE_OK) {
-            st = db_fail(s, err, "counting the queue");
+            st = store_sql_fail(s, err, "counting the queue");
             goto out;
         }
         sqlite3_bind_int(q, 1, priority);
@@ -261,9 +260,9 @@ gs_status store_submit(job_store *s, const char *owner, const char *model, int p
 out:
     sqlite3_finalize(q);
     if (st == GS_OK)
-        st = exec(s, "COMMIT", err);
+        st = store_sql_exec(s, "COMMIT", err);
     else
-        exec(s, "ROLLBACK", NULL);
+        store_sql_exec(s, "ROLLBACK", NULL);
     return st;
 }
 
@@ -280,7 +279,7 @@ static gs_status best_queued(job_store *s, const char *model, char id[JOB_ID_LEN
                               " ORDER BY priority DESC, seq LIMIT 1";
     id[0] = '\0';
     if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-        return db_fail(s, err, "looking for a job");
+        return store_sql_fail(s, err, "looking for a job");
     if (model)
         sqlite3_bind_text(q, 1, model, -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
@@ -290,14 +289,15 @@ static gs_status best_queued(job_store *s, const char *model, char id[JOB_ID_LEN
         *created = sqlite3_column_int64(q, 2);
     }
     sqlite3_finalize(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? GS_OK : db_fail(s, err, "looking for a job");
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? GS_OK
+                                                 : store_sql_fail(s, err, "looking for a job");
 }
 
 gs_status store_claim(job_store *s, const char *worker, const char *prefer_model, int64_t now_ms,
                       int lease_ms, int64_t starve_ms, job_record *out, int *claimed, gs_error *err)
 {
     *claimed = 0;
-    gs_status st = exec(s, "BEGIN IMMEDIATE", err);
+    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
     if (st != GS_OK)
         return st;
     char best[JOB_ID_LEN + 1], pref[JOB_ID_LEN + 1];
@@ -321,7 +321,7 @@ gs_status store_claim(job_store *s, const char *worker, const char *prefer_model
                            " started_ms = ?, attempts = attempts + 1, step = 0"
                            " WHERE id = ? AND status = 0",
                            -1, &q, NULL) != SQLITE_OK) {
-        st = db_fail(s, err, "claiming a job");
+        st = store_sql_fail(s, err, "claiming a job");
         goto out;
     }
     sqlite3_bind_text(q, 1, worker, -1, SQLITE_STATIC);
@@ -329,7 +329,7 @@ gs_status store_claim(job_store *s, const char *worker, const char *prefer_model
     sqlite3_bind_int64(q, 3, now_ms);
     sqlite3_bind_text(q, 4, pick, -1, SQLITE_STATIC);
     if (sqlite3_step(q) != SQLITE_DONE) {
-        st = db_fail(s, err, "claiming a job");
+        st = store_sql_fail(s, err, "claiming a job");
         goto out;
     }
     int found = 0;
@@ -339,9 +339,9 @@ gs_status store_claim(job_store *s, const char *worker, const char *prefer_model
 out:
     sqlite3_finalize(q);
     if (st == GS_OK)
-        st = exec(s, "COMMIT", err);
+        st = store_sql_exec(s, "COMMIT", err);
     else
-        exec(s, "ROLLBACK", NULL);
+        store_sql_exec(s, "ROLLBACK", NULL);
     if (st != GS_OK && *claimed) {
         job_record_clear(out);
         *claimed = 0;
@@ -362,7 +362,7 @@ gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int6
                            " WHERE id = ? AND status = 1 AND worker = ?"
                            " RETURNING cancel_requested",
                            -1, &q, NULL) != SQLITE_OK)
-        return db_fail(s, err, "renewing a lease");
+        return store_sql_fail(s, err, "renewing a lease");
     sqlite3_bind_int64(q, 1, now_ms + lease_ms);
     sqlite3_bind_int(q, 2, step);
     sqlite3_bind_int(q, 3, steps);
@@ -375,7 +375,7 @@ gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int6
         rc = sqlite3_step(q);
     }
     sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : db_fail(s, err, "renewing a lease");
+    return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "renewing a lease");
 }
 
 gs_status store_finish(job_store *s, const char *id, const char *worker, job_status status,
@@ -392,7 +392,7 @@ gs_status store_finish(job_store *s, const char *id, const char *worker, job_sta
                            " lease_expires_ms = NULL"
                            " WHERE id = ? AND status = 1 AND worker = ?",
                            -1, &q, NULL) != SQLITE_OK)
-        return db_fail(s, err, "recording a result");
+        return store_sql_fail(s, err, "recording a result");
     sqlite3_bind_int(q, 1, status);
     sqlite3_bind_text(q, 2, result_json, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, error, -1, SQLITE_STATIC);
@@ -402,7 +402,7 @@ gs_status store_finish(job_store *s, const char *id, const char *worker, job_sta
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE)
-        return db_fail(s, err, "recording a result");
+        return store_sql_fail(s, err, "recording a result");
     *recorded = sqlite3_changes(s->db) == 1;
     return GS_OK;
 }
@@ -410,7 +410,7 @@ gs_status store_finish(job_store *s, const char *id, const char *worker, job_sta
 gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status *status,
                        gs_error *err)
 {
-    gs_status st = exec(s, "BEGIN IMMEDIATE", err);
+    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
     if (st != GS_OK)
         return st;
     sqlite3_stmt *q = NULL;
@@ -421,7 +421,7 @@ gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status 
                            " cancel_requested = CASE status WHEN 1 THEN 1 ELSE cancel_requested END"
                            " WHERE id = ? RETURNING status",
                            -1, &q, NULL) != SQLITE_OK) {
-        st = db_fail(s, err, "cancelling a job");
+        st = store_sql_fail(s, err, "cancelling a job");
         goto out;
     }
     sqlite3_bind_int64(q, 1, now_ms);
@@ -431,18 +431,18 @@ gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status 
         *status = (job_status)sqlite3_column_int(q, 0);
         rc = sqlite3_step(q);
         if (rc != SQLITE_DONE)
-            st = db_fail(s, err, "cancelling a job");
+            st = store_sql_fail(s, err, "cancelling a job");
     } else if (rc == SQLITE_DONE) {
         st = gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
     } else {
-        st = db_fail(s, err, "cancelling a job");
+        st = store_sql_fail(s, err, "cancelling a job");
     }
 out:
     sqlite3_finalize(q);
     if (st == GS_OK)
-        st = exec(s, "COMMIT", err);
+        st = store_sql_exec(s, "COMMIT", err);
     else
-        exec(s, "ROLLBACK", NULL);
+        store_sql_exec(s, "ROLLBACK", NULL);
     return st;
 }
 
@@ -452,7 +452,7 @@ gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, in
                               int *failed, gs_error *err)
 {
     *requeued = *failed = 0;
-    gs_status st = exec(s, "BEGIN IMMEDIATE", err);
+    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
     if (st != GS_OK)
         return st;
     sqlite3_stmt *q = NULL;
@@ -466,7 +466,7 @@ gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, in
                            " lease_expires_ms = NULL"
                            " WHERE status = 1 AND lease_expires_ms < ? AND attempts >= ?",
                            -1, &q, NULL) != SQLITE_OK) {
-        st = db_fail(s, err, "expiring leases");
+        st = store_sql_fail(s, err, "expiring leases");
         goto out;
     }
     sqlite3_bind_text(q, 1, reason, -1, SQLITE_STATIC);
@@ -474,7 +474,7 @@ gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, in
     sqlite3_bind_int64(q, 3, now_ms);
     sqlite3_bind_int(q, 4, max_attempts);
     if (sqlite3_step(q) != SQLITE_DONE) {
-        st = db_fail(s, err, "expiring leases");
+        st = store_sql_fail(s, err, "expiring leases");
         goto out;
     }
     *failed = sqlite3_changes(s->db);
@@ -484,21 +484,21 @@ gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, in
                            "UPDATE jobs SET status = 0, worker = NULL, lease_expires_ms = NULL,"
                            " step = 0 WHERE status = 1 AND lease_expires_ms < ?",
                            -1, &q, NULL) != SQLITE_OK) {
-        st = db_fail(s, err, "expiring leases");
+        st = store_sql_fail(s, err, "expiring leases");
         goto out;
     }
     sqlite3_bind_int64(q, 1, now_ms);
     if (sqlite3_step(q) != SQLITE_DONE) {
-        st = db_fail(s, err, "expiring leases");
+        st = store_sql_fail(s, err, "expiring leases");
         goto out;
     }
     *requeued = sqlite3_changes(s->db);
 out:
     sqlite3_finalize(q);
     if (st == GS_OK)
-        st = exec(s, "COMMIT", err);
+        st = store_sql_exec(s, "COMMIT", err);
     else
-        exec(s, "ROLLBACK", NULL);
+        store_sql_exec(s, "ROLLBACK", NULL);
     return st;
 }
 
@@ -508,7 +508,7 @@ gs_status store_counts(job_store *s, int counts[5], gs_error *err)
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(s->db, "SELECT status, count(*) FROM jobs GROUP BY status", -1, &q,
                            NULL) != SQLITE_OK)
-        return db_fail(s, err, "counting jobs");
+        return store_sql_fail(s, err, "counting jobs");
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         int k = sqlite3_column_int(q, 0);
@@ -516,7 +516,7 @@ gs_status store_counts(job_store *s, int counts[5], gs_error *err)
             counts[k] = sqlite3_column_int(q, 1);
     }
     sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : db_fail(s, err, "counting jobs");
+    return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "counting jobs");
 }
 
 gs_status store_list(job_store *s, int status, int max, job_record **out, int *n, gs_error *err)
@@ -528,7 +528,7 @@ gs_status store_list(job_store *s, int status, int max, job_record **out, int *n
                                     " FROM jobs WHERE status = ? ORDER BY seq DESC LIMIT ?"
                                   : "SELECT " JOB_COLUMNS " FROM jobs ORDER BY seq DESC LIMIT ?";
     if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-        return db_fail(s, err, "listing jobs");
+        return store_sql_fail(s, err, "listing jobs");
     int k = 1;
     if (status >= 0)
         sqlite3_bind_int(q, k++, status);
@@ -542,7 +542,7 @@ gs_status store_list(job_store *s, int status, int max, job_record **out, int *n
             (*n)++;
     }
     if (st == GS_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        st = db_fail(s, err, "listing jobs");
+        st = store_sql_fail(s, err, "listing jobs");
     sqlite3_finalize(q);
     if (st != GS_OK) {
         store_list_free(list, *n);
@@ -569,11 +569,11 @@ gs_status store_depth_by_model(job_store *s,
                            "SELECT model, sum(status = 0), sum(status = 1) FROM jobs"
                            " WHERE status IN (0, 1) GROUP BY model ORDER BY model",
                            -1, &q, NULL) != SQLITE_OK)
-        return db_fail(s, err, "counting the queue");
+        return store_sql_fail(s, err, "counting the queue");
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
         fn(user, (const char *)sqlite3_column_text(q, 0), sqlite3_column_int(q, 1),
            sqlite3_column_int(q, 2));
     sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : db_fail(s, err, "counting the queue");
+    return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "counting the queue");
 }
