@@ -2,7 +2,8 @@
  * test_store - the SQLite job store on a real file: priorities and arrival
  * order, leases and heartbeats, expiry and attempts, exactly one recorded
  * result, cancellation, restart persistence, model preference without
- * starvation, and two processes claiming at once.
+ * starvation, two processes claiming at once, release on shutdown, per-owner
+ * counts, statistics, retention purge and the upgrade of a schema-1 file.
  */
 #include "testutil.h"
 
@@ -103,11 +104,15 @@ static void exactly_one_result(void **state)
     job_record r;
     claim(s, "w1", NULL, 100, &r, &got);
     job_record_clear(&r);
-    assert_int_equal(store_heartbeat(s, id, "w1", 500, 1000, 3, 20, &cancel, &lost, &err), GS_OK);
+    assert_int_equal(store_heartbeat(s, id, "w1", 500, 1000, &(job_progress){3, 20, 2, 4.5},
+                                     &cancel, &lost, &err),
+                     GS_OK);
     assert_int_equal(lost, 0);
     assert_int_equal(cancel, 0);
     assert_int_equal(store_get(s, id, &r, &err), GS_OK);
     assert_int_equal(r.step, 3);
+    assert_int_equal(r.preview_step, 2);
+    assert_true(r.eta_s == 4.5);
     assert_int_equal(r.lease_expires_ms, 1500);
     job_record_clear(&r);
     /* another worker cannot finish it; the holder can, once */
@@ -123,7 +128,9 @@ static void exactly_one_result(void **state)
     assert_string_equal(r.result, "{\"images\":1}");
     assert_null(r.error);
     job_record_clear(&r);
-    assert_int_equal(store_heartbeat(s, id, "w1", 900, 1000, 4, 20, &cancel, &lost, &err), GS_OK);
+    assert_int_equal(store_heartbeat(s, id, "w1", 900, 1000, &(job_progress){4, 20, 0, -1}, &cancel,
+                                     &lost, &err),
+                     GS_OK);
     assert_int_equal(lost, 1);
     assert_int_equal(store_finish(s, id, "w1", JOB_RUNNING, NULL, NULL, 900, &rec, &err),
                      GS_ERR_INVALID_ARGUMENT);
@@ -179,7 +186,9 @@ static void cancellation(void **state)
     assert_int_equal(st, JOB_CANCELLED);
     assert_int_equal(store_cancel(s, run, 20, &st, &err), GS_OK);
     assert_int_equal(st, JOB_RUNNING);
-    assert_int_equal(store_heartbeat(s, run, "w1", 30, 1000, 1, 2, &cancel, &lost, &err), GS_OK);
+    assert_int_equal(
+        store_heartbeat(s, run, "w1", 30, 1000, &(job_progress){1, 2, 0, -1}, &cancel, &lost, &err),
+        GS_OK);
     assert_int_equal(cancel, 1);
     assert_int_equal(store_cancel(s, "no-such-id", 20, &st, &err), GS_ERR_INVALID_ARGUMENT);
     claim(s, "w2", NULL, 40, &r, &got);
@@ -295,6 +304,133 @@ static void two_processes_never_share_a_job(void **state)
     assert_int_equal(strtol(buf, NULL, 10), JOBS); /* and every job claimed */
 }
 
+static void release_gives_the_job_back(void **state)
+{
+    (void)state;
+    job_store *s = fresh();
+    gs_error err = {0};
+    char id[40];
+    int got, rel;
+    submit(s, "m", 0, 0, id, NULL);
+    job_record r;
+    claim(s, "w1", NULL, 10, &r, &got);
+    assert_int_equal(r.attempts, 1);
+    job_record_clear(&r);
+    assert_int_equal(store_release(s, id, "w2", &rel, &err), GS_OK);
+    assert_int_equal(rel, 0); /* only the holder can */
+    assert_int_equal(store_release(s, id, "w1", &rel, &err), GS_OK);
+    assert_int_equal(rel, 1);
+    assert_int_equal(store_get(s, id, &r, &err), GS_OK);
+    assert_int_equal(r.status, JOB_QUEUED);
+    assert_int_equal(r.attempts, 0); /* a shutdown is not the job's fault */
+    job_record_clear(&r);
+    claim(s, "w2", NULL, 20, &r, &got);
+    assert_int_equal(got, 1);
+    assert_string_equal(r.id, id);
+    job_record_clear(&r);
+    store_close(s);
+}
+
+static void owners_stats_and_purge(void **state)
+{
+    (void)state;
+    job_store *s = fresh();
+    gs_error err = {0};
+    char a[40], b[40], c[40];
+    int got, rec, n;
+    submit(s, "m", 0, 0, a, NULL);   /* owner key1 */
+    submit(s, "m", 0, 100, b, NULL); /* owner key1 */
+    assert_int_equal(store_submit(s, "key2", "m", 0, "{}", 2.0, 200, c, NULL, &err), GS_OK);
+    assert_int_equal(store_active_count(s, "key1", &n, &err), GS_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_active_count(s, "nobody", &n, &err), GS_OK);
+    assert_int_equal(n, 0);
+    job_record *list;
+    assert_int_equal(store_list(s, -1, "key2", 10, &list, &n, &err), GS_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, c);
+    store_list_free(list, n);
+    assert_int_equal(store_list(s, JOB_QUEUED, NULL, 10, &list, &n, &err), GS_OK);
+    assert_int_equal(n, 3);
+    store_list_free(list, n);
+
+    /* a waited 1000 ms and took 3000 ms with steps of 1, 2 and 3 s; b failed */
+    job_record r;
+    claim(s, "w1", NULL, 1000, &r, &got);
+    assert_string_equal(r.id, a);
+    job_record_clear(&r);
+    assert_int_equal(store_finish(s, a, "w1", JOB_SUCCEEDED, "{\"step_ms\":[1000,2000,3000]}", NULL,
+                                  4000, &rec, &err),
+                     GS_OK);
+    claim(s, "w1", NULL, 4000, &r, &got);
+    job_record_clear(&r);
+    assert_int_equal(store_finish(s, b, "w1", JOB_FAILED, NULL, "boom", 5000, &rec, &err), GS_OK);
+    assert_int_equal(store_active_count(s, "key1", &n, &err), GS_OK);
+    assert_int_equal(n, 0);
+    job_stats js;
+    assert_int_equal(store_stats(s, 0, 100, &js, &err), GS_OK);
+    assert_int_equal(js.succeeded, 1);
+    assert_int_equal(js.failed, 1);
+    assert_true(js.megapixelsteps == 1.5);
+    assert_true(js.busy_s == 3.0);
+    assert_int_equal(js.first_start_ms, 1000);
+    assert_int_equal(js.step_samples, 3);
+    assert_true(js.step_s[0] == 2.0 && js.step_s[1] == 3.0 && js.step_s[2] == 3.0);
+    assert_true(js.wait_s[0] == 1.0);
+    assert_int_equal(store_stats(s, 4500, 100, &js, &err), GS_OK); /* only b finished since */
+    assert_int_equal(js.succeeded, 0);
+    assert_int_equal(js.failed, 1);
+
+    /* purge: finished before 4500 goes (a), later (b) and unfinished (c) stay */
+    assert_int_equal(store_purge(s, 4500, NULL, NULL, &n, &err), GS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_get(s, a, &r, &err), GS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(store_get(s, b, &r, &err), GS_OK);
+    job_record_clear(&r);
+    assert_int_equal(store_get(s, c, &r, &err), GS_OK);
+    job_record_clear(&r);
+    store_close(s);
+}
+
+/* A data directory written by the first schema opens with its jobs intact. */
+static void upgrades_schema_1(void **state)
+{
+    (void)state;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", path, path, path);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \"CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+             " id TEXT UNIQUE NOT NULL, owner TEXT NOT NULL DEFAULT '', model TEXT NOT NULL"
+             " DEFAULT '', priority INTEGER NOT NULL DEFAULT 0, status INTEGER NOT NULL,"
+             " attempts INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0,"
+             " worker TEXT, lease_expires_ms INTEGER, step INTEGER NOT NULL DEFAULT 0,"
+             " steps INTEGER NOT NULL DEFAULT 0, megapixelsteps REAL NOT NULL DEFAULT 0,"
+             " params TEXT NOT NULL, result TEXT, error TEXT, created_ms INTEGER NOT NULL,"
+             " started_ms INTEGER, finished_ms INTEGER);"
+             " CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+             " INSERT INTO meta VALUES ('schema', '1');"
+             " INSERT INTO jobs (id, model, status, params, created_ms) VALUES"
+             " ('0190a0b0-0000-7000-8000-000000000001', 'm', 0, '{}', 5);\"",
+             path);
+    if (system("command -v sqlite3 >/dev/null") != 0)
+        skip();
+    assert_int_equal(system(cmd), 0);
+    job_store *s;
+    gs_error err = {0};
+    assert_int_equal(store_open_sqlite(path, &s, &err), GS_OK);
+    job_record r;
+    assert_int_equal(store_get(s, "0190a0b0-0000-7000-8000-000000000001", &r, &err), GS_OK);
+    assert_int_equal(r.status, JOB_QUEUED);
+    assert_int_equal(r.preview_step, 0);
+    job_record_clear(&r);
+    int got;
+    claim(s, "w1", NULL, 10, &r, &got);
+    assert_int_equal(got, 1);
+    job_record_clear(&r);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +441,9 @@ int main(void)
         cmocka_unit_test(survives_restart),
         cmocka_unit_test(preference_without_starvation),
         cmocka_unit_test(two_processes_never_share_a_job),
+        cmocka_unit_test(release_gives_the_job_back),
+        cmocka_unit_test(owners_stats_and_purge),
+        cmocka_unit_test(upgrades_schema_1),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -251,7 +251,7 @@ static enum MHD_Result list_jobs(server *s, struct MHD_Connection *c)
     int n = 0;
     gs_error err = {0};
     pthread_mutex_lock(&s->mu);
-    gs_status st = store_list(s->store, st_filter, (int)max, &list, &n, &err);
+    gs_status st = store_list(s->store, st_filter, NULL, (int)max, &list, &n, &err);
     pthread_mutex_unlock(&s->mu);
     if (st != GS_OK)
         return send_error(c, 503, "store_unavailable", err.msg);

@@ -41,6 +41,8 @@ typedef struct job_record {
     int attempts;
     int cancel_requested;
     int step, steps;
+    int preview_step; /* step of the newest preview image, 0 when none */
+    double eta_s;     /* the worker's estimate of the time left, -1 when unknown */
     double megapixelsteps;
     int64_t created_ms, started_ms, finished_ms, lease_expires_ms;
     char *params; /* JSON text; owned by the record */
@@ -71,11 +73,24 @@ gs_status store_claim(job_store *s, const char *worker, const char *prefer_model
                       int lease_ms, int64_t starve_ms, job_record *out, int *claimed,
                       gs_error *err);
 
+/* What a worker reports of a running job. */
+typedef struct job_progress {
+    int step, steps;
+    int preview_step; /* 0 = no preview yet */
+    double eta_s;     /* -1 = unknown */
+} job_progress;
+
 /* Renews the lease and records progress. *lost = 1 when the worker no longer
    holds the job (expired and requeued, or finished); *cancel = 1 when a cancel
    was asked for. */
 gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int64_t now_ms,
-                          int lease_ms, int step, int steps, int *cancel, int *lost, gs_error *err);
+                          int lease_ms, const job_progress *p, int *cancel, int *lost,
+                          gs_error *err);
+
+/* Gives a running job back to the queue without counting the attempt (a
+   worker that was asked to stop). *released = 0 when worker did not hold it. */
+gs_status store_release(job_store *s, const char *id, const char *worker, int *released,
+                        gs_error *err);
 
 /* Records the one result (status succeeded/failed/cancelled) if worker still
    holds the job; *recorded = 0 otherwise (a stale worker's result is dropped). */
@@ -94,9 +109,11 @@ gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status 
 gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, int *requeued,
                               int *failed, gs_error *err);
 
-/* Up to max jobs, newest first, all or with one status (status < 0: all).
- *out (gs_malloc'd, *n records) is freed with store_list_free. */
-gs_status store_list(job_store *s, int status, int max, job_record **out, int *n, gs_error *err);
+/* Up to max jobs, newest first, all or with one status (status < 0: all), of
+   one owner or of all (owner NULL). *out (gs_malloc'd, *n records) is freed
+   with store_list_free. */
+gs_status store_list(job_store *s, int status, const char *owner, int max, job_record **out, int *n,
+                     gs_error *err);
 void store_list_free(job_record *list, int n);
 
 /* Queued and running jobs per model, calling fn for each (model, queued, running). */
@@ -106,5 +123,31 @@ gs_status store_depth_by_model(job_store *s,
 
 /* Number of jobs with each status (array indexed by job_status). */
 gs_status store_counts(job_store *s, int counts[5], gs_error *err);
+
+/* ---- accounting and housekeeping (store_sqlite_stats.c) ---- */
+
+/* Queued plus running jobs of one owner (per-key limits). */
+gs_status store_active_count(job_store *s, const char *owner, int *n, gs_error *err);
+
+/* What the jobs that finished since since_ms did. */
+typedef struct job_stats {
+    int succeeded, failed, cancelled;
+    double megapixelsteps;  /* of the succeeded jobs */
+    double busy_s;          /* summed run time (start to finish) of the succeeded jobs */
+    int64_t first_start_ms; /* earliest start among them, 0 when none */
+    double step_s[3];       /* p50, p90, p99 of the sampler step times, 0 when none */
+    double wait_s[3];       /* p50, p90, p99 of submit-to-start waits, 0 when none */
+    int step_samples, wait_samples;
+} job_stats;
+
+/* Reads step times from each result's "step_ms" array; looks at the newest
+   max_jobs finished jobs at most. */
+gs_status store_stats(job_store *s, int64_t since_ms, int max_jobs, job_stats *out, gs_error *err);
+
+/* Deletes finished jobs (succeeded, failed, cancelled) that finished before
+   before_ms, calling fn(user, id) for each first (to remove its files).
+   *n gets how many went. */
+gs_status store_purge(job_store *s, int64_t before_ms, void (*fn)(void *user, const char *id),
+                      void *user, int *n, gs_error *err);
 
 #endif

@@ -14,7 +14,7 @@
 #include "queue/store.h"
 #include "queue/store_sqlite_private.h"
 
-#define SCHEMA_VERSION "1"
+#define SCHEMA_VERSION "2"
 
 static const char *const status_names[] = {"queued", "running", "succeeded", "failed", "cancelled"};
 
@@ -76,6 +76,31 @@ static void uuid7(int64_t now_ms, char out[JOB_ID_LEN + 1])
 
 /* ---- open ---- */
 
+/* Schema 1 lacked the preview and ETA columns; add them in place, so a
+   data directory from an older gesso keeps its jobs. */
+static gs_status migrate(job_store *s, gs_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    int have = 0;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT count(*) FROM pragma_table_info('jobs')"
+                           " WHERE name = 'preview_step'",
+                           -1, &q, NULL) != SQLITE_OK)
+        return store_sql_fail(s, err, "reading the schema");
+    if (sqlite3_step(q) == SQLITE_ROW)
+        have = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (have)
+        return GS_OK;
+    return store_sql_exec(s,
+                          "BEGIN IMMEDIATE;"
+                          "ALTER TABLE jobs ADD COLUMN preview_step INTEGER NOT NULL DEFAULT 0;"
+                          "ALTER TABLE jobs ADD COLUMN eta_s REAL NOT NULL DEFAULT -1;"
+                          "UPDATE meta SET value = '" SCHEMA_VERSION "' WHERE key = 'schema';"
+                          "COMMIT;",
+                          err);
+}
+
 gs_status store_open_sqlite(const char *path, job_store **out, gs_error *err)
 {
     *out = NULL;
@@ -119,6 +144,8 @@ gs_status store_open_sqlite(const char *path, job_store **out, gs_error *err)
              "INSERT OR IGNORE INTO meta VALUES ('schema', '" SCHEMA_VERSION "');",
              err)) != GS_OK)
         goto out;
+    if ((st = migrate(s, err)) != GS_OK)
+        goto out;
     *out = s;
     return GS_OK;
 out:
@@ -139,7 +166,7 @@ void store_close(job_store *s)
 #define JOB_COLUMNS                                                                                \
     "id, owner, model, worker, status, priority, attempts, cancel_requested, step, steps,"         \
     " megapixelsteps, created_ms, started_ms, finished_ms, lease_expires_ms, params, result,"      \
-    " error"
+    " error, preview_step, eta_s"
 
 static char *dup_text(sqlite3_stmt *q, int col)
 {
@@ -174,6 +201,8 @@ static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
     r->params = dup_text(q, 15);
     r->result = dup_text(q, 16);
     r->error = dup_text(q, 17);
+    r->preview_step = sqlite3_column_int(q, 18);
+    r->eta_s = sqlite3_column_double(q, 19);
     if (!r->params || (sqlite3_column_type(q, 16) != SQLITE_NULL && !r->result) ||
         (sqlite3_column_type(q, 17) != SQLITE_NULL && !r->error)) {
         job_record_clear(r);
@@ -318,7 +347,8 @@ gs_status store_claim(job_store *s, const char *worker, const char *prefer_model
         goto out;
     if (sqlite3_prepare_v2(s->db,
                            "UPDATE jobs SET status = 1, worker = ?, lease_expires_ms = ?,"
-                           " started_ms = ?, attempts = attempts + 1, step = 0"
+                           " started_ms = ?, attempts = attempts + 1, step = 0, preview_step = 0,"
+                           " eta_s = -1"
                            " WHERE id = ? AND status = 0",
                            -1, &q, NULL) != SQLITE_OK) {
         st = store_sql_fail(s, err, "claiming a job");
@@ -352,22 +382,26 @@ out:
 /* ---- heartbeat, finish, cancel ---- */
 
 gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int64_t now_ms,
-                          int lease_ms, int step, int steps, int *cancel, int *lost, gs_error *err)
+                          int lease_ms, const job_progress *p, int *cancel, int *lost,
+                          gs_error *err)
 {
     sqlite3_stmt *q = NULL;
     *cancel = 0;
     *lost = 1;
     if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET lease_expires_ms = ?, step = ?, steps = ?"
+                           "UPDATE jobs SET lease_expires_ms = ?, step = ?, steps = ?,"
+                           " preview_step = ?, eta_s = ?"
                            " WHERE id = ? AND status = 1 AND worker = ?"
                            " RETURNING cancel_requested",
                            -1, &q, NULL) != SQLITE_OK)
         return store_sql_fail(s, err, "renewing a lease");
     sqlite3_bind_int64(q, 1, now_ms + lease_ms);
-    sqlite3_bind_int(q, 2, step);
-    sqlite3_bind_int(q, 3, steps);
-    sqlite3_bind_text(q, 4, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 5, worker, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, p->step);
+    sqlite3_bind_int(q, 3, p->steps);
+    sqlite3_bind_int(q, 4, p->preview_step);
+    sqlite3_bind_double(q, 5, p->eta_s);
+    sqlite3_bind_text(q, 6, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 7, worker, -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         *lost = 0;
@@ -404,6 +438,28 @@ gs_status store_finish(job_store *s, const char *id, const char *worker, job_sta
     if (rc != SQLITE_DONE)
         return store_sql_fail(s, err, "recording a result");
     *recorded = sqlite3_changes(s->db) == 1;
+    return GS_OK;
+}
+
+gs_status store_release(job_store *s, const char *id, const char *worker, int *released,
+                        gs_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    *released = 0;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE jobs SET status = 0, worker = NULL, lease_expires_ms = NULL,"
+                           " step = 0, preview_step = 0, eta_s = -1,"
+                           " attempts = max(attempts - 1, 0)"
+                           " WHERE id = ? AND status = 1 AND worker = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return store_sql_fail(s, err, "releasing a job");
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, worker, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return store_sql_fail(s, err, "releasing a job");
+    *released = sqlite3_changes(s->db) == 1;
     return GS_OK;
 }
 
@@ -482,7 +538,8 @@ gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, in
     q = NULL;
     if (sqlite3_prepare_v2(s->db,
                            "UPDATE jobs SET status = 0, worker = NULL, lease_expires_ms = NULL,"
-                           " step = 0 WHERE status = 1 AND lease_expires_ms < ?",
+                           " step = 0, preview_step = 0, eta_s = -1"
+                           " WHERE status = 1 AND lease_expires_ms < ?",
                            -1, &q, NULL) != SQLITE_OK) {
         st = store_sql_fail(s, err, "expiring leases");
         goto out;
@@ -519,20 +576,22 @@ gs_status store_counts(job_store *s, int counts[5], gs_error *err)
     return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "counting jobs");
 }
 
-gs_status store_list(job_store *s, int status, int max, job_record **out, int *n, gs_error *err)
+gs_status store_list(job_store *s, int status, const char *owner, int max, job_record **out, int *n,
+                     gs_error *err)
 {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *q = NULL;
-    const char *sql = status >= 0 ? "SELECT " JOB_COLUMNS
-                                    " FROM jobs WHERE status = ? ORDER BY seq DESC LIMIT ?"
-                                  : "SELECT " JOB_COLUMNS " FROM jobs ORDER BY seq DESC LIMIT ?";
-    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+    /* -1 and NULL bind as "any", so one statement serves every filter */
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 < 0 OR status = ?1)"
+                           " AND (?2 IS NULL OR owner = ?2) ORDER BY seq DESC LIMIT ?3",
+                           -1, &q, NULL) != SQLITE_OK)
         return store_sql_fail(s, err, "listing jobs");
-    int k = 1;
-    if (status >= 0)
-        sqlite3_bind_int(q, k++, status);
-    sqlite3_bind_int(q, k, max);
+    sqlite3_bind_int(q, 1, status);
+    if (owner)
+        sqlite3_bind_text(q, 2, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 3, max);
     job_record *list = gs_calloc(max > 0 ? (size_t)max : 1, sizeof *list);
     gs_status st = list ? GS_OK : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     int rc = SQLITE_DONE;

@@ -42,8 +42,9 @@ static void *heartbeat_main(void *arg)
         pthread_mutex_unlock(&r->mu);
         gs_error err = {0};
         int cancel = 0, lost = 0;
-        if (store_heartbeat(r->hb_store, r->id, r->o->name, now_ms(), r->o->lease_ms, step, steps,
-                            &cancel, &lost, &err) != GS_OK)
+        job_progress jp = {step, steps, 0, -1};
+        if (store_heartbeat(r->hb_store, r->id, r->o->name, now_ms(), r->o->lease_ms, &jp, &cancel,
+                            &lost, &err) != GS_OK)
             cancel = lost = 0; /* a store hiccup must not end the job; the lease covers it */
         pthread_mutex_lock(&r->mu);
         r->cancelled |= cancel;
