@@ -1,9 +1,10 @@
-/* server - HTTP routes, request bodies with a cap, worker supervision. */
+/* server - HTTP routes, request bodies with a cap, API keys, worker supervision. */
 #include "api/server.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -16,17 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/http_reply.h"
+#include "api/server_private.h"
 #include "queue/store.h"
-
-#define MAX_WORKERS 64
-
-typedef struct server {
-    const serve_options *o;
-    job_store *store;
-    pthread_mutex_t mu; /* guards store */
-    char db_path[4096];
-    char results_dir[4096];
-} server;
 
 static volatile sig_atomic_t stopping;
 
@@ -36,7 +29,7 @@ static void on_stop(int sig)
     stopping = 1;
 }
 
-static int64_t now_ms(void)
+int64_t server_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -53,37 +46,9 @@ void serve_options_default(serve_options *o)
     o->lease_ms = 15000;
     o->max_attempts = 3;
     o->max_body = 24u << 20;
+    o->retention_ms = 7LL * 24 * 3600 * 1000;
+    o->max_connections = 256;
     job_limits_default(&o->limits);
-}
-
-/* ---- responses ---- */
-
-static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, const char *type,
-                                  void *data, size_t n, enum MHD_ResponseMemoryMode mode)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, data, mode);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", type);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j)
-{
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!text)
-        return MHD_NO;
-    return send_bytes(c, status, "application/json", text, strlen(text), MHD_RESPMEM_MUST_FREE);
-}
-
-static enum MHD_Result send_error(struct MHD_Connection *c, int status, const char *code,
-                                  const char *message)
-{
-    return send_json(c, status,
-                     json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
 }
 
 /* ---- job views ---- */
@@ -114,6 +79,14 @@ static json_t *job_view(const job_record *r)
     }
     json_object_set_new(j, "images", urls);
     json_object_set_new(j, "error", r->error ? json_string(r->error) : json_null());
+    json_object_set_new(json_object_get(j, "progress"), "eta_s",
+                        r->status == JOB_RUNNING && r->eta_s >= 0 ? json_real(r->eta_s)
+                                                                  : json_null());
+    json_t *timings = result ? json_object_get(result, "timings") : NULL;
+    if (timings)
+        json_object_set(j, "timings", timings);
+    if (r->owner[0])
+        json_object_set_new(j, "owner", json_string(r->owner));
     json_decref(params);
     json_decref(result);
     return j;
@@ -132,7 +105,17 @@ static int id_ok(const char *s)
     return 1;
 }
 
-static enum MHD_Result post_job(server *s, struct MHD_Connection *c, const char *body, size_t len)
+/* Tells the idle workers that work arrived, so a job starts without waiting
+   for their next look at the store. */
+static void wake_workers(server *s)
+{
+    for (int k = 0; k < s->nw; k++)
+        if (s->wake_w[k] >= 0 && write(s->wake_w[k], "j", 1) < 0 && errno != EAGAIN)
+            continue; /* a full pipe already says it */
+}
+
+static enum MHD_Result post_job(server *s, struct MHD_Connection *c, const api_key *key,
+                                const char *body, size_t len)
 {
     job_error e;
     char *norm = NULL, model[256], id[JOB_ID_LEN + 1];
@@ -140,63 +123,116 @@ static enum MHD_Result post_job(server *s, struct MHD_Connection *c, const char 
     int prio = 0, pos = 0;
     if (job_params_validate(body, len, &s->o->limits, s->o->models_dir, &norm, model, sizeof model,
                             &mps, &prio, &e) != 0)
-        return send_error(c, e.http, e.code, e.message);
+        return reply_error(c, e.http, e.code, e.message);
     gs_error err = {0};
+    int active = 0, counts[5] = {0};
+    char msg[160];
     pthread_mutex_lock(&s->mu);
-    gs_status st = store_submit(s->store, "", model, prio, norm, mps, now_ms(), id, &pos, &err);
+    gs_status st = GS_OK;
+    if (key && key->max_active > 0)
+        st = store_active_count(s->store, key->name, &active, &err);
+    if (st == GS_OK && s->o->max_queued > 0)
+        st = store_counts(s->store, counts, &err);
+    int over_key = key && key->max_active > 0 && active >= key->max_active;
+    int over_all = s->o->max_queued > 0 && counts[JOB_QUEUED] >= s->o->max_queued;
+    if (st == GS_OK && !over_key && !over_all)
+        st = store_submit(s->store, key ? key->name : "", model, prio, norm, mps, server_now_ms(),
+                          id, &pos, &err);
     pthread_mutex_unlock(&s->mu);
     free(norm);
     if (st != GS_OK)
-        return send_error(c, 503, "store_unavailable", err.msg);
-    return send_json(
+        return reply_error(c, 503, "store_unavailable", err.msg);
+    if (over_key) {
+        snprintf(msg, sizeof msg, "this key already has %d queued or running jobs (its limit)",
+                 active);
+        return reply_error_with(c, 429, "too_many_jobs", msg, "Retry-After: 5");
+    }
+    if (over_all)
+        return reply_error_with(c, 503, "queue_full", "the queue is full; try again later",
+                                "Retry-After: 10");
+    wake_workers(s);
+    return reply_json(
         c, 202, json_pack("{s:s,s:s,s:i}", "id", id, "status", "queued", "queue_position", pos));
 }
 
-static enum MHD_Result get_job(server *s, struct MHD_Connection *c, const char *id)
+/* Reads job id into *r if the key may see it; otherwise queues the error
+   response, sets *ret and returns -1. */
+static int job_access(server *s, struct MHD_Connection *c, const api_key *key, const char *id,
+                      job_record *r, enum MHD_Result *ret)
 {
-    job_record r;
     gs_error err = {0};
-    if (!id_ok(id))
-        return send_error(c, 404, "not_found", "no such job");
+    if (!id_ok(id)) {
+        *ret = reply_error(c, 404, "not_found", "no such job");
+        return -1;
+    }
     pthread_mutex_lock(&s->mu);
-    gs_status st = store_get(s->store, id, &r, &err);
+    gs_status st = store_get(s->store, id, r, &err);
     pthread_mutex_unlock(&s->mu);
-    if (st == GS_ERR_INVALID_ARGUMENT)
-        return send_error(c, 404, "not_found", "no such job");
-    if (st != GS_OK)
-        return send_error(c, 503, "store_unavailable", err.msg);
-    json_t *j = job_view(&r);
-    job_record_clear(&r);
-    return send_json(c, 200, j);
+    if (st == GS_ERR_INVALID_ARGUMENT) {
+        *ret = reply_error(c, 404, "not_found", "no such job");
+        return -1;
+    }
+    if (st != GS_OK) {
+        *ret = reply_error(c, 503, "store_unavailable", err.msg);
+        return -1;
+    }
+    if (key && !key->admin && strcmp(r->owner, key->name) != 0) {
+        job_record_clear(r);
+        *ret = reply_error(c, 403, "forbidden", "the job belongs to another API key");
+        return -1;
+    }
+    return 0;
 }
 
-static enum MHD_Result cancel_job(server *s, struct MHD_Connection *c, const char *id)
+static enum MHD_Result get_job(server *s, struct MHD_Connection *c, const api_key *key,
+                               const char *id)
+{
+    job_record r;
+    enum MHD_Result ret;
+    if (job_access(s, c, key, id, &r, &ret) != 0)
+        return ret;
+    json_t *j = job_view(&r);
+    job_record_clear(&r);
+    return reply_json(c, 200, j);
+}
+
+static enum MHD_Result cancel_job(server *s, struct MHD_Connection *c, const api_key *key,
+                                  const char *id)
 {
     gs_error err = {0};
     job_status status;
-    if (!id_ok(id))
-        return send_error(c, 404, "not_found", "no such job");
+    job_record r;
+    enum MHD_Result ret;
+    if (job_access(s, c, key, id, &r, &ret) != 0)
+        return ret;
+    job_record_clear(&r);
     pthread_mutex_lock(&s->mu);
-    gs_status st = store_cancel(s->store, id, now_ms(), &status, &err);
+    gs_status st = store_cancel(s->store, id, server_now_ms(), &status, &err);
     pthread_mutex_unlock(&s->mu);
     if (st == GS_ERR_INVALID_ARGUMENT)
-        return send_error(c, 404, "not_found", "no such job");
+        return reply_error(c, 404, "not_found", "no such job");
     if (st != GS_OK)
-        return send_error(c, 503, "store_unavailable", err.msg);
-    return send_json(c, 200, json_pack("{s:s,s:s}", "id", id, "status", job_status_name(status)));
+        return reply_error(c, 503, "store_unavailable", err.msg);
+    return reply_json(c, 200, json_pack("{s:s,s:s}", "id", id, "status", job_status_name(status)));
 }
 
-static enum MHD_Result get_image(server *s, struct MHD_Connection *c, const char *id, const char *k)
+static enum MHD_Result get_image(server *s, struct MHD_Connection *c, const api_key *key,
+                                 const char *id, const char *k)
 {
     char *end;
     long idx = strtol(k, &end, 10);
     if (!id_ok(id) || *end || end == k || idx < 0 || idx > 1000)
-        return send_error(c, 404, "not_found", "no such image");
+        return reply_error(c, 404, "not_found", "no such image");
+    job_record r;
+    enum MHD_Result ret;
+    if (job_access(s, c, key, id, &r, &ret) != 0)
+        return ret;
+    job_record_clear(&r);
     char path[8300];
     snprintf(path, sizeof path, "%s/%s-%ld.png", s->results_dir, id, idx);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return send_error(c, 404, "not_found", "no such image");
+        return reply_error(c, 404, "not_found", "no such image");
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -204,10 +240,10 @@ static enum MHD_Result get_image(server *s, struct MHD_Connection *c, const char
     if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
         free(buf);
         fclose(f);
-        return send_error(c, 500, "internal", "cannot read the image");
+        return reply_error(c, 500, "internal", "cannot read the image");
     }
     fclose(f);
-    return send_bytes(c, 200, "image/png", buf, (size_t)n, MHD_RESPMEM_MUST_FREE);
+    return reply_bytes(c, 200, "image/png", buf, (size_t)n, MHD_RESPMEM_MUST_FREE, NULL);
 }
 
 static enum MHD_Result list_models(server *s, struct MHD_Connection *c)
@@ -229,37 +265,38 @@ static enum MHD_Result list_models(server *s, struct MHD_Connection *c)
     }
     if (d)
         closedir(d);
-    return send_json(c, 200, json_pack("{s:o}", "models", arr));
+    return reply_json(c, 200, json_pack("{s:o}", "models", arr));
 }
 
-static enum MHD_Result list_jobs(server *s, struct MHD_Connection *c)
+static enum MHD_Result list_jobs(server *s, struct MHD_Connection *c, const api_key *key)
 {
     const char *status = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status");
     const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
     int st_filter = -1;
     long max = 50;
     if (status && (st_filter = job_status_parse(status)) < 0)
-        return send_error(c, 400, "invalid_query",
-                          "status must be queued, running, succeeded, failed or cancelled");
+        return reply_error(c, 400, "invalid_query",
+                           "status must be queued, running, succeeded, failed or cancelled");
     if (limit) {
         char *end;
         max = strtol(limit, &end, 10);
         if (*end || end == limit || max < 1 || max > 1000)
-            return send_error(c, 400, "invalid_query", "limit must be in 1..1000");
+            return reply_error(c, 400, "invalid_query", "limit must be in 1..1000");
     }
     job_record *list = NULL;
     int n = 0;
     gs_error err = {0};
     pthread_mutex_lock(&s->mu);
-    gs_status st = store_list(s->store, st_filter, NULL, (int)max, &list, &n, &err);
+    gs_status st = store_list(s->store, st_filter, key && !key->admin ? key->name : NULL, (int)max,
+                              &list, &n, &err);
     pthread_mutex_unlock(&s->mu);
     if (st != GS_OK)
-        return send_error(c, 503, "store_unavailable", err.msg);
+        return reply_error(c, 503, "store_unavailable", err.msg);
     json_t *arr = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(arr, job_view(&list[i]));
     store_list_free(list, n);
-    return send_json(c, 200, json_pack("{s:o}", "jobs", arr));
+    return reply_json(c, 200, json_pack("{s:o}", "jobs", arr));
 }
 
 static void add_depth(void *user, const char *model, int queued, int running)
@@ -279,34 +316,106 @@ static enum MHD_Result get_queue(server *s, struct MHD_Connection *c)
     pthread_mutex_unlock(&s->mu);
     if (st != GS_OK) {
         json_decref(per_model);
-        return send_error(c, 503, "store_unavailable", err.msg);
+        return reply_error(c, 503, "store_unavailable", err.msg);
     }
     json_t *by = json_object();
     for (int k = 0; k < 5; k++)
         json_object_set_new(by, job_status_name((job_status)k), json_integer(counts[k]));
-    return send_json(c, 200, json_pack("{s:o,s:o}", "by_status", by, "by_model", per_model));
+    return reply_json(c, 200, json_pack("{s:o,s:o}", "by_status", by, "by_model", per_model));
 }
 
-/* Prometheus text exposition of the job counts. */
-static enum MHD_Result get_metrics(server *s, struct MHD_Connection *c)
+/* Stats over the jobs that finished in the last window_s seconds. */
+static int read_stats(server *s, long window_s, job_stats *js, int counts[5], gs_error *err)
 {
+    pthread_mutex_lock(&s->mu);
+    gs_status st = store_stats(s->store, server_now_ms() - window_s * 1000, 100000, js, err);
+    if (st == GS_OK)
+        st = store_counts(s->store, counts, err);
+    pthread_mutex_unlock(&s->mu);
+    return st == GS_OK ? 0 : -1;
+}
+
+static json_t *percentile_view(const double v[3], int samples)
+{
+    return json_pack("{s:f,s:f,s:f,s:i}", "p50", v[0], "p90", v[1], "p99", v[2], "samples",
+                     samples);
+}
+
+static enum MHD_Result get_stats(server *s, struct MHD_Connection *c)
+{
+    const char *w = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "window");
+    long window = 3600;
+    if (w) {
+        char *end;
+        window = strtol(w, &end, 10);
+        if (*end || end == w || window < 1 || window > 30L * 24 * 3600)
+            return reply_error(c, 400, "invalid_query", "window must be 1..2592000 seconds");
+    }
+    job_stats js;
     int counts[5];
     gs_error err = {0};
-    pthread_mutex_lock(&s->mu);
-    gs_status st = store_counts(s->store, counts, &err);
-    pthread_mutex_unlock(&s->mu);
-    if (st != GS_OK)
-        return send_error(c, 503, "store_unavailable", err.msg);
-    char *buf = malloc(1024);
+    if (read_stats(s, window, &js, counts, &err) != 0)
+        return reply_error(c, 503, "store_unavailable", err.msg);
+    /* rates over the part of the window the service has been working, so a
+       fresh server does not report a tenth of its speed */
+    double span = (double)window;
+    if (js.first_start_ms) {
+        double since = (double)(server_now_ms() - js.first_start_ms) / 1000.0;
+        span = since < span ? since : span;
+    }
+    span = span < 1.0 ? 1.0 : span;
+    json_t *j =
+        json_pack("{s:I,s:{s:i,s:i,s:i},s:f,s:f,s:f,s:f}", "window_s", (json_int_t)window, "jobs",
+                  "succeeded", js.succeeded, "failed", js.failed, "cancelled", js.cancelled,
+                  "jobs_per_hour", js.succeeded * 3600.0 / span, "megapixelsteps",
+                  js.megapixelsteps, "megapixelsteps_per_s", js.megapixelsteps / span,
+                  "busy_megapixelsteps_per_s", js.busy_s > 0 ? js.megapixelsteps / js.busy_s : 0.0);
+    json_object_set_new(j, "step_s", percentile_view(js.step_s, js.step_samples));
+    json_object_set_new(j, "queue_wait_s", percentile_view(js.wait_s, js.wait_samples));
+    json_object_set_new(
+        j, "queue",
+        json_pack("{s:i,s:i}", "queued", counts[JOB_QUEUED], "running", counts[JOB_RUNNING]));
+    return reply_json(c, 200, j);
+}
+
+/* Prometheus text exposition: job counts, and step and wait quantiles over the last hour. */
+static enum MHD_Result get_metrics(server *s, struct MHD_Connection *c)
+{
+    job_stats js;
+    int counts[5];
+    gs_error err = {0};
+    if (read_stats(s, 3600, &js, counts, &err) != 0)
+        return reply_error(c, 503, "store_unavailable", err.msg);
+    size_t cap = 4096;
+    char *buf = malloc(cap);
     if (!buf)
         return MHD_NO;
-    int n = snprintf(buf, 1024,
-                     "# HELP gesso_jobs Jobs in the store by status.\n"
-                     "# TYPE gesso_jobs gauge\n");
-    for (int k = 0; k < 5 && n < 1024; k++)
-        n += snprintf(buf + n, 1024 - (size_t)n, "gesso_jobs{status=\"%s\"} %d\n",
-                      job_status_name((job_status)k), counts[k]);
-    return send_bytes(c, 200, "text/plain; version=0.0.4", buf, strlen(buf), MHD_RESPMEM_MUST_FREE);
+    size_t n = 0;
+#define EMIT(...)                                                                                  \
+    do {                                                                                           \
+        int k_ = snprintf(buf + n, cap - n, __VA_ARGS__);                                          \
+        if (k_ > 0 && (size_t)k_ < cap - n)                                                        \
+            n += (size_t)k_;                                                                       \
+    } while (0)
+    EMIT("# HELP gesso_jobs Jobs in the store by status.\n# TYPE gesso_jobs gauge\n");
+    for (int k = 0; k < 5; k++)
+        EMIT("gesso_jobs{status=\"%s\"} %d\n", job_status_name((job_status)k), counts[k]);
+    EMIT("# HELP gesso_step_seconds Sampler step time over the last hour.\n"
+         "# TYPE gesso_step_seconds summary\n");
+    static const char *const q[3] = {"0.5", "0.9", "0.99"};
+    for (int k = 0; k < 3; k++)
+        EMIT("gesso_step_seconds{quantile=\"%s\"} %.6f\n", q[k], js.step_s[k]);
+    EMIT("gesso_step_seconds_count %d\n", js.step_samples);
+    EMIT("# HELP gesso_queue_wait_seconds Submit-to-start time over the last hour.\n"
+         "# TYPE gesso_queue_wait_seconds summary\n");
+    for (int k = 0; k < 3; k++)
+        EMIT("gesso_queue_wait_seconds{quantile=\"%s\"} %.6f\n", q[k], js.wait_s[k]);
+    EMIT("gesso_queue_wait_seconds_count %d\n", js.wait_samples);
+    EMIT("# HELP gesso_megapixelsteps_hour Megapixel-steps of jobs finished in the last hour.\n"
+         "# TYPE gesso_megapixelsteps_hour gauge\ngesso_megapixelsteps_hour %.3f\n",
+         js.megapixelsteps);
+#undef EMIT
+    return reply_bytes(c, 200, "text/plain; version=0.0.4", buf, n, MHD_RESPMEM_MUST_FREE, NULL);
 }
 
 /* ---- request dispatch ---- */
@@ -362,47 +471,72 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (r->too_big)
-        return send_error(c, 413, "body_too_large", "the request body is larger than allowed");
+        return reply_error(c, 413, "body_too_large", "the request body is larger than allowed");
     int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
         del = strcmp(method, "DELETE") == 0;
     if (strcmp(url, "/healthz") == 0)
-        return get ? send_json(c, 200, json_pack("{s:s}", "status", "ok"))
-                   : send_error(c, 405, "method_not_allowed", "use GET");
+        return get ? reply_json(c, 200, json_pack("{s:s}", "status", "ok"))
+                   : reply_error(c, 405, "method_not_allowed", "use GET");
+    const api_key *key = NULL;
+    if (s->keys.n > 0) {
+        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        key = api_keys_match(&s->keys, auth);
+        if (!key)
+            return reply_error_with(c, 401, auth ? "invalid_api_key" : "missing_api_key",
+                                    auth ? "the API key is not valid"
+                                         : "send an API key: Authorization: Bearer KEY",
+                                    "WWW-Authenticate: Bearer realm=\"gesso\"");
+    }
     if (strcmp(url, "/v1/models") == 0)
-        return get ? list_models(s, c) : send_error(c, 405, "method_not_allowed", "use GET");
+        return get ? list_models(s, c) : reply_error(c, 405, "method_not_allowed", "use GET");
     if (strcmp(url, "/v1/jobs") == 0) {
         if (get)
-            return list_jobs(s, c);
+            return list_jobs(s, c, key);
         if (!post)
-            return send_error(c, 405, "method_not_allowed", "use GET or POST");
-        return post_job(s, c, r->body ? r->body : "", r->len);
+            return reply_error(c, 405, "method_not_allowed", "use GET or POST");
+        return post_job(s, c, key, r->body ? r->body : "", r->len);
     }
+    if (strcmp(url, "/v1/stats") == 0)
+        return get ? get_stats(s, c) : reply_error(c, 405, "method_not_allowed", "use GET");
     if (strcmp(url, "/v1/queue") == 0)
-        return get ? get_queue(s, c) : send_error(c, 405, "method_not_allowed", "use GET");
-    if (strcmp(url, "/metrics") == 0)
-        return get ? get_metrics(s, c) : send_error(c, 405, "method_not_allowed", "use GET");
+        return get ? get_queue(s, c) : reply_error(c, 405, "method_not_allowed", "use GET");
+    if (strcmp(url, "/metrics") == 0) {
+        if (key && !key->admin)
+            return reply_error(c, 403, "forbidden", "metrics need an admin key");
+        return get ? get_metrics(s, c) : reply_error(c, 405, "method_not_allowed", "use GET");
+    }
     if (strncmp(url, "/v1/jobs/", 9) == 0) {
         char id[64];
         const char *rest = url + 9, *slash = strchr(rest, '/');
         size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
         if (n >= sizeof id)
-            return send_error(c, 404, "not_found", "no such job");
+            return reply_error(c, 404, "not_found", "no such job");
         memcpy(id, rest, n);
         id[n] = '\0';
         if (!slash) {
             if (get)
-                return get_job(s, c, id);
+                return get_job(s, c, key, id);
             if (del)
-                return cancel_job(s, c, id);
-            return send_error(c, 405, "method_not_allowed", "use GET or DELETE");
+                return cancel_job(s, c, key, id);
+            return reply_error(c, 405, "method_not_allowed", "use GET or DELETE");
         }
         if (strncmp(slash, "/images/", 8) == 0) {
             if (!get)
-                return send_error(c, 405, "method_not_allowed", "use GET");
-            return get_image(s, c, id, slash + 8);
+                return reply_error(c, 405, "method_not_allowed", "use GET");
+            return get_image(s, c, key, id, slash + 8);
+        }
+        if (strcmp(slash, "/events") == 0) {
+            if (!get)
+                return reply_error(c, 405, "method_not_allowed", "use GET");
+            job_record jr;
+            enum MHD_Result ret;
+            if (job_access(s, c, key, id, &jr, &ret) != 0)
+                return ret;
+            job_record_clear(&jr);
+            return job_events(s, c, id);
         }
     }
-    return send_error(c, 404, "not_found", "no such endpoint");
+    return reply_error(c, 404, "not_found", "no such endpoint");
 }
 
 /* ---- workers ---- */
@@ -412,13 +546,16 @@ static pid_t start_worker(const server *s, int k)
     pid_t pid = fork();
     if (pid != 0)
         return pid;
-    char name[32], lease[32], threads[32];
+    char name[32], lease[32], threads[32], wake[32];
+    /* this worker's end of its wake pipe survives exec; every other end closes */
+    fcntl(s->wake_r[k], F_SETFD, 0);
+    snprintf(wake, sizeof wake, "%d", s->wake_r[k]);
     snprintf(name, sizeof name, "w%d-%d", k, (int)getpid());
     snprintf(lease, sizeof lease, "%d", s->o->lease_ms);
     snprintf(threads, sizeof threads, "%d", s->o->worker_threads);
     execl(s->o->self_exe, s->o->self_exe, "worker", "--db", s->db_path, "--models",
           s->o->models_dir, "--results", s->results_dir, "--name", name, "--lease-ms", lease,
-          "--threads", threads, (char *)NULL);
+          "--threads", threads, "--wake-fd", wake, (char *)NULL);
     _exit(127);
 }
 
@@ -440,10 +577,55 @@ static int parse_listen(const char *s, struct sockaddr_in *sa)
     return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
+/* Removes a purged job's images and preview. */
+static void remove_job_files(void *user, const char *id)
+{
+    const server *s = user;
+    char path[4200];
+    for (int k = 0; k <= s->o->limits.max_batch; k++) {
+        snprintf(path, sizeof path, "%s/%s-%d.png", s->results_dir, id, k);
+        if (unlink(path) != 0 && errno == ENOENT && k > 0)
+            break;
+    }
+    snprintf(path, sizeof path, "%s/%s.preview.png", s->results_dir, id);
+    unlink(path);
+}
+
+static int open_wake_pipes(server *s)
+{
+    for (int k = 0; k < s->nw; k++) {
+        int fd[2];
+        if (pipe(fd) != 0)
+            return -1;
+        fcntl(fd[0], F_SETFD, FD_CLOEXEC);
+        fcntl(fd[1], F_SETFD, FD_CLOEXEC);
+        s->wake_r[k] = fd[0];
+        s->wake_w[k] = fd[1];
+        fcntl(fd[1], F_SETFL, O_NONBLOCK);
+    }
+    return 0;
+}
+
 int serve_run(const serve_options *o)
 {
     server s = {0};
     s.o = o;
+    s.stopping = &stopping;
+    s.nw = o->workers < MAX_WORKERS ? o->workers : MAX_WORKERS;
+    for (int k = 0; k < MAX_WORKERS; k++)
+        s.wake_r[k] = s.wake_w[k] = -1;
+    if (o->api_keys_path) {
+        char msg[512];
+        if (api_keys_load(o->api_keys_path, &s.keys, msg, sizeof msg) != 0) {
+            fprintf(stderr, "gesso: %s\n", msg);
+            return 2;
+        }
+    }
+    if (open_wake_pipes(&s) != 0) {
+        fprintf(stderr, "gesso: cannot make the workers' wake pipes: %s\n", strerror(errno));
+        api_keys_free(&s.keys);
+        return 3;
+    }
     pthread_mutex_init(&s.mu, NULL);
     struct sockaddr_in sa;
     if (parse_listen(o->listen, &sa) != 0) {
@@ -470,15 +652,17 @@ int serve_run(const serve_options *o)
     signal(SIGPIPE, SIG_IGN);
 
     pid_t workers[MAX_WORKERS] = {0};
-    int nw = o->workers < MAX_WORKERS ? o->workers : MAX_WORKERS;
+    int nw = s.nw;
     for (int k = 0; k < nw; k++)
         workers[k] = start_worker(&s, k);
 
-    struct MHD_Daemon *d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle,
-                         &s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                         MHD_OPTION_THREAD_POOL_SIZE, 4, MHD_OPTION_NOTIFY_COMPLETED, request_done,
-                         NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30, MHD_OPTION_END);
+    /* a thread per connection: event streams wait on the store without
+       holding up other clients */
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
+        NULL, NULL, handle, &s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections, MHD_OPTION_NOTIFY_COMPLETED,
+        request_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "gesso: cannot listen on %s: %s\n", o->listen, strerror(errno));
         for (int k = 0; k < nw; k++)
@@ -486,16 +670,26 @@ int serve_run(const serve_options *o)
         store_close(s.store);
         return 4;
     }
-    fprintf(stderr, "gesso: serving on http://%s (%d workers)\n", o->listen, nw);
+    fprintf(stderr, "gesso: serving on http://%s (%d workers%s)\n", o->listen, nw,
+            s.keys.n ? ", API keys required" : "");
+    int64_t next_purge = 0;
     while (!stopping) {
         usleep(200000);
+        if (o->retention_ms > 0 && server_now_ms() >= next_purge) {
+            int purged = 0;
+            pthread_mutex_lock(&s.mu);
+            store_purge(s.store, server_now_ms() - o->retention_ms, remove_job_files, &s, &purged,
+                        &err);
+            pthread_mutex_unlock(&s.mu);
+            next_purge = server_now_ms() + 1000;
+        }
         for (int k = 0; k < nw; k++) {
             int status;
             if (workers[k] > 0 && waitpid(workers[k], &status, WNOHANG) == workers[k])
                 workers[k] = start_worker(&s, k); /* its job's lease will expire */
         }
         pthread_mutex_lock(&s.mu);
-        store_expire_leases(s.store, now_ms(), o->max_attempts, &rq, &fl, &err);
+        store_expire_leases(s.store, server_now_ms(), o->max_attempts, &rq, &fl, &err);
         pthread_mutex_unlock(&s.mu);
     }
     MHD_stop_daemon(d);
@@ -507,6 +701,11 @@ int serve_run(const serve_options *o)
             waitpid(workers[k], NULL, 0);
     store_close(s.store);
     pthread_mutex_destroy(&s.mu);
+    for (int k = 0; k < nw; k++) {
+        close(s.wake_r[k]);
+        close(s.wake_w[k]);
+    }
+    api_keys_free(&s.keys);
     fprintf(stderr, "gesso: stopped\n");
     return 0;
 }

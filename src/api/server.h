@@ -11,6 +11,8 @@
 #ifndef GS_SERVER_H
 #define GS_SERVER_H
 
+#include <stdint.h>
+
 #include "api/job_params.h"
 
 typedef struct serve_options {
@@ -24,6 +26,10 @@ typedef struct serve_options {
     int max_attempts;
     size_t max_body;
     job_limits limits;
+    const char *api_keys_path; /* NULL: no keys asked for */
+    int64_t retention_ms;      /* finished jobs and their images go after this; 0 = keep */
+    int max_queued;            /* queued jobs beyond which submissions get 503; 0 = no bound */
+    int max_connections;       /* concurrent HTTP connections (each has a thread) */
 } serve_options;
 
 void serve_options_default(serve_options *o);

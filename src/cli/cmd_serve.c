@@ -1,7 +1,9 @@
 /* cmd_serve - `gesso serve` (the HTTP service) and `gesso worker` (its worker processes). */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,23 +17,89 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: gesso serve [--listen ADDR:PORT] [--data DIR] [--models DIR]\n"
             "                   [--workers N] [--threads N] [--lease SECONDS]\n"
+            "                   [--api-keys FILE] [--retention DURATION] [limits...]\n"
             "  --listen ADDR:PORT  where the HTTP API listens (default 127.0.0.1:7860)\n"
             "  --data DIR          job store (jobs.db) and result images (default gesso-data)\n"
             "  --models DIR        checkpoints, served as NAME for DIR/NAME.safetensors\n"
             "  --workers N         generation worker processes (default 1)\n"
             "  --threads N         compute threads per worker (default: all CPUs / workers)\n"
             "  --lease SECONDS     a silent worker's job is requeued after this (default 15)\n"
-            "API: POST /v1/jobs, GET|DELETE /v1/jobs/ID, GET /v1/jobs/ID/images/K,\n"
-            "GET /v1/models, GET /healthz (see docs/api.md).\n");
+            "  --api-keys FILE     require bearer keys (lines: KEY NAME [max_active=N] [admin])\n"
+            "  --retention DUR     keep finished jobs and images this long: 90s, 12h, 7d\n"
+            "                      (default 7d; 0 keeps them forever)\n"
+            "limits (a request beyond one is refused with 4xx, nothing queued):\n"
+            "  --max-side N        width and height (default 2048)\n"
+            "  --max-steps N       sampler steps (default 150)\n"
+            "  --max-batch N       images per job (default 8)\n"
+            "  --max-prompt BYTES  prompt and negative prompt length (default 16K)\n"
+            "  --max-body BYTES    request body (default 24M)\n"
+            "  --max-image BYTES   decoded init image (default 16M)\n"
+            "  --max-queued N      queued jobs; beyond it POST /v1/jobs answers 503 (default 0,\n"
+            "                      no bound)\n"
+            "  --max-connections N concurrent HTTP connections (default 256)\n"
+            "API: POST /v1/jobs, GET|DELETE /v1/jobs/ID, GET /v1/jobs/ID/events (SSE),\n"
+            "GET /v1/jobs/ID/images/K, GET /v1/jobs, /v1/models, /v1/queue, /v1/stats,\n"
+            "/metrics, /healthz (see docs/api.md).\n");
+}
+
+/* A count with an optional K, M or G suffix (powers of 1024). */
+static int arg_bytes(const char *name, const char *s, size_t min, size_t max, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned long long mult = 1;
+    if (*end == 'K' || *end == 'k')
+        mult = 1ull << 10;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1ull << 20;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1ull << 30;
+    if (mult > 1)
+        end++;
+    if (errno || end == s || *end || s[0] == '-' || v > max / mult || v * mult < min) {
+        fprintf(stderr, "gesso: %s must be a size in %zu..%zu bytes (suffix K, M or G)\n", name,
+                min, max);
+        return 1;
+    }
+    *out = (size_t)(v * mult);
+    return 0;
+}
+
+/* A duration: a number with s, m, h or d (seconds without a suffix). */
+static int arg_duration_ms(const char *name, const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    long long unit = 1000;
+    switch (*end) {
+    case 's': unit = 1000, end++; break;
+    case 'm': unit = 60000, end++; break;
+    case 'h': unit = 3600000, end++; break;
+    case 'd': unit = 86400000, end++; break;
+    default: break;
+    }
+    if (errno || end == s || *end || v < 0 || v > 3650LL * 86400000 / unit) {
+        fprintf(stderr, "gesso: %s must be a duration like 90s, 30m, 12h, 7d (or 0)\n", name);
+        return 1;
+    }
+    *out = v * unit;
+    return 0;
 }
 
 int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},  {"data", required_argument, 0, 'd'},
-        {"models", required_argument, 0, 'm'},  {"workers", required_argument, 0, 'w'},
-        {"threads", required_argument, 0, 't'}, {"lease", required_argument, 0, 'L'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"listen", required_argument, 0, 'l'},   {"data", required_argument, 0, 'd'},
+        {"models", required_argument, 0, 'm'},   {"workers", required_argument, 0, 'w'},
+        {"threads", required_argument, 0, 't'},  {"lease", required_argument, 0, 'L'},
+        {"api-keys", required_argument, 0, 'K'}, {"retention", required_argument, 0, 'R'},
+        {"max-side", required_argument, 0, 1},   {"max-steps", required_argument, 0, 2},
+        {"max-batch", required_argument, 0, 3},  {"max-prompt", required_argument, 0, 4},
+        {"max-body", required_argument, 0, 5},   {"max-image", required_argument, 0, 6},
+        {"max-queued", required_argument, 0, 7}, {"max-connections", required_argument, 0, 8},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     serve_options o;
     serve_options_default(&o);
@@ -47,6 +115,16 @@ int cmd_serve(int argc, char **argv)
         case 'w': bad = arg_int("--workers", optarg, 1, 64, &o.workers); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'L': bad = arg_int("--lease", optarg, 1, 3600, &lease_s); break;
+        case 'K': o.api_keys_path = optarg; break;
+        case 'R': bad = arg_duration_ms("--retention", optarg, &o.retention_ms); break;
+        case 1: bad = arg_int("--max-side", optarg, 64, 16384, &o.limits.max_side); break;
+        case 2: bad = arg_int("--max-steps", optarg, 1, 10000, &o.limits.max_steps); break;
+        case 3: bad = arg_int("--max-batch", optarg, 1, 64, &o.limits.max_batch); break;
+        case 4: bad = arg_bytes("--max-prompt", optarg, 1, 1u << 24, &o.limits.max_prompt); break;
+        case 5: bad = arg_bytes("--max-body", optarg, 1024, 1u << 30, &o.max_body); break;
+        case 6: bad = arg_bytes("--max-image", optarg, 1024, 1u << 28, &o.limits.max_image); break;
+        case 7: bad = arg_int("--max-queued", optarg, 0, 100000000, &o.max_queued); break;
+        case 8: bad = arg_int("--max-connections", optarg, 4, 65536, &o.max_connections); break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }
@@ -55,6 +133,10 @@ int cmd_serve(int argc, char **argv)
     }
     if (optind < argc) {
         usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (o.limits.max_side % 8 != 0) {
+        fprintf(stderr, "gesso: --max-side must be a multiple of 8\n");
         return EXIT_USAGE;
     }
     if (threads == 0) {
@@ -85,16 +167,14 @@ static void on_term(int sig)
 int cmd_worker(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, 0, 'd'},
-        {"models", required_argument, 0, 'm'},
-        {"results", required_argument, 0, 'r'},
-        {"name", required_argument, 0, 'n'},
-        {"lease-ms", required_argument, 0, 'L'},
-        {"threads", required_argument, 0, 't'},
-        {0, 0, 0, 0},
+        {"db", required_argument, 0, 'd'},       {"models", required_argument, 0, 'm'},
+        {"results", required_argument, 0, 'r'},  {"name", required_argument, 0, 'n'},
+        {"lease-ms", required_argument, 0, 'L'}, {"threads", required_argument, 0, 't'},
+        {"wake-fd", required_argument, 0, 'W'},  {0, 0, 0, 0},
     };
     worker_options o = {0};
     o.lease_ms = 15000;
+    o.wake_fd = -1;
     o.stop = &worker_stop;
     optind = 1;
     int c;
@@ -107,6 +187,7 @@ int cmd_worker(int argc, char **argv)
         case 'n': o.name = optarg; break;
         case 'L': bad = arg_int("--lease-ms", optarg, 100, 3600000, &o.lease_ms); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &o.threads); break;
+        case 'W': bad = arg_int("--wake-fd", optarg, 0, 1 << 20, &o.wake_fd); break;
         default: return EXIT_USAGE;
         }
         if (bad)

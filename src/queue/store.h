@@ -126,6 +126,9 @@ gs_status store_counts(job_store *s, int counts[5], gs_error *err);
 
 /* ---- accounting and housekeeping (store_sqlite_stats.c) ---- */
 
+/* Jobs ahead of a queued job (0 = next); -1 when it is not queued. */
+gs_status store_queue_position(job_store *s, const char *id, int *position, gs_error *err);
+
 /* Queued plus running jobs of one owner (per-key limits). */
 gs_status store_active_count(job_store *s, const char *owner, int *n, gs_error *err);
 

@@ -26,6 +26,27 @@ gs_status store_active_count(job_store *s, const char *owner, int *n, gs_error *
     return rc == SQLITE_ROW ? GS_OK : store_sql_fail(s, err, "counting a key's jobs");
 }
 
+gs_status store_queue_position(job_store *s, const char *id, int *position, gs_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    *position = -1;
+    if (sqlite3_prepare_v2(
+            s->db,
+            "SELECT (SELECT count(*) FROM jobs o WHERE o.status = 0 AND"
+            " (o.priority > j.priority OR (o.priority = j.priority AND o.seq < j.seq)))"
+            " FROM jobs j WHERE j.id = ? AND j.status = 0",
+            -1, &q, NULL) != SQLITE_OK)
+        return store_sql_fail(s, err, "reading a queue position");
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        *position = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE
+               ? GS_OK
+               : store_sql_fail(s, err, "reading a queue position");
+}
+
 /* A growable array of samples. */
 typedef struct samples {
     double *v;

@@ -2,6 +2,7 @@
 #include "worker/worker.h"
 
 #include <jansson.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,9 @@ typedef struct run_ctx {
     pthread_mutex_t mu;
     pthread_cond_t wake;
     int step, steps, done;
-    int cancelled, lost;
+    int preview_step;
+    double eta_s;
+    int cancelled, lost, stopped;
 } run_ctx;
 
 static void *heartbeat_main(void *arg)
@@ -38,11 +41,10 @@ static void *heartbeat_main(void *arg)
     run_ctx *r = arg;
     pthread_mutex_lock(&r->mu);
     while (!r->done) {
-        int step = r->step, steps = r->steps;
+        job_progress jp = {r->step, r->steps, r->preview_step, r->eta_s};
         pthread_mutex_unlock(&r->mu);
         gs_error err = {0};
         int cancel = 0, lost = 0;
-        job_progress jp = {step, steps, 0, -1};
         if (store_heartbeat(r->hb_store, r->id, r->o->name, now_ms(), r->o->lease_ms, &jp, &cancel,
                             &lost, &err) != GS_OK)
             cancel = lost = 0; /* a store hiccup must not end the job; the lease covers it */
@@ -65,13 +67,35 @@ static void *heartbeat_main(void *arg)
     return NULL;
 }
 
+static void preview_path(const run_ctx *r, char *path, size_t n, const char *suffix)
+{
+    snprintf(path, n, "%s/%s.preview.png%s", r->o->results_dir, r->id, suffix);
+}
+
+/* Written beside the results and renamed into place, so the server never
+   reads half a file. */
+static int publish_preview(const run_ctx *r, const gs_image *img)
+{
+    char tmp[4200], path[4200], msg[160];
+    preview_path(r, tmp, sizeof tmp, ".tmp");
+    preview_path(r, path, sizeof path, "");
+    if (gs_image_save_png(img, tmp, NULL, msg, sizeof msg) != GS_OK)
+        return -1;
+    return rename(tmp, path);
+}
+
 static int on_progress(const gs_progress *p, void *user)
 {
     run_ctx *r = user;
+    int published = p->preview && publish_preview(r, p->preview) == 0;
     pthread_mutex_lock(&r->mu);
     r->step = p->step;
     r->steps = p->steps;
-    int stop = r->cancelled || r->lost;
+    r->eta_s = p->eta_s;
+    if (published)
+        r->preview_step = p->step;
+    r->stopped |= *r->o->stop;
+    int stop = r->cancelled || r->lost || r->stopped;
     pthread_cond_signal(&r->wake); /* report progress (and pick up a cancel) promptly */
     pthread_mutex_unlock(&r->mu);
     return stop;
@@ -88,6 +112,7 @@ static void run_job(job_store *store, job_store *hb_store, const worker_options 
     gs_result *res = NULL;
     job_status final = JOB_FAILED;
     json_t *result = NULL;
+    double load_s = 0;
     if (job_params_parse(job->params, &p, &hold) != 0) {
         snprintf(msg, sizeof msg, "the job's parameters cannot be read");
         goto record;
@@ -98,14 +123,16 @@ static void run_job(job_store *store, job_store *hb_store, const worker_options 
         loaded[0] = '\0';
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.safetensors", o->models_dir, job->model);
+        int64_t t0 = now_ms();
         if (gs_model_load(eng, path, model) != GS_OK) {
             snprintf(msg, sizeof msg, "%s", gs_engine_errmsg(eng));
             job_params_release(&hold);
             goto record;
         }
         snprintf(loaded, loaded_size, "%s", job->model);
+        load_s = (double)(now_ms() - t0) / 1000.0;
     }
-    run_ctx rc = {.o = o, .id = job->id, .hb_store = hb_store};
+    run_ctx rc = {.o = o, .id = job->id, .hb_store = hb_store, .eta_s = -1};
     pthread_mutex_init(&rc.mu, NULL);
     pthread_cond_init(&rc.wake, NULL);
     pthread_t hb;
@@ -120,8 +147,15 @@ static void run_job(job_store *store, job_store *hb_store, const worker_options 
     pthread_mutex_destroy(&rc.mu);
     pthread_cond_destroy(&rc.wake);
     job_params_release(&hold);
+    char preview[4200];
+    preview_path(&rc, preview, sizeof preview, "");
+    unlink(preview);
     if (rc.lost)
         return; /* the job was requeued or ended elsewhere: nothing to record */
+    if (st == GS_ERR_CANCELLED && rc.stopped && !rc.cancelled) {
+        store_release(store, job->id, o->name, &recorded, &err);
+        return;
+    }
     if (st == GS_ERR_CANCELLED) {
         final = JOB_CANCELLED;
         goto record;
@@ -130,10 +164,25 @@ static void run_job(job_store *store, job_store *hb_store, const worker_options 
         snprintf(msg, sizeof msg, "%s", gs_engine_errmsg(eng));
         goto record;
     }
+    /* the last steps may have come faster than the heartbeat: record them, so
+       the job's progress reads complete */
+    int cancel = 0, lost = 0;
+    job_progress last = {rc.steps, rc.steps, 0, 0};
+    store_heartbeat(store, job->id, o->name, now_ms(), o->lease_ms, &last, &cancel, &lost, &err);
     result = json_object();
     json_t *images = json_array();
     json_object_set_new(result, "seed", json_integer((json_int_t)gs_result_seed(res)));
     json_object_set_new(result, "images", images);
+    gs_timings tm;
+    gs_result_timings(res, &tm);
+    json_t *step_ms = json_array();
+    for (int i = 0; i < tm.n_steps; i++)
+        json_array_append_new(step_ms, json_real((double)(int64_t)(tm.step_s[i] * 1e4) / 10.0));
+    json_object_set_new(result, "step_ms", step_ms);
+    json_object_set_new(result, "timings",
+                        json_pack("{s:f,s:f,s:f,s:f,s:f}", "load_s", load_s, "text_encode_s",
+                                  tm.text_encode_s, "sampling_s", tm.sampling_s, "vae_decode_s",
+                                  tm.vae_decode_s, "total_s", tm.total_s));
     for (int i = 0; i < gs_result_count(res); i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s-%d.png", o->results_dir, job->id, i);
@@ -151,6 +200,22 @@ record:;
     free(text);
     json_decref(result);
     gs_result_free(res);
+}
+
+/* Sleeps until the server says jobs were queued, or a second passes (jobs
+   requeued by lease expiry or queued by another server raise no signal). */
+static void wait_for_work(int fd)
+{
+    if (fd < 0) {
+        usleep(50000);
+        return;
+    }
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, 1000) > 0) {
+        char buf[64];
+        if (read(fd, buf, sizeof buf) <= 0)
+            usleep(50000); /* the server went away: don't spin */
+    }
 }
 
 int worker_run(const worker_options *o)
@@ -183,7 +248,7 @@ int worker_run(const worker_options *o)
             continue;
         }
         if (!claimed) {
-            usleep(50000);
+            wait_for_work(o->wake_fd);
             continue;
         }
         run_job(store, hb_store, o, eng, &model, loaded, sizeof loaded, &job);

@@ -1,7 +1,9 @@
 /*
  * worker - a generation worker process: claims jobs from the store, keeps the
  * last model loaded, runs gs_generate with a heartbeat (and cancel check) per
- * step, writes the PNGs into the data directory and records the result.
+ * step, publishes previews, writes the PNGs into the data directory and
+ * records the result. Asked to stop, it abandons the running job at the next
+ * step and gives it back to the queue.
  * Runs in its own process so a crash cannot take the API down; the
  * supervisor in `gesso serve` restarts it and the store requeues its job.
  */
@@ -15,7 +17,8 @@ typedef struct worker_options {
     const char *name; /* worker id recorded on claimed jobs */
     int lease_ms;
     int threads;
-    volatile int *stop; /* set to stop after the current job */
+    int wake_fd;        /* readable when jobs were queued (-1: poll the store) */
+    volatile int *stop; /* set to stop: the running job is given back */
 } worker_options;
 
 /* Runs until *stop; returns the process exit code. */

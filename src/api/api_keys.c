@@ -1,0 +1,156 @@
+/* api_keys - loading the key file and matching bearer tokens. */
+#include "api/api_keys.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define KEY_MIN 16
+#define KEY_MAX 256
+
+static int name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+static int parse_line(char *line, api_key *k, char *why, size_t why_size)
+{
+    char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save);
+    char *name = strtok_r(NULL, " \t\r\n", &save);
+    size_t n = strlen(tok);
+    if (n < KEY_MIN || n > KEY_MAX) {
+        snprintf(why, why_size, "a key must be %d..%d characters", KEY_MIN, KEY_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isgraph((unsigned char)tok[i])) {
+            snprintf(why, why_size, "a key must be printable characters without spaces");
+            return -1;
+        }
+    if (!name || !name_ok(name)) {
+        snprintf(why, why_size, "a key needs a NAME of 1..63 letters, digits, '.', '_' or '-'");
+        return -1;
+    }
+    memset(k, 0, sizeof *k);
+    snprintf(k->name, sizeof k->name, "%s", name);
+    for (char *opt; (opt = strtok_r(NULL, " \t\r\n", &save));) {
+        if (strcmp(opt, "admin") == 0) {
+            k->admin = 1;
+        } else if (strncmp(opt, "max_active=", 11) == 0) {
+            char *end;
+            long v = strtol(opt + 11, &end, 10);
+            if (*end || end == opt + 11 || v < 0 || v > 1000000) {
+                snprintf(why, why_size, "max_active must be a number in 0..1000000");
+                return -1;
+            }
+            k->max_active = (int)v;
+        } else {
+            snprintf(why, why_size, "unknown option '%.40s' (max_active=N or admin)", opt);
+            return -1;
+        }
+    }
+    k->key = strdup(tok);
+    k->key_len = n;
+    if (!k->key) {
+        snprintf(why, why_size, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int api_keys_load(const char *path, api_keys *out, char *msg, size_t msg_size)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(msg, msg_size, "cannot open the API key file '%s'", path);
+        return -1;
+    }
+    char line[1024], why[160];
+    int lineno = 0, cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\n' || *p == '\r' || *p == '\0')
+            continue;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(why, sizeof why, "the line is too long");
+            goto bad;
+        }
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 8;
+            api_key *grown = realloc(out->keys, (size_t)cap * sizeof *grown);
+            if (!grown) {
+                snprintf(why, sizeof why, "out of memory");
+                goto bad;
+            }
+            out->keys = grown;
+        }
+        if (parse_line(p, &out->keys[out->n], why, sizeof why) != 0)
+            goto bad;
+        for (int i = 0; i < out->n; i++)
+            if (strcmp(out->keys[i].key, out->keys[out->n].key) == 0) {
+                free(out->keys[out->n].key);
+                snprintf(why, sizeof why, "the key is listed twice");
+                goto bad;
+            }
+        out->n++;
+    }
+    fclose(f);
+    if (out->n == 0) {
+        snprintf(msg, msg_size, "the API key file '%s' holds no keys", path);
+        api_keys_free(out);
+        return -1;
+    }
+    return 0;
+bad:
+    snprintf(msg, msg_size, "%s:%d: %s", path, lineno, why);
+    fclose(f);
+    api_keys_free(out);
+    return -1;
+}
+
+void api_keys_free(api_keys *k)
+{
+    for (int i = 0; i < k->n; i++)
+        free(k->keys[i].key);
+    free(k->keys);
+    memset(k, 0, sizeof *k);
+}
+
+/* Equal-length comparison whose time does not depend on the first difference. */
+static int same_secret(const char *a, size_t an, const char *b, size_t bn)
+{
+    unsigned diff = an != bn;
+    size_t n = an < bn ? an : bn;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)a[i] ^ (unsigned char)b[i];
+    return diff == 0;
+}
+
+const api_key *api_keys_match(const api_keys *k, const char *authorization)
+{
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return NULL;
+    const char *tok = authorization + 7;
+    while (*tok == ' ')
+        tok++;
+    size_t n = strlen(tok);
+    while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+        n--;
+    const api_key *found = NULL;
+    for (int i = 0; i < k->n; i++)
+        if (same_secret(k->keys[i].key, k->keys[i].key_len, tok, n) && !found)
+            found = &k->keys[i];
+    return found;
+}

@@ -1,0 +1,39 @@
+/*
+ * api_keys - the optional bearer keys of `gesso serve`, read from a file:
+ *
+ *   # KEY                               NAME    [max_active=N] [admin]
+ *   3f9c2a7d51e04b8c9e6f1a2b3c4d5e6f    alice   max_active=4
+ *   9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a    ops     admin
+ *
+ * A key is 16..256 printable characters without spaces; NAME (1..63 of
+ * [A-Za-z0-9._-]) becomes the owner of the jobs it submits. max_active bounds
+ * the key's queued plus running jobs (0 = no bound); admin keys see and
+ * cancel every job and read /metrics.
+ */
+#ifndef GS_API_KEYS_H
+#define GS_API_KEYS_H
+
+#include <stddef.h>
+
+typedef struct api_key {
+    char *key;
+    size_t key_len;
+    char name[64];
+    int max_active;
+    int admin;
+} api_key;
+
+typedef struct api_keys {
+    api_key *keys;
+    int n;
+} api_keys;
+
+/* Reads the file; returns 0, or -1 with msg saying which line is wrong. */
+int api_keys_load(const char *path, api_keys *out, char *msg, size_t msg_size);
+void api_keys_free(api_keys *k);
+
+/* The key matching an "Authorization" header value ("Bearer KEY"), or NULL.
+   Compares in time independent of where keys differ. */
+const api_key *api_keys_match(const api_keys *k, const char *authorization);
+
+#endif

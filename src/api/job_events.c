@@ -1,0 +1,257 @@
+/*
+ * job_events - GET /v1/jobs/{id}/events, a Server-Sent Events stream:
+ *
+ *   queued    {"position"}                  on connect and whenever the job waits
+ *   started   {"attempt","worker"}          each time a worker takes it
+ *   progress  {"step","steps","eta_s"[,"preview"]}  one per sampler step, in order
+ *   succeeded {"seed","images"} | failed {"error"} | cancelled {}   then the stream ends
+ *
+ * The stream follows the job in the store (the worker is another process), so
+ * it polls the job's row every 100 ms; steps faster than that arrive together,
+ * still one event each. The preview is a PNG data URL of the newest latent
+ * preview the worker published. Runs on its own connection thread, so the
+ * reader may sleep.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/http_reply.h"
+#include "api/server_private.h"
+
+#define POLL_MS 100
+#define KEEPALIVE_MS 15000
+
+typedef struct stream {
+    server *s;
+    char id[JOB_ID_LEN + 1];
+    int observed;      /* the first look at the job has been taken */
+    int last_status;   /* -1 before the first look */
+    int last_position; /* last queued position sent */
+    int attempt;       /* attempts seen when "started" was last sent */
+    int last_step, last_preview;
+    int done;
+    int64_t last_write_ms;
+    char *buf; /* events built but not yet handed to libmicrohttpd */
+    size_t len, off, cap;
+} stream;
+
+static void append(stream *st, const char *text, size_t n)
+{
+    if (st->len + n > st->cap) {
+        size_t cap = (st->len + n) * 2;
+        char *b = realloc(st->buf, cap);
+        if (!b)
+            return; /* an event is lost; the stream stays well-formed */
+        st->buf = b;
+        st->cap = cap;
+    }
+    memcpy(st->buf + st->len, text, n);
+    st->len += n;
+}
+
+static void emit(stream *st, const char *event, json_t *data)
+{
+    char *text = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(data);
+    if (!text)
+        return;
+    char head[64];
+    int n = snprintf(head, sizeof head, "event: %s\ndata: ", event);
+    append(st, head, (size_t)n);
+    append(st, text, strlen(text));
+    append(st, "\n\n", 2);
+    free(text);
+}
+
+/* The preview PNG as a data URL, or NULL when the file is gone (the job moved on). */
+static char *preview_url(const stream *st)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.preview.png", st->s->results_dir, st->id);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *url = NULL;
+    unsigned char *bytes = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        if (n > 0 && n < (32L << 20) && fseek(f, 0, SEEK_SET) == 0 && (bytes = malloc((size_t)n)) &&
+            fread(bytes, 1, (size_t)n, f) == (size_t)n) {
+            char *b64 = base64_encode(bytes, (size_t)n);
+            size_t len = b64 ? strlen(b64) + 32 : 0;
+            if (b64 && (url = malloc(len)))
+                snprintf(url, len, "data:image/png;base64,%s", b64);
+            free(b64);
+        }
+    }
+    free(bytes);
+    fclose(f);
+    return url;
+}
+
+static json_t *result_images(const job_record *r)
+{
+    json_t *urls = json_array();
+    json_t *res = r->result ? json_loads(r->result, 0, NULL) : NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(res, "images"), i, v)
+    {
+        char url[128];
+        snprintf(url, sizeof url, "/v1/jobs/%s/images/%d", r->id, (int)json_integer_value(v));
+        json_array_append_new(urls, json_string(url));
+    }
+    json_decref(res);
+    return urls;
+}
+
+static void emit_progress(stream *st, const job_record *r)
+{
+    for (int step = st->last_step + 1; step <= r->step; step++) {
+        json_t *d = json_pack("{s:i,s:i}", "step", step, "steps", r->steps);
+        if (step == r->step && r->eta_s >= 0)
+            json_object_set_new(d, "eta_s", json_real(r->eta_s));
+        if (step == r->step && r->preview_step > st->last_preview) {
+            char *url = preview_url(st);
+            if (url)
+                json_object_set_new(d, "preview", json_string(url));
+            free(url);
+            st->last_preview = r->preview_step;
+        }
+        emit(st, "progress", d);
+    }
+    if (r->step > st->last_step)
+        st->last_step = r->step;
+}
+
+/* Turns what changed since the last look into events. */
+static void observe(stream *st, const job_record *r, int position)
+{
+    int first = !st->observed;
+    st->observed = 1;
+    if (first && r->status >= JOB_SUCCEEDED) { /* a finished job: only its end is news */
+        st->attempt = r->attempts;
+        st->last_step = r->step;
+    }
+    if (first && r->status == JOB_RUNNING && r->step > 0)
+        st->last_step = r->step - 1; /* joining late: from the current step on */
+    if (r->status == JOB_QUEUED) {
+        if (st->last_status != JOB_QUEUED || position != st->last_position)
+            emit(st, "queued", json_pack("{s:i}", "position", position));
+        st->last_position = position;
+        st->last_step = 0;
+        st->last_preview = 0;
+    }
+    if (r->status != JOB_QUEUED && r->attempts > st->attempt) {
+        st->attempt = r->attempts;
+        st->last_step = r->status == JOB_RUNNING && !first ? 0 : st->last_step;
+        st->last_preview = 0;
+        emit(st, "started", json_pack("{s:i,s:s}", "attempt", r->attempts, "worker", r->worker));
+    }
+    if (r->status == JOB_RUNNING || r->status == JOB_SUCCEEDED)
+        emit_progress(st, r);
+    if (r->status == JOB_SUCCEEDED) {
+        json_t *res = r->result ? json_loads(r->result, 0, NULL) : NULL;
+        json_t *seed = json_object_get(res, "seed");
+        emit(st, "succeeded",
+             json_pack("{s:O,s:o}", "seed", seed ? seed : json_null(), "images", result_images(r)));
+        json_decref(res);
+        st->done = 1;
+    } else if (r->status == JOB_FAILED) {
+        emit(st, "failed", json_pack("{s:s}", "error", r->error ? r->error : "failed"));
+        st->done = 1;
+    } else if (r->status == JOB_CANCELLED) {
+        emit(st, "cancelled", json_object());
+        st->done = 1;
+    }
+    st->last_status = (int)r->status;
+}
+
+static void poll_job(stream *st)
+{
+    job_record r;
+    gs_error err = {0};
+    int position = -1;
+    pthread_mutex_lock(&st->s->mu);
+    gs_status ok = store_get(st->s->store, st->id, &r, &err);
+    if (ok == GS_OK && r.status == JOB_QUEUED)
+        store_queue_position(st->s->store, st->id, &position, &err);
+    pthread_mutex_unlock(&st->s->mu);
+    if (ok == GS_ERR_INVALID_ARGUMENT) { /* purged while we watched */
+        emit(st, "failed", json_pack("{s:s}", "error", "the job no longer exists"));
+        st->done = 1;
+        return;
+    }
+    if (ok != GS_OK)
+        return; /* a busy store: look again next time */
+    observe(st, &r, position);
+    job_record_clear(&r);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    stream *st = cls;
+    for (;;) {
+        if (st->off < st->len) {
+            size_t n = st->len - st->off < max ? st->len - st->off : max;
+            memcpy(out, st->buf + st->off, n);
+            st->off += n;
+            if (st->off == st->len)
+                st->off = st->len = 0;
+            st->last_write_ms = server_now_ms();
+            return (ssize_t)n;
+        }
+        if (st->done || *st->s->stopping)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        poll_job(st);
+        if (st->len == 0) {
+            if (server_now_ms() - st->last_write_ms >= KEEPALIVE_MS)
+                append(st, ": keep-alive\n\n", 14); /* also finds clients that left */
+            else
+                sleep_ms(POLL_MS);
+        }
+    }
+}
+
+static void free_stream(void *cls)
+{
+    stream *st = cls;
+    free(st->buf);
+    free(st);
+}
+
+enum MHD_Result job_events(server *s, struct MHD_Connection *c, const char *id)
+{
+    stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return MHD_NO;
+    st->s = s;
+    snprintf(st->id, sizeof st->id, "%s", id);
+    st->last_status = -1;
+    st->last_position = -1;
+    st->last_write_ms = server_now_ms();
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, read_events, st, free_stream);
+    if (!r) {
+        free_stream(st);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
