@@ -115,7 +115,7 @@ static void emit_progress(stream *st, const job_record *r)
         json_t *d = json_pack("{s:i,s:i}", "step", step, "steps", r->steps);
         if (step == r->step && r->eta_s >= 0)
             json_object_set_new(d, "eta_s", json_real(r->eta_s));
-        if (step == r->step && r->preview_step > st->last_preview) {
+        if (step == r->preview_step && r->preview_step > st->last_preview) {
             char *url = preview_url(st);
             if (url)
                 json_object_set_new(d, "preview", json_string(url));

@@ -1,0 +1,458 @@
+/*
+ * test_serve_api - more of `gesso serve` over real HTTP on 127.0.0.1: the
+ * Server-Sent Events of a job in order (queued, started, every step once,
+ * previews, the end), priorities, API keys (401, 403, per-key 429), /v1/stats,
+ * limits given as flags, retention, and SIGTERM giving a running job back.
+ */
+#include "testutil.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SLOW "{\"model\":\"tiny-sd15\",\"steps\":150,\"width\":256,\"height\":256}"
+#define QUICK "{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}"
+
+static char dir[128], base[64];
+static pid_t server = -1;
+static const char *auth; /* "Bearer KEY" sent with requests, or NULL */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = calloc(1, (size_t)n + 1);
+    if (fread(b, 1, (size_t)n, f) != (size_t)n)
+        b[0] = '\0';
+    fclose(f);
+    return b;
+}
+
+/* curl with the current key; returns the HTTP status, the body into *body when asked. */
+static int http(const char *method, const char *path, const char *json, char **body)
+{
+    char out[256], req[256], cmd[2048], hdr[300] = "";
+    snprintf(out, sizeof out, "%s/resp", dir);
+    snprintf(req, sizeof req, "%s/req.json", dir);
+    if (json) {
+        FILE *f = fopen(req, "wb");
+        fputs(json, f);
+        fclose(f);
+    }
+    if (auth)
+        snprintf(hdr, sizeof hdr, "-H 'Authorization: %s'", auth);
+    snprintf(cmd, sizeof cmd, "curl -s -m 20 -o '%s' -w '%%{http_code}' %s -X %s %s%s%s '%s%s'",
+             out, hdr, method, json ? "--data-binary @'" : "", json ? req : "", json ? "'" : "",
+             base, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char code[16] = "";
+    if (!fgets(code, sizeof code, p))
+        code[0] = '\0';
+    pclose(p);
+    if (body)
+        *body = read_file(out);
+    return (int)strtol(code, NULL, 10);
+}
+
+static void start_server(const char *extra)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "exec '%s' serve --listen %s --data '%s/data' --models '%s/models' --workers 1"
+             " --threads 2 --lease 2 %s 2>>'%s/server.log'",
+             GS_GESSO_BIN, base + 7, dir, dir, extra ? extra : "", dir);
+    server = fork();
+    assert_true(server >= 0);
+    if (server == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    const char *keep = auth;
+    auth = NULL;
+    for (int i = 0; i < 200; i++) {
+        if (http("GET", "/healthz", NULL, NULL) == 200) {
+            auth = keep;
+            return;
+        }
+        sleep_ms(50);
+    }
+    fail_msg("the server did not come up");
+}
+
+static int stop_server(void)
+{
+    kill(server, SIGTERM);
+    int status = -1;
+    assert_int_equal(waitpid(server, &status, 0), server);
+    server = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* After each test, whatever happened: a server left running would answer the next one. */
+static int stop_leftovers(void **state)
+{
+    (void)state;
+    auth = NULL;
+    if (server > 0) {
+        kill(server, SIGKILL);
+        waitpid(server, NULL, 0);
+        server = -1;
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "pkill -9 -f 'worke[r] --db %s/data/jobs.db' ; true", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/gesso-serve-api-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", 40000 + (int)(getpid() % 20000));
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/models && ln -s %s %s/models/tiny-sd15.safetensors", dir,
+             fixture_path("tiny-sd15.safetensors"), dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (server > 0)
+        stop_server();
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static json_t *get_json(const char *path, int expect)
+{
+    char *body;
+    assert_int_equal(http("GET", path, NULL, &body), expect);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    assert_non_null(j);
+    return j;
+}
+
+static json_t *get_job(const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    return get_json(path, 200);
+}
+
+static const char *status_of(json_t *j)
+{
+    return json_string_value(json_object_get(j, "status"));
+}
+
+static json_t *wait_job(const char *id, int timeout_ms)
+{
+    for (int t = 0; t < timeout_ms; t += 50) {
+        json_t *j = get_job(id);
+        if (strcmp(status_of(j), "queued") != 0 && strcmp(status_of(j), "running") != 0)
+            return j;
+        json_decref(j);
+        sleep_ms(50);
+    }
+    fail_msg("job %s did not finish", id);
+    return NULL;
+}
+
+static void wait_running(const char *id)
+{
+    for (int t = 0; t < 30000; t += 20) {
+        json_t *j = get_job(id);
+        long step = json_integer_value(json_object_get(json_object_get(j, "progress"), "step"));
+        json_decref(j);
+        if (step > 0)
+            return;
+        sleep_ms(20);
+    }
+    fail_msg("job %s did not start", id);
+}
+
+static char *submit(const char *json)
+{
+    char *body;
+    int code = http("POST", "/v1/jobs", json, &body);
+    if (code != 202)
+        fprintf(stderr, "submit: %d %s\n", code, body);
+    assert_int_equal(code, 202);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    char *id = strdup(json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    return id;
+}
+
+static void cancel(const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    assert_int_equal(http("DELETE", path, NULL, NULL), 200);
+}
+
+static void events_in_order(void **state)
+{
+    (void)state;
+    start_server(NULL);
+    char *slow = submit(SLOW); /* holds the worker so the watched job waits first */
+    char *id = submit("{\"model\":\"tiny-sd15\",\"steps\":6,\"width\":64,\"height\":64,"
+                      "\"preview_every\":2}");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "curl -sN -m 60 '%s/v1/jobs/%s/events'", base, id);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    sleep_ms(300);
+    cancel(slow);
+    char line[1 << 16], event[32] = "";
+    int n_queued = 0, n_started = 0, next_step = 1, previews = 0, ended = 0, order_ok = 1;
+    while (fgets(line, sizeof line, p)) {
+        if (strncmp(line, "event: ", 7) == 0) {
+            snprintf(event, sizeof event, "%.31s", line + 7);
+            event[strcspn(event, "\n")] = '\0';
+            continue;
+        }
+        if (strncmp(line, "data: ", 6) != 0)
+            continue;
+        assert_false(ended); /* nothing after the end */
+        json_t *d = json_loads(line + 6, 0, NULL);
+        assert_non_null(d);
+        if (strcmp(event, "queued") == 0) {
+            order_ok &= n_started == 0;
+            assert_int_equal(json_integer_value(json_object_get(d, "position")), 0);
+            n_queued++;
+        } else if (strcmp(event, "started") == 0) {
+            order_ok &= n_queued == 1 && next_step == 1;
+            assert_int_equal(json_integer_value(json_object_get(d, "attempt")), 1);
+            n_started++;
+        } else if (strcmp(event, "progress") == 0) {
+            order_ok &= n_started == 1;
+            assert_int_equal(json_integer_value(json_object_get(d, "step")), next_step);
+            assert_int_equal(json_integer_value(json_object_get(d, "steps")), 6);
+            const char *pv = json_string_value(json_object_get(d, "preview"));
+            if (pv) {
+                assert_int_equal(next_step % 2, 0); /* previews every 2 steps */
+                assert_int_equal(strncmp(pv, "data:image/png;base64,iVBORw0KGgo", 33), 0);
+                previews++;
+            }
+            next_step++;
+        } else if (strcmp(event, "succeeded") == 0) {
+            order_ok &= next_step == 7;
+            assert_int_equal(json_array_size(json_object_get(d, "images")), 1);
+            ended = 1;
+        } else {
+            fail_msg("unexpected event '%s'", event);
+        }
+        json_decref(d);
+    }
+    assert_int_equal(pclose(p), 0);
+    assert_true(order_ok);
+    assert_int_equal(n_queued, 1);
+    assert_int_equal(n_started, 1);
+    assert_int_equal(next_step, 7);
+    assert_true(previews >= 1);
+    assert_true(ended);
+    /* a finished job's stream is just its end */
+    snprintf(cmd, sizeof cmd, "curl -sN -m 20 '%s/v1/jobs/%s/events'", base, id);
+    p = popen(cmd, "r");
+    int lines = 0;
+    while (fgets(line, sizeof line, p))
+        if (strncmp(line, "event: ", 7) == 0) {
+            assert_string_equal(line, "event: succeeded\n");
+            lines++;
+        }
+    pclose(p);
+    assert_int_equal(lines, 1);
+    free(slow);
+    free(id);
+    assert_int_equal(stop_server(), 0);
+}
+
+static void priorities_then_arrival(void **state)
+{
+    (void)state;
+    start_server(NULL);
+    char *slow = submit(SLOW);
+    wait_running(slow);
+    char *low = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
+    char *high =
+        submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64,\"priority\":5}");
+    char *mid =
+        submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64,\"priority\":2}");
+    char *low2 = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
+    cancel(slow);
+    const char *order[4] = {high, mid, low, low2};
+    int64_t started[4];
+    for (int i = 0; i < 4; i++) {
+        json_t *j = wait_job(order[i], 60000);
+        assert_string_equal(status_of(j), "succeeded");
+        started[i] = json_integer_value(json_object_get(j, "started_ms"));
+        json_decref(j);
+    }
+    for (int i = 1; i < 4; i++)
+        assert_true(started[i - 1] <= started[i]);
+    /* stats see these jobs */
+    json_t *st = get_json("/v1/stats", 200);
+    assert_true(json_integer_value(json_object_get(json_object_get(st, "jobs"), "succeeded")) >= 4);
+    json_t *steps = json_object_get(st, "step_s");
+    assert_true(json_integer_value(json_object_get(steps, "samples")) >= 8);
+    double p50 = json_real_value(json_object_get(steps, "p50")),
+           p99 = json_real_value(json_object_get(steps, "p99"));
+    assert_true(p50 > 0 && p50 <= p99);
+    assert_true(json_real_value(json_object_get(st, "megapixelsteps_per_s")) > 0);
+    json_decref(st);
+    json_decref(get_json("/v1/stats?window=0", 400));
+    free(slow), free(low), free(high), free(mid), free(low2);
+    assert_int_equal(stop_server(), 0);
+}
+
+static void api_keys(void **state)
+{
+    (void)state;
+    char keys[256], extra[400];
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    FILE *f = fopen(keys, "w");
+    fputs("# test keys\n"
+          "alice-key-0123456789 alice max_active=1\n"
+          "bob-key-0123456789abc bob\n"
+          "ops-key-0123456789abc ops admin\n",
+          f);
+    fclose(f);
+    snprintf(extra, sizeof extra, "--api-keys '%s'", keys);
+    auth = NULL;
+    start_server(extra);
+    char *body;
+    assert_int_equal(http("GET", "/v1/jobs", NULL, &body), 401);
+    assert_non_null(strstr(body, "missing_api_key"));
+    free(body);
+    auth = "Bearer alice-key-0123456789x";
+    assert_int_equal(http("GET", "/v1/jobs", NULL, &body), 401);
+    assert_non_null(strstr(body, "invalid_api_key"));
+    free(body);
+    assert_int_equal(http("POST", "/v1/jobs", QUICK, NULL), 401); /* nothing queued */
+    auth = "Bearer alice-key-0123456789";
+    char *a = submit(SLOW);
+    assert_int_equal(http("POST", "/v1/jobs", QUICK, &body), 429); /* over max_active=1 */
+    assert_non_null(strstr(body, "too_many_jobs"));
+    free(body);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s", a);
+    auth = "Bearer bob-key-0123456789abc";
+    assert_int_equal(http("GET", path, NULL, NULL), 403);
+    assert_int_equal(http("DELETE", path, NULL, NULL), 403);
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", a);
+    assert_int_equal(http("GET", path, NULL, NULL), 403);
+    snprintf(path, sizeof path, "/v1/jobs/%s/images/0", a);
+    assert_int_equal(http("GET", path, NULL, NULL), 403);
+    assert_int_equal(http("GET", "/metrics", NULL, NULL), 403);
+    json_t *list = get_json("/v1/jobs", 200);
+    assert_int_equal(json_array_size(json_object_get(list, "jobs")), 0); /* only bob's */
+    json_decref(list);
+    char *b = submit(QUICK); /* bob has no bound */
+    auth = "Bearer ops-key-0123456789abc";
+    list = get_json("/v1/jobs", 200);
+    assert_int_equal(json_array_size(json_object_get(list, "jobs")), 2);
+    json_decref(list);
+    assert_int_equal(http("GET", "/metrics", NULL, NULL), 200);
+    json_t *j = get_job(a);
+    assert_string_equal(json_string_value(json_object_get(j, "owner")), "alice");
+    json_decref(j);
+    auth = "Bearer alice-key-0123456789";
+    cancel(a);
+    json_decref(wait_job(a, 30000));
+    char *a2 = submit(QUICK); /* room again once the first ended */
+    json_decref(wait_job(a2, 30000));
+    auth = NULL;
+    assert_int_equal(http("GET", "/healthz", NULL, NULL), 200); /* open for health checks */
+    auth = "Bearer bob-key-0123456789abc";
+    json_decref(wait_job(b, 30000));
+    free(a), free(a2), free(b);
+    assert_int_equal(stop_server(), 0);
+    auth = NULL;
+    /* a broken key file stops the server at once, with the line named */
+    f = fopen(keys, "w");
+    fputs("short alice\n", f);
+    fclose(f);
+    snprintf(extra, sizeof extra, "'%s' serve --api-keys '%s' --listen %s 2>&1", GS_GESSO_BIN, keys,
+             base + 7);
+    FILE *p = popen(extra, "r");
+    char out[512] = "";
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    assert_int_not_equal(pclose(p), 0);
+    assert_non_null(strstr(out, ":1:"));
+}
+
+static void limits_retention_and_sigterm(void **state)
+{
+    (void)state;
+    start_server("--max-steps 40 --max-side 128 --max-queued 1 --retention 2s");
+    char *body;
+    assert_int_equal(http("POST", "/v1/jobs", "{\"model\":\"tiny-sd15\",\"steps\":41}", NULL), 422);
+    assert_int_equal(http("POST", "/v1/jobs", "{\"model\":\"tiny-sd15\",\"width\":136}", NULL),
+                     422);
+    /* retention: a finished job and its image go after 2 s */
+    char *old = submit(QUICK);
+    json_decref(wait_job(old, 30000));
+    char png[300];
+    snprintf(png, sizeof png, "%s/data/results/%s-0.png", dir, old);
+    struct stat sb;
+    assert_int_equal(stat(png, &sb), 0);
+    /* SIGTERM while a job runs: the server exits cleanly and the job waits, unpenalised */
+    char *run = submit("{\"model\":\"tiny-sd15\",\"steps\":40,\"width\":128,\"height\":128}");
+    wait_running(run);
+    char *q1 = submit(QUICK);
+    assert_int_equal(http("POST", "/v1/jobs", QUICK, &body), 503); /* one queued at most */
+    assert_non_null(strstr(body, "queue_full"));
+    free(body);
+    assert_int_equal(stop_server(), 0);
+    start_server("--retention 0"); /* restarted without retention, jobs stay */
+    json_t *j = wait_job(run, 120000);
+    assert_string_equal(status_of(j), "succeeded");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 1);
+    json_decref(j);
+    json_decref(wait_job(q1, 30000));
+    assert_int_equal(stop_server(), 0);
+    start_server("--retention 2s");
+    sleep_ms(3500);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", old);
+    assert_int_equal(http("GET", path, NULL, NULL), 404);
+    assert_int_not_equal(stat(png, &sb), 0);
+    free(old), free(run), free(q1);
+    assert_int_equal(stop_server(), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(events_in_order, stop_leftovers),
+        cmocka_unit_test_teardown(priorities_then_arrival, stop_leftovers),
+        cmocka_unit_test_teardown(api_keys, stop_leftovers),
+        cmocka_unit_test_teardown(limits_retention_and_sigterm, stop_leftovers),
+    };
+    if (getenv("GS_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("GS_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
