@@ -96,6 +96,14 @@ static void start_server(const char *extra)
     fail_msg("the server did not come up");
 }
 
+/* Each test starts from an empty data directory. */
+static void fresh_data(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/data'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static int stop_server(void)
 {
     kill(server, SIGTERM);
@@ -215,6 +223,7 @@ static void cancel(const char *id)
 static void events_in_order(void **state)
 {
     (void)state;
+    fresh_data();
     start_server(NULL);
     char *slow = submit(SLOW); /* holds the worker so the watched job waits first */
     char *id = submit("{\"model\":\"tiny-sd15\",\"steps\":6,\"width\":64,\"height\":64,"
@@ -292,6 +301,7 @@ static void events_in_order(void **state)
 static void priorities_then_arrival(void **state)
 {
     (void)state;
+    fresh_data();
     start_server(NULL);
     char *slow = submit(SLOW);
     wait_running(slow);
@@ -330,6 +340,7 @@ static void priorities_then_arrival(void **state)
 static void api_keys(void **state)
 {
     (void)state;
+    fresh_data();
     char keys[256], extra[400];
     snprintf(keys, sizeof keys, "%s/keys", dir);
     FILE *f = fopen(keys, "w");
@@ -407,6 +418,7 @@ static void api_keys(void **state)
 static void limits_retention_and_sigterm(void **state)
 {
     (void)state;
+    fresh_data();
     start_server("--max-steps 40 --max-side 128 --max-queued 1 --retention 2s");
     char *body;
     assert_int_equal(http("POST", "/v1/jobs", "{\"model\":\"tiny-sd15\",\"steps\":41}", NULL), 422);
