@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static _Atomic long fail_countdown = -1;
 
@@ -51,6 +52,19 @@ void *gs_aligned_alloc(size_t size)
     void *p = NULL;
     if (posix_memalign(&p, 64, size ? size : 64) != 0)
         return NULL;
+    return p;
+}
+
+void *gs_huge_alloc(size_t size)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (should_fail())
+        return NULL;
+    void *p = NULL;
+    size = (size + huge - 1) / huge * huge;
+    if (posix_memalign(&p, huge, size ? size : huge) != 0)
+        return NULL;
+    madvise(p, size, MADV_HUGEPAGE); /* a hint: without THP it is 4 KiB pages as before */
     return p;
 }
 

@@ -17,6 +17,10 @@ void *gs_realloc(void *ptr, size_t size);
 void *gs_aligned_alloc(size_t size);
 void gs_free(void *ptr);
 void gs_aligned_free(void *ptr);
+/* 2 MiB aligned and marked for transparent huge pages: for large buffers
+   written once and read often (weights), where 4 KiB pages cost a fault each
+   and a TLB entry each. Free with gs_aligned_free. */
+void *gs_huge_alloc(size_t size);
 char *gs_strdup(const char *s);
 
 /* Test hook: after n more successful allocations, every allocation fails.

@@ -402,31 +402,38 @@ void st_drop_pages(const st_file *f, const st_tensor *t)
         madvise((void *)b, e - b, MADV_DONTNEED);
 }
 
-gs_status st_to_f32(const st_tensor *t, float *dst, gs_error *err)
+gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *dst, gs_error *err)
 {
     const uint8_t *p = t->data;
-    size_t n = (size_t)t->numel;
+    if (t->dtype != ST_F32 && t->dtype != ST_F64 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return gs_fail(err, GS_ERR_UNSUPPORTED, "tensor '%s' has dtype %s, expected a float type",
+                       t->name, st_dtype_name(t->dtype));
+    if (count == 0)
+        return GS_OK;
     switch (t->dtype) {
-    case ST_F32: memcpy(dst, p, n * 4); return GS_OK;
+    case ST_F32: memcpy(dst, p + 4 * first, count * 4); return GS_OK;
     case ST_F64:
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < count; i++) {
             double v;
-            memcpy(&v, p + 8 * i, 8);
+            memcpy(&v, p + 8 * (first + i), 8);
             dst[i] = (float)v;
         }
         return GS_OK;
-    case ST_F16: f16_span_to_f32(p, dst, n); return GS_OK;
+    case ST_F16: f16_span_to_f32(p + 2 * first, dst, count); return GS_OK;
     case ST_BF16:
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < count; i++) {
             uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
+            memcpy(&h, p + 2 * (first + i), 2);
             dst[i] = gs_bf16_to_f32(h);
         }
         return GS_OK;
-    default:
-        return gs_fail(err, GS_ERR_UNSUPPORTED, "tensor '%s' has dtype %s, expected a float type",
-                       t->name, st_dtype_name(t->dtype));
+    default: return GS_OK; /* refused above */
     }
+}
+
+gs_status st_to_f32(const st_tensor *t, float *dst, gs_error *err)
+{
+    return st_span_to_f32(t, 0, (size_t)t->numel, dst, err);
 }
 
 gs_status st_to_f64(const st_tensor *t, double *dst, gs_error *err)

@@ -67,6 +67,8 @@ size_t st_dtype_size(st_dtype d);
 gs_status st_to_f32(const st_tensor *t, float *dst, gs_error *err);
 /* Drops the whole pages of t's bytes from the process (they stay in the page
    cache and come back on access): a loader calls it once t is converted. */
+/* Elements [first, first+count) of a float tensor as f32. */
+gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *dst, gs_error *err);
 void st_drop_pages(const st_file *f, const st_tensor *t);
 /* Same to f64 (for golden data in tests). */
 gs_status st_to_f64(const st_tensor *t, double *dst, gs_error *err);

@@ -1,8 +1,10 @@
 /* weights - shape-checked tensor loading and conversion. */
 #include "model/weights.h"
 
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -16,36 +18,54 @@ void weight_store_free(weight_store *ws)
     memset(ws, 0, sizeof *ws);
 }
 
+#define CHUNK_BYTES ((size_t)64 << 20)
+
 static void *store_alloc_bytes(weight_loader *l, size_t bytes)
 {
     weight_store *ws = l->store;
-    if (ws->n == ws->cap) {
-        int cap = ws->cap ? ws->cap * 2 : 256;
-        void **b = gs_realloc(ws->bufs, (size_t)cap * sizeof *b);
-        if (!b)
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (ws->n == 0 || ws->used + bytes > ws->size) {
+        if (ws->n == ws->cap) {
+            int cap = ws->cap ? ws->cap * 2 : 64;
+            void **b = gs_realloc(ws->bufs, (size_t)cap * sizeof *b);
+            if (!b)
+                return NULL;
+            ws->bufs = b;
+            ws->cap = cap;
+        }
+        size_t size = bytes > CHUNK_BYTES ? bytes : CHUNK_BYTES;
+        void *chunk = gs_huge_alloc(size);
+        if (!chunk)
             return NULL;
-        ws->bufs = b;
-        ws->cap = cap;
+        ws->bufs[ws->n++] = chunk;
+        ws->used = 0;
+        ws->size = size;
     }
-    void *p = gs_aligned_alloc(bytes);
-    if (p)
-        ws->bufs[ws->n++] = p;
+    void *p = (char *)ws->bufs[ws->n - 1] + ws->used;
+    ws->used += bytes;
+    ws->bytes += bytes;
     return p;
 }
 
-/* The bf16 copy of a GEMM weight converted into the scratch (bf16 loaders only). */
-static uint16_t *to_bf16_weights(weight_loader *l, float **w, size_t n)
+static int loader_threads(const weight_loader *l)
 {
-    if (!l->bf16 || !*w)
-        return NULL;
-    uint16_t *b = store_alloc_bytes(l, n * sizeof *b);
-    if (!b) {
-        l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory converting weights to bf16");
-        return NULL;
+    return l->threads > 0 ? l->threads : omp_get_max_threads();
+}
+
+/* The whole tensor as f32, converted by the loader's threads in blocks. */
+static gs_status to_f32_parallel(weight_loader *l, const st_tensor *t, float *dst)
+{
+    const size_t block = (size_t)1 << 18;
+    size_t n = (size_t)t->numel, nb = (n + block - 1) / block;
+    gs_status st = st_span_to_f32(t, 0, 0, dst, l->err); /* refuses non-float dtypes */
+    if (st != GS_OK)
+        return st;
+#pragma omp parallel for num_threads(loader_threads(l)) schedule(static) if (nb > 1)
+    for (size_t b = 0; b < nb; b++) {
+        size_t first = b * block, count = n - first < block ? n - first : block;
+        st_span_to_f32(t, first, count, dst + first, NULL);
     }
-    f32_to_bf16(*w, b, (long)n);
-    *w = NULL; /* it lived in the scratch */
-    return b;
+    return GS_OK;
 }
 
 static float *store_alloc(weight_loader *l, size_t n)
@@ -87,11 +107,8 @@ static void shape_str(char *buf, size_t size, int ndim, const int64_t *shape)
         snprintf(buf + o, size - o, "]");
 }
 
-/* Converts prefix+name (checked against shape) to f32, into the store or, for
-   weights about to become bf16, into the loader's reusable scratch (reusing it
-   avoids the kernel zeroing fresh pages for every tensor). */
-static float *load_f32(weight_loader *l, const char *name, int ndim, const int64_t *shape,
-                       int scratch)
+/* Converts prefix+name (checked against shape) to f32 in the store. */
+static float *load_f32(weight_loader *l, const char *name, int ndim, const int64_t *shape)
 {
     if (l->st != GS_OK)
         return NULL;
@@ -108,22 +125,12 @@ static float *load_f32(weight_loader *l, const char *name, int ndim, const int64
                         name, have, want);
         return NULL;
     }
-    float *p;
-    if (scratch) {
-        if ((size_t)t->numel > l->tmp_cap) {
-            gs_aligned_free(l->tmp);
-            l->tmp = gs_aligned_alloc((size_t)t->numel * sizeof *l->tmp);
-            l->tmp_cap = l->tmp ? (size_t)t->numel : 0;
-        }
-        p = l->tmp;
-    } else {
-        p = store_alloc(l, (size_t)t->numel);
-    }
+    float *p = store_alloc(l, (size_t)t->numel);
     if (!p) {
         l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
         return NULL;
     }
-    gs_status st = st_to_f32(t, p, l->err);
+    gs_status st = to_f32_parallel(l, t, p);
     if (st != GS_OK) {
         l->st = st;
         return NULL;
@@ -132,26 +139,80 @@ static float *load_f32(weight_loader *l, const char *name, int ndim, const int64
     return p;
 }
 
+/* [cout][cin][k][k] -> [cout][k][k][cin], the order of NHWC patches. */
+static void reorder_row(const float *src, float *dst, int cin, int k)
+{
+    for (int i = 0; i < cin; i++)
+        for (int y = 0; y < k; y++)
+            for (int x = 0; x < k; x++)
+                dst[((size_t)y * k + x) * cin + i] = src[((size_t)i * k + y) * k + x];
+}
+
+/* prefix+name (checked against shape) straight to bf16, row by row: each row
+   goes file -> f32 -> (reordered when k > 1) -> bf16 in the threads' caches,
+   so no full-size f32 copy is ever written. Same bits as converting through
+   f32 in one piece. */
+static uint16_t *load_bf16(weight_loader *l, const char *name, int ndim, const int64_t *shape,
+                           size_t rows, int cin, int k)
+{
+    if (l->st != GS_OK)
+        return NULL;
+    const st_tensor *t = wl_find(l, name);
+    if (!t) {
+        l->st = gs_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' is missing", l->prefix, name);
+        return NULL;
+    }
+    if (!st_shape_is(t, ndim, shape)) {
+        char want[128], have[128];
+        shape_str(want, sizeof want, ndim, shape);
+        shape_str(have, sizeof have, t->ndim, t->shape);
+        l->st = gs_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' has shape %s, expected %s", l->prefix,
+                        name, have, want);
+        return NULL;
+    }
+    if ((l->st = st_span_to_f32(t, 0, 0, NULL, l->err)) != GS_OK)
+        return NULL;
+    size_t per = (size_t)t->numel / rows;
+    uint16_t *dst = store_alloc_bytes(l, (size_t)t->numel * sizeof *dst);
+    int failed = !dst;
+    if (dst) {
+#pragma omp parallel num_threads(loader_threads(l)) if (rows > 1)
+        {
+            float *a = malloc(per * sizeof *a), *b = k > 1 ? malloc(per * sizeof *b) : NULL;
+            int ok = a && (k == 1 || b);
+            if (!ok) {
+#pragma omp atomic write
+                failed = 1;
+            }
+#pragma omp for schedule(static)
+            for (size_t r = 0; r < rows; r++) {
+                if (!ok)
+                    continue;
+                st_span_to_f32(t, r * per, per, a, NULL);
+                if (k > 1)
+                    reorder_row(a, b, cin, k);
+                f32_to_bf16(k > 1 ? b : a, dst + r * per, (long)per);
+            }
+            free(a);
+            free(b);
+        }
+    }
+    if (failed) {
+        l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
+        return NULL;
+    }
+    st_drop_pages(l->f, t);
+    return dst;
+}
+
 float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *shape)
 {
-    return load_f32(l, name, ndim, shape, 0);
+    return load_f32(l, name, ndim, shape);
 }
 
 uint16_t *wl_tensor_bf16(weight_loader *l, const char *name, int ndim, const int64_t *shape)
 {
-    float *f = load_f32(l, name, ndim, shape, 1);
-    if (!f)
-        return NULL;
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++)
-        n *= (size_t)shape[i];
-    uint16_t *b = store_alloc_bytes(l, n * sizeof *b);
-    if (!b) {
-        l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
-        return NULL;
-    }
-    f32_to_bf16(f, b, (long)n);
-    return b;
+    return load_bf16(l, name, ndim, shape, ndim > 1 ? (size_t)shape[0] : 1, 0, 1);
 }
 
 void weight_loader_done(weight_loader *l)
@@ -167,10 +228,13 @@ void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, li
     memset(lw, 0, sizeof *lw);
     lw->out = out;
     lw->in = in;
-    lw->w = load_f32(l, wl_name(n, sizeof n, "%s.weight", name), 2, (int64_t[]){out, in}, l->bf16);
+    wl_name(n, sizeof n, "%s.weight", name);
+    if (l->bf16)
+        lw->wb = load_bf16(l, n, 2, (int64_t[]){out, in}, (size_t)out, in, 1);
+    else
+        lw->w = load_f32(l, n, 2, (int64_t[]){out, in});
     if (bias)
         lw->b = wl_tensor(l, wl_name(n, sizeof n, "%s.bias", name), 1, (int64_t[]){out});
-    lw->wb = to_bf16_weights(l, &lw->w, (size_t)out * in);
 }
 
 void wl_conv(weight_loader *l, const char *name, int cout, int cin, int k, conv_weights *cw)
@@ -182,11 +246,16 @@ void wl_conv(weight_loader *l, const char *name, int cout, int cin, int k, conv_
     cw->k = k;
     wl_name(n, sizeof n, "%s.weight", name);
     const st_tensor *t = wl_find(l, n);
-    if (k == 1 && t && t->ndim == 2) {
-        /* attention projections saved as linear layers */
-        cw->w = load_f32(l, n, 2, (int64_t[]){cout, cin}, l->bf16);
+    if (l->bf16) {
+        /* attention projections may be saved as linear layers */
+        if (k == 1 && t && t->ndim == 2)
+            cw->wb = load_bf16(l, n, 2, (int64_t[]){cout, cin}, (size_t)cout, cin, 1);
+        else
+            cw->wb = load_bf16(l, n, 4, (int64_t[]){cout, cin, k, k}, (size_t)cout, cin, k);
+    } else if (k == 1 && t && t->ndim == 2) {
+        cw->w = load_f32(l, n, 2, (int64_t[]){cout, cin});
     } else {
-        float *oihw = load_f32(l, n, 4, (int64_t[]){cout, cin, k, k}, l->bf16);
+        float *oihw = load_f32(l, n, 4, (int64_t[]){cout, cin, k, k});
         if (oihw && k > 1) {
             /* [cout, cin, ky, kx] -> [cout, ky, kx, cin] to match NHWC patches */
             size_t per = (size_t)cin * k * k;
@@ -197,10 +266,7 @@ void wl_conv(weight_loader *l, const char *name, int cout, int cin, int k, conv_
             }
             for (int o = 0; o < cout; o++) {
                 float *wo = oihw + (size_t)o * per;
-                for (int i = 0; i < cin; i++)
-                    for (int y = 0; y < k; y++)
-                        for (int x = 0; x < k; x++)
-                            tmp[((size_t)y * k + x) * cin + i] = wo[((size_t)i * k + y) * k + x];
+                reorder_row(wo, tmp, cin, k);
                 memcpy(wo, tmp, per * sizeof *tmp);
             }
             gs_aligned_free(tmp);
@@ -208,7 +274,6 @@ void wl_conv(weight_loader *l, const char *name, int cout, int cin, int k, conv_
         cw->w = oihw;
     }
     cw->b = wl_tensor(l, wl_name(n, sizeof n, "%s.bias", name), 1, (int64_t[]){cout});
-    cw->wb = to_bf16_weights(l, &cw->w, (size_t)cout * cin * k * k);
 }
 
 void wl_norm(weight_loader *l, const char *name, int c, norm_weights *nw)
