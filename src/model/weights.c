@@ -28,8 +28,10 @@ static void *store_alloc_bytes(weight_loader *l, size_t bytes)
         ws->cap = cap;
     }
     void *p = gs_aligned_alloc(bytes);
-    if (p)
+    if (p) {
         ws->bufs[ws->n++] = p;
+        ws->bytes += bytes;
+    }
     return p;
 }
 

@@ -16,6 +16,7 @@
 typedef struct weight_store {
     void **bufs;
     int n, cap;
+    size_t bytes; /* sum of the buffers' sizes: what the weights keep resident */
 } weight_store;
 
 typedef struct weight_loader {
