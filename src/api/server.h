@@ -11,7 +11,11 @@
 #ifndef GS_SERVER_H
 #define GS_SERVER_H
 
+#include <stddef.h>
+
 #include "api/job_params.h"
+
+#define SERVE_MAX_PRELOAD 64
 
 typedef struct serve_options {
     const char *listen;     /* "127.0.0.1:7860" */
@@ -22,6 +26,10 @@ typedef struct serve_options {
     int worker_threads;
     int lease_ms;
     int max_attempts;
+    size_t ram_budget;          /* per worker; 0 = no limit */
+    int idle_unload_s;          /* 0 = never */
+    const char *const *preload; /* [n_preload] model names every worker loads at start */
+    int n_preload;
     size_t max_body;
     job_limits limits;
 } serve_options;

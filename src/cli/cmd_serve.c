@@ -15,12 +15,18 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: gesso serve [--listen ADDR:PORT] [--data DIR] [--models DIR]\n"
             "                   [--workers N] [--threads N] [--lease SECONDS]\n"
+            "                   [--ram-budget SIZE] [--idle-unload SECONDS] [--preload NAME]...\n"
             "  --listen ADDR:PORT  where the HTTP API listens (default 127.0.0.1:7860)\n"
             "  --data DIR          job store (jobs.db) and result images (default gesso-data)\n"
             "  --models DIR        checkpoints, served as NAME for DIR/NAME.safetensors\n"
             "  --workers N         generation worker processes (default 1)\n"
             "  --threads N         compute threads per worker (default: all CPUs / workers)\n"
             "  --lease SECONDS     a silent worker's job is requeued after this (default 15)\n"
+            "  --ram-budget SIZE   model weights each worker keeps loaded, e.g. 512M, 6G, 6GiB\n"
+            "                      or bytes; least recently used models are freed to make\n"
+            "                      room (default: 75%% of physical RAM / workers)\n"
+            "  --idle-unload SECONDS  free a model no job used for this long (default 0: never)\n"
+            "  --preload NAME      load model NAME in every worker at start (repeatable)\n"
             "API: POST /v1/jobs, GET|DELETE /v1/jobs/ID, GET /v1/jobs/ID/images/K,\n"
             "GET /v1/models, GET /healthz (see docs/api.md).\n");
 }
@@ -28,14 +34,23 @@ static void usage(FILE *out)
 int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},  {"data", required_argument, 0, 'd'},
-        {"models", required_argument, 0, 'm'},  {"workers", required_argument, 0, 'w'},
-        {"threads", required_argument, 0, 't'}, {"lease", required_argument, 0, 'L'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"listen", required_argument, 0, 'l'},
+        {"data", required_argument, 0, 'd'},
+        {"models", required_argument, 0, 'm'},
+        {"workers", required_argument, 0, 'w'},
+        {"threads", required_argument, 0, 't'},
+        {"lease", required_argument, 0, 'L'},
+        {"ram-budget", required_argument, 0, 'B'},
+        {"idle-unload", required_argument, 0, 'I'},
+        {"preload", required_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     serve_options o;
     serve_options_default(&o);
     int lease_s = 15, threads = 0;
+    size_t budget = 0;
+    const char *preload[SERVE_MAX_PRELOAD];
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "l:d:m:w:t:L:h", opts, NULL)) != -1) {
@@ -47,6 +62,15 @@ int cmd_serve(int argc, char **argv)
         case 'w': bad = arg_int("--workers", optarg, 1, 64, &o.workers); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'L': bad = arg_int("--lease", optarg, 1, 3600, &lease_s); break;
+        case 'B': bad = arg_bytes("--ram-budget", optarg, &budget); break;
+        case 'I': bad = arg_int("--idle-unload", optarg, 0, 31536000, &o.idle_unload_s); break;
+        case 'P':
+            if (o.n_preload == SERVE_MAX_PRELOAD) {
+                fprintf(stderr, "gesso: at most %d --preload models\n", SERVE_MAX_PRELOAD);
+                return EXIT_USAGE;
+            }
+            preload[o.n_preload++] = optarg;
+            break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }
@@ -63,6 +87,13 @@ int cmd_serve(int argc, char **argv)
     }
     o.worker_threads = threads;
     o.lease_ms = lease_s * 1000;
+    if (budget == 0) { /* 75% of physical memory, shared by the workers */
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+        budget =
+            pages > 0 && page > 0 ? (size_t)pages / 4 * 3 * (size_t)page / (size_t)o.workers : 0;
+    }
+    o.ram_budget = budget;
+    o.preload = preload;
     static char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
@@ -85,15 +116,15 @@ static void on_term(int sig)
 int cmd_worker(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, 0, 'd'},
-        {"models", required_argument, 0, 'm'},
-        {"results", required_argument, 0, 'r'},
-        {"name", required_argument, 0, 'n'},
-        {"lease-ms", required_argument, 0, 'L'},
-        {"threads", required_argument, 0, 't'},
-        {0, 0, 0, 0},
+        {"db", required_argument, 0, 'd'},         {"models", required_argument, 0, 'm'},
+        {"results", required_argument, 0, 'r'},    {"name", required_argument, 0, 'n'},
+        {"lease-ms", required_argument, 0, 'L'},   {"threads", required_argument, 0, 't'},
+        {"ram-budget", required_argument, 0, 'B'}, {"idle-unload", required_argument, 0, 'I'},
+        {"preload", required_argument, 0, 'P'},    {0, 0, 0, 0},
     };
+    const char *preload[SERVE_MAX_PRELOAD];
     worker_options o = {0};
+    o.preload = preload;
     o.lease_ms = 15000;
     o.stop = &worker_stop;
     optind = 1;
@@ -107,6 +138,13 @@ int cmd_worker(int argc, char **argv)
         case 'n': o.name = optarg; break;
         case 'L': bad = arg_int("--lease-ms", optarg, 100, 3600000, &o.lease_ms); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &o.threads); break;
+        case 'B': bad = arg_bytes("--ram-budget", optarg, &o.ram_budget); break;
+        case 'I': bad = arg_int("--idle-unload", optarg, 0, 31536000, &o.idle_unload_s); break;
+        case 'P':
+            if (o.n_preload == SERVE_MAX_PRELOAD)
+                return EXIT_USAGE;
+            preload[o.n_preload++] = optarg;
+            break;
         default: return EXIT_USAGE;
         }
         if (bad)
