@@ -271,10 +271,10 @@ static enum MHD_Result list_models(server *s, struct MHD_Connection *c)
         model_facts f;
         model_catalog_facts(s->catalog, name, path, &sb, &f);
         json_t *workers = json_object_get(holders, name);
-        json_t *m = json_pack("{s:s,s:s,s:I,s:b}", "name", name, "family", f.family, "size",
+        json_t *m = json_pack("{s:s,s:s,s:o,s:I,s:b}", "name", name, "family", f.family, "dtype",
+                              f.dtype[0] ? json_string(f.dtype) : json_null(), "size",
                               (json_int_t)sb.st_size, "loaded", workers != NULL);
-        json_object_set_new(m, "dtype", f.dtype[0] ? json_string(f.dtype) : json_null());
-        json_object_set(m, "workers", workers ? workers : json_array());
+        json_object_set_new(m, "workers", workers ? json_incref(workers) : json_array());
         json_array_append_new(arr, m);
     }
     if (d)
