@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 static char dir[128], base[64];
+static pid_t server = -1; /* stopped by teardown when a test fails mid-way */
 
 static int setup(void **state)
 {
@@ -45,9 +46,22 @@ static int setup(void **state)
     return 0;
 }
 
+static void start(const char *const *extra)
+{
+    server = test_serve_start(base, dir, extra);
+}
+
+static void stop(void)
+{
+    assert_int_equal(test_serve_stop(server), 0);
+    server = -1;
+}
+
 static int teardown(void **state)
 {
     (void)state;
+    if (server > 0) /* SIGTERM: the server stops its worker, which would keep ctest's pipe open */
+        test_serve_stop(server);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
@@ -105,7 +119,7 @@ static void assert_holder_is_worker_0(const char *name)
 static void loaded_after_a_job(void **state)
 {
     (void)state;
-    pid_t server = test_serve_start(base, dir, NULL);
+    start(NULL);
     json_t *m = model_entry("tiny-sd15");
     assert_string_equal(json_string_value(json_object_get(m, "family")), "sd1");
     assert_string_equal(json_string_value(json_object_get(m, "dtype")), "f16");
@@ -145,27 +159,28 @@ static void loaded_after_a_job(void **state)
     assert_true(is_loaded("tiny-sd15")); /* reported when it loaded, before the job ran */
     assert_holder_is_worker_0("tiny-sd15");
     assert_false(is_loaded("other"));
-    assert_int_equal(test_serve_stop(server), 0);
+    stop();
 }
 
 static void preload_loads_without_a_job(void **state)
 {
     (void)state;
     static const char *const extra[] = {"--preload", "tiny-sd15", NULL};
-    pid_t server = test_serve_start(base, dir, extra);
+    start(extra);
     wait_loaded("tiny-sd15", 1, 30000);
     assert_holder_is_worker_0("tiny-sd15");
-    assert_int_equal(test_serve_stop(server), 0);
+    stop();
 }
 
 static void idle_unload_frees_the_model(void **state)
 {
     (void)state;
-    static const char *const extra[] = {"--preload", "tiny-sd15", "--idle-unload", "1", NULL};
-    pid_t server = test_serve_start(base, dir, extra);
+    /* 5 s: long enough for a slow (sanitized, loaded) machine to see it loaded first */
+    static const char *const extra[] = {"--preload", "tiny-sd15", "--idle-unload", "5", NULL};
+    start(extra);
     wait_loaded("tiny-sd15", 1, 30000);
     wait_loaded("tiny-sd15", 0, 30000);
-    assert_int_equal(test_serve_stop(server), 0);
+    stop();
 }
 
 /* Runs gesso serve with args (to fail before listening); returns its exit code. */
