@@ -116,7 +116,8 @@ typedef struct gs_model_info {
     int latent_channels;       /* 4 */
     const char *compute_dtype; /* "f32" or "bf16": what the UNet and VAE compute in */
     size_t file_bytes;
-    const char *name; /* file name without directory and extension */
+    const char *name;    /* file name without directory and extension */
+    size_t weight_bytes; /* memory the converted weights keep resident (what a cache counts) */
 } gs_model_info;
 
 /* Fills *info; strings point into the model and live as long as it. */

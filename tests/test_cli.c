@@ -184,7 +184,7 @@ static void recipes_through_the_cli(void **state)
             char *so = slurp(tmp("stdout"), NULL);
             assert_non_null(strstr(so, file));
             free(so);
-            size_t len;
+            size_t len = 0;
             char *png = slurp(file, &len);
             assert_non_null(png);
             assert_non_null(memmem(png, len, "parameters", 10));

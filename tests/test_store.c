@@ -1,9 +1,10 @@
 /*
  * test_store - the SQLite job store on a real file: priorities and arrival
  * order, leases and heartbeats, expiry and attempts, exactly one recorded
- * result, cancellation, restart persistence, model preference without
- * starvation, two processes claiming at once, release on shutdown, per-owner
- * counts, statistics, retention purge and the upgrade of a schema-1 file.
+ * result, cancellation, restart persistence, model preference (one or several
+ * loaded models) without starvation, the workers table, two processes
+ * claiming at once, release on shutdown, per-owner counts, statistics,
+ * retention purge and the upgrade of a schema-1 file.
  */
 #include "testutil.h"
 
@@ -58,7 +59,8 @@ static void claim(job_store *s, const char *worker, const char *prefer, int64_t 
                   int *claimed)
 {
     gs_error err = {0};
-    assert_int_equal(store_claim(s, worker, prefer, now, 1000, 60000, r, claimed, &err), GS_OK);
+    assert_int_equal(
+        store_claim(s, worker, &prefer, prefer ? 1 : 0, now, 1000, 60000, r, claimed, &err), GS_OK);
 }
 
 static void priority_then_arrival(void **state)
@@ -235,16 +237,83 @@ static void preference_without_starvation(void **state)
     submit(s, "loaded", 0, 10, mine, NULL);
     job_record r;
     /* soon after arrival the loaded model's job goes first */
-    assert_int_equal(store_claim(s, "w1", "loaded", 1000, 1000, 60000, &r, &got, &(gs_error){0}),
-                     GS_OK);
+    claim(s, "w1", "loaded", 1000, &r, &got);
     assert_string_equal(r.id, mine);
     job_record_clear(&r);
     submit(s, "loaded", 0, 1000, mine, NULL);
     /* once the other job has waited past the starvation bound, it goes first */
-    assert_int_equal(store_claim(s, "w1", "loaded", 70000, 1000, 60000, &r, &got, &(gs_error){0}),
-                     GS_OK);
+    claim(s, "w1", "loaded", 70000, &r, &got);
     assert_string_equal(r.id, old);
     job_record_clear(&r);
+    store_close(s);
+}
+
+/* A worker holding several models prefers a job for any of them, the best of
+   those first, and still yields to a starved or higher-priority job. */
+static void preference_for_any_loaded_model(void **state)
+{
+    (void)state;
+    job_store *s = fresh();
+    char old[40], a[40], b[40], urgent[40], id[40];
+    int got;
+    const char *loaded[] = {"a", "b"};
+    gs_error err = {0};
+    job_record r;
+    submit(s, "other", 0, 0, old, NULL);
+    submit(s, "b", 0, 10, b, NULL);
+    submit(s, "a", 0, 20, a, NULL);
+    /* either loaded model's job beats the older "other" one; arrival order among them */
+    assert_int_equal(store_claim(s, "w1", loaded, 2, 1000, 1000, 60000, &r, &got, &err), GS_OK);
+    assert_int_equal(got, 1);
+    assert_string_equal(r.id, b);
+    job_record_clear(&r);
+    assert_int_equal(store_claim(s, "w1", loaded, 2, 1000, 1000, 60000, &r, &got, &err), GS_OK);
+    assert_string_equal(r.id, a);
+    job_record_clear(&r);
+    /* a higher-priority job for an unloaded model outranks them */
+    submit(s, "a", 0, 1000, id, NULL);
+    submit(s, "other", 5, 1001, urgent, NULL);
+    assert_int_equal(store_claim(s, "w1", loaded, 2, 2000, 1000, 60000, &r, &got, &err), GS_OK);
+    assert_string_equal(r.id, urgent);
+    job_record_clear(&r);
+    /* and a starved job goes before them */
+    assert_int_equal(store_claim(s, "w1", loaded, 2, 70000, 1000, 60000, &r, &got, &err), GS_OK);
+    assert_string_equal(r.id, old);
+    job_record_clear(&r);
+    /* with nothing loaded, plain priority then arrival */
+    assert_int_equal(store_claim(s, "w1", NULL, 0, 70000, 1000, 60000, &r, &got, &err), GS_OK);
+    assert_string_equal(r.id, id);
+    job_record_clear(&r);
+    store_close(s);
+}
+
+/* Workers report what they hold; stale and removed ones are not listed. */
+static void workers_report_and_list(void **state)
+{
+    (void)state;
+    job_store *s = fresh();
+    gs_error err = {0};
+    worker_record *w;
+    int n;
+    assert_int_equal(store_worker_report(s, "w0-1", 11, "[]", 1000, &err), GS_OK);
+    assert_int_equal(store_worker_report(s, "w1-2", 12, "[\"a\"]", 1000, &err), GS_OK);
+    assert_int_equal(store_worker_report(s, "w0-1", 11, "[\"a\",\"b\"]", 5000, &err), GS_OK);
+    assert_int_equal(store_workers_list(s, 0, &w, &n, &err), GS_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(w[0].name, "w0-1");
+    assert_string_equal(w[0].models, "[\"a\",\"b\"]");
+    assert_int_equal(w[0].pid, 11);
+    assert_int_equal(w[0].seen_ms, 5000);
+    store_workers_free(w, n);
+    /* only those seen since 2000 */
+    assert_int_equal(store_workers_list(s, 2000, &w, &n, &err), GS_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(w[0].name, "w0-1");
+    store_workers_free(w, n);
+    assert_int_equal(store_worker_remove(s, "w0-1", &err), GS_OK);
+    assert_int_equal(store_workers_list(s, 2000, &w, &n, &err), GS_OK);
+    assert_int_equal(n, 0);
+    store_workers_free(w, n);
     store_close(s);
 }
 
@@ -273,7 +342,7 @@ static void two_processes_never_share_a_job(void **state)
             for (;;) {
                 job_record r;
                 int got, rec;
-                if (store_claim(c, worker, NULL, 100, 100000, 60000, &r, &got, &err) != GS_OK)
+                if (store_claim(c, worker, NULL, 0, 100, 100000, 60000, &r, &got, &err) != GS_OK)
                     _exit(2);
                 if (!got)
                     break;
@@ -440,6 +509,8 @@ int main(void)
         cmocka_unit_test(cancellation),
         cmocka_unit_test(survives_restart),
         cmocka_unit_test(preference_without_starvation),
+        cmocka_unit_test(preference_for_any_loaded_model),
+        cmocka_unit_test(workers_report_and_list),
         cmocka_unit_test(two_processes_never_share_a_job),
         cmocka_unit_test(release_gives_the_job_back),
         cmocka_unit_test(owners_stats_and_purge),

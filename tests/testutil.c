@@ -2,8 +2,12 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 static st_file *golden_file;
 
@@ -87,4 +91,84 @@ void nchw_to_nhwc_f64(const double *src, double *dst, int n, int c, int h, int w
                 for (int x = 0; x < w; x++)
                     dst[(((size_t)b * h + y) * w + x) * c + ch] =
                         src[(((size_t)b * c + ch) * h + y) * w + x];
+}
+
+/* ---- a server under test ---- */
+
+void test_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int test_http(const char *base, const char *dir, const char *method, const char *path,
+              const char *data_file, char **body)
+{
+    char out[512], cmd[2048];
+    snprintf(out, sizeof out, "%s/resp", dir);
+    snprintf(cmd, sizeof cmd, "curl -s -m 20 -o '%s' -w '%%{http_code}' -X %s %s%s%s '%s%s'", out,
+             method, data_file ? "--data-binary @'" : "", data_file ? data_file : "",
+             data_file ? "'" : "", base, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char code[16] = "";
+    if (!fgets(code, sizeof code, p))
+        code[0] = '\0';
+    pclose(p);
+    if (body) {
+        FILE *f = fopen(out, "rb");
+        *body = NULL;
+        if (f) {
+            fseek(f, 0, SEEK_END);
+            long n = ftell(f);
+            fseek(f, 0, SEEK_SET);
+            *body = calloc(1, (size_t)n + 1);
+            if (fread(*body, 1, (size_t)n, f) != (size_t)n)
+                (*body)[0] = '\0';
+            fclose(f);
+        }
+    }
+    return (int)strtol(code, NULL, 10);
+}
+
+pid_t test_serve_start(const char *base, const char *dir, const char *const *extra)
+{
+    char data[512], models[512];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(models, sizeof models, "%s/models", dir);
+    const char *argv[64] = {GS_GESSO_BIN, "serve", "--listen",  base + 7, /* strip http:// */
+                            "--data",     data,    "--models",  models,
+                            "--workers",  "1",     "--threads", "2"};
+    int n = 12;
+    for (int i = 0; extra && extra[i] && n < 63; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char log[600];
+        snprintf(log, sizeof log, "%s/server.log", dir);
+        if (!freopen(log, "a", stderr))
+            _exit(126);
+        execv(GS_GESSO_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        if (test_http(base, dir, "GET", "/healthz", NULL, NULL) == 200)
+            return pid;
+        test_sleep_ms(50);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    fail_msg("the server did not come up");
+    return -1;
+}
+
+int test_serve_stop(pid_t server)
+{
+    int status;
+    kill(server, SIGTERM);
+    if (waitpid(server, &status, 0) != server || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
 }

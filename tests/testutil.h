@@ -1,4 +1,5 @@
-/* testutil - shared helpers for the tests: golden tensors, error metrics. */
+/* testutil - shared helpers for the tests: golden tensors, error metrics, and a
+   `gesso serve` under test driven over HTTP with curl. */
 #ifndef GS_TESTUTIL_H
 #define GS_TESTUTIL_H
 
@@ -8,6 +9,8 @@
 #include <stdint.h>
 // cmocka needs these before its header
 #include <cmocka.h>
+
+#include <sys/types.h>
 
 #include "model/safetensors.h"
 
@@ -24,5 +27,20 @@ double rel_l2_f32_f64(const float *a, const double *b, size_t n);
 double max_abs_diff_f32_f64(const float *a, const double *b, size_t n);
 /* NCHW <-> NHWC for golden data */
 void nchw_to_nhwc_f64(const double *src, double *dst, int n, int c, int h, int w);
+
+/* ---- a server under test ---- */
+
+void test_sleep_ms(int ms);
+/* curl METHOD base+path (data_file: the body to send, or NULL); the response
+   body lands in dir/resp and, when body is not NULL, in *body (malloc'd).
+   Returns the HTTP status (0 when nothing answered). */
+int test_http(const char *base, const char *dir, const char *method, const char *path,
+              const char *data_file, char **body);
+/* Starts `gesso serve --listen <base's host:port> --data dir/data --models
+   dir/models --workers 1 --threads 2` plus extra (NULL-terminated, may be NULL),
+   logging to dir/server.log; returns its pid once /healthz answers. */
+pid_t test_serve_start(const char *base, const char *dir, const char *const *extra);
+/* SIGTERMs the server and returns its exit status (-1 when it did not exit). */
+int test_serve_stop(pid_t server);
 
 #endif

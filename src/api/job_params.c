@@ -80,7 +80,7 @@ static unsigned char *b64_decode(const char *s, size_t max, size_t *out_len)
 
 /* ---- validation ---- */
 
-static int name_ok(const char *s)
+int job_model_name_ok(const char *s)
 {
     if (!*s || strlen(s) > 200 || s[0] == '.')
         return 0;
@@ -212,7 +212,7 @@ int job_params_validate(const char *body, size_t len, const job_limits *lim, con
     char path[4096];
     struct stat sb;
     snprintf(path, sizeof path, "%s/%s.safetensors", models_dir, mname);
-    if (!name_ok(mname) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (!job_model_name_ok(mname) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         fail(e, 422, "unknown_model", "no model named '%s'", mname);
         goto done;
     }

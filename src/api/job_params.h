@@ -20,6 +20,10 @@ typedef struct job_limits {
 
 void job_limits_default(job_limits *l);
 
+/* True when s can name a model: letters, digits, '.', '_', '-', not starting
+   with '.', so DIR/NAME.safetensors never leaves DIR. */
+int job_model_name_ok(const char *s);
+
 /* A validation failure: HTTP status, machine code, human message. */
 typedef struct job_error {
     int http;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api/http_reply.h"
+#include "api/model_catalog.h"
 #include "api/server_private.h"
 #include "queue/store.h"
 
@@ -246,8 +247,48 @@ static enum MHD_Result get_image(server *s, struct MHD_Connection *c, const api_
     return reply_bytes(c, 200, "image/png", buf, (size_t)n, MHD_RESPMEM_MUST_FREE, NULL);
 }
 
+/* Model name -> JSON array of the live workers holding it loaded. A worker
+   counts as gone when it has not reported for 3 leases (it reports every lease/3). */
+static gs_status holders_by_model(server *s, json_t *holders, gs_error *err)
+{
+    worker_record *list = NULL;
+    int n = 0;
+    pthread_mutex_lock(&s->mu);
+    gs_status st =
+        store_workers_list(s->store, server_now_ms() - 3 * (int64_t)s->o->lease_ms, &list, &n, err);
+    pthread_mutex_unlock(&s->mu);
+    if (st != GS_OK)
+        return st;
+    for (int i = 0; i < n; i++) {
+        json_t *models = json_loads(list[i].models, 0, NULL);
+        size_t k;
+        json_t *m;
+        json_array_foreach(models, k, m)
+        {
+            const char *name = json_string_value(m);
+            if (!name)
+                continue;
+            json_t *names = json_object_get(holders, name);
+            if (!names) {
+                names = json_array();
+                json_object_set_new(holders, name, names);
+            }
+            json_array_append_new(names, json_string(list[i].name));
+        }
+        json_decref(models);
+    }
+    store_workers_free(list, n);
+    return GS_OK;
+}
+
 static enum MHD_Result list_models(server *s, struct MHD_Connection *c)
 {
+    gs_error err = {0};
+    json_t *holders = json_object();
+    if (holders_by_model(s, holders, &err) != GS_OK) {
+        json_decref(holders);
+        return reply_error(c, 503, "store_unavailable", err.msg);
+    }
     json_t *arr = json_array();
     DIR *d = opendir(s->o->models_dir);
     struct dirent *de;
@@ -255,16 +296,25 @@ static enum MHD_Result list_models(server *s, struct MHD_Connection *c)
         size_t n = strlen(de->d_name);
         if (n <= 12 || strcmp(de->d_name + n - 12, ".safetensors") != 0)
             continue;
-        char path[8300];
+        char path[8300], name[256];
         struct stat sb;
         snprintf(path, sizeof path, "%s/%s", s->o->models_dir, de->d_name);
-        if (stat(path, &sb) != 0)
+        if (n - 12 >= sizeof name || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
             continue;
-        json_array_append_new(arr, json_pack("{s:s%,s:I}", "name", de->d_name, n - 12, "size",
-                                             (json_int_t)sb.st_size));
+        memcpy(name, de->d_name, n - 12);
+        name[n - 12] = '\0';
+        model_facts f;
+        model_catalog_facts(s->catalog, name, path, &sb, &f);
+        json_t *workers = json_object_get(holders, name);
+        json_t *m = json_pack("{s:s,s:s,s:o,s:I,s:b}", "name", name, "family", f.family, "dtype",
+                              f.dtype[0] ? json_string(f.dtype) : json_null(), "size",
+                              (json_int_t)sb.st_size, "loaded", workers != NULL);
+        json_object_set_new(m, "workers", workers ? json_incref(workers) : json_array());
+        json_array_append_new(arr, m);
     }
     if (d)
         closedir(d);
+    json_decref(holders);
     return reply_json(c, 200, json_pack("{s:o}", "models", arr));
 }
 
@@ -541,22 +591,62 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 /* ---- workers ---- */
 
+/* Worker k's name in the store: unique per process, so a restarted worker
+   never inherits its predecessor's jobs or workers row. */
+static void worker_name(int k, pid_t pid, char *buf, size_t size)
+{
+    snprintf(buf, size, "w%d-%d", k, (int)pid);
+}
+
 static pid_t start_worker(const server *s, int k)
 {
     pid_t pid = fork();
     if (pid != 0)
         return pid;
-    char name[32], lease[32], threads[32], wake[32];
+    char name[32], lease[32], threads[32], budget[32], idle[32], wake[32];
     /* this worker's end of its wake pipe survives exec; every other end closes */
     fcntl(s->wake_r[k], F_SETFD, 0);
     snprintf(wake, sizeof wake, "%d", s->wake_r[k]);
-    snprintf(name, sizeof name, "w%d-%d", k, (int)getpid());
+    worker_name(k, getpid(), name, sizeof name);
     snprintf(lease, sizeof lease, "%d", s->o->lease_ms);
     snprintf(threads, sizeof threads, "%d", s->o->worker_threads);
-    execl(s->o->self_exe, s->o->self_exe, "worker", "--db", s->db_path, "--models",
-          s->o->models_dir, "--results", s->results_dir, "--name", name, "--lease-ms", lease,
-          "--threads", threads, "--wake-fd", wake, (char *)NULL);
+    snprintf(budget, sizeof budget, "%zu", s->o->ram_budget);
+    snprintf(idle, sizeof idle, "%d", s->o->idle_unload_s);
+    const char *argv[24 + 2 * SERVE_MAX_PRELOAD];
+    int n = 0;
+    const char *fixed[] = {
+        s->o->self_exe, "worker",       "--db",          s->db_path, "--models",   s->o->models_dir,
+        "--results",    s->results_dir, "--name",        name,       "--lease-ms", lease,
+        "--threads",    threads,        "--idle-unload", idle,       "--wake-fd",  wake};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        argv[n++] = fixed[i];
+    if (s->o->ram_budget) {
+        argv[n++] = "--ram-budget";
+        argv[n++] = budget;
+    }
+    for (int i = 0; i < s->o->n_preload && i < SERVE_MAX_PRELOAD; i++) {
+        argv[n++] = "--preload";
+        argv[n++] = s->o->preload[i];
+    }
+    argv[n] = NULL;
+    execv(s->o->self_exe, (char *const *)argv);
     _exit(127);
+}
+
+/* Every --preload model must be a checkpoint in the models directory. */
+static int check_preload(const serve_options *o)
+{
+    for (int i = 0; i < o->n_preload; i++) {
+        char path[8300];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/%s.safetensors", o->models_dir, o->preload[i]);
+        if (!job_model_name_ok(o->preload[i]) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            fprintf(stderr, "gesso: --preload %s: no model named '%s' (no %s)\n", o->preload[i],
+                    o->preload[i], path);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int parse_listen(const char *s, struct sockaddr_in *sa)
@@ -632,6 +722,8 @@ int serve_run(const serve_options *o)
         fprintf(stderr, "gesso: --listen '%s' is not IPv4-ADDRESS:PORT\n", o->listen);
         return 2;
     }
+    if (check_preload(o) != 0)
+        return 2;
     snprintf(s.db_path, sizeof s.db_path, "%s/jobs.db", o->data_dir);
     snprintf(s.results_dir, sizeof s.results_dir, "%s/results", o->data_dir);
     mkdir(o->data_dir, 0755);
@@ -639,6 +731,10 @@ int serve_run(const serve_options *o)
     gs_error err = {0};
     if (store_open_sqlite(s.db_path, &s.store, &err) != GS_OK) {
         fprintf(stderr, "gesso: %s\n", err.msg);
+        return 3;
+    }
+    if (!(s.catalog = model_catalog_create())) {
+        store_close(s.store);
         return 3;
     }
     /* jobs that were running when a previous server died go back to the queue */
@@ -668,6 +764,7 @@ int serve_run(const serve_options *o)
         for (int k = 0; k < nw; k++)
             kill(workers[k], SIGKILL);
         store_close(s.store);
+        model_catalog_free(s.catalog);
         return 4;
     }
     fprintf(stderr, "gesso: serving on http://%s (%d workers%s)\n", o->listen, nw,
@@ -685,8 +782,14 @@ int serve_run(const serve_options *o)
         }
         for (int k = 0; k < nw; k++) {
             int status;
-            if (workers[k] > 0 && waitpid(workers[k], &status, WNOHANG) == workers[k])
+            if (workers[k] > 0 && waitpid(workers[k], &status, WNOHANG) == workers[k]) {
+                char name[32];
+                worker_name(k, workers[k], name, sizeof name);
+                pthread_mutex_lock(&s.mu); /* it holds no models any more */
+                store_worker_remove(s.store, name, &err);
+                pthread_mutex_unlock(&s.mu);
                 workers[k] = start_worker(&s, k); /* its job's lease will expire */
+            }
         }
         pthread_mutex_lock(&s.mu);
         store_expire_leases(s.store, server_now_ms(), o->max_attempts, &rq, &fl, &err);
@@ -700,6 +803,7 @@ int serve_run(const serve_options *o)
         if (workers[k] > 0)
             waitpid(workers[k], NULL, 0);
     store_close(s.store);
+    model_catalog_free(s.catalog);
     pthread_mutex_destroy(&s.mu);
     for (int k = 0; k < nw; k++) {
         close(s.wake_r[k]);

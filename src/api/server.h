@@ -12,8 +12,11 @@
 #define GS_SERVER_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #include "api/job_params.h"
+
+#define SERVE_MAX_PRELOAD 64
 
 typedef struct serve_options {
     const char *listen;     /* "127.0.0.1:7860" */
@@ -24,6 +27,10 @@ typedef struct serve_options {
     int worker_threads;
     int lease_ms;
     int max_attempts;
+    size_t ram_budget;          /* per worker; 0 = no limit */
+    int idle_unload_s;          /* 0 = never */
+    const char *const *preload; /* [n_preload] model names every worker loads at start */
+    int n_preload;
     size_t max_body;
     job_limits limits;
     const char *api_keys_path; /* NULL: no keys asked for */

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "api/api_keys.h"
+#include "api/model_catalog.h"
 #include "api/server.h"
 #include "queue/store.h"
 
@@ -16,7 +17,8 @@
 typedef struct server {
     const serve_options *o;
     job_store *store;
-    pthread_mutex_t mu; /* guards store */
+    model_catalog *catalog; /* family and dtype of model files, by name */
+    pthread_mutex_t mu;     /* guards store */
     char db_path[4096];
     char results_dir[4096];
     api_keys keys; /* n == 0: no keys, every request is let in */

@@ -97,3 +97,36 @@ int arg_precision(const char *s, gs_precision *out)
     }
     return 0;
 }
+
+int arg_bytes(const char *name, const char *s, size_t *out)
+{
+    static const char units[] = "KMGT";
+    char *end = NULL;
+    errno = 0;
+    /* a digit first: strtoull would take "-1" and " 5" */
+    unsigned long long v = *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+    if (errno || v == 0) {
+        fprintf(stderr, "gesso: %s: '%s' is not a positive size (like 512M, 6G or bytes)\n", name,
+                s);
+        return -1;
+    }
+    int shift = 0;
+    if (*end) {
+        const char *u = strchr(units, end[0] >= 'a' ? end[0] - ('a' - 'A') : end[0]);
+        const char *rest = end + 1;
+        if (u && *u &&
+            (strcmp(rest, "") == 0 || strcmp(rest, "B") == 0 || strcmp(rest, "iB") == 0 ||
+             strcmp(rest, "b") == 0))
+            shift = 10 * (int)(u - units + 1);
+        else {
+            fprintf(stderr, "gesso: %s: '%s' has an unknown unit (use K, M, G or T)\n", name, s);
+            return -1;
+        }
+    }
+    if (v > (SIZE_MAX >> shift)) {
+        fprintf(stderr, "gesso: %s: '%s' is too large\n", name, s);
+        return -1;
+    }
+    *out = (size_t)v << shift;
+    return 0;
+}

@@ -2,6 +2,7 @@
 #ifndef GS_CLI_ARGS_H
 #define GS_CLI_ARGS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gesso.h"
@@ -14,6 +15,9 @@ int arg_float(const char *name, const char *s, double min, double max, float *ou
 int arg_precision(const char *s, gs_precision *out);
 /* "512x768" or "512" (square) */
 int arg_size(const char *name, const char *s, int *w, int *h);
+/* A byte count: plain bytes, or with a binary suffix K, M, G, T (also KB/KiB
+   and lower case; all powers of 1024): "512M", "6G", "6GiB". Must be > 0. */
+int arg_bytes(const char *name, const char *s, size_t *out);
 
 /* Exit codes every subcommand uses, documented in --help. */
 enum {

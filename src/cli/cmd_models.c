@@ -91,6 +91,7 @@ int cmd_models(int argc, char **argv)
         printf("latent channels  %d\n", info.latent_channels);
         printf("compute          %s\n", info.compute_dtype);
         printf("file size        %zu bytes\n", info.file_bytes);
+        printf("weights in RAM   %zu bytes\n", info.weight_bytes);
     }
     gs_model_free(model);
     gs_engine_free(eng);

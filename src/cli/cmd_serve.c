@@ -17,6 +17,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: gesso serve [--listen ADDR:PORT] [--data DIR] [--models DIR]\n"
             "                   [--workers N] [--threads N] [--lease SECONDS]\n"
+            "                   [--ram-budget SIZE] [--idle-unload SECONDS] [--preload NAME]...\n"
             "                   [--api-keys FILE] [--retention DURATION] [limits...]\n"
             "  --listen ADDR:PORT  where the HTTP API listens (default 127.0.0.1:7860)\n"
             "  --data DIR          job store (jobs.db) and result images (default gesso-data)\n"
@@ -24,6 +25,11 @@ static void usage(FILE *out)
             "  --workers N         generation worker processes (default 1)\n"
             "  --threads N         compute threads per worker (default: all CPUs / workers)\n"
             "  --lease SECONDS     a silent worker's job is requeued after this (default 15)\n"
+            "  --ram-budget SIZE   model weights each worker keeps loaded, e.g. 512M, 6G, 6GiB\n"
+            "                      or bytes; least recently used models are freed to make\n"
+            "                      room (default: 75%% of physical RAM / workers)\n"
+            "  --idle-unload SECONDS  free a model no job used for this long (default 0: never)\n"
+            "  --preload NAME      load model NAME in every worker at start (repeatable)\n"
             "  --api-keys FILE     require bearer keys (lines: KEY NAME [max_active=N] [admin])\n"
             "  --retention DUR     keep finished jobs and images this long: 90s, 12h, 7d\n"
             "                      (default 7d; 0 keeps them forever)\n"
@@ -43,7 +49,7 @@ static void usage(FILE *out)
 }
 
 /* A count with an optional K, M or G suffix (powers of 1024). */
-static int arg_bytes(const char *name, const char *s, size_t min, size_t max, size_t *out)
+static int arg_size_range(const char *name, const char *s, size_t min, size_t max, size_t *out)
 {
     char *end;
     errno = 0;
@@ -91,19 +97,33 @@ static int arg_duration_ms(const char *name, const char *s, int64_t *out)
 int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},   {"data", required_argument, 0, 'd'},
-        {"models", required_argument, 0, 'm'},   {"workers", required_argument, 0, 'w'},
-        {"threads", required_argument, 0, 't'},  {"lease", required_argument, 0, 'L'},
-        {"api-keys", required_argument, 0, 'K'}, {"retention", required_argument, 0, 'R'},
-        {"max-side", required_argument, 0, 1},   {"max-steps", required_argument, 0, 2},
-        {"max-batch", required_argument, 0, 3},  {"max-prompt", required_argument, 0, 4},
-        {"max-body", required_argument, 0, 5},   {"max-image", required_argument, 0, 6},
-        {"max-queued", required_argument, 0, 7}, {"max-connections", required_argument, 0, 8},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+        {"listen", required_argument, 0, 'l'},
+        {"data", required_argument, 0, 'd'},
+        {"models", required_argument, 0, 'm'},
+        {"workers", required_argument, 0, 'w'},
+        {"threads", required_argument, 0, 't'},
+        {"lease", required_argument, 0, 'L'},
+        {"api-keys", required_argument, 0, 'K'},
+        {"retention", required_argument, 0, 'R'},
+        {"max-side", required_argument, 0, 1},
+        {"max-steps", required_argument, 0, 2},
+        {"max-batch", required_argument, 0, 3},
+        {"max-prompt", required_argument, 0, 4},
+        {"max-body", required_argument, 0, 5},
+        {"max-image", required_argument, 0, 6},
+        {"max-queued", required_argument, 0, 7},
+        {"max-connections", required_argument, 0, 8},
+        {"ram-budget", required_argument, 0, 'B'},
+        {"idle-unload", required_argument, 0, 'I'},
+        {"preload", required_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     serve_options o;
     serve_options_default(&o);
     int lease_s = 15, threads = 0;
+    size_t budget = 0;
+    const char *preload[SERVE_MAX_PRELOAD];
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "l:d:m:w:t:L:h", opts, NULL)) != -1) {
@@ -115,14 +135,27 @@ int cmd_serve(int argc, char **argv)
         case 'w': bad = arg_int("--workers", optarg, 1, 64, &o.workers); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'L': bad = arg_int("--lease", optarg, 1, 3600, &lease_s); break;
+        case 'B': bad = arg_bytes("--ram-budget", optarg, &budget); break;
+        case 'I': bad = arg_int("--idle-unload", optarg, 0, 31536000, &o.idle_unload_s); break;
+        case 'P':
+            if (o.n_preload == SERVE_MAX_PRELOAD) {
+                fprintf(stderr, "gesso: at most %d --preload models\n", SERVE_MAX_PRELOAD);
+                return EXIT_USAGE;
+            }
+            preload[o.n_preload++] = optarg;
+            break;
         case 'K': o.api_keys_path = optarg; break;
         case 'R': bad = arg_duration_ms("--retention", optarg, &o.retention_ms); break;
         case 1: bad = arg_int("--max-side", optarg, 64, 16384, &o.limits.max_side); break;
         case 2: bad = arg_int("--max-steps", optarg, 1, 10000, &o.limits.max_steps); break;
         case 3: bad = arg_int("--max-batch", optarg, 1, 64, &o.limits.max_batch); break;
-        case 4: bad = arg_bytes("--max-prompt", optarg, 1, 1u << 24, &o.limits.max_prompt); break;
-        case 5: bad = arg_bytes("--max-body", optarg, 1024, 1u << 30, &o.max_body); break;
-        case 6: bad = arg_bytes("--max-image", optarg, 1024, 1u << 28, &o.limits.max_image); break;
+        case 4:
+            bad = arg_size_range("--max-prompt", optarg, 1, 1u << 24, &o.limits.max_prompt);
+            break;
+        case 5: bad = arg_size_range("--max-body", optarg, 1024, 1u << 30, &o.max_body); break;
+        case 6:
+            bad = arg_size_range("--max-image", optarg, 1024, 1u << 28, &o.limits.max_image);
+            break;
         case 7: bad = arg_int("--max-queued", optarg, 0, 100000000, &o.max_queued); break;
         case 8: bad = arg_int("--max-connections", optarg, 4, 65536, &o.max_connections); break;
         case 'h': usage(stdout); return EXIT_OK;
@@ -145,6 +178,13 @@ int cmd_serve(int argc, char **argv)
     }
     o.worker_threads = threads;
     o.lease_ms = lease_s * 1000;
+    if (budget == 0) { /* 75% of physical memory, shared by the workers */
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+        budget =
+            pages > 0 && page > 0 ? (size_t)pages / 4 * 3 * (size_t)page / (size_t)o.workers : 0;
+    }
+    o.ram_budget = budget;
+    o.preload = preload;
     static char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
@@ -167,12 +207,21 @@ static void on_term(int sig)
 int cmd_worker(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, 0, 'd'},       {"models", required_argument, 0, 'm'},
-        {"results", required_argument, 0, 'r'},  {"name", required_argument, 0, 'n'},
-        {"lease-ms", required_argument, 0, 'L'}, {"threads", required_argument, 0, 't'},
-        {"wake-fd", required_argument, 0, 'W'},  {0, 0, 0, 0},
+        {"db", required_argument, 0, 'd'},
+        {"models", required_argument, 0, 'm'},
+        {"results", required_argument, 0, 'r'},
+        {"name", required_argument, 0, 'n'},
+        {"lease-ms", required_argument, 0, 'L'},
+        {"threads", required_argument, 0, 't'},
+        {"ram-budget", required_argument, 0, 'B'},
+        {"idle-unload", required_argument, 0, 'I'},
+        {"preload", required_argument, 0, 'P'},
+        {"wake-fd", required_argument, 0, 'W'},
+        {0, 0, 0, 0},
     };
+    const char *preload[SERVE_MAX_PRELOAD];
     worker_options o = {0};
+    o.preload = preload;
     o.lease_ms = 15000;
     o.wake_fd = -1;
     o.stop = &worker_stop;
@@ -187,6 +236,13 @@ int cmd_worker(int argc, char **argv)
         case 'n': o.name = optarg; break;
         case 'L': bad = arg_int("--lease-ms", optarg, 100, 3600000, &o.lease_ms); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &o.threads); break;
+        case 'B': bad = arg_bytes("--ram-budget", optarg, &o.ram_budget); break;
+        case 'I': bad = arg_int("--idle-unload", optarg, 0, 31536000, &o.idle_unload_s); break;
+        case 'P':
+            if (o.n_preload == SERVE_MAX_PRELOAD)
+                return EXIT_USAGE;
+            preload[o.n_preload++] = optarg;
+            break;
         case 'W': bad = arg_int("--wake-fd", optarg, 0, 1 << 20, &o.wake_fd); break;
         default: return EXIT_USAGE;
         }

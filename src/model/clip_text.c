@@ -100,6 +100,10 @@ int clip_text_layers(const clip_text *m)
 {
     return m->layers;
 }
+size_t clip_text_weight_bytes(const clip_text *m)
+{
+    return m->store.bytes;
+}
 
 void clip_text_free(clip_text *m)
 {

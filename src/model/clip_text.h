@@ -20,6 +20,8 @@ gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, clip_te
                          gs_error *err);
 int clip_text_width(const clip_text *m);
 int clip_text_layers(const clip_text *m);
+/* Bytes of converted weights the text encoder keeps resident. */
+size_t clip_text_weight_bytes(const clip_text *m);
 /* ids: [n_seq, positions]; out: [n_seq, positions, width]; clip_skip >= 1 (1 = last layer,
    2 = final norm applied to the second-to-last layer's output, as A1111 does). */
 gs_status clip_text_encode(clip_text *m, gs_compute *cx, const int32_t *ids, int n_seq,

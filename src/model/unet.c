@@ -252,6 +252,10 @@ int unet_context_dim(const unet *m)
 {
     return m->ctx_dim;
 }
+size_t unet_weight_bytes(const unet *m)
+{
+    return m->store.bytes;
+}
 
 void unet_free(unet *m)
 {

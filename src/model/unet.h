@@ -20,6 +20,8 @@ gs_status unet_load(const st_file *f, const char *prefix, int bf16, unet **out, 
 int unet_in_channels(const unet *m);
 int unet_model_channels(const unet *m);
 int unet_context_dim(const unet *m);
+/* Bytes of converted weights the UNet keeps resident. */
+size_t unet_weight_bytes(const unet *m);
 /* x: [batch, h, w, C_in] NHWC latent; t: [batch] timesteps (may be fractional);
    context: [batch, tokens, context_dim]; eps: [batch, h, w, C_in] out.
    Any h, w >= 1 work: upsampled maps are resized to their skip's size, as A1111 does. */

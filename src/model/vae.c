@@ -178,6 +178,11 @@ int vae_latent_channels(const vae *m)
     return m->z;
 }
 
+size_t vae_weight_bytes(const vae *m)
+{
+    return m->store.bytes;
+}
+
 void vae_free(vae *m)
 {
     if (!m)

@@ -14,6 +14,8 @@ typedef struct vae vae;
 /* prefix e.g. "first_stage_model." */
 gs_status vae_load(const st_file *f, const char *prefix, int bf16, vae **out, gs_error *err);
 int vae_latent_channels(const vae *m);
+/* Bytes of converted weights the VAE keeps resident. */
+size_t vae_weight_bytes(const vae *m);
 /* latent: [batch, h, w, z] NHWC decoder input (already divided by the scale factor);
    image: [batch, 8h, 8w, 3] out, in [-1,1] space (unclamped). */
 gs_status vae_decode(vae *m, gs_compute *cx, const float *latent, int batch, int h, int w,

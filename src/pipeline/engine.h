@@ -32,7 +32,8 @@ struct gs_model {
     int bf16;
     char *name;
     size_t file_bytes;
-    float latent_scale; /* 0.18215 for SD1 */
+    size_t weight_bytes; /* converted weights resident in memory */
+    float latent_scale;  /* 0.18215 for SD1 */
 };
 
 struct gs_result {

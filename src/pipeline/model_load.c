@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "pipeline/checkpoint.h"
 #include "pipeline/engine.h"
 
 #define SD1_UNET_PREFIX "model.diffusion_model."
@@ -52,12 +53,17 @@ static int has(const st_file *f, const char *name)
     return st_find(f, name) != NULL;
 }
 
+int checkpoint_is_sd1(const st_file *f)
+{
+    return has(f, SD1_UNET_PREFIX "input_blocks.0.0.weight") &&
+           has(f, SD1_TEXT_PREFIX "embeddings.token_embedding.weight") &&
+           has(f, SD1_VAE_PREFIX "decoder.conv_in.weight");
+}
+
 /* Names the kind of a file that is not an SD1.x checkpoint, for the error. */
 static gs_status identify(const st_file *f, gs_error *err)
 {
-    if (has(f, SD1_UNET_PREFIX "input_blocks.0.0.weight") &&
-        has(f, SD1_TEXT_PREFIX "embeddings.token_embedding.weight") &&
-        has(f, SD1_VAE_PREFIX "decoder.conv_in.weight"))
+    if (checkpoint_is_sd1(f))
         return GS_OK;
     if (has(f,
             "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight") ||
@@ -93,12 +99,13 @@ static gs_status identify(const st_file *f, gs_error *err)
                    st_count(f));
 }
 
-static const char *majority_dtype(const st_file *f)
+const char *checkpoint_weight_dtype(const st_file *f)
 {
     size_t bytes[ST_DTYPE_COUNT] = {0};
+    int sd1 = checkpoint_is_sd1(f);
     for (size_t i = 0; i < st_count(f); i++) {
         const st_tensor *t = st_at(f, i);
-        if (strncmp(t->name, SD1_UNET_PREFIX, strlen(SD1_UNET_PREFIX)) == 0)
+        if (!sd1 || strncmp(t->name, SD1_UNET_PREFIX, strlen(SD1_UNET_PREFIX)) == 0)
             bytes[t->dtype] += t->nbytes;
     }
     if (bytes[ST_F16] >= bytes[ST_F32] && bytes[ST_F16] >= bytes[ST_BF16])
@@ -146,7 +153,7 @@ gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
         goto out;
     if ((st = identify(m->file, &err)) != GS_OK)
         goto out;
-    m->weight_dtype = majority_dtype(m->file);
+    m->weight_dtype = checkpoint_weight_dtype(m->file);
     m->bf16 = eng->bf16;
     if ((st = clip_text_load(m->file, SD1_TEXT_PREFIX, m->bf16, &m->text, &err)) != GS_OK) {
         gs_error_prefix(&err, "text encoder");
@@ -176,6 +183,8 @@ gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
     /* Every weight is converted into its own buffer by now: drop the mapping so
        its pages stop counting against the process. */
     m->file_bytes = st_file_size(m->file);
+    m->weight_bytes =
+        clip_text_weight_bytes(m->text) + unet_weight_bytes(m->unet) + vae_weight_bytes(m->vae);
     st_close(m->file);
     m->file = NULL;
     *out = m;
@@ -211,6 +220,7 @@ void gs_model_get_info(const gs_model *m, gs_model_info *info)
     info->text_width = clip_text_width(m->text);
     info->latent_channels = vae_latent_channels(m->vae);
     info->file_bytes = m->file_bytes;
+    info->weight_bytes = m->weight_bytes;
     info->name = m->name;
     info->compute_dtype = m->bf16 ? "bf16" : "f32";
 }

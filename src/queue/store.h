@@ -66,12 +66,15 @@ gs_status store_submit(job_store *s, const char *owner, const char *model, int p
 /* GS_ERR_INVALID_ARGUMENT when no such job. */
 gs_status store_get(job_store *s, const char *id, job_record *out, gs_error *err);
 
-/* Claims the best queued job: first one for prefer_model (may be NULL) unless an
-   older job of higher priority waits longer than starve_ms, else the best overall.
-   *claimed = 0 when the queue is empty. */
-gs_status store_claim(job_store *s, const char *worker, const char *prefer_model, int64_t now_ms,
-                      int lease_ms, int64_t starve_ms, job_record *out, int *claimed,
-                      gs_error *err);
+#define STORE_MAX_PREFER 64 /* models a claim can prefer; later ones are ignored */
+
+/* Claims the best queued job: the best one for any of the n_prefer models in
+   prefer (the worker's loaded models; prefer may be NULL when n_prefer is 0),
+   unless the best job overall outranks it or has waited longer than starve_ms,
+   else the best overall. *claimed = 0 when the queue is empty. */
+gs_status store_claim(job_store *s, const char *worker, const char *const *prefer, int n_prefer,
+                      int64_t now_ms, int lease_ms, int64_t starve_ms, job_record *out,
+                      int *claimed, gs_error *err);
 
 /* What a worker reports of a running job. */
 typedef struct job_progress {
@@ -152,5 +155,28 @@ gs_status store_stats(job_store *s, int64_t since_ms, int max_jobs, job_stats *o
    *n gets how many went. */
 gs_status store_purge(job_store *s, int64_t before_ms, void (*fn)(void *user, const char *id),
                       void *user, int *n, gs_error *err);
+
+/* ---- workers: who is alive and which models each holds loaded ---- */
+
+typedef struct worker_record {
+    char name[64];
+    int pid;
+    int64_t seen_ms; /* last report */
+    char *models;    /* JSON array of model names; owned by the record */
+} worker_record;
+
+/* Records that worker name (process pid) is alive at now_ms and holds the
+   models in models_json (a JSON array of names), replacing its last report. */
+gs_status store_worker_report(job_store *s, const char *name, int pid, const char *models_json,
+                              int64_t now_ms, gs_error *err);
+
+/* Drops worker name's row (it exited, or its process is known dead). */
+gs_status store_worker_remove(job_store *s, const char *name, gs_error *err);
+
+/* Workers seen at or after since_ms (older rows count as gone), by name.
+ *out (gs_malloc'd, *n records) is freed with store_workers_free. */
+gs_status store_workers_list(job_store *s, int64_t since_ms, worker_record **out, int *n,
+                             gs_error *err);
+void store_workers_free(worker_record *list, int n);
 
 #endif

@@ -142,7 +142,8 @@ gs_status store_open_sqlite(const char *path, job_store **out, gs_error *err)
              "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
              "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
              "INSERT OR IGNORE INTO meta VALUES ('schema', '" SCHEMA_VERSION "');",
-             err)) != GS_OK)
+             err)) != GS_OK ||
+        (st = store_workers_schema(s, err)) != GS_OK)
         goto out;
     if ((st = migrate(s, err)) != GS_OK)
         goto out;
@@ -297,20 +298,27 @@ out:
 
 /* ---- claim ---- */
 
-/* The best queued job's id (restricted to model when not NULL); "" when none. */
-static gs_status best_queued(job_store *s, const char *model, char id[JOB_ID_LEN + 1],
-                             int *priority, int64_t *created, gs_error *err)
+/* The best queued job's id (restricted to the n models when n > 0); "" when none. */
+static gs_status best_queued(job_store *s, const char *const *models, int n,
+                             char id[JOB_ID_LEN + 1], int *priority, int64_t *created,
+                             gs_error *err)
 {
     sqlite3_stmt *q = NULL;
-    const char *sql = model ? "SELECT id, priority, created_ms FROM jobs WHERE status = 0 AND"
-                              " model = ? ORDER BY priority DESC, seq LIMIT 1"
-                            : "SELECT id, priority, created_ms FROM jobs WHERE status = 0"
-                              " ORDER BY priority DESC, seq LIMIT 1";
+    /* "model IN (?,?,...)": two bytes a placeholder */
+    char sql[200 + 2 * STORE_MAX_PREFER];
+    int k = snprintf(sql, sizeof sql, "SELECT id, priority, created_ms FROM jobs WHERE status = 0");
+    if (n > 0) {
+        k += snprintf(sql + k, sizeof sql - (size_t)k, " AND model IN (?");
+        for (int i = 1; i < n; i++)
+            k += snprintf(sql + k, sizeof sql - (size_t)k, ",?");
+        k += snprintf(sql + k, sizeof sql - (size_t)k, ")");
+    }
+    snprintf(sql + k, sizeof sql - (size_t)k, " ORDER BY priority DESC, seq LIMIT 1");
     id[0] = '\0';
     if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
         return store_sql_fail(s, err, "looking for a job");
-    if (model)
-        sqlite3_bind_text(q, 1, model, -1, SQLITE_STATIC);
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_text(q, i + 1, models[i], -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         copy_text(id, JOB_ID_LEN + 1, q, 0);
@@ -322,8 +330,9 @@ static gs_status best_queued(job_store *s, const char *model, char id[JOB_ID_LEN
                                                  : store_sql_fail(s, err, "looking for a job");
 }
 
-gs_status store_claim(job_store *s, const char *worker, const char *prefer_model, int64_t now_ms,
-                      int lease_ms, int64_t starve_ms, job_record *out, int *claimed, gs_error *err)
+gs_status store_claim(job_store *s, const char *worker, const char *const *prefer, int n_prefer,
+                      int64_t now_ms, int lease_ms, int64_t starve_ms, job_record *out,
+                      int *claimed, gs_error *err)
 {
     *claimed = 0;
     gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
@@ -333,11 +342,13 @@ gs_status store_claim(job_store *s, const char *worker, const char *prefer_model
     int bp = 0, pp = 0;
     int64_t bc = 0, pc = 0;
     sqlite3_stmt *q = NULL;
-    if ((st = best_queued(s, NULL, best, &bp, &bc, err)) != GS_OK)
+    if ((st = best_queued(s, NULL, 0, best, &bp, &bc, err)) != GS_OK)
         goto out;
     pref[0] = '\0';
-    if (prefer_model && best[0] &&
-        (st = best_queued(s, prefer_model, pref, &pp, &pc, err)) != GS_OK)
+    if (n_prefer > STORE_MAX_PREFER)
+        n_prefer = STORE_MAX_PREFER;
+    if (prefer && n_prefer > 0 && best[0] &&
+        (st = best_queued(s, prefer, n_prefer, pref, &pp, &pc, err)) != GS_OK)
         goto out;
     /* a loaded model's job goes first, unless the best job outranks it or has starved */
     const char *pick = best;

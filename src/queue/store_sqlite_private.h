@@ -18,4 +18,7 @@ gs_status store_sql_fail(job_store *s, gs_error *err, const char *what);
 /* Runs SQL text without results; err may be NULL. */
 gs_status store_sql_exec(job_store *s, const char *sql, gs_error *err);
 
+/* Creates the workers table if needed (store_sqlite_workers.c); called once on open. */
+gs_status store_workers_schema(job_store *s, gs_error *err);
+
 #endif

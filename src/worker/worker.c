@@ -1,4 +1,4 @@
-/* worker - claim, generate, record; one job at a time, one model kept warm. */
+/* worker - claim, generate, record; one job at a time, loaded models kept in a cache. */
 #include "worker/worker.h"
 
 #include <jansson.h>
@@ -13,6 +13,7 @@
 #include "api/job_params.h"
 #include "gesso.h"
 #include "queue/store.h"
+#include "worker/model_cache.h"
 
 static int64_t now_ms(void)
 {
@@ -27,6 +28,7 @@ static int64_t now_ms(void)
 typedef struct run_ctx {
     const worker_options *o;
     const char *id;
+    const char *models_json; /* the worker's presence report, refreshed with the lease */
     job_store *hb_store;
     pthread_mutex_t mu;
     pthread_cond_t wake;
@@ -48,6 +50,8 @@ static void *heartbeat_main(void *arg)
         if (store_heartbeat(r->hb_store, r->id, r->o->name, now_ms(), r->o->lease_ms, &jp, &cancel,
                             &lost, &err) != GS_OK)
             cancel = lost = 0; /* a store hiccup must not end the job; the lease covers it */
+        /* a long job must not make the worker look gone */
+        store_worker_report(r->hb_store, r->o->name, (int)getpid(), r->models_json, now_ms(), &err);
         pthread_mutex_lock(&r->mu);
         r->cancelled |= cancel;
         r->lost |= lost;
@@ -101,9 +105,50 @@ static int on_progress(const gs_progress *p, void *user)
     return stop;
 }
 
-static void run_job(job_store *store, job_store *hb_store, const worker_options *o, gs_engine *eng,
-                    gs_model **model, char *loaded, size_t loaded_size, job_record *job)
+/* ---- presence ---- */
+
+typedef struct worker_state {
+    const worker_options *o;
+    job_store *store;
+    model_cache *cache;
+    int64_t reported_ms;
+} worker_state;
+
+/* The loaded models as a JSON array text (malloc'd), or NULL when out of memory. */
+static char *models_json(const model_cache *c)
 {
+    json_t *a = json_array();
+    for (int i = 0; i < model_cache_count(c); i++)
+        json_array_append_new(a, json_string(model_cache_name(c, i)));
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return text;
+}
+
+static void report(worker_state *w)
+{
+    gs_error err = {0};
+    char *text = models_json(w->cache);
+    if (store_worker_report(w->store, w->o->name, (int)getpid(), text ? text : "[]", now_ms(),
+                            &err) != GS_OK)
+        fprintf(stderr, "gesso worker %s: %s\n", w->o->name, err.msg);
+    free(text);
+    w->reported_ms = now_ms();
+}
+
+static void on_cache_change(void *user)
+{
+    report(user);
+}
+
+/* ---- one job ---- */
+
+static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_record *job)
+{
+    job_store *store = w->store;
+    const worker_options *o = w->o;
+    gs_model *model = NULL;
+    char *presence = NULL;
     gs_error err = {0};
     gs_params p;
     job_params_hold hold;
@@ -117,27 +162,23 @@ static void run_job(job_store *store, job_store *hb_store, const worker_options 
         snprintf(msg, sizeof msg, "the job's parameters cannot be read");
         goto record;
     }
-    if (!*model || strcmp(loaded, job->model) != 0) {
-        gs_model_free(*model);
-        *model = NULL;
-        loaded[0] = '\0';
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s.safetensors", o->models_dir, job->model);
-        int64_t t0 = now_ms();
-        if (gs_model_load(eng, path, model) != GS_OK) {
-            snprintf(msg, sizeof msg, "%s", gs_engine_errmsg(eng));
-            job_params_release(&hold);
-            goto record;
-        }
-        snprintf(loaded, loaded_size, "%s", job->model);
-        load_s = (double)(now_ms() - t0) / 1000.0;
+    int64_t t0 = now_ms();
+    if (model_cache_acquire(w->cache, job->model, now_ms(), &model, msg, sizeof msg) != GS_OK) {
+        job_params_release(&hold);
+        goto record;
     }
-    run_ctx rc = {.o = o, .id = job->id, .hb_store = hb_store, .eta_s = -1};
+    load_s = (double)(now_ms() - t0) / 1000.0; /* ~0 when the model was loaded already */
+    presence = models_json(w->cache);
+    run_ctx rc = {.o = o,
+                  .id = job->id,
+                  .models_json = presence ? presence : "[]",
+                  .hb_store = hb_store,
+                  .eta_s = -1};
     pthread_mutex_init(&rc.mu, NULL);
     pthread_cond_init(&rc.wake, NULL);
     pthread_t hb;
     int hb_started = pthread_create(&hb, NULL, heartbeat_main, &rc) == 0;
-    gs_status st = gs_generate(eng, *model, &p, on_progress, &rc, &res);
+    gs_status st = gs_generate(eng, model, &p, on_progress, &rc, &res);
     pthread_mutex_lock(&rc.mu);
     rc.done = 1;
     pthread_cond_signal(&rc.wake);
@@ -147,14 +188,13 @@ static void run_job(job_store *store, job_store *hb_store, const worker_options 
     pthread_mutex_destroy(&rc.mu);
     pthread_cond_destroy(&rc.wake);
     job_params_release(&hold);
-    char preview[4200];
-    preview_path(&rc, preview, sizeof preview, "");
-    unlink(preview);
+    model_cache_release(w->cache, model, now_ms());
+    w->reported_ms = now_ms(); /* the heartbeat thread kept the report fresh */
     if (rc.lost)
-        return; /* the job was requeued or ended elsewhere: nothing to record */
+        goto out; /* the job was requeued or ended elsewhere: nothing to record */
     if (st == GS_ERR_CANCELLED && rc.stopped && !rc.cancelled) {
         store_release(store, job->id, o->name, &recorded, &err);
-        return;
+        goto out;
     }
     if (st == GS_ERR_CANCELLED) {
         final = JOB_CANCELLED;
@@ -167,7 +207,7 @@ static void run_job(job_store *store, job_store *hb_store, const worker_options 
     /* the last steps may have come faster than the heartbeat: record them, so
        the job's progress reads complete */
     int cancel = 0, lost = 0;
-    job_progress last = {rc.steps, rc.steps, 0, 0};
+    job_progress last = {rc.steps, rc.steps, rc.preview_step, 0};
     store_heartbeat(store, job->id, o->name, now_ms(), o->lease_ms, &last, &cancel, &lost, &err);
     result = json_object();
     json_t *images = json_array();
@@ -199,6 +239,8 @@ record:;
                  &recorded, &err);
     free(text);
     json_decref(result);
+out:
+    free(presence);
     gs_result_free(res);
 }
 
@@ -218,32 +260,59 @@ static void wait_for_work(int fd)
     }
 }
 
+/* Loads the models asked for at start; one that cannot load is skipped. */
+static void preload(worker_state *w)
+{
+    for (int i = 0; i < w->o->n_preload && !*w->o->stop; i++) {
+        char msg[512];
+        if (model_cache_preload(w->cache, w->o->preload[i], now_ms(), msg, sizeof msg) != GS_OK)
+            fprintf(stderr, "gesso worker %s: cannot preload '%s', skipped: %s\n", w->o->name,
+                    w->o->preload[i], msg);
+    }
+}
+
 int worker_run(const worker_options *o)
 {
     job_store *store = NULL, *hb_store = NULL;
     gs_engine *eng = NULL;
-    gs_model *model = NULL;
-    char loaded[256] = "";
+    worker_state w = {.o = o};
     gs_error err = {0};
+    int code = 1;
     if (store_open_sqlite(o->db_path, &store, &err) != GS_OK ||
         store_open_sqlite(o->db_path, &hb_store, &err) != GS_OK) {
         fprintf(stderr, "gesso worker %s: %s\n", o->name, err.msg);
-        store_close(store);
-        return 1;
+        goto out;
     }
     gs_engine_options eo;
     gs_engine_options_init(&eo);
     eo.threads = o->threads;
-    if (gs_engine_create(&eo, &eng) != GS_OK) {
-        store_close(store);
-        store_close(hb_store);
-        return 1;
-    }
+    if (gs_engine_create(&eo, &eng) != GS_OK)
+        goto out;
+    model_cache_options co = {.models_dir = o->models_dir,
+                              .budget_bytes = o->ram_budget,
+                              .idle_ms = (int64_t)o->idle_unload_s * 1000,
+                              .on_change = on_cache_change,
+                              .user = &w};
+    w.store = store;
+    if (!(w.cache = model_cache_create(eng, &co)))
+        goto out;
+    report(&w);
+    preload(&w);
+    int64_t report_every = o->lease_ms / 3 > 0 ? o->lease_ms / 3 : 1;
     while (!*o->stop) {
+        model_cache_unload_idle(w.cache, now_ms());
+        if (now_ms() - w.reported_ms >= report_every)
+            report(&w);
+        const char *prefer[STORE_MAX_PREFER];
+        int n_prefer = 0;
+        while (n_prefer < model_cache_count(w.cache) && n_prefer < STORE_MAX_PREFER) {
+            prefer[n_prefer] = model_cache_name(w.cache, n_prefer);
+            n_prefer++;
+        }
         job_record job;
         int claimed = 0;
-        if (store_claim(store, o->name, loaded[0] ? loaded : NULL, now_ms(), o->lease_ms, 60000,
-                        &job, &claimed, &err) != GS_OK) {
+        if (store_claim(store, o->name, prefer, n_prefer, now_ms(), o->lease_ms, 60000, &job,
+                        &claimed, &err) != GS_OK) {
             usleep(200000);
             continue;
         }
@@ -251,12 +320,16 @@ int worker_run(const worker_options *o)
             wait_for_work(o->wake_fd);
             continue;
         }
-        run_job(store, hb_store, o, eng, &model, loaded, sizeof loaded, &job);
+        run_job(&w, hb_store, eng, &job);
         job_record_clear(&job);
     }
-    gs_model_free(model);
+    code = 0;
+out:
+    if (w.cache)
+        store_worker_remove(store, o->name, &err); /* a clean exit: no longer holds anything */
+    model_cache_free(w.cache);
     gs_engine_free(eng);
     store_close(store);
     store_close(hb_store);
-    return 0;
+    return code;
 }

@@ -1,14 +1,19 @@
 /*
- * worker - a generation worker process: claims jobs from the store, keeps the
- * last model loaded, runs gs_generate with a heartbeat (and cancel check) per
- * step, publishes previews, writes the PNGs into the data directory and
- * records the result. Asked to stop, it abandons the running job at the next
- * step and gives it back to the queue.
+ * worker - a generation worker process: claims jobs from the store (those for
+ * its loaded models first), keeps models loaded in a model_cache under a RAM
+ * budget, runs gs_generate with a heartbeat (and cancel check) per step,
+ * publishes previews, writes the PNGs into the data directory and records
+ * the result. It reports its loaded models to the store's workers table at
+ * start, after every change and every lease/3, and removes its row when it
+ * exits. Asked to stop, it abandons the running job at the next step and
+ * gives it back to the queue.
  * Runs in its own process so a crash cannot take the API down; the
  * supervisor in `gesso serve` restarts it and the store requeues its job.
  */
 #ifndef GS_WORKER_H
 #define GS_WORKER_H
+
+#include <stddef.h>
 
 typedef struct worker_options {
     const char *db_path;
@@ -17,6 +22,10 @@ typedef struct worker_options {
     const char *name; /* worker id recorded on claimed jobs */
     int lease_ms;
     int threads;
+    size_t ram_budget;          /* bytes of model weights kept loaded; 0 = no limit */
+    int idle_unload_s;          /* free models unused this long; 0 = never */
+    const char *const *preload; /* [n_preload] models loaded at start */
+    int n_preload;
     int wake_fd;        /* readable when jobs were queued (-1: poll the store) */
     volatile int *stop; /* set to stop: the running job is given back */
 } worker_options;
