@@ -173,9 +173,17 @@ static const char *status_of(json_t *j)
     return json_string_value(json_object_get(j, "status"));
 }
 
+/* Wall-clock milliseconds: waits are bounded in real time, however slow each poll is. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static json_t *wait_job(const char *id, int timeout_ms)
 {
-    for (int t = 0; t < timeout_ms; t += 50) {
+    for (int64_t end = mono_ms() + timeout_ms; mono_ms() < end;) {
         json_t *j = get_job(id);
         if (strcmp(status_of(j), "queued") != 0 && strcmp(status_of(j), "running") != 0)
             return j;
@@ -188,7 +196,7 @@ static json_t *wait_job(const char *id, int timeout_ms)
 
 static void wait_running(const char *id)
 {
-    for (int t = 0; t < 30000; t += 20) {
+    for (int64_t end = mono_ms() + 120000; mono_ms() < end;) {
         json_t *j = get_job(id);
         long step = json_integer_value(json_object_get(json_object_get(j, "progress"), "step"));
         json_decref(j);
@@ -226,10 +234,11 @@ static void events_in_order(void **state)
     fresh_data();
     start_server(NULL);
     char *slow = submit(SLOW); /* holds the worker so the watched job waits first */
+    wait_running(slow);
     char *id = submit("{\"model\":\"tiny-sd15\",\"steps\":6,\"width\":64,\"height\":64,"
                       "\"preview_every\":2}");
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "curl -sN -m 60 '%s/v1/jobs/%s/events'", base, id);
+    snprintf(cmd, sizeof cmd, "curl -sN -m 300 '%s/v1/jobs/%s/events'", base, id);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     sleep_ms(300);
@@ -315,7 +324,7 @@ static void priorities_then_arrival(void **state)
     const char *order[4] = {high, mid, low, low2};
     int64_t started[4];
     for (int i = 0; i < 4; i++) {
-        json_t *j = wait_job(order[i], 60000);
+        json_t *j = wait_job(order[i], 120000);
         assert_string_equal(status_of(j), "succeeded");
         started[i] = json_integer_value(json_object_get(j, "started_ms"));
         json_decref(j);
@@ -391,13 +400,13 @@ static void api_keys(void **state)
     json_decref(j);
     auth = "Bearer alice-key-0123456789";
     cancel(a);
-    json_decref(wait_job(a, 30000));
+    json_decref(wait_job(a, 120000));
     char *a2 = submit(QUICK); /* room again once the first ended */
-    json_decref(wait_job(a2, 30000));
+    json_decref(wait_job(a2, 120000));
     auth = NULL;
     assert_int_equal(http("GET", "/healthz", NULL, NULL), 200); /* open for health checks */
     auth = "Bearer bob-key-0123456789abc";
-    json_decref(wait_job(b, 30000));
+    json_decref(wait_job(b, 120000));
     free(a), free(a2), free(b);
     assert_int_equal(stop_server(), 0);
     auth = NULL;
@@ -426,7 +435,7 @@ static void limits_retention_and_sigterm(void **state)
                      422);
     /* retention: a finished job and its image go after 2 s */
     char *old = submit(QUICK);
-    json_decref(wait_job(old, 30000));
+    json_decref(wait_job(old, 120000));
     char png[300];
     snprintf(png, sizeof png, "%s/data/results/%s-0.png", dir, old);
     struct stat sb;
@@ -440,11 +449,11 @@ static void limits_retention_and_sigterm(void **state)
     free(body);
     assert_int_equal(stop_server(), 0);
     start_server("--retention 0"); /* restarted without retention, jobs stay */
-    json_t *j = wait_job(run, 120000);
+    json_t *j = wait_job(run, 300000);
     assert_string_equal(status_of(j), "succeeded");
     assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 1);
     json_decref(j);
-    json_decref(wait_job(q1, 30000));
+    json_decref(wait_job(q1, 120000));
     assert_int_equal(stop_server(), 0);
     start_server("--retention 2s");
     sleep_ms(3500);

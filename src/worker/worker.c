@@ -44,6 +44,7 @@ static void *heartbeat_main(void *arg)
     pthread_mutex_lock(&r->mu);
     while (!r->done) {
         job_progress jp = {r->step, r->steps, r->preview_step, r->eta_s};
+        const char *models = r->models_json;
         pthread_mutex_unlock(&r->mu);
         gs_error err = {0};
         int cancel = 0, lost = 0;
@@ -51,7 +52,7 @@ static void *heartbeat_main(void *arg)
                             &lost, &err) != GS_OK)
             cancel = lost = 0; /* a store hiccup must not end the job; the lease covers it */
         /* a long job must not make the worker look gone */
-        store_worker_report(r->hb_store, r->o->name, (int)getpid(), r->models_json, now_ms(), &err);
+        store_worker_report(r->hb_store, r->o->name, (int)getpid(), models, now_ms(), &err);
         pthread_mutex_lock(&r->mu);
         r->cancelled |= cancel;
         r->lost |= lost;
@@ -162,23 +163,28 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
         snprintf(msg, sizeof msg, "the job's parameters cannot be read");
         goto record;
     }
-    int64_t t0 = now_ms();
-    if (model_cache_acquire(w->cache, job->model, now_ms(), &model, msg, sizeof msg) != GS_OK) {
-        job_params_release(&hold);
-        goto record;
-    }
-    load_s = (double)(now_ms() - t0) / 1000.0; /* ~0 when the model was loaded already */
-    presence = models_json(w->cache);
+    /* the lease is renewed from here on: loading a large model can take
+       longer than a lease, and must not cost the job an attempt */
+    char *before = models_json(w->cache);
     run_ctx rc = {.o = o,
                   .id = job->id,
-                  .models_json = presence ? presence : "[]",
+                  .models_json = before ? before : "[]",
                   .hb_store = hb_store,
                   .eta_s = -1};
     pthread_mutex_init(&rc.mu, NULL);
     pthread_cond_init(&rc.wake, NULL);
     pthread_t hb;
     int hb_started = pthread_create(&hb, NULL, heartbeat_main, &rc) == 0;
-    gs_status st = gs_generate(eng, model, &p, on_progress, &rc, &res);
+    int64_t t0 = now_ms();
+    gs_status st = GS_ERR_IO;
+    if (model_cache_acquire(w->cache, job->model, now_ms(), &model, msg, sizeof msg) == GS_OK) {
+        load_s = (double)(now_ms() - t0) / 1000.0; /* ~0 when the model was loaded already */
+        presence = models_json(w->cache);
+        pthread_mutex_lock(&rc.mu);
+        rc.models_json = presence ? presence : "[]";
+        pthread_mutex_unlock(&rc.mu);
+        st = gs_generate(eng, model, &p, on_progress, &rc, &res);
+    }
     pthread_mutex_lock(&rc.mu);
     rc.done = 1;
     pthread_cond_signal(&rc.wake);
@@ -187,7 +193,10 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
         pthread_join(hb, NULL);
     pthread_mutex_destroy(&rc.mu);
     pthread_cond_destroy(&rc.wake);
+    free(before);
     job_params_release(&hold);
+    if (!model) /* the load failed: msg says why */
+        goto record;
     model_cache_release(w->cache, model, now_ms());
     w->reported_ms = now_ms(); /* the heartbeat thread kept the report fresh */
     if (rc.lost)
