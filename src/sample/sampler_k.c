@@ -136,9 +136,10 @@ static gs_status dpmpp_2m_run(sample_ctx *c, float *x, gs_error *err)
                 a = 1.0 + 1.0 / (2.0 * r);
                 b = 1.0 / (2.0 * r);
             }
+            /* old holds no D before the second step: never read it (0 * NaN is NaN) */
             for (size_t k = 0; k < c->n; k++) {
                 double d = (double)x[k] - s * c->eps[k];
-                x[k] = (float)(keep * x[k] + take * (a * d - b * old[k]));
+                x[k] = (float)(keep * x[k] + take * (i > 0 ? a * d - b * old[k] : d));
             }
         }
         st = sample_report(c, i + 1, x, den, err);
