@@ -174,7 +174,19 @@ typedef struct gs_params {
     const gs_image *init_image;  /* img2img when not NULL; resized to width x height */
     float strength;              /* img2img denoising strength in (0,1]; default 0.75 */
     int preview_every;           /* a preview image every k steps in the callback; 0 = none */
+    int vae_tile;                /* VAE decode in tiles of at most vae_tile x vae_tile pixels
+                                    (overlap included; a multiple of 8, >= 64), for memory that
+                                    does not grow with the image: 0 = auto (default; tiles of
+                                    GS_VAE_TILE_AUTO pixels above GS_VAE_TILE_AUTO_ABOVE pixels
+                                    of image), -1 = never. Tiles share one set of group norm
+                                    statistics estimated from a subsampled pass, so there are
+                                    no seams, but pixels differ from a whole decode (more than
+                                    bf16 does): auto tiles only where a whole decode would need
+                                    several GB of activations. */
 } gs_params;
+
+#define GS_VAE_TILE_AUTO 512
+#define GS_VAE_TILE_AUTO_ABOVE (2048 * 2048)
 
 GS_API void gs_params_init(gs_params *p);
 

@@ -136,6 +136,9 @@ static void bad_parameters_are_refused(void **state)
     static const gs_image ok = {64, 64, 3, px};
     REFUSE((p.init_image = &ok, p.strength = 0));
     REFUSE((p.init_image = &ok, p.strength = 1.5f));
+    REFUSE(p.vae_tile = -2);
+    REFUSE(p.vae_tile = 56);  /* below 64 */
+    REFUSE(p.vae_tile = 100); /* not a multiple of 8 */
 #undef REFUSE
 }
 
@@ -196,6 +199,33 @@ static void same_seed_same_image(void **state)
     gs_result_free(a);
     gs_result_free(b);
     gs_result_free(c);
+}
+
+/* gs_params.vae_tile: a tile covering the image is the whole decode exactly,
+   and the auto default leaves small images whole; a real tiling runs. */
+static void vae_tile_parameter(void **state)
+{
+    (void)state;
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "a lighthouse";
+    p.width = 128;
+    p.height = 64;
+    p.steps = 2;
+    p.seed = 5;
+    gs_result *whole = NULL, *one = NULL, *tiled = NULL;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &whole), GS_OK);
+    p.vae_tile = 128;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &one), GS_OK);
+    assert_memory_equal(gs_result_image(whole, 0)->pixels, gs_result_image(one, 0)->pixels,
+                        128 * 64 * 3);
+    p.vae_tile = 64;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &tiled), GS_OK);
+    assert_int_equal(gs_result_image(tiled, 0)->width, 128);
+    assert_int_equal(gs_result_image(tiled, 0)->height, 64);
+    gs_result_free(whole);
+    gs_result_free(one);
+    gs_result_free(tiled);
 }
 
 /* bf16 compute against the f32 reference images: the stated fidelity of the
@@ -271,6 +301,7 @@ int main(void)
         cmocka_unit_test(bad_parameters_are_refused),
         cmocka_unit_test(progress_and_cancel),
         cmocka_unit_test(same_seed_same_image),
+        cmocka_unit_test(vae_tile_parameter),
         cmocka_unit_test(bf16_fidelity),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

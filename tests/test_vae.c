@@ -1,11 +1,22 @@
 /* test_vae - VAE decode and encode against the golden tensors (NCHW goldens, NHWC engine). */
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "compute/compute.h"
 #include "model/vae.h"
+
+/* Tiled against whole decode, in image units ([-1,1] range; this random VAE's
+   whole decode has mean |x| 0.28, max 3.3). Tiles share group norm statistics
+   recorded on the head output subsampled to fit one tile: on an 8x12 latent
+   that is 2x4..4x6 latent pixels, a poor estimate, and margins are 1-2 latent
+   pixels. Measured: mean |diff| 0.32-0.52, max 4.1-7.3 for tiles 4, 5, 7, 9.
+   The bounds leave ~1.5x headroom; a misplaced or missing tile, or NaN, fails
+   them. (With exact statistics the same tiles differ by mean 0.015 at tile 9.) */
+#define TILED_MAX_DIFF 10.0
+#define TILED_MEAN_DIFF 0.75
 
 static vae *m;
 static gs_compute *cx;
@@ -94,9 +105,59 @@ static void encode_matches(void **state)
     free(rl);
 }
 
+/* Max and mean |a - b| over n values. */
+static void abs_diff(const float *a, const float *b, size_t n, double *max, double *mean)
+{
+    *max = 0;
+    *mean = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        *max = d > *max ? d : *max;
+        *mean += d;
+    }
+    *mean /= (double)n;
+}
+
+static void tiled_decode_matches_whole(void **state)
+{
+    (void)state;
+    gs_error err = {0};
+    const int h = 8, w = 12;
+    const size_t n = 64 * 96 * 3;
+    float *lat = nhwc_f32("vae.decode.latent", 1, 4, h, w);
+    float *whole = malloc(n * sizeof *whole), *tiled = malloc(n * sizeof *tiled);
+    assert_int_equal(vae_decode(m, cx, lat, 1, h, w, whole, &err), GS_OK);
+    /* a tile that covers the latent is the whole decode, bit for bit */
+    assert_int_equal(vae_decode_tiled(m, cx, lat, 1, h, w, 12, tiled, &err), GS_OK);
+    assert_memory_equal(whole, tiled, n * sizeof *whole);
+    double amax = 0, amean = 0;
+    for (size_t i = 0; i < n; i++) {
+        amax = fabs(whole[i]) > amax ? fabs(whole[i]) : amax;
+        amean += fabs(whole[i]) / (double)n;
+    }
+    printf("whole decode: max |x| %.3f, mean |x| %.3f\n", amax, amean);
+    /* tile sizes that divide neither side, one that divides both, and a strip */
+    static const int tiles[] = {5, 7, 4, 9};
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        assert_int_equal(vae_decode_tiled(m, cx, lat, 1, h, w, tiles[i], tiled, &err), GS_OK);
+        double max, mean;
+        abs_diff(whole, tiled, n, &max, &mean);
+        printf("tile %d latent px: max |diff| %.4f, mean %.5f (image units, [-1,1])\n", tiles[i],
+               max, mean);
+        assert_true(max < TILED_MAX_DIFF); /* NaN fails too */
+        assert_true(mean < TILED_MEAN_DIFF);
+    }
+    assert_int_equal(vae_decode_tiled(m, cx, lat, 1, h, w, -1, tiled, &err),
+                     GS_ERR_INVALID_ARGUMENT);
+    free(lat);
+    free(whole);
+    free(tiled);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(decode_matches),
-                                       cmocka_unit_test(encode_matches)};
+                                       cmocka_unit_test(encode_matches),
+                                       cmocka_unit_test(tiled_decode_matches_whole)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -130,3 +130,22 @@ int arg_bytes(const char *name, const char *s, size_t *out)
     *out = (size_t)v << shift;
     return 0;
 }
+
+int arg_vae_tile(const char *s, int *out)
+{
+    if (strcmp(s, "auto") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (strcmp(s, "never") == 0) {
+        *out = -1;
+        return 0;
+    }
+    if (arg_int("--vae-tile", s, 64, 4096, out) != 0)
+        return -1;
+    if (*out % 8) {
+        fprintf(stderr, "gesso: --vae-tile: %d is not a multiple of 8\n", *out);
+        return -1;
+    }
+    return 0;
+}

@@ -13,6 +13,8 @@ int arg_u64(const char *name, const char *s, uint64_t *out);
 int arg_float(const char *name, const char *s, double min, double max, float *out);
 /* "auto", "f32" or "bf16" */
 int arg_precision(const char *s, gs_precision *out);
+/* --vae-tile: "auto" (0), "never" (-1) or a size in pixels (multiple of 8, >= 64) */
+int arg_vae_tile(const char *s, int *out);
 /* "512x768" or "512" (square) */
 int arg_size(const char *name, const char *s, int *w, int *h);
 /* A byte count: plain bytes, or with a binary suffix K, M, G, T (also KB/KiB

@@ -50,13 +50,14 @@ static void usage(FILE *out)
     fprintf(out, "usage: gesso bench --model FILE [--width N] [--height N] [--steps N]\n"
                  "                   [--batch-size N] [--cfg-scale X] [--sampler NAME]\n"
                  "                   [--threads N] [--precision auto|f32|bf16] [--json]\n"
+                 "                   [--vae-tile N|auto|never]\n"
                  "Times model load, text encode, one UNet step (median after a warm-up step,\n"
                  "CFG included), VAE decode and the whole generation; reports peak RSS.\n");
 }
 
 int cmd_bench(int argc, char **argv)
 {
-    enum { OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_JSON };
+    enum { OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_JSON, OPT_VAE_TILE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
         {"width", required_argument, 0, 'W'},
@@ -68,6 +69,7 @@ int cmd_bench(int argc, char **argv)
         {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'P'},
         {"json", no_argument, 0, OPT_JSON},
+        {"vae-tile", required_argument, 0, OPT_VAE_TILE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -94,6 +96,7 @@ int cmd_bench(int argc, char **argv)
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'P': bad = arg_precision(optarg, &precision); break;
         case OPT_JSON: json = 1; break;
+        case OPT_VAE_TILE: bad = arg_vae_tile(optarg, &p.vae_tile); break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }

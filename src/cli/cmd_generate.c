@@ -49,6 +49,8 @@ static void usage(FILE *out)
             "  -b, --batch-size N        images drawn together from one seed (default 1)\n"
             "  -i, --init-image FILE     img2img: start from this PNG/JPEG/WebP image\n"
             "      --strength X          img2img denoising strength in (0,1] (default 0.75)\n"
+            "      --vae-tile N          decode in tiles of N px (multiple of 8, >= 64), auto\n"
+            "                            (default: 512 px tiles above 2048x2048), or never\n"
             "  -t, --threads N           compute threads (default: all CPUs)\n"
             "      --precision P         auto (default: bf16 on CPUs with native bf16), f32\n"
             "                            (matches the reference tools), bf16\n"
@@ -124,7 +126,15 @@ static int exit_code_for(gs_status st)
 
 int cmd_generate(int argc, char **argv)
 {
-    enum { OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_SCHEDULER, OPT_CLIP_SKIP, OPT_STRENGTH };
+    enum {
+        OPT_STEPS = 256,
+        OPT_CFG,
+        OPT_SAMPLER,
+        OPT_SCHEDULER,
+        OPT_CLIP_SKIP,
+        OPT_STRENGTH,
+        OPT_VAE_TILE
+    };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
         {"prompt", required_argument, 0, 'p'},
@@ -141,6 +151,7 @@ int cmd_generate(int argc, char **argv)
         {"batch-size", required_argument, 0, 'b'},
         {"init-image", required_argument, 0, 'i'},
         {"strength", required_argument, 0, OPT_STRENGTH},
+        {"vae-tile", required_argument, 0, OPT_VAE_TILE},
         {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'P'},
         {"quiet", no_argument, 0, 'q'},
@@ -175,6 +186,7 @@ int cmd_generate(int argc, char **argv)
         case 'b': bad = arg_int("--batch-size", optarg, 1, 64, &p.batch_size); break;
         case 'i': init_path = optarg; break;
         case OPT_STRENGTH: bad = arg_float("--strength", optarg, 0, 1, &p.strength); break;
+        case OPT_VAE_TILE: bad = arg_vae_tile(optarg, &p.vae_tile); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'P': bad = arg_precision(optarg, &precision); break;
         case 'q': quiet = 1; break;

@@ -40,6 +40,9 @@ typedef struct norm_weights {
 gs_status op_linear(gs_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,
                     gs_error *err);
 
+/* y[rows, c] = b per row (zeros when b is NULL): the start of a GEMM with beta = 1. */
+void op_bias_fill(gs_compute *cx, float *y, const float *b, long rows, int c);
+
 /* Convolution with zero padding: pad_t/pad_l before, and as much after as the
    output size oh x ow needs. x [n, h, w, cin] -> y [n, oh, ow, cout]. */
 gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h, int w,
@@ -49,9 +52,31 @@ gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int 
 gs_status op_conv2d_same(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
                          int w, float *y, gs_error *err);
 
+/* A "same" convolution of one image whose input is first put through a
+   per-channel affine map (ab [2*cin]: scale then shift, e.g. a folded group
+   norm; NULL for none) and SiLU (if silu), then nearest-upsampled by up (1 or
+   2): x [h, w, cin] -> y [up*h, up*w, cout]. The prologue runs on bands of rows
+   as the patches are gathered, so neither the normalised nor the upsampled map
+   is ever materialised; the sums are those of the unfused ops. */
+gs_status op_conv2d_pre(gs_compute *cx, const conv_weights *cw, const float *x, int h, int w,
+                        const float *ab, int silu, int up, float *y, gs_error *err);
+
 /* Group norm over [n, hw, c] with `groups` groups, optional SiLU after. In place allowed. */
 void op_group_norm(gs_compute *cx, const norm_weights *nw, const float *x, int n, long hw, int c,
                    int groups, float eps, int silu, float *y);
+
+/* Group norm in parts, for kernels that normalise on the fly or with statistics
+   taken elsewhere. stats [2*groups]: the per-group means, then the variances, of
+   one image [hw, c]. fold turns them into the per-channel scale and shift
+   ab [2*c] (scale, then shift) that op_group_norm applies: y = x*ab[k] + ab[c+k].
+   The three together give op_group_norm's numbers exactly. */
+gs_status op_group_norm_stats(gs_compute *cx, const float *x, long hw, int c, int groups,
+                              double *stats, gs_error *err);
+void op_group_norm_fold(const norm_weights *nw, const double *stats, int groups, float eps,
+                        float *ab);
+/* Applies ab (SiLU after if silu) to pixels [p0, p1) of [.., c], on the calling thread. */
+void op_scale_shift_rows(const float *x, float *y, long p0, long p1, int c, const float *ab,
+                         int silu);
 
 /* Layer norm over the last dim of [rows, c]. In place allowed. */
 void op_layer_norm(gs_compute *cx, const norm_weights *nw, const float *x, long rows, int c,

@@ -44,7 +44,7 @@ typedef struct gn_job {
     long hw;
     float eps;
     double *part;  /* [threads, c] per-thread partial sums */
-    double *gmean; /* [groups] */
+    double *gmean; /* [2 * groups]: group sums, then sums of squared deviations */
     float *a, *b;  /* [c] folded scale and shift */
 } gn_job;
 
@@ -130,13 +130,68 @@ static void reduce_groups(const double *part, int nth, int c, int groups, double
     }
 }
 
+/* Per-group mean and variance of one image, two-pass over the threads; part is
+   [(nth + 1) * c] doubles of scratch, gsum [2 * groups]. */
+static void gn_stats_with(gs_compute *cx, gn_job *j, int nth, double *stats)
+{
+    int c = j->c, groups = j->groups, cpg = c / groups;
+    double count = (double)j->hw * cpg;
+    double *gsum = j->gmean;
+    threadpool_run(cx->tp, gn_sums, j);
+    reduce_groups(j->part, nth, c, groups, gsum);
+    double *mean_c = j->part + (size_t)nth * c;
+    for (int k = 0; k < c; k++)
+        mean_c[k] = gsum[k / cpg] / count;
+    threadpool_run(cx->tp, gn_vars, j);
+    reduce_groups(j->part, nth, c, groups, gsum + groups);
+    for (int g = 0; g < groups; g++) {
+        stats[g] = gsum[g] / count;
+        stats[groups + g] = gsum[groups + g] / count;
+    }
+}
+
+void op_group_norm_fold(const norm_weights *nw, const double *stats, int groups, float eps,
+                        float *ab)
+{
+    int c = nw->c, cpg = c / groups;
+    for (int k = 0; k < c; k++) {
+        int g = k / cpg;
+        double inv = 1.0 / sqrt(stats[groups + g] + eps);
+        ab[k] = (float)(nw->g[k] * inv);
+        ab[c + k] = (float)(nw->b[k] - stats[g] * nw->g[k] * inv);
+    }
+}
+
+gs_status op_group_norm_stats(gs_compute *cx, const float *x, long hw, int c, int groups,
+                              double *stats, gs_error *err)
+{
+    int nth = threadpool_size(cx->tp);
+    arena_mark m = arena_get_mark(&cx->scratch);
+    double *part = arena_alloc(&cx->scratch, (size_t)(nth + 1) * c * sizeof *part);
+    double *gsum = arena_alloc(&cx->scratch, (size_t)2 * groups * sizeof *gsum);
+    if (!part || !gsum) {
+        arena_release(&cx->scratch, m);
+        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a group norm");
+    }
+    gn_job j = {.x = x, .c = c, .groups = groups, .hw = hw, .part = part, .gmean = gsum};
+    gn_stats_with(cx, &j, nth, stats);
+    arena_release(&cx->scratch, m);
+    return GS_OK;
+}
+
+void op_scale_shift_rows(const float *x, float *y, long p0, long p1, int c, const float *ab,
+                         int silu)
+{
+    gn_apply_pass(x, y, p0, p1, c, ab, ab + c, silu);
+}
+
 void op_group_norm(gs_compute *cx, const norm_weights *nw, const float *x, int n, long hw, int c,
                    int groups, float eps, int silu, float *y)
 {
     int nth = threadpool_size(cx->tp);
     arena_mark m = arena_get_mark(&cx->scratch);
     double *part = arena_alloc(&cx->scratch, (size_t)(nth + 1) * c * sizeof *part);
-    double *gsum = arena_alloc(&cx->scratch, (size_t)2 * groups * sizeof *gsum);
+    double *gsum = arena_alloc(&cx->scratch, (size_t)4 * groups * sizeof *gsum);
     float *a = arena_floats(&cx->scratch, (size_t)2 * c);
     if (!part || !gsum || !a) {
         /* no scratch left: the serial path needs none */
@@ -146,8 +201,7 @@ void op_group_norm(gs_compute *cx, const norm_weights *nw, const float *x, int n
                               eps, silu);
         return;
     }
-    int cpg = c / groups;
-    double count = (double)hw * cpg;
+    double *stats = gsum + 2 * groups;
     for (int img = 0; img < n; img++) {
         gn_job j = {nw,
                     x + (size_t)img * hw * c,
@@ -161,19 +215,8 @@ void op_group_norm(gs_compute *cx, const norm_weights *nw, const float *x, int n
                     gsum,
                     a,
                     a + c};
-        threadpool_run(cx->tp, gn_sums, &j);
-        reduce_groups(part, nth, c, groups, gsum);
-        double *mean_c = part + (size_t)nth * c;
-        for (int k = 0; k < c; k++)
-            mean_c[k] = gsum[k / cpg] / count;
-        threadpool_run(cx->tp, gn_vars, &j);
-        reduce_groups(part, nth, c, groups, gsum + groups);
-        for (int k = 0; k < c; k++) {
-            int g = k / cpg;
-            double inv = 1.0 / sqrt(gsum[groups + g] / count + eps);
-            a[k] = (float)(nw->g[k] * inv);
-            a[c + k] = (float)(nw->b[k] - mean_c[k] * nw->g[k] * inv);
-        }
+        gn_stats_with(cx, &j, nth, stats);
+        op_group_norm_fold(nw, stats, groups, eps, a);
         threadpool_run(cx->tp, gn_apply, &j);
     }
     arena_release(&cx->scratch, m);

@@ -1,9 +1,10 @@
 /*
  * vae - AutoencoderKL forward passes.
  *
- * Blocks write into caller-provided outputs and take their temporaries from
- * the scratch arena in stack order, so a whole decode needs two feature maps of
- * the largest size plus one block's temporaries.
+ * Loading, the blocks both sides share, and the encoder; the decoder is in
+ * vae_decode.c. Blocks write into caller-provided outputs and take their
+ * temporaries from the scratch arena in stack order, so a whole encode needs
+ * two feature maps of the largest size plus one block's temporaries.
  */
 #include "model/vae.h"
 
@@ -12,47 +13,8 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "model/vae_internal.h"
 #include "model/weights.h"
-
-#define VAE_GROUPS 32
-#define VAE_EPS 1e-6f
-#define VAE_MAX_LEVELS 8
-#define VAE_MAX_BLOCKS 4
-
-typedef struct vae_res {
-    norm_weights n1, n2;
-    conv_weights c1, c2, skip;
-    int cin, cout, has_skip;
-} vae_res;
-
-typedef struct vae_attn {
-    norm_weights norm;
-    conv_weights q, k, v, proj;
-    int c;
-} vae_attn;
-
-typedef struct vae_level {
-    vae_res block[VAE_MAX_BLOCKS];
-    int n_blocks;
-    conv_weights resample; /* downsample (encoder) / upsample (decoder) conv */
-    int has_resample;
-} vae_level;
-
-typedef struct vae_coder {
-    conv_weights conv_in, conv_out;
-    vae_res mid1, mid2;
-    vae_attn attn;
-    norm_weights norm_out;
-    vae_level level[VAE_MAX_LEVELS];
-    int levels;
-} vae_coder;
-
-struct vae {
-    weight_store store;
-    int z, levels;
-    vae_coder enc, dec;
-    conv_weights quant, post_quant;
-};
 
 /* ---- loading ---- */
 
@@ -193,8 +155,8 @@ void vae_free(vae *m)
 
 /* ---- blocks ---- */
 
-static gs_status res_forward(gs_compute *cx, const vae_res *r, const float *x, int n, int h, int w,
-                             float *out, gs_error *err)
+gs_status vae_res_forward(gs_compute *cx, const vae_res *r, const float *x, int n, int h, int w,
+                          float *out, gs_error *err)
 {
     arena_mark mk = arena_get_mark(&cx->scratch);
     long px = (long)n * h * w;
@@ -254,86 +216,24 @@ out:
     return st;
 }
 
-static gs_status mid_forward(gs_compute *cx, const vae_coder *c, float **cur, float **alt, int n,
-                             int h, int w, gs_error *err)
+gs_status vae_mid_forward(gs_compute *cx, const vae_coder *c, float **cur, float **alt, int n,
+                          int h, int w, gs_error *err)
 {
     gs_status st;
-    if ((st = res_forward(cx, &c->mid1, *cur, n, h, w, *alt, err)) != GS_OK)
+    if ((st = vae_res_forward(cx, &c->mid1, *cur, n, h, w, *alt, err)) != GS_OK)
         return st;
     if ((st = attn_forward(cx, &c->attn, *alt, n, h, w, *alt, err)) != GS_OK)
         return st;
-    if ((st = res_forward(cx, &c->mid2, *alt, n, h, w, *cur, err)) != GS_OK)
+    if ((st = vae_res_forward(cx, &c->mid2, *alt, n, h, w, *cur, err)) != GS_OK)
         return st;
     return GS_OK;
 }
 
-static void swap(float **a, float **b)
+void vae_swap(float **a, float **b)
 {
     float *t = *a;
     *a = *b;
     *b = t;
-}
-
-/* ---- decode ---- */
-
-static size_t max_decoder_floats(const vae *m, int n, int h, int w)
-{
-    size_t best = (size_t)n * h * w * m->dec.mid1.cout;
-    int hh = h, ww = w;
-    for (int i = m->levels - 1; i >= 0; i--) {
-        const vae_level *L = &m->dec.level[i];
-        for (int b = 0; b < L->n_blocks; b++) {
-            int c = L->block[b].cin > L->block[b].cout ? L->block[b].cin : L->block[b].cout;
-            size_t s = (size_t)n * hh * ww * c;
-            best = s > best ? s : best;
-        }
-        if (L->has_resample) {
-            hh *= 2;
-            ww *= 2;
-            size_t s = (size_t)n * hh * ww * L->block[L->n_blocks - 1].cout;
-            best = s > best ? s : best;
-        }
-    }
-    return best;
-}
-
-gs_status vae_decode(vae *m, gs_compute *cx, const float *latent, int n, int h, int w, float *image,
-                     gs_error *err)
-{
-    if (n < 1 || h < 1 || w < 1 || (long)h * w > (1L << 20))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "VAE decode: bad latent size %dx%d", w, h);
-    gs_status st = compute_begin(cx, err);
-    if (st != GS_OK)
-        return st;
-    size_t big = max_decoder_floats(m, n, h, w);
-    float *cur = arena_floats(&cx->scratch, big), *alt = arena_floats(&cx->scratch, big);
-    float *z = arena_floats(&cx->scratch, (size_t)n * h * w * m->z);
-    if (!cur || !alt || !z)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
-    const vae_coder *d = &m->dec;
-    if ((st = op_conv2d_same(cx, &m->post_quant, latent, n, h, w, z, err)) != GS_OK ||
-        (st = op_conv2d_same(cx, &d->conv_in, z, n, h, w, cur, err)) != GS_OK ||
-        (st = mid_forward(cx, d, &cur, &alt, n, h, w, err)) != GS_OK)
-        return st;
-    for (int i = m->levels - 1; i >= 0; i--) {
-        const vae_level *L = &d->level[i];
-        for (int b = 0; b < L->n_blocks; b++) {
-            if ((st = res_forward(cx, &L->block[b], cur, n, h, w, alt, err)) != GS_OK)
-                return st;
-            swap(&cur, &alt);
-        }
-        if (L->has_resample) {
-            int c = L->block[L->n_blocks - 1].cout;
-            op_resize_nearest(cx, cur, n, h, w, c, 2 * h, 2 * w, alt);
-            h *= 2;
-            w *= 2;
-            if ((st = op_conv2d_same(cx, &L->resample, alt, n, h, w, cur, err)) != GS_OK)
-                return st;
-        }
-    }
-    op_group_norm(cx, &d->norm_out, cur, n, (long)h * w, d->norm_out.c, VAE_GROUPS, VAE_EPS, 1,
-                  alt);
-    return op_conv2d_same(cx, &d->conv_out, alt, n, h, w, image, err);
 }
 
 /* ---- encode ---- */
@@ -364,9 +264,9 @@ gs_status vae_encode(vae *m, gs_compute *cx, const float *image, int n, int H, i
     for (int i = 0; i < m->levels; i++) {
         const vae_level *L = &e->level[i];
         for (int b = 0; b < L->n_blocks; b++) {
-            if ((st = res_forward(cx, &L->block[b], cur, n, h, w, alt, err)) != GS_OK)
+            if ((st = vae_res_forward(cx, &L->block[b], cur, n, h, w, alt, err)) != GS_OK)
                 return st;
-            swap(&cur, &alt);
+            vae_swap(&cur, &alt);
         }
         if (L->has_resample) {
             /* LDM pads right and bottom by one, then a stride-2 3x3 conv */
@@ -376,10 +276,10 @@ gs_status vae_encode(vae *m, gs_compute *cx, const float *image, int n, int H, i
                 return st;
             h = oh;
             w = ow;
-            swap(&cur, &alt);
+            vae_swap(&cur, &alt);
         }
     }
-    if ((st = mid_forward(cx, e, &cur, &alt, n, h, w, err)) != GS_OK)
+    if ((st = vae_mid_forward(cx, e, &cur, &alt, n, h, w, err)) != GS_OK)
         return st;
     op_group_norm(cx, &e->norm_out, cur, n, (long)h * w, e->norm_out.c, VAE_GROUPS, VAE_EPS, 1,
                   alt);

@@ -56,6 +56,10 @@ static gs_status validate(const gs_model *m, const gs_params *p, gs_error *err)
         return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "clip skip %d is outside 1..%d (the text encoder's layers)", p->clip_skip,
                        clip_text_layers(m->text));
+    if (p->vae_tile < -1 || (p->vae_tile > 0 && (p->vae_tile < 64 || p->vae_tile % 8)))
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+                       "vae tile %d: use -1 (never), 0 (auto) or a multiple of 8 of at least 64",
+                       p->vae_tile);
     if (p->preview_every < 0)
         return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "preview_every must be >= 0");
     if ((p->prompt && strlen(p->prompt) > MAX_PROMPT_BYTES) ||
@@ -261,6 +265,16 @@ out:
 
 /* ---- decode and package ---- */
 
+/* The decode tile in latent pixels, 0 for a whole decode. */
+static int vae_tile_latent(const gs_params *p)
+{
+    if (p->vae_tile > 0)
+        return p->vae_tile / 8;
+    if (p->vae_tile == 0 && (long)p->width * p->height > GS_VAE_TILE_AUTO_ABOVE)
+        return GS_VAE_TILE_AUTO / 8;
+    return 0;
+}
+
 static gs_status decode_images(gen_ctx *g, const float *latent_nchw, gs_result *res, gs_error *err)
 {
     int B = g->batch, W = g->p->width, H = g->p->height;
@@ -277,7 +291,8 @@ static gs_status decode_images(gen_ctx *g, const float *latent_nchw, gs_result *
         nchw_to_nhwc(latent_nchw + b * item, lat, 1, g->ch, g->lh, g->lw);
         for (size_t i = 0; i < item; i++)
             lat[i] /= g->m->latent_scale;
-        st = vae_decode(g->m->vae, g->eng->cx, lat, 1, g->lh, g->lw, img, err);
+        st = vae_decode_tiled(g->m->vae, g->eng->cx, lat, 1, g->lh, g->lw, vae_tile_latent(g->p),
+                              img, err);
         if (st != GS_OK)
             goto out;
         gs_image *dst = &res->images[b];

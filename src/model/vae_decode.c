@@ -1,0 +1,348 @@
+/*
+ * vae_decode - the decoder, whole or in tiles, with bounded feature maps.
+ *
+ * The decoder is split in a head at latent resolution (post-quant conv,
+ * conv_in, middle block with its attention, the first level's blocks) and a
+ * tail (the upsampling levels, norm_out, conv_out). The head always runs on
+ * the whole latent. The tail's convolutions fold each group norm (+SiLU)
+ * and each nearest upsampling into their patch gather (op_conv2d_pre), so a
+ * residual block holds only its input, its output and one temporary.
+ *
+ * Tiled decode: the tail runs on overlapping tiles of the head's output; each
+ * tile keeps the core of its output and drops a margin of VAE_TILE_MARGIN
+ * latent pixels on inner sides, where its zero padding differs from the
+ * neighbours' real pixels. Group norm statistics must not be per tile (that
+ * shows as seams and a colour shift between tiles): they are recorded once by
+ * a statistics pass of the tail over the head output subsampled to fit one
+ * tile, and every tile reuses them. The tail's memory depends on the tile
+ * size, not on the image.
+ */
+#include <string.h>
+
+#include "model/vae_internal.h"
+
+#define VAE_TILE_MARGIN 8 /* latent pixels of overlap on each inner side of a tile */
+
+/* ---- where group norm statistics come from ---- */
+
+enum { NORM_MEASURE, NORM_RECORD, NORM_REPLAY };
+
+typedef struct norm_plan {
+    int mode;
+    double *stats; /* [n_max][2 * VAE_GROUPS] per norm in tail order (RECORD, REPLAY) */
+    int n, n_max;
+} norm_plan;
+
+/* The folded scale and shift ab [2*c] of norm nw over x [hw, c]. */
+static gs_status norm_coeffs(gs_compute *cx, norm_plan *p, const norm_weights *nw, const float *x,
+                             long hw, float *ab, gs_error *err)
+{
+    double own[2 * VAE_GROUPS], *stats = own;
+    if (p->mode != NORM_MEASURE) {
+        if (p->n >= p->n_max)
+            return gs_fail(err, GS_ERR_INTERNAL, "VAE decoder: more group norms than planned");
+        stats = p->stats + (size_t)p->n++ * 2 * VAE_GROUPS;
+    }
+    if (p->mode != NORM_REPLAY) {
+        gs_status st = op_group_norm_stats(cx, x, hw, nw->c, VAE_GROUPS, stats, err);
+        if (st != GS_OK)
+            return st;
+    }
+    op_group_norm_fold(nw, stats, VAE_GROUPS, VAE_EPS, ab);
+    return GS_OK;
+}
+
+/* ---- blocks ---- */
+
+/* x [h, w, cin] -> out [h, w, cout], with t [h, w, cout] as the temporary:
+   the same operations as vae_res_forward, with both norms folded into the
+   convolutions that follow them. */
+static gs_status res_lean(gs_compute *cx, norm_plan *p, const vae_res *r, const float *x, int h,
+                          int w, float *out, float *t, gs_error *err)
+{
+    long hw = (long)h * w;
+    int cmax = r->cin > r->cout ? r->cin : r->cout;
+    arena_mark mk = arena_get_mark(&cx->scratch);
+    float *ab = arena_floats(&cx->scratch, (size_t)2 * cmax);
+    gs_status st = ab ? GS_OK : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
+    if (st == GS_OK)
+        st = norm_coeffs(cx, p, &r->n1, x, hw, ab, err);
+    if (st == GS_OK)
+        st = op_conv2d_pre(cx, &r->c1, x, h, w, ab, 1, 1, out, err);
+    if (st == GS_OK)
+        st = norm_coeffs(cx, p, &r->n2, out, hw, ab, err);
+    if (st == GS_OK)
+        st = op_conv2d_pre(cx, &r->c2, out, h, w, ab, 1, 1, t, err);
+    if (st == GS_OK && r->has_skip)
+        st = op_conv2d_same(cx, &r->skip, x, 1, h, w, out, err);
+    else if (st == GS_OK)
+        memcpy(out, x, (size_t)hw * r->cout * sizeof *out);
+    if (st == GS_OK)
+        op_add(cx, out, t, hw * r->cout);
+    arena_release(&cx->scratch, mk);
+    return st;
+}
+
+/* ---- the tail: upsampling levels to pixels ---- */
+
+/* Feature-map sizes (floats) the tail needs from an input of h x w latent
+   pixels: the two ping-pong maps and the residual temporary. */
+static void tail_sizes(const vae *m, int h, int w, size_t size[3])
+{
+    const vae_coder *d = &m->dec;
+    size[0] = size[1] = size[2] = 0;
+    int in_a = 0; /* the tail's input is outside both maps; its first output goes to map 0 */
+    for (int i = m->levels - 1; i >= 0; i--) {
+        const vae_level *L = &d->level[i];
+        if (i < m->levels - 1) {
+            for (int b = 0; b < L->n_blocks; b++) {
+                size_t s = (size_t)h * w * L->block[b].cout;
+                size[in_a ? 1 : 0] = s > size[in_a ? 1 : 0] ? s : size[in_a ? 1 : 0];
+                size[2] = s > size[2] ? s : size[2];
+                in_a = !in_a;
+            }
+        }
+        if (L->has_resample) {
+            h *= 2;
+            w *= 2;
+            size_t s = (size_t)h * w * L->block[L->n_blocks - 1].cout;
+            size[in_a ? 1 : 0] = s > size[in_a ? 1 : 0] ? s : size[in_a ? 1 : 0];
+            in_a = !in_a;
+        }
+    }
+}
+
+/* Group norms the tail runs (for sizing a recorded plan). */
+static int tail_norms(const vae *m)
+{
+    int n = 1; /* norm_out */
+    for (int i = m->levels - 2; i >= 0; i--)
+        n += 2 * m->dec.level[i].n_blocks;
+    return n;
+}
+
+/* x [h, w, c] (the head's output) -> image [8h, 8w, 3]. x is not modified. */
+static gs_status tail_forward(const vae *m, gs_compute *cx, norm_plan *p, const float *x, int h,
+                              int w, float *image, gs_error *err)
+{
+    const vae_coder *d = &m->dec;
+    size_t size[3];
+    tail_sizes(m, h, w, size);
+    arena_mark mk = arena_get_mark(&cx->scratch);
+    float *map[2] = {arena_floats(&cx->scratch, size[0]), arena_floats(&cx->scratch, size[1])};
+    float *t = arena_floats(&cx->scratch, size[2]);
+    float *ab = arena_floats(&cx->scratch, (size_t)2 * d->norm_out.c);
+    gs_status st = GS_OK;
+    if (!map[0] || !map[1] || !t || !ab) {
+        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
+        goto out;
+    }
+    const float *cur = x;
+    int next = 0;
+    for (int i = m->levels - 1; i >= 0 && st == GS_OK; i--) {
+        const vae_level *L = &d->level[i];
+        for (int b = 0; b < L->n_blocks && st == GS_OK && i < m->levels - 1; b++) {
+            st = res_lean(cx, p, &L->block[b], cur, h, w, map[next], t, err);
+            cur = map[next];
+            next = !next;
+        }
+        if (st == GS_OK && L->has_resample) {
+            st = op_conv2d_pre(cx, &L->resample, cur, h, w, NULL, 0, 2, map[next], err);
+            h *= 2;
+            w *= 2;
+            cur = map[next];
+            next = !next;
+        }
+    }
+    if (st == GS_OK)
+        st = norm_coeffs(cx, p, &d->norm_out, cur, (long)h * w, ab, err);
+    if (st == GS_OK)
+        st = op_conv2d_pre(cx, &d->conv_out, cur, h, w, ab, 1, 1, image, err);
+out:
+    arena_release(&cx->scratch, mk);
+    return st;
+}
+
+/* ---- the head: latent resolution, always whole ---- */
+
+/* latent [h, w, z] -> *out [h, w, c], a new arena buffer the caller releases. */
+static gs_status head_forward(const vae *m, gs_compute *cx, const float *latent, int h, int w,
+                              float **out, int *c_out, gs_error *err)
+{
+    const vae_coder *d = &m->dec;
+    const vae_level *top = &d->level[m->levels - 1];
+    int c = d->mid1.cin > d->mid1.cout ? d->mid1.cin : d->mid1.cout;
+    for (int b = 0; b < top->n_blocks; b++)
+        c = top->block[b].cout > c ? top->block[b].cout : c;
+    size_t px = (size_t)h * w;
+    /* keep first: it outlives the others and holds the result */
+    float *keep = arena_floats(&cx->scratch, px * c), *cur = keep;
+    arena_mark mk = arena_get_mark(&cx->scratch);
+    float *alt = arena_floats(&cx->scratch, px * c), *t = arena_floats(&cx->scratch, px * c);
+    float *z = arena_floats(&cx->scratch, px * m->z);
+    if (!keep || !alt || !t || !z)
+        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
+    norm_plan whole = {NORM_MEASURE, NULL, 0, 0};
+    gs_status st;
+    if ((st = op_conv2d_same(cx, &m->post_quant, latent, 1, h, w, z, err)) != GS_OK ||
+        (st = op_conv2d_same(cx, &d->conv_in, z, 1, h, w, cur, err)) != GS_OK ||
+        (st = vae_mid_forward(cx, d, &cur, &alt, 1, h, w, err)) != GS_OK)
+        return st;
+    for (int b = 0; b < top->n_blocks; b++) {
+        if ((st = res_lean(cx, &whole, &top->block[b], cur, h, w, alt, t, err)) != GS_OK)
+            return st;
+        vae_swap(&cur, &alt);
+    }
+    *out = keep;
+    if (cur != keep) /* the result sits in a buffer about to be released */
+        memcpy(keep, cur, px * top->block[top->n_blocks - 1].cout * sizeof *keep);
+    arena_release(&cx->scratch, mk);
+    *c_out = top->block[top->n_blocks - 1].cout;
+    return GS_OK;
+}
+
+/* ---- tiles ---- */
+
+/* The tile split of one axis of len latent pixels into n tiles of at most tile:
+   cores [core(i), core(i+1)) of near-equal size, decoded with margin more on
+   each inner side. */
+typedef struct tile_axis {
+    int len, n, margin;
+} tile_axis;
+
+static tile_axis tile_axis_plan(int len, int tile)
+{
+    tile_axis a = {len, 1, 0};
+    if (tile >= len)
+        return a;
+    /* small tiles keep half their size as core, or they would be all margin */
+    a.margin = tile / 4 < VAE_TILE_MARGIN ? tile / 4 : VAE_TILE_MARGIN;
+    int core = tile - 2 * a.margin;
+    a.n = (len + core - 1) / core;
+    return a;
+}
+
+static int tile_core(const tile_axis *a, int i)
+{
+    return (int)((long)i * a->len / a->n);
+}
+
+/* The decoded range [*r0, *r1) of tile i. */
+static void tile_range(const tile_axis *a, int i, int *r0, int *r1)
+{
+    *r0 = tile_core(a, i) - a->margin;
+    *r1 = tile_core(a, i + 1) + a->margin;
+    *r0 = *r0 < 0 ? 0 : *r0;
+    *r1 = *r1 > a->len ? a->len : *r1;
+}
+
+/* Rows [y0, y1) x columns [x0, x1) of src [.., sw, c] into dst [.., dw, c]. */
+static void copy_rect(const float *src, int sw, int sy, int sx, float *dst, int dw, int dy, int dx,
+                      int rows, int cols, int c)
+{
+    for (int y = 0; y < rows; y++)
+        memcpy(dst + ((size_t)(dy + y) * dw + dx) * c, src + ((size_t)(sy + y) * sw + sx) * c,
+               (size_t)cols * c * sizeof *dst);
+}
+
+/* Records the tail's group norm statistics on x [h, w, c] subsampled by f
+   (nearest, centred) so that the pass fits in one tile. */
+static gs_status record_stats(const vae *m, gs_compute *cx, norm_plan *p, const float *x, int h,
+                              int w, int c, int f, gs_error *err)
+{
+    int sh = h / f > 0 ? h / f : 1, sw = w / f > 0 ? w / f : 1, up = 1 << (m->levels - 1);
+    arena_mark mk = arena_get_mark(&cx->scratch);
+    float *small = arena_floats(&cx->scratch, (size_t)sh * sw * c);
+    float *img = arena_floats(&cx->scratch, (size_t)sh * sw * up * up * 3);
+    if (!small || !img)
+        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
+    for (int y = 0; y < sh; y++)
+        for (int xx = 0; xx < sw; xx++) {
+            int yy = y * f + f / 2 < h ? y * f + f / 2 : h - 1;
+            int xs = xx * f + f / 2 < w ? xx * f + f / 2 : w - 1;
+            memcpy(small + ((size_t)y * sw + xx) * c, x + ((size_t)yy * w + xs) * c,
+                   (size_t)c * sizeof *small);
+        }
+    p->mode = NORM_RECORD;
+    p->n = 0;
+    gs_status st = tail_forward(m, cx, p, small, sh, sw, img, err);
+    arena_release(&cx->scratch, mk);
+    return st;
+}
+
+/* The tail over tiles of x [h, w, c] into image [up*h, up*w, 3]. */
+static gs_status tail_tiled(const vae *m, gs_compute *cx, const float *x, int h, int w, int c,
+                            int tile, float *image, gs_error *err)
+{
+    tile_axis ay = tile_axis_plan(h, tile), ax = tile_axis_plan(w, tile);
+    int up = 1 << (m->levels - 1);
+    /* the statistics pass runs on the head output subsampled to fit one tile */
+    int side = h > w ? h : w, f = (side + tile - 1) / tile;
+    arena_mark mk = arena_get_mark(&cx->scratch);
+    norm_plan p = {NORM_RECORD, NULL, 0, tail_norms(m)};
+    p.stats = arena_alloc(&cx->scratch, (size_t)p.n_max * 2 * VAE_GROUPS * sizeof *p.stats);
+    float *in = arena_floats(&cx->scratch, (size_t)tile * tile * c);
+    float *out = arena_floats(&cx->scratch, (size_t)tile * tile * up * up * 3);
+    gs_status st = GS_OK;
+    if (!p.stats || !in || !out) {
+        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
+        goto out;
+    }
+    if ((st = record_stats(m, cx, &p, x, h, w, c, f, err)) != GS_OK)
+        goto out;
+    for (int ty = 0; ty < ay.n && st == GS_OK; ty++)
+        for (int tx = 0; tx < ax.n && st == GS_OK; tx++) {
+            int y0, y1, x0, x1;
+            tile_range(&ay, ty, &y0, &y1);
+            tile_range(&ax, tx, &x0, &x1);
+            int th = y1 - y0, tw = x1 - x0;
+            copy_rect(x, w, y0, x0, in, tw, 0, 0, th, tw, c);
+            p.mode = NORM_REPLAY;
+            p.n = 0;
+            if ((st = tail_forward(m, cx, &p, in, th, tw, out, err)) != GS_OK)
+                break;
+            int cy0 = tile_core(&ay, ty), cy1 = tile_core(&ay, ty + 1);
+            int cx0 = tile_core(&ax, tx), cx1 = tile_core(&ax, tx + 1);
+            copy_rect(out, tw * up, (cy0 - y0) * up, (cx0 - x0) * up, image, w * up, cy0 * up,
+                      cx0 * up, (cy1 - cy0) * up, (cx1 - cx0) * up, 3);
+        }
+out:
+    arena_release(&cx->scratch, mk);
+    return st;
+}
+
+/* ---- entry ---- */
+
+gs_status vae_decode_tiled(vae *m, gs_compute *cx, const float *latent, int n, int h, int w,
+                           int tile, float *image, gs_error *err)
+{
+    if (n < 1 || h < 1 || w < 1 || (long)h * w > (1L << 20))
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "VAE decode: bad latent size %dx%d", w, h);
+    if (tile < 0)
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "VAE decode: bad tile size %d", tile);
+    gs_status st = compute_begin(cx, err);
+    if (st != GS_OK)
+        return st;
+    int up = 1 << (m->levels - 1);
+    size_t lat = (size_t)h * w * m->z, pix = (size_t)h * w * up * up * 3;
+    for (int i = 0; i < n && st == GS_OK; i++) {
+        arena_mark mk = arena_get_mark(&cx->scratch);
+        float *x = NULL;
+        int c = 0;
+        st = head_forward(m, cx, latent + i * lat, h, w, &x, &c, err);
+        if (st == GS_OK && (tile == 0 || (tile >= h && tile >= w))) {
+            norm_plan whole = {NORM_MEASURE, NULL, 0, 0};
+            st = tail_forward(m, cx, &whole, x, h, w, image + i * pix, err);
+        } else if (st == GS_OK) {
+            st = tail_tiled(m, cx, x, h, w, c, tile, image + i * pix, err);
+        }
+        arena_release(&cx->scratch, mk);
+    }
+    return st;
+}
+
+gs_status vae_decode(vae *m, gs_compute *cx, const float *latent, int n, int h, int w, float *image,
+                     gs_error *err)
+{
+    return vae_decode_tiled(m, cx, latent, n, h, w, 0, image, err);
+}
