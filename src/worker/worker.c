@@ -36,6 +36,7 @@ typedef struct run_ctx {
     int preview_step;
     double eta_s;
     int cancelled, lost, stopped;
+    int64_t reported_ms; /* last presence report from this thread */
 } run_ctx;
 
 static void *heartbeat_main(void *arg)
@@ -45,6 +46,10 @@ static void *heartbeat_main(void *arg)
     while (!r->done) {
         job_progress jp = {r->step, r->steps, r->preview_step, r->eta_s};
         const char *models = r->models_json;
+        int64_t t = now_ms();
+        int report = t - r->reported_ms >= r->o->lease_ms / 3; /* not on every fast step */
+        if (report)
+            r->reported_ms = t;
         pthread_mutex_unlock(&r->mu);
         gs_error err = {0};
         int cancel = 0, lost = 0;
@@ -52,7 +57,8 @@ static void *heartbeat_main(void *arg)
                             &lost, &err) != GS_OK)
             cancel = lost = 0; /* a store hiccup must not end the job; the lease covers it */
         /* a long job must not make the worker look gone */
-        store_worker_report(r->hb_store, r->o->name, (int)getpid(), models, now_ms(), &err);
+        if (report)
+            store_worker_report(r->hb_store, r->o->name, (int)getpid(), models, t, &err);
         pthread_mutex_lock(&r->mu);
         r->cancelled |= cancel;
         r->lost |= lost;
@@ -182,6 +188,7 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
         presence = models_json(w->cache);
         pthread_mutex_lock(&rc.mu);
         rc.models_json = presence ? presence : "[]";
+        rc.reported_ms = 0; /* a new model: report it at the next beat */
         pthread_mutex_unlock(&rc.mu);
         st = gs_generate(eng, model, &p, on_progress, &rc, &res);
     }
@@ -198,7 +205,9 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     if (!model) /* the load failed: msg says why */
         goto record;
     model_cache_release(w->cache, model, now_ms());
-    w->reported_ms = now_ms(); /* the heartbeat thread kept the report fresh */
+    /* the heartbeat thread kept the report fresh, unless the model list
+       changed after its last beat */
+    w->reported_ms = rc.reported_ms ? now_ms() : 0;
     if (rc.lost)
         goto out; /* the job was requeued or ended elsewhere: nothing to record */
     if (st == GS_ERR_CANCELLED && rc.stopped && !rc.cancelled) {
