@@ -239,6 +239,9 @@ static void hostile_requests(void **state)
         {"{\"model\":\"tiny-sd15\",\"init_image\":\"aGVsbG8gd29ybGQ=\"}", 422},
         {"{\"model\":\"tiny-sd15\",\"prompt\":[\"a\"]}", 400},
         {"{\"model\":\"tiny-sd15\",\"priority\":1e9}", 400},
+        {"{\"model\":\"tiny-sd15\",\"vae_tile\":60}", 422},
+        {"{\"model\":\"tiny-sd15\",\"vae_tile\":100}", 422},
+        {"{\"model\":\"tiny-sd15\",\"vae_tile\":-2}", 422},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *body = NULL;

@@ -433,6 +433,13 @@ static void limits_retention_and_sigterm(void **state)
     assert_int_equal(http("POST", "/v1/jobs", "{\"model\":\"tiny-sd15\",\"steps\":41}", NULL), 422);
     assert_int_equal(http("POST", "/v1/jobs", "{\"model\":\"tiny-sd15\",\"width\":136}", NULL),
                      422);
+    /* a job asking for a tiled VAE decode runs (64 px tiles of a 128 px image) */
+    char *tiled = submit(
+        "{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":128,\"height\":128,\"vae_tile\":64}");
+    json_t *tj = wait_job(tiled, 120000);
+    assert_string_equal(status_of(tj), "succeeded");
+    json_decref(tj);
+    free(tiled);
     /* retention: a finished job and its image go after 2 s */
     char *old = submit(QUICK);
     json_decref(wait_job(old, 120000));

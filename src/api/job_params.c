@@ -154,7 +154,7 @@ int job_params_validate(const char *body, size_t len, const job_limits *lim, con
     static const char *const known[] = {
         "model",      "prompt",   "negative_prompt", "width",         "height",     "steps",
         "cfg_scale",  "sampler",  "scheduler",       "seed",          "batch_size", "clip_skip",
-        "init_image", "strength", "priority",        "preview_every", NULL};
+        "init_image", "strength", "priority",        "preview_every", "vae_tile",   NULL};
     *normalized = NULL;
     json_error_t jerr;
     json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -177,7 +177,8 @@ int job_params_validate(const char *body, size_t len, const job_limits *lim, con
     }
     const char *mname = NULL, *prompt = "", *neg = "", *sampler = "euler_a", *sched = "default",
                *init = NULL;
-    long width = 512, height = 512, steps = 20, batch = 1, clip_skip = 1, prio = 0, preview = 0;
+    long width = 512, height = 512, steps = 20, batch = 1, clip_skip = 1, prio = 0, preview = 0,
+         vae_tile = 0;
     double cfg = 7.0, strength = 0.75, seed_d = -1;
     if (get_str(o, "model", 200, &mname, e) || get_str(o, "prompt", lim->max_prompt, &prompt, e) ||
         get_str(o, "negative_prompt", lim->max_prompt, &neg, e) ||
@@ -190,11 +191,17 @@ int job_params_validate(const char *body, size_t len, const job_limits *lim, con
         get_int(o, "clip_skip", 1, 12, &clip_skip, e) ||
         get_int(o, "priority", -100, 100, &prio, e) ||
         get_int(o, "preview_every", 0, 1000, &preview, e) ||
-        get_num(o, "cfg_scale", 0, 30, &cfg, e) || get_num(o, "strength", 0.01, 1, &strength, e) ||
+        get_int(o, "vae_tile", -1, 4096, &vae_tile, e) || get_num(o, "cfg_scale", 0, 30, &cfg, e) ||
+        get_num(o, "strength", 0.01, 1, &strength, e) ||
         get_num(o, "seed", 0, 18446744073709551615.0, &seed_d, e))
         goto done;
     if (!mname) {
         fail(e, 400, "missing_field", "'model' is required%s", NULL);
+        goto done;
+    }
+    if (vae_tile > 0 && (vae_tile < 64 || vae_tile % 8)) {
+        fail(e, 422, "out_of_range",
+             "'vae_tile' must be 0 (auto), -1 (never) or a multiple of 8 from 64%s", NULL);
         goto done;
     }
     if (width % 8 || height % 8) {
@@ -251,6 +258,8 @@ int job_params_validate(const char *body, size_t len, const job_limits *lim, con
                     "priority", (json_int_t)prio, "preview_every", (json_int_t)preview);
     if (out && init)
         json_object_set_new(out, "init_image", json_string(init));
+    if (out && vae_tile)
+        json_object_set_new(out, "vae_tile", json_integer(vae_tile));
     *normalized = out ? json_dumps(out, JSON_COMPACT) : NULL;
     if (!*normalized) {
         fail(e, 500, "internal", "out of memory%s", NULL);
@@ -290,6 +299,7 @@ int job_params_parse(const char *text, gs_params *p, job_params_hold *hold)
     p->clip_skip = (int)json_integer_value(json_object_get(o, "clip_skip"));
     p->strength = (float)json_number_value(json_object_get(o, "strength"));
     p->preview_every = (int)json_integer_value(json_object_get(o, "preview_every"));
+    p->vae_tile = (int)json_integer_value(json_object_get(o, "vae_tile")); /* absent: 0, auto */
     const char *init = json_string_value(json_object_get(o, "init_image"));
     if (init) {
         size_t n = 0;
