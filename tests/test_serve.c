@@ -83,7 +83,7 @@ static void start_server(int lease_s)
               models, "--workers", "1", "--threads", "2", "--lease", lease, (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 1200; i++) { /* up to a minute: sanitized builds on a busy machine */
         if (http("GET", "/healthz", NULL, NULL) == 200)
             return;
         sleep_ms(50);

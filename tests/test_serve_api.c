@@ -86,7 +86,7 @@ static void start_server(const char *extra)
     }
     const char *keep = auth;
     auth = NULL;
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 1200; i++) { /* up to a minute: sanitized builds on a busy machine */
         if (http("GET", "/healthz", NULL, NULL) == 200) {
             auth = keep;
             return;

@@ -153,7 +153,7 @@ pid_t test_serve_start(const char *base, const char *dir, const char *const *ext
         execv(GS_GESSO_BIN, (char *const *)argv);
         _exit(127);
     }
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 1200; i++) { /* up to a minute: sanitized builds on a busy machine */
         if (test_http(base, dir, "GET", "/healthz", NULL, NULL) == 200)
             return pid;
         test_sleep_ms(50);
