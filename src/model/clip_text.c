@@ -83,7 +83,6 @@ gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, clip_te
         wl_linear(&l, wl_name(n, sizeof n, "%smlp.fc2", p), w, m->mlp, 1, &L->fc2);
     }
     wl_norm(&l, "final_layer_norm", w, &m->final_ln);
-    weight_loader_done(&l);
     if (l.st != GS_OK) {
         clip_text_free(m);
         return l.st;

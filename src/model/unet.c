@@ -231,7 +231,6 @@ gs_status unet_load(const st_file *f, const char *prefix, int bf16, unet **out, 
     if (l.st == GS_OK && m->n_out != m->n_in + 1)
         l.st = gs_fail(err, GS_ERR_FORMAT, "UNet has %d input blocks but %d output blocks",
                        m->n_in + 1, m->n_out);
-    weight_loader_done(&l);
     if (l.st != GS_OK) {
         unet_free(m);
         return l.st;

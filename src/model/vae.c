@@ -125,7 +125,6 @@ gs_status vae_load(const st_file *f, const char *prefix, int bf16, vae **out, gs
         l.st = gs_fail(err, GS_ERR_UNSUPPORTED, "VAE encoder and decoder depths differ (%d, %d)",
                        m->enc.levels, m->dec.levels);
     }
-    weight_loader_done(&l);
     if (l.st != GS_OK) {
         vae_free(m);
         return l.st;

@@ -107,8 +107,10 @@ static void shape_str(char *buf, size_t size, int ndim, const int64_t *shape)
         snprintf(buf + o, size - o, "]");
 }
 
-/* Converts prefix+name (checked against shape) to f32 in the store. */
-static float *load_f32(weight_loader *l, const char *name, int ndim, const int64_t *shape)
+/* prefix+name if it has exactly the given shape; NULL with the loader's error
+   set otherwise (or when an earlier call failed). */
+static const st_tensor *find_checked(weight_loader *l, const char *name, int ndim,
+                                     const int64_t *shape)
 {
     if (l->st != GS_OK)
         return NULL;
@@ -125,6 +127,15 @@ static float *load_f32(weight_loader *l, const char *name, int ndim, const int64
                         name, have, want);
         return NULL;
     }
+    return t;
+}
+
+/* Converts prefix+name (checked against shape) to f32 in the store. */
+static float *load_f32(weight_loader *l, const char *name, int ndim, const int64_t *shape)
+{
+    const st_tensor *t = find_checked(l, name, ndim, shape);
+    if (!t)
+        return NULL;
     float *p = store_alloc(l, (size_t)t->numel);
     if (!p) {
         l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
@@ -155,21 +166,9 @@ static void reorder_row(const float *src, float *dst, int cin, int k)
 static uint16_t *load_bf16(weight_loader *l, const char *name, int ndim, const int64_t *shape,
                            size_t rows, int cin, int k)
 {
-    if (l->st != GS_OK)
+    const st_tensor *t = find_checked(l, name, ndim, shape);
+    if (!t)
         return NULL;
-    const st_tensor *t = wl_find(l, name);
-    if (!t) {
-        l->st = gs_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' is missing", l->prefix, name);
-        return NULL;
-    }
-    if (!st_shape_is(t, ndim, shape)) {
-        char want[128], have[128];
-        shape_str(want, sizeof want, ndim, shape);
-        shape_str(have, sizeof have, t->ndim, t->shape);
-        l->st = gs_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' has shape %s, expected %s", l->prefix,
-                        name, have, want);
-        return NULL;
-    }
     if ((l->st = st_span_to_f32(t, 0, 0, NULL, l->err)) != GS_OK)
         return NULL;
     size_t per = (size_t)t->numel / rows;
@@ -213,13 +212,6 @@ float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *sh
 uint16_t *wl_tensor_bf16(weight_loader *l, const char *name, int ndim, const int64_t *shape)
 {
     return load_bf16(l, name, ndim, shape, ndim > 1 ? (size_t)shape[0] : 1, 0, 1);
-}
-
-void weight_loader_done(weight_loader *l)
-{
-    gs_aligned_free(l->tmp);
-    l->tmp = NULL;
-    l->tmp_cap = 0;
 }
 
 void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, linear_weights *lw)

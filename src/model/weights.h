@@ -31,12 +31,7 @@ typedef struct weight_loader {
     gs_status st;
     int bf16;    /* keep GEMM weights (linear, conv) in bf16 only */
     int threads; /* for conversion; 0 = OpenMP's default */
-    float *tmp;  /* conversion scratch reused across tensors */
-    size_t tmp_cap;
 } weight_loader;
-
-/* Frees the loader's scratch; call when a model's loading ends. */
-void weight_loader_done(weight_loader *l);
 
 void weight_store_free(weight_store *ws);
 
