@@ -48,27 +48,17 @@ static void usage(FILE *out)
             "/metrics, /healthz (see docs/api.md).\n");
 }
 
-/* A count with an optional K, M or G suffix (powers of 1024). */
+/* A size as arg_bytes reads it (K, M, G, T suffixes), within [min, max]. */
 static int arg_size_range(const char *name, const char *s, size_t min, size_t max, size_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    unsigned long long mult = 1;
-    if (*end == 'K' || *end == 'k')
-        mult = 1ull << 10;
-    else if (*end == 'M' || *end == 'm')
-        mult = 1ull << 20;
-    else if (*end == 'G' || *end == 'g')
-        mult = 1ull << 30;
-    if (mult > 1)
-        end++;
-    if (errno || end == s || *end || s[0] == '-' || v > max / mult || v * mult < min) {
-        fprintf(stderr, "gesso: %s must be a size in %zu..%zu bytes (suffix K, M or G)\n", name,
-                min, max);
+    size_t v;
+    if (arg_bytes(name, s, &v) != 0)
+        return 1;
+    if (v < min || v > max) {
+        fprintf(stderr, "gesso: %s must be %zu..%zu bytes\n", name, min, max);
         return 1;
     }
-    *out = (size_t)(v * mult);
+    *out = v;
     return 0;
 }
 
