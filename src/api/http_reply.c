@@ -1,6 +1,7 @@
 /* http_reply - response helpers shared by the routes. */
 #include "api/http_reply.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,20 +30,10 @@ enum MHD_Result reply_bytes(struct MHD_Connection *c, int status, const char *ty
     return ret;
 }
 
-enum MHD_Result reply_json(struct MHD_Connection *c, int status, json_t *j)
+/* JSON text of j (reference taken) as the response. */
+static enum MHD_Result reply_json_with(struct MHD_Connection *c, int status, json_t *j,
+                                       const char *extra_header)
 {
-    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-    json_decref(j);
-    if (!text)
-        return MHD_NO;
-    return reply_bytes(c, status, "application/json", text, strlen(text), MHD_RESPMEM_MUST_FREE,
-                       NULL);
-}
-
-enum MHD_Result reply_error_with(struct MHD_Connection *c, int status, const char *code,
-                                 const char *message, const char *extra_header)
-{
-    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     json_decref(j);
     if (!text)
@@ -51,10 +42,40 @@ enum MHD_Result reply_error_with(struct MHD_Connection *c, int status, const cha
                        extra_header);
 }
 
+enum MHD_Result reply_json(struct MHD_Connection *c, int status, json_t *j)
+{
+    return reply_json_with(c, status, j, NULL);
+}
+
+enum MHD_Result reply_error_with(struct MHD_Connection *c, int status, const char *code,
+                                 const char *message, const char *extra_header)
+{
+    return reply_json_with(c, status,
+                           json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message),
+                           extra_header);
+}
+
 enum MHD_Result reply_error(struct MHD_Connection *c, int status, const char *code,
                             const char *message)
 {
     return reply_error_with(c, status, code, message, NULL);
+}
+
+unsigned char *file_read(const char *path, size_t max, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (len > 0 && (size_t)len <= max && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)len)) && fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *n = buf ? (size_t)len : 0;
+    return buf;
 }
 
 char *base64_encode(const unsigned char *data, size_t n)

@@ -17,6 +17,10 @@ enum MHD_Result reply_error(struct MHD_Connection *c, int status, const char *co
 enum MHD_Result reply_error_with(struct MHD_Connection *c, int status, const char *code,
                                  const char *message, const char *extra_header);
 
+/* A whole file of at most max bytes, malloc'd, size in *n; NULL when it is
+   missing, empty, larger than max or unreadable. */
+unsigned char *file_read(const char *path, size_t max, size_t *n);
+
 /* Standard base64 of n bytes, NUL-terminated; malloc'd, NULL when out of memory. */
 char *base64_encode(const unsigned char *data, size_t n);
 

@@ -72,41 +72,15 @@ static char *preview_url(const stream *st)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.preview.png", st->s->results_dir, st->id);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *url = NULL;
-    unsigned char *bytes = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n > 0 && n < (32L << 20) && fseek(f, 0, SEEK_SET) == 0 && (bytes = malloc((size_t)n)) &&
-            fread(bytes, 1, (size_t)n, f) == (size_t)n) {
-            char *b64 = base64_encode(bytes, (size_t)n);
-            size_t len = b64 ? strlen(b64) + 32 : 0;
-            if (b64 && (url = malloc(len)))
-                snprintf(url, len, "data:image/png;base64,%s", b64);
-            free(b64);
-        }
-    }
+    size_t n;
+    unsigned char *bytes = file_read(path, (size_t)32 << 20, &n);
+    char *b64 = bytes ? base64_encode(bytes, n) : NULL, *url = NULL;
+    size_t len = b64 ? strlen(b64) + 32 : 0;
+    if (b64 && (url = malloc(len)))
+        snprintf(url, len, "data:image/png;base64,%s", b64);
+    free(b64);
     free(bytes);
-    fclose(f);
     return url;
-}
-
-static json_t *result_images(const job_record *r)
-{
-    json_t *urls = json_array();
-    json_t *res = r->result ? json_loads(r->result, 0, NULL) : NULL;
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(res, "images"), i, v)
-    {
-        char url[128];
-        snprintf(url, sizeof url, "/v1/jobs/%s/images/%d", r->id, (int)json_integer_value(v));
-        json_array_append_new(urls, json_string(url));
-    }
-    json_decref(res);
-    return urls;
 }
 
 static void emit_progress(stream *st, const job_record *r)
@@ -158,7 +132,8 @@ static void observe(stream *st, const job_record *r, int position)
         json_t *res = r->result ? json_loads(r->result, 0, NULL) : NULL;
         json_t *seed = json_object_get(res, "seed");
         emit(st, "succeeded",
-             json_pack("{s:O,s:o}", "seed", seed ? seed : json_null(), "images", result_images(r)));
+             json_pack("{s:O,s:o}", "seed", seed ? seed : json_null(), "images",
+                       job_image_urls(r->id, res)));
         json_decref(res);
         st->done = 1;
     } else if (r->status == JOB_FAILED) {

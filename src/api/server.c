@@ -54,6 +54,20 @@ void serve_options_default(serve_options *o)
 
 /* ---- job views ---- */
 
+json_t *job_image_urls(const char *id, const json_t *result)
+{
+    json_t *urls = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(result, "images"), i, v)
+    {
+        char url[128];
+        snprintf(url, sizeof url, "/v1/jobs/%s/images/%d", id, (int)json_integer_value(v));
+        json_array_append_new(urls, json_string(url));
+    }
+    return urls;
+}
+
 static json_t *job_view(const job_record *r)
 {
     json_t *params = r->params ? json_loads(r->params, 0, NULL) : NULL;
@@ -68,17 +82,7 @@ static json_t *job_view(const job_record *r)
                         r->finished_ms ? json_integer(r->finished_ms) : json_null());
     json_t *seed = params ? json_object_get(params, "seed") : NULL;
     json_object_set(j, "seed", seed ? seed : json_null());
-    json_t *urls = json_array();
-    json_t *imgs = result ? json_object_get(result, "images") : NULL;
-    size_t i;
-    json_t *v;
-    json_array_foreach(imgs, i, v)
-    {
-        char url[128];
-        snprintf(url, sizeof url, "/v1/jobs/%s/images/%d", r->id, (int)json_integer_value(v));
-        json_array_append_new(urls, json_string(url));
-    }
-    json_object_set_new(j, "images", urls);
+    json_object_set_new(j, "images", job_image_urls(r->id, result));
     json_object_set_new(j, "error", r->error ? json_string(r->error) : json_null());
     json_object_set_new(json_object_get(j, "progress"), "eta_s",
                         r->status == JOB_RUNNING && r->eta_s >= 0 ? json_real(r->eta_s)
@@ -185,6 +189,17 @@ static int job_access(server *s, struct MHD_Connection *c, const api_key *key, c
     return 0;
 }
 
+/* job_access for a check only: 0 when the key may act on the job. */
+static int job_allowed(server *s, struct MHD_Connection *c, const api_key *key, const char *id,
+                       enum MHD_Result *ret)
+{
+    job_record r;
+    if (job_access(s, c, key, id, &r, ret) != 0)
+        return -1;
+    job_record_clear(&r);
+    return 0;
+}
+
 static enum MHD_Result get_job(server *s, struct MHD_Connection *c, const api_key *key,
                                const char *id)
 {
@@ -202,11 +217,9 @@ static enum MHD_Result cancel_job(server *s, struct MHD_Connection *c, const api
 {
     gs_error err = {0};
     job_status status;
-    job_record r;
     enum MHD_Result ret;
-    if (job_access(s, c, key, id, &r, &ret) != 0)
+    if (job_allowed(s, c, key, id, &ret) != 0)
         return ret;
-    job_record_clear(&r);
     pthread_mutex_lock(&s->mu);
     gs_status st = store_cancel(s->store, id, server_now_ms(), &status, &err);
     pthread_mutex_unlock(&s->mu);
@@ -224,27 +237,17 @@ static enum MHD_Result get_image(server *s, struct MHD_Connection *c, const api_
     long idx = strtol(k, &end, 10);
     if (!id_ok(id) || *end || end == k || idx < 0 || idx > 1000)
         return reply_error(c, 404, "not_found", "no such image");
-    job_record r;
     enum MHD_Result ret;
-    if (job_access(s, c, key, id, &r, &ret) != 0)
+    if (job_allowed(s, c, key, id, &ret) != 0)
         return ret;
-    job_record_clear(&r);
     char path[8300];
     snprintf(path, sizeof path, "%s/%s-%ld.png", s->results_dir, id, idx);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return reply_error(c, 404, "not_found", "no such image");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n > 0 ? malloc((size_t)n) : NULL;
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        return reply_error(c, 500, "internal", "cannot read the image");
-    }
-    fclose(f);
-    return reply_bytes(c, 200, "image/png", buf, (size_t)n, MHD_RESPMEM_MUST_FREE, NULL);
+    size_t n;
+    unsigned char *buf = file_read(path, (size_t)1 << 30, &n);
+    if (!buf)
+        return access(path, F_OK) != 0 ? reply_error(c, 404, "not_found", "no such image")
+                                       : reply_error(c, 500, "internal", "cannot read the image");
+    return reply_bytes(c, 200, "image/png", buf, n, MHD_RESPMEM_MUST_FREE, NULL);
 }
 
 /* Model name -> JSON array of the live workers holding it loaded. A worker
@@ -578,11 +581,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (strcmp(slash, "/events") == 0) {
             if (!get)
                 return reply_error(c, 405, "method_not_allowed", "use GET");
-            job_record jr;
             enum MHD_Result ret;
-            if (job_access(s, c, key, id, &jr, &ret) != 0)
+            if (job_allowed(s, c, key, id, &ret) != 0)
                 return ret;
-            job_record_clear(&jr);
             return job_events(s, c, id);
         }
     }

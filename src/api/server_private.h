@@ -2,6 +2,7 @@
 #ifndef GS_SERVER_PRIVATE_H
 #define GS_SERVER_PRIVATE_H
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +29,9 @@ typedef struct server {
 } server;
 
 int64_t server_now_ms(void);
+
+/* The image URLs of a job from its result JSON (may be NULL: none). */
+json_t *job_image_urls(const char *id, const json_t *result);
 
 /* GET /v1/jobs/{id}/events: a Server-Sent Events stream of the job's life. */
 enum MHD_Result job_events(server *s, struct MHD_Connection *c, const char *id);
