@@ -19,40 +19,9 @@
 static char dir[128], base[64];
 static pid_t server = -1;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Runs curl; returns the HTTP status, body into *body (malloc'd) when asked. */
 static int http(const char *method, const char *path, const char *data_file, char **body)
 {
-    char out[256], cmd[1024];
-    snprintf(out, sizeof out, "%s/resp", dir);
-    snprintf(cmd, sizeof cmd, "curl -s -m 20 -o '%s' -w '%%{http_code}' -X %s %s%s%s '%s%s'", out,
-             method, data_file ? "--data-binary @'" : "", data_file ? data_file : "",
-             data_file ? "'" : "", base, path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char code[16] = "";
-    if (!fgets(code, sizeof code, p))
-        code[0] = '\0';
-    pclose(p);
-    if (body) {
-        FILE *f = fopen(out, "rb");
-        *body = NULL;
-        if (f) {
-            fseek(f, 0, SEEK_END);
-            long n = ftell(f);
-            fseek(f, 0, SEEK_SET);
-            *body = calloc(1, (size_t)n + 1);
-            if (fread(*body, 1, (size_t)n, f) != (size_t)n)
-                (*body)[0] = '\0';
-            fclose(f);
-        }
-    }
-    return (int)strtol(code, NULL, 10);
+    return test_http(base, dir, method, path, data_file, body);
 }
 
 static int post_json(const char *json, char **body)
@@ -67,28 +36,9 @@ static int post_json(const char *json, char **body)
 
 static void start_server(int lease_s)
 {
-    char data[256], models[256], listen[64], lease[16];
-    snprintf(data, sizeof data, "%s/data", dir);
-    snprintf(models, sizeof models, "%s/models", dir);
-    snprintf(listen, sizeof listen, "%s", base + 7); /* strip http:// */
+    char lease[16];
     snprintf(lease, sizeof lease, "%d", lease_s);
-    server = fork();
-    assert_true(server >= 0);
-    if (server == 0) {
-        char log[300];
-        snprintf(log, sizeof log, "%s/server.log", dir);
-        if (!freopen(log, "a", stderr))
-            _exit(126);
-        execl(GS_GESSO_BIN, GS_GESSO_BIN, "serve", "--listen", listen, "--data", data, "--models",
-              models, "--workers", "1", "--threads", "2", "--lease", lease, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 1200; i++) { /* up to a minute: sanitized builds on a busy machine */
-        if (http("GET", "/healthz", NULL, NULL) == 200)
-            return;
-        sleep_ms(50);
-    }
-    fail_msg("the server did not come up");
+    server = test_serve_start(base, dir, (const char *const[]){"--lease", lease, NULL});
 }
 
 static void stop_server(int sig)
@@ -152,7 +102,7 @@ static json_t *wait_job(const char *id, int timeout_ms)
         if (strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
             return j;
         json_decref(j);
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     fail_msg("job %s did not finish", id);
     return NULL;
@@ -317,7 +267,7 @@ static void cancel_queued_and_running(void **state)
         json_decref(j);
         if (running)
             break;
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     snprintf(path, sizeof path, "/v1/jobs/%s", slow);
     assert_int_equal(http("DELETE", path, NULL, NULL), 200);
@@ -341,7 +291,7 @@ static void worker_killed_mid_job_finishes_once(void **state)
         json_decref(j);
         if (step > 0)
             break;
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "pkill -9 -f 'worke[r] --db %s/data/jobs.db'", dir);
@@ -361,7 +311,7 @@ static void server_killed_and_restarted_loses_nothing(void **state)
     json_decref(wait_job(done, 30000));
     char *running = submit("{\"model\":\"tiny-sd15\",\"steps\":30,\"width\":128,\"height\":128}");
     char *queued = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
-    sleep_ms(300);
+    test_sleep_ms(300);
     stop_server(SIGKILL);
     start_server(2);
     json_t *j = get_job(done);

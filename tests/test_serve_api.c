@@ -23,52 +23,17 @@ static char dir[128], base[64];
 static pid_t server = -1;
 static const char *auth; /* "Bearer KEY" sent with requests, or NULL */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = calloc(1, (size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n)
-        b[0] = '\0';
-    fclose(f);
-    return b;
-}
-
 /* curl with the current key; returns the HTTP status, the body into *body when asked. */
 static int http(const char *method, const char *path, const char *json, char **body)
 {
-    char out[256], req[256], cmd[2048], hdr[300] = "";
-    snprintf(out, sizeof out, "%s/resp", dir);
+    char req[256];
     snprintf(req, sizeof req, "%s/req.json", dir);
     if (json) {
         FILE *f = fopen(req, "wb");
         fputs(json, f);
         fclose(f);
     }
-    if (auth)
-        snprintf(hdr, sizeof hdr, "-H 'Authorization: %s'", auth);
-    snprintf(cmd, sizeof cmd, "curl -s -m 20 -o '%s' -w '%%{http_code}' %s -X %s %s%s%s '%s%s'",
-             out, hdr, method, json ? "--data-binary @'" : "", json ? req : "", json ? "'" : "",
-             base, path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char code[16] = "";
-    if (!fgets(code, sizeof code, p))
-        code[0] = '\0';
-    pclose(p);
-    if (body)
-        *body = read_file(out);
-    return (int)strtol(code, NULL, 10);
+    return test_http_auth(base, dir, method, path, json ? req : NULL, auth, body);
 }
 
 static void start_server(const char *extra)
@@ -91,7 +56,7 @@ static void start_server(const char *extra)
             auth = keep;
             return;
         }
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     fail_msg("the server did not come up");
 }
@@ -188,7 +153,7 @@ static json_t *wait_job(const char *id, int timeout_ms)
         if (strcmp(status_of(j), "queued") != 0 && strcmp(status_of(j), "running") != 0)
             return j;
         json_decref(j);
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     fail_msg("job %s did not finish", id);
     return NULL;
@@ -202,7 +167,7 @@ static void wait_running(const char *id)
         json_decref(j);
         if (step > 0)
             return;
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
     fail_msg("job %s did not start", id);
 }
@@ -241,7 +206,7 @@ static void events_in_order(void **state)
     snprintf(cmd, sizeof cmd, "curl -sN -m 300 '%s/v1/jobs/%s/events'", base, id);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
-    sleep_ms(300);
+    test_sleep_ms(300);
     cancel(slow);
     char line[1 << 16], event[32] = "";
     int n_queued = 0, n_started = 0, next_step = 1, previews = 0, ended = 0, order_ok = 1;
@@ -463,7 +428,7 @@ static void limits_retention_and_sigterm(void **state)
     json_decref(wait_job(q1, 120000));
     assert_int_equal(stop_server(), 0);
     start_server("--retention 2s");
-    sleep_ms(3500);
+    test_sleep_ms(3500);
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", old);
     assert_int_equal(http("GET", path, NULL, NULL), 404);

@@ -104,10 +104,18 @@ void test_sleep_ms(int ms)
 int test_http(const char *base, const char *dir, const char *method, const char *path,
               const char *data_file, char **body)
 {
-    char out[512], cmd[2048];
+    return test_http_auth(base, dir, method, path, data_file, NULL, body);
+}
+
+int test_http_auth(const char *base, const char *dir, const char *method, const char *path,
+                   const char *data_file, const char *authorization, char **body)
+{
+    char out[512], cmd[2048], hdr[320] = "";
     snprintf(out, sizeof out, "%s/resp", dir);
-    snprintf(cmd, sizeof cmd, "curl -s -m 20 -o '%s' -w '%%{http_code}' -X %s %s%s%s '%s%s'", out,
-             method, data_file ? "--data-binary @'" : "", data_file ? data_file : "",
+    if (authorization)
+        snprintf(hdr, sizeof hdr, "-H 'Authorization: %s' ", authorization);
+    snprintf(cmd, sizeof cmd, "curl -s -m 20 -o '%s' -w '%%{http_code}' %s-X %s %s%s%s '%s%s'", out,
+             hdr, method, data_file ? "--data-binary @'" : "", data_file ? data_file : "",
              data_file ? "'" : "", base, path);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);

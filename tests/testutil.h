@@ -36,6 +36,9 @@ void test_sleep_ms(int ms);
    Returns the HTTP status (0 when nothing answered). */
 int test_http(const char *base, const char *dir, const char *method, const char *path,
               const char *data_file, char **body);
+/* The same with an Authorization header value (NULL: none). */
+int test_http_auth(const char *base, const char *dir, const char *method, const char *path,
+                   const char *data_file, const char *authorization, char **body);
 /* Starts `gesso serve --listen <base's host:port> --data dir/data --models
    dir/models --workers 1 --threads 2` plus extra (NULL-terminated, may be NULL),
    logging to dir/server.log; returns its pid once /healthz answers. */
