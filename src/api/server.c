@@ -32,9 +32,7 @@ static void on_stop(int sig)
 
 int64_t server_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return store_clock_ms();
 }
 
 void serve_options_default(serve_options *o)

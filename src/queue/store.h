@@ -27,6 +27,10 @@ typedef enum job_status {
     JOB_CANCELLED = 4
 } job_status;
 
+/* Wall-clock Unix milliseconds: the clock of every timestamp and lease in the
+   store (wall time, because several processes, and later machines, compare them). */
+int64_t store_clock_ms(void);
+
 const char *job_status_name(job_status s);
 /* -1 when the name is unknown */
 int job_status_parse(const char *name);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "common/alloc.h"
 #include "queue/store.h"
@@ -17,6 +18,13 @@
 #define SCHEMA_VERSION "2"
 
 static const char *const status_names[] = {"queued", "running", "succeeded", "failed", "cancelled"};
+
+int64_t store_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 const char *job_status_name(job_status s)
 {

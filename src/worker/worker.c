@@ -17,9 +17,7 @@
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return store_clock_ms();
 }
 
 /* A job's heartbeat runs on its own thread with its own store connection, so
