@@ -75,7 +75,7 @@ typedef struct gs_engine gs_engine;
 typedef struct gs_model gs_model;
 
 typedef enum gs_precision {
-    GS_PRECISION_AUTO = 0, /* bf16 where the CPU has native bf16 dot products, else f32 */
+    GS_PRECISION_AUTO = 0, /* bf16 where it outruns f32 (AMX, AMD Zen 4+), else f32 */
     GS_PRECISION_F32 = 1,  /* reproduces the reference tools' f32 results */
     GS_PRECISION_BF16 = 2  /* UNet and VAE GEMMs in bf16 (f32 accumulation), bf16 weights */
 } gs_precision;

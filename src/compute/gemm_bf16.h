@@ -25,8 +25,9 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
 /* Whether oneDNN can run bf16 matmuls here at all (natively or emulated). */
 int gemm_bf16_usable(gemm_bf16_cache *c);
 
-/* Whether this CPU runs bf16 dot products natively (AVX512_BF16). */
-int gemm_bf16_native(void);
+/* Whether bf16 matmuls are known to outrun f32 ones on this CPU (the automatic
+   precision's choice). */
+int gemm_bf16_preferred(void);
 
 /* f32 -> bf16, round to nearest even. */
 void f32_to_bf16(const float *x, uint16_t *y, long n);

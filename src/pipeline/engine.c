@@ -38,7 +38,7 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
         return GS_ERR_NO_MEMORY;
     gs_error err = {0};
     eng->bf16 = opts->precision == GS_PRECISION_BF16 ||
-                (opts->precision == GS_PRECISION_AUTO && gemm_bf16_native());
+                (opts->precision == GS_PRECISION_AUTO && gemm_bf16_preferred());
     gs_status st = compute_create(opts->threads, &eng->cx, &err);
     if (st == GS_OK && eng->bf16 && !gemm_bf16_usable(eng->cx->bf16)) {
         if (opts->precision == GS_PRECISION_BF16)
