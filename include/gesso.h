@@ -107,6 +107,13 @@ typedef enum gs_model_family { GS_FAMILY_UNKNOWN = 0, GS_FAMILY_SD1 = 1 } gs_mod
 GS_API gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out);
 GS_API void gs_model_free(gs_model *model);
 
+/* With on != 0, each generation frees the text encoder once the prompts are
+ * encoded and the UNet once sampling ends, so the peak memory of a run is the
+ * largest network with its activations rather than all of them; the next
+ * generation loads them again from the file (about one load's time). For
+ * one-shot runs (`gesso generate`); a service keeps its models whole. */
+GS_API void gs_model_set_release_after_use(gs_model *model, int on);
+
 typedef struct gs_model_info {
     gs_model_family family;
     const char *family_name;   /* "sd1" */

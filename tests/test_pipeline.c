@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gesso.h"
 #include "recipes.h"
@@ -201,6 +202,48 @@ static void same_seed_same_image(void **state)
     gs_result_free(c);
 }
 
+/* A model that releases its networks after use gives the kept model's images,
+   run after run (each run loads what the last one released), and says which
+   file it could not reload. */
+static void release_after_use(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/gesso-release-%d.safetensors", (int)getpid());
+    unlink(path);
+    assert_int_equal(symlink(fixture_path("tiny-sd15.safetensors"), path), 0);
+    gs_model *m = NULL;
+    assert_int_equal(gs_model_load(eng, path, &m), GS_OK);
+    gs_model_set_release_after_use(m, 1);
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "a lighthouse at dusk";
+    p.width = 64;
+    p.height = 64;
+    p.steps = 2;
+    p.seed = 5;
+    gs_result *kept = NULL, *r1 = NULL, *r2 = NULL, *r3 = NULL;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &kept), GS_OK);
+    assert_int_equal(gs_generate(eng, m, &p, NULL, NULL, &r1), GS_OK);
+    assert_int_equal(gs_generate(eng, m, &p, NULL, NULL, &r2), GS_OK);
+    size_t px = 64 * 64 * 3;
+    assert_memory_equal(gs_result_image(kept, 0)->pixels, gs_result_image(r1, 0)->pixels, px);
+    assert_memory_equal(gs_result_image(kept, 0)->pixels, gs_result_image(r2, 0)->pixels, px);
+    gs_model_info info;
+    gs_model_get_info(m, &info);
+    assert_int_equal(info.unet_channels, 32);
+    assert_int_equal(info.text_width, 96);
+    assert_int_equal(info.latent_channels, 4);
+    unlink(path);
+    assert_int_equal(gs_generate(eng, m, &p, NULL, NULL, &r3), GS_ERR_IO);
+    assert_null(r3);
+    assert_non_null(strstr(gs_engine_errmsg(eng), path));
+    gs_result_free(kept);
+    gs_result_free(r1);
+    gs_result_free(r2);
+    gs_model_free(m);
+}
+
 /* gs_params.vae_tile: a tile covering the image is the whole decode exactly,
    and the auto default leaves small images whole; a real tiling runs. */
 static void vae_tile_parameter(void **state)
@@ -302,6 +345,7 @@ int main(void)
         cmocka_unit_test(progress_and_cancel),
         cmocka_unit_test(same_seed_same_image),
         cmocka_unit_test(vae_tile_parameter),
+        cmocka_unit_test(release_after_use),
         cmocka_unit_test(bf16_fidelity),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

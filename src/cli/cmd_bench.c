@@ -50,14 +50,16 @@ static void usage(FILE *out)
     fprintf(out, "usage: gesso bench --model FILE [--width N] [--height N] [--steps N]\n"
                  "                   [--batch-size N] [--cfg-scale X] [--sampler NAME]\n"
                  "                   [--threads N] [--precision auto|f32|bf16] [--json]\n"
-                 "                   [--vae-tile N|auto|never]\n"
+                 "                   [--vae-tile N|auto|never] [--one-shot]\n"
                  "Times model load, text encode, one UNet step (median after a warm-up step,\n"
-                 "CFG included), VAE decode and the whole generation; reports peak RSS.\n");
+                 "CFG included), VAE decode and the whole generation; reports peak RSS.\n"
+                 "--one-shot frees each network after its use, as gesso generate does (the\n"
+                 "default keeps the model whole, as gesso serve does).\n");
 }
 
 int cmd_bench(int argc, char **argv)
 {
-    enum { OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_JSON, OPT_VAE_TILE };
+    enum { OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_JSON, OPT_VAE_TILE, OPT_ONE_SHOT };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
         {"width", required_argument, 0, 'W'},
@@ -70,6 +72,7 @@ int cmd_bench(int argc, char **argv)
         {"precision", required_argument, 0, 'P'},
         {"json", no_argument, 0, OPT_JSON},
         {"vae-tile", required_argument, 0, OPT_VAE_TILE},
+        {"one-shot", no_argument, 0, OPT_ONE_SHOT},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -80,7 +83,7 @@ int cmd_bench(int argc, char **argv)
     p.steps = 4;
     const char *model_path = NULL;
     gs_precision precision = GS_PRECISION_AUTO;
-    int threads = 0, json = 0;
+    int threads = 0, json = 0, one_shot = 0;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "m:W:H:b:t:h", opts, NULL)) != -1) {
@@ -96,6 +99,7 @@ int cmd_bench(int argc, char **argv)
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'P': bad = arg_precision(optarg, &precision); break;
         case OPT_JSON: json = 1; break;
+        case OPT_ONE_SHOT: one_shot = 1; break;
         case OPT_VAE_TILE: bad = arg_vae_tile(optarg, &p.vae_tile); break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
@@ -133,6 +137,7 @@ int cmd_bench(int argc, char **argv)
         rc = st == GS_ERR_INVALID_ARGUMENT ? EXIT_USAGE : EXIT_INPUT;
         goto out;
     }
+    gs_model_set_release_after_use(model, one_shot);
     if ((st = gs_generate(eng, model, &p, NULL, NULL, &res)) != GS_OK) {
         fprintf(stderr, "gesso: %s\n", gs_engine_errmsg(eng));
         rc = st == GS_ERR_INVALID_ARGUMENT ? EXIT_USAGE : EXIT_FAILURE_OTHER;
@@ -158,17 +163,18 @@ int cmd_bench(int argc, char **argv)
     double step_rate = step > 0 ? tm.step_gflop / step : 0;
     double vae_rate = tm.vae_decode_s > 0 ? tm.vae_decode_gflop / tm.vae_decode_s : 0;
     if (json) {
-        printf("{\"model\":\"%s\",\"width\":%d,\"height\":%d,\"steps\":%d,\"batch_size\":%d,"
+        printf("{\"model\":\"%s\",\"one_shot\":%s,\"width\":%d,\"height\":%d,\"steps\":%d,\"batch_"
+               "size\":%d,"
                "\"unet_batch\":%d,\"load_s\":%.4f,\"text_encode_s\":%.4f,\"step_s\":%.4f,"
                "\"vae_decode_s\":%.4f,\"total_s\":%.4f,\"images_per_s\":%.4f,"
                "\"peak_rss_mb\":%.1f,\"step_gflop\":%.1f,\"step_gflops\":%.1f,"
                "\"vae_decode_gflop\":%.1f,\"vae_decode_gflops\":%.1f,\"gemm_gflops\":%.1f,"
                "\"step_floor_s\":%.4f,\"step_vs_floor\":%.3f,\"vae_floor_s\":%.4f,"
                "\"vae_vs_floor\":%.3f}\n",
-               model_path, p.width, p.height, p.steps, p.batch_size, tm.unet_batch, load_s,
-               tm.text_encode_s, step, tm.vae_decode_s, tm.total_s, images_per_s, rss_mb,
-               tm.step_gflop, step_rate, tm.vae_decode_gflop, vae_rate, rate, step_floor,
-               step_floor > 0 ? step / step_floor : 0, vae_floor,
+               model_path, one_shot ? "true" : "false", p.width, p.height, p.steps, p.batch_size,
+               tm.unet_batch, load_s, tm.text_encode_s, step, tm.vae_decode_s, tm.total_s,
+               images_per_s, rss_mb, tm.step_gflop, step_rate, tm.vae_decode_gflop, vae_rate, rate,
+               step_floor, step_floor > 0 ? step / step_floor : 0, vae_floor,
                vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0);
     } else {
         printf("model        %s\n", model_path);

@@ -250,6 +250,7 @@ int cmd_generate(int argc, char **argv)
         rc = exit_code_for(st);
         goto out;
     }
+    gs_model_set_release_after_use(model, 1); /* one generation: no network is needed twice */
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -68,6 +68,36 @@ void *gs_huge_alloc(size_t size)
     return p;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+/* AddressSanitizer watches malloc'ed blocks only: sanitized builds keep the
+   arena's overruns detectable by using malloc here. */
+void *gs_pages_alloc(size_t size)
+{
+    return gs_aligned_alloc(size);
+}
+
+void gs_pages_free(void *ptr, size_t size)
+{
+    (void)size;
+    gs_aligned_free(ptr);
+}
+#else
+void *gs_pages_alloc(size_t size)
+{
+    if (should_fail())
+        return NULL;
+    void *p =
+        mmap(NULL, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void gs_pages_free(void *ptr, size_t size)
+{
+    if (ptr)
+        munmap(ptr, size ? size : 1);
+}
+#endif
+
 void gs_free(void *ptr)
 {
     free(ptr);

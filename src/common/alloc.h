@@ -21,6 +21,12 @@ void gs_aligned_free(void *ptr);
    written once and read often (weights), where 4 KiB pages cost a fault each
    and a TLB entry each. Free with gs_aligned_free. */
 void *gs_huge_alloc(size_t size);
+/* Pages straight from the kernel, given back by gs_pages_free (with the same
+   size). For large scratch that comes and goes: malloc raises its mmap
+   threshold after the first large free and then keeps such blocks in its heap,
+   where freed memory stays resident. */
+void *gs_pages_alloc(size_t size);
+void gs_pages_free(void *ptr, size_t size);
 char *gs_strdup(const char *s);
 
 /* Test hook: after n more successful allocations, every allocation fails.

@@ -17,14 +17,14 @@ static void free_extra_from(arena *a, int keep)
     while (a->n_extra > keep) {
         a->n_extra--;
         a->extra_bytes -= a->extra_size[a->n_extra];
-        gs_aligned_free(a->extra[a->n_extra]);
+        gs_pages_free(a->extra[a->n_extra], a->extra_size[a->n_extra]);
     }
 }
 
 void arena_destroy(arena *a)
 {
     free_extra_from(a, 0);
-    gs_aligned_free(a->base);
+    gs_pages_free(a->base, a->cap);
     gs_free(a->extra);
     gs_free(a->extra_size);
     memset(a, 0, sizeof *a);
@@ -36,10 +36,10 @@ int arena_reset(arena *a)
     a->used = 0;
     if (a->peak > a->cap) {
         size_t want = (a->peak + ALIGN - 1) / ALIGN * ALIGN;
-        unsigned char *nb = gs_aligned_alloc(want);
+        unsigned char *nb = gs_pages_alloc(want);
         if (!nb)
             return -1;
-        gs_aligned_free(a->base);
+        gs_pages_free(a->base, a->cap);
         a->base = nb;
         a->cap = want;
     }
@@ -78,7 +78,7 @@ void *arena_alloc(arena *a, size_t bytes)
         a->extra_size = ns;
         a->cap_extra = nc;
     }
-    void *p = gs_aligned_alloc(need);
+    void *p = gs_pages_alloc(need);
     if (!p)
         return NULL;
     a->extra[a->n_extra] = p;

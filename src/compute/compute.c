@@ -19,6 +19,7 @@ gs_status compute_create(int threads, gs_compute **out, gs_error *err)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     arena_init(&cx->scratch);
     cx->threads = threads;
+    cx->block_rows = 1024;
     gs_status st = threadpool_create(threads, &cx->tp, err);
     if (st != GS_OK) {
         compute_free(cx);

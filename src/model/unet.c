@@ -329,8 +329,11 @@ static gs_status xf_forward(fwd *f, const unet_xf *x, float *h, int hh, int ww)
     float *q = arena_floats(f->a, (size_t)rows * c);
     float *k = arena_floats(f->a, (size_t)kv_rows * c);
     float *v = arena_floats(f->a, (size_t)kv_rows * c);
-    float *ff = arena_floats(f->a, (size_t)rows * 2 * x->inner);
-    float *g = arena_floats(f->a, (size_t)rows * x->inner);
+    /* the feed-forward's wide middle (2 x inner per row) is computed a block of
+       rows at a time: whole, it would be the largest buffer of the UNet */
+    long ff_rows = rows < f->cx->block_rows ? rows : f->cx->block_rows;
+    float *ff = arena_floats(f->a, (size_t)ff_rows * 2 * x->inner);
+    float *g = arena_floats(f->a, (size_t)ff_rows * x->inner);
     if (!s || !t || !q || !k || !v || !ff || !g) {
         st = NOMEM(f);
         goto out;
@@ -362,11 +365,14 @@ static gs_status xf_forward(fwd *f, const unet_xf *x, float *h, int hh, int ww)
         op_add(f->cx, s, q, rows * c);
         /* GEGLU feed-forward */
         op_layer_norm(f->cx, &B->ln3, s, rows, c, 1e-5f, t);
-        if ((st = op_linear(f->cx, &B->ff1, t, rows, ff, f->err)) != GS_OK)
-            goto out;
-        op_geglu(f->cx, ff, rows, x->inner, g);
-        if ((st = op_linear(f->cx, &B->ff2, g, rows, q, f->err)) != GS_OK)
-            goto out;
+        for (long r0 = 0; r0 < rows; r0 += ff_rows) {
+            long nr = rows - r0 < ff_rows ? rows - r0 : ff_rows;
+            if ((st = op_linear(f->cx, &B->ff1, t + r0 * c, nr, ff, f->err)) != GS_OK)
+                goto out;
+            op_geglu(f->cx, ff, nr, x->inner, g);
+            if ((st = op_linear(f->cx, &B->ff2, g, nr, q + r0 * c, f->err)) != GS_OK)
+                goto out;
+        }
         op_add(f->cx, s, q, rows * c);
     }
     if ((st = op_conv2d_same(f->cx, &x->proj_out, s, f->n, hh, ww, t, f->err)) != GS_OK)

@@ -34,7 +34,14 @@ struct gs_model {
     size_t file_bytes;
     size_t weight_bytes; /* converted weights resident in memory */
     float latent_scale;  /* 0.18215 for SD1 */
+    char *path;          /* the file, for networks loaded again after a release */
+    int release_after_use;
+    int text_layers, text_width, unet_channels, latent_channels; /* kept across releases */
 };
+
+/* Loads whichever of the model's networks are not in memory (all of them at
+   gs_model_load; after a release-after-use generation, those it released). */
+gs_status model_load_networks(gs_model *m, gs_error *err);
 
 struct gs_result {
     int count;

@@ -52,10 +52,10 @@ static gs_status validate(const gs_model *m, const gs_params *p, gs_error *err)
     if (!isfinite(p->cfg_scale) || p->cfg_scale < 0 || p->cfg_scale > 100)
         return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "cfg scale %g is outside 0..100",
                        (double)p->cfg_scale);
-    if (p->clip_skip < 1 || p->clip_skip > clip_text_layers(m->text))
+    if (p->clip_skip < 1 || p->clip_skip > m->text_layers)
         return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "clip skip %d is outside 1..%d (the text encoder's layers)", p->clip_skip,
-                       clip_text_layers(m->text));
+                       m->text_layers);
     if (p->vae_tile < -1 || (p->vae_tile > 0 && (p->vae_tile < 64 || p->vae_tile % 8)))
         return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "vae tile %d: use -1 (never), 0 (auto) or a multiple of 8 of at least 64",
@@ -365,7 +365,7 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
     g.m = m;
     g.p = p;
     g.batch = p->batch_size;
-    g.ch = vae_latent_channels(m->vae);
+    g.ch = m->latent_channels;
     g.lh = p->height / 8;
     g.lw = p->width / 8;
     g.cfg = p->cfg_scale != 1.0f;
@@ -392,6 +392,11 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
     }
     res->seed = p->seed;
 
+    if ((st = model_load_networks(m, &err)) != GS_OK) { /* what an earlier run released */
+        gs_error_prefix(&err, "%s", m->path);
+        goto out;
+    }
+
     /* text */
     double t_text = now_s();
     int tc = 0, tu = 0;
@@ -403,6 +408,10 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
     res->timings.text_encode_s = now_s() - t_text;
     if ((st = build_context(&g, cond, tc, uncond, tu, &err)) != GS_OK)
         goto out;
+    if (m->release_after_use) { /* each network goes once this run is done with it */
+        clip_text_free(m->text);
+        m->text = NULL;
+    }
 
     /* buffers for the sampling loop */
     size_t item = (size_t)g.lh * g.lw * g.ch;
@@ -439,6 +448,10 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
     res->timings.step_gflop = (eng->cx->flops - flops0) * 1e-9 / (g.total > 0 ? g.total : 1);
     if (st != GS_OK)
         goto out;
+    if (m->release_after_use) {
+        unet_free(m->unet);
+        m->unet = NULL;
+    }
 
     double t_dec = now_s();
     flops0 = eng->cx->flops;

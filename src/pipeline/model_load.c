@@ -149,44 +149,14 @@ gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
         st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
-    if ((st = st_open(path, &m->file, &err)) != GS_OK)
+    m->path = gs_strdup(path);
+    if (!m->path) {
+        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
-    if ((st = identify(m->file, &err)) != GS_OK)
-        goto out;
-    m->weight_dtype = checkpoint_weight_dtype(m->file);
+    }
     m->bf16 = eng->bf16;
-    if ((st = clip_text_load(m->file, SD1_TEXT_PREFIX, m->bf16, &m->text, &err)) != GS_OK) {
-        gs_error_prefix(&err, "text encoder");
+    if ((st = model_load_networks(m, &err)) != GS_OK)
         goto out;
-    }
-    if ((st = unet_load(m->file, SD1_UNET_PREFIX, m->bf16, &m->unet, &err)) != GS_OK) {
-        gs_error_prefix(&err, "UNet");
-        goto out;
-    }
-    if ((st = vae_load(m->file, SD1_VAE_PREFIX, m->bf16, &m->vae, &err)) != GS_OK) {
-        gs_error_prefix(&err, "VAE");
-        goto out;
-    }
-    if (unet_context_dim(m->unet) != clip_text_width(m->text)) {
-        st = gs_fail(&err, GS_ERR_FORMAT,
-                     "the UNet expects %d-wide text conditioning but the text encoder is %d wide",
-                     unet_context_dim(m->unet), clip_text_width(m->text));
-        goto out;
-    }
-    if (unet_in_channels(m->unet) != vae_latent_channels(m->vae)) {
-        st = gs_fail(&err, GS_ERR_UNSUPPORTED,
-                     "the UNet takes %d input channels but the VAE makes %d-channel latents "
-                     "(inpainting and other variant UNets are not supported yet)",
-                     unet_in_channels(m->unet), vae_latent_channels(m->vae));
-        goto out;
-    }
-    /* Every weight is converted into its own buffer by now: drop the mapping so
-       its pages stop counting against the process. */
-    m->file_bytes = st_file_size(m->file);
-    m->weight_bytes =
-        clip_text_weight_bytes(m->text) + unet_weight_bytes(m->unet) + vae_weight_bytes(m->vae);
-    st_close(m->file);
-    m->file = NULL;
     *out = m;
     return GS_OK;
 out:
@@ -194,6 +164,63 @@ out:
     if (st != GS_OK && strstr(err.msg, path) == NULL)
         gs_error_prefix(&err, "%s", path);
     return engine_fail(eng, &err);
+}
+
+gs_status model_load_networks(gs_model *m, gs_error *err)
+{
+    if (m->text && m->unet && m->vae)
+        return GS_OK;
+    gs_status st;
+    if ((st = st_open(m->path, &m->file, err)) != GS_OK)
+        goto out;
+    if ((st = identify(m->file, err)) != GS_OK)
+        goto out;
+    m->weight_dtype = checkpoint_weight_dtype(m->file);
+    if (!m->text &&
+        (st = clip_text_load(m->file, SD1_TEXT_PREFIX, m->bf16, &m->text, err)) != GS_OK) {
+        gs_error_prefix(err, "text encoder");
+        goto out;
+    }
+    if (!m->unet && (st = unet_load(m->file, SD1_UNET_PREFIX, m->bf16, &m->unet, err)) != GS_OK) {
+        gs_error_prefix(err, "UNet");
+        goto out;
+    }
+    if (!m->vae && (st = vae_load(m->file, SD1_VAE_PREFIX, m->bf16, &m->vae, err)) != GS_OK) {
+        gs_error_prefix(err, "VAE");
+        goto out;
+    }
+    if (unet_context_dim(m->unet) != clip_text_width(m->text)) {
+        st = gs_fail(err, GS_ERR_FORMAT,
+                     "the UNet expects %d-wide text conditioning but the text encoder is %d wide",
+                     unet_context_dim(m->unet), clip_text_width(m->text));
+        goto out;
+    }
+    if (unet_in_channels(m->unet) != vae_latent_channels(m->vae)) {
+        st = gs_fail(err, GS_ERR_UNSUPPORTED,
+                     "the UNet takes %d input channels but the VAE makes %d-channel latents "
+                     "(inpainting and other variant UNets are not supported yet)",
+                     unet_in_channels(m->unet), vae_latent_channels(m->vae));
+        goto out;
+    }
+    m->text_layers = clip_text_layers(m->text);
+    m->text_width = clip_text_width(m->text);
+    m->unet_channels = unet_model_channels(m->unet);
+    m->latent_channels = vae_latent_channels(m->vae);
+    m->file_bytes = st_file_size(m->file);
+    m->weight_bytes =
+        clip_text_weight_bytes(m->text) + unet_weight_bytes(m->unet) + vae_weight_bytes(m->vae);
+out:
+    /* Every weight is converted into its own buffer by now: drop the mapping so
+       its pages stop counting against the process. */
+    st_close(m->file);
+    m->file = NULL;
+    return st;
+}
+
+void gs_model_set_release_after_use(gs_model *m, int on)
+{
+    if (m)
+        m->release_after_use = on != 0;
 }
 
 void gs_model_free(gs_model *m)
@@ -205,6 +232,7 @@ void gs_model_free(gs_model *m)
     vae_free(m->vae);
     st_close(m->file);
     gs_free(m->name);
+    gs_free(m->path);
     gs_free(m);
 }
 
@@ -216,9 +244,9 @@ void gs_model_get_info(const gs_model *m, gs_model_info *info)
     info->family = m->family;
     info->family_name = "sd1";
     info->weight_dtype = m->weight_dtype;
-    info->unet_channels = unet_model_channels(m->unet);
-    info->text_width = clip_text_width(m->text);
-    info->latent_channels = vae_latent_channels(m->vae);
+    info->unet_channels = m->unet_channels;
+    info->text_width = m->text_width;
+    info->latent_channels = m->latent_channels;
     info->file_bytes = m->file_bytes;
     info->weight_bytes = m->weight_bytes;
     info->name = m->name;
