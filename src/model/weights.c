@@ -159,12 +159,12 @@ static void reorder_row(const float *src, float *dst, int cin, int k)
                 dst[((size_t)y * k + x) * cin + i] = src[((size_t)i * k + y) * k + x];
 }
 
-/* prefix+name (checked against shape) straight to bf16, row by row: each row
-   goes file -> f32 -> (reordered when k > 1) -> bf16 in the threads' caches,
-   so no full-size f32 copy is ever written. Same bits as converting through
-   f32 in one piece. */
-static uint16_t *load_bf16(weight_loader *l, const char *name, int ndim, const int64_t *shape,
-                           size_t rows, int cin, int k)
+/* prefix+name (checked against shape) into the store row by row, as f32 or
+   bf16: each row goes file -> f32 -> (reordered when k > 1) -> destination in
+   the threads' caches, on all the loader's threads, so no full-size temporary
+   is ever written. Same bits as converting in one piece. */
+static void *load_rows(weight_loader *l, const char *name, int ndim, const int64_t *shape,
+                       size_t rows, int cin, int k, int bf16)
 {
     const st_tensor *t = find_checked(l, name, ndim, shape);
     if (!t)
@@ -172,13 +172,17 @@ static uint16_t *load_bf16(weight_loader *l, const char *name, int ndim, const i
     if ((l->st = st_span_to_f32(t, 0, 0, NULL, l->err)) != GS_OK)
         return NULL;
     size_t per = (size_t)t->numel / rows;
-    uint16_t *dst = store_alloc_bytes(l, (size_t)t->numel * sizeof *dst);
+    size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
+    char *dst = store_alloc_bytes(l, (size_t)t->numel * elem);
     int failed = !dst;
     if (dst) {
 #pragma omp parallel num_threads(loader_threads(l)) if (rows > 1)
         {
-            float *a = malloc(per * sizeof *a), *b = k > 1 ? malloc(per * sizeof *b) : NULL;
-            int ok = a && (k == 1 || b);
+            /* a: the row as f32 (written in place when it needs nothing else) */
+            int direct = !bf16 && k == 1;
+            float *a = direct ? NULL : malloc(per * sizeof *a);
+            float *b = bf16 && k > 1 ? malloc(per * sizeof *b) : NULL; /* reordered row */
+            int ok = (direct || a) && (!bf16 || k == 1 || b);
             if (!ok) {
 #pragma omp atomic write
                 failed = 1;
@@ -187,10 +191,15 @@ static uint16_t *load_bf16(weight_loader *l, const char *name, int ndim, const i
             for (size_t r = 0; r < rows; r++) {
                 if (!ok)
                     continue;
-                st_span_to_f32(t, r * per, per, a, NULL);
-                if (k > 1)
-                    reorder_row(a, b, cin, k);
-                f32_to_bf16(k > 1 ? b : a, dst + r * per, (long)per);
+                char *out = dst + r * per * elem;
+                float *row = direct ? (float *)out : a;
+                st_span_to_f32(t, r * per, per, row, NULL);
+                if (k > 1) {
+                    reorder_row(row, bf16 ? b : (float *)out, cin, k);
+                    row = b;
+                }
+                if (bf16) /* row: the f32 row in its final order */
+                    f32_to_bf16(row, (uint16_t *)out, (long)per);
             }
             free(a);
             free(b);
@@ -202,6 +211,12 @@ static uint16_t *load_bf16(weight_loader *l, const char *name, int ndim, const i
     }
     st_drop_pages(l->f, t);
     return dst;
+}
+
+static uint16_t *load_bf16(weight_loader *l, const char *name, int ndim, const int64_t *shape,
+                           size_t rows, int cin, int k)
+{
+    return load_rows(l, name, ndim, shape, rows, cin, k, 1);
 }
 
 float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *shape)
@@ -247,23 +262,8 @@ void wl_conv(weight_loader *l, const char *name, int cout, int cin, int k, conv_
     } else if (k == 1 && t && t->ndim == 2) {
         cw->w = load_f32(l, n, 2, (int64_t[]){cout, cin});
     } else {
-        float *oihw = load_f32(l, n, 4, (int64_t[]){cout, cin, k, k});
-        if (oihw && k > 1) {
-            /* [cout, cin, ky, kx] -> [cout, ky, kx, cin] to match NHWC patches */
-            size_t per = (size_t)cin * k * k;
-            float *tmp = gs_aligned_alloc(per * sizeof *tmp);
-            if (!tmp) {
-                l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s'", n);
-                return;
-            }
-            for (int o = 0; o < cout; o++) {
-                float *wo = oihw + (size_t)o * per;
-                reorder_row(wo, tmp, cin, k);
-                memcpy(wo, tmp, per * sizeof *tmp);
-            }
-            gs_aligned_free(tmp);
-        }
-        cw->w = oihw;
+        /* [cout, cin, ky, kx] -> [cout, ky, kx, cin] to match NHWC patches */
+        cw->w = load_rows(l, n, 4, (int64_t[]){cout, cin, k, k}, (size_t)cout, cin, k, 0);
     }
     cw->b = wl_tensor(l, wl_name(n, sizeof n, "%s.bias", name), 1, (int64_t[]){cout});
 }
