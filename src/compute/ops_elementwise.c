@@ -86,7 +86,7 @@ typedef struct geglu_job {
     int inner;
 } geglu_job;
 
-static void geglu_rows(void *p, int ith, int nth)
+GS_VEC_CLONES static void geglu_rows(void *p, int ith, int nth)
 {
     const geglu_job *j = p;
     long r0, r1;
@@ -96,7 +96,7 @@ static void geglu_rows(void *p, int ith, int nth)
         const float *g = a + j->inner;
         float *y = j->y + (size_t)r * j->inner;
         for (int k = 0; k < j->inner; k++)
-            y[k] = a[k] * (0.5f * g[k] * (1.0f + erff(g[k] * 0.70710678118654752f)));
+            y[k] = a[k] * gs_gelu(g[k]);
     }
 }
 

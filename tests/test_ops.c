@@ -1,0 +1,178 @@
+/*
+ * test_ops - the hand-written math kernels against double-precision
+ * references: the vectorizable exp and GELU, GEGLU, and attention (f32 and
+ * bf16, causal and not, query counts that leave partial blocks).
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "compute/compute.h"
+#include "compute/ops.h"
+#include "compute/vec_math.h"
+
+static double gelu_ref(double x)
+{
+    return x < 0 ? 0.5 * x * erfc(-x / sqrt(2.0)) : 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+}
+
+static void exp_and_gelu_are_accurate(void **state)
+{
+    (void)state;
+    double worst_exp = 0, worst_gelu_rel = 0, worst_gelu_abs = 0;
+    for (int i = 0; i <= 400000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 400000.0f;
+        double r = exp((double)x);
+        double e = fabs(gs_expf(x) - r) / r;
+        worst_exp = e > worst_exp ? e : worst_exp;
+    }
+    for (int i = 0; i <= 400000; i++) {
+        float x = -6.0f + 12.0f * (float)i / 400000.0f;
+        double r = gelu_ref(x), a = fabs(gs_gelu(x) - r);
+        worst_gelu_abs = a > worst_gelu_abs ? a : worst_gelu_abs;
+        if (fabs(r) > 1e-30) {
+            double rel = a / fabs(r);
+            worst_gelu_rel = rel > worst_gelu_rel ? rel : worst_gelu_rel;
+        }
+    }
+    printf("exp max rel %.3g; gelu max rel %.3g, max abs %.3g\n", worst_exp, worst_gelu_rel,
+           worst_gelu_abs);
+    assert_true(worst_exp < 3e-7);
+    assert_true(worst_gelu_rel < 1e-5); /* 1 + erf is never formed by cancellation */
+    assert_true(worst_gelu_abs < 1e-6);
+    /* the far tails: GELU(-x) underflows towards 0 without NaN, GELU(x) -> x */
+    assert_true(gs_gelu(-30.0f) <= 0.0f && gs_gelu(-30.0f) > -1e-30f);
+    assert_true(gs_gelu(30.0f) == 30.0f);
+}
+
+static unsigned rng_state = 12345;
+static float frand(void)
+{
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static void geglu_matches_reference(void **state)
+{
+    (void)state;
+    gs_error err = {0};
+    gs_compute *cx;
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    const long rows = 37;
+    const int inner = 45;
+    float *x = malloc(sizeof(float) * rows * 2 * inner), *y = malloc(sizeof(float) * rows * inner);
+    for (long i = 0; i < rows * 2 * inner; i++)
+        x[i] = 4.0f * frand();
+    op_geglu(cx, x, rows, inner, y);
+    double worst = 0;
+    for (long r = 0; r < rows; r++)
+        for (int k = 0; k < inner; k++) {
+            double a = x[r * 2 * inner + k], g = x[r * 2 * inner + inner + k];
+            double want = a * gelu_ref(g), got = y[r * inner + k];
+            double e = fabs(got - want) / (fabs(want) + 1e-6);
+            worst = e > worst ? e : worst;
+        }
+    printf("geglu max rel %.3g\n", worst);
+    assert_true(worst < 1e-5);
+    free(x);
+    free(y);
+    compute_free(cx);
+}
+
+/* out[b, i, h*d + j] = sum_t softmax_t(q_i . k_t / sqrt d) v[t, h*d + j], in double */
+static void attention_ref(const float *q, const float *k, const float *v, int n, int tq, int tk,
+                          int heads, int d, int causal, double *out)
+{
+    int w = heads * d;
+    double *s = malloc(sizeof(double) * tk);
+    for (int b = 0; b < n; b++)
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < tq; i++) {
+                int valid = causal ? (i + 1 < tk ? i + 1 : tk) : tk;
+                double mx = -INFINITY, sum = 0;
+                for (int t = 0; t < valid; t++) {
+                    double dot = 0;
+                    for (int j = 0; j < d; j++)
+                        dot += (double)q[((size_t)b * tq + i) * w + h * d + j] *
+                               k[((size_t)b * tk + t) * w + h * d + j];
+                    s[t] = dot / sqrt((double)d);
+                    mx = s[t] > mx ? s[t] : mx;
+                }
+                for (int t = 0; t < valid; t++) {
+                    s[t] = exp(s[t] - mx);
+                    sum += s[t];
+                }
+                for (int j = 0; j < d; j++) {
+                    double o = 0;
+                    for (int t = 0; t < valid; t++)
+                        o += s[t] * v[((size_t)b * tk + t) * w + h * d + j];
+                    out[((size_t)b * tq + i) * w + h * d + j] = o / sum;
+                }
+            }
+    free(s);
+}
+
+static double attention_error(gs_compute *cx, int n, int tq, int tk, int heads, int d, int causal)
+{
+    int w = heads * d;
+    size_t nq = (size_t)n * tq * w, nk = (size_t)n * tk * w;
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk);
+    float *v = malloc(sizeof(float) * nk), *out = malloc(sizeof(float) * nq);
+    double *ref = malloc(sizeof(double) * nq);
+    for (size_t i = 0; i < nq; i++)
+        q[i] = 2.0f * frand();
+    for (size_t i = 0; i < nk; i++) {
+        k[i] = 2.0f * frand();
+        v[i] = frand();
+    }
+    gs_error err = {0};
+    assert_int_equal(compute_begin(cx, &err), GS_OK);
+    assert_int_equal(op_attention(cx, q, w, k, v, w, n, tq, tk, heads, d, causal, out, &err),
+                     GS_OK);
+    attention_ref(q, k, v, n, tq, tk, heads, d, causal, ref);
+    double e = rel_l2_f32_f64(out, ref, nq);
+    free(q);
+    free(k);
+    free(v);
+    free(out);
+    free(ref);
+    return e;
+}
+
+static void attention_matches_reference(void **state)
+{
+    (void)state;
+    gs_error err = {0};
+    gs_compute *cx;
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    static const int shapes[][6] = {
+        /* n, tq, tk, heads, d, causal */
+        {2, 300, 300, 2, 40, 0}, /* more query rows than a block, a partial last block */
+        {2, 64, 77, 8, 16, 0},   /* cross-attention on 77 text tokens */
+        {1, 77, 77, 3, 24, 1},   /* the text encoder's causal self-attention */
+        {3, 5, 9, 1, 8, 0},
+    };
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        cx->attn_bf16 = bf16;
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            const int *s = shapes[i];
+            double e = attention_error(cx, s[0], s[1], s[2], s[3], s[4], s[5]);
+            printf("attention %s n=%d tq=%d tk=%d heads=%d d=%d%s: rel L2 %.3g\n",
+                   bf16 ? "bf16" : "f32", s[0], s[1], s[2], s[3], s[4], s[5] ? " causal" : "", e);
+            assert_true(e < (bf16 ? 1e-2 : 1e-5)); /* bf16: three roundings of 2^-9 */
+        }
+    }
+    compute_free(cx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(exp_and_gelu_are_accurate),
+        cmocka_unit_test(geglu_matches_reference),
+        cmocka_unit_test(attention_matches_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
