@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "compute/attention_fused.h"
 #include "compute/compute.h"
 #include "compute/ops.h"
 #include "compute/vec_math.h"
@@ -153,14 +154,23 @@ static void attention_matches_reference(void **state)
         {2, 64, 77, 8, 16, 0},   /* cross-attention on 77 text tokens */
         {1, 77, 77, 3, 24, 1},   /* the text encoder's causal self-attention */
         {3, 5, 9, 1, 8, 0},
+        {1, 40, 200, 2, 160, 0}, /* SD1.5's widest heads; keys past one score block */
+        {1, 33, 33, 1, 250, 1},  /* a width that is not a multiple of 16, causal */
     };
-    for (int bf16 = 0; bf16 <= 1; bf16++) {
+    /* the blocked GEMM paths (f32, bf16), then the fused kernel where the CPU has it */
+    int kernels = attention_fused_available() ? 3 : 2;
+    for (int kind = 0; kind < kernels; kind++) {
+        int bf16 = kind == 1;
         cx->attn_bf16 = bf16;
+        cx->attn_fused = kind == 2;
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
             const int *s = shapes[i];
             double e = attention_error(cx, s[0], s[1], s[2], s[3], s[4], s[5]);
             printf("attention %s n=%d tq=%d tk=%d heads=%d d=%d%s: rel L2 %.3g\n",
-                   bf16 ? "bf16" : "f32", s[0], s[1], s[2], s[3], s[4], s[5] ? " causal" : "", e);
+                   kind == 2 ? "fused"
+                   : bf16    ? "bf16"
+                             : "f32",
+                   s[0], s[1], s[2], s[3], s[4], s[5] ? " causal" : "", e);
             assert_true(e < (bf16 ? 1e-2 : 1e-5)); /* bf16: three roundings of 2^-9 */
         }
     }

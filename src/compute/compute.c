@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "compute/attention_fused.h"
 #include "compute/gemm.h"
 
 gs_status compute_create(int threads, gs_compute **out, gs_error *err)
@@ -20,6 +21,7 @@ gs_status compute_create(int threads, gs_compute **out, gs_error *err)
     arena_init(&cx->scratch);
     cx->threads = threads;
     cx->block_rows = 1024;
+    cx->attn_fused = attention_fused_available();
     gs_status st = threadpool_create(threads, &cx->tp, err);
     if (st != GS_OK) {
         compute_free(cx);

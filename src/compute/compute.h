@@ -17,6 +17,7 @@ typedef struct gs_compute {
     double flops; /* multiply-adds x2 of GEMMs, convolutions and attention, since creation */
     gemm_bf16_cache *bf16; /* matmul primitives for layers whose weights are bf16 */
     int attn_bf16;         /* attention products in bf16 (bf16 engines) */
+    int attn_fused;        /* one-pass attention kernel (AVX-512); else blocked GEMMs */
     long block_rows;       /* rows per block of row-blocked layers (feed-forwards); tests
                               shrink it so small inputs take the blocked path */
 } gs_compute;

@@ -6,6 +6,7 @@
  */
 #include <math.h>
 
+#include "compute/attention_fused.h"
 #include "compute/gemm.h"
 #include "compute/ops.h"
 #include "compute/vec_math.h"
@@ -117,6 +118,18 @@ gs_status op_attention(gs_compute *cx, const float *q, int q_stride, const float
                        int kv_stride, int n, int tq, int tk, int heads, int d, int causal,
                        float *out, gs_error *err)
 {
+    if (cx->attn_fused && attention_fused_handles(d)) {
+        cx->flops += 4.0 * n * heads * (double)tq * tk * d;
+        arena_mark m = arena_get_mark(&cx->scratch);
+        float *scratch =
+            arena_floats(&cx->scratch, attention_fused_scratch_floats(n, tk, heads, d));
+        if (!scratch)
+            return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
+        attention_fused(cx->tp, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal, out,
+                        scratch);
+        arena_release(&cx->scratch, m);
+        return GS_OK;
+    }
     if (cx->attn_bf16) {
         cx->flops += 4.0 * n * heads * (double)tq * tk * d;
         return attention_bf16(cx, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal, out,

@@ -1,0 +1,310 @@
+/*
+ * attention_fused - scaled dot-product attention in one pass per block of
+ * query rows, on AVX-512: scores for 8 query rows against a block of keys stay
+ * in L1, an online softmax (running max and sum per row) rescales the partial
+ * output, and the weighted sum of values accumulates in registers. Nothing of
+ * the score matrix reaches memory.
+ *
+ * Why not GEMMs: with SD1.5's head width of 40, Q K^T has an inner dimension
+ * of 40 and P V an output width of 40; as library GEMMs over score blocks the
+ * two products plus the softmax ran at a third of the machine's GEMM rate, and
+ * attention was a quarter of a 512x512 UNet step (bench/RESULTS.md).
+ *
+ * Keys are transposed and values padded per (image, head) once per call, so
+ * the inner loops load whole aligned vectors. Each thread takes every nth
+ * (image, head, 8-row group) in order, so a thread's consecutive groups share
+ * one head's packed keys and values in its L2.
+ */
+#include "compute/attention_fused.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "compute/vec_math.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define ROWS 8        /* query rows per register tile */
+#define KEYS 128      /* keys per score block (8 x 128 floats: 4 KB) */
+#define MAX_WIDTH 256 /* head widths handled here (SD: 40..160, CLIP 64) */
+
+typedef struct fused_job {
+    const float *q, *k, *v;
+    int q_stride, kv_stride, n, tq, tk, heads, d, dp, tkp, causal;
+    float scale;
+    float *out;
+    int out_stride;
+    float *kt; /* per (image, head): keys transposed, [d][tkp], zero beyond tk */
+    float *vp; /* per (image, head): values, [tkp][dp], zero-padded */
+} fused_job;
+
+int attention_fused_available(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+}
+
+int attention_fused_handles(int d)
+{
+    return d >= 1 && d <= MAX_WIDTH;
+}
+
+size_t attention_fused_scratch_floats(int n, int tk, int heads, int d)
+{
+    size_t tkp = ((size_t)tk + 31) / 32 * 32, dp = ((size_t)d + 15) / 16 * 16;
+    return (size_t)n * heads * (d * tkp + tkp * dp);
+}
+
+static void pack_heads(void *p, int ith, int nth)
+{
+    const fused_job *j = p;
+    long pairs = (long)j->n * j->heads, r0, r1;
+    threadpool_range(pairs, ith, nth, &r0, &r1);
+    size_t per_kt = (size_t)j->d * j->tkp, per_vp = (size_t)j->tkp * j->dp;
+    for (long bh = r0; bh < r1; bh++) {
+        int b = (int)(bh / j->heads), h = (int)(bh % j->heads);
+        float *kt = j->kt + bh * per_kt, *vp = j->vp + bh * per_vp;
+        memset(kt, 0, per_kt * sizeof *kt);
+        memset(vp, 0, per_vp * sizeof *vp);
+        for (int t = 0; t < j->tk; t++) {
+            const float *kr = j->k + ((size_t)b * j->tk + t) * j->kv_stride + (size_t)h * j->d;
+            const float *vr = j->v + ((size_t)b * j->tk + t) * j->kv_stride + (size_t)h * j->d;
+            for (int c = 0; c < j->d; c++)
+                kt[(size_t)c * j->tkp + t] = kr[c];
+            memcpy(vp + (size_t)t * j->dp, vr, (size_t)j->d * sizeof *vr);
+        }
+    }
+}
+
+/* s[r][c..c+31] = qs[r] . kt[:, k0+c..k0+c+31] for the 8 rows */
+__attribute__((target("avx512f"))) static void scores_32(const float (*qs)[MAX_WIDTH],
+                                                         const float *kt, int tkp, int d, int col,
+                                                         float (*s)[KEYS], int c)
+{
+    __m512 a0[ROWS], a1[ROWS];
+    for (int r = 0; r < ROWS; r++)
+        a0[r] = a1[r] = _mm512_setzero_ps();
+    const float *kp = kt + col;
+    for (int x = 0; x < d; x++, kp += tkp) {
+        __m512 k0 = _mm512_load_ps(kp), k1 = _mm512_load_ps(kp + 16);
+        for (int r = 0; r < ROWS; r++) {
+            __m512 qb = _mm512_set1_ps(qs[r][x]);
+            a0[r] = _mm512_fmadd_ps(qb, k0, a0[r]);
+            a1[r] = _mm512_fmadd_ps(qb, k1, a1[r]);
+        }
+    }
+    for (int r = 0; r < ROWS; r++) {
+        _mm512_store_ps(&s[r][c], a0[r]);
+        _mm512_store_ps(&s[r][c + 16], a1[r]);
+    }
+}
+
+/* o[r][c0..c0+16*nv) = o * corr[r] + sum over keys p[r][t] v[t][c0..] */
+__attribute__((target("avx512f"), always_inline)) static inline void
+values_tile(float (*o)[MAX_WIDTH], const float *corr, const float (*p)[KEYS], const float *vp,
+            int dp, int kb, int c0, const int nv)
+{
+    __m512 acc[ROWS][3];
+    for (int r = 0; r < ROWS; r++) {
+        __m512 cr = _mm512_set1_ps(corr[r]);
+        for (int u = 0; u < nv; u++)
+            acc[r][u] = _mm512_mul_ps(_mm512_load_ps(&o[r][c0 + 16 * u]), cr);
+    }
+    const float *vr = vp + c0;
+    for (int t = 0; t < kb; t++, vr += dp) {
+        __m512 v[3];
+        for (int u = 0; u < nv; u++)
+            v[u] = _mm512_load_ps(vr + 16 * u);
+        for (int r = 0; r < ROWS; r++) {
+            __m512 pb = _mm512_set1_ps(p[r][t]);
+            for (int u = 0; u < nv; u++)
+                acc[r][u] = _mm512_fmadd_ps(pb, v[u], acc[r][u]);
+        }
+    }
+    for (int r = 0; r < ROWS; r++)
+        for (int u = 0; u < nv; u++)
+            _mm512_store_ps(&o[r][c0 + 16 * u], acc[r][u]);
+}
+
+__attribute__((target("avx512f"))) static void values(float (*o)[MAX_WIDTH], const float *corr,
+                                                      const float (*p)[KEYS], const float *vp,
+                                                      int dp, int kb)
+{
+    for (int c0 = 0; c0 < dp; c0 += 48) {
+        int nv = (dp - c0) / 16 < 3 ? (dp - c0) / 16 : 3;
+        if (nv == 3)
+            values_tile(o, corr, p, vp, dp, kb, c0, 3);
+        else if (nv == 2)
+            values_tile(o, corr, p, vp, dp, kb, c0, 2);
+        else
+            values_tile(o, corr, p, vp, dp, kb, c0, 1);
+    }
+}
+
+/* e^x for 16 lanes: gs_expf's reduction and polynomial, with the power of two
+   applied by vscalefps (x clamped to where the result is a normal float). */
+__attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-87.3f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* Online softmax of one score row over its first `valid` of kb columns (the
+   rest become 0): returns the new running max; *sum gets the row's sum and
+   *corr the factor that rescales what was accumulated under the old max. */
+__attribute__((target("avx512f"))) static float softmax_block(float *s, int valid, int kb,
+                                                              float m_old, float *sum, float *corr)
+{
+    __m512 vm = _mm512_set1_ps(m_old);
+    for (int c = 0; c < kb; c += 16) {
+        int left = valid - c;
+        __mmask16 k = left >= 16 ? 0xffff : (left > 0 ? (__mmask16)((1u << left) - 1) : 0);
+        vm = _mm512_mask_max_ps(vm, k, vm, _mm512_load_ps(s + c));
+    }
+    float m = _mm512_reduce_max_ps(vm);
+    __m512 vmax = _mm512_set1_ps(m), acc = _mm512_setzero_ps();
+    for (int c = 0; c < kb; c += 16) {
+        int left = valid - c;
+        __mmask16 k = left >= 16 ? 0xffff : (left > 0 ? (__mmask16)((1u << left) - 1) : 0);
+        __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_load_ps(s + c), vmax)));
+        _mm512_store_ps(s + c, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    *sum = _mm512_reduce_add_ps(acc);
+    *corr = m_old == -INFINITY ? 0.0f : gs_expf(m_old - m);
+    return m;
+}
+
+__attribute__((target("avx512f"))) static void rows_group(const fused_job *j, int b, int h, int r0)
+{
+    _Alignas(64) float qs[ROWS][MAX_WIDTH];
+    _Alignas(64) float s[ROWS][KEYS];
+    _Alignas(64) float o[ROWS][MAX_WIDTH];
+    float m[ROWS], l[ROWS], corr[ROWS];
+    int rows = j->tq - r0 < ROWS ? j->tq - r0 : ROWS;
+    memset(qs, 0, sizeof qs);
+    memset(o, 0, sizeof o);
+    for (int r = 0; r < rows; r++) {
+        const float *qr = j->q + ((size_t)b * j->tq + r0 + r) * j->q_stride + (size_t)h * j->d;
+        for (int c = 0; c < j->d; c++)
+            qs[r][c] = qr[c] * j->scale;
+    }
+    for (int r = 0; r < ROWS; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0;
+    }
+    size_t bh = (size_t)b * j->heads + h;
+    const float *kt = j->kt + bh * j->d * j->tkp, *vp = j->vp + bh * j->tkp * j->dp;
+    /* causal rows see keys up to their own index: later blocks are all masked */
+    int kend = j->causal ? (r0 + rows < j->tk ? r0 + rows : j->tk) : j->tk;
+    for (int k0 = 0; k0 < kend; k0 += KEYS) {
+        int kb = (kend - k0 + 31) / 32 * 32;
+        kb = kb < KEYS ? kb : KEYS;
+        for (int c = 0; c < kb; c += 32)
+            scores_32((const float(*)[MAX_WIDTH])qs, kt, j->tkp, j->d, k0 + c, s, c);
+        for (int r = 0; r < ROWS; r++) {
+            int lim = j->causal ? r0 + r + 1 : j->tk;
+            lim = lim < j->tk ? lim : j->tk;
+            int valid = r < rows ? lim - k0 : 0;
+            valid = valid < 0 ? 0 : (valid > kb ? kb : valid);
+            if (valid == 0) { /* nothing to add for this row in this block */
+                memset(s[r], 0, (size_t)kb * sizeof(float));
+                corr[r] = 1.0f;
+                continue;
+            }
+            float sum;
+            m[r] = softmax_block(s[r], valid, kb, m[r], &sum, &corr[r]);
+            l[r] = l[r] * corr[r] + sum;
+        }
+        values(o, corr, (const float(*)[KEYS])s, vp + (size_t)k0 * j->dp, j->dp, kb);
+    }
+    for (int r = 0; r < rows; r++) {
+        float inv = 1.0f / l[r];
+        float *dst = j->out + ((size_t)b * j->tq + r0 + r) * j->out_stride + (size_t)h * j->d;
+        for (int c = 0; c < j->d; c++)
+            dst[c] = o[r][c] * inv;
+    }
+}
+
+static void run_groups(void *p, int ith, int nth)
+{
+    const fused_job *j = p;
+    long groups = (j->tq + ROWS - 1) / ROWS, per_image = groups * j->heads;
+    long tasks = (long)j->n * per_image;
+    /* contiguous ranges: a thread's groups share their head's packed keys */
+    long t0, t1;
+    threadpool_range(tasks, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++) {
+        int b = (int)(t / per_image), h = (int)(t % per_image / groups);
+        int r0 = (int)(t % groups) * ROWS;
+        rows_group(j, b, h, r0);
+    }
+}
+
+void attention_fused(threadpool *tp, const float *q, int q_stride, const float *k, const float *v,
+                     int kv_stride, int n, int tq, int tk, int heads, int d, int causal, float *out,
+                     float *scratch)
+{
+    fused_job j = {q,
+                   k,
+                   v,
+                   q_stride,
+                   kv_stride,
+                   n,
+                   tq,
+                   tk,
+                   heads,
+                   d,
+                   (d + 15) / 16 * 16,
+                   (tk + 31) / 32 * 32,
+                   causal,
+                   1.0f / sqrtf((float)d),
+                   out,
+                   heads * d,
+                   scratch,
+                   NULL};
+    j.vp = scratch + (size_t)n * heads * d * j.tkp;
+    threadpool_run(tp, pack_heads, &j);
+    threadpool_run(tp, run_groups, &j);
+}
+
+#else
+
+int attention_fused_available(void)
+{
+    return 0;
+}
+
+int attention_fused_handles(int d)
+{
+    (void)d;
+    return 0;
+}
+
+size_t attention_fused_scratch_floats(int n, int tk, int heads, int d)
+{
+    (void)n, (void)tk, (void)heads, (void)d;
+    return 0;
+}
+
+void attention_fused(threadpool *tp, const float *q, int q_stride, const float *k, const float *v,
+                     int kv_stride, int n, int tq, int tk, int heads, int d, int causal, float *out,
+                     float *scratch)
+{
+    (void)tp, (void)q, (void)q_stride, (void)k, (void)v, (void)kv_stride, (void)n, (void)tq;
+    (void)tk, (void)heads, (void)d, (void)causal, (void)out, (void)scratch;
+}
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * attention_fused - one-pass attention (scores, online softmax and the
+ * weighted sum of values per block of query rows, nothing of the score matrix
+ * in memory) for CPUs with AVX-512. Same contract as op_attention.
+ */
+#ifndef GS_ATTENTION_FUSED_H
+#define GS_ATTENTION_FUSED_H
+
+#include <stddef.h>
+
+#include "compute/threadpool.h"
+
+/* Whether this CPU can run it at all, and whether it handles head width d. */
+int attention_fused_available(void);
+int attention_fused_handles(int d);
+/* Floats of scratch (64-byte aligned) a call needs for keys and values repacked. */
+size_t attention_fused_scratch_floats(int n, int tk, int heads, int d);
+void attention_fused(threadpool *tp, const float *q, int q_stride, const float *k, const float *v,
+                     int kv_stride, int n, int tq, int tk, int heads, int d, int causal, float *out,
+                     float *scratch);
+
+#endif
