@@ -177,12 +177,85 @@ static void attention_matches_reference(void **state)
     compute_free(cx);
 }
 
+/* y[b, i, j, o] = bias[o] + sum over ky, kx, c of x[b, i+ky-1, j+kx-1, c] w[o, ky, kx, c] */
+static void conv3x3_ref(const float *x, const float *w, const float *bias, int n, int h, int wd,
+                        int cin, int cout, double *y)
+{
+    for (int b = 0; b < n; b++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < wd; j++)
+                for (int o = 0; o < cout; o++) {
+                    double acc = bias[o];
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int yy = i + ky - 1, xx = j + kx - 1;
+                            if (yy < 0 || yy >= h || xx < 0 || xx >= wd)
+                                continue;
+                            const float *xp = x + (((size_t)b * h + yy) * wd + xx) * cin;
+                            const float *wp = w + (((size_t)o * 3 + ky) * 3 + kx) * cin;
+                            for (int c = 0; c < cin; c++)
+                                acc += (double)xp[c] * wp[c];
+                        }
+                    y[(((size_t)b * h + i) * wd + j) * cout + o] = acc;
+                }
+}
+
+/* 3x3 convolutions by im2col + GEMM and by Winograd F(2x2,3x3), odd sizes
+   included (cropped edge tiles), against a double reference. */
+static void conv3x3_matches_reference(void **state)
+{
+    (void)state;
+    gs_error err = {0};
+    gs_compute *cx;
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    static const int shapes[][5] = {
+        /* n, h, w, cin, cout */
+        {2, 16, 16, 32, 48},
+        {1, 9, 13, 20, 7},
+        {3, 5, 4, 64, 64},
+        {1, 1, 1, 3, 5},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int *s = shapes[i];
+        int n = s[0], h = s[1], wd = s[2], cin = s[3], cout = s[4];
+        size_t nx = (size_t)n * h * wd * cin, ny = (size_t)n * h * wd * cout;
+        float *x = malloc(sizeof(float) * nx), *y = malloc(sizeof(float) * ny);
+        float *w = malloc(sizeof(float) * cout * 9 * cin), *bias = malloc(sizeof(float) * cout);
+        double *ref = malloc(sizeof(double) * ny);
+        for (size_t k = 0; k < nx; k++)
+            x[k] = frand();
+        for (size_t k = 0; k < (size_t)cout * 9 * cin; k++)
+            w[k] = 0.2f * frand();
+        for (int k = 0; k < cout; k++)
+            bias[k] = frand();
+        conv3x3_ref(x, w, bias, n, h, wd, cin, cout, ref);
+        conv_weights cw = {w, NULL, bias, cout, cin, 3};
+        for (int wino = 0; wino <= 1; wino++) {
+            cx->winograd = wino;
+            cx->winograd_min_tiles = 1;
+            assert_int_equal(compute_begin(cx, &err), GS_OK);
+            assert_int_equal(op_conv2d_same(cx, &cw, x, n, h, wd, y, &err), GS_OK);
+            double e = rel_l2_f32_f64(y, ref, ny);
+            printf("conv3x3 %s n=%d %dx%d %d->%d: rel L2 %.3g\n", wino ? "winograd" : "im2col", n,
+                   h, wd, cin, cout, e);
+            assert_true(e < 1e-6);
+        }
+        free(x);
+        free(y);
+        free(w);
+        free(bias);
+        free(ref);
+    }
+    compute_free(cx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(exp_and_gelu_are_accurate),
         cmocka_unit_test(geglu_matches_reference),
         cmocka_unit_test(attention_matches_reference),
+        cmocka_unit_test(conv3x3_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,10 +22,13 @@ static void eps_matches(void **state)
     const int B = 2, C = 4, H = 8, W = 16;
     size_t n = (size_t)B * C * H * W;
     /* the second round blocks the feed-forwards by 48 rows (256 rows at the top
-       level: five blocks and a remainder), as full-size inputs are */
+       level: five blocks and a remainder) and runs every 3x3 convolution by
+       Winograd, as full-size inputs are */
     for (int j = 0; j < 8; j++) {
-        if (j == 4)
+        if (j == 4) {
             cx->block_rows = 48;
+            cx->winograd_min_tiles = 1;
+        }
         char key[64];
         size_t cnt;
         snprintf(key, sizeof key, "unet.%d.x", j % 4);
@@ -47,8 +50,9 @@ static void eps_matches(void **state)
         float *eps = malloc(n * sizeof *eps);
         assert_int_equal(unet_forward(m, cx, x, t, ctx, B, H, W, 77, eps, &err), GS_OK);
         double e = rel_l2_f32_f64(eps, ref, n);
-        printf("unet.%d.eps (t = %.3f, %.3f), blocks of %ld rows: rel L2 %.3g\n", j % 4, t[0], t[1],
-               cx->block_rows, e);
+        printf("unet.%d.eps (t = %.3f, %.3f), blocks of %ld rows, winograd from %ld tiles: "
+               "rel L2 %.3g\n",
+               j % 4, t[0], t[1], cx->block_rows, cx->winograd_min_tiles, e);
         assert_true(e < 1e-4);
         free(x64);
         free(xt);

@@ -15,11 +15,13 @@ typedef struct gs_compute {
     arena scratch;
     int threads;
     double flops; /* multiply-adds x2 of GEMMs, convolutions and attention, since creation */
-    gemm_bf16_cache *bf16; /* matmul primitives for layers whose weights are bf16 */
-    int attn_bf16;         /* attention products in bf16 (bf16 engines) */
-    int attn_fused;        /* one-pass attention kernel (AVX-512); else blocked GEMMs */
-    long block_rows;       /* rows per block of row-blocked layers (feed-forwards); tests
-                              shrink it so small inputs take the blocked path */
+    gemm_bf16_cache *bf16;   /* matmul primitives for layers whose weights are bf16 */
+    int attn_bf16;           /* attention products in bf16 (bf16 engines) */
+    int attn_fused;          /* one-pass attention kernel (AVX-512); else blocked GEMMs */
+    int winograd;            /* f32 3x3 convolutions by Winograd F(2x2,3x3) ... */
+    long winograd_min_tiles; /* ... when they have at least this many 2x2 output tiles */
+    long block_rows;         /* rows per block of row-blocked layers (feed-forwards); tests
+                                shrink it so small inputs take the blocked path */
 } gs_compute;
 
 gs_status compute_create(int threads /* 0 = online CPUs */, gs_compute **out, gs_error *err);

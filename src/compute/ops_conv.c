@@ -12,6 +12,7 @@
  */
 #include <string.h>
 
+#include "compute/conv_winograd.h"
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
 #include "compute/ops.h"
@@ -161,6 +162,9 @@ gs_status op_conv2d_same(gs_compute *cx, const conv_weights *cw, const float *x,
                          int w, float *y, gs_error *err)
 {
     int pad = cw->k / 2;
+    long tiles = (long)n * ((h + 1) / 2) * ((w + 1) / 2);
+    if (cx->winograd && cw->k == 3 && cw->w && tiles >= cx->winograd_min_tiles)
+        return conv3x3_winograd(cx, cw, x, n, h, w, y, err);
     return op_conv2d(cx, cw, x, n, h, w, 1, pad, pad, h, w, y, err);
 }
 

@@ -1,0 +1,14 @@
+/*
+ * conv_winograd - 3x3, stride 1, padding 1 convolutions of f32 NHWC maps by
+ * Winograd's F(2x2, 3x3) (2.25x fewer multiplications than im2col + GEMM).
+ */
+#ifndef GS_CONV_WINOGRAD_H
+#define GS_CONV_WINOGRAD_H
+
+#include "compute/ops.h"
+
+/* y [n, h, w, cout] = conv(x [n, h, w, cin]) + bias, for f32 weights (cw->w, k = 3). */
+gs_status conv3x3_winograd(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
+                           int w, float *y, gs_error *err);
+
+#endif
