@@ -249,6 +249,78 @@ static void conv3x3_matches_reference(void **state)
     compute_free(cx);
 }
 
+/* op_conv2d_pre: the per-channel affine (+ SiLU) and nearest upsampling on the
+   way into a 3x3 convolution, by im2col and by Winograd, against the
+   reference convolution of the map prepared in double precision. */
+static void conv3x3_prologue_matches_reference(void **state)
+{
+    (void)state;
+    gs_error err = {0};
+    gs_compute *cx;
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    static const int cases[][7] = {
+        /* h, w, cin, cout, silu, up, affine */
+        {12, 10, 16, 24, 1, 1, 1},
+        {7, 9, 16, 8, 0, 2, 1},
+        {5, 6, 8, 8, 1, 2, 1},
+        {6, 5, 8, 16, 0, 2, 0}, /* the decoder's upsampler: no affine */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int *s = cases[i];
+        int h = s[0], wd = s[1], cin = s[2], cout = s[3], silu = s[4], up = s[5], affine = s[6];
+        int oh = up * h, ow = up * wd;
+        size_t nx = (size_t)h * wd * cin, ny = (size_t)oh * ow * cout;
+        float *x = malloc(sizeof(float) * nx), *y = malloc(sizeof(float) * ny);
+        float *prep = malloc(sizeof(float) * (size_t)oh * ow * cin);
+        float *w = malloc(sizeof(float) * cout * 9 * cin), *bias = malloc(sizeof(float) * cout);
+        float *ab = malloc(sizeof(float) * 2 * cin);
+        double *ref = malloc(sizeof(double) * ny);
+        for (size_t k = 0; k < nx; k++)
+            x[k] = 2.0f * frand();
+        for (size_t k = 0; k < (size_t)cout * 9 * cin; k++)
+            w[k] = 0.2f * frand();
+        for (int k = 0; k < cout; k++)
+            bias[k] = frand();
+        for (int k = 0; k < 2 * cin; k++)
+            ab[k] = affine ? frand() : (k < cin ? 1.0f : 0.0f);
+        for (int yy = 0; yy < oh; yy++)
+            for (int xx = 0; xx < ow; xx++)
+                for (int c = 0; c < cin; c++) {
+                    double v = (double)ab[c] * x[((size_t)(yy / up) * wd + xx / up) * cin + c] +
+                               ab[cin + c];
+                    if (silu)
+                        v = v / (1.0 + exp(-v));
+                    prep[((size_t)yy * ow + xx) * cin + c] = (float)v;
+                }
+        conv3x3_ref(prep, w, bias, 1, oh, ow, cin, cout, ref);
+        conv_weights cw = {w, NULL, bias, cout, cin, 3};
+        /* im2col; Winograd in one block; Winograd one row of tiles per block */
+        for (int run = 0; run < 3; run++) {
+            cx->winograd = run > 0;
+            cx->winograd_min_tiles = 1;
+            cx->block_rows = run == 2 ? 1 : 1024;
+            assert_int_equal(compute_begin(cx, &err), GS_OK);
+            assert_int_equal(
+                op_conv2d_pre(cx, &cw, x, h, wd, affine ? ab : NULL, silu, up, y, &err), GS_OK);
+            double e = rel_l2_f32_f64(y, ref, ny);
+            printf("conv3x3 pre %s %dx%d %d->%d silu %d up %d: rel L2 %.3g\n",
+                   run == 0   ? "im2col"
+                   : run == 1 ? "winograd"
+                              : "winograd by tile rows",
+                   h, wd, cin, cout, silu, up, e);
+            assert_true(e < 1e-6);
+        }
+        free(x);
+        free(y);
+        free(prep);
+        free(w);
+        free(bias);
+        free(ab);
+        free(ref);
+    }
+    compute_free(cx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +328,7 @@ int main(void)
         cmocka_unit_test(geglu_matches_reference),
         cmocka_unit_test(attention_matches_reference),
         cmocka_unit_test(conv3x3_matches_reference),
+        cmocka_unit_test(conv3x3_prologue_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,27 +12,65 @@ void arena_init(arena *a)
     memset(a, 0, sizeof *a);
 }
 
+static void free_spares(arena *a)
+{
+    for (int i = 0; i < a->n_spare; i++)
+        gs_pages_free(a->spare[i], a->spare_size[i]);
+    a->n_spare = 0;
+    a->spare_bytes = 0;
+}
+
 static void free_extra_from(arena *a, int keep)
 {
     while (a->n_extra > keep) {
         a->n_extra--;
-        a->extra_bytes -= a->extra_size[a->n_extra];
-        gs_pages_free(a->extra[a->n_extra], a->extra_size[a->n_extra]);
+        size_t size = a->extra_size[a->n_extra];
+        void *p = a->extra[a->n_extra];
+        a->extra_bytes -= a->extra_need[a->n_extra];
+        if (a->n_spare < ARENA_SPARES && a->spare_bytes + size <= ARENA_SPARE_BYTES) {
+            a->spare[a->n_spare] = p;
+            a->spare_size[a->n_spare++] = size;
+            a->spare_bytes += size;
+        } else {
+            gs_pages_free(p, size);
+        }
     }
+}
+
+/* The smallest spare block of at least need bytes, taken off the list (its
+   size in *size), or NULL. */
+static void *take_spare(arena *a, size_t need, size_t *size)
+{
+    int best = -1;
+    for (int i = 0; i < a->n_spare; i++)
+        if (a->spare_size[i] >= need && (best < 0 || a->spare_size[i] < a->spare_size[best]))
+            best = i;
+    if (best < 0)
+        return NULL;
+    void *p = a->spare[best];
+    *size = a->spare_size[best];
+    a->spare_bytes -= *size;
+    a->n_spare--;
+    a->spare[best] = a->spare[a->n_spare];
+    a->spare_size[best] = a->spare_size[a->n_spare];
+    return p;
 }
 
 void arena_destroy(arena *a)
 {
     free_extra_from(a, 0);
+    free_spares(a);
     gs_pages_free(a->base, a->cap);
     gs_free(a->extra);
     gs_free(a->extra_size);
+    gs_free(a->extra_need);
     memset(a, 0, sizeof *a);
 }
 
 int arena_reset(arena *a)
 {
     free_extra_from(a, 0);
+    free_spares(a);
     a->used = 0;
     if (a->peak > a->cap) {
         size_t want = (a->peak + ALIGN - 1) / ALIGN * ALIGN;
@@ -76,13 +114,21 @@ void *arena_alloc(arena *a, size_t bytes)
         if (!ns)
             return NULL;
         a->extra_size = ns;
+        size_t *nn = gs_realloc(a->extra_need, (size_t)nc * sizeof *nn);
+        if (!nn)
+            return NULL;
+        a->extra_need = nn;
         a->cap_extra = nc;
     }
-    void *p = gs_pages_alloc(need);
+    size_t size = need;
+    void *p = take_spare(a, need, &size);
+    if (!p)
+        p = gs_pages_alloc(need);
     if (!p)
         return NULL;
     a->extra[a->n_extra] = p;
-    a->extra_size[a->n_extra] = need;
+    a->extra_size[a->n_extra] = size;
+    a->extra_need[a->n_extra] = need;
     a->n_extra++;
     a->extra_bytes += need;
     note_peak(a);

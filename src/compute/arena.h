@@ -11,6 +11,9 @@
 
 #include <stddef.h>
 
+#define ARENA_SPARES 16
+#define ARENA_SPARE_BYTES ((size_t)256 << 20)
+
 typedef struct arena_mark {
     size_t used;
     int n_extra;
@@ -23,8 +26,16 @@ typedef struct arena {
     size_t extra_bytes; /* live bytes in extra blocks */
     size_t peak;        /* max of used + extra_bytes since the last reset */
     void **extra;       /* overflow blocks, freed on release */
-    size_t *extra_size;
+    size_t *extra_size; /* mapped size of each (a reused spare can exceed the request) */
+    size_t *extra_need; /* bytes requested of each: what the peak counts */
     int n_extra, cap_extra;
+    /* released overflow blocks kept for reuse until the next reset: a pass that
+       overflows (the first, or a VAE decode after UNet steps) would otherwise map,
+       fault in and unmap tens of MB per layer */
+    void *spare[ARENA_SPARES];
+    size_t spare_size[ARENA_SPARES];
+    int n_spare;
+    size_t spare_bytes;
 } arena;
 
 void arena_init(arena *a);

@@ -25,17 +25,18 @@
 #define TILE_BLOCK_FLOATS (6L << 20) /* V plus M per block of tiles: 24 MB */
 
 typedef struct wino_job {
-    const float *x;     /* [n, h, w, cin] */
-    float *y;           /* [n, h, w, cout] */
-    const float *w;     /* [cout, 3, 3, cin] */
-    const float *b;     /* [cout] or NULL */
-    float *u;           /* [16][cout][cin] */
-    float *v;           /* [16][tiles][cin] of one block */
-    float *m;           /* [16][tiles][cout] of one block */
-    const float *zeros; /* [cin] of 0: the padding's source */
-    float *sink;        /* [threads][cout]: where cropped outputs go */
-    int n, h, w_, cin, cout, th, tw;
-    long t0, nt; /* the block: tiles t0 .. t0 + nt - 1 over n * th * tw */
+    const float *x;                  /* [n, h, w, cin] */
+    float *y;                        /* [n, h, w, cout] */
+    const float *w;                  /* [cout, 3, 3, cin] */
+    const float *b;                  /* [cout] or NULL */
+    float *u;                        /* [16][cout][cin] */
+    float *v;                        /* [16][tiles][cin] of one block */
+    float *m;                        /* [16][tiles][cout] of one block */
+    const float *zeros;              /* [cin] of 0: the padding's source */
+    float *sink;                     /* [threads][cout]: where cropped outputs go */
+    int n, h, w_, cin, cout, th, tw; /* h, w_: the output (= upsampled input) size */
+    int up, sw, srow0;               /* nearest upsampling; source width; first row held */
+    long t0, nt;                     /* the block: tiles t0 .. t0 + nt - 1 over n * th * tw */
 } wino_job;
 
 /* U[p][o][:] = (G g G^T)[p] for each output channel o, over input channels. */
@@ -82,27 +83,44 @@ GS_VEC_CLONES static void inputs(void *p, int ith, int nth)
         for (int r = 0; r < 4; r++)
             for (int c = 0; c < 4; c++) {
                 int yy = 2 * ty - 1 + r, xx = 2 * tx - 1 + c;
-                src[r][c] = yy < 0 || yy >= j->h || xx < 0 || xx >= j->w_
-                                ? j->zeros
-                                : j->x + (((size_t)img * j->h + yy) * j->w_ + xx) * ci;
+                src[r][c] =
+                    yy < 0 || yy >= j->h || xx < 0 || xx >= j->w_
+                        ? j->zeros
+                        : j->x + (((size_t)img * (j->h / j->up) + yy / j->up - j->srow0) * j->sw +
+                                  xx / j->up) *
+                                     ci;
             }
         float *v = j->v + (size_t)i * ci;
-        for (size_t c = 0; c < ci; c++) {
-            float d[4][4], s[4][4];
+        /* 16 channels at a time through local arrays, so the compiler sees no
+           aliasing between the sources and V and keeps all 16 lanes in vectors */
+        for (size_t c0 = 0; c0 < ci; c0 += 16) {
+            size_t nc = ci - c0 < 16 ? ci - c0 : 16;
+            float d[4][4][16], o[16][16];
             for (int r = 0; r < 4; r++)
-                for (int q = 0; q < 4; q++)
-                    d[r][q] = src[r][q][c];
-            for (int q = 0; q < 4; q++) { /* B^T d */
-                s[0][q] = d[0][q] - d[2][q];
-                s[1][q] = d[1][q] + d[2][q];
-                s[2][q] = d[2][q] - d[1][q];
-                s[3][q] = d[1][q] - d[3][q];
+                for (int q = 0; q < 4; q++) {
+                    const float *sp = src[r][q] + c0;
+                    for (size_t l = 0; l < 16; l++)
+                        d[r][q][l] = l < nc ? sp[l] : 0.0f;
+                }
+            for (size_t l = 0; l < 16; l++) {
+                float s[4][4];
+                for (int q = 0; q < 4; q++) { /* B^T d */
+                    s[0][q] = d[0][q][l] - d[2][q][l];
+                    s[1][q] = d[1][q][l] + d[2][q][l];
+                    s[2][q] = d[2][q][l] - d[1][q][l];
+                    s[3][q] = d[1][q][l] - d[3][q][l];
+                }
+                for (int r = 0; r < 4; r++) { /* (B^T d) B */
+                    o[r * 4 + 0][l] = s[r][0] - s[r][2];
+                    o[r * 4 + 1][l] = s[r][1] + s[r][2];
+                    o[r * 4 + 2][l] = s[r][2] - s[r][1];
+                    o[r * 4 + 3][l] = s[r][1] - s[r][3];
+                }
             }
-            for (int r = 0; r < 4; r++) { /* (B^T d) B */
-                v[(r * 4 + 0) * plane + c] = s[r][0] - s[r][2];
-                v[(r * 4 + 1) * plane + c] = s[r][1] + s[r][2];
-                v[(r * 4 + 2) * plane + c] = s[r][2] - s[r][1];
-                v[(r * 4 + 3) * plane + c] = s[r][1] - s[r][3];
+            for (int p16 = 0; p16 < 16; p16++) {
+                float *dst = v + p16 * plane + c0;
+                for (size_t l = 0; l < nc; l++)
+                    dst[l] = o[p16][l];
             }
         }
     }
@@ -127,62 +145,112 @@ GS_VEC_CLONES static void outputs(void *p, int ith, int nth)
                                 : j->y + (((size_t)img * j->h + yy) * j->w_ + xx) * co;
             }
         const float *m = j->m + (size_t)i * co;
-        for (size_t o = 0; o < co; o++) {
-            float s[2][4];
-            for (int q = 0; q < 4; q++) { /* A^T M */
-                float m0 = m[(0 * 4 + q) * plane + o], m1 = m[(1 * 4 + q) * plane + o];
-                float m2 = m[(2 * 4 + q) * plane + o], m3 = m[(3 * 4 + q) * plane + o];
-                s[0][q] = m0 + m1 + m2;
-                s[1][q] = m1 - m2 - m3;
+        for (size_t o0 = 0; o0 < co; o0 += 16) {
+            size_t no = co - o0 < 16 ? co - o0 : 16;
+            float mm[16][16], res[2][2][16];
+            for (int p16 = 0; p16 < 16; p16++) {
+                const float *sp = m + p16 * plane + o0;
+                for (size_t l = 0; l < 16; l++)
+                    mm[p16][l] = l < no ? sp[l] : 0.0f;
             }
-            float bias = j->b ? j->b[o] : 0.0f;
-            for (int r = 0; r < 2; r++) {
-                float y0 = s[r][0] + s[r][1] + s[r][2] + bias;
-                float y1 = s[r][1] - s[r][2] - s[r][3] + bias;
-                dst[r][0][o] = y0;
-                dst[r][1][o] = y1;
+            for (size_t l = 0; l < 16; l++) {
+                float s[2][4];
+                for (int q = 0; q < 4; q++) { /* A^T M */
+                    s[0][q] = mm[0 * 4 + q][l] + mm[1 * 4 + q][l] + mm[2 * 4 + q][l];
+                    s[1][q] = mm[1 * 4 + q][l] - mm[2 * 4 + q][l] - mm[3 * 4 + q][l];
+                }
+                float bias = j->b && l < no ? j->b[o0 + l] : 0.0f;
+                for (int r = 0; r < 2; r++) {
+                    res[r][0][l] = s[r][0] + s[r][1] + s[r][2] + bias;
+                    res[r][1][l] = s[r][1] - s[r][2] - s[r][3] + bias;
+                }
             }
+            for (int r = 0; r < 2; r++)
+                for (int q = 0; q < 2; q++)
+                    for (size_t l = 0; l < no; l++)
+                        dst[r][q][o0 + l] = res[r][q][l];
         }
     }
 }
 
-gs_status conv3x3_winograd(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
-                           int w, float *y, gs_error *err)
+typedef struct band_job {
+    const float *x; /* [sh, sw, c] */
+    float *y;       /* rows s0..s1 after the affine (+ SiLU) */
+    long p0, p1;    /* source pixel range */
+    int c, silu;
+    const float *ab;
+} band_job;
+
+static void normalise_band(void *p, int ith, int nth)
 {
-    int th = (h + 1) / 2, tw = (w + 1) / 2;
-    long tiles = (long)n * th * tw;
-    long per_tile = 16L * (cw->cin + cw->cout);
-    long block = TILE_BLOCK_FLOATS / per_tile;
-    block = block < 64 ? 64 : block;
-    block = block > tiles ? tiles : block;
+    const band_job *j = p;
+    long a, b;
+    threadpool_range(j->p1 - j->p0, ith, nth, &a, &b);
+    op_scale_shift_rows(j->x + (size_t)j->p0 * j->c, j->y, a, b, j->c, j->ab, j->silu);
+}
+
+/* The whole convolution; with ab (one image only), each block's source rows
+   are first normalised into a band, so the affine and SiLU run once per pixel
+   rather than once per patch that reads it. */
+static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const float *x, int n, int sh,
+                              int sw, const float *ab, int silu, int up, float *y, gs_error *err)
+{
+    int h = sh * up, w = sw * up, th = (h + 1) / 2, tw = (w + 1) / 2;
+    long tiles = (long)n * th * tw, per_tile = 16L * (cw->cin + cw->cout);
+    long tile_rows = TILE_BLOCK_FLOATS / (per_tile * tw); /* whole rows of tiles per block */
+    tile_rows = tile_rows > cx->block_rows ? cx->block_rows : tile_rows; /* tests shrink it */
+    tile_rows = tile_rows < 1 ? 1 : tile_rows;
+    long block = tile_rows * tw > tiles ? tiles : tile_rows * tw;
+    /* source rows a block of tile rows reads: 2 per tile row, the 3x3 reach, rounding */
+    long band_rows = ab ? (2 * tile_rows + 2) / up + 2 : 0;
+    band_rows = band_rows > sh ? sh : band_rows;
     arena_mark mk = arena_get_mark(&cx->scratch);
     float *u = arena_floats(&cx->scratch, (size_t)16 * cw->cout * cw->cin);
     float *v = arena_floats(&cx->scratch, (size_t)16 * block * cw->cin);
     float *m = arena_floats(&cx->scratch, (size_t)16 * block * cw->cout);
     float *zeros = arena_floats(&cx->scratch, (size_t)cw->cin);
     float *sink = arena_floats(&cx->scratch, (size_t)threadpool_size(cx->tp) * cw->cout);
-    if (!u || !v || !m || !zeros || !sink) {
+    float *band = ab ? arena_floats(&cx->scratch, (size_t)band_rows * sw * cw->cin) : NULL;
+    if (!u || !v || !m || !zeros || !sink || (ab && !band)) {
         arena_release(&cx->scratch, mk);
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
     }
     cx->flops += 2.0 * n * h * w * cw->cout * 9.0 * cw->cin; /* counted as the direct conv */
     memset(zeros, 0, (size_t)cw->cin * sizeof *zeros);
-    wino_job j = {x, y, cw->w, cw->b,   u,        v,  m,  zeros, sink,
-                  n, h, w,     cw->cin, cw->cout, th, tw, 0,     0};
+    wino_job j = {x, y,       cw->w,    cw->b, u,  v,  m,  zeros, sink, n, h,
+                  w, cw->cin, cw->cout, th,    tw, up, sw, 0,     0,    0};
     threadpool_run(cx->tp, filters, &j);
     for (long t0 = 0; t0 < tiles; t0 += block) {
         j.t0 = t0;
         j.nt = tiles - t0 < block ? tiles - t0 : block;
-        j.v = v;
-        j.m = m;
+        if (ab) { /* n == 1: tile rows t0 / tw .. (t0 + nt) / tw */
+            int oy0 = 2 * (int)(t0 / tw) - 1, oy1 = 2 * (int)((t0 + j.nt - 1) / tw) + 2;
+            int s0 = (oy0 < 0 ? 0 : oy0) / up, s1 = (oy1 >= h ? h - 1 : oy1) / up + 1;
+            band_job bj = {x, band, (long)s0 * sw, (long)s1 * sw, cw->cin, silu, ab};
+            threadpool_run(cx->tp, normalise_band, &bj);
+            j.x = band;
+            j.srow0 = s0;
+        }
         threadpool_run(cx->tp, inputs, &j);
         size_t vp = (size_t)j.nt * cw->cin, mp = (size_t)j.nt * cw->cout;
-        size_t up = (size_t)cw->cout * cw->cin;
+        size_t up_ = (size_t)cw->cout * cw->cin;
         for (int p = 0; p < 16; p++)
-            gemm_f32((int)j.nt, cw->cout, cw->cin, v + p * vp, cw->cin, u + p * up, cw->cin, 1,
+            gemm_f32((int)j.nt, cw->cout, cw->cin, v + p * vp, cw->cin, u + p * up_, cw->cin, 1,
                      0.0f, m + p * mp, cw->cout);
         threadpool_run(cx->tp, outputs, &j);
     }
     arena_release(&cx->scratch, mk);
     return GS_OK;
+}
+
+gs_status conv3x3_winograd(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
+                           int w, float *y, gs_error *err)
+{
+    return winograd_run(cx, cw, x, n, h, w, NULL, 0, 1, y, err);
+}
+
+gs_status conv3x3_winograd_pre(gs_compute *cx, const conv_weights *cw, const float *x, int h, int w,
+                               const float *ab, int silu, int up, float *y, gs_error *err)
+{
+    return winograd_run(cx, cw, x, 1, h, w, ab, silu, up, y, err);
 }

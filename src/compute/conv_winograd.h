@@ -11,4 +11,10 @@
 gs_status conv3x3_winograd(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
                            int w, float *y, gs_error *err);
 
+/* The same with op_conv2d_pre's prologue (one image): the per-channel affine ab
+   (+ SiLU) and nearest upsampling by up applied to x [h, w, cin] on the way in;
+   y is [up*h, up*w, cout]. */
+gs_status conv3x3_winograd_pre(gs_compute *cx, const conv_weights *cw, const float *x, int h, int w,
+                               const float *ab, int silu, int up, float *y, gs_error *err);
+
 #endif

@@ -191,6 +191,9 @@ gs_status op_conv2d_pre(gs_compute *cx, const conv_weights *cw, const float *x, 
 {
     if (!ab && up == 1)
         return op_conv2d_same(cx, cw, x, 1, h, w, y, err);
+    long tiles = (long)(up * h + 1) / 2 * ((up * w + 1) / 2);
+    if (cx->winograd && cw->k == 3 && cw->w && tiles >= cx->winograd_min_tiles)
+        return conv3x3_winograd_pre(cx, cw, x, h, w, ab, silu, up, y, err);
     int oh = up * h, ow = up * w, pad = cw->k / 2;
     long rows = (long)oh * ow;
     int K = cw->k * cw->k * cw->cin;
