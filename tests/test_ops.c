@@ -11,6 +11,8 @@
 
 #include "compute/attention_fused.h"
 #include "compute/compute.h"
+#include "compute/gemm_bf16.h"
+#include "compute/half.h"
 #include "compute/ops.h"
 #include "compute/vec_math.h"
 
@@ -240,6 +242,24 @@ static void conv3x3_matches_reference(void **state)
                    h, wd, cin, cout, e);
             assert_true(e < 1e-6);
         }
+        /* bf16 weights: im2col computes in bf16; Winograd widens the weights and
+           computes in f32, so it matches the reference of the rounded weights */
+        size_t nw = (size_t)cout * 9 * cin;
+        uint16_t *wb = malloc(sizeof *wb * nw);
+        f32_to_bf16(w, wb, (long)nw);
+        for (size_t k = 0; k < nw; k++)
+            w[k] = gs_bf16_to_f32(wb[k]);
+        conv3x3_ref(x, w, bias, n, h, wd, cin, cout, ref);
+        conv_weights cb = {NULL, wb, bias, cout, cin, 3};
+        for (int wino = 0; wino <= 1; wino++) {
+            cx->winograd = wino;
+            assert_int_equal(compute_begin(cx, &err), GS_OK);
+            assert_int_equal(op_conv2d_same(cx, &cb, x, n, h, wd, y, &err), GS_OK);
+            double e = rel_l2_f32_f64(y, ref, ny);
+            printf("conv3x3 bf16 weights, %s: rel L2 %.3g\n", wino ? "winograd" : "im2col", e);
+            assert_true(e < (wino ? 1e-6 : 1e-2));
+        }
+        free(wb);
         free(x);
         free(y);
         free(w);

@@ -12,6 +12,11 @@
  * the GEMMs at the sizes this runs at, and no second copy of the weights stays
  * resident.
  *
+ * bf16 weights are widened to f32 as their filters are transformed: bf16
+ * engines run these layers as f32 GEMMs with 2.25x fewer multiplications,
+ * which beats a bf16 im2col GEMM even where bf16 runs at 1.8x the f32 rate
+ * (AMD Zen 4), and the weights stay resident in bf16.
+ *
  * Rounding differs from im2col's (sums regrouped through the transforms); the
  * error stays at f32 level (tests compare both with a double reference).
  */
@@ -20,6 +25,7 @@
 #include <string.h>
 
 #include "compute/gemm.h"
+#include "compute/half.h"
 #include "compute/vec_math.h"
 
 #define TILE_BLOCK_FLOATS (6L << 20) /* V plus M per block of tiles: 24 MB */
@@ -27,7 +33,9 @@
 typedef struct wino_job {
     const float *x;                  /* [n, h, w, cin] */
     float *y;                        /* [n, h, w, cout] */
-    const float *w;                  /* [cout, 3, 3, cin] */
+    const float *w;                  /* [cout, 3, 3, cin], or NULL and ... */
+    const uint16_t *wb;              /* ... the same in bf16 */
+    float *wrow;                     /* [threads][9 * cin]: a bf16 filter as f32 */
     const float *b;                  /* [cout] or NULL */
     float *u;                        /* [16][cout][cin] */
     float *v;                        /* [16][tiles][cin] of one block */
@@ -46,8 +54,15 @@ GS_VEC_CLONES static void filters(void *p, int ith, int nth)
     long o0, o1;
     threadpool_range(j->cout, ith, nth, &o0, &o1);
     size_t ci = (size_t)j->cin, plane = (size_t)j->cout * ci;
+    float *row = j->wrow + (size_t)ith * 9 * ci;
     for (long o = o0; o < o1; o++) {
         const float *g = j->w + (size_t)o * 9 * ci; /* g[(ky*3+kx)*cin + c] */
+        if (!j->w) {
+            const uint16_t *gb = j->wb + (size_t)o * 9 * ci;
+            for (size_t k = 0; k < 9 * ci; k++)
+                row[k] = gs_bf16_to_f32(gb[k]);
+            g = row;
+        }
         float *u = j->u + (size_t)o * ci;
         for (size_t c = 0; c < ci; c++) {
             float t[4][3]; /* G g: rows of the 4x3 intermediate */
@@ -211,14 +226,16 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
     float *zeros = arena_floats(&cx->scratch, (size_t)cw->cin);
     float *sink = arena_floats(&cx->scratch, (size_t)threadpool_size(cx->tp) * cw->cout);
     float *band = ab ? arena_floats(&cx->scratch, (size_t)band_rows * sw * cw->cin) : NULL;
-    if (!u || !v || !m || !zeros || !sink || (ab && !band)) {
+    float *wrow =
+        cw->w ? NULL : arena_floats(&cx->scratch, (size_t)threadpool_size(cx->tp) * 9 * cw->cin);
+    if (!u || !v || !m || !zeros || !sink || (ab && !band) || (!cw->w && !wrow)) {
         arena_release(&cx->scratch, mk);
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
     }
     cx->flops += 2.0 * n * h * w * cw->cout * 9.0 * cw->cin; /* counted as the direct conv */
     memset(zeros, 0, (size_t)cw->cin * sizeof *zeros);
-    wino_job j = {x, y,       cw->w,    cw->b, u,  v,  m,  zeros, sink, n, h,
-                  w, cw->cin, cw->cout, th,    tw, up, sw, 0,     0,    0};
+    wino_job j = {x, y, cw->w,   cw->wb,   wrow, cw->b, u,  v,  m, zeros, sink, n,
+                  h, w, cw->cin, cw->cout, th,   tw,    up, sw, 0, 0,     0};
     threadpool_run(cx->tp, filters, &j);
     for (long t0 = 0; t0 < tiles; t0 += block) {
         j.t0 = t0;

@@ -7,7 +7,8 @@
 
 #include "compute/ops.h"
 
-/* y [n, h, w, cout] = conv(x [n, h, w, cin]) + bias, for f32 weights (cw->w, k = 3). */
+/* y [n, h, w, cout] = conv(x [n, h, w, cin]) + bias, for k = 3 and f32 (cw->w) or
+   bf16 (cw->wb) weights; the arithmetic is f32 either way. */
 gs_status conv3x3_winograd(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
                            int w, float *y, gs_error *err);
 
