@@ -29,6 +29,10 @@
 #include "compute/vec_math.h"
 
 #define TILE_BLOCK_FLOATS (6L << 20) /* V plus M per block of tiles: 24 MB */
+/* transformed filters are 16/9 of the weights, in f32, for the whole layer:
+   wider layers (SD1.5's 1280->1280 and 1920->640 at 32x32) stay on im2col so a
+   UNet step's scratch does not grow by 100+ MB */
+#define MAX_FILTER_FLOATS (16L << 20)
 
 typedef struct wino_job {
     const float *x;                  /* [n, h, w, cin] */
@@ -258,6 +262,11 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
     }
     arena_release(&cx->scratch, mk);
     return GS_OK;
+}
+
+int conv3x3_winograd_fits(const conv_weights *cw)
+{
+    return cw->k == 3 && 16L * cw->cout * cw->cin <= MAX_FILTER_FLOATS;
 }
 
 gs_status conv3x3_winograd(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,

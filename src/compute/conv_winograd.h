@@ -7,6 +7,9 @@
 
 #include "compute/ops.h"
 
+/* Whether a layer is one these run (3x3, filters small enough to transform whole). */
+int conv3x3_winograd_fits(const conv_weights *cw);
+
 /* y [n, h, w, cout] = conv(x [n, h, w, cin]) + bias, for k = 3 and f32 (cw->w) or
    bf16 (cw->wb) weights; the arithmetic is f32 either way. */
 gs_status conv3x3_winograd(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
