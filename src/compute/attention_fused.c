@@ -26,7 +26,7 @@
 #include <immintrin.h>
 
 #define ROWS 8        /* query rows per register tile */
-#define KEYS 128      /* keys per score block (8 x 128 floats: 4 KB) */
+#define KEYS 256      /* keys per score block (8 x 256 floats: 8 KB) */
 #define MAX_WIDTH 256 /* head widths handled here (SD: 40..160, CLIP 64) */
 
 typedef struct fused_job {
