@@ -54,6 +54,15 @@ typedef struct wino_job {
     long t0, nt;                     /* the block: tiles t0 .. t0 + nt - 1 over n * th * tw */
 } wino_job;
 
+/* Tile t of the block's numbering (image, tile row, tile column). */
+static inline void tile_at(const wino_job *j, long t, int *img, int *ty, int *tx)
+{
+    long per = (long)j->th * j->tw;
+    *img = (int)(t / per);
+    *ty = (int)(t % per / j->tw);
+    *tx = (int)(t % j->tw);
+}
+
 /* U[p][o][:] = (G g G^T)[p] for each output channel o, over input channels. */
 GS_VEC_CLONES static void filters(void *p, int ith, int nth)
 {
@@ -110,8 +119,8 @@ GS_VEC_CLONES static void inputs(void *p, int ith, int nth)
     threadpool_range(j->nt, ith, nth, &a, &e);
     size_t ci = (size_t)j->cin, plane = (size_t)j->nt * ci;
     for (long i = a; i < e; i++) {
-        long t = j->t0 + i, per = (long)j->th * j->tw;
-        int img = (int)(t / per), ty = (int)(t % per / j->tw), tx = (int)(t % j->tw);
+        int img, ty, tx;
+        tile_at(j, j->t0 + i, &img, &ty, &tx);
         const float *src[4][4];
         for (int r = 0; r < 4; r++)
             for (int c = 0; c < 4; c++) {
@@ -167,8 +176,8 @@ GS_VEC_CLONES static void outputs(void *p, int ith, int nth)
     threadpool_range(j->nt, ith, nth, &a, &e);
     size_t co = (size_t)j->cout, plane = (size_t)j->nt * co;
     for (long i = a; i < e; i++) {
-        long t = j->t0 + i, per = (long)j->th * j->tw;
-        int img = (int)(t / per), ty = (int)(t % per / j->tw), tx = (int)(t % j->tw);
+        int img, ty, tx;
+        tile_at(j, j->t0 + i, &img, &ty, &tx);
         float *dst[2][2];
         for (int r = 0; r < 2; r++)
             for (int c = 0; c < 2; c++) {
@@ -204,22 +213,6 @@ GS_VEC_CLONES static void outputs(void *p, int ith, int nth)
                         dst[r][q][o0 + l] = res[r][q][l];
         }
     }
-}
-
-typedef struct band_job {
-    const float *x; /* [sh, sw, c] */
-    float *y;       /* rows s0..s1 after the affine (+ SiLU) */
-    long p0, p1;    /* source pixel range */
-    int c, silu;
-    const float *ab;
-} band_job;
-
-static void normalise_band(void *p, int ith, int nth)
-{
-    const band_job *j = p;
-    long a, b;
-    threadpool_range(j->p1 - j->p0, ith, nth, &a, &b);
-    op_scale_shift_rows(j->x + (size_t)j->p0 * j->c, j->y, a, b, j->c, j->ab, j->silu);
 }
 
 /* The whole convolution; with ab (one image only), each block's source rows
@@ -261,8 +254,7 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
         if (ab) { /* n == 1: tile rows t0 / tw .. (t0 + nt) / tw */
             int oy0 = 2 * (int)(t0 / tw) - 1, oy1 = 2 * (int)((t0 + j.nt - 1) / tw) + 2;
             int s0 = (oy0 < 0 ? 0 : oy0) / up, s1 = (oy1 >= h ? h - 1 : oy1) / up + 1;
-            band_job bj = {x, band, (long)s0 * sw, (long)s1 * sw, cw->cin, silu, ab};
-            threadpool_run(cx->tp, normalise_band, &bj);
+            op_scale_shift_span(cx, x, (long)s0 * sw, (long)s1 * sw, cw->cin, ab, silu, band);
             j.x = band;
             j.srow0 = s0;
         }

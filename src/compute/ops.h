@@ -77,6 +77,9 @@ void op_group_norm_fold(const norm_weights *nw, const double *stats, int groups,
 /* Applies ab (SiLU after if silu) to pixels [p0, p1) of [.., c], on the calling thread. */
 void op_scale_shift_rows(const float *x, float *y, long p0, long p1, int c, const float *ab,
                          int silu);
+/* y[0 .. p1-p0) = the same for pixels p0..p1 of x [*, c], on the pool's threads. */
+void op_scale_shift_span(gs_compute *cx, const float *x, long p0, long p1, int c, const float *ab,
+                         int silu, float *y);
 
 /* Layer norm over the last dim of [rows, c]. In place allowed. */
 void op_layer_norm(gs_compute *cx, const norm_weights *nw, const float *x, long rows, int c,

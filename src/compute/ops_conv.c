@@ -170,22 +170,6 @@ gs_status op_conv2d_same(gs_compute *cx, const conv_weights *cw, const float *x,
 
 /* ---- the prologue: affine + SiLU on the source rows a block reads ---- */
 
-typedef struct prologue_job {
-    const float *x; /* [h, w, c] */
-    float *y;       /* rows s0..s1 of the normalised map */
-    long p0, p1;    /* source pixel range */
-    int c, silu;
-    const float *ab;
-} prologue_job;
-
-static void prologue_rows(void *p, int ith, int nth)
-{
-    const prologue_job *j = p;
-    long a, b;
-    threadpool_range(j->p1 - j->p0, ith, nth, &a, &b);
-    op_scale_shift_rows(j->x + (size_t)j->p0 * j->c, j->y, a, b, j->c, j->ab, j->silu);
-}
-
 gs_status op_conv2d_pre(gs_compute *cx, const conv_weights *cw, const float *x, int h, int w,
                         const float *ab, int silu, int up, float *y, gs_error *err)
 {
@@ -217,8 +201,7 @@ gs_status op_conv2d_pre(gs_compute *cx, const conv_weights *cw, const float *x, 
         if (ab) {
             int iy0 = (int)(r0 / ow) - pad, iy1 = (int)((r0 + nr - 1) / ow) + pad;
             int s0 = (iy0 < 0 ? 0 : iy0) / up, s1 = (iy1 >= oh ? oh - 1 : iy1) / up + 1;
-            prologue_job pj = {x, band, (long)s0 * w, (long)s1 * w, cw->cin, silu, ab};
-            threadpool_run(cx->tp, prologue_rows, &pj);
+            op_scale_shift_span(cx, x, (long)s0 * w, (long)s1 * w, cw->cin, ab, silu, band);
             j.x = band;
             j.srow0 = s0;
         }

@@ -185,6 +185,29 @@ void op_scale_shift_rows(const float *x, float *y, long p0, long p1, int c, cons
     gn_apply_pass(x, y, p0, p1, c, ab, ab + c, silu);
 }
 
+typedef struct span_job {
+    const float *x;
+    float *y;
+    long n;
+    int c, silu;
+    const float *ab;
+} span_job;
+
+static void span_rows(void *p, int ith, int nth)
+{
+    const span_job *j = p;
+    long a, b;
+    threadpool_range(j->n, ith, nth, &a, &b);
+    op_scale_shift_rows(j->x, j->y, a, b, j->c, j->ab, j->silu);
+}
+
+void op_scale_shift_span(gs_compute *cx, const float *x, long p0, long p1, int c, const float *ab,
+                         int silu, float *y)
+{
+    span_job j = {x + (size_t)p0 * c, y, p1 - p0, c, silu, ab};
+    threadpool_run(cx->tp, span_rows, &j);
+}
+
 void op_group_norm(gs_compute *cx, const norm_weights *nw, const float *x, int n, long hw, int c,
                    int groups, float eps, int silu, float *y)
 {
