@@ -130,6 +130,13 @@ typedef struct gs_model_info {
 /* Fills *info; strings point into the model and live as long as it. */
 GS_API void gs_model_get_info(const gs_model *model, gs_model_info *info);
 
+/* Writes dst: src's weights as this engine holds them after a load (its
+ * precision, the kernels' layouts), for gs_model_load to map and use in place:
+ * a load of a prepared file converts nothing (about the time to map it), and
+ * processes that load the same prepared file share its pages. Only engines of
+ * the same precision load it; it is for gesso, not for other tools. */
+GS_API gs_status gs_checkpoint_prepare(gs_engine *eng, const char *src, const char *dst);
+
 /* Writes a checkpoint with the real tensor names and shapes of arch ("sd15", or
  * "sd15-small" for a narrow test model) and deterministic random weights of dtype
  * ("f16", "bf16", "f32"), for benchmarks and tests without downloads. The same

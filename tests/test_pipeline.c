@@ -244,6 +244,89 @@ static void release_after_use(void **state)
     gs_model_free(m);
 }
 
+/* Replaces the first occurrence of `from` in the file's header by `to` (same length). */
+static void patch_header(const char *path, const char *from, const char *to)
+{
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    unsigned char le[8];
+    assert_int_equal(fread(le, 1, 8, fp), 8);
+    size_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | le[i];
+    char *h = malloc(n + 1);
+    assert_int_equal(fread(h, 1, n, fp), n);
+    h[n] = '\0';
+    char *at = strstr(h, from);
+    assert_non_null(at);
+    memcpy(at, to, strlen(to));
+    fseek(fp, 8, SEEK_SET);
+    assert_int_equal(fwrite(h, 1, n, fp), n);
+    fclose(fp);
+    free(h);
+}
+
+/* A prepared file (the engine's own layouts, used in place) gives the original
+   checkpoint's pixels, also when its networks are released and reloaded; it is
+   refused by an engine of the other precision, cannot be prepared again, and a
+   file from another weight layout is refused. */
+static void prepared_file_loads_in_place(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/gesso-prepared-%d.safetensors", (int)getpid());
+    assert_int_equal(gs_checkpoint_prepare(eng, fixture_path("tiny-sd15.safetensors"), path),
+                     GS_OK);
+    gs_model *m = NULL;
+    assert_int_equal(gs_model_load(eng, path, &m), GS_OK);
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "a lighthouse at dusk";
+    p.negative_prompt = "fog";
+    p.width = 64;
+    p.height = 64;
+    p.steps = 3;
+    p.seed = 11;
+    size_t px = 64 * 64 * 3;
+    gs_result *orig = NULL, *prep = NULL, *again = NULL;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &orig), GS_OK);
+    assert_int_equal(gs_generate(eng, m, &p, NULL, NULL, &prep), GS_OK);
+    assert_memory_equal(gs_result_image(orig, 0)->pixels, gs_result_image(prep, 0)->pixels, px);
+    gs_model_set_release_after_use(m, 1);
+    gs_result_free(prep);
+    prep = NULL;
+    assert_int_equal(gs_generate(eng, m, &p, NULL, NULL, &prep), GS_OK);
+    assert_int_equal(gs_generate(eng, m, &p, NULL, NULL, &again), GS_OK);
+    assert_memory_equal(gs_result_image(orig, 0)->pixels, gs_result_image(prep, 0)->pixels, px);
+    assert_memory_equal(gs_result_image(orig, 0)->pixels, gs_result_image(again, 0)->pixels, px);
+    gs_model_info info;
+    gs_model_get_info(m, &info);
+    assert_string_equal(info.weight_dtype, "f32");
+    gs_model_free(m);
+    m = NULL;
+
+    assert_int_equal(gs_checkpoint_prepare(eng, path, "/tmp/never-written.safetensors"),
+                     GS_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(gs_engine_errmsg(eng), "already a prepared file"));
+    gs_engine_options eo;
+    gs_engine_options_init(&eo);
+    eo.precision = GS_PRECISION_BF16;
+    gs_engine *e16 = NULL;
+    if (gs_engine_create(&eo, &e16) == GS_OK) { /* CPUs without bf16 skip this part */
+        assert_int_equal(gs_model_load(e16, path, &m), GS_ERR_UNSUPPORTED);
+        assert_non_null(strstr(gs_engine_errmsg(e16), "prepared for f32 compute"));
+        gs_engine_free(e16);
+    }
+    patch_header(path, "\"gesso.layout\":\"1\"", "\"gesso.layout\":\"9\"");
+    assert_int_equal(gs_model_load(eng, path, &m), GS_ERR_UNSUPPORTED);
+    assert_non_null(strstr(gs_engine_errmsg(eng), "another weight layout"));
+    assert_null(m);
+    unlink(path);
+    gs_result_free(orig);
+    gs_result_free(prep);
+    gs_result_free(again);
+}
+
 /* gs_params.vae_tile: a tile covering the image is the whole decode exactly,
    and the auto default leaves small images whole; a real tiling runs. */
 static void vae_tile_parameter(void **state)
@@ -346,6 +429,7 @@ int main(void)
         cmocka_unit_test(same_seed_same_image),
         cmocka_unit_test(vae_tile_parameter),
         cmocka_unit_test(release_after_use),
+        cmocka_unit_test(prepared_file_loads_in_place),
         cmocka_unit_test(bf16_fidelity),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

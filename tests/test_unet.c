@@ -15,7 +15,7 @@ static void eps_matches(void **state)
     unet *m;
     gs_compute *cx;
     assert_int_equal(st_open(fixture_path("tiny-sd15.safetensors"), &f, &err), GS_OK);
-    assert_int_equal(unet_load(f, "model.diffusion_model.", 0, &m, &err), GS_OK);
+    assert_int_equal(unet_load(f, "model.diffusion_model.", 0, NULL, &m, &err), GS_OK);
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);
     assert_int_equal(unet_model_channels(m), 32);
     assert_int_equal(unet_context_dim(m), 96);

@@ -27,7 +27,7 @@ static int setup(void **state)
     (void)state;
     gs_error err = {0};
     if (st_open(fixture_path("tiny-sd15.safetensors"), &f, &err) != GS_OK ||
-        vae_load(f, "first_stage_model.", 0, &m, &err) != GS_OK ||
+        vae_load(f, "first_stage_model.", 0, NULL, &m, &err) != GS_OK ||
         compute_create(2, &cx, &err) != GS_OK) {
         fprintf(stderr, "setup: %s\n", err.msg);
         return -1;

@@ -1,6 +1,7 @@
 /*
- * cmd_models - `gesso models`: inspect a checkpoint as the engine sees it, or
- * write a random-weight checkpoint of a real architecture (init-random).
+ * cmd_models - `gesso models`: inspect a checkpoint as the engine sees it,
+ * write a random-weight checkpoint of a real architecture (init-random), or
+ * prepare a checkpoint for loading in place (prepare).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -15,9 +16,13 @@ static void usage(FILE *out)
     fprintf(out, "usage: gesso models inspect FILE\n"
                  "       gesso models init-random --arch sd15|sd15-small [--dtype f16|bf16|f32]\n"
                  "                                [--seed N] --output FILE.safetensors\n"
+                 "       gesso models prepare FILE --output PREPARED [--precision auto|f32|bf16]\n"
                  "inspect loads FILE and prints its family, weight dtype and sizes, or why it\n"
                  "cannot be used. init-random writes a checkpoint with the architecture's real\n"
-                 "tensor names and shapes and deterministic random weights (for benchmarks).\n");
+                 "tensor names and shapes and deterministic random weights (for benchmarks).\n"
+                 "prepare writes FILE's weights as the engine holds them for that precision,\n"
+                 "so gesso loads PREPARED by mapping it, with no conversion (gesso only;\n"
+                 "keep the original for other tools).\n");
 }
 
 static int init_random(int argc, char **argv)
@@ -58,6 +63,52 @@ static int init_random(int argc, char **argv)
     return EXIT_OK;
 }
 
+static int prepare(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'},
+        {"precision", required_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *output = NULL;
+    gs_engine_options eo;
+    gs_engine_options_init(&eo);
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': output = optarg; break;
+        case 'P':
+            if (arg_precision(optarg, &eo.precision))
+                return EXIT_USAGE;
+            break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (!output || optind != argc - 1) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    gs_engine *eng = NULL;
+    gs_status st = gs_engine_create(&eo, &eng);
+    if (st != GS_OK) {
+        fprintf(stderr, "gesso: cannot start the engine: %s\n", gs_strerror(st));
+        return EXIT_FAILURE_OTHER;
+    }
+    st = gs_checkpoint_prepare(eng, argv[optind], output);
+    int rc = EXIT_OK;
+    if (st != GS_OK) {
+        fprintf(stderr, "gesso: %s\n", gs_engine_errmsg(eng));
+        rc = st == GS_ERR_IO && strstr(gs_engine_errmsg(eng), output) ? EXIT_OUTPUT : EXIT_INPUT;
+    } else {
+        printf("%s\n", output);
+    }
+    gs_engine_free(eng);
+    return rc;
+}
+
 int cmd_models(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -66,6 +117,8 @@ int cmd_models(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "init-random") == 0)
         return init_random(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "prepare") == 0)
+        return prepare(argc - 1, argv + 1);
     if (argc != 3 || strcmp(argv[1], "inspect") != 0) {
         usage(stderr);
         return EXIT_USAGE;

@@ -25,15 +25,22 @@ struct clip_text {
     norm_weights final_ln;
 };
 
-gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, clip_text **out,
-                         gs_error *err)
+gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, weight_log *log,
+                         clip_text **out, gs_error *err)
 {
     *out = NULL;
     clip_text *m = gs_calloc(1, sizeof *m);
     if (!m)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = {
-        .f = f, .prefix = prefix, .store = &m->store, .err = err, .st = GS_OK, .bf16 = bf16};
+    int prepared_bf16 = 0;
+    weight_loader l = {.f = f,
+                       .prefix = prefix,
+                       .store = &m->store,
+                       .err = err,
+                       .st = GS_OK,
+                       .bf16 = bf16,
+                       .prepared = weights_file_prepared(f, &prepared_bf16),
+                       .log = log};
     char n[256];
     m->vocab = (int)wl_dim(&l, "embeddings.token_embedding.weight", 0);
     m->width = (int)wl_dim(&l, "embeddings.token_embedding.weight", 1);

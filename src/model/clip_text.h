@@ -11,13 +11,14 @@
 
 #include "compute/compute.h"
 #include "model/safetensors.h"
+#include "model/weights.h"
 
 typedef struct clip_text clip_text;
 
 /* prefix e.g. "cond_stage_model.transformer.text_model." */
 /* bf16: layer weights and the token table kept in bf16 (GEMMs in bf16). */
-gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, clip_text **out,
-                         gs_error *err);
+gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, weight_log *log,
+                         clip_text **out, gs_error *err);
 int clip_text_width(const clip_text *m);
 int clip_text_layers(const clip_text *m);
 /* Bytes of converted weights the text encoder keeps resident. */

@@ -185,14 +185,22 @@ static const char *find_context_key(weight_loader *l, char *buf, size_t size)
     return wl_name(buf, size, "middle_block.1.transformer_blocks.0.attn2.to_k.weight");
 }
 
-gs_status unet_load(const st_file *f, const char *prefix, int bf16, unet **out, gs_error *err)
+gs_status unet_load(const st_file *f, const char *prefix, int bf16, weight_log *log, unet **out,
+                    gs_error *err)
 {
     *out = NULL;
     unet *m = gs_calloc(1, sizeof *m);
     if (!m)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = {
-        .f = f, .prefix = prefix, .store = &m->store, .err = err, .st = GS_OK, .bf16 = bf16};
+    int prepared_bf16 = 0;
+    weight_loader l = {.f = f,
+                       .prefix = prefix,
+                       .store = &m->store,
+                       .err = err,
+                       .st = GS_OK,
+                       .bf16 = bf16,
+                       .prepared = weights_file_prepared(f, &prepared_bf16),
+                       .log = log};
     char n[256], p[64];
     m->mc = (int)wl_dim(&l, "input_blocks.0.0.weight", 0);
     m->cin = (int)wl_dim(&l, "input_blocks.0.0.weight", 1);

@@ -12,11 +12,13 @@
 
 #include "compute/compute.h"
 #include "model/safetensors.h"
+#include "model/weights.h"
 
 typedef struct unet unet;
 
 /* prefix e.g. "model.diffusion_model." */
-gs_status unet_load(const st_file *f, const char *prefix, int bf16, unet **out, gs_error *err);
+gs_status unet_load(const st_file *f, const char *prefix, int bf16, weight_log *log, unet **out,
+                    gs_error *err);
 int unet_in_channels(const unet *m);
 int unet_model_channels(const unet *m);
 int unet_context_dim(const unet *m);

@@ -8,11 +8,13 @@
 
 #include "compute/compute.h"
 #include "model/safetensors.h"
+#include "model/weights.h"
 
 typedef struct vae vae;
 
 /* prefix e.g. "first_stage_model." */
-gs_status vae_load(const st_file *f, const char *prefix, int bf16, vae **out, gs_error *err);
+gs_status vae_load(const st_file *f, const char *prefix, int bf16, weight_log *log, vae **out,
+                   gs_error *err);
 int vae_latent_channels(const vae *m);
 /* Bytes of converted weights the VAE keeps resident. */
 size_t vae_weight_bytes(const vae *m);

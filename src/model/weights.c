@@ -10,6 +10,65 @@
 #include "common/alloc.h"
 #include "compute/gemm_bf16.h"
 
+#define PREPARED_KEY "gesso.prepared"
+
+int weights_file_prepared(const st_file *f, int *bf16)
+{
+    const char *v = st_metadata(f, PREPARED_KEY);
+    if (!v)
+        return 0;
+    *bf16 = strcmp(v, "bf16") == 0;
+    return 1;
+}
+
+void weight_log_free(weight_log *log)
+{
+    for (size_t i = 0; i < log->n; i++)
+        gs_free(log->e[i].name);
+    gs_free(log->e);
+    memset(log, 0, sizeof *log);
+}
+
+/* Records prefix+name as the kernels hold it (no-op without a log). */
+static void log_weight(weight_loader *l, const char *name, st_dtype dtype, int ndim,
+                       const int64_t *shape, const void *data, size_t nbytes)
+{
+    weight_log *log = l->log;
+    if (!log || l->st != GS_OK)
+        return;
+    if (log->n == log->cap) {
+        size_t cap = log->cap ? 2 * log->cap : 256;
+        weight_entry *e = gs_realloc(log->e, cap * sizeof *e);
+        if (!e) {
+            l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
+            return;
+        }
+        log->e = e;
+        log->cap = cap;
+    }
+    weight_entry *e = &log->e[log->n];
+    memset(e, 0, sizeof *e);
+    size_t len = strlen(l->prefix) + strlen(name) + 1;
+    e->name = gs_malloc(len);
+    if (!e->name) {
+        l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
+        return;
+    }
+    snprintf(e->name, len, "%s%s", l->prefix, name);
+    e->dtype = dtype;
+    e->ndim = ndim;
+    for (int d = 0; d < ndim; d++)
+        e->shape[d] = shape[d];
+    if (ndim == 4) { /* [cout, cin, k, k] -> the kernels' [cout, k, k, cin] */
+        e->shape[1] = shape[2];
+        e->shape[2] = shape[3];
+        e->shape[3] = shape[1];
+    }
+    e->data = data;
+    e->nbytes = nbytes;
+    log->n++;
+}
+
 void weight_store_free(weight_store *ws)
 {
     for (int i = 0; i < ws->n; i++)
@@ -89,12 +148,27 @@ const st_tensor *wl_find(weight_loader *l, const char *name)
     return st_find(l->f, full);
 }
 
+/* A tensor's shape as the architecture states it: prepared files hold 4-D
+   convolutions as [cout, k, k, cin], read back as [cout, cin, k, k]. */
+static void logical_shape(const weight_loader *l, const st_tensor *t, int64_t *shape)
+{
+    for (int d = 0; d < t->ndim; d++)
+        shape[d] = t->shape[d];
+    if (l->prepared && t->ndim == 4) {
+        shape[1] = t->shape[3];
+        shape[2] = t->shape[1];
+        shape[3] = t->shape[2];
+    }
+}
+
 int64_t wl_dim(weight_loader *l, const char *name, int d)
 {
     const st_tensor *t = wl_find(l, name);
     if (!t || d >= t->ndim)
         return -1;
-    return t->shape[d];
+    int64_t shape[ST_MAX_DIMS];
+    logical_shape(l, t, shape);
+    return shape[d];
 }
 
 static void shape_str(char *buf, size_t size, int ndim, const int64_t *shape)
@@ -119,10 +193,15 @@ static const st_tensor *find_checked(weight_loader *l, const char *name, int ndi
         l->st = gs_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' is missing", l->prefix, name);
         return NULL;
     }
-    if (!st_shape_is(t, ndim, shape)) {
+    int64_t logical[ST_MAX_DIMS];
+    logical_shape(l, t, logical);
+    int same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++)
+        same = logical[d] == shape[d];
+    if (!same) {
         char want[128], have[128];
         shape_str(want, sizeof want, ndim, shape);
-        shape_str(have, sizeof have, t->ndim, t->shape);
+        shape_str(have, sizeof have, t->ndim, logical);
         l->st = gs_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' has shape %s, expected %s", l->prefix,
                         name, have, want);
         return NULL;
@@ -131,11 +210,30 @@ static const st_tensor *find_checked(weight_loader *l, const char *name, int ndi
 }
 
 /* Converts prefix+name (checked against shape) to f32 in the store. */
+/* A prepared file's tensor where it lies, if it has the dtype the kernels use
+   and the alignment the writer gives every tensor; the loader's error if not. */
+static const void *in_place(weight_loader *l, const st_tensor *t, st_dtype want)
+{
+    if (t->dtype != want || ((uintptr_t)t->data & 63) != 0) {
+        l->st = gs_fail(l->err, GS_ERR_FORMAT,
+                        "prepared file: tensor '%s' is %s%s, expected %s, 64-byte aligned", t->name,
+                        st_dtype_name(t->dtype), ((uintptr_t)t->data & 63) ? " (misaligned)" : "",
+                        st_dtype_name(want));
+        return NULL;
+    }
+    return t->data;
+}
+
 static float *load_f32(weight_loader *l, const char *name, int ndim, const int64_t *shape)
 {
     const st_tensor *t = find_checked(l, name, ndim, shape);
     if (!t)
         return NULL;
+    if (l->prepared) {
+        float *p = (float *)in_place(l, t, ST_F32);
+        log_weight(l, name, ST_F32, ndim, shape, p, t->nbytes);
+        return p;
+    }
     float *p = store_alloc(l, (size_t)t->numel);
     if (!p) {
         l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
@@ -147,6 +245,7 @@ static float *load_f32(weight_loader *l, const char *name, int ndim, const int64
         return NULL;
     }
     st_drop_pages(l->f, t);
+    log_weight(l, name, ST_F32, ndim, shape, p, (size_t)t->numel * sizeof *p);
     return p;
 }
 
@@ -169,6 +268,11 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
     const st_tensor *t = find_checked(l, name, ndim, shape);
     if (!t)
         return NULL;
+    if (l->prepared) {
+        void *p = (void *)in_place(l, t, bf16 ? ST_BF16 : ST_F32);
+        log_weight(l, name, bf16 ? ST_BF16 : ST_F32, ndim, shape, p, t->nbytes);
+        return p;
+    }
     if ((l->st = st_span_to_f32(t, 0, 0, NULL, l->err)) != GS_OK)
         return NULL;
     size_t per = (size_t)t->numel / rows;
@@ -210,6 +314,7 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
         return NULL;
     }
     st_drop_pages(l->f, t);
+    log_weight(l, name, bf16 ? ST_BF16 : ST_F32, ndim, shape, dst, (size_t)t->numel * elem);
     return dst;
 }
 

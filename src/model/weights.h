@@ -2,10 +2,12 @@
  * weights - reading a network's tensors out of a checkpoint, once.
  *
  * A weight_loader walks a model's tensors by name under a prefix, checks each
- * shape against what the architecture expects, converts it to f32 in the
- * layout the kernels want, and records the buffer in a weight_store that frees
- * them together. The first failure sticks (later calls return NULL quietly),
- * so a loader reads as a straight list and checks once at the end.
+ * shape against what the architecture expects, converts it to f32 or bf16 in
+ * the layout the kernels want, and records the buffer in a weight_store that
+ * frees them together. A prepared file (written by gesso models prepare from
+ * such a load) already holds every tensor in its final dtype and layout,
+ * 64-byte aligned: its weights are used where the mapping has them. The first failure sticks (later
+ * calls return NULL quietly), so a loader reads as a straight list and checks once at the end.
  */
 #ifndef GS_WEIGHTS_H
 #define GS_WEIGHTS_H
@@ -23,15 +25,38 @@ typedef struct weight_store {
     size_t bytes;      /* handed out in all */
 } weight_store;
 
+/* What a loader read, by full tensor name, as the kernels hold it: the record
+   a prepared file is written from. */
+typedef struct weight_entry {
+    char *name;
+    st_dtype dtype; /* ST_F32 or ST_BF16 */
+    int ndim;
+    int64_t shape[4]; /* 4-D convolutions in the kernels' order [cout, k, k, cin] */
+    const void *data;
+    size_t nbytes;
+} weight_entry;
+
+typedef struct weight_log {
+    weight_entry *e;
+    size_t n, cap;
+} weight_log;
+
+void weight_log_free(weight_log *log);
+
 typedef struct weight_loader {
     const st_file *f;
     const char *prefix;
     weight_store *store;
     gs_error *err;
     gs_status st;
-    int bf16;    /* keep GEMM weights (linear, conv) in bf16 only */
-    int threads; /* for conversion; 0 = OpenMP's default */
+    int bf16;        /* keep GEMM weights (linear, conv) in bf16 only */
+    int threads;     /* for conversion; 0 = OpenMP's default */
+    int prepared;    /* f is a prepared file: weights are used in place, not converted */
+    weight_log *log; /* when not NULL, every weight read is recorded here */
 } weight_loader;
+
+/* Whether f is a prepared file (gesso models prepare), and its precision. */
+int weights_file_prepared(const st_file *f, int *bf16);
 
 void weight_store_free(weight_store *ws);
 

@@ -8,6 +8,11 @@
 
 #include "model/safetensors.h"
 
+/* Where an SD1.x single-file checkpoint keeps each network. */
+#define SD1_UNET_PREFIX "model.diffusion_model."
+#define SD1_VAE_PREFIX "first_stage_model."
+#define SD1_TEXT_PREFIX "cond_stage_model.transformer.text_model."
+
 /* True when f has the UNet, text encoder and VAE of an SD1.x checkpoint. */
 int checkpoint_is_sd1(const st_file *f);
 /* "f16", "bf16" or "f32": the dtype holding most bytes of the UNet (of the

@@ -36,12 +36,19 @@ struct gs_model {
     float latent_scale;  /* 0.18215 for SD1 */
     char *path;          /* the file, for networks loaded again after a release */
     int release_after_use;
+    int prepared;    /* a prepared file: weights live in its mapping (file stays open) */
+    weight_log *log; /* while gs_checkpoint_prepare records a load */
     int text_layers, text_width, unet_channels, latent_channels; /* kept across releases */
 };
 
 /* Loads whichever of the model's networks are not in memory (all of them at
    gs_model_load; after a release-after-use generation, those it released). */
 gs_status model_load_networks(gs_model *m, gs_error *err);
+/* gs_model_load, recording every weight read in log (when not NULL). */
+gs_status model_load_logged(gs_engine *eng, const char *path, weight_log *log, gs_model **out);
+/* Returns the pages of a prepared file's tensors under prefix to the page cache
+   (after the network using them was released). */
+void model_drop_pages(gs_model *m, const char *prefix);
 
 struct gs_result {
     int count;

@@ -19,6 +19,7 @@
 #include "image/image_util.h"
 #include "image/infotext.h"
 #include "image/resize.h"
+#include "pipeline/checkpoint.h"
 #include "pipeline/engine.h"
 #include "sample/rng.h"
 #include "sample/sampler.h"
@@ -411,6 +412,7 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
     if (m->release_after_use) { /* each network goes once this run is done with it */
         clip_text_free(m->text);
         m->text = NULL;
+        model_drop_pages(m, SD1_TEXT_PREFIX);
     }
 
     /* buffers for the sampling loop */
@@ -451,6 +453,7 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
     if (m->release_after_use) {
         unet_free(m->unet);
         m->unet = NULL;
+        model_drop_pages(m, SD1_UNET_PREFIX);
     }
 
     double t_dec = now_s();

@@ -4,6 +4,7 @@
  * says why, and build the text encoder, UNet and VAE of an SD1.x checkpoint.
  */
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,9 +13,7 @@
 #include "pipeline/checkpoint.h"
 #include "pipeline/engine.h"
 
-#define SD1_UNET_PREFIX "model.diffusion_model."
-#define SD1_VAE_PREFIX "first_stage_model."
-#define SD1_TEXT_PREFIX "cond_stage_model.transformer.text_model."
+#define PREPARED_LAYOUT "1" /* bump when a kernel's weight layout changes */
 
 static int has_suffix(const char *s, const char *suffix)
 {
@@ -128,6 +127,11 @@ static char *base_name(const char *path)
 
 gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
 {
+    return model_load_logged(eng, path, NULL, out);
+}
+
+gs_status model_load_logged(gs_engine *eng, const char *path, weight_log *log, gs_model **out)
+{
     if (!eng || !path || !out)
         return GS_ERR_INVALID_ARGUMENT;
     *out = NULL;
@@ -155,7 +159,10 @@ gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
         goto out;
     }
     m->bf16 = eng->bf16;
-    if ((st = model_load_networks(m, &err)) != GS_OK)
+    m->log = log;
+    st = model_load_networks(m, &err);
+    m->log = NULL;
+    if (st != GS_OK)
         goto out;
     *out = m;
     return GS_OK;
@@ -171,21 +178,42 @@ gs_status model_load_networks(gs_model *m, gs_error *err)
     if (m->text && m->unet && m->vae)
         return GS_OK;
     gs_status st;
-    if ((st = st_open(m->path, &m->file, err)) != GS_OK)
+    if (!m->file && (st = st_open(m->path, &m->file, err)) != GS_OK)
         goto out;
     if ((st = identify(m->file, err)) != GS_OK)
         goto out;
     m->weight_dtype = checkpoint_weight_dtype(m->file);
+    int prepared_bf16 = 0;
+    m->prepared = weights_file_prepared(m->file, &prepared_bf16);
+    if (m->prepared) {
+        const char *layout = st_metadata(m->file, "gesso.layout");
+        if (!layout || strcmp(layout, PREPARED_LAYOUT) != 0) {
+            st = gs_fail(err, GS_ERR_UNSUPPORTED,
+                         "prepared by a gesso with another weight layout: prepare it again from "
+                         "the original checkpoint");
+            goto out;
+        }
+        if (prepared_bf16 != m->bf16) {
+            st = gs_fail(err, GS_ERR_UNSUPPORTED,
+                         "prepared for %s compute, but this engine computes in %s (use "
+                         "--precision %s, or the original checkpoint)",
+                         prepared_bf16 ? "bf16" : "f32", m->bf16 ? "bf16" : "f32",
+                         prepared_bf16 ? "bf16" : "f32");
+            goto out;
+        }
+    }
     if (!m->text &&
-        (st = clip_text_load(m->file, SD1_TEXT_PREFIX, m->bf16, &m->text, err)) != GS_OK) {
+        (st = clip_text_load(m->file, SD1_TEXT_PREFIX, m->bf16, m->log, &m->text, err)) != GS_OK) {
         gs_error_prefix(err, "text encoder");
         goto out;
     }
-    if (!m->unet && (st = unet_load(m->file, SD1_UNET_PREFIX, m->bf16, &m->unet, err)) != GS_OK) {
+    if (!m->unet &&
+        (st = unet_load(m->file, SD1_UNET_PREFIX, m->bf16, m->log, &m->unet, err)) != GS_OK) {
         gs_error_prefix(err, "UNet");
         goto out;
     }
-    if (!m->vae && (st = vae_load(m->file, SD1_VAE_PREFIX, m->bf16, &m->vae, err)) != GS_OK) {
+    if (!m->vae &&
+        (st = vae_load(m->file, SD1_VAE_PREFIX, m->bf16, m->log, &m->vae, err)) != GS_OK) {
         gs_error_prefix(err, "VAE");
         goto out;
     }
@@ -209,12 +237,34 @@ gs_status model_load_networks(gs_model *m, gs_error *err)
     m->file_bytes = st_file_size(m->file);
     m->weight_bytes =
         clip_text_weight_bytes(m->text) + unet_weight_bytes(m->unet) + vae_weight_bytes(m->vae);
+    if (m->prepared) {
+        m->weight_bytes = m->file_bytes; /* resident as the kernels touch it */
+        /* fault the mapping in now (from the page cache), so the load is what
+           it costs and the first step does not pay for it */
+        madvise((void *)st_file_bytes(m->file), m->file_bytes, 22 /* MADV_POPULATE_READ */);
+        return GS_OK;
+    }
 out:
-    /* Every weight is converted into its own buffer by now: drop the mapping so
-       its pages stop counting against the process. */
-    st_close(m->file);
-    m->file = NULL;
+    /* Every weight is converted into its own buffer by now (or the load failed):
+       drop the mapping so its pages stop counting against the process. A
+       prepared file's weights are the mapping, so it stays while they do. */
+    if (st != GS_OK || !m->prepared) {
+        st_close(m->file);
+        m->file = NULL;
+    }
     return st;
+}
+
+void model_drop_pages(gs_model *m, const char *prefix)
+{
+    if (!m->prepared || !m->file)
+        return;
+    size_t n = strlen(prefix);
+    for (size_t i = 0; i < st_count(m->file); i++) {
+        const st_tensor *t = st_at(m->file, i);
+        if (strncmp(t->name, prefix, n) == 0)
+            st_drop_pages(m->file, t);
+    }
 }
 
 void gs_model_set_release_after_use(gs_model *m, int on)

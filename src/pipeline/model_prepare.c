@@ -1,0 +1,148 @@
+/*
+ * model_prepare - gs_checkpoint_prepare: a checkpoint's weights written as the
+ * engine holds them after a load (bf16 or f32, convolutions in the kernels'
+ * [cout, k, k, cin] order), each 64-byte aligned, in a safetensors file marked
+ * with __metadata__ "gesso.prepared". Loading such a file maps it and uses the
+ * weights where they lie: no conversion, no fresh memory to fill, and worker
+ * processes on one machine share one copy in the page cache.
+ *
+ * It is a safetensors file by the format's rules, but its 4-D tensors are not
+ * in PyTorch's order: other tools must load the original checkpoint.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "pipeline/engine.h"
+
+#define ALIGN 64
+
+static gs_status write_all(FILE *fp, const void *p, size_t n, const char *path, gs_error *err)
+{
+    if (n && fwrite(p, 1, n, fp) != n)
+        return gs_fail(err, GS_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    return GS_OK;
+}
+
+/* The header JSON, padded with spaces so the data starts 64-byte aligned. */
+static char *header_json(const weight_log *log, const gs_model *m, size_t *len, gs_error *err)
+{
+    json_t *root = json_object(), *meta = json_object();
+    char *text = NULL;
+    if (!root || !meta)
+        goto nomem;
+    json_object_set_new(meta, "gesso.prepared", json_string(m->bf16 ? "bf16" : "f32"));
+    json_object_set_new(meta, "gesso.layout", json_string("1"));
+    json_object_set_new(meta, "gesso.source", json_string(m->name));
+    json_object_set_new(root, "__metadata__", meta);
+    meta = NULL;
+    size_t off = 0;
+    for (size_t i = 0; i < log->n; i++) {
+        const weight_entry *e = &log->e[i];
+        json_t *t = json_object(), *shape = json_array(), *offs = json_array();
+        if (!t || !shape || !offs) {
+            json_decref(t);
+            json_decref(shape);
+            json_decref(offs);
+            goto nomem;
+        }
+        for (int d = 0; d < e->ndim; d++)
+            json_array_append_new(shape, json_integer(e->shape[d]));
+        off = (off + ALIGN - 1) / ALIGN * ALIGN;
+        json_array_append_new(offs, json_integer((json_int_t)off));
+        json_array_append_new(offs, json_integer((json_int_t)(off + e->nbytes)));
+        off += e->nbytes;
+        json_object_set_new(t, "dtype", json_string(e->dtype == ST_BF16 ? "BF16" : "F32"));
+        json_object_set_new(t, "shape", shape);
+        json_object_set_new(t, "data_offsets", offs);
+        if (json_object_set_new(root, e->name, t) != 0)
+            goto nomem;
+    }
+    char *raw = json_dumps(root, JSON_COMPACT);
+    if (!raw)
+        goto nomem;
+    size_t n = strlen(raw), padded = (8 + n + ALIGN - 1) / ALIGN * ALIGN - 8;
+    text = gs_malloc(padded + 1);
+    if (text) {
+        memcpy(text, raw, n);
+        memset(text + n, ' ', padded - n);
+        text[padded] = '\0';
+        *len = padded;
+    }
+    free(raw);
+    json_decref(root);
+    if (!text)
+        gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+    return text;
+nomem:
+    json_decref(meta);
+    json_decref(root);
+    gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+    return NULL;
+}
+
+static gs_status write_prepared(const weight_log *log, const gs_model *m, const char *path,
+                                gs_error *err)
+{
+    size_t hlen = 0;
+    char *header = header_json(log, m, &hlen, err);
+    if (!header)
+        return err->code;
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        gs_free(header);
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "output path too long");
+    }
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) {
+        gs_free(header);
+        return gs_fail(err, GS_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    }
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    static const unsigned char zeros[ALIGN];
+    gs_status st = write_all(fp, le, 8, tmp, err);
+    if (st == GS_OK)
+        st = write_all(fp, header, hlen, tmp, err);
+    size_t off = 0;
+    for (size_t i = 0; i < log->n && st == GS_OK; i++) {
+        size_t pad = (ALIGN - off % ALIGN) % ALIGN;
+        st = write_all(fp, zeros, pad, tmp, err);
+        if (st == GS_OK)
+            st = write_all(fp, log->e[i].data, log->e[i].nbytes, tmp, err);
+        off += pad + log->e[i].nbytes;
+    }
+    if (fclose(fp) != 0 && st == GS_OK)
+        st = gs_fail(err, GS_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    if (st == GS_OK && rename(tmp, path) != 0)
+        st = gs_fail(err, GS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    if (st != GS_OK)
+        unlink(tmp);
+    gs_free(header);
+    return st;
+}
+
+gs_status gs_checkpoint_prepare(gs_engine *eng, const char *src, const char *dst)
+{
+    if (!eng || !src || !dst)
+        return GS_ERR_INVALID_ARGUMENT;
+    gs_error err = {0};
+    weight_log log = {0};
+    gs_model *m = NULL;
+    gs_status st = model_load_logged(eng, src, &log, &m);
+    if (st != GS_OK) {
+        weight_log_free(&log);
+        return st; /* the engine has the message */
+    }
+    if (m->prepared)
+        st = gs_fail(&err, GS_ERR_INVALID_ARGUMENT, "'%s' is already a prepared file", src);
+    else
+        st = write_prepared(&log, m, dst, &err);
+    gs_model_free(m);
+    weight_log_free(&log);
+    return st == GS_OK ? GS_OK : engine_fail(eng, &err);
+}
