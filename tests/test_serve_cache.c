@@ -208,11 +208,54 @@ static void bad_flags_are_refused(void **state)
     assert_int_equal(serve_exit_code("--ram-budget G"), 2);
     assert_int_equal(serve_exit_code("--ram-budget 6GiBs"), 2);
     assert_int_equal(serve_exit_code("--idle-unload -1"), 2);
+    assert_int_equal(serve_exit_code("--precision f16"), 2);
     /* good sizes pass parsing (--help then ends the run) */
     assert_int_equal(serve_exit_code("--ram-budget 512M --help"), 0);
     assert_int_equal(serve_exit_code("--ram-budget 6GiB --help"), 0);
     assert_int_equal(serve_exit_code("--ram-budget 6G --idle-unload 30 --help"), 0);
     assert_int_equal(serve_exit_code("--ram-budget 1073741824 --help"), 0);
+}
+
+/* A prepared model (gesso models prepare) in the models directory is listed,
+   loads in workers of its precision, and runs a job. */
+static void prepared_model_is_served(void **state)
+{
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "'%s' models prepare %s --precision f32 --output %s/models/tiny-prep.safetensors "
+             ">/dev/null",
+             GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"), dir);
+    assert_int_equal(system(cmd), 0);
+    const char *extra[] = {"--precision", "f32", "--preload", "tiny-prep", NULL};
+    start(extra);
+    wait_loaded("tiny-prep", 1, 60000);
+    json_t *m = model_entry("tiny-prep");
+    assert_string_equal(json_string_value(json_object_get(m, "family")), "sd1");
+    assert_string_equal(json_string_value(json_object_get(m, "dtype")), "f32");
+    json_decref(m);
+    char req[256], *body;
+    snprintf(req, sizeof req, "%s/req.json", dir);
+    FILE *f = fopen(req, "wb");
+    fputs("{\"model\":\"tiny-prep\",\"steps\":2,\"width\":64,\"height\":64}", f);
+    fclose(f);
+    assert_int_equal(test_http(base, dir, "POST", "/v1/jobs", req, &body), 202);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    int done = 0;
+    for (int t = 0; t < 60000 && !done; t += 100) {
+        assert_int_equal(test_http(base, dir, "GET", path, NULL, &body), 200);
+        done = strstr(body, "\"succeeded\"") != NULL;
+        assert_null(strstr(body, "\"failed\""));
+        free(body);
+        if (!done)
+            test_sleep_ms(100);
+    }
+    assert_true(done);
+    stop();
 }
 
 int main(void)
@@ -222,6 +265,7 @@ int main(void)
         cmocka_unit_test(loaded_after_a_job),
         cmocka_unit_test(preload_loads_without_a_job),
         cmocka_unit_test(idle_unload_frees_the_model),
+        cmocka_unit_test(prepared_model_is_served),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

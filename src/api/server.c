@@ -611,12 +611,19 @@ static pid_t start_worker(const server *s, int k)
     snprintf(threads, sizeof threads, "%d", s->o->worker_threads);
     snprintf(budget, sizeof budget, "%zu", s->o->ram_budget);
     snprintf(idle, sizeof idle, "%d", s->o->idle_unload_s);
-    const char *argv[24 + 2 * SERVE_MAX_PRELOAD];
+    const char *argv[32 + 2 * SERVE_MAX_PRELOAD];
     int n = 0;
     const char *fixed[] = {
-        s->o->self_exe, "worker",       "--db",          s->db_path, "--models",   s->o->models_dir,
-        "--results",    s->results_dir, "--name",        name,       "--lease-ms", lease,
-        "--threads",    threads,        "--idle-unload", idle,       "--wake-fd",  wake};
+        s->o->self_exe,  "worker",
+        "--db",          s->db_path,
+        "--models",      s->o->models_dir,
+        "--results",     s->results_dir,
+        "--name",        name,
+        "--lease-ms",    lease,
+        "--threads",     threads,
+        "--idle-unload", idle,
+        "--wake-fd",     wake,
+        "--precision",   s->o->worker_precision ? s->o->worker_precision : "auto"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         argv[n++] = fixed[i];
     if (s->o->ram_budget) {

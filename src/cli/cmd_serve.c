@@ -16,7 +16,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: gesso serve [--listen ADDR:PORT] [--data DIR] [--models DIR]\n"
-            "                   [--workers N] [--threads N] [--lease SECONDS]\n"
+            "                   [--workers N] [--threads N] [--precision P] [--lease SECONDS]\n"
             "                   [--ram-budget SIZE] [--idle-unload SECONDS] [--preload NAME]...\n"
             "                   [--api-keys FILE] [--retention DURATION] [limits...]\n"
             "  --listen ADDR:PORT  where the HTTP API listens (default 127.0.0.1:7860)\n"
@@ -24,6 +24,8 @@ static void usage(FILE *out)
             "  --models DIR        checkpoints, served as NAME for DIR/NAME.safetensors\n"
             "  --workers N         generation worker processes (default 1)\n"
             "  --threads N         compute threads per worker (default: all CPUs / workers)\n"
+            "  --precision P       workers' compute: auto (default: bf16 where it outruns\n"
+            "                      f32), f32, or bf16 (half the weight memory)\n"
             "  --lease SECONDS     a silent worker's job is requeued after this (default 15)\n"
             "  --ram-budget SIZE   model weights each worker keeps loaded, e.g. 512M, 6G, 6GiB\n"
             "                      or bytes; least recently used models are freed to make\n"
@@ -92,6 +94,7 @@ int cmd_serve(int argc, char **argv)
         {"models", required_argument, 0, 'm'},
         {"workers", required_argument, 0, 'w'},
         {"threads", required_argument, 0, 't'},
+        {"precision", required_argument, 0, 'p'},
         {"lease", required_argument, 0, 'L'},
         {"api-keys", required_argument, 0, 'K'},
         {"retention", required_argument, 0, 'R'},
@@ -112,6 +115,7 @@ int cmd_serve(int argc, char **argv)
     serve_options o;
     serve_options_default(&o);
     int lease_s = 15, threads = 0;
+    gs_precision prec = GS_PRECISION_AUTO;
     size_t budget = 0;
     const char *preload[SERVE_MAX_PRELOAD];
     optind = 1;
@@ -124,6 +128,10 @@ int cmd_serve(int argc, char **argv)
         case 'm': o.models_dir = optarg; break;
         case 'w': bad = arg_int("--workers", optarg, 1, 64, &o.workers); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
+        case 'p':
+            bad = arg_precision(optarg, &prec);
+            o.worker_precision = optarg;
+            break;
         case 'L': bad = arg_int("--lease", optarg, 1, 3600, &lease_s); break;
         case 'B': bad = arg_bytes("--ram-budget", optarg, &budget); break;
         case 'I': bad = arg_int("--idle-unload", optarg, 0, 31536000, &o.idle_unload_s); break;
@@ -162,6 +170,20 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "gesso: --max-side must be a multiple of 8\n");
         return EXIT_USAGE;
     }
+    if (prec != GS_PRECISION_AUTO) { /* refuse now what every worker would fail at */
+        gs_engine_options eo;
+        gs_engine_options_init(&eo);
+        eo.threads = 1;
+        eo.precision = prec;
+        gs_engine *probe = NULL;
+        gs_status st = gs_engine_create(&eo, &probe);
+        gs_engine_free(probe);
+        if (st != GS_OK) {
+            fprintf(stderr, "gesso: --precision %s: %s on this CPU\n", o.worker_precision,
+                    gs_strerror(st));
+            return EXIT_USAGE;
+        }
+    }
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > o.workers ? (int)(n / o.workers) : 1;
@@ -197,17 +219,12 @@ static void on_term(int sig)
 int cmd_worker(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, 0, 'd'},
-        {"models", required_argument, 0, 'm'},
-        {"results", required_argument, 0, 'r'},
-        {"name", required_argument, 0, 'n'},
-        {"lease-ms", required_argument, 0, 'L'},
-        {"threads", required_argument, 0, 't'},
-        {"ram-budget", required_argument, 0, 'B'},
-        {"idle-unload", required_argument, 0, 'I'},
-        {"preload", required_argument, 0, 'P'},
-        {"wake-fd", required_argument, 0, 'W'},
-        {0, 0, 0, 0},
+        {"db", required_argument, 0, 'd'},         {"models", required_argument, 0, 'm'},
+        {"results", required_argument, 0, 'r'},    {"name", required_argument, 0, 'n'},
+        {"lease-ms", required_argument, 0, 'L'},   {"threads", required_argument, 0, 't'},
+        {"ram-budget", required_argument, 0, 'B'}, {"idle-unload", required_argument, 0, 'I'},
+        {"preload", required_argument, 0, 'P'},    {"wake-fd", required_argument, 0, 'W'},
+        {"precision", required_argument, 0, 'p'},  {0, 0, 0, 0},
     };
     const char *preload[SERVE_MAX_PRELOAD];
     worker_options o = {0};
@@ -234,6 +251,7 @@ int cmd_worker(int argc, char **argv)
             preload[o.n_preload++] = optarg;
             break;
         case 'W': bad = arg_int("--wake-fd", optarg, 0, 1 << 20, &o.wake_fd); break;
+        case 'p': bad = arg_precision(optarg, &o.precision); break;
         default: return EXIT_USAGE;
         }
         if (bad)

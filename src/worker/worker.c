@@ -302,6 +302,7 @@ int worker_run(const worker_options *o)
     gs_engine_options eo;
     gs_engine_options_init(&eo);
     eo.threads = o->threads;
+    eo.precision = o->precision;
     if (gs_engine_create(&eo, &eng) != GS_OK)
         goto out;
     model_cache_options co = {.models_dir = o->models_dir,

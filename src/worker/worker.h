@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include "gesso.h"
+
 typedef struct worker_options {
     const char *db_path;
     const char *models_dir;
@@ -22,6 +24,7 @@ typedef struct worker_options {
     const char *name; /* worker id recorded on claimed jobs */
     int lease_ms;
     int threads;
+    gs_precision precision;     /* of the worker's engine (GS_PRECISION_AUTO by default) */
     size_t ram_budget;          /* bytes of model weights kept loaded; 0 = no limit */
     int idle_unload_s;          /* free models unused this long; 0 = never */
     const char *const *preload; /* [n_preload] models loaded at start */
