@@ -133,8 +133,9 @@ GS_API void gs_model_get_info(const gs_model *model, gs_model_info *info);
 /* Writes dst: src's weights as this engine holds them after a load (its
  * precision, the kernels' layouts), for gs_model_load to map and use in place:
  * a load of a prepared file converts nothing (about the time to map it), and
- * processes that load the same prepared file share its pages. Only engines of
- * the same precision load it; it is for gesso, not for other tools. */
+ * processes that load the same prepared file share its pages. Engines created
+ * with GS_PRECISION_AUTO load it in its precision; others only when it matches.
+ * It is for gesso, not for other tools. */
 GS_API gs_status gs_checkpoint_prepare(gs_engine *eng, const char *src, const char *dst);
 
 /* Writes a checkpoint with the real tensor names and shapes of arch ("sd15", or

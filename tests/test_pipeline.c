@@ -317,6 +317,16 @@ static void prepared_file_loads_in_place(void **state)
         assert_non_null(strstr(gs_engine_errmsg(e16), "prepared for f32 compute"));
         gs_engine_free(e16);
     }
+    /* an engine left to choose its precision takes the file's */
+    gs_engine_options_init(&eo);
+    gs_engine *eauto = NULL;
+    assert_int_equal(gs_engine_create(&eo, &eauto), GS_OK);
+    assert_int_equal(gs_model_load(eauto, path, &m), GS_OK);
+    gs_model_get_info(m, &info);
+    assert_string_equal(info.compute_dtype, "f32");
+    gs_model_free(m);
+    m = NULL;
+    gs_engine_free(eauto);
     patch_header(path, "\"gesso.layout\":\"1\"", "\"gesso.layout\":\"9\"");
     assert_int_equal(gs_model_load(eng, path, &m), GS_ERR_UNSUPPORTED);
     assert_non_null(strstr(gs_engine_errmsg(eng), "another weight layout"));

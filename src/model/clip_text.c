@@ -32,15 +32,7 @@ gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, weight_
     clip_text *m = gs_calloc(1, sizeof *m);
     if (!m)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    int prepared_bf16 = 0;
-    weight_loader l = {.f = f,
-                       .prefix = prefix,
-                       .store = &m->store,
-                       .err = err,
-                       .st = GS_OK,
-                       .bf16 = bf16,
-                       .prepared = weights_file_prepared(f, &prepared_bf16),
-                       .log = log};
+    weight_loader l = wl_begin(f, prefix, &m->store, bf16, log, err);
     char n[256];
     m->vocab = (int)wl_dim(&l, "embeddings.token_embedding.weight", 0);
     m->width = (int)wl_dim(&l, "embeddings.token_embedding.weight", 1);

@@ -192,15 +192,7 @@ gs_status unet_load(const st_file *f, const char *prefix, int bf16, weight_log *
     unet *m = gs_calloc(1, sizeof *m);
     if (!m)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    int prepared_bf16 = 0;
-    weight_loader l = {.f = f,
-                       .prefix = prefix,
-                       .store = &m->store,
-                       .err = err,
-                       .st = GS_OK,
-                       .bf16 = bf16,
-                       .prepared = weights_file_prepared(f, &prepared_bf16),
-                       .log = log};
+    weight_loader l = wl_begin(f, prefix, &m->store, bf16, log, err);
     char n[256], p[64];
     m->mc = (int)wl_dim(&l, "input_blocks.0.0.weight", 0);
     m->cin = (int)wl_dim(&l, "input_blocks.0.0.weight", 1);

@@ -21,6 +21,20 @@ int weights_file_prepared(const st_file *f, int *bf16)
     return 1;
 }
 
+weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store, int bf16,
+                       weight_log *log, gs_error *err)
+{
+    int prepared_bf16 = 0;
+    return (weight_loader){.f = f,
+                           .prefix = prefix,
+                           .store = store,
+                           .err = err,
+                           .st = GS_OK,
+                           .bf16 = bf16,
+                           .prepared = weights_file_prepared(f, &prepared_bf16),
+                           .log = log};
+}
+
 void weight_log_free(weight_log *log)
 {
     for (size_t i = 0; i < log->n; i++)

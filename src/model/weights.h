@@ -60,6 +60,10 @@ int weights_file_prepared(const st_file *f, int *bf16);
 
 void weight_store_free(weight_store *ws);
 
+/* A loader for the tensors under prefix of f, into store (in place when f is prepared). */
+weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store, int bf16,
+                       weight_log *log, gs_error *err);
+
 /* The tensor prefix+name, or NULL (no error recorded). */
 const st_tensor *wl_find(weight_loader *l, const char *name);
 /* Dimension d of prefix+name, or -1 when absent (no error recorded). */

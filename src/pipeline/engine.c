@@ -40,7 +40,10 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
     eng->bf16 = opts->precision == GS_PRECISION_BF16 ||
                 (opts->precision == GS_PRECISION_AUTO && gemm_bf16_preferred());
     gs_status st = compute_create(opts->threads, &eng->cx, &err);
-    if (st == GS_OK && eng->bf16 && !gemm_bf16_usable(eng->cx->bf16)) {
+    eng->precision_auto = opts->precision == GS_PRECISION_AUTO;
+    if (st == GS_OK)
+        eng->bf16_usable = gemm_bf16_usable(eng->cx->bf16);
+    if (st == GS_OK && eng->bf16 && !eng->bf16_usable) {
         if (opts->precision == GS_PRECISION_BF16)
             st = GS_ERR_UNSUPPORTED; /* asked for on a CPU oneDNN cannot run it on */
         eng->bf16 = 0;

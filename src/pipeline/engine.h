@@ -16,7 +16,9 @@
 
 struct gs_engine {
     gs_compute *cx;
-    int bf16; /* models load with bf16 GEMM weights */
+    int bf16;           /* models load with bf16 GEMM weights */
+    int precision_auto; /* precision was left to the engine: a prepared file's wins */
+    int bf16_usable;    /* oneDNN runs bf16 matmuls on this CPU */
     clip_tokenizer *tok;
     gs_error err; /* last error, for gs_engine_errmsg */
 };

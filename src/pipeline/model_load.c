@@ -193,6 +193,10 @@ gs_status model_load_networks(gs_model *m, gs_error *err)
                          "the original checkpoint");
             goto out;
         }
+        /* an engine left to choose takes the file's precision where it can run it */
+        if (prepared_bf16 != m->bf16 && m->eng->precision_auto &&
+            (!prepared_bf16 || m->eng->bf16_usable))
+            m->bf16 = prepared_bf16;
         if (prepared_bf16 != m->bf16) {
             st = gs_fail(err, GS_ERR_UNSUPPORTED,
                          "prepared for %s compute, but this engine computes in %s (use "
