@@ -158,23 +158,28 @@ static void attention_matches_reference(void **state)
         {3, 5, 9, 1, 8, 0},
         {1, 40, 200, 2, 160, 0}, /* SD1.5's widest heads; keys past one score block */
         {1, 33, 33, 1, 250, 1},  /* a width that is not a multiple of 16, causal */
+        {2, 17, 40, 3, 7, 0},    /* an odd width: the last bf16 channel pair half empty */
     };
-    /* the blocked GEMM paths (f32, bf16), then the fused kernel where the CPU has it */
-    int kernels = attention_fused_available() ? 3 : 2;
-    for (int kind = 0; kind < kernels; kind++) {
-        int bf16 = kind == 1;
+    /* the blocked GEMM paths (f32, bf16), then the fused kernel (f32, bf16) where
+       the CPU has it */
+    static const char *const names[] = {"f32", "bf16", "fused", "fused bf16"};
+    for (int kind = 0; kind < 4; kind++) {
+        if ((kind >= 2 && !cx->attn_fused) || (kind == 3 && !cx->attn_fused_bf16)) {
+            printf("attention %s: not on this CPU\n", names[kind]);
+            continue;
+        }
+        int bf16 = kind == 1 || kind == 3;
         cx->attn_bf16 = bf16;
-        cx->attn_fused = kind == 2;
+        int fused = cx->attn_fused;
+        cx->attn_fused = kind >= 2;
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
             const int *s = shapes[i];
             double e = attention_error(cx, s[0], s[1], s[2], s[3], s[4], s[5]);
-            printf("attention %s n=%d tq=%d tk=%d heads=%d d=%d%s: rel L2 %.3g\n",
-                   kind == 2 ? "fused"
-                   : bf16    ? "bf16"
-                             : "f32",
+            printf("attention %s n=%d tq=%d tk=%d heads=%d d=%d%s: rel L2 %.3g\n", names[kind],
                    s[0], s[1], s[2], s[3], s[4], s[5] ? " causal" : "", e);
             assert_true(e < (bf16 ? 1e-2 : 1e-5)); /* bf16: three roundings of 2^-9 */
         }
+        cx->attn_fused = fused;
     }
     compute_free(cx);
 }
@@ -243,7 +248,8 @@ static void conv3x3_matches_reference(void **state)
             assert_true(e < 1e-6);
         }
         /* bf16 weights: im2col computes in bf16; Winograd widens the weights and
-           computes in f32, so it matches the reference of the rounded weights */
+           computes in f32, so it matches the reference of the rounded weights,
+           unless it runs bf16 GEMMs itself (bf16 engines: V and U rounded) */
         size_t nw = (size_t)cout * 9 * cin;
         uint16_t *wb = malloc(sizeof *wb * nw);
         f32_to_bf16(w, wb, (long)nw);
@@ -251,14 +257,17 @@ static void conv3x3_matches_reference(void **state)
             w[k] = gs_bf16_to_f32(wb[k]);
         conv3x3_ref(x, w, bias, n, h, wd, cin, cout, ref);
         conv_weights cb = {NULL, wb, bias, cout, cin, 3};
-        for (int wino = 0; wino <= 1; wino++) {
-            cx->winograd = wino;
+        static const char *const how[] = {"im2col", "winograd", "winograd bf16"};
+        for (int wino = 0; wino <= 2; wino++) {
+            cx->winograd = wino > 0;
+            cx->winograd_bf16 = wino == 2;
             assert_int_equal(compute_begin(cx, &err), GS_OK);
             assert_int_equal(op_conv2d_same(cx, &cb, x, n, h, wd, y, &err), GS_OK);
             double e = rel_l2_f32_f64(y, ref, ny);
-            printf("conv3x3 bf16 weights, %s: rel L2 %.3g\n", wino ? "winograd" : "im2col", e);
-            assert_true(e < (wino ? 1e-6 : 1e-2));
+            printf("conv3x3 bf16 weights, %s: rel L2 %.3g\n", how[wino], e);
+            assert_true(e < (wino == 1 ? 1e-6 : 1e-2));
         }
+        cx->winograd_bf16 = 0;
         free(wb);
         free(x);
         free(y);
@@ -314,11 +323,13 @@ static void conv3x3_prologue_matches_reference(void **state)
                 }
         conv3x3_ref(prep, w, bias, 1, oh, ow, cin, cout, ref);
         conv_weights cw = {w, NULL, bias, cout, cin, 3};
-        /* im2col; Winograd in one block; Winograd one row of tiles per block */
-        for (int run = 0; run < 3; run++) {
+        /* im2col; Winograd in one block; Winograd one row of tiles per block;
+           the same in bf16 (bf16 engines) */
+        for (int run = 0; run < 5; run++) {
             cx->winograd = run > 0;
             cx->winograd_min_tiles = 1;
-            cx->block_rows = run == 2 ? 1 : 1024;
+            cx->block_rows = run == 2 || run == 4 ? 1 : 1024;
+            cx->winograd_bf16 = run >= 3;
             assert_int_equal(compute_begin(cx, &err), GS_OK);
             assert_int_equal(
                 op_conv2d_pre(cx, &cw, x, h, wd, affine ? ab : NULL, silu, up, y, &err), GS_OK);
@@ -326,9 +337,11 @@ static void conv3x3_prologue_matches_reference(void **state)
             printf("conv3x3 pre %s %dx%d %d->%d silu %d up %d: rel L2 %.3g\n",
                    run == 0   ? "im2col"
                    : run == 1 ? "winograd"
-                              : "winograd by tile rows",
+                   : run == 2 ? "winograd by tile rows"
+                   : run == 3 ? "winograd bf16"
+                              : "winograd bf16 by tile rows",
                    h, wd, cin, cout, silu, up, e);
-            assert_true(e < 1e-6);
+            assert_true(e < (run >= 3 ? 1e-2 : 1e-6));
         }
         free(x);
         free(y);

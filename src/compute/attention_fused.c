@@ -20,14 +20,15 @@
 #include <math.h>
 #include <string.h>
 
+#include "compute/attention_fused_bf16.h"
 #include "compute/vec_math.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define ROWS 8        /* query rows per register tile */
-#define KEYS 256      /* keys per score block (8 x 256 floats: 8 KB) */
-#define MAX_WIDTH 256 /* head widths handled here (SD: 40..160, CLIP 64) */
+#define ROWS FUSED_ROWS
+#define KEYS FUSED_KEYS
+#define MAX_WIDTH FUSED_MAX_WIDTH
 
 typedef struct fused_job {
     const float *q, *k, *v;
@@ -37,12 +38,20 @@ typedef struct fused_job {
     int out_stride;
     float *kt; /* per (image, head): keys transposed, [d][tkp], zero beyond tk */
     float *vp; /* per (image, head): values, [tkp][dp], zero-padded */
+    int bf16;  /* products in bf16: kt16 and vp16 instead (attention_fused_bf16.h) */
+    int d2;    /* channel pairs */
+    uint16_t *kt16, *vp16;
 } fused_job;
 
 int attention_fused_available(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") != 0;
+}
+
+int attention_fused_bf16_available(void)
+{
+    return fused_bf16_available();
 }
 
 int attention_fused_handles(int d)
@@ -64,6 +73,13 @@ static void pack_heads(void *p, int ith, int nth)
     size_t per_kt = (size_t)j->d * j->tkp, per_vp = (size_t)j->tkp * j->dp;
     for (long bh = r0; bh < r1; bh++) {
         int b = (int)(bh / j->heads), h = (int)(bh % j->heads);
+        if (j->bf16) {
+            size_t at = (size_t)b * j->tk * j->kv_stride + (size_t)h * j->d;
+            fused_bf16_pack_head(j->k + at, j->v + at, j->kv_stride, j->tk, j->d, j->tkp, j->dp,
+                                 j->kt16 + bh * (size_t)j->d2 * 2 * j->tkp,
+                                 j->vp16 + bh * (size_t)j->tkp * j->dp);
+            continue;
+        }
         float *kt = j->kt + bh * per_kt, *vp = j->vp + bh * per_vp;
         memset(kt, 0, per_kt * sizeof *kt);
         memset(vp, 0, per_vp * sizeof *vp);
@@ -206,26 +222,44 @@ __attribute__((target("avx512f"))) static void rows_group(const fused_job *j, in
         l[r] = 0;
     }
     size_t bh = (size_t)b * j->heads + h;
-    const float *kt = j->kt + bh * j->d * j->tkp, *vp = j->vp + bh * j->tkp * j->dp;
+    const float *kt = NULL, *vp = NULL;
+    const uint16_t *kt16 = NULL, *vp16 = NULL;
+    _Alignas(64) uint32_t q2[ROWS][MAX_WIDTH / 2];
+    if (j->bf16) {
+        kt16 = j->kt16 + bh * j->d2 * 2 * j->tkp;
+        vp16 = j->vp16 + bh * j->tkp * j->dp;
+        fused_bf16_pack_q((const float(*)[MAX_WIDTH])qs, q2, j->d2);
+    } else {
+        kt = j->kt + bh * j->d * j->tkp;
+        vp = j->vp + bh * j->tkp * j->dp;
+    }
     /* causal rows see keys up to their own index: later blocks are all masked */
     int kend = j->causal ? (r0 + rows < j->tk ? r0 + rows : j->tk) : j->tk;
     for (int k0 = 0; k0 < kend; k0 += KEYS) {
         int kb = (kend - k0 + 31) / 32 * 32;
         kb = kb < KEYS ? kb : KEYS;
-        for (int c = 0; c < kb; c += 32)
-            scores_32((const float(*)[MAX_WIDTH])qs, kt, j->tkp, j->d, k0 + c, s, c);
+        int valid[ROWS]; /* keys of the block each row sees */
         for (int r = 0; r < ROWS; r++) {
             int lim = j->causal ? r0 + r + 1 : j->tk;
             lim = lim < j->tk ? lim : j->tk;
-            int valid = r < rows ? lim - k0 : 0;
-            valid = valid < 0 ? 0 : (valid > kb ? kb : valid);
-            if (valid == 0) { /* nothing to add for this row in this block */
+            valid[r] = r < rows ? lim - k0 : 0;
+            valid[r] = valid[r] < 0 ? 0 : (valid[r] > kb ? kb : valid[r]);
+        }
+        if (j->bf16) {
+            fused_bf16_block((const uint32_t(*)[MAX_WIDTH / 2]) q2, j->d2, kt16, vp16, j->tkp,
+                             j->dp, k0, kb, valid, m, l, o);
+            continue;
+        }
+        for (int c = 0; c < kb; c += 32)
+            scores_32((const float(*)[MAX_WIDTH])qs, kt, j->tkp, j->d, k0 + c, s, c);
+        for (int r = 0; r < ROWS; r++) {
+            if (valid[r] == 0) { /* nothing to add for this row in this block */
                 memset(s[r], 0, (size_t)kb * sizeof(float));
                 corr[r] = 1.0f;
                 continue;
             }
             float sum;
-            m[r] = softmax_block(s[r], valid, kb, m[r], &sum, &corr[r]);
+            m[r] = softmax_block(s[r], valid[r], kb, m[r], &sum, &corr[r]);
             l[r] = l[r] * corr[r] + sum;
         }
         values(o, corr, (const float(*)[KEYS])s, vp + (size_t)k0 * j->dp, j->dp, kb);
@@ -254,28 +288,34 @@ static void run_groups(void *p, int ith, int nth)
 }
 
 void attention_fused(threadpool *tp, const float *q, int q_stride, const float *k, const float *v,
-                     int kv_stride, int n, int tq, int tk, int heads, int d, int causal, float *out,
-                     float *scratch)
+                     int kv_stride, int n, int tq, int tk, int heads, int d, int causal, int bf16,
+                     float *out, float *scratch)
 {
-    fused_job j = {q,
-                   k,
-                   v,
-                   q_stride,
-                   kv_stride,
-                   n,
-                   tq,
-                   tk,
-                   heads,
-                   d,
-                   (d + 15) / 16 * 16,
-                   (tk + 31) / 32 * 32,
-                   causal,
-                   1.0f / sqrtf((float)d),
-                   out,
-                   heads * d,
-                   scratch,
-                   NULL};
-    j.vp = scratch + (size_t)n * heads * d * j.tkp;
+    fused_job j = {.q = q,
+                   .k = k,
+                   .v = v,
+                   .q_stride = q_stride,
+                   .kv_stride = kv_stride,
+                   .n = n,
+                   .tq = tq,
+                   .tk = tk,
+                   .heads = heads,
+                   .d = d,
+                   .dp = (d + 15) / 16 * 16,
+                   .tkp = (tk + 31) / 32 * 32,
+                   .causal = causal,
+                   .scale = 1.0f / sqrtf((float)d),
+                   .out = out,
+                   .out_stride = heads * d,
+                   .bf16 = bf16,
+                   .d2 = (d + 1) / 2};
+    if (bf16) { /* half the bytes of the f32 layout, which the scratch is sized for */
+        j.kt16 = (uint16_t *)scratch;
+        j.vp16 = j.kt16 + (size_t)n * heads * j.d2 * 2 * j.tkp;
+    } else {
+        j.kt = scratch;
+        j.vp = scratch + (size_t)n * heads * d * j.tkp;
+    }
     threadpool_run(tp, pack_heads, &j);
     threadpool_run(tp, run_groups, &j);
 }
@@ -283,6 +323,11 @@ void attention_fused(threadpool *tp, const float *q, int q_stride, const float *
 #else
 
 int attention_fused_available(void)
+{
+    return 0;
+}
+
+int attention_fused_bf16_available(void)
 {
     return 0;
 }
@@ -300,11 +345,11 @@ size_t attention_fused_scratch_floats(int n, int tk, int heads, int d)
 }
 
 void attention_fused(threadpool *tp, const float *q, int q_stride, const float *k, const float *v,
-                     int kv_stride, int n, int tq, int tk, int heads, int d, int causal, float *out,
-                     float *scratch)
+                     int kv_stride, int n, int tq, int tk, int heads, int d, int causal, int bf16,
+                     float *out, float *scratch)
 {
     (void)tp, (void)q, (void)q_stride, (void)k, (void)v, (void)kv_stride, (void)n, (void)tq;
-    (void)tk, (void)heads, (void)d, (void)causal, (void)out, (void)scratch;
+    (void)tk, (void)heads, (void)d, (void)causal, (void)bf16, (void)out, (void)scratch;
 }
 
 #endif

@@ -22,6 +22,7 @@ gs_status compute_create(int threads, gs_compute **out, gs_error *err)
     cx->threads = threads;
     cx->block_rows = 1024;
     cx->attn_fused = attention_fused_available();
+    cx->attn_fused_bf16 = cx->attn_fused && attention_fused_bf16_available();
     /* below a few hundred tiles the 16 GEMMs are too thin to beat im2col's one */
     cx->winograd = 1;
     cx->winograd_min_tiles = 256;

@@ -12,10 +12,12 @@
  * the GEMMs at the sizes this runs at, and no second copy of the weights stays
  * resident.
  *
- * bf16 weights are widened to f32 as their filters are transformed: bf16
- * engines run these layers as f32 GEMMs with 2.25x fewer multiplications,
- * which beats a bf16 im2col GEMM even where bf16 runs at 1.8x the f32 rate
- * (AMD Zen 4), and the weights stay resident in bf16.
+ * bf16 engines (cx->winograd_bf16) transform into bf16: V and U rounded to
+ * bf16, the 16 GEMMs bf16 with f32 sums, M and the output transform f32. On
+ * AMD Zen 4 that made the 512x512 VAE decode 1.6x faster than f32 Winograd
+ * GEMMs, which had been slower there than a bf16 im2col GEMM (bench/RESULTS.md
+ * section 11). Otherwise bf16 weights are widened to f32 as their filters are
+ * transformed and the GEMMs run in f32.
  *
  * Rounding differs from im2col's (sums regrouped through the transforms); the
  * error stays at f32 level (tests compare both with a double reference).
@@ -25,27 +27,30 @@
 #include <string.h>
 
 #include "compute/gemm.h"
+#include "compute/gemm_bf16.h"
 #include "compute/half.h"
 #include "compute/vec_math.h"
 
 #define TILE_BLOCK_FLOATS (6L << 20) /* V plus M per block of tiles: 24 MB */
-/* Transformed filters are 16/9 of the weights, in f32, for the whole layer.
-   bf16 engines are the memory-lean choice: there the widest layers (SD1.5's
-   1280->1280 and 1920->640 at 32x32, 105 and 79 MB) stay on im2col so a UNet
-   step's scratch grows by at most 64 MB; f32 engines take them too (2.8%
-   faster step at 512x512). */
-#define MAX_FILTER_FLOATS_BF16 (16L << 20)
-#define MAX_FILTER_FLOATS_F32 (32L << 20)
+/* Transformed filters are 16/9 of the weights for the whole layer. bf16
+   engines are the memory-lean choice: their transformed filters stay under 64
+   MB (in bf16 all of SD1.5's layers at 32x32 fit, 1920->640 at 39 MB; widened
+   to f32 the two widest stay on im2col); f32 engines allow 128 MB (2.8% faster
+   step at 512x512 than 64). */
+#define MAX_FILTER_BYTES_BF16 (64L << 20)
+#define MAX_FILTER_BYTES_F32 (128L << 20)
 
 typedef struct wino_job {
-    const float *x;                  /* [n, h, w, cin] */
-    float *y;                        /* [n, h, w, cout] */
-    const float *w;                  /* [cout, 3, 3, cin], or NULL and ... */
-    const uint16_t *wb;              /* ... the same in bf16 */
-    float *wrow;                     /* [threads][9 * cin]: a bf16 filter as f32 */
-    const float *b;                  /* [cout] or NULL */
-    float *u;                        /* [16][cout][cin] */
-    float *v;                        /* [16][tiles][cin] of one block */
+    const float *x;      /* [n, h, w, cin] */
+    float *y;            /* [n, h, w, cout] */
+    const float *w;      /* [cout, 3, 3, cin], or NULL and ... */
+    const uint16_t *wb;  /* ... the same in bf16 */
+    float *wrow;         /* [threads][9 * cin]: a bf16 filter as f32 */
+    const float *b;      /* [cout] or NULL */
+    float *u;            /* [16][cout][cin] */
+    float *v;            /* [16][tiles][cin] of one block */
+    uint16_t *u16, *v16; /* the same in bf16, where bf16 is set */
+    int bf16;
     float *m;                        /* [16][tiles][cout] of one block */
     const float *zeros;              /* [cin] of 0: the padding's source */
     float *sink;                     /* [threads][cout]: where cropped outputs go */
@@ -53,6 +58,15 @@ typedef struct wino_job {
     int up, sw, srow0;               /* nearest upsampling; source width; first row held */
     long t0, nt;                     /* the block: tiles t0 .. t0 + nt - 1 over n * th * tw */
 } wino_job;
+
+/* f32 -> bf16, round to nearest even, as f32_to_bf16 (no NaN reaches here that
+   the GEMMs would not spread anyway); inline so the transforms' stores vectorize */
+static inline uint16_t bf16_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
 
 /* Tile t of the block's numbering (image, tile row, tile column). */
 static inline void tile_at(const wino_job *j, long t, int *img, int *ty, int *tx)
@@ -79,7 +93,8 @@ GS_VEC_CLONES static void filters(void *p, int ith, int nth)
                 row[k] = gs_bf16_to_f32(gb[k]);
             g = row;
         }
-        float *u = j->u + (size_t)o * ci;
+        float *u = j->bf16 ? NULL : j->u + (size_t)o * ci;
+        uint16_t *u16 = j->bf16 ? j->u16 + (size_t)o * ci : NULL;
         /* 16 input channels at a time through local arrays (no aliasing between
            g and U for the compiler to fear), all lanes in vectors */
         for (size_t c0 = 0; c0 < ci; c0 += 16) {
@@ -105,8 +120,12 @@ GS_VEC_CLONES static void filters(void *p, int ith, int nth)
                 }
             }
             for (int p16 = 0; p16 < 16; p16++)
-                for (size_t l = 0; l < nc; l++)
-                    u[p16 * plane + c0 + l] = res[p16][l];
+                if (u16)
+                    for (size_t l = 0; l < nc; l++)
+                        u16[p16 * plane + c0 + l] = bf16_bits(res[p16][l]);
+                else
+                    for (size_t l = 0; l < nc; l++)
+                        u[p16 * plane + c0 + l] = res[p16][l];
         }
     }
 }
@@ -132,7 +151,8 @@ GS_VEC_CLONES static void inputs(void *p, int ith, int nth)
                                   xx / j->up) *
                                      ci;
             }
-        float *v = j->v + (size_t)i * ci;
+        float *v = j->bf16 ? NULL : j->v + (size_t)i * ci;
+        uint16_t *v16 = j->bf16 ? j->v16 + (size_t)i * ci : NULL;
         /* 16 channels at a time through local arrays, so the compiler sees no
            aliasing between the sources and V and keeps all 16 lanes in vectors */
         for (size_t c0 = 0; c0 < ci; c0 += 16) {
@@ -159,11 +179,13 @@ GS_VEC_CLONES static void inputs(void *p, int ith, int nth)
                     o[r * 4 + 3][l] = s[r][1] - s[r][3];
                 }
             }
-            for (int p16 = 0; p16 < 16; p16++) {
-                float *dst = v + p16 * plane + c0;
-                for (size_t l = 0; l < nc; l++)
-                    dst[l] = o[p16][l];
-            }
+            for (int p16 = 0; p16 < 16; p16++)
+                if (v16)
+                    for (size_t l = 0; l < nc; l++)
+                        v16[p16 * plane + c0 + l] = bf16_bits(o[p16][l]);
+                else
+                    for (size_t l = 0; l < nc; l++)
+                        v[p16 * plane + c0 + l] = o[p16][l];
         }
     }
 }
@@ -230,9 +252,12 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
     /* source rows a block of tile rows reads: 2 per tile row, the 3x3 reach, rounding */
     long band_rows = ab ? (2 * tile_rows + 2) / up + 2 : 0;
     band_rows = band_rows > sh ? sh : band_rows;
+    int bf16 = cx->winograd_bf16;
+    size_t u_n = (size_t)16 * cw->cout * cw->cin, v_n = (size_t)16 * block * cw->cin;
     arena_mark mk = arena_get_mark(&cx->scratch);
-    float *u = arena_floats(&cx->scratch, (size_t)16 * cw->cout * cw->cin);
-    float *v = arena_floats(&cx->scratch, (size_t)16 * block * cw->cin);
+    /* bf16 U and V take half the floats (counts rounded up to whole floats) */
+    float *u = arena_floats(&cx->scratch, bf16 ? (u_n + 1) / 2 : u_n);
+    float *v = arena_floats(&cx->scratch, bf16 ? (v_n + 1) / 2 : v_n);
     float *m = arena_floats(&cx->scratch, (size_t)16 * block * cw->cout);
     float *zeros = arena_floats(&cx->scratch, (size_t)cw->cin);
     float *sink = arena_floats(&cx->scratch, (size_t)threadpool_size(cx->tp) * cw->cout);
@@ -245,8 +270,29 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
     }
     cx->flops += 2.0 * n * h * w * cw->cout * 9.0 * cw->cin; /* counted as the direct conv */
     memset(zeros, 0, (size_t)cw->cin * sizeof *zeros);
-    wino_job j = {x, y, cw->w,   cw->wb,   wrow, cw->b, u,  v,  m, zeros, sink, n,
-                  h, w, cw->cin, cw->cout, th,   tw,    up, sw, 0, 0,     0};
+    wino_job j = {.x = x,
+                  .y = y,
+                  .w = cw->w,
+                  .wb = cw->wb,
+                  .wrow = wrow,
+                  .b = cw->b,
+                  .u = u,
+                  .v = v,
+                  .u16 = (uint16_t *)u,
+                  .v16 = (uint16_t *)v,
+                  .bf16 = bf16,
+                  .m = m,
+                  .zeros = zeros,
+                  .sink = sink,
+                  .n = n,
+                  .h = h,
+                  .w_ = w,
+                  .cin = cw->cin,
+                  .cout = cw->cout,
+                  .th = th,
+                  .tw = tw,
+                  .up = up,
+                  .sw = sw};
     threadpool_run(cx->tp, filters, &j);
     for (long t0 = 0; t0 < tiles; t0 += block) {
         j.t0 = t0;
@@ -261,19 +307,31 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
         threadpool_run(cx->tp, inputs, &j);
         size_t vp = (size_t)j.nt * cw->cin, mp = (size_t)j.nt * cw->cout;
         size_t up_ = (size_t)cw->cout * cw->cin;
-        for (int p = 0; p < 16; p++)
-            gemm_f32((int)j.nt, cw->cout, cw->cin, v + p * vp, cw->cin, u + p * up_, cw->cin, 1,
-                     0.0f, m + p * mp, cw->cout);
+        for (int p = 0; p < 16; p++) {
+            if (!bf16) {
+                gemm_f32((int)j.nt, cw->cout, cw->cin, v + p * vp, cw->cin, u + p * up_, cw->cin, 1,
+                         0.0f, m + p * mp, cw->cout);
+                continue;
+            }
+            gs_status st =
+                gemm_bf16(cx->bf16, (int)j.nt, cw->cout, cw->cin, j.v16 + p * vp, cw->cin,
+                          j.u16 + p * up_, cw->cin, 1, 0.0f, m + p * mp, cw->cout, err);
+            if (st != GS_OK) {
+                arena_release(&cx->scratch, mk);
+                return st;
+            }
+        }
         threadpool_run(cx->tp, outputs, &j);
     }
     arena_release(&cx->scratch, mk);
     return GS_OK;
 }
 
-int conv3x3_winograd_fits(const conv_weights *cw)
+int conv3x3_winograd_fits(const gs_compute *cx, const conv_weights *cw)
 {
-    long max = cw->w ? MAX_FILTER_FLOATS_F32 : MAX_FILTER_FLOATS_BF16;
-    return cw->k == 3 && 16L * cw->cout * cw->cin <= max;
+    long max = cw->w ? MAX_FILTER_BYTES_F32 : MAX_FILTER_BYTES_BF16;
+    long elem = cx->winograd_bf16 ? 2 : 4;
+    return cw->k == 3 && 16L * cw->cout * cw->cin * elem <= max;
 }
 
 gs_status conv3x3_winograd(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,

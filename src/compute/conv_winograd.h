@@ -8,10 +8,11 @@
 #include "compute/ops.h"
 
 /* Whether a layer is one these run (3x3, filters small enough to transform whole). */
-int conv3x3_winograd_fits(const conv_weights *cw);
+int conv3x3_winograd_fits(const gs_compute *cx, const conv_weights *cw);
 
 /* y [n, h, w, cout] = conv(x [n, h, w, cin]) + bias, for k = 3 and f32 (cw->w) or
-   bf16 (cw->wb) weights; the arithmetic is f32 either way. */
+   bf16 (cw->wb) weights; the GEMMs are bf16 where cx->winograd_bf16 is set, else
+   f32. */
 gs_status conv3x3_winograd(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
                            int w, float *y, gs_error *err);
 

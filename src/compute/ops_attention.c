@@ -125,8 +125,8 @@ gs_status op_attention(gs_compute *cx, const float *q, int q_stride, const float
             arena_floats(&cx->scratch, attention_fused_scratch_floats(n, tk, heads, d));
         if (!scratch)
             return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
-        attention_fused(cx->tp, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal, out,
-                        scratch);
+        attention_fused(cx->tp, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal,
+                        cx->attn_bf16 && cx->attn_fused_bf16, out, scratch);
         arena_release(&cx->scratch, m);
         return GS_OK;
     }

@@ -163,7 +163,7 @@ gs_status op_conv2d_same(gs_compute *cx, const conv_weights *cw, const float *x,
 {
     int pad = cw->k / 2;
     long tiles = (long)n * ((h + 1) / 2) * ((w + 1) / 2);
-    if (cx->winograd && conv3x3_winograd_fits(cw) && tiles >= cx->winograd_min_tiles)
+    if (cx->winograd && conv3x3_winograd_fits(cx, cw) && tiles >= cx->winograd_min_tiles)
         return conv3x3_winograd(cx, cw, x, n, h, w, y, err);
     return op_conv2d(cx, cw, x, n, h, w, 1, pad, pad, h, w, y, err);
 }
@@ -176,7 +176,7 @@ gs_status op_conv2d_pre(gs_compute *cx, const conv_weights *cw, const float *x, 
     if (!ab && up == 1)
         return op_conv2d_same(cx, cw, x, 1, h, w, y, err);
     long tiles = (long)(up * h + 1) / 2 * ((up * w + 1) / 2);
-    if (cx->winograd && conv3x3_winograd_fits(cw) && tiles >= cx->winograd_min_tiles)
+    if (cx->winograd && conv3x3_winograd_fits(cx, cw) && tiles >= cx->winograd_min_tiles)
         return conv3x3_winograd_pre(cx, cw, x, h, w, ab, silu, up, y, err);
     int oh = up * h, ow = up * w, pad = cw->k / 2;
     long rows = (long)oh * ow;

@@ -49,7 +49,7 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
         eng->bf16 = 0;
     }
     if (st == GS_OK)
-        eng->cx->attn_bf16 = eng->bf16;
+        eng->cx->attn_bf16 = eng->cx->winograd_bf16 = eng->bf16;
     if (st == GS_OK)
         st = clip_tokenizer_create(&eng->tok, &err);
     if (st != GS_OK) {

@@ -1,0 +1,209 @@
+/*
+ * attention_fused_bf16 - the two products of the one-pass attention with
+ * AVX512_BF16's VDPBF16PS: each instruction multiplies 16 pairs of bf16 and
+ * adds both products to 16 f32 sums, so Q K^T and P V take half the
+ * instructions of the f32 kernel. Pairs run along the inner dimension of each
+ * product: channel pairs for the scores, key pairs for the values.
+ *
+ * Only bf16 engines use it: their linear layers already round activations to
+ * bf16 before every matmul, and the probabilities are rounded the same way
+ * (the row sums that normalise them stay f32).
+ */
+#include "compute/attention_fused_bf16.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "compute/half.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define BF16_TARGET __attribute__((target("avx512f,avx512bf16")))
+
+int fused_bf16_available(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+}
+
+void fused_bf16_pack_head(const float *k, const float *v, int kv_stride, int tk, int d, int tkp,
+                          int dp, uint16_t *kt, uint16_t *vp)
+{
+    int d2 = (d + 1) / 2;
+    memset(kt, 0, (size_t)d2 * tkp * 2 * sizeof *kt);
+    memset(vp, 0, (size_t)tkp * dp * sizeof *vp);
+    for (int t = 0; t < tk; t++) {
+        const float *kr = k + (size_t)t * kv_stride, *vr = v + (size_t)t * kv_stride;
+        for (int c = 0; c < d; c++) {
+            kt[((size_t)(c / 2) * tkp + t) * 2 + (c & 1)] = gs_f32_to_bf16(kr[c]);
+            vp[((size_t)(t / 2) * dp + c) * 2 + (t & 1)] = gs_f32_to_bf16(vr[c]);
+        }
+    }
+}
+
+void fused_bf16_pack_q(const float (*qs)[FUSED_MAX_WIDTH], uint32_t (*q2)[FUSED_MAX_WIDTH / 2],
+                       int d2)
+{
+    for (int r = 0; r < FUSED_ROWS; r++)
+        for (int x = 0; x < d2; x++)
+            q2[r][x] = (uint32_t)gs_f32_to_bf16(qs[r][2 * x]) |
+                       (uint32_t)gs_f32_to_bf16(qs[r][2 * x + 1]) << 16;
+}
+
+/* scores of the 8 rows against keys col..col+31 into s[r][c..c+31]; bm[r]
+   takes the max over those of the row's valid keys */
+BF16_TARGET __attribute__((always_inline)) static inline void
+scores_32(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], const uint16_t *kt, int tkp, int d2, int col,
+          float (*s)[FUSED_KEYS], int c, const int *valid, __m512 *bm)
+{
+    __m512 a0[FUSED_ROWS], a1[FUSED_ROWS];
+    for (int r = 0; r < FUSED_ROWS; r++)
+        a0[r] = a1[r] = _mm512_setzero_ps();
+    const uint16_t *kp = kt + (size_t)col * 2;
+    for (int x = 0; x < d2; x++, kp += (size_t)tkp * 2) {
+        __m512bh k0 = (__m512bh)_mm512_loadu_si512(kp), k1 = (__m512bh)_mm512_loadu_si512(kp + 32);
+        for (int r = 0; r < FUSED_ROWS; r++) {
+            __m512bh qb = (__m512bh)_mm512_set1_epi32((int)q2[r][x]);
+            a0[r] = _mm512_dpbf16_ps(a0[r], qb, k0);
+            a1[r] = _mm512_dpbf16_ps(a1[r], qb, k1);
+        }
+    }
+    for (int r = 0; r < FUSED_ROWS; r++) {
+        _mm512_store_ps(&s[r][c], a0[r]);
+        _mm512_store_ps(&s[r][c + 16], a1[r]);
+        int left = valid[r] - c;
+        if (left >= 32) {
+            bm[r] = _mm512_max_ps(bm[r], _mm512_max_ps(a0[r], a1[r]));
+        } else if (left > 0) {
+            __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            __mmask16 k1 = left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+            bm[r] = _mm512_mask_max_ps(bm[r], k0, bm[r], a0[r]);
+            bm[r] = _mm512_mask_max_ps(bm[r], k1, bm[r], a1[r]);
+        }
+    }
+}
+
+/* e^x for x <= 0 (scores minus their row max): one-constant range reduction
+   and a degree-4 fit, relative error 2.6e-6 (2^-18.5); the results are
+   rounded to bf16 (2^-9), so the f32 kernel's degree-6 polynomial and
+   two-constant reduction would buy nothing here. */
+BF16_TARGET static inline __m512 exp16_bf16(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693147180559945f), x);
+    __m512 p = _mm512_set1_ps(4.14585051e-2f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.67909067e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.00043599e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.99963405e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.99999261e-1f));
+    return _mm512_scalef_ps(p, n);
+}
+
+BF16_TARGET __attribute__((always_inline)) static inline void
+values_tile(float (*o)[FUSED_MAX_WIDTH], const float *corr, const uint32_t (*p2)[FUSED_KEYS / 2],
+            const uint16_t *vp, int dp, int kb, int c0, const int nv)
+{
+    __m512 acc[FUSED_ROWS][3];
+    for (int r = 0; r < FUSED_ROWS; r++) {
+        __m512 cr = _mm512_set1_ps(corr[r]);
+        for (int u = 0; u < nv; u++)
+            acc[r][u] = _mm512_mul_ps(_mm512_load_ps(&o[r][c0 + 16 * u]), cr);
+    }
+    const uint16_t *vr = vp + (size_t)c0 * 2;
+    for (int t2 = 0; t2 < kb / 2; t2++, vr += (size_t)dp * 2) {
+        __m512bh v[3];
+        for (int u = 0; u < nv; u++)
+            v[u] = (__m512bh)_mm512_loadu_si512(vr + 32 * u);
+        for (int r = 0; r < FUSED_ROWS; r++) {
+            __m512bh pb = (__m512bh)_mm512_set1_epi32((int)p2[r][t2]);
+            for (int u = 0; u < nv; u++)
+                acc[r][u] = _mm512_dpbf16_ps(acc[r][u], pb, v[u]);
+        }
+    }
+    for (int r = 0; r < FUSED_ROWS; r++)
+        for (int u = 0; u < nv; u++)
+            _mm512_store_ps(&o[r][c0 + 16 * u], acc[r][u]);
+}
+
+BF16_TARGET void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d2,
+                                  const uint16_t *kt, const uint16_t *vp, int tkp, int dp, int k0,
+                                  int kb, const int *valid, float *m, float *l,
+                                  float (*o)[FUSED_MAX_WIDTH])
+{
+    _Alignas(64) float s[FUSED_ROWS][FUSED_KEYS];
+    _Alignas(64) uint32_t p2[FUSED_ROWS][FUSED_KEYS / 2];
+    float corr[FUSED_ROWS];
+    __m512 bm[FUSED_ROWS];
+    for (int r = 0; r < FUSED_ROWS; r++)
+        bm[r] = _mm512_set1_ps(m[r]);
+    for (int c = 0; c < kb; c += 32)
+        scores_32(q2, kt, tkp, d2, k0 + c, s, c, valid, bm);
+    for (int r = 0; r < FUSED_ROWS; r++) {
+        if (valid[r] <= 0) { /* nothing to add for this row in this block */
+            memset(p2[r], 0, (size_t)kb * sizeof(uint16_t));
+            corr[r] = 1.0f;
+            continue;
+        }
+        float mn = _mm512_reduce_max_ps(bm[r]);
+        __m512 vmax = _mm512_set1_ps(mn), acc = _mm512_setzero_ps();
+        for (int c = 0; c < kb; c += 32) {
+            int left = valid[r] - c;
+            __mmask16 ka = left >= 16 ? 0xffff : (left > 0 ? (__mmask16)((1u << left) - 1) : 0);
+            __mmask16 kb2 = left >= 32  ? 0xffff
+                            : left > 16 ? (__mmask16)((1u << (left - 16)) - 1)
+                                        : 0;
+            __m512 e0 =
+                _mm512_maskz_mov_ps(ka, exp16_bf16(_mm512_sub_ps(_mm512_load_ps(&s[r][c]), vmax)));
+            __m512 e1 = _mm512_maskz_mov_ps(
+                kb2, exp16_bf16(_mm512_sub_ps(_mm512_load_ps(&s[r][c + 16]), vmax)));
+            acc = _mm512_add_ps(acc, _mm512_add_ps(e0, e1));
+            _mm512_store_si512(&p2[r][c / 2], (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+        }
+        corr[r] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
+        l[r] = l[r] * corr[r] + _mm512_reduce_add_ps(acc);
+        m[r] = mn;
+    }
+    for (int c0 = 0; c0 < dp; c0 += 48) {
+        int nv = (dp - c0) / 16 < 3 ? (dp - c0) / 16 : 3;
+        const uint32_t(*pp)[FUSED_KEYS / 2] = (const uint32_t(*)[FUSED_KEYS / 2]) p2;
+        const uint16_t *vb = vp + (size_t)k0 * dp;
+        if (nv == 3)
+            values_tile(o, corr, pp, vb, dp, kb, c0, 3);
+        else if (nv == 2)
+            values_tile(o, corr, pp, vb, dp, kb, c0, 2);
+        else
+            values_tile(o, corr, pp, vb, dp, kb, c0, 1);
+    }
+}
+
+#else
+
+int fused_bf16_available(void)
+{
+    return 0;
+}
+
+void fused_bf16_pack_head(const float *k, const float *v, int kv_stride, int tk, int d, int tkp,
+                          int dp, uint16_t *kt, uint16_t *vp)
+{
+    (void)k, (void)v, (void)kv_stride, (void)tk, (void)d, (void)tkp, (void)dp, (void)kt, (void)vp;
+}
+
+void fused_bf16_pack_q(const float (*qs)[FUSED_MAX_WIDTH], uint32_t (*q2)[FUSED_MAX_WIDTH / 2],
+                       int d2)
+{
+    (void)qs, (void)q2, (void)d2;
+}
+
+void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d2, const uint16_t *kt,
+                      const uint16_t *vp, int tkp, int dp, int k0, int kb, const int *valid,
+                      float *m, float *l, float (*o)[FUSED_MAX_WIDTH])
+{
+    (void)q2, (void)d2, (void)kt, (void)vp, (void)tkp, (void)dp, (void)k0, (void)kb, (void)valid;
+    (void)m, (void)l, (void)o;
+}
+
+#endif

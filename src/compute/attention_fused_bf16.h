@@ -1,0 +1,34 @@
+/* attention_fused_bf16 - the bf16 products of the one-pass attention
+ * (attention_fused.c): keys, values, queries and probabilities as bf16 pairs
+ * for AVX512_BF16's dot product, f32 accumulation and softmax. */
+#ifndef GS_ATTENTION_FUSED_BF16_H
+#define GS_ATTENTION_FUSED_BF16_H
+
+#include <stdint.h>
+
+#define FUSED_ROWS 8        /* query rows per register tile */
+#define FUSED_KEYS 256      /* keys per score block (8 x 256 floats: 8 KB) */
+#define FUSED_MAX_WIDTH 256 /* head widths handled (SD: 40..160, CLIP 64) */
+
+int fused_bf16_available(void);
+
+/* One (image, head): keys k[t][c] (row stride kv_stride) into kt, pairs of
+   channels per key, [ceil(d/2)][tkp][2]; values v[t][c] into vp, pairs of keys
+   per channel, [tkp/2][dp][2]; zero beyond tk and d. */
+void fused_bf16_pack_head(const float *k, const float *v, int kv_stride, int tk, int d, int tkp,
+                          int dp, uint16_t *kt, uint16_t *vp);
+
+/* q2[r][x] = the bf16 pair (qs[r][2x], qs[r][2x+1]) for the 8 rows, x < d2. */
+void fused_bf16_pack_q(const float (*qs)[FUSED_MAX_WIDTH], uint32_t (*q2)[FUSED_MAX_WIDTH / 2],
+                       int d2);
+
+/* One block of kb keys (a multiple of 32, from key k0, even) for the 8 rows:
+   scores against the block's keys where the row sees them (valid[r] keys from
+   k0; 0 for padding rows), the running max m and sum l of each row's softmax
+   updated, o rescaled and the block's bf16 probabilities times its values
+   added. kt and vp are the head's packed keys and values. */
+void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d2, const uint16_t *kt,
+                      const uint16_t *vp, int tkp, int dp, int k0, int kb, const int *valid,
+                      float *m, float *l, float (*o)[FUSED_MAX_WIDTH]);
+
+#endif
