@@ -84,43 +84,17 @@ static int teardown(void **state)
 
 static json_t *get_job(const char *id)
 {
-    char path[128], *body;
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    assert_int_equal(http("GET", path, NULL, &body), 200);
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    assert_non_null(j);
-    return j;
+    return test_get_job(base, dir, NULL, id);
 }
 
-/* Polls until the job leaves queued/running; returns its final view. */
 static json_t *wait_job(const char *id, int timeout_ms)
 {
-    for (int t = 0; t < timeout_ms; t += 50) {
-        json_t *j = get_job(id);
-        const char *st = json_string_value(json_object_get(j, "status"));
-        if (strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
-            return j;
-        json_decref(j);
-        test_sleep_ms(50);
-    }
-    fail_msg("job %s did not finish", id);
-    return NULL;
+    return test_wait_job(base, dir, NULL, id, timeout_ms);
 }
 
 static char *submit(const char *json)
 {
-    char *body;
-    int code = post_json(json, &body);
-    if (code != 202)
-        fprintf(stderr, "submit: %d %s\n", code, body);
-    assert_int_equal(code, 202);
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    char *id = strdup(json_string_value(json_object_get(j, "id")));
-    assert_string_equal(json_string_value(json_object_get(j, "status")), "queued");
-    json_decref(j);
-    return id;
+    return test_submit(base, dir, NULL, json);
 }
 
 static void life_cycle_matches_cli(void **state)

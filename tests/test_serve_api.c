@@ -128,9 +128,7 @@ static json_t *get_json(const char *path, int expect)
 
 static json_t *get_job(const char *id)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    return get_json(path, 200);
+    return test_get_job(base, dir, auth, id);
 }
 
 static const char *status_of(json_t *j)
@@ -148,15 +146,7 @@ static int64_t mono_ms(void)
 
 static json_t *wait_job(const char *id, int timeout_ms)
 {
-    for (int64_t end = mono_ms() + timeout_ms; mono_ms() < end;) {
-        json_t *j = get_job(id);
-        if (strcmp(status_of(j), "queued") != 0 && strcmp(status_of(j), "running") != 0)
-            return j;
-        json_decref(j);
-        test_sleep_ms(50);
-    }
-    fail_msg("job %s did not finish", id);
-    return NULL;
+    return test_wait_job(base, dir, auth, id, timeout_ms);
 }
 
 static void wait_running(const char *id)
@@ -174,16 +164,7 @@ static void wait_running(const char *id)
 
 static char *submit(const char *json)
 {
-    char *body;
-    int code = http("POST", "/v1/jobs", json, &body);
-    if (code != 202)
-        fprintf(stderr, "submit: %d %s\n", code, body);
-    assert_int_equal(code, 202);
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    char *id = strdup(json_string_value(json_object_get(j, "id")));
-    json_decref(j);
-    return id;
+    return test_submit(base, dir, auth, json);
 }
 
 static void cancel(const char *id)

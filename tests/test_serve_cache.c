@@ -133,29 +133,12 @@ static void loaded_after_a_job(void **state)
     assert_false(json_is_true(json_object_get(m, "loaded")));
     json_decref(m);
 
-    char req[256], *body;
-    snprintf(req, sizeof req, "%s/req.json", dir);
-    FILE *f = fopen(req, "wb");
-    fputs("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}", f);
-    fclose(f);
-    assert_int_equal(test_http(base, dir, "POST", "/v1/jobs", req, &body), 202);
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", json_string_value(json_object_get(j, "id")));
+    char *id = test_submit(base, dir, NULL,
+                           "{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
+    json_t *j = test_wait_job(base, dir, NULL, id, 60000);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
     json_decref(j);
-    const char *status = "";
-    for (int t = 0; t < 60000; t += 100) {
-        assert_int_equal(test_http(base, dir, "GET", path, NULL, &body), 200);
-        int done = strstr(body, "\"succeeded\"") != NULL;
-        free(body);
-        if (done) {
-            status = "succeeded";
-            break;
-        }
-        test_sleep_ms(100);
-    }
-    assert_string_equal(status, "succeeded");
+    free(id);
     assert_true(is_loaded("tiny-sd15")); /* reported when it loaded, before the job ran */
     assert_holder_is_worker_0("tiny-sd15");
     assert_false(is_loaded("other"));
@@ -234,27 +217,12 @@ static void prepared_model_is_served(void **state)
     assert_string_equal(json_string_value(json_object_get(m, "family")), "sd1");
     assert_string_equal(json_string_value(json_object_get(m, "dtype")), "f32");
     json_decref(m);
-    char req[256], *body;
-    snprintf(req, sizeof req, "%s/req.json", dir);
-    FILE *f = fopen(req, "wb");
-    fputs("{\"model\":\"tiny-prep\",\"steps\":2,\"width\":64,\"height\":64}", f);
-    fclose(f);
-    assert_int_equal(test_http(base, dir, "POST", "/v1/jobs", req, &body), 202);
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", json_string_value(json_object_get(j, "id")));
+    char *id = test_submit(base, dir, NULL,
+                           "{\"model\":\"tiny-prep\",\"steps\":2,\"width\":64,\"height\":64}");
+    json_t *j = test_wait_job(base, dir, NULL, id, 60000);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
     json_decref(j);
-    int done = 0;
-    for (int t = 0; t < 60000 && !done; t += 100) {
-        assert_int_equal(test_http(base, dir, "GET", path, NULL, &body), 200);
-        done = strstr(body, "\"succeeded\"") != NULL;
-        assert_null(strstr(body, "\"failed\""));
-        free(body);
-        if (!done)
-            test_sleep_ms(100);
-    }
-    assert_true(done);
+    free(id);
     stop();
 }
 

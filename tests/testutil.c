@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -179,4 +180,58 @@ int test_serve_stop(pid_t server)
     if (waitpid(server, &status, 0) != server || !WIFEXITED(status))
         return -1;
     return WEXITSTATUS(status);
+}
+
+char *test_submit(const char *base, const char *dir, const char *authorization, const char *json)
+{
+    char req[512], *body;
+    snprintf(req, sizeof req, "%s/req.json", dir);
+    FILE *f = fopen(req, "wb");
+    assert_non_null(f);
+    fputs(json, f);
+    fclose(f);
+    int code = test_http_auth(base, dir, "POST", "/v1/jobs", req, authorization, &body);
+    if (code != 202)
+        fprintf(stderr, "submit: %d %s\n", code, body ? body : "");
+    assert_int_equal(code, 202);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "queued");
+    char *id = strdup(json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    return id;
+}
+
+json_t *test_get_job(const char *base, const char *dir, const char *authorization, const char *id)
+{
+    char path[128], *body;
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    assert_int_equal(test_http_auth(base, dir, "GET", path, NULL, authorization, &body), 200);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    assert_non_null(j);
+    return j;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+json_t *test_wait_job(const char *base, const char *dir, const char *authorization, const char *id,
+                      int timeout_ms)
+{
+    for (int64_t end = mono_ms() + timeout_ms; mono_ms() < end;) {
+        json_t *j = test_get_job(base, dir, authorization, id);
+        const char *st = json_string_value(json_object_get(j, "status"));
+        if (strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
+            return j;
+        json_decref(j);
+        test_sleep_ms(50);
+    }
+    fail_msg("job %s did not finish", id);
+    return NULL;
 }

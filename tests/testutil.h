@@ -10,6 +10,7 @@
 // cmocka needs these before its header
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <sys/types.h>
 
 #include "model/safetensors.h"
@@ -45,5 +46,18 @@ int test_http_auth(const char *base, const char *dir, const char *method, const 
 pid_t test_serve_start(const char *base, const char *dir, const char *const *extra);
 /* SIGTERMs the server and returns its exit status (-1 when it did not exit). */
 int test_serve_stop(pid_t server);
+
+/* ---- jobs on a server under test (authorization: a header value or NULL) ---- */
+
+/* POSTs json (written to dir/req.json) to /v1/jobs; asserts 202 and status
+   "queued"; returns the job id (malloc'd). */
+char *test_submit(const char *base, const char *dir, const char *authorization, const char *json);
+/* GET /v1/jobs/{id}, asserting 200 and JSON. */
+json_t *test_get_job(const char *base, const char *dir, const char *authorization, const char *id);
+/* Polls until the job leaves queued/running, for at most timeout_ms of wall
+   clock however slow each poll is; returns its final view (fails the test
+   otherwise). */
+json_t *test_wait_job(const char *base, const char *dir, const char *authorization, const char *id,
+                      int timeout_ms);
 
 #endif

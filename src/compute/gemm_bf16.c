@@ -51,10 +51,17 @@ GS_VEC_CLONES void f32_to_bf16(const float *x, uint16_t *y, long n)
 
 int gemm_bf16_usable(gemm_bf16_cache *c)
 {
+    /* the CPU's answer, found once per process: every engine creation asks */
+    static int known = -1;
+    int r = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
+    if (r >= 0)
+        return r;
     uint16_t a[16 * 16] = {0}, b[16 * 16] = {0};
     float out[16 * 16];
     gs_error err;
-    return gemm_bf16(c, 16, 16, 16, a, 16, b, 16, 1, 0.0f, out, 16, &err) == GS_OK;
+    r = gemm_bf16(c, 16, 16, 16, a, 16, b, 16, 1, 0.0f, out, 16, &err) == GS_OK;
+    __atomic_store_n(&known, r, __ATOMIC_RELEASE);
+    return r;
 }
 
 gs_status gemm_bf16_cache_create(gemm_bf16_cache **out, gs_error *err)
