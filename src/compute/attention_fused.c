@@ -246,7 +246,7 @@ __attribute__((target("avx512f"))) static void rows_group(const fused_job *j, in
             valid[r] = valid[r] < 0 ? 0 : (valid[r] > kb ? kb : valid[r]);
         }
         if (j->bf16) {
-            fused_bf16_block((const uint32_t(*)[MAX_WIDTH / 2]) q2, j->d2, kt16, vp16, j->tkp,
+            fused_bf16_block((const uint32_t(*)[MAX_WIDTH / 2]) q2, j->d, j->d2, kt16, vp16, j->tkp,
                              j->dp, k0, kb, valid, m, l, o);
             continue;
         }

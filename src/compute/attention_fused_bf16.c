@@ -19,12 +19,13 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define BF16_TARGET __attribute__((target("avx512f,avx512bf16")))
+#define BF16_TARGET __attribute__((target("avx512f,avx512vl,avx512bf16")))
 
 int fused_bf16_available(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bf16");
 }
 
 void fused_bf16_pack_head(const float *k, const float *v, int kv_stride, int tk, int d, int tkp,
@@ -45,10 +46,13 @@ void fused_bf16_pack_head(const float *k, const float *v, int kv_stride, int tk,
 void fused_bf16_pack_q(const float (*qs)[FUSED_MAX_WIDTH], uint32_t (*q2)[FUSED_MAX_WIDTH / 2],
                        int d2)
 {
+    /* scores come out in base 2 (times log2 e), so the softmax's exponential is
+       a plain 2^x: no multiply and no ln 2 reduction per score */
+    const float k = 1.44269504088896341f;
     for (int r = 0; r < FUSED_ROWS; r++)
         for (int x = 0; x < d2; x++)
-            q2[r][x] = (uint32_t)gs_f32_to_bf16(qs[r][2 * x]) |
-                       (uint32_t)gs_f32_to_bf16(qs[r][2 * x + 1]) << 16;
+            q2[r][x] = (uint32_t)gs_f32_to_bf16(qs[r][2 * x] * k) |
+                       (uint32_t)gs_f32_to_bf16(qs[r][2 * x + 1] * k) << 16;
 }
 
 /* scores of the 8 rows against keys col..col+31 into s[r][c..c+31]; bm[r]
@@ -84,51 +88,65 @@ scores_32(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], const uint16_t *kt, int tkp
     }
 }
 
-/* e^x for x <= 0 (scores minus their row max): one-constant range reduction
-   and a degree-4 fit, relative error 2.6e-6 (2^-18.5); the results are
-   rounded to bf16 (2^-9), so the f32 kernel's degree-6 polynomial and
-   two-constant reduction would buy nothing here. */
-BF16_TARGET static inline __m512 exp16_bf16(__m512 x)
+/* 2^x for x <= 0 (base-2 scores minus their row max): 2^n by vscalefps, which
+   also takes x far below -126 to 0, times a degree-4 fit of 2^r on
+   [-1/2, 1/2], relative error 2.6e-6 (2^-18.5); the results are rounded to
+   bf16 (2^-9), so the f32 kernel's degree-6 polynomial would buy nothing. */
+BF16_TARGET static inline __m512 exp2_16(__m512 x)
 {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693147180559945f), x);
-    __m512 p = _mm512_set1_ps(4.14585051e-2f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.67909067e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.00043599e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.99963405e-1f));
+    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(9.57008842e-3f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.59178593e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.40247452e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.93121815e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.99999261e-1f));
     return _mm512_scalef_ps(p, n);
 }
 
+/* o[r][c0 .. c0 + 16 nv + 8 half) += p2[r] . values: nv full vectors of 16
+   channels and, with half, 8 more in a 256-bit one (a head width of 40 is 2.5
+   vectors: padding it to 48 would waste a sixth of this product) */
 BF16_TARGET __attribute__((always_inline)) static inline void
 values_tile(float (*o)[FUSED_MAX_WIDTH], const float *corr, const uint32_t (*p2)[FUSED_KEYS / 2],
-            const uint16_t *vp, int dp, int kb, int c0, const int nv)
+            const uint16_t *vp, int dp, int kb, int c0, const int nv, const int half)
 {
     __m512 acc[FUSED_ROWS][3];
+    __m256 acch[FUSED_ROWS];
     for (int r = 0; r < FUSED_ROWS; r++) {
         __m512 cr = _mm512_set1_ps(corr[r]);
         for (int u = 0; u < nv; u++)
             acc[r][u] = _mm512_mul_ps(_mm512_load_ps(&o[r][c0 + 16 * u]), cr);
+        if (half)
+            acch[r] =
+                _mm256_mul_ps(_mm256_load_ps(&o[r][c0 + 16 * nv]), _mm512_castps512_ps256(cr));
     }
     const uint16_t *vr = vp + (size_t)c0 * 2;
     for (int t2 = 0; t2 < kb / 2; t2++, vr += (size_t)dp * 2) {
         __m512bh v[3];
+        __m256bh vh = (__m256bh)_mm256_setzero_si256();
         for (int u = 0; u < nv; u++)
             v[u] = (__m512bh)_mm512_loadu_si512(vr + 32 * u);
+        if (half)
+            vh = (__m256bh)_mm256_loadu_si256((const __m256i *)(vr + 32 * nv));
         for (int r = 0; r < FUSED_ROWS; r++) {
             __m512bh pb = (__m512bh)_mm512_set1_epi32((int)p2[r][t2]);
             for (int u = 0; u < nv; u++)
                 acc[r][u] = _mm512_dpbf16_ps(acc[r][u], pb, v[u]);
+            if (half)
+                acch[r] =
+                    _mm256_dpbf16_ps(acch[r], (__m256bh)_mm512_castsi512_si256((__m512i)pb), vh);
         }
     }
-    for (int r = 0; r < FUSED_ROWS; r++)
+    for (int r = 0; r < FUSED_ROWS; r++) {
         for (int u = 0; u < nv; u++)
             _mm512_store_ps(&o[r][c0 + 16 * u], acc[r][u]);
+        if (half)
+            _mm256_store_ps(&o[r][c0 + 16 * nv], acch[r]);
+    }
 }
 
-BF16_TARGET void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d2,
+BF16_TARGET void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d, int d2,
                                   const uint16_t *kt, const uint16_t *vp, int tkp, int dp, int k0,
                                   int kb, const int *valid, float *m, float *l,
                                   float (*o)[FUSED_MAX_WIDTH])
@@ -156,26 +174,34 @@ BF16_TARGET void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int
                             : left > 16 ? (__mmask16)((1u << (left - 16)) - 1)
                                         : 0;
             __m512 e0 =
-                _mm512_maskz_mov_ps(ka, exp16_bf16(_mm512_sub_ps(_mm512_load_ps(&s[r][c]), vmax)));
+                _mm512_maskz_mov_ps(ka, exp2_16(_mm512_sub_ps(_mm512_load_ps(&s[r][c]), vmax)));
             __m512 e1 = _mm512_maskz_mov_ps(
-                kb2, exp16_bf16(_mm512_sub_ps(_mm512_load_ps(&s[r][c + 16]), vmax)));
+                kb2, exp2_16(_mm512_sub_ps(_mm512_load_ps(&s[r][c + 16]), vmax)));
             acc = _mm512_add_ps(acc, _mm512_add_ps(e0, e1));
             _mm512_store_si512(&p2[r][c / 2], (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
         }
-        corr[r] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
+        corr[r] = m[r] == -INFINITY ? 0.0f : exp2f(m[r] - mn);
         l[r] = l[r] * corr[r] + _mm512_reduce_add_ps(acc);
         m[r] = mn;
     }
-    for (int c0 = 0; c0 < dp; c0 += 48) {
-        int nv = (dp - c0) / 16 < 3 ? (dp - c0) / 16 : 3;
-        const uint32_t(*pp)[FUSED_KEYS / 2] = (const uint32_t(*)[FUSED_KEYS / 2]) p2;
-        const uint16_t *vb = vp + (size_t)k0 * dp;
+    const uint32_t(*pp)[FUSED_KEYS / 2] = (const uint32_t(*)[FUSED_KEYS / 2]) p2;
+    const uint16_t *vb = vp + (size_t)k0 * dp;
+    for (int c0 = 0; c0 < d; c0 += 48) {
+        int left = d - c0, nv = left / 16 < 3 ? left / 16 : 3;
+        int rest = left - 16 * nv; /* channels past the full vectors, in this tile */
+        rest = nv == 3 ? 0 : rest;
+        if (rest > 8) /* padding covers it: one more full vector */
+            nv++, rest = 0;
         if (nv == 3)
-            values_tile(o, corr, pp, vb, dp, kb, c0, 3);
+            values_tile(o, corr, pp, vb, dp, kb, c0, 3, 0);
         else if (nv == 2)
-            values_tile(o, corr, pp, vb, dp, kb, c0, 2);
+            rest ? values_tile(o, corr, pp, vb, dp, kb, c0, 2, 1)
+                 : values_tile(o, corr, pp, vb, dp, kb, c0, 2, 0);
+        else if (nv == 1)
+            rest ? values_tile(o, corr, pp, vb, dp, kb, c0, 1, 1)
+                 : values_tile(o, corr, pp, vb, dp, kb, c0, 1, 0);
         else
-            values_tile(o, corr, pp, vb, dp, kb, c0, 1);
+            values_tile(o, corr, pp, vb, dp, kb, c0, 0, 1);
     }
 }
 
@@ -198,11 +224,12 @@ void fused_bf16_pack_q(const float (*qs)[FUSED_MAX_WIDTH], uint32_t (*q2)[FUSED_
     (void)qs, (void)q2, (void)d2;
 }
 
-void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d2, const uint16_t *kt,
+void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d, int d2, const uint16_t *kt,
                       const uint16_t *vp, int tkp, int dp, int k0, int kb, const int *valid,
                       float *m, float *l, float (*o)[FUSED_MAX_WIDTH])
 {
-    (void)q2, (void)d2, (void)kt, (void)vp, (void)tkp, (void)dp, (void)k0, (void)kb, (void)valid;
+    (void)q2, (void)d, (void)d2, (void)kt, (void)vp, (void)tkp, (void)dp, (void)k0, (void)kb,
+        (void)valid;
     (void)m, (void)l, (void)o;
 }
 

@@ -27,7 +27,7 @@ void fused_bf16_pack_q(const float (*qs)[FUSED_MAX_WIDTH], uint32_t (*q2)[FUSED_
    k0; 0 for padding rows), the running max m and sum l of each row's softmax
    updated, o rescaled and the block's bf16 probabilities times its values
    added. kt and vp are the head's packed keys and values. */
-void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d2, const uint16_t *kt,
+void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d, int d2, const uint16_t *kt,
                       const uint16_t *vp, int tkp, int dp, int k0, int kb, const int *valid,
                       float *m, float *l, float (*o)[FUSED_MAX_WIDTH]);
 
