@@ -12,15 +12,16 @@
  * the GEMMs at the sizes this runs at, and no second copy of the weights stays
  * resident.
  *
- * bf16 engines (cx->winograd_bf16) transform into bf16: V and U rounded to
- * bf16, the 16 GEMMs bf16 with f32 sums, M and the output transform f32. On
- * AMD Zen 4 that made the 512x512 VAE decode 1.6x faster than f32 Winograd
- * GEMMs, which had been slower there than a bf16 im2col GEMM (bench/RESULTS.md
- * section 11). Otherwise bf16 weights are widened to f32 as their filters are
- * transformed and the GEMMs run in f32.
+ * bf16 engines on CPUs where bf16 outruns f32 (cx->winograd_bf16) transform
+ * into bf16: V and U rounded to bf16, the 16 GEMMs bf16 with f32 sums, M and
+ * the output transform f32. On AMD Zen 4 that made the 512x512 VAE decode 1.6x
+ * faster than f32 Winograd GEMMs, which had been slower there than a bf16
+ * im2col GEMM (bench/RESULTS.md section 11). Otherwise bf16 weights are
+ * widened to f32 as their filters are transformed and the GEMMs run in f32.
  *
  * Rounding differs from im2col's (sums regrouped through the transforms); the
- * error stays at f32 level (tests compare both with a double reference).
+ * f32 error stays at f32 level, the bf16 one about 2.5x im2col bf16's (tests
+ * compare each with a double reference).
  */
 #include "compute/conv_winograd.h"
 

@@ -48,8 +48,14 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
             st = GS_ERR_UNSUPPORTED; /* asked for on a CPU oneDNN cannot run it on */
         eng->bf16 = 0;
     }
-    if (st == GS_OK)
-        eng->cx->attn_bf16 = eng->cx->winograd_bf16 = eng->bf16;
+    if (st == GS_OK) {
+        /* bf16 Winograd GEMMs and attention products only where bf16 outruns
+           f32: elsewhere (Intel without AMX: half the f32 rate) a bf16 engine is
+           a memory choice, its weights bf16 and those layers f32 */
+        eng->bf16_fast = gemm_bf16_preferred();
+        eng->cx->attn_fused_bf16 = eng->cx->attn_fused_bf16 && eng->bf16_fast;
+        engine_set_compute_precision(eng, eng->bf16);
+    }
     if (st == GS_OK)
         st = clip_tokenizer_create(&eng->tok, &err);
     if (st != GS_OK) {
@@ -74,6 +80,12 @@ const char *gs_engine_errmsg(const gs_engine *eng)
     if (!eng)
         return "no engine";
     return eng->err.msg;
+}
+
+void engine_set_compute_precision(gs_engine *eng, int bf16)
+{
+    eng->cx->attn_bf16 = bf16;
+    eng->cx->winograd_bf16 = bf16 && eng->bf16_fast;
 }
 
 gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops)

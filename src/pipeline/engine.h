@@ -19,6 +19,7 @@ struct gs_engine {
     int bf16;           /* models load with bf16 GEMM weights */
     int precision_auto; /* precision was left to the engine: a prepared file's wins */
     int bf16_usable;    /* oneDNN runs bf16 matmuls on this CPU */
+    int bf16_fast;      /* ... faster than f32 ones (AMX, AMD Zen 4) */
     clip_tokenizer *tok;
     gs_error err; /* last error, for gs_engine_errmsg */
 };
@@ -74,5 +75,9 @@ gs_status latent_preview(const float *latent, int channels, int h, int w, gs_ima
 
 /* Frees a result's contents (NULL-safe). */
 void result_destroy(gs_result *res);
+
+/* Sets the compute context for running a model of that precision: bf16
+   attention products and Winograd GEMMs where bf16 is fast (see bf16_fast). */
+void engine_set_compute_precision(gs_engine *eng, int bf16);
 
 #endif

@@ -399,7 +399,7 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
     }
     /* the model's precision, which a prepared file may have set apart from the
        engine's: an f32 model's attention and convolutions stay f32 */
-    eng->cx->attn_bf16 = eng->cx->winograd_bf16 = m->bf16;
+    engine_set_compute_precision(eng, m->bf16);
 
     /* text */
     double t_text = now_s();
