@@ -325,6 +325,12 @@ static void prepared_file_loads_in_place(void **state)
     assert_int_equal(gs_model_load(eauto, path, &m), GS_OK);
     gs_model_get_info(m, &info);
     assert_string_equal(info.compute_dtype, "f32");
+    /* ... and computes all of it in f32, even where the engine would run bf16
+       (the VAE's Winograd layers and attention here): the f32 engine's pixels */
+    gs_result_free(again);
+    again = NULL;
+    assert_int_equal(gs_generate(eauto, m, &p, NULL, NULL, &again), GS_OK);
+    assert_memory_equal(gs_result_image(orig, 0)->pixels, gs_result_image(again, 0)->pixels, px);
     gs_model_free(m);
     m = NULL;
     gs_engine_free(eauto);
