@@ -253,8 +253,11 @@ int main(int argc, char **argv)
             ow = (c->w + 2 * pad - c->k) / c->stride + 1;
         double flop = 2.0 * c->n * oh * ow * c->cout * c->cin * c->k * c->k;
         ours_ctx o = {cx,
-                      {rnd((size_t)c->cout * c->cin * c->k * c->k), rnd((size_t)c->cout), c->cout,
-                       c->cin, c->k},
+                      {.w = rnd((size_t)c->cout * c->cin * c->k * c->k),
+                       .b = rnd((size_t)c->cout),
+                       .cout = c->cout,
+                       .cin = c->cin,
+                       .k = c->k},
                       c,
                       rnd((size_t)c->n * c->h * c->w * c->cin),
                       rnd((size_t)c->n * oh * ow * c->cout)};

@@ -1,0 +1,184 @@
+/*
+ * kernels_bench - the engine's own kernels at SD1.5 512x512 shapes, each in
+ * its variants: attention (blocked GEMMs f32/bf16, one-pass f32/bf16) and 3x3
+ * convolutions (im2col with f32 or bf16 weights, Winograd f32/bf16).
+ *
+ * Whole-pipeline runs on a shared VM vary by 10-15% between runs; a kernel
+ * timed alone, best of REPS after a warm-up, shows changes of a few percent.
+ * GFLOP/s count a convolution as its direct multiply-adds (so Winograd can
+ * pass the GEMM rate) and attention as its two products.
+ * Usage: kernels_bench [threads]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "compute/compute.h"
+#include "compute/gemm_bf16.h"
+#include "compute/ops.h"
+
+#define REPS 5
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static float *rnd(size_t n, float scale)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = scale * ((float)rand() / (float)RAND_MAX - 0.5f);
+    return p;
+}
+
+typedef struct attn_case {
+    const char *name;
+    int n, tq, tk, heads, d;
+} attn_case;
+
+static double time_attention(gs_compute *cx, const attn_case *c, const float *q, const float *k,
+                             const float *v, float *out)
+{
+    int w = c->heads * c->d;
+    gs_error err;
+    double best = 1e30;
+    for (int r = 0; r <= REPS; r++) { /* the first run warms up */
+        compute_begin(cx, &err);
+        double t0 = now_s();
+        if (op_attention(cx, q, w, k, v, w, c->n, c->tq, c->tk, c->heads, c->d, 0, out, &err) !=
+            GS_OK) {
+            fprintf(stderr, "attention: %s\n", err.msg);
+            exit(1);
+        }
+        double t = now_s() - t0;
+        if (r > 0 && t < best)
+            best = t;
+    }
+    return best;
+}
+
+typedef struct conv_case {
+    const char *name;
+    int n, h, w, cin, cout;
+} conv_case;
+
+static double time_conv(gs_compute *cx, const conv_weights *cw, const conv_case *c, const float *x,
+                        float *y)
+{
+    gs_error err;
+    double best = 1e30;
+    for (int r = 0; r <= REPS; r++) {
+        compute_begin(cx, &err);
+        double t0 = now_s();
+        if (op_conv2d_same(cx, cw, x, c->n, c->h, c->w, y, &err) != GS_OK) {
+            fprintf(stderr, "convolution: %s\n", err.msg);
+            exit(1);
+        }
+        double t = now_s() - t0;
+        if (r > 0 && t < best)
+            best = t;
+    }
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 0;
+    gs_compute *cx;
+    gs_error err;
+    if (compute_create(threads, &cx, &err) != GS_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    int bf16 = gemm_bf16_usable(cx->bf16);
+    printf("threads %d, bf16 %s, one-pass attention %s, its bf16 products %s\n\n",
+           compute_threads(cx), bf16 ? "yes" : "no", cx->attn_fused ? "yes" : "no",
+           cx->attn_fused_bf16 ? "yes" : "no");
+
+    static const attn_case attns[] = {
+        {"self 64^2 latent", 2, 4096, 4096, 8, 40},
+        {"self 32^2 latent", 2, 1024, 1024, 8, 80},
+        {"self 16^2 latent", 2, 256, 256, 8, 160},
+        {"cross 64^2 x 77", 2, 4096, 77, 8, 40},
+    };
+    printf("attention (ms, GFLOP/s)        blocked f32      blocked bf16     one-pass f32     "
+           "one-pass bf16\n");
+    int fused = cx->attn_fused, fused_bf16 = cx->attn_fused_bf16;
+    for (size_t i = 0; i < sizeof attns / sizeof attns[0]; i++) {
+        const attn_case *c = &attns[i];
+        size_t w = (size_t)c->heads * c->d;
+        float *q = rnd((size_t)c->n * c->tq * w, 4.0f), *k = rnd((size_t)c->n * c->tk * w, 4.0f);
+        float *v = rnd((size_t)c->n * c->tk * w, 1.0f), *out = rnd((size_t)c->n * c->tq * w, 0.0f);
+        double flop = 4.0 * c->n * c->heads * (double)c->tq * c->tk * c->d;
+        printf("  %-26s", c->name);
+        for (int kind = 0; kind < 4; kind++) {
+            int want_bf16 = kind == 1 || kind == 3, want_fused = kind >= 2;
+            if ((want_bf16 && !bf16) || (want_fused && !fused) || (kind == 3 && !fused_bf16)) {
+                printf("  %15s", "-");
+                continue;
+            }
+            cx->attn_bf16 = want_bf16;
+            cx->attn_fused = want_fused;
+            double t = time_attention(cx, c, q, k, v, out);
+            printf("  %6.1f %8.1f", t * 1e3, flop / t * 1e-9);
+            fflush(stdout);
+        }
+        printf("\n");
+        free(q);
+        free(k);
+        free(v);
+        free(out);
+    }
+    cx->attn_bf16 = 0;
+    cx->attn_fused = fused;
+
+    static const conv_case convs[] = {
+        {"unet 64^2 320->320 (n=2)", 2, 64, 64, 320, 320},
+        {"unet 32^2 640->640 (n=2)", 2, 32, 32, 640, 640},
+        {"vae 256^2 256->256", 1, 256, 256, 256, 256},
+        {"vae 512^2 128->128", 1, 512, 512, 128, 128},
+    };
+    printf("\n3x3 conv (ms, GFLOP/s)         im2col f32       winograd f32     im2col bf16w     "
+           "winograd bf16w   winograd bf16\n");
+    for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) {
+        const conv_case *c = &convs[i];
+        size_t nw = (size_t)c->cout * 9 * c->cin;
+        float *x = rnd((size_t)c->n * c->h * c->w * c->cin, 2.0f);
+        float *y = rnd((size_t)c->n * c->h * c->w * c->cout, 0.0f);
+        conv_weights cw = {.w = rnd(nw, 0.1f),
+                           .b = rnd((size_t)c->cout, 1.0f),
+                           .cout = c->cout,
+                           .cin = c->cin,
+                           .k = 3};
+        conv_weights cb = cw;
+        cb.w = NULL;
+        cb.wb = malloc(nw * sizeof *cb.wb);
+        f32_to_bf16(cw.w, cb.wb, (long)nw);
+        double flop = 2.0 * c->n * c->h * c->w * c->cout * 9.0 * c->cin;
+        printf("  %-26s", c->name);
+        /* f32 weights im2col / Winograd; bf16 weights im2col / Winograd widened
+           to f32 / Winograd in bf16 */
+        for (int kind = 0; kind < 5; kind++) {
+            if (kind >= 2 && !bf16) {
+                printf("  %15s", "-");
+                continue;
+            }
+            cx->winograd = kind == 1 || kind >= 3;
+            cx->winograd_bf16 = kind == 4;
+            double t = time_conv(cx, kind < 2 ? &cw : &cb, c, x, y);
+            printf("  %6.1f %8.1f", t * 1e3, flop / t * 1e-9);
+            fflush(stdout);
+        }
+        printf("\n");
+        free(cw.w);
+        free(cw.b);
+        free(cb.wb);
+        free(x);
+        free(y);
+    }
+    compute_free(cx);
+    return 0;
+}
