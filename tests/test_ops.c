@@ -217,10 +217,10 @@ static void conv3x3_matches_reference(void **state)
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);
     static const int shapes[][5] = {
         /* n, h, w, cin, cout */
-        {2, 16, 16, 32, 48},
-        {1, 9, 13, 20, 7},
-        {3, 5, 4, 64, 64},
-        {1, 1, 1, 3, 5},
+        {2, 16, 16, 32, 48}, {1, 9, 13, 20, 7},  {3, 5, 4, 64, 64},
+        {1, 1, 1, 3, 5},     {1, 11, 7, 18, 32}, /* bf16 products per tile group: 18 channels,
+                                                    masked chunks */
+        {2, 12, 10, 48, 96},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const int *s = shapes[i];
@@ -257,10 +257,15 @@ static void conv3x3_matches_reference(void **state)
             w[k] = gs_bf16_to_f32(wb[k]);
         conv3x3_ref(x, w, bias, n, h, wd, cin, cout, ref);
         conv_weights cb = {NULL, wb, bias, cout, cin, 3};
-        static const char *const how[] = {"im2col", "winograd", "winograd bf16"};
-        for (int wino = 0; wino <= 2; wino++) {
+        static const char *const how[] = {"im2col", "winograd", "winograd bf16",
+                                          "winograd bf16 by tile groups"};
+        int fused = cx->winograd_fused;
+        for (int wino = 0; wino <= 3; wino++) {
+            if (wino == 3 && !fused)
+                continue;
             cx->winograd = wino > 0;
-            cx->winograd_bf16 = wino == 2;
+            cx->winograd_bf16 = wino >= 2;
+            cx->winograd_fused = wino == 3;
             assert_int_equal(compute_begin(cx, &err), GS_OK);
             assert_int_equal(op_conv2d_same(cx, &cb, x, n, h, wd, y, &err), GS_OK);
             double e = rel_l2_f32_f64(y, ref, ny);
@@ -268,6 +273,7 @@ static void conv3x3_matches_reference(void **state)
             assert_true(e < (wino == 1 ? 1e-6 : 1e-2));
         }
         cx->winograd_bf16 = 0;
+        cx->winograd_fused = fused;
         free(wb);
         free(x);
         free(y);
@@ -289,10 +295,9 @@ static void conv3x3_prologue_matches_reference(void **state)
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);
     static const int cases[][7] = {
         /* h, w, cin, cout, silu, up, affine */
-        {12, 10, 16, 24, 1, 1, 1},
-        {7, 9, 16, 8, 0, 2, 1},
-        {5, 6, 8, 8, 1, 2, 1},
-        {6, 5, 8, 16, 0, 2, 0}, /* the decoder's upsampler: no affine */
+        {12, 10, 16, 24, 1, 1, 1}, {7, 9, 16, 8, 0, 2, 1},
+        {5, 6, 8, 8, 1, 2, 1},     {6, 5, 8, 16, 0, 2, 0}, /* the decoder's upsampler: no affine */
+        {9, 7, 34, 32, 1, 2, 1}, /* bf16 per tile group: 34 channels, masked chunks */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *s = cases[i];
@@ -324,25 +329,32 @@ static void conv3x3_prologue_matches_reference(void **state)
         conv3x3_ref(prep, w, bias, 1, oh, ow, cin, cout, ref);
         conv_weights cw = {w, NULL, bias, cout, cin, 3};
         /* im2col; Winograd in one block; Winograd one row of tiles per block;
-           the same in bf16 (bf16 engines) */
-        for (int run = 0; run < 5; run++) {
+           the same in bf16 with oneDNN's GEMMs and with per-group products */
+        static const char *const how[] = {"im2col",
+                                          "winograd",
+                                          "winograd by tile rows",
+                                          "winograd bf16",
+                                          "winograd bf16 by tile rows",
+                                          "winograd bf16 groups",
+                                          "winograd bf16 groups by tile rows"};
+        int fused = cx->winograd_fused;
+        for (int run = 0; run < 7; run++) {
+            if (run >= 5 && !fused)
+                continue;
             cx->winograd = run > 0;
             cx->winograd_min_tiles = 1;
-            cx->block_rows = run == 2 || run == 4 ? 1 : 1024;
+            cx->block_rows = run == 2 || run == 4 || run == 6 ? 1 : 1024;
             cx->winograd_bf16 = run >= 3;
+            cx->winograd_fused = run >= 5;
             assert_int_equal(compute_begin(cx, &err), GS_OK);
             assert_int_equal(
                 op_conv2d_pre(cx, &cw, x, h, wd, affine ? ab : NULL, silu, up, y, &err), GS_OK);
             double e = rel_l2_f32_f64(y, ref, ny);
-            printf("conv3x3 pre %s %dx%d %d->%d silu %d up %d: rel L2 %.3g\n",
-                   run == 0   ? "im2col"
-                   : run == 1 ? "winograd"
-                   : run == 2 ? "winograd by tile rows"
-                   : run == 3 ? "winograd bf16"
-                              : "winograd bf16 by tile rows",
-                   h, wd, cin, cout, silu, up, e);
+            printf("conv3x3 pre %s %dx%d %d->%d silu %d up %d: rel L2 %.3g\n", how[run], h, wd, cin,
+                   cout, silu, up, e);
             assert_true(e < (run >= 3 ? 1e-2 : 1e-6));
         }
+        cx->winograd_fused = fused;
         free(x);
         free(y);
         free(prep);

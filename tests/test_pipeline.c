@@ -13,7 +13,7 @@
 #include "gesso.h"
 #include "recipes.h"
 
-/* bf16 fidelity, stated: measured 0.39-0.87 mean and 4-12 max levels on the recipes (AMD,
+/* bf16 fidelity, stated: measured 0.39-0.94 mean and 3-12 max levels on the recipes (AMD,
    bf16 attention and Winograd; bench/RESULTS.md section 11) */
 #define BF16_MEAN_LEVELS 1.5
 #define BF16_MAX_LEVELS 16

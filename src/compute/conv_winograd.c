@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "compute/gemm.h"
+#include "compute/conv_winograd_bf16.h"
 #include "compute/gemm_bf16.h"
 #include "compute/half.h"
 #include "compute/vec_math.h"
@@ -52,6 +53,8 @@ typedef struct wino_job {
     float *v;            /* [16][tiles][cin] of one block */
     uint16_t *u16, *v16; /* the same in bf16, where bf16 is set */
     int bf16;
+    int fused;                       /* bf16 products per group of tiles, U packed for them */
+    float *mg;                       /* [threads][16][WINO_GROUP][cout]: a group's M */
     float *m;                        /* [16][tiles][cout] of one block */
     const float *zeros;              /* [cin] of 0: the padding's source */
     float *sink;                     /* [threads][cout]: where cropped outputs go */
@@ -121,7 +124,11 @@ GS_VEC_CLONES static void filters(void *p, int ith, int nth)
                 }
             }
             for (int p16 = 0; p16 < 16; p16++)
-                if (u16)
+                if (j->fused)
+                    for (size_t l = 0; l < nc; l++)
+                        j->u16[wino_bf16_u_index(plane, j->cin, p16, (int)o, (int)(c0 + l))] =
+                            bf16_bits(res[p16][l]);
+                else if (u16)
                     for (size_t l = 0; l < nc; l++)
                         u16[p16 * plane + c0 + l] = bf16_bits(res[p16][l]);
                 else
@@ -131,109 +138,166 @@ GS_VEC_CLONES static void filters(void *p, int ith, int nth)
     }
 }
 
-/* V[p][tile][:] = (B^T d B)[p] for the tiles of the block. */
+/* V[p][:] = (B^T d B)[p] for tile i of the block into v (f32) or v16 (bf16),
+   plane elements apart per position p. */
+/* src[r][q]: the channels of pixel (r, q) of tile i's 4x4 input patch (the
+   zero row outside the map). */
+static inline void tile_sources(const wino_job *j, long i, const float *src[4][4])
+{
+    size_t ci = (size_t)j->cin;
+    int img, ty, tx;
+    tile_at(j, j->t0 + i, &img, &ty, &tx);
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) {
+            int yy = 2 * ty - 1 + r, xx = 2 * tx - 1 + c;
+            src[r][c] =
+                yy < 0 || yy >= j->h || xx < 0 || xx >= j->w_
+                    ? j->zeros
+                    : j->x + (((size_t)img * (j->h / j->up) + yy / j->up - j->srow0) * j->sw +
+                              xx / j->up) *
+                                 ci;
+        }
+}
+
+__attribute__((always_inline)) static inline void input_tile(const wino_job *j, long i, float *v,
+                                                             uint16_t *v16, size_t plane)
+{
+    size_t ci = (size_t)j->cin;
+    const float *src[4][4];
+    tile_sources(j, i, src);
+    /* 16 channels at a time through local arrays, so the compiler sees no
+       aliasing between the sources and V and keeps all 16 lanes in vectors */
+    for (size_t c0 = 0; c0 < ci; c0 += 16) {
+        size_t nc = ci - c0 < 16 ? ci - c0 : 16;
+        float d[4][4][16], o[16][16];
+        for (int r = 0; r < 4; r++)
+            for (int q = 0; q < 4; q++) {
+                const float *sp = src[r][q] + c0;
+                for (size_t l = 0; l < 16; l++)
+                    d[r][q][l] = l < nc ? sp[l] : 0.0f;
+            }
+        for (size_t l = 0; l < 16; l++) {
+            float s[4][4];
+            for (int q = 0; q < 4; q++) { /* B^T d */
+                s[0][q] = d[0][q][l] - d[2][q][l];
+                s[1][q] = d[1][q][l] + d[2][q][l];
+                s[2][q] = d[2][q][l] - d[1][q][l];
+                s[3][q] = d[1][q][l] - d[3][q][l];
+            }
+            for (int r = 0; r < 4; r++) { /* (B^T d) B */
+                o[r * 4 + 0][l] = s[r][0] - s[r][2];
+                o[r * 4 + 1][l] = s[r][1] + s[r][2];
+                o[r * 4 + 2][l] = s[r][2] - s[r][1];
+                o[r * 4 + 3][l] = s[r][1] - s[r][3];
+            }
+        }
+        for (int p16 = 0; p16 < 16; p16++)
+            if (v16)
+                for (size_t l = 0; l < nc; l++)
+                    v16[p16 * plane + c0 + l] = bf16_bits(o[p16][l]);
+            else
+                for (size_t l = 0; l < nc; l++)
+                    v[p16 * plane + c0 + l] = o[p16][l];
+    }
+}
+
+/* V[p][tile][:] for the tiles of the block. */
 GS_VEC_CLONES static void inputs(void *p, int ith, int nth)
 {
     const wino_job *j = p;
     long a, e;
     threadpool_range(j->nt, ith, nth, &a, &e);
     size_t ci = (size_t)j->cin, plane = (size_t)j->nt * ci;
-    for (long i = a; i < e; i++) {
-        int img, ty, tx;
-        tile_at(j, j->t0 + i, &img, &ty, &tx);
-        const float *src[4][4];
-        for (int r = 0; r < 4; r++)
-            for (int c = 0; c < 4; c++) {
-                int yy = 2 * ty - 1 + r, xx = 2 * tx - 1 + c;
-                src[r][c] =
-                    yy < 0 || yy >= j->h || xx < 0 || xx >= j->w_
-                        ? j->zeros
-                        : j->x + (((size_t)img * (j->h / j->up) + yy / j->up - j->srow0) * j->sw +
-                                  xx / j->up) *
-                                     ci;
-            }
-        float *v = j->bf16 ? NULL : j->v + (size_t)i * ci;
-        uint16_t *v16 = j->bf16 ? j->v16 + (size_t)i * ci : NULL;
-        /* 16 channels at a time through local arrays, so the compiler sees no
-           aliasing between the sources and V and keeps all 16 lanes in vectors */
-        for (size_t c0 = 0; c0 < ci; c0 += 16) {
-            size_t nc = ci - c0 < 16 ? ci - c0 : 16;
-            float d[4][4][16], o[16][16];
-            for (int r = 0; r < 4; r++)
-                for (int q = 0; q < 4; q++) {
-                    const float *sp = src[r][q] + c0;
-                    for (size_t l = 0; l < 16; l++)
-                        d[r][q][l] = l < nc ? sp[l] : 0.0f;
-                }
-            for (size_t l = 0; l < 16; l++) {
-                float s[4][4];
-                for (int q = 0; q < 4; q++) { /* B^T d */
-                    s[0][q] = d[0][q][l] - d[2][q][l];
-                    s[1][q] = d[1][q][l] + d[2][q][l];
-                    s[2][q] = d[2][q][l] - d[1][q][l];
-                    s[3][q] = d[1][q][l] - d[3][q][l];
-                }
-                for (int r = 0; r < 4; r++) { /* (B^T d) B */
-                    o[r * 4 + 0][l] = s[r][0] - s[r][2];
-                    o[r * 4 + 1][l] = s[r][1] + s[r][2];
-                    o[r * 4 + 2][l] = s[r][2] - s[r][1];
-                    o[r * 4 + 3][l] = s[r][1] - s[r][3];
-                }
-            }
-            for (int p16 = 0; p16 < 16; p16++)
-                if (v16)
-                    for (size_t l = 0; l < nc; l++)
-                        v16[p16 * plane + c0 + l] = bf16_bits(o[p16][l]);
-                else
-                    for (size_t l = 0; l < nc; l++)
-                        v[p16 * plane + c0 + l] = o[p16][l];
+    for (long i = a; i < e; i++)
+        input_tile(j, i, j->bf16 ? NULL : j->v + (size_t)i * ci,
+                   j->bf16 ? j->v16 + (size_t)i * ci : NULL, plane);
+}
+
+/* y = A^T M A (+ bias) for tile i of the block, cropped at the map's edge; m
+   is the tile's row of M, plane the distance between its 16 positions. */
+/* dst[r][q]: where output pixel (r, q) of tile i goes (this thread's sink
+   past the map's edge). */
+static inline void tile_dests(const wino_job *j, long i, int ith, float *dst[2][2])
+{
+    size_t co = (size_t)j->cout;
+    int img, ty, tx;
+    tile_at(j, j->t0 + i, &img, &ty, &tx);
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 2; c++) {
+            int yy = 2 * ty + r, xx = 2 * tx + c;
+            dst[r][c] = yy >= j->h || xx >= j->w_
+                            ? j->sink + (size_t)ith * co
+                            : j->y + (((size_t)img * j->h + yy) * j->w_ + xx) * co;
         }
+}
+
+__attribute__((always_inline)) static inline void output_tile(const wino_job *j, long i,
+                                                              const float *m, size_t plane, int ith)
+{
+    size_t co = (size_t)j->cout;
+    float *dst[2][2];
+    tile_dests(j, i, ith, dst);
+    for (size_t o0 = 0; o0 < co; o0 += 16) {
+        size_t no = co - o0 < 16 ? co - o0 : 16;
+        float mm[16][16], res[2][2][16];
+        for (int p16 = 0; p16 < 16; p16++) {
+            const float *sp = m + p16 * plane + o0;
+            for (size_t l = 0; l < 16; l++)
+                mm[p16][l] = l < no ? sp[l] : 0.0f;
+        }
+        for (size_t l = 0; l < 16; l++) {
+            float s[2][4];
+            for (int q = 0; q < 4; q++) { /* A^T M */
+                s[0][q] = mm[0 * 4 + q][l] + mm[1 * 4 + q][l] + mm[2 * 4 + q][l];
+                s[1][q] = mm[1 * 4 + q][l] - mm[2 * 4 + q][l] - mm[3 * 4 + q][l];
+            }
+            float bias = j->b && l < no ? j->b[o0 + l] : 0.0f;
+            for (int r = 0; r < 2; r++) {
+                res[r][0][l] = s[r][0] + s[r][1] + s[r][2] + bias;
+                res[r][1][l] = s[r][1] - s[r][2] - s[r][3] + bias;
+            }
+        }
+        for (int r = 0; r < 2; r++)
+            for (int q = 0; q < 2; q++)
+                for (size_t l = 0; l < no; l++)
+                    dst[r][q][o0 + l] = res[r][q][l];
     }
 }
 
-/* y = A^T M A (+ bias) for the tiles of the block, cropped at the map's edge. */
+/* The output transform of the block, from M of all its tiles. */
 GS_VEC_CLONES static void outputs(void *p, int ith, int nth)
 {
     const wino_job *j = p;
     long a, e;
     threadpool_range(j->nt, ith, nth, &a, &e);
-    size_t co = (size_t)j->cout, plane = (size_t)j->nt * co;
-    for (long i = a; i < e; i++) {
-        int img, ty, tx;
-        tile_at(j, j->t0 + i, &img, &ty, &tx);
-        float *dst[2][2];
-        for (int r = 0; r < 2; r++)
-            for (int c = 0; c < 2; c++) {
-                int yy = 2 * ty + r, xx = 2 * tx + c;
-                dst[r][c] = yy >= j->h || xx >= j->w_
-                                ? j->sink + (size_t)ith * co
-                                : j->y + (((size_t)img * j->h + yy) * j->w_ + xx) * co;
-            }
-        const float *m = j->m + (size_t)i * co;
-        for (size_t o0 = 0; o0 < co; o0 += 16) {
-            size_t no = co - o0 < 16 ? co - o0 : 16;
-            float mm[16][16], res[2][2][16];
-            for (int p16 = 0; p16 < 16; p16++) {
-                const float *sp = m + p16 * plane + o0;
-                for (size_t l = 0; l < 16; l++)
-                    mm[p16][l] = l < no ? sp[l] : 0.0f;
-            }
-            for (size_t l = 0; l < 16; l++) {
-                float s[2][4];
-                for (int q = 0; q < 4; q++) { /* A^T M */
-                    s[0][q] = mm[0 * 4 + q][l] + mm[1 * 4 + q][l] + mm[2 * 4 + q][l];
-                    s[1][q] = mm[1 * 4 + q][l] - mm[2 * 4 + q][l] - mm[3 * 4 + q][l];
-                }
-                float bias = j->b && l < no ? j->b[o0 + l] : 0.0f;
-                for (int r = 0; r < 2; r++) {
-                    res[r][0][l] = s[r][0] + s[r][1] + s[r][2] + bias;
-                    res[r][1][l] = s[r][1] - s[r][2] - s[r][3] + bias;
-                }
-            }
-            for (int r = 0; r < 2; r++)
-                for (int q = 0; q < 2; q++)
-                    for (size_t l = 0; l < no; l++)
-                        dst[r][q][o0 + l] = res[r][q][l];
+    size_t plane = (size_t)j->nt * j->cout;
+    for (long i = a; i < e; i++)
+        output_tile(j, i, j->m + (size_t)i * j->cout, plane, ith);
+}
+
+/* The whole block a group of tiles at a time, in this thread's buffers: input
+   transform, products (bf16, conv_winograd_bf16.h), output transform; V and M
+   of a group stay in cache instead of streaming through memory. */
+static void groups(void *p, int ith, int nth)
+{
+    const wino_job *j = p;
+    long groups = (j->nt + WINO_GROUP - 1) / WINO_GROUP, g0, g1;
+    threadpool_range(groups, ith, nth, &g0, &g1);
+    float *m = j->mg + (size_t)ith * 16 * WINO_GROUP * j->cout;
+    uint16_t *v = j->v16 + (size_t)ith * 16 * WINO_GROUP * j->cin;
+    size_t vplane = (size_t)WINO_GROUP * j->cin, mplane = (size_t)WINO_GROUP * j->cout;
+    for (long g = g0; g < g1; g++) {
+        long t0 = g * WINO_GROUP, rows = j->nt - t0 < WINO_GROUP ? j->nt - t0 : WINO_GROUP;
+        for (long r = 0; r < rows; r++) { /* rows past the block keep stale values: dropped */
+            const float *src[4][4];
+            tile_sources(j, t0 + r, src);
+            wino_bf16_input_tile(src, j->cin, v + (size_t)r * j->cin, vplane);
+        }
+        wino_bf16_group(v, vplane, j->cin, j->u16, j->cout, m);
+        for (long r = 0; r < rows; r++) {
+            float *dst[2][2];
+            tile_dests(j, t0 + r, ith, dst);
+            wino_bf16_output_tile(m + (size_t)r * j->cout, mplane, j->cout, j->b, dst);
         }
     }
 }
@@ -254,12 +318,16 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
     long band_rows = ab ? (2 * tile_rows + 2) / up + 2 : 0;
     band_rows = band_rows > sh ? sh : band_rows;
     int bf16 = cx->winograd_bf16;
-    size_t u_n = (size_t)16 * cw->cout * cw->cin, v_n = (size_t)16 * block * cw->cin;
+    int fused = bf16 && cx->winograd_fused && wino_bf16_handles(cw->cin, cw->cout);
+    size_t threads = (size_t)threadpool_size(cx->tp);
+    size_t u_n = (size_t)16 * cw->cout * cw->cin,
+           v_n = fused ? threads * 16 * WINO_GROUP * cw->cin : (size_t)16 * block * cw->cin;
     arena_mark mk = arena_get_mark(&cx->scratch);
     /* bf16 U and V take half the floats (counts rounded up to whole floats) */
     float *u = arena_floats(&cx->scratch, bf16 ? (u_n + 1) / 2 : u_n);
     float *v = arena_floats(&cx->scratch, bf16 ? (v_n + 1) / 2 : v_n);
-    float *m = arena_floats(&cx->scratch, (size_t)16 * block * cw->cout);
+    float *m = arena_floats(&cx->scratch, fused ? threads * 16 * WINO_GROUP * cw->cout
+                                                : (size_t)16 * block * cw->cout);
     float *zeros = arena_floats(&cx->scratch, (size_t)cw->cin);
     float *sink = arena_floats(&cx->scratch, (size_t)threadpool_size(cx->tp) * cw->cout);
     float *band = ab ? arena_floats(&cx->scratch, (size_t)band_rows * sw * cw->cin) : NULL;
@@ -282,6 +350,8 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
                   .u16 = (uint16_t *)u,
                   .v16 = (uint16_t *)v,
                   .bf16 = bf16,
+                  .fused = fused,
+                  .mg = m,
                   .m = m,
                   .zeros = zeros,
                   .sink = sink,
@@ -304,6 +374,10 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
             op_scale_shift_span(cx, x, (long)s0 * sw, (long)s1 * sw, cw->cin, ab, silu, band);
             j.x = band;
             j.srow0 = s0;
+        }
+        if (fused) {
+            threadpool_run(cx->tp, groups, &j);
+            continue;
         }
         threadpool_run(cx->tp, inputs, &j);
         size_t vp = (size_t)j.nt * cw->cin, mp = (size_t)j.nt * cw->cout;
