@@ -141,8 +141,8 @@ int main(int argc, char **argv)
         {"vae 256^2 256->256", 1, 256, 256, 256, 256},
         {"vae 512^2 128->128", 1, 512, 512, 128, 128},
     };
-    printf("\n3x3 conv (ms, GFLOP/s)         im2col f32       winograd f32     im2col bf16w     "
-           "winograd bf16w   wino bf16 dnnl   wino bf16 groups\n");
+    printf("\n3x3 conv (ms, GFLOP/s)         im2col f32       wino f32 dnnl    wino f32 groups  "
+           "im2col bf16w     wino bf16 dnnl   wino bf16 groups\n");
     int wino_fused = cx->winograd_fused;
     for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) {
         const conv_case *c = &convs[i];
@@ -160,17 +160,17 @@ int main(int argc, char **argv)
         f32_to_bf16(cw.w, cb.wb, (long)nw);
         double flop = 2.0 * c->n * c->h * c->w * c->cout * 9.0 * c->cin;
         printf("  %-26s", c->name);
-        /* f32 weights im2col / Winograd; bf16 weights im2col / Winograd widened
-           to f32 / Winograd in bf16 with oneDNN's GEMMs / with per-group products */
+        /* f32: im2col, Winograd with oneDNN's GEMMs, by tile groups; bf16
+           weights: im2col, Winograd in bf16 with oneDNN's GEMMs, by tile groups */
         for (int kind = 0; kind < 6; kind++) {
-            if ((kind >= 2 && !bf16) || (kind == 5 && !wino_fused)) {
+            if ((kind >= 3 && !bf16) || ((kind == 2 || kind == 5) && !wino_fused)) {
                 printf("  %15s", "-");
                 continue;
             }
-            cx->winograd = kind == 1 || kind >= 3;
+            cx->winograd = kind != 0 && kind != 3;
             cx->winograd_bf16 = kind >= 4;
-            cx->winograd_fused = kind == 5;
-            double t = time_conv(cx, kind < 2 ? &cw : &cb, c, x, y);
+            cx->winograd_fused = kind == 2 || kind == 5;
+            double t = time_conv(cx, kind < 3 ? &cw : &cb, c, x, y);
             printf("  %6.1f %8.1f", t * 1e3, flop / t * 1e-9);
             fflush(stdout);
         }

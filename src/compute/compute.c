@@ -6,7 +6,7 @@
 
 #include "common/alloc.h"
 #include "compute/attention_fused.h"
-#include "compute/conv_winograd_bf16.h"
+#include "compute/conv_winograd_groups.h"
 #include "compute/gemm.h"
 
 gs_status compute_create(int threads, gs_compute **out, gs_error *err)
@@ -27,7 +27,7 @@ gs_status compute_create(int threads, gs_compute **out, gs_error *err)
     /* below a few hundred tiles the 16 GEMMs are too thin to beat im2col's one */
     cx->winograd = 1;
     cx->winograd_min_tiles = 256;
-    cx->winograd_fused = wino_bf16_available();
+    cx->winograd_fused = wino_f32_available();
     gs_status st = threadpool_create(threads, &cx->tp, err);
     if (st != GS_OK) {
         compute_free(cx);

@@ -22,7 +22,7 @@ typedef struct gs_compute {
     int winograd;            /* f32 3x3 convolutions by Winograd F(2x2,3x3) ... */
     long winograd_min_tiles; /* ... when they have at least this many 2x2 output tiles */
     int winograd_bf16;       /* ... with bf16 transforms and GEMMs */
-    int winograd_fused;      /* ... whose products run per group of tiles (AVX512_BF16) */
+    int winograd_fused;      /* ... per group of tiles in each thread's cache (AVX-512) */
     long block_rows;         /* rows per block of row-blocked layers (feed-forwards); tests
                                 shrink it so small inputs take the blocked path */
 } gs_compute;

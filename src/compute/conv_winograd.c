@@ -16,13 +16,15 @@
  * into bf16: V and U rounded to bf16, the 16 GEMMs bf16 with f32 sums, M and
  * the output transform f32. On AMD Zen 4 that made the 512x512 VAE decode 1.6x
  * faster than f32 Winograd GEMMs, which had been slower there than a bf16
- * im2col GEMM (bench/RESULTS.md section 11). Where the CPU has AVX512_BF16
- * and the shape suits (cx->winograd_fused), each thread instead takes groups
- * of 8 tiles through input transform, products and output transform in its
- * own cache (conv_winograd_bf16.c): V and M never reach memory, and the VAE's
- * 128-channel 512x512 layers run 1.8x faster than with oneDNN's GEMMs between
- * memory-bound transforms. Otherwise bf16 weights are widened to f32 as their
- * filters are transformed and the GEMMs run in f32.
+ * im2col GEMM (bench/RESULTS.md section 11). Otherwise bf16 weights are
+ * widened to f32 as their filters are transformed and the GEMMs run in f32.
+ *
+ * With AVX-512 (AVX512_BF16 for bf16) and whole blocks of 32 output channels
+ * (cx->winograd_fused), each thread instead takes groups of 8 tiles through
+ * input transform, products and output transform in its own cache
+ * (conv_winograd_groups.c): V and M never reach memory, and the VAE's
+ * 128-channel 512x512 layers run 1.8x faster in bf16 than with oneDNN's GEMMs
+ * between memory-bound transforms.
  *
  * Rounding differs from im2col's (sums regrouped through the transforms); the
  * f32 error stays at f32 level, the bf16 one about 2.5x im2col bf16's (tests
@@ -32,7 +34,7 @@
 
 #include <string.h>
 
-#include "compute/conv_winograd_bf16.h"
+#include "compute/conv_winograd_groups.h"
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
 #include "compute/half.h"
@@ -58,7 +60,7 @@ typedef struct wino_job {
     float *v;            /* [16][tiles][cin] of one block */
     uint16_t *u16, *v16; /* the same in bf16, where bf16 is set */
     int bf16;
-    int fused;                       /* bf16 products per group of tiles, U packed for them */
+    int fused;                       /* per group of tiles in each thread, U packed for it */
     float *mg;                       /* [threads][16][WINO_GROUP][cout]: a group's M */
     float *m;                        /* [16][tiles][cout] of one block */
     const float *zeros;              /* [cin] of 0: the padding's source */
@@ -129,10 +131,14 @@ GS_VEC_CLONES static void filters(void *p, int ith, int nth)
                 }
             }
             for (int p16 = 0; p16 < 16; p16++)
-                if (j->fused)
+                if (j->fused && u16)
                     for (size_t l = 0; l < nc; l++)
                         j->u16[wino_bf16_u_index(plane, j->cin, p16, (int)o, (int)(c0 + l))] =
                             bf16_bits(res[p16][l]);
+                else if (j->fused)
+                    for (size_t l = 0; l < nc; l++)
+                        j->u[wino_f32_u_index(plane, j->cin, p16, (int)o, (int)(c0 + l))] =
+                            res[p16][l];
                 else if (u16)
                     for (size_t l = 0; l < nc; l++)
                         u16[p16 * plane + c0 + l] = bf16_bits(res[p16][l]);
@@ -281,28 +287,36 @@ GS_VEC_CLONES static void outputs(void *p, int ith, int nth)
 }
 
 /* The whole block a group of tiles at a time, in this thread's buffers: input
-   transform, products (bf16, conv_winograd_bf16.h), output transform; V and M
-   of a group stay in cache instead of streaming through memory. */
+   transform, products, output transform (conv_winograd_groups.h); V and M of a
+   group stay in cache instead of streaming through memory. */
 static void groups(void *p, int ith, int nth)
 {
     const wino_job *j = p;
     long groups = (j->nt + WINO_GROUP - 1) / WINO_GROUP, g0, g1;
     threadpool_range(groups, ith, nth, &g0, &g1);
-    float *m = j->mg + (size_t)ith * 16 * WINO_GROUP * j->cout;
-    uint16_t *v = j->v16 + (size_t)ith * 16 * WINO_GROUP * j->cin;
+    size_t per = (size_t)16 * WINO_GROUP; /* values of a group per channel */
+    float *m = j->mg + (size_t)ith * per * j->cout;
+    float *v = j->bf16 ? NULL : j->v + (size_t)ith * per * j->cin;
+    uint16_t *v16 = j->bf16 ? j->v16 + (size_t)ith * per * j->cin : NULL;
     size_t vplane = (size_t)WINO_GROUP * j->cin, mplane = (size_t)WINO_GROUP * j->cout;
     for (long g = g0; g < g1; g++) {
         long t0 = g * WINO_GROUP, rows = j->nt - t0 < WINO_GROUP ? j->nt - t0 : WINO_GROUP;
         for (long r = 0; r < rows; r++) { /* rows past the block keep stale values: dropped */
             const float *src[4][4];
             tile_sources(j, t0 + r, src);
-            wino_bf16_input_tile(src, j->cin, v + (size_t)r * j->cin, vplane);
+            if (v16)
+                wino_bf16_input_tile(src, j->cin, v16 + (size_t)r * j->cin, vplane);
+            else
+                wino_f32_input_tile(src, j->cin, v + (size_t)r * j->cin, vplane);
         }
-        wino_bf16_group(v, vplane, j->cin, j->u16, j->cout, m);
+        if (v16)
+            wino_bf16_group(v16, vplane, j->cin, j->u16, j->cout, m);
+        else
+            wino_f32_group(v, vplane, j->cin, j->u, j->cout, m);
         for (long r = 0; r < rows; r++) {
             float *dst[2][2];
             tile_dests(j, t0 + r, ith, dst);
-            wino_bf16_output_tile(m + (size_t)r * j->cout, mplane, j->cout, j->b, dst);
+            wino_output_tile(m + (size_t)r * j->cout, mplane, j->cout, j->b, dst);
         }
     }
 }
@@ -323,7 +337,8 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
     long band_rows = ab ? (2 * tile_rows + 2) / up + 2 : 0;
     band_rows = band_rows > sh ? sh : band_rows;
     int bf16 = cx->winograd_bf16;
-    int fused = bf16 && cx->winograd_fused && wino_bf16_handles(cw->cin, cw->cout);
+    int fused = cx->winograd_fused && wino_groups_handle(cw->cin, cw->cout, bf16) &&
+                (!bf16 || wino_bf16_available());
     size_t threads = (size_t)threadpool_size(cx->tp);
     size_t u_n = (size_t)16 * cw->cout * cw->cin,
            v_n = fused ? threads * 16 * WINO_GROUP * cw->cin : (size_t)16 * block * cw->cin;
