@@ -39,42 +39,42 @@ typedef struct attn_case {
     int n, tq, tk, heads, d;
 } attn_case;
 
-static double time_attention(gs_compute *cx, const attn_case *c, const float *q, const float *k,
-                             const float *v, float *out)
-{
-    int w = c->heads * c->d;
-    gs_error err;
-    double best = 1e30;
-    for (int r = 0; r <= REPS; r++) { /* the first run warms up */
-        compute_begin(cx, &err);
-        double t0 = now_s();
-        if (op_attention(cx, q, w, k, v, w, c->n, c->tq, c->tk, c->heads, c->d, 0, out, &err) !=
-            GS_OK) {
-            fprintf(stderr, "attention: %s\n", err.msg);
-            exit(1);
-        }
-        double t = now_s() - t0;
-        if (r > 0 && t < best)
-            best = t;
-    }
-    return best;
-}
-
 typedef struct conv_case {
     const char *name;
     int n, h, w, cin, cout;
 } conv_case;
 
-static double time_conv(gs_compute *cx, const conv_weights *cw, const conv_case *c, const float *x,
-                        float *y)
+/* One kernel call: an attention case or a convolution case with its data. */
+typedef struct call {
+    gs_compute *cx;
+    const attn_case *attn;
+    const conv_case *conv;
+    const conv_weights *cw;
+    const float *q, *k, *v, *x;
+    float *out;
+} call;
+
+static gs_status run_call(const call *c, gs_error *err)
+{
+    if (c->attn) {
+        const attn_case *a = c->attn;
+        int w = a->heads * a->d;
+        return op_attention(c->cx, c->q, w, c->k, c->v, w, a->n, a->tq, a->tk, a->heads, a->d, 0,
+                            c->out, err);
+    }
+    return op_conv2d_same(c->cx, c->cw, c->x, c->conv->n, c->conv->h, c->conv->w, c->out, err);
+}
+
+/* The best of REPS timed calls after one that warms up. */
+static double best_time(const call *c)
 {
     gs_error err;
     double best = 1e30;
     for (int r = 0; r <= REPS; r++) {
-        compute_begin(cx, &err);
+        compute_begin(c->cx, &err);
         double t0 = now_s();
-        if (op_conv2d_same(cx, cw, x, c->n, c->h, c->w, y, &err) != GS_OK) {
-            fprintf(stderr, "convolution: %s\n", err.msg);
+        if (run_call(c, &err) != GS_OK) {
+            fprintf(stderr, "%s\n", err.msg);
             exit(1);
         }
         double t = now_s() - t0;
@@ -122,7 +122,8 @@ int main(int argc, char **argv)
             }
             cx->attn_bf16 = want_bf16;
             cx->attn_fused = want_fused;
-            double t = time_attention(cx, c, q, k, v, out);
+            call cl = {.cx = cx, .attn = c, .q = q, .k = k, .v = v, .out = out};
+            double t = best_time(&cl);
             printf("  %6.1f %8.1f", t * 1e3, flop / t * 1e-9);
             fflush(stdout);
         }
@@ -170,7 +171,8 @@ int main(int argc, char **argv)
             cx->winograd = kind != 0 && kind != 3;
             cx->winograd_bf16 = kind >= 4;
             cx->winograd_fused = kind == 2 || kind == 5;
-            double t = time_conv(cx, kind < 3 ? &cw : &cb, c, x, y);
+            call cl = {.cx = cx, .conv = c, .cw = kind < 3 ? &cw : &cb, .x = x, .out = y};
+            double t = best_time(&cl);
             printf("  %6.1f %8.1f", t * 1e3, flop / t * 1e-9);
             fflush(stdout);
         }
