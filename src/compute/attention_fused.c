@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "compute/attention_fused_bf16.h"
-#include "compute/vec_math.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -93,10 +92,12 @@ static void pack_heads(void *p, int ith, int nth)
     }
 }
 
-/* s[r][c..c+31] = qs[r] . kt[:, k0+c..k0+c+31] for the 8 rows */
+/* s[r][c..c+31] = qs[r] . kt[:, k0+c..k0+c+31] for the 8 rows; bm[r] takes
+   the max over those of the row's valid keys (no second pass for it) */
 __attribute__((target("avx512f"))) static void scores_32(const float (*qs)[MAX_WIDTH],
                                                          const float *kt, int tkp, int d, int col,
-                                                         float (*s)[KEYS], int c)
+                                                         float (*s)[KEYS], int c, const int *valid,
+                                                         __m512 *bm)
 {
     __m512 a0[ROWS], a1[ROWS];
     for (int r = 0; r < ROWS; r++)
@@ -113,6 +114,15 @@ __attribute__((target("avx512f"))) static void scores_32(const float (*qs)[MAX_W
     for (int r = 0; r < ROWS; r++) {
         _mm512_store_ps(&s[r][c], a0[r]);
         _mm512_store_ps(&s[r][c + 16], a1[r]);
+        int left = valid[r] - c;
+        if (left >= 32) {
+            bm[r] = _mm512_max_ps(bm[r], _mm512_max_ps(a0[r], a1[r]));
+        } else if (left > 0) {
+            __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            __mmask16 k1 = left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+            bm[r] = _mm512_mask_max_ps(bm[r], k0, bm[r], a0[r]);
+            bm[r] = _mm512_mask_max_ps(bm[r], k1, bm[r], a1[r]);
+        }
     }
 }
 
@@ -158,49 +168,41 @@ __attribute__((target("avx512f"))) static void values(float (*o)[MAX_WIDTH], con
     }
 }
 
-/* e^x for 16 lanes: gs_expf's reduction and polynomial, with the power of two
-   applied by vscalefps (x clamped to where the result is a normal float). */
-__attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
+/* 2^x for 16 lanes, x <= 0 (base-2 scores minus their row max): 2^n by
+   vscalefps times a degree-6 fit of 2^r on [-1/2, 1/2] (relative error
+   1.9e-9, below f32's rounding); x is held above -126 so no result is
+   subnormal. */
+__attribute__((target("avx512f"))) static inline __m512 exp2_16(__m512 x)
 {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-87.3f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
+    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(1.534581018e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.339993116e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.618488961e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.550328777e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.402264689e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.931472057e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
 }
 
-/* Online softmax of one score row over its first `valid` of kb columns (the
-   rest become 0): returns the new running max; *sum gets the row's sum and
-   *corr the factor that rescales what was accumulated under the old max. */
-__attribute__((target("avx512f"))) static float softmax_block(float *s, int valid, int kb,
-                                                              float m_old, float *sum, float *corr)
+/* Online softmax of one base-2 score row over its first `valid` of kb columns
+   (the rest become 0) under its new running max m: *sum gets the row's sum
+   and *corr the factor that rescales what was accumulated under m_old. */
+__attribute__((target("avx512f"))) static void
+softmax_block(float *s, int valid, int kb, float m_old, float m, float *sum, float *corr)
 {
-    __m512 vm = _mm512_set1_ps(m_old);
-    for (int c = 0; c < kb; c += 16) {
-        int left = valid - c;
-        __mmask16 k = left >= 16 ? 0xffff : (left > 0 ? (__mmask16)((1u << left) - 1) : 0);
-        vm = _mm512_mask_max_ps(vm, k, vm, _mm512_load_ps(s + c));
-    }
-    float m = _mm512_reduce_max_ps(vm);
     __m512 vmax = _mm512_set1_ps(m), acc = _mm512_setzero_ps();
     for (int c = 0; c < kb; c += 16) {
         int left = valid - c;
         __mmask16 k = left >= 16 ? 0xffff : (left > 0 ? (__mmask16)((1u << left) - 1) : 0);
-        __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_load_ps(s + c), vmax)));
+        __m512 e = _mm512_maskz_mov_ps(k, exp2_16(_mm512_sub_ps(_mm512_load_ps(s + c), vmax)));
         _mm512_store_ps(s + c, e);
         acc = _mm512_add_ps(acc, e);
     }
     *sum = _mm512_reduce_add_ps(acc);
-    *corr = m_old == -INFINITY ? 0.0f : gs_expf(m_old - m);
-    return m;
+    *corr = m_old == -INFINITY ? 0.0f : exp2f(m_old - m);
 }
 
 __attribute__((target("avx512f"))) static void rows_group(const fused_job *j, int b, int h, int r0)
@@ -250,16 +252,20 @@ __attribute__((target("avx512f"))) static void rows_group(const fused_job *j, in
                              j->dp, k0, kb, valid, m, l, o);
             continue;
         }
+        __m512 bm[ROWS];
+        for (int r = 0; r < ROWS; r++)
+            bm[r] = _mm512_set1_ps(m[r]);
         for (int c = 0; c < kb; c += 32)
-            scores_32((const float(*)[MAX_WIDTH])qs, kt, j->tkp, j->d, k0 + c, s, c);
+            scores_32((const float(*)[MAX_WIDTH])qs, kt, j->tkp, j->d, k0 + c, s, c, valid, bm);
         for (int r = 0; r < ROWS; r++) {
             if (valid[r] == 0) { /* nothing to add for this row in this block */
                 memset(s[r], 0, (size_t)kb * sizeof(float));
                 corr[r] = 1.0f;
                 continue;
             }
-            float sum;
-            m[r] = softmax_block(s[r], valid[r], kb, m[r], &sum, &corr[r]);
+            float sum, mn = _mm512_reduce_max_ps(bm[r]);
+            softmax_block(s[r], valid[r], kb, m[r], mn, &sum, &corr[r]);
+            m[r] = mn;
             l[r] = l[r] * corr[r] + sum;
         }
         values(o, corr, (const float(*)[KEYS])s, vp + (size_t)k0 * j->dp, j->dp, kb);
@@ -304,7 +310,9 @@ void attention_fused(threadpool *tp, const float *q, int q_stride, const float *
                    .dp = (d + 15) / 16 * 16,
                    .tkp = (tk + 31) / 32 * 32,
                    .causal = causal,
-                   .scale = 1.0f / sqrtf((float)d),
+                   /* scores in base 2 (times log2 e): the softmax's
+                      exponential is then a bare 2^x */
+                   .scale = 1.44269504088896341f / sqrtf((float)d),
                    .out = out,
                    .out_stride = heads * d,
                    .bf16 = bf16,

@@ -46,13 +46,10 @@ void fused_bf16_pack_head(const float *k, const float *v, int kv_stride, int tk,
 void fused_bf16_pack_q(const float (*qs)[FUSED_MAX_WIDTH], uint32_t (*q2)[FUSED_MAX_WIDTH / 2],
                        int d2)
 {
-    /* scores come out in base 2 (times log2 e), so the softmax's exponential is
-       a plain 2^x: no multiply and no ln 2 reduction per score */
-    const float k = 1.44269504088896341f;
     for (int r = 0; r < FUSED_ROWS; r++)
         for (int x = 0; x < d2; x++)
-            q2[r][x] = (uint32_t)gs_f32_to_bf16(qs[r][2 * x] * k) |
-                       (uint32_t)gs_f32_to_bf16(qs[r][2 * x + 1] * k) << 16;
+            q2[r][x] = (uint32_t)gs_f32_to_bf16(qs[r][2 * x]) |
+                       (uint32_t)gs_f32_to_bf16(qs[r][2 * x + 1]) << 16;
 }
 
 /* scores of the 8 rows against keys col..col+31 into s[r][c..c+31]; bm[r]
@@ -88,7 +85,8 @@ scores_32(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], const uint16_t *kt, int tkp
     }
 }
 
-/* 2^x for x <= 0 (base-2 scores minus their row max): 2^n by vscalefps, which
+/* 2^x for x <= 0 (base-2 scores minus their row max; the caller scales Q by
+   log2 e): 2^n by vscalefps, which
    also takes x far below -126 to 0, times a degree-4 fit of 2^r on
    [-1/2, 1/2], relative error 2.6e-6 (2^-18.5); the results are rounded to
    bf16 (2^-9), so the f32 kernel's degree-6 polynomial would buy nothing. */
