@@ -45,7 +45,7 @@ typedef struct fused_job {
 int attention_fused_available(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 }
 
 int attention_fused_bf16_available(void)
@@ -126,45 +126,63 @@ __attribute__((target("avx512f"))) static void scores_32(const float (*qs)[MAX_W
     }
 }
 
-/* o[r][c0..c0+16*nv) = o * corr[r] + sum over keys p[r][t] v[t][c0..] */
-__attribute__((target("avx512f"), always_inline)) static inline void
+/* o[r][c0 .. c0 + 16 nv + 8 half) = o * corr[r] + sum over keys p[r][t]
+   v[t][c0 ..] (the tiling of fused_value_tile) */
+__attribute__((target("avx512f,fma"), always_inline)) static inline void
 values_tile(float (*o)[MAX_WIDTH], const float *corr, const float (*p)[KEYS], const float *vp,
-            int dp, int kb, int c0, const int nv)
+            int dp, int kb, int c0, const int nv, const int half)
 {
     __m512 acc[ROWS][3];
+    __m256 acch[ROWS];
     for (int r = 0; r < ROWS; r++) {
         __m512 cr = _mm512_set1_ps(corr[r]);
         for (int u = 0; u < nv; u++)
             acc[r][u] = _mm512_mul_ps(_mm512_load_ps(&o[r][c0 + 16 * u]), cr);
+        if (half)
+            acch[r] =
+                _mm256_mul_ps(_mm256_load_ps(&o[r][c0 + 16 * nv]), _mm512_castps512_ps256(cr));
     }
     const float *vr = vp + c0;
     for (int t = 0; t < kb; t++, vr += dp) {
         __m512 v[3];
+        __m256 vh = _mm256_setzero_ps();
         for (int u = 0; u < nv; u++)
             v[u] = _mm512_load_ps(vr + 16 * u);
+        if (half)
+            vh = _mm256_load_ps(vr + 16 * nv);
         for (int r = 0; r < ROWS; r++) {
             __m512 pb = _mm512_set1_ps(p[r][t]);
             for (int u = 0; u < nv; u++)
                 acc[r][u] = _mm512_fmadd_ps(pb, v[u], acc[r][u]);
+            if (half)
+                acch[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(pb), vh, acch[r]);
         }
     }
-    for (int r = 0; r < ROWS; r++)
+    for (int r = 0; r < ROWS; r++) {
         for (int u = 0; u < nv; u++)
             _mm512_store_ps(&o[r][c0 + 16 * u], acc[r][u]);
+        if (half)
+            _mm256_store_ps(&o[r][c0 + 16 * nv], acch[r]);
+    }
 }
 
-__attribute__((target("avx512f"))) static void values(float (*o)[MAX_WIDTH], const float *corr,
-                                                      const float (*p)[KEYS], const float *vp,
-                                                      int dp, int kb)
+__attribute__((target("avx512f,fma"))) static void values(float (*o)[MAX_WIDTH], const float *corr,
+                                                          const float (*p)[KEYS], const float *vp,
+                                                          int d, int dp, int kb)
 {
-    for (int c0 = 0; c0 < dp; c0 += 48) {
-        int nv = (dp - c0) / 16 < 3 ? (dp - c0) / 16 : 3;
+    for (int c0 = 0; c0 < d; c0 += 48) {
+        int nv, half;
+        fused_value_tile(d, c0, &nv, &half);
         if (nv == 3)
-            values_tile(o, corr, p, vp, dp, kb, c0, 3);
+            values_tile(o, corr, p, vp, dp, kb, c0, 3, 0);
         else if (nv == 2)
-            values_tile(o, corr, p, vp, dp, kb, c0, 2);
+            half ? values_tile(o, corr, p, vp, dp, kb, c0, 2, 1)
+                 : values_tile(o, corr, p, vp, dp, kb, c0, 2, 0);
+        else if (nv == 1)
+            half ? values_tile(o, corr, p, vp, dp, kb, c0, 1, 1)
+                 : values_tile(o, corr, p, vp, dp, kb, c0, 1, 0);
         else
-            values_tile(o, corr, p, vp, dp, kb, c0, 1);
+            values_tile(o, corr, p, vp, dp, kb, c0, 0, 1);
     }
 }
 
@@ -268,7 +286,7 @@ __attribute__((target("avx512f"))) static void rows_group(const fused_job *j, in
             m[r] = mn;
             l[r] = l[r] * corr[r] + sum;
         }
-        values(o, corr, (const float(*)[KEYS])s, vp + (size_t)k0 * j->dp, j->dp, kb);
+        values(o, corr, (const float(*)[KEYS])s, vp + (size_t)k0 * j->dp, j->d, j->dp, kb);
     }
     for (int r = 0; r < rows; r++) {
         float inv = 1.0f / l[r];

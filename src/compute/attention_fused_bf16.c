@@ -185,18 +185,15 @@ BF16_TARGET void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int
     const uint32_t(*pp)[FUSED_KEYS / 2] = (const uint32_t(*)[FUSED_KEYS / 2]) p2;
     const uint16_t *vb = vp + (size_t)k0 * dp;
     for (int c0 = 0; c0 < d; c0 += 48) {
-        int left = d - c0, nv = left / 16 < 3 ? left / 16 : 3;
-        int rest = left - 16 * nv; /* channels past the full vectors, in this tile */
-        rest = nv == 3 ? 0 : rest;
-        if (rest > 8) /* padding covers it: one more full vector */
-            nv++, rest = 0;
+        int nv, half;
+        fused_value_tile(d, c0, &nv, &half);
         if (nv == 3)
             values_tile(o, corr, pp, vb, dp, kb, c0, 3, 0);
         else if (nv == 2)
-            rest ? values_tile(o, corr, pp, vb, dp, kb, c0, 2, 1)
+            half ? values_tile(o, corr, pp, vb, dp, kb, c0, 2, 1)
                  : values_tile(o, corr, pp, vb, dp, kb, c0, 2, 0);
         else if (nv == 1)
-            rest ? values_tile(o, corr, pp, vb, dp, kb, c0, 1, 1)
+            half ? values_tile(o, corr, pp, vb, dp, kb, c0, 1, 1)
                  : values_tile(o, corr, pp, vb, dp, kb, c0, 1, 0);
         else
             values_tile(o, corr, pp, vb, dp, kb, c0, 0, 1);

@@ -12,6 +12,20 @@
 
 int fused_bf16_available(void);
 
+/* The P.V register tile at column c0 of a head of width d: *nv full vectors of
+   16 (at most 3) and, with *half, 8 more columns in a 256-bit one (a width of
+   40 is 2.5 vectors: padding it to 48 would waste a sixth of the product).
+   Tiles start every 48 columns. */
+static inline void fused_value_tile(int d, int c0, int *nv, int *half)
+{
+    int left = d - c0;
+    *nv = left / 16 < 3 ? left / 16 : 3;
+    int rest = *nv == 3 ? 0 : left - 16 * *nv; /* columns past the full vectors */
+    *half = rest > 0 && rest <= 8;
+    if (rest > 8) /* the zero padding covers it: one more full vector */
+        ++*nv;
+}
+
 /* One (image, head): keys k[t][c] (row stride kv_stride) into kt, pairs of
    channels per key, [ceil(d/2)][tkp][2]; values v[t][c] into vp, pairs of keys
    per channel, [tkp/2][dp][2]; zero beyond tk and d. */
