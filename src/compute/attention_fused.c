@@ -111,19 +111,7 @@ __attribute__((target("avx512f"))) static void scores_32(const float (*qs)[MAX_W
             a1[r] = _mm512_fmadd_ps(qb, k1, a1[r]);
         }
     }
-    for (int r = 0; r < ROWS; r++) {
-        _mm512_store_ps(&s[r][c], a0[r]);
-        _mm512_store_ps(&s[r][c + 16], a1[r]);
-        int left = valid[r] - c;
-        if (left >= 32) {
-            bm[r] = _mm512_max_ps(bm[r], _mm512_max_ps(a0[r], a1[r]));
-        } else if (left > 0) {
-            __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-            __mmask16 k1 = left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
-            bm[r] = _mm512_mask_max_ps(bm[r], k0, bm[r], a0[r]);
-            bm[r] = _mm512_mask_max_ps(bm[r], k1, bm[r], a1[r]);
-        }
-    }
+    fused_store_scores(a0, a1, s, c, valid, bm);
 }
 
 /* o[r][c0 .. c0 + 16 nv + 8 half) = o * corr[r] + sum over keys p[r][t]

@@ -70,19 +70,7 @@ scores_32(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], const uint16_t *kt, int tkp
             a1[r] = _mm512_dpbf16_ps(a1[r], qb, k1);
         }
     }
-    for (int r = 0; r < FUSED_ROWS; r++) {
-        _mm512_store_ps(&s[r][c], a0[r]);
-        _mm512_store_ps(&s[r][c + 16], a1[r]);
-        int left = valid[r] - c;
-        if (left >= 32) {
-            bm[r] = _mm512_max_ps(bm[r], _mm512_max_ps(a0[r], a1[r]));
-        } else if (left > 0) {
-            __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-            __mmask16 k1 = left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
-            bm[r] = _mm512_mask_max_ps(bm[r], k0, bm[r], a0[r]);
-            bm[r] = _mm512_mask_max_ps(bm[r], k1, bm[r], a1[r]);
-        }
-    }
+    fused_store_scores(a0, a1, s, c, valid, bm);
 }
 
 /* 2^x for x <= 0 (base-2 scores minus their row max; the caller scales Q by

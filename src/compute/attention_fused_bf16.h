@@ -45,4 +45,30 @@ void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d, int d2, 
                       const uint16_t *vp, int tkp, int dp, int k0, int kb, const int *valid,
                       float *m, float *l, float (*o)[FUSED_MAX_WIDTH]);
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* Stores the 8 rows' scores a0/a1 of keys c..c+31 into s[r][c..c+31] and
+   takes bm[r] to the max over those of the row's valid keys (no second pass
+   over the scores for it). Shared by the f32 and bf16 score tiles. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+fused_store_scores(const __m512 *a0, const __m512 *a1, float (*s)[FUSED_KEYS], int c,
+                   const int *valid, __m512 *bm)
+{
+    for (int r = 0; r < FUSED_ROWS; r++) {
+        _mm512_store_ps(&s[r][c], a0[r]);
+        _mm512_store_ps(&s[r][c + 16], a1[r]);
+        int left = valid[r] - c;
+        if (left >= 32) {
+            bm[r] = _mm512_max_ps(bm[r], _mm512_max_ps(a0[r], a1[r]));
+        } else if (left > 0) {
+            __mmask16 k0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            __mmask16 k1 = left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+            bm[r] = _mm512_mask_max_ps(bm[r], k0, bm[r], a0[r]);
+            bm[r] = _mm512_mask_max_ps(bm[r], k1, bm[r], a1[r]);
+        }
+    }
+}
+#endif
+
 #endif

@@ -57,12 +57,11 @@ typedef struct wino_job {
     float *wrow;         /* [threads][9 * cin]: a bf16 filter as f32 */
     const float *b;      /* [cout] or NULL */
     float *u;            /* [16][cout][cin] */
-    float *v;            /* [16][tiles][cin] of one block */
+    float *v;            /* [16][tiles][cin] of one block; tile groups: per thread, as m */
     uint16_t *u16, *v16; /* the same in bf16, where bf16 is set */
     int bf16;
-    int fused;                       /* per group of tiles in each thread, U packed for it */
-    float *mg;                       /* [threads][16][WINO_GROUP][cout]: a group's M */
-    float *m;                        /* [16][tiles][cout] of one block */
+    int fused; /* per group of tiles in each thread, U packed for it */
+    float *m;  /* [16][tiles][cout] of one block; tile groups: [threads][16][WINO_GROUP][cout] */
     const float *zeros;              /* [cin] of 0: the padding's source */
     float *sink;                     /* [threads][cout]: where cropped outputs go */
     int n, h, w_, cin, cout, th, tw; /* h, w_: the output (= upsampled input) size */
@@ -295,7 +294,7 @@ static void groups(void *p, int ith, int nth)
     long groups = (j->nt + WINO_GROUP - 1) / WINO_GROUP, g0, g1;
     threadpool_range(groups, ith, nth, &g0, &g1);
     size_t per = (size_t)16 * WINO_GROUP; /* values of a group per channel */
-    float *m = j->mg + (size_t)ith * per * j->cout;
+    float *m = j->m + (size_t)ith * per * j->cout;
     float *v = j->bf16 ? NULL : j->v + (size_t)ith * per * j->cin;
     uint16_t *v16 = j->bf16 ? j->v16 + (size_t)ith * per * j->cin : NULL;
     size_t vplane = (size_t)WINO_GROUP * j->cin, mplane = (size_t)WINO_GROUP * j->cout;
@@ -371,7 +370,6 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
                   .v16 = (uint16_t *)v,
                   .bf16 = bf16,
                   .fused = fused,
-                  .mg = m,
                   .m = m,
                   .zeros = zeros,
                   .sink = sink,
