@@ -37,8 +37,12 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
     if (!eng)
         return GS_ERR_NO_MEMORY;
     gs_error err = {0};
+    /* bf16 Winograd GEMMs and attention products only where bf16 outruns f32:
+       elsewhere (Intel without AMX: half the f32 rate) a bf16 engine is a
+       memory choice, its weights bf16 and those layers f32 */
+    eng->bf16_fast = gemm_bf16_preferred();
     eng->bf16 = opts->precision == GS_PRECISION_BF16 ||
-                (opts->precision == GS_PRECISION_AUTO && gemm_bf16_preferred());
+                (opts->precision == GS_PRECISION_AUTO && eng->bf16_fast);
     gs_status st = compute_create(opts->threads, &eng->cx, &err);
     eng->precision_auto = opts->precision == GS_PRECISION_AUTO;
     if (st == GS_OK)
@@ -49,10 +53,6 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
         eng->bf16 = 0;
     }
     if (st == GS_OK) {
-        /* bf16 Winograd GEMMs and attention products only where bf16 outruns
-           f32: elsewhere (Intel without AMX: half the f32 rate) a bf16 engine is
-           a memory choice, its weights bf16 and those layers f32 */
-        eng->bf16_fast = gemm_bf16_preferred();
         eng->cx->attn_fused_bf16 = eng->cx->attn_fused_bf16 && eng->bf16_fast;
         engine_set_compute_precision(eng, eng->bf16);
     }
