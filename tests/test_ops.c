@@ -164,7 +164,8 @@ static void attention_matches_reference(void **state)
        the CPU has it */
     static const char *const names[] = {"f32", "bf16", "fused", "fused bf16"};
     for (int kind = 0; kind < 4; kind++) {
-        if ((kind >= 2 && !cx->attn_fused) || (kind == 3 && !cx->attn_fused_bf16)) {
+        if ((kind >= 2 && !cx->attn_fused) || (kind == 3 && !cx->attn_fused_bf16) ||
+            (kind == 1 && !gemm_bf16_usable(cx->bf16))) {
             printf("attention %s: not on this CPU\n", names[kind]);
             continue;
         }
@@ -267,11 +268,14 @@ static void conv3x3_matches_reference(void **state)
         static const char *const how[] = {"im2col", "winograd", "winograd bf16",
                                           "winograd bf16 by tile groups"};
         for (int wino = 0; wino <= 3; wino++) {
-            if (wino == 3 && !fused)
+            /* CPUs without bf16 matmuls (AVX2 only) run bf16 weights nowhere but here */
+            if ((wino == 3 && !fused) || (wino != 1 && !gemm_bf16_usable(cx->bf16))) {
+                printf("conv3x3 bf16 weights, %s: not on this CPU\n", how[wino]);
                 continue;
+            }
             cx->winograd = wino > 0;
             cx->winograd_bf16 = wino >= 2;
-            cx->winograd_fused = wino == 3 || wino == 1; /* f32 by groups where it can */
+            cx->winograd_fused = fused && (wino == 3 || wino == 1); /* f32 by groups where it can */
             assert_int_equal(compute_begin(cx, &err), GS_OK);
             assert_int_equal(op_conv2d_same(cx, &cb, x, n, h, wd, y, &err), GS_OK);
             double e = rel_l2_f32_f64(y, ref, ny);
@@ -347,8 +351,10 @@ static void conv3x3_prologue_matches_reference(void **state)
                                           "winograd groups by tile rows"};
         int fused = cx->winograd_fused;
         for (int run = 0; run < 9; run++) {
-            if (run >= 5 && !fused)
+            if ((run >= 5 && !fused) || (run >= 3 && run <= 6 && !gemm_bf16_usable(cx->bf16))) {
+                printf("conv3x3 pre %s: not on this CPU\n", how[run]);
                 continue;
+            }
             cx->winograd = run > 0;
             cx->winograd_min_tiles = 1;
             cx->block_rows = run % 2 == 0 && run > 0 ? 1 : 1024;
