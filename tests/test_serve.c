@@ -49,11 +49,6 @@ static void stop_server(int sig)
     if (sig == SIGTERM)
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     server = -1;
-    if (sig == SIGKILL) { /* its orphaned worker would keep the port's jobs: stop it too */
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "pkill -9 -f 'worke[r] --db %s/data/jobs.db' ; true", dir);
-        assert_int_equal(system(cmd), 0);
-    }
 }
 
 static int setup(void **state)
@@ -62,7 +57,6 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/gesso-serve-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
     char cmd[600];
     snprintf(cmd, sizeof cmd, "mkdir -p %s/models && ln -s %s %s/models/tiny-sd15.safetensors", dir,
              fixture_path("tiny-sd15.safetensors"), dir);
@@ -222,6 +216,19 @@ static void listing_queue_and_metrics(void **state)
     free(body);
 }
 
+/* Polls until the job has run a step, for at most a minute. */
+static void wait_step(const char *id)
+{
+    for (int64_t end = test_mono_ms() + 60000; test_mono_ms() < end; test_sleep_ms(20)) {
+        json_t *j = get_job(id);
+        long step = json_integer_value(json_object_get(json_object_get(j, "progress"), "step"));
+        json_decref(j);
+        if (step > 0)
+            return;
+    }
+    fail_msg("job %s did not start", id);
+}
+
 static void cancel_queued_and_running(void **state)
 {
     (void)state;
@@ -233,16 +240,7 @@ static void cancel_queued_and_running(void **state)
     assert_int_equal(http("DELETE", path, NULL, &body), 200);
     assert_non_null(strstr(body, "cancelled"));
     free(body);
-    for (int t = 0; t < 20000; t += 50) { /* wait until the slow one runs, then cancel it */
-        json_t *j = get_job(slow);
-        int running =
-            strcmp(json_string_value(json_object_get(j, "status")), "running") == 0 &&
-            json_integer_value(json_object_get(json_object_get(j, "progress"), "step")) > 0;
-        json_decref(j);
-        if (running)
-            break;
-        test_sleep_ms(50);
-    }
+    wait_step(slow); /* it runs: cancel it */
     snprintf(path, sizeof path, "/v1/jobs/%s", slow);
     assert_int_equal(http("DELETE", path, NULL, NULL), 200);
     json_t *j = wait_job(slow, 20000);
@@ -259,17 +257,10 @@ static void worker_killed_mid_job_finishes_once(void **state)
 {
     (void)state;
     char *id = submit("{\"model\":\"tiny-sd15\",\"steps\":30,\"width\":128,\"height\":128}");
-    for (int t = 0; t < 20000; t += 20) {
-        json_t *j = get_job(id);
-        long step = json_integer_value(json_object_get(json_object_get(j, "progress"), "step"));
-        json_decref(j);
-        if (step > 0)
-            break;
-        test_sleep_ms(20);
-    }
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "pkill -9 -f 'worke[r] --db %s/data/jobs.db'", dir);
-    assert_int_equal(system(cmd), 0);
+    wait_step(id);
+    pid_t workers[4];
+    assert_int_equal(test_children(server, workers, 4), 1);
+    kill(workers[0], SIGKILL);
     json_t *j = wait_job(id, 180000);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
     assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 2);
@@ -285,8 +276,15 @@ static void server_killed_and_restarted_loses_nothing(void **state)
     json_decref(wait_job(done, 30000));
     char *running = submit("{\"model\":\"tiny-sd15\",\"steps\":30,\"width\":128,\"height\":128}");
     char *queued = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
-    test_sleep_ms(300);
+    wait_step(running);
+    /* killed outright, the server takes its workers with it: none lives on with
+       a model in memory, and the running job goes back to the queue */
+    pid_t workers[4];
+    int n = test_children(server, workers, 4);
+    assert_int_equal(n, 1);
     stop_server(SIGKILL);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(test_wait_gone(workers[i], 2000), 0);
     start_server(2);
     json_t *j = get_job(done);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");

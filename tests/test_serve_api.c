@@ -36,29 +36,18 @@ static int http(const char *method, const char *path, const char *json, char **b
     return test_http_auth(base, dir, method, path, json ? req : NULL, auth, body);
 }
 
+/* Starts the server with --lease 2 and the space-separated flags in extra. */
 static void start_server(const char *extra)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "exec '%s' serve --listen %s --data '%s/data' --models '%s/models' --workers 1"
-             " --threads 2 --lease 2 %s 2>>'%s/server.log'",
-             GS_GESSO_BIN, base + 7, dir, dir, extra ? extra : "", dir);
-    server = fork();
-    assert_true(server >= 0);
-    if (server == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    const char *keep = auth;
-    auth = NULL;
-    for (int i = 0; i < 1200; i++) { /* up to a minute: sanitized builds on a busy machine */
-        if (http("GET", "/healthz", NULL, NULL) == 200) {
-            auth = keep;
-            return;
-        }
-        test_sleep_ms(50);
-    }
-    fail_msg("the server did not come up");
+    static char words[1024];
+    const char *argv[32] = {"--lease", "2"};
+    int n = 2;
+    snprintf(words, sizeof words, "%s", extra ? extra : "");
+    char *save = NULL;
+    for (char *w = strtok_r(words, " ", &save); w && n < 31; w = strtok_r(NULL, " ", &save))
+        argv[n++] = w;
+    argv[n] = NULL;
+    server = test_serve_start(base, dir, argv);
 }
 
 /* Each test starts from an empty data directory. */
@@ -83,14 +72,12 @@ static int stop_leftovers(void **state)
 {
     (void)state;
     auth = NULL;
-    if (server > 0) {
+    if (server > 0) { /* its workers end with it */
         kill(server, SIGKILL);
         waitpid(server, NULL, 0);
         server = -1;
     }
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "pkill -9 -f 'worke[r] --db %s/data/jobs.db' ; true", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return 0;
 }
 
 static int setup(void **state)
@@ -99,7 +86,6 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/gesso-serve-api-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", 40000 + (int)(getpid() % 20000));
     char cmd[600];
     snprintf(cmd, sizeof cmd, "mkdir -p %s/models && ln -s %s %s/models/tiny-sd15.safetensors", dir,
              fixture_path("tiny-sd15.safetensors"), dir);
@@ -137,13 +123,6 @@ static const char *status_of(json_t *j)
 }
 
 /* Wall-clock milliseconds: waits are bounded in real time, however slow each poll is. */
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static json_t *wait_job(const char *id, int timeout_ms)
 {
     return test_wait_job(base, dir, auth, id, timeout_ms);
@@ -151,7 +130,7 @@ static json_t *wait_job(const char *id, int timeout_ms)
 
 static void wait_running(const char *id)
 {
-    for (int64_t end = mono_ms() + 120000; mono_ms() < end;) {
+    for (int64_t end = test_mono_ms() + 120000; test_mono_ms() < end;) {
         json_t *j = get_job(id);
         long step = json_integer_value(json_object_get(json_object_get(j, "progress"), "step"));
         json_decref(j);
@@ -187,8 +166,6 @@ static void events_in_order(void **state)
     snprintf(cmd, sizeof cmd, "curl -sN -m 300 '%s/v1/jobs/%s/events'", base, id);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
-    test_sleep_ms(300);
-    cancel(slow);
     char line[1 << 16], event[32] = "";
     int n_queued = 0, n_started = 0, next_step = 1, previews = 0, ended = 0, order_ok = 1;
     while (fgets(line, sizeof line, p)) {
@@ -205,7 +182,8 @@ static void events_in_order(void **state)
         if (strcmp(event, "queued") == 0) {
             order_ok &= n_started == 0;
             assert_int_equal(json_integer_value(json_object_get(d, "position")), 0);
-            n_queued++;
+            if (n_queued++ == 0)
+                cancel(slow); /* the stream has seen it wait: let it run */
         } else if (strcmp(event, "started") == 0) {
             order_ok &= n_queued == 1 && next_step == 1;
             assert_int_equal(json_integer_value(json_object_get(d, "attempt")), 1);
@@ -305,7 +283,7 @@ static void api_keys(void **state)
           "ops-key-0123456789abc ops admin\n",
           f);
     fclose(f);
-    snprintf(extra, sizeof extra, "--api-keys '%s'", keys);
+    snprintf(extra, sizeof extra, "--api-keys %s", keys);
     auth = NULL;
     start_server(extra);
     char *body;
@@ -409,10 +387,13 @@ static void limits_retention_and_sigterm(void **state)
     json_decref(wait_job(q1, 120000));
     assert_int_equal(stop_server(), 0);
     start_server("--retention 2s");
-    test_sleep_ms(3500);
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", old);
-    assert_int_equal(http("GET", path, NULL, NULL), 404);
+    int code = 200; /* it finished more than 2 s ago: it goes at the first purge */
+    for (int64_t end = test_mono_ms() + 10000; code == 200 && test_mono_ms() < end;
+         test_sleep_ms(50))
+        code = http("GET", path, NULL, NULL);
+    assert_int_equal(code, 404);
     assert_int_not_equal(stat(png, &sb), 0);
     free(old), free(run), free(q1);
     assert_int_equal(stop_server(), 0);

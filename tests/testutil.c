@@ -140,15 +140,17 @@ int test_http_auth(const char *base, const char *dir, const char *method, const 
     return (int)strtol(code, NULL, 10);
 }
 
-pid_t test_serve_start(const char *base, const char *dir, const char *const *extra)
+pid_t test_serve_start(char *base, const char *dir, const char *const *extra)
 {
-    char data[512], models[512];
+    char data[512], models[512], port_file[512];
     snprintf(data, sizeof data, "%s/data", dir);
     snprintf(models, sizeof models, "%s/models", dir);
-    const char *argv[64] = {GS_GESSO_BIN, "serve", "--listen",  base + 7, /* strip http:// */
-                            "--data",     data,    "--models",  models,
-                            "--workers",  "1",     "--threads", "2"};
-    int n = 12;
+    snprintf(port_file, sizeof port_file, "%s/port", dir);
+    unlink(port_file);
+    const char *argv[64] = {
+        GS_GESSO_BIN, "serve",    "--listen", "127.0.0.1:0", "--port-file", port_file,   "--data",
+        data,         "--models", models,     "--workers",   "1",           "--threads", "2"};
+    int n = 14;
     for (int i = 0; extra && extra[i] && n < 63; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -162,15 +164,76 @@ pid_t test_serve_start(const char *base, const char *dir, const char *const *ext
         execv(GS_GESSO_BIN, (char *const *)argv);
         _exit(127);
     }
-    for (int i = 0; i < 1200; i++) { /* up to a minute: sanitized builds on a busy machine */
-        if (test_http(base, dir, "GET", "/healthz", NULL, NULL) == 200)
-            return pid;
-        test_sleep_ms(50);
+    /* the port file appears once the server listens: up to a minute for
+       sanitized builds on a busy machine */
+    for (int64_t end = test_mono_ms() + 60000; test_mono_ms() < end;) {
+        FILE *f = fopen(port_file, "r");
+        int port = 0;
+        if (f) {
+            if (fscanf(f, "%d", &port) != 1)
+                port = 0;
+            fclose(f);
+        }
+        if (port > 0) {
+            snprintf(base, 64, "http://127.0.0.1:%d", port);
+            if (test_http(base, dir, "GET", "/healthz", NULL, NULL) == 200)
+                return pid;
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            fail_msg("the server exited at start (see %s/server.log)", dir);
+        test_sleep_ms(20);
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     fail_msg("the server did not come up");
     return -1;
+}
+
+int test_children(pid_t parent, pid_t *out, int max)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)parent, (int)parent);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    if (!f)
+        return 0;
+    if (fgets(buf, sizeof buf, f)) {
+        char *p = buf, *end;
+        long v;
+        while (n < max && (v = strtol(p, &end, 10)) > 0 && end != p) {
+            out[n++] = (pid_t)v;
+            p = end;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+/* True when pid is gone or a zombie (exited, not yet reaped by whoever adopted it). */
+static int exited(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 1;
+    int gone = 0;
+    if (fgets(buf, sizeof buf, f)) {
+        const char *paren = strrchr(buf, ')');
+        gone = paren && (paren[2] == 'Z' || paren[2] == 'X');
+    }
+    fclose(f);
+    return gone;
+}
+
+int test_wait_gone(pid_t pid, int timeout_ms)
+{
+    for (int64_t end = test_mono_ms() + timeout_ms; test_mono_ms() < end;) {
+        if (exited(pid))
+            return 0;
+        test_sleep_ms(10);
+    }
+    return exited(pid) ? 0 : -1;
 }
 
 int test_serve_stop(pid_t server)
@@ -214,7 +277,7 @@ json_t *test_get_job(const char *base, const char *dir, const char *authorizatio
     return j;
 }
 
-static int64_t mono_ms(void)
+int64_t test_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -224,13 +287,18 @@ static int64_t mono_ms(void)
 json_t *test_wait_job(const char *base, const char *dir, const char *authorization, const char *id,
                       int timeout_ms)
 {
-    for (int64_t end = mono_ms() + timeout_ms; mono_ms() < end;) {
-        json_t *j = test_get_job(base, dir, authorization, id);
+    for (int64_t end = test_mono_ms() + timeout_ms; test_mono_ms() < end;) {
+        char path[160], *body;
+        long left = (long)((end - test_mono_ms()) / 1000);
+        snprintf(path, sizeof path, "/v1/jobs/%s?wait=%ld", id, left < 15 ? left : 15);
+        assert_int_equal(test_http_auth(base, dir, "GET", path, NULL, authorization, &body), 200);
+        json_t *j = json_loads(body, 0, NULL);
+        free(body);
+        assert_non_null(j);
         const char *st = json_string_value(json_object_get(j, "status"));
         if (strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
             return j;
         json_decref(j);
-        test_sleep_ms(50);
     }
     fail_msg("job %s did not finish", id);
     return NULL;

@@ -40,12 +40,19 @@ int test_http(const char *base, const char *dir, const char *method, const char 
 /* The same with an Authorization header value (NULL: none). */
 int test_http_auth(const char *base, const char *dir, const char *method, const char *path,
                    const char *data_file, const char *authorization, char **body);
-/* Starts `gesso serve --listen <base's host:port> --data dir/data --models
+/* Starts `gesso serve --listen 127.0.0.1:0 --data dir/data --models
    dir/models --workers 1 --threads 2` plus extra (NULL-terminated, may be NULL),
-   logging to dir/server.log; returns its pid once /healthz answers. */
-pid_t test_serve_start(const char *base, const char *dir, const char *const *extra);
+   logging to dir/server.log; the OS picks a free port, and base (at least 64
+   bytes) gets "http://127.0.0.1:PORT". Returns its pid once /healthz answers. */
+pid_t test_serve_start(char *base, const char *dir, const char *const *extra);
 /* SIGTERMs the server and returns its exit status (-1 when it did not exit). */
 int test_serve_stop(pid_t server);
+/* The pids of a process's children (its workers), at most max; returns how many. */
+int test_children(pid_t parent, pid_t *out, int max);
+/* Waits until pid has exited (gone or a zombie), for at most timeout_ms; 0 when it did. */
+int test_wait_gone(pid_t pid, int timeout_ms);
+/* Milliseconds of a monotonic clock, for deadlines. */
+int64_t test_mono_ms(void);
 
 /* ---- jobs on a server under test (authorization: a header value or NULL) ---- */
 
@@ -54,9 +61,9 @@ int test_serve_stop(pid_t server);
 char *test_submit(const char *base, const char *dir, const char *authorization, const char *json);
 /* GET /v1/jobs/{id}, asserting 200 and JSON. */
 json_t *test_get_job(const char *base, const char *dir, const char *authorization, const char *id);
-/* Polls until the job leaves queued/running, for at most timeout_ms of wall
-   clock however slow each poll is; returns its final view (fails the test
-   otherwise). */
+/* Waits until the job leaves queued/running (long-polls GET /v1/jobs/{id}?wait=,
+   which the server answers when the job ends), for at most timeout_ms of wall
+   clock; returns its final view (fails the test otherwise). */
 json_t *test_wait_job(const char *base, const char *dir, const char *authorization, const char *id,
                       int timeout_ms);
 

@@ -6,11 +6,12 @@
  *   progress  {"step","steps","eta_s"[,"preview"]}  one per sampler step, in order
  *   succeeded {"seed","images"} | failed {"error"} | cancelled {}   then the stream ends
  *
- * The stream follows the job in the store (the worker is another process), so
- * it polls the job's row every 100 ms; steps faster than that arrive together,
- * still one event each. The preview is a PNG data URL of the newest latent
- * preview the worker published. Runs on its own connection thread, so the
- * reader may sleep.
+ * The stream sleeps on the event hub until its job (or, while it waits, the
+ * queue) changes, then reads the job's row once; steps that land between two
+ * reads arrive together, still one event each. An idle stream costs nothing
+ * but a keep-alive comment every 15 s. The preview is a PNG data URL of the
+ * newest preview the worker put in the blob store. Runs on its own connection
+ * thread, so the reader may sleep.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -19,21 +20,22 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/http_reply.h"
-#include "api/server_private.h"
+#include "api/native.h"
+#include "job/base64.h"
 
-#define POLL_MS 100
 #define KEEPALIVE_MS 15000
 
 typedef struct stream {
     server *s;
     char id[JOB_ID_LEN + 1];
+    hub_sub *sub;      /* wakes the stream when the job changes */
     int observed;      /* the first look at the job has been taken */
     int last_status;   /* -1 before the first look */
     int last_position; /* last queued position sent */
     int attempt;       /* attempts seen when "started" was last sent */
     int last_step, last_preview;
     int done;
+    int stale; /* the job may have changed since the last read */
     int64_t last_write_ms;
     char *buf; /* events built but not yet handed to libmicrohttpd */
     size_t len, off, cap;
@@ -70,10 +72,12 @@ static void emit(stream *st, const char *event, json_t *data)
 /* The preview PNG as a data URL, or NULL when the file is gone (the job moved on). */
 static char *preview_url(const stream *st)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s.preview.png", st->s->results_dir, st->id);
-    size_t n;
-    unsigned char *bytes = file_read(path, (size_t)32 << 20, &n);
+    size_t n = 0;
+    unsigned char *bytes = NULL;
+    gs_error err = {0};
+    if (blob_get(st->s->blobs, st->id, BLOB_PREVIEW, 0, (size_t)32 << 20, &bytes, &n, &err) !=
+        GS_OK)
+        return NULL;
     char *b64 = bytes ? base64_encode(bytes, n) : NULL, *url = NULL;
     size_t len = b64 ? strlen(b64) + 32 : 0;
     if (b64 && (url = malloc(len)))
@@ -133,7 +137,7 @@ static void observe(stream *st, const job_record *r, int position)
         json_t *seed = json_object_get(res, "seed");
         emit(st, "succeeded",
              json_pack("{s:O,s:o}", "seed", seed ? seed : json_null(), "images",
-                       job_image_urls(r->id, res)));
+                       native_image_urls(r->id, res)));
         json_decref(res);
         st->done = 1;
     } else if (r->status == JOB_FAILED) {
@@ -162,16 +166,10 @@ static void poll_job(stream *st)
         return;
     }
     if (ok != GS_OK)
-        return; /* a busy store: look again next time */
+        return;                                       /* a busy store: look again next time */
+    hub_watch_queue(st->sub, r.status == JOB_QUEUED); /* its position moves with the queue */
     observe(st, &r, position);
     job_record_clear(&r);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
@@ -190,43 +188,61 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
         }
         if (st->done || *st->s->stopping)
             return MHD_CONTENT_READER_END_OF_STREAM;
-        poll_job(st);
-        if (st->len == 0) {
-            if (server_now_ms() - st->last_write_ms >= KEEPALIVE_MS)
-                append(st, ": keep-alive\n\n", 14); /* also finds clients that left */
-            else
-                sleep_ms(POLL_MS);
-        }
+        if (st->stale)
+            poll_job(st);
+        st->stale = 0;
+        if (st->len > 0 || st->done)
+            continue;
+        int64_t quiet = server_now_ms() - st->last_write_ms;
+        int woke = quiet < KEEPALIVE_MS ? hub_wait(st->sub, (int)(KEEPALIVE_MS - quiet)) : 0;
+        if (woke < 0)
+            return MHD_CONTENT_READER_END_OF_STREAM; /* the server is stopping */
+        st->stale = 1; /* a change, or a quiet spell: look again either way */
+        if (woke == 0 && server_now_ms() - st->last_write_ms >= KEEPALIVE_MS)
+            append(st, ": keep-alive\n\n", 14); /* also finds clients that left */
     }
 }
 
 static void free_stream(void *cls)
 {
     stream *st = cls;
+    hub_unsubscribe(st->sub);
     free(st->buf);
     free(st);
 }
 
-enum MHD_Result job_events(server *s, struct MHD_Connection *c, const char *id)
+enum MHD_Result native_job_events(http_request *r)
 {
+    server *s = r->s;
+    const char *id = r->params[0];
+    job_record rec;
+    enum MHD_Result ret;
+    if (native_job_access(r, id, &rec, &ret) != 0)
+        return ret;
+    job_record_clear(&rec);
     stream *st = calloc(1, sizeof *st);
     if (!st)
         return MHD_NO;
     st->s = s;
-    snprintf(st->id, sizeof st->id, "%s", id);
+    st->stale = 1;
+    if (!(st->sub = hub_subscribe(s->hub, id))) {
+        free(st);
+        return MHD_NO;
+    }
+    memcpy(st->id, id, JOB_ID_LEN); /* native_job_access checked its form */
     st->last_status = -1;
     st->last_position = -1;
     st->last_write_ms = server_now_ms();
-    struct MHD_Response *r =
+    struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, read_events, st, free_stream);
-    if (!r) {
+    if (!resp) {
         free_stream(st);
         return MHD_NO;
     }
-    MHD_add_response_header(r, "Content-Type", "text/event-stream");
-    MHD_add_response_header(r, "Cache-Control", "no-cache");
-    MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    enum MHD_Result ret = MHD_queue_response(c, 200, r);
-    MHD_destroy_response(r);
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    ret = MHD_queue_response(r->c, 200, resp);
+    MHD_destroy_response(resp);
     return ret;
 }

@@ -2,11 +2,12 @@
  * server - `gesso serve`: the HTTP API (libmicrohttpd, JSON in and out) over
  * the job store, plus the supervisor of the worker processes.
  *
- * Threads: libmicrohttpd's pool serves requests and shares one store
+ * Threads: a thread per connection runs the router and shares one store
  * connection under a mutex; the main thread supervises workers (restarts the
- * dead ones, requeues jobs whose leases expired) and handles SIGTERM.
- * Workers are separate processes (fork + exec of `gesso worker`), so a crash
- * in generation cannot take the API down or lose a job.
+ * dead ones, publishes their reports to the event hub, requeues jobs whose
+ * leases expired) and handles SIGTERM. Workers are separate processes (fork
+ * + exec of `gesso worker`), so a crash in generation cannot take the API
+ * down or lose a job.
  */
 #ifndef GS_SERVER_H
 #define GS_SERVER_H
@@ -14,12 +15,14 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#include "api/job_params.h"
+#include "job/job_spec.h"
+#include "worker/supervisor.h"
 
-#define SERVE_MAX_PRELOAD 64
+#define SERVE_MAX_PRELOAD SUPERVISOR_MAX_PRELOAD
 
 typedef struct serve_options {
-    const char *listen;     /* "127.0.0.1:7860" */
+    const char *listen;     /* "127.0.0.1:7860"; port 0: the OS picks one */
+    const char *port_file;  /* when set, the port listened on is written there */
     const char *data_dir;   /* jobs.db and results/ */
     const char *models_dir; /* NAME.safetensors */
     const char *self_exe;   /* the gesso binary, for `gesso worker` */

@@ -19,7 +19,9 @@ static void usage(FILE *out)
             "                   [--workers N] [--threads N] [--precision P] [--lease SECONDS]\n"
             "                   [--ram-budget SIZE] [--idle-unload SECONDS] [--preload NAME]...\n"
             "                   [--api-keys FILE] [--retention DURATION] [limits...]\n"
-            "  --listen ADDR:PORT  where the HTTP API listens (default 127.0.0.1:7860)\n"
+            "  --listen ADDR:PORT  where the HTTP API listens (default 127.0.0.1:7860; port 0:\n"
+            "                      any free port, see --port-file)\n"
+            "  --port-file FILE    write the port listened on to FILE once listening\n"
             "  --data DIR          job store (jobs.db) and result images (default gesso-data)\n"
             "  --models DIR        checkpoints, served as NAME for DIR/NAME.safetensors\n"
             "  --workers N         generation worker processes (default 1)\n"
@@ -90,6 +92,7 @@ int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'},
+        {"port-file", required_argument, 0, 9},
         {"data", required_argument, 0, 'd'},
         {"models", required_argument, 0, 'm'},
         {"workers", required_argument, 0, 'w'},
@@ -124,6 +127,7 @@ int cmd_serve(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case 'l': o.listen = optarg; break;
+        case 9: o.port_file = optarg; break;
         case 'd': o.data_dir = optarg; break;
         case 'm': o.models_dir = optarg; break;
         case 'w': bad = arg_int("--workers", optarg, 1, 64, &o.workers); break;
@@ -219,27 +223,36 @@ static void on_term(int sig)
 int cmd_worker(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, 0, 'd'},         {"models", required_argument, 0, 'm'},
-        {"results", required_argument, 0, 'r'},    {"name", required_argument, 0, 'n'},
-        {"lease-ms", required_argument, 0, 'L'},   {"threads", required_argument, 0, 't'},
-        {"ram-budget", required_argument, 0, 'B'}, {"idle-unload", required_argument, 0, 'I'},
-        {"preload", required_argument, 0, 'P'},    {"wake-fd", required_argument, 0, 'W'},
-        {"precision", required_argument, 0, 'p'},  {0, 0, 0, 0},
+        {"store", required_argument, 0, 'd'},
+        {"models", required_argument, 0, 'm'},
+        {"blobs", required_argument, 0, 'r'},
+        {"name", required_argument, 0, 'n'},
+        {"notify-fd", required_argument, 0, 'N'},
+        {"lease-ms", required_argument, 0, 'L'},
+        {"threads", required_argument, 0, 't'},
+        {"ram-budget", required_argument, 0, 'B'},
+        {"idle-unload", required_argument, 0, 'I'},
+        {"preload", required_argument, 0, 'P'},
+        {"wake-fd", required_argument, 0, 'W'},
+        {"precision", required_argument, 0, 'p'},
+        {0, 0, 0, 0},
     };
     const char *preload[SERVE_MAX_PRELOAD];
     worker_options o = {0};
     o.preload = preload;
     o.lease_ms = 15000;
     o.wake_fd = -1;
+    o.notify_fd = -1;
     o.stop = &worker_stop;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case 'd': o.db_path = optarg; break;
+        case 'd': o.store_url = optarg; break;
         case 'm': o.models_dir = optarg; break;
-        case 'r': o.results_dir = optarg; break;
+        case 'r': o.blob_url = optarg; break;
+        case 'N': bad = arg_int("--notify-fd", optarg, 0, 1 << 20, &o.notify_fd); break;
         case 'n': o.name = optarg; break;
         case 'L': bad = arg_int("--lease-ms", optarg, 100, 3600000, &o.lease_ms); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &o.threads); break;
@@ -257,7 +270,7 @@ int cmd_worker(int argc, char **argv)
         if (bad)
             return EXIT_USAGE;
     }
-    if (!o.db_path || !o.models_dir || !o.results_dir || !o.name) {
+    if (!o.store_url || !o.models_dir || !o.blob_url || !o.name) {
         fprintf(stderr, "gesso worker is started by gesso serve\n");
         return EXIT_USAGE;
     }
@@ -265,6 +278,7 @@ int cmd_worker(int argc, char **argv)
     memset(&act, 0, sizeof act);
     act.sa_handler = on_term;
     sigaction(SIGTERM, &act, NULL);
-    signal(SIGINT, SIG_IGN); /* ^C reaches the server, which stops the workers in order */
+    signal(SIGINT, SIG_IGN);  /* ^C reaches the server, which stops the workers in order */
+    signal(SIGPIPE, SIG_IGN); /* a closed notify pipe is an error to read, not a death */
     return worker_run(&o);
 }

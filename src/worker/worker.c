@@ -10,10 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/job_params.h"
 #include "gesso.h"
+#include "job/job_spec.h"
+#include "queue/blob_store.h"
 #include "queue/store.h"
 #include "worker/model_cache.h"
+#include "worker/worker_notify.h"
 
 static int64_t now_ms(void)
 {
@@ -28,6 +30,7 @@ typedef struct run_ctx {
     const char *id;
     const char *models_json; /* the worker's presence report, refreshed with the lease */
     job_store *hb_store;
+    blob_store *blobs;
     pthread_mutex_t mu;
     pthread_cond_t wake;
     int step, steps, done;
@@ -54,6 +57,8 @@ static void *heartbeat_main(void *arg)
         if (store_heartbeat(r->hb_store, r->id, r->o->name, now_ms(), r->o->lease_ms, &jp, &cancel,
                             &lost, &err) != GS_OK)
             cancel = lost = 0; /* a store hiccup must not end the job; the lease covers it */
+        else if (!lost && worker_notify(r->o->notify_fd, NOTIFY_JOB, r->id) != 0)
+            *r->o->stop = 1; /* the server is gone: give the job back at the next step */
         /* a long job must not make the worker look gone */
         if (report)
             store_worker_report(r->hb_store, r->o->name, (int)getpid(), models, t, &err);
@@ -76,21 +81,18 @@ static void *heartbeat_main(void *arg)
     return NULL;
 }
 
-static void preview_path(const run_ctx *r, char *path, size_t n, const char *suffix)
-{
-    snprintf(path, n, "%s/%s.preview.png%s", r->o->results_dir, r->id, suffix);
-}
-
-/* Written beside the results and renamed into place, so the server never
-   reads half a file. */
+/* The blob store makes the put atomic: a reader never sees half a PNG. */
 static int publish_preview(const run_ctx *r, const gs_image *img)
 {
-    char tmp[4200], path[4200], msg[160];
-    preview_path(r, tmp, sizeof tmp, ".tmp");
-    preview_path(r, path, sizeof path, "");
-    if (gs_image_save_png(img, tmp, NULL, msg, sizeof msg) != GS_OK)
+    uint8_t *png = NULL;
+    size_t n = 0;
+    char msg[160];
+    gs_error err = {0};
+    if (gs_image_encode_png(img, NULL, &png, &n, msg, sizeof msg) != GS_OK)
         return -1;
-    return rename(tmp, path);
+    gs_status st = blob_put(r->blobs, r->id, BLOB_PREVIEW, 0, png, n, &err);
+    free(png);
+    return st == GS_OK ? 0 : -1;
 }
 
 static int on_progress(const gs_progress *p, void *user)
@@ -115,6 +117,7 @@ static int on_progress(const gs_progress *p, void *user)
 typedef struct worker_state {
     const worker_options *o;
     job_store *store;
+    blob_store *blobs;
     model_cache *cache;
     int64_t reported_ms;
 } worker_state;
@@ -156,15 +159,22 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     char *presence = NULL;
     gs_error err = {0};
     gs_params p;
-    job_params_hold hold;
+    job_spec spec;
+    job_error jerr;
+    gs_image *init = NULL;
     int recorded = 0;
     char msg[512] = "";
     gs_result *res = NULL;
     job_status final = JOB_FAILED;
     json_t *result = NULL;
     double load_s = 0;
-    if (job_params_parse(job->params, &p, &hold) != 0) {
-        snprintf(msg, sizeof msg, "the job's parameters cannot be read");
+    int spec_ok = job_spec_init(&spec) == 0;
+    if (!spec_ok || job_spec_from_json(&spec, job->params, strlen(job->params), NULL, &jerr) != 0 ||
+        job_spec_to_params(&spec, &p, &init) != 0) {
+        snprintf(msg, sizeof msg, "the job's parameters cannot be read: %s",
+                 spec_ok ? jerr.message : "out of memory");
+        if (spec_ok)
+            job_spec_clear(&spec);
         goto record;
     }
     /* the lease is renewed from here on: loading a large model can take
@@ -174,6 +184,7 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
                   .id = job->id,
                   .models_json = before ? before : "[]",
                   .hb_store = hb_store,
+                  .blobs = w->blobs,
                   .eta_s = -1};
     pthread_mutex_init(&rc.mu, NULL);
     pthread_cond_init(&rc.wake, NULL);
@@ -199,7 +210,8 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     pthread_mutex_destroy(&rc.mu);
     pthread_cond_destroy(&rc.wake);
     free(before);
-    job_params_release(&hold);
+    gs_image_free(init);
+    job_spec_clear(&spec);
     if (!model) /* the load failed: msg says why */
         goto record;
     model_cache_release(w->cache, model, now_ms());
@@ -209,7 +221,8 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     if (rc.lost)
         goto out; /* the job was requeued or ended elsewhere: nothing to record */
     if (st == GS_ERR_CANCELLED && rc.stopped && !rc.cancelled) {
-        store_release(store, job->id, o->name, &recorded, &err);
+        if (store_release(store, job->id, o->name, &recorded, &err) == GS_OK)
+            worker_notify(o->notify_fd, NOTIFY_QUEUE, job->id);
         goto out;
     }
     if (st == GS_ERR_CANCELLED) {
@@ -240,19 +253,28 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
                                   tm.text_encode_s, "sampling_s", tm.sampling_s, "vae_decode_s",
                                   tm.vae_decode_s, "total_s", tm.total_s));
     for (int i = 0; i < gs_result_count(res); i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s-%d.png", o->results_dir, job->id, i);
-        if (gs_image_save_png(gs_result_image(res, i), path, gs_result_infotext(res, i), msg,
-                              sizeof msg) != GS_OK)
+        uint8_t *png = NULL;
+        size_t n = 0;
+        if (gs_image_encode_png(gs_result_image(res, i), gs_result_infotext(res, i), &png, &n, msg,
+                                sizeof msg) != GS_OK)
             goto record;
+        gs_status put = blob_put(w->blobs, job->id, BLOB_IMAGE, i, png, n, &err);
+        free(png);
+        if (put != GS_OK) {
+            snprintf(msg, sizeof msg, "%s", err.msg);
+            goto record;
+        }
         json_array_append_new(images, json_integer(i));
     }
     final = JOB_SUCCEEDED;
     msg[0] = '\0';
 record:;
     char *text = result && final == JOB_SUCCEEDED ? json_dumps(result, JSON_COMPACT) : NULL;
-    store_finish(store, job->id, o->name, final, text, final == JOB_FAILED ? msg : NULL, now_ms(),
-                 &recorded, &err);
+    if (store_finish(store, job->id, o->name, final, text, final == JOB_FAILED ? msg : NULL,
+                     now_ms(), &recorded, &err) != GS_OK)
+        fprintf(stderr, "gesso worker %s: %s\n", o->name, err.msg);
+    else if (recorded)
+        worker_notify(o->notify_fd, NOTIFY_JOB, job->id);
     free(text);
     json_decref(result);
 out:
@@ -261,18 +283,19 @@ out:
 }
 
 /* Sleeps until the server says jobs were queued, or a second passes (jobs
-   requeued by lease expiry or queued by another server raise no signal). */
-static void wait_for_work(int fd)
+   requeued by lease expiry or queued by another server raise no signal).
+   End-of-file on the pipe means the server is gone: the worker stops. */
+static void wait_for_work(const worker_options *o)
 {
-    if (fd < 0) {
+    if (o->wake_fd < 0) {
         usleep(50000);
         return;
     }
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    struct pollfd pfd = {.fd = o->wake_fd, .events = POLLIN};
     if (poll(&pfd, 1, 1000) > 0) {
         char buf[64];
-        if (read(fd, buf, sizeof buf) <= 0)
-            usleep(50000); /* the server went away: don't spin */
+        if (read(o->wake_fd, buf, sizeof buf) == 0)
+            *o->stop = 1;
     }
 }
 
@@ -294,8 +317,9 @@ int worker_run(const worker_options *o)
     worker_state w = {.o = o};
     gs_error err = {0};
     int code = 1;
-    if (store_open_sqlite(o->db_path, &store, &err) != GS_OK ||
-        store_open_sqlite(o->db_path, &hb_store, &err) != GS_OK) {
+    if (store_open_sqlite(o->store_url, &store, &err) != GS_OK ||
+        store_open_sqlite(o->store_url, &hb_store, &err) != GS_OK ||
+        blob_open(o->blob_url, &w.blobs, &err) != GS_OK) {
         fprintf(stderr, "gesso worker %s: %s\n", o->name, err.msg);
         goto out;
     }
@@ -334,9 +358,11 @@ int worker_run(const worker_options *o)
             continue;
         }
         if (!claimed) {
-            wait_for_work(o->wake_fd);
+            wait_for_work(o);
             continue;
         }
+        if (worker_notify(o->notify_fd, NOTIFY_QUEUE, job.id) != 0)
+            *o->stop = 1; /* the server is gone: the job goes back at its first step */
         run_job(&w, hb_store, eng, &job);
         job_record_clear(&job);
     }
@@ -348,5 +374,6 @@ out:
     gs_engine_free(eng);
     store_close(store);
     store_close(hb_store);
+    blob_close(w.blobs);
     return code;
 }

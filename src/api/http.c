@@ -1,0 +1,62 @@
+/* http - request accessors and replies over libmicrohttpd. */
+#include "api/http.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *http_query(const http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_header(const http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, name);
+}
+
+enum MHD_Result http_reply_bytes(http_request *r, int status, const char *type, void *data,
+                                 size_t n, enum MHD_ResponseMemoryMode mode,
+                                 const char *extra_header)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, data, mode);
+    if (!resp) {
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", type);
+    if (extra_header) {
+        const char *colon = strchr(extra_header, ':');
+        char name[64];
+        size_t len = colon ? (size_t)(colon - extra_header) : 0;
+        if (colon && len < sizeof name) {
+            memcpy(name, extra_header, len);
+            name[len] = '\0';
+            MHD_add_response_header(resp, name, colon + 1 + (colon[1] == ' '));
+        }
+    }
+    enum MHD_Result ret = MHD_queue_response(r->c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+enum MHD_Result http_reply_json(http_request *r, int status, json_t *j, const char *extra_header)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(j);
+    if (!text)
+        return MHD_NO;
+    return http_reply_bytes(r, status, "application/json", text, strlen(text),
+                            MHD_RESPMEM_MUST_FREE, extra_header);
+}
+
+enum MHD_Result http_error_with(http_request *r, int status, const char *code, const char *message,
+                                const char *extra_header)
+{
+    return r->proto->error(r, status, code, message, extra_header);
+}
+
+enum MHD_Result http_error(http_request *r, int status, const char *code, const char *message)
+{
+    return http_error_with(r, status, code, message, NULL);
+}

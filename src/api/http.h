@@ -1,0 +1,83 @@
+/*
+ * http - one HTTP request as the protocol modules see it, the route table
+ * they declare, and the replies they send. libmicrohttpd stays behind this
+ * header and server.c: a handler reads the request, asks the store, replies.
+ *
+ * A protocol (the native /v1 API; later A1111's /sdapi/v1 and OpenAI's
+ * /v1/images) is a table of routes plus its own error shape; router.c lists
+ * the protocols. Adding an endpoint is one row and one handler in one module.
+ */
+#ifndef GS_HTTP_H
+#define GS_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stddef.h>
+
+#include "api/api_keys.h"
+
+struct server;
+
+#define HTTP_MAX_PARAMS 4
+
+typedef struct http_request {
+    struct server *s;
+    struct MHD_Connection *c;
+    const char *method, *path;
+    const char *body; /* NUL-terminated; "" when none */
+    size_t body_len;
+    const api_key *key; /* the caller's key; NULL when keys are off (or the route is public) */
+    char params[HTTP_MAX_PARAMS][80]; /* the {name} segments of the route, in order */
+    int n_params;
+    const struct protocol *proto; /* whose error shape replies use */
+} http_request;
+
+typedef enum MHD_Result (*route_handler)(http_request *r);
+
+typedef enum route_auth {
+    AUTH_PUBLIC, /* no key needed, even when keys are on (health checks) */
+    AUTH_KEY,    /* any valid key when keys are on */
+    AUTH_ADMIN   /* an admin key when keys are on */
+} route_auth;
+
+typedef struct route {
+    const char *method;  /* "GET", "POST", "DELETE" */
+    const char *pattern; /* "/v1/jobs/{id}/images/{k}": {name} matches one path segment */
+    route_auth auth;
+    route_handler handler;
+} route;
+
+typedef struct protocol {
+    const char *name;
+    const route *routes;
+    size_t n_routes;
+    /* An error reply in the protocol's shape; extra_header ("Name: value") may be NULL. */
+    enum MHD_Result (*error)(http_request *r, int status, const char *code, const char *message,
+                             const char *extra_header);
+} protocol;
+
+/* Finds the route for r's method and path across every protocol, checks the
+   key, and runs the handler; 404/405/401/403 in the matching protocol's shape. */
+enum MHD_Result router_dispatch(http_request *r);
+
+/* ---- reading ---- */
+
+/* A query-string argument, NULL when absent. */
+const char *http_query(const http_request *r, const char *name);
+/* A request header, NULL when absent. */
+const char *http_header(const http_request *r, const char *name);
+
+/* ---- replying ---- */
+
+/* mode as for MHD_create_response_from_buffer; extra_header may be NULL. */
+enum MHD_Result http_reply_bytes(http_request *r, int status, const char *type, void *data,
+                                 size_t n, enum MHD_ResponseMemoryMode mode,
+                                 const char *extra_header);
+/* Takes the reference to j. */
+enum MHD_Result http_reply_json(http_request *r, int status, json_t *j, const char *extra_header);
+/* In the request's protocol's shape. */
+enum MHD_Result http_error(http_request *r, int status, const char *code, const char *message);
+enum MHD_Result http_error_with(http_request *r, int status, const char *code, const char *message,
+                                const char *extra_header);
+
+#endif

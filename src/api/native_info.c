@@ -1,0 +1,212 @@
+/*
+ * native_info - what the service knows about itself: models (and which
+ * workers hold them), queue depth, statistics, Prometheus metrics, health.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/native.h"
+
+/* Model name -> JSON array of the live workers holding it loaded. A worker
+   counts as gone when it has not reported for 3 leases (it reports every lease/3). */
+static gs_status holders_by_model(server *s, json_t *holders, gs_error *err)
+{
+    worker_record *list = NULL;
+    int n = 0;
+    pthread_mutex_lock(&s->mu);
+    gs_status st =
+        store_workers_list(s->store, server_now_ms() - 3 * (int64_t)s->o->lease_ms, &list, &n, err);
+    pthread_mutex_unlock(&s->mu);
+    if (st != GS_OK)
+        return st;
+    for (int i = 0; i < n; i++) {
+        json_t *models = json_loads(list[i].models, 0, NULL);
+        size_t k;
+        json_t *m;
+        json_array_foreach(models, k, m)
+        {
+            const char *name = json_string_value(m);
+            if (!name)
+                continue;
+            json_t *names = json_object_get(holders, name);
+            if (!names) {
+                names = json_array();
+                json_object_set_new(holders, name, names);
+            }
+            json_array_append_new(names, json_string(list[i].name));
+        }
+        json_decref(models);
+    }
+    store_workers_free(list, n);
+    return GS_OK;
+}
+
+enum MHD_Result native_list_models(http_request *r)
+{
+    server *s = r->s;
+    gs_error err = {0};
+    json_t *holders = json_object();
+    if (holders_by_model(s, holders, &err) != GS_OK) {
+        json_decref(holders);
+        return http_error(r, 503, "store_unavailable", err.msg);
+    }
+    json_t *arr = json_array();
+    DIR *d = opendir(s->o->models_dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n <= 12 || strcmp(de->d_name + n - 12, ".safetensors") != 0)
+            continue;
+        char path[8300], name[256];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/%s", s->o->models_dir, de->d_name);
+        if (n - 12 >= sizeof name || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        memcpy(name, de->d_name, n - 12);
+        name[n - 12] = '\0';
+        model_facts f;
+        model_catalog_facts(s->catalog, name, path, &sb, &f);
+        json_t *workers = json_object_get(holders, name);
+        json_t *m = json_pack("{s:s,s:s,s:o,s:I,s:b}", "name", name, "family", f.family, "dtype",
+                              f.dtype[0] ? json_string(f.dtype) : json_null(), "size",
+                              (json_int_t)sb.st_size, "loaded", workers != NULL);
+        json_object_set_new(m, "workers", workers ? json_incref(workers) : json_array());
+        json_array_append_new(arr, m);
+    }
+    if (d)
+        closedir(d);
+    json_decref(holders);
+    return http_reply_json(r, 200, json_pack("{s:o}", "models", arr), NULL);
+}
+
+static void add_depth(void *user, const char *model, int queued, int running)
+{
+    json_object_set_new(user, model, json_pack("{s:i,s:i}", "queued", queued, "running", running));
+}
+
+enum MHD_Result native_get_queue(http_request *r)
+{
+    server *s = r->s;
+    int counts[5];
+    gs_error err = {0};
+    json_t *per_model = json_object();
+    pthread_mutex_lock(&s->mu);
+    gs_status st = store_counts(s->store, counts, &err);
+    if (st == GS_OK)
+        st = store_depth_by_model(s->store, add_depth, per_model, &err);
+    pthread_mutex_unlock(&s->mu);
+    if (st != GS_OK) {
+        json_decref(per_model);
+        return http_error(r, 503, "store_unavailable", err.msg);
+    }
+    json_t *by = json_object();
+    for (int k = 0; k < 5; k++)
+        json_object_set_new(by, job_status_name((job_status)k), json_integer(counts[k]));
+    return http_reply_json(r, 200, json_pack("{s:o,s:o}", "by_status", by, "by_model", per_model),
+                           NULL);
+}
+
+/* Stats over the jobs that finished in the last window_s seconds. */
+static int read_stats(server *s, long window_s, job_stats *js, int counts[5], gs_error *err)
+{
+    pthread_mutex_lock(&s->mu);
+    gs_status st = store_stats(s->store, server_now_ms() - window_s * 1000, 100000, js, err);
+    if (st == GS_OK)
+        st = store_counts(s->store, counts, err);
+    pthread_mutex_unlock(&s->mu);
+    return st == GS_OK ? 0 : -1;
+}
+
+static json_t *percentile_view(const double v[3], int samples)
+{
+    return json_pack("{s:f,s:f,s:f,s:i}", "p50", v[0], "p90", v[1], "p99", v[2], "samples",
+                     samples);
+}
+
+enum MHD_Result native_get_stats(http_request *r)
+{
+    server *s = r->s;
+    const char *w = http_query(r, "window");
+    long window = 3600;
+    if (w) {
+        char *end;
+        window = strtol(w, &end, 10);
+        if (*end || end == w || window < 1 || window > 30L * 24 * 3600)
+            return http_error(r, 400, "invalid_query", "window must be 1..2592000 seconds");
+    }
+    job_stats js;
+    int counts[5];
+    gs_error err = {0};
+    if (read_stats(s, window, &js, counts, &err) != 0)
+        return http_error(r, 503, "store_unavailable", err.msg);
+    /* rates over the part of the window the service has been working, so a
+       fresh server does not report a tenth of its speed */
+    double span = (double)window;
+    if (js.first_start_ms) {
+        double since = (double)(server_now_ms() - js.first_start_ms) / 1000.0;
+        span = since < span ? since : span;
+    }
+    span = span < 1.0 ? 1.0 : span;
+    json_t *j =
+        json_pack("{s:I,s:{s:i,s:i,s:i},s:f,s:f,s:f,s:f}", "window_s", (json_int_t)window, "jobs",
+                  "succeeded", js.succeeded, "failed", js.failed, "cancelled", js.cancelled,
+                  "jobs_per_hour", js.succeeded * 3600.0 / span, "megapixelsteps",
+                  js.megapixelsteps, "megapixelsteps_per_s", js.megapixelsteps / span,
+                  "busy_megapixelsteps_per_s", js.busy_s > 0 ? js.megapixelsteps / js.busy_s : 0.0);
+    json_object_set_new(j, "step_s", percentile_view(js.step_s, js.step_samples));
+    json_object_set_new(j, "queue_wait_s", percentile_view(js.wait_s, js.wait_samples));
+    json_object_set_new(
+        j, "queue",
+        json_pack("{s:i,s:i}", "queued", counts[JOB_QUEUED], "running", counts[JOB_RUNNING]));
+    return http_reply_json(r, 200, j, NULL);
+}
+
+/* Prometheus text exposition: job counts, and step and wait quantiles over the last hour. */
+enum MHD_Result native_get_metrics(http_request *r)
+{
+    server *s = r->s;
+    job_stats js;
+    int counts[5];
+    gs_error err = {0};
+    if (read_stats(s, 3600, &js, counts, &err) != 0)
+        return http_error(r, 503, "store_unavailable", err.msg);
+    size_t cap = 4096;
+    char *buf = malloc(cap);
+    if (!buf)
+        return MHD_NO;
+    size_t n = 0;
+#define EMIT(...)                                                                                  \
+    do {                                                                                           \
+        int k_ = snprintf(buf + n, cap - n, __VA_ARGS__);                                          \
+        if (k_ > 0 && (size_t)k_ < cap - n)                                                        \
+            n += (size_t)k_;                                                                       \
+    } while (0)
+    EMIT("# HELP gesso_jobs Jobs in the store by status.\n# TYPE gesso_jobs gauge\n");
+    for (int k = 0; k < 5; k++)
+        EMIT("gesso_jobs{status=\"%s\"} %d\n", job_status_name((job_status)k), counts[k]);
+    EMIT("# HELP gesso_step_seconds Sampler step time over the last hour.\n"
+         "# TYPE gesso_step_seconds summary\n");
+    static const char *const q[3] = {"0.5", "0.9", "0.99"};
+    for (int k = 0; k < 3; k++)
+        EMIT("gesso_step_seconds{quantile=\"%s\"} %.6f\n", q[k], js.step_s[k]);
+    EMIT("gesso_step_seconds_count %d\n", js.step_samples);
+    EMIT("# HELP gesso_queue_wait_seconds Submit-to-start time over the last hour.\n"
+         "# TYPE gesso_queue_wait_seconds summary\n");
+    for (int k = 0; k < 3; k++)
+        EMIT("gesso_queue_wait_seconds{quantile=\"%s\"} %.6f\n", q[k], js.wait_s[k]);
+    EMIT("gesso_queue_wait_seconds_count %d\n", js.wait_samples);
+    EMIT("# HELP gesso_megapixelsteps_hour Megapixel-steps of jobs finished in the last hour.\n"
+         "# TYPE gesso_megapixelsteps_hour gauge\ngesso_megapixelsteps_hour %.3f\n",
+         js.megapixelsteps);
+#undef EMIT
+    return http_reply_bytes(r, 200, "text/plain; version=0.0.4", buf, n, MHD_RESPMEM_MUST_FREE,
+                            NULL);
+}
+
+enum MHD_Result native_healthz(http_request *r)
+{
+    return http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"), NULL);
+}

@@ -1,0 +1,246 @@
+/*
+ * native_jobs - /v1/jobs: submit (a job_spec from the body), read (optionally
+ * waiting for the end on the event hub), cancel, list, and the result images
+ * from the blob store.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/native.h"
+#include "job/job_spec.h"
+
+#define MAX_WAIT_S 600 /* ?wait= upper bound: a proxy's idle timeout is rarely longer */
+
+static json_t *job_view(const job_record *r)
+{
+    json_t *params = r->params ? json_loads(r->params, 0, NULL) : NULL;
+    json_t *result = r->result ? json_loads(r->result, 0, NULL) : NULL;
+    json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i,s:f,s:{s:i,s:i}}", "id", r->id, "status",
+                          job_status_name(r->status), "model", r->model, "priority", r->priority,
+                          "attempts", r->attempts, "megapixelsteps", r->megapixelsteps, "progress",
+                          "step", r->step, "steps", r->steps);
+    json_object_set_new(j, "created_ms", json_integer(r->created_ms));
+    json_object_set_new(j, "started_ms", r->started_ms ? json_integer(r->started_ms) : json_null());
+    json_object_set_new(j, "finished_ms",
+                        r->finished_ms ? json_integer(r->finished_ms) : json_null());
+    json_t *seed = params ? json_object_get(params, "seed") : NULL;
+    json_object_set(j, "seed", seed ? seed : json_null());
+    json_object_set_new(j, "images", native_image_urls(r->id, result));
+    json_object_set_new(j, "error", r->error ? json_string(r->error) : json_null());
+    json_object_set_new(json_object_get(j, "progress"), "eta_s",
+                        r->status == JOB_RUNNING && r->eta_s >= 0 ? json_real(r->eta_s)
+                                                                  : json_null());
+    json_t *timings = result ? json_object_get(result, "timings") : NULL;
+    if (timings)
+        json_object_set(j, "timings", timings);
+    if (r->owner[0])
+        json_object_set_new(j, "owner", json_string(r->owner));
+    json_decref(params);
+    json_decref(result);
+    return j;
+}
+
+/* A refused spec: the native error shape plus the field it is about. */
+static enum MHD_Result spec_error(http_request *r, const job_error *e)
+{
+    json_t *err = json_pack("{s:s,s:s}", "code", job_reason_code(e->reason), "message", e->message);
+    if (e->field[0])
+        json_object_set_new(err, "field", json_string(e->field));
+    return http_reply_json(r, native_spec_status(e->reason), json_pack("{s:o}", "error", err),
+                           NULL);
+}
+
+/* Reads, checks and normalises the body into the stored JSON text. */
+static int spec_from_body(http_request *r, char **text, job_spec *spec, job_error *e)
+{
+    const serve_options *o = r->s->o;
+    *text = NULL;
+    if (job_spec_init(spec) != 0) {
+        e->reason = JOB_ERR_NO_MEMORY;
+        snprintf(e->message, sizeof e->message, "out of memory");
+        e->field[0] = '\0';
+        return -1;
+    }
+    if (job_spec_from_json(spec, r->body, r->body_len, &o->limits, e) != 0 ||
+        job_spec_validate(spec, &o->limits, o->models_dir, e) != 0)
+        return -1;
+    job_spec_normalise(spec);
+    if (!(*text = job_spec_to_json(spec))) {
+        e->reason = JOB_ERR_NO_MEMORY;
+        snprintf(e->message, sizeof e->message, "out of memory");
+        e->field[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+enum MHD_Result native_post_job(http_request *r)
+{
+    server *s = r->s;
+    job_spec spec;
+    job_error e;
+    char *norm = NULL, id[JOB_ID_LEN + 1];
+    if (spec_from_body(r, &norm, &spec, &e) != 0) {
+        job_spec_clear(&spec);
+        return spec_error(r, &e);
+    }
+    const api_key *key = r->key;
+    gs_error err = {0};
+    int active = 0, counts[5] = {0}, pos = 0;
+    pthread_mutex_lock(&s->mu);
+    gs_status st = GS_OK;
+    if (key && key->max_active > 0)
+        st = store_active_count(s->store, key->name, &active, &err);
+    if (st == GS_OK && s->o->max_queued > 0)
+        st = store_counts(s->store, counts, &err);
+    int over_key = key && key->max_active > 0 && active >= key->max_active;
+    int over_all = s->o->max_queued > 0 && counts[JOB_QUEUED] >= s->o->max_queued;
+    if (st == GS_OK && !over_key && !over_all)
+        st = store_submit(s->store, key ? key->name : "", spec.model, spec.priority, norm,
+                          job_spec_megapixelsteps(&spec), server_now_ms(), id, &pos, &err);
+    pthread_mutex_unlock(&s->mu);
+    free(norm);
+    job_spec_clear(&spec);
+    if (st != GS_OK)
+        return http_error(r, 503, "store_unavailable", err.msg);
+    if (over_key) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "this key already has %d queued or running jobs (its limit)",
+                 active);
+        return http_error_with(r, 429, "too_many_jobs", msg, "Retry-After: 5");
+    }
+    if (over_all)
+        return http_error_with(r, 503, "queue_full", "the queue is full; try again later",
+                               "Retry-After: 10");
+    supervisor_wake(s->sup);
+    hub_publish_queue(s->hub);
+    return http_reply_json(
+        r, 202, json_pack("{s:s,s:s,s:i}", "id", id, "status", "queued", "queue_position", pos),
+        NULL);
+}
+
+/* ?wait=S: seconds to wait for the job to finish before answering (0: don't). */
+static int wait_arg(http_request *r, int *wait_s)
+{
+    const char *w = http_query(r, "wait");
+    *wait_s = 0;
+    if (!w)
+        return 0;
+    char *end;
+    long v = strtol(w, &end, 10);
+    if (*end || end == w || v < 0 || v > MAX_WAIT_S)
+        return -1;
+    *wait_s = (int)v;
+    return 0;
+}
+
+enum MHD_Result native_get_job(http_request *r)
+{
+    server *s = r->s;
+    const char *id = r->params[0];
+    int wait_s;
+    if (wait_arg(r, &wait_s) != 0)
+        return http_error(r, 400, "invalid_query", "wait must be 0..600 seconds");
+    /* subscribed before the first read, so a change in between still wakes us */
+    hub_sub *sub = wait_s > 0 && native_id_ok(id) ? hub_subscribe(s->hub, id) : NULL;
+    int64_t until = server_now_ms() + (int64_t)wait_s * 1000;
+    job_record rec;
+    enum MHD_Result ret;
+    for (;;) {
+        if (native_job_access(r, id, &rec, &ret) != 0) {
+            hub_unsubscribe(sub);
+            return ret;
+        }
+        int64_t left = until - server_now_ms();
+        if (!sub || rec.status >= JOB_SUCCEEDED || left <= 0 || *s->stopping)
+            break;
+        job_record_clear(&rec);
+        if (hub_wait(sub, (int)left) < 0)
+            sub = (hub_unsubscribe(sub), NULL); /* stopping: answer with what is there */
+    }
+    hub_unsubscribe(sub);
+    json_t *j = job_view(&rec);
+    job_record_clear(&rec);
+    return http_reply_json(r, 200, j, NULL);
+}
+
+enum MHD_Result native_cancel_job(http_request *r)
+{
+    server *s = r->s;
+    const char *id = r->params[0];
+    job_record rec;
+    enum MHD_Result ret;
+    if (native_job_access(r, id, &rec, &ret) != 0)
+        return ret;
+    job_record_clear(&rec);
+    gs_error err = {0};
+    job_status status;
+    pthread_mutex_lock(&s->mu);
+    gs_status st = store_cancel(s->store, id, server_now_ms(), &status, &err);
+    pthread_mutex_unlock(&s->mu);
+    if (st == GS_ERR_INVALID_ARGUMENT)
+        return http_error(r, 404, "not_found", "no such job");
+    if (st != GS_OK)
+        return http_error(r, 503, "store_unavailable", err.msg);
+    hub_publish(s->hub, id);
+    hub_publish_queue(s->hub);
+    return http_reply_json(
+        r, 200, json_pack("{s:s,s:s}", "id", id, "status", job_status_name(status)), NULL);
+}
+
+enum MHD_Result native_get_image(http_request *r)
+{
+    const char *id = r->params[0], *k = r->params[1];
+    char *end;
+    long idx = strtol(k, &end, 10);
+    if (!native_id_ok(id) || *end || end == k || idx < 0 || idx >= BLOB_MAX_INDEX)
+        return http_error(r, 404, "not_found", "no such image");
+    job_record rec;
+    enum MHD_Result ret;
+    if (native_job_access(r, id, &rec, &ret) != 0)
+        return ret;
+    job_record_clear(&rec);
+    unsigned char *png = NULL;
+    size_t n = 0;
+    gs_error err = {0};
+    gs_status st = blob_get(r->s->blobs, id, BLOB_IMAGE, (int)idx, (size_t)1 << 30, &png, &n, &err);
+    if (st == GS_ERR_INVALID_ARGUMENT)
+        return http_error(r, 404, "not_found", "no such image");
+    if (st != GS_OK)
+        return http_error(r, 500, "internal", "cannot read the image");
+    return http_reply_bytes(r, 200, "image/png", png, n, MHD_RESPMEM_MUST_FREE, NULL);
+}
+
+enum MHD_Result native_list_jobs(http_request *r)
+{
+    server *s = r->s;
+    const char *status = http_query(r, "status");
+    const char *limit = http_query(r, "limit");
+    int st_filter = -1;
+    long max = 50;
+    if (status && (st_filter = job_status_parse(status)) < 0)
+        return http_error(r, 400, "invalid_query",
+                          "status must be queued, running, succeeded, failed or cancelled");
+    if (limit) {
+        char *end;
+        max = strtol(limit, &end, 10);
+        if (*end || end == limit || max < 1 || max > 1000)
+            return http_error(r, 400, "invalid_query", "limit must be in 1..1000");
+    }
+    job_record *list = NULL;
+    int n = 0;
+    gs_error err = {0};
+    const api_key *key = r->key;
+    pthread_mutex_lock(&s->mu);
+    gs_status st = store_list(s->store, st_filter, key && !key->admin ? key->name : NULL, (int)max,
+                              &list, &n, &err);
+    pthread_mutex_unlock(&s->mu);
+    if (st != GS_OK)
+        return http_error(r, 503, "store_unavailable", err.msg);
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, job_view(&list[i]));
+    store_list_free(list, n);
+    return http_reply_json(r, 200, json_pack("{s:o}", "jobs", arr), NULL);
+}

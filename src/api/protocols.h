@@ -1,0 +1,10 @@
+/* protocols - the HTTP protocols `gesso serve` speaks; router.c lists them. */
+#ifndef GS_PROTOCOLS_H
+#define GS_PROTOCOLS_H
+
+#include "api/http.h"
+
+/* gesso's own API: /v1/jobs, /v1/models, /v1/queue, /v1/stats, /metrics, /healthz. */
+extern const protocol native_protocol;
+
+#endif

@@ -1,0 +1,99 @@
+/*
+ * router - the index of every HTTP endpoint: the protocols' route tables,
+ * searched in order. A path that matches no route is a 404, one whose route
+ * wants another method a 405 naming the methods it takes; keys are checked
+ * before either is revealed to a caller without one.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/http.h"
+#include "api/protocols.h"
+#include "api/server_private.h"
+
+static const protocol *const protocols[] = {
+    &native_protocol,
+};
+#define N_PROTOCOLS (sizeof protocols / sizeof protocols[0])
+
+/* Matches path against pattern, capturing {name} segments into r->params. */
+static int match(const char *pattern, const char *path, http_request *r)
+{
+    int n = 0;
+    while (*pattern && *path) {
+        if (*pattern == '{') {
+            const char *close = strchr(pattern, '}');
+            size_t len = strcspn(path, "/");
+            if (!close || len == 0 || len >= sizeof r->params[0] || n == HTTP_MAX_PARAMS)
+                return 0;
+            memcpy(r->params[n], path, len);
+            r->params[n++][len] = '\0';
+            pattern = close + 1;
+            path += len;
+        } else if (*pattern++ != *path++) {
+            return 0;
+        }
+    }
+    if (*pattern || *path)
+        return 0;
+    r->n_params = n;
+    return 1;
+}
+
+/* 0 when the route may run for this caller; else the error is queued in *ret. */
+static int authorize(http_request *r, route_auth auth, enum MHD_Result *ret)
+{
+    server *s = r->s;
+    if (auth == AUTH_PUBLIC || s->keys.n == 0)
+        return 0;
+    const char *header = http_header(r, "Authorization");
+    r->key = api_keys_match(&s->keys, header);
+    if (!r->key) {
+        *ret = http_error_with(r, 401, header ? "invalid_api_key" : "missing_api_key",
+                               header ? "the API key is not valid"
+                                      : "send an API key: Authorization: Bearer KEY",
+                               "WWW-Authenticate: Bearer realm=\"gesso\"");
+        return -1;
+    }
+    if (auth == AUTH_ADMIN && !r->key->admin) {
+        *ret = http_error(r, 403, "forbidden", "this endpoint needs an admin key");
+        return -1;
+    }
+    return 0;
+}
+
+enum MHD_Result router_dispatch(http_request *r)
+{
+    char allowed[64] = "";
+    route_auth path_auth = AUTH_PUBLIC;
+    const protocol *path_proto = NULL;
+    for (size_t p = 0; p < N_PROTOCOLS; p++) {
+        const protocol *proto = protocols[p];
+        for (size_t i = 0; i < proto->n_routes; i++) {
+            const route *rt = &proto->routes[i];
+            if (!match(rt->pattern, r->path, r))
+                continue;
+            if (strcmp(rt->method, r->method) != 0) {
+                size_t n = strlen(allowed);
+                snprintf(allowed + n, sizeof allowed - n, "%s%s", n ? " or " : "", rt->method);
+                path_auth = rt->auth > path_auth ? rt->auth : path_auth;
+                path_proto = proto;
+                continue;
+            }
+            r->proto = proto;
+            enum MHD_Result ret;
+            if (authorize(r, rt->auth, &ret) != 0)
+                return ret;
+            return rt->handler(r);
+        }
+    }
+    r->proto = path_proto ? path_proto : protocols[0];
+    enum MHD_Result ret;
+    if (authorize(r, path_proto ? path_auth : AUTH_KEY, &ret) != 0)
+        return ret;
+    if (!path_proto)
+        return http_error(r, 404, "not_found", "no such endpoint");
+    char msg[96];
+    snprintf(msg, sizeof msg, "use %s", allowed);
+    return http_error(r, 405, "method_not_allowed", msg);
+}

@@ -1,0 +1,409 @@
+/*
+ * job_spec - the fields of a job as a table (name, type, bounds, where it
+ * lives in job_spec), so reading, checking and writing JSON are one loop each
+ * and a new setting is one row. Bounds that the operator sets (sizes, steps,
+ * batch, prompt and image bytes) come from job_limits; the rest are fixed.
+ */
+#include "job/job_spec.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "job/base64.h"
+
+void job_limits_default(job_limits *l)
+{
+    l->max_side = 2048;
+    l->max_steps = 150;
+    l->max_batch = 8;
+    l->max_prompt = 16 * 1024;
+    l->max_image = 16u << 20;
+}
+
+/* What a spec may hold when no operator limits apply (the stored text, read
+   back by a worker): the largest values any limit flag accepts. */
+static const job_limits hard_limits = {16384, 10000, 64, (size_t)1 << 24, (size_t)1 << 28};
+
+const char *job_reason_code(job_reason r)
+{
+    static const char *const codes[] = {
+        [JOB_ERR_INVALID_JSON] = "invalid_json",
+        [JOB_ERR_UNKNOWN_FIELD] = "unknown_field",
+        [JOB_ERR_MISSING_FIELD] = "missing_field",
+        [JOB_ERR_WRONG_TYPE] = "invalid_field",
+        [JOB_ERR_OUT_OF_RANGE] = "out_of_range",
+        [JOB_ERR_TOO_LONG] = "too_long",
+        [JOB_ERR_BAD_SIZE] = "bad_size",
+        [JOB_ERR_UNKNOWN_SAMPLER] = "unknown_sampler",
+        [JOB_ERR_UNKNOWN_SCHEDULER] = "unknown_scheduler",
+        [JOB_ERR_UNKNOWN_MODEL] = "unknown_model",
+        [JOB_ERR_BAD_IMAGE] = "bad_image",
+        [JOB_ERR_NO_MEMORY] = "internal",
+    };
+    return (unsigned)r < sizeof codes / sizeof codes[0] ? codes[r] : "invalid";
+}
+
+static int fail(job_error *e, job_reason reason, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(job_error *e, job_reason reason, const char *field, const char *fmt, ...)
+{
+    e->reason = reason;
+    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- the field table ---- */
+
+typedef enum field_kind {
+    F_INT,     /* int, bounds lo..hi */
+    F_NUM,     /* double, bounds lo..hi */
+    F_SEED,    /* uint64 from an integer or a whole number; sets seed_given */
+    F_NAME,    /* char[] inside the spec, max bytes = hi */
+    F_TEXT,    /* owned char *, max bytes = hi or a limit */
+    F_OPT_TEXT /* owned char *, absent or null allowed */
+} field_kind;
+
+/* Which job_limits member bounds a field (0: the fixed bounds in the row). */
+typedef enum field_limit { L_NONE, L_SIDE, L_STEPS, L_BATCH, L_PROMPT, L_IMAGE } field_limit;
+
+typedef struct field {
+    const char *name;
+    field_kind kind;
+    size_t offset;
+    double lo, hi;
+    field_limit limit;
+    int stored_when_default; /* 0: written to JSON only when it differs from 0/NULL */
+} field;
+
+#define AT(member) offsetof(job_spec, member)
+
+static const field fields[] = {
+    {"model", F_NAME, AT(model), 0, JOB_MODEL_MAX, L_NONE, 1},
+    {"prompt", F_TEXT, AT(prompt), 0, 0, L_PROMPT, 1},
+    {"negative_prompt", F_TEXT, AT(negative_prompt), 0, 0, L_PROMPT, 1},
+    {"width", F_INT, AT(width), 64, 0, L_SIDE, 1},
+    {"height", F_INT, AT(height), 64, 0, L_SIDE, 1},
+    {"steps", F_INT, AT(steps), 1, 0, L_STEPS, 1},
+    {"cfg_scale", F_NUM, AT(cfg_scale), 0, 30, L_NONE, 1},
+    {"sampler", F_NAME, AT(sampler), 0, 31, L_NONE, 1},
+    {"scheduler", F_NAME, AT(scheduler), 0, 31, L_NONE, 1},
+    {"seed", F_SEED, AT(seed), 0, 18446744073709551615.0, L_NONE, 1},
+    {"batch_size", F_INT, AT(batch_size), 1, 0, L_BATCH, 1},
+    {"clip_skip", F_INT, AT(clip_skip), 1, 12, L_NONE, 1},
+    {"strength", F_NUM, AT(strength), 0.01, 1, L_NONE, 1},
+    {"priority", F_INT, AT(priority), -100, 100, L_NONE, 1},
+    {"preview_every", F_INT, AT(preview_every), 0, 1000, L_NONE, 1},
+    {"init_image", F_OPT_TEXT, AT(init_image), 0, 0, L_IMAGE, 0},
+    {"vae_tile", F_INT, AT(vae_tile), -1, 4096, L_NONE, 0},
+};
+#define N_FIELDS (sizeof fields / sizeof fields[0])
+
+static double field_max(const field *f, const job_limits *l)
+{
+    switch (f->limit) {
+    case L_SIDE: return l->max_side;
+    case L_STEPS: return l->max_steps;
+    case L_BATCH: return l->max_batch;
+    case L_PROMPT: return (double)l->max_prompt;
+    case L_IMAGE: return (double)(l->max_image * 4 / 3 + 64); /* base64 of the decoded bound */
+    case L_NONE: break;
+    }
+    return f->hi;
+}
+
+static const field *field_named(const char *name)
+{
+    for (size_t i = 0; i < N_FIELDS; i++)
+        if (strcmp(fields[i].name, name) == 0)
+            return &fields[i];
+    return NULL;
+}
+
+/* ---- life cycle ---- */
+
+int job_spec_init(job_spec *s)
+{
+    gs_params p;
+    gs_params_init(&p);
+    memset(s, 0, sizeof *s);
+    s->prompt = strdup(p.prompt ? p.prompt : "");
+    s->negative_prompt = strdup(p.negative_prompt ? p.negative_prompt : "");
+    snprintf(s->sampler, sizeof s->sampler, "%s", p.sampler);
+    snprintf(s->scheduler, sizeof s->scheduler, "%s", p.scheduler ? p.scheduler : "default");
+    s->width = p.width;
+    s->height = p.height;
+    s->steps = p.steps;
+    s->batch_size = p.batch_size;
+    s->clip_skip = p.clip_skip;
+    s->cfg_scale = p.cfg_scale;
+    s->strength = p.strength;
+    s->seed = p.seed;
+    s->preview_every = p.preview_every;
+    s->vae_tile = p.vae_tile;
+    if (!s->prompt || !s->negative_prompt) {
+        job_spec_clear(s);
+        return -1;
+    }
+    return 0;
+}
+
+void job_spec_clear(job_spec *s)
+{
+    free(s->prompt);
+    free(s->negative_prompt);
+    free(s->init_image);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- JSON in ---- */
+
+static int read_field(job_spec *s, const field *f, json_t *v, const job_limits *lim, job_error *e)
+{
+    char *base = (char *)s + f->offset;
+    double hi = field_max(f, lim);
+    switch (f->kind) {
+    case F_INT: {
+        if (!json_is_integer(v))
+            return fail(e, JOB_ERR_WRONG_TYPE, f->name, "'%s' must be an integer", f->name);
+        json_int_t x = json_integer_value(v);
+        if ((double)x < f->lo || (double)x > hi)
+            return fail(e, JOB_ERR_OUT_OF_RANGE, f->name, "'%s' must be in %ld..%ld", f->name,
+                        (long)f->lo, (long)hi);
+        *(int *)base = (int)x;
+        return 0;
+    }
+    case F_NUM:
+    case F_SEED: {
+        if (!json_is_number(v))
+            return fail(e, JOB_ERR_WRONG_TYPE, f->name, "'%s' must be a number", f->name);
+        double x = json_number_value(v);
+        if (!isfinite(x) || x < f->lo || x > hi)
+            return fail(e, JOB_ERR_OUT_OF_RANGE, f->name, "'%s' must be in %g..%g", f->name, f->lo,
+                        hi);
+        if (f->kind == F_NUM) {
+            *(double *)base = x;
+        } else {
+            *(uint64_t *)base = json_is_integer(v) ? (uint64_t)json_integer_value(v) : (uint64_t)x;
+            s->seed_given = 1;
+        }
+        return 0;
+    }
+    case F_NAME:
+    case F_TEXT:
+    case F_OPT_TEXT: {
+        if (json_is_null(v))
+            return 0; /* null reads as absent: the default stays */
+        if (!json_is_string(v))
+            return fail(e, JOB_ERR_WRONG_TYPE, f->name, "'%s' must be a string", f->name);
+        if ((double)json_string_length(v) > hi)
+            return fail(e, JOB_ERR_TOO_LONG, f->name, "'%s' is too long", f->name);
+        if (f->kind == F_NAME) {
+            snprintf(base, (size_t)f->hi + 1, "%s", json_string_value(v));
+            return 0;
+        }
+        char *copy = strdup(json_string_value(v));
+        if (!copy)
+            return fail(e, JOB_ERR_NO_MEMORY, f->name, "out of memory");
+        free(*(char **)base);
+        *(char **)base = copy;
+        return 0;
+    }
+    }
+    return 0;
+}
+
+int job_spec_from_json(job_spec *s, const char *json, size_t len, const job_limits *lim,
+                       job_error *e)
+{
+    if (!lim)
+        lim = &hard_limits;
+    json_error_t jerr;
+    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!o)
+        return fail(e, JOB_ERR_INVALID_JSON, NULL, "the body is not valid JSON: %s", jerr.text);
+    int rc = -1;
+    if (!json_is_object(o)) {
+        fail(e, JOB_ERR_INVALID_JSON, NULL, "the body must be a JSON object");
+        goto out;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(o, key, val)
+    {
+        if (!field_named(key)) {
+            fail(e, JOB_ERR_UNKNOWN_FIELD, key, "unknown field '%s'", key);
+            goto out;
+        }
+    }
+    /* table order, so the first error a client sees does not depend on theirs */
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        json_t *v = json_object_get(o, fields[i].name);
+        if (v && read_field(s, &fields[i], v, lim, e) != 0)
+            goto out;
+    }
+    if (!json_object_get(o, "model") || json_is_null(json_object_get(o, "model"))) {
+        fail(e, JOB_ERR_MISSING_FIELD, "model", "'model' is required");
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(o);
+    return rc;
+}
+
+/* ---- checks across fields ---- */
+
+int job_model_name_ok(const char *s)
+{
+    if (!*s || strlen(s) > JOB_MODEL_MAX || s[0] == '.')
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+static int in_list(const char *s, const char *const *names)
+{
+    for (; *names; names++)
+        if (strcmp(s, *names) == 0)
+            return 1;
+    return 0;
+}
+
+int job_spec_validate(const job_spec *s, const job_limits *lim, const char *models_dir,
+                      job_error *e)
+{
+    if (!lim)
+        lim = &hard_limits;
+    if (s->vae_tile > 0 && (s->vae_tile < 64 || s->vae_tile % 8))
+        return fail(e, JOB_ERR_OUT_OF_RANGE, "vae_tile",
+                    "'vae_tile' must be 0 (auto), -1 (never) or a multiple of 8 from 64");
+    if (s->width % 8 || s->height % 8)
+        return fail(e, JOB_ERR_BAD_SIZE, s->width % 8 ? "width" : "height",
+                    "width and height must be multiples of 8");
+    if (!in_list(s->sampler, gs_sampler_names()))
+        return fail(e, JOB_ERR_UNKNOWN_SAMPLER, "sampler", "unknown sampler '%s'", s->sampler);
+    if (!in_list(s->scheduler, gs_scheduler_names()))
+        return fail(e, JOB_ERR_UNKNOWN_SCHEDULER, "scheduler", "unknown scheduler '%s'",
+                    s->scheduler);
+    if (models_dir) {
+        char path[4096];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/%s.safetensors", models_dir, s->model);
+        if (!job_model_name_ok(s->model) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+            return fail(e, JOB_ERR_UNKNOWN_MODEL, "model", "no model named '%s'", s->model);
+    }
+    if (s->init_image) {
+        size_t n = 0;
+        unsigned char *bytes = base64_decode(s->init_image, lim->max_image, &n);
+        if (!bytes)
+            return fail(e, JOB_ERR_BAD_IMAGE, "init_image",
+                        "'init_image' is not base64 of at most the image limit");
+        gs_image *im = NULL;
+        char msg[200];
+        gs_status st = gs_image_load_memory(bytes, n, &im, msg, sizeof msg);
+        free(bytes);
+        gs_image_free(im);
+        if (st != GS_OK)
+            return fail(e, JOB_ERR_BAD_IMAGE, "init_image", "'init_image': %s", msg);
+    }
+    return 0;
+}
+
+void job_spec_normalise(job_spec *s)
+{
+    if (s->seed_given)
+        return;
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+        seed = 0;
+    s->seed = seed & 0xffffffffu; /* the range A1111 and the CLI draw from */
+    s->seed_given = 1;
+}
+
+double job_spec_megapixelsteps(const job_spec *s)
+{
+    return (double)s->width * s->height * s->steps * s->batch_size / 1e6;
+}
+
+/* ---- JSON out ---- */
+
+static json_t *field_value(const job_spec *s, const field *f)
+{
+    const char *base = (const char *)s + f->offset;
+    switch (f->kind) {
+    case F_INT:
+        return !f->stored_when_default && *(const int *)base == 0
+                   ? NULL
+                   : json_integer(*(const int *)base);
+    case F_NUM: return json_real(*(const double *)base);
+    case F_SEED: return json_integer((json_int_t) * (const uint64_t *)base);
+    case F_NAME: return json_string(base);
+    case F_TEXT:
+    case F_OPT_TEXT: return *(char *const *)base ? json_string(*(char *const *)base) : NULL;
+    }
+    return NULL;
+}
+
+char *job_spec_to_json(const job_spec *s)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        json_t *v = field_value(s, &fields[i]);
+        if (v && json_object_set_new(o, fields[i].name, v) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+/* ---- to the engine ---- */
+
+int job_spec_to_params(const job_spec *s, gs_params *p, gs_image **init)
+{
+    *init = NULL;
+    gs_params_init(p);
+    p->prompt = s->prompt;
+    p->negative_prompt = s->negative_prompt;
+    p->sampler = s->sampler;
+    p->scheduler = strcmp(s->scheduler, "default") != 0 ? s->scheduler : NULL;
+    p->width = s->width;
+    p->height = s->height;
+    p->steps = s->steps;
+    p->cfg_scale = (float)s->cfg_scale;
+    p->seed = s->seed;
+    p->batch_size = s->batch_size;
+    p->clip_skip = s->clip_skip;
+    p->strength = (float)s->strength;
+    p->preview_every = s->preview_every;
+    p->vae_tile = s->vae_tile;
+    if (s->init_image) {
+        size_t n = 0;
+        unsigned char *bytes = base64_decode(s->init_image, hard_limits.max_image, &n);
+        char msg[64];
+        gs_status st = bytes ? gs_image_load_memory(bytes, n, init, msg, sizeof msg) : GS_ERR_IO;
+        free(bytes);
+        if (st != GS_OK)
+            return -1;
+        p->init_image = *init;
+    }
+    return 0;
+}

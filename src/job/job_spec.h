@@ -1,0 +1,109 @@
+/*
+ * job_spec - one generation job's settings, the one place they are parsed,
+ * checked and given defaults. Every front door (the native /v1 API, the
+ * compatibility APIs, the Horde bridge) builds a job_spec; the store keeps its
+ * normalised JSON; the worker turns that JSON back into gs_params.
+ *
+ * Defaults come from gs_params_init, so the engine, the CLI and the service
+ * agree. Errors name the field and a reason, never an HTTP status: each
+ * protocol maps reasons to its own statuses and error shapes.
+ */
+#ifndef GS_JOB_SPEC_H
+#define GS_JOB_SPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gesso.h"
+
+#define JOB_MODEL_MAX 200 /* bytes of a model name */
+
+/* Bounds a client's request must stay within; the operator sets them. */
+typedef struct job_limits {
+    int max_side; /* width/height upper bound (multiples of 8) */
+    int max_steps;
+    int max_batch;
+    size_t max_prompt; /* bytes */
+    size_t max_image;  /* decoded init image bytes of base64 input */
+} job_limits;
+
+void job_limits_default(job_limits *l);
+
+/* Why a spec was refused. The code names are part of the native API. */
+typedef enum job_reason {
+    JOB_ERR_INVALID_JSON,      /* not JSON, or not an object */
+    JOB_ERR_UNKNOWN_FIELD,     /* a field the spec does not have */
+    JOB_ERR_MISSING_FIELD,     /* a required field is absent */
+    JOB_ERR_WRONG_TYPE,        /* e.g. a string where a number belongs */
+    JOB_ERR_OUT_OF_RANGE,      /* a number outside its bounds */
+    JOB_ERR_TOO_LONG,          /* a string over its limit */
+    JOB_ERR_BAD_SIZE,          /* width/height not multiples of 8 */
+    JOB_ERR_UNKNOWN_SAMPLER,   /* not in gs_sampler_names() */
+    JOB_ERR_UNKNOWN_SCHEDULER, /* not in gs_scheduler_names() */
+    JOB_ERR_UNKNOWN_MODEL,     /* no such checkpoint */
+    JOB_ERR_BAD_IMAGE,         /* an input image that is not base64 or does not decode */
+    JOB_ERR_NO_MEMORY
+} job_reason;
+
+typedef struct job_error {
+    job_reason reason;
+    char field[32];    /* the offending field, "" when the error is about the whole spec */
+    char message[256]; /* for people: says what is wrong and what is allowed */
+} job_error;
+
+/* The machine-readable name of a reason ("out_of_range", ...). */
+const char *job_reason_code(job_reason r);
+
+typedef struct job_spec {
+    char model[JOB_MODEL_MAX + 1];
+    char *prompt;          /* owned; never NULL after job_spec_init */
+    char *negative_prompt; /* owned; never NULL after job_spec_init */
+    char sampler[32];
+    char scheduler[32]; /* "default": the sampler's own */
+    int width, height, steps, batch_size, clip_skip;
+    double cfg_scale, strength;
+    int seed_given; /* 0: job_spec_normalise draws one */
+    uint64_t seed;
+    char *init_image;  /* owned base64 text (a data: URL prefix allowed), or NULL */
+    int priority;      /* queue priority, -100..100 */
+    int preview_every; /* 0 = no previews */
+    int vae_tile;      /* as gs_params.vae_tile */
+} job_spec;
+
+/* Defaults from gs_params_init; free with job_spec_clear. Returns -1 when out of memory. */
+int job_spec_init(job_spec *s);
+void job_spec_clear(job_spec *s);
+
+/* Reads a native JSON object (the /v1 request or the stored text) into s,
+   which must be job_spec_init'ed: fields present replace the defaults.
+   Unknown fields, wrong types and out-of-range values fail with e filled;
+   limits may be NULL (no operator limits: the hard ranges only). */
+int job_spec_from_json(job_spec *s, const char *json, size_t len, const job_limits *lim,
+                       job_error *e);
+
+/* Checks what a single field cannot tell: size multiples, sampler and
+   scheduler names, that the model exists in models_dir (models_dir NULL: not
+   checked), that an init image decodes within the limits. 0 or -1 with e. */
+int job_spec_validate(const job_spec *s, const job_limits *lim, const char *models_dir,
+                      job_error *e);
+
+/* Fills in what the spec leaves to chance (the seed), so the stored job
+   reproduces exactly. */
+void job_spec_normalise(job_spec *s);
+
+/* The normalised JSON text the store keeps (every field), malloc'd; NULL when out of memory. */
+char *job_spec_to_json(const job_spec *s);
+
+/* Work of the job in megapixel-steps (width * height * steps * batch / 1e6). */
+double job_spec_megapixelsteps(const job_spec *s);
+
+/* True when name can name a model: letters, digits, '.', '_', '-', not
+   starting with '.', so DIR/NAME.safetensors never leaves DIR. */
+int job_model_name_ok(const char *name);
+
+/* What gs_generate needs, borrowed from s plus an init image decoded into
+   *init (free with gs_image_free after the run). Returns 0, or -1 when the
+   init image does not decode. p lives as long as s and *init. */
+int job_spec_to_params(const job_spec *s, gs_params *p, gs_image **init);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * supervisor - one slot per local worker: its process, the wake pipe the
+ * server writes to, and the report pipe it reads. The slot's pipes are made
+ * anew for each process, so a restarted worker starts clean.
+ */
+#include "worker/supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "worker/worker_notify.h"
+
+typedef struct slot {
+    pid_t pid; /* 0 when not running */
+    char name[64];
+    int wake_w;   /* server's end: a byte says "jobs were queued" */
+    int report_r; /* server's end: the worker's change reports */
+    char partial[NOTIFY_LINE];
+    int n_partial;
+} slot;
+
+struct supervisor {
+    supervisor_options o;
+    job_store *store;
+    event_hub *hub;
+    pthread_mutex_t mu; /* guards the wake_w fds against a restart swapping them */
+    slot slots[SUPERVISOR_MAX_WORKERS];
+    int n;
+};
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Starts slot k's process; its pipe ends are inherited across exec, every
+   other descriptor of the server closes (all are made close-on-exec). */
+/* A pipe whose ends close on exec (only this thread forks, so no other
+   child can inherit them between the two calls). */
+static int cloexec_pipe(int fd[2])
+{
+    if (pipe(fd) != 0)
+        return -1;
+    fcntl(fd[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fd[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+static int start_worker(supervisor *s, int k)
+{
+    slot *w = &s->slots[k];
+    int wake[2], report[2];
+    if (cloexec_pipe(wake) != 0)
+        return -1;
+    if (cloexec_pipe(report) != 0) {
+        close(wake[0]);
+        close(wake[1]);
+        return -1;
+    }
+    fcntl(wake[1], F_SETFL, O_NONBLOCK);
+    fcntl(report[0], F_SETFL, O_NONBLOCK);
+    fcntl(report[1], F_SETFL, O_NONBLOCK);
+    char lease[32], threads[32], budget[32], idle[32], wake_fd[32], report_fd[32];
+    snprintf(wake_fd, sizeof wake_fd, "%d", wake[0]);
+    snprintf(report_fd, sizeof report_fd, "%d", report[1]);
+    snprintf(lease, sizeof lease, "%d", s->o.lease_ms);
+    snprintf(threads, sizeof threads, "%d", s->o.threads);
+    snprintf(budget, sizeof budget, "%zu", s->o.ram_budget);
+    snprintf(idle, sizeof idle, "%d", s->o.idle_unload_s);
+    const char *argv[40 + 2 * SUPERVISOR_MAX_PRELOAD];
+    int n = 0;
+    const char *fixed[] = {s->o.self_exe,   "worker",
+                           "--store",       s->o.store_url,
+                           "--blobs",       s->o.blob_url,
+                           "--models",      s->o.models_dir,
+                           "--name",        NULL,
+                           "--lease-ms",    lease,
+                           "--threads",     threads,
+                           "--idle-unload", idle,
+                           "--wake-fd",     wake_fd,
+                           "--notify-fd",   report_fd,
+                           "--precision",   s->o.precision ? s->o.precision : "auto"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        argv[n++] = fixed[i];
+    if (s->o.ram_budget) {
+        argv[n++] = "--ram-budget";
+        argv[n++] = budget;
+    }
+    for (int i = 0; i < s->o.n_preload && i < SUPERVISOR_MAX_PRELOAD; i++) {
+        argv[n++] = "--preload";
+        argv[n++] = s->o.preload[i];
+    }
+    argv[n] = NULL;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(wake[0]), close(wake[1]), close(report[0]), close(report[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        /* the worker ends with the server, even one killed with SIGKILL */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(0); /* the server died before the line above */
+        fcntl(wake[0], F_SETFD, 0);
+        fcntl(report[1], F_SETFD, 0);
+        char name[64];
+        snprintf(name, sizeof name, "w%d-%d", k, (int)getpid());
+        argv[9] = name;
+        execv(s->o.self_exe, (char *const *)argv);
+        _exit(127);
+    }
+    close(wake[0]);
+    close(report[1]);
+    pthread_mutex_lock(&s->mu);
+    w->pid = pid;
+    snprintf(w->name, sizeof w->name, "w%d-%d", k, (int)pid);
+    w->wake_w = wake[1];
+    pthread_mutex_unlock(&s->mu);
+    w->report_r = report[0];
+    w->n_partial = 0;
+    return 0;
+}
+
+supervisor *supervisor_start(const supervisor_options *o, job_store *store, event_hub *hub,
+                             gs_error *err)
+{
+    supervisor *s = calloc(1, sizeof *s);
+    if (!s) {
+        gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    s->o = *o;
+    s->store = store;
+    s->hub = hub;
+    s->n = o->workers < SUPERVISOR_MAX_WORKERS ? o->workers : SUPERVISOR_MAX_WORKERS;
+    pthread_mutex_init(&s->mu, NULL);
+    for (int k = 0; k < SUPERVISOR_MAX_WORKERS; k++)
+        s->slots[k].wake_w = s->slots[k].report_r = -1;
+    for (int k = 0; k < s->n; k++)
+        if (start_worker(s, k) != 0) {
+            gs_fail(err, GS_ERR_IO, "cannot start worker %d: %s", k, strerror(errno));
+            supervisor_stop(s);
+            return NULL;
+        }
+    return s;
+}
+
+void supervisor_wake(supervisor *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (int k = 0; k < s->n; k++)
+        if (s->slots[k].wake_w >= 0 && write(s->slots[k].wake_w, "j", 1) < 0)
+            continue; /* a full pipe already says it */
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Publishes the complete lines that arrived from slot w. */
+static void read_reports(supervisor *s, slot *w)
+{
+    char buf[NOTIFY_LINE * 64];
+    ssize_t got;
+    while ((got = read(w->report_r, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < got; i++) {
+            w->partial[w->n_partial++] = buf[i];
+            if (w->n_partial < NOTIFY_LINE)
+                continue;
+            w->n_partial = 0;
+            if (w->partial[NOTIFY_LINE - 1] != '\n')
+                continue;
+            char id[JOB_ID_LEN + 1];
+            memcpy(id, w->partial + 1, JOB_ID_LEN);
+            id[JOB_ID_LEN] = '\0';
+            hub_publish(s->hub, id);
+            if (w->partial[0] == NOTIFY_QUEUE)
+                hub_publish_queue(s->hub);
+        }
+    }
+}
+
+/* A dead worker: its presence goes, its job waits for the lease to expire
+   (the attempt counts: the job may be what killed it), a new process starts. */
+static void restart_dead(supervisor *s)
+{
+    for (int k = 0; k < s->n; k++) {
+        slot *w = &s->slots[k];
+        int status;
+        if (w->pid <= 0 || waitpid(w->pid, &status, WNOHANG) != w->pid)
+            continue;
+        gs_error err = {0};
+        if (store_worker_remove(s->store, w->name, &err) != GS_OK)
+            fprintf(stderr, "gesso: %s\n", err.msg);
+        read_reports(s, w);
+        pthread_mutex_lock(&s->mu);
+        close_fd(&w->wake_w);
+        w->pid = 0;
+        pthread_mutex_unlock(&s->mu);
+        close_fd(&w->report_r);
+        hub_publish_all(s->hub); /* the job it ran stops moving */
+        if (start_worker(s, k) != 0)
+            fprintf(stderr, "gesso: cannot restart worker %d: %s\n", k, strerror(errno));
+    }
+}
+
+void supervisor_poll(supervisor *s, int timeout_ms)
+{
+    struct pollfd pfd[SUPERVISOR_MAX_WORKERS];
+    int idx[SUPERVISOR_MAX_WORKERS], m = 0;
+    for (int k = 0; k < s->n; k++)
+        if (s->slots[k].report_r >= 0) {
+            pfd[m].fd = s->slots[k].report_r;
+            pfd[m].events = POLLIN;
+            idx[m++] = k;
+        }
+    if (poll(pfd, (nfds_t)m, timeout_ms) > 0)
+        for (int i = 0; i < m; i++)
+            if (pfd[i].revents & (POLLIN | POLLHUP))
+                read_reports(s, &s->slots[idx[i]]);
+    restart_dead(s);
+}
+
+void supervisor_stop(supervisor *s)
+{
+    if (!s)
+        return;
+    for (int k = 0; k < s->n; k++)
+        if (s->slots[k].pid > 0)
+            kill(s->slots[k].pid, SIGTERM);
+    for (int k = 0; k < s->n; k++) {
+        slot *w = &s->slots[k];
+        if (w->pid > 0)
+            waitpid(w->pid, NULL, 0);
+        close_fd(&w->wake_w);
+        close_fd(&w->report_r);
+    }
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,60 @@
+/*
+ * supervisor - the local worker processes of `gesso serve`: starts them
+ * (fork + exec of `gesso worker`), restarts the ones that die, wakes them
+ * when jobs are queued, and turns their change reports into event-hub
+ * publishes. Workers are known to the store by name ("w<slot>-<pid>", unique
+ * per process so a restarted worker never inherits its predecessor's rows);
+ * pids and pipes are this module's business alone, so a worker on another
+ * machine is the same thing to everyone else.
+ *
+ * A local worker dies with its supervisor: it gets SIGTERM when the server
+ * process ends however it ends (parent-death signal), and also stops when its
+ * wake pipe reaches end-of-file, giving its job back to the queue.
+ *
+ * supervisor_wake may be called from any thread; the rest from one thread.
+ */
+#ifndef GS_SUPERVISOR_H
+#define GS_SUPERVISOR_H
+
+#include <stddef.h>
+
+#include "queue/event_hub.h"
+#include "queue/store.h"
+
+#define SUPERVISOR_MAX_WORKERS 64
+#define SUPERVISOR_MAX_PRELOAD 64
+
+typedef struct supervisor_options {
+    const char *self_exe;   /* the gesso binary, for `gesso worker` */
+    const char *store_url;  /* where the workers find the job store */
+    const char *blob_url;   /* where they put images and previews */
+    const char *models_dir; /* NAME.safetensors */
+    int workers;
+    int threads;           /* compute threads per worker */
+    const char *precision; /* "auto", "f32" or "bf16" */
+    int lease_ms;
+    size_t ram_budget; /* per worker; 0 = no limit */
+    int idle_unload_s;
+    const char *const *preload; /* [n_preload] */
+    int n_preload;
+} supervisor_options;
+
+typedef struct supervisor supervisor;
+
+/* Starts the workers. store is the supervisor's own connection (it removes a
+   dead worker's presence row); hub gets the workers' change reports. Both
+   must outlive the supervisor. NULL with err filled on failure. */
+supervisor *supervisor_start(const supervisor_options *o, job_store *store, event_hub *hub,
+                             gs_error *err);
+
+/* Tells the idle workers that jobs were queued. */
+void supervisor_wake(supervisor *s);
+
+/* Waits up to timeout_ms for the workers' reports and publishes them; then
+   restarts workers that died. */
+void supervisor_poll(supervisor *s, int timeout_ms);
+
+/* SIGTERMs every worker (each gives its job back), waits for them, frees s. */
+void supervisor_stop(supervisor *s);
+
+#endif
