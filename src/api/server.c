@@ -22,6 +22,7 @@
 #include "api/http.h"
 #include "api/protocols.h"
 #include "api/server_private.h"
+#include "support/log.h"
 
 #define HOUSEKEEPING_MS 200 /* lease expiry and worker restarts at least this often */
 
@@ -133,8 +134,8 @@ static int check_preload(const serve_options *o)
         struct stat sb;
         snprintf(path, sizeof path, "%s/%s.safetensors", o->models_dir, o->preload[i]);
         if (!job_model_name_ok(o->preload[i]) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-            fprintf(stderr, "gesso: --preload %s: no model named '%s' (no %s)\n", o->preload[i],
-                    o->preload[i], path);
+            log_error("--preload %s: no model named '%s' (no %s)", o->preload[i], o->preload[i],
+                      path);
             return -1;
         }
     }
@@ -165,7 +166,7 @@ static void remove_job_blobs(void *user, const char *id)
     server *s = user;
     gs_error err = {0};
     if (blob_delete_job(s->blobs, id, &err) != GS_OK)
-        fprintf(stderr, "gesso: %s\n", err.msg);
+        log_error("%s", err.msg);
 }
 
 /* Requeues jobs whose workers went silent and purges old jobs, on the main
@@ -177,11 +178,11 @@ static void housekeeping(server *s, job_store *store, int64_t *next_purge)
     int requeued = 0, failed = 0, purged = 0;
     if (store_expire_leases(store, server_now_ms(), o->max_attempts, &requeued, &failed, &err) !=
         GS_OK)
-        fprintf(stderr, "gesso: %s\n", err.msg);
+        log_error("%s", err.msg);
     if (o->retention_ms > 0 && server_now_ms() >= *next_purge) {
         if (store_purge(store, server_now_ms() - o->retention_ms, remove_job_blobs, s, &purged,
                         &err) != GS_OK)
-            fprintf(stderr, "gesso: %s\n", err.msg);
+            log_error("%s", err.msg);
         *next_purge = server_now_ms() + 1000;
     }
     if (requeued || failed || purged)
@@ -208,7 +209,7 @@ int serve_run(const serve_options *o)
     int code = 3;
     pthread_mutex_init(&s.mu, NULL);
     if (parse_listen(o->listen, &sa) != 0) {
-        fprintf(stderr, "gesso: --listen '%s' is not IPv4-ADDRESS:PORT\n", o->listen);
+        log_error("--listen '%s' is not IPv4-ADDRESS:PORT", o->listen);
         code = 2;
         goto out;
     }
@@ -219,7 +220,7 @@ int serve_run(const serve_options *o)
     if (o->api_keys_path) {
         char msg[512];
         if (api_keys_load(o->api_keys_path, &s.keys, msg, sizeof msg) != 0) {
-            fprintf(stderr, "gesso: %s\n", msg);
+            log_error("%s", msg);
             code = 2;
             goto out;
         }
@@ -230,7 +231,7 @@ int serve_run(const serve_options *o)
     if (store_open_sqlite(store_url, &s.store, &err) != GS_OK ||
         store_open_sqlite(store_url, &own, &err) != GS_OK ||
         blob_open(blob_url, &s.blobs, &err) != GS_OK) {
-        fprintf(stderr, "gesso: %s\n", err.msg);
+        log_error("%s", err.msg);
         goto out;
     }
     if (!(s.catalog = model_catalog_create()) || !(s.hub = hub_create()))
@@ -238,7 +239,7 @@ int serve_run(const serve_options *o)
     /* jobs that were running when a previous server died go back to the queue */
     int rq = 0, fl = 0;
     if (store_expire_leases(own, INT64_MAX / 2, o->max_attempts, &rq, &fl, &err) != GS_OK)
-        fprintf(stderr, "gesso: %s\n", err.msg);
+        log_error("%s", err.msg);
     struct sigaction act;
     memset(&act, 0, sizeof act);
     act.sa_handler = on_stop;
@@ -258,7 +259,7 @@ int serve_run(const serve_options *o)
                              .preload = o->preload,
                              .n_preload = o->n_preload};
     if (!(s.sup = supervisor_start(&so, own, s.hub, &err))) {
-        fprintf(stderr, "gesso: %s\n", err.msg);
+        log_error("%s", err.msg);
         goto out;
     }
     /* a thread per connection: event streams and waiting calls sleep on the
@@ -269,15 +270,15 @@ int serve_run(const serve_options *o)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections, MHD_OPTION_NOTIFY_COMPLETED,
         request_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30, MHD_OPTION_END);
     if (!d) {
-        fprintf(stderr, "gesso: cannot listen on %s: %s\n", o->listen, strerror(errno));
+        log_error("cannot listen on %s: %s", o->listen, strerror(errno));
         code = 4;
         goto out;
     }
     char where[96];
     snprintf(where, sizeof where, "%.*s:%d", (int)(strrchr(o->listen, ':') - o->listen), o->listen,
              bound_port(d));
-    fprintf(stderr, "gesso: serving on http://%s (%d workers%s)\n", where, o->workers,
-            s.keys.n ? ", API keys required" : "");
+    log_info("serving on http://%s (%d workers%s)", where, o->workers,
+             s.keys.n ? ", API keys required" : "");
     if (o->port_file) { /* for scripts and tests that asked for port 0 */
         FILE *f = fopen(o->port_file, "w");
         if (f) {
@@ -305,6 +306,6 @@ out:
     pthread_mutex_destroy(&s.mu);
     api_keys_free(&s.keys);
     if (code == 0)
-        fprintf(stderr, "gesso: stopped\n");
+        log_info("stopped");
     return code;
 }

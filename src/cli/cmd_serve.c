@@ -10,6 +10,7 @@
 #include "api/server.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "support/log.h"
 #include "worker/worker.h"
 
 static void usage(FILE *out)
@@ -209,6 +210,7 @@ int cmd_serve(int argc, char **argv)
     }
     exe[n] = '\0';
     o.self_exe = exe;
+    log_init("serve");
     return serve_run(&o);
 }
 
@@ -280,5 +282,8 @@ int cmd_worker(int argc, char **argv)
     sigaction(SIGTERM, &act, NULL);
     signal(SIGINT, SIG_IGN);  /* ^C reaches the server, which stops the workers in order */
     signal(SIGPIPE, SIG_IGN); /* a closed notify pipe is an error to read, not a death */
+    char who[96];
+    snprintf(who, sizeof who, "worker %s", o.name);
+    log_init(who);
     return worker_run(&o);
 }

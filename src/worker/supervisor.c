@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "worker/worker_notify.h"
+#include "support/log.h"
 
 typedef struct slot {
     pid_t pid; /* 0 when not running */
@@ -198,9 +199,13 @@ static void restart_dead(supervisor *s)
         int status;
         if (w->pid <= 0 || waitpid(w->pid, &status, WNOHANG) != w->pid)
             continue;
+        if (WIFSIGNALED(status))
+            log_warn("%s died of signal %d; restarting it", w->name, WTERMSIG(status));
+        else
+            log_warn("%s exited with status %d; restarting it", w->name, WEXITSTATUS(status));
         gs_error err = {0};
         if (store_worker_remove(s->store, w->name, &err) != GS_OK)
-            fprintf(stderr, "gesso: %s\n", err.msg);
+            log_warn("%s", err.msg);
         read_reports(s, w);
         pthread_mutex_lock(&s->mu);
         close_fd(&w->wake_w);
@@ -209,7 +214,7 @@ static void restart_dead(supervisor *s)
         close_fd(&w->report_r);
         hub_publish_all(s->hub); /* the job it ran stops moving */
         if (start_worker(s, k) != 0)
-            fprintf(stderr, "gesso: cannot restart worker %d: %s\n", k, strerror(errno));
+            log_error("cannot restart worker %d: %s", k, strerror(errno));
     }
 }
 

@@ -16,6 +16,7 @@
 #include "queue/store.h"
 #include "worker/model_cache.h"
 #include "worker/worker_notify.h"
+#include "support/log.h"
 
 static int64_t now_ms(void)
 {
@@ -139,7 +140,7 @@ static void report(worker_state *w)
     char *text = models_json(w->cache);
     if (store_worker_report(w->store, w->o->name, (int)getpid(), text ? text : "[]", now_ms(),
                             &err) != GS_OK)
-        fprintf(stderr, "gesso worker %s: %s\n", w->o->name, err.msg);
+        log_warn("%s", err.msg);
     free(text);
     w->reported_ms = now_ms();
 }
@@ -272,7 +273,7 @@ record:;
     char *text = result && final == JOB_SUCCEEDED ? json_dumps(result, JSON_COMPACT) : NULL;
     if (store_finish(store, job->id, o->name, final, text, final == JOB_FAILED ? msg : NULL,
                      now_ms(), &recorded, &err) != GS_OK)
-        fprintf(stderr, "gesso worker %s: %s\n", o->name, err.msg);
+        log_error("%s", err.msg);
     else if (recorded)
         worker_notify(o->notify_fd, NOTIFY_JOB, job->id);
     free(text);
@@ -294,8 +295,10 @@ static void wait_for_work(const worker_options *o)
     struct pollfd pfd = {.fd = o->wake_fd, .events = POLLIN};
     if (poll(&pfd, 1, 1000) > 0) {
         char buf[64];
-        if (read(o->wake_fd, buf, sizeof buf) == 0)
+        if (read(o->wake_fd, buf, sizeof buf) == 0) {
+            log_info("the server is gone; stopping");
             *o->stop = 1;
+        }
     }
 }
 
@@ -305,8 +308,7 @@ static void preload(worker_state *w)
     for (int i = 0; i < w->o->n_preload && !*w->o->stop; i++) {
         char msg[512];
         if (model_cache_preload(w->cache, w->o->preload[i], now_ms(), msg, sizeof msg) != GS_OK)
-            fprintf(stderr, "gesso worker %s: cannot preload '%s', skipped: %s\n", w->o->name,
-                    w->o->preload[i], msg);
+            log_warn("cannot preload '%s', skipped: %s", w->o->preload[i], msg);
     }
 }
 
@@ -320,7 +322,7 @@ int worker_run(const worker_options *o)
     if (store_open_sqlite(o->store_url, &store, &err) != GS_OK ||
         store_open_sqlite(o->store_url, &hb_store, &err) != GS_OK ||
         blob_open(o->blob_url, &w.blobs, &err) != GS_OK) {
-        fprintf(stderr, "gesso worker %s: %s\n", o->name, err.msg);
+        log_error("%s", err.msg);
         goto out;
     }
     gs_engine_options eo;
