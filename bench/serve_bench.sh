@@ -17,15 +17,15 @@ work=$(mktemp -d /tmp/gesso-serve-bench-XXXXXX)
 trap 'kill $srv 2>/dev/null; wait $srv 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/models"
 ln -s "$PWD/tests/fixtures/tiny-sd15.safetensors" "$work/models/tiny.safetensors"
-port=$((30000 + RANDOM % 20000))
-base="http://127.0.0.1:$port"
-"$build/gesso" serve --listen "127.0.0.1:$port" --data "$work/data" --models "$work/models" \
-  --workers 1 --threads 1 2>"$work/server.log" &
+"$build/gesso" serve --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/data" \
+  --models "$work/models" --workers 1 --threads 1 2>"$work/server.log" &
 srv=$!
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+base="http://127.0.0.1:$(cat "$work/port")"
 for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.05; done
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-worker=$(pgrep -f "worke[r] --db $work/data/jobs.db" | head -1)
+worker=$(pgrep -P "$srv" | head -1)
 sleep 1
 echo "idle: server RSS $(rss_kb $srv) KiB, worker RSS $(rss_kb "$worker") KiB (no model loaded)"
 
