@@ -43,7 +43,7 @@ static job_store *fresh(void)
     assert_int_equal(system(cmd), 0);
     job_store *s;
     gs_error err = {0};
-    assert_int_equal(store_open_sqlite(path, &s, &err), GS_OK);
+    assert_int_equal(store_open(path, &s, &err), GS_OK);
     return s;
 }
 
@@ -217,7 +217,7 @@ static void survives_restart(void **state)
     assert_int_equal(store_finish(s, a, "w1", JOB_SUCCEEDED, "{\"ok\":1}", NULL, 20, &rec, &err),
                      GS_OK);
     store_close(s);
-    assert_int_equal(store_open_sqlite(path, &s, &err), GS_OK);
+    assert_int_equal(store_open(path, &s, &err), GS_OK);
     assert_int_equal(store_get(s, a, &r, &err), GS_OK);
     assert_int_equal(r.status, JOB_SUCCEEDED);
     job_record_clear(&r);
@@ -337,7 +337,7 @@ static void two_processes_never_share_a_job(void **state)
             FILE *f = fopen(out, "w");
             job_store *c;
             gs_error err = {0};
-            if (!f || store_open_sqlite(path, &c, &err) != GS_OK)
+            if (!f || store_open(path, &c, &err) != GS_OK)
                 _exit(1);
             for (;;) {
                 job_record r;
@@ -487,7 +487,7 @@ static void upgrades_schema_1(void **state)
     assert_int_equal(system(cmd), 0);
     job_store *s;
     gs_error err = {0};
-    assert_int_equal(store_open_sqlite(path, &s, &err), GS_OK);
+    assert_int_equal(store_open(path, &s, &err), GS_OK);
     job_record r;
     assert_int_equal(store_get(s, "0190a0b0-0000-7000-8000-000000000001", &r, &err), GS_OK);
     assert_int_equal(r.status, JOB_QUEUED);

@@ -735,7 +735,7 @@ int serve_run(const serve_options *o)
     mkdir(o->data_dir, 0755);
     mkdir(s.results_dir, 0755);
     gs_error err = {0};
-    if (store_open_sqlite(s.db_path, &s.store, &err) != GS_OK) {
+    if (store_open(s.db_path, &s.store, &err) != GS_OK) {
         fprintf(stderr, "gesso: %s\n", err.msg);
         return 3;
     }

@@ -1,5 +1,5 @@
 /*
- * store_sqlite - the job store on one SQLite file (WAL, busy timeout), safe
+ * store_sqlite - the job store's SQLite engine, on one file (WAL, busy timeout), safe
  * for several processes: every state change is one IMMEDIATE transaction, so
  * two workers can never claim the same job, and a result is recorded only by
  * the lease holder. Arrival order is the table's rowid.
@@ -8,51 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "common/alloc.h"
-#include "queue/store.h"
 #include "queue/store_sqlite_private.h"
 
 #define SCHEMA_VERSION "2"
 
-static const char *const status_names[] = {"queued", "running", "succeeded", "failed", "cancelled"};
-
-int64_t store_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-const char *job_status_name(job_status s)
-{
-    return (unsigned)s < 5 ? status_names[s] : "unknown";
-}
-
-int job_status_parse(const char *name)
-{
-    for (int i = 0; i < 5; i++)
-        if (strcmp(name, status_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-void job_record_clear(job_record *r)
-{
-    gs_free(r->params);
-    gs_free(r->result);
-    gs_free(r->error);
-    memset(r, 0, sizeof *r);
-}
-
-gs_status store_sql_fail(job_store *s, gs_error *err, const char *what)
+gs_status sql_fail(sqlite_store *s, gs_error *err, const char *what)
 {
     return gs_fail(err, GS_ERR_IO, "job store: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
-gs_status store_sql_exec(job_store *s, const char *sql, gs_error *err)
+gs_status sql_exec(sqlite_store *s, const char *sql, gs_error *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -63,30 +30,11 @@ gs_status store_sql_exec(job_store *s, const char *sql, gs_error *err)
     return GS_OK;
 }
 
-/* ---- ids ---- */
-
-/* UUIDv7: 48-bit Unix milliseconds, version 7, random bits: sorts by creation. */
-static void uuid7(int64_t now_ms, char out[JOB_ID_LEN + 1])
-{
-    uint8_t b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-        for (int i = 0; i < 16; i++)
-            b[i] = (uint8_t)(rand() >> 7);
-    for (int i = 0; i < 6; i++)
-        b[i] = (uint8_t)((uint64_t)now_ms >> (8 * (5 - i)));
-    b[6] = (uint8_t)(0x70 | (b[6] & 0x0f));
-    b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
-    snprintf(out, JOB_ID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-}
-
 /* ---- open ---- */
 
 /* Schema 1 lacked the preview and ETA columns; add them in place, so a
    data directory from an older gesso keeps its jobs. */
-static gs_status migrate(job_store *s, gs_error *err)
+static gs_status migrate(sqlite_store *s, gs_error *err)
 {
     sqlite3_stmt *q = NULL;
     int have = 0;
@@ -94,25 +42,32 @@ static gs_status migrate(job_store *s, gs_error *err)
                            "SELECT count(*) FROM pragma_table_info('jobs')"
                            " WHERE name = 'preview_step'",
                            -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "reading the schema");
+        return sql_fail(s, err, "reading the schema");
     if (sqlite3_step(q) == SQLITE_ROW)
         have = sqlite3_column_int(q, 0);
     sqlite3_finalize(q);
     if (have)
         return GS_OK;
-    return store_sql_exec(s,
-                          "BEGIN IMMEDIATE;"
-                          "ALTER TABLE jobs ADD COLUMN preview_step INTEGER NOT NULL DEFAULT 0;"
-                          "ALTER TABLE jobs ADD COLUMN eta_s REAL NOT NULL DEFAULT -1;"
-                          "UPDATE meta SET value = '" SCHEMA_VERSION "' WHERE key = 'schema';"
-                          "COMMIT;",
-                          err);
+    return sql_exec(s,
+                    "BEGIN IMMEDIATE;"
+                    "ALTER TABLE jobs ADD COLUMN preview_step INTEGER NOT NULL DEFAULT 0;"
+                    "ALTER TABLE jobs ADD COLUMN eta_s REAL NOT NULL DEFAULT -1;"
+                    "UPDATE meta SET value = '" SCHEMA_VERSION "' WHERE key = 'schema';"
+                    "COMMIT;",
+                    err);
 }
 
-gs_status store_open_sqlite(const char *path, job_store **out, gs_error *err)
+static const store_ops sqlite_ops;
+
+gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, gs_error *err)
 {
+    (void)url;
+    /* sqlite://PATH as well as sqlite:PATH, so sqlite:///abs/path reads as a URL should */
+    const char *path = strncmp(rest, "//", 2) == 0 ? rest + 2 : rest;
     *out = NULL;
-    job_store *s = gs_calloc(1, sizeof *s);
+    if (!path[0])
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "job store: no file path in the URL");
+    sqlite_store *s = gs_calloc(1, sizeof *s);
     if (!s)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     gs_status st = GS_OK;
@@ -123,49 +78,48 @@ gs_status store_open_sqlite(const char *path, job_store **out, gs_error *err)
         goto out;
     }
     sqlite3_busy_timeout(s->db, 10000);
-    if ((st = store_sql_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) !=
-            GS_OK ||
-        (st = store_sql_exec(
-             s,
-             "CREATE TABLE IF NOT EXISTS jobs ("
-             " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-             " id TEXT UNIQUE NOT NULL,"
-             " owner TEXT NOT NULL DEFAULT '',"
-             " model TEXT NOT NULL DEFAULT '',"
-             " priority INTEGER NOT NULL DEFAULT 0,"
-             " status INTEGER NOT NULL,"
-             " attempts INTEGER NOT NULL DEFAULT 0,"
-             " cancel_requested INTEGER NOT NULL DEFAULT 0,"
-             " worker TEXT,"
-             " lease_expires_ms INTEGER,"
-             " step INTEGER NOT NULL DEFAULT 0,"
-             " steps INTEGER NOT NULL DEFAULT 0,"
-             " megapixelsteps REAL NOT NULL DEFAULT 0,"
-             " params TEXT NOT NULL,"
-             " result TEXT,"
-             " error TEXT,"
-             " created_ms INTEGER NOT NULL,"
-             " started_ms INTEGER,"
-             " finished_ms INTEGER);"
-             "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
-             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
-             "INSERT OR IGNORE INTO meta VALUES ('schema', '" SCHEMA_VERSION "');",
-             err)) != GS_OK ||
-        (st = store_workers_schema(s, err)) != GS_OK)
+    if ((st = sql_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) != GS_OK ||
+        (st = sql_exec(s,
+                       "CREATE TABLE IF NOT EXISTS jobs ("
+                       " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                       " id TEXT UNIQUE NOT NULL,"
+                       " owner TEXT NOT NULL DEFAULT '',"
+                       " model TEXT NOT NULL DEFAULT '',"
+                       " priority INTEGER NOT NULL DEFAULT 0,"
+                       " status INTEGER NOT NULL,"
+                       " attempts INTEGER NOT NULL DEFAULT 0,"
+                       " cancel_requested INTEGER NOT NULL DEFAULT 0,"
+                       " worker TEXT,"
+                       " lease_expires_ms INTEGER,"
+                       " step INTEGER NOT NULL DEFAULT 0,"
+                       " steps INTEGER NOT NULL DEFAULT 0,"
+                       " megapixelsteps REAL NOT NULL DEFAULT 0,"
+                       " params TEXT NOT NULL,"
+                       " result TEXT,"
+                       " error TEXT,"
+                       " created_ms INTEGER NOT NULL,"
+                       " started_ms INTEGER,"
+                       " finished_ms INTEGER);"
+                       "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
+                       "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
+                       "INSERT OR IGNORE INTO meta VALUES ('schema', '" SCHEMA_VERSION "');",
+                       err)) != GS_OK ||
+        (st = sq_workers_schema(s, err)) != GS_OK)
         goto out;
     if ((st = migrate(s, err)) != GS_OK)
         goto out;
-    *out = s;
+    s->base.ops = &sqlite_ops;
+    *out = &s->base;
     return GS_OK;
 out:
-    store_close(s);
+    sqlite3_close(s->db);
+    gs_free(s);
     return st;
 }
 
-void store_close(job_store *s)
+static void sq_close(job_store *js)
 {
-    if (!s)
-        return;
+    sqlite_store *s = sq(js);
     sqlite3_close(s->db);
     gs_free(s);
 }
@@ -220,14 +174,14 @@ static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
     return GS_OK;
 }
 
-static gs_status get_locked(job_store *s, const char *id, job_record *out, int *found,
+static gs_status get_locked(sqlite_store *s, const char *id, job_record *out, int *found,
                             gs_error *err)
 {
     sqlite3_stmt *q = NULL;
     *found = 0;
     if (sqlite3_prepare_v2(s->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", -1, &q, NULL) !=
         SQLITE_OK)
-        return store_sql_fail(s, err, "reading a job");
+        return sql_fail(s, err, "reading a job");
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
     gs_status st = GS_OK;
     int rc = sqlite3_step(q);
@@ -235,14 +189,15 @@ static gs_status get_locked(job_store *s, const char *id, job_record *out, int *
         st = read_row(q, out, err);
         *found = st == GS_OK;
     } else if (rc != SQLITE_DONE) {
-        st = store_sql_fail(s, err, "reading a job");
+        st = sql_fail(s, err, "reading a job");
     }
     sqlite3_finalize(q);
     return st;
 }
 
-gs_status store_get(job_store *s, const char *id, job_record *out, gs_error *err)
+static gs_status sq_get(job_store *js, const char *id, job_record *out, gs_error *err)
 {
+    sqlite_store *s = sq(js);
     int found;
     gs_status st = get_locked(s, id, out, &found, err);
     if (st == GS_OK && !found)
@@ -252,12 +207,12 @@ gs_status store_get(job_store *s, const char *id, job_record *out, gs_error *err
 
 /* ---- submit ---- */
 
-gs_status store_submit(job_store *s, const char *owner, const char *model, int priority,
-                       const char *params_json, double megapixelsteps, int64_t now_ms,
-                       char id[JOB_ID_LEN + 1], int *position, gs_error *err)
+static gs_status sq_submit(job_store *js, const char *id, const char *owner, const char *model,
+                           int priority, const char *params_json, double megapixelsteps,
+                           int64_t now_ms, int *position, gs_error *err)
 {
-    uuid7(now_ms, id);
-    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
+    sqlite_store *s = sq(js);
+    gs_status st = sql_exec(s, "BEGIN IMMEDIATE", err);
     if (st != GS_OK)
         return st;
     sqlite3_stmt *q = NULL;
@@ -265,18 +220,18 @@ gs_status store_submit(job_store *s, const char *owner, const char *model, int p
                            "INSERT INTO jobs (id, owner, model, priority, status, params,"
                            " megapixelsteps, created_ms) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
                            -1, &q, NULL) != SQLITE_OK) {
-        st = store_sql_fail(s, err, "queueing a job");
+        st = sql_fail(s, err, "queueing a job");
         goto out;
     }
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, owner ? owner : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, model ? model : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, model, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 4, priority);
     sqlite3_bind_text(q, 5, params_json, -1, SQLITE_STATIC);
     sqlite3_bind_double(q, 6, megapixelsteps);
     sqlite3_bind_int64(q, 7, now_ms);
     if (sqlite3_step(q) != SQLITE_DONE) {
-        st = store_sql_fail(s, err, "queueing a job");
+        st = sql_fail(s, err, "queueing a job");
         goto out;
     }
     sqlite3_finalize(q);
@@ -287,7 +242,7 @@ gs_status store_submit(job_store *s, const char *owner, const char *model, int p
                                "SELECT count(*) FROM jobs WHERE status = 0 AND"
                                " (priority > ? OR (priority = ? AND seq < ?))",
                                -1, &q, NULL) != SQLITE_OK) {
-            st = store_sql_fail(s, err, "counting the queue");
+            st = sql_fail(s, err, "counting the queue");
             goto out;
         }
         sqlite3_bind_int(q, 1, priority);
@@ -298,16 +253,16 @@ gs_status store_submit(job_store *s, const char *owner, const char *model, int p
 out:
     sqlite3_finalize(q);
     if (st == GS_OK)
-        st = store_sql_exec(s, "COMMIT", err);
+        st = sql_exec(s, "COMMIT", err);
     else
-        store_sql_exec(s, "ROLLBACK", NULL);
+        sql_exec(s, "ROLLBACK", NULL);
     return st;
 }
 
 /* ---- claim ---- */
 
 /* The best queued job's id (restricted to the n models when n > 0); "" when none. */
-static gs_status best_queued(job_store *s, const char *const *models, int n,
+static gs_status best_queued(sqlite_store *s, const char *const *models, int n,
                              char id[JOB_ID_LEN + 1], int *priority, int64_t *created,
                              gs_error *err)
 {
@@ -324,7 +279,7 @@ static gs_status best_queued(job_store *s, const char *const *models, int n,
     snprintf(sql + k, sizeof sql - (size_t)k, " ORDER BY priority DESC, seq LIMIT 1");
     id[0] = '\0';
     if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "looking for a job");
+        return sql_fail(s, err, "looking for a job");
     for (int i = 0; i < n; i++)
         sqlite3_bind_text(q, i + 1, models[i], -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
@@ -334,16 +289,16 @@ static gs_status best_queued(job_store *s, const char *const *models, int n,
         *created = sqlite3_column_int64(q, 2);
     }
     sqlite3_finalize(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? GS_OK
-                                                 : store_sql_fail(s, err, "looking for a job");
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? GS_OK : sql_fail(s, err, "looking for a job");
 }
 
-gs_status store_claim(job_store *s, const char *worker, const char *const *prefer, int n_prefer,
-                      int64_t now_ms, int lease_ms, int64_t starve_ms, job_record *out,
-                      int *claimed, gs_error *err)
+static gs_status sq_claim(job_store *js, const char *worker, const char *const *prefer,
+                          int n_prefer, int64_t now_ms, int lease_ms, int64_t starve_ms,
+                          job_record *out, int *claimed, gs_error *err)
 {
+    sqlite_store *s = sq(js);
     *claimed = 0;
-    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
+    gs_status st = sql_exec(s, "BEGIN IMMEDIATE", err);
     if (st != GS_OK)
         return st;
     char best[JOB_ID_LEN + 1], pref[JOB_ID_LEN + 1];
@@ -370,7 +325,7 @@ gs_status store_claim(job_store *s, const char *worker, const char *const *prefe
                            " eta_s = -1"
                            " WHERE id = ? AND status = 0",
                            -1, &q, NULL) != SQLITE_OK) {
-        st = store_sql_fail(s, err, "claiming a job");
+        st = sql_fail(s, err, "claiming a job");
         goto out;
     }
     sqlite3_bind_text(q, 1, worker, -1, SQLITE_STATIC);
@@ -378,7 +333,7 @@ gs_status store_claim(job_store *s, const char *worker, const char *const *prefe
     sqlite3_bind_int64(q, 3, now_ms);
     sqlite3_bind_text(q, 4, pick, -1, SQLITE_STATIC);
     if (sqlite3_step(q) != SQLITE_DONE) {
-        st = store_sql_fail(s, err, "claiming a job");
+        st = sql_fail(s, err, "claiming a job");
         goto out;
     }
     int found = 0;
@@ -388,9 +343,9 @@ gs_status store_claim(job_store *s, const char *worker, const char *const *prefe
 out:
     sqlite3_finalize(q);
     if (st == GS_OK)
-        st = store_sql_exec(s, "COMMIT", err);
+        st = sql_exec(s, "COMMIT", err);
     else
-        store_sql_exec(s, "ROLLBACK", NULL);
+        sql_exec(s, "ROLLBACK", NULL);
     if (st != GS_OK && *claimed) {
         job_record_clear(out);
         *claimed = 0;
@@ -400,10 +355,11 @@ out:
 
 /* ---- heartbeat, finish, cancel ---- */
 
-gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int64_t now_ms,
-                          int lease_ms, const job_progress *p, int *cancel, int *lost,
-                          gs_error *err)
+static gs_status sq_heartbeat(job_store *js, const char *id, const char *worker, int64_t now_ms,
+                              int lease_ms, const job_progress *p, int *cancel, int *lost,
+                              gs_error *err)
 {
+    sqlite_store *s = sq(js);
     sqlite3_stmt *q = NULL;
     *cancel = 0;
     *lost = 1;
@@ -413,7 +369,7 @@ gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int6
                            " WHERE id = ? AND status = 1 AND worker = ?"
                            " RETURNING cancel_requested",
                            -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "renewing a lease");
+        return sql_fail(s, err, "renewing a lease");
     sqlite3_bind_int64(q, 1, now_ms + lease_ms);
     sqlite3_bind_int(q, 2, p->step);
     sqlite3_bind_int(q, 3, p->steps);
@@ -428,24 +384,21 @@ gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int6
         rc = sqlite3_step(q);
     }
     sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "renewing a lease");
+    return rc == SQLITE_DONE ? GS_OK : sql_fail(s, err, "renewing a lease");
 }
 
-gs_status store_finish(job_store *s, const char *id, const char *worker, job_status status,
-                       const char *result_json, const char *error, int64_t now_ms, int *recorded,
-                       gs_error *err)
+static gs_status sq_finish(job_store *js, const char *id, const char *worker, job_status status,
+                           const char *result_json, const char *error, int64_t now_ms,
+                           int *recorded, gs_error *err)
 {
-    *recorded = 0;
-    if (status < JOB_SUCCEEDED || status > JOB_CANCELLED)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "a job cannot finish as '%s'",
-                       job_status_name(status));
+    sqlite_store *s = sq(js);
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(s->db,
                            "UPDATE jobs SET status = ?, result = ?, error = ?, finished_ms = ?,"
                            " lease_expires_ms = NULL"
                            " WHERE id = ? AND status = 1 AND worker = ?",
                            -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "recording a result");
+        return sql_fail(s, err, "recording a result");
     sqlite3_bind_int(q, 1, status);
     sqlite3_bind_text(q, 2, result_json, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, error, -1, SQLITE_STATIC);
@@ -455,14 +408,15 @@ gs_status store_finish(job_store *s, const char *id, const char *worker, job_sta
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE)
-        return store_sql_fail(s, err, "recording a result");
+        return sql_fail(s, err, "recording a result");
     *recorded = sqlite3_changes(s->db) == 1;
     return GS_OK;
 }
 
-gs_status store_release(job_store *s, const char *id, const char *worker, int *released,
-                        gs_error *err)
+static gs_status sq_release(job_store *js, const char *id, const char *worker, int *released,
+                            gs_error *err)
 {
+    sqlite_store *s = sq(js);
     sqlite3_stmt *q = NULL;
     *released = 0;
     if (sqlite3_prepare_v2(s->db,
@@ -471,21 +425,22 @@ gs_status store_release(job_store *s, const char *id, const char *worker, int *r
                            " attempts = max(attempts - 1, 0)"
                            " WHERE id = ? AND status = 1 AND worker = ?",
                            -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "releasing a job");
+        return sql_fail(s, err, "releasing a job");
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, worker, -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE)
-        return store_sql_fail(s, err, "releasing a job");
+        return sql_fail(s, err, "releasing a job");
     *released = sqlite3_changes(s->db) == 1;
     return GS_OK;
 }
 
-gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status *status,
-                       gs_error *err)
+static gs_status sq_cancel(job_store *js, const char *id, int64_t now_ms, job_status *status,
+                           gs_error *err)
 {
-    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
+    sqlite_store *s = sq(js);
+    gs_status st = sql_exec(s, "BEGIN IMMEDIATE", err);
     if (st != GS_OK)
         return st;
     sqlite3_stmt *q = NULL;
@@ -496,7 +451,7 @@ gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status 
                            " cancel_requested = CASE status WHEN 1 THEN 1 ELSE cancel_requested END"
                            " WHERE id = ? RETURNING status",
                            -1, &q, NULL) != SQLITE_OK) {
-        st = store_sql_fail(s, err, "cancelling a job");
+        st = sql_fail(s, err, "cancelling a job");
         goto out;
     }
     sqlite3_bind_int64(q, 1, now_ms);
@@ -506,42 +461,38 @@ gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status 
         *status = (job_status)sqlite3_column_int(q, 0);
         rc = sqlite3_step(q);
         if (rc != SQLITE_DONE)
-            st = store_sql_fail(s, err, "cancelling a job");
+            st = sql_fail(s, err, "cancelling a job");
     } else if (rc == SQLITE_DONE) {
         st = gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
     } else {
-        st = store_sql_fail(s, err, "cancelling a job");
+        st = sql_fail(s, err, "cancelling a job");
     }
 out:
     sqlite3_finalize(q);
     if (st == GS_OK)
-        st = store_sql_exec(s, "COMMIT", err);
+        st = sql_exec(s, "COMMIT", err);
     else
-        store_sql_exec(s, "ROLLBACK", NULL);
+        sql_exec(s, "ROLLBACK", NULL);
     return st;
 }
 
 /* ---- lease expiry ---- */
 
-gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, int *requeued,
-                              int *failed, gs_error *err)
+static gs_status sq_expire_leases(job_store *js, int64_t now_ms, int max_attempts,
+                                  const char *reason, int *requeued, int *failed, gs_error *err)
 {
-    *requeued = *failed = 0;
-    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
+    sqlite_store *s = sq(js);
+    gs_status st = sql_exec(s, "BEGIN IMMEDIATE", err);
     if (st != GS_OK)
         return st;
     sqlite3_stmt *q = NULL;
-    char reason[160];
-    snprintf(reason, sizeof reason,
-             "the job's worker died or stopped responding on each of its %d attempts",
-             max_attempts);
     /* used-up attempts first, so a job is never both requeued and failed */
     if (sqlite3_prepare_v2(s->db,
                            "UPDATE jobs SET status = 3, error = ?, finished_ms = ?, worker = NULL,"
                            " lease_expires_ms = NULL"
                            " WHERE status = 1 AND lease_expires_ms < ? AND attempts >= ?",
                            -1, &q, NULL) != SQLITE_OK) {
-        st = store_sql_fail(s, err, "expiring leases");
+        st = sql_fail(s, err, "expiring leases");
         goto out;
     }
     sqlite3_bind_text(q, 1, reason, -1, SQLITE_STATIC);
@@ -549,7 +500,7 @@ gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, in
     sqlite3_bind_int64(q, 3, now_ms);
     sqlite3_bind_int(q, 4, max_attempts);
     if (sqlite3_step(q) != SQLITE_DONE) {
-        st = store_sql_fail(s, err, "expiring leases");
+        st = sql_fail(s, err, "expiring leases");
         goto out;
     }
     *failed = sqlite3_changes(s->db);
@@ -560,31 +511,32 @@ gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, in
                            " step = 0, preview_step = 0, eta_s = -1"
                            " WHERE status = 1 AND lease_expires_ms < ?",
                            -1, &q, NULL) != SQLITE_OK) {
-        st = store_sql_fail(s, err, "expiring leases");
+        st = sql_fail(s, err, "expiring leases");
         goto out;
     }
     sqlite3_bind_int64(q, 1, now_ms);
     if (sqlite3_step(q) != SQLITE_DONE) {
-        st = store_sql_fail(s, err, "expiring leases");
+        st = sql_fail(s, err, "expiring leases");
         goto out;
     }
     *requeued = sqlite3_changes(s->db);
 out:
     sqlite3_finalize(q);
     if (st == GS_OK)
-        st = store_sql_exec(s, "COMMIT", err);
+        st = sql_exec(s, "COMMIT", err);
     else
-        store_sql_exec(s, "ROLLBACK", NULL);
+        sql_exec(s, "ROLLBACK", NULL);
     return st;
 }
 
-gs_status store_counts(job_store *s, int counts[5], gs_error *err)
+static gs_status sq_counts(job_store *js, int counts[5], gs_error *err)
 {
+    sqlite_store *s = sq(js);
     memset(counts, 0, 5 * sizeof counts[0]);
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(s->db, "SELECT status, count(*) FROM jobs GROUP BY status", -1, &q,
                            NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "counting jobs");
+        return sql_fail(s, err, "counting jobs");
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         int k = sqlite3_column_int(q, 0);
@@ -592,12 +544,13 @@ gs_status store_counts(job_store *s, int counts[5], gs_error *err)
             counts[k] = sqlite3_column_int(q, 1);
     }
     sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "counting jobs");
+    return rc == SQLITE_DONE ? GS_OK : sql_fail(s, err, "counting jobs");
 }
 
-gs_status store_list(job_store *s, int status, const char *owner, int max, job_record **out, int *n,
-                     gs_error *err)
+static gs_status sq_list(job_store *js, int status, const char *owner, int max, job_record **out,
+                         int *n, gs_error *err)
 {
+    sqlite_store *s = sq(js);
     *out = NULL;
     *n = 0;
     sqlite3_stmt *q = NULL;
@@ -606,7 +559,7 @@ gs_status store_list(job_store *s, int status, const char *owner, int max, job_r
                            "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 < 0 OR status = ?1)"
                            " AND (?2 IS NULL OR owner = ?2) ORDER BY seq DESC LIMIT ?3",
                            -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "listing jobs");
+        return sql_fail(s, err, "listing jobs");
     sqlite3_bind_int(q, 1, status);
     if (owner)
         sqlite3_bind_text(q, 2, owner, -1, SQLITE_STATIC);
@@ -620,7 +573,7 @@ gs_status store_list(job_store *s, int status, const char *owner, int max, job_r
             (*n)++;
     }
     if (st == GS_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        st = store_sql_fail(s, err, "listing jobs");
+        st = sql_fail(s, err, "listing jobs");
     sqlite3_finalize(q);
     if (st != GS_OK) {
         store_list_free(list, *n);
@@ -631,27 +584,43 @@ gs_status store_list(job_store *s, int status, const char *owner, int max, job_r
     return GS_OK;
 }
 
-void store_list_free(job_record *list, int n)
+static gs_status
+sq_depth_by_model(job_store *js, void (*fn)(void *user, const char *model, int queued, int running),
+                  void *user, gs_error *err)
 {
-    for (int i = 0; i < n; i++)
-        job_record_clear(&list[i]);
-    gs_free(list);
-}
-
-gs_status store_depth_by_model(job_store *s,
-                               void (*fn)(void *user, const char *model, int queued, int running),
-                               void *user, gs_error *err)
-{
+    sqlite_store *s = sq(js);
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT model, sum(status = 0), sum(status = 1) FROM jobs"
                            " WHERE status IN (0, 1) GROUP BY model ORDER BY model",
                            -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "counting the queue");
+        return sql_fail(s, err, "counting the queue");
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
         fn(user, (const char *)sqlite3_column_text(q, 0), sqlite3_column_int(q, 1),
            sqlite3_column_int(q, 2));
     sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "counting the queue");
+    return rc == SQLITE_DONE ? GS_OK : sql_fail(s, err, "counting the queue");
 }
+
+static const store_ops sqlite_ops = {
+    .close = sq_close,
+    .submit = sq_submit,
+    .get = sq_get,
+    .claim = sq_claim,
+    .heartbeat = sq_heartbeat,
+    .release = sq_release,
+    .finish = sq_finish,
+    .cancel = sq_cancel,
+    .expire_leases = sq_expire_leases,
+    .list = sq_list,
+    .depth_by_model = sq_depth_by_model,
+    .counts = sq_counts,
+    .queue_position = sq_queue_position,
+    .active_count = sq_active_count,
+    .stats = sq_stats,
+    .purge = sq_purge,
+    .worker_report = sq_worker_report,
+    .worker_remove = sq_worker_remove,
+    .workers_list = sq_workers_list,
+};

@@ -294,8 +294,8 @@ int worker_run(const worker_options *o)
     worker_state w = {.o = o};
     gs_error err = {0};
     int code = 1;
-    if (store_open_sqlite(o->db_path, &store, &err) != GS_OK ||
-        store_open_sqlite(o->db_path, &hb_store, &err) != GS_OK) {
+    if (store_open(o->db_path, &store, &err) != GS_OK ||
+        store_open(o->db_path, &hb_store, &err) != GS_OK) {
         fprintf(stderr, "gesso worker %s: %s\n", o->name, err.msg);
         goto out;
     }
