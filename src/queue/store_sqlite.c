@@ -1,8 +1,8 @@
 /*
- * store_sqlite - the job store's SQLite engine, on one file (WAL, busy timeout), safe
- * for several processes: every state change is one IMMEDIATE transaction, so
- * two workers can never claim the same job, and a result is recorded only by
- * the lease holder. Arrival order is the table's rowid.
+ * store_sqlite - the job store's SQLite engine, on one file (WAL, busy
+ * timeout), safe for several processes: every state change is one IMMEDIATE
+ * transaction, so two workers can never claim the same job, and a result is
+ * recorded only by the lease holder. Arrival order is the table's rowid.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -14,40 +14,19 @@
 
 #define SCHEMA_VERSION "2"
 
-gs_status sql_fail(sqlite_store *s, gs_error *err, const char *what)
-{
-    return gs_fail(err, GS_ERR_IO, "job store: %s: %s", what, sqlite3_errmsg(s->db));
-}
-
-gs_status sql_exec(sqlite_store *s, const char *sql, gs_error *err)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        gs_status st = gs_fail(err, GS_ERR_IO, "job store: %s", msg ? msg : "error");
-        sqlite3_free(msg);
-        return st;
-    }
-    return GS_OK;
-}
-
 /* ---- open ---- */
 
 /* Schema 1 lacked the preview and ETA columns; add them in place, so a
    data directory from an older gesso keeps its jobs. */
 static gs_status migrate(sqlite_store *s, gs_error *err)
 {
-    sqlite3_stmt *q = NULL;
     int have = 0;
-    if (sqlite3_prepare_v2(s->db,
+    gs_status st = sql_int(s, err, "reading the schema", &have, NULL,
                            "SELECT count(*) FROM pragma_table_info('jobs')"
                            " WHERE name = 'preview_step'",
-                           -1, &q, NULL) != SQLITE_OK)
-        return sql_fail(s, err, "reading the schema");
-    if (sqlite3_step(q) == SQLITE_ROW)
-        have = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    if (have)
-        return GS_OK;
+                           "");
+    if (st != GS_OK || have)
+        return st;
     return sql_exec(s,
                     "BEGIN IMMEDIATE;"
                     "ALTER TABLE jobs ADD COLUMN preview_step INTEGER NOT NULL DEFAULT 0;"
@@ -133,14 +112,14 @@ static void sq_close(job_store *js)
 
 static char *dup_text(sqlite3_stmt *q, int col)
 {
-    const unsigned char *t = sqlite3_column_text(q, col);
-    return t ? gs_strdup((const char *)t) : NULL;
+    const char *t = sql_text(q, col);
+    return t ? gs_strdup(t) : NULL;
 }
 
 static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
 {
-    const unsigned char *t = sqlite3_column_text(q, col);
-    snprintf(dst, n, "%s", t ? (const char *)t : "");
+    const char *t = sql_text(q, col);
+    snprintf(dst, n, "%s", t ? t : "");
 }
 
 static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
@@ -174,32 +153,25 @@ static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
     return GS_OK;
 }
 
-static gs_status get_locked(sqlite_store *s, const char *id, job_record *out, int *found,
-                            gs_error *err)
+/* The job's row into out; *found = 0 when there is no such job. */
+static gs_status get_row(sqlite_store *s, const char *id, job_record *out, int *found,
+                         gs_error *err)
 {
-    sqlite3_stmt *q = NULL;
+    sqlite3_stmt *q;
+    int row;
     *found = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", -1, &q, NULL) !=
-        SQLITE_OK)
-        return sql_fail(s, err, "reading a job");
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    gs_status st = GS_OK;
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        st = read_row(q, out, err);
-        *found = st == GS_OK;
-    } else if (rc != SQLITE_DONE) {
-        st = sql_fail(s, err, "reading a job");
-    }
+    gs_status st = sql_first(s, err, "reading a job", &q, &row,
+                             "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", "s", id);
+    if (st == GS_OK && row && (st = read_row(q, out, err)) == GS_OK)
+        *found = 1;
     sqlite3_finalize(q);
     return st;
 }
 
 static gs_status sq_get(job_store *js, const char *id, job_record *out, gs_error *err)
 {
-    sqlite_store *s = sq(js);
     int found;
-    gs_status st = get_locked(s, id, out, &found, err);
+    gs_status st = get_row(sq(js), id, out, &found, err);
     if (st == GS_OK && !found)
         return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
     return st;
@@ -212,61 +184,30 @@ static gs_status sq_submit(job_store *js, const char *id, const char *owner, con
                            int64_t now_ms, int *position, gs_error *err)
 {
     sqlite_store *s = sq(js);
-    gs_status st = sql_exec(s, "BEGIN IMMEDIATE", err);
+    gs_status st = sql_begin(s, err);
     if (st != GS_OK)
         return st;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO jobs (id, owner, model, priority, status, params,"
-                           " megapixelsteps, created_ms) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
-                           -1, &q, NULL) != SQLITE_OK) {
-        st = sql_fail(s, err, "queueing a job");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, model, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 4, priority);
-    sqlite3_bind_text(q, 5, params_json, -1, SQLITE_STATIC);
-    sqlite3_bind_double(q, 6, megapixelsteps);
-    sqlite3_bind_int64(q, 7, now_ms);
-    if (sqlite3_step(q) != SQLITE_DONE) {
-        st = sql_fail(s, err, "queueing a job");
-        goto out;
-    }
-    sqlite3_finalize(q);
-    q = NULL;
-    if (position) {
-        int64_t seq = sqlite3_last_insert_rowid(s->db);
-        if (sqlite3_prepare_v2(s->db,
-                               "SELECT count(*) FROM jobs WHERE status = 0 AND"
-                               " (priority > ? OR (priority = ? AND seq < ?))",
-                               -1, &q, NULL) != SQLITE_OK) {
-            st = sql_fail(s, err, "counting the queue");
-            goto out;
-        }
-        sqlite3_bind_int(q, 1, priority);
-        sqlite3_bind_int(q, 2, priority);
-        sqlite3_bind_int64(q, 3, seq);
-        *position = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : 0;
-    }
-out:
-    sqlite3_finalize(q);
-    if (st == GS_OK)
-        st = sql_exec(s, "COMMIT", err);
-    else
-        sql_exec(s, "ROLLBACK", NULL);
-    return st;
+    st = sql_run(s, err, "queueing a job", NULL,
+                 "INSERT INTO jobs (id, owner, model, priority, status, params, megapixelsteps,"
+                 " created_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7)",
+                 "sssisdI", id, owner, model, priority, params_json, megapixelsteps, now_ms);
+    if (st == GS_OK && position)
+        st = sql_int(s, err, "counting the queue", position, NULL,
+                     "SELECT count(*) FROM jobs WHERE status = 0 AND"
+                     " (priority > ?1 OR (priority = ?1 AND seq < ?2))",
+                     "iI", priority, (int64_t)sqlite3_last_insert_rowid(s->db));
+    return sql_end(s, st, err);
 }
 
 /* ---- claim ---- */
 
-/* The best queued job's id (restricted to the n models when n > 0); "" when none. */
+/* The best queued job's id (restricted to the n models when n > 0); "" when none.
+   The one statement built at run time, and so bound by hand: its number of
+   values varies. */
 static gs_status best_queued(sqlite_store *s, const char *const *models, int n,
                              char id[JOB_ID_LEN + 1], int *priority, int64_t *created,
                              gs_error *err)
 {
-    sqlite3_stmt *q = NULL;
     /* "model IN (?,?,...)": two bytes a placeholder */
     char sql[200 + 2 * STORE_MAX_PREFER];
     int k = snprintf(sql, sizeof sql, "SELECT id, priority, created_ms FROM jobs WHERE status = 0");
@@ -278,18 +219,21 @@ static gs_status best_queued(sqlite_store *s, const char *const *models, int n,
     }
     snprintf(sql + k, sizeof sql - (size_t)k, " ORDER BY priority DESC, seq LIMIT 1");
     id[0] = '\0';
+    sqlite3_stmt *q;
+    int row;
+    gs_status st = GS_OK;
     if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
         return sql_fail(s, err, "looking for a job");
-    for (int i = 0; i < n; i++)
-        sqlite3_bind_text(q, i + 1, models[i], -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
+    for (int i = 0; st == GS_OK && i < n; i++)
+        if (sqlite3_bind_text(q, i + 1, models[i], -1, SQLITE_STATIC) != SQLITE_OK)
+            st = sql_fail(s, err, "looking for a job");
+    if (st == GS_OK && (st = sql_step(s, err, "looking for a job", q, &row)) == GS_OK && row) {
         copy_text(id, JOB_ID_LEN + 1, q, 0);
         *priority = sqlite3_column_int(q, 1);
         *created = sqlite3_column_int64(q, 2);
     }
     sqlite3_finalize(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? GS_OK : sql_fail(s, err, "looking for a job");
+    return st;
 }
 
 static gs_status sq_claim(job_store *js, const char *worker, const char *const *prefer,
@@ -297,55 +241,28 @@ static gs_status sq_claim(job_store *js, const char *worker, const char *const *
                           job_record *out, int *claimed, gs_error *err)
 {
     sqlite_store *s = sq(js);
-    *claimed = 0;
-    gs_status st = sql_exec(s, "BEGIN IMMEDIATE", err);
+    gs_status st = sql_begin(s, err);
     if (st != GS_OK)
         return st;
-    char best[JOB_ID_LEN + 1], pref[JOB_ID_LEN + 1];
+    char best[JOB_ID_LEN + 1], pref[JOB_ID_LEN + 1] = "";
     int bp = 0, pp = 0;
     int64_t bc = 0, pc = 0;
-    sqlite3_stmt *q = NULL;
-    if ((st = best_queued(s, NULL, 0, best, &bp, &bc, err)) != GS_OK)
-        goto out;
-    pref[0] = '\0';
-    if (n_prefer > STORE_MAX_PREFER)
-        n_prefer = STORE_MAX_PREFER;
-    if (prefer && n_prefer > 0 && best[0] &&
-        (st = best_queued(s, prefer, n_prefer, pref, &pp, &pc, err)) != GS_OK)
-        goto out;
+    st = best_queued(s, NULL, 0, best, &bp, &bc, err);
+    if (st == GS_OK && n_prefer > 0 && best[0])
+        st = best_queued(s, prefer, n_prefer, pref, &pp, &pc, err);
     /* a loaded model's job goes first, unless the best job outranks it or has starved */
     const char *pick = best;
     if (pref[0] && bp <= pp && now_ms - bc <= starve_ms)
         pick = pref;
-    if (!pick[0])
-        goto out;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET status = 1, worker = ?, lease_expires_ms = ?,"
-                           " started_ms = ?, attempts = attempts + 1, step = 0, preview_step = 0,"
-                           " eta_s = -1"
-                           " WHERE id = ? AND status = 0",
-                           -1, &q, NULL) != SQLITE_OK) {
-        st = sql_fail(s, err, "claiming a job");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, worker, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, now_ms + lease_ms);
-    sqlite3_bind_int64(q, 3, now_ms);
-    sqlite3_bind_text(q, 4, pick, -1, SQLITE_STATIC);
-    if (sqlite3_step(q) != SQLITE_DONE) {
-        st = sql_fail(s, err, "claiming a job");
-        goto out;
-    }
-    int found = 0;
-    if ((st = get_locked(s, pick, out, &found, err)) != GS_OK)
-        goto out;
-    *claimed = found;
-out:
-    sqlite3_finalize(q);
-    if (st == GS_OK)
-        st = sql_exec(s, "COMMIT", err);
-    else
-        sql_exec(s, "ROLLBACK", NULL);
+    if (st == GS_OK && pick[0])
+        st = sql_run(s, err, "claiming a job", NULL,
+                     "UPDATE jobs SET status = 1, worker = ?1, lease_expires_ms = ?2,"
+                     " started_ms = ?3, attempts = attempts + 1, step = 0, preview_step = 0,"
+                     " eta_s = -1 WHERE id = ?4 AND status = 0",
+                     "sIIs", worker, now_ms + lease_ms, now_ms, pick);
+    if (st == GS_OK && pick[0])
+        st = get_row(s, pick, out, claimed, err);
+    st = sql_end(s, st, err);
     if (st != GS_OK && *claimed) {
         job_record_clear(out);
         *claimed = 0;
@@ -353,127 +270,71 @@ out:
     return st;
 }
 
-/* ---- heartbeat, finish, cancel ---- */
+/* ---- heartbeat, finish, release, cancel ---- */
 
 static gs_status sq_heartbeat(job_store *js, const char *id, const char *worker, int64_t now_ms,
                               int lease_ms, const job_progress *p, int *cancel, int *lost,
                               gs_error *err)
 {
-    sqlite_store *s = sq(js);
-    sqlite3_stmt *q = NULL;
-    *cancel = 0;
-    *lost = 1;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET lease_expires_ms = ?, step = ?, steps = ?,"
-                           " preview_step = ?, eta_s = ?"
-                           " WHERE id = ? AND status = 1 AND worker = ?"
+    int held = 0;
+    gs_status st = sql_int(sq(js), err, "renewing a lease", cancel, &held,
+                           "UPDATE jobs SET lease_expires_ms = ?1, step = ?2, steps = ?3,"
+                           " preview_step = ?4, eta_s = ?5"
+                           " WHERE id = ?6 AND status = 1 AND worker = ?7"
                            " RETURNING cancel_requested",
-                           -1, &q, NULL) != SQLITE_OK)
-        return sql_fail(s, err, "renewing a lease");
-    sqlite3_bind_int64(q, 1, now_ms + lease_ms);
-    sqlite3_bind_int(q, 2, p->step);
-    sqlite3_bind_int(q, 3, p->steps);
-    sqlite3_bind_int(q, 4, p->preview_step);
-    sqlite3_bind_double(q, 5, p->eta_s);
-    sqlite3_bind_text(q, 6, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 7, worker, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        *lost = 0;
-        *cancel = sqlite3_column_int(q, 0);
-        rc = sqlite3_step(q);
-    }
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : sql_fail(s, err, "renewing a lease");
+                           "Iiiidss", now_ms + lease_ms, p->step, p->steps, p->preview_step,
+                           p->eta_s, id, worker);
+    *lost = !held;
+    return st;
 }
 
 static gs_status sq_finish(job_store *js, const char *id, const char *worker, job_status status,
                            const char *result_json, const char *error, int64_t now_ms,
                            int *recorded, gs_error *err)
 {
-    sqlite_store *s = sq(js);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET status = ?, result = ?, error = ?, finished_ms = ?,"
-                           " lease_expires_ms = NULL"
-                           " WHERE id = ? AND status = 1 AND worker = ?",
-                           -1, &q, NULL) != SQLITE_OK)
-        return sql_fail(s, err, "recording a result");
-    sqlite3_bind_int(q, 1, status);
-    sqlite3_bind_text(q, 2, result_json, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, error, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 4, now_ms);
-    sqlite3_bind_text(q, 5, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 6, worker, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE)
-        return sql_fail(s, err, "recording a result");
-    *recorded = sqlite3_changes(s->db) == 1;
-    return GS_OK;
+    int n = 0;
+    gs_status st = sql_run(sq(js), err, "recording a result", &n,
+                           "UPDATE jobs SET status = ?1, result = ?2, error = ?3, finished_ms = ?4,"
+                           " lease_expires_ms = NULL WHERE id = ?5 AND status = 1 AND worker = ?6",
+                           "issIss", (int)status, result_json, error, now_ms, id, worker);
+    *recorded = n == 1;
+    return st;
 }
 
 static gs_status sq_release(job_store *js, const char *id, const char *worker, int *released,
                             gs_error *err)
 {
-    sqlite_store *s = sq(js);
-    sqlite3_stmt *q = NULL;
-    *released = 0;
-    if (sqlite3_prepare_v2(s->db,
+    int n = 0;
+    gs_status st = sql_run(sq(js), err, "releasing a job", &n,
                            "UPDATE jobs SET status = 0, worker = NULL, lease_expires_ms = NULL,"
                            " step = 0, preview_step = 0, eta_s = -1,"
                            " attempts = max(attempts - 1, 0)"
-                           " WHERE id = ? AND status = 1 AND worker = ?",
-                           -1, &q, NULL) != SQLITE_OK)
-        return sql_fail(s, err, "releasing a job");
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, worker, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE)
-        return sql_fail(s, err, "releasing a job");
-    *released = sqlite3_changes(s->db) == 1;
-    return GS_OK;
+                           " WHERE id = ?1 AND status = 1 AND worker = ?2",
+                           "ss", id, worker);
+    *released = n == 1;
+    return st;
 }
 
 static gs_status sq_cancel(job_store *js, const char *id, int64_t now_ms, job_status *status,
                            gs_error *err)
 {
     sqlite_store *s = sq(js);
-    gs_status st = sql_exec(s, "BEGIN IMMEDIATE", err);
+    gs_status st = sql_begin(s, err);
     if (st != GS_OK)
         return st;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET"
-                           " status = CASE status WHEN 0 THEN 4 ELSE status END,"
-                           " finished_ms = CASE status WHEN 0 THEN ? ELSE finished_ms END,"
-                           " cancel_requested = CASE status WHEN 1 THEN 1 ELSE cancel_requested END"
-                           " WHERE id = ? RETURNING status",
-                           -1, &q, NULL) != SQLITE_OK) {
-        st = sql_fail(s, err, "cancelling a job");
-        goto out;
-    }
-    sqlite3_bind_int64(q, 1, now_ms);
-    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        *status = (job_status)sqlite3_column_int(q, 0);
-        rc = sqlite3_step(q);
-        if (rc != SQLITE_DONE)
-            st = sql_fail(s, err, "cancelling a job");
-    } else if (rc == SQLITE_DONE) {
+    int now = 0, found = 0;
+    st = sql_int(s, err, "cancelling a job", &now, &found,
+                 "UPDATE jobs SET"
+                 " status = CASE status WHEN 0 THEN 4 ELSE status END,"
+                 " finished_ms = CASE status WHEN 0 THEN ?1 ELSE finished_ms END,"
+                 " cancel_requested = CASE status WHEN 1 THEN 1 ELSE cancel_requested END"
+                 " WHERE id = ?2 RETURNING status",
+                 "Is", now_ms, id);
+    if (st == GS_OK && !found)
         st = gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
-    } else {
-        st = sql_fail(s, err, "cancelling a job");
-    }
-out:
-    sqlite3_finalize(q);
     if (st == GS_OK)
-        st = sql_exec(s, "COMMIT", err);
-    else
-        sql_exec(s, "ROLLBACK", NULL);
-    return st;
+        *status = (job_status)now;
+    return sql_end(s, st, err);
 }
 
 /* ---- lease expiry ---- */
@@ -482,98 +343,63 @@ static gs_status sq_expire_leases(job_store *js, int64_t now_ms, int max_attempt
                                   const char *reason, int *requeued, int *failed, gs_error *err)
 {
     sqlite_store *s = sq(js);
-    gs_status st = sql_exec(s, "BEGIN IMMEDIATE", err);
+    gs_status st = sql_begin(s, err);
     if (st != GS_OK)
         return st;
-    sqlite3_stmt *q = NULL;
     /* used-up attempts first, so a job is never both requeued and failed */
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET status = 3, error = ?, finished_ms = ?, worker = NULL,"
-                           " lease_expires_ms = NULL"
-                           " WHERE status = 1 AND lease_expires_ms < ? AND attempts >= ?",
-                           -1, &q, NULL) != SQLITE_OK) {
-        st = sql_fail(s, err, "expiring leases");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, now_ms);
-    sqlite3_bind_int64(q, 3, now_ms);
-    sqlite3_bind_int(q, 4, max_attempts);
-    if (sqlite3_step(q) != SQLITE_DONE) {
-        st = sql_fail(s, err, "expiring leases");
-        goto out;
-    }
-    *failed = sqlite3_changes(s->db);
-    sqlite3_finalize(q);
-    q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET status = 0, worker = NULL, lease_expires_ms = NULL,"
-                           " step = 0, preview_step = 0, eta_s = -1"
-                           " WHERE status = 1 AND lease_expires_ms < ?",
-                           -1, &q, NULL) != SQLITE_OK) {
-        st = sql_fail(s, err, "expiring leases");
-        goto out;
-    }
-    sqlite3_bind_int64(q, 1, now_ms);
-    if (sqlite3_step(q) != SQLITE_DONE) {
-        st = sql_fail(s, err, "expiring leases");
-        goto out;
-    }
-    *requeued = sqlite3_changes(s->db);
-out:
-    sqlite3_finalize(q);
+    st = sql_run(s, err, "expiring leases", failed,
+                 "UPDATE jobs SET status = 3, error = ?1, finished_ms = ?2, worker = NULL,"
+                 " lease_expires_ms = NULL"
+                 " WHERE status = 1 AND lease_expires_ms < ?2 AND attempts >= ?3",
+                 "sIi", reason, now_ms, max_attempts);
     if (st == GS_OK)
-        st = sql_exec(s, "COMMIT", err);
-    else
-        sql_exec(s, "ROLLBACK", NULL);
+        st = sql_run(s, err, "expiring leases", requeued,
+                     "UPDATE jobs SET status = 0, worker = NULL, lease_expires_ms = NULL,"
+                     " step = 0, preview_step = 0, eta_s = -1"
+                     " WHERE status = 1 AND lease_expires_ms < ?1",
+                     "I", now_ms);
+    st = sql_end(s, st, err);
+    if (st != GS_OK)
+        *requeued = *failed = 0;
     return st;
 }
+
+/* ---- counts and lists ---- */
 
 static gs_status sq_counts(job_store *js, int counts[5], gs_error *err)
 {
     sqlite_store *s = sq(js);
-    memset(counts, 0, 5 * sizeof counts[0]);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT status, count(*) FROM jobs GROUP BY status", -1, &q,
-                           NULL) != SQLITE_OK)
-        return sql_fail(s, err, "counting jobs");
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    sqlite3_stmt *q;
+    int row;
+    gs_status st = sql_prepare(s, err, "counting jobs", &q,
+                               "SELECT status, count(*) FROM jobs GROUP BY status", "");
+    while (st == GS_OK && (st = sql_step(s, err, "counting jobs", q, &row)) == GS_OK && row) {
         int k = sqlite3_column_int(q, 0);
         if (k >= 0 && k < 5)
             counts[k] = sqlite3_column_int(q, 1);
     }
     sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : sql_fail(s, err, "counting jobs");
+    return st;
 }
 
 static gs_status sq_list(job_store *js, int status, const char *owner, int max, job_record **out,
                          int *n, gs_error *err)
 {
     sqlite_store *s = sq(js);
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *q = NULL;
-    /* -1 and NULL bind as "any", so one statement serves every filter */
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 < 0 OR status = ?1)"
-                           " AND (?2 IS NULL OR owner = ?2) ORDER BY seq DESC LIMIT ?3",
-                           -1, &q, NULL) != SQLITE_OK)
-        return sql_fail(s, err, "listing jobs");
-    sqlite3_bind_int(q, 1, status);
-    if (owner)
-        sqlite3_bind_text(q, 2, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 3, max);
     job_record *list = gs_calloc(max > 0 ? (size_t)max : 1, sizeof *list);
-    gs_status st = list ? GS_OK : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    int rc = SQLITE_DONE;
-    while (st == GS_OK && *n < max && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        st = read_row(q, &list[*n], err);
-        if (st == GS_OK)
+    if (!list)
+        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+    sqlite3_stmt *q;
+    int row = 1;
+    /* -1 and NULL bind as "any", so one statement serves every filter */
+    gs_status st = sql_prepare(s, err, "listing jobs", &q,
+                               "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 < 0 OR status = ?1)"
+                               " AND (?2 IS NULL OR owner = ?2) ORDER BY seq DESC LIMIT ?3",
+                               "isi", status, owner, max);
+    while (st == GS_OK && *n < max && (st = sql_step(s, err, "listing jobs", q, &row)) == GS_OK &&
+           row)
+        if ((st = read_row(q, &list[*n], err)) == GS_OK)
             (*n)++;
-    }
-    if (st == GS_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        st = sql_fail(s, err, "listing jobs");
     sqlite3_finalize(q);
     if (st != GS_OK) {
         store_list_free(list, *n);
@@ -589,18 +415,16 @@ sq_depth_by_model(job_store *js, void (*fn)(void *user, const char *model, int q
                   void *user, gs_error *err)
 {
     sqlite_store *s = sq(js);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT model, sum(status = 0), sum(status = 1) FROM jobs"
-                           " WHERE status IN (0, 1) GROUP BY model ORDER BY model",
-                           -1, &q, NULL) != SQLITE_OK)
-        return sql_fail(s, err, "counting the queue");
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        fn(user, (const char *)sqlite3_column_text(q, 0), sqlite3_column_int(q, 1),
-           sqlite3_column_int(q, 2));
+    sqlite3_stmt *q;
+    int row;
+    gs_status st = sql_prepare(s, err, "counting the queue", &q,
+                               "SELECT model, sum(status = 0), sum(status = 1) FROM jobs"
+                               " WHERE status IN (0, 1) GROUP BY model ORDER BY model",
+                               "");
+    while (st == GS_OK && (st = sql_step(s, err, "counting the queue", q, &row)) == GS_OK && row)
+        fn(user, sql_text(q, 0), sqlite3_column_int(q, 1), sqlite3_column_int(q, 2));
     sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : sql_fail(s, err, "counting the queue");
+    return st;
 }
 
 static const store_ops sqlite_ops = {

@@ -20,10 +20,41 @@ static inline sqlite_store *sq(job_store *s)
     return (sqlite_store *)s;
 }
 
-/* Fails with GS_ERR_IO and SQLite's message for what was being done. */
+/* ---- statement helpers (store_sqlite_sql.c) ----
+   what says what was being done, for the message of a failure (GS_ERR_IO
+   with SQLite's words). The values to bind follow types, one letter each:
+     i int   I int64_t   d double   s const char * (NULL binds SQL NULL)
+   and must be of exactly those types (varargs convert nothing). Text is bound
+   without a copy: it must outlive the statement. */
+
 gs_status sql_fail(sqlite_store *s, gs_error *err, const char *what);
-/* Runs SQL text without results; err may be NULL. */
+/* Runs SQL text without values or results; err may be NULL. */
 gs_status sql_exec(sqlite_store *s, const char *sql, gs_error *err);
+/* BEGIN IMMEDIATE: takes the write lock up front, so that what a transaction
+   reads (the best queued job) is still so when it writes, in every process. */
+gs_status sql_begin(sqlite_store *s, gs_error *err);
+/* Commits when st is GS_OK, else rolls back; returns st or the commit's failure. */
+gs_status sql_end(sqlite_store *s, gs_status st, gs_error *err);
+/* Prepares sql and binds the values: *q for sql_step, finalized by the caller
+   (NULL after a failure). */
+gs_status sql_prepare(sqlite_store *s, gs_error *err, const char *what, sqlite3_stmt **q,
+                      const char *sql, const char *types, ...);
+/* Steps q: *row = 1 with a row to read, 0 when done. */
+gs_status sql_step(sqlite_store *s, gs_error *err, const char *what, sqlite3_stmt *q, int *row);
+/* sql_prepare and one sql_step: *row says whether *q holds a first row to read. */
+gs_status sql_first(sqlite_store *s, gs_error *err, const char *what, sqlite3_stmt **q, int *row,
+                    const char *sql, const char *types, ...);
+/* Runs a statement to completion; *changes (may be NULL) gets how many rows
+   it inserted, updated or deleted. */
+gs_status sql_run(sqlite_store *s, gs_error *err, const char *what, int *changes, const char *sql,
+                  const char *types, ...);
+/* Runs a statement whose first column is an integer (count(*), RETURNING x):
+ *value gets it from the first row, and is left alone when there is none;
+ *found (may be NULL) says which. */
+gs_status sql_int(sqlite_store *s, gs_error *err, const char *what, int *value, int *found,
+                  const char *sql, const char *types, ...);
+/* A text column, NULL for SQL NULL. */
+const char *sql_text(sqlite3_stmt *q, int col);
 
 /* Creates the workers table if needed (store_sqlite_workers.c); called once on open. */
 gs_status sq_workers_schema(sqlite_store *s, gs_error *err);
