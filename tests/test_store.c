@@ -500,6 +500,137 @@ static void upgrades_schema_1(void **state)
     store_close(s);
 }
 
+/* Runs cmd and reads the first line it prints into buf. */
+static void read_command(const char *cmd, char *buf, size_t n)
+{
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(buf, (int)n, p));
+    pclose(p);
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* A schema-2 file (statuses as numbers 0..4) opens with every job in the
+   status it had, its other fields kept, and arrival order going on from the
+   highest number ever handed out. */
+static void upgrades_schema_2(void **state)
+{
+    (void)state;
+    if (system("command -v sqlite3 >/dev/null") != 0)
+        skip();
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", path, path, path);
+    assert_int_equal(system(cmd), 0);
+    snprintf(
+        cmd, sizeof cmd,
+        "sqlite3 '%s' \"CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " id TEXT UNIQUE NOT NULL, owner TEXT NOT NULL DEFAULT '', model TEXT NOT NULL"
+        " DEFAULT '', priority INTEGER NOT NULL DEFAULT 0, status INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0,"
+        " worker TEXT, lease_expires_ms INTEGER, step INTEGER NOT NULL DEFAULT 0,"
+        " steps INTEGER NOT NULL DEFAULT 0, megapixelsteps REAL NOT NULL DEFAULT 0,"
+        " params TEXT NOT NULL, result TEXT, error TEXT, created_ms INTEGER NOT NULL,"
+        " started_ms INTEGER, finished_ms INTEGER,"
+        " preview_step INTEGER NOT NULL DEFAULT 0, eta_s REAL NOT NULL DEFAULT -1);"
+        " CREATE INDEX jobs_queue ON jobs(status, priority DESC, seq);"
+        " CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+        " INSERT INTO meta VALUES ('schema', '2');"
+        " INSERT INTO jobs (seq, id, owner, model, priority, status, params, created_ms) VALUES"
+        " (1, 'j-queued-1', 'k1', 'm', 0, 0, '{}', 5);"
+        " INSERT INTO jobs (seq, id, owner, model, priority, status, attempts, cancel_requested,"
+        " worker, lease_expires_ms, step, steps, params, created_ms, started_ms, preview_step,"
+        " eta_s) VALUES (2, 'j-running', 'k1', 'm', 0, 1, 1, 1, 'w1', 100000, 3, 20, '{}', 6,"
+        " 10, 2, 4.5);"
+        " INSERT INTO jobs (seq, id, model, status, attempts, params, result, created_ms,"
+        " started_ms, finished_ms) VALUES (3, 'j-succeeded', 'm', 2, 1, '{}', '{\\\"images\\\":1}',"
+        " 7, 8, 20);"
+        " INSERT INTO jobs (seq, id, model, status, params, error, created_ms, finished_ms)"
+        " VALUES (4, 'j-failed', 'm', 3, '{}', 'boom', 8, 21);"
+        " INSERT INTO jobs (seq, id, model, status, params, created_ms, finished_ms)"
+        " VALUES (5, 'j-cancelled', 'm', 4, '{}', 9, 22);"
+        " INSERT INTO jobs (seq, id, model, priority, status, params, created_ms)"
+        " VALUES (6, 'j-queued-2', 'm', 5, 0, '{}', 10);"
+        " INSERT INTO jobs (seq, id, model, status, params, created_ms, finished_ms)"
+        " VALUES (9, 'j-purged', 'm', 2, '{}', 11, 23);"
+        " DELETE FROM jobs WHERE seq = 9;\"",
+        path);
+    assert_int_equal(system(cmd), 0);
+    job_store *s;
+    gs_error err = {0};
+    assert_int_equal(store_open(path, &s, &err), GS_OK);
+
+    static const struct {
+        const char *id;
+        job_status status;
+    } want[] = {{"j-queued-1", JOB_QUEUED},     {"j-running", JOB_RUNNING},
+                {"j-succeeded", JOB_SUCCEEDED}, {"j-failed", JOB_FAILED},
+                {"j-cancelled", JOB_CANCELLED}, {"j-queued-2", JOB_QUEUED}};
+    job_record r;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        assert_int_equal(store_get(s, want[i].id, &r, &err), GS_OK);
+        assert_int_equal(r.status, want[i].status);
+        job_record_clear(&r);
+    }
+    assert_int_equal(store_get(s, "j-running", &r, &err), GS_OK);
+    assert_string_equal(r.worker, "w1");
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(r.cancel_requested, 1);
+    assert_int_equal(r.step, 3);
+    assert_int_equal(r.preview_step, 2);
+    assert_true(r.eta_s == 4.5);
+    assert_int_equal(r.lease_expires_ms, 100000);
+    job_record_clear(&r);
+    assert_int_equal(store_get(s, "j-succeeded", &r, &err), GS_OK);
+    assert_string_equal(r.result, "{\"images\":1}");
+    job_record_clear(&r);
+    assert_int_equal(store_get(s, "j-failed", &r, &err), GS_OK);
+    assert_string_equal(r.error, "boom");
+    job_record_clear(&r);
+    int counts[5];
+    assert_int_equal(store_counts(s, counts, &err), GS_OK);
+    assert_int_equal(counts[JOB_QUEUED], 2);
+    assert_int_equal(counts[JOB_RUNNING], 1);
+    assert_int_equal(counts[JOB_SUCCEEDED], 1);
+    assert_int_equal(counts[JOB_FAILED], 1);
+    assert_int_equal(counts[JOB_CANCELLED], 1);
+
+    /* the running job's worker still holds it and can finish it */
+    int cancel, lost, rec, got;
+    assert_int_equal(store_heartbeat(s, "j-running", "w1", 1000, 1000,
+                                     &(job_progress){4, 20, 0, -1}, &cancel, &lost, &err),
+                     GS_OK);
+    assert_int_equal(lost, 0);
+    assert_int_equal(cancel, 1);
+    assert_int_equal(
+        store_finish(s, "j-running", "w1", JOB_CANCELLED, NULL, NULL, 1100, &rec, &err), GS_OK);
+    assert_int_equal(rec, 1);
+    /* the queued ones go by priority, then arrival */
+    claim(s, "w2", NULL, 2000, &r, &got);
+    assert_int_equal(got, 1);
+    assert_string_equal(r.id, "j-queued-2");
+    job_record_clear(&r);
+    char id[40];
+    submit(s, "m", 0, 3000, id, NULL);
+    claim(s, "w2", NULL, 4000, &r, &got);
+    assert_string_equal(r.id, "j-queued-1");
+    job_record_clear(&r);
+    store_close(s);
+
+    char line[256];
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"SELECT value FROM meta WHERE key = 'schema'\"", path);
+    read_command(cmd, line, sizeof line);
+    assert_string_equal(line, "3");
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"SELECT seq FROM jobs WHERE id = '%s'\"", path, id);
+    read_command(cmd, line, sizeof line);
+    assert_string_equal(line, "10"); /* after the purged 9, not after the last row left */
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \"SELECT group_concat(status, ',') FROM"
+             " (SELECT status FROM jobs ORDER BY seq)\"",
+             path);
+    read_command(cmd, line, sizeof line);
+    assert_string_equal(line, "running,cancelled,succeeded,failed,cancelled,running,queued");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +646,7 @@ int main(void)
         cmocka_unit_test(release_gives_the_job_back),
         cmocka_unit_test(owners_stats_and_purge),
         cmocka_unit_test(upgrades_schema_1),
+        cmocka_unit_test(upgrades_schema_2),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,28 +12,101 @@
 #include "common/alloc.h"
 #include "queue/store_sqlite_private.h"
 
-#define SCHEMA_VERSION "2"
+#define SCHEMA_VERSION "3"
 
 /* ---- open ---- */
 
-/* Schema 1 lacked the preview and ETA columns; add them in place, so a
-   data directory from an older gesso keeps its jobs. */
-static gs_status migrate(sqlite_store *s, gs_error *err)
+/* The jobs table of the current schema, by the name given (a new table is
+   built beside an old one while upgrading). */
+#define JOBS_TABLE(name)                                                                           \
+    "CREATE TABLE IF NOT EXISTS " name " ("                                                        \
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"                                                      \
+    " id TEXT UNIQUE NOT NULL,"                                                                    \
+    " owner TEXT NOT NULL DEFAULT '',"                                                             \
+    " model TEXT NOT NULL DEFAULT '',"                                                             \
+    " priority INTEGER NOT NULL DEFAULT 0,"                                                        \
+    " status TEXT NOT NULL"                                                                        \
+    "  CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),"               \
+    " attempts INTEGER NOT NULL DEFAULT 0,"                                                        \
+    " cancel_requested INTEGER NOT NULL DEFAULT 0,"                                                \
+    " worker TEXT,"                                                                                \
+    " lease_expires_ms INTEGER,"                                                                   \
+    " step INTEGER NOT NULL DEFAULT 0,"                                                            \
+    " steps INTEGER NOT NULL DEFAULT 0,"                                                           \
+    " megapixelsteps REAL NOT NULL DEFAULT 0,"                                                     \
+    " params TEXT NOT NULL,"                                                                       \
+    " result TEXT,"                                                                                \
+    " error TEXT,"                                                                                 \
+    " created_ms INTEGER NOT NULL,"                                                                \
+    " started_ms INTEGER,"                                                                         \
+    " finished_ms INTEGER,"                                                                        \
+    " preview_step INTEGER NOT NULL DEFAULT 0,"                                                    \
+    " eta_s REAL NOT NULL DEFAULT -1);"
+
+#define JOBS_INDEX "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
+
+/* The schema of the jobs table, read from the table itself: 1 lacked the
+   preview and ETA columns, 2 kept statuses as numbers (0 queued .. 4
+   cancelled), 3 keeps their names. */
+static gs_status schema_of(sqlite_store *s, int *version, gs_error *err)
 {
-    int have = 0;
-    gs_status st = sql_int(s, err, "reading the schema", &have, NULL,
+    int preview = 0, named = 0;
+    gs_status st = sql_int(s, err, "reading the schema", &preview, NULL,
                            "SELECT count(*) FROM pragma_table_info('jobs')"
                            " WHERE name = 'preview_step'",
                            "");
-    if (st != GS_OK || have)
+    if (st == GS_OK)
+        st = sql_int(s, err, "reading the schema", &named, NULL,
+                     "SELECT count(*) FROM pragma_table_info('jobs')"
+                     " WHERE name = 'status' AND upper(type) = 'TEXT'",
+                     "");
+    *version = !preview ? 1 : !named ? 2 : 3;
+    return st;
+}
+
+/* Brings an older jobs table to the current schema in place, within the
+   caller's transaction, so a data directory from an older gesso keeps its
+   jobs and a failure leaves it as it was. SQLite cannot change a column's
+   type, so the table is copied into a new one with the statuses named. */
+static gs_status migrate(sqlite_store *s, gs_error *err)
+{
+    int version;
+    gs_status st = schema_of(s, &version, err);
+    if (st != GS_OK || version == 3)
         return st;
-    return sql_exec(s,
-                    "BEGIN IMMEDIATE;"
-                    "ALTER TABLE jobs ADD COLUMN preview_step INTEGER NOT NULL DEFAULT 0;"
-                    "ALTER TABLE jobs ADD COLUMN eta_s REAL NOT NULL DEFAULT -1;"
-                    "UPDATE meta SET value = '" SCHEMA_VERSION "' WHERE key = 'schema';"
-                    "COMMIT;",
-                    err);
+    if (version == 1)
+        st = sql_exec(s,
+                      "ALTER TABLE jobs ADD COLUMN preview_step INTEGER NOT NULL DEFAULT 0;"
+                      "ALTER TABLE jobs ADD COLUMN eta_s REAL NOT NULL DEFAULT -1;",
+                      err);
+    if (st == GS_OK)
+        st = sql_exec(s, JOBS_TABLE("jobs_new"), err);
+    if (st == GS_OK)
+        st = sql_exec(s,
+                      "INSERT INTO jobs_new (seq, id, owner, model, priority, status, attempts,"
+                      " cancel_requested, worker, lease_expires_ms, step, steps, megapixelsteps,"
+                      " params, result, error, created_ms, started_ms, finished_ms, preview_step,"
+                      " eta_s)"
+                      " SELECT seq, id, owner, model, priority,"
+                      " CASE status WHEN 0 THEN 'queued' WHEN 1 THEN 'running'"
+                      "  WHEN 2 THEN 'succeeded' WHEN 3 THEN 'failed' WHEN 4 THEN 'cancelled' END,"
+                      " attempts, cancel_requested, worker, lease_expires_ms, step, steps,"
+                      " megapixelsteps, params, result, error, created_ms, started_ms,"
+                      " finished_ms, preview_step, eta_s"
+                      " FROM jobs;"
+                      /* arrival order must survive: keep the highest seq ever handed
+                         out, which may be above every row left (purged jobs) */
+                      "DELETE FROM sqlite_sequence WHERE name = 'jobs_new';"
+                      "UPDATE sqlite_sequence SET name = 'jobs_new' WHERE name = 'jobs';"
+                      "DROP TABLE jobs;"
+                      "ALTER TABLE jobs_new RENAME TO jobs;"
+                      "UPDATE meta SET value = '" SCHEMA_VERSION "' WHERE key = 'schema';",
+                      err);
+    if (st == GS_OK)
+        st = sql_exec(s, JOBS_INDEX, err);
+    if (st != GS_OK && err)
+        gs_error_prefix(err, "upgrading the job store from schema %d", version);
+    return st;
 }
 
 static const store_ops sqlite_ops;
@@ -57,35 +130,21 @@ gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, 
         goto out;
     }
     sqlite3_busy_timeout(s->db, 10000);
-    if ((st = sql_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) != GS_OK ||
+    if ((st = sql_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) != GS_OK)
+        goto out;
+    /* one transaction, so that processes opening the same file at once create
+       or upgrade it once, one after the other */
+    if ((st = sql_begin(s, err)) != GS_OK)
+        goto out;
+    if ((st = sql_exec(s, JOBS_TABLE("jobs"), err)) == GS_OK &&
+        (st = sql_exec(s, JOBS_INDEX, err)) == GS_OK &&
         (st = sql_exec(s,
-                       "CREATE TABLE IF NOT EXISTS jobs ("
-                       " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-                       " id TEXT UNIQUE NOT NULL,"
-                       " owner TEXT NOT NULL DEFAULT '',"
-                       " model TEXT NOT NULL DEFAULT '',"
-                       " priority INTEGER NOT NULL DEFAULT 0,"
-                       " status INTEGER NOT NULL,"
-                       " attempts INTEGER NOT NULL DEFAULT 0,"
-                       " cancel_requested INTEGER NOT NULL DEFAULT 0,"
-                       " worker TEXT,"
-                       " lease_expires_ms INTEGER,"
-                       " step INTEGER NOT NULL DEFAULT 0,"
-                       " steps INTEGER NOT NULL DEFAULT 0,"
-                       " megapixelsteps REAL NOT NULL DEFAULT 0,"
-                       " params TEXT NOT NULL,"
-                       " result TEXT,"
-                       " error TEXT,"
-                       " created_ms INTEGER NOT NULL,"
-                       " started_ms INTEGER,"
-                       " finished_ms INTEGER);"
-                       "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
                        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
                        "INSERT OR IGNORE INTO meta VALUES ('schema', '" SCHEMA_VERSION "');",
-                       err)) != GS_OK ||
-        (st = sq_workers_schema(s, err)) != GS_OK)
-        goto out;
-    if ((st = migrate(s, err)) != GS_OK)
+                       err)) == GS_OK &&
+        (st = sq_workers_schema(s, err)) == GS_OK)
+        st = migrate(s, err);
+    if ((st = sql_end(s, st, err)) != GS_OK)
         goto out;
     s->base.ops = &sqlite_ops;
     *out = &s->base;
@@ -129,7 +188,6 @@ static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
     copy_text(r->owner, sizeof r->owner, q, 1);
     copy_text(r->model, sizeof r->model, q, 2);
     copy_text(r->worker, sizeof r->worker, q, 3);
-    r->status = (job_status)sqlite3_column_int(q, 4);
     r->priority = sqlite3_column_int(q, 5);
     r->attempts = sqlite3_column_int(q, 6);
     r->cancel_requested = sqlite3_column_int(q, 7);
@@ -145,6 +203,10 @@ static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
     r->error = dup_text(q, 17);
     r->preview_step = sqlite3_column_int(q, 18);
     r->eta_s = sqlite3_column_double(q, 19);
+    if (sql_status(q, 4, &r->status, err) != GS_OK) {
+        job_record_clear(r);
+        return GS_ERR_FORMAT;
+    }
     if (!r->params || (sqlite3_column_type(q, 16) != SQLITE_NULL && !r->result) ||
         (sqlite3_column_type(q, 17) != SQLITE_NULL && !r->error)) {
         job_record_clear(r);
@@ -189,11 +251,11 @@ static gs_status sq_submit(job_store *js, const char *id, const char *owner, con
         return st;
     st = sql_run(s, err, "queueing a job", NULL,
                  "INSERT INTO jobs (id, owner, model, priority, status, params, megapixelsteps,"
-                 " created_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7)",
+                 " created_ms) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7)",
                  "sssisdI", id, owner, model, priority, params_json, megapixelsteps, now_ms);
     if (st == GS_OK && position)
         st = sql_int(s, err, "counting the queue", position, NULL,
-                     "SELECT count(*) FROM jobs WHERE status = 0 AND"
+                     "SELECT count(*) FROM jobs WHERE status = 'queued' AND"
                      " (priority > ?1 OR (priority = ?1 AND seq < ?2))",
                      "iI", priority, (int64_t)sqlite3_last_insert_rowid(s->db));
     return sql_end(s, st, err);
@@ -210,7 +272,8 @@ static gs_status best_queued(sqlite_store *s, const char *const *models, int n,
 {
     /* "model IN (?,?,...)": two bytes a placeholder */
     char sql[200 + 2 * STORE_MAX_PREFER];
-    int k = snprintf(sql, sizeof sql, "SELECT id, priority, created_ms FROM jobs WHERE status = 0");
+    int k = snprintf(sql, sizeof sql,
+                     "SELECT id, priority, created_ms FROM jobs WHERE status = 'queued'");
     if (n > 0) {
         k += snprintf(sql + k, sizeof sql - (size_t)k, " AND model IN (?");
         for (int i = 1; i < n; i++)
@@ -256,9 +319,9 @@ static gs_status sq_claim(job_store *js, const char *worker, const char *const *
         pick = pref;
     if (st == GS_OK && pick[0])
         st = sql_run(s, err, "claiming a job", NULL,
-                     "UPDATE jobs SET status = 1, worker = ?1, lease_expires_ms = ?2,"
+                     "UPDATE jobs SET status = 'running', worker = ?1, lease_expires_ms = ?2,"
                      " started_ms = ?3, attempts = attempts + 1, step = 0, preview_step = 0,"
-                     " eta_s = -1 WHERE id = ?4 AND status = 0",
+                     " eta_s = -1 WHERE id = ?4 AND status = 'queued'",
                      "sIIs", worker, now_ms + lease_ms, now_ms, pick);
     if (st == GS_OK && pick[0])
         st = get_row(s, pick, out, claimed, err);
@@ -280,7 +343,7 @@ static gs_status sq_heartbeat(job_store *js, const char *id, const char *worker,
     gs_status st = sql_int(sq(js), err, "renewing a lease", cancel, &held,
                            "UPDATE jobs SET lease_expires_ms = ?1, step = ?2, steps = ?3,"
                            " preview_step = ?4, eta_s = ?5"
-                           " WHERE id = ?6 AND status = 1 AND worker = ?7"
+                           " WHERE id = ?6 AND status = 'running' AND worker = ?7"
                            " RETURNING cancel_requested",
                            "Iiiidss", now_ms + lease_ms, p->step, p->steps, p->preview_step,
                            p->eta_s, id, worker);
@@ -293,10 +356,11 @@ static gs_status sq_finish(job_store *js, const char *id, const char *worker, jo
                            int *recorded, gs_error *err)
 {
     int n = 0;
-    gs_status st = sql_run(sq(js), err, "recording a result", &n,
-                           "UPDATE jobs SET status = ?1, result = ?2, error = ?3, finished_ms = ?4,"
-                           " lease_expires_ms = NULL WHERE id = ?5 AND status = 1 AND worker = ?6",
-                           "issIss", (int)status, result_json, error, now_ms, id, worker);
+    gs_status st =
+        sql_run(sq(js), err, "recording a result", &n,
+                "UPDATE jobs SET status = ?1, result = ?2, error = ?3, finished_ms = ?4,"
+                " lease_expires_ms = NULL WHERE id = ?5 AND status = 'running' AND worker = ?6",
+                "sssIss", job_status_name(status), result_json, error, now_ms, id, worker);
     *recorded = n == 1;
     return st;
 }
@@ -305,12 +369,13 @@ static gs_status sq_release(job_store *js, const char *id, const char *worker, i
                             gs_error *err)
 {
     int n = 0;
-    gs_status st = sql_run(sq(js), err, "releasing a job", &n,
-                           "UPDATE jobs SET status = 0, worker = NULL, lease_expires_ms = NULL,"
-                           " step = 0, preview_step = 0, eta_s = -1,"
-                           " attempts = max(attempts - 1, 0)"
-                           " WHERE id = ?1 AND status = 1 AND worker = ?2",
-                           "ss", id, worker);
+    gs_status st =
+        sql_run(sq(js), err, "releasing a job", &n,
+                "UPDATE jobs SET status = 'queued', worker = NULL, lease_expires_ms = NULL,"
+                " step = 0, preview_step = 0, eta_s = -1,"
+                " attempts = max(attempts - 1, 0)"
+                " WHERE id = ?1 AND status = 'running' AND worker = ?2",
+                "ss", id, worker);
     *released = n == 1;
     return st;
 }
@@ -322,18 +387,21 @@ static gs_status sq_cancel(job_store *js, const char *id, int64_t now_ms, job_st
     gs_status st = sql_begin(s, err);
     if (st != GS_OK)
         return st;
-    int now = 0, found = 0;
-    st = sql_int(s, err, "cancelling a job", &now, &found,
-                 "UPDATE jobs SET"
-                 " status = CASE status WHEN 0 THEN 4 ELSE status END,"
-                 " finished_ms = CASE status WHEN 0 THEN ?1 ELSE finished_ms END,"
-                 " cancel_requested = CASE status WHEN 1 THEN 1 ELSE cancel_requested END"
-                 " WHERE id = ?2 RETURNING status",
-                 "Is", now_ms, id);
-    if (st == GS_OK && !found)
+    sqlite3_stmt *q;
+    int row;
+    st = sql_first(s, err, "cancelling a job", &q, &row,
+                   "UPDATE jobs SET"
+                   " status = CASE status WHEN 'queued' THEN 'cancelled' ELSE status END,"
+                   " finished_ms = CASE status WHEN 'queued' THEN ?1 ELSE finished_ms END,"
+                   " cancel_requested = CASE status WHEN 'running' THEN 1"
+                   "  ELSE cancel_requested END"
+                   " WHERE id = ?2 RETURNING status",
+                   "Is", now_ms, id);
+    if (st == GS_OK && !row)
         st = gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
-    if (st == GS_OK)
-        *status = (job_status)now;
+    if (st == GS_OK && (st = sql_status(q, 0, status, err)) == GS_OK)
+        st = sql_drain(s, err, "cancelling a job", q);
+    sqlite3_finalize(q);
     return sql_end(s, st, err);
 }
 
@@ -348,15 +416,15 @@ static gs_status sq_expire_leases(job_store *js, int64_t now_ms, int max_attempt
         return st;
     /* used-up attempts first, so a job is never both requeued and failed */
     st = sql_run(s, err, "expiring leases", failed,
-                 "UPDATE jobs SET status = 3, error = ?1, finished_ms = ?2, worker = NULL,"
+                 "UPDATE jobs SET status = 'failed', error = ?1, finished_ms = ?2, worker = NULL,"
                  " lease_expires_ms = NULL"
-                 " WHERE status = 1 AND lease_expires_ms < ?2 AND attempts >= ?3",
+                 " WHERE status = 'running' AND lease_expires_ms < ?2 AND attempts >= ?3",
                  "sIi", reason, now_ms, max_attempts);
     if (st == GS_OK)
         st = sql_run(s, err, "expiring leases", requeued,
-                     "UPDATE jobs SET status = 0, worker = NULL, lease_expires_ms = NULL,"
+                     "UPDATE jobs SET status = 'queued', worker = NULL, lease_expires_ms = NULL,"
                      " step = 0, preview_step = 0, eta_s = -1"
-                     " WHERE status = 1 AND lease_expires_ms < ?1",
+                     " WHERE status = 'running' AND lease_expires_ms < ?1",
                      "I", now_ms);
     st = sql_end(s, st, err);
     if (st != GS_OK)
@@ -374,8 +442,8 @@ static gs_status sq_counts(job_store *js, int counts[5], gs_error *err)
     gs_status st = sql_prepare(s, err, "counting jobs", &q,
                                "SELECT status, count(*) FROM jobs GROUP BY status", "");
     while (st == GS_OK && (st = sql_step(s, err, "counting jobs", q, &row)) == GS_OK && row) {
-        int k = sqlite3_column_int(q, 0);
-        if (k >= 0 && k < 5)
+        job_status k;
+        if ((st = sql_status(q, 0, &k, err)) == GS_OK)
             counts[k] = sqlite3_column_int(q, 1);
     }
     sqlite3_finalize(q);
@@ -392,10 +460,11 @@ static gs_status sq_list(job_store *js, int status, const char *owner, int max, 
     sqlite3_stmt *q;
     int row = 1;
     /* -1 and NULL bind as "any", so one statement serves every filter */
-    gs_status st = sql_prepare(s, err, "listing jobs", &q,
-                               "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 < 0 OR status = ?1)"
-                               " AND (?2 IS NULL OR owner = ?2) ORDER BY seq DESC LIMIT ?3",
-                               "isi", status, owner, max);
+    gs_status st =
+        sql_prepare(s, err, "listing jobs", &q,
+                    "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 IS NULL OR status = ?1)"
+                    " AND (?2 IS NULL OR owner = ?2) ORDER BY seq DESC LIMIT ?3",
+                    "ssi", status < 0 ? NULL : job_status_name((job_status)status), owner, max);
     while (st == GS_OK && *n < max && (st = sql_step(s, err, "listing jobs", q, &row)) == GS_OK &&
            row)
         if ((st = read_row(q, &list[*n], err)) == GS_OK)
@@ -418,8 +487,9 @@ sq_depth_by_model(job_store *js, void (*fn)(void *user, const char *model, int q
     sqlite3_stmt *q;
     int row;
     gs_status st = sql_prepare(s, err, "counting the queue", &q,
-                               "SELECT model, sum(status = 0), sum(status = 1) FROM jobs"
-                               " WHERE status IN (0, 1) GROUP BY model ORDER BY model",
+                               "SELECT model, sum(status = 'queued'), sum(status = 'running')"
+                               " FROM jobs WHERE status IN ('queued', 'running')"
+                               " GROUP BY model ORDER BY model",
                                "");
     while (st == GS_OK && (st = sql_step(s, err, "counting the queue", q, &row)) == GS_OK && row)
         fn(user, sql_text(q, 0), sqlite3_column_int(q, 1), sqlite3_column_int(q, 2));

@@ -44,6 +44,8 @@ gs_status sql_step(sqlite_store *s, gs_error *err, const char *what, sqlite3_stm
 /* sql_prepare and one sql_step: *row says whether *q holds a first row to read. */
 gs_status sql_first(sqlite_store *s, gs_error *err, const char *what, sqlite3_stmt **q, int *row,
                     const char *sql, const char *types, ...);
+/* Steps q past its remaining rows (a RETURNING statement is done only then). */
+gs_status sql_drain(sqlite_store *s, gs_error *err, const char *what, sqlite3_stmt *q);
 /* Runs a statement to completion; *changes (may be NULL) gets how many rows
    it inserted, updated or deleted. */
 gs_status sql_run(sqlite_store *s, gs_error *err, const char *what, int *changes, const char *sql,
@@ -55,6 +57,9 @@ gs_status sql_int(sqlite_store *s, gs_error *err, const char *what, int *value, 
                   const char *sql, const char *types, ...);
 /* A text column, NULL for SQL NULL. */
 const char *sql_text(sqlite3_stmt *q, int col);
+/* A status column: the table keeps each status by its name (job_status_name),
+   so that the rows read the same to a person and to every engine. */
+gs_status sql_status(sqlite3_stmt *q, int col, job_status *out, gs_error *err);
 
 /* Creates the workers table if needed (store_sqlite_workers.c); called once on open. */
 gs_status sq_workers_schema(sqlite_store *s, gs_error *err);

@@ -106,6 +106,14 @@ gs_status sql_first(sqlite_store *s, gs_error *err, const char *what, sqlite3_st
     return st;
 }
 
+gs_status sql_drain(sqlite_store *s, gs_error *err, const char *what, sqlite3_stmt *q)
+{
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        ;
+    return rc == SQLITE_DONE ? GS_OK : sql_fail(s, err, what);
+}
+
 gs_status sql_run(sqlite_store *s, gs_error *err, const char *what, int *changes, const char *sql,
                   const char *types, ...)
 {
@@ -116,12 +124,7 @@ gs_status sql_run(sqlite_store *s, gs_error *err, const char *what, int *changes
     va_end(ap);
     if (st != GS_OK)
         return st;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        ;
-    if (rc != SQLITE_DONE)
-        st = sql_fail(s, err, what);
-    else if (changes)
+    if ((st = sql_drain(s, err, what, q)) == GS_OK && changes)
         *changes = sqlite3_changes(s->db);
     sqlite3_finalize(q);
     return st;
@@ -137,14 +140,10 @@ gs_status sql_int(sqlite_store *s, gs_error *err, const char *what, int *value, 
     va_end(ap);
     if (st != GS_OK)
         return st;
-    int row, rc;
+    int row;
     if ((st = sql_step(s, err, what, q, &row)) == GS_OK && row) {
         *value = sqlite3_column_int(q, 0);
-        /* a RETURNING statement is done only once stepped past its rows */
-        while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-            ;
-        if (rc != SQLITE_DONE)
-            st = sql_fail(s, err, what);
+        st = sql_drain(s, err, what, q);
     }
     if (found)
         *found = st == GS_OK && row;
@@ -155,4 +154,15 @@ gs_status sql_int(sqlite_store *s, gs_error *err, const char *what, int *value, 
 const char *sql_text(sqlite3_stmt *q, int col)
 {
     return (const char *)sqlite3_column_text(q, col);
+}
+
+gs_status sql_status(sqlite3_stmt *q, int col, job_status *out, gs_error *err)
+{
+    const char *name = sql_text(q, col);
+    int k = name ? job_status_parse(name) : -1;
+    if (k < 0)
+        return gs_fail(err, GS_ERR_FORMAT, "job store: a job has the unknown status '%s'",
+                       name ? name : "(null)");
+    *out = (job_status)k;
+    return GS_OK;
 }

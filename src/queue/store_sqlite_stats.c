@@ -12,15 +12,16 @@
 gs_status sq_active_count(job_store *js, const char *owner, int *n, gs_error *err)
 {
     return sql_int(sq(js), err, "counting a key's jobs", n, NULL,
-                   "SELECT count(*) FROM jobs WHERE owner = ?1 AND status IN (0, 1)", "s", owner);
+                   "SELECT count(*) FROM jobs WHERE owner = ?1 AND status IN ('queued', 'running')",
+                   "s", owner);
 }
 
 gs_status sq_queue_position(job_store *js, const char *id, int *position, gs_error *err)
 {
     return sql_int(sq(js), err, "reading a queue position", position, NULL,
-                   "SELECT (SELECT count(*) FROM jobs o WHERE o.status = 0 AND"
+                   "SELECT (SELECT count(*) FROM jobs o WHERE o.status = 'queued' AND"
                    " (o.priority > j.priority OR (o.priority = j.priority AND o.seq < j.seq)))"
-                   " FROM jobs j WHERE j.id = ?1 AND j.status = 0",
+                   " FROM jobs j WHERE j.id = ?1 AND j.status = 'queued'",
                    "s", id);
 }
 
@@ -32,13 +33,15 @@ gs_status sq_stats(job_store *js, int64_t since_ms, int max_jobs, job_stats *out
     store_stats_acc acc = {0};
     gs_status st = sql_prepare(s, err, "reading statistics", &q,
                                "SELECT status, megapixelsteps, created_ms, started_ms, finished_ms,"
-                               " result FROM jobs WHERE finished_ms >= ?1 AND status >= 2"
+                               " result FROM jobs WHERE finished_ms >= ?1"
+                               " AND status IN ('succeeded', 'failed', 'cancelled')"
                                " ORDER BY finished_ms DESC LIMIT ?2",
                                "Ii", since_ms, max_jobs);
-    while (st == GS_OK && (st = sql_step(s, err, "reading statistics", q, &row)) == GS_OK && row)
-        store_stats_add(&acc, (job_status)sqlite3_column_int(q, 0), sqlite3_column_double(q, 1),
-                        sqlite3_column_int64(q, 2), sqlite3_column_int64(q, 3),
-                        sqlite3_column_int64(q, 4), sql_text(q, 5));
+    job_status status;
+    while (st == GS_OK && (st = sql_step(s, err, "reading statistics", q, &row)) == GS_OK && row &&
+           (st = sql_status(q, 0, &status, err)) == GS_OK)
+        store_stats_add(&acc, status, sqlite3_column_double(q, 1), sqlite3_column_int64(q, 2),
+                        sqlite3_column_int64(q, 3), sqlite3_column_int64(q, 4), sql_text(q, 5));
     sqlite3_finalize(q);
     store_stats_end(&acc, out);
     return st;
@@ -55,8 +58,9 @@ gs_status sq_purge(job_store *js, int64_t before_ms, void (*fn)(void *user, cons
     int row, cap = 0;
     char(*ids)[JOB_ID_LEN + 1] = NULL;
     st = sql_prepare(s, err, "purging old jobs", &q,
-                     "DELETE FROM jobs WHERE status >= 2 AND finished_ms < ?1 RETURNING id", "I",
-                     before_ms);
+                     "DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled')"
+                     " AND finished_ms < ?1 RETURNING id",
+                     "I", before_ms);
     while (st == GS_OK && (st = sql_step(s, err, "purging old jobs", q, &row)) == GS_OK && row) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 64;
