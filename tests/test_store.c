@@ -538,7 +538,7 @@ static void lists_counts_and_depth(void **state)
     char id[7][40];
     job_status st;
     /* one job per status, then two more queued; owners alternate */
-    const char *model[7] = {"b", "a", "a", "a", "a", "a", "b"};
+    const char *model[7] = {"b", "a", "a", "c", "a", "a", "b"};
     for (int i = 0; i < 7; i++)
         assert_int_equal(store_submit(s, i % 2 ? "key2" : "key1", model[i], i == 6 ? 3 : 0, "{}",
                                       1.0, i, id[i], NULL, &err),
@@ -597,7 +597,8 @@ static void lists_counts_and_depth(void **state)
     assert_int_equal(counts[JOB_FAILED], 1);
     assert_int_equal(counts[JOB_CANCELLED], 1);
 
-    /* finished jobs count in no model's depth; models come in name order */
+    /* finished jobs count in no model's depth ("c" has only a cancelled one);
+       models come in name order */
     depth_rows d = {0};
     assert_int_equal(store_depth_by_model(s, add_depth, &d, &err), GS_OK);
     assert_int_equal(d.n, 2);
