@@ -203,9 +203,10 @@ static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
     r->error = dup_text(q, 17);
     r->preview_step = sqlite3_column_int(q, 18);
     r->eta_s = sqlite3_column_double(q, 19);
-    if (sql_status(q, 4, &r->status, err) != GS_OK) {
+    gs_status st = sql_status(q, 4, &r->status, err);
+    if (st != GS_OK) {
         job_record_clear(r);
-        return GS_ERR_FORMAT;
+        return st;
     }
     if (!r->params || (sqlite3_column_type(q, 16) != SQLITE_NULL && !r->result) ||
         (sqlite3_column_type(q, 17) != SQLITE_NULL && !r->error)) {
@@ -459,7 +460,7 @@ static gs_status sq_list(job_store *js, int status, const char *owner, int max, 
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     sqlite3_stmt *q;
     int row = 1;
-    /* -1 and NULL bind as "any", so one statement serves every filter */
+    /* a filter bound as NULL means any, so one statement serves every filter */
     gs_status st =
         sql_prepare(s, err, "listing jobs", &q,
                     "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 IS NULL OR status = ?1)"

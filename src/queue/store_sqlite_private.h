@@ -50,9 +50,9 @@ gs_status sql_drain(sqlite_store *s, gs_error *err, const char *what, sqlite3_st
    it inserted, updated or deleted. */
 gs_status sql_run(sqlite_store *s, gs_error *err, const char *what, int *changes, const char *sql,
                   const char *types, ...);
-/* Runs a statement whose first column is an integer (count(*), RETURNING x):
- *value gets it from the first row, and is left alone when there is none;
- *found (may be NULL) says which. */
+/* Runs a statement whose first column is an integer (count(*), RETURNING x)
+   and puts the first row's into *value, which no row leaves alone; *found
+   (may be NULL) says whether there was a row. */
 gs_status sql_int(sqlite_store *s, gs_error *err, const char *what, int *value, int *found,
                   const char *sql, const char *types, ...);
 /* A text column, NULL for SQL NULL. */
