@@ -1,10 +1,13 @@
 /*
- * test_store - the SQLite job store on a real file: priorities and arrival
- * order, leases and heartbeats, expiry and attempts, exactly one recorded
- * result, cancellation, restart persistence, model preference (one or several
- * loaded models) without starvation, the workers table, two processes
- * claiming at once, release on shutdown, per-owner counts, statistics,
- * retention purge and the upgrade of a schema-1 file.
+ * test_store - the job store's conformance suite, run once against each
+ * engine in the engines table (each case gets a fresh database from the
+ * row's factory): priorities and arrival order, leases and heartbeats,
+ * expiry and attempts, exactly one recorded result, cancellation, restart
+ * persistence, model preference (one or several loaded models) without
+ * starvation, the workers table, two processes claiming at once, release on
+ * shutdown, per-owner counts, listing and queue depth, statistics and
+ * retention purge. Then the SQLite-only cases: store_open's URLs and the
+ * upgrades of schema-1 and schema-2 files.
  */
 #include "testutil.h"
 
@@ -16,15 +19,49 @@
 
 #include "queue/store.h"
 
+/* The group's scratch directory (databases of file engines, files the cases
+   write), and the SQLite file there that the SQLite-only cases use. */
 static char dir[128], path[256];
+
+/* ---- engines ---- */
+
+typedef struct engine {
+    const char *name;
+    /* Points url at a fresh, empty database of this engine (a factory that
+       cannot reach its database server may skip()). */
+    void (*fresh_db)(struct engine *e);
+    char url[512];
+} engine;
+
+static void rm_sqlite_file(const char *file)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", file, file, file);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void sqlite_fresh_db(engine *e)
+{
+    rm_sqlite_file(path);
+    snprintf(e->url, sizeof e->url, "sqlite:%s", path);
+}
+
+/* One row per engine: the conformance cases run against each. */
+static engine engines[] = {
+    {"sqlite", sqlite_fresh_db, ""},
+};
+
+#define N_ENGINES (sizeof engines / sizeof engines[0])
+
+static engine *group_engine; /* the engine of the group being run */
 
 static int setup(void **state)
 {
-    (void)state;
     snprintf(dir, sizeof dir, "/tmp/gesso-store-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
     snprintf(path, sizeof path, "%s/jobs.db", dir);
+    *state = group_engine;
     return 0;
 }
 
@@ -36,15 +73,21 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static job_store *fresh(void)
+/* A store on a fresh database of the case's engine. */
+static job_store *fresh(void **state)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", path, path, path);
-    assert_int_equal(system(cmd), 0);
+    engine *e = *state;
+    e->fresh_db(e);
     job_store *s;
     gs_error err = {0};
-    assert_int_equal(store_open_sqlite(path, &s, &err), GS_OK);
+    assert_int_equal(store_open(e->url, &s, &err), GS_OK);
     return s;
+}
+
+/* The URL of the database fresh gave last: to open it again, or from another process. */
+static const char *url_of(void **state)
+{
+    return ((engine *)*state)->url;
 }
 
 static void submit(job_store *s, const char *model, int prio, int64_t now, char id[JOB_ID_LEN + 1],
@@ -65,8 +108,7 @@ static void claim(job_store *s, const char *worker, const char *prefer, int64_t 
 
 static void priority_then_arrival(void **state)
 {
-    (void)state;
-    job_store *s = fresh();
+    job_store *s = fresh(state);
     char a[40], b[40], c[40];
     int pa, pb, pc, got;
     submit(s, "m", 0, 1000, a, &pa);
@@ -97,8 +139,7 @@ static void priority_then_arrival(void **state)
 
 static void exactly_one_result(void **state)
 {
-    (void)state;
-    job_store *s = fresh();
+    job_store *s = fresh(state);
     gs_error err = {0};
     char id[40];
     int got, cancel, lost, rec;
@@ -141,8 +182,7 @@ static void exactly_one_result(void **state)
 
 static void expired_leases_requeue_then_fail(void **state)
 {
-    (void)state;
-    job_store *s = fresh();
+    job_store *s = fresh(state);
     gs_error err = {0};
     char id[40];
     int got, rq, fl, rec;
@@ -173,8 +213,7 @@ static void expired_leases_requeue_then_fail(void **state)
 
 static void cancellation(void **state)
 {
-    (void)state;
-    job_store *s = fresh();
+    job_store *s = fresh(state);
     gs_error err = {0};
     char q[40], run[40];
     int got, cancel, lost;
@@ -204,8 +243,7 @@ static void cancellation(void **state)
 
 static void survives_restart(void **state)
 {
-    (void)state;
-    job_store *s = fresh();
+    job_store *s = fresh(state);
     gs_error err = {0};
     char a[40], b[40];
     int got, rec;
@@ -217,7 +255,7 @@ static void survives_restart(void **state)
     assert_int_equal(store_finish(s, a, "w1", JOB_SUCCEEDED, "{\"ok\":1}", NULL, 20, &rec, &err),
                      GS_OK);
     store_close(s);
-    assert_int_equal(store_open_sqlite(path, &s, &err), GS_OK);
+    assert_int_equal(store_open(url_of(state), &s, &err), GS_OK);
     assert_int_equal(store_get(s, a, &r, &err), GS_OK);
     assert_int_equal(r.status, JOB_SUCCEEDED);
     job_record_clear(&r);
@@ -229,8 +267,7 @@ static void survives_restart(void **state)
 
 static void preference_without_starvation(void **state)
 {
-    (void)state;
-    job_store *s = fresh();
+    job_store *s = fresh(state);
     char old[40], mine[40];
     int got;
     submit(s, "other", 0, 0, old, NULL);
@@ -252,8 +289,7 @@ static void preference_without_starvation(void **state)
    those first, and still yields to a starved or higher-priority job. */
 static void preference_for_any_loaded_model(void **state)
 {
-    (void)state;
-    job_store *s = fresh();
+    job_store *s = fresh(state);
     char old[40], a[40], b[40], urgent[40], id[40];
     int got;
     const char *loaded[] = {"a", "b"};
@@ -290,8 +326,7 @@ static void preference_for_any_loaded_model(void **state)
 /* Workers report what they hold; stale and removed ones are not listed. */
 static void workers_report_and_list(void **state)
 {
-    (void)state;
-    job_store *s = fresh();
+    job_store *s = fresh(state);
     gs_error err = {0};
     worker_record *w;
     int n;
@@ -319,8 +354,7 @@ static void workers_report_and_list(void **state)
 
 static void two_processes_never_share_a_job(void **state)
 {
-    (void)state;
-    job_store *s = fresh();
+    job_store *s = fresh(state);
     enum { JOBS = 60 };
     char id[40];
     for (int i = 0; i < JOBS; i++)
@@ -337,7 +371,7 @@ static void two_processes_never_share_a_job(void **state)
             FILE *f = fopen(out, "w");
             job_store *c;
             gs_error err = {0};
-            if (!f || store_open_sqlite(path, &c, &err) != GS_OK)
+            if (!f || store_open(url_of(state), &c, &err) != GS_OK)
                 _exit(1);
             for (;;) {
                 job_record r;
@@ -375,8 +409,7 @@ static void two_processes_never_share_a_job(void **state)
 
 static void release_gives_the_job_back(void **state)
 {
-    (void)state;
-    job_store *s = fresh();
+    job_store *s = fresh(state);
     gs_error err = {0};
     char id[40];
     int got, rel;
@@ -402,8 +435,7 @@ static void release_gives_the_job_back(void **state)
 
 static void owners_stats_and_purge(void **state)
 {
-    (void)state;
-    job_store *s = fresh();
+    job_store *s = fresh(state);
     gs_error err = {0};
     char a[40], b[40], c[40];
     int got, rec, n;
@@ -461,13 +493,245 @@ static void owners_stats_and_purge(void **state)
     store_close(s);
 }
 
+/* Finishes a claimed job (claim picks id next: the queue holds nothing better). */
+static void run_to(job_store *s, const char *id, job_status status)
+{
+    gs_error err = {0};
+    job_record r;
+    int got, rec;
+    claim(s, "w1", NULL, 10, &r, &got);
+    assert_int_equal(got, 1);
+    assert_string_equal(r.id, id);
+    job_record_clear(&r);
+    if (status != JOB_RUNNING) {
+        assert_int_equal(store_finish(s, id, "w1", status, NULL, NULL, 20, &rec, &err), GS_OK);
+        assert_int_equal(rec, 1);
+    }
+}
+
+typedef struct depth_row {
+    char model[16];
+    int queued, running;
+} depth_row;
+
+typedef struct depth_rows {
+    depth_row row[8];
+    int n;
+} depth_rows;
+
+static void add_depth(void *user, const char *model, int queued, int running)
+{
+    depth_rows *d = user;
+    assert_true(d->n < 8);
+    snprintf(d->row[d->n].model, sizeof d->row[0].model, "%s", model);
+    d->row[d->n].queued = queued;
+    d->row[d->n].running = running;
+    d->n++;
+}
+
+/* Listing filters by status and owner, newest first and up to max; counts,
+   depth per model and queue positions agree with the jobs' statuses. */
+static void lists_counts_and_depth(void **state)
+{
+    job_store *s = fresh(state);
+    gs_error err = {0};
+    char id[7][40];
+    job_status st;
+    /* one job per status, then two more queued; owners alternate */
+    const char *model[7] = {"b", "a", "a", "c", "a", "a", "b"};
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(store_submit(s, i % 2 ? "key2" : "key1", model[i], i == 6 ? 3 : 0, "{}",
+                                      1.0, i, id[i], NULL, &err),
+                         GS_OK);
+    /* claims take 6 (priority 3) first, then arrival order */
+    run_to(s, id[6], JOB_RUNNING);
+    run_to(s, id[0], JOB_SUCCEEDED);
+    run_to(s, id[1], JOB_FAILED);
+    run_to(s, id[2], JOB_RUNNING);
+    assert_int_equal(store_cancel(s, id[3], 30, &st, &err), GS_OK);
+    assert_int_equal(st, JOB_CANCELLED);
+    /* now: 0 succeeded, 1 failed, 2 running, 3 cancelled, 4 and 5 queued, 6 running */
+
+    job_record *list;
+    int n;
+    assert_int_equal(store_list(s, -1, NULL, 100, &list, &n, &err), GS_OK);
+    assert_int_equal(n, 7);
+    for (int i = 0; i < 7; i++)
+        assert_string_equal(list[i].id, id[6 - i]); /* newest first */
+    store_list_free(list, n);
+    assert_int_equal(store_list(s, -1, NULL, 2, &list, &n, &err), GS_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, id[6]);
+    assert_string_equal(list[1].id, id[5]);
+    store_list_free(list, n);
+    assert_int_equal(store_list(s, JOB_RUNNING, NULL, 100, &list, &n, &err), GS_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, id[6]);
+    assert_string_equal(list[1].id, id[2]);
+    assert_int_equal(list[0].status, JOB_RUNNING);
+    store_list_free(list, n);
+    assert_int_equal(store_list(s, JOB_QUEUED, "key2", 100, &list, &n, &err), GS_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, id[5]);
+    assert_string_equal(list[0].owner, "key2");
+    store_list_free(list, n);
+    assert_int_equal(store_list(s, -1, "key1", 100, &list, &n, &err), GS_OK);
+    assert_int_equal(n, 4); /* 0, 2, 4, 6 */
+    store_list_free(list, n);
+    const job_status one_each[] = {JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(store_list(s, one_each[k], NULL, 100, &list, &n, &err), GS_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(list[0].status, one_each[k]);
+        store_list_free(list, n);
+    }
+    assert_int_equal(store_list(s, -1, "nobody", 100, &list, &n, &err), GS_OK);
+    assert_int_equal(n, 0);
+    store_list_free(list, n);
+
+    int counts[5];
+    assert_int_equal(store_counts(s, counts, &err), GS_OK);
+    assert_int_equal(counts[JOB_QUEUED], 2);
+    assert_int_equal(counts[JOB_RUNNING], 2);
+    assert_int_equal(counts[JOB_SUCCEEDED], 1);
+    assert_int_equal(counts[JOB_FAILED], 1);
+    assert_int_equal(counts[JOB_CANCELLED], 1);
+
+    /* finished jobs count in no model's depth ("c" has only a cancelled one);
+       models come in name order */
+    depth_rows d = {0};
+    assert_int_equal(store_depth_by_model(s, add_depth, &d, &err), GS_OK);
+    assert_int_equal(d.n, 2);
+    assert_string_equal(d.row[0].model, "a");
+    assert_int_equal(d.row[0].queued, 2);
+    assert_int_equal(d.row[0].running, 1);
+    assert_string_equal(d.row[1].model, "b");
+    assert_int_equal(d.row[1].queued, 0);
+    assert_int_equal(d.row[1].running, 1);
+
+    int pos;
+    assert_int_equal(store_queue_position(s, id[4], &pos, &err), GS_OK);
+    assert_int_equal(pos, 0);
+    assert_int_equal(store_queue_position(s, id[5], &pos, &err), GS_OK);
+    assert_int_equal(pos, 1);
+    assert_int_equal(store_queue_position(s, id[2], &pos, &err), GS_OK);
+    assert_int_equal(pos, -1); /* running */
+    assert_int_equal(store_queue_position(s, "no-such-id", &pos, &err), GS_OK);
+    assert_int_equal(pos, -1);
+    /* a later job of higher priority goes ahead */
+    char urgent[40];
+    assert_int_equal(store_submit(s, "key1", "a", 1, "{}", 1.0, 40, urgent, &pos, &err), GS_OK);
+    assert_int_equal(pos, 0);
+    assert_int_equal(store_queue_position(s, id[5], &pos, &err), GS_OK);
+    assert_int_equal(pos, 2);
+    store_close(s);
+}
+
+typedef struct purged {
+    char id[4][40];
+    int n;
+} purged;
+
+static void note_purged(void *user, const char *id)
+{
+    purged *p = user;
+    assert_true(p->n < 4);
+    snprintf(p->id[p->n++], sizeof p->id[0], "%s", id);
+}
+
+/* Cancelling a finished job changes nothing, cancelling twice neither; the
+   purge calls back once with each job it removes, and only with those. */
+static void cancel_finished_and_purge_callback(void **state)
+{
+    job_store *s = fresh(state);
+    gs_error err = {0};
+    char a[40], b[40], c[40];
+    job_status st;
+    submit(s, "m", 0, 0, a, NULL);
+    submit(s, "m", 0, 1, b, NULL);
+    submit(s, "m", 0, 2, c, NULL);
+    run_to(s, a, JOB_FAILED); /* finished at 20 */
+    assert_int_equal(store_cancel(s, a, 30, &st, &err), GS_OK);
+    assert_int_equal(st, JOB_FAILED);
+    assert_int_equal(store_cancel(s, b, 30, &st, &err), GS_OK);
+    assert_int_equal(st, JOB_CANCELLED);
+    assert_int_equal(store_cancel(s, b, 40, &st, &err), GS_OK);
+    assert_int_equal(st, JOB_CANCELLED);
+    job_record r;
+    assert_int_equal(store_get(s, b, &r, &err), GS_OK);
+    assert_int_equal(r.finished_ms, 30);
+    job_record_clear(&r);
+    assert_int_equal(store_get(s, a, &r, &err), GS_OK);
+    assert_int_equal(r.finished_ms, 20);
+    assert_int_equal(r.cancel_requested, 0);
+    job_record_clear(&r);
+
+    purged gone = {0};
+    int n;
+    assert_int_equal(store_purge(s, 1000, note_purged, &gone, &n, &err), GS_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(gone.n, 2);
+    int saw_a = !strcmp(gone.id[0], a) || !strcmp(gone.id[1], a);
+    int saw_b = !strcmp(gone.id[0], b) || !strcmp(gone.id[1], b);
+    assert_true(saw_a && saw_b);
+    assert_int_equal(store_get(s, a, &r, &err), GS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(store_get(s, c, &r, &err), GS_OK); /* still queued */
+    job_record_clear(&r);
+    store_close(s);
+}
+
+/* store_open: a plain path, sqlite:PATH and sqlite://PATH open the same file;
+   other schemes are refused, saying which, without echoing the URL. */
+static void sqlite_store_open_urls(void **state)
+{
+    (void)state;
+    rm_sqlite_file(path);
+    job_store *s;
+    gs_error err = {0};
+    char id[40], url[600];
+    assert_int_equal(store_open(path, &s, &err), GS_OK);
+    submit(s, "m", 0, 0, id, NULL);
+    store_close(s);
+    const char *forms[] = {"sqlite:%s", "sqlite://%s", "SQLite:%s"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(url, sizeof url, forms[i], path);
+        assert_int_equal(store_open(url, &s, &err), GS_OK);
+        job_record r;
+        assert_int_equal(store_get(s, id, &r, &err), GS_OK);
+        job_record_clear(&r);
+        store_close(s);
+    }
+    /* a colon after a slash is part of a path, not a scheme */
+    snprintf(url, sizeof url, "%s/odd:name.db", dir);
+    assert_int_equal(store_open(url, &s, &err), GS_OK);
+    store_close(s);
+    assert_int_equal(access(url, F_OK), 0);
+
+    static const struct {
+        const char *url, *says;
+    } refused[] = {
+        {"postgres://gesso:secret@db.example/jobs", "PostgreSQL store not built yet"},
+        {"postgresql://gesso:secret@db.example/jobs", "PostgreSQL store not built yet"},
+        {"mysql://gesso:secret@db.example/jobs", "unknown URL scheme 'mysql'"},
+        {"file:jobs.db", "unknown URL scheme 'file'"},
+        {"", "no URL or path"},
+        {"sqlite:", "no file path"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        gs_error_clear(&err);
+        assert_int_equal(store_open(refused[i].url, &s, &err), GS_ERR_INVALID_ARGUMENT);
+        assert_null(s);
+        assert_non_null(strstr(err.msg, refused[i].says));
+        assert_null(strstr(err.msg, "secret"));
+    }
+}
+
 /* A data directory written by the first schema opens with its jobs intact. */
-static void upgrades_schema_1(void **state)
+static void sqlite_upgrades_schema_1(void **state)
 {
     (void)state;
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", path, path, path);
-    assert_int_equal(system(cmd), 0);
+    rm_sqlite_file(path);
     snprintf(cmd, sizeof cmd,
              "sqlite3 '%s' \"CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
              " id TEXT UNIQUE NOT NULL, owner TEXT NOT NULL DEFAULT '', model TEXT NOT NULL"
@@ -487,7 +751,7 @@ static void upgrades_schema_1(void **state)
     assert_int_equal(system(cmd), 0);
     job_store *s;
     gs_error err = {0};
-    assert_int_equal(store_open_sqlite(path, &s, &err), GS_OK);
+    assert_int_equal(store_open(path, &s, &err), GS_OK);
     job_record r;
     assert_int_equal(store_get(s, "0190a0b0-0000-7000-8000-000000000001", &r, &err), GS_OK);
     assert_int_equal(r.status, JOB_QUEUED);
@@ -500,21 +764,178 @@ static void upgrades_schema_1(void **state)
     store_close(s);
 }
 
+/* Runs cmd and reads the first line it prints into buf. */
+static void read_command(const char *cmd, char *buf, size_t n)
+{
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(buf, (int)n, p));
+    pclose(p);
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* A schema-2 file (statuses as numbers 0..4) opens with every job in the
+   status it had, its other fields kept, and arrival order going on from the
+   highest number ever handed out. */
+static void sqlite_upgrades_schema_2(void **state)
+{
+    (void)state;
+    if (system("command -v sqlite3 >/dev/null") != 0)
+        skip();
+    char cmd[4096];
+    rm_sqlite_file(path);
+    snprintf(
+        cmd, sizeof cmd,
+        "sqlite3 '%s' \"CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " id TEXT UNIQUE NOT NULL, owner TEXT NOT NULL DEFAULT '', model TEXT NOT NULL"
+        " DEFAULT '', priority INTEGER NOT NULL DEFAULT 0, status INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0,"
+        " worker TEXT, lease_expires_ms INTEGER, step INTEGER NOT NULL DEFAULT 0,"
+        " steps INTEGER NOT NULL DEFAULT 0, megapixelsteps REAL NOT NULL DEFAULT 0,"
+        " params TEXT NOT NULL, result TEXT, error TEXT, created_ms INTEGER NOT NULL,"
+        " started_ms INTEGER, finished_ms INTEGER,"
+        " preview_step INTEGER NOT NULL DEFAULT 0, eta_s REAL NOT NULL DEFAULT -1);"
+        " CREATE INDEX jobs_queue ON jobs(status, priority DESC, seq);"
+        " CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+        " INSERT INTO meta VALUES ('schema', '2');"
+        " INSERT INTO jobs (seq, id, owner, model, priority, status, params, created_ms) VALUES"
+        " (1, 'j-queued-1', 'k1', 'm', 0, 0, '{}', 5);"
+        " INSERT INTO jobs (seq, id, owner, model, priority, status, attempts, cancel_requested,"
+        " worker, lease_expires_ms, step, steps, params, created_ms, started_ms, preview_step,"
+        " eta_s) VALUES (2, 'j-running', 'k1', 'm', 0, 1, 1, 1, 'w1', 100000, 3, 20, '{}', 6,"
+        " 10, 2, 4.5);"
+        " INSERT INTO jobs (seq, id, model, status, attempts, params, result, created_ms,"
+        " started_ms, finished_ms) VALUES (3, 'j-succeeded', 'm', 2, 1, '{}', '{\\\"images\\\":1}',"
+        " 7, 8, 20);"
+        " INSERT INTO jobs (seq, id, model, status, params, error, created_ms, finished_ms)"
+        " VALUES (4, 'j-failed', 'm', 3, '{}', 'boom', 8, 21);"
+        " INSERT INTO jobs (seq, id, model, status, params, created_ms, finished_ms)"
+        " VALUES (5, 'j-cancelled', 'm', 4, '{}', 9, 22);"
+        " INSERT INTO jobs (seq, id, model, priority, status, params, created_ms)"
+        " VALUES (6, 'j-queued-2', 'm', 5, 0, '{}', 10);"
+        " INSERT INTO jobs (seq, id, model, status, params, created_ms, finished_ms)"
+        " VALUES (9, 'j-purged', 'm', 2, '{}', 11, 23);"
+        " DELETE FROM jobs WHERE seq = 9;\"",
+        path);
+    assert_int_equal(system(cmd), 0);
+    job_store *s;
+    gs_error err = {0};
+    assert_int_equal(store_open(path, &s, &err), GS_OK);
+
+    static const struct {
+        const char *id;
+        job_status status;
+    } want[] = {{"j-queued-1", JOB_QUEUED},     {"j-running", JOB_RUNNING},
+                {"j-succeeded", JOB_SUCCEEDED}, {"j-failed", JOB_FAILED},
+                {"j-cancelled", JOB_CANCELLED}, {"j-queued-2", JOB_QUEUED}};
+    job_record r;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        assert_int_equal(store_get(s, want[i].id, &r, &err), GS_OK);
+        assert_int_equal(r.status, want[i].status);
+        job_record_clear(&r);
+    }
+    assert_int_equal(store_get(s, "j-running", &r, &err), GS_OK);
+    assert_string_equal(r.worker, "w1");
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(r.cancel_requested, 1);
+    assert_int_equal(r.step, 3);
+    assert_int_equal(r.preview_step, 2);
+    assert_true(r.eta_s == 4.5);
+    assert_int_equal(r.lease_expires_ms, 100000);
+    job_record_clear(&r);
+    assert_int_equal(store_get(s, "j-succeeded", &r, &err), GS_OK);
+    assert_string_equal(r.result, "{\"images\":1}");
+    job_record_clear(&r);
+    assert_int_equal(store_get(s, "j-failed", &r, &err), GS_OK);
+    assert_string_equal(r.error, "boom");
+    job_record_clear(&r);
+    int counts[5];
+    assert_int_equal(store_counts(s, counts, &err), GS_OK);
+    assert_int_equal(counts[JOB_QUEUED], 2);
+    assert_int_equal(counts[JOB_RUNNING], 1);
+    assert_int_equal(counts[JOB_SUCCEEDED], 1);
+    assert_int_equal(counts[JOB_FAILED], 1);
+    assert_int_equal(counts[JOB_CANCELLED], 1);
+
+    /* the running job's worker still holds it and can finish it */
+    int cancel, lost, rec, got;
+    assert_int_equal(store_heartbeat(s, "j-running", "w1", 1000, 1000,
+                                     &(job_progress){4, 20, 0, -1}, &cancel, &lost, &err),
+                     GS_OK);
+    assert_int_equal(lost, 0);
+    assert_int_equal(cancel, 1);
+    assert_int_equal(
+        store_finish(s, "j-running", "w1", JOB_CANCELLED, NULL, NULL, 1100, &rec, &err), GS_OK);
+    assert_int_equal(rec, 1);
+    /* the queued ones go by priority, then arrival */
+    claim(s, "w2", NULL, 2000, &r, &got);
+    assert_int_equal(got, 1);
+    assert_string_equal(r.id, "j-queued-2");
+    job_record_clear(&r);
+    char id[40];
+    submit(s, "m", 0, 3000, id, NULL);
+    claim(s, "w2", NULL, 4000, &r, &got);
+    assert_string_equal(r.id, "j-queued-1");
+    job_record_clear(&r);
+    store_close(s);
+
+    char line[256];
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"SELECT value FROM meta WHERE key = 'schema'\"", path);
+    read_command(cmd, line, sizeof line);
+    assert_string_equal(line, "3");
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"SELECT seq FROM jobs WHERE id = '%s'\"", path, id);
+    read_command(cmd, line, sizeof line);
+    assert_string_equal(line, "10"); /* after the purged 9, not after the last row left */
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \"SELECT group_concat(status, ',') FROM"
+             " (SELECT status FROM jobs ORDER BY seq)\"",
+             path);
+    read_command(cmd, line, sizeof line);
+    assert_string_equal(line, "running,cancelled,succeeded,failed,cancelled,running,queued");
+}
+
+/* Cases every engine must pass: each gets the engine as its state. */
+static const struct CMUnitTest conformance[] = {
+    cmocka_unit_test(priority_then_arrival),
+    cmocka_unit_test(exactly_one_result),
+    cmocka_unit_test(expired_leases_requeue_then_fail),
+    cmocka_unit_test(cancellation),
+    cmocka_unit_test(survives_restart),
+    cmocka_unit_test(preference_without_starvation),
+    cmocka_unit_test(preference_for_any_loaded_model),
+    cmocka_unit_test(workers_report_and_list),
+    cmocka_unit_test(two_processes_never_share_a_job),
+    cmocka_unit_test(release_gives_the_job_back),
+    cmocka_unit_test(owners_stats_and_purge),
+    cmocka_unit_test(lists_counts_and_depth),
+    cmocka_unit_test(cancel_finished_and_purge_callback),
+};
+
+#define N_CONFORMANCE (sizeof conformance / sizeof conformance[0])
+
+/* Cases about SQLite files themselves, run once. */
+static const struct CMUnitTest sqlite_only[] = {
+    cmocka_unit_test(sqlite_store_open_urls),
+    cmocka_unit_test(sqlite_upgrades_schema_1),
+    cmocka_unit_test(sqlite_upgrades_schema_2),
+};
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(priority_then_arrival),
-        cmocka_unit_test(exactly_one_result),
-        cmocka_unit_test(expired_leases_requeue_then_fail),
-        cmocka_unit_test(cancellation),
-        cmocka_unit_test(survives_restart),
-        cmocka_unit_test(preference_without_starvation),
-        cmocka_unit_test(preference_for_any_loaded_model),
-        cmocka_unit_test(workers_report_and_list),
-        cmocka_unit_test(two_processes_never_share_a_job),
-        cmocka_unit_test(release_gives_the_job_back),
-        cmocka_unit_test(owners_stats_and_purge),
-        cmocka_unit_test(upgrades_schema_1),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int failed = 0;
+    for (size_t i = 0; i < N_ENGINES; i++) {
+        /* each case named after its engine too, so a failure says which */
+        struct CMUnitTest tests[N_CONFORMANCE];
+        char names[N_CONFORMANCE][96];
+        for (size_t k = 0; k < N_CONFORMANCE; k++) {
+            tests[k] = conformance[k];
+            snprintf(names[k], sizeof names[k], "%s/%s", engines[i].name, conformance[k].name);
+            tests[k].name = names[k];
+        }
+        group_engine = &engines[i];
+        failed += cmocka_run_group_tests_name(engines[i].name, tests, setup, teardown);
+    }
+    group_engine = &engines[0];
+    failed += cmocka_run_group_tests_name("sqlite only", sqlite_only, setup, teardown);
+    return failed;
 }

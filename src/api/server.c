@@ -228,8 +228,8 @@ int serve_run(const serve_options *o)
     snprintf(store_url, sizeof store_url, "%s/jobs.db", o->data_dir);
     snprintf(blob_url, sizeof blob_url, "%s/results", o->data_dir);
     mkdir(o->data_dir, 0755);
-    if (store_open_sqlite(store_url, &s.store, &err) != GS_OK ||
-        store_open_sqlite(store_url, &own, &err) != GS_OK ||
+    if (store_open(store_url, &s.store, &err) != GS_OK ||
+        store_open(store_url, &own, &err) != GS_OK ||
         blob_open(blob_url, &s.blobs, &err) != GS_OK) {
         log_error("%s", err.msg);
         goto out;

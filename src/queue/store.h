@@ -1,8 +1,9 @@
 /*
  * store - the job store of `gesso serve`: a persistent priority queue with
- * leases. One interface, engines behind it (SQLite now, embedded and zero
- * set-up; PostgreSQL next, for many machines: the same schema and semantics,
- * with claims by SELECT ... FOR UPDATE SKIP LOCKED).
+ * leases. One interface with engines behind it, chosen by the URL given to
+ * store_open: an embedded file database for one machine, a database server
+ * for many, with the same semantics (store_engine.h says what an engine
+ * provides).
  *
  * Semantics: jobs run at least once and record exactly one result. A worker
  * claims the best queued job (priority, then arrival) with a lease it renews
@@ -58,9 +59,12 @@ void job_record_clear(job_record *r); /* frees the owned strings */
 
 typedef struct job_store job_store;
 
-/* Opens (creating if needed) the SQLite store at path, in WAL mode. */
-gs_status store_open_sqlite(const char *path, job_store **out, gs_error *err);
-void store_close(job_store *s);
+/* Opens the store at url, creating it if needed. The URL's scheme picks the
+   engine (the table in store.c lists them); a plain path, without a scheme,
+   is a database file of the embedded engine. An unknown scheme, or an engine
+   this build lacks, fails with GS_ERR_INVALID_ARGUMENT and says which. */
+gs_status store_open(const char *url, job_store **out, gs_error *err);
+void store_close(job_store *s); /* s may be NULL */
 
 /* Queues a job; id gets its UUIDv7, *position its place among queued jobs (0 = next). */
 gs_status store_submit(job_store *s, const char *owner, const char *model, int priority,
@@ -131,7 +135,7 @@ gs_status store_depth_by_model(job_store *s,
 /* Number of jobs with each status (array indexed by job_status). */
 gs_status store_counts(job_store *s, int counts[5], gs_error *err);
 
-/* ---- accounting and housekeeping (store_sqlite_stats.c) ---- */
+/* ---- accounting and housekeeping ---- */
 
 /* Jobs ahead of a queued job (0 = next); -1 when it is not queued. */
 gs_status store_queue_position(job_store *s, const char *id, int *position, gs_error *err);

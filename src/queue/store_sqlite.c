@@ -1,118 +1,125 @@
 /*
- * store_sqlite - the job store on one SQLite file (WAL, busy timeout), safe
- * for several processes: every state change is one IMMEDIATE transaction, so
- * two workers can never claim the same job, and a result is recorded only by
- * the lease holder. Arrival order is the table's rowid.
+ * store_sqlite - the job store's SQLite engine, on one file (WAL, busy
+ * timeout), safe for several processes: every state change is one IMMEDIATE
+ * transaction, so two workers can never claim the same job, and a result is
+ * recorded only by the lease holder. Arrival order is the table's rowid.
  */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "common/alloc.h"
-#include "queue/store.h"
 #include "queue/store_sqlite_private.h"
 
-#define SCHEMA_VERSION "2"
-
-static const char *const status_names[] = {"queued", "running", "succeeded", "failed", "cancelled"};
-
-int64_t store_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-const char *job_status_name(job_status s)
-{
-    return (unsigned)s < 5 ? status_names[s] : "unknown";
-}
-
-int job_status_parse(const char *name)
-{
-    for (int i = 0; i < 5; i++)
-        if (strcmp(name, status_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-void job_record_clear(job_record *r)
-{
-    gs_free(r->params);
-    gs_free(r->result);
-    gs_free(r->error);
-    memset(r, 0, sizeof *r);
-}
-
-gs_status store_sql_fail(job_store *s, gs_error *err, const char *what)
-{
-    return gs_fail(err, GS_ERR_IO, "job store: %s: %s", what, sqlite3_errmsg(s->db));
-}
-
-gs_status store_sql_exec(job_store *s, const char *sql, gs_error *err)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        gs_status st = gs_fail(err, GS_ERR_IO, "job store: %s", msg ? msg : "error");
-        sqlite3_free(msg);
-        return st;
-    }
-    return GS_OK;
-}
-
-/* ---- ids ---- */
-
-/* UUIDv7: 48-bit Unix milliseconds, version 7, random bits: sorts by creation. */
-static void uuid7(int64_t now_ms, char out[JOB_ID_LEN + 1])
-{
-    uint8_t b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-        for (int i = 0; i < 16; i++)
-            b[i] = (uint8_t)(rand() >> 7);
-    for (int i = 0; i < 6; i++)
-        b[i] = (uint8_t)((uint64_t)now_ms >> (8 * (5 - i)));
-    b[6] = (uint8_t)(0x70 | (b[6] & 0x0f));
-    b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
-    snprintf(out, JOB_ID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-}
+#define SCHEMA_VERSION "3"
 
 /* ---- open ---- */
 
-/* Schema 1 lacked the preview and ETA columns; add them in place, so a
-   data directory from an older gesso keeps its jobs. */
-static gs_status migrate(job_store *s, gs_error *err)
+/* The jobs table of the current schema, by the name given (a new table is
+   built beside an old one while upgrading). */
+#define JOBS_TABLE(name)                                                                           \
+    "CREATE TABLE IF NOT EXISTS " name " ("                                                        \
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"                                                      \
+    " id TEXT UNIQUE NOT NULL,"                                                                    \
+    " owner TEXT NOT NULL DEFAULT '',"                                                             \
+    " model TEXT NOT NULL DEFAULT '',"                                                             \
+    " priority INTEGER NOT NULL DEFAULT 0,"                                                        \
+    " status TEXT NOT NULL"                                                                        \
+    "  CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),"               \
+    " attempts INTEGER NOT NULL DEFAULT 0,"                                                        \
+    " cancel_requested INTEGER NOT NULL DEFAULT 0,"                                                \
+    " worker TEXT,"                                                                                \
+    " lease_expires_ms INTEGER,"                                                                   \
+    " step INTEGER NOT NULL DEFAULT 0,"                                                            \
+    " steps INTEGER NOT NULL DEFAULT 0,"                                                           \
+    " megapixelsteps REAL NOT NULL DEFAULT 0,"                                                     \
+    " params TEXT NOT NULL,"                                                                       \
+    " result TEXT,"                                                                                \
+    " error TEXT,"                                                                                 \
+    " created_ms INTEGER NOT NULL,"                                                                \
+    " started_ms INTEGER,"                                                                         \
+    " finished_ms INTEGER,"                                                                        \
+    " preview_step INTEGER NOT NULL DEFAULT 0,"                                                    \
+    " eta_s REAL NOT NULL DEFAULT -1);"
+
+#define JOBS_INDEX "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
+
+/* The schema of the jobs table, read from the table itself: 1 lacked the
+   preview and ETA columns, 2 kept statuses as numbers (0 queued .. 4
+   cancelled), 3 keeps their names. */
+static gs_status schema_of(sqlite_store *s, int *version, gs_error *err)
 {
-    sqlite3_stmt *q = NULL;
-    int have = 0;
-    if (sqlite3_prepare_v2(s->db,
+    int preview = 0, named = 0;
+    gs_status st = sql_int(s, err, "reading the schema", &preview, NULL,
                            "SELECT count(*) FROM pragma_table_info('jobs')"
                            " WHERE name = 'preview_step'",
-                           -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "reading the schema");
-    if (sqlite3_step(q) == SQLITE_ROW)
-        have = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    if (have)
-        return GS_OK;
-    return store_sql_exec(s,
-                          "BEGIN IMMEDIATE;"
-                          "ALTER TABLE jobs ADD COLUMN preview_step INTEGER NOT NULL DEFAULT 0;"
-                          "ALTER TABLE jobs ADD COLUMN eta_s REAL NOT NULL DEFAULT -1;"
-                          "UPDATE meta SET value = '" SCHEMA_VERSION "' WHERE key = 'schema';"
-                          "COMMIT;",
-                          err);
+                           "");
+    if (st == GS_OK)
+        st = sql_int(s, err, "reading the schema", &named, NULL,
+                     "SELECT count(*) FROM pragma_table_info('jobs')"
+                     " WHERE name = 'status' AND upper(type) = 'TEXT'",
+                     "");
+    *version = !preview ? 1 : !named ? 2 : 3;
+    return st;
 }
 
-gs_status store_open_sqlite(const char *path, job_store **out, gs_error *err)
+/* Brings an older jobs table to the current schema in place, within the
+   caller's transaction, so a data directory from an older gesso keeps its
+   jobs and a failure leaves it as it was. SQLite cannot change a column's
+   type, so the table is copied into a new one with the statuses named. */
+static gs_status migrate(sqlite_store *s, gs_error *err)
 {
+    int version;
+    gs_status st = schema_of(s, &version, err);
+    if (st != GS_OK || version == 3)
+        return st;
+    if (version == 1)
+        st = sql_exec(s,
+                      "ALTER TABLE jobs ADD COLUMN preview_step INTEGER NOT NULL DEFAULT 0;"
+                      "ALTER TABLE jobs ADD COLUMN eta_s REAL NOT NULL DEFAULT -1;",
+                      err);
+    if (st == GS_OK)
+        st = sql_exec(s, JOBS_TABLE("jobs_new"), err);
+    if (st == GS_OK)
+        st = sql_exec(s,
+                      "INSERT INTO jobs_new (seq, id, owner, model, priority, status, attempts,"
+                      " cancel_requested, worker, lease_expires_ms, step, steps, megapixelsteps,"
+                      " params, result, error, created_ms, started_ms, finished_ms, preview_step,"
+                      " eta_s)"
+                      " SELECT seq, id, owner, model, priority,"
+                      " CASE status WHEN 0 THEN 'queued' WHEN 1 THEN 'running'"
+                      "  WHEN 2 THEN 'succeeded' WHEN 3 THEN 'failed' WHEN 4 THEN 'cancelled' END,"
+                      " attempts, cancel_requested, worker, lease_expires_ms, step, steps,"
+                      " megapixelsteps, params, result, error, created_ms, started_ms,"
+                      " finished_ms, preview_step, eta_s"
+                      " FROM jobs;"
+                      /* arrival order must survive: keep the highest seq ever handed
+                         out, which may be above every row left (purged jobs) */
+                      "DELETE FROM sqlite_sequence WHERE name = 'jobs_new';"
+                      "UPDATE sqlite_sequence SET name = 'jobs_new' WHERE name = 'jobs';"
+                      "DROP TABLE jobs;"
+                      "ALTER TABLE jobs_new RENAME TO jobs;"
+                      "UPDATE meta SET value = '" SCHEMA_VERSION "' WHERE key = 'schema';",
+                      err);
+    if (st == GS_OK)
+        st = sql_exec(s, JOBS_INDEX, err);
+    if (st != GS_OK && err)
+        gs_error_prefix(err, "upgrading the job store from schema %d", version);
+    return st;
+}
+
+static const store_ops sqlite_ops;
+
+gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, gs_error *err)
+{
+    (void)url;
+    /* sqlite://PATH as well as sqlite:PATH, so sqlite:///abs/path reads as a URL should */
+    const char *path = strncmp(rest, "//", 2) == 0 ? rest + 2 : rest;
     *out = NULL;
-    job_store *s = gs_calloc(1, sizeof *s);
+    if (!path[0])
+        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "job store: no file path in the URL");
+    sqlite_store *s = gs_calloc(1, sizeof *s);
     if (!s)
         return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     gs_status st = GS_OK;
@@ -123,49 +130,34 @@ gs_status store_open_sqlite(const char *path, job_store **out, gs_error *err)
         goto out;
     }
     sqlite3_busy_timeout(s->db, 10000);
-    if ((st = store_sql_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) !=
-            GS_OK ||
-        (st = store_sql_exec(
-             s,
-             "CREATE TABLE IF NOT EXISTS jobs ("
-             " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-             " id TEXT UNIQUE NOT NULL,"
-             " owner TEXT NOT NULL DEFAULT '',"
-             " model TEXT NOT NULL DEFAULT '',"
-             " priority INTEGER NOT NULL DEFAULT 0,"
-             " status INTEGER NOT NULL,"
-             " attempts INTEGER NOT NULL DEFAULT 0,"
-             " cancel_requested INTEGER NOT NULL DEFAULT 0,"
-             " worker TEXT,"
-             " lease_expires_ms INTEGER,"
-             " step INTEGER NOT NULL DEFAULT 0,"
-             " steps INTEGER NOT NULL DEFAULT 0,"
-             " megapixelsteps REAL NOT NULL DEFAULT 0,"
-             " params TEXT NOT NULL,"
-             " result TEXT,"
-             " error TEXT,"
-             " created_ms INTEGER NOT NULL,"
-             " started_ms INTEGER,"
-             " finished_ms INTEGER);"
-             "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, priority DESC, seq);"
-             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
-             "INSERT OR IGNORE INTO meta VALUES ('schema', '" SCHEMA_VERSION "');",
-             err)) != GS_OK ||
-        (st = store_workers_schema(s, err)) != GS_OK)
+    if ((st = sql_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) != GS_OK)
         goto out;
-    if ((st = migrate(s, err)) != GS_OK)
+    /* one transaction, so that processes opening the same file at once create
+       or upgrade it once, one after the other */
+    if ((st = sql_begin(s, err)) != GS_OK)
         goto out;
-    *out = s;
+    if ((st = sql_exec(s, JOBS_TABLE("jobs"), err)) == GS_OK &&
+        (st = sql_exec(s, JOBS_INDEX, err)) == GS_OK &&
+        (st = sql_exec(s,
+                       "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
+                       "INSERT OR IGNORE INTO meta VALUES ('schema', '" SCHEMA_VERSION "');",
+                       err)) == GS_OK &&
+        (st = sq_workers_schema(s, err)) == GS_OK)
+        st = migrate(s, err);
+    if ((st = sql_end(s, st, err)) != GS_OK)
+        goto out;
+    s->base.ops = &sqlite_ops;
+    *out = &s->base;
     return GS_OK;
 out:
-    store_close(s);
+    sqlite3_close(s->db);
+    gs_free(s);
     return st;
 }
 
-void store_close(job_store *s)
+static void sq_close(job_store *js)
 {
-    if (!s)
-        return;
+    sqlite_store *s = sq(js);
     sqlite3_close(s->db);
     gs_free(s);
 }
@@ -179,14 +171,14 @@ void store_close(job_store *s)
 
 static char *dup_text(sqlite3_stmt *q, int col)
 {
-    const unsigned char *t = sqlite3_column_text(q, col);
-    return t ? gs_strdup((const char *)t) : NULL;
+    const char *t = sql_text(q, col);
+    return t ? gs_strdup(t) : NULL;
 }
 
 static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
 {
-    const unsigned char *t = sqlite3_column_text(q, col);
-    snprintf(dst, n, "%s", t ? (const char *)t : "");
+    const char *t = sql_text(q, col);
+    snprintf(dst, n, "%s", t ? t : "");
 }
 
 static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
@@ -196,7 +188,6 @@ static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
     copy_text(r->owner, sizeof r->owner, q, 1);
     copy_text(r->model, sizeof r->model, q, 2);
     copy_text(r->worker, sizeof r->worker, q, 3);
-    r->status = (job_status)sqlite3_column_int(q, 4);
     r->priority = sqlite3_column_int(q, 5);
     r->attempts = sqlite3_column_int(q, 6);
     r->cancel_requested = sqlite3_column_int(q, 7);
@@ -212,6 +203,11 @@ static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
     r->error = dup_text(q, 17);
     r->preview_step = sqlite3_column_int(q, 18);
     r->eta_s = sqlite3_column_double(q, 19);
+    gs_status st = sql_status(q, 4, &r->status, err);
+    if (st != GS_OK) {
+        job_record_clear(r);
+        return st;
+    }
     if (!r->params || (sqlite3_column_type(q, 16) != SQLITE_NULL && !r->result) ||
         (sqlite3_column_type(q, 17) != SQLITE_NULL && !r->error)) {
         job_record_clear(r);
@@ -220,31 +216,25 @@ static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
     return GS_OK;
 }
 
-static gs_status get_locked(job_store *s, const char *id, job_record *out, int *found,
-                            gs_error *err)
+/* The job's row into out; *found = 0 when there is no such job. */
+static gs_status get_row(sqlite_store *s, const char *id, job_record *out, int *found,
+                         gs_error *err)
 {
-    sqlite3_stmt *q = NULL;
+    sqlite3_stmt *q;
+    int row;
     *found = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", -1, &q, NULL) !=
-        SQLITE_OK)
-        return store_sql_fail(s, err, "reading a job");
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    gs_status st = GS_OK;
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        st = read_row(q, out, err);
-        *found = st == GS_OK;
-    } else if (rc != SQLITE_DONE) {
-        st = store_sql_fail(s, err, "reading a job");
-    }
+    gs_status st = sql_first(s, err, "reading a job", &q, &row,
+                             "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", "s", id);
+    if (st == GS_OK && row && (st = read_row(q, out, err)) == GS_OK)
+        *found = 1;
     sqlite3_finalize(q);
     return st;
 }
 
-gs_status store_get(job_store *s, const char *id, job_record *out, gs_error *err)
+static gs_status sq_get(job_store *js, const char *id, job_record *out, gs_error *err)
 {
     int found;
-    gs_status st = get_locked(s, id, out, &found, err);
+    gs_status st = get_row(sq(js), id, out, &found, err);
     if (st == GS_OK && !found)
         return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
     return st;
@@ -252,69 +242,39 @@ gs_status store_get(job_store *s, const char *id, job_record *out, gs_error *err
 
 /* ---- submit ---- */
 
-gs_status store_submit(job_store *s, const char *owner, const char *model, int priority,
-                       const char *params_json, double megapixelsteps, int64_t now_ms,
-                       char id[JOB_ID_LEN + 1], int *position, gs_error *err)
+static gs_status sq_submit(job_store *js, const char *id, const char *owner, const char *model,
+                           int priority, const char *params_json, double megapixelsteps,
+                           int64_t now_ms, int *position, gs_error *err)
 {
-    uuid7(now_ms, id);
-    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
+    sqlite_store *s = sq(js);
+    gs_status st = sql_begin(s, err);
     if (st != GS_OK)
         return st;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO jobs (id, owner, model, priority, status, params,"
-                           " megapixelsteps, created_ms) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
-                           -1, &q, NULL) != SQLITE_OK) {
-        st = store_sql_fail(s, err, "queueing a job");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, owner ? owner : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, model ? model : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 4, priority);
-    sqlite3_bind_text(q, 5, params_json, -1, SQLITE_STATIC);
-    sqlite3_bind_double(q, 6, megapixelsteps);
-    sqlite3_bind_int64(q, 7, now_ms);
-    if (sqlite3_step(q) != SQLITE_DONE) {
-        st = store_sql_fail(s, err, "queueing a job");
-        goto out;
-    }
-    sqlite3_finalize(q);
-    q = NULL;
-    if (position) {
-        int64_t seq = sqlite3_last_insert_rowid(s->db);
-        if (sqlite3_prepare_v2(s->db,
-                               "SELECT count(*) FROM jobs WHERE status = 0 AND"
-                               " (priority > ? OR (priority = ? AND seq < ?))",
-                               -1, &q, NULL) != SQLITE_OK) {
-            st = store_sql_fail(s, err, "counting the queue");
-            goto out;
-        }
-        sqlite3_bind_int(q, 1, priority);
-        sqlite3_bind_int(q, 2, priority);
-        sqlite3_bind_int64(q, 3, seq);
-        *position = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : 0;
-    }
-out:
-    sqlite3_finalize(q);
-    if (st == GS_OK)
-        st = store_sql_exec(s, "COMMIT", err);
-    else
-        store_sql_exec(s, "ROLLBACK", NULL);
-    return st;
+    st = sql_run(s, err, "queueing a job", NULL,
+                 "INSERT INTO jobs (id, owner, model, priority, status, params, megapixelsteps,"
+                 " created_ms) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7)",
+                 "sssisdI", id, owner, model, priority, params_json, megapixelsteps, now_ms);
+    if (st == GS_OK && position)
+        st = sql_int(s, err, "counting the queue", position, NULL,
+                     "SELECT count(*) FROM jobs WHERE status = 'queued' AND"
+                     " (priority > ?1 OR (priority = ?1 AND seq < ?2))",
+                     "iI", priority, (int64_t)sqlite3_last_insert_rowid(s->db));
+    return sql_end(s, st, err);
 }
 
 /* ---- claim ---- */
 
-/* The best queued job's id (restricted to the n models when n > 0); "" when none. */
-static gs_status best_queued(job_store *s, const char *const *models, int n,
+/* The best queued job's id (restricted to the n models when n > 0); "" when none.
+   The one statement built at run time, and so bound by hand: its number of
+   values varies. */
+static gs_status best_queued(sqlite_store *s, const char *const *models, int n,
                              char id[JOB_ID_LEN + 1], int *priority, int64_t *created,
                              gs_error *err)
 {
-    sqlite3_stmt *q = NULL;
     /* "model IN (?,?,...)": two bytes a placeholder */
     char sql[200 + 2 * STORE_MAX_PREFER];
-    int k = snprintf(sql, sizeof sql, "SELECT id, priority, created_ms FROM jobs WHERE status = 0");
+    int k = snprintf(sql, sizeof sql,
+                     "SELECT id, priority, created_ms FROM jobs WHERE status = 'queued'");
     if (n > 0) {
         k += snprintf(sql + k, sizeof sql - (size_t)k, " AND model IN (?");
         for (int i = 1; i < n; i++)
@@ -323,74 +283,50 @@ static gs_status best_queued(job_store *s, const char *const *models, int n,
     }
     snprintf(sql + k, sizeof sql - (size_t)k, " ORDER BY priority DESC, seq LIMIT 1");
     id[0] = '\0';
+    sqlite3_stmt *q;
+    int row;
+    gs_status st = GS_OK;
     if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "looking for a job");
-    for (int i = 0; i < n; i++)
-        sqlite3_bind_text(q, i + 1, models[i], -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
+        return sql_fail(s, err, "looking for a job");
+    for (int i = 0; st == GS_OK && i < n; i++)
+        if (sqlite3_bind_text(q, i + 1, models[i], -1, SQLITE_STATIC) != SQLITE_OK)
+            st = sql_fail(s, err, "looking for a job");
+    if (st == GS_OK && (st = sql_step(s, err, "looking for a job", q, &row)) == GS_OK && row) {
         copy_text(id, JOB_ID_LEN + 1, q, 0);
         *priority = sqlite3_column_int(q, 1);
         *created = sqlite3_column_int64(q, 2);
     }
     sqlite3_finalize(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? GS_OK
-                                                 : store_sql_fail(s, err, "looking for a job");
+    return st;
 }
 
-gs_status store_claim(job_store *s, const char *worker, const char *const *prefer, int n_prefer,
-                      int64_t now_ms, int lease_ms, int64_t starve_ms, job_record *out,
-                      int *claimed, gs_error *err)
+static gs_status sq_claim(job_store *js, const char *worker, const char *const *prefer,
+                          int n_prefer, int64_t now_ms, int lease_ms, int64_t starve_ms,
+                          job_record *out, int *claimed, gs_error *err)
 {
-    *claimed = 0;
-    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
+    sqlite_store *s = sq(js);
+    gs_status st = sql_begin(s, err);
     if (st != GS_OK)
         return st;
-    char best[JOB_ID_LEN + 1], pref[JOB_ID_LEN + 1];
+    char best[JOB_ID_LEN + 1], pref[JOB_ID_LEN + 1] = "";
     int bp = 0, pp = 0;
     int64_t bc = 0, pc = 0;
-    sqlite3_stmt *q = NULL;
-    if ((st = best_queued(s, NULL, 0, best, &bp, &bc, err)) != GS_OK)
-        goto out;
-    pref[0] = '\0';
-    if (n_prefer > STORE_MAX_PREFER)
-        n_prefer = STORE_MAX_PREFER;
-    if (prefer && n_prefer > 0 && best[0] &&
-        (st = best_queued(s, prefer, n_prefer, pref, &pp, &pc, err)) != GS_OK)
-        goto out;
+    st = best_queued(s, NULL, 0, best, &bp, &bc, err);
+    if (st == GS_OK && n_prefer > 0 && best[0])
+        st = best_queued(s, prefer, n_prefer, pref, &pp, &pc, err);
     /* a loaded model's job goes first, unless the best job outranks it or has starved */
     const char *pick = best;
     if (pref[0] && bp <= pp && now_ms - bc <= starve_ms)
         pick = pref;
-    if (!pick[0])
-        goto out;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET status = 1, worker = ?, lease_expires_ms = ?,"
-                           " started_ms = ?, attempts = attempts + 1, step = 0, preview_step = 0,"
-                           " eta_s = -1"
-                           " WHERE id = ? AND status = 0",
-                           -1, &q, NULL) != SQLITE_OK) {
-        st = store_sql_fail(s, err, "claiming a job");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, worker, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, now_ms + lease_ms);
-    sqlite3_bind_int64(q, 3, now_ms);
-    sqlite3_bind_text(q, 4, pick, -1, SQLITE_STATIC);
-    if (sqlite3_step(q) != SQLITE_DONE) {
-        st = store_sql_fail(s, err, "claiming a job");
-        goto out;
-    }
-    int found = 0;
-    if ((st = get_locked(s, pick, out, &found, err)) != GS_OK)
-        goto out;
-    *claimed = found;
-out:
-    sqlite3_finalize(q);
-    if (st == GS_OK)
-        st = store_sql_exec(s, "COMMIT", err);
-    else
-        store_sql_exec(s, "ROLLBACK", NULL);
+    if (st == GS_OK && pick[0])
+        st = sql_run(s, err, "claiming a job", NULL,
+                     "UPDATE jobs SET status = 'running', worker = ?1, lease_expires_ms = ?2,"
+                     " started_ms = ?3, attempts = attempts + 1, step = 0, preview_step = 0,"
+                     " eta_s = -1 WHERE id = ?4 AND status = 'queued'",
+                     "sIIs", worker, now_ms + lease_ms, now_ms, pick);
+    if (st == GS_OK && pick[0])
+        st = get_row(s, pick, out, claimed, err);
+    st = sql_end(s, st, err);
     if (st != GS_OK && *claimed) {
         job_record_clear(out);
         *claimed = 0;
@@ -398,229 +334,142 @@ out:
     return st;
 }
 
-/* ---- heartbeat, finish, cancel ---- */
+/* ---- heartbeat, finish, release, cancel ---- */
 
-gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int64_t now_ms,
-                          int lease_ms, const job_progress *p, int *cancel, int *lost,
-                          gs_error *err)
+static gs_status sq_heartbeat(job_store *js, const char *id, const char *worker, int64_t now_ms,
+                              int lease_ms, const job_progress *p, int *cancel, int *lost,
+                              gs_error *err)
 {
-    sqlite3_stmt *q = NULL;
-    *cancel = 0;
-    *lost = 1;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET lease_expires_ms = ?, step = ?, steps = ?,"
-                           " preview_step = ?, eta_s = ?"
-                           " WHERE id = ? AND status = 1 AND worker = ?"
+    int held = 0;
+    gs_status st = sql_int(sq(js), err, "renewing a lease", cancel, &held,
+                           "UPDATE jobs SET lease_expires_ms = ?1, step = ?2, steps = ?3,"
+                           " preview_step = ?4, eta_s = ?5"
+                           " WHERE id = ?6 AND status = 'running' AND worker = ?7"
                            " RETURNING cancel_requested",
-                           -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "renewing a lease");
-    sqlite3_bind_int64(q, 1, now_ms + lease_ms);
-    sqlite3_bind_int(q, 2, p->step);
-    sqlite3_bind_int(q, 3, p->steps);
-    sqlite3_bind_int(q, 4, p->preview_step);
-    sqlite3_bind_double(q, 5, p->eta_s);
-    sqlite3_bind_text(q, 6, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 7, worker, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        *lost = 0;
-        *cancel = sqlite3_column_int(q, 0);
-        rc = sqlite3_step(q);
-    }
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "renewing a lease");
+                           "Iiiidss", now_ms + lease_ms, p->step, p->steps, p->preview_step,
+                           p->eta_s, id, worker);
+    *lost = !held;
+    return st;
 }
 
-gs_status store_finish(job_store *s, const char *id, const char *worker, job_status status,
-                       const char *result_json, const char *error, int64_t now_ms, int *recorded,
-                       gs_error *err)
+static gs_status sq_finish(job_store *js, const char *id, const char *worker, job_status status,
+                           const char *result_json, const char *error, int64_t now_ms,
+                           int *recorded, gs_error *err)
 {
-    *recorded = 0;
-    if (status < JOB_SUCCEEDED || status > JOB_CANCELLED)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "a job cannot finish as '%s'",
-                       job_status_name(status));
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET status = ?, result = ?, error = ?, finished_ms = ?,"
-                           " lease_expires_ms = NULL"
-                           " WHERE id = ? AND status = 1 AND worker = ?",
-                           -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "recording a result");
-    sqlite3_bind_int(q, 1, status);
-    sqlite3_bind_text(q, 2, result_json, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, error, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 4, now_ms);
-    sqlite3_bind_text(q, 5, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 6, worker, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE)
-        return store_sql_fail(s, err, "recording a result");
-    *recorded = sqlite3_changes(s->db) == 1;
-    return GS_OK;
+    int n = 0;
+    gs_status st =
+        sql_run(sq(js), err, "recording a result", &n,
+                "UPDATE jobs SET status = ?1, result = ?2, error = ?3, finished_ms = ?4,"
+                " lease_expires_ms = NULL WHERE id = ?5 AND status = 'running' AND worker = ?6",
+                "sssIss", job_status_name(status), result_json, error, now_ms, id, worker);
+    *recorded = n == 1;
+    return st;
 }
 
-gs_status store_release(job_store *s, const char *id, const char *worker, int *released,
-                        gs_error *err)
+static gs_status sq_release(job_store *js, const char *id, const char *worker, int *released,
+                            gs_error *err)
 {
-    sqlite3_stmt *q = NULL;
-    *released = 0;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET status = 0, worker = NULL, lease_expires_ms = NULL,"
-                           " step = 0, preview_step = 0, eta_s = -1,"
-                           " attempts = max(attempts - 1, 0)"
-                           " WHERE id = ? AND status = 1 AND worker = ?",
-                           -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "releasing a job");
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, worker, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE)
-        return store_sql_fail(s, err, "releasing a job");
-    *released = sqlite3_changes(s->db) == 1;
-    return GS_OK;
+    int n = 0;
+    gs_status st =
+        sql_run(sq(js), err, "releasing a job", &n,
+                "UPDATE jobs SET status = 'queued', worker = NULL, lease_expires_ms = NULL,"
+                " step = 0, preview_step = 0, eta_s = -1,"
+                " attempts = max(attempts - 1, 0)"
+                " WHERE id = ?1 AND status = 'running' AND worker = ?2",
+                "ss", id, worker);
+    *released = n == 1;
+    return st;
 }
 
-gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status *status,
-                       gs_error *err)
+static gs_status sq_cancel(job_store *js, const char *id, int64_t now_ms, job_status *status,
+                           gs_error *err)
 {
-    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
+    sqlite_store *s = sq(js);
+    gs_status st = sql_begin(s, err);
     if (st != GS_OK)
         return st;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET"
-                           " status = CASE status WHEN 0 THEN 4 ELSE status END,"
-                           " finished_ms = CASE status WHEN 0 THEN ? ELSE finished_ms END,"
-                           " cancel_requested = CASE status WHEN 1 THEN 1 ELSE cancel_requested END"
-                           " WHERE id = ? RETURNING status",
-                           -1, &q, NULL) != SQLITE_OK) {
-        st = store_sql_fail(s, err, "cancelling a job");
-        goto out;
-    }
-    sqlite3_bind_int64(q, 1, now_ms);
-    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        *status = (job_status)sqlite3_column_int(q, 0);
-        rc = sqlite3_step(q);
-        if (rc != SQLITE_DONE)
-            st = store_sql_fail(s, err, "cancelling a job");
-    } else if (rc == SQLITE_DONE) {
+    sqlite3_stmt *q;
+    int row;
+    st = sql_first(s, err, "cancelling a job", &q, &row,
+                   "UPDATE jobs SET"
+                   " status = CASE status WHEN 'queued' THEN 'cancelled' ELSE status END,"
+                   " finished_ms = CASE status WHEN 'queued' THEN ?1 ELSE finished_ms END,"
+                   " cancel_requested = CASE status WHEN 'running' THEN 1"
+                   "  ELSE cancel_requested END"
+                   " WHERE id = ?2 RETURNING status",
+                   "Is", now_ms, id);
+    if (st == GS_OK && !row)
         st = gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
-    } else {
-        st = store_sql_fail(s, err, "cancelling a job");
-    }
-out:
+    if (st == GS_OK && (st = sql_status(q, 0, status, err)) == GS_OK)
+        st = sql_drain(s, err, "cancelling a job", q);
     sqlite3_finalize(q);
-    if (st == GS_OK)
-        st = store_sql_exec(s, "COMMIT", err);
-    else
-        store_sql_exec(s, "ROLLBACK", NULL);
-    return st;
+    return sql_end(s, st, err);
 }
 
 /* ---- lease expiry ---- */
 
-gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, int *requeued,
-                              int *failed, gs_error *err)
+static gs_status sq_expire_leases(job_store *js, int64_t now_ms, int max_attempts,
+                                  const char *reason, int *requeued, int *failed, gs_error *err)
 {
-    *requeued = *failed = 0;
-    gs_status st = store_sql_exec(s, "BEGIN IMMEDIATE", err);
+    sqlite_store *s = sq(js);
+    gs_status st = sql_begin(s, err);
     if (st != GS_OK)
         return st;
-    sqlite3_stmt *q = NULL;
-    char reason[160];
-    snprintf(reason, sizeof reason,
-             "the job's worker died or stopped responding on each of its %d attempts",
-             max_attempts);
     /* used-up attempts first, so a job is never both requeued and failed */
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET status = 3, error = ?, finished_ms = ?, worker = NULL,"
-                           " lease_expires_ms = NULL"
-                           " WHERE status = 1 AND lease_expires_ms < ? AND attempts >= ?",
-                           -1, &q, NULL) != SQLITE_OK) {
-        st = store_sql_fail(s, err, "expiring leases");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, now_ms);
-    sqlite3_bind_int64(q, 3, now_ms);
-    sqlite3_bind_int(q, 4, max_attempts);
-    if (sqlite3_step(q) != SQLITE_DONE) {
-        st = store_sql_fail(s, err, "expiring leases");
-        goto out;
-    }
-    *failed = sqlite3_changes(s->db);
-    sqlite3_finalize(q);
-    q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE jobs SET status = 0, worker = NULL, lease_expires_ms = NULL,"
-                           " step = 0, preview_step = 0, eta_s = -1"
-                           " WHERE status = 1 AND lease_expires_ms < ?",
-                           -1, &q, NULL) != SQLITE_OK) {
-        st = store_sql_fail(s, err, "expiring leases");
-        goto out;
-    }
-    sqlite3_bind_int64(q, 1, now_ms);
-    if (sqlite3_step(q) != SQLITE_DONE) {
-        st = store_sql_fail(s, err, "expiring leases");
-        goto out;
-    }
-    *requeued = sqlite3_changes(s->db);
-out:
-    sqlite3_finalize(q);
+    st = sql_run(s, err, "expiring leases", failed,
+                 "UPDATE jobs SET status = 'failed', error = ?1, finished_ms = ?2, worker = NULL,"
+                 " lease_expires_ms = NULL"
+                 " WHERE status = 'running' AND lease_expires_ms < ?2 AND attempts >= ?3",
+                 "sIi", reason, now_ms, max_attempts);
     if (st == GS_OK)
-        st = store_sql_exec(s, "COMMIT", err);
-    else
-        store_sql_exec(s, "ROLLBACK", NULL);
+        st = sql_run(s, err, "expiring leases", requeued,
+                     "UPDATE jobs SET status = 'queued', worker = NULL, lease_expires_ms = NULL,"
+                     " step = 0, preview_step = 0, eta_s = -1"
+                     " WHERE status = 'running' AND lease_expires_ms < ?1",
+                     "I", now_ms);
+    st = sql_end(s, st, err);
+    if (st != GS_OK)
+        *requeued = *failed = 0;
     return st;
 }
 
-gs_status store_counts(job_store *s, int counts[5], gs_error *err)
+/* ---- counts and lists ---- */
+
+static gs_status sq_counts(job_store *js, int counts[5], gs_error *err)
 {
-    memset(counts, 0, 5 * sizeof counts[0]);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT status, count(*) FROM jobs GROUP BY status", -1, &q,
-                           NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "counting jobs");
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        int k = sqlite3_column_int(q, 0);
-        if (k >= 0 && k < 5)
+    sqlite_store *s = sq(js);
+    sqlite3_stmt *q;
+    int row;
+    gs_status st = sql_prepare(s, err, "counting jobs", &q,
+                               "SELECT status, count(*) FROM jobs GROUP BY status", "");
+    while (st == GS_OK && (st = sql_step(s, err, "counting jobs", q, &row)) == GS_OK && row) {
+        job_status k;
+        if ((st = sql_status(q, 0, &k, err)) == GS_OK)
             counts[k] = sqlite3_column_int(q, 1);
     }
     sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "counting jobs");
+    return st;
 }
 
-gs_status store_list(job_store *s, int status, const char *owner, int max, job_record **out, int *n,
-                     gs_error *err)
+static gs_status sq_list(job_store *js, int status, const char *owner, int max, job_record **out,
+                         int *n, gs_error *err)
 {
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *q = NULL;
-    /* -1 and NULL bind as "any", so one statement serves every filter */
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 < 0 OR status = ?1)"
-                           " AND (?2 IS NULL OR owner = ?2) ORDER BY seq DESC LIMIT ?3",
-                           -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "listing jobs");
-    sqlite3_bind_int(q, 1, status);
-    if (owner)
-        sqlite3_bind_text(q, 2, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 3, max);
+    sqlite_store *s = sq(js);
     job_record *list = gs_calloc(max > 0 ? (size_t)max : 1, sizeof *list);
-    gs_status st = list ? GS_OK : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    int rc = SQLITE_DONE;
-    while (st == GS_OK && *n < max && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        st = read_row(q, &list[*n], err);
-        if (st == GS_OK)
+    if (!list)
+        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+    sqlite3_stmt *q;
+    int row = 1;
+    /* a filter bound as NULL means any, so one statement serves every filter */
+    gs_status st =
+        sql_prepare(s, err, "listing jobs", &q,
+                    "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 IS NULL OR status = ?1)"
+                    " AND (?2 IS NULL OR owner = ?2) ORDER BY seq DESC LIMIT ?3",
+                    "ssi", status < 0 ? NULL : job_status_name((job_status)status), owner, max);
+    while (st == GS_OK && *n < max && (st = sql_step(s, err, "listing jobs", q, &row)) == GS_OK &&
+           row)
+        if ((st = read_row(q, &list[*n], err)) == GS_OK)
             (*n)++;
-    }
-    if (st == GS_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        st = store_sql_fail(s, err, "listing jobs");
     sqlite3_finalize(q);
     if (st != GS_OK) {
         store_list_free(list, *n);
@@ -631,27 +480,42 @@ gs_status store_list(job_store *s, int status, const char *owner, int max, job_r
     return GS_OK;
 }
 
-void store_list_free(job_record *list, int n)
+static gs_status
+sq_depth_by_model(job_store *js, void (*fn)(void *user, const char *model, int queued, int running),
+                  void *user, gs_error *err)
 {
-    for (int i = 0; i < n; i++)
-        job_record_clear(&list[i]);
-    gs_free(list);
+    sqlite_store *s = sq(js);
+    sqlite3_stmt *q;
+    int row;
+    gs_status st = sql_prepare(s, err, "counting the queue", &q,
+                               "SELECT model, sum(status = 'queued'), sum(status = 'running')"
+                               " FROM jobs WHERE status IN ('queued', 'running')"
+                               " GROUP BY model ORDER BY model",
+                               "");
+    while (st == GS_OK && (st = sql_step(s, err, "counting the queue", q, &row)) == GS_OK && row)
+        fn(user, sql_text(q, 0), sqlite3_column_int(q, 1), sqlite3_column_int(q, 2));
+    sqlite3_finalize(q);
+    return st;
 }
 
-gs_status store_depth_by_model(job_store *s,
-                               void (*fn)(void *user, const char *model, int queued, int running),
-                               void *user, gs_error *err)
-{
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT model, sum(status = 0), sum(status = 1) FROM jobs"
-                           " WHERE status IN (0, 1) GROUP BY model ORDER BY model",
-                           -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "counting the queue");
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        fn(user, (const char *)sqlite3_column_text(q, 0), sqlite3_column_int(q, 1),
-           sqlite3_column_int(q, 2));
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "counting the queue");
-}
+static const store_ops sqlite_ops = {
+    .close = sq_close,
+    .submit = sq_submit,
+    .get = sq_get,
+    .claim = sq_claim,
+    .heartbeat = sq_heartbeat,
+    .release = sq_release,
+    .finish = sq_finish,
+    .cancel = sq_cancel,
+    .expire_leases = sq_expire_leases,
+    .list = sq_list,
+    .depth_by_model = sq_depth_by_model,
+    .counts = sq_counts,
+    .queue_position = sq_queue_position,
+    .active_count = sq_active_count,
+    .stats = sq_stats,
+    .purge = sq_purge,
+    .worker_report = sq_worker_report,
+    .worker_remove = sq_worker_remove,
+    .workers_list = sq_workers_list,
+};

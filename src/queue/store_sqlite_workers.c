@@ -1,5 +1,5 @@
 /*
- * store_sqlite_workers - the workers table: each worker process reports its
+ * store_sqlite_workers - the SQLite engine's workers table: each worker process reports its
  * name, pid and loaded models on a heartbeat-like cadence, so the API can say
  * which models are warm and where without asking the workers. Liveness is
  * judged by the reader (a row not refreshed for a while counts as gone), so a
@@ -10,66 +10,47 @@
 #include <string.h>
 
 #include "common/alloc.h"
-#include "queue/store.h"
 #include "queue/store_sqlite_private.h"
 
-gs_status store_workers_schema(job_store *s, gs_error *err)
+gs_status sq_workers_schema(sqlite_store *s, gs_error *err)
 {
-    return store_sql_exec(s,
-                          "CREATE TABLE IF NOT EXISTS workers ("
-                          " name TEXT PRIMARY KEY,"
-                          " models TEXT NOT NULL DEFAULT '[]',"
-                          " pid INTEGER NOT NULL DEFAULT 0,"
-                          " seen_ms INTEGER NOT NULL);",
-                          err);
+    return sql_exec(s,
+                    "CREATE TABLE IF NOT EXISTS workers ("
+                    " name TEXT PRIMARY KEY,"
+                    " models TEXT NOT NULL DEFAULT '[]',"
+                    " pid INTEGER NOT NULL DEFAULT 0,"
+                    " seen_ms INTEGER NOT NULL);",
+                    err);
 }
 
-gs_status store_worker_report(job_store *s, const char *name, int pid, const char *models_json,
-                              int64_t now_ms, gs_error *err)
+gs_status sq_worker_report(job_store *js, const char *name, int pid, const char *models_json,
+                           int64_t now_ms, gs_error *err)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO workers (name, models, pid, seen_ms) VALUES (?, ?, ?, ?)"
-                           " ON CONFLICT(name) DO UPDATE SET models = excluded.models,"
-                           " pid = excluded.pid, seen_ms = excluded.seen_ms",
-                           -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "reporting a worker");
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, models_json ? models_json : "[]", -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 3, pid);
-    sqlite3_bind_int64(q, 4, now_ms);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "reporting a worker");
+    return sql_run(sq(js), err, "reporting a worker", NULL,
+                   "INSERT INTO workers (name, models, pid, seen_ms) VALUES (?1, ?2, ?3, ?4)"
+                   " ON CONFLICT(name) DO UPDATE SET models = excluded.models,"
+                   " pid = excluded.pid, seen_ms = excluded.seen_ms",
+                   "ssiI", name, models_json, pid, now_ms);
 }
 
-gs_status store_worker_remove(job_store *s, const char *name, gs_error *err)
+gs_status sq_worker_remove(job_store *js, const char *name, gs_error *err)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM workers WHERE name = ?", -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "removing a worker");
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? GS_OK : store_sql_fail(s, err, "removing a worker");
+    return sql_run(sq(js), err, "removing a worker", NULL, "DELETE FROM workers WHERE name = ?1",
+                   "s", name);
 }
 
-gs_status store_workers_list(job_store *s, int64_t since_ms, worker_record **out, int *n,
-                             gs_error *err)
+gs_status sq_workers_list(job_store *js, int64_t since_ms, worker_record **out, int *n,
+                          gs_error *err)
 {
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT name, pid, seen_ms, models FROM workers WHERE seen_ms >= ?"
-                           " ORDER BY name",
-                           -1, &q, NULL) != SQLITE_OK)
-        return store_sql_fail(s, err, "listing workers");
-    sqlite3_bind_int64(q, 1, since_ms);
+    sqlite_store *s = sq(js);
+    sqlite3_stmt *q;
+    int row, cap = 0;
     worker_record *list = NULL;
-    int cap = 0, rc;
-    gs_status st = GS_OK;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    gs_status st = sql_prepare(s, err, "listing workers", &q,
+                               "SELECT name, pid, seen_ms, models FROM workers WHERE seen_ms >= ?1"
+                               " ORDER BY name",
+                               "I", since_ms);
+    while (st == GS_OK && (st = sql_step(s, err, "listing workers", q, &row)) == GS_OK && row) {
         if (*n == cap) {
             int ncap = cap ? cap * 2 : 8;
             worker_record *b = gs_realloc(list, (size_t)ncap * sizeof *b);
@@ -82,20 +63,17 @@ gs_status store_workers_list(job_store *s, int64_t since_ms, worker_record **out
         }
         worker_record *w = &list[*n];
         memset(w, 0, sizeof *w);
-        const unsigned char *name = sqlite3_column_text(q, 0);
-        const unsigned char *models = sqlite3_column_text(q, 3);
-        snprintf(w->name, sizeof w->name, "%s", name ? (const char *)name : "");
+        const char *name = sql_text(q, 0), *models = sql_text(q, 3);
+        snprintf(w->name, sizeof w->name, "%s", name ? name : "");
         w->pid = sqlite3_column_int(q, 1);
         w->seen_ms = sqlite3_column_int64(q, 2);
-        w->models = gs_strdup(models ? (const char *)models : "[]");
+        w->models = gs_strdup(models ? models : "[]");
         if (!w->models) {
             st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory listing workers");
             break;
         }
         (*n)++;
     }
-    if (st == GS_OK && rc != SQLITE_DONE)
-        st = store_sql_fail(s, err, "listing workers");
     sqlite3_finalize(q);
     if (st != GS_OK) {
         store_workers_free(list, *n);
@@ -104,11 +82,4 @@ gs_status store_workers_list(job_store *s, int64_t since_ms, worker_record **out
     }
     *out = list;
     return GS_OK;
-}
-
-void store_workers_free(worker_record *list, int n)
-{
-    for (int i = 0; i < n; i++)
-        gs_free(list[i].models);
-    gs_free(list);
 }

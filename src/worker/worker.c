@@ -319,8 +319,8 @@ int worker_run(const worker_options *o)
     worker_state w = {.o = o};
     gs_error err = {0};
     int code = 1;
-    if (store_open_sqlite(o->store_url, &store, &err) != GS_OK ||
-        store_open_sqlite(o->store_url, &hb_store, &err) != GS_OK ||
+    if (store_open(o->store_url, &store, &err) != GS_OK ||
+        store_open(o->store_url, &hb_store, &err) != GS_OK ||
         blob_open(o->blob_url, &w.blobs, &err) != GS_OK) {
         log_error("%s", err.msg);
         goto out;
