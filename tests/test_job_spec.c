@@ -216,7 +216,7 @@ static void blobs_put_get_delete(void **state)
     char url[128];
     snprintf(url, sizeof url, "file:%s/b", dir);
     blob_store *b;
-    gs_error err = {0};
+    svc_error err = {0};
     assert_int_equal(blob_open(url, &b, &err), GS_OK);
     const char *id = "01a20c02-df3b-710a-a5f4-94239fb89222";
     assert_int_equal(blob_put(b, id, BLOB_IMAGE, 0, "first", 5, &err), GS_OK);

@@ -79,7 +79,7 @@ static job_store *fresh(void **state)
     engine *e = *state;
     e->fresh_db(e);
     job_store *s;
-    gs_error err = {0};
+    svc_error err = {0};
     assert_int_equal(store_open(e->url, &s, &err), GS_OK);
     return s;
 }
@@ -93,7 +93,7 @@ static const char *url_of(void **state)
 static void submit(job_store *s, const char *model, int prio, int64_t now, char id[JOB_ID_LEN + 1],
                    int *pos)
 {
-    gs_error err = {0};
+    svc_error err = {0};
     assert_int_equal(
         store_submit(s, "key1", model, prio, "{\"prompt\":\"x\"}", 1.5, now, id, pos, &err), GS_OK);
 }
@@ -101,7 +101,7 @@ static void submit(job_store *s, const char *model, int prio, int64_t now, char 
 static void claim(job_store *s, const char *worker, const char *prefer, int64_t now, job_record *r,
                   int *claimed)
 {
-    gs_error err = {0};
+    svc_error err = {0};
     assert_int_equal(
         store_claim(s, worker, &prefer, prefer ? 1 : 0, now, 1000, 60000, r, claimed, &err), GS_OK);
 }
@@ -140,7 +140,7 @@ static void priority_then_arrival(void **state)
 static void exactly_one_result(void **state)
 {
     job_store *s = fresh(state);
-    gs_error err = {0};
+    svc_error err = {0};
     char id[40];
     int got, cancel, lost, rec;
     submit(s, "m", 0, 0, id, NULL);
@@ -183,7 +183,7 @@ static void exactly_one_result(void **state)
 static void expired_leases_requeue_then_fail(void **state)
 {
     job_store *s = fresh(state);
-    gs_error err = {0};
+    svc_error err = {0};
     char id[40];
     int got, rq, fl, rec;
     submit(s, "m", 0, 0, id, NULL);
@@ -214,7 +214,7 @@ static void expired_leases_requeue_then_fail(void **state)
 static void cancellation(void **state)
 {
     job_store *s = fresh(state);
-    gs_error err = {0};
+    svc_error err = {0};
     char q[40], run[40];
     int got, cancel, lost;
     job_status st;
@@ -244,7 +244,7 @@ static void cancellation(void **state)
 static void survives_restart(void **state)
 {
     job_store *s = fresh(state);
-    gs_error err = {0};
+    svc_error err = {0};
     char a[40], b[40];
     int got, rec;
     submit(s, "m", 0, 0, a, NULL);
@@ -293,7 +293,7 @@ static void preference_for_any_loaded_model(void **state)
     char old[40], a[40], b[40], urgent[40], id[40];
     int got;
     const char *loaded[] = {"a", "b"};
-    gs_error err = {0};
+    svc_error err = {0};
     job_record r;
     submit(s, "other", 0, 0, old, NULL);
     submit(s, "b", 0, 10, b, NULL);
@@ -327,7 +327,7 @@ static void preference_for_any_loaded_model(void **state)
 static void workers_report_and_list(void **state)
 {
     job_store *s = fresh(state);
-    gs_error err = {0};
+    svc_error err = {0};
     worker_record *w;
     int n;
     assert_int_equal(store_worker_report(s, "w0-1", 11, "[]", 1000, &err), GS_OK);
@@ -370,7 +370,7 @@ static void two_processes_never_share_a_job(void **state)
             snprintf(worker, sizeof worker, "w%d", k);
             FILE *f = fopen(out, "w");
             job_store *c;
-            gs_error err = {0};
+            svc_error err = {0};
             if (!f || store_open(url_of(state), &c, &err) != GS_OK)
                 _exit(1);
             for (;;) {
@@ -410,7 +410,7 @@ static void two_processes_never_share_a_job(void **state)
 static void release_gives_the_job_back(void **state)
 {
     job_store *s = fresh(state);
-    gs_error err = {0};
+    svc_error err = {0};
     char id[40];
     int got, rel;
     submit(s, "m", 0, 0, id, NULL);
@@ -436,7 +436,7 @@ static void release_gives_the_job_back(void **state)
 static void owners_stats_and_purge(void **state)
 {
     job_store *s = fresh(state);
-    gs_error err = {0};
+    svc_error err = {0};
     char a[40], b[40], c[40];
     int got, rec, n;
     submit(s, "m", 0, 0, a, NULL);   /* owner key1 */
@@ -496,7 +496,7 @@ static void owners_stats_and_purge(void **state)
 /* Finishes a claimed job (claim picks id next: the queue holds nothing better). */
 static void run_to(job_store *s, const char *id, job_status status)
 {
-    gs_error err = {0};
+    svc_error err = {0};
     job_record r;
     int got, rec;
     claim(s, "w1", NULL, 10, &r, &got);
@@ -534,7 +534,7 @@ static void add_depth(void *user, const char *model, int queued, int running)
 static void lists_counts_and_depth(void **state)
 {
     job_store *s = fresh(state);
-    gs_error err = {0};
+    svc_error err = {0};
     char id[7][40];
     job_status st;
     /* one job per status, then two more queued; owners alternate */
@@ -644,7 +644,7 @@ static void note_purged(void *user, const char *id)
 static void cancel_finished_and_purge_callback(void **state)
 {
     job_store *s = fresh(state);
-    gs_error err = {0};
+    svc_error err = {0};
     char a[40], b[40], c[40];
     job_status st;
     submit(s, "m", 0, 0, a, NULL);
@@ -687,7 +687,7 @@ static void sqlite_store_open_urls(void **state)
     (void)state;
     rm_sqlite_file(path);
     job_store *s;
-    gs_error err = {0};
+    svc_error err = {0};
     char id[40], url[600];
     assert_int_equal(store_open(path, &s, &err), GS_OK);
     submit(s, "m", 0, 0, id, NULL);
@@ -750,7 +750,7 @@ static void sqlite_upgrades_schema_1(void **state)
         skip();
     assert_int_equal(system(cmd), 0);
     job_store *s;
-    gs_error err = {0};
+    svc_error err = {0};
     assert_int_equal(store_open(path, &s, &err), GS_OK);
     job_record r;
     assert_int_equal(store_get(s, "0190a0b0-0000-7000-8000-000000000001", &r, &err), GS_OK);
@@ -819,7 +819,7 @@ static void sqlite_upgrades_schema_2(void **state)
         path);
     assert_int_equal(system(cmd), 0);
     job_store *s;
-    gs_error err = {0};
+    svc_error err = {0};
     assert_int_equal(store_open(path, &s, &err), GS_OK);
 
     static const struct {

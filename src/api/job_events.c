@@ -74,7 +74,7 @@ static char *preview_url(const stream *st)
 {
     size_t n = 0;
     unsigned char *bytes = NULL;
-    gs_error err = {0};
+    svc_error err = {0};
     if (blob_get(st->s->blobs, st->id, BLOB_PREVIEW, 0, (size_t)32 << 20, &bytes, &n, &err) !=
         GS_OK)
         return NULL;
@@ -153,7 +153,7 @@ static void observe(stream *st, const job_record *r, int position)
 static void poll_job(stream *st)
 {
     job_record r;
-    gs_error err = {0};
+    svc_error err = {0};
     int position = -1;
     pthread_mutex_lock(&st->s->mu);
     gs_status ok = store_get(st->s->store, st->id, &r, &err);

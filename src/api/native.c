@@ -73,7 +73,7 @@ json_t *native_image_urls(const char *id, const json_t *result)
 int native_job_access(http_request *r, const char *id, job_record *out, enum MHD_Result *ret)
 {
     server *s = r->s;
-    gs_error err = {0};
+    svc_error err = {0};
     if (!native_id_ok(id)) {
         *ret = http_error(r, 404, "not_found", "no such job");
         return -1;

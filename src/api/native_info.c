@@ -12,7 +12,7 @@
 
 /* Model name -> JSON array of the live workers holding it loaded. A worker
    counts as gone when it has not reported for 3 leases (it reports every lease/3). */
-static gs_status holders_by_model(server *s, json_t *holders, gs_error *err)
+static gs_status holders_by_model(server *s, json_t *holders, svc_error *err)
 {
     worker_record *list = NULL;
     int n = 0;
@@ -47,7 +47,7 @@ static gs_status holders_by_model(server *s, json_t *holders, gs_error *err)
 enum MHD_Result native_list_models(http_request *r)
 {
     server *s = r->s;
-    gs_error err = {0};
+    svc_error err = {0};
     json_t *holders = json_object();
     if (holders_by_model(s, holders, &err) != GS_OK) {
         json_decref(holders);
@@ -91,7 +91,7 @@ enum MHD_Result native_get_queue(http_request *r)
 {
     server *s = r->s;
     int counts[5];
-    gs_error err = {0};
+    svc_error err = {0};
     json_t *per_model = json_object();
     pthread_mutex_lock(&s->mu);
     gs_status st = store_counts(s->store, counts, &err);
@@ -110,7 +110,7 @@ enum MHD_Result native_get_queue(http_request *r)
 }
 
 /* Stats over the jobs that finished in the last window_s seconds. */
-static int read_stats(server *s, long window_s, job_stats *js, int counts[5], gs_error *err)
+static int read_stats(server *s, long window_s, job_stats *js, int counts[5], svc_error *err)
 {
     pthread_mutex_lock(&s->mu);
     gs_status st = store_stats(s->store, server_now_ms() - window_s * 1000, 100000, js, err);
@@ -139,7 +139,7 @@ enum MHD_Result native_get_stats(http_request *r)
     }
     job_stats js;
     int counts[5];
-    gs_error err = {0};
+    svc_error err = {0};
     if (read_stats(s, window, &js, counts, &err) != 0)
         return http_error(r, 503, "store_unavailable", err.msg);
     /* rates over the part of the window the service has been working, so a
@@ -170,7 +170,7 @@ enum MHD_Result native_get_metrics(http_request *r)
     server *s = r->s;
     job_stats js;
     int counts[5];
-    gs_error err = {0};
+    svc_error err = {0};
     if (read_stats(s, 3600, &js, counts, &err) != 0)
         return http_error(r, 503, "store_unavailable", err.msg);
     size_t cap = 4096;

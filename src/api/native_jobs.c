@@ -86,7 +86,7 @@ enum MHD_Result native_post_job(http_request *r)
         return spec_error(r, &e);
     }
     const api_key *key = r->key;
-    gs_error err = {0};
+    svc_error err = {0};
     int active = 0, counts[5] = {0}, pos = 0;
     pthread_mutex_lock(&s->mu);
     gs_status st = GS_OK;
@@ -174,7 +174,7 @@ enum MHD_Result native_cancel_job(http_request *r)
     if (native_job_access(r, id, &rec, &ret) != 0)
         return ret;
     job_record_clear(&rec);
-    gs_error err = {0};
+    svc_error err = {0};
     job_status status;
     pthread_mutex_lock(&s->mu);
     gs_status st = store_cancel(s->store, id, server_now_ms(), &status, &err);
@@ -203,7 +203,7 @@ enum MHD_Result native_get_image(http_request *r)
     job_record_clear(&rec);
     unsigned char *png = NULL;
     size_t n = 0;
-    gs_error err = {0};
+    svc_error err = {0};
     gs_status st = blob_get(r->s->blobs, id, BLOB_IMAGE, (int)idx, (size_t)1 << 30, &png, &n, &err);
     if (st == GS_ERR_INVALID_ARGUMENT)
         return http_error(r, 404, "not_found", "no such image");
@@ -230,7 +230,7 @@ enum MHD_Result native_list_jobs(http_request *r)
     }
     job_record *list = NULL;
     int n = 0;
-    gs_error err = {0};
+    svc_error err = {0};
     const api_key *key = r->key;
     pthread_mutex_lock(&s->mu);
     gs_status st = store_list(s->store, st_filter, key && !key->admin ? key->name : NULL, (int)max,

@@ -164,7 +164,7 @@ static int parse_listen(const char *s, struct sockaddr_in *sa)
 static void remove_job_blobs(void *user, const char *id)
 {
     server *s = user;
-    gs_error err = {0};
+    svc_error err = {0};
     if (blob_delete_job(s->blobs, id, &err) != GS_OK)
         log_error("%s", err.msg);
 }
@@ -174,7 +174,7 @@ static void remove_job_blobs(void *user, const char *id)
 static void housekeeping(server *s, job_store *store, int64_t *next_purge)
 {
     const serve_options *o = s->o;
-    gs_error err = {0};
+    svc_error err = {0};
     int requeued = 0, failed = 0, purged = 0;
     if (store_expire_leases(store, server_now_ms(), o->max_attempts, &requeued, &failed, &err) !=
         GS_OK)
@@ -205,7 +205,7 @@ int serve_run(const serve_options *o)
     struct sockaddr_in sa;
     job_store *own = NULL; /* the main thread's store connection */
     struct MHD_Daemon *d = NULL;
-    gs_error err = {0};
+    svc_error err = {0};
     int code = 3;
     pthread_mutex_init(&s.mu, NULL);
     if (parse_listen(o->listen, &sa) != 0) {

@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/alloc.h"
 #include "queue/blob_store_private.h"
 
 typedef struct blob_files {
@@ -43,7 +42,7 @@ static void blob_path(const blob_files *f, const char *id, blob_kind kind, int i
 
 static void files_close(blob_store *b)
 {
-    gs_free(b);
+    free(b);
 }
 
 static gs_status write_all(int fd, const unsigned char *p, size_t n)
@@ -61,17 +60,17 @@ static gs_status write_all(int fd, const unsigned char *p, size_t n)
 }
 
 static gs_status files_put(blob_store *b, const char *id, blob_kind kind, int index,
-                           const void *data, size_t n, gs_error *err)
+                           const void *data, size_t n, svc_error *err)
 {
     blob_files *f = (blob_files *)b;
     if (!id_ok(id))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "bad job id for a blob");
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "bad job id for a blob");
     char tmp[4300], path[4300];
     blob_path(f, id, kind, index, ".tmp", tmp, sizeof tmp);
     blob_path(f, id, kind, index, "", path, sizeof path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return gs_fail(err, GS_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+        return svc_fail(err, GS_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
     gs_status st = write_all(fd, data, n);
     if (close(fd) != 0)
         st = GS_ERR_IO;
@@ -80,34 +79,34 @@ static gs_status files_put(blob_store *b, const char *id, blob_kind kind, int in
     if (st != GS_OK) {
         int e = errno;
         unlink(tmp);
-        return gs_fail(err, GS_ERR_IO, "cannot write %s: %s", path, strerror(e));
+        return svc_fail(err, GS_ERR_IO, "cannot write %s: %s", path, strerror(e));
     }
     return GS_OK;
 }
 
 static gs_status files_get(blob_store *b, const char *id, blob_kind kind, int index, size_t max,
-                           unsigned char **data, size_t *n, gs_error *err)
+                           unsigned char **data, size_t *n, svc_error *err)
 {
     blob_files *f = (blob_files *)b;
     if (!id_ok(id))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no such blob");
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "no such blob");
     char path[4300];
     blob_path(f, id, kind, index, "", path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT
-                   ? gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no such blob")
-                   : gs_fail(err, GS_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+                   ? svc_fail(err, GS_ERR_INVALID_ARGUMENT, "no such blob")
+                   : svc_fail(err, GS_ERR_IO, "cannot read %s: %s", path, strerror(errno));
     struct stat sb;
     unsigned char *buf = NULL;
     gs_status st = GS_OK;
     if (fstat(fd, &sb) != 0 || sb.st_size <= 0 || (size_t)sb.st_size > max) {
-        st = gs_fail(err, GS_ERR_IO, "%s is empty or larger than %zu bytes", path, max);
+        st = svc_fail(err, GS_ERR_IO, "%s is empty or larger than %zu bytes", path, max);
         goto out;
     }
     size_t len = (size_t)sb.st_size, got = 0;
     if (!(buf = malloc(len))) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory reading a blob");
+        st = svc_fail(err, GS_ERR_NO_MEMORY, "out of memory reading a blob");
         goto out;
     }
     while (got < len) {
@@ -115,7 +114,7 @@ static gs_status files_get(blob_store *b, const char *id, blob_kind kind, int in
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0) {
-            st = gs_fail(err, GS_ERR_IO, "cannot read %s", path);
+            st = svc_fail(err, GS_ERR_IO, "cannot read %s", path);
             goto out;
         }
         got += (size_t)k;
@@ -129,11 +128,11 @@ out:
     return st;
 }
 
-static gs_status files_delete_job(blob_store *b, const char *id, gs_error *err)
+static gs_status files_delete_job(blob_store *b, const char *id, svc_error *err)
 {
     blob_files *f = (blob_files *)b;
     if (!id_ok(id))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "bad job id for a blob");
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "bad job id for a blob");
     char path[4300];
     /* a job's images are numbered from 0 without gaps */
     for (int k = 0; k < BLOB_MAX_INDEX; k++) {
@@ -148,19 +147,19 @@ static gs_status files_delete_job(blob_store *b, const char *id, gs_error *err)
 
 static const blob_ops files_ops = {files_close, files_put, files_get, files_delete_job};
 
-gs_status blob_open_files(const char *dir, blob_store **out, gs_error *err)
+gs_status blob_open_files(const char *dir, blob_store **out, svc_error *err)
 {
     *out = NULL;
     if (strlen(dir) >= sizeof((blob_files *)0)->dir - 100)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "blob directory path too long");
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "blob directory path too long");
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return gs_fail(err, GS_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+        return svc_fail(err, GS_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return gs_fail(err, GS_ERR_IO, "%s is not a directory", dir);
-    blob_files *f = gs_calloc(1, sizeof *f);
+        return svc_fail(err, GS_ERR_IO, "%s is not a directory", dir);
+    blob_files *f = calloc(1, sizeof *f);
     if (!f)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return svc_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     f->base.ops = &files_ops;
     snprintf(f->dir, sizeof f->dir, "%s", dir);
     *out = &f->base;

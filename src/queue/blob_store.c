@@ -7,7 +7,7 @@
 
 typedef struct blob_engine {
     const char *scheme; /* URL prefix, "" for a plain path */
-    gs_status (*open)(const char *rest, blob_store **out, gs_error *err);
+    gs_status (*open)(const char *rest, blob_store **out, svc_error *err);
 } blob_engine;
 
 static const blob_engine engines[] = {
@@ -15,7 +15,7 @@ static const blob_engine engines[] = {
     {"file:", blob_open_files},
 };
 
-gs_status blob_open(const char *url, blob_store **out, gs_error *err)
+gs_status blob_open(const char *url, blob_store **out, svc_error *err)
 {
     *out = NULL;
     for (size_t i = 0; i < sizeof engines / sizeof engines[0]; i++) {
@@ -25,8 +25,8 @@ gs_status blob_open(const char *url, blob_store **out, gs_error *err)
     }
     const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
     if (colon && (!slash || colon < slash) && colon > url)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "blob store '%s': unknown scheme '%.*s'", url,
-                       (int)(colon - url), url);
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "blob store '%s': unknown scheme '%.*s'", url,
+                        (int)(colon - url), url);
     return blob_open_files(url, out, err);
 }
 
@@ -42,24 +42,24 @@ static int index_ok(blob_kind kind, int index)
 }
 
 gs_status blob_put(blob_store *b, const char *job_id, blob_kind kind, int index, const void *data,
-                   size_t n, gs_error *err)
+                   size_t n, svc_error *err)
 {
     if (!index_ok(kind, index))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "blob index %d out of range", index);
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "blob index %d out of range", index);
     return b->ops->put(b, job_id, kind, index, data, n, err);
 }
 
 gs_status blob_get(blob_store *b, const char *job_id, blob_kind kind, int index, size_t max,
-                   unsigned char **data, size_t *n, gs_error *err)
+                   unsigned char **data, size_t *n, svc_error *err)
 {
     *data = NULL;
     *n = 0;
     if (!index_ok(kind, index))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no blob %d", index);
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "no blob %d", index);
     return b->ops->get(b, job_id, kind, index, max, data, n, err);
 }
 
-gs_status blob_delete_job(blob_store *b, const char *job_id, gs_error *err)
+gs_status blob_delete_job(blob_store *b, const char *job_id, svc_error *err)
 {
     return b->ops->delete_job(b, job_id, err);
 }

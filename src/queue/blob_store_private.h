@@ -7,10 +7,10 @@
 typedef struct blob_ops {
     void (*close)(blob_store *b);
     gs_status (*put)(blob_store *b, const char *job_id, blob_kind kind, int index, const void *data,
-                     size_t n, gs_error *err);
+                     size_t n, svc_error *err);
     gs_status (*get)(blob_store *b, const char *job_id, blob_kind kind, int index, size_t max,
-                     unsigned char **data, size_t *n, gs_error *err);
-    gs_status (*delete_job)(blob_store *b, const char *job_id, gs_error *err);
+                     unsigned char **data, size_t *n, svc_error *err);
+    gs_status (*delete_job)(blob_store *b, const char *job_id, svc_error *err);
 } blob_ops;
 
 /* Every engine's handle starts with this. */
@@ -18,6 +18,6 @@ struct blob_store {
     const blob_ops *ops;
 };
 
-gs_status blob_open_files(const char *dir, blob_store **out, gs_error *err);
+gs_status blob_open_files(const char *dir, blob_store **out, svc_error *err);
 
 #endif

@@ -11,7 +11,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "common/alloc.h"
 #include "queue/store.h"
 #include "queue/store_engine.h"
 
@@ -43,11 +42,11 @@ static size_t scheme_len(const char *url)
     return url[n] == ':' ? n : 0;
 }
 
-gs_status store_open(const char *url, job_store **out, gs_error *err)
+gs_status store_open(const char *url, job_store **out, svc_error *err)
 {
     *out = NULL;
     if (!url || !url[0])
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "job store: no URL or path given");
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "job store: no URL or path given");
     size_t n = scheme_len(url);
     for (int i = 0; i < N_ENGINES; i++) {
         const store_engine *e = &engines[i];
@@ -56,8 +55,8 @@ gs_status store_open(const char *url, job_store **out, gs_error *err)
         if (!match)
             continue;
         if (!e->open)
-            return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "job store: %s store not built yet",
-                           e->name);
+            return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "job store: %s store not built yet",
+                            e->name);
         return e->open(url, n ? url + n + 1 : url, out, err);
     }
     /* the URL itself is not repeated: one for a server may carry a password */
@@ -66,10 +65,10 @@ gs_status store_open(const char *url, job_store **out, gs_error *err)
     for (int i = 0; i < N_ENGINES && k < sizeof known; i++)
         k +=
             (size_t)snprintf(known + k, sizeof known - k, "%s%s", i ? ", " : "", engines[i].scheme);
-    return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
-                   "job store: unknown URL scheme '%.*s' (known: %s; write a relative file"
-                   " path with a colon in its first part as ./PATH)",
-                   (int)(n < 32 ? n : 32), url, known);
+    return svc_fail(err, GS_ERR_INVALID_ARGUMENT,
+                    "job store: unknown URL scheme '%.*s' (known: %s; write a relative file"
+                    " path with a colon in its first part as ./PATH)",
+                    (int)(n < 32 ? n : 32), url, known);
 }
 
 void store_close(job_store *s)
@@ -104,9 +103,9 @@ int job_status_parse(const char *name)
 
 void job_record_clear(job_record *r)
 {
-    gs_free(r->params);
-    gs_free(r->result);
-    gs_free(r->error);
+    free(r->params);
+    free(r->result);
+    free(r->error);
     memset(r, 0, sizeof *r);
 }
 
@@ -114,14 +113,14 @@ void store_list_free(job_record *list, int n)
 {
     for (int i = 0; i < n; i++)
         job_record_clear(&list[i]);
-    gs_free(list);
+    free(list);
 }
 
 void store_workers_free(worker_record *list, int n)
 {
     for (int i = 0; i < n; i++)
-        gs_free(list[i].models);
-    gs_free(list);
+        free(list[i].models);
+    free(list);
 }
 
 /* UUIDv7: 48-bit Unix milliseconds, version 7, random bits: sorts by creation,
@@ -146,21 +145,21 @@ static void uuid7(int64_t now_ms, char out[JOB_ID_LEN + 1])
 
 gs_status store_submit(job_store *s, const char *owner, const char *model, int priority,
                        const char *params_json, double megapixelsteps, int64_t now_ms,
-                       char id[JOB_ID_LEN + 1], int *position, gs_error *err)
+                       char id[JOB_ID_LEN + 1], int *position, svc_error *err)
 {
     uuid7(now_ms, id);
     return s->ops->submit(s, id, owner ? owner : "", model ? model : "", priority, params_json,
                           megapixelsteps, now_ms, position, err);
 }
 
-gs_status store_get(job_store *s, const char *id, job_record *out, gs_error *err)
+gs_status store_get(job_store *s, const char *id, job_record *out, svc_error *err)
 {
     return s->ops->get(s, id, out, err);
 }
 
 gs_status store_claim(job_store *s, const char *worker, const char *const *prefer, int n_prefer,
                       int64_t now_ms, int lease_ms, int64_t starve_ms, job_record *out,
-                      int *claimed, gs_error *err)
+                      int *claimed, svc_error *err)
 {
     *claimed = 0;
     if (!prefer || n_prefer < 0)
@@ -173,7 +172,7 @@ gs_status store_claim(job_store *s, const char *worker, const char *const *prefe
 
 gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int64_t now_ms,
                           int lease_ms, const job_progress *p, int *cancel, int *lost,
-                          gs_error *err)
+                          svc_error *err)
 {
     *cancel = 0;
     *lost = 1;
@@ -181,7 +180,7 @@ gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int6
 }
 
 gs_status store_release(job_store *s, const char *id, const char *worker, int *released,
-                        gs_error *err)
+                        svc_error *err)
 {
     *released = 0;
     return s->ops->release(s, id, worker, released, err);
@@ -189,23 +188,23 @@ gs_status store_release(job_store *s, const char *id, const char *worker, int *r
 
 gs_status store_finish(job_store *s, const char *id, const char *worker, job_status status,
                        const char *result_json, const char *error, int64_t now_ms, int *recorded,
-                       gs_error *err)
+                       svc_error *err)
 {
     *recorded = 0;
     if (status < JOB_SUCCEEDED || status > JOB_CANCELLED)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "a job cannot finish as '%s'",
-                       job_status_name(status));
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "a job cannot finish as '%s'",
+                        job_status_name(status));
     return s->ops->finish(s, id, worker, status, result_json, error, now_ms, recorded, err);
 }
 
 gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status *status,
-                       gs_error *err)
+                       svc_error *err)
 {
     return s->ops->cancel(s, id, now_ms, status, err);
 }
 
 gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, int *requeued,
-                              int *failed, gs_error *err)
+                              int *failed, svc_error *err)
 {
     *requeued = *failed = 0;
     char reason[160];
@@ -216,7 +215,7 @@ gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, in
 }
 
 gs_status store_list(job_store *s, int status, const char *owner, int max, job_record **out, int *n,
-                     gs_error *err)
+                     svc_error *err)
 {
     *out = NULL;
     *n = 0;
@@ -225,55 +224,55 @@ gs_status store_list(job_store *s, int status, const char *owner, int max, job_r
 
 gs_status store_depth_by_model(job_store *s,
                                void (*fn)(void *user, const char *model, int queued, int running),
-                               void *user, gs_error *err)
+                               void *user, svc_error *err)
 {
     return s->ops->depth_by_model(s, fn, user, err);
 }
 
-gs_status store_counts(job_store *s, int counts[5], gs_error *err)
+gs_status store_counts(job_store *s, int counts[5], svc_error *err)
 {
     memset(counts, 0, 5 * sizeof counts[0]);
     return s->ops->counts(s, counts, err);
 }
 
-gs_status store_queue_position(job_store *s, const char *id, int *position, gs_error *err)
+gs_status store_queue_position(job_store *s, const char *id, int *position, svc_error *err)
 {
     *position = -1;
     return s->ops->queue_position(s, id, position, err);
 }
 
-gs_status store_active_count(job_store *s, const char *owner, int *n, gs_error *err)
+gs_status store_active_count(job_store *s, const char *owner, int *n, svc_error *err)
 {
     *n = 0;
     return s->ops->active_count(s, owner, n, err);
 }
 
-gs_status store_stats(job_store *s, int64_t since_ms, int max_jobs, job_stats *out, gs_error *err)
+gs_status store_stats(job_store *s, int64_t since_ms, int max_jobs, job_stats *out, svc_error *err)
 {
     memset(out, 0, sizeof *out);
     return s->ops->stats(s, since_ms, max_jobs, out, err);
 }
 
 gs_status store_purge(job_store *s, int64_t before_ms, void (*fn)(void *user, const char *id),
-                      void *user, int *n, gs_error *err)
+                      void *user, int *n, svc_error *err)
 {
     *n = 0;
     return s->ops->purge(s, before_ms, fn, user, n, err);
 }
 
 gs_status store_worker_report(job_store *s, const char *name, int pid, const char *models_json,
-                              int64_t now_ms, gs_error *err)
+                              int64_t now_ms, svc_error *err)
 {
     return s->ops->worker_report(s, name, pid, models_json ? models_json : "[]", now_ms, err);
 }
 
-gs_status store_worker_remove(job_store *s, const char *name, gs_error *err)
+gs_status store_worker_remove(job_store *s, const char *name, svc_error *err)
 {
     return s->ops->worker_remove(s, name, err);
 }
 
 gs_status store_workers_list(job_store *s, int64_t since_ms, worker_record **out, int *n,
-                             gs_error *err)
+                             svc_error *err)
 {
     *out = NULL;
     *n = 0;

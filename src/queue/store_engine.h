@@ -28,39 +28,40 @@ typedef struct store_ops {
     void (*close)(job_store *s);
     gs_status (*submit)(job_store *s, const char *id, const char *owner, const char *model,
                         int priority, const char *params_json, double megapixelsteps,
-                        int64_t now_ms, int *position, gs_error *err);
-    gs_status (*get)(job_store *s, const char *id, job_record *out, gs_error *err);
+                        int64_t now_ms, int *position, svc_error *err);
+    gs_status (*get)(job_store *s, const char *id, job_record *out, svc_error *err);
     gs_status (*claim)(job_store *s, const char *worker, const char *const *prefer, int n_prefer,
                        int64_t now_ms, int lease_ms, int64_t starve_ms, job_record *out,
-                       int *claimed, gs_error *err);
+                       int *claimed, svc_error *err);
     gs_status (*heartbeat)(job_store *s, const char *id, const char *worker, int64_t now_ms,
                            int lease_ms, const job_progress *p, int *cancel, int *lost,
-                           gs_error *err);
+                           svc_error *err);
     gs_status (*release)(job_store *s, const char *id, const char *worker, int *released,
-                         gs_error *err);
+                         svc_error *err);
     gs_status (*finish)(job_store *s, const char *id, const char *worker, job_status status,
                         const char *result_json, const char *error, int64_t now_ms, int *recorded,
-                        gs_error *err);
+                        svc_error *err);
     gs_status (*cancel)(job_store *s, const char *id, int64_t now_ms, job_status *status,
-                        gs_error *err);
+                        svc_error *err);
     gs_status (*expire_leases)(job_store *s, int64_t now_ms, int max_attempts, const char *reason,
-                               int *requeued, int *failed, gs_error *err);
+                               int *requeued, int *failed, svc_error *err);
     gs_status (*list)(job_store *s, int status, const char *owner, int max, job_record **out,
-                      int *n, gs_error *err);
+                      int *n, svc_error *err);
     gs_status (*depth_by_model)(job_store *s,
                                 void (*fn)(void *user, const char *model, int queued, int running),
-                                void *user, gs_error *err);
-    gs_status (*counts)(job_store *s, int counts[5], gs_error *err);
-    gs_status (*queue_position)(job_store *s, const char *id, int *position, gs_error *err);
-    gs_status (*active_count)(job_store *s, const char *owner, int *n, gs_error *err);
-    gs_status (*stats)(job_store *s, int64_t since_ms, int max_jobs, job_stats *out, gs_error *err);
+                                void *user, svc_error *err);
+    gs_status (*counts)(job_store *s, int counts[5], svc_error *err);
+    gs_status (*queue_position)(job_store *s, const char *id, int *position, svc_error *err);
+    gs_status (*active_count)(job_store *s, const char *owner, int *n, svc_error *err);
+    gs_status (*stats)(job_store *s, int64_t since_ms, int max_jobs, job_stats *out,
+                       svc_error *err);
     gs_status (*purge)(job_store *s, int64_t before_ms, void (*fn)(void *user, const char *id),
-                       void *user, int *n, gs_error *err);
+                       void *user, int *n, svc_error *err);
     gs_status (*worker_report)(job_store *s, const char *name, int pid, const char *models_json,
-                               int64_t now_ms, gs_error *err);
-    gs_status (*worker_remove)(job_store *s, const char *name, gs_error *err);
+                               int64_t now_ms, svc_error *err);
+    gs_status (*worker_remove)(job_store *s, const char *name, svc_error *err);
     gs_status (*workers_list)(job_store *s, int64_t since_ms, worker_record **out, int *n,
-                              gs_error *err);
+                              svc_error *err);
 } store_ops;
 
 struct job_store {
@@ -70,10 +71,10 @@ struct job_store {
 /* An engine's open: url as given to store_open, rest what follows the
    scheme's colon (the whole url for a plain path). */
 typedef gs_status (*store_open_fn)(const char *url, const char *rest, job_store **out,
-                                   gs_error *err);
+                                   svc_error *err);
 
 /* The engines (each in its own files). */
-gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, gs_error *err);
+gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, svc_error *err);
 
 /* ---- statistics of finished jobs, summed the same way by every engine (store_stats.c) ---- */
 

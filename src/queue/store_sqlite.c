@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/alloc.h"
 #include "queue/store_sqlite_private.h"
 
 #define SCHEMA_VERSION "3"
@@ -48,7 +47,7 @@
 /* The schema of the jobs table, read from the table itself: 1 lacked the
    preview and ETA columns, 2 kept statuses as numbers (0 queued .. 4
    cancelled), 3 keeps their names. */
-static gs_status schema_of(sqlite_store *s, int *version, gs_error *err)
+static gs_status schema_of(sqlite_store *s, int *version, svc_error *err)
 {
     int preview = 0, named = 0;
     gs_status st = sql_int(s, err, "reading the schema", &preview, NULL,
@@ -68,7 +67,7 @@ static gs_status schema_of(sqlite_store *s, int *version, gs_error *err)
    caller's transaction, so a data directory from an older gesso keeps its
    jobs and a failure leaves it as it was. SQLite cannot change a column's
    type, so the table is copied into a new one with the statuses named. */
-static gs_status migrate(sqlite_store *s, gs_error *err)
+static gs_status migrate(sqlite_store *s, svc_error *err)
 {
     int version;
     gs_status st = schema_of(s, &version, err);
@@ -105,28 +104,28 @@ static gs_status migrate(sqlite_store *s, gs_error *err)
     if (st == GS_OK)
         st = sql_exec(s, JOBS_INDEX, err);
     if (st != GS_OK && err)
-        gs_error_prefix(err, "upgrading the job store from schema %d", version);
+        svc_error_prefix(err, "upgrading the job store from schema %d", version);
     return st;
 }
 
 static const store_ops sqlite_ops;
 
-gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, gs_error *err)
+gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, svc_error *err)
 {
     (void)url;
     /* sqlite://PATH as well as sqlite:PATH, so sqlite:///abs/path reads as a URL should */
     const char *path = strncmp(rest, "//", 2) == 0 ? rest + 2 : rest;
     *out = NULL;
     if (!path[0])
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "job store: no file path in the URL");
-    sqlite_store *s = gs_calloc(1, sizeof *s);
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "job store: no file path in the URL");
+    sqlite_store *s = calloc(1, sizeof *s);
     if (!s)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return svc_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     gs_status st = GS_OK;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
-        st = gs_fail(err, GS_ERR_IO, "cannot open job store '%s': %s", path,
-                     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        st = svc_fail(err, GS_ERR_IO, "cannot open job store '%s': %s", path,
+                      s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto out;
     }
     sqlite3_busy_timeout(s->db, 10000);
@@ -151,7 +150,7 @@ gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, 
     return GS_OK;
 out:
     sqlite3_close(s->db);
-    gs_free(s);
+    free(s);
     return st;
 }
 
@@ -159,7 +158,7 @@ static void sq_close(job_store *js)
 {
     sqlite_store *s = sq(js);
     sqlite3_close(s->db);
-    gs_free(s);
+    free(s);
 }
 
 /* ---- reading rows ---- */
@@ -172,7 +171,7 @@ static void sq_close(job_store *js)
 static char *dup_text(sqlite3_stmt *q, int col)
 {
     const char *t = sql_text(q, col);
-    return t ? gs_strdup(t) : NULL;
+    return t ? strdup(t) : NULL;
 }
 
 static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
@@ -181,7 +180,7 @@ static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
     snprintf(dst, n, "%s", t ? t : "");
 }
 
-static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
+static gs_status read_row(sqlite3_stmt *q, job_record *r, svc_error *err)
 {
     memset(r, 0, sizeof *r);
     copy_text(r->id, sizeof r->id, q, 0);
@@ -211,14 +210,14 @@ static gs_status read_row(sqlite3_stmt *q, job_record *r, gs_error *err)
     if (!r->params || (sqlite3_column_type(q, 16) != SQLITE_NULL && !r->result) ||
         (sqlite3_column_type(q, 17) != SQLITE_NULL && !r->error)) {
         job_record_clear(r);
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory reading a job");
+        return svc_fail(err, GS_ERR_NO_MEMORY, "out of memory reading a job");
     }
     return GS_OK;
 }
 
 /* The job's row into out; *found = 0 when there is no such job. */
 static gs_status get_row(sqlite_store *s, const char *id, job_record *out, int *found,
-                         gs_error *err)
+                         svc_error *err)
 {
     sqlite3_stmt *q;
     int row;
@@ -231,12 +230,12 @@ static gs_status get_row(sqlite_store *s, const char *id, job_record *out, int *
     return st;
 }
 
-static gs_status sq_get(job_store *js, const char *id, job_record *out, gs_error *err)
+static gs_status sq_get(job_store *js, const char *id, job_record *out, svc_error *err)
 {
     int found;
     gs_status st = get_row(sq(js), id, out, &found, err);
     if (st == GS_OK && !found)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
     return st;
 }
 
@@ -244,7 +243,7 @@ static gs_status sq_get(job_store *js, const char *id, job_record *out, gs_error
 
 static gs_status sq_submit(job_store *js, const char *id, const char *owner, const char *model,
                            int priority, const char *params_json, double megapixelsteps,
-                           int64_t now_ms, int *position, gs_error *err)
+                           int64_t now_ms, int *position, svc_error *err)
 {
     sqlite_store *s = sq(js);
     gs_status st = sql_begin(s, err);
@@ -269,7 +268,7 @@ static gs_status sq_submit(job_store *js, const char *id, const char *owner, con
    values varies. */
 static gs_status best_queued(sqlite_store *s, const char *const *models, int n,
                              char id[JOB_ID_LEN + 1], int *priority, int64_t *created,
-                             gs_error *err)
+                             svc_error *err)
 {
     /* "model IN (?,?,...)": two bytes a placeholder */
     char sql[200 + 2 * STORE_MAX_PREFER];
@@ -302,7 +301,7 @@ static gs_status best_queued(sqlite_store *s, const char *const *models, int n,
 
 static gs_status sq_claim(job_store *js, const char *worker, const char *const *prefer,
                           int n_prefer, int64_t now_ms, int lease_ms, int64_t starve_ms,
-                          job_record *out, int *claimed, gs_error *err)
+                          job_record *out, int *claimed, svc_error *err)
 {
     sqlite_store *s = sq(js);
     gs_status st = sql_begin(s, err);
@@ -338,7 +337,7 @@ static gs_status sq_claim(job_store *js, const char *worker, const char *const *
 
 static gs_status sq_heartbeat(job_store *js, const char *id, const char *worker, int64_t now_ms,
                               int lease_ms, const job_progress *p, int *cancel, int *lost,
-                              gs_error *err)
+                              svc_error *err)
 {
     int held = 0;
     gs_status st = sql_int(sq(js), err, "renewing a lease", cancel, &held,
@@ -354,7 +353,7 @@ static gs_status sq_heartbeat(job_store *js, const char *id, const char *worker,
 
 static gs_status sq_finish(job_store *js, const char *id, const char *worker, job_status status,
                            const char *result_json, const char *error, int64_t now_ms,
-                           int *recorded, gs_error *err)
+                           int *recorded, svc_error *err)
 {
     int n = 0;
     gs_status st =
@@ -367,7 +366,7 @@ static gs_status sq_finish(job_store *js, const char *id, const char *worker, jo
 }
 
 static gs_status sq_release(job_store *js, const char *id, const char *worker, int *released,
-                            gs_error *err)
+                            svc_error *err)
 {
     int n = 0;
     gs_status st =
@@ -382,7 +381,7 @@ static gs_status sq_release(job_store *js, const char *id, const char *worker, i
 }
 
 static gs_status sq_cancel(job_store *js, const char *id, int64_t now_ms, job_status *status,
-                           gs_error *err)
+                           svc_error *err)
 {
     sqlite_store *s = sq(js);
     gs_status st = sql_begin(s, err);
@@ -399,7 +398,7 @@ static gs_status sq_cancel(job_store *js, const char *id, int64_t now_ms, job_st
                    " WHERE id = ?2 RETURNING status",
                    "Is", now_ms, id);
     if (st == GS_OK && !row)
-        st = gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
+        st = svc_fail(err, GS_ERR_INVALID_ARGUMENT, "no job with id '%s'", id);
     if (st == GS_OK && (st = sql_status(q, 0, status, err)) == GS_OK)
         st = sql_drain(s, err, "cancelling a job", q);
     sqlite3_finalize(q);
@@ -409,7 +408,7 @@ static gs_status sq_cancel(job_store *js, const char *id, int64_t now_ms, job_st
 /* ---- lease expiry ---- */
 
 static gs_status sq_expire_leases(job_store *js, int64_t now_ms, int max_attempts,
-                                  const char *reason, int *requeued, int *failed, gs_error *err)
+                                  const char *reason, int *requeued, int *failed, svc_error *err)
 {
     sqlite_store *s = sq(js);
     gs_status st = sql_begin(s, err);
@@ -435,7 +434,7 @@ static gs_status sq_expire_leases(job_store *js, int64_t now_ms, int max_attempt
 
 /* ---- counts and lists ---- */
 
-static gs_status sq_counts(job_store *js, int counts[5], gs_error *err)
+static gs_status sq_counts(job_store *js, int counts[5], svc_error *err)
 {
     sqlite_store *s = sq(js);
     sqlite3_stmt *q;
@@ -452,12 +451,12 @@ static gs_status sq_counts(job_store *js, int counts[5], gs_error *err)
 }
 
 static gs_status sq_list(job_store *js, int status, const char *owner, int max, job_record **out,
-                         int *n, gs_error *err)
+                         int *n, svc_error *err)
 {
     sqlite_store *s = sq(js);
-    job_record *list = gs_calloc(max > 0 ? (size_t)max : 1, sizeof *list);
+    job_record *list = calloc(max > 0 ? (size_t)max : 1, sizeof *list);
     if (!list)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return svc_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     sqlite3_stmt *q;
     int row = 1;
     /* a filter bound as NULL means any, so one statement serves every filter */
@@ -482,7 +481,7 @@ static gs_status sq_list(job_store *js, int status, const char *owner, int max, 
 
 static gs_status
 sq_depth_by_model(job_store *js, void (*fn)(void *user, const char *model, int queued, int running),
-                  void *user, gs_error *err)
+                  void *user, svc_error *err)
 {
     sqlite_store *s = sq(js);
     sqlite3_stmt *q;

@@ -9,28 +9,28 @@
 
 #include "queue/store_sqlite_private.h"
 
-gs_status sql_fail(sqlite_store *s, gs_error *err, const char *what)
+gs_status sql_fail(sqlite_store *s, svc_error *err, const char *what)
 {
-    return gs_fail(err, GS_ERR_IO, "job store: %s: %s", what, sqlite3_errmsg(s->db));
+    return svc_fail(err, GS_ERR_IO, "job store: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
-gs_status sql_exec(sqlite_store *s, const char *sql, gs_error *err)
+gs_status sql_exec(sqlite_store *s, const char *sql, svc_error *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        gs_status st = gs_fail(err, GS_ERR_IO, "job store: %s", msg ? msg : "error");
+        gs_status st = svc_fail(err, GS_ERR_IO, "job store: %s", msg ? msg : "error");
         sqlite3_free(msg);
         return st;
     }
     return GS_OK;
 }
 
-gs_status sql_begin(sqlite_store *s, gs_error *err)
+gs_status sql_begin(sqlite_store *s, svc_error *err)
 {
     return sql_exec(s, "BEGIN IMMEDIATE", err);
 }
 
-gs_status sql_end(sqlite_store *s, gs_status st, gs_error *err)
+gs_status sql_end(sqlite_store *s, gs_status st, svc_error *err)
 {
     if (st == GS_OK)
         return sql_exec(s, "COMMIT", err);
@@ -39,7 +39,7 @@ gs_status sql_end(sqlite_store *s, gs_status st, gs_error *err)
     return st;
 }
 
-static gs_status vprepare(sqlite_store *s, gs_error *err, const char *what, sqlite3_stmt **q,
+static gs_status vprepare(sqlite_store *s, svc_error *err, const char *what, sqlite3_stmt **q,
                           const char *sql, const char *types, va_list ap)
 {
     *q = NULL;
@@ -50,8 +50,8 @@ static gs_status vprepare(sqlite_store *s, gs_error *err, const char *what, sqli
     if (n != want) {
         sqlite3_finalize(*q);
         *q = NULL;
-        return gs_fail(err, GS_ERR_INTERNAL, "job store: %s: %d values for %d parameters", what, n,
-                       want);
+        return svc_fail(err, GS_ERR_INTERNAL, "job store: %s: %d values for %d parameters", what, n,
+                        want);
     }
     int rc = SQLITE_OK;
     for (int i = 0; i < n && rc == SQLITE_OK; i++) {
@@ -74,7 +74,7 @@ static gs_status vprepare(sqlite_store *s, gs_error *err, const char *what, sqli
     return GS_OK;
 }
 
-gs_status sql_prepare(sqlite_store *s, gs_error *err, const char *what, sqlite3_stmt **q,
+gs_status sql_prepare(sqlite_store *s, svc_error *err, const char *what, sqlite3_stmt **q,
                       const char *sql, const char *types, ...)
 {
     va_list ap;
@@ -84,14 +84,14 @@ gs_status sql_prepare(sqlite_store *s, gs_error *err, const char *what, sqlite3_
     return st;
 }
 
-gs_status sql_step(sqlite_store *s, gs_error *err, const char *what, sqlite3_stmt *q, int *row)
+gs_status sql_step(sqlite_store *s, svc_error *err, const char *what, sqlite3_stmt *q, int *row)
 {
     int rc = sqlite3_step(q);
     *row = rc == SQLITE_ROW;
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? GS_OK : sql_fail(s, err, what);
 }
 
-gs_status sql_first(sqlite_store *s, gs_error *err, const char *what, sqlite3_stmt **q, int *row,
+gs_status sql_first(sqlite_store *s, svc_error *err, const char *what, sqlite3_stmt **q, int *row,
                     const char *sql, const char *types, ...)
 {
     va_list ap;
@@ -106,7 +106,7 @@ gs_status sql_first(sqlite_store *s, gs_error *err, const char *what, sqlite3_st
     return st;
 }
 
-gs_status sql_drain(sqlite_store *s, gs_error *err, const char *what, sqlite3_stmt *q)
+gs_status sql_drain(sqlite_store *s, svc_error *err, const char *what, sqlite3_stmt *q)
 {
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
@@ -114,7 +114,7 @@ gs_status sql_drain(sqlite_store *s, gs_error *err, const char *what, sqlite3_st
     return rc == SQLITE_DONE ? GS_OK : sql_fail(s, err, what);
 }
 
-gs_status sql_run(sqlite_store *s, gs_error *err, const char *what, int *changes, const char *sql,
+gs_status sql_run(sqlite_store *s, svc_error *err, const char *what, int *changes, const char *sql,
                   const char *types, ...)
 {
     sqlite3_stmt *q;
@@ -130,7 +130,7 @@ gs_status sql_run(sqlite_store *s, gs_error *err, const char *what, int *changes
     return st;
 }
 
-gs_status sql_int(sqlite_store *s, gs_error *err, const char *what, int *value, int *found,
+gs_status sql_int(sqlite_store *s, svc_error *err, const char *what, int *value, int *found,
                   const char *sql, const char *types, ...)
 {
     sqlite3_stmt *q;
@@ -156,13 +156,13 @@ const char *sql_text(sqlite3_stmt *q, int col)
     return (const char *)sqlite3_column_text(q, col);
 }
 
-gs_status sql_status(sqlite3_stmt *q, int col, job_status *out, gs_error *err)
+gs_status sql_status(sqlite3_stmt *q, int col, job_status *out, svc_error *err)
 {
     const char *name = sql_text(q, col);
     int k = name ? job_status_parse(name) : -1;
     if (k < 0)
-        return gs_fail(err, GS_ERR_FORMAT, "job store: a job has the unknown status '%s'",
-                       name ? name : "(null)");
+        return svc_fail(err, GS_ERR_FORMAT, "job store: a job has the unknown status '%s'",
+                        name ? name : "(null)");
     *out = (job_status)k;
     return GS_OK;
 }

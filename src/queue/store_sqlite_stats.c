@@ -5,18 +5,18 @@
  * result retention.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
-#include "common/alloc.h"
 #include "queue/store_sqlite_private.h"
 
-gs_status sq_active_count(job_store *js, const char *owner, int *n, gs_error *err)
+gs_status sq_active_count(job_store *js, const char *owner, int *n, svc_error *err)
 {
     return sql_int(sq(js), err, "counting a key's jobs", n, NULL,
                    "SELECT count(*) FROM jobs WHERE owner = ?1 AND status IN ('queued', 'running')",
                    "s", owner);
 }
 
-gs_status sq_queue_position(job_store *js, const char *id, int *position, gs_error *err)
+gs_status sq_queue_position(job_store *js, const char *id, int *position, svc_error *err)
 {
     return sql_int(sq(js), err, "reading a queue position", position, NULL,
                    "SELECT (SELECT count(*) FROM jobs o WHERE o.status = 'queued' AND"
@@ -25,7 +25,7 @@ gs_status sq_queue_position(job_store *js, const char *id, int *position, gs_err
                    "s", id);
 }
 
-gs_status sq_stats(job_store *js, int64_t since_ms, int max_jobs, job_stats *out, gs_error *err)
+gs_status sq_stats(job_store *js, int64_t since_ms, int max_jobs, job_stats *out, svc_error *err)
 {
     sqlite_store *s = sq(js);
     sqlite3_stmt *q;
@@ -48,7 +48,7 @@ gs_status sq_stats(job_store *js, int64_t since_ms, int max_jobs, job_stats *out
 }
 
 gs_status sq_purge(job_store *js, int64_t before_ms, void (*fn)(void *user, const char *id),
-                   void *user, int *n, gs_error *err)
+                   void *user, int *n, svc_error *err)
 {
     sqlite_store *s = sq(js);
     gs_status st = sql_begin(s, err);
@@ -64,9 +64,9 @@ gs_status sq_purge(job_store *js, int64_t before_ms, void (*fn)(void *user, cons
     while (st == GS_OK && (st = sql_step(s, err, "purging old jobs", q, &row)) == GS_OK && row) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 64;
-            void *grown = gs_realloc(ids, (size_t)cap * sizeof ids[0]);
+            void *grown = realloc(ids, (size_t)cap * sizeof ids[0]);
             if (!grown) {
-                st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory purging jobs");
+                st = svc_fail(err, GS_ERR_NO_MEMORY, "out of memory purging jobs");
                 break;
             }
             ids = grown;
@@ -84,6 +84,6 @@ gs_status sq_purge(job_store *js, int64_t before_ms, void (*fn)(void *user, cons
             fn(user, ids[i]);
     if (st != GS_OK)
         *n = 0;
-    gs_free(ids);
+    free(ids);
     return st;
 }

@@ -7,12 +7,12 @@
  */
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "common/alloc.h"
 #include "queue/store_sqlite_private.h"
 
-gs_status sq_workers_schema(sqlite_store *s, gs_error *err)
+gs_status sq_workers_schema(sqlite_store *s, svc_error *err)
 {
     return sql_exec(s,
                     "CREATE TABLE IF NOT EXISTS workers ("
@@ -24,7 +24,7 @@ gs_status sq_workers_schema(sqlite_store *s, gs_error *err)
 }
 
 gs_status sq_worker_report(job_store *js, const char *name, int pid, const char *models_json,
-                           int64_t now_ms, gs_error *err)
+                           int64_t now_ms, svc_error *err)
 {
     return sql_run(sq(js), err, "reporting a worker", NULL,
                    "INSERT INTO workers (name, models, pid, seen_ms) VALUES (?1, ?2, ?3, ?4)"
@@ -33,14 +33,14 @@ gs_status sq_worker_report(job_store *js, const char *name, int pid, const char 
                    "ssiI", name, models_json, pid, now_ms);
 }
 
-gs_status sq_worker_remove(job_store *js, const char *name, gs_error *err)
+gs_status sq_worker_remove(job_store *js, const char *name, svc_error *err)
 {
     return sql_run(sq(js), err, "removing a worker", NULL, "DELETE FROM workers WHERE name = ?1",
                    "s", name);
 }
 
 gs_status sq_workers_list(job_store *js, int64_t since_ms, worker_record **out, int *n,
-                          gs_error *err)
+                          svc_error *err)
 {
     sqlite_store *s = sq(js);
     sqlite3_stmt *q;
@@ -53,9 +53,9 @@ gs_status sq_workers_list(job_store *js, int64_t since_ms, worker_record **out, 
     while (st == GS_OK && (st = sql_step(s, err, "listing workers", q, &row)) == GS_OK && row) {
         if (*n == cap) {
             int ncap = cap ? cap * 2 : 8;
-            worker_record *b = gs_realloc(list, (size_t)ncap * sizeof *b);
+            worker_record *b = realloc(list, (size_t)ncap * sizeof *b);
             if (!b) {
-                st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory listing workers");
+                st = svc_fail(err, GS_ERR_NO_MEMORY, "out of memory listing workers");
                 break;
             }
             list = b;
@@ -67,9 +67,9 @@ gs_status sq_workers_list(job_store *js, int64_t since_ms, worker_record **out, 
         snprintf(w->name, sizeof w->name, "%s", name ? name : "");
         w->pid = sqlite3_column_int(q, 1);
         w->seen_ms = sqlite3_column_int64(q, 2);
-        w->models = gs_strdup(models ? models : "[]");
+        w->models = strdup(models ? models : "[]");
         if (!w->models) {
-            st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory listing workers");
+            st = svc_fail(err, GS_ERR_NO_MEMORY, "out of memory listing workers");
             break;
         }
         (*n)++;

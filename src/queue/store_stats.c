@@ -8,14 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/alloc.h"
 #include "queue/store_engine.h"
 
 static void samples_add(store_samples *s, double x)
 {
     if (s->n == s->cap) {
         int cap = s->cap ? s->cap * 2 : 256;
-        double *v = gs_realloc(s->v, (size_t)cap * sizeof *v);
+        double *v = realloc(s->v, (size_t)cap * sizeof *v);
         if (!v)
             return;
         s->v = v;
@@ -89,7 +88,7 @@ void store_stats_end(store_stats_acc *a, job_stats *out)
     percentiles(&a->waits, out->wait_s);
     out->step_samples = a->steps.n;
     out->wait_samples = a->waits.n;
-    gs_free(a->steps.v);
-    gs_free(a->waits.v);
+    free(a->steps.v);
+    free(a->waits.v);
     memset(a, 0, sizeof *a);
 }

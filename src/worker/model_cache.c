@@ -6,10 +6,9 @@
 #include "worker/model_cache.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#include "common/alloc.h"
 
 typedef struct cache_entry {
     char *name;
@@ -37,7 +36,7 @@ struct model_cache {
 
 model_cache *model_cache_create(gs_engine *eng, const model_cache_options *o)
 {
-    model_cache *c = gs_calloc(1, sizeof *c);
+    model_cache *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->eng = eng;
@@ -51,13 +50,13 @@ void model_cache_free(model_cache *c)
         return;
     for (int i = 0; i < c->n; i++) {
         gs_model_free(c->e[i].model);
-        gs_free(c->e[i].name);
+        free(c->e[i].name);
     }
     for (int i = 0; i < c->n_known; i++)
-        gs_free(c->known[i].name);
-    gs_free(c->e);
-    gs_free(c->known);
-    gs_free(c);
+        free(c->known[i].name);
+    free(c->e);
+    free(c->known);
+    free(c);
 }
 
 static void changed(model_cache *c)
@@ -85,7 +84,7 @@ static void touch(model_cache *c, int i)
 static void evict(model_cache *c, int i)
 {
     gs_model_free(c->e[i].model);
-    gs_free(c->e[i].name);
+    free(c->e[i].name);
     c->used -= c->e[i].bytes;
     memmove(&c->e[i], &c->e[i + 1], (size_t)(c->n - i - 1) * sizeof c->e[0]);
     c->n--;
@@ -126,13 +125,13 @@ static void remember_cost(model_cache *c, const char *name, size_t bytes)
     }
     if (c->n_known == c->cap_known) {
         int cap = c->cap_known ? c->cap_known * 2 : 8;
-        known_cost *k = gs_realloc(c->known, (size_t)cap * sizeof *k);
+        known_cost *k = realloc(c->known, (size_t)cap * sizeof *k);
         if (!k)
             return;
         c->known = k;
         c->cap_known = cap;
     }
-    char *copy = gs_strdup(name);
+    char *copy = strdup(name);
     if (!copy)
         return;
     c->known[c->n_known++] = (known_cost){copy, bytes};
@@ -155,7 +154,7 @@ static gs_status load(model_cache *c, const char *name, int64_t now_ms, char *er
     snprintf(path, sizeof path, "%s/%s.safetensors", c->o.models_dir, name);
     if (c->n == c->cap) {
         int cap = c->cap ? c->cap * 2 : 4;
-        cache_entry *e = gs_realloc(c->e, (size_t)cap * sizeof *e);
+        cache_entry *e = realloc(c->e, (size_t)cap * sizeof *e);
         if (!e) {
             snprintf(errmsg, errmsg_size, "out of memory");
             return GS_ERR_NO_MEMORY;
@@ -163,7 +162,7 @@ static gs_status load(model_cache *c, const char *name, int64_t now_ms, char *er
         c->e = e;
         c->cap = cap;
     }
-    char *copy = gs_strdup(name);
+    char *copy = strdup(name);
     if (!copy) {
         snprintf(errmsg, errmsg_size, "out of memory");
         return GS_ERR_NO_MEMORY;
@@ -173,7 +172,7 @@ static gs_status load(model_cache *c, const char *name, int64_t now_ms, char *er
     gs_status st = gs_model_load(c->eng, path, &m);
     if (st != GS_OK) {
         snprintf(errmsg, errmsg_size, "%s", gs_engine_errmsg(c->eng));
-        gs_free(copy);
+        free(copy);
         return st;
     }
     gs_model_info info;

@@ -135,11 +135,11 @@ static int start_worker(supervisor *s, int k)
 }
 
 supervisor *supervisor_start(const supervisor_options *o, job_store *store, event_hub *hub,
-                             gs_error *err)
+                             svc_error *err)
 {
     supervisor *s = calloc(1, sizeof *s);
     if (!s) {
-        gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        svc_fail(err, GS_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
     s->o = *o;
@@ -151,7 +151,7 @@ supervisor *supervisor_start(const supervisor_options *o, job_store *store, even
         s->slots[k].wake_w = s->slots[k].report_r = -1;
     for (int k = 0; k < s->n; k++)
         if (start_worker(s, k) != 0) {
-            gs_fail(err, GS_ERR_IO, "cannot start worker %d: %s", k, strerror(errno));
+            svc_fail(err, GS_ERR_IO, "cannot start worker %d: %s", k, strerror(errno));
             supervisor_stop(s);
             return NULL;
         }
@@ -203,7 +203,7 @@ static void restart_dead(supervisor *s)
             log_warn("%s died of signal %d; restarting it", w->name, WTERMSIG(status));
         else
             log_warn("%s exited with status %d; restarting it", w->name, WEXITSTATUS(status));
-        gs_error err = {0};
+        svc_error err = {0};
         if (store_worker_remove(s->store, w->name, &err) != GS_OK)
             log_warn("%s", err.msg);
         read_reports(s, w);

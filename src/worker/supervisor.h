@@ -45,7 +45,7 @@ typedef struct supervisor supervisor;
    dead worker's presence row); hub gets the workers' change reports. Both
    must outlive the supervisor. NULL with err filled on failure. */
 supervisor *supervisor_start(const supervisor_options *o, job_store *store, event_hub *hub,
-                             gs_error *err);
+                             svc_error *err);
 
 /* Tells the idle workers that jobs were queued. */
 void supervisor_wake(supervisor *s);

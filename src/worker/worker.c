@@ -53,7 +53,7 @@ static void *heartbeat_main(void *arg)
         if (report)
             r->reported_ms = t;
         pthread_mutex_unlock(&r->mu);
-        gs_error err = {0};
+        svc_error err = {0};
         int cancel = 0, lost = 0;
         if (store_heartbeat(r->hb_store, r->id, r->o->name, now_ms(), r->o->lease_ms, &jp, &cancel,
                             &lost, &err) != GS_OK)
@@ -88,7 +88,7 @@ static int publish_preview(const run_ctx *r, const gs_image *img)
     uint8_t *png = NULL;
     size_t n = 0;
     char msg[160];
-    gs_error err = {0};
+    svc_error err = {0};
     if (gs_image_encode_png(img, NULL, &png, &n, msg, sizeof msg) != GS_OK)
         return -1;
     gs_status st = blob_put(r->blobs, r->id, BLOB_PREVIEW, 0, png, n, &err);
@@ -136,7 +136,7 @@ static char *models_json(const model_cache *c)
 
 static void report(worker_state *w)
 {
-    gs_error err = {0};
+    svc_error err = {0};
     char *text = models_json(w->cache);
     if (store_worker_report(w->store, w->o->name, (int)getpid(), text ? text : "[]", now_ms(),
                             &err) != GS_OK)
@@ -158,7 +158,7 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     const worker_options *o = w->o;
     gs_model *model = NULL;
     char *presence = NULL;
-    gs_error err = {0};
+    svc_error err = {0};
     gs_params p;
     job_spec spec;
     job_error jerr;
@@ -317,7 +317,7 @@ int worker_run(const worker_options *o)
     job_store *store = NULL, *hb_store = NULL;
     gs_engine *eng = NULL;
     worker_state w = {.o = o};
-    gs_error err = {0};
+    svc_error err = {0};
     int code = 1;
     if (store_open(o->store_url, &store, &err) != GS_OK ||
         store_open(o->store_url, &hb_store, &err) != GS_OK ||
