@@ -130,6 +130,35 @@ typedef struct gs_model_info {
 /* Fills *info; strings point into the model and live as long as it. */
 GS_API void gs_model_get_info(const gs_model *model, gs_model_info *info);
 
+/* What a checkpoint file is, read from its safetensors header alone: no weight
+ * is read or converted, so it costs milliseconds whatever the file's size. */
+typedef struct gs_checkpoint_info {
+    gs_model_family family;   /* GS_FAMILY_UNKNOWN when no known layout matches */
+    const char *family_name;  /* "sd1" or "unknown"; more names as families are added */
+    const char *weight_dtype; /* "f16", "bf16" or "f32": the dtype of most bytes of the
+                                 UNet (of the whole file when the family is unknown) */
+    size_t file_bytes;
+    size_t tensors; /* tensors in the header */
+    /* Per network: parameters (elements of its floating-point tensors) and the
+       bytes of all its tensors as stored in the file; 0 when the family is
+       unknown. text counts every text encoder of the family. */
+    uint64_t unet_params, text_params, vae_params;
+    uint64_t unet_bytes, text_bytes, vae_bytes;
+    int prepared;                   /* 1 when `gesso models prepare` wrote the file */
+    const char *prepared_precision; /* "f32" or "bf16" when prepared, else NULL */
+} gs_checkpoint_info;
+
+/* Fills *out with the facts of the checkpoint at path; its strings are static
+ * (they live as long as the program). A well-formed safetensors file of a kind
+ * gesso does not know is a success with family GS_FAMILY_UNKNOWN. Errors:
+ * GS_ERR_IO (cannot open or not a regular file), GS_ERR_FORMAT (not a
+ * safetensors file, truncated, malformed header), GS_ERR_UNSUPPORTED (a pickle
+ * checkpoint, which is refused unread as gs_model_load refuses it),
+ * GS_ERR_NO_MEMORY. On failure *out is zeroed and errmsg (if not NULL, of
+ * errmsg_size bytes) says why. Needs no engine; safe from any thread. */
+GS_API gs_status gs_checkpoint_inspect(const char *path, gs_checkpoint_info *out, char *errmsg,
+                                       size_t errmsg_size);
+
 /* Writes dst: src's weights as this engine holds them after a load (its
  * precision, the kernels' layouts), for gs_model_load to map and use in place:
  * a load of a prepared file converts nothing (about the time to map it), and
