@@ -39,7 +39,11 @@
  *     gs_engine_free(eng);
  *
  * Threads: an engine may be used by one thread at a time. Separate engines are
- * independent. A model belongs to the engine that loaded it.
+ * independent. A model belongs to the engine that loaded it. An engine computes
+ * on its own thread count whatever the caller's OpenMP setting: during a call
+ * that computes (engine creation, loads, generations, gs_engine_gemm_rate) the
+ * calling thread's OpenMP default team size is the engine's, as a progress
+ * callback sees, and the caller's is back in place when the call returns.
  */
 #ifndef GESSO_H
 #define GESSO_H

@@ -32,11 +32,21 @@ gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
     return model_load_logged(eng, path, NULL, out);
 }
 
+static gs_status load(gs_engine *eng, const char *path, weight_log *log, gs_model **out);
+
 gs_status model_load_logged(gs_engine *eng, const char *path, weight_log *log, gs_model **out)
 {
     if (!eng || !path || !out)
         return GS_ERR_INVALID_ARGUMENT;
     *out = NULL;
+    int saved = compute_enter(eng->cx); /* the conversion runs on the engine's threads */
+    gs_status st = load(eng, path, log, out);
+    compute_leave(saved);
+    return st;
+}
+
+static gs_status load(gs_engine *eng, const char *path, weight_log *log, gs_model **out)
+{
     gs_error err = {0};
     gs_model *m = NULL;
     gs_status st = checkpoint_refuse_pickle(path, &err);
