@@ -6,16 +6,20 @@
  * with documented defaults; every call that can fail returns a gs_status and
  * leaves a readable message on the handle it was given.
  *
- * Worked example (error handling trimmed):
+ * Worked example (statuses are GS_NODISCARD: each one is looked at):
  *
  *     gs_engine *eng;
  *     gs_engine_options eo;
  *     gs_engine_options_init(&eo);
- *     gs_engine_create(&eo, &eng);
+ *     if (gs_engine_create(&eo, &eng) != GS_OK)
+ *         return 1;
  *
  *     gs_model *model;
- *     if (gs_model_load(eng, "sd15.safetensors", &model) != GS_OK)
+ *     if (gs_model_load(eng, "sd15.safetensors", &model) != GS_OK) {
  *         fprintf(stderr, "%s\n", gs_engine_errmsg(eng));
+ *         gs_engine_free(eng);
+ *         return 1;
+ *     }
  *
  *     gs_params p;
  *     gs_params_init(&p);
@@ -23,15 +27,23 @@
  *     p.seed = 42;
  *
  *     gs_result *res;
- *     gs_generate(eng, model, &p, NULL, NULL, &res);
- *     gs_image_save_png(gs_result_image(res, 0), "out.png", gs_result_infotext(res));
+ *     char msg[256];
+ *     if (gs_generate(eng, model, &p, NULL, NULL, &res) != GS_OK)
+ *         fprintf(stderr, "%s\n", gs_engine_errmsg(eng));
+ *     else if (gs_image_save_png(gs_result_image(res, 0), "out.png",
+ *                                gs_result_infotext(res, 0), msg, sizeof msg) != GS_OK)
+ *         fprintf(stderr, "%s\n", msg);
  *     gs_result_free(res);
  *
  *     gs_model_free(model);
  *     gs_engine_free(eng);
  *
  * Threads: an engine may be used by one thread at a time. Separate engines are
- * independent. A model belongs to the engine that loaded it.
+ * independent. A model belongs to the engine that loaded it. An engine computes
+ * on its own thread count whatever the caller's OpenMP setting: during a call
+ * that computes (engine creation, loads, generations, gs_engine_gemm_rate) the
+ * calling thread's OpenMP default team size is the engine's, as a progress
+ * callback sees, and the caller's is back in place when the call returns.
  */
 #ifndef GESSO_H
 #define GESSO_H
@@ -49,6 +61,15 @@ extern "C" {
 #define GS_API __attribute__((visibility("default")))
 #else
 #define GS_API
+#endif
+
+/* On calls whose status must be looked at: a load, a generation or a write
+ * that failed leaves its outputs unset, so carrying on unchecked uses garbage.
+ * The build makes ignoring one an error (-Werror=unused-result). */
+#if defined(__GNUC__)
+#define GS_NODISCARD __attribute__((warn_unused_result))
+#else
+#define GS_NODISCARD
 #endif
 
 #define GESSO_VERSION "0.1.0"
@@ -89,7 +110,7 @@ GS_API void gs_engine_options_init(gs_engine_options *opts);
 
 /* Creates an engine; free it with gs_engine_free. opts may be NULL (defaults).
  * GS_ERR_UNSUPPORTED when bf16 precision is asked for on a CPU that cannot run it. */
-GS_API gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out);
+GS_API GS_NODISCARD gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out);
 GS_API void gs_engine_free(gs_engine *eng);
 
 /* The message of the last failed call on this engine ("" when none). Valid
@@ -104,7 +125,7 @@ typedef enum gs_model_family { GS_FAMILY_UNKNOWN = 0, GS_FAMILY_SD1 = 1 } gs_mod
  * its weights converted once to the compute format. Pickle checkpoints (.ckpt,
  * .pt, .bin) are refused: loading them would execute code from the file.
  * Free with gs_model_free before freeing the engine. */
-GS_API gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out);
+GS_API GS_NODISCARD gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out);
 GS_API void gs_model_free(gs_model *model);
 
 /* With on != 0, each generation frees the text encoder once the prompts are
@@ -130,20 +151,51 @@ typedef struct gs_model_info {
 /* Fills *info; strings point into the model and live as long as it. */
 GS_API void gs_model_get_info(const gs_model *model, gs_model_info *info);
 
+/* What a checkpoint file is, read from its safetensors header alone: no weight
+ * is read or converted, so it costs milliseconds whatever the file's size. */
+typedef struct gs_checkpoint_info {
+    gs_model_family family;   /* GS_FAMILY_UNKNOWN when no known layout matches */
+    const char *family_name;  /* "sd1" or "unknown"; more names as families are added */
+    const char *weight_dtype; /* "f16", "bf16" or "f32": the dtype of most bytes of the
+                                 UNet (of the whole file when the family is unknown) */
+    size_t file_bytes;
+    size_t tensors; /* tensors in the header */
+    /* Per network: parameters (elements of its floating-point tensors) and the
+       bytes of all its tensors as stored in the file; 0 when the family is
+       unknown. text counts every text encoder of the family. */
+    uint64_t unet_params, text_params, vae_params;
+    uint64_t unet_bytes, text_bytes, vae_bytes;
+    int prepared;                   /* 1 when `gesso models prepare` wrote the file */
+    const char *prepared_precision; /* "f32" or "bf16" when prepared, else NULL */
+} gs_checkpoint_info;
+
+/* Fills *out with the facts of the checkpoint at path; its strings are static
+ * (they live as long as the program). A well-formed safetensors file of a kind
+ * gesso does not know is a success with family GS_FAMILY_UNKNOWN. Errors:
+ * GS_ERR_IO (cannot open or not a regular file), GS_ERR_FORMAT (not a
+ * safetensors file, truncated, malformed header), GS_ERR_UNSUPPORTED (a pickle
+ * checkpoint, which is refused unread as gs_model_load refuses it),
+ * GS_ERR_NO_MEMORY. On failure *out is zeroed and errmsg (if not NULL, of
+ * errmsg_size bytes) says why. Needs no engine; safe from any thread. */
+GS_API GS_NODISCARD gs_status gs_checkpoint_inspect(const char *path, gs_checkpoint_info *out,
+                                                    char *errmsg, size_t errmsg_size);
+
 /* Writes dst: src's weights as this engine holds them after a load (its
  * precision, the kernels' layouts), for gs_model_load to map and use in place:
  * a load of a prepared file converts nothing (about the time to map it), and
  * processes that load the same prepared file share its pages. Engines created
  * with GS_PRECISION_AUTO load it in its precision; others only when it matches.
  * It is for gesso, not for other tools. */
-GS_API gs_status gs_checkpoint_prepare(gs_engine *eng, const char *src, const char *dst);
+GS_API GS_NODISCARD gs_status gs_checkpoint_prepare(gs_engine *eng, const char *src,
+                                                    const char *dst);
 
 /* Writes a checkpoint with the real tensor names and shapes of arch ("sd15", or
  * "sd15-small" for a narrow test model) and deterministic random weights of dtype
  * ("f16", "bf16", "f32"), for benchmarks and tests without downloads. The same
  * seed gives the same file. */
-GS_API gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64_t seed,
-                                            const char *path, char *errmsg, size_t errmsg_size);
+GS_API GS_NODISCARD gs_status gs_checkpoint_write_random(const char *arch, const char *dtype,
+                                                         uint64_t seed, const char *path,
+                                                         char *errmsg, size_t errmsg_size);
 
 /* ---- images ---- */
 
@@ -158,19 +210,22 @@ typedef struct gs_image {
 /* Reads a PNG, JPEG or WebP file into RGB. The caller owns *out and frees it
  * with gs_image_free. On failure *out is NULL and errmsg (if not NULL, of
  * errmsg_size bytes) says why. */
-GS_API gs_status gs_image_load(const char *path, gs_image **out, char *errmsg, size_t errmsg_size);
-GS_API gs_status gs_image_load_memory(const void *data, size_t size, gs_image **out, char *errmsg,
-                                      size_t errmsg_size);
+GS_API GS_NODISCARD gs_status gs_image_load(const char *path, gs_image **out, char *errmsg,
+                                            size_t errmsg_size);
+GS_API GS_NODISCARD gs_status gs_image_load_memory(const void *data, size_t size, gs_image **out,
+                                                   char *errmsg, size_t errmsg_size);
 GS_API void gs_image_free(gs_image *img);
 
 /* Writes img as PNG; parameters (may be NULL) goes into a tEXt chunk named
  * "parameters", as AUTOMATIC1111 writes it. */
-GS_API gs_status gs_image_save_png(const gs_image *img, const char *path, const char *parameters,
-                                   char *errmsg, size_t errmsg_size);
+GS_API GS_NODISCARD gs_status gs_image_save_png(const gs_image *img, const char *path,
+                                                const char *parameters, char *errmsg,
+                                                size_t errmsg_size);
 
 /* Encodes img as PNG into a buffer the caller takes and frees with free(). */
-GS_API gs_status gs_image_encode_png(const gs_image *img, const char *parameters, uint8_t **out,
-                                     size_t *out_size, char *errmsg, size_t errmsg_size);
+GS_API GS_NODISCARD gs_status gs_image_encode_png(const gs_image *img, const char *parameters,
+                                                  uint8_t **out, size_t *out_size, char *errmsg,
+                                                  size_t errmsg_size);
 
 /* ---- generation ---- */
 
@@ -222,8 +277,8 @@ typedef struct gs_result gs_result;
 /* Runs text-to-image (or image-to-image when p->init_image is set). On success
  * *out holds batch_size images; free with gs_result_free. If the call fails
  * before sampling starts (bad parameters), the callback is never called. */
-GS_API gs_status gs_generate(gs_engine *eng, gs_model *model, const gs_params *p,
-                             gs_progress_fn progress, void *user, gs_result **out);
+GS_API GS_NODISCARD gs_status gs_generate(gs_engine *eng, gs_model *model, const gs_params *p,
+                                          gs_progress_fn progress, void *user, gs_result **out);
 
 GS_API int gs_result_count(const gs_result *res);
 GS_API const gs_image *gs_result_image(const gs_result *res, int index);
@@ -251,7 +306,7 @@ GS_API void gs_result_timings(const gs_result *res, gs_timings *out);
 /* Measures the engine's large square GEMM rate (GFLOP/s) on its threads, in its
  * compute precision (bf16 engines: bf16 inputs, f32 accumulation): the reference
  * "FLOP floor" rate that benchmarks compare a step against. */
-GS_API gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops);
+GS_API GS_NODISCARD gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops);
 GS_API void gs_result_free(gs_result *res);
 
 /* Sampler and scheduler names the engine accepts, NULL-terminated. */

@@ -290,11 +290,50 @@ static void exit_codes(void **state)
     }
 }
 
+/* `gesso models inspect`: the facts of a checkpoint, or why it is not one. */
+static void models_inspect(void **state)
+{
+    (void)state;
+    char m[512];
+    snprintf(m, sizeof m, "%s", fixture_path("tiny-sd15.safetensors"));
+    {
+        char *argv[] = {GS_GESSO_BIN, "models", "inspect", m, NULL};
+        assert_int_equal(run(argv), 0);
+        char *out = slurp(tmp("stdout"), NULL);
+        assert_non_null(strstr(out, "name             tiny-sd15\n"));
+        assert_non_null(strstr(out, "family           sd1\n"));
+        assert_non_null(strstr(out, "weights          f16\n"));
+        assert_non_null(strstr(out, "unet channels    32\n"));
+        assert_non_null(strstr(out, "text width       96\n"));
+        assert_non_null(strstr(out, "latent channels  4\n"));
+        assert_non_null(strstr(out, "file size        38177966 bytes\n"));
+        assert_non_null(strstr(out, "weights in RAM   "));
+        free(out);
+    }
+    {
+        FILE *f = fopen(tmp("notes.safetensors"), "wb");
+        assert_non_null(f);
+        fputs("this is not a checkpoint", f);
+        fclose(f);
+        char *argv[] = {GS_GESSO_BIN, "models", "inspect", (char *)tmp("notes.safetensors"), NULL};
+        assert_int_equal(run(argv), 3);
+        char *err = slurp(tmp("stderr"), NULL);
+        assert_non_null(strstr(err, "notes.safetensors"));
+        assert_non_null(strstr(err, "header"));
+        free(err);
+    }
+    {
+        char *argv[] = {GS_GESSO_BIN, "models", "inspect", "/nonexistent.safetensors", NULL};
+        assert_int_equal(run(argv), 3);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(recipes_through_the_cli),
         cmocka_unit_test(exit_codes),
+        cmocka_unit_test(models_inspect),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

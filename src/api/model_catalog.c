@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/safetensors.h"
-#include "pipeline/checkpoint.h"
+#include "gesso.h"
 
 typedef struct catalog_entry {
     char *name;
@@ -44,19 +43,16 @@ void model_catalog_free(model_catalog *c)
     free(c);
 }
 
-/* Reads the header only: st_open maps the file but touches no tensor data. */
+/* gs_checkpoint_inspect reads the header only, no tensor data. */
 static void read_facts(const char *path, model_facts *out)
 {
-    st_file *f = NULL;
-    gs_error err = {0};
+    gs_checkpoint_info info;
     snprintf(out->family, sizeof out->family, "unknown");
     out->dtype[0] = '\0';
-    if (st_open(path, &f, &err) != GS_OK)
+    if (gs_checkpoint_inspect(path, &info, NULL, 0) != GS_OK)
         return;
-    if (checkpoint_is_sd1(f))
-        snprintf(out->family, sizeof out->family, "sd1");
-    snprintf(out->dtype, sizeof out->dtype, "%s", checkpoint_weight_dtype(f));
-    st_close(f);
+    snprintf(out->family, sizeof out->family, "%s", info.family_name);
+    snprintf(out->dtype, sizeof out->dtype, "%s", info.weight_dtype);
 }
 
 static int same_file(const catalog_entry *e, const struct stat *sb)

@@ -1,6 +1,7 @@
 /* compute - context creation; the BLAS gets the same thread count as our pool. */
 #include "compute/compute.h"
 
+#include <omp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,7 +38,6 @@ gs_status compute_create(int threads, gs_compute **out, gs_error *err)
         compute_free(cx);
         return st;
     }
-    gemm_set_threads(threads);
     *out = cx;
     return GS_OK;
 }
@@ -55,6 +55,18 @@ void compute_free(gs_compute *cx)
 int compute_threads(const gs_compute *cx)
 {
     return cx->threads;
+}
+
+int compute_enter(const gs_compute *cx)
+{
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(cx->threads);
+    return saved;
+}
+
+void compute_leave(int saved)
+{
+    omp_set_num_threads(saved);
 }
 
 gs_status compute_begin(gs_compute *cx, gs_error *err)

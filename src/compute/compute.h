@@ -1,6 +1,6 @@
 /*
  * compute - the per-engine compute context: a thread pool for our kernels, the
- * scratch arena for a forward pass, and the thread count given to the BLAS.
+ * scratch arena for a forward pass, and the thread count its calls run on.
  */
 #ifndef GS_COMPUTE_H
 #define GS_COMPUTE_H
@@ -34,6 +34,15 @@ int compute_threads(const gs_compute *cx);
 /* The rate of a large square GEMM (f32, or bf16 with f32 accumulation) on this
    context's threads: the "FLOP floor" reference of benchmarks, in GFLOP/s. */
 gs_status compute_gemm_rate(gs_compute *cx, int bf16, double *gflops, gs_error *err);
+
+/* OpenMP's default team size on the calling thread is what oneDNN's GEMMs and
+   the weight conversions run on, and it belongs to the caller: two engines
+   with different thread counts, or a caller with its own OpenMP setting, must
+   not see each other's. Every public call that computes brackets its work with
+   these: compute_enter sets the calling thread's default to cx->threads and
+   returns the caller's, which compute_leave puts back. */
+int compute_enter(const gs_compute *cx);
+void compute_leave(int saved);
 
 /* Starts a forward pass on the scratch arena (see arena_reset). */
 gs_status compute_begin(gs_compute *cx, gs_error *err);

@@ -13,6 +13,4 @@
 void gemm_f32(int M, int N, int K, const float *A, int lda, const float *B, int ldb, int trans_b,
               float beta, float *C, int ldc);
 
-void gemm_set_threads(int threads);
-
 #endif

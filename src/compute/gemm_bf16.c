@@ -40,13 +40,21 @@ int gemm_bf16_preferred(void)
 #endif
 }
 
-GS_VEC_CLONES void f32_to_bf16(const float *x, uint16_t *y, long n)
+/* Static, behind f32_to_bf16: GCC gives the resolver of an extern
+   target_clones function default visibility whatever -fvisibility says, so
+   libgesso.so would export it. */
+GS_VEC_CLONES static void f32_to_bf16_span(const float *x, uint16_t *y, long n)
 {
     for (long i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &x[i], 4);
         y[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
     }
+}
+
+void f32_to_bf16(const float *x, uint16_t *y, long n)
+{
+    f32_to_bf16_span(x, y, n);
 }
 
 int gemm_bf16_usable(gemm_bf16_cache *c)

@@ -3,10 +3,10 @@
  *
  * Chosen by measurement (bench/RESULTS.md): on SD1.5's layer shapes oneDNN's
  * sgemm runs at about twice the rate of Debian's OpenBLAS on this CPU class.
- * oneDNN's threads are OpenMP's, so the thread count is set there.
+ * oneDNN's threads are OpenMP's: it runs on the calling thread's default team
+ * size, which the engine's public calls set (compute_enter).
  */
 #include <dnnl.h>
-#include <omp.h>
 
 #include "compute/gemm.h"
 
@@ -16,9 +16,4 @@ void gemm_f32(int M, int N, int K, const float *A, int lda, const float *B, int 
     if (M <= 0 || N <= 0)
         return;
     dnnl_sgemm('N', trans_b ? 'T' : 'N', M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
-}
-
-void gemm_set_threads(int threads)
-{
-    omp_set_num_threads(threads);
 }

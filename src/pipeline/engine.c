@@ -45,8 +45,11 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
                 (opts->precision == GS_PRECISION_AUTO && eng->bf16_fast);
     gs_status st = compute_create(opts->threads, &eng->cx, &err);
     eng->precision_auto = opts->precision == GS_PRECISION_AUTO;
-    if (st == GS_OK)
+    if (st == GS_OK) {
+        int saved = compute_enter(eng->cx); /* the probe runs a oneDNN matmul */
         eng->bf16_usable = gemm_bf16_usable(eng->cx->bf16);
+        compute_leave(saved);
+    }
     if (st == GS_OK && eng->bf16 && !eng->bf16_usable) {
         if (opts->precision == GS_PRECISION_BF16)
             st = GS_ERR_UNSUPPORTED; /* asked for on a CPU oneDNN cannot run it on */
@@ -93,7 +96,9 @@ gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops)
     if (!eng || !gflops)
         return GS_ERR_INVALID_ARGUMENT;
     gs_error err = {0};
+    int saved = compute_enter(eng->cx);
     gs_status st = compute_gemm_rate(eng->cx, eng->bf16, gflops, &err);
+    compute_leave(saved);
     return st == GS_OK ? GS_OK : engine_fail(eng, &err);
 }
 

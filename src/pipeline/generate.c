@@ -344,15 +344,27 @@ static gs_status write_infotexts(gen_ctx *g, gs_result *res, const char *sampler
 
 /* ---- gs_generate ---- */
 
+static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progress_fn progress,
+                          void *user, gs_result **out);
+
 gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progress_fn progress,
                       void *user, gs_result **out)
 {
     if (!eng)
         return GS_ERR_INVALID_ARGUMENT;
-    gs_error err = {0};
     if (!m || !p || !out)
         return engine_fail(eng, &(gs_error){GS_ERR_INVALID_ARGUMENT, "NULL argument"});
     *out = NULL;
+    int saved = compute_enter(eng->cx);
+    gs_status st = generate(eng, m, p, progress, user, out);
+    compute_leave(saved);
+    return st;
+}
+
+static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progress_fn progress,
+                          void *user, gs_result **out)
+{
+    gs_error err = {0};
     double t0 = now_s();
     gen_ctx g;
     memset(&g, 0, sizeof g);

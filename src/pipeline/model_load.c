@@ -3,7 +3,6 @@
  * gesso cannot or must not run (pickles, other model kinds) with a message that
  * says why, and build the text encoder, UNet and VAE of an SD1.x checkpoint.
  */
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,103 +13,6 @@
 #include "pipeline/engine.h"
 
 #define PREPARED_LAYOUT "1" /* bump when a kernel's weight layout changes */
-
-static int has_suffix(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcasecmp(s + n - m, suffix) == 0;
-}
-
-/* Pickle-based checkpoints: torch.save zips (PK\3\4) or raw pickles (0x80 proto). */
-static gs_status refuse_pickle(const char *path, gs_error *err)
-{
-    static const char *const exts[] = {".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"};
-    int by_ext = 0;
-    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
-        by_ext |= has_suffix(path, exts[i]);
-    unsigned char magic[4] = {0};
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, magic, sizeof magic);
-        close(fd);
-        if (n < 4)
-            memset(magic, 0, sizeof magic);
-    }
-    int zip = magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
-    int pickle = magic[0] == 0x80 && magic[1] >= 2 && magic[1] <= 5;
-    if (zip || pickle || (by_ext && fd >= 0))
-        return gs_fail(err, GS_ERR_UNSUPPORTED,
-                       "'%s' is a pickle checkpoint (.ckpt/.pt); gesso does not load pickles "
-                       "because unpickling can run arbitrary code from the file. Convert it to "
-                       ".safetensors first",
-                       path);
-    return GS_OK;
-}
-
-static int has(const st_file *f, const char *name)
-{
-    return st_find(f, name) != NULL;
-}
-
-int checkpoint_is_sd1(const st_file *f)
-{
-    return has(f, SD1_UNET_PREFIX "input_blocks.0.0.weight") &&
-           has(f, SD1_TEXT_PREFIX "embeddings.token_embedding.weight") &&
-           has(f, SD1_VAE_PREFIX "decoder.conv_in.weight");
-}
-
-/* Names the kind of a file that is not an SD1.x checkpoint, for the error. */
-static gs_status identify(const st_file *f, gs_error *err)
-{
-    if (checkpoint_is_sd1(f))
-        return GS_OK;
-    if (has(f,
-            "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight") ||
-        has(f, "conditioner.embedders.1.model.token_embedding.weight"))
-        return gs_fail(err, GS_ERR_UNSUPPORTED,
-                       "this is an SDXL checkpoint; gesso runs SD1.x "
-                       "checkpoints so far");
-    if (has(f, "cond_stage_model.model.token_embedding.weight"))
-        return gs_fail(err, GS_ERR_UNSUPPORTED,
-                       "this is an SD2.x checkpoint (OpenCLIP text "
-                       "encoder); gesso runs SD1.x checkpoints so far");
-    for (size_t i = 0; i < st_count(f); i++) {
-        const char *n = st_at(f, i)->name;
-        if (strncmp(n, "lora_", 5) == 0 || strstr(n, ".lora_down.") || strstr(n, ".lora_A."))
-            return gs_fail(err, GS_ERR_UNSUPPORTED,
-                           "this is a LoRA, not a checkpoint: load a base model");
-    }
-    if (has(f, "encoder.conv_in.weight") || has(f, "decoder.conv_in.weight"))
-        return gs_fail(err, GS_ERR_UNSUPPORTED,
-                       "this is a standalone VAE, not a full checkpoint: load a base model");
-    if (has(f, "conv_in.weight") && has(f, "time_embedding.linear_1.weight"))
-        return gs_fail(err, GS_ERR_UNSUPPORTED,
-                       "this is a diffusers-format UNet file; gesso needs a single-file "
-                       "checkpoint (model.diffusion_model.*, first_stage_model.*, "
-                       "cond_stage_model.*)");
-    if (has(f, SD1_UNET_PREFIX "input_blocks.0.0.weight"))
-        return gs_fail(err, GS_ERR_FORMAT,
-                       "the checkpoint has a UNet but lacks its text encoder "
-                       "(" SD1_TEXT_PREFIX "*) or VAE (" SD1_VAE_PREFIX "*)");
-    return gs_fail(err, GS_ERR_UNSUPPORTED,
-                   "not a Stable Diffusion checkpoint: none of the known tensor layouts match "
-                   "(%zu tensors)",
-                   st_count(f));
-}
-
-const char *checkpoint_weight_dtype(const st_file *f)
-{
-    size_t bytes[ST_DTYPE_COUNT] = {0};
-    int sd1 = checkpoint_is_sd1(f);
-    for (size_t i = 0; i < st_count(f); i++) {
-        const st_tensor *t = st_at(f, i);
-        if (!sd1 || strncmp(t->name, SD1_UNET_PREFIX, strlen(SD1_UNET_PREFIX)) == 0)
-            bytes[t->dtype] += t->nbytes;
-    }
-    if (bytes[ST_F16] >= bytes[ST_F32] && bytes[ST_F16] >= bytes[ST_BF16])
-        return "f16";
-    return bytes[ST_BF16] > bytes[ST_F32] ? "bf16" : "f32";
-}
 
 static char *base_name(const char *path)
 {
@@ -130,14 +32,24 @@ gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
     return model_load_logged(eng, path, NULL, out);
 }
 
+static gs_status load(gs_engine *eng, const char *path, weight_log *log, gs_model **out);
+
 gs_status model_load_logged(gs_engine *eng, const char *path, weight_log *log, gs_model **out)
 {
     if (!eng || !path || !out)
         return GS_ERR_INVALID_ARGUMENT;
     *out = NULL;
+    int saved = compute_enter(eng->cx); /* the conversion runs on the engine's threads */
+    gs_status st = load(eng, path, log, out);
+    compute_leave(saved);
+    return st;
+}
+
+static gs_status load(gs_engine *eng, const char *path, weight_log *log, gs_model **out)
+{
     gs_error err = {0};
     gs_model *m = NULL;
-    gs_status st = refuse_pickle(path, &err);
+    gs_status st = checkpoint_refuse_pickle(path, &err);
     if (st != GS_OK)
         goto out;
     m = gs_calloc(1, sizeof *m);
@@ -180,7 +92,7 @@ gs_status model_load_networks(gs_model *m, gs_error *err)
     gs_status st;
     if (!m->file && (st = st_open(m->path, &m->file, err)) != GS_OK)
         goto out;
-    if ((st = identify(m->file, err)) != GS_OK)
+    if ((st = checkpoint_identify(m->file, err)) != GS_OK)
         goto out;
     m->weight_dtype = checkpoint_weight_dtype(m->file);
     int prepared_bf16 = 0;
