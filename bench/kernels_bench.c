@@ -46,7 +46,7 @@ typedef struct conv_case {
 
 /* One kernel call: an attention case or a convolution case with its data. */
 typedef struct call {
-    gs_compute *cx;
+    gi_compute *cx;
     const attn_case *attn;
     const conv_case *conv;
     const conv_weights *cw;
@@ -54,7 +54,7 @@ typedef struct call {
     float *out;
 } call;
 
-static gs_status run_call(const call *c, gs_error *err)
+static gs_status run_call(const call *c, gi_error *err)
 {
     if (c->attn) {
         const attn_case *a = c->attn;
@@ -68,7 +68,7 @@ static gs_status run_call(const call *c, gs_error *err)
 /* The best of REPS timed calls after one that warms up. */
 static double best_time(const call *c)
 {
-    gs_error err;
+    gi_error err;
     double best = 1e30;
     for (int r = 0; r <= REPS; r++) {
         compute_begin(c->cx, &err);
@@ -87,8 +87,8 @@ static double best_time(const call *c)
 int main(int argc, char **argv)
 {
     int threads = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 0;
-    gs_compute *cx;
-    gs_error err;
+    gi_compute *cx;
+    gi_error err;
     if (compute_create(threads, &cx, &err) != GS_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;

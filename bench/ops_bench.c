@@ -74,7 +74,7 @@ typedef struct conv_case {
 } conv_case;
 
 typedef struct ours_ctx {
-    gs_compute *cx;
+    gi_compute *cx;
     conv_weights cw;
     const conv_case *c;
     float *x, *y;
@@ -83,7 +83,7 @@ typedef struct ours_ctx {
 static void run_ours(void *p)
 {
     ours_ctx *o = p;
-    gs_error err;
+    gi_error err;
     int pad = o->c->k / 2;
     int oh = (o->c->h + 2 * pad - o->c->k) / o->c->stride + 1;
     int ow = (o->c->w + 2 * pad - o->c->k) / o->c->stride + 1;
@@ -203,8 +203,8 @@ int main(int argc, char **argv)
     int threads = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 2;
     if (threads < 1)
         threads = 1;
-    gs_compute *cx;
-    gs_error err;
+    gi_compute *cx;
+    gi_error err;
     if (compute_create(threads, &cx, &err) != GS_OK)
         return 1;
     CHECK(dnnl_engine_create(&eng, dnnl_cpu, 0));

@@ -204,7 +204,7 @@ static void hostile_images_are_refused(void **state)
 static void resize_behaves(void **state)
 {
     (void)state;
-    gs_error err = {0};
+    gi_error err = {0};
     gs_image *im = pattern(30, 20, 4), *out = NULL;
     assert_int_equal(image_resize_rgb(im, 30, 20, &out, &err), GS_OK);
     for (int p = 0; p < 600; p++)
@@ -242,7 +242,7 @@ static void infotext_format_is_a1111s(void **state)
         s, "a cat, (oil painting:1.2)\nNegative prompt: blurry\n"
            "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, "
            "Seed: 42, Size: 512x768, Model: sd-v1-5, Clip skip: 2, Version: gesso " GESSO_VERSION);
-    gs_free(s);
+    gi_free(s);
     f.negative_prompt = "";
     f.sampler = "euler_a";
     f.scheduler = NULL;
@@ -258,7 +258,7 @@ static void infotext_format_is_a1111s(void **state)
                         "a cat, (oil painting:1.2)\nSteps: 20, Sampler: Euler a, CFG scale: 6.5, "
                         "Seed: 42, Size: 512x768, Model: \"my, model\", Batch size: 2, Batch pos: "
                         "1, Denoising strength: 0.6, Version: gesso " GESSO_VERSION);
-    gs_free(s);
+    gi_free(s);
 }
 
 int main(void)

@@ -274,10 +274,10 @@ static void allocation_failures_are_reported(void **state)
     for (long n = 0; n < 20; n++) {
         gs_checkpoint_info info;
         char msg[256];
-        gs_alloc_fail_after(n);
+        gi_alloc_fail_after(n);
         gs_status st =
             gs_checkpoint_inspect(fixture_path("tiny-sd15.safetensors"), &info, msg, sizeof msg);
-        gs_alloc_fail_after(-1);
+        gi_alloc_fail_after(-1);
         if (st == GS_OK)
             continue;
         failed++;

@@ -18,7 +18,7 @@ static void layout_matches_fixture(void **state)
 {
     (void)state;
     sd1_config cfg;
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(sd1_config_for("sd15", &cfg, &err), GS_OK);
     cfg.unet_channels = 32; /* the fixture's sizes (tests/fixtures/README.md) */
     cfg.vae_channels = 32;
@@ -39,7 +39,7 @@ static void layout_matches_fixture(void **state)
         }
     }
     st_close(f);
-    gs_free(ts);
+    gi_free(ts);
 }
 
 static void random_checkpoint_is_valid_and_deterministic(void **state)
@@ -70,7 +70,7 @@ static void random_checkpoint_is_valid_and_deterministic(void **state)
     free(bb);
 
     st_file *f;
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(st_open(a, &f, &err), GS_OK);
     const st_tensor *t = st_find(f, "model.diffusion_model.input_blocks.0.0.weight");
     assert_non_null(t);

@@ -55,7 +55,7 @@ typedef int (*keep_fn)(const char *name);
 static void rewrite_fixture(const char *path, keep_fn keep, const char *reshape_name)
 {
     st_file *src = NULL;
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(st_open(fixture_path("tiny-sd15.safetensors"), &src, &err), GS_OK);
     json_t *hdr = json_object();
     size_t off = 0;
@@ -218,9 +218,9 @@ static void allocation_failures_are_reported(void **state)
     static const long points[] = {0, 1, 2, 3, 5, 8, 13, 40, 100, 300};
     for (size_t i = 0; i < sizeof points / sizeof points[0]; i++) {
         gs_model *m = NULL;
-        gs_alloc_fail_after(points[i]);
+        gi_alloc_fail_after(points[i]);
         gs_status st = gs_model_load(eng, fixture_path("tiny-sd15.safetensors"), &m);
-        gs_alloc_fail_after(-1);
+        gi_alloc_fail_after(-1);
         if (st == GS_OK) {
             gs_model_free(m);
             continue;

@@ -28,12 +28,12 @@ static void exp_and_gelu_are_accurate(void **state)
     for (int i = 0; i <= 400000; i++) {
         float x = -87.0f + 175.0f * (float)i / 400000.0f;
         double r = exp((double)x);
-        double e = fabs(gs_expf(x) - r) / r;
+        double e = fabs(gi_expf(x) - r) / r;
         worst_exp = e > worst_exp ? e : worst_exp;
     }
     for (int i = 0; i <= 400000; i++) {
         float x = -6.0f + 12.0f * (float)i / 400000.0f;
-        double r = gelu_ref(x), a = fabs(gs_gelu(x) - r);
+        double r = gelu_ref(x), a = fabs(gi_gelu(x) - r);
         worst_gelu_abs = a > worst_gelu_abs ? a : worst_gelu_abs;
         if (fabs(r) > 1e-30) {
             double rel = a / fabs(r);
@@ -46,8 +46,8 @@ static void exp_and_gelu_are_accurate(void **state)
     assert_true(worst_gelu_rel < 1e-5); /* 1 + erf is never formed by cancellation */
     assert_true(worst_gelu_abs < 1e-6);
     /* the far tails: GELU(-x) underflows towards 0 without NaN, GELU(x) -> x */
-    assert_true(gs_gelu(-30.0f) <= 0.0f && gs_gelu(-30.0f) > -1e-30f);
-    assert_true(gs_gelu(30.0f) == 30.0f);
+    assert_true(gi_gelu(-30.0f) <= 0.0f && gi_gelu(-30.0f) > -1e-30f);
+    assert_true(gi_gelu(30.0f) == 30.0f);
 }
 
 static unsigned rng_state = 12345;
@@ -60,8 +60,8 @@ static float frand(void)
 static void geglu_matches_reference(void **state)
 {
     (void)state;
-    gs_error err = {0};
-    gs_compute *cx;
+    gi_error err = {0};
+    gi_compute *cx;
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);
     const long rows = 37;
     const int inner = 45;
@@ -117,7 +117,7 @@ static void attention_ref(const float *q, const float *k, const float *v, int n,
     free(s);
 }
 
-static double attention_error(gs_compute *cx, int n, int tq, int tk, int heads, int d, int causal)
+static double attention_error(gi_compute *cx, int n, int tq, int tk, int heads, int d, int causal)
 {
     int w = heads * d;
     size_t nq = (size_t)n * tq * w, nk = (size_t)n * tk * w;
@@ -130,7 +130,7 @@ static double attention_error(gs_compute *cx, int n, int tq, int tk, int heads, 
         k[i] = 2.0f * frand();
         v[i] = frand();
     }
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(compute_begin(cx, &err), GS_OK);
     assert_int_equal(op_attention(cx, q, w, k, v, w, n, tq, tk, heads, d, causal, out, &err),
                      GS_OK);
@@ -147,8 +147,8 @@ static double attention_error(gs_compute *cx, int n, int tq, int tk, int heads, 
 static void attention_matches_reference(void **state)
 {
     (void)state;
-    gs_error err = {0};
-    gs_compute *cx;
+    gi_error err = {0};
+    gi_compute *cx;
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);
     static const int shapes[][6] = {
         /* n, tq, tk, heads, d, causal */
@@ -213,8 +213,8 @@ static void conv3x3_ref(const float *x, const float *w, const float *bias, int n
 static void conv3x3_matches_reference(void **state)
 {
     (void)state;
-    gs_error err = {0};
-    gs_compute *cx;
+    gi_error err = {0};
+    gi_compute *cx;
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);
     static const int shapes[][5] = {
         /* n, h, w, cin, cout */
@@ -262,7 +262,7 @@ static void conv3x3_matches_reference(void **state)
         uint16_t *wb = malloc(sizeof *wb * nw);
         f32_to_bf16(w, wb, (long)nw);
         for (size_t k = 0; k < nw; k++)
-            w[k] = gs_bf16_to_f32(wb[k]);
+            w[k] = gi_bf16_to_f32(wb[k]);
         conv3x3_ref(x, w, bias, n, h, wd, cin, cout, ref);
         conv_weights cb = {NULL, wb, bias, cout, cin, 3};
         static const char *const how[] = {"im2col", "winograd", "winograd bf16",
@@ -300,8 +300,8 @@ static void conv3x3_matches_reference(void **state)
 static void conv3x3_prologue_matches_reference(void **state)
 {
     (void)state;
-    gs_error err = {0};
-    gs_compute *cx;
+    gi_error err = {0};
+    gi_compute *cx;
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);
     static const int cases[][7] = {
         /* h, w, cin, cout, silu, up, affine */

@@ -17,7 +17,7 @@ static clip_tokenizer *tok;
 static int setup(void **state)
 {
     (void)state;
-    gs_error err = {0};
+    gi_error err = {0};
     return clip_tokenizer_create(&tok, &err) == GS_OK ? 0 : -1;
 }
 
@@ -31,7 +31,7 @@ static int teardown(void **state)
 static prompt_chunks chunks_of(const char *prompt)
 {
     prompt_chunks pc;
-    gs_error err = {0};
+    gi_error err = {0};
     if (prompt_to_chunks(tok, prompt, &pc, &err) != GS_OK)
         fail_msg("prompt_to_chunks(\"%.60s\"): %s", prompt, err.msg);
     return pc;
@@ -42,11 +42,11 @@ static int32_t id_of(const char *word)
 {
     int32_t *ids;
     size_t n;
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(clip_tokenize(tok, word, &ids, &n, &err), GS_OK);
     assert_int_equal(n, 1);
     int32_t id = ids[0];
-    gs_free(ids);
+    gi_free(ids);
     return id;
 }
 
@@ -67,7 +67,7 @@ static void assert_chunk(const prompt_chunks *pc, int chunk, const expect *e, in
     for (int k = 0; k < n_e; k++) {
         int32_t *t;
         size_t n;
-        gs_error err = {0};
+        gi_error err = {0};
         assert_int_equal(clip_tokenize(tok, e[k].text, &t, &n, &err), GS_OK);
         for (size_t i = 0; i < n; i++, pos++) {
             assert_true(pos < PROMPT_CHUNK_LEN - 1);
@@ -75,7 +75,7 @@ static void assert_chunk(const prompt_chunks *pc, int chunk, const expect *e, in
                 fail_msg("chunk %d pos %d: got id %d w %.9g, want id %d w %.9g (\"%s\")", chunk,
                          pos, ids[pos], (double)w[pos], t[i], (double)e[k].weight, e[k].text);
         }
-        gs_free(t);
+        gi_free(t);
     }
     for (; pos < PROMPT_CHUNK_LEN; pos++) {
         assert_int_equal(ids[pos], CLIP_EOS);
@@ -189,15 +189,15 @@ static void runs_of_equal_weight_merge(void **state)
     assert_chunk(&pc, 0, e, 1);
     int32_t *whole, *half1, *half2;
     size_t nw, n1, n2;
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(clip_tokenize(tok, "unnecessaryparens", &whole, &nw, &err), GS_OK);
     assert_int_equal(clip_tokenize(tok, "unnecessary", &half1, &n1, &err), GS_OK);
     assert_int_equal(clip_tokenize(tok, "parens", &half2, &n2, &err), GS_OK);
     assert_true(nw != n1 + n2 || memcmp(whole, half1, n1 * 4) != 0 ||
                 memcmp(whole + n1, half2, n2 * 4) != 0);
-    gs_free(whole);
-    gs_free(half1);
-    gs_free(half2);
+    gi_free(whole);
+    gi_free(half1);
+    gi_free(half2);
     prompt_chunks_free(&pc);
 
     /* (a)(b:1.1) also merges: both are exactly 1.1. */
@@ -213,7 +213,7 @@ static void invalid_weight_is_an_error(void **state)
     const char *bad[] = {"(a:1.2.3)", "(a:.)", "(a:..5)", "(a:-.)"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         prompt_chunks pc;
-        gs_error err = {0};
+        gi_error err = {0};
         assert_int_equal(prompt_to_chunks(tok, bad[i], &pc, &err), GS_ERR_INVALID_ARGUMENT);
         assert_non_null(strstr(err.msg, "weight"));
         assert_null(pc.ids);
@@ -520,10 +520,10 @@ static void survives_allocation_failures(void **state)
     int ok = 0;
     for (long k = 0; k < 400 && !ok; k++) {
         prompt_chunks pc;
-        gs_error err = {0};
-        gs_alloc_fail_after(k);
+        gi_error err = {0};
+        gi_alloc_fail_after(k);
         gs_status st = prompt_to_chunks(tok, "(a:1.2) [b] BREAK c, d \\( e", &pc, &err);
-        gs_alloc_fail_after(-1);
+        gi_alloc_fail_after(-1);
         if (st != GS_OK) {
             assert_int_equal(st, GS_ERR_NO_MEMORY);
             assert_null(pc.ids);

@@ -30,7 +30,7 @@ static void matches_torch_golden(void **state)
     size_t total = 0, exact = 0, off_by_one = 0;
     long worst = 0;
     for (size_t s = 0; s < sizeof seeds / sizeof *seeds; s++) {
-        gs_rng rng;
+        gi_rng rng;
         rng_seed(&rng, strtoull(seeds[s], NULL, 10));
         for (size_t p = 0; p < 4; p++) {
             char name[96];
@@ -66,7 +66,7 @@ static void matches_torch_golden(void **state)
 static void mt19937_reference(void **state)
 {
     (void)state;
-    gs_rng rng;
+    gi_rng rng;
     rng_seed(&rng, 5489);
     uint32_t v = 0;
     for (int i = 0; i < 10000; i++)
@@ -78,7 +78,7 @@ static void mt19937_reference(void **state)
 static void seed_uses_low_32_bits(void **state)
 {
     (void)state;
-    gs_rng a, b;
+    gi_rng a, b;
     rng_seed(&a, 7);
     rng_seed(&b, (UINT64_C(123) << 32) | 7);
     float x[64], y[64];
@@ -92,7 +92,7 @@ static void seed_uses_low_32_bits(void **state)
 static void scalar_path_caches_second_value(void **state)
 {
     (void)state;
-    gs_rng a, b;
+    gi_rng a, b;
     float x[4], y[4];
     rng_seed(&a, 42);
     rng_randn(&a, x, 3);
@@ -119,7 +119,7 @@ static void vector_path_consumes_expected_words(void **state)
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
         size_t n = sizes[k];
         size_t words = n + (n % 16 ? 16 : 0);
-        gs_rng a, b;
+        gi_rng a, b;
         rng_seed(&a, 3);
         rng_seed(&b, 3);
         float buf[512];
@@ -129,7 +129,7 @@ static void vector_path_consumes_expected_words(void **state)
         assert_int_equal(rng_u32(&a), rng_u32(&b));
     }
     /* a cached scalar value survives a vector draw in between */
-    gs_rng a, b;
+    gi_rng a, b;
     float x[2], y[2], big[32];
     rng_seed(&a, 9);
     rng_randn(&a, x, 1);
@@ -148,7 +148,7 @@ static void large_draw_is_standard_normal(void **state)
     enum { N = 1 << 16 };
     float *x = malloc(N * sizeof *x);
     assert_non_null(x);
-    gs_rng rng;
+    gi_rng rng;
     rng_seed(&rng, 2024);
     rng_randn(&rng, x, N);
     double m = 0, v = 0;

@@ -9,7 +9,7 @@ static void opens_fixture_model(void **state)
 {
     (void)state;
     st_file *f = NULL;
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(st_open(fixture_path("tiny-sd15.safetensors"), &f, &err), GS_OK);
     assert_true(st_count(f) > 100);
     const st_tensor *t = st_find(f, "model.diffusion_model.input_blocks.0.0.weight");
@@ -32,7 +32,7 @@ static size_t build(uint8_t *buf, const char *header, size_t data_bytes)
     return 8 + h + data_bytes;
 }
 
-static gs_status open_buf(const uint8_t *buf, size_t n, gs_error *err)
+static gs_status open_buf(const uint8_t *buf, size_t n, gi_error *err)
 {
     st_file *f = NULL;
     gs_status st = st_open_memory(buf, n, &f, err);
@@ -47,7 +47,7 @@ static void hostile_headers(void **state)
 {
     (void)state;
     static uint8_t buf[1 << 16];
-    gs_error err;
+    gi_error err;
     struct {
         const char *header;
         size_t data;
@@ -108,7 +108,7 @@ static void truncated_fixture_is_refused(void **state)
     size_t n = fread(buf, 1, cap, in);
     fclose(in);
     assert_int_equal(n, cap);
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(open_buf(buf, n, &err), GS_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "truncated"));
     free(buf);
@@ -118,7 +118,7 @@ static void missing_file_is_io_error(void **state)
 {
     (void)state;
     st_file *f = NULL;
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(st_open("/nonexistent/model.safetensors", &f, &err), GS_ERR_IO);
     assert_null(f);
     assert_non_null(strstr(err.msg, "cannot open"));

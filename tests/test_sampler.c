@@ -34,14 +34,14 @@ typedef struct probe {
     size_t n;
 } probe;
 
-static gs_status analytic_eps(void *user, const float *x_in, double t, float *eps, gs_error *err)
+static gs_status analytic_eps(void *user, const float *x_in, double t, float *eps, gi_error *err)
 {
     probe *p = user;
     if (p->calls < MAX_CALLS)
         p->t[p->calls] = t;
     p->calls++;
     if (p->fail_at && p->calls == p->fail_at)
-        return gs_fail(err, GS_ERR_INTERNAL, "model exploded");
+        return gi_fail(err, GS_ERR_INTERNAL, "model exploded");
     if (p->calls == 1 && p->first_x_in)
         memcpy(p->first_x_in, x_in, p->n * sizeof *x_in);
     double sigma = sched_t_to_sigma(&p->train, t);
@@ -97,11 +97,11 @@ static double ode_error(const sample_config *cfg)
     float *x = malloc(n * sizeof *x), *noise = malloc(n * sizeof *noise);
     assert_non_null(x);
     assert_non_null(noise);
-    gs_rng rng;
+    gi_rng rng;
     rng_seed(&rng, 1);
     rng_randn(&rng, noise, n);
     rng_seed(&rng, 1);
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(sample_run(cfg, &rng, analytic_eps, count_steps, p, x, &err), GS_OK);
     assert_int_equal(p->steps_seen, cfg->steps);
 
@@ -165,9 +165,9 @@ static void model_sees_schedule_timesteps(void **state)
     sample_config cfg = make_cfg("heun", NULL, 4);
     probe *p = new_probe(cfg_numel(&cfg));
     float x[16];
-    gs_rng rng;
+    gi_rng rng;
     rng_seed(&rng, 3);
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err), GS_OK);
     assert_int_equal(p->calls, 2 * 4 - 1);
     assert_int_equal(p->steps_seen, 4);
@@ -188,10 +188,10 @@ static void euler_a_draws_noise_in_order(void **state)
     size_t n = cfg_numel(&cfg);
     probe *p = new_probe(n);
     float x[16], y[16], z[16];
-    gs_rng rng, replay;
+    gi_rng rng, replay;
     rng_seed(&rng, 1234);
     rng_seed(&replay, 1234);
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err), GS_OK);
 
     double sig[8];
@@ -235,10 +235,10 @@ static void lcm_matches_hand_replay(void **state)
     probe *p = new_probe(n);
     double *gs = golden_f64("schedule.sigmas_train", NULL);
     float x[16], y[16], z[16];
-    gs_rng rng, replay;
+    gi_rng rng, replay;
     rng_seed(&rng, 5);
     rng_seed(&replay, 5);
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err), GS_OK);
     assert_int_equal(p->calls, 4);
 
@@ -284,9 +284,9 @@ static void ddim_matches_hand_computation(void **state)
     probe *p = new_probe(n);
     double *gs = golden_f64("schedule.sigmas_train", NULL);
     float x[16], y[16];
-    gs_rng rng;
+    gi_rng rng;
     rng_seed(&rng, 11);
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err), GS_OK);
 
     const int ts[3] = {667, 334, 1}; /* ⌊1000/3⌋ = 333, offset 1 */
@@ -338,7 +338,7 @@ static void pipe_noise_is_the_first_draw(void **state)
         assert_int_equal(n, (size_t)recipes[r].batch * 4 * recipes[r].h * recipes[r].w);
         float *noise = malloc(n * sizeof *noise);
         assert_non_null(noise);
-        gs_rng rng;
+        gi_rng rng;
         rng_seed(&rng, recipes[r].seed);
         rng_randn(&rng, noise, n);
         for (size_t i = 0; i < n; i++)
@@ -367,7 +367,7 @@ static void pipe_noise_is_the_first_draw(void **state)
         assert_non_null(p->first_x_in);
         assert_non_null(x);
         rng_seed(&rng, recipes[r].seed);
-        gs_error err = {0};
+        gi_error err = {0};
         assert_int_equal(sample_run(&cfg, &rng, analytic_eps, NULL, p, x, &err), GS_OK);
         double sig[SAMPLE_MAX_STEPS + 1];
         int count;
@@ -403,9 +403,9 @@ static void cancellation_stops_sampling(void **state)
         probe *p = new_probe(cfg_numel(&cfg));
         p->cancel_at = 3;
         float x[16];
-        gs_rng rng;
+        gi_rng rng;
         rng_seed(&rng, 1);
-        gs_error err = {0};
+        gi_error err = {0};
         assert_int_equal(sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err),
                          GS_ERR_CANCELLED);
         assert_int_equal(err.code, GS_ERR_CANCELLED);
@@ -425,9 +425,9 @@ static void model_failure_propagates(void **state)
     probe *p = new_probe(cfg_numel(&cfg));
     p->fail_at = 2;
     float x[16];
-    gs_rng rng;
+    gi_rng rng;
     rng_seed(&rng, 1);
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err),
                      GS_ERR_INTERNAL);
     assert_non_null(strstr(err.msg, "model exploded"));
@@ -471,7 +471,7 @@ static void validation_errors(void **state)
         cfg.batch = cases[i].batch;
         cfg.init_latent = cases[i].with_init ? init : NULL;
         cfg.strength = cases[i].strength;
-        gs_error err = {0};
+        gi_error err = {0};
         gs_status st = sample_validate(&cfg, &err);
         if (!cases[i].expect) {
             assert_int_equal(st, GS_OK);
@@ -484,7 +484,7 @@ static void validation_errors(void **state)
         /* an invalid run never calls back */
         probe *p = new_probe(16);
         float x[16];
-        gs_rng rng;
+        gi_rng rng;
         rng_seed(&rng, 1);
         assert_int_equal(sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err),
                          GS_ERR_INVALID_ARGUMENT);
@@ -501,21 +501,21 @@ static void allocates_once_and_survives_oom(void **state)
     sample_config cfg = make_cfg("heun", "karras", 12);
     probe *p = new_probe(cfg_numel(&cfg));
     float x[16];
-    gs_rng rng;
-    gs_error err = {0};
+    gi_rng rng;
+    gi_error err = {0};
     for (long k = 0; k < 2; k++) {
         rng_seed(&rng, 1);
-        gs_alloc_fail_after(k);
+        gi_alloc_fail_after(k);
         gs_status st = sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err);
-        gs_alloc_fail_after(-1);
+        gi_alloc_fail_after(-1);
         assert_int_equal(st, GS_ERR_NO_MEMORY);
         assert_int_equal(p->calls, 0);
         assert_int_equal(p->steps_seen, 0);
     }
     rng_seed(&rng, 1);
-    gs_alloc_fail_after(2);
+    gi_alloc_fail_after(2);
     gs_status st = sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err);
-    gs_alloc_fail_after(-1);
+    gi_alloc_fail_after(-1);
     assert_int_equal(st, GS_OK);
     assert_int_equal(p->steps_seen, 12);
     free(p);
@@ -536,9 +536,9 @@ static void progress_totals(void **state)
             }
             probe *p = new_probe(cfg_numel(&cfg));
             float x[16];
-            gs_rng rng;
+            gi_rng rng;
             rng_seed(&rng, 1);
-            gs_error err = {0};
+            gi_error err = {0};
             assert_int_equal(sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err), GS_OK);
             int want = img ? (sample_is_k_sampler(names[k]) ? 7 : 6) : 10;
             assert_int_equal(sample_progress_total(&cfg), want);

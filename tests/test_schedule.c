@@ -72,7 +72,7 @@ static void schedules_match_golden(void **state)
             double *g = golden_f64(name, &n);
             assert_int_equal(n, (size_t)counts[j] + 1);
             double out[SCHED_TRAIN_STEPS + 1];
-            gs_error err = {0};
+            gi_error err = {0};
             assert_int_equal(sched_sigmas(&train, (sched_kind)k, counts[j], out, &err), GS_OK);
             assert_true(out[counts[j]] == 0.0);
             for (size_t i = 0; i < n; i++) {
@@ -97,7 +97,7 @@ static void schedules_match_golden(void **state)
 static void ddim_and_lcm_timesteps(void **state)
 {
     (void)state;
-    gs_error err = {0};
+    gi_error err = {0};
     int ts[SCHED_TRAIN_STEPS];
     size_t n;
     double *g = golden_f64("pipe.ddim.timesteps", &n);
@@ -164,7 +164,7 @@ static void pipe_sigmas_match(void **state)
         double *g = golden_f64(name, &n);
         double out[SAMPLE_MAX_STEPS + 1];
         int count = 0;
-        gs_error err = {0};
+        gi_error err = {0};
         assert_int_equal(sample_sigmas(&cfg, &train, out, &count, &err), GS_OK);
         assert_int_equal((size_t)count, n);
         assert_int_equal(sample_progress_total(&cfg), count - 1);
@@ -202,7 +202,7 @@ static void img2img_step_counts(void **state)
     /* strength 1 starts one step below σ_max, as A1111 does */
     double full[11], part[11];
     int count;
-    gs_error err = {0};
+    gi_error err = {0};
     cfg.strength = 1.0f;
     assert_int_equal(sample_sigmas(&cfg, &train, part, &count, &err), GS_OK);
     assert_int_equal(sched_sigmas(&train, SCHED_NORMAL, 10, full, &err), GS_OK);
@@ -256,7 +256,7 @@ static void bad_arguments(void **state)
 {
     (void)state;
     double out[SCHED_TRAIN_STEPS + 2];
-    gs_error err = {0};
+    gi_error err = {0};
     assert_int_equal(sched_sigmas(&train, SCHED_KARRAS, 0, out, &err), GS_ERR_INVALID_ARGUMENT);
     assert_int_equal(sched_sigmas(&train, SCHED_KARRAS, 1001, out, &err), GS_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "steps"));

@@ -718,7 +718,7 @@ static void sqlite_store_open_urls(void **state)
         {"sqlite:", "no file path"},
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-        gs_error_clear(&err);
+        err = (svc_error){0};
         assert_int_equal(store_open(refused[i].url, &s, &err), GS_ERR_INVALID_ARGUMENT);
         assert_null(s);
         assert_non_null(strstr(err.msg, refused[i].says));

@@ -16,7 +16,7 @@ static clip_tokenizer *tok;
 static int setup(void **state)
 {
     (void)state;
-    gs_error err = {0};
+    gi_error err = {0};
     if (clip_tokenizer_create(&tok, &err) != GS_OK) {
         fprintf(stderr, "clip_tokenizer_create: %s\n", err.msg);
         return -1;
@@ -42,7 +42,7 @@ static double now_ms(void)
 static int32_t *tokenize(const char *text, size_t *n)
 {
     int32_t *ids = NULL;
-    gs_error err = {0};
+    gi_error err = {0};
     gs_status st = clip_tokenize(tok, text, &ids, n, &err);
     if (st != GS_OK)
         fail_msg("clip_tokenize(\"%.40s\"): %s", text, err.msg);
@@ -57,8 +57,8 @@ static void assert_same_tokens(const char *a, const char *b)
         fprintf(stderr, "\"%s\" (%zu ids) != \"%s\" (%zu ids)\n", a, na, b, nb);
         fail();
     }
-    gs_free(ia);
-    gs_free(ib);
+    gi_free(ia);
+    gi_free(ib);
 }
 
 static void assert_tokens(const char *text, const int32_t *want, size_t nwant)
@@ -68,7 +68,7 @@ static void assert_tokens(const char *text, const int32_t *want, size_t nwant)
     assert_int_equal(n, nwant);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(ids[i], want[i]);
-    gs_free(ids);
+    gi_free(ids);
 }
 
 /* ---- fixtures ---- */
@@ -99,7 +99,7 @@ static void matches_every_fixture_prompt(void **state)
         if (!ok)
             fprintf(stderr, "fixture prompt %zu differs: \"%s\"\n", k, prompt);
         exact += (size_t)ok;
-        gs_free(ids);
+        gi_free(ids);
     }
     fprintf(stderr, "tokenizer.json: %zu/%zu prompts match exactly\n", exact, total);
     assert_int_equal(exact, total);
@@ -130,7 +130,7 @@ static void matches_golden_text_ids(void **state)
             int32_t got = i == 0 ? CLIP_BOS : (i - 1 < n ? ids[i - 1] : CLIP_EOS);
             assert_int_equal(got, want);
         }
-        gs_free(ids);
+        gi_free(ids);
     }
 }
 
@@ -189,10 +189,10 @@ static void pre_tokenizer_rules(void **state)
     size_t n;
     int32_t *ids = tokenize("", &n);
     assert_int_equal(n, 0);
-    gs_free(ids);
+    gi_free(ids);
     ids = tokenize(" \t\n ", &n);
     assert_int_equal(n, 0);
-    gs_free(ids);
+    gi_free(ids);
 }
 
 /* ---- hostile and large input ---- */
@@ -210,7 +210,7 @@ static void invalid_utf8_reads_as_replacement(void **state)
     assert_true(n > 0);
     for (size_t i = 0; i < n; i++)
         assert_true(ids[i] >= 0 && ids[i] < CLIP_VOCAB_SIZE);
-    gs_free(ids);
+    gi_free(ids);
 }
 
 static void very_long_input(void **state)
@@ -230,18 +230,18 @@ static void very_long_input(void **state)
     assert_int_equal(ids[0], 2368); /* cat</w> */
     assert_int_equal(ids[1], 267);  /* ,</w> */
     assert_int_equal(ids[39998], 2368);
-    gs_free(ids);
+    gi_free(ids);
     /* One 100000-letter word: the heap keeps BPE O(n log n). */
     memset(text, 'x', len);
     ids = tokenize(text, &n);
     assert_true(n > 0 && n < len);
-    gs_free(ids);
+    gi_free(ids);
     /* A 100000-character run of punctuation is one piece too. */
     for (size_t i = 0; i < len; i++)
         text[i] = "!?.-"[i % 4];
     ids = tokenize(text, &n);
     assert_true(n > 0 && n < len);
-    gs_free(ids);
+    gi_free(ids);
     fprintf(stderr, "three 100k-character texts tokenized in %.0f ms\n", now_ms() - t0);
     free(text);
 }
@@ -261,14 +261,14 @@ static void repeated_letters_are_consistent(void **state)
         assert_true(n >= 1 && n <= (size_t)k);
         assert_true(n + 1 >= prev);
         prev = n;
-        gs_free(ids);
+        gi_free(ids);
     }
 }
 
 static void create_is_fast(void **state)
 {
     (void)state;
-    gs_error err = {0};
+    gi_error err = {0};
     double best = 1e9;
     for (int i = 0; i < 3; i++) {
         clip_tokenizer *t = NULL;
@@ -288,11 +288,11 @@ static void survives_allocation_failures(void **state)
     (void)state;
     int created = 0, tokenized = 0;
     for (long k = 0; k < 200 && !created; k++) {
-        gs_error err = {0};
+        gi_error err = {0};
         clip_tokenizer *t = NULL;
-        gs_alloc_fail_after(k);
+        gi_alloc_fail_after(k);
         gs_status st = clip_tokenizer_create(&t, &err);
-        gs_alloc_fail_after(-1);
+        gi_alloc_fail_after(-1);
         if (st != GS_OK) {
             assert_int_equal(st, GS_ERR_NO_MEMORY);
             assert_null(t);
@@ -302,13 +302,13 @@ static void survives_allocation_failures(void **state)
         clip_tokenizer_free(t);
     }
     for (long k = 0; k < 200 && !tokenized; k++) {
-        gs_error err = {0};
+        gi_error err = {0};
         int32_t *ids = NULL;
         size_t n = 0;
-        gs_alloc_fail_after(k);
+        gi_alloc_fail_after(k);
         gs_status st =
             clip_tokenize(tok, "Caf&eacute; \xef\xac\x81ne, (word:1.2) don't", &ids, &n, &err);
-        gs_alloc_fail_after(-1);
+        gi_alloc_fail_after(-1);
         if (st != GS_OK) {
             assert_int_equal(st, GS_ERR_NO_MEMORY);
             assert_null(ids);
@@ -316,7 +316,7 @@ static void survives_allocation_failures(void **state)
         }
         tokenized = 1;
         assert_true(n > 5);
-        gs_free(ids);
+        gi_free(ids);
     }
     assert_true(created && tokenized);
 }

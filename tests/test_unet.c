@@ -10,10 +10,10 @@
 static void eps_matches(void **state)
 {
     (void)state;
-    gs_error err = {0};
+    gi_error err = {0};
     st_file *f;
     unet *m;
-    gs_compute *cx;
+    gi_compute *cx;
     assert_int_equal(st_open(fixture_path("tiny-sd15.safetensors"), &f, &err), GS_OK);
     assert_int_equal(unet_load(f, "model.diffusion_model.", 0, NULL, &m, &err), GS_OK);
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);

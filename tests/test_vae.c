@@ -19,13 +19,13 @@
 #define TILED_MEAN_DIFF 0.75
 
 static vae *m;
-static gs_compute *cx;
+static gi_compute *cx;
 static st_file *f;
 
 static int setup(void **state)
 {
     (void)state;
-    gs_error err = {0};
+    gi_error err = {0};
     if (st_open(fixture_path("tiny-sd15.safetensors"), &f, &err) != GS_OK ||
         vae_load(f, "first_stage_model.", 0, NULL, &m, &err) != GS_OK ||
         compute_create(2, &cx, &err) != GS_OK) {
@@ -72,7 +72,7 @@ static double *nhwc_f64(const char *key, int n, int c, int h, int w)
 static void decode_matches(void **state)
 {
     (void)state;
-    gs_error err = {0};
+    gi_error err = {0};
     float *lat = nhwc_f32("vae.decode.latent", 1, 4, 8, 12);
     double *ref = nhwc_f64("vae.decode.image", 1, 3, 64, 96);
     float *img = malloc(64 * 96 * 3 * sizeof *img);
@@ -88,7 +88,7 @@ static void decode_matches(void **state)
 static void encode_matches(void **state)
 {
     (void)state;
-    gs_error err = {0};
+    gi_error err = {0};
     float *img = nhwc_f32("vae.encode.image", 1, 3, 64, 96);
     double *rm = nhwc_f64("vae.encode.mean", 1, 4, 8, 12);
     double *rl = nhwc_f64("vae.encode.logvar", 1, 4, 8, 12);
@@ -121,7 +121,7 @@ static void abs_diff(const float *a, const float *b, size_t n, double *max, doub
 static void tiled_decode_matches_whole(void **state)
 {
     (void)state;
-    gs_error err = {0};
+    gi_error err = {0};
     const int h = 8, w = 12;
     const size_t n = 64 * 96 * 3;
     float *lat = nhwc_f32("vae.decode.latent", 1, 4, h, w);

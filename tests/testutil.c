@@ -22,7 +22,7 @@ const char *fixture_path(const char *name)
 st_file *golden(void)
 {
     if (!golden_file) {
-        gs_error err = {0};
+        gi_error err = {0};
         if (st_open(fixture_path("tiny-sd15-golden.safetensors"), &golden_file, &err) != GS_OK) {
             fprintf(stderr, "cannot open golden file: %s\n", err.msg);
             abort();
@@ -39,7 +39,7 @@ double *golden_f64(const char *name, size_t *numel)
         abort();
     }
     double *d = malloc((size_t)t->numel * sizeof *d + 8);
-    gs_error err = {0};
+    gi_error err = {0};
     if (st_to_f64(t, d, &err) != GS_OK) {
         fprintf(stderr, "golden '%s': %s\n", name, err.msg);
         abort();

@@ -19,33 +19,33 @@ static int should_fail(void)
     return 0;
 }
 
-void gs_alloc_fail_after(long n)
+void gi_alloc_fail_after(long n)
 {
     atomic_store(&fail_countdown, n);
 }
 
-void *gs_malloc(size_t size)
+void *gi_malloc(size_t size)
 {
     if (should_fail())
         return NULL;
     return malloc(size ? size : 1);
 }
 
-void *gs_calloc(size_t count, size_t size)
+void *gi_calloc(size_t count, size_t size)
 {
     if (should_fail())
         return NULL;
     return calloc(count ? count : 1, size ? size : 1);
 }
 
-void *gs_realloc(void *ptr, size_t size)
+void *gi_realloc(void *ptr, size_t size)
 {
     if (should_fail())
         return NULL;
     return realloc(ptr, size ? size : 1);
 }
 
-void *gs_aligned_alloc(size_t size)
+void *gi_aligned_alloc(size_t size)
 {
     if (should_fail())
         return NULL;
@@ -55,7 +55,7 @@ void *gs_aligned_alloc(size_t size)
     return p;
 }
 
-void *gs_huge_alloc(size_t size)
+void *gi_huge_alloc(size_t size)
 {
     const size_t huge = (size_t)2 << 20;
     if (should_fail())
@@ -71,18 +71,18 @@ void *gs_huge_alloc(size_t size)
 #if defined(__SANITIZE_ADDRESS__)
 /* AddressSanitizer watches malloc'ed blocks only: sanitized builds keep the
    arena's overruns detectable by using malloc here. */
-void *gs_pages_alloc(size_t size)
+void *gi_pages_alloc(size_t size)
 {
-    return gs_aligned_alloc(size);
+    return gi_aligned_alloc(size);
 }
 
-void gs_pages_free(void *ptr, size_t size)
+void gi_pages_free(void *ptr, size_t size)
 {
     (void)size;
-    gs_aligned_free(ptr);
+    gi_aligned_free(ptr);
 }
 #else
-void *gs_pages_alloc(size_t size)
+void *gi_pages_alloc(size_t size)
 {
     if (should_fail())
         return NULL;
@@ -91,32 +91,32 @@ void *gs_pages_alloc(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
-void gs_pages_free(void *ptr, size_t size)
+void gi_pages_free(void *ptr, size_t size)
 {
     if (ptr)
         munmap(ptr, size ? size : 1);
 }
 #endif
 
-void gs_free(void *ptr)
+void gi_free(void *ptr)
 {
     free(ptr);
 }
-void gs_aligned_free(void *ptr)
+void gi_aligned_free(void *ptr)
 {
     free(ptr);
 }
 
-char *gs_strdup(const char *s)
+char *gi_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *d = gs_malloc(n);
+    char *d = gi_malloc(n);
     if (d)
         memcpy(d, s, n);
     return d;
 }
 
-int gs_mul_overflows(size_t a, size_t b, size_t *out)
+int gi_mul_overflows(size_t a, size_t b, size_t *out)
 {
     if (a != 0 && b > (size_t)-1 / a)
         return 1;

@@ -10,30 +10,30 @@
 
 #include <stddef.h>
 
-void *gs_malloc(size_t size);
-void *gs_calloc(size_t count, size_t size);
-void *gs_realloc(void *ptr, size_t size);
-/* 64-byte aligned (cache line and AVX-512 width); free with gs_free. */
-void *gs_aligned_alloc(size_t size);
-void gs_free(void *ptr);
-void gs_aligned_free(void *ptr);
+void *gi_malloc(size_t size);
+void *gi_calloc(size_t count, size_t size);
+void *gi_realloc(void *ptr, size_t size);
+/* 64-byte aligned (cache line and AVX-512 width); free with gi_free. */
+void *gi_aligned_alloc(size_t size);
+void gi_free(void *ptr);
+void gi_aligned_free(void *ptr);
 /* 2 MiB aligned and marked for transparent huge pages: for large buffers
    written once and read often (weights), where 4 KiB pages cost a fault each
-   and a TLB entry each. Free with gs_aligned_free. */
-void *gs_huge_alloc(size_t size);
-/* Pages straight from the kernel, given back by gs_pages_free (with the same
+   and a TLB entry each. Free with gi_aligned_free. */
+void *gi_huge_alloc(size_t size);
+/* Pages straight from the kernel, given back by gi_pages_free (with the same
    size). For large scratch that comes and goes: malloc raises its mmap
    threshold after the first large free and then keeps such blocks in its heap,
    where freed memory stays resident. */
-void *gs_pages_alloc(size_t size);
-void gs_pages_free(void *ptr, size_t size);
-char *gs_strdup(const char *s);
+void *gi_pages_alloc(size_t size);
+void gi_pages_free(void *ptr, size_t size);
+char *gi_strdup(const char *s);
 
 /* Test hook: after n more successful allocations, every allocation fails.
  * n < 0 turns failure injection off. Not thread-safe by design: tests only. */
-void gs_alloc_fail_after(long n);
+void gi_alloc_fail_after(long n);
 
 /* size * count with overflow check; returns 0 and sets *out on success. */
-int gs_mul_overflows(size_t a, size_t b, size_t *out);
+int gi_mul_overflows(size_t a, size_t b, size_t *out);
 
 #endif

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-gs_status gs_fail(gs_error *err, gs_status code, const char *fmt, ...)
+gs_status gi_fail(gi_error *err, gs_status code, const char *fmt, ...)
 {
     if (!err)
         return code;
@@ -17,7 +17,7 @@ gs_status gs_fail(gs_error *err, gs_status code, const char *fmt, ...)
     return code;
 }
 
-gs_status gs_error_prefix(gs_error *err, const char *fmt, ...)
+gs_status gi_error_prefix(gi_error *err, const char *fmt, ...)
 {
     if (!err)
         return GS_ERR_INTERNAL;

@@ -1,7 +1,7 @@
 /*
  * error - status plus a readable message, carried through the engine.
  *
- * Internal calls take a gs_error* and fill it on failure with gs_fail(); public
+ * Internal calls take a gi_error* and fill it on failure with gi_fail(); public
  * calls copy the message into their handle's last-error buffer.
  */
 #ifndef GS_ERROR_H
@@ -11,20 +11,20 @@
 
 #define GS_ERRMSG_MAX 512
 
-typedef struct gs_error {
+typedef struct gi_error {
     gs_status code;
     char msg[GS_ERRMSG_MAX];
-} gs_error;
+} gi_error;
 
 /* Records code and a printf-style message in err (err may be NULL); returns code. */
-gs_status gs_fail(gs_error *err, gs_status code, const char *fmt, ...)
+gs_status gi_fail(gi_error *err, gs_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Prefixes the existing message with context ("loading unet: ..."); returns err->code. */
-gs_status gs_error_prefix(gs_error *err, const char *fmt, ...)
+gs_status gi_error_prefix(gi_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static inline void gs_error_clear(gs_error *err)
+static inline void gi_error_clear(gi_error *err)
 {
     if (err) {
         err->code = GS_OK;

@@ -15,7 +15,7 @@ void arena_init(arena *a)
 static void free_spares(arena *a)
 {
     for (int i = 0; i < a->n_spare; i++)
-        gs_pages_free(a->spare[i], a->spare_size[i]);
+        gi_pages_free(a->spare[i], a->spare_size[i]);
     a->n_spare = 0;
     a->spare_bytes = 0;
 }
@@ -32,7 +32,7 @@ static void free_extra_from(arena *a, int keep)
             a->spare_size[a->n_spare++] = size;
             a->spare_bytes += size;
         } else {
-            gs_pages_free(p, size);
+            gi_pages_free(p, size);
         }
     }
 }
@@ -60,10 +60,10 @@ void arena_destroy(arena *a)
 {
     free_extra_from(a, 0);
     free_spares(a);
-    gs_pages_free(a->base, a->cap);
-    gs_free(a->extra);
-    gs_free(a->extra_size);
-    gs_free(a->extra_need);
+    gi_pages_free(a->base, a->cap);
+    gi_free(a->extra);
+    gi_free(a->extra_size);
+    gi_free(a->extra_need);
     memset(a, 0, sizeof *a);
 }
 
@@ -74,10 +74,10 @@ int arena_reset(arena *a)
     a->used = 0;
     if (a->peak > a->cap) {
         size_t want = (a->peak + ALIGN - 1) / ALIGN * ALIGN;
-        unsigned char *nb = gs_pages_alloc(want);
+        unsigned char *nb = gi_pages_alloc(want);
         if (!nb)
             return -1;
-        gs_pages_free(a->base, a->cap);
+        gi_pages_free(a->base, a->cap);
         a->base = nb;
         a->cap = want;
     }
@@ -106,15 +106,15 @@ void *arena_alloc(arena *a, size_t bytes)
     /* Overflow: an individual block, counted at its place in the stack. */
     if (a->n_extra == a->cap_extra) {
         int nc = a->cap_extra ? 2 * a->cap_extra : 16;
-        void **ne = gs_realloc(a->extra, (size_t)nc * sizeof *ne);
+        void **ne = gi_realloc(a->extra, (size_t)nc * sizeof *ne);
         if (!ne)
             return NULL;
         a->extra = ne;
-        size_t *ns = gs_realloc(a->extra_size, (size_t)nc * sizeof *ns);
+        size_t *ns = gi_realloc(a->extra_size, (size_t)nc * sizeof *ns);
         if (!ns)
             return NULL;
         a->extra_size = ns;
-        size_t *nn = gs_realloc(a->extra_need, (size_t)nc * sizeof *nn);
+        size_t *nn = gi_realloc(a->extra_need, (size_t)nc * sizeof *nn);
         if (!nn)
             return NULL;
         a->extra_need = nn;
@@ -123,7 +123,7 @@ void *arena_alloc(arena *a, size_t bytes)
     size_t size = need;
     void *p = take_spare(a, need, &size);
     if (!p)
-        p = gs_pages_alloc(need);
+        p = gi_pages_alloc(need);
     if (!p)
         return NULL;
     a->extra[a->n_extra] = p;

@@ -37,8 +37,8 @@ void fused_bf16_pack_head(const float *k, const float *v, int kv_stride, int tk,
     for (int t = 0; t < tk; t++) {
         const float *kr = k + (size_t)t * kv_stride, *vr = v + (size_t)t * kv_stride;
         for (int c = 0; c < d; c++) {
-            kt[((size_t)(c / 2) * tkp + t) * 2 + (c & 1)] = gs_f32_to_bf16(kr[c]);
-            vp[((size_t)(t / 2) * dp + c) * 2 + (t & 1)] = gs_f32_to_bf16(vr[c]);
+            kt[((size_t)(c / 2) * tkp + t) * 2 + (c & 1)] = gi_f32_to_bf16(kr[c]);
+            vp[((size_t)(t / 2) * dp + c) * 2 + (t & 1)] = gi_f32_to_bf16(vr[c]);
         }
     }
 }
@@ -48,8 +48,8 @@ void fused_bf16_pack_q(const float (*qs)[FUSED_MAX_WIDTH], uint32_t (*q2)[FUSED_
 {
     for (int r = 0; r < FUSED_ROWS; r++)
         for (int x = 0; x < d2; x++)
-            q2[r][x] = (uint32_t)gs_f32_to_bf16(qs[r][2 * x]) |
-                       (uint32_t)gs_f32_to_bf16(qs[r][2 * x + 1]) << 16;
+            q2[r][x] = (uint32_t)gi_f32_to_bf16(qs[r][2 * x]) |
+                       (uint32_t)gi_f32_to_bf16(qs[r][2 * x + 1]) << 16;
 }
 
 /* scores of the 8 rows against keys col..col+31 into s[r][c..c+31]; bm[r]

@@ -10,16 +10,16 @@
 #include "compute/conv_winograd_groups.h"
 #include "compute/gemm.h"
 
-gs_status compute_create(int threads, gs_compute **out, gs_error *err)
+gs_status compute_create(int threads, gi_compute **out, gi_error *err)
 {
     *out = NULL;
     if (threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
-    gs_compute *cx = gs_calloc(1, sizeof *cx);
+    gi_compute *cx = gi_calloc(1, sizeof *cx);
     if (!cx)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     arena_init(&cx->scratch);
     cx->threads = threads;
     cx->block_rows = 1024;
@@ -42,22 +42,22 @@ gs_status compute_create(int threads, gs_compute **out, gs_error *err)
     return GS_OK;
 }
 
-void compute_free(gs_compute *cx)
+void compute_free(gi_compute *cx)
 {
     if (!cx)
         return;
     gemm_bf16_cache_free(cx->bf16);
     threadpool_free(cx->tp);
     arena_destroy(&cx->scratch);
-    gs_free(cx);
+    gi_free(cx);
 }
 
-int compute_threads(const gs_compute *cx)
+int compute_threads(const gi_compute *cx)
 {
     return cx->threads;
 }
 
-int compute_enter(const gs_compute *cx)
+int compute_enter(const gi_compute *cx)
 {
     int saved = omp_get_max_threads();
     omp_set_num_threads(cx->threads);
@@ -69,10 +69,10 @@ void compute_leave(int saved)
     omp_set_num_threads(saved);
 }
 
-gs_status compute_begin(gs_compute *cx, gs_error *err)
+gs_status compute_begin(gi_compute *cx, gi_error *err)
 {
     if (arena_reset(&cx->scratch) != 0)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory reserving scratch space");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory reserving scratch space");
     return GS_OK;
 }
 
@@ -83,15 +83,15 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-gs_status compute_gemm_rate(gs_compute *cx, int bf16, double *gflops, gs_error *err)
+gs_status compute_gemm_rate(gi_compute *cx, int bf16, double *gflops, gi_error *err)
 {
     const int n = 2048;
     size_t count = (size_t)n * n;
-    float *a = gs_aligned_alloc(count * sizeof *a), *b = gs_aligned_alloc(count * sizeof *b);
-    float *c = gs_aligned_alloc(count * sizeof *c);
+    float *a = gi_aligned_alloc(count * sizeof *a), *b = gi_aligned_alloc(count * sizeof *b);
+    float *c = gi_aligned_alloc(count * sizeof *c);
     gs_status st = GS_OK;
     if (!a || !b || !c) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory measuring the GEMM rate");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory measuring the GEMM rate");
         goto out;
     }
     for (size_t i = 0; i < count; i++) {
@@ -118,8 +118,8 @@ gs_status compute_gemm_rate(gs_compute *cx, int bf16, double *gflops, gs_error *
         goto out;
     *gflops = 2.0 * n * n * n / best * 1e-9;
 out:
-    gs_aligned_free(a);
-    gs_aligned_free(b);
-    gs_aligned_free(c);
+    gi_aligned_free(a);
+    gi_aligned_free(b);
+    gi_aligned_free(c);
     return st;
 }

@@ -10,7 +10,7 @@
 #include "compute/gemm_bf16.h"
 #include "compute/threadpool.h"
 
-typedef struct gs_compute {
+typedef struct gi_compute {
     threadpool *tp;
     arena scratch;
     int threads;
@@ -25,15 +25,15 @@ typedef struct gs_compute {
     int winograd_fused;      /* ... per group of tiles in each thread's cache (AVX-512) */
     long block_rows;         /* rows per block of row-blocked layers (feed-forwards); tests
                                 shrink it so small inputs take the blocked path */
-} gs_compute;
+} gi_compute;
 
-gs_status compute_create(int threads /* 0 = online CPUs */, gs_compute **out, gs_error *err);
-void compute_free(gs_compute *cx);
-int compute_threads(const gs_compute *cx);
+gs_status compute_create(int threads /* 0 = online CPUs */, gi_compute **out, gi_error *err);
+void compute_free(gi_compute *cx);
+int compute_threads(const gi_compute *cx);
 
 /* The rate of a large square GEMM (f32, or bf16 with f32 accumulation) on this
    context's threads: the "FLOP floor" reference of benchmarks, in GFLOP/s. */
-gs_status compute_gemm_rate(gs_compute *cx, int bf16, double *gflops, gs_error *err);
+gs_status compute_gemm_rate(gi_compute *cx, int bf16, double *gflops, gi_error *err);
 
 /* OpenMP's default team size on the calling thread is what oneDNN's GEMMs and
    the weight conversions run on, and it belongs to the caller: two engines
@@ -41,10 +41,10 @@ gs_status compute_gemm_rate(gs_compute *cx, int bf16, double *gflops, gs_error *
    not see each other's. Every public call that computes brackets its work with
    these: compute_enter sets the calling thread's default to cx->threads and
    returns the caller's, which compute_leave puts back. */
-int compute_enter(const gs_compute *cx);
+int compute_enter(const gi_compute *cx);
 void compute_leave(int saved);
 
 /* Starts a forward pass on the scratch arena (see arena_reset). */
-gs_status compute_begin(gs_compute *cx, gs_error *err);
+gs_status compute_begin(gi_compute *cx, gi_error *err);
 
 #endif

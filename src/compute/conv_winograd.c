@@ -100,7 +100,7 @@ GS_VEC_CLONES static void filters(void *p, int ith, int nth)
         if (!j->w) {
             const uint16_t *gb = j->wb + (size_t)o * 9 * ci;
             for (size_t k = 0; k < 9 * ci; k++)
-                row[k] = gs_bf16_to_f32(gb[k]);
+                row[k] = gi_bf16_to_f32(gb[k]);
             g = row;
         }
         float *u = j->bf16 ? NULL : j->u + (size_t)o * ci;
@@ -323,8 +323,8 @@ static void groups(void *p, int ith, int nth)
 /* The whole convolution; with ab (one image only), each block's source rows
    are first normalised into a band, so the affine and SiLU run once per pixel
    rather than once per patch that reads it. */
-static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const float *x, int n, int sh,
-                              int sw, const float *ab, int silu, int up, float *y, gs_error *err)
+static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const float *x, int n, int sh,
+                              int sw, const float *ab, int silu, int up, float *y, gi_error *err)
 {
     int h = sh * up, w = sw * up, th = (h + 1) / 2, tw = (w + 1) / 2;
     long tiles = (long)n * th * tw, per_tile = 16L * (cw->cin + cw->cout);
@@ -354,7 +354,7 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
         cw->w ? NULL : arena_floats(&cx->scratch, (size_t)threadpool_size(cx->tp) * 9 * cw->cin);
     if (!u || !v || !m || !zeros || !sink || (ab && !band) || (!cw->w && !wrow)) {
         arena_release(&cx->scratch, mk);
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
     }
     cx->flops += 2.0 * n * h * w * cw->cout * 9.0 * cw->cin; /* counted as the direct conv */
     memset(zeros, 0, (size_t)cw->cin * sizeof *zeros);
@@ -420,21 +420,21 @@ static gs_status winograd_run(gs_compute *cx, const conv_weights *cw, const floa
     return GS_OK;
 }
 
-int conv3x3_winograd_fits(const gs_compute *cx, const conv_weights *cw)
+int conv3x3_winograd_fits(const gi_compute *cx, const conv_weights *cw)
 {
     long max = cw->w ? MAX_FILTER_BYTES_F32 : MAX_FILTER_BYTES_BF16;
     long elem = cx->winograd_bf16 ? 2 : 4;
     return cw->k == 3 && 16L * cw->cout * cw->cin * elem <= max;
 }
 
-gs_status conv3x3_winograd(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
-                           int w, float *y, gs_error *err)
+gs_status conv3x3_winograd(gi_compute *cx, const conv_weights *cw, const float *x, int n, int h,
+                           int w, float *y, gi_error *err)
 {
     return winograd_run(cx, cw, x, n, h, w, NULL, 0, 1, y, err);
 }
 
-gs_status conv3x3_winograd_pre(gs_compute *cx, const conv_weights *cw, const float *x, int h, int w,
-                               const float *ab, int silu, int up, float *y, gs_error *err)
+gs_status conv3x3_winograd_pre(gi_compute *cx, const conv_weights *cw, const float *x, int h, int w,
+                               const float *ab, int silu, int up, float *y, gi_error *err)
 {
     return winograd_run(cx, cw, x, 1, h, w, ab, silu, up, y, err);
 }

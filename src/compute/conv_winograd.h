@@ -8,18 +8,18 @@
 #include "compute/ops.h"
 
 /* Whether a layer is one these run (3x3, filters small enough to transform whole). */
-int conv3x3_winograd_fits(const gs_compute *cx, const conv_weights *cw);
+int conv3x3_winograd_fits(const gi_compute *cx, const conv_weights *cw);
 
 /* y [n, h, w, cout] = conv(x [n, h, w, cin]) + bias, for k = 3 and f32 (cw->w) or
    bf16 (cw->wb) weights; the GEMMs are bf16 where cx->winograd_bf16 is set, else
    f32. */
-gs_status conv3x3_winograd(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
-                           int w, float *y, gs_error *err);
+gs_status conv3x3_winograd(gi_compute *cx, const conv_weights *cw, const float *x, int n, int h,
+                           int w, float *y, gi_error *err);
 
 /* The same with op_conv2d_pre's prologue (one image): the per-channel affine ab
    (+ SiLU) and nearest upsampling by up applied to x [h, w, cin] on the way in;
    y is [up*h, up*w, cout]. */
-gs_status conv3x3_winograd_pre(gs_compute *cx, const conv_weights *cw, const float *x, int h, int w,
-                               const float *ab, int silu, int up, float *y, gs_error *err);
+gs_status conv3x3_winograd_pre(gi_compute *cx, const conv_weights *cw, const float *x, int h, int w,
+                               const float *ab, int silu, int up, float *y, gi_error *err);
 
 #endif

@@ -66,22 +66,22 @@ int gemm_bf16_usable(gemm_bf16_cache *c)
         return r;
     uint16_t a[16 * 16] = {0}, b[16 * 16] = {0};
     float out[16 * 16];
-    gs_error err;
+    gi_error err;
     r = gemm_bf16(c, 16, 16, 16, a, 16, b, 16, 1, 0.0f, out, 16, &err) == GS_OK;
     __atomic_store_n(&known, r, __ATOMIC_RELEASE);
     return r;
 }
 
-gs_status gemm_bf16_cache_create(gemm_bf16_cache **out, gs_error *err)
+gs_status gemm_bf16_cache_create(gemm_bf16_cache **out, gi_error *err)
 {
     *out = NULL;
-    gemm_bf16_cache *c = gs_calloc(1, sizeof *c);
+    gemm_bf16_cache *c = gi_calloc(1, sizeof *c);
     if (!c)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&c->strm, c->eng, dnnl_stream_default_flags) != dnnl_success) {
         gemm_bf16_cache_free(c);
-        return gs_fail(err, GS_ERR_INTERNAL, "cannot start oneDNN");
+        return gi_fail(err, GS_ERR_INTERNAL, "cannot start oneDNN");
     }
     *out = c;
     return GS_OK;
@@ -110,7 +110,7 @@ void gemm_bf16_cache_free(gemm_bf16_cache *c)
         dnnl_stream_destroy(c->strm);
     if (c->eng)
         dnnl_engine_destroy(c->eng);
-    gs_free(c);
+    gi_free(c);
 }
 
 static dnnl_status_t create_entry(gemm_bf16_cache *c, entry *e)
@@ -157,7 +157,7 @@ out:
 
 gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
                     const uint16_t *B, int ldb, int trans_b, float beta, float *C, int ldc,
-                    gs_error *err)
+                    gi_error *err)
 {
     if (M <= 0 || N <= 0)
         return GS_OK;
@@ -181,7 +181,7 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
         *e = (entry){M, N, K, lda, ldb, ldc, trans_b, acc, NULL, NULL, NULL, NULL};
         if (create_entry(c, e) != dnnl_success) {
             entry_free(e);
-            return gs_fail(err, GS_ERR_INTERNAL, "oneDNN cannot run a %dx%dx%d bf16 matmul", M, N,
+            return gi_fail(err, GS_ERR_INTERNAL, "oneDNN cannot run a %dx%dx%d bf16 matmul", M, N,
                            K);
         }
         c->n++;
@@ -193,6 +193,6 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
         {DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
     if (dnnl_primitive_execute(e->prim, c->strm, 3, args) != dnnl_success ||
         dnnl_stream_wait(c->strm) != dnnl_success)
-        return gs_fail(err, GS_ERR_INTERNAL, "oneDNN bf16 matmul failed");
+        return gi_fail(err, GS_ERR_INTERNAL, "oneDNN bf16 matmul failed");
     return GS_OK;
 }

@@ -13,14 +13,14 @@
 
 typedef struct gemm_bf16_cache gemm_bf16_cache;
 
-gs_status gemm_bf16_cache_create(gemm_bf16_cache **out, gs_error *err);
+gs_status gemm_bf16_cache_create(gemm_bf16_cache **out, gi_error *err);
 void gemm_bf16_cache_free(gemm_bf16_cache *c);
 
 /* beta is 0 (overwrite C) or 1 (accumulate onto C). B is [N, K] (trans_b = 1, the
    layout of stored weights) or [K, N] (trans_b = 0), row stride ldb. */
 gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
                     const uint16_t *B, int ldb, int trans_b, float beta, float *C, int ldc,
-                    gs_error *err);
+                    gi_error *err);
 
 /* Whether oneDNN can run bf16 matmuls here at all (natively or emulated). */
 int gemm_bf16_usable(gemm_bf16_cache *c);

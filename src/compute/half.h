@@ -6,21 +6,21 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float gs_bits_to_f32(uint32_t u)
+static inline float gi_bits_to_f32(uint32_t u)
 {
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 
-static inline uint32_t gs_f32_to_bits(float f)
+static inline uint32_t gi_f32_to_bits(float f)
 {
     uint32_t u;
     memcpy(&u, &f, 4);
     return u;
 }
 
-static inline float gs_f16_to_f32(uint16_t h)
+static inline float gi_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f;
@@ -31,14 +31,14 @@ static inline float gs_f16_to_f32(uint16_t h)
         return sign ? -v : v;
     }
     if (exp == 31)
-        return gs_bits_to_f32(sign | 0x7f800000u | (man << 13));
-    return gs_bits_to_f32(sign | ((exp + 112) << 23) | (man << 13));
+        return gi_bits_to_f32(sign | 0x7f800000u | (man << 13));
+    return gi_bits_to_f32(sign | ((exp + 112) << 23) | (man << 13));
 }
 
 /* Round to nearest even; NaN stays NaN. */
-static inline uint16_t gs_f32_to_f16(float f)
+static inline uint16_t gi_f32_to_f16(float f)
 {
-    uint32_t x = gs_f32_to_bits(f);
+    uint32_t x = gi_f32_to_bits(f);
     uint32_t sign = (x >> 16) & 0x8000;
     uint32_t ax = x & 0x7fffffffu;
     if (ax >= 0x7f800000u)
@@ -46,7 +46,7 @@ static inline uint16_t gs_f32_to_f16(float f)
     if (ax >= 0x477ff000u) /* rounds to >= 65520: overflow to inf */
         return (uint16_t)(sign | 0x7c00);
     if (ax < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
-        float v = gs_bits_to_f32(ax) * 16777216.0f; /* scale by 2^24 */
+        float v = gi_bits_to_f32(ax) * 16777216.0f; /* scale by 2^24 */
         uint32_t m = (uint32_t)rintf(v);            /* default rounding: to nearest even */
         return (uint16_t)(sign | m);
     }
@@ -54,14 +54,14 @@ static inline uint16_t gs_f32_to_f16(float f)
     return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
 }
 
-static inline float gs_bf16_to_f32(uint16_t h)
+static inline float gi_bf16_to_f32(uint16_t h)
 {
-    return gs_bits_to_f32((uint32_t)h << 16);
+    return gi_bits_to_f32((uint32_t)h << 16);
 }
 
-static inline uint16_t gs_f32_to_bf16(float f)
+static inline uint16_t gi_f32_to_bf16(float f)
 {
-    uint32_t x = gs_f32_to_bits(f);
+    uint32_t x = gi_f32_to_bits(f);
     if ((x & 0x7fffffffu) > 0x7f800000u)
         return (uint16_t)((x >> 16) | 0x40);
     return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
@@ -70,13 +70,13 @@ static inline uint16_t gs_f32_to_bf16(float f)
 #endif
 
 /* Branch-free f16 -> f32 (subnormals via one multiply, inf/NaN by a blend), for
-   loops the compiler vectorises. Same results as gs_f16_to_f32. */
-static inline float gs_f16_to_f32_fast(uint16_t h)
+   loops the compiler vectorises. Same results as gi_f16_to_f32. */
+static inline float gi_f16_to_f32_fast(uint16_t h)
 {
     uint32_t em = h & 0x7fffu;
-    float f = gs_bits_to_f32(em << 13) * 0x1p112f;
-    uint32_t b = gs_f32_to_bits(f);
+    float f = gi_bits_to_f32(em << 13) * 0x1p112f;
+    uint32_t b = gi_f32_to_bits(f);
     b |= em >= 0x7c00u ? 0x7f800000u : 0u;
     b |= (uint32_t)(h & 0x8000u) << 16;
-    return gs_bits_to_f32(b);
+    return gi_bits_to_f32(b);
 }

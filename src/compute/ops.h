@@ -37,20 +37,20 @@ typedef struct norm_weights {
 } norm_weights;
 
 /* y[rows, out] = x[rows, in] W^T + b. y must not alias x. */
-gs_status op_linear(gs_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,
-                    gs_error *err);
+gs_status op_linear(gi_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,
+                    gi_error *err);
 
 /* y[rows, c] = b per row (zeros when b is NULL): the start of a GEMM with beta = 1. */
-void op_bias_fill(gs_compute *cx, float *y, const float *b, long rows, int c);
+void op_bias_fill(gi_compute *cx, float *y, const float *b, long rows, int c);
 
 /* Convolution with zero padding: pad_t/pad_l before, and as much after as the
    output size oh x ow needs. x [n, h, w, cin] -> y [n, oh, ow, cout]. */
-gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h, int w,
-                    int stride, int pad_t, int pad_l, int oh, int ow, float *y, gs_error *err);
+gs_status op_conv2d(gi_compute *cx, const conv_weights *cw, const float *x, int n, int h, int w,
+                    int stride, int pad_t, int pad_l, int oh, int ow, float *y, gi_error *err);
 
 /* The usual "same" 3x3 stride-1 pad-1 (or 1x1) convolution. */
-gs_status op_conv2d_same(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
-                         int w, float *y, gs_error *err);
+gs_status op_conv2d_same(gi_compute *cx, const conv_weights *cw, const float *x, int n, int h,
+                         int w, float *y, gi_error *err);
 
 /* A "same" convolution of one image whose input is first put through a
    per-channel affine map (ab [2*cin]: scale then shift, e.g. a folded group
@@ -58,11 +58,11 @@ gs_status op_conv2d_same(gs_compute *cx, const conv_weights *cw, const float *x,
    2): x [h, w, cin] -> y [up*h, up*w, cout]. The prologue runs on bands of rows
    as the patches are gathered, so neither the normalised nor the upsampled map
    is ever materialised; the sums are those of the unfused ops. */
-gs_status op_conv2d_pre(gs_compute *cx, const conv_weights *cw, const float *x, int h, int w,
-                        const float *ab, int silu, int up, float *y, gs_error *err);
+gs_status op_conv2d_pre(gi_compute *cx, const conv_weights *cw, const float *x, int h, int w,
+                        const float *ab, int silu, int up, float *y, gi_error *err);
 
 /* Group norm over [n, hw, c] with `groups` groups, optional SiLU after. In place allowed. */
-void op_group_norm(gs_compute *cx, const norm_weights *nw, const float *x, int n, long hw, int c,
+void op_group_norm(gi_compute *cx, const norm_weights *nw, const float *x, int n, long hw, int c,
                    int groups, float eps, int silu, float *y);
 
 /* Group norm in parts, for kernels that normalise on the fly or with statistics
@@ -70,48 +70,48 @@ void op_group_norm(gs_compute *cx, const norm_weights *nw, const float *x, int n
    one image [hw, c]. fold turns them into the per-channel scale and shift
    ab [2*c] (scale, then shift) that op_group_norm applies: y = x*ab[k] + ab[c+k].
    The three together give op_group_norm's numbers exactly. */
-gs_status op_group_norm_stats(gs_compute *cx, const float *x, long hw, int c, int groups,
-                              double *stats, gs_error *err);
+gs_status op_group_norm_stats(gi_compute *cx, const float *x, long hw, int c, int groups,
+                              double *stats, gi_error *err);
 void op_group_norm_fold(const norm_weights *nw, const double *stats, int groups, float eps,
                         float *ab);
 /* Applies ab (SiLU after if silu) to pixels [p0, p1) of [.., c], on the calling thread. */
 void op_scale_shift_rows(const float *x, float *y, long p0, long p1, int c, const float *ab,
                          int silu);
 /* y[0 .. p1-p0) = the same for pixels p0..p1 of x [*, c], on the pool's threads. */
-void op_scale_shift_span(gs_compute *cx, const float *x, long p0, long p1, int c, const float *ab,
+void op_scale_shift_span(gi_compute *cx, const float *x, long p0, long p1, int c, const float *ab,
                          int silu, float *y);
 
 /* Layer norm over the last dim of [rows, c]. In place allowed. */
-void op_layer_norm(gs_compute *cx, const norm_weights *nw, const float *x, long rows, int c,
+void op_layer_norm(gi_compute *cx, const norm_weights *nw, const float *x, long rows, int c,
                    float eps, float *y);
 
 /* Multi-head attention: q [n, tq, q_stride] (heads*d used), k/v [n, tk, kv_stride]
    -> out [n, tq, heads*d]. Scores are materialised one block of query rows at a
    time. causal: query i sees keys 0..i. */
-gs_status op_attention(gs_compute *cx, const float *q, int q_stride, const float *k, const float *v,
+gs_status op_attention(gi_compute *cx, const float *q, int q_stride, const float *k, const float *v,
                        int kv_stride, int n, int tq, int tk, int heads, int d, int causal,
-                       float *out, gs_error *err);
+                       float *out, gi_error *err);
 
 /* Nearest-neighbour resize (PyTorch's "nearest": src = floor(dst * in / out)). */
-void op_resize_nearest(gs_compute *cx, const float *x, int n, int h, int w, int c, int oh, int ow,
+void op_resize_nearest(gi_compute *cx, const float *x, int n, int h, int w, int c, int oh, int ow,
                        float *y);
 
 /* y[p, 0:ca] = a[p], y[p, ca:ca+cb] = b[p] for every pixel p of n*hw. */
-void op_concat_channels(gs_compute *cx, const float *a, int ca, const float *b, int cb, long pixels,
+void op_concat_channels(gi_compute *cx, const float *a, int ca, const float *b, int cb, long pixels,
                         float *y);
 
 /* f32 -> bf16 over the threads, into y; and the same into a new arena buffer (the
    caller releases it with its arena mark), NULL when out of memory. */
-void op_to_bf16(gs_compute *cx, const float *x, uint16_t *y, long n);
-uint16_t *op_to_bf16_scratch(gs_compute *cx, const float *x, long n);
+void op_to_bf16(gi_compute *cx, const float *x, uint16_t *y, long n);
+uint16_t *op_to_bf16_scratch(gi_compute *cx, const float *x, long n);
 
 /* Elementwise helpers over count floats. */
-void op_add(gs_compute *cx, float *y, const float *x, long count); /* y += x */
-void op_silu(gs_compute *cx, const float *x, float *y, long count);
-void op_quick_gelu(gs_compute *cx, float *x, long count); /* in place */
+void op_add(gi_compute *cx, float *y, const float *x, long count); /* y += x */
+void op_silu(gi_compute *cx, const float *x, float *y, long count);
+void op_quick_gelu(gi_compute *cx, float *x, long count); /* in place */
 /* GEGLU: x [rows, 2*inner] -> y [rows, inner] = a * gelu(gate) (exact erf GELU). */
-void op_geglu(gs_compute *cx, const float *x, long rows, int inner, float *y);
+void op_geglu(gi_compute *cx, const float *x, long rows, int inner, float *y);
 /* y[p, c] += v[p / per, c]: adds a per-image vector [n, c] to [n, per, c]. */
-void op_add_broadcast(gs_compute *cx, float *y, const float *v, int n, long per, int c);
+void op_add_broadcast(gi_compute *cx, float *y, const float *v, int n, long per, int c);
 
 #endif

@@ -40,13 +40,13 @@ GS_VEC_CLONES static void softmax_row(float *row, int valid, int cols, float sca
     c = 0;
     for (; c + 16 <= valid; c += 16)
         for (int l = 0; l < 16; l++) {
-            float e = gs_expf((row[c + l] - mx) * scale);
+            float e = gi_expf((row[c + l] - mx) * scale);
             row[c + l] = e;
             sum16[l] += e;
         }
     float sum = 0;
     for (; c < valid; c++) {
-        float e = gs_expf((row[c] - mx) * scale);
+        float e = gi_expf((row[c] - mx) * scale);
         row[c] = e;
         sum += e;
     }
@@ -72,9 +72,9 @@ static void softmax_rows(void *p, int ith, int nth)
 }
 
 /* The same blocks with bf16 inputs to both products (f32 scores and softmax). */
-static gs_status attention_bf16(gs_compute *cx, const float *q, int q_stride, const float *k,
+static gs_status attention_bf16(gi_compute *cx, const float *q, int q_stride, const float *k,
                                 const float *v, int kv_stride, int n, int tq, int tk, int heads,
-                                int d, int causal, float *out, gs_error *err)
+                                int d, int causal, float *out, gi_error *err)
 {
     int out_stride = heads * d;
     int block = tq < ATTN_BLOCK ? tq : ATTN_BLOCK;
@@ -86,7 +86,7 @@ static gs_status attention_bf16(gs_compute *cx, const float *q, int q_stride, co
     uint16_t *sb = arena_alloc(&cx->scratch, (size_t)block * tk * sizeof *sb); /* bf16 of s */
     gs_status st = GS_OK;
     if (!qb || !kb || !vb || !s || !sb) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
         goto out;
     }
     float scale = 1.0f / sqrtf((float)d);
@@ -114,9 +114,9 @@ out:
     return st;
 }
 
-gs_status op_attention(gs_compute *cx, const float *q, int q_stride, const float *k, const float *v,
+gs_status op_attention(gi_compute *cx, const float *q, int q_stride, const float *k, const float *v,
                        int kv_stride, int n, int tq, int tk, int heads, int d, int causal,
-                       float *out, gs_error *err)
+                       float *out, gi_error *err)
 {
     if (cx->attn_fused && attention_fused_handles(d)) {
         cx->flops += 4.0 * n * heads * (double)tq * tk * d;
@@ -124,7 +124,7 @@ gs_status op_attention(gs_compute *cx, const float *q, int q_stride, const float
         float *scratch =
             arena_floats(&cx->scratch, attention_fused_scratch_floats(n, tk, heads, d));
         if (!scratch)
-            return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
+            return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
         attention_fused(cx->tp, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal,
                         cx->attn_bf16 && cx->attn_fused_bf16, out, scratch);
         arena_release(&cx->scratch, m);
@@ -140,7 +140,7 @@ gs_status op_attention(gs_compute *cx, const float *q, int q_stride, const float
     arena_mark m = arena_get_mark(&cx->scratch);
     float *s = arena_floats(&cx->scratch, (size_t)block * tk); /* [block, tk] */
     if (!s)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
     float scale = 1.0f / sqrtf((float)d);
     cx->flops += 4.0 * n * heads * (double)tq * tk * d; /* QK^T and PV */
     for (int b = 0; b < n; b++) {

@@ -93,8 +93,8 @@ static void im2col_rows_bf16(void *p, int ith, int nth)
 }
 
 /* im2col of one block, then its GEMM onto y (which holds the bias). */
-static gs_status conv_block(gs_compute *cx, const conv_weights *cw, im2col_job *j, float *y,
-                            gs_error *err)
+static gs_status conv_block(gi_compute *cx, const conv_weights *cw, im2col_job *j, float *y,
+                            gi_error *err)
 {
     int K = cw->k * cw->k * cw->cin;
     float *yb = y + (size_t)j->row0 * cw->cout;
@@ -116,8 +116,8 @@ static long patch_block(long rows, int K)
     return block > rows ? rows : block;
 }
 
-gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h, int w,
-                    int stride, int pad_t, int pad_l, int oh, int ow, float *y, gs_error *err)
+gs_status op_conv2d(gi_compute *cx, const conv_weights *cw, const float *x, int n, int h, int w,
+                    int stride, int pad_t, int pad_l, int oh, int ow, float *y, gi_error *err)
 {
     long rows = (long)n * oh * ow;
     int K = cw->k * cw->k * cw->cin;
@@ -133,7 +133,7 @@ gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int 
         arena_mark m = arena_get_mark(&cx->scratch);
         uint16_t *xb = arena_alloc(&cx->scratch, (size_t)block * K * sizeof *xb);
         gs_status st =
-            xb ? GS_OK : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
+            xb ? GS_OK : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
         for (long r0 = 0; r0 < rows && st == GS_OK; r0 += block) {
             long nr = rows - r0 < block ? rows - r0 : block;
             op_to_bf16(cx, x + (size_t)r0 * K, xb, nr * K);
@@ -147,7 +147,7 @@ gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int 
     arena_mark m = arena_get_mark(&cx->scratch);
     float *col = arena_floats(&cx->scratch, (size_t)block * K); /* bf16 uses half of it */
     if (!col)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
     gs_status st = GS_OK;
     for (long r0 = 0; r0 < rows && st == GS_OK; r0 += block) {
         long nr = rows - r0 < block ? rows - r0 : block;
@@ -158,8 +158,8 @@ gs_status op_conv2d(gs_compute *cx, const conv_weights *cw, const float *x, int 
     return st;
 }
 
-gs_status op_conv2d_same(gs_compute *cx, const conv_weights *cw, const float *x, int n, int h,
-                         int w, float *y, gs_error *err)
+gs_status op_conv2d_same(gi_compute *cx, const conv_weights *cw, const float *x, int n, int h,
+                         int w, float *y, gi_error *err)
 {
     int pad = cw->k / 2;
     long tiles = (long)n * ((h + 1) / 2) * ((w + 1) / 2);
@@ -170,8 +170,8 @@ gs_status op_conv2d_same(gs_compute *cx, const conv_weights *cw, const float *x,
 
 /* ---- the prologue: affine + SiLU on the source rows a block reads ---- */
 
-gs_status op_conv2d_pre(gs_compute *cx, const conv_weights *cw, const float *x, int h, int w,
-                        const float *ab, int silu, int up, float *y, gs_error *err)
+gs_status op_conv2d_pre(gi_compute *cx, const conv_weights *cw, const float *x, int h, int w,
+                        const float *ab, int silu, int up, float *y, gi_error *err)
 {
     if (!ab && up == 1)
         return op_conv2d_same(cx, cw, x, 1, h, w, y, err);
@@ -192,7 +192,7 @@ gs_status op_conv2d_pre(gs_compute *cx, const conv_weights *cw, const float *x, 
     float *band = ab ? arena_floats(&cx->scratch, (size_t)src_rows * w * cw->cin) : NULL;
     if (!col || (ab && !band)) {
         arena_release(&cx->scratch, m);
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
     }
     gs_status st = GS_OK;
     for (long r0 = 0; r0 < rows && st == GS_OK; r0 += block) {

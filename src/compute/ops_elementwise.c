@@ -20,13 +20,13 @@ enum { EW_ADD, EW_SILU, EW_QUICK_GELU, EW_ADD_BROADCAST };
 GS_VEC_CLONES static void silu_span(const float *x, float *y, long n)
 {
     for (long i = 0; i < n; i++)
-        y[i] = gs_silu(x[i]);
+        y[i] = gi_silu(x[i]);
 }
 
 GS_VEC_CLONES static void quick_gelu_span(float *y, long n)
 {
     for (long i = 0; i < n; i++)
-        y[i] = y[i] / (1.0f + gs_expf(-1.702f * y[i]));
+        y[i] = y[i] / (1.0f + gi_expf(-1.702f * y[i]));
 }
 
 static void ew_run(void *p, int ith, int nth)
@@ -55,25 +55,25 @@ static void ew_run(void *p, int ith, int nth)
     }
 }
 
-void op_add(gs_compute *cx, float *y, const float *x, long count)
+void op_add(gi_compute *cx, float *y, const float *x, long count)
 {
     ew_job j = {y, x, NULL, count, 0, 0, EW_ADD};
     threadpool_run(cx->tp, ew_run, &j);
 }
 
-void op_silu(gs_compute *cx, const float *x, float *y, long count)
+void op_silu(gi_compute *cx, const float *x, float *y, long count)
 {
     ew_job j = {y, x, NULL, count, 0, 0, EW_SILU};
     threadpool_run(cx->tp, ew_run, &j);
 }
 
-void op_quick_gelu(gs_compute *cx, float *x, long count)
+void op_quick_gelu(gi_compute *cx, float *x, long count)
 {
     ew_job j = {x, x, NULL, count, 0, 0, EW_QUICK_GELU};
     threadpool_run(cx->tp, ew_run, &j);
 }
 
-void op_add_broadcast(gs_compute *cx, float *y, const float *v, int n, long per, int c)
+void op_add_broadcast(gi_compute *cx, float *y, const float *v, int n, long per, int c)
 {
     ew_job j = {y, NULL, v, (long)n * per, per, c, EW_ADD_BROADCAST};
     threadpool_run(cx->tp, ew_run, &j);
@@ -96,11 +96,11 @@ GS_VEC_CLONES static void geglu_rows(void *p, int ith, int nth)
         const float *g = a + j->inner;
         float *y = j->y + (size_t)r * j->inner;
         for (int k = 0; k < j->inner; k++)
-            y[k] = a[k] * gs_gelu(g[k]);
+            y[k] = a[k] * gi_gelu(g[k]);
     }
 }
 
-void op_geglu(gs_compute *cx, const float *x, long rows, int inner, float *y)
+void op_geglu(gi_compute *cx, const float *x, long rows, int inner, float *y)
 {
     geglu_job j = {x, y, rows, inner};
     threadpool_run(cx->tp, geglu_rows, &j);
@@ -129,7 +129,7 @@ static void resize_rows(void *p, int ith, int nth)
     }
 }
 
-void op_resize_nearest(gs_compute *cx, const float *x, int n, int h, int w, int c, int oh, int ow,
+void op_resize_nearest(gi_compute *cx, const float *x, int n, int h, int w, int c, int oh, int ow,
                        float *y)
 {
     resize_job j = {x, y, n, h, w, c, oh, ow};
@@ -156,7 +156,7 @@ static void concat_rows(void *p, int ith, int nth)
     }
 }
 
-void op_concat_channels(gs_compute *cx, const float *a, int ca, const float *b, int cb, long pixels,
+void op_concat_channels(gi_compute *cx, const float *a, int ca, const float *b, int cb, long pixels,
                         float *y)
 {
     concat_job j = {a, b, y, ca, cb, pixels};

@@ -30,7 +30,7 @@ static void bias_fill_rows(void *p, int ith, int nth)
     }
 }
 
-void op_bias_fill(gs_compute *cx, float *y, const float *b, long rows, int c)
+void op_bias_fill(gi_compute *cx, float *y, const float *b, long rows, int c)
 {
     bias_job j = {y, b, rows, c};
     threadpool_run(cx->tp, bias_fill_rows, &j);
@@ -50,13 +50,13 @@ static void cvt_run(void *p, int ith, int nth)
     f32_to_bf16(j->x + i0, j->y + i0, i1 - i0);
 }
 
-void op_to_bf16(gs_compute *cx, const float *x, uint16_t *y, long n)
+void op_to_bf16(gi_compute *cx, const float *x, uint16_t *y, long n)
 {
     cvt_job j = {x, y, n};
     threadpool_run(cx->tp, cvt_run, &j);
 }
 
-uint16_t *op_to_bf16_scratch(gs_compute *cx, const float *x, long n)
+uint16_t *op_to_bf16_scratch(gi_compute *cx, const float *x, long n)
 {
     uint16_t *y = arena_alloc(&cx->scratch, (size_t)n * sizeof *y);
     if (y)
@@ -64,11 +64,11 @@ uint16_t *op_to_bf16_scratch(gs_compute *cx, const float *x, long n)
     return y;
 }
 
-gs_status op_linear(gs_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,
-                    gs_error *err)
+gs_status op_linear(gi_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,
+                    gi_error *err)
 {
     if (rows > 0x7fffffffL)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "linear layer: %ld rows is too many", rows);
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "linear layer: %ld rows is too many", rows);
     op_bias_fill(cx, y, lw->b, rows, lw->out);
     cx->flops += 2.0 * rows * lw->out * lw->in;
     if (lw->wb) {
@@ -76,7 +76,7 @@ gs_status op_linear(gs_compute *cx, const linear_weights *lw, const float *x, lo
         uint16_t *xb = op_to_bf16_scratch(cx, x, rows * lw->in);
         gs_status st = xb ? gemm_bf16(cx->bf16, (int)rows, lw->out, lw->in, xb, lw->in, lw->wb,
                                       lw->in, 1, 1.0f, y, lw->out, err)
-                          : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a linear layer");
+                          : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a linear layer");
         arena_release(&cx->scratch, m);
         return st;
     }

@@ -31,7 +31,7 @@ static void group_norm_serial(const norm_weights *nw, const float *x, float *y, 
         for (long px = 0; px < hw; px++)
             for (int k = g * cpg; k < (g + 1) * cpg; k++) {
                 float v = (float)((x[(size_t)px * c + k] - mean) * inv) * nw->g[k] + nw->b[k];
-                y[(size_t)px * c + k] = silu ? gs_silu(v) : v;
+                y[(size_t)px * c + k] = silu ? gi_silu(v) : v;
             }
     }
 }
@@ -83,7 +83,7 @@ GS_VEC_CLONES static void gn_apply_pass(const float *x, float *y, long p0, long 
         float *ys = y + (size_t)px * c;
         if (silu)
             for (int k = 0; k < c; k++)
-                ys[k] = gs_silu(xs[k] * a[k] + b[k]);
+                ys[k] = gi_silu(xs[k] * a[k] + b[k]);
         else
             for (int k = 0; k < c; k++)
                 ys[k] = xs[k] * a[k] + b[k];
@@ -132,7 +132,7 @@ static void reduce_groups(const double *part, int nth, int c, int groups, double
 
 /* Per-group mean and variance of one image, two-pass over the threads; part is
    [(nth + 1) * c] doubles of scratch, gsum [2 * groups]. */
-static void gn_stats_with(gs_compute *cx, gn_job *j, int nth, double *stats)
+static void gn_stats_with(gi_compute *cx, gn_job *j, int nth, double *stats)
 {
     int c = j->c, groups = j->groups, cpg = c / groups;
     double count = (double)j->hw * cpg;
@@ -162,8 +162,8 @@ void op_group_norm_fold(const norm_weights *nw, const double *stats, int groups,
     }
 }
 
-gs_status op_group_norm_stats(gs_compute *cx, const float *x, long hw, int c, int groups,
-                              double *stats, gs_error *err)
+gs_status op_group_norm_stats(gi_compute *cx, const float *x, long hw, int c, int groups,
+                              double *stats, gi_error *err)
 {
     int nth = threadpool_size(cx->tp);
     arena_mark m = arena_get_mark(&cx->scratch);
@@ -171,7 +171,7 @@ gs_status op_group_norm_stats(gs_compute *cx, const float *x, long hw, int c, in
     double *gsum = arena_alloc(&cx->scratch, (size_t)2 * groups * sizeof *gsum);
     if (!part || !gsum) {
         arena_release(&cx->scratch, m);
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in a group norm");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a group norm");
     }
     gn_job j = {.x = x, .c = c, .groups = groups, .hw = hw, .part = part, .gmean = gsum};
     gn_stats_with(cx, &j, nth, stats);
@@ -201,14 +201,14 @@ static void span_rows(void *p, int ith, int nth)
     op_scale_shift_rows(j->x, j->y, a, b, j->c, j->ab, j->silu);
 }
 
-void op_scale_shift_span(gs_compute *cx, const float *x, long p0, long p1, int c, const float *ab,
+void op_scale_shift_span(gi_compute *cx, const float *x, long p0, long p1, int c, const float *ab,
                          int silu, float *y)
 {
     span_job j = {x + (size_t)p0 * c, y, p1 - p0, c, silu, ab};
     threadpool_run(cx->tp, span_rows, &j);
 }
 
-void op_group_norm(gs_compute *cx, const norm_weights *nw, const float *x, int n, long hw, int c,
+void op_group_norm(gi_compute *cx, const norm_weights *nw, const float *x, int n, long hw, int c,
                    int groups, float eps, int silu, float *y)
 {
     int nth = threadpool_size(cx->tp);
@@ -276,7 +276,7 @@ static void layer_norm_rows(void *p, int ith, int nth)
     }
 }
 
-void op_layer_norm(gs_compute *cx, const norm_weights *nw, const float *x, long rows, int c,
+void op_layer_norm(gi_compute *cx, const norm_weights *nw, const float *x, long rows, int c,
                    float eps, float *y)
 {
     ln_job j = {nw, x, y, rows, c, eps};

@@ -16,12 +16,12 @@ struct threadpool {
     int n;
 };
 
-gs_status threadpool_create(int threads, threadpool **out, gs_error *err)
+gs_status threadpool_create(int threads, threadpool **out, gi_error *err)
 {
     *out = NULL;
-    threadpool *tp = gs_calloc(1, sizeof *tp);
+    threadpool *tp = gi_calloc(1, sizeof *tp);
     if (!tp)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory creating threads");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory creating threads");
     tp->n = threads < 1 ? 1 : threads;
     *out = tp;
     return GS_OK;
@@ -29,7 +29,7 @@ gs_status threadpool_create(int threads, threadpool **out, gs_error *err)
 
 void threadpool_free(threadpool *tp)
 {
-    gs_free(tp);
+    gi_free(tp);
 }
 
 int threadpool_size(const threadpool *tp)

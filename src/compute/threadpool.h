@@ -13,7 +13,7 @@
 typedef struct threadpool threadpool;
 typedef void (*threadpool_fn)(void *ctx, int ith, int nth);
 
-gs_status threadpool_create(int threads, threadpool **out, gs_error *err);
+gs_status threadpool_create(int threads, threadpool **out, gi_error *err);
 void threadpool_free(threadpool *tp);
 int threadpool_size(const threadpool *tp);
 void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx);

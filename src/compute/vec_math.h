@@ -1,7 +1,7 @@
 /*
  * vec_math - branch-free float math that compilers vectorize.
  *
- * gs_expf: Cephes' expf polynomial with round-to-nearest by the 1.5*2^23
+ * gi_expf: Cephes' expf polynomial with round-to-nearest by the 1.5*2^23
  * trick, so a loop over it becomes SIMD code on any ISA (libm's expf is a
  * call per element). Relative error about 2 ulp over the clamped range.
  * GS_VEC_CLONES builds a function for AVX-512, AVX2 and baseline x86-64 and
@@ -20,7 +20,7 @@
 #define GS_VEC_CLONES
 #endif
 
-static inline float gs_expf(float x)
+static inline float gi_expf(float x)
 {
     x = x < -87.3f ? -87.3f : x;
     x = x > 88.7f ? 88.7f : x;
@@ -43,8 +43,8 @@ static inline float gs_expf(float x)
 
 /* erfc(a) for a >= 0 as t * exp(-a^2 + P(t)), t = 1 / (1 + a/2): the Chebyshev
    fit in Numerical Recipes (fractional error below 1.2e-7 for every a), here
-   with gs_expf so loops over it vectorize. */
-static inline float gs_erfc_nonneg(float a)
+   with gi_expf so loops over it vectorize. */
+static inline float gi_erfc_nonneg(float a)
 {
     float t = 1.0f / (1.0f + 0.5f * a);
     float p = 0.17087277f;
@@ -57,22 +57,22 @@ static inline float gs_erfc_nonneg(float a)
     p = p * t + 0.37409196f;
     p = p * t + 1.00002368f;
     p = p * t - 1.26551223f;
-    return t * gs_expf(p - a * a);
+    return t * gi_expf(p - a * a);
 }
 
 /* Exact (erf) GELU, x * (1 + erf(x / sqrt 2)) / 2, with 1 + erf taken as
    erfc(-x/sqrt 2) or 2 - erfc(x/sqrt 2): a small relative error over the whole
    range, including the far negative side where 1 + erf underflows. */
-static inline float gs_gelu(float x)
+static inline float gi_gelu(float x)
 {
     float a = x * 0.70710678118654752f;
-    float c = gs_erfc_nonneg(a < 0 ? -a : a);
+    float c = gi_erfc_nonneg(a < 0 ? -a : a);
     return 0.5f * x * (a < 0 ? c : 2.0f - c);
 }
 
-static inline float gs_silu(float x)
+static inline float gi_silu(float x)
 {
-    return x / (1.0f + gs_expf(-x));
+    return x / (1.0f + gi_expf(-x));
 }
 
 #endif

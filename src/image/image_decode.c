@@ -57,22 +57,22 @@ static gs_status decode_png(const uint8_t *data, size_t n, gs_image **out, char 
     /* read RGBA and drop alpha: convert("RGB") keeps colour values as they are */
     pi.format = PNG_FORMAT_RGBA;
     gs_image *im = image_new((int)pi.width, (int)pi.height, 3);
-    uint8_t *rgba = gs_malloc((size_t)pi.width * pi.height * 4);
+    uint8_t *rgba = gi_malloc((size_t)pi.width * pi.height * 4);
     if (!im || !rgba) {
         png_image_free(&pi);
         gs_image_free(im);
-        gs_free(rgba);
+        gi_free(rgba);
         return fail(msg, size, GS_ERR_NO_MEMORY, "out of memory decoding PNG%s", NULL);
     }
     if (!png_image_finish_read(&pi, NULL, rgba, 0, NULL)) {
         gs_image_free(im);
-        gs_free(rgba);
+        gi_free(rgba);
         return fail(msg, size, GS_ERR_FORMAT, "invalid PNG: %s", pi.message);
     }
     size_t px = (size_t)pi.width * pi.height;
     for (size_t i = 0; i < px; i++)
         memcpy(im->pixels + 3 * i, rgba + 4 * i, 3);
-    gs_free(rgba);
+    gi_free(rgba);
     *out = im;
     return GS_OK;
 }
@@ -124,9 +124,9 @@ static gs_status decode_jpeg(const uint8_t *data, size_t n, gs_image **out, char
     cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     jpeg_start_decompress(&cinfo);
     im = image_new((int)cinfo.output_width, (int)cinfo.output_height, 3);
-    uint8_t *row = gs_malloc((size_t)cinfo.output_width * 4);
+    uint8_t *row = gi_malloc((size_t)cinfo.output_width * 4);
     if (!im || !row) {
-        gs_free(row);
+        gi_free(row);
         jpeg_destroy_decompress(&cinfo);
         gs_image_free(im);
         return fail(msg, size, GS_ERR_NO_MEMORY, "out of memory decoding JPEG%s", NULL);
@@ -144,7 +144,7 @@ static gs_status decode_jpeg(const uint8_t *data, size_t n, gs_image **out, char
             }
         }
     }
-    gs_free(row);
+    gi_free(row);
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     *out = im;
@@ -213,7 +213,7 @@ gs_status gs_image_load(const char *path, gs_image **out, char *errmsg, size_t e
         st = fail(errmsg, errmsg_size, GS_ERR_UNSUPPORTED, "file is larger than 256 MB%s", NULL);
         goto out;
     }
-    buf = gs_malloc((size_t)len + 1);
+    buf = gi_malloc((size_t)len + 1);
     if (!buf) {
         st = fail(errmsg, errmsg_size, GS_ERR_NO_MEMORY, "out of memory%s", NULL);
         goto out;
@@ -224,7 +224,7 @@ gs_status gs_image_load(const char *path, gs_image **out, char *errmsg, size_t e
     }
     st = gs_image_load_memory(buf, (size_t)len, out, errmsg, errmsg_size);
 out:
-    gs_free(buf);
+    gi_free(buf);
     fclose(f);
     return st;
 }

@@ -9,12 +9,12 @@ gs_image *image_new(int w, int h, int channels)
 {
     if (w < 1 || h < 1 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || channels < 1 || channels > 4)
         return NULL;
-    gs_image *im = gs_calloc(1, sizeof *im);
+    gs_image *im = gi_calloc(1, sizeof *im);
     if (!im)
         return NULL;
-    im->pixels = gs_calloc((size_t)w * h, (size_t)channels);
+    im->pixels = gi_calloc((size_t)w * h, (size_t)channels);
     if (!im->pixels) {
-        gs_free(im);
+        gi_free(im);
         return NULL;
     }
     im->width = w;
@@ -27,8 +27,8 @@ void gs_image_free(gs_image *img)
 {
     if (!img)
         return;
-    gs_free(img->pixels);
-    gs_free(img);
+    gi_free(img->pixels);
+    gi_free(img);
 }
 
 void image_u8_to_signed_f32(const gs_image *im, float *out)

@@ -33,7 +33,7 @@ __attribute__((format(printf, 2, 3))) static void put(sbuf *b, const char *fmt, 
             return;
         }
         size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *s = gs_realloc(b->s, cap);
+        char *s = gi_realloc(b->s, cap);
         if (!s) {
             b->failed = 1;
             return;
@@ -91,7 +91,7 @@ char *infotext_format(const infotext_fields *f)
 {
     sbuf b = {0};
     b.cap = 256;
-    b.s = gs_malloc(b.cap);
+    b.s = gi_malloc(b.cap);
     if (!b.s)
         return NULL;
     b.s[0] = '\0';
@@ -116,7 +116,7 @@ char *infotext_format(const infotext_fields *f)
         put(&b, ", Clip skip: %d", f->clip_skip);
     put(&b, ", Version: gesso %s", GESSO_VERSION);
     if (b.failed) {
-        gs_free(b.s);
+        gi_free(b.s);
         return NULL;
     }
     return b.s;

@@ -19,7 +19,7 @@ typedef struct infotext_fields {
     int is_img2img;
 } infotext_fields;
 
-/* gs_malloc'd text, or NULL when out of memory. */
+/* gi_malloc'd text, or NULL when out of memory. */
 char *infotext_format(const infotext_fields *f);
 /* The name A1111 shows for an engine sampler name ("euler_a" -> "Euler a"). */
 const char *infotext_sampler_label(const char *sampler);

@@ -37,9 +37,9 @@ static int taps_build(taps *t, int in, int out)
     double support = 3.0 * (scale > 1.0 ? scale : 1.0);
     double fscale = scale > 1.0 ? scale : 1.0;
     t->max = (int)ceil(support) * 2 + 1;
-    t->first = gs_malloc((size_t)out * sizeof *t->first);
-    t->count = gs_malloc((size_t)out * sizeof *t->count);
-    t->weight = gs_malloc((size_t)out * t->max * sizeof *t->weight);
+    t->first = gi_malloc((size_t)out * sizeof *t->first);
+    t->count = gi_malloc((size_t)out * sizeof *t->count);
+    t->weight = gi_malloc((size_t)out * t->max * sizeof *t->weight);
     if (!t->first || !t->count || !t->weight)
         return -1;
     for (int o = 0; o < out; o++) {
@@ -66,9 +66,9 @@ static int taps_build(taps *t, int in, int out)
 
 static void taps_free(taps *t)
 {
-    gs_free(t->first);
-    gs_free(t->count);
-    gs_free(t->weight);
+    gi_free(t->first);
+    gi_free(t->count);
+    gi_free(t->weight);
 }
 
 static uint8_t clamp_u8(float v)
@@ -77,12 +77,12 @@ static uint8_t clamp_u8(float v)
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-gs_status image_resize_rgb(const gs_image *src, int w, int h, gs_image **out, gs_error *err)
+gs_status image_resize_rgb(const gs_image *src, int w, int h, gs_image **out, gi_error *err)
 {
     *out = NULL;
     gs_image *dst = image_new(w, h, 3);
     if (!dst)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory resizing an image");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory resizing an image");
     int sw = src->width, sh = src->height, sc = src->channels;
     if (sw == w && sh == h) {
         for (size_t p = 0; p < (size_t)w * h; p++)
@@ -91,13 +91,13 @@ gs_status image_resize_rgb(const gs_image *src, int w, int h, gs_image **out, gs
         return GS_OK;
     }
     taps tx = {0}, ty = {0};
-    float *mid = gs_malloc((size_t)sh * w * 3 * sizeof *mid); /* [sh, w, 3] */
+    float *mid = gi_malloc((size_t)sh * w * 3 * sizeof *mid); /* [sh, w, 3] */
     if (!mid || taps_build(&tx, sw, w) || taps_build(&ty, sh, h)) {
-        gs_free(mid);
+        gi_free(mid);
         taps_free(&tx);
         taps_free(&ty);
         gs_image_free(dst);
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory resizing an image");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory resizing an image");
     }
     for (int y = 0; y < sh; y++)
         for (int x = 0; x < w; x++) {
@@ -123,7 +123,7 @@ gs_status image_resize_rgb(const gs_image *src, int w, int h, gs_image **out, gs
                 dst->pixels[((size_t)y * w + x) * 3 + c] = clamp_u8(acc[c]);
         }
     }
-    gs_free(mid);
+    gi_free(mid);
     taps_free(&tx);
     taps_free(&ty);
     *out = dst;

@@ -5,6 +5,6 @@
 #include "common/error.h"
 
 /* A new w x h RGB image from src (RGB or RGBA; alpha dropped). Same size: exact copy. */
-gs_status image_resize_rgb(const gs_image *src, int w, int h, gs_image **out, gs_error *err);
+gs_status image_resize_rgb(const gs_image *src, int w, int h, gs_image **out, gi_error *err);
 
 #endif

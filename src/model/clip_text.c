@@ -26,12 +26,12 @@ struct clip_text {
 };
 
 gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, weight_log *log,
-                         clip_text **out, gs_error *err)
+                         clip_text **out, gi_error *err)
 {
     *out = NULL;
-    clip_text *m = gs_calloc(1, sizeof *m);
+    clip_text *m = gi_calloc(1, sizeof *m);
     if (!m)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     weight_loader l = wl_begin(f, prefix, &m->store, bf16, log, err);
     char n[256];
     m->vocab = (int)wl_dim(&l, "embeddings.token_embedding.weight", 0);
@@ -42,13 +42,13 @@ gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, weight_
         m->layers++;
     m->heads = SD1_TEXT_HEADS;
     if (m->vocab <= 0 || m->width <= 0 || m->positions <= 0 || m->mlp <= 0 || m->layers == 0) {
-        gs_fail(err, GS_ERR_FORMAT, "text encoder tensors under '%s' are missing or malformed",
+        gi_fail(err, GS_ERR_FORMAT, "text encoder tensors under '%s' are missing or malformed",
                 prefix);
         clip_text_free(m);
         return GS_ERR_FORMAT;
     }
     if (m->width % m->heads != 0 || m->positions < 77) {
-        gs_fail(err, GS_ERR_UNSUPPORTED,
+        gi_fail(err, GS_ERR_UNSUPPORTED,
                 "text encoder width %d / %d positions does not fit CLIP with %d heads", m->width,
                 m->positions, m->heads);
         clip_text_free(m);
@@ -63,10 +63,10 @@ gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, weight_
             wl_tensor(&l, "embeddings.token_embedding.weight", 2, (int64_t[]){m->vocab, w});
     m->pos_emb =
         wl_tensor(&l, "embeddings.position_embedding.weight", 2, (int64_t[]){m->positions, w});
-    m->layer = gs_calloc((size_t)m->layers, sizeof *m->layer);
+    m->layer = gi_calloc((size_t)m->layers, sizeof *m->layer);
     if (!m->layer) {
         clip_text_free(m);
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     }
     for (int i = 0; i < m->layers; i++) {
         clip_layer *L = &m->layer[i];
@@ -108,16 +108,16 @@ void clip_text_free(clip_text *m)
     if (!m)
         return;
     weight_store_free(&m->store);
-    gs_free(m->layer);
-    gs_free(m);
+    gi_free(m->layer);
+    gi_free(m);
 }
 
-gs_status clip_text_encode(clip_text *m, gs_compute *cx, const int32_t *ids, int n_seq,
-                           int clip_skip, float *out, gs_error *err)
+gs_status clip_text_encode(clip_text *m, gi_compute *cx, const int32_t *ids, int n_seq,
+                           int clip_skip, float *out, gi_error *err)
 {
     const int T = 77, w = m->width;
     if (n_seq < 1 || clip_skip < 1 || clip_skip > m->layers)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "text encode: %d sequences, clip skip %d",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "text encode: %d sequences, clip skip %d",
                        n_seq, clip_skip);
     gs_status st = compute_begin(cx, err);
     if (st != GS_OK)
@@ -131,16 +131,16 @@ gs_status clip_text_encode(clip_text *m, gs_compute *cx, const int32_t *ids, int
     float *v = arena_floats(a, (size_t)rows * w);
     float *mlp = arena_floats(a, (size_t)rows * m->mlp);
     if (!h || !q || !k || !v || !mlp)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the text encoder");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the text encoder");
     for (long r = 0; r < rows; r++) {
         int id = ids[r];
         if (id < 0 || id >= m->vocab)
-            return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "token id %d outside the vocabulary", id);
+            return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "token id %d outside the vocabulary", id);
         const float *pe = m->pos_emb + (size_t)(r % T) * w;
         if (m->tok_emb_bf) {
             const uint16_t *te = m->tok_emb_bf + (size_t)id * w;
             for (int c = 0; c < w; c++)
-                x[r * w + c] = gs_bf16_to_f32(te[c]) + pe[c];
+                x[r * w + c] = gi_bf16_to_f32(te[c]) + pe[c];
         } else {
             const float *te = m->tok_emb + (size_t)id * w;
             for (int c = 0; c < w; c++)

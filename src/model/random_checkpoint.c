@@ -55,7 +55,7 @@ static size_t elems(const layout_tensor *t)
 gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64_t seed,
                                      const char *path, char *errmsg, size_t errmsg_size)
 {
-    gs_error err = {0};
+    gi_error err = {0};
     layout_tensor *ts = NULL;
     int count = 0;
     json_t *hdr = NULL;
@@ -64,7 +64,7 @@ gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64
     uint8_t *buf = NULL;
     gs_status st = GS_OK;
     if (!arch || !path) {
-        st = gs_fail(&err, GS_ERR_INVALID_ARGUMENT, "architecture and path are required");
+        st = gi_fail(&err, GS_ERR_INVALID_ARGUMENT, "architecture and path are required");
         goto out;
     }
     if (!dtype)
@@ -72,7 +72,7 @@ gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64
     int is_f16 = strcmp(dtype, "f16") == 0, is_f32 = strcmp(dtype, "f32") == 0,
         is_bf16 = strcmp(dtype, "bf16") == 0;
     if (!is_f16 && !is_f32 && !is_bf16) {
-        st = gs_fail(&err, GS_ERR_INVALID_ARGUMENT, "dtype '%s' is not f16, bf16 or f32", dtype);
+        st = gi_fail(&err, GS_ERR_INVALID_ARGUMENT, "dtype '%s' is not f16, bf16 or f32", dtype);
         goto out;
     }
     size_t esize = is_f32 ? 4 : 2;
@@ -87,7 +87,7 @@ gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64
     json_t *meta = json_pack("{s:s,s:s,s:s,s:s}", "format", "ldm-single-file", "family", "sd1",
                              "arch", arch, "note", "random weights written by gesso");
     if (!hdr || !meta) {
-        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+        st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
     json_object_set_new(hdr, "__metadata__", meta);
@@ -103,23 +103,23 @@ gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64
             json_pack("{s:s,s:o,s:[I,I]}", "dtype", t->init == INIT_POSITION_IDS ? "I64" : st_name,
                       "shape", shape, "data_offsets", (json_int_t)off, (json_int_t)(off + bytes));
         if (!e || json_object_set_new(hdr, t->name, e) != 0) {
-            st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+            st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
             goto out;
         }
         off += bytes;
         max_elems = n > max_elems ? n : max_elems;
     }
     text = json_dumps(hdr, JSON_COMPACT);
-    buf = gs_malloc(max_elems * 8);
+    buf = gi_malloc(max_elems * 8);
     if (!text || !buf) {
-        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+        st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
     /* pad the header with spaces so the data starts 8-byte aligned */
     size_t hlen = strlen(text), padded = (hlen + 8 + 7) / 8 * 8 - 8;
     f = fopen(path, "wb");
     if (!f) {
-        st = gs_fail(&err, GS_ERR_IO, "cannot create '%s': %s", path, strerror(errno));
+        st = gi_fail(&err, GS_ERR_IO, "cannot create '%s': %s", path, strerror(errno));
         goto out;
     }
     uint8_t len[8];
@@ -145,7 +145,7 @@ gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64
             if (is_f32) {
                 memcpy(buf + 4 * i, &v, 4);
             } else {
-                uint16_t h = is_f16 ? gs_f32_to_f16(v) : gs_f32_to_bf16(v);
+                uint16_t h = is_f16 ? gi_f32_to_f16(v) : gi_f32_to_bf16(v);
                 memcpy(buf + 2 * i, &h, 2);
             }
         }
@@ -156,17 +156,17 @@ gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64
     f = NULL;
     if (!ok) {
         remove(path);
-        st = gs_fail(&err, GS_ERR_IO, "writing '%s' failed: %s", path, strerror(errno));
+        st = gi_fail(&err, GS_ERR_IO, "writing '%s' failed: %s", path, strerror(errno));
     }
 out:
     if (f) {
         fclose(f);
         remove(path);
     }
-    gs_free(buf);
+    gi_free(buf);
     free(text);
     json_decref(hdr);
-    gs_free(ts);
+    gi_free(ts);
     if (st != GS_OK && errmsg && errmsg_size)
         snprintf(errmsg, errmsg_size, "%s", err.msg);
     return st;

@@ -88,52 +88,52 @@ static int cmp_range(const void *a, const void *b)
 /* ---- header validation ---- */
 
 static gs_status parse_tensor_entry(const char *name, json_t *v, size_t data_size, st_tensor *t,
-                                    gs_error *err)
+                                    gi_error *err)
 {
     if (!json_is_object(v))
-        return gs_fail(err, GS_ERR_FORMAT, "tensor '%s': entry is not a JSON object", name);
+        return gi_fail(err, GS_ERR_FORMAT, "tensor '%s': entry is not a JSON object", name);
     json_t *jd = json_object_get(v, "dtype");
     json_t *js = json_object_get(v, "shape");
     json_t *jo = json_object_get(v, "data_offsets");
     if (!json_is_string(jd) || !json_is_array(js) || !json_is_array(jo))
-        return gs_fail(err, GS_ERR_FORMAT,
+        return gi_fail(err, GS_ERR_FORMAT,
                        "tensor '%s': needs string 'dtype', array 'shape', array 'data_offsets'",
                        name);
     if (!parse_dtype(json_string_value(jd), &t->dtype))
-        return gs_fail(err, GS_ERR_FORMAT, "tensor '%s': unknown dtype '%s'", name,
+        return gi_fail(err, GS_ERR_FORMAT, "tensor '%s': unknown dtype '%s'", name,
                        json_string_value(jd));
     size_t ndim = json_array_size(js);
     if (ndim > ST_MAX_DIMS)
-        return gs_fail(err, GS_ERR_FORMAT, "tensor '%s': %zu dimensions (at most %d)", name, ndim,
+        return gi_fail(err, GS_ERR_FORMAT, "tensor '%s': %zu dimensions (at most %d)", name, ndim,
                        ST_MAX_DIMS);
     t->ndim = (int)ndim;
     size_t numel = 1;
     for (size_t i = 0; i < ndim; i++) {
         json_t *d = json_array_get(js, i);
         if (!json_is_integer(d) || json_integer_value(d) < 0)
-            return gs_fail(err, GS_ERR_FORMAT, "tensor '%s': shape[%zu] is not a size", name, i);
+            return gi_fail(err, GS_ERR_FORMAT, "tensor '%s': shape[%zu] is not a size", name, i);
         t->shape[i] = json_integer_value(d);
-        if (gs_mul_overflows(numel, (size_t)t->shape[i], &numel))
-            return gs_fail(err, GS_ERR_FORMAT, "tensor '%s': shape overflows", name);
+        if (gi_mul_overflows(numel, (size_t)t->shape[i], &numel))
+            return gi_fail(err, GS_ERR_FORMAT, "tensor '%s': shape overflows", name);
     }
     size_t nbytes;
-    if (gs_mul_overflows(numel, st_dtype_size(t->dtype), &nbytes) || numel > INT64_MAX)
-        return gs_fail(err, GS_ERR_FORMAT, "tensor '%s': shape overflows", name);
+    if (gi_mul_overflows(numel, st_dtype_size(t->dtype), &nbytes) || numel > INT64_MAX)
+        return gi_fail(err, GS_ERR_FORMAT, "tensor '%s': shape overflows", name);
     if (json_array_size(jo) != 2 || !json_is_integer(json_array_get(jo, 0)) ||
         !json_is_integer(json_array_get(jo, 1)))
-        return gs_fail(err, GS_ERR_FORMAT, "tensor '%s': data_offsets must be [begin, end]", name);
+        return gi_fail(err, GS_ERR_FORMAT, "tensor '%s': data_offsets must be [begin, end]", name);
     json_int_t b = json_integer_value(json_array_get(jo, 0));
     json_int_t e = json_integer_value(json_array_get(jo, 1));
     if (b < 0 || e < b)
-        return gs_fail(err, GS_ERR_FORMAT, "tensor '%s': data_offsets [%lld, %lld] are invalid",
+        return gi_fail(err, GS_ERR_FORMAT, "tensor '%s': data_offsets [%lld, %lld] are invalid",
                        name, (long long)b, (long long)e);
     if ((unsigned long long)e > data_size)
-        return gs_fail(err, GS_ERR_FORMAT,
+        return gi_fail(err, GS_ERR_FORMAT,
                        "tensor '%s': data ends at %lld but the file holds only %zu data bytes "
                        "(truncated file?)",
                        name, (long long)e, data_size);
     if ((size_t)(e - b) != nbytes)
-        return gs_fail(err, GS_ERR_FORMAT,
+        return gi_fail(err, GS_ERR_FORMAT,
                        "tensor '%s': shape and dtype need %zu bytes but data_offsets give %lld",
                        name, nbytes, (long long)(e - b));
     t->numel = (int64_t)numel;
@@ -142,60 +142,60 @@ static gs_status parse_tensor_entry(const char *name, json_t *v, size_t data_siz
     return GS_OK;
 }
 
-static gs_status parse_metadata(st_file *f, json_t *meta, gs_error *err)
+static gs_status parse_metadata(st_file *f, json_t *meta, gi_error *err)
 {
     if (!json_is_object(meta))
-        return gs_fail(err, GS_ERR_FORMAT, "__metadata__ is not a JSON object");
+        return gi_fail(err, GS_ERR_FORMAT, "__metadata__ is not a JSON object");
     size_t n = json_object_size(meta);
-    f->meta = gs_calloc(n ? n : 1, sizeof *f->meta);
+    f->meta = gi_calloc(n ? n : 1, sizeof *f->meta);
     if (!f->meta)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory reading metadata");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory reading metadata");
     const char *key;
     json_t *val;
     json_object_foreach(meta, key, val)
     {
         if (!json_is_string(val))
-            return gs_fail(err, GS_ERR_FORMAT, "__metadata__['%s'] is not a string", key);
+            return gi_fail(err, GS_ERR_FORMAT, "__metadata__['%s'] is not a string", key);
         st_meta *m = &f->meta[f->meta_count++];
-        m->key = gs_strdup(key);
-        m->value = gs_strdup(json_string_value(val));
+        m->key = gi_strdup(key);
+        m->value = gi_strdup(json_string_value(val));
         if (!m->key || !m->value)
-            return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory reading metadata");
+            return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory reading metadata");
     }
     return GS_OK;
 }
 
-static gs_status parse_header(st_file *f, gs_error *err)
+static gs_status parse_header(st_file *f, gi_error *err)
 {
     if (f->size < 8)
-        return gs_fail(err, GS_ERR_FORMAT, "file is %zu bytes, too short for a safetensors header",
+        return gi_fail(err, GS_ERR_FORMAT, "file is %zu bytes, too short for a safetensors header",
                        f->size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | f->bytes[i];
     if (hlen > ST_MAX_HEADER_BYTES)
-        return gs_fail(err, GS_ERR_FORMAT,
+        return gi_fail(err, GS_ERR_FORMAT,
                        "header length %llu is larger than the %u-byte limit (not a safetensors "
                        "file?)",
                        (unsigned long long)hlen, ST_MAX_HEADER_BYTES);
     if (hlen > f->size - 8)
-        return gs_fail(err, GS_ERR_FORMAT,
+        return gi_fail(err, GS_ERR_FORMAT,
                        "header claims %llu bytes but the file has only %zu after the length "
                        "(truncated file?)",
                        (unsigned long long)hlen, f->size - 8);
     if (hlen < 2 || f->bytes[8] != '{')
-        return gs_fail(err, GS_ERR_FORMAT, "header does not start with a JSON object");
+        return gi_fail(err, GS_ERR_FORMAT, "header does not start with a JSON object");
 
     json_error_t jerr;
     json_t *root =
         json_loadb((const char *)f->bytes + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return gs_fail(err, GS_ERR_FORMAT, "header JSON is invalid: %s (at byte %d)", jerr.text,
+        return gi_fail(err, GS_ERR_FORMAT, "header JSON is invalid: %s (at byte %d)", jerr.text,
                        jerr.position);
     gs_status st = GS_OK;
     range *ranges = NULL;
     if (!json_is_object(root)) {
-        st = gs_fail(err, GS_ERR_FORMAT, "header JSON is not an object");
+        st = gi_fail(err, GS_ERR_FORMAT, "header JSON is not an object");
         goto out;
     }
 
@@ -210,11 +210,11 @@ static gs_status parse_header(st_file *f, gs_error *err)
         if (strcmp(key, "__metadata__") != 0)
             names_bytes += strlen(key) + 1;
     }
-    f->tensors = gs_calloc(n ? n : 1, sizeof *f->tensors);
-    f->names = gs_malloc(names_bytes ? names_bytes : 1);
-    ranges = gs_calloc(n ? n : 1, sizeof *ranges);
+    f->tensors = gi_calloc(n ? n : 1, sizeof *f->tensors);
+    f->names = gi_malloc(names_bytes ? names_bytes : 1);
+    ranges = gi_calloc(n ? n : 1, sizeof *ranges);
     if (!f->tensors || !f->names || !ranges) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory reading header");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory reading header");
         goto out;
     }
     char *np = f->names;
@@ -241,21 +241,21 @@ static gs_status parse_header(st_file *f, gs_error *err)
     qsort(ranges, f->count, sizeof *ranges, cmp_range);
     for (size_t i = 1; i < f->count; i++) {
         if (ranges[i].begin < ranges[i - 1].end) {
-            st = gs_fail(err, GS_ERR_FORMAT, "tensors '%s' and '%s' overlap in the data buffer",
+            st = gi_fail(err, GS_ERR_FORMAT, "tensors '%s' and '%s' overlap in the data buffer",
                          ranges[i - 1].name, ranges[i].name);
             goto out;
         }
     }
     qsort(f->tensors, f->count, sizeof *f->tensors, cmp_tensor_name);
 out:
-    gs_free(ranges);
+    gi_free(ranges);
     json_decref(root);
     return st;
 }
 
 /* ---- open / close ---- */
 
-static gs_status finish_open(st_file *f, st_file **out, gs_error *err)
+static gs_status finish_open(st_file *f, st_file **out, gi_error *err)
 {
     gs_status st = parse_header(f, err);
     if (st != GS_OK) {
@@ -266,27 +266,27 @@ static gs_status finish_open(st_file *f, st_file **out, gs_error *err)
     return GS_OK;
 }
 
-gs_status st_open_memory(const void *data, size_t size, st_file **out, gs_error *err)
+gs_status st_open_memory(const void *data, size_t size, st_file **out, gi_error *err)
 {
     *out = NULL;
-    st_file *f = gs_calloc(1, sizeof *f);
+    st_file *f = gi_calloc(1, sizeof *f);
     if (!f)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     f->bytes = data;
     f->size = size;
     return finish_open(f, out, err);
 }
 
-gs_status st_open(const char *path, st_file **out, gs_error *err)
+gs_status st_open(const char *path, st_file **out, gi_error *err)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return gs_fail(err, GS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+        return gi_fail(err, GS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        return gs_fail(err, GS_ERR_IO, "'%s' is not a regular file", path);
+        return gi_fail(err, GS_ERR_IO, "'%s' is not a regular file", path);
     }
     size_t size = (size_t)sb.st_size;
     void *map = NULL;
@@ -295,15 +295,15 @@ gs_status st_open(const char *path, st_file **out, gs_error *err)
         if (map == MAP_FAILED) {
             int e = errno;
             close(fd);
-            return gs_fail(err, GS_ERR_IO, "cannot map '%s': %s", path, strerror(e));
+            return gi_fail(err, GS_ERR_IO, "cannot map '%s': %s", path, strerror(e));
         }
     }
     close(fd);
-    st_file *f = gs_calloc(1, sizeof *f);
+    st_file *f = gi_calloc(1, sizeof *f);
     if (!f) {
         if (map)
             munmap(map, size);
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     }
     f->bytes = map;
     f->size = size;
@@ -318,13 +318,13 @@ void st_close(st_file *f)
     if (f->mapped)
         munmap((void *)f->bytes, f->size);
     for (size_t i = 0; i < f->meta_count; i++) {
-        gs_free(f->meta[i].key);
-        gs_free(f->meta[i].value);
+        gi_free(f->meta[i].key);
+        gi_free(f->meta[i].value);
     }
-    gs_free(f->meta);
-    gs_free(f->tensors);
-    gs_free(f->names);
-    gs_free(f);
+    gi_free(f->meta);
+    gi_free(f->tensors);
+    gi_free(f->names);
+    gi_free(f);
 }
 
 /* ---- lookup ---- */
@@ -387,7 +387,7 @@ GS_VEC_CLONES static void f16_span_to_f32(const uint8_t *p, float *dst, size_t n
     for (size_t i = 0; i < n; i++) {
         uint16_t h;
         memcpy(&h, p + 2 * i, 2);
-        dst[i] = gs_f16_to_f32_fast(h);
+        dst[i] = gi_f16_to_f32_fast(h);
     }
 }
 
@@ -402,11 +402,11 @@ void st_drop_pages(const st_file *f, const st_tensor *t)
         madvise((void *)b, e - b, MADV_DONTNEED);
 }
 
-gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *dst, gs_error *err)
+gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *dst, gi_error *err)
 {
     const uint8_t *p = t->data;
     if (t->dtype != ST_F32 && t->dtype != ST_F64 && t->dtype != ST_F16 && t->dtype != ST_BF16)
-        return gs_fail(err, GS_ERR_UNSUPPORTED, "tensor '%s' has dtype %s, expected a float type",
+        return gi_fail(err, GS_ERR_UNSUPPORTED, "tensor '%s' has dtype %s, expected a float type",
                        t->name, st_dtype_name(t->dtype));
     if (count == 0)
         return GS_OK;
@@ -424,19 +424,19 @@ gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *
         for (size_t i = 0; i < count; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * (first + i), 2);
-            dst[i] = gs_bf16_to_f32(h);
+            dst[i] = gi_bf16_to_f32(h);
         }
         return GS_OK;
     default: return GS_OK; /* refused above */
     }
 }
 
-gs_status st_to_f32(const st_tensor *t, float *dst, gs_error *err)
+gs_status st_to_f32(const st_tensor *t, float *dst, gi_error *err)
 {
     return st_span_to_f32(t, 0, (size_t)t->numel, dst, err);
 }
 
-gs_status st_to_f64(const st_tensor *t, double *dst, gs_error *err)
+gs_status st_to_f64(const st_tensor *t, double *dst, gi_error *err)
 {
     const uint8_t *p = t->data;
     size_t n = (size_t)t->numel;
@@ -462,13 +462,13 @@ gs_status st_to_f64(const st_tensor *t, double *dst, gs_error *err)
         return GS_OK;
     default: break;
     }
-    float *tmp = gs_malloc(n * sizeof *tmp);
+    float *tmp = gi_malloc(n * sizeof *tmp);
     if (!tmp)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     gs_status st = st_to_f32(t, tmp, err);
     if (st == GS_OK)
         for (size_t i = 0; i < n; i++)
             dst[i] = tmp[i];
-    gs_free(tmp);
+    gi_free(tmp);
     return st;
 }

@@ -47,9 +47,9 @@ typedef struct st_file st_file;
 
 /* Maps and validates path. On failure returns GS_ERR_IO / GS_ERR_FORMAT with a
  * message naming the problem, and *out is NULL. */
-gs_status st_open(const char *path, st_file **out, gs_error *err);
+gs_status st_open(const char *path, st_file **out, gi_error *err);
 /* Same checks on a buffer the caller keeps alive while the handle lives. */
-gs_status st_open_memory(const void *data, size_t size, st_file **out, gs_error *err);
+gs_status st_open_memory(const void *data, size_t size, st_file **out, gi_error *err);
 void st_close(st_file *f);
 
 size_t st_count(const st_file *f);
@@ -64,14 +64,14 @@ const char *st_dtype_name(st_dtype d);
 size_t st_dtype_size(st_dtype d);
 
 /* Converts a floating tensor (F64/F32/F16/BF16) to f32 in dst (numel floats). */
-gs_status st_to_f32(const st_tensor *t, float *dst, gs_error *err);
+gs_status st_to_f32(const st_tensor *t, float *dst, gi_error *err);
 /* Drops the whole pages of t's bytes from the process (they stay in the page
    cache and come back on access): a loader calls it once t is converted. */
 /* Elements [first, first+count) of a float tensor as f32. */
-gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *dst, gs_error *err);
+gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *dst, gi_error *err);
 void st_drop_pages(const st_file *f, const st_tensor *t);
 /* Same to f64 (for golden data in tests). */
-gs_status st_to_f64(const st_tensor *t, double *dst, gs_error *err);
+gs_status st_to_f64(const st_tensor *t, double *dst, gi_error *err);
 
 /* True when t has exactly the given shape (ndim entries). */
 int st_shape_is(const st_tensor *t, int ndim, const int64_t *shape);

@@ -24,7 +24,7 @@ __attribute__((format(printf, 5, 6))) static void add(builder *b, layout_init in
         return;
     if (b->n == b->cap) {
         int cap = b->cap ? 2 * b->cap : 512;
-        layout_tensor *t = gs_realloc(b->t, (size_t)cap * sizeof *t);
+        layout_tensor *t = gi_realloc(b->t, (size_t)cap * sizeof *t);
         if (!t) {
             b->failed = 1;
             return;
@@ -266,7 +266,7 @@ static void clip(builder *b, const sd1_config *cfg)
     norm(b, P, "final_layer_norm", w);
 }
 
-gs_status sd1_config_for(const char *arch, sd1_config *cfg, gs_error *err)
+gs_status sd1_config_for(const char *arch, sd1_config *cfg, gi_error *err)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->unet_levels = 4;
@@ -289,19 +289,19 @@ gs_status sd1_config_for(const char *arch, sd1_config *cfg, gs_error *err)
         cfg->vae_channels = 32;
         return GS_OK;
     }
-    return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+    return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                    "unknown architecture '%s' (known: sd15, sd15-small)", arch);
 }
 
-gs_status sd1_layout(const sd1_config *cfg, layout_tensor **out, int *count, gs_error *err)
+gs_status sd1_layout(const sd1_config *cfg, layout_tensor **out, int *count, gi_error *err)
 {
     builder b = {0};
     unet(&b, cfg);
     vae(&b, cfg);
     clip(&b, cfg);
     if (b.failed) {
-        gs_free(b.t);
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        gi_free(b.t);
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     }
     *out = b.t;
     *count = b.n;

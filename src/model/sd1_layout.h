@@ -40,9 +40,9 @@ typedef struct layout_tensor {
 
 /* Known architecture names: "sd15" (SD1.5's real sizes) and "sd15-small" (a
    narrow model of the same topology for tests). */
-gs_status sd1_config_for(const char *arch, sd1_config *cfg, gs_error *err);
+gs_status sd1_config_for(const char *arch, sd1_config *cfg, gi_error *err);
 
-/* Enumerates the tensors of cfg; *out is gs_malloc'd, *count entries. */
-gs_status sd1_layout(const sd1_config *cfg, layout_tensor **out, int *count, gs_error *err);
+/* Enumerates the tensors of cfg; *out is gi_malloc'd, *count entries. */
+gs_status sd1_layout(const sd1_config *cfg, layout_tensor **out, int *count, gi_error *err);
 
 #endif

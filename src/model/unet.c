@@ -66,7 +66,7 @@ struct unet {
 static int fail_missing(weight_loader *l, const char *name)
 {
     if (l->st == GS_OK)
-        l->st = gs_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' is missing", l->prefix, name);
+        l->st = gi_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' is missing", l->prefix, name);
     return 0;
 }
 
@@ -96,7 +96,7 @@ static int load_xf(weight_loader *l, const char *p, int c, int ctx_dim, unet_xf 
     x->heads = SD1_UNET_HEADS;
     if (c % x->heads != 0) {
         if (l->st == GS_OK)
-            l->st = gs_fail(l->err, GS_ERR_UNSUPPORTED,
+            l->st = gi_fail(l->err, GS_ERR_UNSUPPORTED,
                             "attention width %d is not divisible by %d heads", c, x->heads);
         return 0;
     }
@@ -106,9 +106,9 @@ static int load_xf(weight_loader *l, const char *p, int c, int ctx_dim, unet_xf 
     while (x->depth < MAX_DEPTH &&
            wl_find(l, wl_name(n, sizeof n, "%stransformer_blocks.%d.norm1.weight", p, x->depth)))
         x->depth++;
-    x->blocks = gs_calloc((size_t)x->depth, sizeof *x->blocks);
+    x->blocks = gi_calloc((size_t)x->depth, sizeof *x->blocks);
     if (!x->blocks) {
-        l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
+        l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
         return 0;
     }
     wl_norm(l, wl_name(n, sizeof n, "%snorm", p), c, &x->norm);
@@ -186,12 +186,12 @@ static const char *find_context_key(weight_loader *l, char *buf, size_t size)
 }
 
 gs_status unet_load(const st_file *f, const char *prefix, int bf16, weight_log *log, unet **out,
-                    gs_error *err)
+                    gi_error *err)
 {
     *out = NULL;
-    unet *m = gs_calloc(1, sizeof *m);
+    unet *m = gi_calloc(1, sizeof *m);
     if (!m)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     weight_loader l = wl_begin(f, prefix, &m->store, bf16, log, err);
     char n[256], p[64];
     m->mc = (int)wl_dim(&l, "input_blocks.0.0.weight", 0);
@@ -201,7 +201,7 @@ gs_status unet_load(const st_file *f, const char *prefix, int bf16, weight_log *
     m->heads = SD1_UNET_HEADS;
     if (m->mc <= 0 || m->cin <= 0 || m->temb <= 0 || m->ctx_dim <= 0 || m->mc % 2) {
         unet_free(m);
-        return gs_fail(err, GS_ERR_FORMAT, "UNet tensors under '%s' are missing or malformed",
+        return gi_fail(err, GS_ERR_FORMAT, "UNet tensors under '%s' are missing or malformed",
                        prefix);
     }
     wl_linear(&l, "time_embed.0", m->temb, m->mc, 1, &m->te1);
@@ -229,7 +229,7 @@ gs_status unet_load(const st_file *f, const char *prefix, int bf16, weight_log *
     wl_norm(&l, "out.0", m->mc, &m->norm_out);
     wl_conv(&l, "out.2", m->cin, m->mc, 3, &m->conv_out);
     if (l.st == GS_OK && m->n_out != m->n_in + 1)
-        l.st = gs_fail(err, GS_ERR_FORMAT, "UNet has %d input blocks but %d output blocks",
+        l.st = gi_fail(err, GS_ERR_FORMAT, "UNet has %d input blocks but %d output blocks",
                        m->n_in + 1, m->n_out);
     if (l.st != GS_OK) {
         unet_free(m);
@@ -261,27 +261,27 @@ void unet_free(unet *m)
     if (!m)
         return;
     for (int i = 0; i < m->n_in; i++)
-        gs_free(m->in[i].xf.blocks);
+        gi_free(m->in[i].xf.blocks);
     for (int i = 0; i < m->n_out; i++)
-        gs_free(m->out[i].xf.blocks);
-    gs_free(m->mid_xf.blocks);
+        gi_free(m->out[i].xf.blocks);
+    gi_free(m->mid_xf.blocks);
     weight_store_free(&m->store);
-    gs_free(m);
+    gi_free(m);
 }
 
 /* ---- blocks ---- */
 
 typedef struct fwd {
-    gs_compute *cx;
+    gi_compute *cx;
     arena *a;
     int n;                /* batch */
     const float *emb;     /* [n, temb] SiLU(time embedding) */
     const float *context; /* [n, tokens, ctx_dim] */
     int tokens;
-    gs_error *err;
+    gi_error *err;
 } fwd;
 
-#define NOMEM(f) gs_fail((f)->err, GS_ERR_NO_MEMORY, "out of memory in the UNet")
+#define NOMEM(f) gi_fail((f)->err, GS_ERR_NO_MEMORY, "out of memory in the UNet")
 
 /* out = skip(x) + conv(silu(gn(conv(silu(gn(x)))) + emb)); out must not alias x. */
 static gs_status res_forward(fwd *f, const unet_res *r, const float *x, int h, int w, float *out)
@@ -401,12 +401,12 @@ typedef struct shape3 {
     int h, w, c;
 } shape3;
 
-gs_status unet_forward(unet *m, gs_compute *cx, const float *x, const float *t,
+gs_status unet_forward(unet *m, gi_compute *cx, const float *x, const float *t,
                        const float *context, int n, int h, int w, int tokens, float *eps,
-                       gs_error *err)
+                       gi_error *err)
 {
     if (n < 1 || h < 1 || w < 1 || tokens < 1 || (long)h * w > (1L << 20))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "UNet: bad input size %dx%d, batch %d", w, h,
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "UNet: bad input size %dx%d, batch %d", w, h,
                        n);
     gs_status st = compute_begin(cx, err);
     if (st != GS_OK)
@@ -501,7 +501,7 @@ gs_status unet_forward(unet *m, gs_compute *cx, const float *x, const float *t,
             return NOMEM(&f);
         op_concat_channels(cx, hcur, cur.c, skip[si], sk[si].c, (long)n * cur.h * cur.w, cat);
         if (b->res.cin != cur.c + sk[si].c)
-            return gs_fail(err, GS_ERR_FORMAT, "UNet output block %d expects %d channels, has %d",
+            return gi_fail(err, GS_ERR_FORMAT, "UNet output block %d expects %d channels, has %d",
                            i, b->res.cin, cur.c + sk[si].c);
         st = res_forward(&f, &b->res, cat, cur.h, cur.w, halt);
         arena_release(a, mk);

@@ -18,7 +18,7 @@ typedef struct unet unet;
 
 /* prefix e.g. "model.diffusion_model." */
 gs_status unet_load(const st_file *f, const char *prefix, int bf16, weight_log *log, unet **out,
-                    gs_error *err);
+                    gi_error *err);
 int unet_in_channels(const unet *m);
 int unet_model_channels(const unet *m);
 int unet_context_dim(const unet *m);
@@ -27,9 +27,9 @@ size_t unet_weight_bytes(const unet *m);
 /* x: [batch, h, w, C_in] NHWC latent; t: [batch] timesteps (may be fractional);
    context: [batch, tokens, context_dim]; eps: [batch, h, w, C_in] out.
    Any h, w >= 1 work: upsampled maps are resized to their skip's size, as A1111 does. */
-gs_status unet_forward(unet *m, gs_compute *cx, const float *x, const float *t,
+gs_status unet_forward(unet *m, gi_compute *cx, const float *x, const float *t,
                        const float *context, int batch, int h, int w, int tokens, float *eps,
-                       gs_error *err);
+                       gi_error *err);
 void unet_free(unet *m);
 
 #endif

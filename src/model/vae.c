@@ -25,7 +25,7 @@ static void load_res(weight_loader *l, const char *p, vae_res *r)
     r->cout = (int)wl_dim(l, wl_name(n, sizeof n, "%s.conv1.weight", p), 0);
     if (r->cin <= 0 || r->cout <= 0) {
         if (l->st == GS_OK)
-            l->st = gs_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s.conv1.weight' is missing",
+            l->st = gi_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s.conv1.weight' is missing",
                             l->prefix, p);
         return;
     }
@@ -70,14 +70,14 @@ static void load_coder(weight_loader *l, int encoder, int z, vae_coder *c)
         c->levels++;
     if (c->levels == 0) {
         if (l->st == GS_OK)
-            l->st = gs_fail(l->err, GS_ERR_FORMAT, "VAE %s blocks are missing", side);
+            l->st = gi_fail(l->err, GS_ERR_FORMAT, "VAE %s blocks are missing", side);
         return;
     }
     int cin_img = encoder ? 3 : z;
     int ch = (int)wl_dim(l, wl_name(n, sizeof n, "%s.conv_in.weight", side), 0);
     if (ch <= 0) {
         if (l->st == GS_OK)
-            l->st = gs_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s.conv_in.weight' is missing",
+            l->st = gi_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s.conv_in.weight' is missing",
                             l->prefix, side);
         return;
     }
@@ -105,24 +105,24 @@ static void load_coder(weight_loader *l, int encoder, int z, vae_coder *c)
 }
 
 gs_status vae_load(const st_file *f, const char *prefix, int bf16, weight_log *log, vae **out,
-                   gs_error *err)
+                   gi_error *err)
 {
     *out = NULL;
-    vae *m = gs_calloc(1, sizeof *m);
+    vae *m = gi_calloc(1, sizeof *m);
     if (!m)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     weight_loader l = wl_begin(f, prefix, &m->store, bf16, log, err);
     m->z = (int)wl_dim(&l, "post_quant_conv.weight", 0);
     if (m->z <= 0 || m->z > 64) {
         vae_free(m);
-        return gs_fail(err, GS_ERR_FORMAT, "tensor '%spost_quant_conv.weight' is missing", prefix);
+        return gi_fail(err, GS_ERR_FORMAT, "tensor '%spost_quant_conv.weight' is missing", prefix);
     }
     wl_conv(&l, "quant_conv", 2 * m->z, 2 * m->z, 1, &m->quant);
     wl_conv(&l, "post_quant_conv", m->z, m->z, 1, &m->post_quant);
     load_coder(&l, 1, m->z, &m->enc);
     load_coder(&l, 0, m->z, &m->dec);
     if (l.st == GS_OK && (m->enc.levels != m->dec.levels || m->enc.levels < 1)) {
-        l.st = gs_fail(err, GS_ERR_UNSUPPORTED, "VAE encoder and decoder depths differ (%d, %d)",
+        l.st = gi_fail(err, GS_ERR_UNSUPPORTED, "VAE encoder and decoder depths differ (%d, %d)",
                        m->enc.levels, m->dec.levels);
     }
     if (l.st != GS_OK) {
@@ -149,20 +149,20 @@ void vae_free(vae *m)
     if (!m)
         return;
     weight_store_free(&m->store);
-    gs_free(m);
+    gi_free(m);
 }
 
 /* ---- blocks ---- */
 
-gs_status vae_res_forward(gs_compute *cx, const vae_res *r, const float *x, int n, int h, int w,
-                          float *out, gs_error *err)
+gs_status vae_res_forward(gi_compute *cx, const vae_res *r, const float *x, int n, int h, int w,
+                          float *out, gi_error *err)
 {
     arena_mark mk = arena_get_mark(&cx->scratch);
     long px = (long)n * h * w;
     /* the middle activation lives in out, which is free until the residual sum */
     float *t = arena_floats(&cx->scratch, (size_t)px * (r->cin > r->cout ? r->cin : r->cout));
     if (!t)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
     gs_status st;
     op_group_norm(cx, &r->n1, x, n, (long)h * w, r->cin, VAE_GROUPS, VAE_EPS, 1, t);
     if ((st = op_conv2d_same(cx, &r->c1, t, n, h, w, out, err)) != GS_OK)
@@ -183,8 +183,8 @@ out:
 }
 
 /* Single-head self-attention over the h*w pixels; out may equal x. */
-static gs_status attn_forward(gs_compute *cx, const vae_attn *a, const float *x, int n, int h,
-                              int w, float *out, gs_error *err)
+static gs_status attn_forward(gi_compute *cx, const vae_attn *a, const float *x, int n, int h,
+                              int w, float *out, gi_error *err)
 {
     arena_mark mk = arena_get_mark(&cx->scratch);
     long px = (long)n * h * w;
@@ -195,7 +195,7 @@ static gs_status attn_forward(gs_compute *cx, const vae_attn *a, const float *x,
     float *v = arena_floats(&cx->scratch, (size_t)px * c);
     gs_status st = GS_OK;
     if (!t || !q || !k || !v) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
         goto out;
     }
     op_group_norm(cx, &a->norm, x, n, (long)h * w, c, VAE_GROUPS, VAE_EPS, 0, t);
@@ -215,8 +215,8 @@ out:
     return st;
 }
 
-gs_status vae_mid_forward(gs_compute *cx, const vae_coder *c, float **cur, float **alt, int n,
-                          int h, int w, gs_error *err)
+gs_status vae_mid_forward(gi_compute *cx, const vae_coder *c, float **cur, float **alt, int n,
+                          int h, int w, gi_error *err)
 {
     gs_status st;
     if ((st = vae_res_forward(cx, &c->mid1, *cur, n, h, w, *alt, err)) != GS_OK)
@@ -237,12 +237,12 @@ void vae_swap(float **a, float **b)
 
 /* ---- encode ---- */
 
-gs_status vae_encode(vae *m, gs_compute *cx, const float *image, int n, int H, int W, float *mean,
-                     float *logvar, gs_error *err)
+gs_status vae_encode(vae *m, gi_compute *cx, const float *image, int n, int H, int W, float *mean,
+                     float *logvar, gi_error *err)
 {
     int f = 1 << (m->levels - 1);
     if (n < 1 || H < f || W < f || H % f || W % f || (long)H * W > (1L << 26))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "VAE encode: image size %dx%d must be a positive multiple of %d", W, H, f);
     gs_status st = compute_begin(cx, err);
     if (st != GS_OK)
@@ -256,7 +256,7 @@ gs_status vae_encode(vae *m, gs_compute *cx, const float *image, int n, int H, i
     }
     float *cur = arena_floats(&cx->scratch, big), *alt = arena_floats(&cx->scratch, big);
     if (!cur || !alt)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE encoder");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE encoder");
     int h = H, w = W;
     if ((st = op_conv2d_same(cx, &e->conv_in, image, n, h, w, cur, err)) != GS_OK)
         return st;
@@ -286,7 +286,7 @@ gs_status vae_encode(vae *m, gs_compute *cx, const float *image, int n, int H, i
     float *moments = arena_floats(&cx->scratch, (size_t)n * h * w * 2 * m->z);
     float *q = arena_floats(&cx->scratch, (size_t)n * h * w * 2 * m->z);
     if (!moments || !q)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE encoder");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE encoder");
     if ((st = op_conv2d_same(cx, &e->conv_out, alt, n, h, w, moments, err)) != GS_OK ||
         (st = op_conv2d_same(cx, &m->quant, moments, n, h, w, q, err)) != GS_OK)
         return st;

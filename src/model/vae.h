@@ -14,24 +14,24 @@ typedef struct vae vae;
 
 /* prefix e.g. "first_stage_model." */
 gs_status vae_load(const st_file *f, const char *prefix, int bf16, weight_log *log, vae **out,
-                   gs_error *err);
+                   gi_error *err);
 int vae_latent_channels(const vae *m);
 /* Bytes of converted weights the VAE keeps resident. */
 size_t vae_weight_bytes(const vae *m);
 /* latent: [batch, h, w, z] NHWC decoder input (already divided by the scale factor);
    image: [batch, 8h, 8w, 3] out, in [-1,1] space (unclamped). */
-gs_status vae_decode(vae *m, gs_compute *cx, const float *latent, int batch, int h, int w,
-                     float *image, gs_error *err);
+gs_status vae_decode(vae *m, gi_compute *cx, const float *latent, int batch, int h, int w,
+                     float *image, gi_error *err);
 /* The same decode in tiles of at most tile x tile latent pixels (overlap
    included; 0 = whole), for memory that does not grow with the image. Group
    norm statistics are shared by all tiles (see vae_decode.c), so the output
    has no seams but differs slightly from the whole decode; a tile covering the
    latent gives the whole decode exactly. */
-gs_status vae_decode_tiled(vae *m, gs_compute *cx, const float *latent, int batch, int h, int w,
-                           int tile, float *image, gs_error *err);
+gs_status vae_decode_tiled(vae *m, gi_compute *cx, const float *latent, int batch, int h, int w,
+                           int tile, float *image, gi_error *err);
 /* image: [batch, H, W, 3] in [-1,1]; mean, logvar: [batch, H/8, W/8, z] (logvar may be NULL). */
-gs_status vae_encode(vae *m, gs_compute *cx, const float *image, int batch, int H, int W,
-                     float *mean, float *logvar, gs_error *err);
+gs_status vae_encode(vae *m, gi_compute *cx, const float *image, int batch, int H, int W,
+                     float *mean, float *logvar, gi_error *err);
 void vae_free(vae *m);
 
 #endif

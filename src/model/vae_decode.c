@@ -34,13 +34,13 @@ typedef struct norm_plan {
 } norm_plan;
 
 /* The folded scale and shift ab [2*c] of norm nw over x [hw, c]. */
-static gs_status norm_coeffs(gs_compute *cx, norm_plan *p, const norm_weights *nw, const float *x,
-                             long hw, float *ab, gs_error *err)
+static gs_status norm_coeffs(gi_compute *cx, norm_plan *p, const norm_weights *nw, const float *x,
+                             long hw, float *ab, gi_error *err)
 {
     double own[2 * VAE_GROUPS], *stats = own;
     if (p->mode != NORM_MEASURE) {
         if (p->n >= p->n_max)
-            return gs_fail(err, GS_ERR_INTERNAL, "VAE decoder: more group norms than planned");
+            return gi_fail(err, GS_ERR_INTERNAL, "VAE decoder: more group norms than planned");
         stats = p->stats + (size_t)p->n++ * 2 * VAE_GROUPS;
     }
     if (p->mode != NORM_REPLAY) {
@@ -57,14 +57,14 @@ static gs_status norm_coeffs(gs_compute *cx, norm_plan *p, const norm_weights *n
 /* x [h, w, cin] -> out [h, w, cout], with t [h, w, cout] as the temporary:
    the same operations as vae_res_forward, with both norms folded into the
    convolutions that follow them. */
-static gs_status res_lean(gs_compute *cx, norm_plan *p, const vae_res *r, const float *x, int h,
-                          int w, float *out, float *t, gs_error *err)
+static gs_status res_lean(gi_compute *cx, norm_plan *p, const vae_res *r, const float *x, int h,
+                          int w, float *out, float *t, gi_error *err)
 {
     long hw = (long)h * w;
     int cmax = r->cin > r->cout ? r->cin : r->cout;
     arena_mark mk = arena_get_mark(&cx->scratch);
     float *ab = arena_floats(&cx->scratch, (size_t)2 * cmax);
-    gs_status st = ab ? GS_OK : gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
+    gs_status st = ab ? GS_OK : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
     if (st == GS_OK)
         st = norm_coeffs(cx, p, &r->n1, x, hw, ab, err);
     if (st == GS_OK)
@@ -122,8 +122,8 @@ static int tail_norms(const vae *m)
 }
 
 /* x [h, w, c] (the head's output) -> image [8h, 8w, 3]. x is not modified. */
-static gs_status tail_forward(const vae *m, gs_compute *cx, norm_plan *p, const float *x, int h,
-                              int w, float *image, gs_error *err)
+static gs_status tail_forward(const vae *m, gi_compute *cx, norm_plan *p, const float *x, int h,
+                              int w, float *image, gi_error *err)
 {
     const vae_coder *d = &m->dec;
     size_t size[3];
@@ -134,7 +134,7 @@ static gs_status tail_forward(const vae *m, gs_compute *cx, norm_plan *p, const 
     float *ab = arena_floats(&cx->scratch, (size_t)2 * d->norm_out.c);
     gs_status st = GS_OK;
     if (!map[0] || !map[1] || !t || !ab) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
         goto out;
     }
     const float *cur = x;
@@ -166,8 +166,8 @@ out:
 /* ---- the head: latent resolution, always whole ---- */
 
 /* latent [h, w, z] -> *out [h, w, c], a new arena buffer the caller releases. */
-static gs_status head_forward(const vae *m, gs_compute *cx, const float *latent, int h, int w,
-                              float **out, int *c_out, gs_error *err)
+static gs_status head_forward(const vae *m, gi_compute *cx, const float *latent, int h, int w,
+                              float **out, int *c_out, gi_error *err)
 {
     const vae_coder *d = &m->dec;
     const vae_level *top = &d->level[m->levels - 1];
@@ -181,7 +181,7 @@ static gs_status head_forward(const vae *m, gs_compute *cx, const float *latent,
     float *alt = arena_floats(&cx->scratch, px * c), *t = arena_floats(&cx->scratch, px * c);
     float *z = arena_floats(&cx->scratch, px * m->z);
     if (!keep || !alt || !t || !z)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
     norm_plan whole = {NORM_MEASURE, NULL, 0, 0};
     gs_status st;
     if ((st = op_conv2d_same(cx, &m->post_quant, latent, 1, h, w, z, err)) != GS_OK ||
@@ -247,15 +247,15 @@ static void copy_rect(const float *src, int sw, int sy, int sx, float *dst, int 
 
 /* Records the tail's group norm statistics on x [h, w, c] subsampled by f
    (nearest, centred) so that the pass fits in one tile. */
-static gs_status record_stats(const vae *m, gs_compute *cx, norm_plan *p, const float *x, int h,
-                              int w, int c, int f, gs_error *err)
+static gs_status record_stats(const vae *m, gi_compute *cx, norm_plan *p, const float *x, int h,
+                              int w, int c, int f, gi_error *err)
 {
     int sh = h / f > 0 ? h / f : 1, sw = w / f > 0 ? w / f : 1, up = 1 << (m->levels - 1);
     arena_mark mk = arena_get_mark(&cx->scratch);
     float *small = arena_floats(&cx->scratch, (size_t)sh * sw * c);
     float *img = arena_floats(&cx->scratch, (size_t)sh * sw * up * up * 3);
     if (!small || !img)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
     for (int y = 0; y < sh; y++)
         for (int xx = 0; xx < sw; xx++) {
             int yy = y * f + f / 2 < h ? y * f + f / 2 : h - 1;
@@ -271,8 +271,8 @@ static gs_status record_stats(const vae *m, gs_compute *cx, norm_plan *p, const 
 }
 
 /* The tail over tiles of x [h, w, c] into image [up*h, up*w, 3]. */
-static gs_status tail_tiled(const vae *m, gs_compute *cx, const float *x, int h, int w, int c,
-                            int tile, float *image, gs_error *err)
+static gs_status tail_tiled(const vae *m, gi_compute *cx, const float *x, int h, int w, int c,
+                            int tile, float *image, gi_error *err)
 {
     tile_axis ay = tile_axis_plan(h, tile), ax = tile_axis_plan(w, tile);
     int up = 1 << (m->levels - 1);
@@ -285,7 +285,7 @@ static gs_status tail_tiled(const vae *m, gs_compute *cx, const float *x, int h,
     float *out = arena_floats(&cx->scratch, (size_t)tile * tile * up * up * 3);
     gs_status st = GS_OK;
     if (!p.stats || !in || !out) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
         goto out;
     }
     if ((st = record_stats(m, cx, &p, x, h, w, c, f, err)) != GS_OK)
@@ -313,13 +313,13 @@ out:
 
 /* ---- entry ---- */
 
-gs_status vae_decode_tiled(vae *m, gs_compute *cx, const float *latent, int n, int h, int w,
-                           int tile, float *image, gs_error *err)
+gs_status vae_decode_tiled(vae *m, gi_compute *cx, const float *latent, int n, int h, int w,
+                           int tile, float *image, gi_error *err)
 {
     if (n < 1 || h < 1 || w < 1 || (long)h * w > (1L << 20))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "VAE decode: bad latent size %dx%d", w, h);
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "VAE decode: bad latent size %dx%d", w, h);
     if (tile < 0)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "VAE decode: bad tile size %d", tile);
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "VAE decode: bad tile size %d", tile);
     gs_status st = compute_begin(cx, err);
     if (st != GS_OK)
         return st;
@@ -341,8 +341,8 @@ gs_status vae_decode_tiled(vae *m, gs_compute *cx, const float *latent, int n, i
     return st;
 }
 
-gs_status vae_decode(vae *m, gs_compute *cx, const float *latent, int n, int h, int w, float *image,
-                     gs_error *err)
+gs_status vae_decode(vae *m, gi_compute *cx, const float *latent, int n, int h, int w, float *image,
+                     gi_error *err)
 {
     return vae_decode_tiled(m, cx, latent, n, h, w, 0, image, err);
 }

@@ -50,11 +50,11 @@ struct vae {
 };
 
 /* x [n, h, w, cin] -> out [n, h, w, cout]; out must not alias x. */
-gs_status vae_res_forward(gs_compute *cx, const vae_res *r, const float *x, int n, int h, int w,
-                          float *out, gs_error *err);
+gs_status vae_res_forward(gi_compute *cx, const vae_res *r, const float *x, int n, int h, int w,
+                          float *out, gi_error *err);
 /* The middle block (res, attention, res) from *cur, ending in *cur again. */
-gs_status vae_mid_forward(gs_compute *cx, const vae_coder *c, float **cur, float **alt, int n,
-                          int h, int w, gs_error *err);
+gs_status vae_mid_forward(gi_compute *cx, const vae_coder *c, float **cur, float **alt, int n,
+                          int h, int w, gi_error *err);
 void vae_swap(float **a, float **b);
 
 #endif

@@ -22,7 +22,7 @@ int weights_file_prepared(const st_file *f, int *bf16)
 }
 
 weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store, int bf16,
-                       weight_log *log, gs_error *err)
+                       weight_log *log, gi_error *err)
 {
     int prepared_bf16 = 0;
     return (weight_loader){.f = f,
@@ -38,8 +38,8 @@ weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store
 void weight_log_free(weight_log *log)
 {
     for (size_t i = 0; i < log->n; i++)
-        gs_free(log->e[i].name);
-    gs_free(log->e);
+        gi_free(log->e[i].name);
+    gi_free(log->e);
     memset(log, 0, sizeof *log);
 }
 
@@ -52,9 +52,9 @@ static void log_weight(weight_loader *l, const char *name, st_dtype dtype, int n
         return;
     if (log->n == log->cap) {
         size_t cap = log->cap ? 2 * log->cap : 256;
-        weight_entry *e = gs_realloc(log->e, cap * sizeof *e);
+        weight_entry *e = gi_realloc(log->e, cap * sizeof *e);
         if (!e) {
-            l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
+            l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
             return;
         }
         log->e = e;
@@ -63,9 +63,9 @@ static void log_weight(weight_loader *l, const char *name, st_dtype dtype, int n
     weight_entry *e = &log->e[log->n];
     memset(e, 0, sizeof *e);
     size_t len = strlen(l->prefix) + strlen(name) + 1;
-    e->name = gs_malloc(len);
+    e->name = gi_malloc(len);
     if (!e->name) {
-        l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
+        l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
         return;
     }
     snprintf(e->name, len, "%s%s", l->prefix, name);
@@ -86,8 +86,8 @@ static void log_weight(weight_loader *l, const char *name, st_dtype dtype, int n
 void weight_store_free(weight_store *ws)
 {
     for (int i = 0; i < ws->n; i++)
-        gs_aligned_free(ws->bufs[i]);
-    gs_free(ws->bufs);
+        gi_aligned_free(ws->bufs[i]);
+    gi_free(ws->bufs);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -100,14 +100,14 @@ static void *store_alloc_bytes(weight_loader *l, size_t bytes)
     if (ws->n == 0 || ws->used + bytes > ws->size) {
         if (ws->n == ws->cap) {
             int cap = ws->cap ? ws->cap * 2 : 64;
-            void **b = gs_realloc(ws->bufs, (size_t)cap * sizeof *b);
+            void **b = gi_realloc(ws->bufs, (size_t)cap * sizeof *b);
             if (!b)
                 return NULL;
             ws->bufs = b;
             ws->cap = cap;
         }
         size_t size = bytes > CHUNK_BYTES ? bytes : CHUNK_BYTES;
-        void *chunk = gs_huge_alloc(size);
+        void *chunk = gi_huge_alloc(size);
         if (!chunk)
             return NULL;
         ws->bufs[ws->n++] = chunk;
@@ -204,7 +204,7 @@ static const st_tensor *find_checked(weight_loader *l, const char *name, int ndi
         return NULL;
     const st_tensor *t = wl_find(l, name);
     if (!t) {
-        l->st = gs_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' is missing", l->prefix, name);
+        l->st = gi_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' is missing", l->prefix, name);
         return NULL;
     }
     int64_t logical[ST_MAX_DIMS];
@@ -216,7 +216,7 @@ static const st_tensor *find_checked(weight_loader *l, const char *name, int ndi
         char want[128], have[128];
         shape_str(want, sizeof want, ndim, shape);
         shape_str(have, sizeof have, t->ndim, logical);
-        l->st = gs_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' has shape %s, expected %s", l->prefix,
+        l->st = gi_fail(l->err, GS_ERR_FORMAT, "tensor '%s%s' has shape %s, expected %s", l->prefix,
                         name, have, want);
         return NULL;
     }
@@ -229,7 +229,7 @@ static const st_tensor *find_checked(weight_loader *l, const char *name, int ndi
 static const void *in_place(weight_loader *l, const st_tensor *t, st_dtype want)
 {
     if (t->dtype != want || ((uintptr_t)t->data & 63) != 0) {
-        l->st = gs_fail(l->err, GS_ERR_FORMAT,
+        l->st = gi_fail(l->err, GS_ERR_FORMAT,
                         "prepared file: tensor '%s' is %s%s, expected %s, 64-byte aligned", t->name,
                         st_dtype_name(t->dtype), ((uintptr_t)t->data & 63) ? " (misaligned)" : "",
                         st_dtype_name(want));
@@ -250,7 +250,7 @@ static float *load_f32(weight_loader *l, const char *name, int ndim, const int64
     }
     float *p = store_alloc(l, (size_t)t->numel);
     if (!p) {
-        l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
+        l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
         return NULL;
     }
     gs_status st = to_f32_parallel(l, t, p);
@@ -324,7 +324,7 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
         }
     }
     if (failed) {
-        l->st = gs_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
+        l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
         return NULL;
     }
     st_drop_pages(l->f, t);

@@ -47,7 +47,7 @@ typedef struct weight_loader {
     const st_file *f;
     const char *prefix;
     weight_store *store;
-    gs_error *err;
+    gi_error *err;
     gs_status st;
     int bf16;        /* keep GEMM weights (linear, conv) in bf16 only */
     int threads;     /* for conversion; 0 = OpenMP's default */
@@ -62,7 +62,7 @@ void weight_store_free(weight_store *ws);
 
 /* A loader for the tensors under prefix of f, into store (in place when f is prepared). */
 weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store, int bf16,
-                       weight_log *log, gs_error *err);
+                       weight_log *log, gi_error *err);
 
 /* The tensor prefix+name, or NULL (no error recorded). */
 const st_tensor *wl_find(weight_loader *l, const char *name);

@@ -20,7 +20,7 @@ static int has_suffix(const char *s, const char *suffix)
 }
 
 /* Pickle-based checkpoints: torch.save zips (PK\3\4) or raw pickles (0x80 proto). */
-gs_status checkpoint_refuse_pickle(const char *path, gs_error *err)
+gs_status checkpoint_refuse_pickle(const char *path, gi_error *err)
 {
     static const char *const exts[] = {".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"};
     int by_ext = 0;
@@ -37,7 +37,7 @@ gs_status checkpoint_refuse_pickle(const char *path, gs_error *err)
     int zip = magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
     int pickle = magic[0] == 0x80 && magic[1] >= 2 && magic[1] <= 5;
     if (zip || pickle || (by_ext && fd >= 0))
-        return gs_fail(err, GS_ERR_UNSUPPORTED,
+        return gi_fail(err, GS_ERR_UNSUPPORTED,
                        "'%s' is a pickle checkpoint (.ckpt/.pt); gesso does not load pickles "
                        "because unpickling can run arbitrary code from the file. Convert it to "
                        ".safetensors first",
@@ -58,39 +58,39 @@ int checkpoint_is_sd1(const st_file *f)
 }
 
 /* Names the kind of a file that is not an SD1.x checkpoint, for the error. */
-gs_status checkpoint_identify(const st_file *f, gs_error *err)
+gs_status checkpoint_identify(const st_file *f, gi_error *err)
 {
     if (checkpoint_is_sd1(f))
         return GS_OK;
     if (has(f,
             "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight") ||
         has(f, "conditioner.embedders.1.model.token_embedding.weight"))
-        return gs_fail(err, GS_ERR_UNSUPPORTED,
+        return gi_fail(err, GS_ERR_UNSUPPORTED,
                        "this is an SDXL checkpoint; gesso runs SD1.x "
                        "checkpoints so far");
     if (has(f, "cond_stage_model.model.token_embedding.weight"))
-        return gs_fail(err, GS_ERR_UNSUPPORTED,
+        return gi_fail(err, GS_ERR_UNSUPPORTED,
                        "this is an SD2.x checkpoint (OpenCLIP text "
                        "encoder); gesso runs SD1.x checkpoints so far");
     for (size_t i = 0; i < st_count(f); i++) {
         const char *n = st_at(f, i)->name;
         if (strncmp(n, "lora_", 5) == 0 || strstr(n, ".lora_down.") || strstr(n, ".lora_A."))
-            return gs_fail(err, GS_ERR_UNSUPPORTED,
+            return gi_fail(err, GS_ERR_UNSUPPORTED,
                            "this is a LoRA, not a checkpoint: load a base model");
     }
     if (has(f, "encoder.conv_in.weight") || has(f, "decoder.conv_in.weight"))
-        return gs_fail(err, GS_ERR_UNSUPPORTED,
+        return gi_fail(err, GS_ERR_UNSUPPORTED,
                        "this is a standalone VAE, not a full checkpoint: load a base model");
     if (has(f, "conv_in.weight") && has(f, "time_embedding.linear_1.weight"))
-        return gs_fail(err, GS_ERR_UNSUPPORTED,
+        return gi_fail(err, GS_ERR_UNSUPPORTED,
                        "this is a diffusers-format UNet file; gesso needs a single-file "
                        "checkpoint (model.diffusion_model.*, first_stage_model.*, "
                        "cond_stage_model.*)");
     if (has(f, SD1_UNET_PREFIX "input_blocks.0.0.weight"))
-        return gs_fail(err, GS_ERR_FORMAT,
+        return gi_fail(err, GS_ERR_FORMAT,
                        "the checkpoint has a UNet but lacks its text encoder "
                        "(" SD1_TEXT_PREFIX "*) or VAE (" SD1_VAE_PREFIX "*)");
-    return gs_fail(err, GS_ERR_UNSUPPORTED,
+    return gi_fail(err, GS_ERR_UNSUPPORTED,
                    "not a Stable Diffusion checkpoint: none of the known tensor layouts match "
                    "(%zu tensors)",
                    st_count(f));
@@ -137,11 +137,11 @@ gs_status gs_checkpoint_inspect(const char *path, gs_checkpoint_info *out, char 
         memset(out, 0, sizeof *out);
     if (errmsg && errmsg_size)
         errmsg[0] = '\0';
-    gs_error err = {0};
+    gi_error err = {0};
     st_file *f = NULL;
     gs_status st;
     if (!path || !out)
-        st = gs_fail(&err, GS_ERR_INVALID_ARGUMENT, "NULL argument");
+        st = gi_fail(&err, GS_ERR_INVALID_ARGUMENT, "NULL argument");
     else if ((st = checkpoint_refuse_pickle(path, &err)) == GS_OK)
         st = st_open(path, &f, &err); /* maps the file; reads the header only */
     if (st != GS_OK) {

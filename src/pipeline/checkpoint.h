@@ -15,12 +15,12 @@
 
 /* GS_ERR_UNSUPPORTED, saying why, when path is a pickle checkpoint (by its
    first bytes or its extension); such files are never parsed. */
-gs_status checkpoint_refuse_pickle(const char *path, gs_error *err);
+gs_status checkpoint_refuse_pickle(const char *path, gi_error *err);
 /* True when f has the UNet, text encoder and VAE of an SD1.x checkpoint. */
 int checkpoint_is_sd1(const st_file *f);
 /* GS_OK for an SD1.x checkpoint; otherwise an error naming what f is instead
    (SDXL, SD2, a LoRA, a lone VAE, ...) as far as its tensor names tell. */
-gs_status checkpoint_identify(const st_file *f, gs_error *err);
+gs_status checkpoint_identify(const st_file *f, gi_error *err);
 /* "f16", "bf16" or "f32": the dtype holding most bytes of the UNet (of the
    whole file when it is not an SD1.x checkpoint). */
 const char *checkpoint_weight_dtype(const st_file *f);

@@ -14,7 +14,7 @@
 #define CHUNK_TOKENS 77
 
 gs_status encode_prompt(gs_engine *eng, gs_model *m, const char *prompt, int clip_skip, float **out,
-                        int *tokens, gs_error *err)
+                        int *tokens, gi_error *err)
 {
     *out = NULL;
     *tokens = 0;
@@ -25,14 +25,14 @@ gs_status encode_prompt(gs_engine *eng, gs_model *m, const char *prompt, int cli
         goto out;
     int width = clip_text_width(m->text);
     if (clip_skip < 1 || clip_skip > clip_text_layers(m->text)) {
-        st = gs_fail(err, GS_ERR_INVALID_ARGUMENT, "clip skip %d is outside 1..%d", clip_skip,
+        st = gi_fail(err, GS_ERR_INVALID_ARGUMENT, "clip skip %d is outside 1..%d", clip_skip,
                      clip_text_layers(m->text));
         goto out;
     }
     size_t n = (size_t)pc.n_chunks * CHUNK_TOKENS * (size_t)width;
-    z = gs_aligned_alloc(n * sizeof *z);
+    z = gi_aligned_alloc(n * sizeof *z);
     if (!z) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory encoding the prompt");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory encoding the prompt");
         goto out;
     }
     st = clip_text_encode(m->text, eng->cx, pc.ids, pc.n_chunks, clip_skip, z, err);
@@ -45,7 +45,7 @@ gs_status encode_prompt(gs_engine *eng, gs_model *m, const char *prompt, int cli
     *tokens = pc.n_chunks * CHUNK_TOKENS;
     z = NULL;
 out:
-    gs_aligned_free(z);
+    gi_aligned_free(z);
     prompt_chunks_free(&pc);
     return st;
 }

@@ -13,7 +13,7 @@ void gs_engine_options_init(gs_engine_options *opts)
     opts->threads = 0;
 }
 
-gs_status engine_fail(gs_engine *eng, const gs_error *err)
+gs_status engine_fail(gs_engine *eng, const gi_error *err)
 {
     if (eng && err && &eng->err != err)
         eng->err = *err;
@@ -33,10 +33,10 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
     if (opts->threads < 0 || opts->threads > 1024 || opts->precision < GS_PRECISION_AUTO ||
         opts->precision > GS_PRECISION_BF16)
         return GS_ERR_INVALID_ARGUMENT;
-    gs_engine *eng = gs_calloc(1, sizeof *eng);
+    gs_engine *eng = gi_calloc(1, sizeof *eng);
     if (!eng)
         return GS_ERR_NO_MEMORY;
-    gs_error err = {0};
+    gi_error err = {0};
     /* bf16 Winograd GEMMs and attention products only where bf16 outruns f32:
        elsewhere (Intel without AMX: half the f32 rate) a bf16 engine is a
        memory choice, its weights bf16 and those layers f32 */
@@ -75,7 +75,7 @@ void gs_engine_free(gs_engine *eng)
         return;
     clip_tokenizer_free(eng->tok);
     compute_free(eng->cx);
-    gs_free(eng);
+    gi_free(eng);
 }
 
 const char *gs_engine_errmsg(const gs_engine *eng)
@@ -95,7 +95,7 @@ gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops)
 {
     if (!eng || !gflops)
         return GS_ERR_INVALID_ARGUMENT;
-    gs_error err = {0};
+    gi_error err = {0};
     int saved = compute_enter(eng->cx);
     gs_status st = compute_gemm_rate(eng->cx, eng->bf16, gflops, &err);
     compute_leave(saved);
@@ -138,19 +138,19 @@ void result_destroy(gs_result *res)
         return;
     for (int i = 0; i < res->count; i++) {
         if (res->images)
-            gs_free(res->images[i].pixels);
+            gi_free(res->images[i].pixels);
         if (res->infotexts)
-            gs_free(res->infotexts[i]);
+            gi_free(res->infotexts[i]);
     }
-    gs_free(res->images);
-    gs_free(res->infotexts);
-    gs_free(res->step_s);
+    gi_free(res->images);
+    gi_free(res->infotexts);
+    gi_free(res->step_s);
 }
 
 void gs_result_free(gs_result *res)
 {
     result_destroy(res);
-    gs_free(res);
+    gi_free(res);
 }
 
 int gs_result_count(const gs_result *res)

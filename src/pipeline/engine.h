@@ -15,13 +15,13 @@
 #include "text/tokenizer.h"
 
 struct gs_engine {
-    gs_compute *cx;
+    gi_compute *cx;
     int bf16;           /* models load with bf16 GEMM weights */
     int precision_auto; /* precision was left to the engine: a prepared file's wins */
     int bf16_usable;    /* oneDNN runs bf16 matmuls on this CPU */
     int bf16_fast;      /* ... faster than f32 ones (AMX, AMD Zen 4) */
     clip_tokenizer *tok;
-    gs_error err; /* last error, for gs_engine_errmsg */
+    gi_error err; /* last error, for gs_engine_errmsg */
 };
 
 struct gs_model {
@@ -46,7 +46,7 @@ struct gs_model {
 
 /* Loads whichever of the model's networks are not in memory (all of them at
    gs_model_load; after a release-after-use generation, those it released). */
-gs_status model_load_networks(gs_model *m, gs_error *err);
+gs_status model_load_networks(gs_model *m, gi_error *err);
 /* gs_model_load, recording every weight read in log (when not NULL). */
 gs_status model_load_logged(gs_engine *eng, const char *path, weight_log *log, gs_model **out);
 /* Returns the pages of a prepared file's tensors under prefix to the page cache
@@ -63,12 +63,12 @@ struct gs_result {
 };
 
 /* Records err on the engine and returns its code (the public calls' exit path). */
-gs_status engine_fail(gs_engine *eng, const gs_error *err);
+gs_status engine_fail(gs_engine *eng, const gi_error *err);
 
 /* Text conditioning of one prompt in A1111 semantics: *out [chunks*77, width],
-   taken by the caller (gs_free). */
+   taken by the caller (gi_free). */
 gs_status encode_prompt(gs_engine *eng, gs_model *m, const char *prompt, int clip_skip, float **out,
-                        int *tokens, gs_error *err);
+                        int *tokens, gi_error *err);
 
 /* Cheap latent -> RGB preview of item 0 of an NCHW latent (SD1's linear factors). */
 gs_status latent_preview(const float *latent, int channels, int h, int w, gs_image **out);

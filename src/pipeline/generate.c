@@ -37,44 +37,44 @@ static double now_s(void)
 
 /* ---- validation ---- */
 
-static gs_status validate(const gs_model *m, const gs_params *p, gs_error *err)
+static gs_status validate(const gs_model *m, const gs_params *p, gi_error *err)
 {
     if (p->width < 64 || p->height < 64 || p->width > MAX_SIDE || p->height > MAX_SIDE)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "size %dx%d is outside 64..%d per side",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "size %dx%d is outside 64..%d per side",
                        p->width, p->height, MAX_SIDE);
     if (p->width % 8 || p->height % 8)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "size %dx%d: width and height must be "
                        "multiples of 8",
                        p->width, p->height);
     if (p->batch_size < 1 || p->batch_size > MAX_BATCH)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "batch size %d is outside 1..%d",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "batch size %d is outside 1..%d",
                        p->batch_size, MAX_BATCH);
     if (!isfinite(p->cfg_scale) || p->cfg_scale < 0 || p->cfg_scale > 100)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "cfg scale %g is outside 0..100",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "cfg scale %g is outside 0..100",
                        (double)p->cfg_scale);
     if (p->clip_skip < 1 || p->clip_skip > m->text_layers)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "clip skip %d is outside 1..%d (the text encoder's layers)", p->clip_skip,
                        m->text_layers);
     if (p->vae_tile < -1 || (p->vae_tile > 0 && (p->vae_tile < 64 || p->vae_tile % 8)))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "vae tile %d: use -1 (never), 0 (auto) or a multiple of 8 of at least 64",
                        p->vae_tile);
     if (p->preview_every < 0)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "preview_every must be >= 0");
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "preview_every must be >= 0");
     if ((p->prompt && strlen(p->prompt) > MAX_PROMPT_BYTES) ||
         (p->negative_prompt && strlen(p->negative_prompt) > MAX_PROMPT_BYTES))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt longer than %d bytes",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt longer than %d bytes",
                        MAX_PROMPT_BYTES);
     if (p->init_image) {
         const gs_image *im = p->init_image;
         if (!im->pixels || im->width < 1 || im->height < 1 ||
             (im->channels != 3 && im->channels != 4))
-            return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+            return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                            "init image must be a non-empty RGB or RGBA image");
         if (!(p->strength > 0) || p->strength > 1)
-            return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "strength %g is outside (0, 1]",
+            return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "strength %g is outside (0, 1]",
                            (double)p->strength);
     }
     return GS_OK;
@@ -121,7 +121,7 @@ static void nhwc_to_nchw(const float *src, float *dst, int n, int c, int h, int 
                 dst[((size_t)b * c + k) * plane + i] = src[((size_t)b * plane + i) * c + k];
 }
 
-static gs_status model_eps(void *user, const float *x_in, double t, float *eps, gs_error *err)
+static gs_status model_eps(void *user, const float *x_in, double t, float *eps, gi_error *err)
 {
     gen_ctx *g = user;
     int B = g->batch;
@@ -198,7 +198,7 @@ static void repeat_rows(float *dst, const float *src, size_t row_floats, int n)
 }
 
 static gs_status build_context(gen_ctx *g, const float *cond, int tc, const float *uncond, int tu,
-                               gs_error *err)
+                               gi_error *err)
 {
     int B = g->batch, width = clip_text_width(g->m->text);
     size_t nc = (size_t)tc * width, nu = (size_t)tu * width;
@@ -206,18 +206,18 @@ static gs_status build_context(gen_ctx *g, const float *cond, int tc, const floa
     g->tokens_u = tu;
     g->joint = g->cfg && tc == tu;
     if (g->joint) {
-        g->ctx_c = gs_aligned_alloc(2 * B * nc * sizeof(float));
+        g->ctx_c = gi_aligned_alloc(2 * B * nc * sizeof(float));
         if (!g->ctx_c)
-            return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory for the text conditioning");
+            return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory for the text conditioning");
         repeat_rows(g->ctx_c, uncond, nu, B);
         repeat_rows(g->ctx_c + B * nc, cond, nc, B);
         return GS_OK;
     }
-    g->ctx_c = gs_aligned_alloc(B * nc * sizeof(float));
+    g->ctx_c = gi_aligned_alloc(B * nc * sizeof(float));
     if (g->cfg)
-        g->ctx_u = gs_aligned_alloc(B * nu * sizeof(float));
+        g->ctx_u = gi_aligned_alloc(B * nu * sizeof(float));
     if (!g->ctx_c || (g->cfg && !g->ctx_u))
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory for the text conditioning");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory for the text conditioning");
     repeat_rows(g->ctx_c, cond, nc, B);
     if (g->cfg)
         repeat_rows(g->ctx_u, uncond, nu, B);
@@ -227,7 +227,7 @@ static gs_status build_context(gen_ctx *g, const float *cond, int tc, const floa
 /* ---- img2img ---- */
 
 /* The init image as a scaled latent, NCHW, repeated for every batch item. */
-static gs_status encode_init(gen_ctx *g, float **out, gs_error *err)
+static gs_status encode_init(gen_ctx *g, float **out, gi_error *err)
 {
     const gs_params *p = g->p;
     gs_image *rgb = NULL;
@@ -237,11 +237,11 @@ static gs_status encode_init(gen_ctx *g, float **out, gs_error *err)
         return st;
     size_t npix = (size_t)p->width * p->height;
     size_t item = (size_t)g->lh * g->lw * g->ch;
-    pix = gs_aligned_alloc(npix * 3 * sizeof *pix);
-    mean = gs_aligned_alloc(item * sizeof *mean);
-    *out = gs_aligned_alloc(item * g->batch * sizeof **out);
+    pix = gi_aligned_alloc(npix * 3 * sizeof *pix);
+    mean = gi_aligned_alloc(item * sizeof *mean);
+    *out = gi_aligned_alloc(item * g->batch * sizeof **out);
     if (!pix || !mean || !*out) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory encoding the init image");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory encoding the init image");
         goto out;
     }
     image_u8_to_signed_f32(rgb, pix);
@@ -255,12 +255,12 @@ static gs_status encode_init(gen_ctx *g, float **out, gs_error *err)
         memcpy(*out + b * item, *out, item * sizeof **out);
 out:
     if (st != GS_OK) {
-        gs_aligned_free(*out);
+        gi_aligned_free(*out);
         *out = NULL;
     }
     gs_image_free(rgb);
-    gs_aligned_free(pix);
-    gs_aligned_free(mean);
+    gi_aligned_free(pix);
+    gi_aligned_free(mean);
     return st;
 }
 
@@ -276,15 +276,15 @@ static int vae_tile_latent(const gs_params *p)
     return 0;
 }
 
-static gs_status decode_images(gen_ctx *g, const float *latent_nchw, gs_result *res, gs_error *err)
+static gs_status decode_images(gen_ctx *g, const float *latent_nchw, gs_result *res, gi_error *err)
 {
     int B = g->batch, W = g->p->width, H = g->p->height;
     size_t item = (size_t)g->lh * g->lw * g->ch;
-    float *lat = gs_aligned_alloc(item * sizeof *lat);
-    float *img = gs_aligned_alloc((size_t)W * H * 3 * sizeof *img);
+    float *lat = gi_aligned_alloc(item * sizeof *lat);
+    float *img = gi_aligned_alloc((size_t)W * H * 3 * sizeof *img);
     gs_status st = GS_OK;
     if (!lat || !img) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory decoding");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory decoding");
         goto out;
     }
     /* One item at a time bounds the decoder's activations to one image. */
@@ -297,9 +297,9 @@ static gs_status decode_images(gen_ctx *g, const float *latent_nchw, gs_result *
         if (st != GS_OK)
             goto out;
         gs_image *dst = &res->images[b];
-        dst->pixels = gs_malloc((size_t)W * H * 3);
+        dst->pixels = gi_malloc((size_t)W * H * 3);
         if (!dst->pixels) {
-            st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory for the image");
+            st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory for the image");
             goto out;
         }
         dst->width = W;
@@ -308,13 +308,13 @@ static gs_status decode_images(gen_ctx *g, const float *latent_nchw, gs_result *
         image_signed_f32_to_u8(img, (size_t)W * H * 3, dst->pixels);
     }
 out:
-    gs_aligned_free(lat);
-    gs_aligned_free(img);
+    gi_aligned_free(lat);
+    gi_aligned_free(img);
     return st;
 }
 
 static gs_status write_infotexts(gen_ctx *g, gs_result *res, const char *sampler,
-                                 const char *scheduler, gs_error *err)
+                                 const char *scheduler, gi_error *err)
 {
     const gs_params *p = g->p;
     for (int b = 0; b < g->batch; b++) {
@@ -337,7 +337,7 @@ static gs_status write_infotexts(gen_ctx *g, gs_result *res, const char *sampler
         f.is_img2img = p->init_image != NULL;
         res->infotexts[b] = infotext_format(&f);
         if (!res->infotexts[b])
-            return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+            return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     }
     return GS_OK;
 }
@@ -353,7 +353,7 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
     if (!eng)
         return GS_ERR_INVALID_ARGUMENT;
     if (!m || !p || !out)
-        return engine_fail(eng, &(gs_error){GS_ERR_INVALID_ARGUMENT, "NULL argument"});
+        return engine_fail(eng, &(gi_error){GS_ERR_INVALID_ARGUMENT, "NULL argument"});
     *out = NULL;
     int saved = compute_enter(eng->cx);
     gs_status st = generate(eng, m, p, progress, user, out);
@@ -364,7 +364,7 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
 static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progress_fn progress,
                           void *user, gs_result **out)
 {
-    gs_error err = {0};
+    gi_error err = {0};
     double t0 = now_s();
     gen_ctx g;
     memset(&g, 0, sizeof g);
@@ -398,15 +398,15 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     if ((st = sample_validate(&sc, &err)) != GS_OK)
         goto out;
 
-    res = gs_calloc(1, sizeof *res);
+    res = gi_calloc(1, sizeof *res);
     if (!res) {
-        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+        st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
     res->seed = p->seed;
 
     if ((st = model_load_networks(m, &err)) != GS_OK) { /* what an earlier run released */
-        gs_error_prefix(&err, "%s", m->path);
+        gi_error_prefix(&err, "%s", m->path);
         goto out;
     }
     /* the model's precision, which a prepared file may have set apart from the
@@ -433,16 +433,16 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     /* buffers for the sampling loop */
     size_t item = (size_t)g.lh * g.lw * g.ch;
     g.total = sample_progress_total(&sc);
-    g.x_nhwc = gs_aligned_alloc(2 * g.batch * item * sizeof(float));
-    g.eps_nhwc = gs_aligned_alloc(2 * g.batch * item * sizeof(float));
-    g.t_batch = gs_aligned_alloc(2 * g.batch * sizeof(float));
-    g.step_s = gs_calloc(g.total > 0 ? g.total : 1, sizeof(double));
-    x = gs_aligned_alloc(g.batch * item * sizeof(float));
-    res->images = gs_calloc(g.batch, sizeof *res->images);
-    res->infotexts = gs_calloc(g.batch, sizeof *res->infotexts);
+    g.x_nhwc = gi_aligned_alloc(2 * g.batch * item * sizeof(float));
+    g.eps_nhwc = gi_aligned_alloc(2 * g.batch * item * sizeof(float));
+    g.t_batch = gi_aligned_alloc(2 * g.batch * sizeof(float));
+    g.step_s = gi_calloc(g.total > 0 ? g.total : 1, sizeof(double));
+    x = gi_aligned_alloc(g.batch * item * sizeof(float));
+    res->images = gi_calloc(g.batch, sizeof *res->images);
+    res->infotexts = gi_calloc(g.batch, sizeof *res->infotexts);
     if (!g.x_nhwc || !g.eps_nhwc || !g.t_batch || !g.step_s || !x || !res->images ||
         !res->infotexts) {
-        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+        st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
     res->count = g.batch;
@@ -456,7 +456,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     }
 
     /* sampling */
-    gs_rng rng;
+    gi_rng rng;
     rng_seed(&rng, p->seed);
     g.t_start = g.t_last = now_s();
     double flops0 = eng->cx->flops;
@@ -489,16 +489,16 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     *out = res;
     res = NULL;
 out:
-    gs_free(g.step_s);
-    gs_aligned_free(g.ctx_c);
-    gs_aligned_free(g.ctx_u);
-    gs_aligned_free(g.x_nhwc);
-    gs_aligned_free(g.eps_nhwc);
-    gs_aligned_free(g.t_batch);
-    gs_aligned_free(cond);
-    gs_aligned_free(uncond);
-    gs_aligned_free(init);
-    gs_aligned_free(x);
+    gi_free(g.step_s);
+    gi_aligned_free(g.ctx_c);
+    gi_aligned_free(g.ctx_u);
+    gi_aligned_free(g.x_nhwc);
+    gi_aligned_free(g.eps_nhwc);
+    gi_aligned_free(g.t_batch);
+    gi_aligned_free(cond);
+    gi_aligned_free(uncond);
+    gi_aligned_free(init);
+    gi_aligned_free(x);
     gs_result_free(res);
     if (st != GS_OK)
         return engine_fail(eng, &err);

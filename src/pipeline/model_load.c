@@ -18,7 +18,7 @@ static char *base_name(const char *path)
 {
     const char *slash = strrchr(path, '/');
     const char *b = slash ? slash + 1 : path;
-    char *name = gs_strdup(b);
+    char *name = gi_strdup(b);
     if (name) {
         char *dot = strrchr(name, '.');
         if (dot && dot != name)
@@ -47,14 +47,14 @@ gs_status model_load_logged(gs_engine *eng, const char *path, weight_log *log, g
 
 static gs_status load(gs_engine *eng, const char *path, weight_log *log, gs_model **out)
 {
-    gs_error err = {0};
+    gi_error err = {0};
     gs_model *m = NULL;
     gs_status st = checkpoint_refuse_pickle(path, &err);
     if (st != GS_OK)
         goto out;
-    m = gs_calloc(1, sizeof *m);
+    m = gi_calloc(1, sizeof *m);
     if (!m) {
-        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+        st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
     m->eng = eng;
@@ -62,12 +62,12 @@ static gs_status load(gs_engine *eng, const char *path, weight_log *log, gs_mode
     m->latent_scale = 0.18215f;
     m->name = base_name(path);
     if (!m->name) {
-        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+        st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
-    m->path = gs_strdup(path);
+    m->path = gi_strdup(path);
     if (!m->path) {
-        st = gs_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+        st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
     m->bf16 = eng->bf16;
@@ -81,11 +81,11 @@ static gs_status load(gs_engine *eng, const char *path, weight_log *log, gs_mode
 out:
     gs_model_free(m);
     if (st != GS_OK && strstr(err.msg, path) == NULL)
-        gs_error_prefix(&err, "%s", path);
+        gi_error_prefix(&err, "%s", path);
     return engine_fail(eng, &err);
 }
 
-gs_status model_load_networks(gs_model *m, gs_error *err)
+gs_status model_load_networks(gs_model *m, gi_error *err)
 {
     if (m->text && m->unet && m->vae)
         return GS_OK;
@@ -100,7 +100,7 @@ gs_status model_load_networks(gs_model *m, gs_error *err)
     if (m->prepared) {
         const char *layout = st_metadata(m->file, "gesso.layout");
         if (!layout || strcmp(layout, PREPARED_LAYOUT) != 0) {
-            st = gs_fail(err, GS_ERR_UNSUPPORTED,
+            st = gi_fail(err, GS_ERR_UNSUPPORTED,
                          "prepared by a gesso with another weight layout: prepare it again from "
                          "the original checkpoint");
             goto out;
@@ -110,7 +110,7 @@ gs_status model_load_networks(gs_model *m, gs_error *err)
             (!prepared_bf16 || m->eng->bf16_usable))
             m->bf16 = prepared_bf16;
         if (prepared_bf16 != m->bf16) {
-            st = gs_fail(err, GS_ERR_UNSUPPORTED,
+            st = gi_fail(err, GS_ERR_UNSUPPORTED,
                          "prepared for %s compute, but this engine computes in %s (use "
                          "--precision %s, or the original checkpoint)",
                          prepared_bf16 ? "bf16" : "f32", m->bf16 ? "bf16" : "f32",
@@ -120,27 +120,27 @@ gs_status model_load_networks(gs_model *m, gs_error *err)
     }
     if (!m->text &&
         (st = clip_text_load(m->file, SD1_TEXT_PREFIX, m->bf16, m->log, &m->text, err)) != GS_OK) {
-        gs_error_prefix(err, "text encoder");
+        gi_error_prefix(err, "text encoder");
         goto out;
     }
     if (!m->unet &&
         (st = unet_load(m->file, SD1_UNET_PREFIX, m->bf16, m->log, &m->unet, err)) != GS_OK) {
-        gs_error_prefix(err, "UNet");
+        gi_error_prefix(err, "UNet");
         goto out;
     }
     if (!m->vae &&
         (st = vae_load(m->file, SD1_VAE_PREFIX, m->bf16, m->log, &m->vae, err)) != GS_OK) {
-        gs_error_prefix(err, "VAE");
+        gi_error_prefix(err, "VAE");
         goto out;
     }
     if (unet_context_dim(m->unet) != clip_text_width(m->text)) {
-        st = gs_fail(err, GS_ERR_FORMAT,
+        st = gi_fail(err, GS_ERR_FORMAT,
                      "the UNet expects %d-wide text conditioning but the text encoder is %d wide",
                      unet_context_dim(m->unet), clip_text_width(m->text));
         goto out;
     }
     if (unet_in_channels(m->unet) != vae_latent_channels(m->vae)) {
-        st = gs_fail(err, GS_ERR_UNSUPPORTED,
+        st = gi_fail(err, GS_ERR_UNSUPPORTED,
                      "the UNet takes %d input channels but the VAE makes %d-channel latents "
                      "(inpainting and other variant UNets are not supported yet)",
                      unet_in_channels(m->unet), vae_latent_channels(m->vae));
@@ -197,9 +197,9 @@ void gs_model_free(gs_model *m)
     unet_free(m->unet);
     vae_free(m->vae);
     st_close(m->file);
-    gs_free(m->name);
-    gs_free(m->path);
-    gs_free(m);
+    gi_free(m->name);
+    gi_free(m->path);
+    gi_free(m);
 }
 
 void gs_model_get_info(const gs_model *m, gs_model_info *info)

@@ -20,15 +20,15 @@
 
 #define ALIGN 64
 
-static gs_status write_all(FILE *fp, const void *p, size_t n, const char *path, gs_error *err)
+static gs_status write_all(FILE *fp, const void *p, size_t n, const char *path, gi_error *err)
 {
     if (n && fwrite(p, 1, n, fp) != n)
-        return gs_fail(err, GS_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+        return gi_fail(err, GS_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
     return GS_OK;
 }
 
 /* The header JSON, padded with spaces so the data starts 64-byte aligned. */
-static char *header_json(const weight_log *log, const gs_model *m, size_t *len, gs_error *err)
+static char *header_json(const weight_log *log, const gs_model *m, size_t *len, gi_error *err)
 {
     json_t *root = json_object(), *meta = json_object();
     char *text = NULL;
@@ -65,7 +65,7 @@ static char *header_json(const weight_log *log, const gs_model *m, size_t *len, 
     if (!raw)
         goto nomem;
     size_t n = strlen(raw), padded = (8 + n + ALIGN - 1) / ALIGN * ALIGN - 8;
-    text = gs_malloc(padded + 1);
+    text = gi_malloc(padded + 1);
     if (text) {
         memcpy(text, raw, n);
         memset(text + n, ' ', padded - n);
@@ -75,17 +75,17 @@ static char *header_json(const weight_log *log, const gs_model *m, size_t *len, 
     free(raw);
     json_decref(root);
     if (!text)
-        gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     return text;
 nomem:
     json_decref(meta);
     json_decref(root);
-    gs_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+    gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     return NULL;
 }
 
 static gs_status write_prepared(const weight_log *log, const gs_model *m, const char *path,
-                                gs_error *err)
+                                gi_error *err)
 {
     size_t hlen = 0;
     char *header = header_json(log, m, &hlen, err);
@@ -93,13 +93,13 @@ static gs_status write_prepared(const weight_log *log, const gs_model *m, const 
         return err->code;
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-        gs_free(header);
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "output path too long");
+        gi_free(header);
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "output path too long");
     }
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
-        gs_free(header);
-        return gs_fail(err, GS_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+        gi_free(header);
+        return gi_fail(err, GS_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
     }
     unsigned char le[8];
     for (int i = 0; i < 8; i++)
@@ -117,12 +117,12 @@ static gs_status write_prepared(const weight_log *log, const gs_model *m, const 
         off += pad + log->e[i].nbytes;
     }
     if (fclose(fp) != 0 && st == GS_OK)
-        st = gs_fail(err, GS_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+        st = gi_fail(err, GS_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
     if (st == GS_OK && rename(tmp, path) != 0)
-        st = gs_fail(err, GS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        st = gi_fail(err, GS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
     if (st != GS_OK)
         unlink(tmp);
-    gs_free(header);
+    gi_free(header);
     return st;
 }
 
@@ -130,7 +130,7 @@ gs_status gs_checkpoint_prepare(gs_engine *eng, const char *src, const char *dst
 {
     if (!eng || !src || !dst)
         return GS_ERR_INVALID_ARGUMENT;
-    gs_error err = {0};
+    gi_error err = {0};
     weight_log log = {0};
     gs_model *m = NULL;
     gs_status st = model_load_logged(eng, src, &log, &m);
@@ -139,7 +139,7 @@ gs_status gs_checkpoint_prepare(gs_engine *eng, const char *src, const char *dst
         return st; /* the engine has the message */
     }
     if (m->prepared)
-        st = gs_fail(&err, GS_ERR_INVALID_ARGUMENT, "'%s' is already a prepared file", src);
+        st = gi_fail(&err, GS_ERR_INVALID_ARGUMENT, "'%s' is already a prepared file", src);
     else
         st = write_prepared(&log, m, dst, &err);
     gs_model_free(m);

@@ -19,12 +19,12 @@ gs_status latent_preview(const float *latent, int channels, int h, int w, gs_ima
     *out = NULL;
     if (channels != 4)
         return GS_ERR_UNSUPPORTED;
-    gs_image *img = gs_calloc(1, sizeof *img);
+    gs_image *img = gi_calloc(1, sizeof *img);
     if (!img)
         return GS_ERR_NO_MEMORY;
-    img->pixels = gs_malloc((size_t)w * h * 3);
+    img->pixels = gi_malloc((size_t)w * h * 3);
     if (!img->pixels) {
-        gs_free(img);
+        gi_free(img);
         return GS_ERR_NO_MEMORY;
     }
     img->width = w;

@@ -40,7 +40,7 @@ static inline float bits_f32(uint32_t u)
 #define MT_UPPER 0x80000000u
 #define MT_LOWER 0x7fffffffu
 
-void rng_seed(gs_rng *r, uint64_t seed)
+void rng_seed(gi_rng *r, uint64_t seed)
 {
     r->mt[0] = (uint32_t)(seed & 0xffffffffu);
     for (int i = 1; i < GS_RNG_MT_N; i++) {
@@ -52,7 +52,7 @@ void rng_seed(gs_rng *r, uint64_t seed)
     r->next_normal = 0.0;
 }
 
-static void mt_regenerate(gs_rng *r)
+static void mt_regenerate(gi_rng *r)
 {
     for (int i = 0; i < GS_RNG_MT_N; i++) {
         uint32_t y = (r->mt[i] & MT_UPPER) | (r->mt[(i + 1) % GS_RNG_MT_N] & MT_LOWER);
@@ -61,7 +61,7 @@ static void mt_regenerate(gs_rng *r)
     r->mti = 0;
 }
 
-uint32_t rng_u32(gs_rng *r)
+uint32_t rng_u32(gi_rng *r)
 {
     if (r->mti >= GS_RNG_MT_N)
         mt_regenerate(r);
@@ -73,7 +73,7 @@ uint32_t rng_u32(gs_rng *r)
     return y;
 }
 
-uint64_t rng_u64(gs_rng *r)
+uint64_t rng_u64(gi_rng *r)
 {
     uint64_t hi = rng_u32(r);
     uint64_t lo = rng_u32(r);
@@ -81,13 +81,13 @@ uint64_t rng_u64(gs_rng *r)
 }
 
 /* [0,1) with 24 random bits: torch's uniform_real_distribution<float>. */
-static float uniform24(gs_rng *r)
+static float uniform24(gi_rng *r)
 {
     return (float)(rng_u32(r) & 0xffffffu) * (1.0f / 16777216.0f);
 }
 
 /* [0,1) with 53 random bits: torch's uniform_real_distribution<double>. */
-static double uniform53(gs_rng *r)
+static double uniform53(gi_rng *r)
 {
     return (double)(rng_u64(r) & ((UINT64_C(1) << 53) - 1)) * (1.0 / 9007199254740992.0);
 }
@@ -185,7 +185,7 @@ static void normal_block16(float *data /* [16] */)
 }
 
 /* torch's scalar path: one value, the pair's second kept for the next call. */
-static double normal_scalar(gs_rng *r)
+static double normal_scalar(gi_rng *r)
 {
     if (r->has_normal) {
         r->has_normal = 0;
@@ -200,7 +200,7 @@ static double normal_scalar(gs_rng *r)
     return radius * cos(theta);
 }
 
-void rng_randn(gs_rng *r, float *out, size_t n)
+void rng_randn(gi_rng *r, float *out, size_t n)
 {
     if (n < 16) {
         for (size_t i = 0; i < n; i++)

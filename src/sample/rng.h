@@ -21,21 +21,21 @@
 
 #define GS_RNG_MT_N 624
 
-typedef struct gs_rng {
+typedef struct gi_rng {
     uint32_t mt[GS_RNG_MT_N]; /* mt19937 state */
     int mti;                  /* next word of mt to hand out; GS_RNG_MT_N = regenerate */
     int has_normal;           /* the scalar path cached its second value */
     double next_normal;       /* that cached value */
-} gs_rng;
+} gi_rng;
 
 /* Same state as torch.Generator().manual_seed(seed): only the low 32 bits count. */
-void rng_seed(gs_rng *r, uint64_t seed);
+void rng_seed(gi_rng *r, uint64_t seed);
 
 /* One torch.randn of a contiguous float tensor with n elements (mean 0, std 1). */
-void rng_randn(gs_rng *r, float *out, size_t n);
+void rng_randn(gi_rng *r, float *out, size_t n);
 
 /* The raw streams, for tests and other distributions. */
-uint32_t rng_u32(gs_rng *r);
-uint64_t rng_u64(gs_rng *r); /* first 32-bit word high, second low, as torch's random64 */
+uint32_t rng_u32(gi_rng *r);
+uint64_t rng_u64(gi_rng *r); /* first 32-bit word high, second low, as torch's random64 */
 
 #endif

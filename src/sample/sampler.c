@@ -81,43 +81,43 @@ static int is_default_scheduler(const char *s)
 
 /* ---- validation ---- */
 
-gs_status sample_validate(const sample_config *cfg, gs_error *err)
+gs_status sample_validate(const sample_config *cfg, gi_error *err)
 {
     if (!cfg)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "no sampler configuration");
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "no sampler configuration");
     sample_kind kind = SAMPLER_EULER;
     if (find_sampler(cfg->sampler, &kind) != 0)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "unknown sampler '%.64s' (known: euler, euler_a, heun, dpmpp_2m, ddim, lcm)",
                        cfg->sampler ? cfg->sampler : "(null)");
     const sampler_info *info = &samplers[kind];
     if (!is_default_scheduler(cfg->scheduler)) {
         sched_kind sk;
         if (sched_parse(cfg->scheduler, &sk) != 0)
-            return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+            return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                            "unknown scheduler '%.64s' (known: default, normal, karras, "
                            "exponential)",
                            cfg->scheduler);
         if (!info->is_k)
-            return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+            return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                            "sampler '%s' uses its own timesteps; scheduler must be 'default', "
                            "not '%s'",
                            info->name, cfg->scheduler);
     }
     if (cfg->steps < 1 || cfg->steps > info->max_steps)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "steps must be 1..%d for %s, got %d",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "steps must be 1..%d for %s, got %d",
                        info->max_steps, info->name, cfg->steps);
     if (cfg->batch < 1 || cfg->channels < 1 || cfg->height < 1 || cfg->width < 1)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "bad latent shape [%d, %d, %d, %d]",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "bad latent shape [%d, %d, %d, %d]",
                        cfg->batch, cfg->channels, cfg->height, cfg->width);
     size_t n = (size_t)cfg->batch;
-    if (gs_mul_overflows(n, (size_t)cfg->channels, &n) ||
-        gs_mul_overflows(n, (size_t)cfg->height, &n) ||
-        gs_mul_overflows(n, (size_t)cfg->width, &n) || n > SAMPLE_MAX_ELEMENTS)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "latent [%d, %d, %d, %d] is too large",
+    if (gi_mul_overflows(n, (size_t)cfg->channels, &n) ||
+        gi_mul_overflows(n, (size_t)cfg->height, &n) ||
+        gi_mul_overflows(n, (size_t)cfg->width, &n) || n > SAMPLE_MAX_ELEMENTS)
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "latent [%d, %d, %d, %d] is too large",
                        cfg->batch, cfg->channels, cfg->height, cfg->width);
     if (cfg->init_latent && !(cfg->strength > 0.0f && cfg->strength <= 1.0f))
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "img2img strength must be in (0, 1], got %g",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "img2img strength must be in (0, 1], got %g",
                        (double)cfg->strength);
     return GS_OK;
 }
@@ -171,7 +171,7 @@ static sched_kind k_schedule(const sample_config *cfg, sample_kind kind)
 }
 
 gs_status sample_sigmas(const sample_config *cfg, const sched_train *train, double *out, int *count,
-                        gs_error *err)
+                        gi_error *err)
 {
     gs_status st = sample_validate(cfg, err);
     if (st != GS_OK)
@@ -179,7 +179,7 @@ gs_status sample_sigmas(const sample_config *cfg, const sched_train *train, doub
     sample_kind kind = SAMPLER_EULER;
     find_sampler(cfg->sampler, &kind);
     if (!samplers[kind].is_k)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "sampler '%s' has no sigma schedule",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "sampler '%s' has no sigma schedule",
                        cfg->sampler);
     st = sched_sigmas(train, k_schedule(cfg, kind), cfg->steps, out, err);
     if (st != GS_OK)
@@ -191,7 +191,7 @@ gs_status sample_sigmas(const sample_config *cfg, const sched_train *train, doub
     return GS_OK;
 }
 
-gs_status sample_timesteps(const sample_config *cfg, int *out, int *count, gs_error *err)
+gs_status sample_timesteps(const sample_config *cfg, int *out, int *count, gi_error *err)
 {
     gs_status st = sample_validate(cfg, err);
     if (st != GS_OK)
@@ -203,7 +203,7 @@ gs_status sample_timesteps(const sample_config *cfg, int *out, int *count, gs_er
     else if (kind == SAMPLER_LCM)
         st = sched_lcm_timesteps(cfg->steps, SAMPLE_LCM_ORIGINAL_STEPS, out, err);
     else
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "sampler '%s' has no timestep list",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "sampler '%s' has no timestep list",
                        cfg->sampler);
     if (st != GS_OK)
         return st;
@@ -217,21 +217,21 @@ gs_status sample_timesteps(const sample_config *cfg, int *out, int *count, gs_er
 /* ---- shared step helpers ---- */
 
 gs_status sample_report(sample_ctx *c, int step, const float *x, const float *denoised,
-                        gs_error *err)
+                        gi_error *err)
 {
     if (c->on_step && c->on_step(c->user, step, c->total, x, denoised) != 0)
-        return gs_fail(err, GS_ERR_CANCELLED, "sampling cancelled after step %d of %d", step,
+        return gi_fail(err, GS_ERR_CANCELLED, "sampling cancelled after step %d of %d", step,
                        c->total);
     return GS_OK;
 }
 
-gs_status sample_eval(sample_ctx *c, const float *x_in, double t, int step, gs_error *err)
+gs_status sample_eval(sample_ctx *c, const float *x_in, double t, int step, gi_error *err)
 {
     gs_status st = c->model(c->user, x_in, t, c->eps, err);
     if (st != GS_OK) {
         if (err && err->code == GS_OK) /* a model that failed without saying why */
-            gs_fail(err, st, "%s", gs_strerror(st));
-        gs_error_prefix(err, "sampling step %d of %d", step, c->total);
+            gi_fail(err, st, "%s", gs_strerror(st));
+        gi_error_prefix(err, "sampling step %d of %d", step, c->total);
         return st;
     }
     return GS_OK;
@@ -256,15 +256,15 @@ static void place_initial(const sample_ctx *c, const sample_config *cfg, float *
         x[i] = (float)(sa * cfg->init_latent[i] + sb * x[i]);
 }
 
-gs_status sample_run(const sample_config *cfg, gs_rng *rng, sample_model_fn model,
-                     sample_step_fn on_step, void *user, float *x, gs_error *err)
+gs_status sample_run(const sample_config *cfg, gi_rng *rng, sample_model_fn model,
+                     sample_step_fn on_step, void *user, float *x, gi_error *err)
 {
-    gs_error_clear(err);
+    gi_error_clear(err);
     gs_status st = sample_validate(cfg, err);
     if (st != GS_OK)
         return st;
     if (!rng || !model || !x)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "sample_run needs a generator, a model and an output buffer");
     sample_ctx *c = NULL;
     float *scratch = NULL;
@@ -272,18 +272,18 @@ gs_status sample_run(const sample_config *cfg, gs_rng *rng, sample_model_fn mode
         (size_t)cfg->batch * (size_t)cfg->channels * (size_t)cfg->height * (size_t)cfg->width;
     size_t bytes;
 
-    c = gs_calloc(1, sizeof *c);
+    c = gi_calloc(1, sizeof *c);
     if (!c) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "sampler: out of memory for its context");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "sampler: out of memory for its context");
         goto out;
     }
-    if (gs_mul_overflows(n, 5 * sizeof(float), &bytes)) {
-        st = gs_fail(err, GS_ERR_INVALID_ARGUMENT, "latent too large");
+    if (gi_mul_overflows(n, 5 * sizeof(float), &bytes)) {
+        st = gi_fail(err, GS_ERR_INVALID_ARGUMENT, "latent too large");
         goto out;
     }
-    scratch = gs_aligned_alloc(bytes);
+    scratch = gi_aligned_alloc(bytes);
     if (!scratch) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "sampler: out of memory for %zu bytes of scratch",
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "sampler: out of memory for %zu bytes of scratch",
                      bytes);
         goto out;
     }
@@ -323,7 +323,7 @@ gs_status sample_run(const sample_config *cfg, gs_rng *rng, sample_model_fn mode
     }
 
 out:
-    gs_aligned_free(scratch);
-    gs_free(c);
+    gi_aligned_free(scratch);
+    gi_free(c);
     return st;
 }

@@ -28,7 +28,7 @@
 /* x_in: [batch, C, H, W] model input; t: timestep (fractional for the
  * k-samplers); eps: out, same shape. Return GS_OK or fill err. */
 typedef gs_status (*sample_model_fn)(void *user, const float *x_in, double t, float *eps,
-                                     gs_error *err);
+                                     gi_error *err);
 
 /* After each step (1-based): x is the latent after the step, denoised the
  * x0 prediction the step used ([batch, C, H, W] both, valid during the call).
@@ -48,7 +48,7 @@ typedef struct sample_config {
 /* Unknown sampler or scheduler, steps out of range (1..1000; ddim 1..999,
  * lcm 1..50), a bad latent shape, strength outside (0,1] for img2img, or
  * ddim/lcm with an explicit k-schedule: GS_ERR_INVALID_ARGUMENT with a message. */
-gs_status sample_validate(const sample_config *cfg, gs_error *err);
+gs_status sample_validate(const sample_config *cfg, gi_error *err);
 
 /* Steps the callback will report (the number of sampler steps actually run:
  * fewer than cfg->steps for img2img). 0 if cfg is invalid. */
@@ -61,8 +61,8 @@ int sample_progress_total(const sample_config *cfg);
  * x: out, the final latent [batch*C*H*W]. Returns GS_ERR_CANCELLED when
  * on_step (may be NULL) asks; the model's status when it fails. If cfg is
  * invalid, neither callback is called. */
-gs_status sample_run(const sample_config *cfg, gs_rng *rng, sample_model_fn model,
-                     sample_step_fn on_step, void *user, float *x, gs_error *err);
+gs_status sample_run(const sample_config *cfg, gi_rng *rng, sample_model_fn model,
+                     sample_step_fn on_step, void *user, float *x, gi_error *err);
 
 /* ---- pieces, for the pipeline's metadata and for tests ---- */
 
@@ -70,9 +70,9 @@ gs_status sample_run(const sample_config *cfg, gs_rng *rng, sample_model_fn mode
  * schedule(steps)[steps − t_enc − 1:] with t_enc = ⌊min(strength,0.999)·steps⌋).
  * out needs cfg->steps+1 entries; *count gets the number written (total+1). */
 gs_status sample_sigmas(const sample_config *cfg, const sched_train *train, double *out, int *count,
-                        gs_error *err);
+                        gi_error *err);
 /* The timesteps ddim/lcm visit for cfg; out needs cfg->steps entries. */
-gs_status sample_timesteps(const sample_config *cfg, int *out, int *count, gs_error *err);
+gs_status sample_timesteps(const sample_config *cfg, int *out, int *count, gi_error *err);
 
 /* 1 for samplers that walk a σ schedule (euler, euler_a, heun, dpmpp_2m). */
 int sample_is_k_sampler(const char *sampler);

@@ -20,7 +20,7 @@ static inline double predict_x0(float x, float eps, double sqrt_a, double sqrt_b
     return ((double)x - sqrt_b * eps) / sqrt_a;
 }
 
-gs_status ddim_run(sample_ctx *c, float *x, gs_error *err)
+gs_status ddim_run(sample_ctx *c, float *x, gi_error *err)
 {
     for (int i = 0; i < c->total; i++) {
         int t = c->timesteps[i];
@@ -45,7 +45,7 @@ gs_status ddim_run(sample_ctx *c, float *x, gs_error *err)
     return GS_OK;
 }
 
-gs_status lcm_run(sample_ctx *c, float *x, gs_error *err)
+gs_status lcm_run(sample_ctx *c, float *x, gi_error *err)
 {
     for (int i = 0; i < c->total; i++) {
         int t = c->timesteps[i];

@@ -22,7 +22,7 @@ typedef enum sample_kind {
 
 typedef struct sample_ctx {
     sample_kind kind;
-    gs_rng *rng;
+    gi_rng *rng;
     sample_model_fn model;
     sample_step_fn on_step;
     void *user;
@@ -42,12 +42,12 @@ typedef struct sample_ctx {
 
 /* Calls on_step; returns GS_ERR_CANCELLED (with the message) when it asks. */
 gs_status sample_report(sample_ctx *c, int step, const float *x, const float *denoised,
-                        gs_error *err);
+                        gi_error *err);
 /* The model at timestep t on input x_in, into c->eps, with context on failure. */
-gs_status sample_eval(sample_ctx *c, const float *x_in, double t, int step, gs_error *err);
+gs_status sample_eval(sample_ctx *c, const float *x_in, double t, int step, gi_error *err);
 
-gs_status ksampler_run(sample_ctx *c, float *x /* [n] in: x at σ_0, out: final */, gs_error *err);
-gs_status ddim_run(sample_ctx *c, float *x, gs_error *err);
-gs_status lcm_run(sample_ctx *c, float *x, gs_error *err);
+gs_status ksampler_run(sample_ctx *c, float *x /* [n] in: x at σ_0, out: final */, gi_error *err);
+gs_status ddim_run(sample_ctx *c, float *x, gi_error *err);
+gs_status lcm_run(sample_ctx *c, float *x, gi_error *err);
 
 #endif

@@ -18,7 +18,7 @@
 
 /* c->eps = ε(x·c_in, t(σ)) and, unless NULL, denoised = D(x, σ) = x − σ·ε */
 static gs_status denoise(sample_ctx *c, const float *x /* [n] */, double sigma, int step,
-                         float *denoised /* [n] */, gs_error *err)
+                         float *denoised /* [n] */, gi_error *err)
 {
     double c_in = 1.0 / sqrt(sigma * sigma + 1.0);
     for (size_t i = 0; i < c->n; i++)
@@ -41,7 +41,7 @@ static void ode_update(float *x, const float *slope, size_t n, double dt)
 
 /* ---- euler ---- */
 
-static gs_status euler_step(sample_ctx *c, float *x, int i, gs_error *err)
+static gs_status euler_step(sample_ctx *c, float *x, int i, gi_error *err)
 {
     double s = c->sigmas[i], s_next = c->sigmas[i + 1];
     gs_status st = denoise(c, x, s, i + 1, c->denoised, err);
@@ -62,7 +62,7 @@ static void ancestral_split(double s, double s_next, double *down, double *up)
     *down = d2 > 0.0 ? sqrt(d2) : 0.0;
 }
 
-static gs_status euler_a_step(sample_ctx *c, float *x, int i, gs_error *err)
+static gs_status euler_a_step(sample_ctx *c, float *x, int i, gi_error *err)
 {
     double s = c->sigmas[i], s_next = c->sigmas[i + 1];
     gs_status st = denoise(c, x, s, i + 1, c->denoised, err);
@@ -81,7 +81,7 @@ static gs_status euler_a_step(sample_ctx *c, float *x, int i, gs_error *err)
 
 /* ---- heun ---- */
 
-static gs_status heun_step(sample_ctx *c, float *x, int i, gs_error *err)
+static gs_status heun_step(sample_ctx *c, float *x, int i, gi_error *err)
 {
     double s = c->sigmas[i], s_next = c->sigmas[i + 1];
     gs_status st = denoise(c, x, s, i + 1, c->denoised, err);
@@ -112,7 +112,7 @@ static gs_status heun_step(sample_ctx *c, float *x, int i, gs_error *err)
 
 /* The multistep needs the previous step's D: two buffers swap roles every
  * step instead of copying. */
-static gs_status dpmpp_2m_run(sample_ctx *c, float *x, gs_error *err)
+static gs_status dpmpp_2m_run(sample_ctx *c, float *x, gi_error *err)
 {
     float *den = c->denoised; /* [n] this step's D */
     float *old = c->aux;      /* [n] previous step's D */
@@ -154,7 +154,7 @@ static gs_status dpmpp_2m_run(sample_ctx *c, float *x, gs_error *err)
 
 /* ---- driver ---- */
 
-gs_status ksampler_run(sample_ctx *c, float *x, gs_error *err)
+gs_status ksampler_run(sample_ctx *c, float *x, gi_error *err)
 {
     if (c->kind == SAMPLER_DPMPP_2M)
         return dpmpp_2m_run(c, x, err);
@@ -164,7 +164,7 @@ gs_status ksampler_run(sample_ctx *c, float *x, gs_error *err)
         case SAMPLER_EULER: st = euler_step(c, x, i, err); break;
         case SAMPLER_EULER_A: st = euler_a_step(c, x, i, err); break;
         case SAMPLER_HEUN: st = heun_step(c, x, i, err); break;
-        default: return gs_fail(err, GS_ERR_INTERNAL, "not a k-sampler: %d", (int)c->kind);
+        default: return gi_fail(err, GS_ERR_INTERNAL, "not a k-sampler: %d", (int)c->kind);
         }
         if (st != GS_OK)
             return st;

@@ -171,16 +171,16 @@ static void sigmas_exponential(const sched_train *s, int steps, double *out)
         out[i] = (double)expf(ls[i]);
 }
 
-gs_status sched_sigmas(const sched_train *s, sched_kind kind, int steps, double *out, gs_error *err)
+gs_status sched_sigmas(const sched_train *s, sched_kind kind, int steps, double *out, gi_error *err)
 {
     if (steps < 1 || steps > SCHED_TRAIN_STEPS)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "steps must be 1..%d, got %d",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "steps must be 1..%d, got %d",
                        SCHED_TRAIN_STEPS, steps);
     switch (kind) {
     case SCHED_NORMAL: sigmas_normal(s, steps, out); break;
     case SCHED_KARRAS: sigmas_karras(s, steps, out); break;
     case SCHED_EXPONENTIAL: sigmas_exponential(s, steps, out); break;
-    default: return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "unknown schedule %d", (int)kind);
+    default: return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "unknown schedule %d", (int)kind);
     }
     out[steps] = 0.0;
     return GS_OK;
@@ -188,11 +188,11 @@ gs_status sched_sigmas(const sched_train *s, sched_kind kind, int steps, double 
 
 /* ---- discrete-time timesteps ---- */
 
-gs_status sched_ddim_timesteps(int steps, int *out, gs_error *err)
+gs_status sched_ddim_timesteps(int steps, int *out, gi_error *err)
 {
     /* 1000 steps would need t = 1000, past the table */
     if (steps < 1 || steps > SCHED_TRAIN_STEPS - 1)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "ddim: steps must be 1..%d, got %d",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "ddim: steps must be 1..%d, got %d",
                        SCHED_TRAIN_STEPS - 1, steps);
     int ratio = SCHED_TRAIN_STEPS / steps;
     for (int i = 0; i < steps; i++)
@@ -205,13 +205,13 @@ int sched_ddim_prev_timestep(int t, int steps)
     return t - SCHED_TRAIN_STEPS / steps;
 }
 
-gs_status sched_lcm_timesteps(int steps, int original_steps, int *out, gs_error *err)
+gs_status sched_lcm_timesteps(int steps, int original_steps, int *out, gi_error *err)
 {
     if (original_steps < 1 || original_steps > SCHED_TRAIN_STEPS)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "lcm: original steps must be 1..%d, got %d",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "lcm: original steps must be 1..%d, got %d",
                        SCHED_TRAIN_STEPS, original_steps);
     if (steps < 1 || steps > original_steps)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "lcm: steps must be 1..%d, got %d",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "lcm: steps must be 1..%d, got %d",
                        original_steps, steps);
     int k = SCHED_TRAIN_STEPS / original_steps;
     double stride = (double)original_steps / steps; /* numpy linspace, endpoint=False */

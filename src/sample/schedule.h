@@ -45,18 +45,18 @@ const char *sched_name(sched_kind kind);
  *   karras      Karras et al. ρ=7 between σ_min and σ_max, then 0
  *   exponential log-linear from σ_max to σ_min, then 0 */
 gs_status sched_sigmas(const sched_train *s, sched_kind kind, int steps,
-                       double *out /* [steps+1] */, gs_error *err);
+                       double *out /* [steps+1] */, gi_error *err);
 
 /* diffusers DDIMScheduler "leading" timesteps with steps_offset 1, descending:
  * t_i = (steps-1-i)·⌊1000/steps⌋ + 1. Valid for 1 <= steps <= 999. */
-gs_status sched_ddim_timesteps(int steps, int *out /* [steps] */, gs_error *err);
+gs_status sched_ddim_timesteps(int steps, int *out /* [steps] */, gi_error *err);
 /* The timestep a DDIM step from t lands on (may be negative: use ᾱ_0 then). */
 int sched_ddim_prev_timestep(int t, int steps);
 
 /* diffusers LCMScheduler timesteps (strength 1): the original_steps-long
  * distillation grid k·(1000/original_steps)−1 reversed, sampled at
  * ⌊linspace(0, original_steps, steps, endpoint=False)⌋. 1 <= steps <= original_steps. */
-gs_status sched_lcm_timesteps(int steps, int original_steps, int *out /* [steps] */, gs_error *err);
+gs_status sched_lcm_timesteps(int steps, int original_steps, int *out /* [steps] */, gi_error *err);
 
 /* torch.linspace(start, end, n) for a float32 tensor, value for value. */
 void sched_linspace_f32(float start, float end, int n, float *out /* [n] */);

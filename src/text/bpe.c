@@ -34,7 +34,7 @@ void i32vec_push(i32vec *b, int32_t x)
         return;
     if (b->n == b->cap) {
         size_t ncap = b->cap ? b->cap * 2 : 64;
-        int32_t *nv = ncap > ((size_t)-1) / 8 ? NULL : gs_realloc(b->v, ncap * sizeof(int32_t));
+        int32_t *nv = ncap > ((size_t)-1) / 8 ? NULL : gi_realloc(b->v, ncap * sizeof(int32_t));
         if (!nv) {
             b->oom = 1;
             return;
@@ -47,7 +47,7 @@ void i32vec_push(i32vec *b, int32_t x)
 
 void i32vec_free(i32vec *b)
 {
-    gs_free(b->v);
+    gi_free(b->v);
     memset(b, 0, sizeof *b);
 }
 
@@ -164,20 +164,20 @@ typedef struct merge_line {
 } merge_line;
 
 /* Splits the merges text: skips the "#version" header, then n lines "a b". */
-static gs_status split_merges(const char *text, size_t len, int n, merge_line *lines, gs_error *err)
+static gs_status split_merges(const char *text, size_t len, int n, merge_line *lines, gi_error *err)
 {
     const char *p = memchr(text, '\n', len);
     if (!p)
-        return gs_fail(err, GS_ERR_FORMAT, "CLIP merges: no header line");
+        return gi_fail(err, GS_ERR_FORMAT, "CLIP merges: no header line");
     const char *end = text + len;
     p++;
     for (int i = 0; i < n; i++) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl)
-            return gs_fail(err, GS_ERR_FORMAT, "CLIP merges: %d rules, need %d", i, n);
+            return gi_fail(err, GS_ERR_FORMAT, "CLIP merges: %d rules, need %d", i, n);
         const char *sp = memchr(p, ' ', (size_t)(nl - p));
         if (!sp || sp == p || sp + 1 == nl || memchr(sp + 1, ' ', (size_t)(nl - sp - 1)))
-            return gs_fail(err, GS_ERR_FORMAT, "CLIP merges: rule %d is not \"a b\"", i);
+            return gi_fail(err, GS_ERR_FORMAT, "CLIP merges: rule %d is not \"a b\"", i);
         lines[i].a = p;
         lines[i].alen = (uint32_t)(sp - p);
         lines[i].b = sp + 1;
@@ -187,7 +187,7 @@ static gs_status split_merges(const char *text, size_t len, int n, merge_line *l
     return GS_OK;
 }
 
-gs_status bpe_table_build(bpe_table *t, const char *text, size_t len, int n_merges, gs_error *err)
+gs_status bpe_table_build(bpe_table *t, const char *text, size_t len, int n_merges, gi_error *err)
 {
     gs_status st = GS_OK;
     merge_line *lines = NULL;
@@ -197,16 +197,16 @@ gs_status bpe_table_build(bpe_table *t, const char *text, size_t len, int n_merg
     t->n_merges = n_merges;
     t->vocab_size = 512 + n_merges;
     if (n_merges <= 0 || t->vocab_size > 65535)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "CLIP merges: bad rule count %d", n_merges);
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "CLIP merges: bad rule count %d", n_merges);
 
-    lines = gs_calloc((size_t)n_merges, sizeof *lines);
+    lines = gi_calloc((size_t)n_merges, sizeof *lines);
     map.mask = pow2_at_least(2 * (size_t)t->vocab_size) - 1;
-    map.slots = gs_calloc(map.mask + 1, sizeof *map.slots);
-    arena = gs_malloc(512 * 6 + len);
+    map.slots = gi_calloc(map.mask + 1, sizeof *map.slots);
+    arena = gi_malloc(512 * 6 + len);
     t->mask = pow2_at_least(2 * (size_t)n_merges) - 1;
-    t->slots = gs_malloc((t->mask + 1) * sizeof *t->slots);
+    t->slots = gi_malloc((t->mask + 1) * sizeof *t->slots);
     if (!lines || !map.slots || !arena || !t->slots) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory building the CLIP merge table");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory building the CLIP merge table");
         goto out;
     }
     memset(t->slots, 0xFF, (t->mask + 1) * sizeof *t->slots);
@@ -245,7 +245,7 @@ gs_status bpe_table_build(bpe_table *t, const char *text, size_t len, int n_merg
         int32_t a = str_map_get(&map, lines[i].a, lines[i].alen);
         int32_t b = str_map_get(&map, lines[i].b, lines[i].blen);
         if (a < 0 || b < 0) {
-            st = gs_fail(err, GS_ERR_FORMAT, "CLIP merges: rule %d uses an unknown symbol", i);
+            st = gi_fail(err, GS_ERR_FORMAT, "CLIP merges: rule %d uses an unknown symbol", i);
             goto out;
         }
         size_t mlen = lines[i].alen + (size_t)lines[i].blen;
@@ -254,9 +254,9 @@ gs_status bpe_table_build(bpe_table *t, const char *text, size_t len, int n_merg
         pair_put(t, (uint32_t)a << 16 | (uint32_t)b, i, merged);
     }
 out:
-    gs_free(lines);
-    gs_free(map.slots);
-    gs_free(arena);
+    gi_free(lines);
+    gi_free(map.slots);
+    gi_free(arena);
     if (st != GS_OK)
         bpe_table_free(t);
     return st;
@@ -266,7 +266,7 @@ void bpe_table_free(bpe_table *t)
 {
     if (!t)
         return;
-    gs_free(t->slots);
+    gi_free(t->slots);
     t->slots = NULL;
 }
 
@@ -311,7 +311,7 @@ static bpe_heap_item heap_pop(bpe_heap_item *h, size_t *n)
     return top;
 }
 
-static gs_status work_reserve(bpe_work *w, size_t n, gs_error *err)
+static gs_status work_reserve(bpe_work *w, size_t n, gi_error *err)
 {
     if (n <= w->cap)
         return GS_OK;
@@ -320,14 +320,14 @@ static gs_status work_reserve(bpe_work *w, size_t n, gs_error *err)
         cap *= 2;
     bpe_work nw = {0};
     nw.cap = cap;
-    nw.sym = gs_malloc(cap * sizeof(int32_t));
-    nw.prev = gs_malloc(cap * sizeof(int32_t));
-    nw.next = gs_malloc(cap * sizeof(int32_t));
-    nw.heap = gs_malloc(3 * cap * sizeof(bpe_heap_item));
-    nw.pending = gs_malloc(2 * cap * sizeof(bpe_heap_item));
+    nw.sym = gi_malloc(cap * sizeof(int32_t));
+    nw.prev = gi_malloc(cap * sizeof(int32_t));
+    nw.next = gi_malloc(cap * sizeof(int32_t));
+    nw.heap = gi_malloc(3 * cap * sizeof(bpe_heap_item));
+    nw.pending = gi_malloc(2 * cap * sizeof(bpe_heap_item));
     if (!nw.sym || !nw.prev || !nw.next || !nw.heap || !nw.pending) {
         bpe_work_free(&nw);
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory for a %zu-byte word", n);
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory for a %zu-byte word", n);
     }
     bpe_work_free(w);
     *w = nw;
@@ -336,11 +336,11 @@ static gs_status work_reserve(bpe_work *w, size_t n, gs_error *err)
 
 void bpe_work_free(bpe_work *w)
 {
-    gs_free(w->sym);
-    gs_free(w->prev);
-    gs_free(w->next);
-    gs_free(w->heap);
-    gs_free(w->pending);
+    gi_free(w->sym);
+    gi_free(w->prev);
+    gi_free(w->next);
+    gi_free(w->heap);
+    gi_free(w->pending);
     memset(w, 0, sizeof *w);
 }
 
@@ -362,12 +362,12 @@ static void add_pair(const bpe_table *t, const bpe_work *w, int32_t i, bpe_heap_
 }
 
 gs_status bpe_encode_word(const bpe_table *t, const uint8_t *bytes, size_t n, bpe_work *w,
-                          i32vec *out, gs_error *err)
+                          i32vec *out, gi_error *err)
 {
     if (n == 0)
         return GS_OK;
     if (n > INT32_MAX / 4)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "word of %zu bytes is too long", n);
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "word of %zu bytes is too long", n);
     gs_status st = work_reserve(w, n, err);
     if (st != GS_OK)
         return st;
@@ -403,6 +403,6 @@ gs_status bpe_encode_word(const bpe_table *t, const uint8_t *bytes, size_t n, bp
     for (int32_t i = 0; i >= 0; i = w->next[i])
         i32vec_push(out, w->sym[i]);
     if (out->oom)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory storing token ids");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory storing token ids");
     return GS_OK;
 }

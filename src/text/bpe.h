@@ -50,12 +50,12 @@ typedef struct bpe_work {
 
 /* Builds the table from the merges file text (header line, then "a b" lines in
  * rank order); uses the first n_merges rules as CLIP does. */
-gs_status bpe_table_build(bpe_table *t, const char *text, size_t len, int n_merges, gs_error *err);
+gs_status bpe_table_build(bpe_table *t, const char *text, size_t len, int n_merges, gi_error *err);
 void bpe_table_free(bpe_table *t);
 
 /* Appends the ids of one pre-token (its n >= 1 UTF-8 bytes) to out. */
 gs_status bpe_encode_word(const bpe_table *t, const uint8_t *bytes, size_t n, bpe_work *w,
-                          i32vec *out, gs_error *err);
+                          i32vec *out, gi_error *err);
 void bpe_work_free(bpe_work *w);
 
 #endif

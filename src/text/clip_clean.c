@@ -278,7 +278,7 @@ static int ftfy_fix_text(u32vec *cur, u32vec *tmp, u32vec *orig)
     return 0;
 }
 
-gs_status clip_clean_text(const char *utf8, size_t n, u32vec *out, gs_error *err)
+gs_status clip_clean_text(const char *utf8, size_t n, u32vec *out, gi_error *err)
 {
     gs_status st = GS_OK;
     u32vec cur = {0}, tmp = {0}, orig = {0};
@@ -296,7 +296,7 @@ gs_status clip_clean_text(const char *utf8, size_t n, u32vec *out, gs_error *err
     memset(&cur, 0, sizeof cur);
     goto out;
 oom:
-    st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory cleaning a %zu-byte text", n);
+    st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory cleaning a %zu-byte text", n);
 out:
     u32vec_free(&cur);
     u32vec_free(&tmp);

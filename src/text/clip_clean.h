@@ -17,6 +17,6 @@
 
 /* Cleans n bytes of UTF-8 (invalid sequences read as U+FFFD) into *out, which
  * the caller frees with u32vec_free; on failure *out is left empty. */
-gs_status clip_clean_text(const char *utf8, size_t n, u32vec *out, gs_error *err);
+gs_status clip_clean_text(const char *utf8, size_t n, u32vec *out, gi_error *err);
 
 #endif

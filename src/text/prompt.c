@@ -36,11 +36,11 @@ static int close_chunk(chunker *c)
         size_t n = (size_t)cap * PROMPT_CHUNK_LEN;
         if (cap > (1 << 24))
             return -1;
-        int32_t *ids = gs_realloc(o->ids, n * sizeof *ids);
+        int32_t *ids = gi_realloc(o->ids, n * sizeof *ids);
         if (!ids)
             return -1;
         o->ids = ids;
-        float *w = gs_realloc(o->weights, n * sizeof *w);
+        float *w = gi_realloc(o->weights, n * sizeof *w);
         if (!w)
             return -1;
         o->weights = w;
@@ -95,7 +95,7 @@ static int encode_utf8(const uint32_t *s, size_t n, char **buf, size_t *cap)
 {
     if (4 * n + 1 > *cap) {
         size_t ncap = 4 * n + 1 < 256 ? 256 : 4 * n + 1;
-        char *nb = gs_realloc(*buf, ncap);
+        char *nb = gi_realloc(*buf, ncap);
         if (!nb)
             return -1;
         *buf = nb;
@@ -109,7 +109,7 @@ static int encode_utf8(const uint32_t *s, size_t n, char **buf, size_t *cap)
 }
 
 gs_status prompt_to_chunks(const clip_tokenizer *tok, const char *prompt, prompt_chunks *out,
-                           gs_error *err)
+                           gi_error *err)
 {
     gs_status st = GS_OK;
     prompt_runs runs = {0};
@@ -119,9 +119,9 @@ gs_status prompt_to_chunks(const clip_tokenizer *tok, const char *prompt, prompt
     int32_t *ids = NULL;
     memset(out, 0, sizeof *out);
     if (!tok || !prompt)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt_to_chunks: NULL argument");
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt_to_chunks: NULL argument");
     if (strlen(prompt) > CLIP_MAX_TEXT_BYTES)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt exceeds %u bytes",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt exceeds %u bytes",
                        CLIP_MAX_TEXT_BYTES);
     st = prompt_parse(prompt, &runs, err);
     if (st != GS_OK)
@@ -142,20 +142,20 @@ gs_status prompt_to_chunks(const clip_tokenizer *tok, const char *prompt, prompt
         for (size_t i = 0; i < n; i++)
             if (add_token(&c, ids[i], (float)run->weight) != 0)
                 goto oom;
-        gs_free(ids);
+        gi_free(ids);
         ids = NULL;
     }
     if ((c.len > 0 || out->n_chunks == 0) && close_chunk(&c) != 0)
         goto oom;
     goto out;
 oom:
-    st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory splitting a prompt into chunks");
+    st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory splitting a prompt into chunks");
 out:
     if (st != GS_OK)
         prompt_chunks_free(out);
     prompt_runs_free(&runs);
-    gs_free(text);
-    gs_free(ids);
+    gi_free(text);
+    gi_free(ids);
     return st;
 }
 
@@ -163,8 +163,8 @@ void prompt_chunks_free(prompt_chunks *pc)
 {
     if (!pc)
         return;
-    gs_free(pc->ids);
-    gs_free(pc->weights);
+    gi_free(pc->ids);
+    gi_free(pc->weights);
     memset(pc, 0, sizeof *pc);
 }
 

@@ -32,7 +32,7 @@ typedef struct prompt_chunks {
 /* Fills *out (free with prompt_chunks_free; left empty on failure). Fails with
  * GS_ERR_INVALID_ARGUMENT on a malformed weight such as "(x:1.2.3)". */
 gs_status prompt_to_chunks(const clip_tokenizer *tok, const char *prompt, prompt_chunks *out,
-                           gs_error *err);
+                           gi_error *err);
 void prompt_chunks_free(prompt_chunks *pc);
 
 /* A1111's weighting of one encoded chunk: z[t][c] *= w[t], then z is rescaled so that

@@ -31,7 +31,7 @@ static int stack_push(pos_stack *s, size_t x)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 16;
-        size_t *nv = gs_realloc(s->v, cap * sizeof *nv);
+        size_t *nv = gi_realloc(s->v, cap * sizeof *nv);
         if (!nv)
             return -1;
         s->v = nv;
@@ -45,7 +45,7 @@ static int append_run(prompt_runs *r, const uint32_t *s, size_t len, double w)
 {
     if (r->n == r->cap) {
         size_t cap = r->cap ? 2 * r->cap : 16;
-        prompt_run *nv = gs_realloc(r->runs, cap * sizeof *nv);
+        prompt_run *nv = gi_realloc(r->runs, cap * sizeof *nv);
         if (!nv)
             return -1;
         r->runs = nv;
@@ -202,7 +202,7 @@ static int is_syntax(uint32_t c)
     return c == '\\' || c == '(' || c == ')' || c == '[' || c == ']' || c == ':';
 }
 
-gs_status prompt_parse(const char *prompt, prompt_runs *out, gs_error *err)
+gs_status prompt_parse(const char *prompt, prompt_runs *out, gi_error *err)
 {
     gs_status st = GS_OK;
     u32vec s = {0};
@@ -231,7 +231,7 @@ gs_status prompt_parse(const char *prompt, prompt_runs *out, gs_error *err)
             if (len && round.n) {
                 double w;
                 if (too_long || parse_weight(num, &w) != 0) {
-                    st = gs_fail(err, GS_ERR_INVALID_ARGUMENT,
+                    st = gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                                  "prompt: weight \"%s%s\" is not a number", num,
                                  too_long ? "..." : "");
                     goto out;
@@ -269,20 +269,20 @@ gs_status prompt_parse(const char *prompt, prompt_runs *out, gs_error *err)
     merge_equal_runs(out);
     goto out;
 oom:
-    st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory parsing a prompt");
+    st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory parsing a prompt");
 out:
     if (st != GS_OK)
         prompt_runs_free(out);
     u32vec_free(&s);
-    gs_free(round.v);
-    gs_free(square.v);
+    gi_free(round.v);
+    gi_free(square.v);
     return st;
 }
 
 void prompt_runs_free(prompt_runs *r)
 {
     u32vec_free(&r->text);
-    gs_free(r->runs);
+    gi_free(r->runs);
     memset(r, 0, sizeof *r);
 }
 

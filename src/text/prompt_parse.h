@@ -32,7 +32,7 @@ typedef struct prompt_runs {
  * returns zero runs: an empty prompt is one empty run of weight 1. Fails with
  * GS_ERR_INVALID_ARGUMENT on a weight that is not a number ("(x:1.2.3)"), where
  * A1111 raises an error too. */
-gs_status prompt_parse(const char *prompt, prompt_runs *out, gs_error *err);
+gs_status prompt_parse(const char *prompt, prompt_runs *out, gi_error *err);
 void prompt_runs_free(prompt_runs *r);
 
 /* Whether run i is a BREAK marker. */

@@ -31,7 +31,7 @@ struct clip_tokenizer {
 /* ---- vocabulary ---- */
 
 /* Inflates the embedded gzip until it holds the header and n_lines more lines. */
-static gs_status inflate_merges(size_t n_lines, char **text, size_t *len, gs_error *err)
+static gs_status inflate_merges(size_t n_lines, char **text, size_t *len, gi_error *err)
 {
     gs_status st = GS_OK;
     size_t gz_size = 0;
@@ -39,20 +39,20 @@ static gs_status inflate_merges(size_t n_lines, char **text, size_t *len, gs_err
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     size_t cap = 1u << 20, used = 0, lines = 0;
-    char *buf = gs_malloc(cap);
+    char *buf = gi_malloc(cap);
     if (!buf)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory inflating the CLIP vocabulary");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory inflating the CLIP vocabulary");
     if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) { /* 16: gzip wrapper */
-        gs_free(buf);
-        return gs_fail(err, GS_ERR_NO_MEMORY, "zlib: cannot start inflating");
+        gi_free(buf);
+        return gi_fail(err, GS_ERR_NO_MEMORY, "zlib: cannot start inflating");
     }
     zs.next_in = (Bytef *)gz;
     zs.avail_in = (uInt)gz_size;
     while (lines <= n_lines) {
         if (used == cap) {
-            char *nb = cap > (64u << 20) ? NULL : gs_realloc(buf, cap * 2);
+            char *nb = cap > (64u << 20) ? NULL : gi_realloc(buf, cap * 2);
             if (!nb) {
-                st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory inflating the vocabulary");
+                st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory inflating the vocabulary");
                 goto out;
             }
             buf = nb;
@@ -68,12 +68,12 @@ static gs_status inflate_merges(size_t n_lines, char **text, size_t *len, gs_err
         if (zr == Z_STREAM_END)
             break;
         if (zr != Z_OK && !(zr == Z_BUF_ERROR && used == cap)) {
-            st = gs_fail(err, GS_ERR_FORMAT, "embedded CLIP vocabulary: zlib error %d", zr);
+            st = gi_fail(err, GS_ERR_FORMAT, "embedded CLIP vocabulary: zlib error %d", zr);
             goto out;
         }
     }
     if (lines <= n_lines) {
-        st = gs_fail(err, GS_ERR_FORMAT, "embedded CLIP vocabulary has %zu lines, need %zu", lines,
+        st = gi_fail(err, GS_ERR_FORMAT, "embedded CLIP vocabulary has %zu lines, need %zu", lines,
                      n_lines + 1);
         goto out;
     }
@@ -82,19 +82,19 @@ static gs_status inflate_merges(size_t n_lines, char **text, size_t *len, gs_err
     buf = NULL;
 out:
     inflateEnd(&zs);
-    gs_free(buf);
+    gi_free(buf);
     return st;
 }
 
-gs_status clip_tokenizer_create(clip_tokenizer **out, gs_error *err)
+gs_status clip_tokenizer_create(clip_tokenizer **out, gi_error *err)
 {
     gs_status st = GS_OK;
     char *text = NULL;
     size_t len = 0;
     *out = NULL;
-    clip_tokenizer *tok = gs_calloc(1, sizeof *tok);
+    clip_tokenizer *tok = gi_calloc(1, sizeof *tok);
     if (!tok)
-        return gs_fail(err, GS_ERR_NO_MEMORY, "out of memory creating the CLIP tokenizer");
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory creating the CLIP tokenizer");
     st = inflate_merges(CLIP_N_MERGES, &text, &len, err);
     if (st != GS_OK)
         goto out;
@@ -102,14 +102,14 @@ gs_status clip_tokenizer_create(clip_tokenizer **out, gs_error *err)
     if (st != GS_OK)
         goto out;
     if (tok->bpe.vocab_size != CLIP_BOS) {
-        st = gs_fail(err, GS_ERR_INTERNAL, "CLIP vocabulary has %d entries before the specials",
+        st = gi_fail(err, GS_ERR_INTERNAL, "CLIP vocabulary has %d entries before the specials",
                      tok->bpe.vocab_size);
         goto out;
     }
     *out = tok;
     tok = NULL;
 out:
-    gs_free(text);
+    gi_free(text);
     clip_tokenizer_free(tok);
     return st;
 }
@@ -119,7 +119,7 @@ void clip_tokenizer_free(clip_tokenizer *tok)
     if (!tok)
         return;
     bpe_table_free(&tok->bpe);
-    gs_free(tok);
+    gi_free(tok);
 }
 
 /* ---- pre-tokenizer ---- */
@@ -191,7 +191,7 @@ static size_t next_piece(const uint32_t *s, size_t n, int32_t *special)
 /* ---- tokenize ---- */
 
 gs_status clip_tokenize(const clip_tokenizer *tok, const char *text, int32_t **ids, size_t *n,
-                        gs_error *err)
+                        gi_error *err)
 {
     gs_status st = GS_OK;
     u32vec clean = {0};
@@ -202,10 +202,10 @@ gs_status clip_tokenize(const clip_tokenizer *tok, const char *text, int32_t **i
     *ids = NULL;
     *n = 0;
     if (!tok || !text)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "clip_tokenize: NULL argument");
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "clip_tokenize: NULL argument");
     size_t len = strlen(text);
     if (len > CLIP_MAX_TEXT_BYTES)
-        return gs_fail(err, GS_ERR_INVALID_ARGUMENT, "text of %zu bytes exceeds the %u-byte limit",
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "text of %zu bytes exceeds the %u-byte limit",
                        len, CLIP_MAX_TEXT_BYTES);
     st = clip_clean_text(text, len, &clean, err);
     if (st != GS_OK)
@@ -225,11 +225,11 @@ gs_status clip_tokenize(const clip_tokenizer *tok, const char *text, int32_t **i
             continue;
         }
         if (4 * plen > bytes_cap) {
-            gs_free(bytes);
+            gi_free(bytes);
             bytes_cap = 4 * plen < 256 ? 256 : 4 * plen;
-            bytes = gs_malloc(bytes_cap);
+            bytes = gi_malloc(bytes_cap);
             if (!bytes) {
-                st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory tokenizing");
+                st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory tokenizing");
                 goto out;
             }
         }
@@ -242,7 +242,7 @@ gs_status clip_tokenize(const clip_tokenizer *tok, const char *text, int32_t **i
         i += plen;
     }
     if (out.oom) {
-        st = gs_fail(err, GS_ERR_NO_MEMORY, "out of memory storing token ids");
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory storing token ids");
         goto out;
     }
     *ids = out.v;
@@ -252,6 +252,6 @@ out:
     u32vec_free(&clean);
     i32vec_free(&out);
     bpe_work_free(&work);
-    gs_free(bytes);
+    gi_free(bytes);
     return st;
 }

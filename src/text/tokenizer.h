@@ -26,14 +26,14 @@
 typedef struct clip_tokenizer clip_tokenizer;
 
 /* Creates a tokenizer; free it with clip_tokenizer_free. */
-gs_status clip_tokenizer_create(clip_tokenizer **out, gs_error *err);
+gs_status clip_tokenizer_create(clip_tokenizer **out, gi_error *err);
 void clip_tokenizer_free(clip_tokenizer *tok);
 
 /* Raw BPE ids of a NUL-terminated UTF-8 text, no BOS/EOS; *ids taken by the
- * caller, free with gs_free (NULL when *n is 0). Invalid UTF-8 is read as U+FFFD.
+ * caller, free with gi_free (NULL when *n is 0). Invalid UTF-8 is read as U+FFFD.
  * The literal texts "<|startoftext|>" and "<|endoftext|>" give CLIP_BOS/CLIP_EOS,
  * as in CLIP. */
 gs_status clip_tokenize(const clip_tokenizer *tok, const char *text, int32_t **ids, size_t *n,
-                        gs_error *err);
+                        gi_error *err);
 
 #endif

@@ -20,7 +20,7 @@ int u32vec_reserve(u32vec *b, size_t cap)
         }
         ncap *= 2;
     }
-    uint32_t *nv = gs_realloc(b->v, ncap * sizeof(uint32_t));
+    uint32_t *nv = gi_realloc(b->v, ncap * sizeof(uint32_t));
     if (!nv) {
         b->oom = 1;
         return -1;
@@ -47,7 +47,7 @@ void u32vec_push_n(u32vec *b, const uint32_t *c, size_t n)
 
 void u32vec_free(u32vec *b)
 {
-    gs_free(b->v);
+    gi_free(b->v);
     memset(b, 0, sizeof *b);
 }
 

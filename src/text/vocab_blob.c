@@ -13,22 +13,22 @@
 #error "vocab_blob.c embeds data with ELF section directives; port it for this platform"
 #endif
 
-__asm__(".section .rodata.gs_clip_vocab,\"a\",@progbits\n"
+__asm__(".section .rodata.gi_clip_vocab,\"a\",@progbits\n"
         ".balign 16\n"
-        ".globl gs_clip_vocab_gz_begin\n"
-        ".hidden gs_clip_vocab_gz_begin\n"
-        "gs_clip_vocab_gz_begin:\n"
+        ".globl gi_clip_vocab_gz_begin\n"
+        ".hidden gi_clip_vocab_gz_begin\n"
+        "gi_clip_vocab_gz_begin:\n"
         ".incbin \"" GESSO_CLIP_VOCAB_PATH "\"\n"
-        ".globl gs_clip_vocab_gz_end\n"
-        ".hidden gs_clip_vocab_gz_end\n"
-        "gs_clip_vocab_gz_end:\n"
+        ".globl gi_clip_vocab_gz_end\n"
+        ".hidden gi_clip_vocab_gz_end\n"
+        "gi_clip_vocab_gz_end:\n"
         ".previous\n");
 
-extern const uint8_t gs_clip_vocab_gz_begin[];
-extern const uint8_t gs_clip_vocab_gz_end[];
+extern const uint8_t gi_clip_vocab_gz_begin[];
+extern const uint8_t gi_clip_vocab_gz_end[];
 
 const uint8_t *clip_vocab_gz(size_t *size)
 {
-    *size = (size_t)(gs_clip_vocab_gz_end - gs_clip_vocab_gz_begin);
-    return gs_clip_vocab_gz_begin;
+    *size = (size_t)(gi_clip_vocab_gz_end - gi_clip_vocab_gz_begin);
+    return gi_clip_vocab_gz_begin;
 }
