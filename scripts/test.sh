@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DGESSO_SANITIZE=ON
 cmake --build build-test -j"$(nproc)"
-# One test at a time: each test already uses every core (OpenMP), and two at
-# once oversubscribe the CPUs and run several times slower.
-ctest --test-dir build-test --output-on-failure
+# Two suites at a time: the service suites mostly wait on their servers, and
+# the tests run OpenMP with passive waits (tests/CMakeLists.txt), so sharing
+# the cores costs little.
+ctest --test-dir build-test --output-on-failure -j"$(nproc)"

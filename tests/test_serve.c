@@ -153,7 +153,7 @@ static void cancel_queued_and_running(void **state)
 {
     (void)state;
     /* a long job occupies the single worker; the next one waits and is cancelled */
-    char *slow = submit("{\"model\":\"tiny-sd15\",\"steps\":150,\"width\":256,\"height\":256}");
+    char *slow = submit("{\"model\":\"tiny-sd15\",\"steps\":150,\"width\":128,\"height\":128}");
     char *queued = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
     char path[128], *body;
     snprintf(path, sizeof path, "/v1/jobs/%s", queued);
@@ -176,7 +176,7 @@ static void cancel_queued_and_running(void **state)
 static void worker_killed_mid_job_finishes_once(void **state)
 {
     (void)state;
-    char *id = submit("{\"model\":\"tiny-sd15\",\"steps\":30,\"width\":128,\"height\":128}");
+    char *id = submit("{\"model\":\"tiny-sd15\",\"steps\":30,\"width\":64,\"height\":64}");
     wait_step(id);
     pid_t workers[4];
     assert_int_equal(test_children(server, workers, 4), 1);
@@ -194,7 +194,7 @@ static void server_killed_and_restarted_loses_nothing(void **state)
     (void)state;
     char *done = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
     json_decref(wait_job(done, 30000));
-    char *running = submit("{\"model\":\"tiny-sd15\",\"steps\":30,\"width\":128,\"height\":128}");
+    char *running = submit("{\"model\":\"tiny-sd15\",\"steps\":30,\"width\":64,\"height\":64}");
     char *queued = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
     wait_step(running);
     /* killed outright, the server takes its workers with it: none lives on with

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SLOW "{\"model\":\"tiny-sd15\",\"steps\":150,\"width\":256,\"height\":256}"
+#define SLOW "{\"model\":\"tiny-sd15\",\"steps\":150,\"width\":128,\"height\":128}"
 #define QUICK "{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}"
 
 static char dir[128], base[64];
@@ -372,7 +372,7 @@ static void limits_retention_and_sigterm(void **state)
     struct stat sb;
     assert_int_equal(stat(png, &sb), 0);
     /* SIGTERM while a job runs: the server exits cleanly and the job waits, unpenalised */
-    char *run = submit("{\"model\":\"tiny-sd15\",\"steps\":40,\"width\":128,\"height\":128}");
+    char *run = submit("{\"model\":\"tiny-sd15\",\"steps\":40,\"width\":64,\"height\":64}");
     wait_running(run);
     char *q1 = submit(QUICK);
     assert_int_equal(http("POST", "/v1/jobs", QUICK, &body), 503); /* one queued at most */
