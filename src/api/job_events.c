@@ -24,6 +24,7 @@
 #include "job/base64.h"
 
 #define KEEPALIVE_MS 15000
+#define RETRY_MS 200 /* after a read the store could not answer */
 
 typedef struct stream {
     server *s;
@@ -150,26 +151,32 @@ static void observe(stream *st, const job_record *r, int position)
     st->last_status = (int)r->status;
 }
 
-static void poll_job(stream *st)
+/* Reads the job and turns what changed into events; -1 when the store could
+   not answer (busy or failing: the caller looks again shortly). */
+static int poll_job(stream *st)
 {
     job_record r;
     svc_error err = {0};
     int position = -1;
     pthread_mutex_lock(&st->s->mu);
     gs_status ok = store_get(st->s->store, st->id, &r, &err);
-    if (ok == GS_OK && r.status == JOB_QUEUED)
-        store_queue_position(st->s->store, st->id, &position, &err);
+    if (ok == GS_OK && r.status == JOB_QUEUED &&
+        store_queue_position(st->s->store, st->id, &position, &err) != GS_OK) {
+        job_record_clear(&r);
+        ok = GS_ERR_IO;
+    }
     pthread_mutex_unlock(&st->s->mu);
     if (ok == GS_ERR_INVALID_ARGUMENT) { /* purged while we watched */
         emit(st, "failed", json_pack("{s:s}", "error", "the job no longer exists"));
         st->done = 1;
-        return;
+        return 0;
     }
     if (ok != GS_OK)
-        return;                                       /* a busy store: look again next time */
+        return -1;
     hub_watch_queue(st->sub, r.status == JOB_QUEUED); /* its position moves with the queue */
     observe(st, &r, position);
     job_record_clear(&r);
+    return 0;
 }
 
 static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
@@ -188,13 +195,15 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
         }
         if (st->done || *st->s->stopping)
             return MHD_CONTENT_READER_END_OF_STREAM;
-        if (st->stale)
-            poll_job(st);
+        int unread = st->stale && poll_job(st) != 0;
         st->stale = 0;
         if (st->len > 0 || st->done)
             continue;
         int64_t quiet = server_now_ms() - st->last_write_ms;
-        int woke = quiet < KEEPALIVE_MS ? hub_wait(st->sub, (int)(KEEPALIVE_MS - quiet)) : 0;
+        int wait_ms = quiet < KEEPALIVE_MS ? (int)(KEEPALIVE_MS - quiet) : 0;
+        if (unread && wait_ms > RETRY_MS)
+            wait_ms = RETRY_MS; /* the store did not answer: ask again soon */
+        int woke = wait_ms > 0 ? hub_wait(st->sub, wait_ms) : 0;
         if (woke < 0)
             return MHD_CONTENT_READER_END_OF_STREAM; /* the server is stopping */
         st->stale = 1; /* a change, or a quiet spell: look again either way */

@@ -25,19 +25,19 @@ typedef struct blob_store blob_store;
 
 /* Opens the blob store at url: "file:DIR" or a plain directory path (created
    if missing). Free with blob_close. */
-gs_status blob_open(const char *url, blob_store **out, svc_error *err);
+GS_NODISCARD gs_status blob_open(const char *url, blob_store **out, svc_error *err);
 void blob_close(blob_store *b);
 
-gs_status blob_put(blob_store *b, const char *job_id, blob_kind kind, int index, const void *data,
-                   size_t n, svc_error *err);
+GS_NODISCARD gs_status blob_put(blob_store *b, const char *job_id, blob_kind kind, int index,
+                                const void *data, size_t n, svc_error *err);
 
 /* The blob's bytes (malloc'd, *n of them) when it exists and is at most max
    bytes; GS_ERR_INVALID_ARGUMENT when there is none, GS_ERR_IO when it cannot
    be read. */
-gs_status blob_get(blob_store *b, const char *job_id, blob_kind kind, int index, size_t max,
-                   unsigned char **data, size_t *n, svc_error *err);
+GS_NODISCARD gs_status blob_get(blob_store *b, const char *job_id, blob_kind kind, int index,
+                                size_t max, unsigned char **data, size_t *n, svc_error *err);
 
 /* Deletes every blob of the job (images and preview); none is not an error. */
-gs_status blob_delete_job(blob_store *b, const char *job_id, svc_error *err);
+GS_NODISCARD gs_status blob_delete_job(blob_store *b, const char *job_id, svc_error *err);
 
 #endif

@@ -63,16 +63,17 @@ typedef struct job_store job_store;
    engine (the table in store.c lists them); a plain path, without a scheme,
    is a database file of the embedded engine. An unknown scheme, or an engine
    this build lacks, fails with GS_ERR_INVALID_ARGUMENT and says which. */
-gs_status store_open(const char *url, job_store **out, svc_error *err);
+GS_NODISCARD gs_status store_open(const char *url, job_store **out, svc_error *err);
 void store_close(job_store *s); /* s may be NULL */
 
 /* Queues a job; id gets its UUIDv7, *position its place among queued jobs (0 = next). */
-gs_status store_submit(job_store *s, const char *owner, const char *model, int priority,
-                       const char *params_json, double megapixelsteps, int64_t now_ms,
-                       char id[JOB_ID_LEN + 1], int *position, svc_error *err);
+GS_NODISCARD gs_status store_submit(job_store *s, const char *owner, const char *model,
+                                    int priority, const char *params_json, double megapixelsteps,
+                                    int64_t now_ms, char id[JOB_ID_LEN + 1], int *position,
+                                    svc_error *err);
 
 /* GS_ERR_INVALID_ARGUMENT when no such job. */
-gs_status store_get(job_store *s, const char *id, job_record *out, svc_error *err);
+GS_NODISCARD gs_status store_get(job_store *s, const char *id, job_record *out, svc_error *err);
 
 #define STORE_MAX_PREFER 64 /* models a claim can prefer; later ones are ignored */
 
@@ -80,9 +81,9 @@ gs_status store_get(job_store *s, const char *id, job_record *out, svc_error *er
    prefer (the worker's loaded models; prefer may be NULL when n_prefer is 0),
    unless the best job overall outranks it or has waited longer than starve_ms,
    else the best overall. *claimed = 0 when the queue is empty. */
-gs_status store_claim(job_store *s, const char *worker, const char *const *prefer, int n_prefer,
-                      int64_t now_ms, int lease_ms, int64_t starve_ms, job_record *out,
-                      int *claimed, svc_error *err);
+GS_NODISCARD gs_status store_claim(job_store *s, const char *worker, const char *const *prefer,
+                                   int n_prefer, int64_t now_ms, int lease_ms, int64_t starve_ms,
+                                   job_record *out, int *claimed, svc_error *err);
 
 /* What a worker reports of a running job. */
 typedef struct job_progress {
@@ -94,54 +95,56 @@ typedef struct job_progress {
 /* Renews the lease and records progress. *lost = 1 when the worker no longer
    holds the job (expired and requeued, or finished); *cancel = 1 when a cancel
    was asked for. */
-gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int64_t now_ms,
-                          int lease_ms, const job_progress *p, int *cancel, int *lost,
-                          svc_error *err);
+GS_NODISCARD gs_status store_heartbeat(job_store *s, const char *id, const char *worker,
+                                       int64_t now_ms, int lease_ms, const job_progress *p,
+                                       int *cancel, int *lost, svc_error *err);
 
 /* Gives a running job back to the queue without counting the attempt (a
    worker that was asked to stop). *released = 0 when worker did not hold it. */
-gs_status store_release(job_store *s, const char *id, const char *worker, int *released,
-                        svc_error *err);
+GS_NODISCARD gs_status store_release(job_store *s, const char *id, const char *worker,
+                                     int *released, svc_error *err);
 
 /* Records the one result (status succeeded/failed/cancelled) if worker still
    holds the job; *recorded = 0 otherwise (a stale worker's result is dropped). */
-gs_status store_finish(job_store *s, const char *id, const char *worker, job_status status,
-                       const char *result_json, const char *error, int64_t now_ms, int *recorded,
-                       svc_error *err);
+GS_NODISCARD gs_status store_finish(job_store *s, const char *id, const char *worker,
+                                    job_status status, const char *result_json, const char *error,
+                                    int64_t now_ms, int *recorded, svc_error *err);
 
 /* Cancels: a queued job ends cancelled at once; a running one gets
    cancel_requested (its worker stops at the next step). *status gets the
    job's status after the call. GS_ERR_INVALID_ARGUMENT when no such job. */
-gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status *status,
-                       svc_error *err);
+GS_NODISCARD gs_status store_cancel(job_store *s, const char *id, int64_t now_ms,
+                                    job_status *status, svc_error *err);
 
 /* Requeues running jobs whose lease expired before now; those that used
    max_attempts end failed with the reason. Counts are returned. */
-gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, int *requeued,
-                              int *failed, svc_error *err);
+GS_NODISCARD gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts,
+                                           int *requeued, int *failed, svc_error *err);
 
 /* Up to max jobs, newest first, all or with one status (status < 0: all), of
    one owner or of all (owner NULL). *out (malloc'd, *n records) is freed
    with store_list_free. */
-gs_status store_list(job_store *s, int status, const char *owner, int max, job_record **out, int *n,
-                     svc_error *err);
+GS_NODISCARD gs_status store_list(job_store *s, int status, const char *owner, int max,
+                                  job_record **out, int *n, svc_error *err);
 void store_list_free(job_record *list, int n);
 
 /* Queued and running jobs per model, calling fn for each (model, queued, running). */
-gs_status store_depth_by_model(job_store *s,
-                               void (*fn)(void *user, const char *model, int queued, int running),
-                               void *user, svc_error *err);
+GS_NODISCARD gs_status store_depth_by_model(job_store *s,
+                                            void (*fn)(void *user, const char *model, int queued,
+                                                       int running),
+                                            void *user, svc_error *err);
 
 /* Number of jobs with each status (array indexed by job_status). */
-gs_status store_counts(job_store *s, int counts[5], svc_error *err);
+GS_NODISCARD gs_status store_counts(job_store *s, int counts[5], svc_error *err);
 
 /* ---- accounting and housekeeping ---- */
 
 /* Jobs ahead of a queued job (0 = next); -1 when it is not queued. */
-gs_status store_queue_position(job_store *s, const char *id, int *position, svc_error *err);
+GS_NODISCARD gs_status store_queue_position(job_store *s, const char *id, int *position,
+                                            svc_error *err);
 
 /* Queued plus running jobs of one owner (per-key limits). */
-gs_status store_active_count(job_store *s, const char *owner, int *n, svc_error *err);
+GS_NODISCARD gs_status store_active_count(job_store *s, const char *owner, int *n, svc_error *err);
 
 /* What the jobs that finished since since_ms did. */
 typedef struct job_stats {
@@ -156,13 +159,15 @@ typedef struct job_stats {
 
 /* Reads step times from each result's "step_ms" array; looks at the newest
    max_jobs finished jobs at most. */
-gs_status store_stats(job_store *s, int64_t since_ms, int max_jobs, job_stats *out, svc_error *err);
+GS_NODISCARD gs_status store_stats(job_store *s, int64_t since_ms, int max_jobs, job_stats *out,
+                                   svc_error *err);
 
 /* Deletes finished jobs (succeeded, failed, cancelled) that finished before
    before_ms, calling fn(user, id) for each first (to remove its files).
    *n gets how many went. */
-gs_status store_purge(job_store *s, int64_t before_ms, void (*fn)(void *user, const char *id),
-                      void *user, int *n, svc_error *err);
+GS_NODISCARD gs_status store_purge(job_store *s, int64_t before_ms,
+                                   void (*fn)(void *user, const char *id), void *user, int *n,
+                                   svc_error *err);
 
 /* ---- workers: who is alive and which models each holds loaded ---- */
 
@@ -175,16 +180,16 @@ typedef struct worker_record {
 
 /* Records that worker name (process pid) is alive at now_ms and holds the
    models in models_json (a JSON array of names), replacing its last report. */
-gs_status store_worker_report(job_store *s, const char *name, int pid, const char *models_json,
-                              int64_t now_ms, svc_error *err);
+GS_NODISCARD gs_status store_worker_report(job_store *s, const char *name, int pid,
+                                           const char *models_json, int64_t now_ms, svc_error *err);
 
 /* Drops worker name's row (it exited, or its process is known dead). */
-gs_status store_worker_remove(job_store *s, const char *name, svc_error *err);
+GS_NODISCARD gs_status store_worker_remove(job_store *s, const char *name, svc_error *err);
 
 /* Workers seen at or after since_ms (older rows count as gone), by name.
  *out (malloc'd, *n records) is freed with store_workers_free. */
-gs_status store_workers_list(job_store *s, int64_t since_ms, worker_record **out, int *n,
-                             svc_error *err);
+GS_NODISCARD gs_status store_workers_list(job_store *s, int64_t since_ms, worker_record **out,
+                                          int *n, svc_error *err);
 void store_workers_free(worker_record *list, int n);
 
 #endif

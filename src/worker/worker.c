@@ -61,8 +61,9 @@ static void *heartbeat_main(void *arg)
         else if (!lost && worker_notify(r->o->notify_fd, NOTIFY_JOB, r->id) != 0)
             *r->o->stop = 1; /* the server is gone: give the job back at the next step */
         /* a long job must not make the worker look gone */
-        if (report)
-            store_worker_report(r->hb_store, r->o->name, (int)getpid(), models, t, &err);
+        if (report &&
+            store_worker_report(r->hb_store, r->o->name, (int)getpid(), models, t, &err) != GS_OK)
+            log_warn("%s", err.msg); /* the next beat reports again */
         pthread_mutex_lock(&r->mu);
         r->cancelled |= cancel;
         r->lost |= lost;
@@ -238,7 +239,9 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
        the job's progress reads complete */
     int cancel = 0, lost = 0;
     job_progress last = {rc.steps, rc.steps, rc.preview_step, 0};
-    store_heartbeat(store, job->id, o->name, now_ms(), o->lease_ms, &last, &cancel, &lost, &err);
+    if (store_heartbeat(store, job->id, o->name, now_ms(), o->lease_ms, &last, &cancel, &lost,
+                        &err) != GS_OK)
+        log_warn("%s", err.msg); /* only the progress shown is stale; the result follows */
     result = json_object();
     json_t *images = json_array();
     json_object_set_new(result, "seed", json_integer((json_int_t)gs_result_seed(res)));
@@ -370,8 +373,9 @@ int worker_run(const worker_options *o)
     }
     code = 0;
 out:
-    if (w.cache)
-        store_worker_remove(store, o->name, &err); /* a clean exit: no longer holds anything */
+    /* a clean exit: it holds nothing now (if this fails, the row fades out unrefreshed) */
+    if (w.cache && store_worker_remove(store, o->name, &err) != GS_OK)
+        log_warn("%s", err.msg);
     model_cache_free(w.cache);
     gs_engine_free(eng);
     store_close(store);
