@@ -224,11 +224,9 @@ enum MHD_Result native_job_events(http_request *r)
 {
     server *s = r->s;
     const char *id = r->params[0];
-    job_record rec;
     enum MHD_Result ret;
-    if (native_job_access(r, id, &rec, &ret) != 0)
+    if (native_job_allowed(r, id, &ret) != 0)
         return ret;
-    job_record_clear(&rec);
     stream *st = calloc(1, sizeof *st);
     if (!st)
         return MHD_NO;

@@ -96,3 +96,12 @@ int native_job_access(http_request *r, const char *id, job_record *out, enum MHD
     }
     return 0;
 }
+
+int native_job_allowed(http_request *r, const char *id, enum MHD_Result *ret)
+{
+    job_record rec;
+    if (native_job_access(r, id, &rec, ret) != 0)
+        return -1;
+    job_record_clear(&rec);
+    return 0;
+}

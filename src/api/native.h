@@ -34,6 +34,8 @@ json_t *native_image_urls(const char *id, const json_t *result);
 /* Reads job id into *out if r's key may see it; otherwise queues the error
    reply, sets *ret and returns -1. */
 int native_job_access(http_request *r, const char *id, job_record *out, enum MHD_Result *ret);
+/* native_job_access for a check only: 0 when r's key may act on the job. */
+int native_job_allowed(http_request *r, const char *id, enum MHD_Result *ret);
 
 /* The HTTP status a refused job spec gets. */
 int native_spec_status(job_reason reason);

@@ -169,11 +169,9 @@ enum MHD_Result native_cancel_job(http_request *r)
 {
     server *s = r->s;
     const char *id = r->params[0];
-    job_record rec;
     enum MHD_Result ret;
-    if (native_job_access(r, id, &rec, &ret) != 0)
+    if (native_job_allowed(r, id, &ret) != 0)
         return ret;
-    job_record_clear(&rec);
     svc_error err = {0};
     job_status status;
     pthread_mutex_lock(&s->mu);
@@ -196,11 +194,9 @@ enum MHD_Result native_get_image(http_request *r)
     long idx = strtol(k, &end, 10);
     if (!native_id_ok(id) || *end || end == k || idx < 0 || idx >= BLOB_MAX_INDEX)
         return http_error(r, 404, "not_found", "no such image");
-    job_record rec;
     enum MHD_Result ret;
-    if (native_job_access(r, id, &rec, &ret) != 0)
+    if (native_job_allowed(r, id, &ret) != 0)
         return ret;
-    job_record_clear(&rec);
     unsigned char *png = NULL;
     size_t n = 0;
     svc_error err = {0};
