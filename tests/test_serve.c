@@ -52,7 +52,7 @@ static int setup(void **state)
              fixture_path("tiny-sd15.safetensors"), dir);
     if (system(cmd) != 0)
         return -1;
-    start_server(2);
+    start_server(60); /* leases longer than any wait below: recovery must not need them */
     return 0;
 }
 
@@ -181,7 +181,9 @@ static void worker_killed_mid_job_finishes_once(void **state)
     pid_t workers[4];
     assert_int_equal(test_children(server, workers, 4), 1);
     kill(workers[0], SIGKILL);
-    json_t *j = wait_job(id, 180000);
+    /* 45 s: well under the 60 s lease, so the job is back because the
+       supervisor saw its worker die, not because a lease ran out */
+    json_t *j = wait_job(id, 45000);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
     assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 2);
     assert_int_equal(json_array_size(json_object_get(j, "images")), 1);
@@ -205,7 +207,7 @@ static void server_killed_and_restarted_loses_nothing(void **state)
     stop_server(SIGKILL);
     for (int i = 0; i < n; i++)
         assert_int_equal(test_wait_gone(workers[i], 2000), 0);
-    start_server(2);
+    start_server(60); /* leases longer than any wait below: recovery must not need them */
     json_t *j = get_job(done);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
     json_decref(j);

@@ -211,6 +211,53 @@ static void expired_leases_requeue_then_fail(void **state)
     store_close(s);
 }
 
+/* A worker seen to exit: its running jobs go back now (the attempt counts), or
+   fail once they used their attempts; other workers' jobs are untouched. */
+static void dead_worker_jobs_requeue_at_once(void **state)
+{
+    job_store *s = fresh(state);
+    svc_error err = {0};
+    char a[JOB_ID_LEN + 1], b[JOB_ID_LEN + 1], c[JOB_ID_LEN + 1];
+    int pos, got, rq, fl;
+    submit(s, "m", 0, 1000, a, &pos);
+    submit(s, "m", 0, 1001, b, &pos);
+    submit(s, "m", 0, 1002, c, &pos);
+    job_record r;
+    claim(s, "dead", NULL, 2000, &r, &got); /* a */
+    job_record_clear(&r);
+    claim(s, "alive", NULL, 2000, &r, &got); /* b */
+    job_record_clear(&r);
+    /* leases run to 3000: nothing has expired, but "dead" is known dead */
+    assert_int_equal(store_expire_worker(s, "dead", 2100, 3, &rq, &fl, &err), GS_OK);
+    assert_int_equal(rq, 1);
+    assert_int_equal(fl, 0);
+    assert_int_equal(store_get(s, a, &r, &err), GS_OK);
+    assert_int_equal(r.status, JOB_QUEUED);
+    assert_int_equal(r.attempts, 1);
+    job_record_clear(&r);
+    assert_int_equal(store_get(s, b, &r, &err), GS_OK);
+    assert_int_equal(r.status, JOB_RUNNING);
+    assert_string_equal(r.worker, "alive");
+    job_record_clear(&r);
+    /* a second worker by that name (or a retry) finds nothing more to do */
+    assert_int_equal(store_expire_worker(s, "dead", 2200, 3, &rq, &fl, &err), GS_OK);
+    assert_int_equal(rq + fl, 0);
+    /* with its attempts used, the job ends failed instead */
+    claim(s, "dead2", NULL, 2300, &r, &got); /* a again: attempt 2 */
+    assert_string_equal(r.id, a);
+    job_record_clear(&r);
+    assert_int_equal(store_expire_worker(s, "dead2", 2400, 2, &rq, &fl, &err), GS_OK);
+    assert_int_equal(rq, 0);
+    assert_int_equal(fl, 1);
+    assert_int_equal(store_get(s, a, &r, &err), GS_OK);
+    assert_int_equal(r.status, JOB_FAILED);
+    assert_non_null(strstr(r.error, "2 attempts"));
+    job_record_clear(&r);
+    assert_int_equal(store_expire_worker(s, NULL, 2500, 3, &rq, &fl, &err),
+                     GS_ERR_INVALID_ARGUMENT);
+    store_close(s);
+}
+
 static void cancellation(void **state)
 {
     job_store *s = fresh(state);
@@ -902,6 +949,7 @@ static const struct CMUnitTest conformance[] = {
     cmocka_unit_test(priority_then_arrival),
     cmocka_unit_test(exactly_one_result),
     cmocka_unit_test(expired_leases_requeue_then_fail),
+    cmocka_unit_test(dead_worker_jobs_requeue_at_once),
     cmocka_unit_test(cancellation),
     cmocka_unit_test(survives_restart),
     cmocka_unit_test(preference_without_starvation),

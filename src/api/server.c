@@ -254,6 +254,7 @@ int serve_run(const serve_options *o)
                              .threads = o->worker_threads,
                              .precision = o->worker_precision,
                              .lease_ms = o->lease_ms,
+                             .max_attempts = o->max_attempts,
                              .ram_budget = o->ram_budget,
                              .idle_unload_s = o->idle_unload_s,
                              .preload = o->preload,

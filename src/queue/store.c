@@ -203,15 +203,32 @@ gs_status store_cancel(job_store *s, const char *id, int64_t now_ms, job_status 
     return s->ops->cancel(s, id, now_ms, status, err);
 }
 
-gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, int *requeued,
-                              int *failed, svc_error *err)
+/* Both expiries: worker NULL for the leases that ran out. */
+static gs_status expire(job_store *s, int64_t now_ms, const char *worker, int max_attempts,
+                        int *requeued, int *failed, svc_error *err)
 {
     *requeued = *failed = 0;
     char reason[160];
     snprintf(reason, sizeof reason,
              "the job's worker died or stopped responding on each of its %d attempts",
              max_attempts);
-    return s->ops->expire_leases(s, now_ms, max_attempts, reason, requeued, failed, err);
+    return s->ops->expire_leases(s, now_ms, worker, max_attempts, reason, requeued, failed, err);
+}
+
+gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts, int *requeued,
+                              int *failed, svc_error *err)
+{
+    return expire(s, now_ms, NULL, max_attempts, requeued, failed, err);
+}
+
+gs_status store_expire_worker(job_store *s, const char *worker, int64_t now_ms, int max_attempts,
+                              int *requeued, int *failed, svc_error *err)
+{
+    if (!worker) {
+        *requeued = *failed = 0;
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "no worker named");
+    }
+    return expire(s, now_ms, worker, max_attempts, requeued, failed, err);
 }
 
 gs_status store_list(job_store *s, int status, const char *owner, int max, job_record **out, int *n,

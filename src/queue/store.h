@@ -121,6 +121,13 @@ GS_NODISCARD gs_status store_cancel(job_store *s, const char *id, int64_t now_ms
 GS_NODISCARD gs_status store_expire_leases(job_store *s, int64_t now_ms, int max_attempts,
                                            int *requeued, int *failed, svc_error *err);
 
+/* The same for the running jobs of one worker known to be dead (its process
+   was seen to exit), without waiting for their leases: each attempt counts,
+   as a crash may be the job's doing. */
+GS_NODISCARD gs_status store_expire_worker(job_store *s, const char *worker, int64_t now_ms,
+                                           int max_attempts, int *requeued, int *failed,
+                                           svc_error *err);
+
 /* Up to max jobs, newest first, all or with one status (status < 0: all), of
    one owner or of all (owner NULL). *out (malloc'd, *n records) is freed
    with store_list_free. */

@@ -21,7 +21,9 @@
      - submit: id is the new job's id; owner and model are not NULL;
      - claim: 0 <= n_prefer <= STORE_MAX_PREFER, prefer not NULL when n_prefer > 0;
      - finish: status is succeeded, failed or cancelled;
-     - expire_leases: reason is the error recorded on the jobs that fail;
+     - expire_leases: reason is the error recorded on the jobs that fail; worker
+       NULL expires the leases that ran out before now_ms, else every running
+       job of that worker whatever its lease;
      - worker_report: models_json is not NULL;
      - close: s is not NULL; close frees the handle. */
 typedef struct store_ops {
@@ -43,8 +45,8 @@ typedef struct store_ops {
                         svc_error *err);
     gs_status (*cancel)(job_store *s, const char *id, int64_t now_ms, job_status *status,
                         svc_error *err);
-    gs_status (*expire_leases)(job_store *s, int64_t now_ms, int max_attempts, const char *reason,
-                               int *requeued, int *failed, svc_error *err);
+    gs_status (*expire_leases)(job_store *s, int64_t now_ms, const char *worker, int max_attempts,
+                               const char *reason, int *requeued, int *failed, svc_error *err);
     gs_status (*list)(job_store *s, int status, const char *owner, int max, job_record **out,
                       int *n, svc_error *err);
     gs_status (*depth_by_model)(job_store *s,

@@ -407,8 +407,15 @@ static gs_status sq_cancel(job_store *js, const char *id, int64_t now_ms, job_st
 
 /* ---- lease expiry ---- */
 
-static gs_status sq_expire_leases(job_store *js, int64_t now_ms, int max_attempts,
-                                  const char *reason, int *requeued, int *failed, svc_error *err)
+/* A running job is expired when its lease ran out (?worker NULL) or its
+   worker is the dead one named. */
+#define EXPIRED_JOB                                                                                \
+    " status = 'running' AND (CASE WHEN ?4 IS NULL THEN lease_expires_ms < ?2"                     \
+    " ELSE worker = ?4 END)"
+
+static gs_status sq_expire_leases(job_store *js, int64_t now_ms, const char *worker,
+                                  int max_attempts, const char *reason, int *requeued, int *failed,
+                                  svc_error *err)
 {
     sqlite_store *s = sq(js);
     gs_status st = sql_begin(s, err);
@@ -417,15 +424,14 @@ static gs_status sq_expire_leases(job_store *js, int64_t now_ms, int max_attempt
     /* used-up attempts first, so a job is never both requeued and failed */
     st = sql_run(s, err, "expiring leases", failed,
                  "UPDATE jobs SET status = 'failed', error = ?1, finished_ms = ?2, worker = NULL,"
-                 " lease_expires_ms = NULL"
-                 " WHERE status = 'running' AND lease_expires_ms < ?2 AND attempts >= ?3",
-                 "sIi", reason, now_ms, max_attempts);
+                 " lease_expires_ms = NULL WHERE" EXPIRED_JOB " AND attempts >= ?3",
+                 "sIis", reason, now_ms, max_attempts, worker);
     if (st == GS_OK)
         st = sql_run(s, err, "expiring leases", requeued,
                      "UPDATE jobs SET status = 'queued', worker = NULL, lease_expires_ms = NULL,"
                      " step = 0, preview_step = 0, eta_s = -1"
-                     " WHERE status = 'running' AND lease_expires_ms < ?1",
-                     "I", now_ms);
+                     " WHERE" EXPIRED_JOB, /* ?1 and ?3 unused: bound for the numbering */
+                     "sIis", reason, now_ms, max_attempts, worker);
     st = sql_end(s, st, err);
     if (st != GS_OK)
         *requeued = *failed = 0;

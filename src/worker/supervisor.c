@@ -190,8 +190,8 @@ static void read_reports(supervisor *s, slot *w)
     }
 }
 
-/* A dead worker: its presence goes, its job waits for the lease to expire
-   (the attempt counts: the job may be what killed it), a new process starts. */
+/* A dead worker: its presence goes, its job goes back to the queue now (the
+   attempt counts: the job may be what killed it), a new process starts. */
 static void restart_dead(supervisor *s)
 {
     for (int k = 0; k < s->n; k++) {
@@ -204,8 +204,14 @@ static void restart_dead(supervisor *s)
         else
             log_warn("%s exited with status %d; restarting it", w->name, WEXITSTATUS(status));
         svc_error err = {0};
+        int requeued = 0, failed = 0;
         if (store_worker_remove(s->store, w->name, &err) != GS_OK)
-            log_warn("%s", err.msg);
+            log_warn("%s", err.msg); /* its row fades out unrefreshed */
+        if (store_expire_worker(s->store, w->name, store_clock_ms(), s->o.max_attempts, &requeued,
+                                &failed, &err) != GS_OK)
+            log_warn("%s (its job waits for its lease instead)", err.msg);
+        else if (requeued || failed)
+            log_info("%s's job %s", w->name, failed ? "used its last attempt: failed" : "requeued");
         read_reports(s, w);
         pthread_mutex_lock(&s->mu);
         close_fd(&w->wake_w);

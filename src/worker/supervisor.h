@@ -7,6 +7,9 @@
  * pids and pipes are this module's business alone, so a worker on another
  * machine is the same thing to everyone else.
  *
+ * A worker seen to die has its job requeued at once (the attempt counts: the
+ * job may be what killed it) rather than when its lease runs out.
+ *
  * A local worker dies with its supervisor: it gets SIGTERM when the server
  * process ends however it ends (parent-death signal), and also stops when its
  * wake pipe reaches end-of-file, giving its job back to the queue.
@@ -33,6 +36,7 @@ typedef struct supervisor_options {
     int threads;           /* compute threads per worker */
     const char *precision; /* "auto", "f32" or "bf16" */
     int lease_ms;
+    int max_attempts;  /* a dead worker's job fails after this many attempts */
     size_t ram_budget; /* per worker; 0 = no limit */
     int idle_unload_s;
     const char *const *preload; /* [n_preload] */
