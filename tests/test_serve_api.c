@@ -182,8 +182,14 @@ static void events_in_order(void **state)
         if (strcmp(event, "queued") == 0) {
             order_ok &= n_started == 0;
             assert_int_equal(json_integer_value(json_object_get(d, "position")), 0);
-            if (n_queued++ == 0)
+            if (n_queued++ == 0) {
+                /* the stream sleeps on the event hub, and says so in /metrics */
+                char *metrics;
+                assert_int_equal(http("GET", "/metrics", NULL, &metrics), 200);
+                assert_non_null(strstr(metrics, "gesso_event_waiters 1\n"));
+                free(metrics);
                 cancel(slow); /* the stream has seen it wait: let it run */
+            }
         } else if (strcmp(event, "started") == 0) {
             order_ok &= n_queued == 1 && next_step == 1;
             assert_int_equal(json_integer_value(json_object_get(d, "attempt")), 1);

@@ -201,6 +201,9 @@ enum MHD_Result native_get_metrics(http_request *r)
     EMIT("# HELP gesso_megapixelsteps_hour Megapixel-steps of jobs finished in the last hour.\n"
          "# TYPE gesso_megapixelsteps_hour gauge\ngesso_megapixelsteps_hour %.3f\n",
          js.megapixelsteps);
+    EMIT("# HELP gesso_event_waiters Event streams and waiting requests asleep on a job.\n"
+         "# TYPE gesso_event_waiters gauge\ngesso_event_waiters %d\n",
+         hub_subscribers(s->hub));
 #undef EMIT
     return http_reply_bytes(r, 200, "text/plain; version=0.0.4", buf, n, MHD_RESPMEM_MUST_FREE,
                             NULL);
