@@ -191,6 +191,17 @@ static void bad_flags_are_refused(void **state)
     assert_int_equal(serve_exit_code("--ram-budget 6GiBs"), 2);
     assert_int_equal(serve_exit_code("--idle-unload -1"), 2);
     assert_int_equal(serve_exit_code("--precision f16"), 2);
+    /* two keys under one name would share that name's jobs */
+    char keys[256], args[400];
+    snprintf(keys, sizeof keys, "%s/dup-keys", dir);
+    FILE *f = fopen(keys, "w");
+    assert_non_null(f);
+    fputs("alice-key-0123456789 alice\nother-key-0123456789 alice\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "--api-keys %s", keys);
+    assert_int_equal(serve_exit_code(args), 2);
+    snprintf(cmd, sizeof cmd, "grep -q 'dup-keys:2: the name is given to two keys' %s/err", dir);
+    assert_int_equal(system(cmd), 0);
     /* good sizes pass parsing (--help then ends the run) */
     assert_int_equal(serve_exit_code("--ram-budget 512M --help"), 0);
     assert_int_equal(serve_exit_code("--ram-budget 6GiB --help"), 0);

@@ -98,10 +98,14 @@ int api_keys_load(const char *path, api_keys *out, char *msg, size_t msg_size)
         }
         if (parse_line(p, &out->keys[out->n], why, sizeof why) != 0)
             goto bad;
+        /* a name owns jobs: two keys under one name would see each other's */
         for (int i = 0; i < out->n; i++)
-            if (strcmp(out->keys[i].key, out->keys[out->n].key) == 0) {
+            if (strcmp(out->keys[i].key, out->keys[out->n].key) == 0 ||
+                strcmp(out->keys[i].name, out->keys[out->n].name) == 0) {
+                int same_key = strcmp(out->keys[i].key, out->keys[out->n].key) == 0;
                 free(out->keys[out->n].key);
-                snprintf(why, sizeof why, "the key is listed twice");
+                snprintf(why, sizeof why, "%s",
+                         same_key ? "the key is listed twice" : "the name is given to two keys");
                 goto bad;
             }
         out->n++;

@@ -25,6 +25,8 @@ enum MHD_Result http_reply_bytes(http_request *r, int status, const char *type, 
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", type);
+    /* a browser must not read a reply as anything but its type (a PNG as HTML) */
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     if (extra_header) {
         const char *colon = strchr(extra_header, ':');
         char name[64];

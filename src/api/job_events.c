@@ -247,6 +247,7 @@ enum MHD_Result native_job_events(http_request *r)
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     ret = MHD_queue_response(r->c, 200, resp);

@@ -190,9 +190,12 @@ enum MHD_Result native_cancel_job(http_request *r)
 enum MHD_Result native_get_image(http_request *r)
 {
     const char *id = r->params[0], *k = r->params[1];
-    char *end;
-    long idx = strtol(k, &end, 10);
-    if (!native_id_ok(id) || *end || end == k || idx < 0 || idx >= BLOB_MAX_INDEX)
+    /* one spelling per image: digits only, no sign, no leading zero */
+    int canonical = k[0] >= '0' && k[0] <= '9' && (k[0] != '0' || k[1] == '\0');
+    for (const char *p = k; canonical && *p; p++)
+        canonical = *p >= '0' && *p <= '9';
+    long idx = canonical && strlen(k) < 4 ? strtol(k, NULL, 10) : -1;
+    if (!native_id_ok(id) || idx < 0 || idx >= BLOB_MAX_INDEX)
         return http_error(r, 404, "not_found", "no such image");
     enum MHD_Result ret;
     if (native_job_allowed(r, id, &ret) != 0)

@@ -73,7 +73,9 @@ enum MHD_Result router_dispatch(http_request *r)
             const route *rt = &proto->routes[i];
             if (!match(rt->pattern, r->path, r))
                 continue;
-            if (strcmp(rt->method, r->method) != 0) {
+            /* HEAD is GET without the body (libmicrohttpd leaves it out) */
+            int head = strcmp(r->method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0;
+            if (strcmp(rt->method, r->method) != 0 && !head) {
                 size_t n = strlen(allowed);
                 snprintf(allowed + n, sizeof allowed - n, "%s%s", n ? " or " : "", rt->method);
                 path_auth = rt->auth > path_auth ? rt->auth : path_auth;
