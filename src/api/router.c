@@ -64,6 +64,10 @@ static int authorize(http_request *r, route_auth auth, enum MHD_Result *ret)
 
 enum MHD_Result router_dispatch(http_request *r)
 {
+    if (strstr(r->path, "%00")) { /* left undecoded on purpose (server.c's unescape) */
+        r->proto = protocols[0];
+        return http_error(r, 400, "invalid_path", "the path holds an encoded NUL (%00)");
+    }
     char allowed[64] = "";
     route_auth path_auth = AUTH_PUBLIC;
     const protocol *path_proto = NULL;

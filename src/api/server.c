@@ -124,6 +124,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return router_dispatch(&r);
 }
 
+/* Decodes %HH escapes in paths and query values, except in one holding %00:
+   decoded, the NUL would cut the path short (/v1/jobs/ID%00/images/0 read as
+   /v1/jobs/ID), so it stays undecoded and the router refuses it. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    for (const char *p = s; (p = strchr(p, '%')); p++)
+        if (p[1] == '0' && p[2] == '0')
+            return strlen(s);
+    return MHD_http_unescape(s);
+}
+
 /* ---- start-up ---- */
 
 /* Every --preload model must be a checkpoint in the models directory. */
@@ -269,7 +281,8 @@ int serve_run(const serve_options *o)
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
         NULL, NULL, handle, &s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections, MHD_OPTION_NOTIFY_COMPLETED,
-        request_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30, MHD_OPTION_END);
+        request_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape, NULL, MHD_OPTION_END);
     if (!d) {
         log_error("cannot listen on %s: %s", o->listen, strerror(errno));
         code = 4;
