@@ -384,8 +384,20 @@ static void limits_retention_and_sigterm(void **state)
     assert_int_equal(http("POST", "/v1/jobs", QUICK, &body), 503); /* one queued at most */
     assert_non_null(strstr(body, "queue_full"));
     free(body);
+    /* a stream open at the stop ends with "stopping" and a whole chunked body */
+    char cmd[600], line[4096], last[64] = "";
+    snprintf(cmd, sizeof cmd, "curl -sN -m 60 '%s/v1/jobs/%s/events'", base, run);
+    FILE *sse = popen(cmd, "r");
+    assert_non_null(sse);
+    while (fgets(line, sizeof line, sse) && strncmp(line, "event: ", 7) != 0)
+        ; /* connected: the first event is in */
     assert_int_equal(stop_server(), 0);
-    start_server("--retention 0"); /* restarted without retention, jobs stay */
+    while (fgets(line, sizeof line, sse))
+        if (strncmp(line, "event: ", 7) == 0)
+            snprintf(last, sizeof last, "%.63s", line + 7);
+    assert_string_equal(last, "stopping\n");
+    assert_int_equal(pclose(sse), 0); /* curl saw the body end: not cut mid-chunk (18) */
+    start_server("--retention 0");    /* restarted without retention, jobs stay */
     json_t *j = wait_job(run, 300000);
     assert_string_equal(status_of(j), "succeeded");
     assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 1);

@@ -5,6 +5,7 @@
  *   started   {"attempt","worker"}          each time a worker takes it
  *   progress  {"step","steps","eta_s"[,"preview"]}  one per sampler step, in order
  *   succeeded {"seed","images"} | failed {"error"} | cancelled {}   then the stream ends
+ *   stopping  {"reason"}      the server is stopping: the stream ends, the job goes on
  *
  * The stream sleeps on the event hub until its job (or, while it waits, the
  * queue) changes, then reads the job's row once; steps that land between two
@@ -179,6 +180,15 @@ static int poll_job(stream *st)
     return 0;
 }
 
+/* The last event of a stream the server ends: the client knows to reconnect
+   (the job itself goes on, or back to the queue). */
+static void emit_stopping(stream *st)
+{
+    emit(st, "stopping",
+         json_pack("{s:s}", "reason", "the server is stopping; reconnect to follow the job"));
+    st->done = 1;
+}
+
 static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
@@ -193,8 +203,12 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
             st->last_write_ms = server_now_ms();
             return (ssize_t)n;
         }
-        if (st->done || *st->s->stopping)
+        if (st->done)
             return MHD_CONTENT_READER_END_OF_STREAM;
+        if (*st->s->stopping) {
+            emit_stopping(st);
+            continue;
+        }
         int unread = st->stale && poll_job(st) != 0;
         st->stale = 0;
         if (st->len > 0 || st->done)
@@ -204,8 +218,10 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
         if (unread && wait_ms > RETRY_MS)
             wait_ms = RETRY_MS; /* the store did not answer: ask again soon */
         int woke = wait_ms > 0 ? hub_wait(st->sub, wait_ms) : 0;
-        if (woke < 0)
-            return MHD_CONTENT_READER_END_OF_STREAM; /* the server is stopping */
+        if (woke < 0) { /* the server is stopping */
+            emit_stopping(st);
+            continue;
+        }
         st->stale = 1; /* a change, or a quiet spell: look again either way */
         if (woke == 0 && server_now_ms() - st->last_write_ms >= KEEPALIVE_MS)
             append(st, ": keep-alive\n\n", 14); /* also finds clients that left */
