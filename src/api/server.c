@@ -307,8 +307,16 @@ int serve_run(const serve_options *o)
     }
     code = 0;
 out:
-    if (s.hub)
+    if (s.hub) {
         hub_close(s.hub); /* event streams and waiting calls end now */
+        /* let them send their last event and the chunked body's end before the
+           connections close (they unsubscribe when done) */
+        for (int64_t end = server_now_ms() + 2000;
+             d && hub_subscribers(s.hub) > 0 && server_now_ms() < end;)
+            usleep(10000);
+        if (hub_subscribers(s.hub) > 0)
+            log_warn("%d event streams did not end in 2 s; closing them", hub_subscribers(s.hub));
+    }
     if (d)
         MHD_stop_daemon(d);
     supervisor_stop(s.sup);
