@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -732,6 +733,43 @@ static void cancel_finished_and_purge_callback(void **state)
 
 /* store_open: a plain path, sqlite:PATH and sqlite://PATH open the same file;
    other schemes are refused, saying which, without echoing the URL. */
+/* A store file that is empty or not a database stops the open, naming the
+   file; it never becomes a silently new store. */
+static void sqlite_refuses_broken_files(void **state)
+{
+    (void)state;
+    char bad[300];
+    job_store *s = NULL;
+    svc_error err = {0};
+    snprintf(bad, sizeof bad, "%s/empty.db", dir);
+    FILE *f = fopen(bad, "wb");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(store_open(bad, &s, &err), GS_ERR_FORMAT);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, bad));
+    assert_non_null(strstr(err.msg, "empty"));
+    struct stat sb;
+    assert_int_equal(stat(bad, &sb), 0);
+    assert_int_equal(sb.st_size, 0); /* left as it was */
+    snprintf(bad, sizeof bad, "%s/garbage.db", dir);
+    f = fopen(bad, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < 4096; i++)
+        fputc("not a database "[i % 15], f);
+    fclose(f);
+    err = (svc_error){0};
+    assert_int_not_equal(store_open(bad, &s, &err), GS_OK);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, bad));
+    /* a new store still starts from nothing */
+    snprintf(bad, sizeof bad, "%s/new.db", dir);
+    assert_int_equal(store_open(bad, &s, &err), GS_OK);
+    store_close(s);
+    assert_int_equal(stat(bad, &sb), 0);
+    assert_true(sb.st_size > 0); /* written at once: a second open does not see it empty */
+}
+
 static void sqlite_store_open_urls(void **state)
 {
     (void)state;
@@ -967,6 +1005,7 @@ static const struct CMUnitTest conformance[] = {
 /* Cases about SQLite files themselves, run once. */
 static const struct CMUnitTest sqlite_only[] = {
     cmocka_unit_test(sqlite_store_open_urls),
+    cmocka_unit_test(sqlite_refuses_broken_files),
     cmocka_unit_test(sqlite_upgrades_schema_1),
     cmocka_unit_test(sqlite_upgrades_schema_2),
 };

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "queue/store_sqlite_private.h"
 
@@ -118,6 +119,14 @@ gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, 
     *out = NULL;
     if (!path[0])
         return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "job store: no file path in the URL");
+    /* SQLite takes an empty file for a new database: a store truncated by
+       accident would come back empty with no word said */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0)
+        return svc_fail(err, GS_ERR_FORMAT,
+                        "job store '%s' is an empty file, not a job store (move it away to "
+                        "start a new store)",
+                        path);
     sqlite_store *s = calloc(1, sizeof *s);
     if (!s)
         return svc_fail(err, GS_ERR_NO_MEMORY, "out of memory");
@@ -149,6 +158,8 @@ gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, 
     *out = &s->base;
     return GS_OK;
 out:
+    if (err && !strstr(err->msg, path)) /* "file is not a database": which file */
+        svc_error_prefix(err, "'%s'", path);
     sqlite3_close(s->db);
     free(s);
     return st;
