@@ -308,10 +308,7 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/gesso-http-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/models && ln -s %s %s/models/tiny-sd15.safetensors", dir,
-             fixture_path("tiny-sd15.safetensors"), dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_link_tiny_model(dir);
 }
 
 static int teardown(void **state)

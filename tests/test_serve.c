@@ -47,10 +47,7 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/gesso-serve-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/models && ln -s %s %s/models/tiny-sd15.safetensors", dir,
-             fixture_path("tiny-sd15.safetensors"), dir);
-    if (system(cmd) != 0)
+    if (test_link_tiny_model(dir) != 0)
         return -1;
     start_server(60); /* leases longer than any wait below: recovery must not need them */
     return 0;
@@ -136,17 +133,9 @@ static void listing_queue_and_metrics(void **state)
     free(body);
 }
 
-/* Polls until the job has run a step, for at most a minute. */
 static void wait_step(const char *id)
 {
-    for (int64_t end = test_mono_ms() + 60000; test_mono_ms() < end; test_sleep_ms(20)) {
-        json_t *j = get_job(id);
-        long step = json_integer_value(json_object_get(json_object_get(j, "progress"), "step"));
-        json_decref(j);
-        if (step > 0)
-            return;
-    }
-    fail_msg("job %s did not start", id);
+    test_wait_step(base, dir, NULL, id, 60000);
 }
 
 static void cancel_queued_and_running(void **state)

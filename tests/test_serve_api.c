@@ -86,10 +86,7 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/gesso-serve-api-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/models && ln -s %s %s/models/tiny-sd15.safetensors", dir,
-             fixture_path("tiny-sd15.safetensors"), dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_link_tiny_model(dir);
 }
 
 static int teardown(void **state)
@@ -130,15 +127,7 @@ static json_t *wait_job(const char *id, int timeout_ms)
 
 static void wait_running(const char *id)
 {
-    for (int64_t end = test_mono_ms() + 120000; test_mono_ms() < end;) {
-        json_t *j = get_job(id);
-        long step = json_integer_value(json_object_get(json_object_get(j, "progress"), "step"));
-        json_decref(j);
-        if (step > 0)
-            return;
-        test_sleep_ms(20);
-    }
-    fail_msg("job %s did not start", id);
+    test_wait_step(base, dir, auth, id, 120000);
 }
 
 static char *submit(const char *json)

@@ -22,10 +22,7 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/gesso-serve-cache-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/models && ln -s %s %s/models/tiny-sd15.safetensors", dir,
-             fixture_path("tiny-sd15.safetensors"), dir);
-    if (system(cmd) != 0)
+    if (test_link_tiny_model(dir) != 0)
         return -1;
     /* a valid safetensors file that is no Stable Diffusion checkpoint: one f32 tensor */
     static const char header[] = "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";

@@ -303,3 +303,24 @@ json_t *test_wait_job(const char *base, const char *dir, const char *authorizati
     fail_msg("job %s did not finish", id);
     return NULL;
 }
+
+int test_link_tiny_model(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/models && ln -s %s %s/models/tiny-sd15.safetensors", dir,
+             fixture_path("tiny-sd15.safetensors"), dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+void test_wait_step(const char *base, const char *dir, const char *authorization, const char *id,
+                    int timeout_ms)
+{
+    for (int64_t end = test_mono_ms() + timeout_ms; test_mono_ms() < end; test_sleep_ms(20)) {
+        json_t *j = test_get_job(base, dir, authorization, id);
+        long step = json_integer_value(json_object_get(json_object_get(j, "progress"), "step"));
+        json_decref(j);
+        if (step > 0)
+            return;
+    }
+    fail_msg("job %s did not start", id);
+}

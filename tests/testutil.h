@@ -45,6 +45,8 @@ int test_http_auth(const char *base, const char *dir, const char *method, const 
    logging to dir/server.log; the OS picks a free port, and base (at least 64
    bytes) gets "http://127.0.0.1:PORT". Returns its pid once /healthz answers. */
 pid_t test_serve_start(char *base, const char *dir, const char *const *extra);
+/* Makes dir/models holding the tiny fixture as model "tiny-sd15"; 0 or -1. */
+int test_link_tiny_model(const char *dir);
 /* SIGTERMs the server and returns its exit status (-1 when it did not exit). */
 int test_serve_stop(pid_t server);
 /* The pids of a process's children (its workers), at most max; returns how many. */
@@ -64,6 +66,10 @@ json_t *test_get_job(const char *base, const char *dir, const char *authorizatio
 /* Waits until the job leaves queued/running (long-polls GET /v1/jobs/{id}?wait=,
    which the server answers when the job ends), for at most timeout_ms of wall
    clock; returns its final view (fails the test otherwise). */
+/* Polls until the job has run a sampler step, for at most timeout_ms (fails
+   the test otherwise). */
+void test_wait_step(const char *base, const char *dir, const char *authorization, const char *id,
+                    int timeout_ms);
 json_t *test_wait_job(const char *base, const char *dir, const char *authorization, const char *id,
                       int timeout_ms);
 

@@ -33,17 +33,6 @@ static const route routes[] = {
 
 const protocol native_protocol = {"native", routes, sizeof routes / sizeof routes[0], native_error};
 
-int native_id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n != JOB_ID_LEN)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || s[i] == '-'))
-            return 0;
-    return 1;
-}
-
 int native_spec_status(job_reason reason)
 {
     switch (reason) {
@@ -74,7 +63,7 @@ int native_job_access(http_request *r, const char *id, job_record *out, enum MHD
 {
     server *s = r->s;
     svc_error err = {0};
-    if (!native_id_ok(id)) {
+    if (!job_id_ok(id)) {
         *ret = http_error(r, 404, "not_found", "no such job");
         return -1;
     }

@@ -25,9 +25,6 @@ enum MHD_Result native_healthz(http_request *r);
 
 /* ---- shared ---- */
 
-/* True when s has the form of a job id (so it can name files and rows). */
-int native_id_ok(const char *s);
-
 /* The image URLs of a job from its result JSON (may be NULL: none). */
 json_t *native_image_urls(const char *id, const json_t *result);
 

@@ -56,20 +56,14 @@ static int spec_from_body(http_request *r, char **text, job_spec *spec, job_erro
 {
     const serve_options *o = r->s->o;
     *text = NULL;
-    if (job_spec_init(spec) != 0) {
-        e->reason = JOB_ERR_NO_MEMORY;
-        snprintf(e->message, sizeof e->message, "out of memory");
-        e->field[0] = '\0';
+    int init_ok = job_spec_init(spec) == 0;
+    if (init_ok && (job_spec_from_json(spec, r->body, r->body_len, &o->limits, e) != 0 ||
+                    job_spec_validate(spec, &o->limits, o->models_dir, e) != 0))
         return -1;
-    }
-    if (job_spec_from_json(spec, r->body, r->body_len, &o->limits, e) != 0 ||
-        job_spec_validate(spec, &o->limits, o->models_dir, e) != 0)
-        return -1;
-    job_spec_normalise(spec);
-    if (!(*text = job_spec_to_json(spec))) {
-        e->reason = JOB_ERR_NO_MEMORY;
-        snprintf(e->message, sizeof e->message, "out of memory");
-        e->field[0] = '\0';
+    if (init_ok)
+        job_spec_normalise(spec);
+    if (!init_ok || !(*text = job_spec_to_json(spec))) {
+        *e = (job_error){.reason = JOB_ERR_NO_MEMORY, .message = "out of memory"};
         return -1;
     }
     return 0;
@@ -143,7 +137,7 @@ enum MHD_Result native_get_job(http_request *r)
     if (wait_arg(r, &wait_s) != 0)
         return http_error(r, 400, "invalid_query", "wait must be 0..600 seconds");
     /* subscribed before the first read, so a change in between still wakes us */
-    hub_sub *sub = wait_s > 0 && native_id_ok(id) ? hub_subscribe(s->hub, id) : NULL;
+    hub_sub *sub = wait_s > 0 && job_id_ok(id) ? hub_subscribe(s->hub, id) : NULL;
     int64_t until = server_now_ms() + (int64_t)wait_s * 1000;
     job_record rec;
     enum MHD_Result ret;
@@ -156,8 +150,10 @@ enum MHD_Result native_get_job(http_request *r)
         if (!sub || rec.status >= JOB_SUCCEEDED || left <= 0 || *s->stopping)
             break;
         job_record_clear(&rec);
-        if (hub_wait(sub, (int)left) < 0)
-            sub = (hub_unsubscribe(sub), NULL); /* stopping: answer with what is there */
+        if (hub_wait(sub, (int)left) < 0) { /* stopping: answer with what is there */
+            hub_unsubscribe(sub);
+            sub = NULL;
+        }
     }
     hub_unsubscribe(sub);
     json_t *j = job_view(&rec);
@@ -195,7 +191,7 @@ enum MHD_Result native_get_image(http_request *r)
     for (const char *p = k; canonical && *p; p++)
         canonical = *p >= '0' && *p <= '9';
     long idx = canonical && strlen(k) < 4 ? strtol(k, NULL, 10) : -1;
-    if (!native_id_ok(id) || idx < 0 || idx >= BLOB_MAX_INDEX)
+    if (!job_id_ok(id) || idx < 0 || idx >= BLOB_MAX_INDEX)
         return http_error(r, 404, "not_found", "no such image");
     enum MHD_Result ret;
     if (native_job_allowed(r, id, &ret) != 0)

@@ -13,23 +13,12 @@
 #include <unistd.h>
 
 #include "queue/blob_store_private.h"
+#include "queue/store.h" /* job_id_ok: only job ids become file names */
 
 typedef struct blob_files {
     blob_store base;
     char dir[4096];
 } blob_files;
-
-/* Job ids become file names: only what a UUID holds, so none leaves the directory. */
-static int id_ok(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f') || id[i] == '-'))
-            return 0;
-    return 1;
-}
 
 static void blob_path(const blob_files *f, const char *id, blob_kind kind, int index,
                       const char *suffix, char *out, size_t size)
@@ -63,7 +52,7 @@ static gs_status files_put(blob_store *b, const char *id, blob_kind kind, int in
                            const void *data, size_t n, svc_error *err)
 {
     blob_files *f = (blob_files *)b;
-    if (!id_ok(id))
+    if (!job_id_ok(id))
         return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "bad job id for a blob");
     char tmp[4300], path[4300];
     blob_path(f, id, kind, index, ".tmp", tmp, sizeof tmp);
@@ -88,7 +77,7 @@ static gs_status files_get(blob_store *b, const char *id, blob_kind kind, int in
                            unsigned char **data, size_t *n, svc_error *err)
 {
     blob_files *f = (blob_files *)b;
-    if (!id_ok(id))
+    if (!job_id_ok(id))
         return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "no such blob");
     char path[4300];
     blob_path(f, id, kind, index, "", path, sizeof path);
@@ -131,7 +120,7 @@ out:
 static gs_status files_delete_job(blob_store *b, const char *id, svc_error *err)
 {
     blob_files *f = (blob_files *)b;
-    if (!id_ok(id))
+    if (!job_id_ok(id))
         return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "bad job id for a blob");
     char path[4300];
     /* a job's images are numbered from 0 without gaps */

@@ -295,3 +295,14 @@ gs_status store_workers_list(job_store *s, int64_t since_ms, worker_record **out
     *n = 0;
     return s->ops->workers_list(s, since_ms, out, n, err);
 }
+
+int job_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != JOB_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || s[i] == '-'))
+            return 0;
+    return 1;
+}

@@ -20,6 +20,10 @@
 
 #define JOB_ID_LEN 36 /* UUIDv7, text form */
 
+/* True when s has the form of a job id (36 of 0-9, a-f, '-'): safe to use as
+   a file name or a row key. */
+int job_id_ok(const char *s);
+
 typedef enum job_status {
     JOB_QUEUED = 0,
     JOB_RUNNING = 1,
