@@ -14,6 +14,16 @@ const char *http_header(const http_request *r, const char *name)
     return MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, name);
 }
 
+void http_add_common_headers(const http_request *r, struct MHD_Response *resp)
+{
+    /* a browser must not read a reply as anything but its type (a PNG as HTML) */
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->cors_origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
+        MHD_add_response_header(resp, "Vary", "Origin");
+    }
+}
+
 enum MHD_Result http_reply_bytes(http_request *r, int status, const char *type, void *data,
                                  size_t n, enum MHD_ResponseMemoryMode mode,
                                  const char *extra_header)
@@ -25,8 +35,7 @@ enum MHD_Result http_reply_bytes(http_request *r, int status, const char *type, 
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", type);
-    /* a browser must not read a reply as anything but its type (a PNG as HTML) */
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    http_add_common_headers(r, resp);
     if (extra_header) {
         const char *colon = strchr(extra_header, ':');
         char name[64];

@@ -19,7 +19,13 @@
 struct server;
 
 #define HTTP_MAX_PARAMS 4
+#define HTTP_SMALL_BODY (64u << 10) /* the body cap of routes without ROUTE_UPLOAD */
 
+struct route;
+struct parked;
+
+/* One request, from its headers to its reply. The handler may be called
+   again for the same request after it parked the connection (park.h). */
 typedef struct http_request {
     struct server *s;
     struct MHD_Connection *c;
@@ -30,6 +36,10 @@ typedef struct http_request {
     char params[HTTP_MAX_PARAMS][80]; /* the {name} segments of the route, in order */
     int n_params;
     const struct protocol *proto; /* whose error shape replies use */
+    const struct route *rt;       /* the route found on the headers */
+    const char *cors_origin;      /* a listed Origin: replies carry CORS headers for it */
+    struct parked *park;          /* a waiting handler's parking (freed with the request) */
+    int64_t wait_until_ms;        /* a waiting handler's deadline (server_now_ms) */
 } http_request;
 
 typedef enum MHD_Result (*route_handler)(http_request *r);
@@ -40,11 +50,16 @@ typedef enum route_auth {
     AUTH_ADMIN   /* an admin key when keys are on */
 } route_auth;
 
+enum route_flags {
+    ROUTE_UPLOAD = 1 /* takes a body up to --max-body (others: HTTP_SMALL_BODY) */
+};
+
 typedef struct route {
     const char *method;  /* "GET", "POST", "DELETE" */
     const char *pattern; /* "/v1/jobs/{id}/images/{k}": {name} matches one path segment */
     route_auth auth;
     route_handler handler;
+    unsigned flags; /* route_flags */
 } route;
 
 typedef struct protocol {
@@ -56,9 +71,14 @@ typedef struct protocol {
                              const char *extra_header);
 } protocol;
 
-/* Finds the route for r's method and path across every protocol, checks the
-   key, and runs the handler; 404/405/401/403 in the matching protocol's shape. */
-enum MHD_Result router_dispatch(http_request *r);
+/* On the headers alone, before a byte of body is read: checks the path, the
+   Host and Origin (browser_guard.h), finds the route for r's method and path
+   across every protocol and checks the key. Returns 0 with r->rt set, or 1
+   with an error (404/405/401/403/400, in the matching protocol's shape) or a
+   CORS preflight reply queued and its result in *ret. */
+int router_route(http_request *r, enum MHD_Result *ret);
+/* Runs the route's handler on the whole request. */
+enum MHD_Result router_run(http_request *r);
 
 /* ---- reading ---- */
 
@@ -66,6 +86,9 @@ enum MHD_Result router_dispatch(http_request *r);
 const char *http_query(const http_request *r, const char *name);
 /* A request header, NULL when absent. */
 const char *http_header(const http_request *r, const char *name);
+
+/* Headers every reply carries (nosniff, CORS for a listed origin). */
+void http_add_common_headers(const http_request *r, struct MHD_Response *resp);
 
 /* ---- replying ---- */
 

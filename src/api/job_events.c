@@ -7,12 +7,11 @@
  *   succeeded {"seed","images"} | failed {"error"} | cancelled {}   then the stream ends
  *   stopping  {"reason"}      the server is stopping: the stream ends, the job goes on
  *
- * The stream sleeps on the event hub until its job (or, while it waits, the
- * queue) changes, then reads the job's row once; steps that land between two
- * reads arrive together, still one event each. An idle stream costs nothing
- * but a keep-alive comment every 15 s. The preview is a PNG data URL of the
- * newest preview the worker put in the blob store. Runs on its own connection
- * thread, so the reader may sleep.
+ * The stream parks its connection (park.h) until its job (or, while it
+ * waits, the queue) changes, then reads the job's row once; steps that land
+ * between two reads arrive together, still one event each. An idle stream
+ * costs no thread, only a keep-alive comment every 15 s. The preview is a PNG
+ * data URL of the newest preview the worker put in the blob store.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -22,6 +21,7 @@
 #include <time.h>
 
 #include "api/native.h"
+#include "api/park.h"
 #include "job/base64.h"
 
 #define KEEPALIVE_MS 15000
@@ -30,14 +30,15 @@
 typedef struct stream {
     server *s;
     char id[JOB_ID_LEN + 1];
-    hub_sub *sub;      /* wakes the stream when the job changes */
+    parked *park;      /* resumes the stream when the job changes */
     int observed;      /* the first look at the job has been taken */
     int last_status;   /* -1 before the first look */
     int last_position; /* last queued position sent */
     int attempt;       /* attempts seen when "started" was last sent */
     int last_step, last_preview;
     int done;
-    int stale; /* the job may have changed since the last read */
+    int stale;  /* the job may have changed since the last read */
+    int unread; /* the last read failed (the store was busy) */
     int64_t last_write_ms;
     char *buf; /* events built but not yet handed to libmicrohttpd */
     size_t len, off, cap;
@@ -159,14 +160,13 @@ static int poll_job(stream *st)
     job_record r;
     svc_error err = {0};
     int position = -1;
-    pthread_mutex_lock(&st->s->mu);
-    gs_status ok = store_get(st->s->store, st->id, &r, &err);
+    job_store *store = server_store(st->s, &err);
+    gs_status ok = store ? store_get(store, st->id, &r, &err) : GS_ERR_IO;
     if (ok == GS_OK && r.status == JOB_QUEUED &&
-        store_queue_position(st->s->store, st->id, &position, &err) != GS_OK) {
+        store_queue_position(store, st->id, &position, &err) != GS_OK) {
         job_record_clear(&r);
         ok = GS_ERR_IO;
     }
-    pthread_mutex_unlock(&st->s->mu);
     if (ok == GS_ERR_INVALID_ARGUMENT) { /* purged while we watched */
         emit(st, "failed", json_pack("{s:s}", "error", "the job no longer exists"));
         st->done = 1;
@@ -174,7 +174,7 @@ static int poll_job(stream *st)
     }
     if (ok != GS_OK)
         return -1;
-    hub_watch_queue(st->sub, r.status == JOB_QUEUED); /* its position moves with the queue */
+    park_watch_queue(st->park, r.status == JOB_QUEUED); /* its position moves with the queue */
     observe(st, &r, position);
     job_record_clear(&r);
     return 0;
@@ -189,6 +189,8 @@ static void emit_stopping(stream *st)
     st->done = 1;
 }
 
+/* libmicrohttpd asks for more of the body; 0 bytes with the connection
+   parked means "nothing yet" (it asks again once resumed). */
 static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
@@ -209,29 +211,30 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
             emit_stopping(st);
             continue;
         }
-        int unread = st->stale && poll_job(st) != 0;
-        st->stale = 0;
-        if (st->len > 0 || st->done)
-            continue;
+        if (st->stale) {
+            st->unread = poll_job(st) != 0;
+            st->stale = 0;
+            if (st->len > 0 || st->done)
+                continue;
+        }
         int64_t quiet = server_now_ms() - st->last_write_ms;
-        int wait_ms = quiet < KEEPALIVE_MS ? (int)(KEEPALIVE_MS - quiet) : 0;
-        if (unread && wait_ms > RETRY_MS)
-            wait_ms = RETRY_MS; /* the store did not answer: ask again soon */
-        int woke = wait_ms > 0 ? hub_wait(st->sub, wait_ms) : 0;
-        if (woke < 0) { /* the server is stopping */
-            emit_stopping(st);
+        if (quiet >= KEEPALIVE_MS) {
+            append(st, ": keep-alive\n\n", 14); /* also finds clients that left */
             continue;
         }
-        st->stale = 1; /* a change, or a quiet spell: look again either way */
-        if (woke == 0 && server_now_ms() - st->last_write_ms >= KEEPALIVE_MS)
-            append(st, ": keep-alive\n\n", 14); /* also finds clients that left */
+        int wait_ms = (int)(KEEPALIVE_MS - quiet);
+        if (st->unread && wait_ms > RETRY_MS)
+            wait_ms = RETRY_MS; /* the store did not answer: ask again soon */
+        st->stale = 1;          /* a change, or a quiet spell: look again either way */
+        if (park_sleep(st->park, wait_ms) == 0)
+            return 0;
     }
 }
 
 static void free_stream(void *cls)
 {
     stream *st = cls;
-    hub_unsubscribe(st->sub);
+    park_free(st->park);
     free(st->buf);
     free(st);
 }
@@ -248,7 +251,7 @@ enum MHD_Result native_job_events(http_request *r)
         return MHD_NO;
     st->s = s;
     st->stale = 1;
-    if (!(st->sub = hub_subscribe(s->hub, id))) {
+    if (!(st->park = park_create(s->parking, s->hub, r->c, id))) {
         free(st);
         return MHD_NO;
     }
@@ -263,7 +266,7 @@ enum MHD_Result native_job_events(http_request *r)
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    http_add_common_headers(r, resp);
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     ret = MHD_queue_response(r->c, 200, resp);

@@ -18,17 +18,17 @@ static enum MHD_Result native_error(http_request *r, int status, const char *cod
 }
 
 static const route routes[] = {
-    {"POST", "/v1/jobs", AUTH_KEY, native_post_job},
-    {"GET", "/v1/jobs", AUTH_KEY, native_list_jobs},
-    {"GET", "/v1/jobs/{id}", AUTH_KEY, native_get_job},
-    {"DELETE", "/v1/jobs/{id}", AUTH_KEY, native_cancel_job},
-    {"GET", "/v1/jobs/{id}/events", AUTH_KEY, native_job_events},
-    {"GET", "/v1/jobs/{id}/images/{k}", AUTH_KEY, native_get_image},
-    {"GET", "/v1/models", AUTH_KEY, native_list_models},
-    {"GET", "/v1/queue", AUTH_KEY, native_get_queue},
-    {"GET", "/v1/stats", AUTH_KEY, native_get_stats},
-    {"GET", "/metrics", AUTH_ADMIN, native_get_metrics},
-    {"GET", "/healthz", AUTH_PUBLIC, native_healthz},
+    {"POST", "/v1/jobs", AUTH_KEY, native_post_job, ROUTE_UPLOAD},
+    {"GET", "/v1/jobs", AUTH_KEY, native_list_jobs, 0},
+    {"GET", "/v1/jobs/{id}", AUTH_KEY, native_get_job, 0},
+    {"DELETE", "/v1/jobs/{id}", AUTH_KEY, native_cancel_job, 0},
+    {"GET", "/v1/jobs/{id}/events", AUTH_KEY, native_job_events, 0},
+    {"GET", "/v1/jobs/{id}/images/{k}", AUTH_KEY, native_get_image, 0},
+    {"GET", "/v1/models", AUTH_KEY, native_list_models, 0},
+    {"GET", "/v1/queue", AUTH_KEY, native_get_queue, 0},
+    {"GET", "/v1/stats", AUTH_KEY, native_get_stats, 0},
+    {"GET", "/metrics", AUTH_ADMIN, native_get_metrics, 0},
+    {"GET", "/healthz", AUTH_PUBLIC, native_healthz, 0},
 };
 
 const protocol native_protocol = {"native", routes, sizeof routes / sizeof routes[0], native_error};
@@ -67,9 +67,8 @@ int native_job_access(http_request *r, const char *id, job_record *out, enum MHD
         *ret = http_error(r, 404, "not_found", "no such job");
         return -1;
     }
-    pthread_mutex_lock(&s->mu);
-    gs_status st = store_get(s->store, id, out, &err);
-    pthread_mutex_unlock(&s->mu);
+    job_store *store = server_store(s, &err);
+    gs_status st = store ? store_get(store, id, out, &err) : GS_ERR_IO;
     if (st == GS_ERR_INVALID_ARGUMENT) {
         *ret = http_error(r, 404, "not_found", "no such job");
         return -1;

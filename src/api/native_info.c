@@ -16,10 +16,10 @@ static gs_status holders_by_model(server *s, json_t *holders, svc_error *err)
 {
     worker_record *list = NULL;
     int n = 0;
-    pthread_mutex_lock(&s->mu);
-    gs_status st =
-        store_workers_list(s->store, server_now_ms() - 3 * (int64_t)s->o->lease_ms, &list, &n, err);
-    pthread_mutex_unlock(&s->mu);
+    job_store *store = server_store(s, err);
+    gs_status st = store ? store_workers_list(store, server_now_ms() - 3 * (int64_t)s->o->lease_ms,
+                                              &list, &n, err)
+                         : GS_ERR_IO;
     if (st != GS_OK)
         return st;
     for (int i = 0; i < n; i++) {
@@ -93,11 +93,10 @@ enum MHD_Result native_get_queue(http_request *r)
     int counts[5];
     svc_error err = {0};
     json_t *per_model = json_object();
-    pthread_mutex_lock(&s->mu);
-    gs_status st = store_counts(s->store, counts, &err);
+    job_store *store = server_store(s, &err);
+    gs_status st = store ? store_counts(store, counts, &err) : GS_ERR_IO;
     if (st == GS_OK)
-        st = store_depth_by_model(s->store, add_depth, per_model, &err);
-    pthread_mutex_unlock(&s->mu);
+        st = store_depth_by_model(store, add_depth, per_model, &err);
     if (st != GS_OK) {
         json_decref(per_model);
         return http_error(r, 503, "store_unavailable", err.msg);
@@ -112,11 +111,11 @@ enum MHD_Result native_get_queue(http_request *r)
 /* Stats over the jobs that finished in the last window_s seconds. */
 static int read_stats(server *s, long window_s, job_stats *js, int counts[5], svc_error *err)
 {
-    pthread_mutex_lock(&s->mu);
-    gs_status st = store_stats(s->store, server_now_ms() - window_s * 1000, 100000, js, err);
+    job_store *store = server_store(s, err);
+    gs_status st =
+        store ? store_stats(store, server_now_ms() - window_s * 1000, 100000, js, err) : GS_ERR_IO;
     if (st == GS_OK)
-        st = store_counts(s->store, counts, err);
-    pthread_mutex_unlock(&s->mu);
+        st = store_counts(store, counts, err);
     return st == GS_OK ? 0 : -1;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/native.h"
+#include "api/park.h"
 #include "job/job_spec.h"
 
 #define MAX_WAIT_S 600 /* ?wait= upper bound: a proxy's idle timeout is rarely longer */
@@ -82,18 +83,19 @@ enum MHD_Result native_post_job(http_request *r)
     const api_key *key = r->key;
     svc_error err = {0};
     int active = 0, counts[5] = {0}, pos = 0;
-    pthread_mutex_lock(&s->mu);
-    gs_status st = GS_OK;
-    if (key && key->max_active > 0)
-        st = store_active_count(s->store, key->name, &active, &err);
+    job_store *store = server_store(s, &err);
+    gs_status st = store ? GS_OK : GS_ERR_IO;
+    pthread_mutex_lock(&s->submit_mu); /* the counts hold until the insert */
+    if (st == GS_OK && key && key->max_active > 0)
+        st = store_active_count(store, key->name, &active, &err);
     if (st == GS_OK && s->o->max_queued > 0)
-        st = store_counts(s->store, counts, &err);
+        st = store_counts(store, counts, &err);
     int over_key = key && key->max_active > 0 && active >= key->max_active;
     int over_all = s->o->max_queued > 0 && counts[JOB_QUEUED] >= s->o->max_queued;
     if (st == GS_OK && !over_key && !over_all)
-        st = store_submit(s->store, key ? key->name : "", spec.model, spec.priority, norm,
+        st = store_submit(store, key ? key->name : "", spec.model, spec.priority, norm,
                           job_spec_megapixelsteps(&spec), server_now_ms(), id, &pos, &err);
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->submit_mu);
     free(norm);
     job_spec_clear(&spec);
     if (st != GS_OK)
@@ -129,33 +131,32 @@ static int wait_arg(http_request *r, int *wait_s)
     return 0;
 }
 
+/* Called again after each wake-up while it waits: r->park holds the wait. */
 enum MHD_Result native_get_job(http_request *r)
 {
     server *s = r->s;
     const char *id = r->params[0];
-    int wait_s;
-    if (wait_arg(r, &wait_s) != 0)
-        return http_error(r, 400, "invalid_query", "wait must be 0..600 seconds");
-    /* subscribed before the first read, so a change in between still wakes us */
-    hub_sub *sub = wait_s > 0 && job_id_ok(id) ? hub_subscribe(s->hub, id) : NULL;
-    int64_t until = server_now_ms() + (int64_t)wait_s * 1000;
+    if (!r->park) {
+        int wait_s;
+        if (wait_arg(r, &wait_s) != 0)
+            return http_error(r, 400, "invalid_query", "wait must be 0..600 seconds");
+        /* parked before the first read, so a change in between still wakes us */
+        if (wait_s > 0 && job_id_ok(id) && !(r->park = park_create(s->parking, s->hub, r->c, id)))
+            return MHD_NO;
+        r->wait_until_ms = server_now_ms() + (int64_t)wait_s * 1000;
+    }
     job_record rec;
     enum MHD_Result ret;
     for (;;) {
-        if (native_job_access(r, id, &rec, &ret) != 0) {
-            hub_unsubscribe(sub);
+        if (native_job_access(r, id, &rec, &ret) != 0)
             return ret;
-        }
-        int64_t left = until - server_now_ms();
-        if (!sub || rec.status >= JOB_SUCCEEDED || left <= 0 || *s->stopping)
+        int64_t left = r->wait_until_ms - server_now_ms();
+        if (!r->park || rec.status >= JOB_SUCCEEDED || left <= 0 || *s->stopping)
             break;
         job_record_clear(&rec);
-        if (hub_wait(sub, (int)left) < 0) { /* stopping: answer with what is there */
-            hub_unsubscribe(sub);
-            sub = NULL;
-        }
+        if (park_sleep(r->park, (int)left) == 0)
+            return MHD_YES; /* suspended: libmicrohttpd calls again on news or at the deadline */
     }
-    hub_unsubscribe(sub);
     json_t *j = job_view(&rec);
     job_record_clear(&rec);
     return http_reply_json(r, 200, j, NULL);
@@ -170,9 +171,8 @@ enum MHD_Result native_cancel_job(http_request *r)
         return ret;
     svc_error err = {0};
     job_status status;
-    pthread_mutex_lock(&s->mu);
-    gs_status st = store_cancel(s->store, id, server_now_ms(), &status, &err);
-    pthread_mutex_unlock(&s->mu);
+    job_store *store = server_store(s, &err);
+    gs_status st = store ? store_cancel(store, id, server_now_ms(), &status, &err) : GS_ERR_IO;
     if (st == GS_ERR_INVALID_ARGUMENT)
         return http_error(r, 404, "not_found", "no such job");
     if (st != GS_OK)
@@ -227,10 +227,10 @@ enum MHD_Result native_list_jobs(http_request *r)
     int n = 0;
     svc_error err = {0};
     const api_key *key = r->key;
-    pthread_mutex_lock(&s->mu);
-    gs_status st = store_list(s->store, st_filter, key && !key->admin ? key->name : NULL, (int)max,
-                              &list, &n, &err);
-    pthread_mutex_unlock(&s->mu);
+    job_store *store = server_store(s, &err);
+    gs_status st = store ? store_list(store, st_filter, key && !key->admin ? key->name : NULL,
+                                      (int)max, &list, &n, &err)
+                         : GS_ERR_IO;
     if (st != GS_OK)
         return http_error(r, 503, "store_unavailable", err.msg);
     json_t *arr = json_array();

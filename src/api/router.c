@@ -2,11 +2,13 @@
  * router - the index of every HTTP endpoint: the protocols' route tables,
  * searched in order. A path that matches no route is a 404, one whose route
  * wants another method a 405 naming the methods it takes; keys are checked
- * before either is revealed to a caller without one.
+ * before either is revealed to a caller without one. All of it runs on the
+ * headers, so a refused request costs no body.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "api/browser_guard.h"
 #include "api/http.h"
 #include "api/protocols.h"
 #include "api/server_private.h"
@@ -62,11 +64,61 @@ static int authorize(http_request *r, route_auth auth, enum MHD_Result *ret)
     return 0;
 }
 
-enum MHD_Result router_dispatch(http_request *r)
+/* While no keys are set, a browser page of another site must not reach the
+   server (browser_guard.h); 0 when r may go on, else the reply is queued. */
+static int check_browser(http_request *r, enum MHD_Result *ret)
 {
+    server *s = r->s;
+    const char *origin = http_header(r, "Origin"), *host = http_header(r, "Host");
+    if (browser_origin_listed(&s->browser, origin))
+        r->cors_origin = origin;
+    if (s->keys.n > 0)
+        return 0;
+    if (!browser_host_allowed(&s->browser, host)) {
+        *ret = http_error(r, 403, "host_not_allowed",
+                          "the Host header names a host this server does not answer for; "
+                          "start it with --allowed-hosts NAME to allow it");
+        return -1;
+    }
+    if (!browser_origin_allowed(&s->browser, origin, host)) {
+        *ret = http_error(r, 403, "origin_not_allowed",
+                          "requests from other web sites are refused; start the server with "
+                          "--cors-origin ORIGIN (or API keys) to allow them");
+        return -1;
+    }
+    return 0;
+}
+
+/* The answer to a CORS preflight: what a listed origin may send. */
+static enum MHD_Result preflight(http_request *r)
+{
+    if (!r->cors_origin)
+        return http_error(r, 403, "origin_not_allowed",
+                          "cross-origin requests need the origin on --cors-origin");
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    http_add_common_headers(r, resp);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, DELETE");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    enum MHD_Result ret = MHD_queue_response(r->c, 204, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+int router_route(http_request *r, enum MHD_Result *ret)
+{
+    r->proto = protocols[0];
     if (strstr(r->path, "%00")) { /* left undecoded on purpose (server.c's unescape) */
-        r->proto = protocols[0];
-        return http_error(r, 400, "invalid_path", "the path holds an encoded NUL (%00)");
+        *ret = http_error(r, 400, "invalid_path", "the path holds an encoded NUL (%00)");
+        return 1;
+    }
+    if (check_browser(r, ret) != 0)
+        return 1;
+    if (strcmp(r->method, "OPTIONS") == 0) {
+        *ret = preflight(r);
+        return 1;
     }
     char allowed[64] = "";
     route_auth path_auth = AUTH_PUBLIC;
@@ -87,19 +139,26 @@ enum MHD_Result router_dispatch(http_request *r)
                 continue;
             }
             r->proto = proto;
-            enum MHD_Result ret;
-            if (authorize(r, rt->auth, &ret) != 0)
-                return ret;
-            return rt->handler(r);
+            if (authorize(r, rt->auth, ret) != 0)
+                return 1;
+            r->rt = rt;
+            return 0;
         }
     }
     r->proto = path_proto ? path_proto : protocols[0];
-    enum MHD_Result ret;
-    if (authorize(r, path_proto ? path_auth : AUTH_KEY, &ret) != 0)
-        return ret;
-    if (!path_proto)
-        return http_error(r, 404, "not_found", "no such endpoint");
+    if (authorize(r, path_proto ? path_auth : AUTH_KEY, ret) != 0)
+        return 1;
+    if (!path_proto) {
+        *ret = http_error(r, 404, "not_found", "no such endpoint");
+        return 1;
+    }
     char msg[96];
     snprintf(msg, sizeof msg, "use %s", allowed);
-    return http_error(r, 405, "method_not_allowed", msg);
+    *ret = http_error(r, 405, "method_not_allowed", msg);
+    return 1;
+}
+
+enum MHD_Result router_run(http_request *r)
+{
+    return r->rt->handler(r);
 }

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -16,10 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/conn_guard.h"
 #include "api/http.h"
+#include "api/park.h"
 #include "api/protocols.h"
 #include "api/server_private.h"
 #include "support/log.h"
@@ -50,49 +54,115 @@ void serve_options_default(serve_options *o)
     o->max_attempts = 3;
     o->max_body = 24u << 20;
     o->retention_ms = 7LL * 24 * 3600 * 1000;
-    o->max_connections = 256;
+    o->max_connections = 1024;
+    o->max_per_ip = 128;
+    o->http_threads = 4;
+    o->header_timeout_s = 10;
+    o->request_timeout_s = 60;
+    o->max_body_memory = 256u << 20;
     job_limits_default(&o->limits);
 }
 
 /* ---- requests ---- */
 
-typedef struct request_body {
+typedef struct request_state {
+    http_request r;
     char *body;
     size_t len, cap;
-    int too_big;
-} request_body;
+    size_t reserved; /* of the server's body budget */
+    int too_big, over_budget, answered_early;
+} request_state;
+
+/* Takes n more bytes from the server-wide body budget; -1 when it is spent. */
+static int reserve_body(server *s, request_state *st, size_t n)
+{
+    size_t held = atomic_fetch_add(&s->body_bytes, n);
+    if (held + n > s->o->max_body_memory) {
+        atomic_fetch_sub(&s->body_bytes, n);
+        return -1;
+    }
+    st->reserved += n;
+    return 0;
+}
 
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)c, (void)toe;
-    request_body *b = *con_cls;
-    if (b) {
-        free(b->body);
-        free(b);
+    (void)toe;
+    server *s = cls;
+    request_state *st = *con_cls;
+    if (st) {
+        park_free(st->r.park);
+        atomic_fetch_sub(&s->body_bytes, st->reserved);
+        free(st->body);
+        free(st);
     }
     *con_cls = NULL;
+    conn_guard_response_out(c);
 }
 
-/* Appends an upload chunk; past max_body the rest is dropped and the request refused. */
-static int take_upload(request_body *b, const char *data, size_t n, size_t max)
+/* Appends an upload chunk; past the cap or the budget the rest is dropped and
+   the request refused once it is in (no reply may be queued mid-upload). */
+static int take_upload(server *s, request_state *st, const char *data, size_t n, size_t cap)
 {
-    if (b->too_big || b->len + n > max) {
-        b->too_big = 1;
+    if (st->too_big || st->over_budget)
+        return 0;
+    if (st->len + n > cap) {
+        st->too_big = 1;
         return 0;
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *p = realloc(b->body, cap);
+    if (st->len + n + 1 > st->cap) { /* no Content-Length, or more than it said */
+        size_t want = (st->len + n + 1) * 2;
+        want = want > cap + 1 ? cap + 1 : want;
+        if (want > st->reserved && reserve_body(s, st, want - st->reserved) != 0) {
+            st->over_budget = 1;
+            return 0;
+        }
+        char *p = realloc(st->body, want);
         if (!p)
             return -1;
-        b->body = p;
-        b->cap = cap;
+        st->body = p;
+        st->cap = want;
     }
-    memcpy(b->body + b->len, data, n);
-    b->len += n;
-    b->body[b->len] = '\0';
+    memcpy(st->body + st->len, data, n);
+    st->len += n;
+    st->body[st->len] = '\0';
     return 0;
+}
+
+/* The first call, on the headers: route, key, size and budget are settled
+   before a byte of the body is read (and before "100 Continue"). */
+static enum MHD_Result on_headers(server *s, request_state *st)
+{
+    http_request *r = &st->r;
+    enum MHD_Result ret;
+    if (router_route(r, &ret) != 0) {
+        st->answered_early = 1;
+        return ret;
+    }
+    size_t cap = r->rt->flags & ROUTE_UPLOAD ? s->o->max_body : HTTP_SMALL_BODY;
+    const char *cl = http_header(r, "Content-Length");
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno || end == cl || *end || cl[0] == '-' || n > cap) {
+            st->answered_early = 1;
+            char msg[128];
+            snprintf(msg, sizeof msg, "the request body may hold at most %zu bytes", cap);
+            return http_error(r, 413, "body_too_large", msg);
+        }
+        if (n > 0) {
+            if (reserve_body(s, st, (size_t)n + 1) != 0 || !(st->body = malloc((size_t)n + 1))) {
+                st->answered_early = 1;
+                return http_error_with(r, 503, "server_busy",
+                                       "too many large requests at once; try again shortly",
+                                       "Retry-After: 2");
+            }
+            st->cap = (size_t)n + 1;
+        }
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -101,27 +171,52 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 {
     (void)version;
     server *s = cls;
-    request_body *b = *con_cls;
-    if (!b) {
-        if (!(b = calloc(1, sizeof *b)))
+    request_state *st = *con_cls;
+    if (!st) {
+        if (!(st = calloc(1, sizeof *st)))
             return MHD_NO;
-        *con_cls = b;
-        return MHD_YES;
+        *con_cls = st;
+        st->r = (http_request){.s = s, .c = c, .method = method, .path = url};
+        conn_guard_headers_in(c);
+        enum MHD_Result ret = on_headers(s, st);
+        if (st->answered_early)
+            conn_guard_request_in(c);
+        return ret;
     }
     if (*upload_size) {
-        if (take_upload(b, upload, *upload_size, s->o->max_body) != 0)
+        size_t cap = st->r.rt->flags & ROUTE_UPLOAD ? s->o->max_body : HTTP_SMALL_BODY;
+        if (take_upload(s, st, upload, *upload_size, cap) != 0)
             return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }
-    http_request r = {.s = s, .c = c, .method = method, .path = url};
-    r.body = b->body ? b->body : "";
-    r.body_len = b->len;
-    if (b->too_big) {
-        r.proto = &native_protocol;
-        return http_error(&r, 413, "body_too_large", "the request body is larger than allowed");
-    }
-    return router_dispatch(&r);
+    conn_guard_request_in(c);
+    http_request *r = &st->r;
+    r->body = st->body ? st->body : "";
+    r->body_len = st->len;
+    if (st->too_big)
+        return http_error(r, 413, "body_too_large", "the request body is larger than allowed");
+    if (st->over_budget)
+        return http_error_with(r, 503, "server_busy",
+                               "too many large requests at once; try again shortly",
+                               "Retry-After: 2");
+    return router_run(r);
+}
+
+static void close_store(void *store)
+{
+    store_close(store);
+}
+
+job_store *server_store(server *s, svc_error *err)
+{
+    job_store *store = pthread_getspecific(s->store_key);
+    if (store)
+        return store;
+    if (store_open(s->store_url, &store, err) != GS_OK)
+        return NULL;
+    pthread_setspecific(s->store_key, store);
+    return store;
 }
 
 /* Decodes %HH escapes in paths and query values, except in one holding %00:
@@ -201,6 +296,22 @@ static void housekeeping(server *s, job_store *store, int64_t *next_purge)
         hub_publish_all(s->hub);
 }
 
+/* Each connection is a file descriptor: lift the soft limit toward the hard
+   one so --max-connections can be reached. */
+static void raise_fd_limit(int connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)connections + 256; /* the store, blobs, workers' pipes */
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_warn("open files limited to %llu: fewer than --max-connections %d can be served",
+                 (unsigned long long)rl.rlim_cur, connections);
+}
+
 /* The port the daemon listens on (the one the OS chose for port 0). */
 static int bound_port(struct MHD_Daemon *d)
 {
@@ -213,13 +324,16 @@ int serve_run(const serve_options *o)
     server s = {0};
     s.o = o;
     s.stopping = &stopping;
-    char store_url[4200], blob_url[4200];
+    char blob_url[4200];
     struct sockaddr_in sa;
     job_store *own = NULL; /* the main thread's store connection */
     struct MHD_Daemon *d = NULL;
     svc_error err = {0};
     int code = 3;
-    pthread_mutex_init(&s.mu, NULL);
+    pthread_mutex_init(&s.submit_mu, NULL);
+    int have_key = pthread_key_create(&s.store_key, close_store) == 0;
+    s.browser =
+        (browser_policy){o->cors_origins, o->n_cors_origins, o->allowed_hosts, o->n_allowed_hosts};
     if (parse_listen(o->listen, &sa) != 0) {
         log_error("--listen '%s' is not IPv4-ADDRESS:PORT", o->listen);
         code = 2;
@@ -237,17 +351,19 @@ int serve_run(const serve_options *o)
             goto out;
         }
     }
-    snprintf(store_url, sizeof store_url, "%s/jobs.db", o->data_dir);
+    snprintf(s.store_url, sizeof s.store_url, "%s/jobs.db", o->data_dir);
     snprintf(blob_url, sizeof blob_url, "%s/results", o->data_dir);
     mkdir(o->data_dir, 0755);
-    if (store_open(store_url, &s.store, &err) != GS_OK ||
-        store_open(store_url, &own, &err) != GS_OK ||
+    if (store_open(s.store_url, &own, &err) != GS_OK ||
         blob_open(blob_url, &s.blobs, &err) != GS_OK) {
         log_error("%s", err.msg);
         goto out;
     }
-    if (!(s.catalog = model_catalog_create()) || !(s.hub = hub_create()))
+    if (!have_key || !(s.catalog = model_catalog_create()) || !(s.hub = hub_create()) ||
+        !(s.parking = parking_start()) ||
+        !(s.guard = conn_guard_create(o->header_timeout_s * 1000, o->request_timeout_s * 1000)))
         goto out;
+    raise_fd_limit(o->max_connections);
     /* jobs that were running when a previous server died go back to the queue */
     int rq = 0, fl = 0;
     if (store_expire_leases(own, INT64_MAX / 2, o->max_attempts, &rq, &fl, &err) != GS_OK)
@@ -259,7 +375,7 @@ int serve_run(const serve_options *o)
     sigaction(SIGINT, &act, NULL);
     signal(SIGPIPE, SIG_IGN);
     supervisor_options so = {.self_exe = o->self_exe,
-                             .store_url = store_url,
+                             .store_url = s.store_url,
                              .blob_url = blob_url,
                              .models_dir = o->models_dir,
                              .workers = o->workers,
@@ -275,14 +391,17 @@ int serve_run(const serve_options *o)
         log_error("%s", err.msg);
         goto out;
     }
-    /* a thread per connection: event streams and waiting calls sleep on the
-       hub without holding up other clients */
+    /* a few event-loop threads, not a thread per connection: a slow or idle
+       client costs a socket and a few KB; waiting requests park (park.h) */
     d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, handle, &s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections, MHD_OPTION_NOTIFY_COMPLETED,
-        request_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30, MHD_OPTION_UNESCAPE_CALLBACK,
-        unescape, NULL, MHD_OPTION_END);
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, handle, &s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->http_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_per_ip,
+        MHD_OPTION_NOTIFY_COMPLETED, request_done, &s, MHD_OPTION_NOTIFY_CONNECTION,
+        conn_guard_notify, s.guard, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->request_timeout_s,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!d) {
         log_error("cannot listen on %s: %s", o->listen, strerror(errno));
         code = 4;
@@ -304,6 +423,7 @@ int serve_run(const serve_options *o)
     while (!stopping) {
         supervisor_poll(s.sup, HOUSEKEEPING_MS);
         housekeeping(&s, own, &next_purge);
+        conn_guard_reap(s.guard, conn_guard_now_ms());
     }
     code = 0;
 out:
@@ -317,15 +437,18 @@ out:
         if (hub_subscribers(s.hub) > 0)
             log_warn("%d event streams did not end in 2 s; closing them", hub_subscribers(s.hub));
     }
+    parking_stop(s.parking); /* libmicrohttpd must not stop with a connection suspended */
     if (d)
         MHD_stop_daemon(d);
+    conn_guard_free(s.guard);
     supervisor_stop(s.sup);
-    store_close(s.store);
     store_close(own);
     blob_close(s.blobs);
     model_catalog_free(s.catalog);
     hub_free(s.hub);
-    pthread_mutex_destroy(&s.mu);
+    pthread_mutex_destroy(&s.submit_mu);
+    if (have_key)
+        pthread_key_delete(s.store_key);
     api_keys_free(&s.keys);
     if (code == 0)
         log_info("stopped");

@@ -2,8 +2,10 @@
  * server - `gesso serve`: the HTTP API (libmicrohttpd, JSON in and out) over
  * the job store, plus the supervisor of the worker processes.
  *
- * Threads: a thread per connection runs the router and shares one store
- * connection under a mutex; the main thread supervises workers (restarts the
+ * Threads: a small pool of HTTP threads, each an event loop over many
+ * connections (libmicrohttpd with epoll), each with its own store
+ * connection; requests that wait for a job park their connection (park.h)
+ * instead of a thread. The main thread supervises workers (restarts the
  * dead ones, publishes their reports to the event hub, requeues jobs whose
  * leases expired) and handles SIGTERM. Workers are separate processes (fork
  * + exec of `gesso worker`), so a crash in generation cannot take the API
@@ -19,6 +21,7 @@
 #include "worker/supervisor.h"
 
 #define SERVE_MAX_PRELOAD SUPERVISOR_MAX_PRELOAD
+#define SERVE_MAX_LIST 32 /* --cors-origin and --allowed-hosts values */
 
 typedef struct serve_options {
     const char *listen;     /* "127.0.0.1:7860"; port 0: the OS picks one */
@@ -40,7 +43,17 @@ typedef struct serve_options {
     const char *api_keys_path; /* NULL: no keys asked for */
     int64_t retention_ms;      /* finished jobs and their images go after this; 0 = keep */
     int max_queued;            /* queued jobs beyond which submissions get 503; 0 = no bound */
-    int max_connections;       /* concurrent HTTP connections (each has a thread) */
+    int max_connections;       /* concurrent HTTP connections */
+    int max_per_ip;            /* concurrent connections from one address; 0 = no bound */
+    int http_threads;          /* event-loop threads serving HTTP */
+    int header_timeout_s;      /* a request's headers must arrive within this */
+    int request_timeout_s;     /* and the whole request (headers and body) within this */
+    size_t max_body_memory;    /* bytes all request bodies being received may hold */
+    const char *const *cors_origins; /* [n_cors_origins] origins allowed cross-site */
+    int n_cors_origins;
+    const char *const *allowed_hosts; /* [n_allowed_hosts] Host names allowed besides
+                                         IP literals and localhost ("*": any) */
+    int n_allowed_hosts;
 } serve_options;
 
 void serve_options_default(serve_options *o);

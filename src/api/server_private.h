@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "api/api_keys.h"
+#include "api/browser_guard.h"
 #include "api/model_catalog.h"
 #include "api/server.h"
 #include "queue/blob_store.h"
@@ -16,16 +17,26 @@
 
 typedef struct server {
     const serve_options *o;
-    job_store *store;       /* the HTTP threads' connection */
-    pthread_mutex_t mu;     /* guards store */
-    blob_store *blobs;      /* result images and previews */
-    event_hub *hub;         /* job changes, for event streams and waiting calls */
-    supervisor *sup;        /* the local workers (woken on submit) */
-    model_catalog *catalog; /* family and dtype of model files, by name */
-    api_keys keys;          /* n == 0: no keys, every request is let in */
+    char store_url[4200];
+    pthread_key_t store_key;   /* each HTTP thread's own store connection */
+    pthread_mutex_t submit_mu; /* a key's active count and the insert, as one step */
+    blob_store *blobs;         /* result images and previews */
+    event_hub *hub;            /* job changes, for event streams and waiting calls */
+    supervisor *sup;           /* the local workers (woken on submit) */
+    model_catalog *catalog;    /* family and dtype of model files, by name */
+    api_keys keys;             /* n == 0: no keys, every request is let in */
+    browser_policy browser;    /* Host and Origin checks */
+    struct parking *parking;   /* waiting requests' suspended connections */
+    struct conn_guard *guard;  /* request deadlines */
+    _Atomic size_t body_bytes; /* held by request bodies being received, all together */
     volatile sig_atomic_t *stopping;
 } server;
 
 int64_t server_now_ms(void);
+
+/* The calling thread's store connection, opened on first use; NULL with err
+   when the store cannot be opened. Readers never wait behind each other
+   (SQLite's WAL; a database server's own concurrency). */
+job_store *server_store(server *s, svc_error *err);
 
 #endif

@@ -47,7 +47,19 @@ static void usage(FILE *out)
             "  --max-image BYTES   decoded init image (default 16M)\n"
             "  --max-queued N      queued jobs; beyond it POST /v1/jobs answers 503 (default 0,\n"
             "                      no bound)\n"
-            "  --max-connections N concurrent HTTP connections (default 256)\n"
+            "  --max-connections N concurrent HTTP connections (default 1024)\n"
+            "  --max-per-ip N      concurrent connections from one address (default 128; 0: no\n"
+            "                      bound)\n"
+            "  --max-body-memory BYTES  request bodies being received, all together; beyond it\n"
+            "                      uploads get 503 + Retry-After (default 256M)\n"
+            "  --request-timeout S a request's headers must arrive within 10 s (or S if less)\n"
+            "                      and the whole request within S seconds (default 60)\n"
+            "  --http-threads N    event-loop threads serving HTTP (default 4)\n"
+            "browsers (while no --api-keys are set, requests from web pages are refused):\n"
+            "  --cors-origin ORIGIN  let pages of ORIGIN (e.g. https://app.example) call the\n"
+            "                      API; replies carry CORS headers for it (repeatable; * = any)\n"
+            "  --allowed-hosts H,H names the server answers to in Host besides IP addresses\n"
+            "                      and localhost (* = any; guards against DNS rebinding)\n"
             "API: POST /v1/jobs, GET|DELETE /v1/jobs/ID, GET /v1/jobs/ID/events (SSE),\n"
             "GET /v1/jobs/ID/images/K, GET /v1/jobs, /v1/models, /v1/queue, /v1/stats,\n"
             "/metrics, /healthz (see docs/api.md).\n");
@@ -89,6 +101,25 @@ static int arg_duration_ms(const char *name, const char *s, int64_t *out)
     return 0;
 }
 
+static int add_to_list(const char *name, const char *value, const char **list, int *n)
+{
+    if (*n == SERVE_MAX_LIST) {
+        fprintf(stderr, "gesso: at most %d values of %s\n", SERVE_MAX_LIST, name);
+        return 1;
+    }
+    list[(*n)++] = value;
+    return 0;
+}
+
+/* "a.example,b.example" into the list (the argument string is split in place). */
+static int split_hosts(char *arg, const char **list, int *n)
+{
+    for (char *save = NULL, *h = strtok_r(arg, ",", &save); h; h = strtok_r(NULL, ",", &save))
+        if (add_to_list("--allowed-hosts", h, list, n) != 0)
+            return 1;
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -110,6 +141,12 @@ int cmd_serve(int argc, char **argv)
         {"max-image", required_argument, 0, 6},
         {"max-queued", required_argument, 0, 7},
         {"max-connections", required_argument, 0, 8},
+        {"max-per-ip", required_argument, 0, 10},
+        {"max-body-memory", required_argument, 0, 11},
+        {"request-timeout", required_argument, 0, 12},
+        {"http-threads", required_argument, 0, 13},
+        {"cors-origin", required_argument, 0, 14},
+        {"allowed-hosts", required_argument, 0, 15},
         {"ram-budget", required_argument, 0, 'B'},
         {"idle-unload", required_argument, 0, 'I'},
         {"preload", required_argument, 0, 'P'},
@@ -122,6 +159,9 @@ int cmd_serve(int argc, char **argv)
     gs_precision prec = GS_PRECISION_AUTO;
     size_t budget = 0;
     const char *preload[SERVE_MAX_PRELOAD];
+    const char *origins[SERVE_MAX_LIST], *hosts[SERVE_MAX_LIST];
+    o.cors_origins = origins;
+    o.allowed_hosts = hosts;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "l:d:m:w:t:L:h", opts, NULL)) != -1) {
@@ -161,6 +201,15 @@ int cmd_serve(int argc, char **argv)
             break;
         case 7: bad = arg_int("--max-queued", optarg, 0, 100000000, &o.max_queued); break;
         case 8: bad = arg_int("--max-connections", optarg, 4, 65536, &o.max_connections); break;
+        case 10: bad = arg_int("--max-per-ip", optarg, 0, 65536, &o.max_per_ip); break;
+        case 11:
+            bad = arg_size_range("--max-body-memory", optarg, 1u << 20, (size_t)1 << 40,
+                                 &o.max_body_memory);
+            break;
+        case 12: bad = arg_int("--request-timeout", optarg, 1, 3600, &o.request_timeout_s); break;
+        case 13: bad = arg_int("--http-threads", optarg, 1, 256, &o.http_threads); break;
+        case 14: bad = add_to_list("--cors-origin", optarg, origins, &o.n_cors_origins); break;
+        case 15: bad = split_hosts(optarg, hosts, &o.n_allowed_hosts); break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }
@@ -169,6 +218,10 @@ int cmd_serve(int argc, char **argv)
     }
     if (optind < argc) {
         usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (o.max_body_memory < o.max_body) {
+        fprintf(stderr, "gesso: --max-body-memory must be at least --max-body\n");
         return EXIT_USAGE;
     }
     if (o.limits.max_side % 8 != 0) {

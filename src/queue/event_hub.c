@@ -19,6 +19,8 @@ struct hub_sub {
     int watch_queue;
     int pending;
     pthread_cond_t cond;
+    void (*notify)(void *ctx); /* NULL: a waiter sleeping in hub_wait */
+    void *ctx;
     hub_sub *next, *prev;
 };
 
@@ -45,12 +47,21 @@ void hub_free(event_hub *h)
     free(h);
 }
 
+/* With the hub's lock held. */
+static void wake(hub_sub *s)
+{
+    if (s->notify)
+        s->notify(s->ctx);
+    else
+        pthread_cond_signal(&s->cond);
+}
+
 void hub_close(event_hub *h)
 {
     pthread_mutex_lock(&h->mu);
     h->closed = 1;
     for (hub_sub *s = h->subs; s; s = s->next)
-        pthread_cond_signal(&s->cond);
+        wake(s);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -62,7 +73,7 @@ static void publish(event_hub *h, const char *job_id, int queue, int all)
     for (hub_sub *s = h->subs; s; s = s->next)
         if (all || (queue && s->watch_queue) || (job_id && strcmp(s->id, job_id) == 0)) {
             s->pending = 1;
-            pthread_cond_signal(&s->cond);
+            wake(s);
         }
     pthread_mutex_unlock(&h->mu);
 }
@@ -84,10 +95,18 @@ void hub_publish_all(event_hub *h)
 
 hub_sub *hub_subscribe(event_hub *h, const char *job_id)
 {
+    return hub_subscribe_notify(h, job_id, NULL, NULL);
+}
+
+hub_sub *hub_subscribe_notify(event_hub *h, const char *job_id, void (*notify)(void *ctx),
+                              void *ctx)
+{
     hub_sub *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->hub = h;
+    s->notify = notify;
+    s->ctx = ctx;
     strncat(s->id, job_id, JOB_ID_LEN);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -100,6 +119,8 @@ hub_sub *hub_subscribe(event_hub *h, const char *job_id)
         h->subs->prev = s;
     h->subs = s;
     h->n++;
+    if (h->closed && notify) /* a late subscriber learns of the stop at once */
+        wake(s);
     pthread_mutex_unlock(&h->mu);
     return s;
 }

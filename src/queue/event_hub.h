@@ -36,11 +36,18 @@ void hub_publish_all(event_hub *h);
    the first read of the job, so no change between the read and the first
    wait is lost. */
 hub_sub *hub_subscribe(event_hub *h, const char *job_id);
+/* The same for a subscriber that must not sleep (a connection on a shared
+   event-loop thread): each change calls notify(ctx) instead of waking a
+   waiter, with the hub's lock held, so notify must be quick and must not
+   call back into the hub. hub_close calls it too. */
+hub_sub *hub_subscribe_notify(event_hub *h, const char *job_id, void (*notify)(void *ctx),
+                              void *ctx);
 /* Whether queue-order changes wake this subscriber too (its job is queued). */
 void hub_watch_queue(hub_sub *s, int on);
 /* Sleeps until a change was published since the last wait (returns 1), the
    timeout passes (0), or the hub closes (-1). */
 int hub_wait(hub_sub *s, int timeout_ms);
+/* Once this returns, notify is not running and will not be called again. */
 void hub_unsubscribe(hub_sub *s);
 
 /* Subscribers now (for tests and /metrics). */
