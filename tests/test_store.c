@@ -283,7 +283,7 @@ static void cancellation(void **state)
     claim(s, "w2", NULL, 40, &r, &got);
     assert_int_equal(got, 0); /* the cancelled job is never claimed */
     int counts[5];
-    assert_int_equal(store_counts(s, counts, &err), GS_OK);
+    assert_int_equal(store_counts(s, NULL, counts, &err), GS_OK);
     assert_int_equal(counts[JOB_RUNNING], 1);
     assert_int_equal(counts[JOB_CANCELLED], 1);
     store_close(s);
@@ -520,7 +520,7 @@ static void owners_stats_and_purge(void **state)
     assert_int_equal(store_active_count(s, "key1", &n, &err), GS_OK);
     assert_int_equal(n, 0);
     job_stats js;
-    assert_int_equal(store_stats(s, 0, 100, &js, &err), GS_OK);
+    assert_int_equal(store_stats(s, NULL, 0, 100, &js, &err), GS_OK);
     assert_int_equal(js.succeeded, 1);
     assert_int_equal(js.failed, 1);
     assert_true(js.megapixelsteps == 1.5);
@@ -529,7 +529,9 @@ static void owners_stats_and_purge(void **state)
     assert_int_equal(js.step_samples, 3);
     assert_true(js.step_s[0] == 2.0 && js.step_s[1] == 3.0 && js.step_s[2] == 3.0);
     assert_true(js.wait_s[0] == 1.0);
-    assert_int_equal(store_stats(s, 4500, 100, &js, &err), GS_OK); /* only b finished since */
+    assert_int_equal(store_stats(s, "nobody", 0, 100, &js, &err), GS_OK);
+    assert_int_equal(js.succeeded + js.failed, 0);
+    assert_int_equal(store_stats(s, NULL, 4500, 100, &js, &err), GS_OK); /* only b finished since */
     assert_int_equal(js.succeeded, 0);
     assert_int_equal(js.failed, 1);
 
@@ -641,7 +643,7 @@ static void lists_counts_and_depth(void **state)
     store_list_free(list, n);
 
     int counts[5];
-    assert_int_equal(store_counts(s, counts, &err), GS_OK);
+    assert_int_equal(store_counts(s, NULL, counts, &err), GS_OK);
     assert_int_equal(counts[JOB_QUEUED], 2);
     assert_int_equal(counts[JOB_RUNNING], 2);
     assert_int_equal(counts[JOB_SUCCEEDED], 1);
@@ -651,7 +653,7 @@ static void lists_counts_and_depth(void **state)
     /* finished jobs count in no model's depth ("c" has only a cancelled one);
        models come in name order */
     depth_rows d = {0};
-    assert_int_equal(store_depth_by_model(s, add_depth, &d, &err), GS_OK);
+    assert_int_equal(store_depth_by_model(s, NULL, add_depth, &d, &err), GS_OK);
     assert_int_equal(d.n, 2);
     assert_string_equal(d.row[0].model, "a");
     assert_int_equal(d.row[0].queued, 2);
@@ -659,6 +661,23 @@ static void lists_counts_and_depth(void **state)
     assert_string_equal(d.row[1].model, "b");
     assert_int_equal(d.row[1].queued, 0);
     assert_int_equal(d.row[1].running, 1);
+
+    /* one owner's share (what a key that is not an admin is shown) */
+    int mine[5], listed;
+    assert_int_equal(store_counts(s, "key2", mine, &err), GS_OK);
+    assert_int_equal(mine[JOB_QUEUED], 1); /* id[5] */
+    assert_int_equal(store_list(s, -1, "key2", 100, &list, &listed, &err), GS_OK);
+    store_list_free(list, listed);
+    assert_int_equal(mine[0] + mine[1] + mine[2] + mine[3] + mine[4], listed);
+    assert_true(listed < 7);
+    assert_int_equal(store_counts(s, "nobody", mine, &err), GS_OK);
+    assert_int_equal(mine[JOB_QUEUED] + mine[JOB_RUNNING] + mine[JOB_SUCCEEDED], 0);
+    depth_rows own = {0};
+    assert_int_equal(store_depth_by_model(s, "key2", add_depth, &own, &err), GS_OK);
+    int own_queued = 0;
+    for (int i = 0; i < own.n; i++)
+        own_queued += own.row[i].queued;
+    assert_int_equal(own_queued, 1);
 
     int pos;
     assert_int_equal(store_queue_position(s, id[4], &pos, &err), GS_OK);
@@ -768,6 +787,38 @@ static void sqlite_refuses_broken_files(void **state)
     store_close(s);
     assert_int_equal(stat(bad, &sb), 0);
     assert_true(sb.st_size > 0); /* written at once: a second open does not see it empty */
+}
+
+/* A store whose header is sound but whose pages are damaged opens (SQLite
+   reads pages lazily) and fails store_check, which names the file: the
+   server refuses to start on it instead of answering 503 to everything. */
+static void sqlite_check_finds_damaged_pages(void **state)
+{
+    (void)state;
+    char file[300];
+    snprintf(file, sizeof file, "%s/damaged.db", dir);
+    job_store *s = NULL;
+    svc_error err = {0};
+    assert_int_equal(store_open(file, &s, &err), GS_OK);
+    char params[2048], id[JOB_ID_LEN + 1];
+    memset(params, 'x', sizeof params - 1);
+    params[sizeof params - 1] = '\0';
+    int pos;
+    for (int i = 0; i < 64; i++) /* several pages of rows */
+        assert_int_equal(store_submit(s, "", "m", 0, params, 1.0, 1000 + i, id, &pos, &err), GS_OK);
+    assert_int_equal(store_check(s, &err), GS_OK);
+    store_close(s);
+    FILE *f = fopen(file, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 4096 * 3, SEEK_SET), 0); /* a page past the schema */
+    for (int i = 0; i < 4096; i++)
+        fputc(0xA5, f);
+    fclose(f);
+    err = (svc_error){0};
+    assert_int_equal(store_open(file, &s, &err), GS_OK);
+    assert_int_not_equal(store_check(s, &err), GS_OK);
+    assert_non_null(strstr(err.msg, file));
+    store_close(s);
 }
 
 static void sqlite_store_open_urls(void **state)
@@ -938,7 +989,7 @@ static void sqlite_upgrades_schema_2(void **state)
     assert_string_equal(r.error, "boom");
     job_record_clear(&r);
     int counts[5];
-    assert_int_equal(store_counts(s, counts, &err), GS_OK);
+    assert_int_equal(store_counts(s, NULL, counts, &err), GS_OK);
     assert_int_equal(counts[JOB_QUEUED], 2);
     assert_int_equal(counts[JOB_RUNNING], 1);
     assert_int_equal(counts[JOB_SUCCEEDED], 1);
@@ -1006,6 +1057,7 @@ static const struct CMUnitTest conformance[] = {
 static const struct CMUnitTest sqlite_only[] = {
     cmocka_unit_test(sqlite_store_open_urls),
     cmocka_unit_test(sqlite_refuses_broken_files),
+    cmocka_unit_test(sqlite_check_finds_damaged_pages),
     cmocka_unit_test(sqlite_upgrades_schema_1),
     cmocka_unit_test(sqlite_upgrades_schema_2),
 };

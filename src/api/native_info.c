@@ -87,6 +87,12 @@ static void add_depth(void *user, const char *model, int queued, int running)
     json_object_set_new(user, model, json_pack("{s:i,s:i}", "queued", queued, "running", running));
 }
 
+/* Whose jobs a reply may count: a key that is not an admin sees only its own. */
+static const char *scope(const http_request *r)
+{
+    return r->key && !r->key->admin ? r->key->name : NULL;
+}
+
 enum MHD_Result native_get_queue(http_request *r)
 {
     server *s = r->s;
@@ -94,9 +100,9 @@ enum MHD_Result native_get_queue(http_request *r)
     svc_error err = {0};
     json_t *per_model = json_object();
     job_store *store = server_store(s, &err);
-    gs_status st = store ? store_counts(store, counts, &err) : GS_ERR_IO;
+    gs_status st = store ? store_counts(store, scope(r), counts, &err) : GS_ERR_IO;
     if (st == GS_OK)
-        st = store_depth_by_model(store, add_depth, per_model, &err);
+        st = store_depth_by_model(store, scope(r), add_depth, per_model, &err);
     if (st != GS_OK) {
         json_decref(per_model);
         return http_error(r, 503, "store_unavailable", err.msg);
@@ -109,13 +115,15 @@ enum MHD_Result native_get_queue(http_request *r)
 }
 
 /* Stats over the jobs that finished in the last window_s seconds. */
-static int read_stats(server *s, long window_s, job_stats *js, int counts[5], svc_error *err)
+static int read_stats(server *s, const char *owner, long window_s, job_stats *js, int counts[5],
+                      svc_error *err)
 {
     job_store *store = server_store(s, err);
     gs_status st =
-        store ? store_stats(store, server_now_ms() - window_s * 1000, 100000, js, err) : GS_ERR_IO;
+        store ? store_stats(store, owner, server_now_ms() - window_s * 1000, 100000, js, err)
+              : GS_ERR_IO;
     if (st == GS_OK)
-        st = store_counts(store, counts, err);
+        st = store_counts(store, owner, counts, err);
     return st == GS_OK ? 0 : -1;
 }
 
@@ -139,7 +147,7 @@ enum MHD_Result native_get_stats(http_request *r)
     job_stats js;
     int counts[5];
     svc_error err = {0};
-    if (read_stats(s, window, &js, counts, &err) != 0)
+    if (read_stats(s, scope(r), window, &js, counts, &err) != 0)
         return http_error(r, 503, "store_unavailable", err.msg);
     /* rates over the part of the window the service has been working, so a
        fresh server does not report a tenth of its speed */
@@ -170,7 +178,7 @@ enum MHD_Result native_get_metrics(http_request *r)
     job_stats js;
     int counts[5];
     svc_error err = {0};
-    if (read_stats(s, 3600, &js, counts, &err) != 0)
+    if (read_stats(s, NULL, 3600, &js, counts, &err) != 0)
         return http_error(r, 503, "store_unavailable", err.msg);
     size_t cap = 4096;
     char *buf = malloc(cap);

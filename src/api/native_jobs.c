@@ -89,7 +89,7 @@ enum MHD_Result native_post_job(http_request *r)
     if (st == GS_OK && key && key->max_active > 0)
         st = store_active_count(store, key->name, &active, &err);
     if (st == GS_OK && s->o->max_queued > 0)
-        st = store_counts(store, counts, &err);
+        st = store_counts(store, NULL, counts, &err);
     int over_key = key && key->max_active > 0 && active >= key->max_active;
     int over_all = s->o->max_queued > 0 && counts[JOB_QUEUED] >= s->o->max_queued;
     if (st == GS_OK && !over_key && !over_all)

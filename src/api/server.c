@@ -354,7 +354,7 @@ int serve_run(const serve_options *o)
     snprintf(s.store_url, sizeof s.store_url, "%s/jobs.db", o->data_dir);
     snprintf(blob_url, sizeof blob_url, "%s/results", o->data_dir);
     mkdir(o->data_dir, 0755);
-    if (store_open(s.store_url, &own, &err) != GS_OK ||
+    if (store_open(s.store_url, &own, &err) != GS_OK || store_check(own, &err) != GS_OK ||
         blob_open(blob_url, &s.blobs, &err) != GS_OK) {
         log_error("%s", err.msg);
         goto out;

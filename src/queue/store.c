@@ -239,17 +239,17 @@ gs_status store_list(job_store *s, int status, const char *owner, int max, job_r
     return s->ops->list(s, status, owner, max, out, n, err);
 }
 
-gs_status store_depth_by_model(job_store *s,
+gs_status store_depth_by_model(job_store *s, const char *owner,
                                void (*fn)(void *user, const char *model, int queued, int running),
                                void *user, svc_error *err)
 {
-    return s->ops->depth_by_model(s, fn, user, err);
+    return s->ops->depth_by_model(s, owner, fn, user, err);
 }
 
-gs_status store_counts(job_store *s, int counts[5], svc_error *err)
+gs_status store_counts(job_store *s, const char *owner, int counts[5], svc_error *err)
 {
     memset(counts, 0, 5 * sizeof counts[0]);
-    return s->ops->counts(s, counts, err);
+    return s->ops->counts(s, owner, counts, err);
 }
 
 gs_status store_queue_position(job_store *s, const char *id, int *position, svc_error *err)
@@ -264,10 +264,16 @@ gs_status store_active_count(job_store *s, const char *owner, int *n, svc_error 
     return s->ops->active_count(s, owner, n, err);
 }
 
-gs_status store_stats(job_store *s, int64_t since_ms, int max_jobs, job_stats *out, svc_error *err)
+gs_status store_stats(job_store *s, const char *owner, int64_t since_ms, int max_jobs,
+                      job_stats *out, svc_error *err)
 {
     memset(out, 0, sizeof *out);
-    return s->ops->stats(s, since_ms, max_jobs, out, err);
+    return s->ops->stats(s, owner, since_ms, max_jobs, out, err);
+}
+
+gs_status store_check(job_store *s, svc_error *err)
+{
+    return s->ops->check(s, err);
 }
 
 gs_status store_purge(job_store *s, int64_t before_ms, void (*fn)(void *user, const char *id),

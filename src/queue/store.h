@@ -139,14 +139,16 @@ GS_NODISCARD gs_status store_list(job_store *s, int status, const char *owner, i
                                   job_record **out, int *n, svc_error *err);
 void store_list_free(job_record *list, int n);
 
-/* Queued and running jobs per model, calling fn for each (model, queued, running). */
-GS_NODISCARD gs_status store_depth_by_model(job_store *s,
+/* Queued and running jobs per model, of one owner or of all (owner NULL),
+   calling fn for each (model, queued, running). */
+GS_NODISCARD gs_status store_depth_by_model(job_store *s, const char *owner,
                                             void (*fn)(void *user, const char *model, int queued,
                                                        int running),
                                             void *user, svc_error *err);
 
-/* Number of jobs with each status (array indexed by job_status). */
-GS_NODISCARD gs_status store_counts(job_store *s, int counts[5], svc_error *err);
+/* Number of jobs with each status (array indexed by job_status), of one
+   owner or of all (owner NULL). */
+GS_NODISCARD gs_status store_counts(job_store *s, const char *owner, int counts[5], svc_error *err);
 
 /* ---- accounting and housekeeping ---- */
 
@@ -169,9 +171,14 @@ typedef struct job_stats {
 } job_stats;
 
 /* Reads step times from each result's "step_ms" array; looks at the newest
-   max_jobs finished jobs at most. */
-GS_NODISCARD gs_status store_stats(job_store *s, int64_t since_ms, int max_jobs, job_stats *out,
-                                   svc_error *err);
+   max_jobs finished jobs at most, of one owner or of all (owner NULL). */
+GS_NODISCARD gs_status store_stats(job_store *s, const char *owner, int64_t since_ms, int max_jobs,
+                                   job_stats *out, svc_error *err);
+
+/* A quick check of the store's own integrity (SQLite: every page readable
+   and well-formed), for a server's start: a damaged store is refused then,
+   not found out by the first requests. */
+GS_NODISCARD gs_status store_check(job_store *s, svc_error *err);
 
 /* Deletes finished jobs (succeeded, failed, cancelled) that finished before
    before_ms, calling fn(user, id) for each first (to remove its files).

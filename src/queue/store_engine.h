@@ -49,14 +49,15 @@ typedef struct store_ops {
                                const char *reason, int *requeued, int *failed, svc_error *err);
     gs_status (*list)(job_store *s, int status, const char *owner, int max, job_record **out,
                       int *n, svc_error *err);
-    gs_status (*depth_by_model)(job_store *s,
+    gs_status (*depth_by_model)(job_store *s, const char *owner,
                                 void (*fn)(void *user, const char *model, int queued, int running),
                                 void *user, svc_error *err);
-    gs_status (*counts)(job_store *s, int counts[5], svc_error *err);
+    gs_status (*counts)(job_store *s, const char *owner, int counts[5], svc_error *err);
     gs_status (*queue_position)(job_store *s, const char *id, int *position, svc_error *err);
     gs_status (*active_count)(job_store *s, const char *owner, int *n, svc_error *err);
-    gs_status (*stats)(job_store *s, int64_t since_ms, int max_jobs, job_stats *out,
-                       svc_error *err);
+    gs_status (*stats)(job_store *s, const char *owner, int64_t since_ms, int max_jobs,
+                       job_stats *out, svc_error *err);
+    gs_status (*check)(job_store *s, svc_error *err);
     gs_status (*purge)(job_store *s, int64_t before_ms, void (*fn)(void *user, const char *id),
                        void *user, int *n, svc_error *err);
     gs_status (*worker_report)(job_store *s, const char *name, int pid, const char *models_json,

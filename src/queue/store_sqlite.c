@@ -451,13 +451,15 @@ static gs_status sq_expire_leases(job_store *js, int64_t now_ms, const char *wor
 
 /* ---- counts and lists ---- */
 
-static gs_status sq_counts(job_store *js, int counts[5], svc_error *err)
+static gs_status sq_counts(job_store *js, const char *owner, int counts[5], svc_error *err)
 {
     sqlite_store *s = sq(js);
     sqlite3_stmt *q;
     int row;
     gs_status st = sql_prepare(s, err, "counting jobs", &q,
-                               "SELECT status, count(*) FROM jobs GROUP BY status", "");
+                               "SELECT status, count(*) FROM jobs WHERE (?1 IS NULL OR owner = ?1)"
+                               " GROUP BY status",
+                               "s", owner);
     while (st == GS_OK && (st = sql_step(s, err, "counting jobs", q, &row)) == GS_OK && row) {
         job_status k;
         if ((st = sql_status(q, 0, &k, err)) == GS_OK)
@@ -496,9 +498,10 @@ static gs_status sq_list(job_store *js, int status, const char *owner, int max, 
     return GS_OK;
 }
 
-static gs_status
-sq_depth_by_model(job_store *js, void (*fn)(void *user, const char *model, int queued, int running),
-                  void *user, svc_error *err)
+static gs_status sq_depth_by_model(job_store *js, const char *owner,
+                                   void (*fn)(void *user, const char *model, int queued,
+                                              int running),
+                                   void *user, svc_error *err)
 {
     sqlite_store *s = sq(js);
     sqlite3_stmt *q;
@@ -506,15 +509,32 @@ sq_depth_by_model(job_store *js, void (*fn)(void *user, const char *model, int q
     gs_status st = sql_prepare(s, err, "counting the queue", &q,
                                "SELECT model, sum(status = 'queued'), sum(status = 'running')"
                                " FROM jobs WHERE status IN ('queued', 'running')"
-                               " GROUP BY model ORDER BY model",
-                               "");
+                               " AND (?1 IS NULL OR owner = ?1) GROUP BY model ORDER BY model",
+                               "s", owner);
     while (st == GS_OK && (st = sql_step(s, err, "counting the queue", q, &row)) == GS_OK && row)
         fn(user, sql_text(q, 0), sqlite3_column_int(q, 1), sqlite3_column_int(q, 2));
     sqlite3_finalize(q);
     return st;
 }
 
+/* PRAGMA quick_check reads every page (O(size), about a second per GB) but
+   skips the index-to-table cross checks of integrity_check. */
+static gs_status sq_check(job_store *js, svc_error *err)
+{
+    sqlite_store *s = sq(js);
+    sqlite3_stmt *q;
+    int row;
+    gs_status st = sql_prepare(s, err, "checking the database", &q, "PRAGMA quick_check(1)", "");
+    if (st == GS_OK && (st = sql_step(s, err, "checking the database", q, &row)) == GS_OK && row &&
+        strcmp(sql_text(q, 0), "ok") != 0)
+        st = svc_fail(err, GS_ERR_IO, "job store %s is damaged: %s",
+                      sqlite3_db_filename(s->db, "main"), sql_text(q, 0));
+    sqlite3_finalize(q);
+    return st;
+}
+
 static const store_ops sqlite_ops = {
+    .check = sq_check,
     .close = sq_close,
     .submit = sq_submit,
     .get = sq_get,

@@ -9,16 +9,25 @@
 
 #include "queue/store_sqlite_private.h"
 
+/* The database file, so an operator knows which one is at fault. */
+static const char *db_file(sqlite_store *s)
+{
+    const char *f = sqlite3_db_filename(s->db, "main");
+    return f && *f ? f : "(memory)";
+}
+
 gs_status sql_fail(sqlite_store *s, svc_error *err, const char *what)
 {
-    return svc_fail(err, GS_ERR_IO, "job store: %s: %s", what, sqlite3_errmsg(s->db));
+    return svc_fail(err, GS_ERR_IO, "job store %s: %s: %s", db_file(s), what,
+                    sqlite3_errmsg(s->db));
 }
 
 gs_status sql_exec(sqlite_store *s, const char *sql, svc_error *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        gs_status st = svc_fail(err, GS_ERR_IO, "job store: %s", msg ? msg : "error");
+        gs_status st =
+            svc_fail(err, GS_ERR_IO, "job store %s: %s", db_file(s), msg ? msg : "error");
         sqlite3_free(msg);
         return st;
     }

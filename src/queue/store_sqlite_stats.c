@@ -25,7 +25,8 @@ gs_status sq_queue_position(job_store *js, const char *id, int *position, svc_er
                    "s", id);
 }
 
-gs_status sq_stats(job_store *js, int64_t since_ms, int max_jobs, job_stats *out, svc_error *err)
+gs_status sq_stats(job_store *js, const char *owner, int64_t since_ms, int max_jobs, job_stats *out,
+                   svc_error *err)
 {
     sqlite_store *s = sq(js);
     sqlite3_stmt *q;
@@ -35,8 +36,9 @@ gs_status sq_stats(job_store *js, int64_t since_ms, int max_jobs, job_stats *out
                                "SELECT status, megapixelsteps, created_ms, started_ms, finished_ms,"
                                " result FROM jobs WHERE finished_ms >= ?1"
                                " AND status IN ('succeeded', 'failed', 'cancelled')"
+                               " AND (?3 IS NULL OR owner = ?3)"
                                " ORDER BY finished_ms DESC LIMIT ?2",
-                               "Ii", since_ms, max_jobs);
+                               "Iis", since_ms, max_jobs, owner);
     job_status status;
     while (st == GS_OK && (st = sql_step(s, err, "reading statistics", q, &row)) == GS_OK && row &&
            (st = sql_status(q, 0, &status, err)) == GS_OK)
