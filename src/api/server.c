@@ -1,9 +1,11 @@
 /*
  * server - `gesso serve` put together: the store, blob store and event hub,
- * the supervised local workers, and libmicrohttpd feeding requests (bodies
- * read up to a cap) to the router. The main thread supervises the workers,
- * publishes their reports, expires leases and purges old jobs, each on its
- * own store connection; the HTTP threads share another under a mutex.
+ * the supervised local workers, and libmicrohttpd feeding requests to the
+ * router: route, key and body size are settled on the headers, bodies are
+ * read within a server-wide memory budget, and every request has a deadline
+ * (conn_guard). The main thread supervises the workers, publishes their
+ * reports, expires leases, purges old jobs and cuts overdue connections; each
+ * HTTP thread has its own store connection.
  */
 #include "api/server.h"
 
