@@ -31,7 +31,7 @@ static int port_of(const char *base)
 {
     const char *colon = strrchr(base, ':');
     assert_non_null(colon);
-    return atoi(colon + 1);
+    return (int)strtol(colon + 1, NULL, 10);
 }
 
 /* A connected socket from source address from (NULL: the kernel's choice); -1 on failure. */
@@ -128,6 +128,21 @@ static int get_status(const char *base, const char *path, int timeout_ms)
     read_reply(fd, buf, sizeof buf, timeout_ms, 1);
     close(fd);
     return status_of(buf);
+}
+
+/* A value of the server's /metrics, -1 when absent. */
+static long metric(const char *base, const char *name)
+{
+    char *body = NULL, key[128];
+    if (test_http(base, dir, "GET", "/metrics", NULL, &body) != 200) {
+        free(body);
+        return -1;
+    }
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = body ? strstr(body, key) : NULL;
+    long v = at ? strtol(at + strlen(key), NULL, 10) : -1;
+    free(body);
+    return v;
 }
 
 static long rss_kb(pid_t pid)
@@ -283,6 +298,7 @@ static void slow_clients_do_not_lock_others_out(void **state)
     for (int i = 0; i < SLOW; i++)
         close(fds[i]);
     assert_int_equal(cut, SLOW);
+    assert_true(metric(base, "gesso_http_cut_total") >= SLOW);
 
     /* a body that trickles is cut at the request deadline too */
     int fd = dial(base, NULL);
@@ -323,7 +339,7 @@ static void one_address_gets_its_share(void **state)
     assert_int_equal(test_serve_stop(server), 0);
 }
 
-/* 60 event streams and 60 long polls on one running job, served by two HTTP
+/* 60 event streams and 60 long polls on one queued job, served by two HTTP
    threads: they park without holding a thread, health checks go on, and a
    cancel ends every stream and answers every poll. */
 static void waiting_requests_hold_no_thread(void **state)
@@ -332,9 +348,14 @@ static void waiting_requests_hold_no_thread(void **state)
     char base[64];
     const char *extra[] = {"--http-threads", "2", NULL};
     pid_t server = test_serve_start(base, dir, extra);
+    /* the worker is kept busy, so the watched job waits in the queue, where a
+       cancel ends it at once */
+    char *busy = test_submit(base, dir, NULL,
+                             "{\"model\":\"tiny-sd15\",\"prompt\":\"x\",\"steps\":150,"
+                             "\"width\":128,\"height\":128}");
     char *id = test_submit(base, dir, NULL,
-                           "{\"model\":\"tiny-sd15\",\"prompt\":\"x\",\"steps\":150,"
-                           "\"width\":256,\"height\":256}");
+                           "{\"model\":\"tiny-sd15\",\"prompt\":\"x\",\"steps\":1,"
+                           "\"width\":64,\"height\":64}");
     enum { N = 60 };
     int streams[N], polls[N];
     char req[512], reply[65536];
@@ -355,7 +376,8 @@ static void waiting_requests_hold_no_thread(void **state)
     for (int k = 0; k < 5; k++)
         assert_int_equal(get_status(base, "/healthz", 2000), 200);
     test_sleep_ms(300);
-    for (int i = 0; i < N; i++) /* the polls are still waiting */
+    assert_true(metric(base, "gesso_http_parked") >= N); /* the polls at least */
+    for (int i = 0; i < N; i++)                          /* the polls are still waiting */
         assert_int_equal(read_reply(polls[i], reply, sizeof reply, 1, 1), 0);
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
@@ -375,7 +397,10 @@ static void waiting_requests_hold_no_thread(void **state)
         close(streams[i]);
         close(polls[i]);
     }
+    snprintf(path, sizeof path, "/v1/jobs/%s", busy);
+    assert_int_equal(test_http(base, dir, "DELETE", path, NULL, NULL), 200);
     free(id);
+    free(busy);
     assert_int_equal(test_serve_stop(server), 0);
 }
 

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "api/conn_guard.h"
 #include "api/native.h"
+#include "api/park.h"
 
 /* Model name -> JSON array of the live workers holding it loaded. A worker
    counts as gone when it has not reported for 3 leases (it reports every lease/3). */
@@ -211,6 +213,15 @@ enum MHD_Result native_get_metrics(http_request *r)
     EMIT("# HELP gesso_event_waiters Event streams and waiting requests asleep on a job.\n"
          "# TYPE gesso_event_waiters gauge\ngesso_event_waiters %d\n",
          hub_subscribers(s->hub));
+    EMIT("# HELP gesso_http_parked Connections parked until their job changes (no thread held).\n"
+         "# TYPE gesso_http_parked gauge\ngesso_http_parked %d\n",
+         parking_count(s->parking));
+    EMIT("# HELP gesso_http_cut_total Connections cut for not sending their request in time.\n"
+         "# TYPE gesso_http_cut_total counter\ngesso_http_cut_total %ld\n",
+         conn_guard_cut_total(s->guard));
+    EMIT("# HELP gesso_http_body_bytes Bytes held for request bodies being received.\n"
+         "# TYPE gesso_http_body_bytes gauge\ngesso_http_body_bytes %zu\n",
+         (size_t)s->body_bytes);
 #undef EMIT
     return http_reply_bytes(r, 200, "text/plain; version=0.0.4", buf, n, MHD_RESPMEM_MUST_FREE,
                             NULL);

@@ -334,6 +334,8 @@ int serve_run(const serve_options *o)
     int code = 3;
     pthread_mutex_init(&s.submit_mu, NULL);
     int have_key = pthread_key_create(&s.store_key, close_store) == 0;
+    int header_s = o->header_timeout_s < o->request_timeout_s ? o->header_timeout_s
+                                                                : o->request_timeout_s;
     s.browser =
         (browser_policy){o->cors_origins, o->n_cors_origins, o->allowed_hosts, o->n_allowed_hosts};
     if (parse_listen(o->listen, &sa) != 0) {
@@ -363,7 +365,7 @@ int serve_run(const serve_options *o)
     }
     if (!have_key || !(s.catalog = model_catalog_create()) || !(s.hub = hub_create()) ||
         !(s.parking = parking_start()) ||
-        !(s.guard = conn_guard_create(o->header_timeout_s * 1000, o->request_timeout_s * 1000)))
+        !(s.guard = conn_guard_create(header_s * 1000, o->request_timeout_s * 1000)))
         goto out;
     raise_fd_limit(o->max_connections);
     /* jobs that were running when a previous server died go back to the queue */
