@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/native.h"
+#include "api/native_inputs.h"
 #include "api/park.h"
 #include "job/job_spec.h"
 
@@ -80,6 +81,12 @@ enum MHD_Result native_post_job(http_request *r)
         job_spec_clear(&spec);
         return spec_error(r, &e);
     }
+    enum MHD_Result refused;
+    if (native_inputs_put(r, &spec, &norm, id, &refused) != 0) {
+        free(norm);
+        job_spec_clear(&spec);
+        return refused;
+    }
     const api_key *key = r->key;
     svc_error err = {0};
     int active = 0, counts[5] = {0}, pos = 0;
@@ -93,9 +100,11 @@ enum MHD_Result native_post_job(http_request *r)
     int over_key = key && key->max_active > 0 && active >= key->max_active;
     int over_all = s->o->max_queued > 0 && counts[JOB_QUEUED] >= s->o->max_queued;
     if (st == GS_OK && !over_key && !over_all)
-        st = store_submit(store, key ? key->name : "", spec.model, spec.priority, norm,
-                          job_spec_megapixelsteps(&spec), server_now_ms(), id, &pos, &err);
+        st = store_submit_as(store, id, key ? key->name : "", spec.model, spec.priority, norm,
+                             job_spec_megapixelsteps(&spec), server_now_ms(), &pos, &err);
     pthread_mutex_unlock(&s->submit_mu);
+    if (st != GS_OK || over_key || over_all)
+        native_inputs_drop(r, id);
     free(norm);
     job_spec_clear(&spec);
     if (st != GS_OK)
