@@ -38,6 +38,7 @@ int native_inputs_put(http_request *r, job_spec *spec, char **norm, char id[JOB_
 {
     server *s = r->s;
     svc_error err = {0};
+    *norm = NULL;
     store_new_id(server_now_ms(), id);
     size_t need = job_inputs_bytes(spec);
     if (s->max_store_bytes > 0) {
@@ -56,20 +57,19 @@ int native_inputs_put(http_request *r, job_spec *spec, char **norm, char id[JOB_
             return -1;
         }
     }
-    if (need == 0)
-        return 0; /* nothing to move: the text stands */
-    gs_status st = job_inputs_put(s->blobs, id, spec, &err);
-    char *text = st == GS_OK ? job_spec_to_json(spec) : NULL;
-    if (!text) {
-        if (st == GS_OK)
-            native_inputs_drop(r, id);
-        *ret = st == GS_OK || st == GS_ERR_NO_MEMORY
+    gs_status st = need > 0 ? job_inputs_put(s->blobs, id, spec, &err) : GS_OK;
+    if (st != GS_OK) {
+        log_error("%s", err.msg); /* names files: for the operator, not the client */
+        *ret = st == GS_ERR_NO_MEMORY
                    ? http_error(r, 500, "internal", "out of memory")
-                   : http_error(r, 503, "store_unavailable", err.msg);
+                   : http_error(r, 503, "store_unavailable", "the job's inputs cannot be stored");
         return -1;
     }
-    free(*norm);
-    *norm = text;
+    if (!(*norm = job_spec_to_json(spec))) {
+        native_inputs_drop(r, id);
+        *ret = http_error(r, 500, "internal", "out of memory");
+        return -1;
+    }
     return 0;
 }
 

@@ -11,9 +11,9 @@
 #include "job/job_spec.h"
 
 /* Makes the new job's id, refuses a job that would take the store past its
-   cap (507 store_full), and moves the spec's inline images into the blob
-   store under the id, replacing *norm (the stored text) by the spec's text
-   with their references. 0, or -1 with the error reply queued in *ret and
+   cap (507 store_full), moves the spec's inline images into the blob store
+   under the id, and writes the text the store keeps (with their references)
+   into *norm (malloc'd). 0, or -1 with the error reply queued in *ret and
    nothing of the job's left in the blob store. */
 int native_inputs_put(http_request *r, job_spec *spec, char **norm, char id[JOB_ID_LEN + 1],
                       enum MHD_Result *ret);

@@ -53,21 +53,19 @@ static enum MHD_Result spec_error(http_request *r, const job_error *e)
                            NULL);
 }
 
-/* Reads, checks and normalises the body into the stored JSON text. */
-static int spec_from_body(http_request *r, char **text, job_spec *spec, job_error *e)
+/* Reads, checks and normalises the body into spec (native_inputs_put writes
+   the text the store keeps, once the images are out of it). */
+static int spec_from_body(http_request *r, job_spec *spec, job_error *e)
 {
     const serve_options *o = r->s->o;
-    *text = NULL;
-    int init_ok = job_spec_init(spec) == 0;
-    if (init_ok && (job_spec_from_json(spec, r->body, r->body_len, &o->limits, e) != 0 ||
-                    job_spec_validate(spec, &o->limits, o->models_dir, e) != 0))
-        return -1;
-    if (init_ok)
-        job_spec_normalise(spec);
-    if (!init_ok || !(*text = job_spec_to_json(spec))) {
+    if (job_spec_init(spec) != 0) {
         *e = (job_error){.reason = JOB_ERR_NO_MEMORY, .message = "out of memory"};
         return -1;
     }
+    if (job_spec_from_json(spec, r->body, r->body_len, &o->limits, e) != 0 ||
+        job_spec_validate(spec, &o->limits, o->models_dir, e) != 0)
+        return -1;
+    job_spec_normalise(spec);
     return 0;
 }
 
@@ -77,7 +75,7 @@ enum MHD_Result native_post_job(http_request *r)
     job_spec spec;
     job_error e;
     char *norm = NULL, id[JOB_ID_LEN + 1];
-    if (spec_from_body(r, &norm, &spec, &e) != 0) {
+    if (spec_from_body(r, &spec, &e) != 0) {
         job_spec_clear(&spec);
         return spec_error(r, &e);
     }

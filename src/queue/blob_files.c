@@ -81,7 +81,7 @@ static gs_status files_put(blob_store *b, const char *id, blob_kind kind, int in
     gs_status st = write_all(fd, data, n);
     if (close(fd) != 0)
         st = GS_ERR_IO;
-    int64_t replaced = file_size(path);
+    int64_t replaced = st == GS_OK ? file_size(path) : 0; /* errno stays the failure's */
     if (st == GS_OK && rename(tmp, path) != 0)
         st = GS_ERR_IO;
     if (st != GS_OK) {
