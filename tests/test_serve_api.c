@@ -2,7 +2,9 @@
  * test_serve_api - more of `gesso serve` over real HTTP on 127.0.0.1: the
  * Server-Sent Events of a job in order (queued, started, every step once,
  * previews, the end), priorities, API keys (401, 403, per-key 429), /v1/stats,
- * limits given as flags, retention, and SIGTERM giving a running job back.
+ * limits given as flags, retention, and SIGTERM giving a running job back;
+ * big init images kept out of the job database (the store cap, purge and the
+ * start-up sweep of their files).
  */
 #include "testutil.h"
 
@@ -15,6 +17,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
+
+#include "job/base64.h"
 
 #define SLOW "{\"model\":\"tiny-sd15\",\"steps\":150,\"width\":128,\"height\":128}"
 #define QUICK "{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}"
@@ -406,6 +411,162 @@ static void limits_retention_and_sigterm(void **state)
     assert_int_equal(stop_server(), 0);
 }
 
+/* ---- big init images ---- */
+
+/* The fixture init image with a private chunk of extra bytes after its
+   header (a careless client's camera metadata, say): decoders skip it. */
+static unsigned char *png_with_private_chunk(size_t extra, size_t *n)
+{
+    FILE *f = fopen(fixture_path("init-img2img_euler_a.png"), "rb");
+    assert_non_null(f);
+    unsigned char small[1 << 16];
+    size_t len = fread(small, 1, sizeof small, f);
+    fclose(f);
+    const size_t after_ihdr = 8 + 25; /* signature, then IHDR: length, type, 13 bytes, CRC */
+    assert_true(len > after_ihdr && memcmp(small + 12, "IHDR", 4) == 0);
+    *n = len + 12 + extra;
+    unsigned char *png = malloc(*n), *chunk = png + after_ihdr;
+    memcpy(png, small, after_ihdr);
+    for (int i = 0; i < 4; i++)
+        chunk[i] = (unsigned char)(extra >> (24 - 8 * i));
+    memcpy(chunk + 4, "prVt", 4); /* ancillary, private, safe to copy */
+    uint32_t x = 12345;
+    for (size_t i = 0; i < extra; i++) {
+        x = x * 1103515245u + 12345u;
+        chunk[8 + i] = (unsigned char)(x >> 24);
+    }
+    uLong crc = crc32(crc32(0L, Z_NULL, 0), chunk + 4, (uInt)(4 + extra));
+    for (int i = 0; i < 4; i++)
+        chunk[8 + extra + i] = (unsigned char)(crc >> (24 - 8 * i));
+    memcpy(chunk + 12 + extra, small + after_ihdr, len - after_ihdr);
+    return png;
+}
+
+/* The job database's files. */
+static long long db_bytes(void)
+{
+    char path[300];
+    struct stat sb;
+    long long n = 0;
+    snprintf(path, sizeof path, "%s/data/jobs.db", dir);
+    if (stat(path, &sb) == 0)
+        n += sb.st_size;
+    snprintf(path, sizeof path, "%s/data/jobs.db-wal", dir);
+    if (stat(path, &sb) == 0)
+        n += sb.st_size;
+    return n;
+}
+
+/* How many input blobs the data directory holds. */
+static int input_files(void)
+{
+    char cmd[300], line[32] = "";
+    snprintf(cmd, sizeof cmd, "ls '%s/data/results' | grep -c '\\.input-'", dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(fgets(line, sizeof line, p));
+    pclose(p);
+    return (int)strtol(line, NULL, 10);
+}
+
+#define BIG_CHUNK (6u << 20)
+#define I2I                                                                                        \
+    "\"model\":\"tiny-sd15\",\"prompt\":\"a harbour\",\"seed\":7,\"steps\":4,"                     \
+    "\"sampler\":\"euler\",\"width\":64,\"height\":64,\"strength\":0.6"
+
+static void big_init_images_stay_out_of_the_database(void **state)
+{
+    (void)state;
+    fresh_data();
+    size_t n;
+    unsigned char *png = png_with_private_chunk(BIG_CHUNK, &n);
+    char path[300];
+    snprintf(path, sizeof path, "%s/big.png", dir);
+    FILE *f = fopen(path, "wb");
+    assert_int_equal(fwrite(png, 1, n, f), n);
+    fclose(f);
+    char *b64 = base64_encode(png, n);
+    size_t len = strlen(b64) + 300;
+    char *job = malloc(len);
+    snprintf(job, len, "{" I2I ",\"init_image\":\"data:image/png;base64,%s\"}", b64);
+    start_server(NULL);
+    long long db_before = db_bytes();
+    char *ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = submit(job);
+    /* the database grows by a row a job, the image goes to the blob store once */
+    long long grown = db_bytes() - db_before;
+    assert_true(grown < (long long)n / 10);
+    assert_int_equal(input_files(), 3);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s/data/results/%s.input-0'", path, dir, ids[0]);
+    assert_int_equal(system(cmd), 0);
+    /* listing and reading answer with summaries, never the images */
+    char *body;
+    int64_t t0 = test_mono_ms();
+    assert_int_equal(http("GET", "/v1/jobs?limit=1000", NULL, &body), 200);
+    int64_t list_ms = test_mono_ms() - t0;
+    assert_true(strlen(body) < 8192);
+    assert_true(list_ms < 1000);
+    free(body);
+    snprintf(path, sizeof path, "/v1/jobs/%s", ids[0]);
+    assert_int_equal(http("GET", path, NULL, &body), 200);
+    assert_true(strlen(body) < 2048);
+    free(body);
+    /* the worker reads the image back: the job makes the CLI's image */
+    for (int i = 0; i < 3; i++) {
+        json_t *j = wait_job(ids[i], 120000);
+        assert_string_equal(status_of(j), "succeeded");
+        json_decref(j);
+    }
+    snprintf(cmd, sizeof cmd,
+             "'%s' generate -m %s/models/tiny-sd15.safetensors -p 'a harbour' -s 7 --steps 4 "
+             "--sampler euler -W 64 -H 64 --strength 0.6 -i %s/big.png -t 2 -q -o %s/cli-i2i.png "
+             "> /dev/null",
+             GS_GESSO_BIN, dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "/v1/jobs/%s/images/0", ids[2]);
+    assert_int_equal(http("GET", path, NULL, NULL), 200);
+    snprintf(cmd, sizeof cmd, "cmp -s %s/resp %s/cli-i2i.png", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(stop_server(), 0);
+
+    /* the store cap: 18 MiB of inputs held, so another 6 MiB passes 22 MiB, a
+       text-to-image job does not; a refused job leaves no input behind */
+    start_server("--max-store-bytes 22M");
+    assert_int_equal(http("POST", "/v1/jobs", job, &body), 507);
+    assert_non_null(strstr(body, "store_full"));
+    free(body);
+    assert_int_equal(input_files(), 3);
+    char *small = submit(QUICK);
+    json_decref(wait_job(small, 120000));
+    assert_int_equal(stop_server(), 0);
+
+    /* blobs no job owns (a crash between a submit's put and its queueing) go
+       at the next start; a purged job's input goes with it */
+    char orphan[300];
+    snprintf(orphan, sizeof orphan, "%s/data/results/0190d5a2-0000-7000-8000-000000000000.input-0",
+             dir);
+    f = fopen(orphan, "wb");
+    fputs("orphan", f);
+    fclose(f);
+    start_server("--retention 1s");
+    struct stat sb;
+    assert_int_not_equal(stat(orphan, &sb), 0); /* swept before the server answered */
+    snprintf(path, sizeof path, "/v1/jobs/%s", ids[0]);
+    int code = 200;
+    for (int64_t end = test_mono_ms() + 10000; code == 200 && test_mono_ms() < end;
+         test_sleep_ms(50))
+        code = http("GET", path, NULL, NULL);
+    assert_int_equal(code, 404);
+    for (int64_t end = test_mono_ms() + 5000; input_files() > 0 && test_mono_ms() < end;)
+        test_sleep_ms(50);
+    assert_int_equal(input_files(), 0);
+    assert_int_equal(stop_server(), 0);
+    for (int i = 0; i < 3; i++)
+        free(ids[i]);
+    free(small), free(job), free(b64), free(png);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +574,7 @@ int main(void)
         cmocka_unit_test_teardown(priorities_then_arrival, stop_leftovers),
         cmocka_unit_test_teardown(api_keys, stop_leftovers),
         cmocka_unit_test_teardown(limits_retention_and_sigterm, stop_leftovers),
+        cmocka_unit_test_teardown(big_init_images_stay_out_of_the_database, stop_leftovers),
     };
     if (getenv("GS_TEST_FILTER"))
         cmocka_set_test_filter(getenv("GS_TEST_FILTER"));

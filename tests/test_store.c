@@ -6,7 +6,8 @@
  * persistence, model preference (one or several loaded models) without
  * starvation, the workers table, two processes claiming at once, release on
  * shutdown, per-owner counts, listing and queue depth, statistics and
- * retention purge. Then the SQLite-only cases: store_open's URLs and the
+ * retention purge, jobs queued under an id made beforehand, the bytes the
+ * database takes. Then the SQLite-only cases: store_open's URLs and the
  * upgrades of schema-1 and schema-2 files.
  */
 #include "testutil.h"
@@ -1033,6 +1034,70 @@ static void sqlite_upgrades_schema_2(void **state)
     assert_string_equal(line, "running,cancelled,succeeded,failed,cancelled,running,queued");
 }
 
+/* A submit that stores things under its job's id first (its input images)
+   makes the id, then queues the job under it; an id cannot be taken twice. */
+static void submit_under_an_id_made_first(void **state)
+{
+    job_store *s = fresh(state);
+    svc_error err = {0};
+    char early[JOB_ID_LEN + 1], id[JOB_ID_LEN + 1], other[JOB_ID_LEN + 1];
+    store_new_id(1000, early);
+    store_new_id(2000, id);
+    assert_true(job_id_ok(id));
+    assert_true(strcmp(early, id) < 0); /* UUIDv7: sorts by time */
+    int pos = -1;
+    assert_int_equal(
+        store_submit_as(s, id, "key1", "m", 0, "{\"prompt\":\"first\"}", 1.5, 2000, &pos, &err),
+        GS_OK);
+    assert_int_equal(pos, 0);
+    submit(s, "m", 0, 2001, other, &pos);
+    assert_int_equal(pos, 1);
+    assert_int_equal(
+        store_submit_as(s, id, "key2", "m", 9, "{\"prompt\":\"second\"}", 1.5, 3000, &pos, &err),
+        GS_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, id));
+    job_record r;
+    assert_int_equal(store_get(s, id, &r, &err), GS_OK);
+    assert_string_equal(r.params, "{\"prompt\":\"first\"}"); /* the first job is untouched */
+    assert_string_equal(r.owner, "key1");
+    assert_int_equal(r.status, JOB_QUEUED);
+    job_record_clear(&r);
+    int counts[5];
+    assert_int_equal(store_counts(s, NULL, counts, &err), GS_OK);
+    assert_int_equal(counts[JOB_QUEUED], 2);
+    static const char *const bad[] = {"", "../../etc/passwd",
+                                      "01A20C02-DF3B-710A-A5F4-94239FB89222",
+                                      "01a20c02-df3b-710a-a5f4-94239fb8922"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(store_submit_as(s, bad[i], "", "m", 0, "{}", 1, 3000, NULL, &err),
+                         GS_ERR_INVALID_ARGUMENT);
+    /* the one it made first is claimed first */
+    int got;
+    claim(s, "w1", NULL, 4000, &r, &got);
+    assert_int_equal(got, 1);
+    assert_string_equal(r.id, id);
+    job_record_clear(&r);
+    store_close(s);
+}
+
+static void disk_bytes_count_the_database(void **state)
+{
+    job_store *s = fresh(state);
+    svc_error err = {0};
+    int64_t empty = -1, full = -1;
+    assert_int_equal(store_disk_bytes(s, &empty, &err), GS_OK);
+    assert_true(empty > 0);
+    size_t big = 1 << 20;
+    char *params = malloc(big + 16);
+    snprintf(params, big + 16, "{\"p\":\"%0*d\"}", (int)big, 0);
+    char id[JOB_ID_LEN + 1];
+    assert_int_equal(store_submit(s, "", "m", 0, params, 1, 1000, id, NULL, &err), GS_OK);
+    assert_int_equal(store_disk_bytes(s, &full, &err), GS_OK);
+    assert_true(full >= empty + (int64_t)big);
+    free(params);
+    store_close(s);
+}
+
 /* Cases every engine must pass: each gets the engine as its state. */
 static const struct CMUnitTest conformance[] = {
     cmocka_unit_test(priority_then_arrival),
@@ -1049,6 +1114,8 @@ static const struct CMUnitTest conformance[] = {
     cmocka_unit_test(owners_stats_and_purge),
     cmocka_unit_test(lists_counts_and_depth),
     cmocka_unit_test(cancel_finished_and_purge_callback),
+    cmocka_unit_test(submit_under_an_id_made_first),
+    cmocka_unit_test(disk_bytes_count_the_database),
 };
 
 #define N_CONFORMANCE (sizeof conformance / sizeof conformance[0])

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/native.h"
+#include "api/native_inputs.h"
 #include "api/park.h"
 #include "job/job_spec.h"
 
@@ -52,21 +53,19 @@ static enum MHD_Result spec_error(http_request *r, const job_error *e)
                            NULL);
 }
 
-/* Reads, checks and normalises the body into the stored JSON text. */
-static int spec_from_body(http_request *r, char **text, job_spec *spec, job_error *e)
+/* Reads, checks and normalises the body into spec (native_inputs_put writes
+   the text the store keeps, once the images are out of it). */
+static int spec_from_body(http_request *r, job_spec *spec, job_error *e)
 {
     const serve_options *o = r->s->o;
-    *text = NULL;
-    int init_ok = job_spec_init(spec) == 0;
-    if (init_ok && (job_spec_from_json(spec, r->body, r->body_len, &o->limits, e) != 0 ||
-                    job_spec_validate(spec, &o->limits, o->models_dir, e) != 0))
-        return -1;
-    if (init_ok)
-        job_spec_normalise(spec);
-    if (!init_ok || !(*text = job_spec_to_json(spec))) {
+    if (job_spec_init(spec) != 0) {
         *e = (job_error){.reason = JOB_ERR_NO_MEMORY, .message = "out of memory"};
         return -1;
     }
+    if (job_spec_from_json(spec, r->body, r->body_len, &o->limits, e) != 0 ||
+        job_spec_validate(spec, &o->limits, o->models_dir, e) != 0)
+        return -1;
+    job_spec_normalise(spec);
     return 0;
 }
 
@@ -76,9 +75,15 @@ enum MHD_Result native_post_job(http_request *r)
     job_spec spec;
     job_error e;
     char *norm = NULL, id[JOB_ID_LEN + 1];
-    if (spec_from_body(r, &norm, &spec, &e) != 0) {
+    if (spec_from_body(r, &spec, &e) != 0) {
         job_spec_clear(&spec);
         return spec_error(r, &e);
+    }
+    enum MHD_Result refused;
+    if (native_inputs_put(r, &spec, &norm, id, &refused) != 0) {
+        free(norm);
+        job_spec_clear(&spec);
+        return refused;
     }
     const api_key *key = r->key;
     svc_error err = {0};
@@ -93,9 +98,11 @@ enum MHD_Result native_post_job(http_request *r)
     int over_key = key && key->max_active > 0 && active >= key->max_active;
     int over_all = s->o->max_queued > 0 && counts[JOB_QUEUED] >= s->o->max_queued;
     if (st == GS_OK && !over_key && !over_all)
-        st = store_submit(store, key ? key->name : "", spec.model, spec.priority, norm,
-                          job_spec_megapixelsteps(&spec), server_now_ms(), id, &pos, &err);
+        st = store_submit_as(store, id, key ? key->name : "", spec.model, spec.priority, norm,
+                             job_spec_megapixelsteps(&spec), server_now_ms(), &pos, &err);
     pthread_mutex_unlock(&s->submit_mu);
+    if (st != GS_OK || over_key || over_all)
+        native_inputs_drop(r, id);
     free(norm);
     job_spec_clear(&spec);
     if (st != GS_OK)

@@ -25,6 +25,7 @@
 
 #include "api/conn_guard.h"
 #include "api/http.h"
+#include "api/native_inputs.h"
 #include "api/park.h"
 #include "api/protocols.h"
 #include "api/server_private.h"
@@ -62,6 +63,8 @@ void serve_options_default(serve_options *o)
     o->header_timeout_s = 10;
     o->request_timeout_s = 60;
     o->max_body_memory = 256u << 20;
+    o->max_queued = 10000;
+    o->max_store_bytes = -1;
     job_limits_default(&o->limits);
 }
 
@@ -269,7 +272,7 @@ static int parse_listen(const char *s, struct sockaddr_in *sa)
     return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
-/* Removes a purged job's images and preview. */
+/* Removes a purged job's inputs, images and preview. */
 static void remove_job_blobs(void *user, const char *id)
 {
     server *s = user;
@@ -372,6 +375,7 @@ int serve_run(const serve_options *o)
     int rq = 0, fl = 0;
     if (store_expire_leases(own, INT64_MAX / 2, o->max_attempts, &rq, &fl, &err) != GS_OK)
         log_error("%s", err.msg);
+    native_inputs_start(&s, own);
     struct sigaction act;
     memset(&act, 0, sizeof act);
     act.sa_handler = on_stop;

@@ -43,6 +43,8 @@ typedef struct serve_options {
     const char *api_keys_path; /* NULL: no keys asked for */
     int64_t retention_ms;      /* finished jobs and their images go after this; 0 = keep */
     int max_queued;            /* queued jobs beyond which submissions get 503; 0 = no bound */
+    int64_t max_store_bytes;   /* bytes of blobs plus database beyond which submissions get
+                                  507; 0 = no bound, -1 = auto (native_inputs.h) */
     int max_connections;       /* concurrent HTTP connections */
     int max_per_ip;            /* concurrent connections from one address; 0 = no bound */
     int http_threads;          /* event-loop threads serving HTTP */

@@ -20,7 +20,7 @@ typedef struct server {
     char store_url[4200];
     pthread_key_t store_key;   /* each HTTP thread's own store connection */
     pthread_mutex_t submit_mu; /* a key's active count and the insert, as one step */
-    blob_store *blobs;         /* result images and previews */
+    blob_store *blobs;         /* job inputs, result images and previews */
     event_hub *hub;            /* job changes, for event streams and waiting calls */
     supervisor *sup;           /* the local workers (woken on submit) */
     model_catalog *catalog;    /* family and dtype of model files, by name */
@@ -30,6 +30,7 @@ typedef struct server {
     struct conn_guard *guard;  /* request deadlines */
     _Atomic size_t body_bytes; /* held by request bodies being received, all together */
     volatile sig_atomic_t *stopping;
+    int64_t max_store_bytes; /* the store cap in effect (native_inputs.h); 0: none */
 } server;
 
 int64_t server_now_ms(void);

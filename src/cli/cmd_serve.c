@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,12 @@ static void usage(FILE *out)
             "  --max-prompt BYTES  prompt and negative prompt length (default 16K)\n"
             "  --max-body BYTES    request body (default 24M)\n"
             "  --max-image BYTES   decoded init image (default 16M)\n"
-            "  --max-queued N      queued jobs; beyond it POST /v1/jobs answers 503 (default 0,\n"
-            "                      no bound)\n"
+            "  --max-queued N      queued jobs; beyond it POST /v1/jobs answers 503 queue_full\n"
+            "                      (default 10000; 0: no bound)\n"
+            "  --max-store-bytes SIZE  bytes the data directory may hold (job inputs, images,\n"
+            "                      jobs.db); a job that would pass it gets 507 store_full\n"
+            "                      (default auto: what it holds at start plus half the free\n"
+            "                      disk space there; 0: no bound)\n"
             "  --max-connections N concurrent HTTP connections (default 1024)\n"
             "  --max-per-ip N      concurrent connections from one address (default 128; 0: no\n"
             "                      bound)\n"
@@ -76,6 +81,20 @@ static int arg_size_range(const char *name, const char *s, size_t min, size_t ma
         return 1;
     }
     *out = v;
+    return 0;
+}
+
+/* --max-store-bytes: a size, 0 (no bound) or auto (-1). */
+static int arg_store_bytes(const char *s, int64_t *out)
+{
+    size_t v;
+    if (strcmp(s, "auto") == 0 || strcmp(s, "0") == 0) {
+        *out = s[0] == '0' ? 0 : -1;
+        return 0;
+    }
+    if (arg_bytes("--max-store-bytes", s, &v) != 0)
+        return 1;
+    *out = v > (size_t)INT64_MAX ? INT64_MAX : (int64_t)v;
     return 0;
 }
 
@@ -147,6 +166,7 @@ int cmd_serve(int argc, char **argv)
         {"http-threads", required_argument, 0, 13},
         {"cors-origin", required_argument, 0, 14},
         {"allowed-hosts", required_argument, 0, 15},
+        {"max-store-bytes", required_argument, 0, 16},
         {"ram-budget", required_argument, 0, 'B'},
         {"idle-unload", required_argument, 0, 'I'},
         {"preload", required_argument, 0, 'P'},
@@ -210,6 +230,7 @@ int cmd_serve(int argc, char **argv)
         case 13: bad = arg_int("--http-threads", optarg, 1, 256, &o.http_threads); break;
         case 14: bad = add_to_list("--cors-origin", optarg, origins, &o.n_cors_origins); break;
         case 15: bad = split_hosts(optarg, hosts, &o.n_allowed_hosts); break;
+        case 16: bad = arg_store_bytes(optarg, &o.max_store_bytes); break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }

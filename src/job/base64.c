@@ -4,9 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 char *base64_encode(const unsigned char *data, size_t n)
 {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char *out = malloc((n + 2) / 3 * 4 + 1);
     if (!out)
         return NULL;
@@ -29,21 +30,6 @@ char *base64_encode(const unsigned char *data, size_t n)
     return out;
 }
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
 unsigned char *base64_decode(const char *s, size_t max, size_t *out_len)
 {
     const char *comma = strncmp(s, "data:", 5) == 0 ? strchr(s, ',') : NULL;
@@ -52,6 +38,13 @@ unsigned char *base64_decode(const char *s, size_t max, size_t *out_len)
     size_t n = strlen(s);
     if (n / 4 * 3 > max + 3)
         return NULL;
+    /* a table, not a chain of range tests: client images run to tens of MB */
+    signed char value[256];
+    memset(value, -1, sizeof value);
+    for (int i = 0; i < 64; i++)
+        value[(unsigned char)abc[i]] = (signed char)i;
+    value['-'] = 62; /* the URL-safe alphabet */
+    value['_'] = 63;
     unsigned char *out = malloc(n / 4 * 3 + 3);
     if (!out)
         return NULL;
@@ -59,11 +52,10 @@ unsigned char *base64_decode(const char *s, size_t max, size_t *out_len)
     unsigned acc = 0;
     int bits = 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '=' || c == '\n' || c == '\r')
-            continue;
-        int v = b64_value(c);
+        int v = value[(unsigned char)s[i]];
         if (v < 0) {
+            if (s[i] == '=' || s[i] == '\n' || s[i] == '\r')
+                continue;
             free(out);
             return NULL;
         }

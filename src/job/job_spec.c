@@ -15,7 +15,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
-#include "job/base64.h"
+#include "job/job_image.h"
 
 void job_limits_default(job_limits *l)
 {
@@ -66,12 +66,12 @@ static int fail(job_error *e, job_reason reason, const char *field, const char *
 /* ---- the field table ---- */
 
 typedef enum field_kind {
-    F_INT,     /* int, bounds lo..hi */
-    F_NUM,     /* double, bounds lo..hi */
-    F_SEED,    /* uint64 from an integer or a whole number; sets seed_given */
-    F_NAME,    /* char[] inside the spec, max bytes = hi */
-    F_TEXT,    /* owned char *, max bytes = hi or a limit */
-    F_OPT_TEXT /* owned char *, absent or null allowed */
+    F_INT,  /* int, bounds lo..hi */
+    F_NUM,  /* double, bounds lo..hi */
+    F_SEED, /* uint64 from an integer or a whole number; sets seed_given */
+    F_NAME, /* char[] inside the spec, max bytes = hi */
+    F_TEXT, /* owned char *, max bytes = hi or a limit */
+    F_IMAGE /* job_image, inline or stored (job_image.h); absent or null allowed */
 } field_kind;
 
 /* Which job_limits member bounds a field (0: the fixed bounds in the row). */
@@ -104,7 +104,7 @@ static const field fields[] = {
     {"strength", F_NUM, AT(strength), 0.01, 1, L_NONE, 1},
     {"priority", F_INT, AT(priority), -100, 100, L_NONE, 1},
     {"preview_every", F_INT, AT(preview_every), 0, 1000, L_NONE, 1},
-    {"init_image", F_OPT_TEXT, AT(init_image), 0, 0, L_IMAGE, 0},
+    {"init_image", F_IMAGE, AT(init_image), 0, 0, L_IMAGE, 0},
     {"vae_tile", F_INT, AT(vae_tile), -1, 4096, L_NONE, 0},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
@@ -162,8 +162,18 @@ void job_spec_clear(job_spec *s)
 {
     free(s->prompt);
     free(s->negative_prompt);
-    free(s->init_image);
+    job_image *img;
+    for (int i = 0; (img = job_spec_image(s, i)); i++)
+        job_image_clear(img);
     memset(s, 0, sizeof *s);
+}
+
+job_image *job_spec_image(job_spec *s, int i)
+{
+    for (size_t k = 0; k < N_FIELDS; k++)
+        if (fields[k].kind == F_IMAGE && i-- == 0)
+            return (job_image *)((char *)s + fields[k].offset);
+    return NULL;
 }
 
 /* ---- JSON in ---- */
@@ -199,9 +209,9 @@ static int read_field(job_spec *s, const field *f, json_t *v, const job_limits *
         }
         return 0;
     }
+    case F_IMAGE: return job_image_read((job_image *)base, f->name, v, (size_t)hi, e);
     case F_NAME:
-    case F_TEXT:
-    case F_OPT_TEXT: {
+    case F_TEXT: {
         if (json_is_null(v))
             return 0; /* null reads as absent: the default stays */
         if (!json_is_string(v))
@@ -306,20 +316,11 @@ int job_spec_validate(const job_spec *s, const job_limits *lim, const char *mode
         if (!job_model_name_ok(s->model) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
             return fail(e, JOB_ERR_UNKNOWN_MODEL, "model", "no model named '%s'", s->model);
     }
-    if (s->init_image) {
-        size_t n = 0;
-        unsigned char *bytes = base64_decode(s->init_image, lim->max_image, &n);
-        if (!bytes)
-            return fail(e, JOB_ERR_BAD_IMAGE, "init_image",
-                        "'init_image' is not base64 of at most the image limit");
-        gs_image *im = NULL;
-        char msg[200];
-        gs_status st = gs_image_load_memory(bytes, n, &im, msg, sizeof msg);
-        free(bytes);
-        gs_image_free(im);
-        if (st != GS_OK)
-            return fail(e, JOB_ERR_BAD_IMAGE, "init_image", "'init_image': %s", msg);
-    }
+    for (size_t i = 0; i < N_FIELDS; i++)
+        if (fields[i].kind == F_IMAGE &&
+            job_image_check((const job_image *)((const char *)s + fields[i].offset), fields[i].name,
+                            lim->max_image, e) != 0)
+            return -1;
     return 0;
 }
 
@@ -352,8 +353,8 @@ static json_t *field_value(const job_spec *s, const field *f)
     case F_NUM: return json_real(*(const double *)base);
     case F_SEED: return json_integer((json_int_t) * (const uint64_t *)base);
     case F_NAME: return json_string(base);
-    case F_TEXT:
-    case F_OPT_TEXT: return *(char *const *)base ? json_string(*(char *const *)base) : NULL;
+    case F_TEXT: return *(char *const *)base ? json_string(*(char *const *)base) : NULL;
+    case F_IMAGE: return job_image_json((const job_image *)base);
     }
     return NULL;
 }
@@ -395,13 +396,8 @@ int job_spec_to_params(const job_spec *s, gs_params *p, gs_image **init)
     p->strength = (float)s->strength;
     p->preview_every = s->preview_every;
     p->vae_tile = s->vae_tile;
-    if (s->init_image) {
-        size_t n = 0;
-        unsigned char *bytes = base64_decode(s->init_image, hard_limits.max_image, &n);
-        char msg[64];
-        gs_status st = bytes ? gs_image_load_memory(bytes, n, init, msg, sizeof msg) : GS_ERR_IO;
-        free(bytes);
-        if (st != GS_OK)
+    if (s->init_image.stored || s->init_image.base64) {
+        if (job_image_decode(&s->init_image, hard_limits.max_image, init) != 0)
             return -1;
         p->init_image = *init;
     }

@@ -54,6 +54,21 @@ typedef struct job_error {
 /* The machine-readable name of a reason ("out_of_range", ...). */
 const char *job_reason_code(job_reason r);
 
+/* An input image of a job (the init image; a mask later). A client sends it
+   inline, as base64; before the job is queued it moves to the blob store as
+   one of the job's input blobs (job_inputs.h), and the stored spec keeps only
+   a reference to it, so that reading and listing jobs never reads images. In
+   JSON the reference is {"blob": INDEX, "bytes": N, "sha256": "HEX"}. All
+   zero: no image. */
+typedef struct job_image {
+    char *base64;        /* owned: inline, as sent (a data: URL prefix allowed), or NULL */
+    int stored;          /* 1: the file is the job's input blob `blob`, described below */
+    int blob;            /* its index among the job's input blobs */
+    size_t bytes;        /* the file's size */
+    char sha256[65];     /* the file's SHA-256, lowercase hex */
+    unsigned char *data; /* owned: the stored file read back (job_inputs_load), or NULL */
+} job_image;
+
 typedef struct job_spec {
     char model[JOB_MODEL_MAX + 1];
     char *prompt;          /* owned; never NULL after job_spec_init */
@@ -64,7 +79,7 @@ typedef struct job_spec {
     double cfg_scale, strength;
     int seed_given; /* 0: job_spec_normalise draws one */
     uint64_t seed;
-    char *init_image;  /* owned base64 text (a data: URL prefix allowed), or NULL */
+    job_image init_image;
     int priority;      /* queue priority, -100..100 */
     int preview_every; /* 0 = no previews */
     int vae_tile;      /* as gs_params.vae_tile */
@@ -94,6 +109,10 @@ void job_spec_normalise(job_spec *s);
 /* The normalised JSON text the store keeps (every field), malloc'd; NULL when out of memory. */
 char *job_spec_to_json(const job_spec *s);
 
+/* The spec's i-th input image field (0 the init image), NULL past the last:
+   the index its file has among the job's input blobs. */
+job_image *job_spec_image(job_spec *s, int i);
+
 /* Work of the job in megapixel-steps (width * height * steps * batch / 1e6). */
 double job_spec_megapixelsteps(const job_spec *s);
 
@@ -103,7 +122,8 @@ int job_model_name_ok(const char *name);
 
 /* What gs_generate needs, borrowed from s plus an init image decoded into
    *init (free with gs_image_free after the run). Returns 0, or -1 when the
-   init image does not decode. p lives as long as s and *init. */
+   init image does not decode or, stored, was not read back
+   (job_inputs_load). p lives as long as s and *init. */
 int job_spec_to_params(const job_spec *s, gs_params *p, gs_image **init);
 
 #endif

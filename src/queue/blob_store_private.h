@@ -11,6 +11,11 @@ typedef struct blob_ops {
     gs_status (*get)(blob_store *b, const char *job_id, blob_kind kind, int index, size_t max,
                      unsigned char **data, size_t *n, svc_error *err);
     gs_status (*delete_job)(blob_store *b, const char *job_id, svc_error *err);
+    int64_t (*bytes)(blob_store *b);
+    gs_status (*recount)(blob_store *b, svc_error *err);
+    /* job ids may repeat: blob_each_job passes each once */
+    gs_status (*each_job)(blob_store *b, void (*fn)(void *user, const char *job_id), void *user,
+                          svc_error *err);
 } blob_ops;
 
 /* Every engine's handle starts with this. */

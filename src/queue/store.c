@@ -143,11 +143,26 @@ static void uuid7(int64_t now_ms, char out[JOB_ID_LEN + 1])
 
 /* ---- operations ---- */
 
+void store_new_id(int64_t now_ms, char id[JOB_ID_LEN + 1])
+{
+    uuid7(now_ms, id);
+}
+
 gs_status store_submit(job_store *s, const char *owner, const char *model, int priority,
                        const char *params_json, double megapixelsteps, int64_t now_ms,
                        char id[JOB_ID_LEN + 1], int *position, svc_error *err)
 {
     uuid7(now_ms, id);
+    return store_submit_as(s, id, owner, model, priority, params_json, megapixelsteps, now_ms,
+                           position, err);
+}
+
+gs_status store_submit_as(job_store *s, const char *id, const char *owner, const char *model,
+                          int priority, const char *params_json, double megapixelsteps,
+                          int64_t now_ms, int *position, svc_error *err)
+{
+    if (!job_id_ok(id))
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "'%.40s' is not a job id", id);
     return s->ops->submit(s, id, owner ? owner : "", model ? model : "", priority, params_json,
                           megapixelsteps, now_ms, position, err);
 }
@@ -274,6 +289,12 @@ gs_status store_stats(job_store *s, const char *owner, int64_t since_ms, int max
 gs_status store_check(job_store *s, svc_error *err)
 {
     return s->ops->check(s, err);
+}
+
+gs_status store_disk_bytes(job_store *s, int64_t *bytes, svc_error *err)
+{
+    *bytes = 0;
+    return s->ops->disk_bytes(s, bytes, err);
 }
 
 gs_status store_purge(job_store *s, int64_t before_ms, void (*fn)(void *user, const char *id),

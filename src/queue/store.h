@@ -76,6 +76,17 @@ GS_NODISCARD gs_status store_submit(job_store *s, const char *owner, const char 
                                     int64_t now_ms, char id[JOB_ID_LEN + 1], int *position,
                                     svc_error *err);
 
+/* A new job id (UUIDv7 of now_ms), for a caller that must store things under
+   the id before the job is queued (its input blobs): then store_submit_as. */
+void store_new_id(int64_t now_ms, char id[JOB_ID_LEN + 1]);
+
+/* store_submit under an id from store_new_id; GS_ERR_INVALID_ARGUMENT when id
+   is not a job id or a job has it already (that job is left as it was). */
+GS_NODISCARD gs_status store_submit_as(job_store *s, const char *id, const char *owner,
+                                       const char *model, int priority, const char *params_json,
+                                       double megapixelsteps, int64_t now_ms, int *position,
+                                       svc_error *err);
+
 /* GS_ERR_INVALID_ARGUMENT when no such job. */
 GS_NODISCARD gs_status store_get(job_store *s, const char *id, job_record *out, svc_error *err);
 
@@ -179,6 +190,10 @@ GS_NODISCARD gs_status store_stats(job_store *s, const char *owner, int64_t sinc
    and well-formed), for a server's start: a damaged store is refused then,
    not found out by the first requests. */
 GS_NODISCARD gs_status store_check(job_store *s, svc_error *err);
+
+/* The bytes the store's database takes on disk (an embedded engine: its
+   files); 0 for an engine that cannot tell. */
+GS_NODISCARD gs_status store_disk_bytes(job_store *s, int64_t *bytes, svc_error *err);
 
 /* Deletes finished jobs (succeeded, failed, cancelled) that finished before
    before_ms, calling fn(user, id) for each first (to remove its files).

@@ -17,8 +17,9 @@
    rely on what store.c does first:
      - outputs are already set as for a call that finds nothing (*claimed,
        *recorded, *released, *cancel, *n, *requeued, *failed = 0; *lost = 1;
-       *position = -1; *out = NULL for lists; counts and stats zeroed);
-     - submit: id is the new job's id; owner and model are not NULL;
+       *position = -1; *out = NULL for lists; *bytes = 0; counts and stats zeroed);
+     - submit: id is the new job's id (of job id form); owner and model are not
+       NULL; an id in use fails with GS_ERR_INVALID_ARGUMENT;
      - claim: 0 <= n_prefer <= STORE_MAX_PREFER, prefer not NULL when n_prefer > 0;
      - finish: status is succeeded, failed or cancelled;
      - expire_leases: reason is the error recorded on the jobs that fail; worker
@@ -58,6 +59,7 @@ typedef struct store_ops {
     gs_status (*stats)(job_store *s, const char *owner, int64_t since_ms, int max_jobs,
                        job_stats *out, svc_error *err);
     gs_status (*check)(job_store *s, svc_error *err);
+    gs_status (*disk_bytes)(job_store *s, int64_t *bytes, svc_error *err);
     gs_status (*purge)(job_store *s, int64_t before_ms, void (*fn)(void *user, const char *id),
                        void *user, int *n, svc_error *err);
     gs_status (*worker_report)(job_store *s, const char *name, int pid, const char *models_json,

@@ -260,10 +260,14 @@ static gs_status sq_submit(job_store *js, const char *id, const char *owner, con
     gs_status st = sql_begin(s, err);
     if (st != GS_OK)
         return st;
-    st = sql_run(s, err, "queueing a job", NULL,
+    int added = 0;
+    st = sql_run(s, err, "queueing a job", &added,
                  "INSERT INTO jobs (id, owner, model, priority, status, params, megapixelsteps,"
-                 " created_ms) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7)",
+                 " created_ms) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7)"
+                 " ON CONFLICT (id) DO NOTHING",
                  "sssisdI", id, owner, model, priority, params_json, megapixelsteps, now_ms);
+    if (st == GS_OK && !added)
+        st = svc_fail(err, GS_ERR_INVALID_ARGUMENT, "a job with id '%s' exists already", id);
     if (st == GS_OK && position)
         st = sql_int(s, err, "counting the queue", position, NULL,
                      "SELECT count(*) FROM jobs WHERE status = 'queued' AND"
@@ -550,6 +554,7 @@ static const store_ops sqlite_ops = {
     .queue_position = sq_queue_position,
     .active_count = sq_active_count,
     .stats = sq_stats,
+    .disk_bytes = sq_disk_bytes,
     .purge = sq_purge,
     .worker_report = sq_worker_report,
     .worker_remove = sq_worker_remove,

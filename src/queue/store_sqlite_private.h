@@ -69,6 +69,7 @@ gs_status sq_queue_position(job_store *js, const char *id, int *position, svc_er
 gs_status sq_active_count(job_store *js, const char *owner, int *n, svc_error *err);
 gs_status sq_stats(job_store *js, const char *owner, int64_t since_ms, int max_jobs, job_stats *out,
                    svc_error *err);
+gs_status sq_disk_bytes(job_store *js, int64_t *bytes, svc_error *err);
 gs_status sq_purge(job_store *js, int64_t before_ms, void (*fn)(void *user, const char *id),
                    void *user, int *n, svc_error *err);
 

@@ -1,11 +1,14 @@
 /*
  * store_sqlite_stats - the SQLite engine's accounting over the job table:
  * per-owner activity for API-key limits, queue positions, the finished jobs
- * behind /v1/stats (summed by store_stats.c), and the purge that enforces
- * result retention.
+ * behind /v1/stats (summed by store_stats.c), the bytes on disk behind the
+ * store cap, and the purge that enforces result retention.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "queue/store_sqlite_private.h"
 
@@ -47,6 +50,25 @@ gs_status sq_stats(job_store *js, const char *owner, int64_t since_ms, int max_j
     sqlite3_finalize(q);
     store_stats_end(&acc, out);
     return st;
+}
+
+/* The database file and its write-ahead log: the log holds pages not yet
+   copied back, and keeps its largest size until a checkpoint truncates it. */
+gs_status sq_disk_bytes(job_store *js, int64_t *bytes, svc_error *err)
+{
+    const char *file = sqlite3_db_filename(sq(js)->db, "main");
+    if (!file || !file[0])
+        return GS_OK; /* in memory: nothing on disk */
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", file);
+    struct stat sb;
+    if (stat(file, &sb) != 0)
+        return svc_fail(err, GS_ERR_IO, "job store: cannot read the size of %s: %s", file,
+                        strerror(errno));
+    *bytes = (int64_t)sb.st_size;
+    if (stat(wal, &sb) == 0)
+        *bytes += (int64_t)sb.st_size;
+    return GS_OK;
 }
 
 gs_status sq_purge(job_store *js, int64_t before_ms, void (*fn)(void *user, const char *id),

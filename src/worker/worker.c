@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gesso.h"
+#include "job/job_inputs.h"
 #include "job/job_spec.h"
 #include "queue/blob_store.h"
 #include "queue/store.h"
@@ -171,10 +172,15 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     json_t *result = NULL;
     double load_s = 0;
     int spec_ok = job_spec_init(&spec) == 0;
-    if (!spec_ok || job_spec_from_json(&spec, job->params, strlen(job->params), NULL, &jerr) != 0 ||
-        job_spec_to_params(&spec, &p, &init) != 0) {
-        snprintf(msg, sizeof msg, "the job's parameters cannot be read: %s",
-                 spec_ok ? jerr.message : "out of memory");
+    if (!spec_ok)
+        snprintf(msg, sizeof msg, "out of memory reading the job's parameters");
+    else if (job_spec_from_json(&spec, job->params, strlen(job->params), NULL, &jerr) != 0)
+        snprintf(msg, sizeof msg, "the job's parameters cannot be read: %s", jerr.message);
+    else if (job_inputs_load(w->blobs, job->id, &spec, &err) != GS_OK) /* stored images */
+        snprintf(msg, sizeof msg, "%s", err.msg);
+    else if (job_spec_to_params(&spec, &p, &init) != 0)
+        snprintf(msg, sizeof msg, "the job's init image does not decode");
+    if (msg[0]) {
         if (spec_ok)
             job_spec_clear(&spec);
         goto record;
