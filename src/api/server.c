@@ -337,8 +337,8 @@ int serve_run(const serve_options *o)
     int code = 3;
     pthread_mutex_init(&s.submit_mu, NULL);
     int have_key = pthread_key_create(&s.store_key, close_store) == 0;
-    int header_s = o->header_timeout_s < o->request_timeout_s ? o->header_timeout_s
-                                                                : o->request_timeout_s;
+    int header_s =
+        o->header_timeout_s < o->request_timeout_s ? o->header_timeout_s : o->request_timeout_s;
     s.browser =
         (browser_policy){o->cors_origins, o->n_cors_origins, o->allowed_hosts, o->n_allowed_hosts};
     if (parse_listen(o->listen, &sa) != 0) {
