@@ -16,6 +16,7 @@
 #include "job/job_spec.h"
 #include "queue/blob_store.h"
 #include "queue/event_hub.h"
+#include "support/json_u64.h"
 
 static void defaults_come_from_the_engine(void **state)
 {
@@ -107,6 +108,160 @@ static void a_seed_is_drawn_once(void **state)
     assert_null(strstr(text, "vae_tile"));
     free(text);
     job_spec_clear(&s);
+}
+
+/* Seeds as A1111 and ComfyUI take them: 0..2^64-1 exactly, -1 for a random
+   one; nothing else is wrapped, rounded or cut to fit. */
+static void seeds_as_people_write_them(void **state)
+{
+    (void)state;
+    enum { EXACT, RANDOM, REFUSED };
+    static const struct {
+        const char *seed; /* the JSON text of the value */
+        int outcome;
+        uint64_t value;    /* EXACT */
+        job_reason reason; /* REFUSED */
+    } cases[] = {
+        {"0", EXACT, 0, 0},
+        {"4294967296", EXACT, 4294967296ull, 0},
+        {"9223372036854775807", EXACT, 9223372036854775807ull, 0},
+        {"9223372036854775808", EXACT, 9223372036854775808ull, 0},
+        {"18446744073709551615", EXACT, 18446744073709551615ull, 0},
+        {"18446744073709551616", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"99999999999999999999999999", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"-1", RANDOM, 0, 0},
+        {"-1.0", RANDOM, 0, 0},
+        {"-2", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"-9223372036854775809", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"-0", EXACT, 0, 0},
+        {"42.0", EXACT, 42, 0},
+        {"1e3", EXACT, 1000, 0},
+        {"9007199254740991.0", EXACT, 9007199254740991ull, 0},
+        {"9007199254740992.0", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"1.5", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+        {"1e19", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"1.8446744073709552e19", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"\"18446744073709551615\"", EXACT, 18446744073709551615ull, 0},
+        {"\"-1\"", RANDOM, 0, 0},
+        {"\"18446744073709551616\"", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"\"1.8446744073709552e19\"", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+        {"\" 5\"", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+        {"\"007\"", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+        {"true", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+        {"[18446744073709551615]", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[200];
+        snprintf(json, sizeof json, "{\"model\":\"m\",\"seed\":%s}", cases[i].seed);
+        job_spec s;
+        job_error e;
+        int rc = from(&s, json, NULL, &e);
+        if (cases[i].outcome == REFUSED) {
+            if (rc == 0 || e.reason != cases[i].reason)
+                fail_msg("seed %s: want reason %s, got rc %d (%s)", cases[i].seed,
+                         job_reason_code(cases[i].reason), rc, rc ? e.message : "");
+            assert_string_equal(e.field, "seed");
+            job_spec_clear(&s);
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("seed %s: refused: %s", cases[i].seed, e.message);
+        assert_int_equal(s.seed_given, cases[i].outcome == EXACT);
+        job_spec_normalise(&s);
+        if (cases[i].outcome == EXACT)
+            assert_true(s.seed == cases[i].value);
+        else
+            assert_true(s.seed <= 0xffffffffu); /* the draw of a seed left out */
+        /* the stored text carries the value exactly, and reads back to it */
+        char *text = job_spec_to_json(&s), want[64];
+        snprintf(want, sizeof want, "\"seed\":%llu,", (unsigned long long)s.seed);
+        assert_non_null(strstr(text, want));
+        job_spec back;
+        assert_int_equal(from(&back, text, NULL, &e), 0);
+        assert_true(back.seed == s.seed && back.seed_given);
+        free(text);
+        job_spec_clear(&back);
+        job_spec_clear(&s);
+    }
+}
+
+/* Big literals elsewhere: out of range where a number belongs, the wrong type
+   where it does not, and untouched inside strings; the seed member is found
+   however its name is spelt. */
+static void big_integers_in_other_places(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        job_reason reason;
+        const char *field;
+    } refused[] = {
+        {"{\"model\":\"m\",\"width\":99999999999999999999}", JOB_ERR_OUT_OF_RANGE, "width"},
+        {"{\"model\":\"m\",\"width\":-99999999999999999999}", JOB_ERR_OUT_OF_RANGE, "width"},
+        {"{\"model\":\"m\",\"cfg_scale\":18446744073709551615}", JOB_ERR_OUT_OF_RANGE, "cfg_scale"},
+        {"{\"model\":\"m\",\"prompt\":18446744073709551615}", JOB_ERR_WRONG_TYPE, "prompt"},
+        {"{\"model\":\"m\",\"seed\":1,\"x\":{\"seed\":18446744073709551615}}",
+         JOB_ERR_UNKNOWN_FIELD, "x"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        job_spec s;
+        job_error e;
+        assert_int_equal(from(&s, refused[i].json, NULL, &e), -1);
+        assert_int_equal(e.reason, refused[i].reason);
+        assert_string_equal(e.field, refused[i].field);
+        job_spec_clear(&s);
+    }
+    job_spec s;
+    job_error e;
+    assert_int_equal(from(&s,
+                          "{\"model\":\"m\",\"prompt\":\"18446744073709551616 \\\\\","
+                          "\"negative_prompt\":\"\\\"seed\\\":1\",\"se\\u0065d\" : "
+                          "18446744073709551615}",
+                          NULL, &e),
+                     0);
+    assert_string_equal(s.prompt, "18446744073709551616 \\");
+    assert_string_equal(s.negative_prompt, "\"seed\":1");
+    assert_true(s.seed == 18446744073709551615ull);
+    job_spec_clear(&s);
+}
+
+static void json_u64_reads_and_writes(void **state)
+{
+    (void)state;
+    json_int_literal lit;
+    const char *text = "[1, {\"seed\": 18446744073709551615}, -99999999999999999999, 2.5e30]";
+    json_t *j = json_u64_loadb(text, strlen(text), 0, "seed", &lit, NULL);
+    assert_non_null(j);
+    assert_false(lit.found); /* not a member of the top-level object */
+    assert_true(json_integer_value(json_object_get(json_array_get(j, 1), "seed")) == INT64_MAX);
+    assert_true(json_integer_value(json_array_get(j, 2)) == INT64_MIN);
+    json_decref(j);
+    /* a repeated member: the last one counts, as in jansson */
+    text = "{\"seed\":18446744073709551615,\"seed\":\"x\"}";
+    j = json_u64_loadb(text, strlen(text), 0, "seed", &lit, NULL);
+    assert_false(lit.found);
+    json_decref(j);
+    text = "{\"seed\":\"x\",\"seed\":18446744073709551614}";
+    j = json_u64_loadb(text, strlen(text), 0, "seed", &lit, NULL);
+    uint64_t v = 0;
+    assert_true(json_int_literal_u64(&lit, &v) && v == 18446744073709551614ull);
+    json_decref(j);
+    /* what jansson refuses stays refused */
+    json_error_t err;
+    text = "{\"seed\":018446744073709551615}";
+    assert_null(json_u64_loadb(text, strlen(text), 0, "seed", &lit, &err));
+    text = "{\"seed\":18446744073709551615";
+    assert_null(json_u64_loadb(text, strlen(text), 0, "seed", &lit, &err));
+    /* writing: first member, exact digits; an empty object too */
+    json_t *o = json_pack("{s:i}", "images", 1);
+    char *out = json_u64_dumps(o, JSON_COMPACT, "seed", UINT64_MAX);
+    assert_string_equal(out, "{\"seed\":18446744073709551615,\"images\":1}");
+    free(out);
+    json_object_del(o, "images");
+    out = json_u64_dumps(o, JSON_COMPACT, "seed", 0);
+    assert_string_equal(out, "{\"seed\":0}");
+    free(out);
+    json_decref(o);
 }
 
 static void refusals_name_the_field(void **state)
@@ -311,6 +466,9 @@ int main(void)
         cmocka_unit_test(defaults_come_from_the_engine),
         cmocka_unit_test(round_trip),
         cmocka_unit_test(a_seed_is_drawn_once),
+        cmocka_unit_test(seeds_as_people_write_them),
+        cmocka_unit_test(big_integers_in_other_places),
+        cmocka_unit_test(json_u64_reads_and_writes),
         cmocka_unit_test(refusals_name_the_field),
         cmocka_unit_test(init_image_reaches_the_engine),
         cmocka_unit_test(blobs_put_get_delete),

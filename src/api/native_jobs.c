@@ -12,10 +12,14 @@
 
 #define MAX_WAIT_S 600 /* ?wait= upper bound: a proxy's idle timeout is rarely longer */
 
-static json_t *job_view(const job_record *r)
+/* A job as GET /v1/jobs shows it, as reply text (NULL when out of memory). */
+static char *job_view(const job_record *r)
 {
-    json_t *params = r->params ? json_loads(r->params, 0, NULL) : NULL;
-    json_t *result = r->result ? json_loads(r->result, 0, NULL) : NULL;
+    json_int_literal seed = {0};
+    json_t *params =
+        r->params ? json_u64_loadb(r->params, strlen(r->params), 0, "seed", &seed, NULL) : NULL;
+    json_t *result =
+        r->result ? json_u64_loadb(r->result, strlen(r->result), 0, NULL, NULL, NULL) : NULL;
     json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i,s:f,s:{s:i,s:i}}", "id", r->id, "status",
                           job_status_name(r->status), "model", r->model, "priority", r->priority,
                           "attempts", r->attempts, "megapixelsteps", r->megapixelsteps, "progress",
@@ -24,8 +28,6 @@ static json_t *job_view(const job_record *r)
     json_object_set_new(j, "started_ms", r->started_ms ? json_integer(r->started_ms) : json_null());
     json_object_set_new(j, "finished_ms",
                         r->finished_ms ? json_integer(r->finished_ms) : json_null());
-    json_t *seed = params ? json_object_get(params, "seed") : NULL;
-    json_object_set(j, "seed", seed ? seed : json_null());
     json_object_set_new(j, "images", native_image_urls(r->id, result));
     json_object_set_new(j, "error", r->error ? json_string(r->error) : json_null());
     json_object_set_new(json_object_get(j, "progress"), "eta_s",
@@ -38,7 +40,32 @@ static json_t *job_view(const job_record *r)
         json_object_set_new(j, "owner", json_string(r->owner));
     json_decref(params);
     json_decref(result);
-    return j;
+    char *text = j ? native_dumps_with_seed(j, &seed) : NULL;
+    json_decref(j);
+    return text;
+}
+
+/* {"jobs":[view,...]} as reply text (NULL when out of memory). */
+static char *job_list_text(const job_record *list, int n)
+{
+    char **views = calloc((size_t)n + 1, sizeof *views);
+    size_t size = sizeof "{\"jobs\":[]}" + (size_t)n;
+    int ok = views != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        ok = (views[i] = job_view(&list[i])) != NULL;
+        size += ok ? strlen(views[i]) : 0;
+    }
+    char *text = ok ? malloc(size) : NULL;
+    if (text) {
+        size_t k = (size_t)snprintf(text, size, "{\"jobs\":[");
+        for (int i = 0; i < n; i++)
+            k += (size_t)snprintf(text + k, size - k, "%s%s", i ? "," : "", views[i]);
+        snprintf(text + k, size - k, "]}");
+    }
+    for (int i = 0; views && i < n; i++)
+        free(views[i]);
+    free(views);
+    return text;
 }
 
 /* A refused spec: the native error shape plus the field it is about. */
@@ -156,9 +183,9 @@ enum MHD_Result native_get_job(http_request *r)
         }
     }
     hub_unsubscribe(sub);
-    json_t *j = job_view(&rec);
+    char *view = job_view(&rec);
     job_record_clear(&rec);
-    return http_reply_json(r, 200, j, NULL);
+    return http_reply_json_text(r, 200, view, NULL);
 }
 
 enum MHD_Result native_cancel_job(http_request *r)
@@ -233,9 +260,7 @@ enum MHD_Result native_list_jobs(http_request *r)
     pthread_mutex_unlock(&s->mu);
     if (st != GS_OK)
         return http_error(r, 503, "store_unavailable", err.msg);
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(arr, job_view(&list[i]));
+    char *text = job_list_text(list, n);
     store_list_free(list, n);
-    return http_reply_json(r, 200, json_pack("{s:o}", "jobs", arr), NULL);
+    return http_reply_json_text(r, 200, text, NULL);
 }

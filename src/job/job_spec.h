@@ -62,8 +62,8 @@ typedef struct job_spec {
     char scheduler[32]; /* "default": the sampler's own */
     int width, height, steps, batch_size, clip_skip;
     double cfg_scale, strength;
-    int seed_given; /* 0: job_spec_normalise draws one */
-    uint64_t seed;
+    int seed_given;    /* 0: job_spec_normalise draws one (no seed, or -1) */
+    uint64_t seed;     /* 0..2^64-1, exactly as written (json_u64.h) */
     char *init_image;  /* owned base64 text (a data: URL prefix allowed), or NULL */
     int priority;      /* queue priority, -100..100 */
     int preview_every; /* 0 = no previews */
