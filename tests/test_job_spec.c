@@ -326,6 +326,74 @@ static void refusals_name_the_field(void **state)
     assert_string_equal(job_reason_code(JOB_ERR_OUT_OF_RANGE), "out_of_range");
 }
 
+/* "a BREAK " n times: n chunks of 75 tokens. */
+static char *breaks(int n)
+{
+    char *p = malloc((size_t)n * 8 + 1);
+    assert_non_null(p);
+    for (int i = 0; i < n; i++)
+        memcpy(p + (size_t)i * 8, "a BREAK ", 8);
+    p[(size_t)n * 8] = '\0';
+    return p;
+}
+
+static int check_prompts(const char *prompt, const char *negative, const job_limits *lim,
+                         const gs_tokenizer *tok, job_error *e)
+{
+    job_spec s;
+    assert_int_equal(job_spec_init(&s), 0);
+    free(s.prompt);
+    free(s.negative_prompt);
+    s.prompt = strdup(prompt);
+    s.negative_prompt = strdup(negative);
+    int rc = job_spec_check_prompts(&s, lim, tok, e);
+    job_spec_clear(&s);
+    return rc;
+}
+
+/* A prompt's chunks are bounded (default 32), each prompt on its own, counted
+   with the engine's rules; a prompt the engine would refuse is refused here. */
+static void prompt_chunks_are_bounded(void **state)
+{
+    (void)state;
+    gs_tokenizer *tok = NULL;
+    assert_int_equal(gs_tokenizer_create(&tok), GS_OK);
+    job_limits lim;
+    job_limits_default(&lim);
+    assert_int_equal(lim.max_prompt_chunks, 32);
+    char *at_limit = breaks(32), *over = breaks(33), *huge = breaks(2048);
+    job_error e;
+    assert_int_equal(check_prompts(at_limit, at_limit, &lim, tok, &e), 0);
+    assert_int_equal(check_prompts(over, "", &lim, tok, &e), -1);
+    assert_int_equal(e.reason, JOB_ERR_TOO_LONG);
+    assert_string_equal(e.field, "prompt");
+    assert_non_null(strstr(e.message, "makes 33 chunks"));
+    assert_non_null(strstr(e.message, "limit is 32"));
+    assert_int_equal(check_prompts("a cat", over, &lim, tok, &e), -1);
+    assert_string_equal(e.field, "negative_prompt");
+    assert_int_equal(check_prompts(huge, "", &lim, tok, &e), -1);
+    assert_non_null(strstr(e.message, "makes 2048 chunks"));
+    /* 75 tokens are one chunk, 76 two (the comma rule aside) */
+    char words[2 * 76 + 1];
+    for (int i = 0; i < 76; i++)
+        memcpy(words + 2 * i, "a ", 2);
+    words[2 * 76] = '\0';
+    lim.max_prompt_chunks = 1;
+    assert_int_equal(check_prompts(words, "", &lim, tok, &e), -1);
+    words[2 * 75] = '\0';
+    assert_int_equal(check_prompts(words, "", &lim, tok, &e), 0);
+    assert_int_equal(check_prompts("(a:1.2.3)", "", &lim, tok, &e), -1);
+    assert_int_equal(e.reason, JOB_ERR_BAD_PROMPT);
+    assert_string_equal(e.field, "prompt");
+    assert_string_equal(job_reason_code(e.reason), "bad_prompt");
+    /* no limits (the stored text): only what the engine refuses */
+    assert_int_equal(check_prompts(huge, "", NULL, tok, &e), 0);
+    free(at_limit);
+    free(over);
+    free(huge);
+    gs_tokenizer_free(tok);
+}
+
 static void init_image_reaches_the_engine(void **state)
 {
     (void)state;
@@ -470,6 +538,7 @@ int main(void)
         cmocka_unit_test(big_integers_in_other_places),
         cmocka_unit_test(json_u64_reads_and_writes),
         cmocka_unit_test(refusals_name_the_field),
+        cmocka_unit_test(prompt_chunks_are_bounded),
         cmocka_unit_test(init_image_reaches_the_engine),
         cmocka_unit_test(blobs_put_get_delete),
         cmocka_unit_test(hub_wakes_the_right_subscribers),

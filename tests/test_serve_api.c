@@ -350,9 +350,15 @@ static void limits_retention_and_sigterm(void **state)
 {
     (void)state;
     fresh_data();
-    start_server("--max-steps 40 --max-side 128 --max-queued 1 --retention 2s");
+    start_server(
+        "--max-steps 40 --max-side 128 --max-queued 1 --retention 2s --max-prompt-chunks 2");
     char *body;
     assert_int_equal(http("POST", "/v1/jobs", "{\"model\":\"tiny-sd15\",\"steps\":41}", NULL), 422);
+    assert_int_equal(http("POST", "/v1/jobs",
+                          "{\"model\":\"tiny-sd15\",\"prompt\":\"a BREAK b BREAK c\"}", &body),
+                     422);
+    assert_non_null(strstr(body, "makes 3 chunks of 75 tokens; the limit is 2"));
+    free(body);
     assert_int_equal(http("POST", "/v1/jobs", "{\"model\":\"tiny-sd15\",\"width\":136}", NULL),
                      422);
     /* a job asking for a tiled VAE decode runs (64 px tiles of a 128 px image) */

@@ -85,7 +85,8 @@ static int spec_from_body(http_request *r, char **text, job_spec *spec, job_erro
     *text = NULL;
     int init_ok = job_spec_init(spec) == 0;
     if (init_ok && (job_spec_from_json(spec, r->body, r->body_len, &o->limits, e) != 0 ||
-                    job_spec_validate(spec, &o->limits, o->models_dir, e) != 0))
+                    job_spec_validate(spec, &o->limits, o->models_dir, e) != 0 ||
+                    job_spec_check_prompts(spec, &o->limits, r->s->tok, e) != 0))
         return -1;
     if (init_ok)
         job_spec_normalise(spec);

@@ -248,6 +248,10 @@ int serve_run(const serve_options *o)
     }
     if (!(s.catalog = model_catalog_create()) || !(s.hub = hub_create()))
         goto out;
+    if (gs_tokenizer_create(&s.tok) != GS_OK) {
+        log_error("cannot create the prompt tokenizer: out of memory");
+        goto out;
+    }
     /* jobs that were running when a previous server died go back to the queue */
     int rq = 0, fl = 0;
     if (store_expire_leases(own, INT64_MAX / 2, o->max_attempts, &rq, &fl, &err) != GS_OK)
@@ -325,6 +329,7 @@ out:
     blob_close(s.blobs);
     model_catalog_free(s.catalog);
     hub_free(s.hub);
+    gs_tokenizer_free(s.tok);
     pthread_mutex_destroy(&s.mu);
     api_keys_free(&s.keys);
     if (code == 0)

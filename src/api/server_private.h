@@ -23,6 +23,7 @@ typedef struct server {
     supervisor *sup;        /* the local workers (woken on submit) */
     model_catalog *catalog; /* family and dtype of model files, by name */
     api_keys keys;          /* n == 0: no keys, every request is let in */
+    gs_tokenizer *tok;      /* counts prompt chunks at submit; shared by the HTTP threads */
     volatile sig_atomic_t *stopping;
 } server;
 

@@ -43,6 +43,8 @@ static void usage(FILE *out)
             "  --max-steps N       sampler steps (default 150)\n"
             "  --max-batch N       images per job (default 8)\n"
             "  --max-prompt BYTES  prompt and negative prompt length (default 16K)\n"
+            "  --max-prompt-chunks N  75-token chunks of the prompt, and of the negative\n"
+            "                      prompt, with A1111's rules (BREAK starts one; default 32)\n"
             "  --max-body BYTES    request body (default 24M)\n"
             "  --max-image BYTES   decoded init image (default 16M)\n"
             "  --max-queued N      queued jobs; beyond it POST /v1/jobs answers 503 (default 0,\n"
@@ -110,6 +112,7 @@ int cmd_serve(int argc, char **argv)
         {"max-image", required_argument, 0, 6},
         {"max-queued", required_argument, 0, 7},
         {"max-connections", required_argument, 0, 8},
+        {"max-prompt-chunks", required_argument, 0, 10},
         {"ram-budget", required_argument, 0, 'B'},
         {"idle-unload", required_argument, 0, 'I'},
         {"preload", required_argument, 0, 'P'},
@@ -161,6 +164,9 @@ int cmd_serve(int argc, char **argv)
             break;
         case 7: bad = arg_int("--max-queued", optarg, 0, 100000000, &o.max_queued); break;
         case 8: bad = arg_int("--max-connections", optarg, 4, 65536, &o.max_connections); break;
+        case 10:
+            bad = arg_int("--max-prompt-chunks", optarg, 1, 1 << 20, &o.limits.max_prompt_chunks);
+            break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }

@@ -25,11 +25,17 @@ void job_limits_default(job_limits *l)
     l->max_batch = 8;
     l->max_prompt = 16 * 1024;
     l->max_image = 16u << 20;
+    l->max_prompt_chunks = 32; /* ~2,400 tokens, far past any prompt written by hand */
 }
 
 /* What a spec may hold when no operator limits apply (the stored text, read
    back by a worker): the largest values any limit flag accepts. */
-static const job_limits hard_limits = {16384, 10000, 64, (size_t)1 << 24, (size_t)1 << 28};
+static const job_limits hard_limits = {.max_side = 16384,
+                                       .max_steps = 10000,
+                                       .max_batch = 64,
+                                       .max_prompt = (size_t)1 << 24,
+                                       .max_image = (size_t)1 << 28,
+                                       .max_prompt_chunks = 1 << 20};
 
 const char *job_reason_code(job_reason r)
 {
@@ -45,6 +51,7 @@ const char *job_reason_code(job_reason r)
         [JOB_ERR_UNKNOWN_SCHEDULER] = "unknown_scheduler",
         [JOB_ERR_UNKNOWN_MODEL] = "unknown_model",
         [JOB_ERR_BAD_IMAGE] = "bad_image",
+        [JOB_ERR_BAD_PROMPT] = "bad_prompt",
         [JOB_ERR_NO_MEMORY] = "internal",
     };
     return (unsigned)r < sizeof codes / sizeof codes[0] ? codes[r] : "invalid";
@@ -356,6 +363,34 @@ int job_spec_validate(const job_spec *s, const job_limits *lim, const char *mode
         if (st != GS_OK)
             return fail(e, JOB_ERR_BAD_IMAGE, "init_image", "'init_image': %s", msg);
     }
+    return 0;
+}
+
+static int check_prompt(const char *name, const char *prompt, int max_chunks,
+                        const gs_tokenizer *tok, job_error *e)
+{
+    int n = 0;
+    char msg[200];
+    gs_status st = gs_prompt_chunks(tok, prompt, &n, msg, sizeof msg);
+    if (st == GS_ERR_NO_MEMORY)
+        return fail(e, JOB_ERR_NO_MEMORY, name, "out of memory");
+    if (st != GS_OK)
+        return fail(e, JOB_ERR_BAD_PROMPT, name, "'%s': %s", name, msg);
+    if (n > max_chunks)
+        return fail(e, JOB_ERR_TOO_LONG, name,
+                    "'%s' makes %d chunks of 75 tokens; the limit is %d (BREAK starts a chunk)",
+                    name, n, max_chunks);
+    return 0;
+}
+
+int job_spec_check_prompts(const job_spec *s, const job_limits *lim, const gs_tokenizer *tok,
+                           job_error *e)
+{
+    if (!lim)
+        lim = &hard_limits;
+    if (check_prompt("prompt", s->prompt, lim->max_prompt_chunks, tok, e) != 0 ||
+        check_prompt("negative_prompt", s->negative_prompt, lim->max_prompt_chunks, tok, e) != 0)
+        return -1;
     return 0;
 }
 

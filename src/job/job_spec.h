@@ -23,8 +23,9 @@ typedef struct job_limits {
     int max_side; /* width/height upper bound (multiples of 8) */
     int max_steps;
     int max_batch;
-    size_t max_prompt; /* bytes */
-    size_t max_image;  /* decoded init image bytes of base64 input */
+    size_t max_prompt;     /* bytes */
+    size_t max_image;      /* decoded init image bytes of base64 input */
+    int max_prompt_chunks; /* 75-token chunks of the prompt, and of the negative prompt */
 } job_limits;
 
 void job_limits_default(job_limits *l);
@@ -42,6 +43,7 @@ typedef enum job_reason {
     JOB_ERR_UNKNOWN_SCHEDULER, /* not in gs_scheduler_names() */
     JOB_ERR_UNKNOWN_MODEL,     /* no such checkpoint */
     JOB_ERR_BAD_IMAGE,         /* an input image that is not base64 or does not decode */
+    JOB_ERR_BAD_PROMPT,        /* a prompt the engine refuses: "(word:1.2.3)" */
     JOB_ERR_NO_MEMORY
 } job_reason;
 
@@ -86,6 +88,12 @@ int job_spec_from_json(job_spec *s, const char *json, size_t len, const job_limi
    checked), that an init image decodes within the limits. 0 or -1 with e. */
 int job_spec_validate(const job_spec *s, const job_limits *lim, const char *models_dir,
                       job_error *e);
+
+/* Checks that each prompt makes at most lim->max_prompt_chunks chunks (too
+   long otherwise) and that the engine can parse it (bad prompt otherwise),
+   counted by tok with the engine's own rules. lim NULL: only the parse. */
+int job_spec_check_prompts(const job_spec *s, const job_limits *lim, const gs_tokenizer *tok,
+                           job_error *e);
 
 /* Fills in what the spec leaves to chance (the seed), so the stored job
    reproduces exactly. */
