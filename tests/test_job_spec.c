@@ -2,7 +2,8 @@
  * test_job_spec - the job module without HTTP: defaults come from
  * gs_params_init, the stored JSON reads back to the same spec and the same
  * gs_params, each refusal names its field and reason, operator limits apply
- * at the edge but not to the stored text; the blob store (put/get/delete,
+ * at the edge but not to the stored text; seeds past int64; prompt chunk and
+ * cost limits (and a key's max_cost); the blob store (put/get/delete,
  * hostile ids) and the event hub (no lost wake-up, queue watchers, close).
  */
 #include "testutil.h"
@@ -11,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "api/api_keys.h"
 #include "job/base64.h"
 #include "job/job_spec.h"
 #include "queue/blob_store.h"
@@ -394,6 +397,101 @@ static void prompt_chunks_are_bounded(void **state)
     gs_tokenizer_free(tok);
 }
 
+/* The cost of a spec given as JSON (no limits, no checks across fields). */
+static double cost_of(const char *json)
+{
+    job_spec s;
+    job_error e;
+    if (from(&s, json, NULL, &e) != 0)
+        fail_msg("%s: %s", json, e.message);
+    double c = job_spec_cost(&s);
+    job_spec_clear(&s);
+    return c;
+}
+
+/* megapixels x batch x steps run x UNet passes, as the engine runs them. */
+static void cost_estimate(void **state)
+{
+    (void)state;
+    const double mp = 512.0 * 512 / 1e6;
+    assert_true(cost_of("{\"model\":\"m\"}") == mp * 20 * 2); /* 7.0: CFG, two passes */
+    assert_true(cost_of("{\"model\":\"m\",\"cfg_scale\":1}") == mp * 20);
+    assert_true(cost_of("{\"model\":\"m\",\"cfg_scale\":1.00000001}") == mp * 20); /* as float */
+    assert_true(cost_of("{\"model\":\"m\",\"cfg_scale\":0}") == mp * 20 * 2);
+    assert_true(cost_of("{\"model\":\"m\",\"width\":1024,\"height\":768,\"steps\":30,"
+                        "\"batch_size\":4,\"cfg_scale\":5}") == 1024.0 * 768 / 1e6 * 4 * 30 * 2);
+    /* img2img runs A1111's floor(min(strength, 0.999) * steps) + 1 steps */
+    static const struct {
+        const char *strength;
+        int steps, run;
+    } i2i[] = {{"0.5", 20, 11}, {"0.75", 20, 16}, {"1", 20, 20}, {"0.01", 20, 1}, {"0.7", 10, 8}};
+    for (size_t i = 0; i < sizeof i2i / sizeof i2i[0]; i++) {
+        char json[200];
+        snprintf(json, sizeof json,
+                 "{\"model\":\"m\",\"cfg_scale\":1,\"init_image\":\"x\",\"strength\":%s,"
+                 "\"steps\":%d}",
+                 i2i[i].strength, i2i[i].steps);
+        if (cost_of(json) != mp * i2i[i].run)
+            fail_msg("strength %s, %d steps: cost %g, want %d steps", i2i[i].strength, i2i[i].steps,
+                     cost_of(json), i2i[i].run);
+    }
+    /* the limit: the estimate may reach it, not pass it; 0 is none */
+    job_spec s;
+    job_error e;
+    assert_int_equal(from(&s, "{\"model\":\"m\"}", NULL, &e), 0);
+    assert_int_equal(job_spec_check_cost(&s, mp * 40, "the server's", &e), 0);
+    assert_int_equal(job_spec_check_cost(&s, 0, "the server's", &e), 0);
+    assert_int_equal(job_spec_check_cost(&s, 10, "this key's", &e), -1);
+    assert_int_equal(e.reason, JOB_ERR_TOO_COSTLY);
+    assert_string_equal(job_reason_code(e.reason), "too_costly");
+    assert_string_equal(e.field, "");
+    assert_non_null(strstr(e.message, "estimated cost is 10.4858 megapixel-steps"));
+    assert_non_null(strstr(e.message, "x 2 UNet passes (CFG)"));
+    assert_non_null(strstr(e.message, "over this key's limit of 10"));
+    job_spec_clear(&s);
+}
+
+/* A key's max_cost in the key file: a decimal of megapixel-steps, or refused. */
+static void key_file_cost_limits(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/gesso-keys-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    static const struct {
+        const char *line;
+        int ok;
+        double max_cost;
+    } cases[] = {
+        {"alice-key-0123456789 alice max_cost=2.5", 1, 2.5},
+        {"alice-key-0123456789 alice max_active=2 max_cost=0 admin", 1, 0},
+        {"alice-key-0123456789 alice", 1, 0},
+        {"alice-key-0123456789 alice max_cost=-1", 0, 0},
+        {"alice-key-0123456789 alice max_cost=inf", 0, 0},
+        {"alice-key-0123456789 alice max_cost=1e13", 0, 0},
+        {"alice-key-0123456789 alice max_cost=5x", 0, 0},
+        {"alice-key-0123456789 alice max_cost=", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fprintf(f, "%s\n", cases[i].line);
+        fclose(f);
+        api_keys keys;
+        char msg[256];
+        int rc = api_keys_load(path, &keys, msg, sizeof msg);
+        if ((rc == 0) != cases[i].ok)
+            fail_msg("'%s': %s", cases[i].line, rc ? msg : "taken");
+        if (rc == 0) {
+            assert_true(keys.keys[0].max_cost == cases[i].max_cost);
+            api_keys_free(&keys);
+        } else {
+            assert_non_null(strstr(msg, ":1: max_cost"));
+        }
+    }
+    unlink(path);
+}
+
 static void init_image_reaches_the_engine(void **state)
 {
     (void)state;
@@ -539,6 +637,8 @@ int main(void)
         cmocka_unit_test(json_u64_reads_and_writes),
         cmocka_unit_test(refusals_name_the_field),
         cmocka_unit_test(prompt_chunks_are_bounded),
+        cmocka_unit_test(cost_estimate),
+        cmocka_unit_test(key_file_cost_limits),
         cmocka_unit_test(init_image_reaches_the_engine),
         cmocka_unit_test(blobs_put_get_delete),
         cmocka_unit_test(hub_wakes_the_right_subscribers),

@@ -78,6 +78,16 @@ static enum MHD_Result spec_error(http_request *r, const job_error *e)
                            NULL);
 }
 
+/* The job's cost estimate against the tighter of the server's --max-job-cost
+   and the key's max_cost. */
+static int check_cost(const http_request *r, const job_spec *spec, job_error *e)
+{
+    double server_max = r->s->o->limits.max_cost, key_max = r->key ? r->key->max_cost : 0;
+    int key_binds = key_max > 0 && (server_max <= 0 || key_max < server_max);
+    return job_spec_check_cost(spec, key_binds ? key_max : server_max,
+                               key_binds ? "this key's" : "the server's", e);
+}
+
 /* Reads, checks and normalises the body into the stored JSON text. */
 static int spec_from_body(http_request *r, char **text, job_spec *spec, job_error *e)
 {
@@ -86,6 +96,7 @@ static int spec_from_body(http_request *r, char **text, job_spec *spec, job_erro
     int init_ok = job_spec_init(spec) == 0;
     if (init_ok && (job_spec_from_json(spec, r->body, r->body_len, &o->limits, e) != 0 ||
                     job_spec_validate(spec, &o->limits, o->models_dir, e) != 0 ||
+                    check_cost(r, spec, e) != 0 ||
                     job_spec_check_prompts(spec, &o->limits, r->s->tok, e) != 0))
         return -1;
     if (init_ok)

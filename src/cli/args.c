@@ -58,7 +58,7 @@ int arg_seed(const char *s, uint64_t *out, int *random)
     return -1;
 }
 
-int arg_float(const char *name, const char *s, double min, double max, float *out)
+int arg_double(const char *name, const char *s, double min, double max, double *out)
 {
     char *end;
     errno = 0;
@@ -71,6 +71,15 @@ int arg_float(const char *name, const char *s, double min, double max, float *ou
         fprintf(stderr, "gesso: %s: %g is outside %g..%g\n", name, v, min, max);
         return -1;
     }
+    *out = v;
+    return 0;
+}
+
+int arg_float(const char *name, const char *s, double min, double max, float *out)
+{
+    double v;
+    if (arg_double(name, s, min, max, &v) != 0)
+        return -1;
     *out = (float)v;
     return 0;
 }

@@ -35,7 +35,8 @@ static void usage(FILE *out)
             "                      room (default: 75%% of physical RAM / workers)\n"
             "  --idle-unload SECONDS  free a model no job used for this long (default 0: never)\n"
             "  --preload NAME      load model NAME in every worker at start (repeatable)\n"
-            "  --api-keys FILE     require bearer keys (lines: KEY NAME [max_active=N] [admin])\n"
+            "  --api-keys FILE     require bearer keys (lines: KEY NAME [max_active=N]\n"
+            "                      [max_cost=MPS] [admin])\n"
             "  --retention DUR     keep finished jobs and images this long: 90s, 12h, 7d\n"
             "                      (default 7d; 0 keeps them forever)\n"
             "limits (a request beyond one is refused with 4xx, nothing queued):\n"
@@ -47,6 +48,11 @@ static void usage(FILE *out)
             "                      prompt, with A1111's rules (BREAK starts one; default 32)\n"
             "  --max-body BYTES    request body (default 24M)\n"
             "  --max-image BYTES   decoded init image (default 16M)\n"
+            "  --max-job-cost MPS  a job's estimated cost in megapixel-steps: width x height\n"
+            "                      x batch / 10^6 x steps run (img2img: about steps x\n"
+            "                      strength) x 2 with CFG (cfg_scale != 1); beyond it 422\n"
+            "                      too_costly (default 0, no bound; a key's max_cost=MPS\n"
+            "                      bounds its jobs too, the lower wins)\n"
             "  --max-queued N      queued jobs; beyond it POST /v1/jobs answers 503 (default 0,\n"
             "                      no bound)\n"
             "  --max-connections N concurrent HTTP connections (default 256)\n"
@@ -113,6 +119,7 @@ int cmd_serve(int argc, char **argv)
         {"max-queued", required_argument, 0, 7},
         {"max-connections", required_argument, 0, 8},
         {"max-prompt-chunks", required_argument, 0, 10},
+        {"max-job-cost", required_argument, 0, 11},
         {"ram-budget", required_argument, 0, 'B'},
         {"idle-unload", required_argument, 0, 'I'},
         {"preload", required_argument, 0, 'P'},
@@ -167,6 +174,7 @@ int cmd_serve(int argc, char **argv)
         case 10:
             bad = arg_int("--max-prompt-chunks", optarg, 1, 1 << 20, &o.limits.max_prompt_chunks);
             break;
+        case 11: bad = arg_double("--max-job-cost", optarg, 0, 1e12, &o.limits.max_cost); break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }

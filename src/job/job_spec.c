@@ -26,6 +26,7 @@ void job_limits_default(job_limits *l)
     l->max_prompt = 16 * 1024;
     l->max_image = 16u << 20;
     l->max_prompt_chunks = 32; /* ~2,400 tokens, far past any prompt written by hand */
+    l->max_cost = 0;
 }
 
 /* What a spec may hold when no operator limits apply (the stored text, read
@@ -52,6 +53,7 @@ const char *job_reason_code(job_reason r)
         [JOB_ERR_UNKNOWN_MODEL] = "unknown_model",
         [JOB_ERR_BAD_IMAGE] = "bad_image",
         [JOB_ERR_BAD_PROMPT] = "bad_prompt",
+        [JOB_ERR_TOO_COSTLY] = "too_costly",
         [JOB_ERR_NO_MEMORY] = "internal",
     };
     return (unsigned)r < sizeof codes / sizeof codes[0] ? codes[r] : "invalid";
@@ -408,6 +410,43 @@ void job_spec_normalise(job_spec *s)
 double job_spec_megapixelsteps(const job_spec *s)
 {
     return (double)s->width * s->height * s->steps * s->batch_size / 1e6;
+}
+
+/* The sampler steps a run makes: img2img skips the start of the schedule.
+   This is A1111's count and the engine's for its k-samplers; ddim and lcm
+   run one step fewer at most, so the estimate errs high there. */
+static int steps_run(const job_spec *s)
+{
+    if (!s->init_image)
+        return s->steps;
+    double strength = s->strength < 0.999 ? s->strength : 0.999;
+    return (int)floor(strength * s->steps) + 1;
+}
+
+/* UNet passes per step: CFG runs it for the prompt and the negative prompt.
+   The engine tests the float it is given, so a cfg_scale of 1.00000001 is
+   one pass there and must be one here. */
+static int unet_passes(const job_spec *s)
+{
+    return (float)s->cfg_scale != 1.0f ? 2 : 1;
+}
+
+double job_spec_cost(const job_spec *s)
+{
+    return (double)s->width * s->height * s->batch_size / 1e6 * steps_run(s) * unet_passes(s);
+}
+
+int job_spec_check_cost(const job_spec *s, double max_cost, const char *whose, job_error *e)
+{
+    double cost = job_spec_cost(s);
+    if (max_cost <= 0 || cost <= max_cost)
+        return 0;
+    return fail(e, JOB_ERR_TOO_COSTLY, NULL,
+                "the job's estimated cost is %.6g megapixel-steps (%dx%d x %d image%s x %d "
+                "steps x %d UNet pass%s), over %s limit of %g",
+                cost, s->width, s->height, s->batch_size, s->batch_size > 1 ? "s" : "",
+                steps_run(s), unet_passes(s), unet_passes(s) > 1 ? "es (CFG)" : "", whose,
+                max_cost);
 }
 
 /* ---- JSON out ---- */

@@ -26,6 +26,7 @@ typedef struct job_limits {
     size_t max_prompt;     /* bytes */
     size_t max_image;      /* decoded init image bytes of base64 input */
     int max_prompt_chunks; /* 75-token chunks of the prompt, and of the negative prompt */
+    double max_cost;       /* job_spec_cost bound, megapixel-steps; 0 = none */
 } job_limits;
 
 void job_limits_default(job_limits *l);
@@ -44,6 +45,7 @@ typedef enum job_reason {
     JOB_ERR_UNKNOWN_MODEL,     /* no such checkpoint */
     JOB_ERR_BAD_IMAGE,         /* an input image that is not base64 or does not decode */
     JOB_ERR_BAD_PROMPT,        /* a prompt the engine refuses: "(word:1.2.3)" */
+    JOB_ERR_TOO_COSTLY,        /* the cost estimate is over the operator's or the key's limit */
     JOB_ERR_NO_MEMORY
 } job_reason;
 
@@ -104,6 +106,15 @@ char *job_spec_to_json(const job_spec *s);
 
 /* Work of the job in megapixel-steps (width * height * steps * batch / 1e6). */
 double job_spec_megapixelsteps(const job_spec *s);
+
+/* What the job costs to run, in megapixel-steps of UNet work: width * height
+   * batch / 1e6 * the steps it runs (img2img: A1111's floor(min(strength,
+   0.999) * steps) + 1) * its UNet passes (2 with CFG, cfg_scale != 1). */
+double job_spec_cost(const job_spec *s);
+
+/* Refuses (too costly) a job whose cost is over max_cost (0: no limit);
+   whose names the limit in the message ("the server's"). */
+int job_spec_check_cost(const job_spec *s, double max_cost, const char *whose, job_error *e);
 
 /* True when name can name a model: letters, digits, '.', '_', '-', not
    starting with '.', so DIR/NAME.safetensors never leaves DIR. */
