@@ -316,8 +316,8 @@ GS_API void gs_result_free(gs_result *res);
  * of 75 tokens (AUTOMATIC1111's rules: CLIP's tokens, the emphasis syntax
  * removed, a chunk that fills up moves the words after its last comma, if
  * within 20 tokens of its end, to the next one; BREAK starts a new chunk); the
- * text encoder runs once per chunk, and the prompt and negative prompt are
- * padded to the same count. */
+ * text encoder runs once per chunk, and every UNet step attends to all their
+ * tokens. */
 typedef struct gs_tokenizer gs_tokenizer;
 
 /* Creates a tokenizer (the vocabulary compiled into the library is inflated:
