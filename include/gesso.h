@@ -309,6 +309,32 @@ GS_API void gs_result_timings(const gs_result *res, gs_timings *out);
 GS_API GS_NODISCARD gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops);
 GS_API void gs_result_free(gs_result *res);
 
+/* ---- prompts ---- */
+
+/* The engine's prompt rules without an engine or a model, for a service that
+ * bounds the work of a job before queueing it. A prompt is encoded in chunks
+ * of 75 tokens (AUTOMATIC1111's rules: CLIP's tokens, the emphasis syntax
+ * removed, a chunk that fills up moves the words after its last comma, if
+ * within 20 tokens of its end, to the next one; BREAK starts a new chunk); the
+ * text encoder runs once per chunk, and every UNet step attends to all their
+ * tokens. */
+typedef struct gs_tokenizer gs_tokenizer;
+
+/* Creates a tokenizer (the vocabulary compiled into the library is inflated:
+ * tens of milliseconds); free it with gs_tokenizer_free. Immutable once made:
+ * one may be shared by any number of threads. */
+GS_API GS_NODISCARD gs_status gs_tokenizer_create(gs_tokenizer **out);
+GS_API void gs_tokenizer_free(gs_tokenizer *tok);
+
+/* Sets *chunks to the number of 75-token chunks gs_generate encodes prompt
+ * in (1 for an empty prompt); a few milliseconds for 16 KB. Fails with
+ * GS_ERR_INVALID_ARGUMENT where gs_generate would refuse the prompt: a weight
+ * that is not a number ("(word:1.2.3)"), brackets nested thousands deep, or
+ * over 16 MB. On failure *chunks is 0 and errmsg (if not NULL, of errmsg_size
+ * bytes) says why. */
+GS_API GS_NODISCARD gs_status gs_prompt_chunks(const gs_tokenizer *tok, const char *prompt,
+                                               int *chunks, char *errmsg, size_t errmsg_size);
+
 /* Sampler and scheduler names the engine accepts, NULL-terminated. */
 GS_API const char *const *gs_sampler_names(void);
 GS_API const char *const *gs_scheduler_names(void);

@@ -226,6 +226,18 @@ static void exit_codes(void **state)
                         "-o",         (char *)tmp("a.png"), NULL};
         assert_int_equal(run(argv), 2);
     }
+    /* seeds: 0..2^64-1 or -1, nothing wrapped ("-5" is not 2^64-5) */
+    static const char *const bad_seeds[] = {
+        "18446744073709551616", "-2", "-5", " 5", "+5", "1.5", ""};
+    for (size_t i = 0; i < sizeof bad_seeds / sizeof bad_seeds[0]; i++) {
+        char *argv[] = {
+            GS_GESSO_BIN, "generate",           "-m", m, "-p", "x", "--seed", (char *)bad_seeds[i],
+            "-o",         (char *)tmp("a.png"), NULL};
+        assert_int_equal(run(argv), 2);
+        char *err = slurp(tmp("stderr"), NULL);
+        assert_non_null(strstr(err, "--seed"));
+        free(err);
+    }
     {
         char *argv[] = {GS_GESSO_BIN, "generate",           "-m", m, "-p", "x", "--steps", "-3",
                         "-o",         (char *)tmp("a.png"), NULL};
@@ -286,6 +298,23 @@ static void exit_codes(void **state)
         assert_int_equal(run(argv), 0);
         char *err = slurp(tmp("stderr"), NULL);
         assert_non_null(strstr(err, "seed "));
+        free(err);
+    }
+    {
+        /* -1 asks for a random one as A1111 does: printed, and the one in the PNG */
+        char *argv[] = {
+            GS_GESSO_BIN, "generate", "-m",      m,   "-p",     "x",  "-W", "64",
+            "-H",         "64",       "--steps", "1", "--seed", "-1", "-o", (char *)tmp("r.png"),
+            NULL};
+        assert_int_equal(run(argv), 0);
+        char *err = slurp(tmp("stderr"), NULL), *at = strstr(err, "gesso: seed ");
+        assert_non_null(at);
+        char want[64];
+        snprintf(want, sizeof want, "Seed: %.*s,", (int)strspn(at + 12, "0123456789"), at + 12);
+        size_t n = 0;
+        char *png = slurp(tmp("r.png"), &n);
+        assert_non_null(memmem(png, n, want, strlen(want)));
+        free(png);
         free(err);
     }
 }

@@ -2,7 +2,8 @@
  * test_job_spec - the job module without HTTP: defaults come from
  * gs_params_init, the stored JSON reads back to the same spec and the same
  * gs_params, each refusal names its field and reason, operator limits apply
- * at the edge but not to the stored text; the blob store (put/get/delete of
+ * at the edge but not to the stored text; seeds past int64; prompt chunk and
+ * cost limits (and a key's max_cost); the blob store (put/get/delete of
  * inputs, images and previews, hostile ids, the running byte count shared by
  * processes, the walk over jobs) and the event hub (no lost wake-up, queue
  * watchers, close).
@@ -13,11 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "api/api_keys.h"
 #include "job/base64.h"
 #include "job/job_spec.h"
 #include "queue/blob_store.h"
 #include "queue/event_hub.h"
+#include "support/json_u64.h"
 
 static void defaults_come_from_the_engine(void **state)
 {
@@ -111,6 +115,160 @@ static void a_seed_is_drawn_once(void **state)
     job_spec_clear(&s);
 }
 
+/* Seeds as A1111 and ComfyUI take them: 0..2^64-1 exactly, -1 for a random
+   one; nothing else is wrapped, rounded or cut to fit. */
+static void seeds_as_people_write_them(void **state)
+{
+    (void)state;
+    enum { EXACT, RANDOM, REFUSED };
+    static const struct {
+        const char *seed; /* the JSON text of the value */
+        int outcome;
+        uint64_t value;    /* EXACT */
+        job_reason reason; /* REFUSED */
+    } cases[] = {
+        {"0", EXACT, 0, 0},
+        {"4294967296", EXACT, 4294967296ull, 0},
+        {"9223372036854775807", EXACT, 9223372036854775807ull, 0},
+        {"9223372036854775808", EXACT, 9223372036854775808ull, 0},
+        {"18446744073709551615", EXACT, 18446744073709551615ull, 0},
+        {"18446744073709551616", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"99999999999999999999999999", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"-1", RANDOM, 0, 0},
+        {"-1.0", RANDOM, 0, 0},
+        {"-2", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"-9223372036854775809", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"-0", EXACT, 0, 0},
+        {"42.0", EXACT, 42, 0},
+        {"1e3", EXACT, 1000, 0},
+        {"9007199254740991.0", EXACT, 9007199254740991ull, 0},
+        {"9007199254740992.0", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"1.5", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+        {"1e19", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"1.8446744073709552e19", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"\"18446744073709551615\"", EXACT, 18446744073709551615ull, 0},
+        {"\"-1\"", RANDOM, 0, 0},
+        {"\"18446744073709551616\"", REFUSED, 0, JOB_ERR_OUT_OF_RANGE},
+        {"\"1.8446744073709552e19\"", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+        {"\" 5\"", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+        {"\"007\"", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+        {"true", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+        {"[18446744073709551615]", REFUSED, 0, JOB_ERR_WRONG_TYPE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[200];
+        snprintf(json, sizeof json, "{\"model\":\"m\",\"seed\":%s}", cases[i].seed);
+        job_spec s;
+        job_error e;
+        int rc = from(&s, json, NULL, &e);
+        if (cases[i].outcome == REFUSED) {
+            if (rc == 0 || e.reason != cases[i].reason)
+                fail_msg("seed %s: want reason %s, got rc %d (%s)", cases[i].seed,
+                         job_reason_code(cases[i].reason), rc, rc ? e.message : "");
+            assert_string_equal(e.field, "seed");
+            job_spec_clear(&s);
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("seed %s: refused: %s", cases[i].seed, e.message);
+        assert_int_equal(s.seed_given, cases[i].outcome == EXACT);
+        job_spec_normalise(&s);
+        if (cases[i].outcome == EXACT)
+            assert_true(s.seed == cases[i].value);
+        else
+            assert_true(s.seed <= 0xffffffffu); /* the draw of a seed left out */
+        /* the stored text carries the value exactly, and reads back to it */
+        char *text = job_spec_to_json(&s), want[64];
+        snprintf(want, sizeof want, "\"seed\":%llu,", (unsigned long long)s.seed);
+        assert_non_null(strstr(text, want));
+        job_spec back;
+        assert_int_equal(from(&back, text, NULL, &e), 0);
+        assert_true(back.seed == s.seed && back.seed_given);
+        free(text);
+        job_spec_clear(&back);
+        job_spec_clear(&s);
+    }
+}
+
+/* Big literals elsewhere: out of range where a number belongs, the wrong type
+   where it does not, and untouched inside strings; the seed member is found
+   however its name is spelt. */
+static void big_integers_in_other_places(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        job_reason reason;
+        const char *field;
+    } refused[] = {
+        {"{\"model\":\"m\",\"width\":99999999999999999999}", JOB_ERR_OUT_OF_RANGE, "width"},
+        {"{\"model\":\"m\",\"width\":-99999999999999999999}", JOB_ERR_OUT_OF_RANGE, "width"},
+        {"{\"model\":\"m\",\"cfg_scale\":18446744073709551615}", JOB_ERR_OUT_OF_RANGE, "cfg_scale"},
+        {"{\"model\":\"m\",\"prompt\":18446744073709551615}", JOB_ERR_WRONG_TYPE, "prompt"},
+        {"{\"model\":\"m\",\"seed\":1,\"x\":{\"seed\":18446744073709551615}}",
+         JOB_ERR_UNKNOWN_FIELD, "x"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        job_spec s;
+        job_error e;
+        assert_int_equal(from(&s, refused[i].json, NULL, &e), -1);
+        assert_int_equal(e.reason, refused[i].reason);
+        assert_string_equal(e.field, refused[i].field);
+        job_spec_clear(&s);
+    }
+    job_spec s;
+    job_error e;
+    assert_int_equal(from(&s,
+                          "{\"model\":\"m\",\"prompt\":\"18446744073709551616 \\\\\","
+                          "\"negative_prompt\":\"\\\"seed\\\":1\",\"se\\u0065d\" : "
+                          "18446744073709551615}",
+                          NULL, &e),
+                     0);
+    assert_string_equal(s.prompt, "18446744073709551616 \\");
+    assert_string_equal(s.negative_prompt, "\"seed\":1");
+    assert_true(s.seed == 18446744073709551615ull);
+    job_spec_clear(&s);
+}
+
+static void json_u64_reads_and_writes(void **state)
+{
+    (void)state;
+    json_int_literal lit;
+    const char *text = "[1, {\"seed\": 18446744073709551615}, -99999999999999999999, 2.5e30]";
+    json_t *j = json_u64_loadb(text, strlen(text), 0, "seed", &lit, NULL);
+    assert_non_null(j);
+    assert_false(lit.found); /* not a member of the top-level object */
+    assert_true(json_integer_value(json_object_get(json_array_get(j, 1), "seed")) == INT64_MAX);
+    assert_true(json_integer_value(json_array_get(j, 2)) == INT64_MIN);
+    json_decref(j);
+    /* a repeated member: the last one counts, as in jansson */
+    text = "{\"seed\":18446744073709551615,\"seed\":\"x\"}";
+    j = json_u64_loadb(text, strlen(text), 0, "seed", &lit, NULL);
+    assert_false(lit.found);
+    json_decref(j);
+    text = "{\"seed\":\"x\",\"seed\":18446744073709551614}";
+    j = json_u64_loadb(text, strlen(text), 0, "seed", &lit, NULL);
+    uint64_t v = 0;
+    assert_true(json_int_literal_u64(&lit, &v) && v == 18446744073709551614ull);
+    json_decref(j);
+    /* what jansson refuses stays refused */
+    json_error_t err;
+    text = "{\"seed\":018446744073709551615}";
+    assert_null(json_u64_loadb(text, strlen(text), 0, "seed", &lit, &err));
+    text = "{\"seed\":18446744073709551615";
+    assert_null(json_u64_loadb(text, strlen(text), 0, "seed", &lit, &err));
+    /* writing: first member, exact digits; an empty object too */
+    json_t *o = json_pack("{s:i}", "images", 1);
+    char *out = json_u64_dumps(o, JSON_COMPACT, "seed", UINT64_MAX);
+    assert_string_equal(out, "{\"seed\":18446744073709551615,\"images\":1}");
+    free(out);
+    json_object_del(o, "images");
+    out = json_u64_dumps(o, JSON_COMPACT, "seed", 0);
+    assert_string_equal(out, "{\"seed\":0}");
+    free(out);
+    json_decref(o);
+}
+
 static void refusals_name_the_field(void **state)
 {
     (void)state;
@@ -171,6 +329,169 @@ static void refusals_name_the_field(void **state)
     assert_int_equal(job_spec_validate(&s, &lim, GS_FIXTURES, &e), 0);
     job_spec_clear(&s);
     assert_string_equal(job_reason_code(JOB_ERR_OUT_OF_RANGE), "out_of_range");
+}
+
+/* "a BREAK " n times: n chunks of 75 tokens. */
+static char *breaks(int n)
+{
+    char *p = malloc((size_t)n * 8 + 1);
+    assert_non_null(p);
+    for (int i = 0; i < n; i++)
+        memcpy(p + (size_t)i * 8, "a BREAK ", 8);
+    p[(size_t)n * 8] = '\0';
+    return p;
+}
+
+static int check_prompts(const char *prompt, const char *negative, const job_limits *lim,
+                         const gs_tokenizer *tok, job_error *e)
+{
+    job_spec s;
+    assert_int_equal(job_spec_init(&s), 0);
+    free(s.prompt);
+    free(s.negative_prompt);
+    s.prompt = strdup(prompt);
+    s.negative_prompt = strdup(negative);
+    int rc = job_spec_check_prompts(&s, lim, tok, e);
+    job_spec_clear(&s);
+    return rc;
+}
+
+/* A prompt's chunks are bounded (default 32), each prompt on its own, counted
+   with the engine's rules; a prompt the engine would refuse is refused here. */
+static void prompt_chunks_are_bounded(void **state)
+{
+    (void)state;
+    gs_tokenizer *tok = NULL;
+    assert_int_equal(gs_tokenizer_create(&tok), GS_OK);
+    job_limits lim;
+    job_limits_default(&lim);
+    assert_int_equal(lim.max_prompt_chunks, 32);
+    char *at_limit = breaks(32), *over = breaks(33), *huge = breaks(2048);
+    job_error e;
+    assert_int_equal(check_prompts(at_limit, at_limit, &lim, tok, &e), 0);
+    assert_int_equal(check_prompts(over, "", &lim, tok, &e), -1);
+    assert_int_equal(e.reason, JOB_ERR_TOO_LONG);
+    assert_string_equal(e.field, "prompt");
+    assert_non_null(strstr(e.message, "makes 33 chunks"));
+    assert_non_null(strstr(e.message, "limit is 32"));
+    assert_int_equal(check_prompts("a cat", over, &lim, tok, &e), -1);
+    assert_string_equal(e.field, "negative_prompt");
+    assert_int_equal(check_prompts(huge, "", &lim, tok, &e), -1);
+    assert_non_null(strstr(e.message, "makes 2048 chunks"));
+    /* 75 tokens are one chunk, 76 two (the comma rule aside) */
+    char words[2 * 76 + 1];
+    for (int i = 0; i < 76; i++)
+        memcpy(words + 2 * i, "a ", 2);
+    words[2 * 76] = '\0';
+    lim.max_prompt_chunks = 1;
+    assert_int_equal(check_prompts(words, "", &lim, tok, &e), -1);
+    words[2 * 75] = '\0';
+    assert_int_equal(check_prompts(words, "", &lim, tok, &e), 0);
+    assert_int_equal(check_prompts("(a:1.2.3)", "", &lim, tok, &e), -1);
+    assert_int_equal(e.reason, JOB_ERR_BAD_PROMPT);
+    assert_string_equal(e.field, "prompt");
+    assert_string_equal(job_reason_code(e.reason), "bad_prompt");
+    /* no limits (the stored text): only what the engine refuses */
+    assert_int_equal(check_prompts(huge, "", NULL, tok, &e), 0);
+    free(at_limit);
+    free(over);
+    free(huge);
+    gs_tokenizer_free(tok);
+}
+
+/* The cost of a spec given as JSON (no limits, no checks across fields). */
+static double cost_of(const char *json)
+{
+    job_spec s;
+    job_error e;
+    if (from(&s, json, NULL, &e) != 0)
+        fail_msg("%s: %s", json, e.message);
+    double c = job_spec_cost(&s);
+    job_spec_clear(&s);
+    return c;
+}
+
+/* megapixels x batch x steps run x UNet passes, as the engine runs them. */
+static void cost_estimate(void **state)
+{
+    (void)state;
+    const double mp = 512.0 * 512 / 1e6;
+    assert_true(cost_of("{\"model\":\"m\"}") == mp * 20 * 2); /* 7.0: CFG, two passes */
+    assert_true(cost_of("{\"model\":\"m\",\"cfg_scale\":1}") == mp * 20);
+    assert_true(cost_of("{\"model\":\"m\",\"cfg_scale\":1.00000001}") == mp * 20); /* as float */
+    assert_true(cost_of("{\"model\":\"m\",\"cfg_scale\":0}") == mp * 20 * 2);
+    assert_true(cost_of("{\"model\":\"m\",\"width\":1024,\"height\":768,\"steps\":30,"
+                        "\"batch_size\":4,\"cfg_scale\":5}") == 1024.0 * 768 / 1e6 * 4 * 30 * 2);
+    /* img2img runs A1111's floor(min(strength, 0.999) * steps) + 1 steps */
+    static const struct {
+        const char *strength;
+        int steps, run;
+    } i2i[] = {{"0.5", 20, 11}, {"0.75", 20, 16}, {"1", 20, 20}, {"0.01", 20, 1}, {"0.7", 10, 8}};
+    for (size_t i = 0; i < sizeof i2i / sizeof i2i[0]; i++) {
+        char json[200];
+        snprintf(json, sizeof json,
+                 "{\"model\":\"m\",\"cfg_scale\":1,\"init_image\":\"x\",\"strength\":%s,"
+                 "\"steps\":%d}",
+                 i2i[i].strength, i2i[i].steps);
+        if (cost_of(json) != mp * i2i[i].run)
+            fail_msg("strength %s, %d steps: cost %g, want %d steps", i2i[i].strength, i2i[i].steps,
+                     cost_of(json), i2i[i].run);
+    }
+    /* the limit: the estimate may reach it, not pass it; 0 is none */
+    job_spec s;
+    job_error e;
+    assert_int_equal(from(&s, "{\"model\":\"m\"}", NULL, &e), 0);
+    assert_int_equal(job_spec_check_cost(&s, mp * 40, "the server's", &e), 0);
+    assert_int_equal(job_spec_check_cost(&s, 0, "the server's", &e), 0);
+    assert_int_equal(job_spec_check_cost(&s, 10, "this key's", &e), -1);
+    assert_int_equal(e.reason, JOB_ERR_TOO_COSTLY);
+    assert_string_equal(job_reason_code(e.reason), "too_costly");
+    assert_string_equal(e.field, "");
+    assert_non_null(strstr(e.message, "estimated cost is 10.4858 megapixel-steps"));
+    assert_non_null(strstr(e.message, "x 2 UNet passes (CFG)"));
+    assert_non_null(strstr(e.message, "over this key's limit of 10"));
+    job_spec_clear(&s);
+}
+
+/* A key's max_cost in the key file: a decimal of megapixel-steps, or refused. */
+static void key_file_cost_limits(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/gesso-keys-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    static const struct {
+        const char *line;
+        int ok;
+        double max_cost;
+    } cases[] = {
+        {"alice-key-0123456789 alice max_cost=2.5", 1, 2.5},
+        {"alice-key-0123456789 alice max_active=2 max_cost=0 admin", 1, 0},
+        {"alice-key-0123456789 alice", 1, 0},
+        {"alice-key-0123456789 alice max_cost=-1", 0, 0},
+        {"alice-key-0123456789 alice max_cost=inf", 0, 0},
+        {"alice-key-0123456789 alice max_cost=1e13", 0, 0},
+        {"alice-key-0123456789 alice max_cost=5x", 0, 0},
+        {"alice-key-0123456789 alice max_cost=", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fprintf(f, "%s\n", cases[i].line);
+        fclose(f);
+        api_keys keys;
+        char msg[256];
+        int rc = api_keys_load(path, &keys, msg, sizeof msg);
+        if ((rc == 0) != cases[i].ok)
+            fail_msg("'%s': %s", cases[i].line, rc ? msg : "taken");
+        if (rc == 0) {
+            assert_true(keys.keys[0].max_cost == cases[i].max_cost);
+            api_keys_free(&keys);
+        } else {
+            assert_non_null(strstr(msg, ":1: max_cost"));
+        }
+    }
+    unlink(path);
 }
 
 static void init_image_reaches_the_engine(void **state)
@@ -379,7 +700,13 @@ int main(void)
         cmocka_unit_test(defaults_come_from_the_engine),
         cmocka_unit_test(round_trip),
         cmocka_unit_test(a_seed_is_drawn_once),
+        cmocka_unit_test(seeds_as_people_write_them),
+        cmocka_unit_test(big_integers_in_other_places),
+        cmocka_unit_test(json_u64_reads_and_writes),
         cmocka_unit_test(refusals_name_the_field),
+        cmocka_unit_test(prompt_chunks_are_bounded),
+        cmocka_unit_test(cost_estimate),
+        cmocka_unit_test(key_file_cost_limits),
         cmocka_unit_test(init_image_reaches_the_engine),
         cmocka_unit_test(blobs_put_get_delete),
         cmocka_unit_test(blobs_count_their_bytes),

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/alloc.h"
 #include "text/prompt.h"
@@ -28,12 +29,17 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The chunks of prompt; every test of them also checks that counting agrees. */
 static prompt_chunks chunks_of(const char *prompt)
 {
     prompt_chunks pc;
     gi_error err = {0};
     if (prompt_to_chunks(tok, prompt, &pc, &err) != GS_OK)
         fail_msg("prompt_to_chunks(\"%.60s\"): %s", prompt, err.msg);
+    int counted = -1;
+    assert_int_equal(prompt_count_chunks(tok, prompt, &counted, &err), GS_OK);
+    if (counted != pc.n_chunks)
+        fail_msg("\"%.60s\": %d chunks counted, %d made", prompt, counted, pc.n_chunks);
     return pc;
 }
 
@@ -218,6 +224,9 @@ static void invalid_weight_is_an_error(void **state)
         assert_non_null(strstr(err.msg, "weight"));
         assert_null(pc.ids);
         assert_int_equal(pc.n_chunks, 0);
+        int n = -1;
+        assert_int_equal(prompt_count_chunks(tok, bad[i], &n, &err), GS_ERR_INVALID_ARGUMENT);
+        assert_int_equal(n, 0);
     }
 }
 
@@ -481,6 +490,13 @@ static void weight_rescale_arithmetic(void **state)
 
 /* ---- robustness ---- */
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static void hostile_prompts(void **state)
 {
     (void)state;
@@ -493,6 +509,27 @@ static void hostile_prompts(void **state)
     p[len] = '\0';
     prompt_chunks pc = chunks_of(p);
     assert_true(pc.n_chunks >= 1);
+    prompt_chunks_free(&pc);
+    free(p);
+
+    /* brackets nested thousands deep over as many runs: A1111's weighting is
+     * quadratic there (a second for 128 KB), so the prompt is refused at once */
+    len = 128 * 1024;
+    p = malloc(len + 1);
+    assert_non_null(p);
+    for (size_t i = 0; i < len; i += 2)
+        memcpy(p + i, i % 4 ? "[a" : "(a", 2);
+    p[len] = '\0';
+    gi_error err = {0};
+    int n = -1;
+    double t0 = now_ms();
+    assert_int_equal(prompt_count_chunks(tok, p, &n, &err), GS_ERR_INVALID_ARGUMENT);
+    assert_true(now_ms() - t0 < 2000);
+    assert_non_null(strstr(err.msg, "nest too deeply"));
+    /* a few hundred levels still parse: 300 runs of "a", each its own weight */
+    p[600] = '\0';
+    pc = chunks_of(p);
+    assert_int_equal(pc.n_chunks, 4);
     prompt_chunks_free(&pc);
     free(p);
 
@@ -512,6 +549,42 @@ static void hostile_prompts(void **state)
     assert_int_equal(pc.n_chunks, (20000 + 74) / 75);
     prompt_chunks_free(&pc);
     free(p);
+}
+
+/* The public count a service bounds jobs with: no engine, no model, and
+   milliseconds for a prompt at the service's 16 KB limit. */
+static void public_chunk_count(void **state)
+{
+    (void)state;
+    gs_tokenizer *pt = NULL;
+    assert_int_equal(gs_tokenizer_create(&pt), GS_OK);
+    size_t len = 16 * 1024;
+    char *p = malloc(len + 1);
+    assert_non_null(p);
+    for (size_t i = 0; i < len; i += 8)
+        memcpy(p + i, "a BREAK ", 8);
+    p[len] = '\0';
+    int n = 0;
+    char msg[128];
+    double t0 = now_ms();
+    assert_int_equal(gs_prompt_chunks(pt, p, &n, msg, sizeof msg), GS_OK);
+    double ms = now_ms() - t0;
+    assert_int_equal(n, 2048);
+    printf("counted 2048 chunks of a 16 KB prompt in %.1f ms\n", ms);
+    /* a bound for sanitized debug builds: release builds take ~2 ms */
+    assert_true(ms < 2000);
+    p[8 * 32] = '\0';
+    assert_int_equal(gs_prompt_chunks(pt, p, &n, msg, sizeof msg), GS_OK);
+    assert_int_equal(n, 32);
+    assert_int_equal(gs_prompt_chunks(pt, "", &n, msg, sizeof msg), GS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(gs_prompt_chunks(pt, "(a:1.2.3)", &n, msg, sizeof msg),
+                     GS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(n, 0);
+    assert_non_null(strstr(msg, "weight"));
+    assert_int_equal(gs_prompt_chunks(NULL, "a", &n, NULL, 0), GS_ERR_INVALID_ARGUMENT);
+    free(p);
+    gs_tokenizer_free(pt);
 }
 
 static void survives_allocation_failures(void **state)
@@ -551,6 +624,7 @@ int main(void)
         cmocka_unit_test(long_prompt_gives_several_chunks),
         cmocka_unit_test(weight_rescale_arithmetic),
         cmocka_unit_test(hostile_prompts),
+        cmocka_unit_test(public_chunk_count),
         cmocka_unit_test(survives_allocation_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

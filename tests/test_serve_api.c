@@ -2,9 +2,10 @@
  * test_serve_api - more of `gesso serve` over real HTTP on 127.0.0.1: the
  * Server-Sent Events of a job in order (queued, started, every step once,
  * previews, the end), priorities, API keys (401, 403, per-key 429), /v1/stats,
- * limits given as flags, retention, and SIGTERM giving a running job back;
- * big init images kept out of the job database (the store cap, purge and the
- * start-up sweep of their files).
+ * limits given as flags, retention, SIGTERM giving a running job back, a
+ * seed past int64 from the request to the PNG, and big init images kept out
+ * of the job database (the store cap, purge and the start-up sweep of their
+ * files).
  */
 #include "testutil.h"
 
@@ -20,6 +21,8 @@
 #include <zlib.h>
 
 #include "job/base64.h"
+
+#include "gesso.h"
 
 #define SLOW "{\"model\":\"tiny-sd15\",\"steps\":150,\"width\":128,\"height\":128}"
 #define QUICK "{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}"
@@ -352,9 +355,15 @@ static void limits_retention_and_sigterm(void **state)
 {
     (void)state;
     fresh_data();
-    start_server("--max-steps 40 --max-side 128 --max-queued 1 --retention 2s");
+    start_server(
+        "--max-steps 40 --max-side 128 --max-queued 1 --retention 2s --max-prompt-chunks 2");
     char *body;
     assert_int_equal(http("POST", "/v1/jobs", "{\"model\":\"tiny-sd15\",\"steps\":41}", NULL), 422);
+    assert_int_equal(http("POST", "/v1/jobs",
+                          "{\"model\":\"tiny-sd15\",\"prompt\":\"a BREAK b BREAK c\"}", &body),
+                     422);
+    assert_non_null(strstr(body, "makes 3 chunks of 75 tokens; the limit is 2"));
+    free(body);
     assert_int_equal(http("POST", "/v1/jobs", "{\"model\":\"tiny-sd15\",\"width\":136}", NULL),
                      422);
     /* a job asking for a tiled VAE decode runs (64 px tiles of a 128 px image) */
@@ -567,6 +576,99 @@ static void big_init_images_stay_out_of_the_database(void **state)
     free(small), free(job), free(b64), free(png);
 }
 
+/* The PNG of a finished job's image k (malloc'd, *n bytes). */
+static unsigned char *fetch_image(const char *id, int k, size_t *n)
+{
+    char out[300], cmd[700];
+    snprintf(out, sizeof out, "%s/image.png", dir);
+    snprintf(cmd, sizeof cmd, "curl -sf -m 30 -o '%s' '%s/v1/jobs/%s/images/%d'", out, base, id, k);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(out, "rb");
+    assert_non_null(f);
+    unsigned char *png = malloc(1 << 20);
+    *n = fread(png, 1, 1 << 20, f);
+    fclose(f);
+    return png;
+}
+
+static int contains(const unsigned char *bytes, size_t n, const char *text)
+{
+    size_t k = strlen(text);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(bytes + i, text, k) == 0)
+            return 1;
+    return 0;
+}
+
+/* `gesso generate` of QUICK's settings with seed, as the workers run it (2 threads). */
+static gs_image *cli_image(const char *seed)
+{
+    char out[300], cmd[1200], msg[200];
+    snprintf(out, sizeof out, "%s/cli-%s.png", dir, seed);
+    snprintf(cmd, sizeof cmd,
+             "'%s' generate -q -m '%s' -p '' -W 64 -H 64 --steps 2 --threads 2 --seed %s -o '%s'"
+             " >/dev/null 2>&1",
+             GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"), seed, out);
+    assert_int_equal(system(cmd), 0);
+    gs_image *im = NULL;
+    assert_int_equal(gs_image_load(out, &im, msg, sizeof msg), GS_OK);
+    return im;
+}
+
+static int same_pixels(const gs_image *a, const gs_image *b)
+{
+    return a->width == b->width && a->height == b->height && a->channels == b->channels &&
+           memcmp(a->pixels, b->pixels, (size_t)a->width * a->height * a->channels) == 0;
+}
+
+/* A seed past int64 (2^64-1, which A1111 and ComfyUI take) runs and comes
+   back exactly wherever it goes out: the job, the list, the event stream's
+   end, the PNG's parameters. The image is the CLI's for the same seed, and,
+   as torch's generator seeds mt19937 with the low 32 bits, the one of 2^32-1. */
+static void a_seed_past_int64(void **state)
+{
+    (void)state;
+    fresh_data();
+    start_server(NULL);
+    char *id = submit("{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64,"
+                      "\"prompt\":\"\",\"seed\":18446744073709551615}");
+    json_t *j = wait_job(id, 120000);
+    assert_string_equal(status_of(j), "succeeded");
+    json_decref(j);
+    const char *exact = "\"seed\":18446744073709551615,";
+    char path[160], *body;
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    assert_int_equal(http("GET", path, NULL, &body), 200);
+    assert_non_null(strstr(body, exact));
+    free(body);
+    assert_int_equal(http("GET", "/v1/jobs", NULL, &body), 200);
+    assert_non_null(strstr(body, exact));
+    free(body);
+    char cmd[600], line[4096], end[4096] = "";
+    snprintf(cmd, sizeof cmd, "curl -sN -m 20 '%s/v1/jobs/%s/events'", base, id);
+    FILE *p = popen(cmd, "r");
+    while (fgets(line, sizeof line, p))
+        if (strncmp(line, "data: ", 6) == 0)
+            snprintf(end, sizeof end, "%s", line);
+    pclose(p);
+    assert_non_null(strstr(end, exact));
+    size_t n = 0;
+    unsigned char *png = fetch_image(id, 0, &n);
+    assert_true(contains(png, n, "Seed: 18446744073709551615,"));
+    char msg[200];
+    gs_image *served = NULL;
+    assert_int_equal(gs_image_load_memory(png, n, &served, msg, sizeof msg), GS_OK);
+    free(png);
+    gs_image *cli = cli_image("18446744073709551615"), *low = cli_image("4294967295");
+    assert_true(same_pixels(served, cli));
+    assert_true(same_pixels(served, low));
+    gs_image_free(served);
+    gs_image_free(cli);
+    gs_image_free(low);
+    free(id);
+    assert_int_equal(stop_server(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,6 +677,7 @@ int main(void)
         cmocka_unit_test_teardown(api_keys, stop_leftovers),
         cmocka_unit_test_teardown(limits_retention_and_sigterm, stop_leftovers),
         cmocka_unit_test_teardown(big_init_images_stay_out_of_the_database, stop_leftovers),
+        cmocka_unit_test_teardown(a_seed_past_int64, stop_leftovers),
     };
     if (getenv("GS_TEST_FILTER"))
         cmocka_set_test_filter(getenv("GS_TEST_FILTER"));

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "support/json_u64.h"
+
 static st_file *golden_file;
 
 const char *fixture_path(const char *name)
@@ -271,7 +273,7 @@ json_t *test_get_job(const char *base, const char *dir, const char *authorizatio
     char path[128], *body;
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     assert_int_equal(test_http_auth(base, dir, "GET", path, NULL, authorization, &body), 200);
-    json_t *j = json_loads(body, 0, NULL);
+    json_t *j = json_u64_loadb(body, strlen(body), 0, NULL, NULL, NULL);
     free(body);
     assert_non_null(j);
     return j;
@@ -292,7 +294,7 @@ json_t *test_wait_job(const char *base, const char *dir, const char *authorizati
         long left = (long)((end - test_mono_ms()) / 1000);
         snprintf(path, sizeof path, "/v1/jobs/%s?wait=%ld", id, left < 15 ? left : 15);
         assert_int_equal(test_http_auth(base, dir, "GET", path, NULL, authorization, &body), 200);
-        json_t *j = json_loads(body, 0, NULL);
+        json_t *j = json_u64_loadb(body, strlen(body), 0, NULL, NULL, NULL);
         free(body);
         assert_non_null(j);
         const char *st = json_string_value(json_object_get(j, "status"));

@@ -61,7 +61,8 @@ int64_t test_mono_ms(void);
 /* POSTs json (written to dir/req.json) to /v1/jobs; asserts 202 and status
    "queued"; returns the job id (malloc'd). */
 char *test_submit(const char *base, const char *dir, const char *authorization, const char *json);
-/* GET /v1/jobs/{id}, asserting 200 and JSON. */
+/* GET /v1/jobs/{id}, asserting 200 and JSON. A seed past 2^63-1 reads as
+   INT64_MAX (json_u64.h): check such a seed in the reply's text. */
 json_t *test_get_job(const char *base, const char *dir, const char *authorization, const char *id);
 /* Waits until the job leaves queued/running (long-polls GET /v1/jobs/{id}?wait=,
    which the server answers when the job ends), for at most timeout_ms of wall

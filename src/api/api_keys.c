@@ -21,6 +21,36 @@ static int name_ok(const char *s)
     return 1;
 }
 
+/* One NAME=VALUE option of a key's line; -1 with why filled when it is wrong. */
+static int parse_option(const char *opt, api_key *k, char *why, size_t why_size)
+{
+    char *end;
+    if (strcmp(opt, "admin") == 0) {
+        k->admin = 1;
+    } else if (strncmp(opt, "max_active=", 11) == 0) {
+        long v = strtol(opt + 11, &end, 10);
+        if (*end || end == opt + 11 || v < 0 || v > 1000000) {
+            snprintf(why, why_size, "max_active must be a number in 0..1000000");
+            return -1;
+        }
+        k->max_active = (int)v;
+    } else if (strncmp(opt, "max_cost=", 9) == 0) {
+        /* a digit first: strtod would take "inf", "nan", "-1" and " 5" */
+        int digit = opt[9] >= '0' && opt[9] <= '9';
+        double v = digit ? strtod(opt + 9, &end) : 0;
+        if (!digit || *end || v > 1e12) {
+            snprintf(why, why_size, "max_cost must be a number of megapixel-steps in 0..1e12");
+            return -1;
+        }
+        k->max_cost = v;
+    } else {
+        snprintf(why, why_size, "unknown option '%.40s' (max_active=N, max_cost=MPS or admin)",
+                 opt);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_line(char *line, api_key *k, char *why, size_t why_size)
 {
     char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save);
@@ -41,22 +71,9 @@ static int parse_line(char *line, api_key *k, char *why, size_t why_size)
     }
     memset(k, 0, sizeof *k);
     snprintf(k->name, sizeof k->name, "%s", name);
-    for (char *opt; (opt = strtok_r(NULL, " \t\r\n", &save));) {
-        if (strcmp(opt, "admin") == 0) {
-            k->admin = 1;
-        } else if (strncmp(opt, "max_active=", 11) == 0) {
-            char *end;
-            long v = strtol(opt + 11, &end, 10);
-            if (*end || end == opt + 11 || v < 0 || v > 1000000) {
-                snprintf(why, why_size, "max_active must be a number in 0..1000000");
-                return -1;
-            }
-            k->max_active = (int)v;
-        } else {
-            snprintf(why, why_size, "unknown option '%.40s' (max_active=N or admin)", opt);
+    for (char *opt; (opt = strtok_r(NULL, " \t\r\n", &save));)
+        if (parse_option(opt, k, why, why_size) != 0)
             return -1;
-        }
-    }
     k->key = strdup(tok);
     k->key_len = n;
     if (!k->key) {

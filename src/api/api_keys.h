@@ -1,14 +1,16 @@
 /*
  * api_keys - the optional bearer keys of `gesso serve`, read from a file:
  *
- *   # KEY                               NAME    [max_active=N] [admin]
- *   3f9c2a7d51e04b8c9e6f1a2b3c4d5e6f    alice   max_active=4
+ *   # KEY                               NAME    [max_active=N] [max_cost=MPS] [admin]
+ *   3f9c2a7d51e04b8c9e6f1a2b3c4d5e6f    alice   max_active=4 max_cost=100
  *   9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a    ops     admin
  *
  * A key is 16..256 printable characters without spaces; NAME (1..63 of
  * [A-Za-z0-9._-]) becomes the owner of the jobs it submits. max_active bounds
- * the key's queued plus running jobs (0 = no bound); admin keys see and
- * cancel every job and read /metrics.
+ * the key's queued plus running jobs (0 = no bound); max_cost bounds the cost
+ * estimate of each job it submits, in megapixel-steps (job_spec_cost; a
+ * decimal, 0 = no bound; the server's --max-job-cost applies too, the lower
+ * wins); admin keys see and cancel every job and read /metrics.
  */
 #ifndef GS_API_KEYS_H
 #define GS_API_KEYS_H
@@ -20,6 +22,7 @@ typedef struct api_key {
     size_t key_len;
     char name[64];
     int max_active;
+    double max_cost; /* megapixel-steps per job; 0 = no bound */
     int admin;
 } api_key;
 

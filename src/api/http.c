@@ -53,8 +53,14 @@ enum MHD_Result http_reply_bytes(http_request *r, int status, const char *type, 
 
 enum MHD_Result http_reply_json(http_request *r, int status, json_t *j, const char *extra_header)
 {
-    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    char *text = j ? json_dumps(j, HTTP_JSON_FLAGS) : NULL;
     json_decref(j);
+    return http_reply_json_text(r, status, text, extra_header);
+}
+
+enum MHD_Result http_reply_json_text(http_request *r, int status, char *text,
+                                     const char *extra_header)
+{
     if (!text)
         return MHD_NO;
     return http_reply_bytes(r, status, "application/json", text, strlen(text),

@@ -96,8 +96,15 @@ void http_add_common_headers(const http_request *r, struct MHD_Response *resp);
 enum MHD_Result http_reply_bytes(http_request *r, int status, const char *type, void *data,
                                  size_t n, enum MHD_ResponseMemoryMode mode,
                                  const char *extra_header);
+/* How replies write JSON: compact, reals to 6 significant digits. */
+#define HTTP_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(6))
+
 /* Takes the reference to j. */
 enum MHD_Result http_reply_json(http_request *r, int status, json_t *j, const char *extra_header);
+/* The same for JSON already written (malloc'd; taken, and NULL is a failure):
+   for a reply that holds an integer jansson cannot (json_u64.h). */
+enum MHD_Result http_reply_json_text(http_request *r, int status, char *text,
+                                     const char *extra_header);
 /* In the request's protocol's shape. */
 enum MHD_Result http_error(http_request *r, int status, const char *code, const char *message);
 enum MHD_Result http_error_with(http_request *r, int status, const char *code, const char *message,

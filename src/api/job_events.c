@@ -58,10 +58,9 @@ static void append(stream *st, const char *text, size_t n)
     st->len += n;
 }
 
-static void emit(stream *st, const char *event, json_t *data)
+/* Appends one event whose data is text (malloc'd, taken; NULL: none). */
+static void emit_text(stream *st, const char *event, char *text)
 {
-    char *text = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-    json_decref(data);
     if (!text)
         return;
     char head[64];
@@ -70,6 +69,13 @@ static void emit(stream *st, const char *event, json_t *data)
     append(st, text, strlen(text));
     append(st, "\n\n", 2);
     free(text);
+}
+
+static void emit(stream *st, const char *event, json_t *data)
+{
+    char *text = data ? json_dumps(data, HTTP_JSON_FLAGS) : NULL;
+    json_decref(data);
+    emit_text(st, event, text);
 }
 
 /* The preview PNG as a data URL, or NULL when the file is gone (the job moved on). */
@@ -136,11 +142,12 @@ static void observe(stream *st, const job_record *r, int position)
     if (r->status == JOB_RUNNING || r->status == JOB_SUCCEEDED)
         emit_progress(st, r);
     if (r->status == JOB_SUCCEEDED) {
-        json_t *res = r->result ? json_loads(r->result, 0, NULL) : NULL;
-        json_t *seed = json_object_get(res, "seed");
-        emit(st, "succeeded",
-             json_pack("{s:O,s:o}", "seed", seed ? seed : json_null(), "images",
-                       native_image_urls(r->id, res)));
+        json_int_literal seed = {0};
+        json_t *res =
+            r->result ? json_u64_loadb(r->result, strlen(r->result), 0, "seed", &seed, NULL) : NULL;
+        json_t *d = json_pack("{s:o}", "images", native_image_urls(r->id, res));
+        emit_text(st, "succeeded", d ? native_dumps_with_seed(d, &seed) : NULL);
+        json_decref(d);
         json_decref(res);
         st->done = 1;
     } else if (r->status == JOB_FAILED) {

@@ -45,6 +45,15 @@ int native_spec_status(job_reason reason)
     }
 }
 
+char *native_dumps_with_seed(json_t *o, const json_int_literal *seed)
+{
+    uint64_t v;
+    if (json_int_literal_u64(seed, &v))
+        return json_u64_dumps(o, HTTP_JSON_FLAGS, "seed", v);
+    json_object_set_new(o, "seed", json_null());
+    return json_dumps(o, HTTP_JSON_FLAGS);
+}
+
 json_t *native_image_urls(const char *id, const json_t *result)
 {
     json_t *urls = json_array();

@@ -7,6 +7,7 @@
 #include "api/http.h"
 #include "api/server_private.h"
 #include "job/job_spec.h"
+#include "support/json_u64.h"
 
 /* ---- native_jobs.c ---- */
 enum MHD_Result native_post_job(http_request *r);
@@ -24,6 +25,11 @@ enum MHD_Result native_get_metrics(http_request *r);
 enum MHD_Result native_healthz(http_request *r);
 
 /* ---- shared ---- */
+
+/* o as reply text with the member "seed" added: its exact value when seed
+   holds one in 0..2^64-1, else null. Text, since jansson cannot hold a seed
+   past 2^63-1. NULL when out of memory. */
+char *native_dumps_with_seed(json_t *o, const json_int_literal *seed);
 
 /* The image URLs of a job from its result JSON (may be NULL: none). */
 json_t *native_image_urls(const char *id, const json_t *result);

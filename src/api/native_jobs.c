@@ -14,10 +14,14 @@
 
 #define MAX_WAIT_S 600 /* ?wait= upper bound: a proxy's idle timeout is rarely longer */
 
-static json_t *job_view(const job_record *r)
+/* A job as GET /v1/jobs shows it, as reply text (NULL when out of memory). */
+static char *job_view(const job_record *r)
 {
-    json_t *params = r->params ? json_loads(r->params, 0, NULL) : NULL;
-    json_t *result = r->result ? json_loads(r->result, 0, NULL) : NULL;
+    json_int_literal seed = {0};
+    json_t *params =
+        r->params ? json_u64_loadb(r->params, strlen(r->params), 0, "seed", &seed, NULL) : NULL;
+    json_t *result =
+        r->result ? json_u64_loadb(r->result, strlen(r->result), 0, NULL, NULL, NULL) : NULL;
     json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i,s:f,s:{s:i,s:i}}", "id", r->id, "status",
                           job_status_name(r->status), "model", r->model, "priority", r->priority,
                           "attempts", r->attempts, "megapixelsteps", r->megapixelsteps, "progress",
@@ -26,8 +30,6 @@ static json_t *job_view(const job_record *r)
     json_object_set_new(j, "started_ms", r->started_ms ? json_integer(r->started_ms) : json_null());
     json_object_set_new(j, "finished_ms",
                         r->finished_ms ? json_integer(r->finished_ms) : json_null());
-    json_t *seed = params ? json_object_get(params, "seed") : NULL;
-    json_object_set(j, "seed", seed ? seed : json_null());
     json_object_set_new(j, "images", native_image_urls(r->id, result));
     json_object_set_new(j, "error", r->error ? json_string(r->error) : json_null());
     json_object_set_new(json_object_get(j, "progress"), "eta_s",
@@ -40,7 +42,32 @@ static json_t *job_view(const job_record *r)
         json_object_set_new(j, "owner", json_string(r->owner));
     json_decref(params);
     json_decref(result);
-    return j;
+    char *text = j ? native_dumps_with_seed(j, &seed) : NULL;
+    json_decref(j);
+    return text;
+}
+
+/* {"jobs":[view,...]} as reply text (NULL when out of memory). */
+static char *job_list_text(const job_record *list, int n)
+{
+    char **views = calloc((size_t)n + 1, sizeof *views);
+    size_t size = sizeof "{\"jobs\":[]}" + (size_t)n;
+    int ok = views != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        ok = (views[i] = job_view(&list[i])) != NULL;
+        size += ok ? strlen(views[i]) : 0;
+    }
+    char *text = ok ? malloc(size) : NULL;
+    if (text) {
+        size_t k = (size_t)snprintf(text, size, "{\"jobs\":[");
+        for (int i = 0; i < n; i++)
+            k += (size_t)snprintf(text + k, size - k, "%s%s", i ? "," : "", views[i]);
+        snprintf(text + k, size - k, "]}");
+    }
+    for (int i = 0; views && i < n; i++)
+        free(views[i]);
+    free(views);
+    return text;
 }
 
 /* A refused spec: the native error shape plus the field it is about. */
@@ -53,6 +80,16 @@ static enum MHD_Result spec_error(http_request *r, const job_error *e)
                            NULL);
 }
 
+/* The job's cost estimate against the tighter of the server's --max-job-cost
+   and the key's max_cost. */
+static int check_cost(const http_request *r, const job_spec *spec, job_error *e)
+{
+    double server_max = r->s->o->limits.max_cost, key_max = r->key ? r->key->max_cost : 0;
+    int key_binds = key_max > 0 && (server_max <= 0 || key_max < server_max);
+    return job_spec_check_cost(spec, key_binds ? key_max : server_max,
+                               key_binds ? "this key's" : "the server's", e);
+}
+
 /* Reads, checks and normalises the body into spec (native_inputs_put writes
    the text the store keeps, once the images are out of it). */
 static int spec_from_body(http_request *r, job_spec *spec, job_error *e)
@@ -63,7 +100,8 @@ static int spec_from_body(http_request *r, job_spec *spec, job_error *e)
         return -1;
     }
     if (job_spec_from_json(spec, r->body, r->body_len, &o->limits, e) != 0 ||
-        job_spec_validate(spec, &o->limits, o->models_dir, e) != 0)
+        job_spec_validate(spec, &o->limits, o->models_dir, e) != 0 || check_cost(r, spec, e) != 0 ||
+        job_spec_check_prompts(spec, &o->limits, r->s->tok, e) != 0)
         return -1;
     job_spec_normalise(spec);
     return 0;
@@ -164,9 +202,9 @@ enum MHD_Result native_get_job(http_request *r)
         if (park_sleep(r->park, (int)left) == 0)
             return MHD_YES; /* suspended: libmicrohttpd calls again on news or at the deadline */
     }
-    json_t *j = job_view(&rec);
+    char *view = job_view(&rec);
     job_record_clear(&rec);
-    return http_reply_json(r, 200, j, NULL);
+    return http_reply_json_text(r, 200, view, NULL);
 }
 
 enum MHD_Result native_cancel_job(http_request *r)
@@ -240,9 +278,7 @@ enum MHD_Result native_list_jobs(http_request *r)
                          : GS_ERR_IO;
     if (st != GS_OK)
         return http_error(r, 503, "store_unavailable", err.msg);
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(arr, job_view(&list[i]));
+    char *text = job_list_text(list, n);
     store_list_free(list, n);
-    return http_reply_json(r, 200, json_pack("{s:o}", "jobs", arr), NULL);
+    return http_reply_json_text(r, 200, text, NULL);
 }

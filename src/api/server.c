@@ -371,6 +371,10 @@ int serve_run(const serve_options *o)
         !(s.guard = conn_guard_create(header_s * 1000, o->request_timeout_s * 1000)))
         goto out;
     raise_fd_limit(o->max_connections);
+    if (gs_tokenizer_create(&s.tok) != GS_OK) {
+        log_error("cannot create the prompt tokenizer: out of memory");
+        goto out;
+    }
     /* jobs that were running when a previous server died go back to the queue */
     int rq = 0, fl = 0;
     if (store_expire_leases(own, INT64_MAX / 2, o->max_attempts, &rq, &fl, &err) != GS_OK)
@@ -454,6 +458,7 @@ out:
     blob_close(s.blobs);
     model_catalog_free(s.catalog);
     hub_free(s.hub);
+    gs_tokenizer_free(s.tok);
     pthread_mutex_destroy(&s.submit_mu);
     if (have_key)
         pthread_key_delete(s.store_key);

@@ -29,6 +29,7 @@ typedef struct server {
     struct parking *parking;   /* waiting requests' suspended connections */
     struct conn_guard *guard;  /* request deadlines */
     _Atomic size_t body_bytes; /* held by request bodies being received, all together */
+    gs_tokenizer *tok;         /* counts prompt chunks at submit; shared by the HTTP threads */
     volatile sig_atomic_t *stopping;
     int64_t max_store_bytes; /* the store cap in effect (native_inputs.h); 0: none */
 } server;

@@ -25,24 +25,40 @@ int arg_int(const char *name, const char *s, long min, long max, int *out)
     return 0;
 }
 
-int arg_u64(const char *name, const char *s, uint64_t *out)
+/* Digits only: strtoull would take " 5" and "+5", and wrap "-5" to 2^64-5. */
+static int parse_u64(const char *s, uint64_t *out)
 {
-    char *end;
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || s[n] != '\0')
+        return -1;
     errno = 0;
-    if (*s == '-') {
-        fprintf(stderr, "gesso: %s: '%s' must not be negative\n", name, s);
+    unsigned long long v = strtoull(s, NULL, 10);
+    if (errno == ERANGE)
         return -1;
-    }
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end) {
-        fprintf(stderr, "gesso: %s: '%s' is not a non-negative integer below 2^64\n", name, s);
-        return -1;
-    }
     *out = (uint64_t)v;
     return 0;
 }
 
-int arg_float(const char *name, const char *s, double min, double max, float *out)
+int arg_u64(const char *name, const char *s, uint64_t *out)
+{
+    if (parse_u64(s, out) == 0)
+        return 0;
+    fprintf(stderr, "gesso: %s: '%s' is not an integer in 0..18446744073709551615\n", name, s);
+    return -1;
+}
+
+int arg_seed(const char *s, uint64_t *out, int *random)
+{
+    *random = strcmp(s, "-1") == 0;
+    if (*random || parse_u64(s, out) == 0)
+        return 0;
+    fprintf(stderr,
+            "gesso: --seed: '%s' is not an integer in 0..18446744073709551615, or -1 (random)\n",
+            s);
+    return -1;
+}
+
+int arg_double(const char *name, const char *s, double min, double max, double *out)
 {
     char *end;
     errno = 0;
@@ -55,6 +71,15 @@ int arg_float(const char *name, const char *s, double min, double max, float *ou
         fprintf(stderr, "gesso: %s: %g is outside %g..%g\n", name, v, min, max);
         return -1;
     }
+    *out = v;
+    return 0;
+}
+
+int arg_float(const char *name, const char *s, double min, double max, float *out)
+{
+    double v;
+    if (arg_double(name, s, min, max, &v) != 0)
+        return -1;
     *out = (float)v;
     return 0;
 }

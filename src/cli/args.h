@@ -10,6 +10,9 @@
 /* Each returns 0 on success, -1 (and prints "gesso: --name: ...") on error. */
 int arg_int(const char *name, const char *s, long min, long max, int *out);
 int arg_u64(const char *name, const char *s, uint64_t *out);
+/* --seed: 0..2^64-1, or -1 (*random set) for one drawn at random */
+int arg_seed(const char *s, uint64_t *out, int *random);
+int arg_double(const char *name, const char *s, double min, double max, double *out);
 int arg_float(const char *name, const char *s, double min, double max, float *out);
 /* "auto", "f32" or "bf16" */
 int arg_precision(const char *s, gs_precision *out);

@@ -38,7 +38,9 @@ static void usage(FILE *out)
             "  -n, --negative-prompt T   negative prompt (default empty)\n"
             "  -o, --output FILE.png     output image; with --batch-size N > 1 the files are\n"
             "                            FILE-0.png .. FILE-<N-1>.png (index = batch position)\n"
-            "  -s, --seed N              seed (0..2^64-1); random and printed when not given\n"
+            "  -s, --seed N              seed, 0..18446744073709551615 (2^64-1); -1 or none:\n"
+            "                            random, and printed (torch's generator, and so the\n"
+            "                            noise, uses its low 32 bits)\n"
             "      --steps N             sampling steps (default 20)\n"
             "      --cfg-scale X         classifier-free guidance scale (default 7; 1 = off)\n"
             "      --sampler NAME        euler, euler_a (default), heun, dpmpp_2m, ddim, lcm\n"
@@ -161,7 +163,7 @@ int cmd_generate(int argc, char **argv)
     gs_params p;
     gs_params_init(&p);
     const char *model_path = NULL, *output = NULL, *init_path = NULL;
-    int have_seed = 0, threads = 0, quiet = 0;
+    int random_seed = 1, threads = 0, quiet = 0;
     gs_precision precision = GS_PRECISION_AUTO;
     optind = 1;
     int c;
@@ -172,10 +174,7 @@ int cmd_generate(int argc, char **argv)
         case 'p': p.prompt = optarg; break;
         case 'n': p.negative_prompt = optarg; break;
         case 'o': output = optarg; break;
-        case 's':
-            bad = arg_u64("--seed", optarg, &p.seed);
-            have_seed = 1;
-            break;
+        case 's': bad = arg_seed(optarg, &p.seed, &random_seed); break;
         case OPT_STEPS: bad = arg_int("--steps", optarg, 1, 1000, &p.steps); break;
         case OPT_CFG: bad = arg_float("--cfg-scale", optarg, 0, 100, &p.cfg_scale); break;
         case OPT_SAMPLER: p.sampler = optarg; break;
@@ -214,7 +213,7 @@ int cmd_generate(int argc, char **argv)
     }
     if (check_output_dir(output))
         return EXIT_OUTPUT;
-    if (!have_seed) {
+    if (random_seed) {
         if (getrandom(&p.seed, sizeof p.seed, 0) != sizeof p.seed)
             p.seed = (uint64_t)time(NULL);
         p.seed &= 0xffffffffu; /* torch seeds its generator with 32 bits: keep it readable */

@@ -36,7 +36,8 @@ static void usage(FILE *out)
             "                      room (default: 75%% of physical RAM / workers)\n"
             "  --idle-unload SECONDS  free a model no job used for this long (default 0: never)\n"
             "  --preload NAME      load model NAME in every worker at start (repeatable)\n"
-            "  --api-keys FILE     require bearer keys (lines: KEY NAME [max_active=N] [admin])\n"
+            "  --api-keys FILE     require bearer keys (lines: KEY NAME [max_active=N]\n"
+            "                      [max_cost=MPS] [admin])\n"
             "  --retention DUR     keep finished jobs and images this long: 90s, 12h, 7d\n"
             "                      (default 7d; 0 keeps them forever)\n"
             "limits (a request beyond one is refused with 4xx, nothing queued):\n"
@@ -44,8 +45,15 @@ static void usage(FILE *out)
             "  --max-steps N       sampler steps (default 150)\n"
             "  --max-batch N       images per job (default 8)\n"
             "  --max-prompt BYTES  prompt and negative prompt length (default 16K)\n"
+            "  --max-prompt-chunks N  75-token chunks of the prompt, and of the negative\n"
+            "                      prompt, with A1111's rules (BREAK starts one; default 32)\n"
             "  --max-body BYTES    request body (default 24M)\n"
             "  --max-image BYTES   decoded init image (default 16M)\n"
+            "  --max-job-cost MPS  a job's estimated cost in megapixel-steps: width x height\n"
+            "                      x batch / 10^6 x steps run (img2img: about steps x\n"
+            "                      strength) x 2 with CFG (cfg_scale != 1); beyond it 422\n"
+            "                      too_costly (default 0, no bound; a key's max_cost=MPS\n"
+            "                      bounds its jobs too, the lower wins)\n"
             "  --max-queued N      queued jobs; beyond it POST /v1/jobs answers 503 queue_full\n"
             "                      (default 10000; 0: no bound)\n"
             "  --max-store-bytes SIZE  bytes the data directory may hold (job inputs, images,\n"
@@ -167,6 +175,8 @@ int cmd_serve(int argc, char **argv)
         {"cors-origin", required_argument, 0, 14},
         {"allowed-hosts", required_argument, 0, 15},
         {"max-store-bytes", required_argument, 0, 16},
+        {"max-prompt-chunks", required_argument, 0, 17},
+        {"max-job-cost", required_argument, 0, 18},
         {"ram-budget", required_argument, 0, 'B'},
         {"idle-unload", required_argument, 0, 'I'},
         {"preload", required_argument, 0, 'P'},
@@ -231,6 +241,10 @@ int cmd_serve(int argc, char **argv)
         case 14: bad = add_to_list("--cors-origin", optarg, origins, &o.n_cors_origins); break;
         case 15: bad = split_hosts(optarg, hosts, &o.n_allowed_hosts); break;
         case 16: bad = arg_store_bytes(optarg, &o.max_store_bytes); break;
+        case 17:
+            bad = arg_int("--max-prompt-chunks", optarg, 1, 1 << 20, &o.limits.max_prompt_chunks);
+            break;
+        case 18: bad = arg_double("--max-job-cost", optarg, 0, 1e12, &o.limits.max_cost); break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }

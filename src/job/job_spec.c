@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "job/job_image.h"
+#include "support/json_u64.h"
 
 void job_limits_default(job_limits *l)
 {
@@ -24,11 +25,18 @@ void job_limits_default(job_limits *l)
     l->max_batch = 8;
     l->max_prompt = 16 * 1024;
     l->max_image = 16u << 20;
+    l->max_prompt_chunks = 32; /* ~2,400 tokens, far past any prompt written by hand */
+    l->max_cost = 0;
 }
 
 /* What a spec may hold when no operator limits apply (the stored text, read
    back by a worker): the largest values any limit flag accepts. */
-static const job_limits hard_limits = {16384, 10000, 64, (size_t)1 << 24, (size_t)1 << 28};
+static const job_limits hard_limits = {.max_side = 16384,
+                                       .max_steps = 10000,
+                                       .max_batch = 64,
+                                       .max_prompt = (size_t)1 << 24,
+                                       .max_image = (size_t)1 << 28,
+                                       .max_prompt_chunks = 1 << 20};
 
 const char *job_reason_code(job_reason r)
 {
@@ -44,6 +52,8 @@ const char *job_reason_code(job_reason r)
         [JOB_ERR_UNKNOWN_SCHEDULER] = "unknown_scheduler",
         [JOB_ERR_UNKNOWN_MODEL] = "unknown_model",
         [JOB_ERR_BAD_IMAGE] = "bad_image",
+        [JOB_ERR_BAD_PROMPT] = "bad_prompt",
+        [JOB_ERR_TOO_COSTLY] = "too_costly",
         [JOB_ERR_NO_MEMORY] = "internal",
     };
     return (unsigned)r < sizeof codes / sizeof codes[0] ? codes[r] : "invalid";
@@ -68,7 +78,7 @@ static int fail(job_error *e, job_reason reason, const char *field, const char *
 typedef enum field_kind {
     F_INT,  /* int, bounds lo..hi */
     F_NUM,  /* double, bounds lo..hi */
-    F_SEED, /* uint64 from an integer or a whole number; sets seed_given */
+    F_SEED, /* uint64 written exactly, or -1 for a random one (read_seed) */
     F_NAME, /* char[] inside the spec, max bytes = hi */
     F_TEXT, /* owned char *, max bytes = hi or a limit */
     F_IMAGE /* job_image, inline or stored (job_image.h); absent or null allowed */
@@ -98,7 +108,7 @@ static const field fields[] = {
     {"cfg_scale", F_NUM, AT(cfg_scale), 0, 30, L_NONE, 1},
     {"sampler", F_NAME, AT(sampler), 0, 31, L_NONE, 1},
     {"scheduler", F_NAME, AT(scheduler), 0, 31, L_NONE, 1},
-    {"seed", F_SEED, AT(seed), 0, 18446744073709551615.0, L_NONE, 1},
+    {"seed", F_SEED, AT(seed), 0, 0, L_NONE, 1}, /* its bounds are read_seed's */
     {"batch_size", F_INT, AT(batch_size), 1, 0, L_BATCH, 1},
     {"clip_skip", F_INT, AT(clip_skip), 1, 12, L_NONE, 1},
     {"strength", F_NUM, AT(strength), 0.01, 1, L_NONE, 1},
@@ -178,7 +188,46 @@ job_image *job_spec_image(job_spec *s, int i)
 
 /* ---- JSON in ---- */
 
-static int read_field(job_spec *s, const field *f, json_t *v, const job_limits *lim, job_error *e)
+#define SEED_RANGE "an integer in 0..18446744073709551615, or -1 for a random one"
+
+/* A seed read from a real: only a whole number that a double holds exactly. */
+static int seed_from_real(double x, json_int_literal *out, job_error *e)
+{
+    if (x != floor(x))
+        return fail(e, JOB_ERR_WRONG_TYPE, "seed", "'seed' must be " SEED_RANGE);
+    if (fabs(x) >= 9007199254740992.0) /* 2^53: past it a real may not be the number meant */
+        return fail(e, JOB_ERR_OUT_OF_RANGE, "seed",
+                    "'seed' from 2^53 up must be written as an integer, not a real "
+                    "(or as a decimal string)");
+    *out = (json_int_literal){.found = 1, .negative = x < 0, .magnitude = (uint64_t)fabs(x)};
+    return 0;
+}
+
+/* The seed as written: an integer literal of any length (lit, from the text
+   itself: jansson cannot hold one past 2^63-1), a whole real below 2^53, or a
+   decimal string (JavaScript clients cannot send big integers exactly). -1
+   leaves it to job_spec_normalise. */
+static int read_seed(job_spec *s, json_t *v, const json_int_literal *lit, job_error *e)
+{
+    json_int_literal n = *lit;
+    if (!n.found && json_is_real(v) && seed_from_real(json_real_value(v), &n, e) != 0)
+        return -1;
+    if (!n.found && json_is_string(v))
+        json_int_literal_parse(json_string_value(v), json_string_length(v), &n);
+    if (!n.found)
+        return fail(e, JOB_ERR_WRONG_TYPE, "seed", "'seed' must be " SEED_RANGE);
+    if (n.negative && n.magnitude == 1 && !n.overflow) {
+        s->seed_given = 0;
+        return 0;
+    }
+    if (!json_int_literal_u64(&n, &s->seed))
+        return fail(e, JOB_ERR_OUT_OF_RANGE, "seed", "'seed' must be " SEED_RANGE);
+    s->seed_given = 1;
+    return 0;
+}
+
+static int read_field(job_spec *s, const field *f, json_t *v, const job_limits *lim,
+                      const json_int_literal *seed, job_error *e)
 {
     char *base = (char *)s + f->offset;
     double hi = field_max(f, lim);
@@ -193,23 +242,18 @@ static int read_field(job_spec *s, const field *f, json_t *v, const job_limits *
         *(int *)base = (int)x;
         return 0;
     }
-    case F_NUM:
-    case F_SEED: {
+    case F_NUM: {
         if (!json_is_number(v))
             return fail(e, JOB_ERR_WRONG_TYPE, f->name, "'%s' must be a number", f->name);
         double x = json_number_value(v);
         if (!isfinite(x) || x < f->lo || x > hi)
             return fail(e, JOB_ERR_OUT_OF_RANGE, f->name, "'%s' must be in %g..%g", f->name, f->lo,
                         hi);
-        if (f->kind == F_NUM) {
-            *(double *)base = x;
-        } else {
-            *(uint64_t *)base = json_is_integer(v) ? (uint64_t)json_integer_value(v) : (uint64_t)x;
-            s->seed_given = 1;
-        }
+        *(double *)base = x;
         return 0;
     }
     case F_IMAGE: return job_image_read((job_image *)base, f->name, v, (size_t)hi, e);
+    case F_SEED: return read_seed(s, v, seed, e);
     case F_NAME:
     case F_TEXT: {
         if (json_is_null(v))
@@ -239,7 +283,8 @@ int job_spec_from_json(job_spec *s, const char *json, size_t len, const job_limi
     if (!lim)
         lim = &hard_limits;
     json_error_t jerr;
-    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_int_literal seed;
+    json_t *o = json_u64_loadb(json, len, JSON_REJECT_DUPLICATES, "seed", &seed, &jerr);
     if (!o)
         return fail(e, JOB_ERR_INVALID_JSON, NULL, "the body is not valid JSON: %s", jerr.text);
     int rc = -1;
@@ -259,7 +304,7 @@ int job_spec_from_json(job_spec *s, const char *json, size_t len, const job_limi
     /* table order, so the first error a client sees does not depend on theirs */
     for (size_t i = 0; i < N_FIELDS; i++) {
         json_t *v = json_object_get(o, fields[i].name);
-        if (v && read_field(s, &fields[i], v, lim, e) != 0)
+        if (v && read_field(s, &fields[i], v, lim, &seed, e) != 0)
             goto out;
     }
     if (!json_object_get(o, "model") || json_is_null(json_object_get(o, "model"))) {
@@ -324,6 +369,34 @@ int job_spec_validate(const job_spec *s, const job_limits *lim, const char *mode
     return 0;
 }
 
+static int check_prompt(const char *name, const char *prompt, int max_chunks,
+                        const gs_tokenizer *tok, job_error *e)
+{
+    int n = 0;
+    char msg[200];
+    gs_status st = gs_prompt_chunks(tok, prompt, &n, msg, sizeof msg);
+    if (st == GS_ERR_NO_MEMORY)
+        return fail(e, JOB_ERR_NO_MEMORY, name, "out of memory");
+    if (st != GS_OK)
+        return fail(e, JOB_ERR_BAD_PROMPT, name, "'%s': %s", name, msg);
+    if (n > max_chunks)
+        return fail(e, JOB_ERR_TOO_LONG, name,
+                    "'%s' makes %d chunks of 75 tokens; the limit is %d (BREAK starts a chunk)",
+                    name, n, max_chunks);
+    return 0;
+}
+
+int job_spec_check_prompts(const job_spec *s, const job_limits *lim, const gs_tokenizer *tok,
+                           job_error *e)
+{
+    if (!lim)
+        lim = &hard_limits;
+    if (check_prompt("prompt", s->prompt, lim->max_prompt_chunks, tok, e) != 0 ||
+        check_prompt("negative_prompt", s->negative_prompt, lim->max_prompt_chunks, tok, e) != 0)
+        return -1;
+    return 0;
+}
+
 void job_spec_normalise(job_spec *s)
 {
     if (s->seed_given)
@@ -340,6 +413,43 @@ double job_spec_megapixelsteps(const job_spec *s)
     return (double)s->width * s->height * s->steps * s->batch_size / 1e6;
 }
 
+/* The sampler steps a run makes: img2img skips the start of the schedule.
+   This is A1111's count and the engine's for its k-samplers; ddim and lcm
+   run one step fewer at most, so the estimate errs high there. */
+static int steps_run(const job_spec *s)
+{
+    if (!s->init_image.stored && !s->init_image.base64)
+        return s->steps;
+    double strength = s->strength < 0.999 ? s->strength : 0.999;
+    return (int)floor(strength * s->steps) + 1;
+}
+
+/* UNet passes per step: CFG runs it for the prompt and the negative prompt.
+   The engine tests the float it is given, so a cfg_scale of 1.00000001 is
+   one pass there and must be one here. */
+static int unet_passes(const job_spec *s)
+{
+    return (float)s->cfg_scale != 1.0f ? 2 : 1;
+}
+
+double job_spec_cost(const job_spec *s)
+{
+    return (double)s->width * s->height * s->batch_size / 1e6 * steps_run(s) * unet_passes(s);
+}
+
+int job_spec_check_cost(const job_spec *s, double max_cost, const char *whose, job_error *e)
+{
+    double cost = job_spec_cost(s);
+    if (max_cost <= 0 || cost <= max_cost)
+        return 0;
+    return fail(e, JOB_ERR_TOO_COSTLY, NULL,
+                "the job's estimated cost is %.6g megapixel-steps (%dx%d x %d image%s x %d "
+                "steps x %d UNet pass%s), over %s limit of %g",
+                cost, s->width, s->height, s->batch_size, s->batch_size > 1 ? "s" : "",
+                steps_run(s), unet_passes(s), unet_passes(s) > 1 ? "es (CFG)" : "", whose,
+                max_cost);
+}
+
 /* ---- JSON out ---- */
 
 static json_t *field_value(const job_spec *s, const field *f)
@@ -351,7 +461,7 @@ static json_t *field_value(const job_spec *s, const field *f)
                    ? NULL
                    : json_integer(*(const int *)base);
     case F_NUM: return json_real(*(const double *)base);
-    case F_SEED: return json_integer((json_int_t) * (const uint64_t *)base);
+    case F_SEED: return NULL; /* past jansson's int64: job_spec_to_json splices it in */
     case F_NAME: return json_string(base);
     case F_TEXT: return *(char *const *)base ? json_string(*(char *const *)base) : NULL;
     case F_IMAGE: return job_image_json((const job_image *)base);
@@ -371,7 +481,7 @@ char *job_spec_to_json(const job_spec *s)
             return NULL;
         }
     }
-    char *text = json_dumps(o, JSON_COMPACT);
+    char *text = json_u64_dumps(o, JSON_COMPACT, "seed", s->seed);
     json_decref(o);
     return text;
 }

@@ -23,8 +23,10 @@ typedef struct job_limits {
     int max_side; /* width/height upper bound (multiples of 8) */
     int max_steps;
     int max_batch;
-    size_t max_prompt; /* bytes */
-    size_t max_image;  /* decoded init image bytes of base64 input */
+    size_t max_prompt;     /* bytes */
+    size_t max_image;      /* decoded init image bytes of base64 input */
+    int max_prompt_chunks; /* 75-token chunks of the prompt, and of the negative prompt */
+    double max_cost;       /* job_spec_cost bound, megapixel-steps; 0 = none */
 } job_limits;
 
 void job_limits_default(job_limits *l);
@@ -42,6 +44,8 @@ typedef enum job_reason {
     JOB_ERR_UNKNOWN_SCHEDULER, /* not in gs_scheduler_names() */
     JOB_ERR_UNKNOWN_MODEL,     /* no such checkpoint */
     JOB_ERR_BAD_IMAGE,         /* an input image that is not base64 or does not decode */
+    JOB_ERR_BAD_PROMPT,        /* a prompt the engine refuses: "(word:1.2.3)" */
+    JOB_ERR_TOO_COSTLY,        /* the cost estimate is over the operator's or the key's limit */
     JOB_ERR_NO_MEMORY
 } job_reason;
 
@@ -77,8 +81,8 @@ typedef struct job_spec {
     char scheduler[32]; /* "default": the sampler's own */
     int width, height, steps, batch_size, clip_skip;
     double cfg_scale, strength;
-    int seed_given; /* 0: job_spec_normalise draws one */
-    uint64_t seed;
+    int seed_given; /* 0: job_spec_normalise draws one (no seed, or -1) */
+    uint64_t seed;  /* 0..2^64-1, exactly as written (json_u64.h) */
     job_image init_image;
     int priority;      /* queue priority, -100..100 */
     int preview_every; /* 0 = no previews */
@@ -102,6 +106,12 @@ int job_spec_from_json(job_spec *s, const char *json, size_t len, const job_limi
 int job_spec_validate(const job_spec *s, const job_limits *lim, const char *models_dir,
                       job_error *e);
 
+/* Checks that each prompt makes at most lim->max_prompt_chunks chunks (too
+   long otherwise) and that the engine can parse it (bad prompt otherwise),
+   counted by tok with the engine's own rules. lim NULL: only the parse. */
+int job_spec_check_prompts(const job_spec *s, const job_limits *lim, const gs_tokenizer *tok,
+                           job_error *e);
+
 /* Fills in what the spec leaves to chance (the seed), so the stored job
    reproduces exactly. */
 void job_spec_normalise(job_spec *s);
@@ -115,6 +125,15 @@ job_image *job_spec_image(job_spec *s, int i);
 
 /* Work of the job in megapixel-steps (width * height * steps * batch / 1e6). */
 double job_spec_megapixelsteps(const job_spec *s);
+
+/* What the job costs to run, in megapixel-steps of UNet work: width * height
+   * batch / 1e6 * the steps it runs (img2img: A1111's floor(min(strength,
+   0.999) * steps) + 1) * its UNet passes (2 with CFG, cfg_scale != 1). */
+double job_spec_cost(const job_spec *s);
+
+/* Refuses (too costly) a job whose cost is over max_cost (0: no limit);
+   whose names the limit in the message ("the server's"). */
+int job_spec_check_cost(const job_spec *s, double max_cost, const char *whose, job_error *e);
 
 /* True when name can name a model: letters, digits, '.', '_', '-', not
    starting with '.', so DIR/NAME.safetensors never leaves DIR. */

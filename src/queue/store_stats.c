@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "queue/store_engine.h"
+#include "support/json_u64.h"
 
 static void samples_add(store_samples *s, double x)
 {
@@ -47,7 +48,7 @@ static void add_step_times(store_samples *steps, const char *result)
 {
     if (!result)
         return;
-    json_t *j = json_loads(result, 0, NULL);
+    json_t *j = json_u64_loadb(result, strlen(result), 0, NULL, NULL, NULL);
     json_t *arr = j ? json_object_get(j, "step_ms") : NULL;
     size_t i;
     json_t *v;

@@ -22,13 +22,14 @@ typedef struct chunker {
     int32_t tok[PROMPT_CHUNK_TOKENS];
     float w[PROMPT_CHUNK_TOKENS];
     int len;
-    int last_comma; /* index in tok of the last comma, -1 if none */
-    prompt_chunks *out;
+    int last_comma;     /* index in tok of the last comma, -1 if none */
+    int closed;         /* chunks closed so far */
+    prompt_chunks *out; /* NULL: only count the chunks */
     int cap_chunks;
 } chunker;
 
-/* Pads the current chunk with EOS and appends BOS + chunk + EOS to the output. */
-static int close_chunk(chunker *c)
+/* Appends BOS + the current chunk padded with EOS + EOS to the output. */
+static int store_chunk(chunker *c)
 {
     prompt_chunks *o = c->out;
     if (o->n_chunks == c->cap_chunks) {
@@ -57,6 +58,14 @@ static int close_chunk(chunker *c)
     ids[PROMPT_CHUNK_LEN - 1] = CLIP_EOS;
     w[PROMPT_CHUNK_LEN - 1] = 1.0f;
     o->n_chunks++;
+    return 0;
+}
+
+static int close_chunk(chunker *c)
+{
+    if (c->out && store_chunk(c) != 0)
+        return -1;
+    c->closed++;
     c->len = 0;
     c->last_comma = -1;
     return 0;
@@ -108,18 +117,17 @@ static int encode_utf8(const uint32_t *s, size_t n, char **buf, size_t *cap)
     return 0;
 }
 
-gs_status prompt_to_chunks(const clip_tokenizer *tok, const char *prompt, prompt_chunks *out,
-                           gi_error *err)
+/* Feeds the prompt's tokens through c, closing its chunks as A1111 does. */
+static gs_status chunk_prompt(const clip_tokenizer *tok, const char *prompt, chunker *c,
+                              gi_error *err)
 {
     gs_status st = GS_OK;
     prompt_runs runs = {0};
-    chunker c = {.last_comma = -1, .out = out};
     char *text = NULL;
     size_t text_cap = 0;
     int32_t *ids = NULL;
-    memset(out, 0, sizeof *out);
     if (!tok || !prompt)
-        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt_to_chunks: NULL argument");
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "a NULL tokenizer or prompt");
     if (strlen(prompt) > CLIP_MAX_TEXT_BYTES)
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "prompt exceeds %u bytes",
                        CLIP_MAX_TEXT_BYTES);
@@ -128,7 +136,7 @@ gs_status prompt_to_chunks(const clip_tokenizer *tok, const char *prompt, prompt
         goto out;
     for (size_t r = 0; r < runs.n; r++) {
         if (prompt_run_is_break(&runs, r)) {
-            if (close_chunk(&c) != 0)
+            if (close_chunk(c) != 0)
                 goto oom;
             continue;
         }
@@ -140,22 +148,40 @@ gs_status prompt_to_chunks(const clip_tokenizer *tok, const char *prompt, prompt
         if (st != GS_OK)
             goto out;
         for (size_t i = 0; i < n; i++)
-            if (add_token(&c, ids[i], (float)run->weight) != 0)
+            if (add_token(c, ids[i], (float)run->weight) != 0)
                 goto oom;
         gi_free(ids);
         ids = NULL;
     }
-    if ((c.len > 0 || out->n_chunks == 0) && close_chunk(&c) != 0)
+    if ((c->len > 0 || c->closed == 0) && close_chunk(c) != 0)
         goto oom;
     goto out;
 oom:
     st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory splitting a prompt into chunks");
 out:
-    if (st != GS_OK)
-        prompt_chunks_free(out);
     prompt_runs_free(&runs);
     gi_free(text);
     gi_free(ids);
+    return st;
+}
+
+gs_status prompt_to_chunks(const clip_tokenizer *tok, const char *prompt, prompt_chunks *out,
+                           gi_error *err)
+{
+    memset(out, 0, sizeof *out);
+    chunker c = {.last_comma = -1, .out = out};
+    gs_status st = chunk_prompt(tok, prompt, &c, err);
+    if (st != GS_OK)
+        prompt_chunks_free(out);
+    return st;
+}
+
+gs_status prompt_count_chunks(const clip_tokenizer *tok, const char *prompt, int *n_chunks,
+                              gi_error *err)
+{
+    chunker c = {.last_comma = -1};
+    gs_status st = chunk_prompt(tok, prompt, &c, err);
+    *n_chunks = st == GS_OK ? c.closed : 0;
     return st;
 }
 

@@ -35,6 +35,12 @@ gs_status prompt_to_chunks(const clip_tokenizer *tok, const char *prompt, prompt
                            gi_error *err);
 void prompt_chunks_free(prompt_chunks *pc);
 
+/* How many chunks prompt_to_chunks makes of prompt, without storing them: the
+ * same parse, tokens and chunking, so the two never disagree. *n_chunks is 0
+ * on failure, which is prompt_to_chunks's. */
+gs_status prompt_count_chunks(const clip_tokenizer *tok, const char *prompt, int *n_chunks,
+                              gi_error *err);
+
 /* A1111's weighting of one encoded chunk: z[t][c] *= w[t], then z is rescaled so that
    its overall mean equals the mean before weighting. z: [77, width]. */
 void prompt_apply_weights(float *z, const float *weights, int tokens, int width);

@@ -21,6 +21,11 @@
 
 #define ROUND_MULT 1.1
 #define MAX_WEIGHT_CHARS 64
+/* A bracket's weight is applied to every run after its opening one, so the
+ * work grows with runs x nesting depth: 16 KB of "(a" is 33 million
+ * multiplications (tens of ms), 1 MB of it two minutes. Past this many run
+ * weightings a prompt is refused; a hand-written prompt needs thousands. */
+#define MAX_WEIGHTINGS ((size_t)1 << 20)
 
 typedef struct pos_stack {
     size_t *v;
@@ -59,10 +64,16 @@ static int append_run(prompt_runs *r, const uint32_t *s, size_t len, double w)
     return 0;
 }
 
-static void multiply_range(prompt_runs *r, size_t start, double m)
+/* Multiplies the weights of the runs from start on; -1 when that would take
+ * *work past MAX_WEIGHTINGS. */
+static int multiply_range(prompt_runs *r, size_t start, double m, size_t *work)
 {
+    *work += r->n - start;
+    if (*work > MAX_WEIGHTINGS)
+        return -1;
     for (size_t p = start; p < r->n; p++)
         r->runs[p].weight *= m;
+    return 0;
 }
 
 static int is_break_word(const uint32_t *s, size_t n, size_t q)
@@ -208,6 +219,7 @@ gs_status prompt_parse(const char *prompt, prompt_runs *out, gi_error *err)
     u32vec s = {0};
     pos_stack round = {0}, square = {0};
     char num[MAX_WEIGHT_CHARS];
+    size_t work = 0; /* run weightings so far */
     memset(out, 0, sizeof *out);
     utf8_decode((const uint8_t *)prompt, strlen(prompt), &s);
     if (s.oom)
@@ -236,16 +248,16 @@ gs_status prompt_parse(const char *prompt, prompt_runs *out, gi_error *err)
                                  too_long ? "..." : "");
                     goto out;
                 }
-                multiply_range(out, round.v[--round.n], w);
+                fail = multiply_range(out, round.v[--round.n], w, &work);
             } else {
                 fail = append_text(out, s.v + i, len ? len : 1);
             }
             i += len ? len : 1;
         } else if (c == ')' && round.n) {
-            multiply_range(out, round.v[--round.n], ROUND_MULT);
+            fail = multiply_range(out, round.v[--round.n], ROUND_MULT, &work);
             i++;
         } else if (c == ']' && square.n) {
-            multiply_range(out, square.v[--square.n], 1 / ROUND_MULT);
+            fail = multiply_range(out, square.v[--square.n], 1 / ROUND_MULT, &work);
             i++;
         } else if (c == ')' || c == ']') {
             fail = append_text(out, s.v + i, 1);
@@ -258,16 +270,26 @@ gs_status prompt_parse(const char *prompt, prompt_runs *out, gi_error *err)
             i = j;
         }
         if (fail)
-            goto oom;
+            goto failed;
     }
     for (size_t k = 0; k < round.n; k++)
-        multiply_range(out, round.v[k], ROUND_MULT);
+        if (multiply_range(out, round.v[k], ROUND_MULT, &work) != 0)
+            goto failed;
     for (size_t k = 0; k < square.n; k++)
-        multiply_range(out, square.v[k], 1 / ROUND_MULT);
+        if (multiply_range(out, square.v[k], 1 / ROUND_MULT, &work) != 0)
+            goto failed;
     if (out->n == 0 && append_run(out, NULL, 0, 1.0) != 0)
         goto oom;
     merge_equal_runs(out);
     goto out;
+failed:
+    if (work > MAX_WEIGHTINGS) {
+        st = gi_fail(err, GS_ERR_INVALID_ARGUMENT,
+                     "prompt: brackets nest too deeply (their weights would be applied to "
+                     "text over %zu times)",
+                     MAX_WEIGHTINGS);
+        goto out;
+    }
 oom:
     st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory parsing a prompt");
 out:

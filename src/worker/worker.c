@@ -15,6 +15,7 @@
 #include "job/job_spec.h"
 #include "queue/blob_store.h"
 #include "queue/store.h"
+#include "support/json_u64.h"
 #include "worker/model_cache.h"
 #include "worker/worker_notify.h"
 #include "support/log.h"
@@ -250,7 +251,6 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
         log_warn("%s", err.msg); /* only the progress shown is stale; the result follows */
     result = json_object();
     json_t *images = json_array();
-    json_object_set_new(result, "seed", json_integer((json_int_t)gs_result_seed(res)));
     json_object_set_new(result, "images", images);
     gs_timings tm;
     gs_result_timings(res, &tm);
@@ -279,7 +279,10 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     final = JOB_SUCCEEDED;
     msg[0] = '\0';
 record:;
-    char *text = result && final == JOB_SUCCEEDED ? json_dumps(result, JSON_COMPACT) : NULL;
+    /* the seed goes in as digits: jansson's integers stop at 2^63-1 */
+    char *text = result && final == JOB_SUCCEEDED
+                     ? json_u64_dumps(result, JSON_COMPACT, "seed", gs_result_seed(res))
+                     : NULL;
     if (store_finish(store, job->id, o->name, final, text, final == JOB_FAILED ? msg : NULL,
                      now_ms(), &recorded, &err) != GS_OK)
         log_error("%s", err.msg);

@@ -1,8 +1,9 @@
 /*
  * embed_shared - an embedder of libgesso.so that sees only gesso.h: it links
  * against the shared library alone (no internal header, no static archive) and
- * runs a checkpoint from inspection to a decoded image, so a public function
- * that is not exported, or a shared build that cannot run, fails here.
+ * runs a checkpoint from inspection to a decoded image and counts a prompt's
+ * chunks, so a public function that is not exported, or a shared build that
+ * cannot run, fails here.
  * usage: embed_shared CHECKPOINT
  */
 #include <stdio.h>
@@ -46,6 +47,18 @@ int main(int argc, char **argv)
         p.steps = 1;
         p.width = p.height = 64;
         rc = check(gs_generate(eng, model, &p, NULL, NULL, &res), "generate", eng);
+    }
+    gs_tokenizer *tok = NULL;
+    int chunks = 0;
+    if (!rc)
+        rc = check(gs_tokenizer_create(&tok), "tokenizer", NULL);
+    if (!rc)
+        rc = check(gs_prompt_chunks(tok, "a lighthouse BREAK at dusk", &chunks, msg, sizeof msg),
+                   msg, NULL);
+    gs_tokenizer_free(tok);
+    if (!rc && chunks != 2) {
+        fprintf(stderr, "embed_shared: %d prompt chunks, not 2\n", chunks);
+        rc = 1;
     }
     if (!rc && (gs_result_count(res) != 1 || gs_result_image(res, 0)->width != 64)) {
         fprintf(stderr, "embed_shared: unexpected result\n");

@@ -7,11 +7,11 @@
 
 void ignore_all(gs_engine *eng, gs_model **model, gs_image **img, const gs_params *p,
                 gs_result **res, gs_checkpoint_info *ci, uint8_t **png, size_t *png_size,
-                double *gflops);
+                double *gflops, gs_tokenizer **tok, int *chunks);
 
 void ignore_all(gs_engine *eng, gs_model **model, gs_image **img, const gs_params *p,
                 gs_result **res, gs_checkpoint_info *ci, uint8_t **png, size_t *png_size,
-                double *gflops)
+                double *gflops, gs_tokenizer **tok, int *chunks)
 {
     gs_engine_create(NULL, &eng);
     gs_model_load(eng, "m.safetensors", model);
@@ -24,4 +24,6 @@ void ignore_all(gs_engine *eng, gs_model **model, gs_image **img, const gs_param
     gs_image_encode_png(*img, NULL, png, png_size, NULL, 0);
     gs_generate(eng, *model, p, NULL, NULL, res);
     gs_engine_gemm_rate(eng, gflops);
+    gs_tokenizer_create(tok);
+    gs_prompt_chunks(*tok, "a BREAK b", chunks, NULL, 0);
 }
