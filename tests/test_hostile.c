@@ -2,10 +2,26 @@
  * test_hostile - `gesso serve` against hostile and careless clients, over raw
  * sockets on loopback: uploads without a key, bodies past the server's memory
  * budget, clients that trickle headers or bodies, many connections from one
- * address, and hundreds of parked event streams and long polls on a couple
- * of HTTP threads. Each case asserts what the server does (a status, a cut
- * connection, memory that did not grow); none asserts a speed. The browser
- * rows live in tests/http/browser*.cases, the store rows in test_store.
+ * address, hundreds of parked event streams and long polls on two HTTP
+ * threads, and a damaged store. Each case asserts what the server does (a
+ * status, a cut connection, memory that did not grow); none asserts a speed.
+ *
+ * The other rows of the hostile-client table (issue 19) are tested where
+ * their code lives:
+ *   big inputs            test_serve_api big_init_images_stay_out_of_the_database,
+ *                         tests/http/store-full.cases
+ *   work per job          test_job_spec (chunk and cost limits),
+ *                         tests/http/native-limits.cases
+ *   seeds                 test_job_spec, tests/http/native-seed.cases,
+ *                         test_serve_api a_seed_past_int64
+ *   browsers              tests/http/browser.cases, browser-keys.cases
+ *   stops and deaths      test_serve_api limits_retention_and_sigterm (the last
+ *                         event "stopping"), test_serve worker_killed_mid_job_finishes_once
+ *   a broken store        test_store sqlite_refuses_broken_files and
+ *                         sqlite_check_finds_damaged_pages; damaged_store_stops_the_start here
+ *   smaller things        tests/http/native.cases (%00, images/+0, HEAD, nosniff),
+ *                         native-keys.cases (queue and stats scoped to the key),
+ *                         test_job_spec key_file_refuses_duplicates
  */
 #include <arpa/inet.h>
 #include <errno.h>

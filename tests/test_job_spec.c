@@ -494,6 +494,34 @@ static void key_file_cost_limits(void **state)
     unlink(path);
 }
 
+/* Two keys under one name would share its jobs, one key twice is a typo:
+   both stop the load, naming the line. */
+static void key_file_refuses_duplicates(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/gesso-keys-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    static const struct {
+        const char *text, *why;
+    } cases[] = {
+        {"alice-key-0123456789 alice\nother-key-0123456789 alice\n", ":2: the name is given"},
+        {"alice-key-0123456789 alice\nalice-key-0123456789 bob\n", ":2: the key is listed twice"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(cases[i].text, f);
+        fclose(f);
+        api_keys keys;
+        char msg[256];
+        assert_int_not_equal(api_keys_load(path, &keys, msg, sizeof msg), 0);
+        if (!strstr(msg, cases[i].why))
+            fail_msg("%s", msg);
+    }
+    unlink(path);
+}
+
 static void init_image_reaches_the_engine(void **state)
 {
     (void)state;
@@ -707,6 +735,7 @@ int main(void)
         cmocka_unit_test(prompt_chunks_are_bounded),
         cmocka_unit_test(cost_estimate),
         cmocka_unit_test(key_file_cost_limits),
+        cmocka_unit_test(key_file_refuses_duplicates),
         cmocka_unit_test(init_image_reaches_the_engine),
         cmocka_unit_test(blobs_put_get_delete),
         cmocka_unit_test(blobs_count_their_bytes),
