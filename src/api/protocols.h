@@ -6,5 +6,7 @@
 
 /* gesso's own API: /v1/jobs, /v1/models, /v1/queue, /v1/stats, /metrics, /healthz. */
 extern const protocol native_protocol;
+/* The web page: GET /, /app.js, /app.css (web_page.c). */
+extern const protocol web_protocol;
 
 #endif

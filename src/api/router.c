@@ -15,6 +15,7 @@
 
 static const protocol *const protocols[] = {
     &native_protocol,
+    &web_protocol,
 };
 #define N_PROTOCOLS (sizeof protocols / sizeof protocols[0])
 
