@@ -15,16 +15,16 @@
 #endif
 
 #define EMBED(label, file)                                                                         \
-    __asm__(".section .rodata.gs_web_" #label ",\"a\",@progbits\n"                                 \
-            ".globl gs_web_" #label "_begin\n"                                                     \
-            ".hidden gs_web_" #label "_begin\n"                                                    \
-            "gs_web_" #label "_begin:\n"                                                           \
+    __asm__(".section .rodata.web_file_" #label ",\"a\",@progbits\n"                               \
+            ".globl web_file_" #label "_begin\n"                                                   \
+            ".hidden web_file_" #label "_begin\n"                                                  \
+            "web_file_" #label "_begin:\n"                                                         \
             ".incbin \"" GESSO_WEB_DIR "/" file "\"\n"                                             \
-            ".globl gs_web_" #label "_end\n"                                                       \
-            ".hidden gs_web_" #label "_end\n"                                                      \
-            "gs_web_" #label "_end:\n"                                                             \
+            ".globl web_file_" #label "_end\n"                                                     \
+            ".hidden web_file_" #label "_end\n"                                                    \
+            "web_file_" #label "_end:\n"                                                           \
             ".previous\n");                                                                        \
-    extern const unsigned char gs_web_##label##_begin[], gs_web_##label##_end[]
+    extern const unsigned char web_file_##label##_begin[], web_file_##label##_end[]
 
 EMBED(index, "index.html");
 EMBED(app_js, "app.js");
@@ -36,9 +36,9 @@ int web_asset_find(const char *path, web_asset *out)
         const char *path, *type;
         const unsigned char *begin, *end;
     } table[] = {
-        {"/", "text/html; charset=utf-8", gs_web_index_begin, gs_web_index_end},
-        {"/app.js", "text/javascript; charset=utf-8", gs_web_app_js_begin, gs_web_app_js_end},
-        {"/app.css", "text/css; charset=utf-8", gs_web_app_css_begin, gs_web_app_css_end},
+        {"/", "text/html; charset=utf-8", web_file_index_begin, web_file_index_end},
+        {"/app.js", "text/javascript; charset=utf-8", web_file_app_js_begin, web_file_app_js_end},
+        {"/app.css", "text/css; charset=utf-8", web_file_app_css_begin, web_file_app_css_end},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (strcmp(path, table[i].path) == 0) {
