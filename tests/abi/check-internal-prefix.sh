@@ -9,7 +9,7 @@ set -euo pipefail
 root=$1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-(cd "$root" && tar --exclude='*.safetensors' --exclude='*.png' -cf - src tests bench include tools) |
+(cd "$root" && tar --exclude='*.safetensors' --exclude='*.png' --exclude=node_modules -cf - src tests bench include tools) |
   tar -xf - -C "$tmp"
 bash "$tmp/tools/rename_internal_prefix.sh" "$tmp" >"$tmp/first.log" 2>&1 || {
   cat "$tmp/first.log"
