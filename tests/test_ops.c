@@ -166,7 +166,7 @@ static void attention_matches_reference(void **state)
     for (int kind = 0; kind < 4; kind++) {
         if ((kind >= 2 && !cx->attn_fused) || (kind == 3 && !cx->attn_fused_bf16) ||
             (kind == 1 && !gemm_bf16_usable(cx->bf16))) {
-            printf("attention %s: not on this CPU\n", names[kind]);
+            test_note_skip("test_ops attention %s: not on this CPU", names[kind]);
             continue;
         }
         int bf16 = kind == 1 || kind == 3;
@@ -270,7 +270,7 @@ static void conv3x3_matches_reference(void **state)
         for (int wino = 0; wino <= 3; wino++) {
             /* CPUs without bf16 matmuls (AVX2 only) run bf16 weights nowhere but here */
             if ((wino == 3 && !fused) || (wino != 1 && !gemm_bf16_usable(cx->bf16))) {
-                printf("conv3x3 bf16 weights, %s: not on this CPU\n", how[wino]);
+                test_note_skip("test_ops conv3x3 bf16 weights, %s: not on this CPU", how[wino]);
                 continue;
             }
             cx->winograd = wino > 0;

@@ -202,9 +202,12 @@ static void server_killed_and_restarted_loses_nothing(void **state)
     json_decref(j);
     j = wait_job(running, 180000);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    /* started by the killed server's worker, then by the new one */
+    assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 2);
     json_decref(j);
     j = wait_job(queued, 180000);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 1);
     json_decref(j);
     free(done);
     free(running);

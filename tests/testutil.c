@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,16 @@ void nchw_to_nhwc_f64(const double *src, double *dst, int n, int c, int h, int w
 }
 
 /* ---- a server under test ---- */
+
+void test_note_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("SKIPPED: ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
 
 void test_sleep_ms(int ms)
 {

@@ -32,6 +32,11 @@ void nchw_to_nhwc_f64(const double *src, double *dst, int n, int c, int h, int w
 /* ---- a server under test ---- */
 
 void test_sleep_ms(int ms);
+
+/* Says that part of a test did not run here (a CPU feature, a tool): one
+   "SKIPPED: ..." line, which scripts/test.sh lists after the suite, so a
+   skip is never a silent pass. */
+void test_note_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* curl METHOD base+path (data_file: the body to send, or NULL); the response
    body lands in dir/resp and, when body is not NULL, in *body (malloc'd).
    Returns the HTTP status (0 when nothing answered). */
