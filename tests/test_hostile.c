@@ -278,6 +278,23 @@ static void bodies_share_a_memory_budget(void **state)
     }
     assert_true(ok);
     close(b);
+
+    /* a chunked body (no Content-Length to refuse on) is cut at --max-body */
+    int e = dial(base, NULL);
+    send_text(e, "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n");
+    static char chunk[65536 + 32];
+    memset(chunk, ' ', sizeof chunk);
+    int len = snprintf(chunk, 16, "10000\r\n"); /* 64 KiB chunks */
+    chunk[len] = ' ';
+    memcpy(chunk + len + 65536, "\r\n", 2);
+    chunk[len + 65536 + 2] = '\0';
+    for (int i = 0; i < 20; i++) /* 1.25 MiB in all */
+        send_text(e, chunk);
+    send_text(e, "0\r\n\r\n");
+    assert_true(read_reply(e, reply, sizeof reply, 10000, 1) > 0);
+    assert_int_equal(status_of(reply), 413);
+    close(e);
     assert_int_equal(test_serve_stop(server), 0);
 }
 
