@@ -179,7 +179,7 @@ static void recipes_through_the_cli(void **state)
                 snprintf(file, sizeof file, "%s/%s-%d.png", tmpdir, r->name, b);
             int d = max_diff_vs_golden(file, key, b * item);
             printf("cli %-24s item %d max |diff| %d\n", r->name, b, d);
-            assert_true(d <= 2);
+            assert_true(d <= 1); /* f32 within 1 level, as the README says (measured 0-1) */
             /* stdout lists the file; the PNG carries A1111's parameters */
             char *so = slurp(tmp("stdout"), NULL);
             assert_non_null(strstr(so, file));

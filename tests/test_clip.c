@@ -1,6 +1,10 @@
 /* test_clip - the CLIP text encoder against the golden hidden states (both clip-skip forms). */
 #include "testutil.h"
 
+/* f32 against OpenAI CLIP's f64 hidden states: measured 3.8-4.6e-7 (AMD EPYC AVX2,
+   2026-12-06); the bound allows ~10x. */
+#define CLIP_REL_L2 5e-6
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -38,7 +42,7 @@ static void text_hidden_states_match(void **state)
             assert_int_equal(n, 77 * (size_t)w);
             double e = rel_l2_f32_f64(out, ref, n);
             printf("%-20s rel L2 %.3g\n", key, e);
-            assert_true(e < 1e-4);
+            assert_true(e < CLIP_REL_L2);
             free(ref);
         }
     }

@@ -1,6 +1,11 @@
 /* test_unet - UNet ε predictions against the golden tensors (batch 2, fractional t). */
 #include "testutil.h"
 
+/* f32 against diffusers' f64 eps: measured 2.3-2.5e-7 (AMD EPYC AVX2, 2026-12-06) and
+   within 2x of that on AVX-512 machines; the bound allows ~10x. A wrong weight, a
+   dropped bias or a swapped norm moves it by orders of magnitude. */
+#define UNET_REL_L2 5e-6
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -53,7 +58,7 @@ static void eps_matches(void **state)
         printf("unet.%d.eps (t = %.3f, %.3f), blocks of %ld rows, winograd from %ld tiles: "
                "rel L2 %.3g\n",
                j % 4, t[0], t[1], cx->block_rows, cx->winograd_min_tiles, e);
-        assert_true(e < 1e-4);
+        assert_true(e < UNET_REL_L2);
         free(x64);
         free(xt);
         free(x);

@@ -8,6 +8,10 @@
 #include "compute/compute.h"
 #include "model/vae.h"
 
+/* f32 against diffusers' f64: measured decode 2.1e-6, encode mean 1.4e-6 and logvar
+   9.6e-7 (AMD EPYC AVX2, 2026-12-06; long conv sums); the bound allows ~10x. */
+#define VAE_REL_L2 2e-5
+
 /* Tiled against whole decode, in image units ([-1,1] range; this random VAE's
    whole decode has mean |x| 0.28, max 3.3). Tiles share group norm statistics
    recorded on the head output subsampled to fit one tile: on an 8x12 latent
@@ -79,7 +83,7 @@ static void decode_matches(void **state)
     assert_int_equal(vae_decode(m, cx, lat, 1, 8, 12, img, &err), GS_OK);
     double e = rel_l2_f32_f64(img, ref, 64 * 96 * 3);
     printf("vae.decode.image rel L2 %.3g\n", e);
-    assert_true(e < 1e-4);
+    assert_true(e < VAE_REL_L2);
     free(lat);
     free(ref);
     free(img);
@@ -96,8 +100,8 @@ static void encode_matches(void **state)
     assert_int_equal(vae_encode(m, cx, img, 1, 64, 96, mean, logvar, &err), GS_OK);
     double em = rel_l2_f32_f64(mean, rm, 8 * 12 * 4), el = rel_l2_f32_f64(logvar, rl, 8 * 12 * 4);
     printf("vae.encode.mean rel L2 %.3g, logvar rel L2 %.3g\n", em, el);
-    assert_true(em < 1e-4);
-    assert_true(el < 1e-4);
+    assert_true(em < VAE_REL_L2);
+    assert_true(el < VAE_REL_L2);
     /* sizes the encoder cannot take are refused */
     assert_int_equal(vae_encode(m, cx, img, 1, 60, 96, mean, NULL, &err), GS_ERR_INVALID_ARGUMENT);
     free(img);
