@@ -40,6 +40,8 @@ typedef struct http_request {
     const char *cors_origin;      /* a listed Origin: replies carry CORS headers for it */
     struct parked *park;          /* a waiting handler's parking (freed with the request) */
     int64_t wait_until_ms;        /* a waiting handler's deadline (server_now_ms) */
+    void *call;                   /* a handler's state between its calls, or NULL */
+    void (*call_free)(void *);    /* frees call with the request (NULL: free()) */
 } http_request;
 
 typedef enum MHD_Result (*route_handler)(http_request *r);
@@ -92,7 +94,8 @@ void http_add_common_headers(const http_request *r, struct MHD_Response *resp);
 
 /* ---- replying ---- */
 
-/* mode as for MHD_create_response_from_buffer; extra_header may be NULL. */
+/* mode as for MHD_create_response_from_buffer; extra_header may be NULL, or
+   hold several "Name: value" lines separated by '\n'. */
 enum MHD_Result http_reply_bytes(http_request *r, int status, const char *type, void *data,
                                  size_t n, enum MHD_ResponseMemoryMode mode,
                                  const char *extra_header);
