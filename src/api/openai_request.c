@@ -116,7 +116,7 @@ static const char *json_word(const json_t *v)
 }
 
 /* A form field's text as the value its type wants (a new reference), or NULL. */
-static json_t *from_form(const char *text, value_type t)
+static json_t *form_value(const char *text, value_type t)
 {
     char *end;
     if (t == T_INT) {
@@ -139,7 +139,7 @@ static json_t *typed(const openai_field *f, json_t *v, int form, openai_refusal 
 {
     json_t *out = NULL;
     if (form && json_is_string(v))
-        out = from_form(json_string_value(v), f->type);
+        out = form_value(json_string_value(v), f->type);
     else if ((f->type == T_STR && json_is_string(v)) || (f->type == T_INT && json_is_integer(v)) ||
              (f->type == T_NUM && json_is_number(v)) || (f->type == T_BOOL && json_is_boolean(v)) ||
              (f->type == T_SEED && (json_is_number(v) || json_is_string(v))))
