@@ -35,13 +35,13 @@ typedef struct http_request {
     const api_key *key; /* the caller's key; NULL when keys are off (or the route is public) */
     char params[HTTP_MAX_PARAMS][80]; /* the {name} segments of the route, in order */
     int n_params;
-    const struct protocol *proto; /* whose error shape replies use */
-    const struct route *rt;       /* the route found on the headers */
-    const char *cors_origin;      /* a listed Origin: replies carry CORS headers for it */
-    struct parked *park;          /* a waiting handler's parking (freed with the request) */
-    int64_t wait_until_ms;        /* a waiting handler's deadline (server_now_ms) */
-    void *call;                   /* a handler's state between its calls, or NULL */
-    void (*call_free)(void *);    /* frees call with the request (NULL: free()) */
+    const struct protocol *proto;    /* whose error shape replies use */
+    const struct route *rt;          /* the route found on the headers */
+    const char *cors_origin;         /* a listed Origin: replies carry CORS headers for it */
+    struct parked *park;             /* a waiting handler's parking (freed with the request) */
+    int64_t wait_until_ms;           /* a waiting handler's deadline (server_now_ms) */
+    void *state;                     /* a waiting handler's own state between its calls */
+    void (*state_free)(void *state); /* frees state with the request (NULL: nothing to free) */
 } http_request;
 
 typedef enum MHD_Result (*route_handler)(http_request *r);

@@ -42,5 +42,7 @@ static const route routes[] = {
     {"POST", "/v1/images/variations", AUTH_KEY, openai_variations, ROUTE_UPLOAD},
 };
 
-const protocol openai_protocol = {"openai", routes, sizeof routes / sizeof routes[0],
-                                  protocol_error};
+const protocol openai_protocol = {.name = "openai",
+                                  .routes = routes,
+                                  .n_routes = sizeof routes / sizeof routes[0],
+                                  .error = protocol_error};

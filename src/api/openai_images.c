@@ -22,7 +22,7 @@
 
 #define RECHECK_MS 60000 /* a parked call looks at its job at least this often */
 
-/* A call between its submit and its reply (r->call). */
+/* A call between its submit and its reply (r->state). */
 typedef struct openai_call {
     char id[JOB_ID_LEN + 1];
     openai_ask ask;
@@ -135,7 +135,7 @@ static enum MHD_Result reply_end(http_request *r, const openai_call *call, const
 /* Called again after each wake-up until the job ends. */
 static enum MHD_Result wait_for_end(http_request *r)
 {
-    openai_call *call = r->call;
+    openai_call *call = r->state;
     job_record rec;
     enum MHD_Result ret;
     for (;;) {
@@ -173,7 +173,8 @@ static enum MHD_Result start(http_request *r, job_spec *spec, const openai_ask *
         return ret;
     }
     call->ask = *ask;
-    r->call = call;
+    r->state = call;
+    r->state_free = free;
     /* parked after the submit: the first look at the job comes after it, so
        an end in between is still seen */
     if (!(r->park = park_create(r->s->parking, r->s->hub, r->c, call->id)))
@@ -205,7 +206,7 @@ static enum MHD_Result submit(http_request *r, openai_kind kind, json_t *req,
 
 enum MHD_Result openai_generations(http_request *r)
 {
-    if (r->call)
+    if (r->state)
         return wait_for_end(r);
     json_error_t jerr;
     json_int_literal seed = {0};
@@ -275,7 +276,7 @@ static int read_form(const multipart_part *parts, int n, json_t *req, const mult
 
 static enum MHD_Result from_form(http_request *r, openai_kind kind)
 {
-    if (r->call)
+    if (r->state)
         return wait_for_end(r);
     multipart_part *parts = calloc(MULTIPART_MAX_PARTS, sizeof *parts);
     json_t *req = json_object();
