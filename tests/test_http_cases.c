@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +71,7 @@ typedef struct http_case {
     char headers[8][256];
     int n_headers;
     text body;
+    int crlf; /* the body's lines are joined by CRLF (multipart bodies) */
     int status;
     text expect;
 } http_case;
@@ -109,11 +111,12 @@ static int run_case(const char *base, const http_case *c)
         shell_quote(c->headers[i], q, sizeof q);
         k += snprintf(cmd + k, sizeof cmd - (size_t)k, " -H '%s'", q);
     }
+    int typed = 0;
+    for (int i = 0; i < c->n_headers; i++)
+        typed |= strncasecmp(c->headers[i], "Content-Type:", 13) == 0;
     if (c->body.n)
-        k += snprintf(cmd + k, sizeof cmd - (size_t)k,
-                      " -H 'Content-Type: application/json'"
-                      " --data-binary @'%s'",
-                      body_file);
+        k += snprintf(cmd + k, sizeof cmd - (size_t)k, "%s --data-binary @'%s'",
+                      typed ? "" : " -H 'Content-Type: application/json'", body_file);
     shell_quote(c->path, q, sizeof q);
     snprintf(cmd + k, sizeof cmd - (size_t)k, " '%s%s'", base, q);
     FILE *p = popen(cmd, "r");
@@ -253,6 +256,8 @@ static int run_file(const char *path, int *n_cases)
                     at = BODY;
                 else if (c.n_headers < 8)
                     snprintf(c.headers[c.n_headers++], sizeof c.headers[0], "%.255s", line);
+            } else if (strncmp(line, "@crlf", 5) == 0 && !c.body.n) {
+                c.crlf = 1;
             } else if (strncmp(line, "@repeat ", 8) == 0) {
                 long n = strtol(line + 8, NULL, 10);
                 char ch = line[strcspn(line + 8, " ") + 9];
@@ -263,7 +268,7 @@ static int run_file(const char *path, int *n_cases)
                 if (len && line[len - 1] == '\n')
                     len--; /* the body is its lines, joined by newlines */
                 if (c.body.n)
-                    text_add(&c.body, "\n", 1);
+                    text_add(&c.body, c.crlf ? "\r\n" : "\n", c.crlf ? 2 : 1);
                 text_add(&c.body, line, len);
             }
         } else if (at == EXPECT) {

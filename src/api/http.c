@@ -1,6 +1,7 @@
 /* http - request accessors and replies over libmicrohttpd. */
 #include "api/http.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,15 +37,19 @@ enum MHD_Result http_reply_bytes(http_request *r, int status, const char *type, 
     }
     MHD_add_response_header(resp, "Content-Type", type);
     http_add_common_headers(r, resp);
-    if (extra_header) {
-        const char *colon = strchr(extra_header, ':');
-        char name[64];
-        size_t len = colon ? (size_t)(colon - extra_header) : 0;
+    for (const char *h = extra_header; h && *h;) {
+        size_t line = strcspn(h, "\n");
+        const char *colon = memchr(h, ':', line);
+        char name[64], value[256];
+        size_t len = colon ? (size_t)(colon - h) : 0;
         if (colon && len < sizeof name) {
-            memcpy(name, extra_header, len);
+            memcpy(name, h, len);
             name[len] = '\0';
-            MHD_add_response_header(resp, name, colon + 1 + (colon[1] == ' '));
+            const char *v = colon + 1 + (colon[1] == ' ');
+            snprintf(value, sizeof value, "%.*s", (int)(h + line - v), v);
+            MHD_add_response_header(resp, name, value);
         }
+        h += line + (h[line] == '\n');
     }
     enum MHD_Result ret = MHD_queue_response(r->c, (unsigned)status, resp);
     MHD_destroy_response(resp);

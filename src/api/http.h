@@ -35,11 +35,13 @@ typedef struct http_request {
     const api_key *key; /* the caller's key; NULL when keys are off (or the route is public) */
     char params[HTTP_MAX_PARAMS][80]; /* the {name} segments of the route, in order */
     int n_params;
-    const struct protocol *proto; /* whose error shape replies use */
-    const struct route *rt;       /* the route found on the headers */
-    const char *cors_origin;      /* a listed Origin: replies carry CORS headers for it */
-    struct parked *park;          /* a waiting handler's parking (freed with the request) */
-    int64_t wait_until_ms;        /* a waiting handler's deadline (server_now_ms) */
+    const struct protocol *proto;    /* whose error shape replies use */
+    const struct route *rt;          /* the route found on the headers */
+    const char *cors_origin;         /* a listed Origin: replies carry CORS headers for it */
+    struct parked *park;             /* a waiting handler's parking (freed with the request) */
+    int64_t wait_until_ms;           /* a waiting handler's deadline (server_now_ms) */
+    void *state;                     /* a waiting handler's own state between its calls */
+    void (*state_free)(void *state); /* frees state with the request (NULL: nothing to free) */
 } http_request;
 
 typedef enum MHD_Result (*route_handler)(http_request *r);
@@ -92,7 +94,8 @@ void http_add_common_headers(const http_request *r, struct MHD_Response *resp);
 
 /* ---- replying ---- */
 
-/* mode as for MHD_create_response_from_buffer; extra_header may be NULL. */
+/* mode as for MHD_create_response_from_buffer; extra_header may be NULL, or
+   hold several "Name: value" lines separated by '\n'. */
 enum MHD_Result http_reply_bytes(http_request *r, int status, const char *type, void *data,
                                  size_t n, enum MHD_ResponseMemoryMode mode,
                                  const char *extra_header);

@@ -55,7 +55,9 @@ enum MHD_Result native_list_models(http_request *r)
         json_decref(holders);
         return http_error(r, 503, "store_unavailable", err.msg);
     }
-    json_t *arr = json_array();
+    /* OpenAI's list shape rides along in "object" and "data", so OpenAI's
+       SDKs (models.list()) and gesso's clients share the path */
+    json_t *arr = json_array(), *openai = json_array();
     DIR *d = opendir(s->o->models_dir);
     struct dirent *de;
     while (d && (de = readdir(d))) {
@@ -77,11 +79,15 @@ enum MHD_Result native_list_models(http_request *r)
                               (json_int_t)sb.st_size, "loaded", workers != NULL);
         json_object_set_new(m, "workers", workers ? json_incref(workers) : json_array());
         json_array_append_new(arr, m);
+        json_array_append_new(openai,
+                              json_pack("{s:s,s:s,s:I,s:s}", "id", name, "object", "model",
+                                        "created", (json_int_t)sb.st_mtime, "owned_by", "gesso"));
     }
     if (d)
         closedir(d);
     json_decref(holders);
-    return http_reply_json(r, 200, json_pack("{s:o}", "models", arr), NULL);
+    return http_reply_json(
+        r, 200, json_pack("{s:o,s:s,s:o}", "models", arr, "object", "list", "data", openai), NULL);
 }
 
 static void add_depth(void *user, const char *model, int queued, int running)

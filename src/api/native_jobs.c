@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "api/native.h"
-#include "api/native_inputs.h"
+#include "api/job_submit.h"
 #include "api/park.h"
 #include "job/job_spec.h"
 
@@ -80,82 +80,33 @@ static enum MHD_Result spec_error(http_request *r, const job_error *e)
                            NULL);
 }
 
-/* The job's cost estimate against the tighter of the server's --max-job-cost
-   and the key's max_cost. */
-static int check_cost(const http_request *r, const job_spec *spec, job_error *e)
-{
-    double server_max = r->s->o->limits.max_cost, key_max = r->key ? r->key->max_cost : 0;
-    int key_binds = key_max > 0 && (server_max <= 0 || key_max < server_max);
-    return job_spec_check_cost(spec, key_binds ? key_max : server_max,
-                               key_binds ? "this key's" : "the server's", e);
-}
-
-/* Reads, checks and normalises the body into spec (native_inputs_put writes
-   the text the store keeps, once the images are out of it). */
+/* Reads, checks and normalises the body into spec. */
 static int spec_from_body(http_request *r, job_spec *spec, job_error *e)
 {
-    const serve_options *o = r->s->o;
     if (job_spec_init(spec) != 0) {
         *e = (job_error){.reason = JOB_ERR_NO_MEMORY, .message = "out of memory"};
         return -1;
     }
-    if (job_spec_from_json(spec, r->body, r->body_len, &o->limits, e) != 0 ||
-        job_spec_validate(spec, &o->limits, o->models_dir, e) != 0 || check_cost(r, spec, e) != 0 ||
-        job_spec_check_prompts(spec, &o->limits, r->s->tok, e) != 0)
+    if (job_spec_from_json(spec, r->body, r->body_len, &r->s->o->limits, e) != 0)
         return -1;
-    job_spec_normalise(spec);
-    return 0;
+    return job_submit_check(r, spec, e);
 }
 
 enum MHD_Result native_post_job(http_request *r)
 {
-    server *s = r->s;
     job_spec spec;
     job_error e;
-    char *norm = NULL, id[JOB_ID_LEN + 1];
+    char id[JOB_ID_LEN + 1];
+    int pos = 0;
+    enum MHD_Result refused;
     if (spec_from_body(r, &spec, &e) != 0) {
         job_spec_clear(&spec);
         return spec_error(r, &e);
     }
-    enum MHD_Result refused;
-    if (native_inputs_put(r, &spec, &norm, id, &refused) != 0) {
-        free(norm);
-        job_spec_clear(&spec);
-        return refused;
-    }
-    const api_key *key = r->key;
-    svc_error err = {0};
-    int active = 0, counts[5] = {0}, pos = 0;
-    job_store *store = server_store(s, &err);
-    gs_status st = store ? GS_OK : GS_ERR_IO;
-    pthread_mutex_lock(&s->submit_mu); /* the counts hold until the insert */
-    if (st == GS_OK && key && key->max_active > 0)
-        st = store_active_count(store, key->name, &active, &err);
-    if (st == GS_OK && s->o->max_queued > 0)
-        st = store_counts(store, NULL, counts, &err);
-    int over_key = key && key->max_active > 0 && active >= key->max_active;
-    int over_all = s->o->max_queued > 0 && counts[JOB_QUEUED] >= s->o->max_queued;
-    if (st == GS_OK && !over_key && !over_all)
-        st = store_submit_as(store, id, key ? key->name : "", spec.model, spec.priority, norm,
-                             job_spec_megapixelsteps(&spec), server_now_ms(), &pos, &err);
-    pthread_mutex_unlock(&s->submit_mu);
-    if (st != GS_OK || over_key || over_all)
-        native_inputs_drop(r, id);
-    free(norm);
+    int rc = job_submit(r, &spec, id, &pos, &refused);
     job_spec_clear(&spec);
-    if (st != GS_OK)
-        return http_error(r, 503, "store_unavailable", err.msg);
-    if (over_key) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "this key already has %d queued or running jobs (its limit)",
-                 active);
-        return http_error_with(r, 429, "too_many_jobs", msg, "Retry-After: 5");
-    }
-    if (over_all)
-        return http_error_with(r, 503, "queue_full", "the queue is full; try again later",
-                               "Retry-After: 10");
-    supervisor_wake(s->sup);
-    hub_publish_queue(s->hub);
+    if (rc != 0)
+        return refused;
     return http_reply_json(
         r, 202, json_pack("{s:s,s:s,s:i}", "id", id, "status", "queued", "queue_position", pos),
         NULL);

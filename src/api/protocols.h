@@ -8,5 +8,7 @@
 extern const protocol native_protocol;
 /* The web page: GET /, /app.js, /app.css (web_page.c). */
 extern const protocol web_protocol;
+/* OpenAI's Images API: /v1/images/generations, edits, variations. */
+extern const protocol openai_protocol;
 
 #endif

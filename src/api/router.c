@@ -16,6 +16,7 @@
 static const protocol *const protocols[] = {
     &native_protocol,
     &web_protocol,
+    &openai_protocol,
 };
 #define N_PROTOCOLS (sizeof protocols / sizeof protocols[0])
 

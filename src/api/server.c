@@ -98,6 +98,8 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     request_state *st = *con_cls;
     if (st) {
         park_free(st->r.park);
+        if (st->r.state_free)
+            st->r.state_free(st->r.state);
         atomic_fetch_sub(&s->body_bytes, st->reserved);
         free(st->body);
         free(st);
