@@ -3,7 +3,7 @@
  * they declare, and the replies they send. libmicrohttpd stays behind this
  * header and server.c: a handler reads the request, asks the store, replies.
  *
- * A protocol (the native /v1 API; later A1111's /sdapi/v1 and OpenAI's
+ * A protocol (the native /v1 API, A1111's /sdapi/v1; later OpenAI's
  * /v1/images) is a table of routes plus its own error shape; router.c lists
  * the protocols. Adding an endpoint is one row and one handler in one module.
  */
@@ -71,6 +71,9 @@ typedef struct protocol {
     /* An error reply in the protocol's shape; extra_header ("Name: value") may be NULL. */
     enum MHD_Result (*error)(http_request *r, int status, const char *code, const char *message,
                              const char *extra_header);
+    const char *prefix;    /* paths under it answer in this shape even when no route matches
+                              (NULL: none but its routes') */
+    const char *challenge; /* the WWW-Authenticate header of its 401s (NULL: Bearer) */
 } protocol;
 
 /* On the headers alone, before a byte of body is read: checks the path, the

@@ -31,7 +31,11 @@ static const route routes[] = {
     {"GET", "/healthz", AUTH_PUBLIC, native_healthz, 0},
 };
 
-const protocol native_protocol = {"native", routes, sizeof routes / sizeof routes[0], native_error};
+const protocol native_protocol = {.name = "native",
+                                  .routes = routes,
+                                  .n_routes = sizeof routes / sizeof routes[0],
+                                  .error = native_error,
+                                  .prefix = "/v1/"};
 
 int native_spec_status(job_reason reason)
 {

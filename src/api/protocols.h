@@ -10,5 +10,7 @@ extern const protocol native_protocol;
 extern const protocol web_protocol;
 /* OpenAI's Images API: /v1/images/generations, edits, variations. */
 extern const protocol openai_protocol;
+/* AUTOMATIC1111's web UI API: /sdapi/v1/txt2img, img2img, progress, options, the lists. */
+extern const protocol a1111_protocol;
 
 #endif

@@ -17,6 +17,7 @@ static const protocol *const protocols[] = {
     &native_protocol,
     &web_protocol,
     &openai_protocol,
+    &a1111_protocol,
 };
 #define N_PROTOCOLS (sizeof protocols / sizeof protocols[0])
 
@@ -53,10 +54,10 @@ static int authorize(http_request *r, route_auth auth, enum MHD_Result *ret)
     const char *header = http_header(r, "Authorization");
     r->key = api_keys_match(&s->keys, header);
     if (!r->key) {
-        *ret = http_error_with(r, 401, header ? "invalid_api_key" : "missing_api_key",
-                               header ? "the API key is not valid"
-                                      : "send an API key: Authorization: Bearer KEY",
-                               "WWW-Authenticate: Bearer realm=\"gesso\"");
+        *ret = http_error_with(
+            r, 401, header ? "invalid_api_key" : "missing_api_key",
+            header ? "the API key is not valid" : "send an API key: Authorization: Bearer KEY",
+            r->proto->challenge ? r->proto->challenge : "WWW-Authenticate: Bearer realm=\"gesso\"");
         return -1;
     }
     if (auth == AUTH_ADMIN && !r->key->admin) {
@@ -109,9 +110,26 @@ static enum MHD_Result preflight(http_request *r)
     return ret;
 }
 
+/* The protocol with the longest prefix of r's path: its shape answers
+   errors on paths that no route has. */
+static const protocol *owner_of(const http_request *r)
+{
+    const protocol *best = protocols[0];
+    size_t best_len = 0;
+    for (size_t p = 0; p < N_PROTOCOLS; p++) {
+        const char *prefix = protocols[p]->prefix;
+        size_t n = prefix ? strlen(prefix) : 0;
+        if (n > best_len && strncmp(r->path, prefix, n) == 0) {
+            best = protocols[p];
+            best_len = n;
+        }
+    }
+    return best;
+}
+
 int router_route(http_request *r, enum MHD_Result *ret)
 {
-    r->proto = protocols[0];
+    r->proto = owner_of(r);
     if (strstr(r->path, "%00")) { /* left undecoded on purpose (server.c's unescape) */
         *ret = http_error(r, 400, "invalid_path", "the path holds an encoded NUL (%00)");
         return 1;
@@ -147,7 +165,7 @@ int router_route(http_request *r, enum MHD_Result *ret)
             return 0;
         }
     }
-    r->proto = path_proto ? path_proto : protocols[0];
+    r->proto = path_proto ? path_proto : owner_of(r);
     if (authorize(r, path_proto ? path_auth : AUTH_KEY, ret) != 0)
         return 1;
     if (!path_proto) {

@@ -26,6 +26,7 @@
 #include "api/conn_guard.h"
 #include "api/http.h"
 #include "api/native_inputs.h"
+#include "api/a1111.h"
 #include "api/park.h"
 #include "api/protocols.h"
 #include "api/server_private.h"
@@ -369,7 +370,7 @@ int serve_run(const serve_options *o)
         goto out;
     }
     if (!have_key || !(s.catalog = model_catalog_create()) || !(s.hub = hub_create()) ||
-        !(s.parking = parking_start()) ||
+        !(s.a1111 = a1111_state_create()) || !(s.parking = parking_start()) ||
         !(s.guard = conn_guard_create(header_s * 1000, o->request_timeout_s * 1000)))
         goto out;
     raise_fd_limit(o->max_connections);
@@ -459,6 +460,7 @@ out:
     store_close(own);
     blob_close(s.blobs);
     model_catalog_free(s.catalog);
+    a1111_state_free(s.a1111);
     hub_free(s.hub);
     gs_tokenizer_free(s.tok);
     pthread_mutex_destroy(&s.submit_mu);

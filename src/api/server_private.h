@@ -31,7 +31,8 @@ typedef struct server {
     _Atomic size_t body_bytes; /* held by request bodies being received, all together */
     gs_tokenizer *tok;         /* counts prompt chunks at submit; shared by the HTTP threads */
     volatile sig_atomic_t *stopping;
-    int64_t max_store_bytes; /* the store cap in effect (native_inputs.h); 0: none */
+    int64_t max_store_bytes;   /* the store cap in effect (native_inputs.h); 0: none */
+    struct a1111_state *a1111; /* A1111's options as clients set them (a1111.h) */
 } server;
 
 int64_t server_now_ms(void);

@@ -48,4 +48,7 @@ static const route routes[] = {
     {"GET", "/app.css", AUTH_PUBLIC, serve_asset, 0},
 };
 
-const protocol web_protocol = {"web", routes, sizeof routes / sizeof routes[0], web_error};
+const protocol web_protocol = {.name = "web",
+                               .routes = routes,
+                               .n_routes = sizeof routes / sizeof routes[0],
+                               .error = web_error};
