@@ -1,4 +1,4 @@
-/* api_keys - loading the key file and matching bearer tokens. */
+/* api_keys - loading the key file and matching bearer tokens (or HTTP Basic passwords). */
 #include "api/api_keys.h"
 
 #include <ctype.h>
@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "job/base64.h"
 
 #define KEY_MIN 16
 #define KEY_MAX 256
@@ -159,19 +161,51 @@ static int same_secret(const char *a, size_t an, const char *b, size_t bn)
     return diff == 0;
 }
 
-const api_key *api_keys_match(const api_keys *k, const char *authorization)
+/* The key in "Bearer KEY", or the password of "Basic base64(USER:KEY)" (as
+   A1111's --api-auth sends it; the user name is not checked), into buf; its
+   length, or -1. */
+static long key_of(const char *authorization, char *buf, size_t size)
 {
-    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
-        return NULL;
-    const char *tok = authorization + 7;
+    int bearer = strncasecmp(authorization, "Bearer ", 7) == 0;
+    if (!bearer && strncasecmp(authorization, "Basic ", 6) != 0)
+        return -1;
+    const char *tok = authorization + (bearer ? 7 : 6);
     while (*tok == ' ')
         tok++;
     size_t n = strlen(tok);
     while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
         n--;
+    if (bearer) {
+        if (n >= size)
+            return -1;
+        memcpy(buf, tok, n);
+        return (long)n;
+    }
+    char text[4 * KEY_MAX]; /* base64 of a user name, ':' and a key */
+    if (n >= sizeof text)
+        return -1;
+    memcpy(text, tok, n);
+    text[n] = '\0';
+    size_t len = 0;
+    unsigned char *plain = base64_decode(text, sizeof text, &len);
+    char *colon = plain ? memchr(plain, ':', len) : NULL;
+    size_t got = colon ? len - (size_t)(colon + 1 - (char *)plain) : 0;
+    long ret = colon && got < size ? (long)got : -1;
+    if (ret >= 0)
+        memcpy(buf, colon + 1, got);
+    free(plain);
+    return ret;
+}
+
+const api_key *api_keys_match(const api_keys *k, const char *authorization)
+{
+    char tok[KEY_MAX + 1];
+    long n = authorization ? key_of(authorization, tok, sizeof tok) : -1;
+    if (n < 0)
+        return NULL;
     const api_key *found = NULL;
     for (int i = 0; i < k->n; i++)
-        if (same_secret(k->keys[i].key, k->keys[i].key_len, tok, n) && !found)
+        if (same_secret(k->keys[i].key, k->keys[i].key_len, tok, (size_t)n) && !found)
             found = &k->keys[i];
     return found;
 }

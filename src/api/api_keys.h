@@ -35,7 +35,9 @@ typedef struct api_keys {
 int api_keys_load(const char *path, api_keys *out, char *msg, size_t msg_size);
 void api_keys_free(api_keys *k);
 
-/* The key matching an "Authorization" header value ("Bearer KEY"), or NULL.
+/* The key matching an "Authorization" header value ("Bearer KEY", or HTTP
+   Basic with the key as the password and any user name, as A1111's clients
+   send --api-auth credentials), or NULL.
    Compares in time independent of where keys differ. */
 const api_key *api_keys_match(const api_keys *k, const char *authorization);
 
