@@ -5,7 +5,9 @@
  * limits given as flags, retention, SIGTERM giving a running job back, a
  * seed past int64 from the request to the PNG, and big init images kept out
  * of the job database (the store cap, purge and the start-up sweep of their
- * files).
+ * files), and A1111's /sdapi/v1: the CLI's image from txt2img, a waiting
+ * call that ends with its job, a job that outlives its client, progress and
+ * interrupt.
  */
 #include "testutil.h"
 
@@ -21,6 +23,7 @@
 #include <zlib.h>
 
 #include "job/base64.h"
+#include "support/json_u64.h"
 
 #include "gesso.h"
 
@@ -669,6 +672,145 @@ static void a_seed_past_int64(void **state)
     assert_int_equal(stop_server(), 0);
 }
 
+/* ---- A1111's API ---- */
+
+/* POSTs json to path and returns the reply parsed (status 200 asserted);
+ *text gets the reply's text when asked (malloc'd). */
+static json_t *a1111_post(const char *path, const char *json, char **text)
+{
+    char *body;
+    assert_int_equal(http("POST", path, json, &body), 200);
+    json_t *j = json_u64_loadb(body, strlen(body), 0, NULL, NULL, NULL); /* seeds past int64 */
+    if (!j)
+        free(body);
+    assert_non_null(j);
+    if (text)
+        *text = body;
+    else
+        free(body);
+    return j;
+}
+
+/* images[k] of an A1111 reply, decoded. */
+static gs_image *a1111_image(const json_t *reply, size_t k)
+{
+    const char *b64 = json_string_value(json_array_get(json_object_get(reply, "images"), k));
+    assert_non_null(b64);
+    size_t n = 0;
+    unsigned char *png = base64_decode(b64, (size_t)64 << 20, &n);
+    assert_non_null(png);
+    gs_image *im = NULL;
+    char msg[200];
+    assert_int_equal(gs_image_load_memory(png, n, &im, msg, sizeof msg), GS_OK);
+    free(png);
+    return im;
+}
+
+/* txt2img with QUICK's settings gives `gesso generate`'s image for the same
+   seed; the info string says what ran, and the job is in the store like any
+   other. A seed past int64 comes back exactly in parameters and info. */
+static void a1111_txt2img_is_the_cli_image(void **state)
+{
+    (void)state;
+    fresh_data();
+    start_server(NULL);
+    json_t *reply = a1111_post("/sdapi/v1/txt2img",
+                               "{\"prompt\":\"\",\"steps\":2,\"width\":64,\"height\":64,"
+                               "\"seed\":42,\"sampler_name\":\"Euler a\",\"cfg_scale\":7}",
+                               NULL);
+    gs_image *served = a1111_image(reply, 0), *cli = cli_image("42");
+    assert_true(same_pixels(served, cli));
+    gs_image_free(served);
+    gs_image_free(cli);
+    json_t *info = json_loads(json_string_value(json_object_get(reply, "info")), 0, NULL);
+    assert_non_null(info);
+    assert_int_equal(json_integer_value(json_object_get(info, "seed")), 42);
+    assert_string_equal(json_string_value(json_object_get(info, "sampler_name")), "Euler a");
+    const char *infotext = json_string_value(json_array_get(json_object_get(info, "infotexts"), 0));
+    assert_non_null(infotext);
+    assert_non_null(strstr(infotext, "Seed: 42,"));
+    assert_non_null(strstr(infotext, "Sampler: Euler a,"));
+    json_t *job = get_job(json_string_value(json_object_get(info, "job_id")));
+    assert_string_equal(status_of(job), "succeeded");
+    json_decref(job);
+    json_decref(info);
+    json_decref(reply);
+    char *text = NULL;
+    reply = a1111_post("/sdapi/v1/txt2img",
+                       "{\"prompt\":\"\",\"steps\":1,\"width\":64,\"height\":64,"
+                       "\"seed\":18446744073709551615,\"send_images\":false}",
+                       &text);
+    assert_non_null(strstr(text, "\"parameters\":{\"seed\":18446744073709551615,"));
+    assert_non_null(strstr(text, "\"info\":\"{\\\"seed\\\":18446744073709551615,"));
+    assert_non_null(strstr(text, "Seed: 18446744073709551615,"));
+    free(text);
+    json_decref(reply);
+    assert_int_equal(stop_server(), 0);
+}
+
+/* The job id of the newest job the server has (the one just submitted). */
+static char *newest_job(void)
+{
+    json_t *list = get_json("/v1/jobs?limit=1", 200);
+    const char *id =
+        json_string_value(json_object_get(json_array_get(json_object_get(list, "jobs"), 0), "id"));
+    assert_non_null(id);
+    char *copy = strdup(id);
+    json_decref(list);
+    return copy;
+}
+
+/* A client that gives up does not take its job along; a waiting call ends
+   when its job does; /progress reports the running job and interrupt
+   cancels it. */
+static void a1111_waits_and_interrupts(void **state)
+{
+    (void)state;
+    fresh_data();
+    start_server(NULL);
+    char cmd[600], req[256];
+    snprintf(req, sizeof req, "%s/slow.json", dir);
+    FILE *f = fopen(req, "wb");
+    fputs(SLOW, f);
+    fclose(f);
+    /* the client leaves after a second; the job stays */
+    snprintf(cmd, sizeof cmd, "curl -s -m 1 -o /dev/null '%s/sdapi/v1/txt2img' -d @'%s'", base,
+             req);
+    assert_int_not_equal(system(cmd), 0);
+    char *first = newest_job();
+    wait_running(first);
+    json_t *progress = get_json("/sdapi/v1/progress?skip_current_image=true", 200);
+    json_t *st = json_object_get(progress, "state");
+    assert_string_equal(json_string_value(json_object_get(st, "job")), first);
+    assert_int_equal(json_integer_value(json_object_get(st, "sampling_steps")), 150);
+    assert_int_equal(json_integer_value(json_object_get(st, "job_count")), 1);
+    assert_true(json_real_value(json_object_get(progress, "progress")) > 0);
+    json_decref(progress);
+    assert_int_equal(http("POST", "/sdapi/v1/interrupt", NULL, NULL), 200);
+    json_t *j = wait_job(first, 60000);
+    assert_string_equal(status_of(j), "cancelled");
+    json_decref(j);
+    /* a call that waits: it answers once its job is interrupted */
+    snprintf(cmd, sizeof cmd, "curl -s -m 120 -w ' %%{http_code}' '%s/sdapi/v1/txt2img' -d @'%s'",
+             base, req);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    test_sleep_ms(500);
+    char *second = newest_job();
+    assert_string_not_equal(first, second);
+    wait_running(second);
+    assert_int_equal(http("POST", "/sdapi/v1/skip", NULL, NULL), 200);
+    char out[8192] = "";
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    assert_non_null(strstr(out, "{\"images\":[],"));
+    assert_non_null(strstr(out, " 200"));
+    free(first);
+    free(second);
+    assert_int_equal(stop_server(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -678,6 +820,8 @@ int main(void)
         cmocka_unit_test_teardown(limits_retention_and_sigterm, stop_leftovers),
         cmocka_unit_test_teardown(big_init_images_stay_out_of_the_database, stop_leftovers),
         cmocka_unit_test_teardown(a_seed_past_int64, stop_leftovers),
+        cmocka_unit_test_teardown(a1111_txt2img_is_the_cli_image, stop_leftovers),
+        cmocka_unit_test_teardown(a1111_waits_and_interrupts, stop_leftovers),
     };
     if (getenv("GS_TEST_FILTER"))
         cmocka_set_test_filter(getenv("GS_TEST_FILTER"));
