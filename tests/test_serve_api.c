@@ -811,6 +811,42 @@ static void a1111_waits_and_interrupts(void **state)
     assert_int_equal(stop_server(), 0);
 }
 
+/* A call waiting for its job gives its body's bytes back to the upload
+   budget: a big img2img that waits minutes does not lock out uploads. */
+static void a1111_waiting_call_holds_no_body_budget(void **state)
+{
+    (void)state;
+    fresh_data();
+    start_server("--max-body 1M --max-body-memory 1M");
+    size_t pad = 700000;
+    char *big = malloc(pad + 256);
+    int k = snprintf(big, 256,
+                     "{\"prompt\":\"\",\"steps\":150,\"width\":128,\"height\":128,\"pad\":\"");
+    memset(big + k, 'x', pad);
+    snprintf(big + k + pad, 8, "\"}");
+    char req[256], cmd[600];
+    snprintf(req, sizeof req, "%s/big.json", dir);
+    FILE *f = fopen(req, "wb");
+    fputs(big, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "curl -s -m 120 -o /dev/null '%s/sdapi/v1/txt2img' -d @'%s'", base,
+             req);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    test_sleep_ms(500);
+    char *id = newest_job();
+    wait_running(id);
+    char *body = NULL; /* 700 KB more: over the 1 MiB budget if the waiting call held its own */
+    assert_int_equal(http("POST", "/v1/jobs", big, &body), 400);
+    assert_non_null(strstr(body, "unknown_field"));
+    free(body);
+    assert_int_equal(http("POST", "/sdapi/v1/interrupt", NULL, NULL), 200);
+    assert_int_equal(pclose(p), 0);
+    free(id);
+    free(big);
+    assert_int_equal(stop_server(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -822,6 +858,7 @@ int main(void)
         cmocka_unit_test_teardown(a_seed_past_int64, stop_leftovers),
         cmocka_unit_test_teardown(a1111_txt2img_is_the_cli_image, stop_leftovers),
         cmocka_unit_test_teardown(a1111_waits_and_interrupts, stop_leftovers),
+        cmocka_unit_test_teardown(a1111_waiting_call_holds_no_body_budget, stop_leftovers),
     };
     if (getenv("GS_TEST_FILTER"))
         cmocka_set_test_filter(getenv("GS_TEST_FILTER"));

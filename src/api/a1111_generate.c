@@ -101,6 +101,7 @@ static enum MHD_Result generate(http_request *r, int img2img)
     if (!r->state) {
         if (submit(r, img2img, &ret) != 0)
             return ret;
+        http_drop_body(r); /* the job has it all: a long wait holds no upload budget */
         waiting *w = r->state;
         if (!(r->park = park_create(s->parking, s->hub, r->c, w->id)))
             return MHD_NO;

@@ -92,6 +92,11 @@ const char *http_query(const http_request *r, const char *name);
 /* A request header, NULL when absent. */
 const char *http_header(const http_request *r, const char *name);
 
+/* Frees the request's body and gives its bytes back to the server's budget
+   for bodies (--max-body-memory): for a handler that waits long after it
+   has read the body (A1111's txt2img, img2img). r->body is "" after. */
+void http_drop_body(http_request *r);
+
 /* Headers every reply carries (nosniff, CORS for a listed origin). */
 void http_add_common_headers(const http_request *r, struct MHD_Response *resp);
 

@@ -109,6 +109,18 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     conn_guard_response_out(c);
 }
 
+void http_drop_body(http_request *r)
+{
+    request_state *st = (request_state *)(void *)r; /* r is its first member */
+    atomic_fetch_sub(&r->s->body_bytes, st->reserved);
+    st->reserved = 0;
+    free(st->body);
+    st->body = NULL;
+    st->len = st->cap = 0;
+    r->body = "";
+    r->body_len = 0;
+}
+
 /* Appends an upload chunk; past the cap or the budget the rest is dropped and
    the request refused once it is in (no reply may be queued mid-upload). */
 static int take_upload(server *s, request_state *st, const char *data, size_t n, size_t cap)
