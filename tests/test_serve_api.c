@@ -786,6 +786,22 @@ static void a1111_waits_and_interrupts(void **state)
     assert_int_equal(json_integer_value(json_object_get(st, "job_count")), 1);
     assert_true(json_real_value(json_object_get(progress, "progress")) > 0);
     json_decref(progress);
+    /* previews come every show_progress_every_n_steps (10): current_image is one */
+    int seen = 0;
+    for (int64_t end = test_mono_ms() + 90000; !seen && test_mono_ms() < end;) {
+        progress = get_json("/sdapi/v1/progress", 200);
+        const char *image = json_string_value(json_object_get(progress, "current_image"));
+        if ((seen = image != NULL)) {
+            size_t n = 0;
+            unsigned char *png = base64_decode(image, (size_t)1 << 24, &n);
+            assert_non_null(png);
+            assert_true(n > 8 && memcmp(png, "\x89PNG", 4) == 0);
+            free(png);
+        }
+        json_decref(progress);
+        test_sleep_ms(100);
+    }
+    assert_true(seen);
     assert_int_equal(http("POST", "/sdapi/v1/interrupt", NULL, NULL), 200);
     json_t *j = wait_job(first, 60000);
     assert_string_equal(status_of(j), "cancelled");

@@ -118,6 +118,12 @@ void a1111_state_free(a1111_state *st)
 
 /* ---- options ---- */
 
+/* Options a client may set, and the JSON bytes of one: A1111's are a few
+   hundred small values; the bounds keep a client from filling the server's
+   memory through them. */
+#define MAX_OPTIONS 300u
+#define MAX_OPTION_BYTES 4096
+
 void a1111_default_model(server *s, char out[JOB_MODEL_MAX + 1])
 {
     a1111_state *st = s->a1111;
@@ -185,6 +191,29 @@ enum MHD_Result a1111_set_options(http_request *r)
         json_decref(req);
         return a1111_invalid(r, "", "the body must be a JSON object", "type_error.dict");
     }
+    const char *key;
+    json_t *value;
+    int fresh = 0, too_big = 0;
+    a1111_state *st = r->s->a1111;
+    pthread_mutex_lock(&st->mu);
+    json_object_foreach(req, key, value)
+    {
+        fresh += !json_object_get(st->options, key);
+        char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+        too_big |= !text || strlen(text) > MAX_OPTION_BYTES;
+        free(text);
+    }
+    int too_many = json_object_size(st->options) + (size_t)fresh > MAX_OPTIONS;
+    pthread_mutex_unlock(&st->mu);
+    if (too_many || too_big) {
+        char msg[96];
+        snprintf(msg, sizeof msg,
+                 too_many ? "too many options: the server keeps at most %d"
+                          : "an option's value is over %d bytes of JSON",
+                 too_many ? (int)MAX_OPTIONS : MAX_OPTION_BYTES);
+        json_decref(req);
+        return a1111_invalid(r, "", msg, "value_error.too_large");
+    }
     json_t *ckpt = json_object_get(req, "sd_model_checkpoint");
     json_t *clip = json_object_get(req, "CLIP_stop_at_last_layers");
     char model[JOB_MODEL_MAX + 1] = "";
@@ -199,7 +228,6 @@ enum MHD_Result a1111_set_options(http_request *r)
         ret = a1111_invalid(r, "CLIP_stop_at_last_layers", "must be an integer in 1..12",
                             "value_error.number");
     else {
-        a1111_state *st = r->s->a1111;
         pthread_mutex_lock(&st->mu);
         json_object_update(st->options, req);
         if (model[0])

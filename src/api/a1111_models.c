@@ -109,10 +109,18 @@ static void model_sha256(server *s, const char *name, char out[65])
     if (out[0] || hash_file(path, sb.st_size, out) != 0)
         return;
     pthread_mutex_lock(&st->mu); /* not held while hashing: others' listings go on */
-    a1111_hash *grown = realloc(st->hashes, (size_t)(st->n_hashes + 1) * sizeof *grown);
-    if (grown) {
-        st->hashes = grown;
-        a1111_hash *h = &grown[st->n_hashes++];
+    a1111_hash *h = NULL;
+    for (int i = 0; i < st->n_hashes && !h; i++) /* a new version replaces the old */
+        if (strcmp(st->hashes[i].name, name) == 0)
+            h = &st->hashes[i];
+    if (!h) {
+        a1111_hash *grown = realloc(st->hashes, (size_t)(st->n_hashes + 1) * sizeof *grown);
+        if (grown) {
+            st->hashes = grown;
+            h = &grown[st->n_hashes++];
+        }
+    }
+    if (h) {
         snprintf(h->name, sizeof h->name, "%s", name);
         h->mtime = sb.st_mtim;
         h->size = sb.st_size;
