@@ -70,7 +70,8 @@ static void read_images(server *s, const job_record *rec, const json_t *result, 
     }
 }
 
-/* A1111's info object, without its seeds, for the stored spec. */
+/* A1111's info object, without its seeds, for the stored spec; takes
+   infotexts. */
 static json_t *info_object(server *s, const job_record *rec, const json_t *spec, int n_images,
                            json_t *infotexts, int img2img)
 {
@@ -138,7 +139,11 @@ char *a1111_reply_text(server *s, const job_record *rec, const json_t *parameter
     if (rec->status == JOB_SUCCEEDED)
         read_images(s, rec, result, send_images, images, infotexts);
     int n = rec->status == JOB_SUCCEEDED ? (int)json_array_size(infotexts) : 0;
-    json_t *info = spec ? info_object(s, rec, spec, n, infotexts, img2img) : NULL;
+    json_t *info = NULL;
+    if (spec)
+        info = info_object(s, rec, spec, n, infotexts, img2img); /* takes infotexts */
+    else
+        json_decref(infotexts);
     char *info_obj = info ? json_dumps(info, HTTP_JSON_FLAGS) : NULL;
     char *info_text = info_obj ? with_seeds(info_obj, seed, n) : NULL;
     json_t *info_str = info_text ? json_string(info_text) : NULL;
@@ -154,8 +159,6 @@ char *a1111_reply_text(server *s, const job_record *rec, const json_t *parameter
             snprintf(out, size, "{\"images\":%s,\"parameters\":%s,\"info\":%s}", images_json,
                      params_json, info_json);
     }
-    if (!info)
-        json_decref(infotexts);
     free(images_json);
     free(params_json);
     free(info_json);

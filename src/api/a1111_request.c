@@ -226,7 +226,8 @@ int a1111_request_read(http_request *r, int img2img, a1111_job *job, enum MHD_Re
         (img2img && read_img2img(&rd, native)))
         goto out;
     int max_batch = r->s->o->limits.max_batch;
-    if (batch < 1 || n_iter < 1 || batch * n_iter > max_batch) {
+    if (batch < 1 || n_iter < 1 || batch > max_batch || n_iter > max_batch ||
+        batch * n_iter > max_batch) { /* each bounded first: the product must not overflow */
         char msg[200];
         snprintf(msg, sizeof msg,
                  "batch_size x n_iter must be 1..%d (the images one request may ask for); got "
