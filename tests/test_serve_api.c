@@ -748,6 +748,48 @@ static void a1111_txt2img_is_the_cli_image(void **state)
     assert_int_equal(stop_server(), 0);
 }
 
+/* img2img with a base64 init image gives `gesso generate --init-image`'s
+   image for the same file, strength and seed. */
+static void a1111_img2img_is_the_cli_image(void **state)
+{
+    (void)state;
+    fresh_data();
+    start_server(NULL);
+    char init[1024]; /* fixture_path's buffer is reused by the next call */
+    snprintf(init, sizeof init, "%s", fixture_path("init-img2img_euler_a.png"));
+    FILE *f = fopen(init, "rb");
+    assert_non_null(f);
+    unsigned char *file = malloc(1 << 20);
+    size_t n = fread(file, 1, 1 << 20, f);
+    fclose(f);
+    char *b64 = base64_encode(file, n);
+    free(file);
+    size_t size = strlen(b64) + 512;
+    char *json = malloc(size);
+    snprintf(json, size,
+             "{\"init_images\":[\"data:image/png;base64,%s\"],\"prompt\":\"\",\"steps\":2,"
+             "\"width\":64,\"height\":64,\"seed\":7,\"sampler_name\":\"Euler a\","
+             "\"denoising_strength\":0.6}",
+             b64);
+    free(b64);
+    json_t *reply = a1111_post("/sdapi/v1/img2img", json, NULL);
+    free(json);
+    char out[300], cmd[3000], msg[200];
+    snprintf(out, sizeof out, "%s/cli-i2i.png", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' generate -q -m '%s' -p '' -W 64 -H 64 --steps 2 --threads 2 --seed 7 "
+             "--init-image '%s' --strength 0.6 -o '%s' >/dev/null 2>&1",
+             GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"), init, out);
+    assert_int_equal(system(cmd), 0);
+    gs_image *cli = NULL, *served = a1111_image(reply, 0);
+    assert_int_equal(gs_image_load(out, &cli, msg, sizeof msg), GS_OK);
+    assert_true(same_pixels(served, cli));
+    gs_image_free(served);
+    gs_image_free(cli);
+    json_decref(reply);
+    assert_int_equal(stop_server(), 0);
+}
+
 /* The job id of the newest job the server has (the one just submitted). */
 static char *newest_job(void)
 {
@@ -873,6 +915,7 @@ int main(void)
         cmocka_unit_test_teardown(big_init_images_stay_out_of_the_database, stop_leftovers),
         cmocka_unit_test_teardown(a_seed_past_int64, stop_leftovers),
         cmocka_unit_test_teardown(a1111_txt2img_is_the_cli_image, stop_leftovers),
+        cmocka_unit_test_teardown(a1111_img2img_is_the_cli_image, stop_leftovers),
         cmocka_unit_test_teardown(a1111_waits_and_interrupts, stop_leftovers),
         cmocka_unit_test_teardown(a1111_waiting_call_holds_no_body_budget, stop_leftovers),
     };
