@@ -3,9 +3,9 @@
  * they declare, and the replies they send. libmicrohttpd stays behind this
  * header and server.c: a handler reads the request, asks the store, replies.
  *
- * A protocol (the native /v1 API, A1111's /sdapi/v1; later OpenAI's
- * /v1/images) is a table of routes plus its own error shape; router.c lists
- * the protocols. Adding an endpoint is one row and one handler in one module.
+ * A protocol (the native /v1 API, OpenAI's /v1/images, A1111's /sdapi/v1,
+ * the web page) is a table of routes plus its own error shape; router.c
+ * lists the protocols. Adding an endpoint is one row and one handler in one module.
  */
 #ifndef GS_HTTP_H
 #define GS_HTTP_H
