@@ -3,7 +3,9 @@
  * file: the job life cycle (image byte-identical to the CLI's), cancellation,
  * kill -9 of a worker mid-job (the job finishes exactly once), kill -9 of the
  * server (its workers end with it, give their job back) and restart (nothing
- * lost), SIGTERM. Malformed and hostile requests are data: tests/http/.
+ * lost), SIGTERM; and a server on a real PostgreSQL (--store), the URL's
+ * password on no worker's command line and in no log. Malformed and hostile
+ * requests are data: tests/http/.
  */
 #include "testutil.h"
 
@@ -15,6 +17,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "pg_server.h"
+#include "queue/store.h"
 
 static char dir[128], base[64];
 static pid_t server = -1;
@@ -215,6 +220,81 @@ static void server_killed_and_restarted_loses_nothing(void **state)
     free(queued);
 }
 
+/* Whether file holds the bytes of what (a command line holds NULs). */
+static int file_holds(const char *file, const char *what)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f)
+        return 0;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    size_t k = strlen(what);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(buf + i, what, k) == 0)
+            return 1;
+    return 0;
+}
+
+/* gesso serve --store postgresql://...: a job runs through PostgreSQL, and a
+   password in the URL reaches the workers by their environment (a command
+   line is readable by every user), never a log or /metrics. */
+static void serves_from_postgres(void **state)
+{
+    (void)state;
+    pg_server pg;
+    if (pg_server_start(&pg) != 0)
+        fail_msg("no PostgreSQL server for the test: %s", pg.why);
+    char url[512], with_password[600], pdir[128], pbase[64], path[256], *body;
+    assert_int_equal(pg_server_new_db(&pg, url, sizeof url), 0);
+    /* the test server trusts local connections, so the password is never asked for */
+    snprintf(with_password, sizeof with_password, "postgresql://postgres:s3cret-pw@%s",
+             url + strlen("postgresql://"));
+    snprintf(pdir, sizeof pdir, "/tmp/gesso-serve-pg-XXXXXX");
+    assert_non_null(mkdtemp(pdir));
+    assert_int_equal(test_link_tiny_model(pdir), 0);
+    pid_t srv =
+        test_serve_start(pbase, pdir, (const char *const[]){"--store", with_password, NULL});
+    char *id = test_submit(pbase, pdir, NULL,
+                           "{\"model\":\"tiny-sd15\",\"steps\":2,\"width\":64,\"height\":64}");
+    json_t *j = test_wait_job(pbase, pdir, NULL, id, 60000);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/jobs/%s/images/0", id);
+    assert_int_equal(test_http(pbase, pdir, "GET", path, NULL, NULL), 200);
+
+    pid_t workers[4];
+    assert_int_equal(test_children(srv, workers, 4), 1);
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)workers[0]);
+    assert_true(file_holds(path, "worker"));
+    assert_false(file_holds(path, "s3cret"));
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)workers[0]);
+    assert_true(file_holds(path, with_password));
+    assert_int_equal(test_http(pbase, pdir, "GET", "/metrics", NULL, &body), 200);
+    assert_null(strstr(body, "s3cret"));
+    free(body);
+    assert_int_equal(test_serve_stop(srv), 0);
+    snprintf(path, sizeof path, "%s/server.log", pdir);
+    assert_false(file_holds(path, "s3cret"));
+
+    /* the job is in the database, not in a file of the data directory */
+    job_store *s;
+    svc_error err = {0};
+    job_record r;
+    assert_int_equal(store_open(url, &s, &err), GS_OK);
+    assert_int_equal(store_get(s, id, &r, &err), GS_OK);
+    assert_int_equal(r.status, JOB_SUCCEEDED);
+    job_record_clear(&r);
+    store_close(s);
+    snprintf(path, sizeof path, "%s/data/jobs.db", pdir);
+    assert_int_not_equal(access(path, F_OK), 0);
+    free(id);
+    pg_server_stop(&pg);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", pdir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +303,7 @@ int main(void)
         cmocka_unit_test(cancel_queued_and_running),
         cmocka_unit_test(worker_killed_mid_job_finishes_once),
         cmocka_unit_test(server_killed_and_restarted_loses_nothing),
+        cmocka_unit_test(serves_from_postgres),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -373,7 +373,14 @@ int serve_run(const serve_options *o)
             goto out;
         }
     }
-    snprintf(s.store_url, sizeof s.store_url, "%s/jobs.db", o->data_dir);
+    int n = o->store_url ? snprintf(s.store_url, sizeof s.store_url, "%s", o->store_url)
+                         : snprintf(s.store_url, sizeof s.store_url, "%s/jobs.db", o->data_dir);
+    if (n < 0 || (size_t)n >= sizeof s.store_url) {
+        log_error("the job store's URL or path is too long (at most %zu bytes)",
+                  sizeof s.store_url - 1);
+        code = 2;
+        goto out;
+    }
     snprintf(blob_url, sizeof blob_url, "%s/results", o->data_dir);
     mkdir(o->data_dir, 0755);
     if (store_open(s.store_url, &own, &err) != GS_OK || store_check(own, &err) != GS_OK ||

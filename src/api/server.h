@@ -27,6 +27,7 @@ typedef struct serve_options {
     const char *listen;     /* "127.0.0.1:7860"; port 0: the OS picks one */
     const char *port_file;  /* when set, the port listened on is written there */
     const char *data_dir;   /* jobs.db and results/ */
+    const char *store_url;  /* the job store; NULL: data_dir/jobs.db */
     const char *models_dir; /* NAME.safetensors */
     const char *self_exe;   /* the gesso binary, for `gesso worker` */
     int workers;

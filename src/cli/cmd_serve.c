@@ -17,14 +17,19 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: gesso serve [--listen ADDR:PORT] [--data DIR] [--models DIR]\n"
-            "                   [--workers N] [--threads N] [--precision P] [--lease SECONDS]\n"
-            "                   [--ram-budget SIZE] [--idle-unload SECONDS] [--preload NAME]...\n"
-            "                   [--api-keys FILE] [--retention DURATION] [limits...]\n"
+            "usage: gesso serve [--listen ADDR:PORT] [--data DIR] [--store URL]\n"
+            "                   [--models DIR] [--workers N] [--threads N] [--precision P]\n"
+            "                   [--lease SECONDS] [--ram-budget SIZE] [--idle-unload SECONDS]\n"
+            "                   [--preload NAME]... [--api-keys FILE] [--retention DURATION]\n"
+            "                   [limits...]\n"
             "  --listen ADDR:PORT  where the HTTP API listens (default 127.0.0.1:7860; port 0:\n"
             "                      any free port, see --port-file)\n"
             "  --port-file FILE    write the port listened on to FILE once listening\n"
             "  --data DIR          job store (jobs.db) and result images (default gesso-data)\n"
+            "  --store URL         the job store instead of DIR/jobs.db: a SQLite file\n"
+            "                      (PATH or sqlite:PATH) or a PostgreSQL database\n"
+            "                      (postgresql://USER@HOST[:PORT]/DB; libpq's PG* variables\n"
+            "                      apply: keep a password in PGPASSWORD or ~/.pgpass)\n"
             "  --models DIR        checkpoints, served as NAME for DIR/NAME.safetensors\n"
             "  --workers N         generation worker processes (default 1)\n"
             "  --threads N         compute threads per worker (default: all CPUs / workers)\n"
@@ -153,6 +158,7 @@ int cmd_serve(int argc, char **argv)
         {"listen", required_argument, 0, 'l'},
         {"port-file", required_argument, 0, 9},
         {"data", required_argument, 0, 'd'},
+        {"store", required_argument, 0, 'S'},
         {"models", required_argument, 0, 'm'},
         {"workers", required_argument, 0, 'w'},
         {"threads", required_argument, 0, 't'},
@@ -200,6 +206,7 @@ int cmd_serve(int argc, char **argv)
         case 'l': o.listen = optarg; break;
         case 9: o.port_file = optarg; break;
         case 'd': o.data_dir = optarg; break;
+        case 'S': o.store_url = optarg; break;
         case 'm': o.models_dir = optarg; break;
         case 'w': bad = arg_int("--workers", optarg, 1, 64, &o.workers); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
@@ -360,6 +367,8 @@ int cmd_worker(int argc, char **argv)
         if (bad)
             return EXIT_USAGE;
     }
+    if (!o.store_url)
+        o.store_url = getenv(WORKER_STORE_ENV);
     if (!o.store_url || !o.models_dir || !o.blob_url || !o.name) {
         fprintf(stderr, "gesso worker is started by gesso serve\n");
         return EXIT_USAGE;

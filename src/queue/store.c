@@ -25,8 +25,8 @@ typedef struct store_engine {
 
 static const store_engine engines[] = {
     {"sqlite", "SQLite", store_sqlite_open, 1},
-    {"postgres", "PostgreSQL", NULL, 0},
-    {"postgresql", "PostgreSQL", NULL, 0},
+    {"postgres", "PostgreSQL", store_pg_open, 0},
+    {"postgresql", "PostgreSQL", store_pg_open, 0},
 };
 
 #define N_ENGINES (int)(sizeof engines / sizeof engines[0])

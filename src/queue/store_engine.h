@@ -80,6 +80,7 @@ typedef gs_status (*store_open_fn)(const char *url, const char *rest, job_store 
 
 /* The engines (each in its own files). */
 gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, svc_error *err);
+gs_status store_pg_open(const char *url, const char *rest, job_store **out, svc_error *err);
 
 /* ---- statistics of finished jobs, summed the same way by every engine (store_stats.c) ---- */
 

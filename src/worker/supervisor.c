@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "worker/worker.h"
 #include "worker/worker_notify.h"
 #include "support/log.h"
 
@@ -31,6 +32,11 @@ typedef struct slot {
 
 struct supervisor {
     supervisor_options o;
+    /* the workers' environment: this process's, plus WORKER_STORE_ENV (a
+       store URL may hold a password, and a command line is readable by
+       every user of the machine, an environment by its owner only) */
+    char **env;
+    char *store_var;
     job_store *store;
     event_hub *hub;
     pthread_mutex_t mu; /* guards the wake_w fds against a restart swapping them */
@@ -81,8 +87,8 @@ static int start_worker(supervisor *s, int k)
     snprintf(idle, sizeof idle, "%d", s->o.idle_unload_s);
     const char *argv[40 + 2 * SUPERVISOR_MAX_PRELOAD];
     int n = 0;
+    enum { NAME_AT = 7 }; /* the worker's name, known once it has a pid */
     const char *fixed[] = {s->o.self_exe,   "worker",
-                           "--store",       s->o.store_url,
                            "--blobs",       s->o.blob_url,
                            "--models",      s->o.models_dir,
                            "--name",        NULL,
@@ -118,8 +124,8 @@ static int start_worker(supervisor *s, int k)
         fcntl(report[1], F_SETFD, 0);
         char name[64];
         snprintf(name, sizeof name, "w%d-%d", k, (int)getpid());
-        argv[9] = name;
-        execv(s->o.self_exe, (char *const *)argv);
+        argv[NAME_AT] = name;
+        execve(s->o.self_exe, (char *const *)argv, s->env);
         _exit(127);
     }
     close(wake[0]);
@@ -134,11 +140,37 @@ static int start_worker(supervisor *s, int k)
     return 0;
 }
 
+/* environ without WORKER_STORE_ENV, then var; NULL without memory. */
+static char **worker_env(char *var)
+{
+    extern char **environ;
+    size_t n = 0, k = 0, name = strlen(WORKER_STORE_ENV);
+    while (environ[n])
+        n++;
+    char **env = malloc((n + 2) * sizeof *env);
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!(strncmp(environ[i], WORKER_STORE_ENV, name) == 0 && environ[i][name] == '='))
+            env[k++] = environ[i];
+    env[k++] = var;
+    env[k] = NULL;
+    return env;
+}
+
 supervisor *supervisor_start(const supervisor_options *o, job_store *store, event_hub *hub,
                              svc_error *err)
 {
     supervisor *s = calloc(1, sizeof *s);
-    if (!s) {
+    size_t var_len = strlen(WORKER_STORE_ENV) + strlen(o->store_url) + 2;
+    if (s && (s->store_var = malloc(var_len)) != NULL) {
+        snprintf(s->store_var, var_len, "%s=%s", WORKER_STORE_ENV, o->store_url);
+        s->env = worker_env(s->store_var);
+    }
+    if (!s || !s->env) {
+        if (s)
+            free(s->store_var);
+        free(s);
         svc_fail(err, GS_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
@@ -256,5 +288,7 @@ void supervisor_stop(supervisor *s)
         close_fd(&w->report_r);
     }
     pthread_mutex_destroy(&s->mu);
+    free(s->env);
+    free(s->store_var);
     free(s);
 }

@@ -18,8 +18,13 @@
 
 #include "gesso.h"
 
+/* The environment variable that gives `gesso worker` its store URL when no
+   --store is given: how gesso serve passes it, so that a password in it is
+   not on a command line every user of the machine can read. */
+#define WORKER_STORE_ENV "GESSO_STORE"
+
 typedef struct worker_options {
-    const char *store_url; /* the job store (a path or sqlite:PATH) */
+    const char *store_url; /* the job store: a path, sqlite:PATH or postgresql://... */
     const char *blob_url;  /* where images and previews go (a directory or file:DIR) */
     const char *models_dir;
     const char *name; /* worker id recorded on claimed jobs */

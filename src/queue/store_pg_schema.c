@@ -1,0 +1,159 @@
+/*
+ * store_pg_schema - the PostgreSQL engine's tables, versioned: the meta
+ * table's "schema" row says how many of the migrations below a database has
+ * had, and store_open applies the rest. All of it happens in one transaction
+ * under an advisory lock, so that front ends and workers starting together on
+ * a new database create it once, one after the other, and a failure leaves
+ * the database as it was.
+ *
+ * The tables are those of the SQLite engine's schema 3 (statuses by name,
+ * timestamps in the callers' milliseconds), in the first schema of the
+ * connection's search_path: a database of its own, or a schema chosen with
+ * options=-csearch_path%3DNAME in the URL, keeps them apart from other
+ * programs' tables.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue/store_pg_private.h"
+
+/* Taken by nothing but gesso's migrations: "gesso" in ASCII, as a number. */
+#define MIGRATION_LOCK 0x676573736fLL
+
+/* Migration i brings a database from schema i to i + 1; new ones go at the
+   end, and none is ever changed once released. */
+static const char *const migrations[] = {
+    /* 1: jobs and workers; the queue's partial indexes hold only what a claim
+       or the reaper looks at, so they stay small however many jobs have
+       finished. notify_channel is where change notifications will go (one
+       name per database, kept here so that an operator can give gesso
+       installations that share a database their own). */
+    "CREATE TABLE jobs ("
+    " seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " id text NOT NULL UNIQUE,"
+    " owner text NOT NULL DEFAULT '',"
+    " model text NOT NULL DEFAULT '',"
+    " priority integer NOT NULL DEFAULT 0,"
+    " status text NOT NULL"
+    "  CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),"
+    " attempts integer NOT NULL DEFAULT 0,"
+    " cancel_requested integer NOT NULL DEFAULT 0,"
+    " worker text,"
+    " lease_expires_ms bigint,"
+    " step integer NOT NULL DEFAULT 0,"
+    " steps integer NOT NULL DEFAULT 0,"
+    " megapixelsteps double precision NOT NULL DEFAULT 0,"
+    " params text NOT NULL,"
+    " result text,"
+    " error text,"
+    " created_ms bigint NOT NULL,"
+    " started_ms bigint,"
+    " finished_ms bigint,"
+    " preview_step integer NOT NULL DEFAULT 0,"
+    " eta_s double precision NOT NULL DEFAULT -1);"
+    "CREATE INDEX jobs_queue ON jobs (priority DESC, seq) WHERE status = 'queued';"
+    "CREATE INDEX jobs_queue_model ON jobs (model, priority DESC, seq) WHERE status = 'queued';"
+    "CREATE INDEX jobs_running ON jobs (lease_expires_ms) WHERE status = 'running';"
+    "CREATE INDEX jobs_active_owner ON jobs (owner) WHERE status IN ('queued', 'running');"
+    "CREATE INDEX jobs_finished ON jobs (finished_ms)"
+    " WHERE status IN ('succeeded', 'failed', 'cancelled');"
+    "CREATE TABLE workers ("
+    " name text PRIMARY KEY,"
+    " models text NOT NULL DEFAULT '[]',"
+    " pid integer NOT NULL DEFAULT 0,"
+    " seen_ms bigint NOT NULL);"
+    "INSERT INTO meta (key, value) VALUES ('notify_channel', 'gesso_jobs');",
+};
+
+#define SCHEMA_VERSION (int)(sizeof migrations / sizeof migrations[0])
+
+/* The database's schema version into *version, 0 for a database gesso has
+   not used (then meta is created); refuses one whose tables gesso did not
+   make. Within the caller's transaction. */
+static gs_status read_version(pg_store *s, int *version, svc_error *err)
+{
+    PGresult *r;
+    gs_status st =
+        pgs_query(s, err, "reading the schema", &r,
+                  "SELECT to_regclass('meta') IS NOT NULL,"
+                  " to_regclass('jobs') IS NOT NULL OR to_regclass('workers') IS NOT NULL",
+                  "");
+    if (st != GS_OK)
+        return st;
+    int have_meta = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    int have_tables = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    PQclear(r);
+    *version = 0;
+    if (!have_meta && have_tables)
+        return svc_fail(err, GS_ERR_FORMAT,
+                        "job store (PostgreSQL at %s): the database has a jobs or workers table"
+                        " that gesso did not make; give gesso a database of its own, or a"
+                        " schema (options=-csearch_path%%3DNAME in the URL)",
+                        s->where);
+    if (!have_meta)
+        return pgs_exec(s, "creating the schema",
+                        "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)", err);
+    if ((st = pgs_query(s, err, "reading the schema", &r,
+                        "SELECT value FROM meta WHERE key = 'schema'", "")) != GS_OK)
+        return st;
+    if (PQntuples(r) > 0)
+        *version = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return GS_OK;
+}
+
+gs_status pgs_schema_open(pg_store *s, svc_error *err)
+{
+    gs_status st =
+        pgs_exec(s, "taking the schema lock", "BEGIN ISOLATION LEVEL READ COMMITTED", err);
+    if (st != GS_OK)
+        return st;
+    /* held to the transaction's end; every statement after it sees what an
+       opener before it committed (read committed: a snapshot per statement) */
+    PGresult *r;
+    int version = 0;
+    if ((st = pgs_query(s, err, "taking the schema lock", &r, "SELECT pg_advisory_xact_lock($1)",
+                        "I", (int64_t)MIGRATION_LOCK)) == GS_OK)
+        PQclear(r);
+    if (st == GS_OK)
+        st = read_version(s, &version, err);
+    if (st == GS_OK && version > SCHEMA_VERSION)
+        st = svc_fail(err, GS_ERR_FORMAT,
+                      "job store (PostgreSQL at %s) has schema %d, from a newer gesso (this one"
+                      " knows up to %d)",
+                      s->where, version, SCHEMA_VERSION);
+    for (int v = version; st == GS_OK && v < SCHEMA_VERSION; v++) {
+        char what[64];
+        snprintf(what, sizeof what, "upgrading the schema from %d to %d", v, v + 1);
+        st = pgs_exec(s, what, migrations[v], err);
+    }
+    char now[16];
+    snprintf(now, sizeof now, "%d", SCHEMA_VERSION);
+    if (st == GS_OK && version < SCHEMA_VERSION)
+        st = pgs_run(s, err, "recording the schema", NULL,
+                     "INSERT INTO meta (key, value) VALUES ('schema', $1)"
+                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                     "s", now);
+    if (st == GS_OK)
+        return pgs_exec(s, "creating the schema", "COMMIT", err);
+    /* the first failure is the one to report; the rollback's own is dropped */
+    PGresult *rb = PQexec(s->conn, "ROLLBACK");
+    PQclear(rb);
+    return st;
+}
+
+/* Cheap on purpose (a server checks at start): the server keeps its own
+   pages sound; what can be wrong is a schema this gesso does not know. */
+gs_status pgs_check(job_store *js, svc_error *err)
+{
+    pg_store *s = pgs(js);
+    int version = -1, found = 0;
+    gs_status st = pgs_int(s, err, "checking the database", &version, &found,
+                           "SELECT value::integer FROM meta WHERE key = 'schema'", "");
+    if (st == GS_OK && (!found || version != SCHEMA_VERSION))
+        st = svc_fail(err, GS_ERR_FORMAT,
+                      "job store (PostgreSQL at %s) has schema %d; this gesso uses %d", s->where,
+                      found ? version : 0, SCHEMA_VERSION);
+    return st;
+}

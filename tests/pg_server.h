@@ -1,0 +1,38 @@
+/*
+ * pg_server - a throwaway PostgreSQL server for a test run: initdb into a
+ * temporary directory, postgres listening on a unix socket there only (no
+ * port on the network to collide with), one empty database per case, and
+ * at the end a fast shutdown and the directory removed. Never a mock: the
+ * binaries of Debian's postgresql package (pg_config --bindir, else
+ * /usr/lib/postgresql/VERSION/bin, else the PATH).
+ *
+ * initdb and postgres refuse to run as root: as root they run as the
+ * postgres system user (which that package creates), owning the directory.
+ */
+#ifndef GS_PG_SERVER_H
+#define GS_PG_SERVER_H
+
+#include <sys/types.h>
+
+typedef struct pg_server {
+    pid_t pid;     /* the postmaster; 0 when not running */
+    char dir[64];  /* data/, the socket and the logs */
+    int next_db;   /* databases made so far: gesso_1, gesso_2, ... */
+    char why[512]; /* why the server could not start */
+} pg_server;
+
+/* Starts the server (about a second: initdb is most of it); 0, or -1 with
+   the reason in s->why (no binaries, no postgres user, initdb failed ...). */
+int pg_server_start(pg_server *s);
+
+/* Creates an empty database, dropping the one made before it (with every
+   connection to it), and writes a postgresql:// URL for it to url; 0 or -1. */
+int pg_server_new_db(pg_server *s, char *url, size_t n);
+
+/* A URL for database db of the server (an existing one, e.g. "postgres"). */
+void pg_server_url(const pg_server *s, const char *db, char *url, size_t n);
+
+/* Fast shutdown, then the directory goes. Safe on a server not started. */
+void pg_server_stop(pg_server *s);
+
+#endif
