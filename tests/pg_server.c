@@ -114,7 +114,7 @@ static void log_tail(const char *log, char *out, size_t n)
     FILE *f = fopen(log, "r");
     if (!f)
         return;
-    char buf[4096];
+    char buf[320];
     long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
     long from = size > 300 ? size - 300 : 0;
     size_t k = fseek(f, from, SEEK_SET) == 0 ? fread(buf, 1, sizeof buf - 1, f) : 0;
@@ -138,7 +138,7 @@ void pg_server_url(const pg_server *s, const char *db, char *url, size_t n)
     snprintf(url, n, "postgresql:///%s?host=%s&port=%d&user=postgres", db, s->dir, PORT);
 }
 
-int pg_server_start(pg_server *s)
+int pg_server_start(pg_server *s, unsigned flags)
 {
     char bindir[512], initdb[600], postgres[600], data[128], log[128], tail[320];
     memset(s, 0, sizeof *s);
@@ -170,7 +170,7 @@ int pg_server_start(pg_server *s)
     snprintf(postgres, sizeof postgres, "%s/postgres", bindir);
     snprintf(data, sizeof data, "%s/data", s->dir);
     snprintf(log, sizeof log, "%s/initdb.log", s->dir);
-    /* --no-sync: a server for one test run need not survive a power cut */
+    /* --no-sync: the files initdb writes are as disposable as the server */
     char *init_argv[] = {initdb,  "-D", data,   "-U",         "postgres",  "-A",
                          "trust", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
     pid_t pid = spawn(&r, init_argv, log);
@@ -183,22 +183,17 @@ int pg_server_start(pg_server *s)
         return -1;
     }
     snprintf(log, sizeof log, "%s/postgres.log", s->dir);
-    char *run_argv[] = {postgres,
-                        "-D",
-                        data,
-                        "-k",
-                        s->dir,
-                        "-p",
-                        "5432",
-                        "-c",
-                        "listen_addresses=",
-                        "-c",
-                        "fsync=off",
-                        "-c",
-                        "synchronous_commit=off",
-                        "-c",
-                        "full_page_writes=off",
-                        NULL};
+    /* a server for one test run need not survive a power cut: no syncs */
+    static const char *const fast[] = {"fsync=off", "synchronous_commit=off",
+                                       "full_page_writes=off"};
+    char *run_argv[16] = {postgres,           "-D", data, "-k", s->dir, "-p", "5432", "-c",
+                          "listen_addresses="};
+    int k = 9;
+    for (int i = 0; i < 3 && !(flags & PG_SERVER_DURABLE); i++) {
+        run_argv[k++] = "-c";
+        run_argv[k++] = (char *)fast[i];
+    }
+    run_argv[k] = NULL;
     s->pid = spawn(&r, run_argv, log);
     if (s->pid < 0) {
         s->pid = 0;

@@ -21,9 +21,16 @@ typedef struct pg_server {
     char why[512]; /* why the server could not start */
 } pg_server;
 
+/* Flags of pg_server_start. */
+enum {
+    /* fsync and synchronous commits as a real installation has them (for
+       benchmarks); without it, a test server syncs nothing */
+    PG_SERVER_DURABLE = 1
+};
+
 /* Starts the server (about a second: initdb is most of it); 0, or -1 with
    the reason in s->why (no binaries, no postgres user, initdb failed ...). */
-int pg_server_start(pg_server *s);
+int pg_server_start(pg_server *s, unsigned flags);
 
 /* Creates an empty database, dropping the one made before it (with every
    connection to it), and writes a postgresql:// URL for it to url; 0 or -1. */

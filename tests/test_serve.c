@@ -243,7 +243,7 @@ static void serves_from_postgres(void **state)
 {
     (void)state;
     pg_server pg;
-    if (pg_server_start(&pg) != 0)
+    if (pg_server_start(&pg, 0) != 0)
         fail_msg("no PostgreSQL server for the test: %s", pg.why);
     char url[512], with_password[600], pdir[128], pbase[64], path[256], *body;
     assert_int_equal(pg_server_new_db(&pg, url, sizeof url), 0);

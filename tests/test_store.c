@@ -67,7 +67,7 @@ static void pg_fresh_db(engine *e)
 {
     if (!pg_tried) {
         pg_tried = 1;
-        if (pg_server_start(&pgsrv) != 0)
+        if (pg_server_start(&pgsrv, 0) != 0)
             fprintf(stderr, "PostgreSQL: %s\n", pgsrv.why);
     }
     if (!pgsrv.pid)

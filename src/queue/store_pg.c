@@ -122,11 +122,6 @@ static gs_status pg_get(job_store *js, const char *id, job_record *out, svc_erro
 
 /* ---- submit ---- */
 
-/* The jobs ahead of a queued one: higher priority, or the same and earlier. */
-#define AHEAD_OF(p, s)                                                                             \
-    "(SELECT count(*) FROM jobs o WHERE o.status = 'queued' AND (o.priority > " p                  \
-    " OR (o.priority = " p " AND o.seq < " s ")))"
-
 static gs_status pg_submit(job_store *js, const char *id, const char *owner, const char *model,
                            int priority, const char *params_json, double megapixelsteps,
                            int64_t now_ms, int *position, svc_error *err)
@@ -141,7 +136,7 @@ static gs_status pg_submit(job_store *js, const char *id, const char *owner, con
                 " megapixelsteps, created_ms)"
                 " VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7)"
                 " ON CONFLICT (id) DO NOTHING RETURNING seq, priority)"
-                " SELECT " AHEAD_OF("ins.priority", "ins.seq") " FROM ins",
+                " SELECT " PG_AHEAD_OF("ins.priority", "ins.seq") " FROM ins",
                 "sssisdI", id, owner, model, priority, params_json, megapixelsteps, now_ms);
     if (st == GS_OK && !found)
         return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "a job with id '%s' exists already", id);
@@ -154,7 +149,11 @@ static gs_status pg_submit(job_store *js, const char *id, const char *owner, con
 
 /* The best queued job and the best one for the preferred models, each
    locked or passed over when another claimer holds it; the preferred one is
-   taken unless the best outranks it or has waited past starve_ms. */
+   taken unless the best outranks it or has waited past starve_ms. The
+   preferred models are looked up one by one, each the head of its own range
+   of jobs_queue_model: a model rare in a long queue is then found at once,
+   where one scan of the whole queue in order would read past every job of
+   the others (the price: a row locked per model for the statement). */
 static gs_status pg_claim(job_store *js, const char *worker, const char *const *prefer,
                           int n_prefer, int64_t now_ms, int lease_ms, int64_t starve_ms,
                           job_record *out, int *claimed, svc_error *err)
@@ -166,8 +165,10 @@ static gs_status pg_claim(job_store *js, const char *worker, const char *const *
         "  SELECT id, priority, created_ms FROM jobs WHERE status = 'queued'"
         "  ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED),"
         " pref AS MATERIALIZED ("
-        "  SELECT id, priority FROM jobs WHERE status = 'queued' AND model = ANY ($4)"
-        "  ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED),"
+        "  SELECT c.id, c.priority FROM unnest($4::text[]) AS m(model) CROSS JOIN LATERAL ("
+        "   SELECT id, priority, seq FROM jobs WHERE status = 'queued' AND model = m.model"
+        "   ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED) c"
+        "  ORDER BY c.priority DESC, c.seq LIMIT 1),"
         " pick AS ("
         "  SELECT CASE WHEN pref.id IS NOT NULL AND best.priority <= pref.priority"
         "   AND $3 - best.created_ms <= $5 THEN pref.id ELSE best.id END AS id"

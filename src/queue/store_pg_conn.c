@@ -90,8 +90,9 @@ static void strike(char *msg, size_t cap, const char *what, size_t n, const char
             out[k++] = *m++;
         }
     }
-    out[k] = '\0';
-    snprintf(msg, cap, "%s", out);
+    k = k < cap - 1 ? k : cap - 1;
+    memcpy(msg, out, k);
+    msg[k] = '\0';
 }
 
 /* libpq's message on one line, without its "ERROR:  " or "FATAL:  " and

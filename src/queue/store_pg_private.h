@@ -78,6 +78,16 @@ double pgs_col_double(const PGresult *r, int row, int col);
 /* A status column: kept by name, as in the SQLite engine's schema 3. */
 gs_status pgs_col_status(const PGresult *r, int row, int col, job_status *out, svc_error *err);
 
+/* ---- SQL shared by several operations ---- */
+
+/* The jobs ahead of a queued one: higher priority, or the same and earlier.
+   Two counts, each a range of the queue's index, so that neither reads the
+   finished jobs (the most of the table). */
+#define PG_AHEAD_OF(p, s)                                                                          \
+    "((SELECT count(*) FROM jobs o WHERE o.status = 'queued' AND o.priority > " p ")"              \
+    " + (SELECT count(*) FROM jobs o WHERE o.status = 'queued' AND o.priority = " p                \
+    " AND o.seq < " s "))"
+
 /* ---- schema (store_pg_schema.c) ---- */
 
 /* Creates the tables or brings them to the current schema, in one

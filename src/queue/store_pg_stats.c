@@ -49,11 +49,11 @@ gs_status pgs_depth_by_model(job_store *js, const char *owner,
 
 gs_status pgs_queue_position(job_store *js, const char *id, int *position, svc_error *err)
 {
-    return pgs_int(pgs(js), err, "reading a queue position", position, NULL,
-                   "SELECT (SELECT count(*) FROM jobs o WHERE o.status = 'queued' AND"
-                   " (o.priority > j.priority OR (o.priority = j.priority AND o.seq < j.seq)))"
-                   " FROM jobs j WHERE j.id = $1 AND j.status = 'queued'",
-                   "s", id);
+    return pgs_int(
+        pgs(js), err, "reading a queue position", position, NULL,
+        "SELECT " PG_AHEAD_OF("j.priority",
+                              "j.seq") " FROM jobs j WHERE j.id = $1 AND j.status = 'queued'",
+        "s", id);
 }
 
 gs_status pgs_active_count(job_store *js, const char *owner, int *n, svc_error *err)
