@@ -1,0 +1,368 @@
+/*
+ * store_bench - what the job store itself costs, SQLite and PostgreSQL side
+ * by side: submit → claim latency on an empty and on a deep queue, claims per
+ * second with 8 claimers on connections of their own, and the database's
+ * rows and bytes per job through a whole life cycle (submit, claim, a
+ * heartbeat per step, finish).
+ *
+ *   store_bench [--iterations N] [--backlog N] [--jobs N] [--pg URL]
+ *
+ * PostgreSQL is a throwaway server with the durability settings of a real
+ * installation (tests/pg_server.c) unless --pg names a database to use (its
+ * tables must not exist yet: the bench makes and drops them). Timestamps are
+ * the store's callers' own, so jobs move as fast as the engine lets them.
+ */
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pg_server.h"
+#include "queue/store.h"
+
+#define CLAIMERS 8
+#define STEPS 20 /* heartbeats per job in the footprint: a 20-step job */
+
+static const char params[] =
+    "{\"model\":\"sd-v1-5\",\"prompt\":\"a lighthouse at dusk, (oil painting:1.2), highly "
+    "detailed\",\"negative_prompt\":\"blurry, lowres\",\"seed\":42,\"steps\":20,\"cfg_scale\":7,"
+    "\"sampler\":\"dpmpp_2m\",\"scheduler\":\"karras\",\"width\":512,\"height\":512,"
+    "\"batch_size\":1,\"clip_skip\":1,\"precision\":\"auto\"}";
+
+static const char result[] =
+    "{\"images\":[0],\"step_ms\":[4101.2,4098.7,4102.9,4100.1,4099.5,4103.3,4097.8,4101.0,"
+    "4100.6,4099.9,4102.2,4098.1,4100.4,4101.7,4099.2,4100.8,4098.9,4102.5,4100.3,4099.0],"
+    "\"timings\":{\"load_s\":0.02,\"text_encode_s\":0.31,\"sampling_s\":82.01,"
+    "\"vae_decode_s\":4.32,\"total_s\":86.71},\"seed\":42}";
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *what, const svc_error *err)
+{
+    fprintf(stderr, "store_bench: %s: %s\n", what, err ? err->msg : "");
+    exit(1);
+}
+
+/* ---- engines: a fresh database for each measurement ---- */
+
+typedef struct engine {
+    const char *name;
+    char url[700];
+    char dir[64];      /* SQLite: the file's directory */
+    pg_server *server; /* PostgreSQL: our own server, unless given a database */
+    const char *given;
+    const char *options; /* PostgreSQL: session settings, as the URL's options= */
+    int n;
+} engine;
+
+/* Drops what the bench made in a database it was given. */
+static void pg_drop_tables(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQexec(c, "DROP TABLE IF EXISTS jobs, workers, meta");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "store_bench: %s", PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void fresh(engine *e)
+{
+    e->n++;
+    if (strcmp(e->name, "sqlite") == 0) {
+        snprintf(e->url, sizeof e->url, "%s/jobs-%d.db", e->dir, e->n);
+    } else if (e->given) {
+        snprintf(e->url, sizeof e->url, "%s", e->given);
+        pg_drop_tables(e->url);
+    } else if (pg_server_new_db(e->server, e->url, sizeof e->url) != 0) {
+        fprintf(stderr, "store_bench: %s\n", e->server->why);
+        exit(1);
+    }
+    if (e->options) {
+        size_t k = strlen(e->url);
+        snprintf(e->url + k, sizeof e->url - k, "%coptions=%s", strchr(e->url, '?') ? '&' : '?',
+                 e->options);
+    }
+}
+
+static job_store *open_store(const engine *e)
+{
+    job_store *s;
+    svc_error err = {0};
+    if (store_open(e->url, &s, &err) != GS_OK)
+        die("open", &err);
+    return s;
+}
+
+/* ---- figures ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest rank, of sorted v. */
+static double pct(const double *v, int n, double p)
+{
+    int i = (int)(p * n + 0.999999) - 1;
+    return v[i < 0 ? 0 : i >= n ? n - 1 : i];
+}
+
+static void print_ms(const char *name, const char *what, int backlog, double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    printf("%-8s %-16s backlog %6d   p50 %7.3f ms   p99 %7.3f ms   max %7.3f ms\n", name, what,
+           backlog, pct(v, n, 0.50) * 1e3, pct(v, n, 0.99) * 1e3, v[n - 1] * 1e3);
+}
+
+/* ---- submit → claim latency ---- */
+
+/* With backlog jobs queued ahead, each iteration submits one job and claims
+   one (the oldest: the queue stays backlog deep), then finishes it. */
+static void latency(engine *e, int backlog, int iterations)
+{
+    fresh(e);
+    job_store *s = open_store(e);
+    svc_error err = {0};
+    char id[JOB_ID_LEN + 1];
+    int64_t t = 1;
+    for (int i = 0; i < backlog; i++)
+        if (store_submit(s, "", "sd-v1-5", 0, params, 10.5, t++, id, NULL, &err) != GS_OK)
+            die("submit", &err);
+    double *submit = malloc(sizeof(double) * (size_t)iterations);
+    double *claim = malloc(sizeof(double) * (size_t)iterations);
+    double *both = malloc(sizeof(double) * (size_t)iterations);
+    double *finish = malloc(sizeof(double) * (size_t)iterations);
+    int warm = iterations / 10;
+    for (int i = -warm; i < iterations; i++) {
+        job_record r;
+        int pos, got, rec;
+        double t0 = now_s();
+        if (store_submit(s, "", "sd-v1-5", 0, params, 10.5, t, id, &pos, &err) != GS_OK)
+            die("submit", &err);
+        double t1 = now_s();
+        if (store_claim(s, "w1", NULL, 0, t, 15000, 60000, &r, &got, &err) != GS_OK || !got)
+            die("claim", &err);
+        double t2 = now_s();
+        if (store_finish(s, r.id, "w1", JOB_SUCCEEDED, result, NULL, t, &rec, &err) != GS_OK ||
+            !rec)
+            die("finish", &err);
+        double t3 = now_s();
+        job_record_clear(&r);
+        t++;
+        if (i >= 0) {
+            submit[i] = t1 - t0, claim[i] = t2 - t1, both[i] = t2 - t0, finish[i] = t3 - t2;
+        }
+    }
+    print_ms(e->name, "submit", backlog, submit, iterations);
+    print_ms(e->name, "claim", backlog, claim, iterations);
+    print_ms(e->name, "submit->claim", backlog, both, iterations);
+    print_ms(e->name, "finish", backlog, finish, iterations);
+    free(submit), free(claim), free(both), free(finish);
+    store_close(s);
+}
+
+/* ---- claims per second ---- */
+
+typedef struct claimer {
+    const engine *e;
+    pthread_barrier_t *start;
+    int finish; /* finish each job too (a worker's whole round trip) */
+    char name[16];
+    int claimed;
+} claimer;
+
+static void *claim_all(void *arg)
+{
+    claimer *c = arg;
+    job_store *s = open_store(c->e);
+    svc_error err = {0};
+    pthread_barrier_wait(c->start);
+    for (;;) {
+        job_record r;
+        int got, rec;
+        if (store_claim(s, c->name, NULL, 0, 1000, 15000, 60000, &r, &got, &err) != GS_OK)
+            die("claim", &err);
+        if (!got)
+            break;
+        if (c->finish &&
+            store_finish(s, r.id, c->name, JOB_SUCCEEDED, result, NULL, 2000, &rec, &err) != GS_OK)
+            die("finish", &err);
+        job_record_clear(&r);
+        c->claimed++;
+    }
+    store_close(s);
+    return NULL;
+}
+
+static void throughput(engine *e, int jobs, int finish)
+{
+    fresh(e);
+    job_store *s = open_store(e);
+    svc_error err = {0};
+    char id[JOB_ID_LEN + 1];
+    for (int i = 0; i < jobs; i++)
+        if (store_submit(s, "", "sd-v1-5", 0, params, 10.5, i, id, NULL, &err) != GS_OK)
+            die("submit", &err);
+    store_close(s);
+    claimer c[CLAIMERS];
+    pthread_t t[CLAIMERS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, CLAIMERS + 1);
+    for (int k = 0; k < CLAIMERS; k++) {
+        c[k] = (claimer){.e = e, .start = &start, .finish = finish};
+        snprintf(c[k].name, sizeof c[k].name, "w%d", k);
+        pthread_create(&t[k], NULL, claim_all, &c[k]);
+    }
+    pthread_barrier_wait(&start);
+    double t0 = now_s();
+    int total = 0;
+    for (int k = 0; k < CLAIMERS; k++) {
+        pthread_join(t[k], NULL);
+        total += c[k].claimed;
+    }
+    double dt = now_s() - t0;
+    pthread_barrier_destroy(&start);
+    if (total != jobs) {
+        fprintf(stderr, "store_bench: %d of %d jobs claimed\n", total, jobs);
+        exit(1);
+    }
+    printf("%-8s %d claimers, %s: %d jobs in %.2f s = %.0f /s\n", e->name, CLAIMERS,
+           finish ? "claim+finish" : "claim only  ", jobs, dt, jobs / dt);
+}
+
+/* ---- rows and bytes per job ---- */
+
+static int64_t bytes_of(job_store *s)
+{
+    int64_t b;
+    svc_error err = {0};
+    if (store_disk_bytes(s, &b, &err) != GS_OK)
+        die("disk bytes", &err);
+    return b;
+}
+
+/* PostgreSQL: VACUUM (what autovacuum does in its own time), and how many
+   of the updates were HOT (no index entries written). */
+static void pg_vacuum(const char *url, long *hot, long *updates)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQexec(c, "VACUUM jobs");
+    PQclear(r);
+    r = PQexec(c, "SELECT pg_stat_force_next_flush()"); /* PostgreSQL 15: stats are deferred */
+    PQclear(r);
+    r = PQexec(c, "SELECT n_tup_hot_upd, n_tup_upd FROM pg_stat_user_tables"
+                  " WHERE relname = 'jobs'");
+    *hot = PQntuples(r) ? strtol(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    *updates = PQntuples(r) ? strtol(PQgetvalue(r, 0, 1), NULL, 10) : -1;
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void footprint(engine *e, int jobs)
+{
+    fresh(e);
+    job_store *s = open_store(e);
+    svc_error err = {0};
+    char id[JOB_ID_LEN + 1];
+    int64_t empty = bytes_of(s);
+    for (int i = 0; i < jobs; i++)
+        if (store_submit(s, "key1", "sd-v1-5", 0, params, 10.5, i, id, NULL, &err) != GS_OK)
+            die("submit", &err);
+    int64_t queued = bytes_of(s);
+    for (int i = 0; i < jobs; i++) {
+        job_record r;
+        int got, rec, cancel, lost;
+        if (store_claim(s, "w1", NULL, 0, 1000, 15000, 60000, &r, &got, &err) != GS_OK || !got)
+            die("claim", &err);
+        for (int k = 1; k <= STEPS; k++) {
+            job_progress p = {k, STEPS, k, (STEPS - k) * 4.1};
+            if (store_heartbeat(s, r.id, "w1", 1000 + k, 15000, &p, &cancel, &lost, &err) != GS_OK)
+                die("heartbeat", &err);
+        }
+        if (store_finish(s, r.id, "w1", JOB_SUCCEEDED, result, NULL, 2000, &rec, &err) != GS_OK)
+            die("finish", &err);
+        job_record_clear(&r);
+    }
+    int64_t done = bytes_of(s);
+    printf("%-8s %d jobs, 1 row each: empty %" PRId64 " B; queued %.0f B/job; after claim, %d"
+           " heartbeats and finish %.0f B/job",
+           e->name, jobs, empty, (double)(queued - empty) / jobs, STEPS,
+           (double)(done - empty) / jobs);
+    if (e->server || e->given) {
+        long hot, updates;
+        pg_vacuum(e->url, &hot, &updates);
+        printf("; after VACUUM %.0f B/job; %ld of %ld updates HOT",
+               (double)(bytes_of(s) - empty) / jobs, hot, updates);
+    }
+    printf("\n");
+    store_close(s);
+}
+
+int main(int argc, char **argv)
+{
+    int iterations = 2000, backlog = 10000, jobs = 4000;
+    const char *pg_url = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--iterations") == 0)
+            iterations = (int)strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--backlog") == 0)
+            backlog = (int)strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--jobs") == 0)
+            jobs = (int)strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--pg") == 0)
+            pg_url = argv[i + 1];
+    }
+    if (iterations < 10 || jobs < 1 || backlog < 0) {
+        fprintf(stderr,
+                "usage: store_bench [--iterations N] [--backlog N] [--jobs N] [--pg URL]\n");
+        return 2;
+    }
+    /* SQLite in WAL mode with synchronous=NORMAL syncs at checkpoints, not at
+       each commit: PostgreSQL's nearest setting is synchronous_commit=off
+       (a crash of the machine may lose the last commits, never consistency) */
+    static pg_server server;
+    pg_server *own = pg_url ? NULL : &server;
+    engine engines[3] = {
+        {.name = "sqlite"},
+        {.name = "postgres", .server = own, .given = pg_url},
+        {.name = "pg-async",
+         .server = own,
+         .given = pg_url,
+         .options = "-csynchronous_commit%3Doff"},
+    };
+    snprintf(engines[0].dir, sizeof engines[0].dir, "/tmp/gesso-store-bench-XXXXXX");
+    if (!mkdtemp(engines[0].dir))
+        return 1;
+    if (own && pg_server_start(own, PG_SERVER_DURABLE) != 0) {
+        fprintf(stderr, "store_bench: %s\n", own->why);
+        return 1;
+    }
+    for (int k = 0; k < 3; k++) {
+        latency(&engines[k], 0, iterations);
+        latency(&engines[k], backlog, iterations);
+    }
+    for (int k = 0; k < 3; k++) {
+        throughput(&engines[k], jobs, 0);
+        throughput(&engines[k], jobs, 1);
+    }
+    for (int k = 0; k < 2; k++)
+        footprint(&engines[k], jobs);
+    if (own)
+        pg_server_stop(own);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", engines[0].dir);
+    return system(cmd) == 0 ? 0 : 1;
+}
