@@ -138,58 +138,29 @@ void pg_server_url(const pg_server *s, const char *db, char *url, size_t n)
     snprintf(url, n, "postgresql:///%s?host=%s&port=%d&user=postgres", db, s->dir, PORT);
 }
 
-int pg_server_start(pg_server *s, unsigned flags)
+/* PostgreSQL refuses to run as root: then it runs as the postgres user. */
+static runner runner_for(const pg_server *s)
 {
-    char bindir[512], initdb[600], postgres[600], data[128], log[128], tail[320];
-    memset(s, 0, sizeof *s);
-    if (find_bindir(bindir, sizeof bindir) != 0) {
-        snprintf(s->why, sizeof s->why,
-                 "no PostgreSQL server binaries (initdb, postgres) in pg_config --bindir,"
-                 " /usr/lib/postgresql/*/bin or the PATH: install Debian's postgresql package"
-                 " (scripts/deps.sh does)");
-        return -1;
-    }
-    runner r = {NULL, s->dir};
-    if (geteuid() == 0 && !(r.as = getpwnam("postgres"))) {
-        snprintf(s->why, sizeof s->why,
-                 "running as root, and PostgreSQL refuses to: no 'postgres' user to run it as"
-                 " (Debian's postgresql package creates one)");
-        return -1;
-    }
-    snprintf(s->dir, sizeof s->dir, "/tmp/gesso-pg-XXXXXX");
-    if (!mkdtemp(s->dir)) {
-        snprintf(s->why, sizeof s->why, "cannot make a temporary directory: %s", strerror(errno));
-        return -1;
-    }
-    if (r.as && chown(s->dir, r.as->pw_uid, r.as->pw_gid) != 0) {
-        snprintf(s->why, sizeof s->why, "cannot give %s to postgres: %s", s->dir, strerror(errno));
-        pg_server_stop(s);
-        return -1;
-    }
-    snprintf(initdb, sizeof initdb, "%s/initdb", bindir);
-    snprintf(postgres, sizeof postgres, "%s/postgres", bindir);
+    runner r = {geteuid() == 0 ? getpwnam("postgres") : NULL, s->dir};
+    return r;
+}
+
+/* Starts the postmaster on s->dir/data and waits until it takes
+   connections; 0, or -1 with s->why. */
+static int launch(pg_server *s)
+{
+    char postgres[600], data[128], log[128], tail[320];
+    runner r = runner_for(s);
+    snprintf(postgres, sizeof postgres, "%s/postgres", s->bindir);
     snprintf(data, sizeof data, "%s/data", s->dir);
-    snprintf(log, sizeof log, "%s/initdb.log", s->dir);
-    /* --no-sync: the files initdb writes are as disposable as the server */
-    char *init_argv[] = {initdb,  "-D", data,   "-U",         "postgres",  "-A",
-                         "trust", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
-    pid_t pid = spawn(&r, init_argv, log);
-    int status = -1;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-        WEXITSTATUS(status) != 0) {
-        log_tail(log, tail, sizeof tail);
-        snprintf(s->why, sizeof s->why, "initdb failed: %s", tail);
-        pg_server_stop(s);
-        return -1;
-    }
     snprintf(log, sizeof log, "%s/postgres.log", s->dir);
     /* a server for one test run need not survive a power cut: no syncs */
     static const char *const fast[] = {"fsync=off", "synchronous_commit=off",
                                        "full_page_writes=off"};
     char *run_argv[16] = {postgres,           "-D", data, "-k", s->dir, "-p", "5432", "-c",
                           "listen_addresses="};
-    int k = 9;
-    for (int i = 0; i < 3 && !(flags & PG_SERVER_DURABLE); i++) {
+    int k = 9, status;
+    for (int i = 0; i < 3 && !(s->flags & PG_SERVER_DURABLE); i++) {
         run_argv[k++] = "-c";
         run_argv[k++] = (char *)fast[i];
     }
@@ -198,7 +169,6 @@ int pg_server_start(pg_server *s, unsigned flags)
     if (s->pid < 0) {
         s->pid = 0;
         snprintf(s->why, sizeof s->why, "cannot start postgres: %s", strerror(errno));
-        pg_server_stop(s);
         return -1;
     }
     char ci[256];
@@ -214,8 +184,58 @@ int pg_server_start(pg_server *s, unsigned flags)
     }
     log_tail(log, tail, sizeof tail);
     snprintf(s->why, sizeof s->why, "postgres did not start accepting connections: %s", tail);
-    pg_server_stop(s);
     return -1;
+}
+
+int pg_server_start(pg_server *s, unsigned flags)
+{
+    char initdb[600], data[128], log[128], tail[320];
+    memset(s, 0, sizeof *s);
+    s->flags = flags;
+    if (find_bindir(s->bindir, sizeof s->bindir) != 0) {
+        snprintf(s->why, sizeof s->why,
+                 "no PostgreSQL server binaries (initdb, postgres) in pg_config --bindir,"
+                 " /usr/lib/postgresql/*/bin or the PATH: install Debian's postgresql package"
+                 " (scripts/deps.sh does)");
+        return -1;
+    }
+    runner r = runner_for(s);
+    if (geteuid() == 0 && !r.as) {
+        snprintf(s->why, sizeof s->why,
+                 "running as root, and PostgreSQL refuses to: no 'postgres' user to run it as"
+                 " (Debian's postgresql package creates one)");
+        return -1;
+    }
+    snprintf(s->dir, sizeof s->dir, "/tmp/gesso-pg-XXXXXX");
+    if (!mkdtemp(s->dir)) {
+        snprintf(s->why, sizeof s->why, "cannot make a temporary directory: %s", strerror(errno));
+        return -1;
+    }
+    if (r.as && chown(s->dir, r.as->pw_uid, r.as->pw_gid) != 0) {
+        snprintf(s->why, sizeof s->why, "cannot give %s to postgres: %s", s->dir, strerror(errno));
+        pg_server_stop(s);
+        return -1;
+    }
+    snprintf(initdb, sizeof initdb, "%s/initdb", s->bindir);
+    snprintf(data, sizeof data, "%s/data", s->dir);
+    snprintf(log, sizeof log, "%s/initdb.log", s->dir);
+    /* --no-sync: the files initdb writes are as disposable as the server */
+    char *init_argv[] = {initdb,  "-D", data,   "-U",         "postgres",  "-A",
+                         "trust", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
+    pid_t pid = spawn(&r, init_argv, log);
+    int status = -1;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0) {
+        log_tail(log, tail, sizeof tail);
+        snprintf(s->why, sizeof s->why, "initdb failed: %s", tail);
+        pg_server_stop(s);
+        return -1;
+    }
+    if (launch(s) != 0) {
+        pg_server_stop(s);
+        return -1;
+    }
+    return 0;
 }
 
 /* Runs one statement on the maintenance database; 0 or -1 (in s->why). */
@@ -251,7 +271,7 @@ int pg_server_new_db(pg_server *s, char *url, size_t n)
     return 0;
 }
 
-void pg_server_stop(pg_server *s)
+void pg_server_halt(pg_server *s)
 {
     if (s->pid > 0) {
         kill(s->pid, SIGINT); /* fast shutdown: sessions are cut, not waited for */
@@ -267,6 +287,16 @@ void pg_server_stop(pg_server *s)
         }
         s->pid = 0;
     }
+}
+
+int pg_server_resume(pg_server *s)
+{
+    return s->pid ? 0 : launch(s);
+}
+
+void pg_server_stop(pg_server *s)
+{
+    pg_server_halt(s);
     if (s->dir[0]) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);

@@ -15,10 +15,12 @@
 #include <sys/types.h>
 
 typedef struct pg_server {
-    pid_t pid;     /* the postmaster; 0 when not running */
-    char dir[64];  /* data/, the socket and the logs */
-    int next_db;   /* databases made so far: gesso_1, gesso_2, ... */
-    char why[512]; /* why the server could not start */
+    pid_t pid;    /* the postmaster; 0 when not running */
+    char dir[64]; /* data/, the socket and the logs */
+    char bindir[512];
+    unsigned flags; /* of pg_server_start */
+    int next_db;    /* databases made so far: gesso_1, gesso_2, ... */
+    char why[512];  /* why the server could not start */
 } pg_server;
 
 /* Flags of pg_server_start. */
@@ -38,6 +40,12 @@ int pg_server_new_db(pg_server *s, char *url, size_t n);
 
 /* A URL for database db of the server (an existing one, e.g. "postgres"). */
 void pg_server_url(const pg_server *s, const char *db, char *url, size_t n);
+
+/* Stops the server and keeps its data, as a database restart or outage
+   would (fast shutdown: sessions are cut); pg_server_resume starts it again
+   on the same data and socket (0, or -1 with s->why). */
+void pg_server_halt(pg_server *s);
+int pg_server_resume(pg_server *s);
 
 /* Fast shutdown, then the directory goes. Safe on a server not started. */
 void pg_server_stop(pg_server *s);

@@ -1316,36 +1316,93 @@ static void pg_concurrent_opens_create_the_schema_once(void **state)
     }
 }
 
-/* A store whose connection the server cut fails the next operation with
-   GS_ERR_IO saying so, and the one after it works on a new connection. */
+/* Waits until sql (on c) counts 0 sessions of gesso's. */
+static void wait_sessions(PGconn *c, const char *sql, long want)
+{
+    for (int i = 0; admin_long(c, sql) != want; i++) {
+        assert_true(i < 1000);
+        usleep(10000);
+    }
+}
+
+#define GESSO_SESSIONS                                                                             \
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"                     \
+    " AND application_name = 'gesso'"
+
+typedef struct blocked_get {
+    job_store *s;
+    const char *id;
+    gs_status st;
+    svc_error err;
+} blocked_get;
+
+static void *get_job_in_thread(void *arg)
+{
+    blocked_get *b = arg;
+    job_record r;
+    b->st = store_get(b->s, b->id, &r, &b->err);
+    if (b->st == GS_OK)
+        job_record_clear(&r);
+    return NULL;
+}
+
+/* A store outlives what happens to its connection: a session the server
+   ended while idle is noticed before the next operation, which runs on a new
+   one; a session cut in the middle of an operation fails that operation with
+   GS_ERR_IO saying so, and the next reconnects; while the server is down each
+   operation fails naming it, and the first after it is back works. */
 static void pg_reconnects_after_losing_the_connection(void **state)
 {
     job_store *s = fresh(state);
     svc_error err = {0};
     char id[JOB_ID_LEN + 1];
+    job_record r;
     submit(s, "m", 0, 0, id, NULL);
-    PGconn *a = admin_conn(state);
+    PGconn *a = admin_conn(state), *b = admin_conn(state);
+
     admin_exec(a, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                   " WHERE datname = current_database() AND application_name = 'gesso'");
-    for (int i = 0; admin_long(a, "SELECT count(*) FROM pg_stat_activity"
-                                  " WHERE datname = current_database()"
-                                  " AND application_name = 'gesso'") > 0;
-         i++) {
-        assert_true(i < 500);
-        usleep(10000);
-    }
-    job_record r;
-    assert_int_equal(store_get(s, id, &r, &err), GS_ERR_IO);
-    assert_non_null(strstr(err.msg, "connection was lost"));
-    assert_non_null(strstr(err.msg, "reading a job"));
+    wait_sessions(a, GESSO_SESSIONS, 0);
+    if (store_get(s, id, &r, &err) != GS_OK)
+        fail_msg("after the session ended: %s", err.msg);
+    job_record_clear(&r);
+
+    /* cut while it waits for a lock the test holds */
+    admin_exec(a, "BEGIN");
+    admin_exec(a, "LOCK TABLE jobs");
+    blocked_get g = {.s = s, .id = id};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, get_job_in_thread, &g), 0);
+    wait_sessions(b, GESSO_SESSIONS " AND wait_event_type = 'Lock'", 1);
+    admin_exec(b, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  " WHERE datname = current_database() AND application_name = 'gesso'");
+    pthread_join(t, NULL);
+    admin_exec(a, "ROLLBACK");
+    assert_int_equal(g.st, GS_ERR_IO);
+    if (!strstr(g.err.msg, "connection was lost") || !strstr(g.err.msg, "reading a job"))
+        fail_msg("%s", g.err.msg);
     assert_int_equal(store_get(s, id, &r, &err), GS_OK);
     assert_int_equal(r.status, JOB_QUEUED);
+    job_record_clear(&r);
+    PQfinish(a);
+    PQfinish(b);
+
+    /* the database restarted, and down for a while in between */
+    pg_server_halt(&pgsrv);
+    for (int i = 0; i < 2; i++) {
+        err = (svc_error){0};
+        assert_int_equal(store_get(s, id, &r, &err), GS_ERR_IO);
+        if (!strstr(err.msg, "cannot reconnect") || !strstr(err.msg, pgsrv.dir))
+            fail_msg("%s", err.msg);
+    }
+    if (pg_server_resume(&pgsrv) != 0)
+        fail_msg("%s", pgsrv.why);
+    assert_int_equal(store_get(s, id, &r, &err), GS_OK);
     job_record_clear(&r);
     int got;
     claim(s, "w1", NULL, 10, &r, &got); /* statements prepared anew on the new connection */
     assert_int_equal(got, 1);
     job_record_clear(&r);
-    PQfinish(a);
     store_close(s);
 }
 

@@ -10,6 +10,7 @@
  * passwords a URL holds are struck out of what it says.
  */
 #include <ctype.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,12 +127,16 @@ static void clean_message(pg_store *s, const char *m, const char *url, const sec
 
 /* ---- connecting ---- */
 
-/* libpq prints notices ("relation already exists, skipping") on stderr
-   unless told otherwise; the store has nothing to say with them. */
-static void quiet(void *arg, const char *message)
+/* Notices and warnings ("relation already exists, skipping"), which libpq
+   would print on stderr, are dropped: the store has nothing to say with them.
+   A FATAL one is the server ending the session while it was idle (libpq
+   hands an error that comes between queries to the notice receiver). */
+static void on_notice(void *arg, const PGresult *r)
 {
-    (void)arg;
-    (void)message;
+    pg_store *s = arg;
+    const char *severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0))
+        s->session_ended = 1;
 }
 
 /* s->where: the server as libpq resolved it (a socket directory for a local one). */
@@ -184,7 +189,7 @@ gs_status pgs_connect(pg_store *s, const char *url, svc_error *err)
     free(lower);
     if (!s->conn)
         return svc_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    PQsetNoticeProcessor(s->conn, quiet, NULL);
+    PQsetNoticeReceiver(s->conn, on_notice, s);
     describe(s, url, &sec);
     if (PQstatus(s->conn) != CONNECTION_OK) {
         char msg[SVC_ERRMSG_MAX - 128];
@@ -197,8 +202,18 @@ gs_status pgs_connect(pg_store *s, const char *url, svc_error *err)
 
 gs_status pgs_ready(pg_store *s, svc_error *err)
 {
-    if (PQstatus(s->conn) == CONNECTION_OK)
+    /* a server that ended the session while it was idle (a restart,
+       pg_terminate_backend) said so on the socket: reading that now runs the
+       operation on a new connection instead of failing it on the old one. A
+       connection gone without a word (a cut network) fails its next
+       operation, and the one after reconnects. */
+    struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+    if (PQstatus(s->conn) == CONNECTION_OK && p.fd >= 0 && poll(&p, 1, 0) > 0 &&
+        PQconsumeInput(s->conn))
+        PQisBusy(s->conn); /* parses what came: on_notice sees a FATAL */
+    if (PQstatus(s->conn) == CONNECTION_OK && !s->session_ended)
         return GS_OK;
+    s->session_ended = 0;
     PQreset(s->conn);
     s->n_prepared = 0; /* a new session has none of the old one's statements */
     if (PQstatus(s->conn) == CONNECTION_OK)

@@ -25,6 +25,7 @@ typedef struct pg_store {
        call site), statement i named "gesso_i"; emptied when conn is reset */
     const char *prepared[PG_MAX_STATEMENTS];
     int n_prepared;
+    int session_ended; /* the server said it ended the session: reconnect */
 } pg_store;
 
 static inline pg_store *pgs(job_store *s)
