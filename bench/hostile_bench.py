@@ -2,6 +2,7 @@
 """hostile_bench - what hostile clients cost a running `gesso serve` (issue 19's figures).
 
     python3 bench/hostile_bench.py GESSO_BINARY MODEL.safetensors [--only NAME]
+    GESSO_BENCH_STORE=postgresql:///gesso?host=/tmp/pg&port=5433 python3 bench/hostile_bench.py ...
 
 Runs a real server on 127.0.0.1 per scenario and prints one line per figure:
 
@@ -43,6 +44,8 @@ def start(gesso, model, tmp, extra=()):
         if extra[i] in flags:
             kept += extra[i:i + 2]
     extra = kept
+    if os.environ.get("GESSO_BENCH_STORE"):  # e.g. a PostgreSQL URL
+        extra += ["--store", os.environ["GESSO_BENCH_STORE"]]
     data, models, port_file = f"{tmp}/data", f"{tmp}/models", f"{tmp}/port"
     os.makedirs(models, exist_ok=True)
     link = f"{models}/tiny-sd15.safetensors"
