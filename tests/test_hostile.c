@@ -437,6 +437,46 @@ static void waiting_requests_hold_no_thread(void **state)
     assert_int_equal(test_serve_stop(server), 0);
 }
 
+/* SIGTERM while a worker is inside a long step (a 512x512 step under the
+   sanitizers takes a minute): the server waits --stop-grace for the job to be
+   given back, then kills the worker and exits; the next start requeues the
+   job. Before, the stop waited for the step however long it took. */
+static void a_stop_does_not_wait_for_a_long_step(void **state)
+{
+    (void)state;
+    char base[64];
+    const char *extra[] = {"--stop-grace", "1", NULL};
+    pid_t server = test_serve_start(base, dir, extra);
+    char *id = test_submit(base, dir, NULL,
+                           "{\"model\":\"tiny-sd15\",\"prompt\":\"x\",\"steps\":1,"
+                           "\"width\":512,\"height\":512}");
+    for (int64_t end = test_mono_ms() + 60000;; test_sleep_ms(50)) {
+        json_t *j = test_get_job(base, dir, NULL, id);
+        int running = strcmp(json_string_value(json_object_get(j, "status")), "running") == 0;
+        json_decref(j);
+        if (running)
+            break;
+        if (test_mono_ms() > end)
+            fail_msg("the job never started");
+    }
+    test_sleep_ms(500); /* into the step */
+    int64_t t0 = test_mono_ms();
+    assert_int_equal(test_serve_stop(server), 0);
+    int64_t took = test_mono_ms() - t0;
+    printf("stop with a worker inside a step: %lld ms\n", (long long)took);
+    assert_true(took < 8000);
+    server = test_serve_start(base, dir, extra); /* the job is queued again, not lost */
+    json_t *j = test_get_job(base, dir, NULL, id);
+    const char *st = json_string_value(json_object_get(j, "status"));
+    assert_true(strcmp(st, "queued") == 0 || strcmp(st, "running") == 0);
+    json_decref(j);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    assert_int_equal(test_http(base, dir, "DELETE", path, NULL, NULL), 200);
+    free(id);
+    assert_int_equal(test_serve_stop(server), 0);
+}
+
 /* A jobs.db with damaged pages stops the server at start, naming the file,
    instead of a server that answers 503 to everything. */
 static void damaged_store_stops_the_start(void **state)
@@ -512,7 +552,10 @@ int main(void)
         cmocka_unit_test(slow_clients_do_not_lock_others_out),
         cmocka_unit_test(one_address_gets_its_share),
         cmocka_unit_test(waiting_requests_hold_no_thread),
+        cmocka_unit_test(a_stop_does_not_wait_for_a_long_step),
         cmocka_unit_test(damaged_store_stops_the_start),
     };
+    if (getenv("GS_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("GS_TEST_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }

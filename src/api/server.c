@@ -64,6 +64,7 @@ void serve_options_default(serve_options *o)
     o->header_timeout_s = 10;
     o->request_timeout_s = 60;
     o->max_body_memory = 256u << 20;
+    o->stop_grace_s = 10;
     o->max_queued = 10000;
     o->max_store_bytes = -1;
     job_limits_default(&o->limits);
@@ -420,7 +421,8 @@ int serve_run(const serve_options *o)
                              .ram_budget = o->ram_budget,
                              .idle_unload_s = o->idle_unload_s,
                              .preload = o->preload,
-                             .n_preload = o->n_preload};
+                             .n_preload = o->n_preload,
+                             .stop_grace_ms = o->stop_grace_s * 1000};
     if (!(s.sup = supervisor_start(&so, own, s.hub, &err))) {
         log_error("%s", err.msg);
         goto out;

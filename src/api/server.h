@@ -57,6 +57,7 @@ typedef struct serve_options {
     const char *const *allowed_hosts; /* [n_allowed_hosts] Host names allowed besides
                                          IP literals and localhost ("*": any) */
     int n_allowed_hosts;
+    int stop_grace_s; /* at SIGTERM, how long workers may take to give their jobs back */
 } serve_options;
 
 void serve_options_default(serve_options *o);

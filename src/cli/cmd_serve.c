@@ -43,6 +43,8 @@ static void usage(FILE *out)
             "  --preload NAME      load model NAME in every worker at start (repeatable)\n"
             "  --api-keys FILE     require bearer keys (lines: KEY NAME [max_active=N]\n"
             "                      [max_cost=MPS] [admin])\n"
+            "  --stop-grace S      at SIGTERM, workers get S seconds to give their jobs back\n"
+            "                      at the end of a step, then are killed (default 10)\n"
             "  --retention DUR     keep finished jobs and images this long: 90s, 12h, 7d\n"
             "                      (default 7d; 0 keeps them forever)\n"
             "limits (a request beyond one is refused with 4xx, nothing queued):\n"
@@ -182,6 +184,7 @@ int cmd_serve(int argc, char **argv)
         {"allowed-hosts", required_argument, 0, 15},
         {"max-store-bytes", required_argument, 0, 16},
         {"max-prompt-chunks", required_argument, 0, 17},
+        {"stop-grace", required_argument, 0, 19},
         {"max-job-cost", required_argument, 0, 18},
         {"ram-budget", required_argument, 0, 'B'},
         {"idle-unload", required_argument, 0, 'I'},
@@ -251,6 +254,7 @@ int cmd_serve(int argc, char **argv)
         case 17:
             bad = arg_int("--max-prompt-chunks", optarg, 1, 1 << 20, &o.limits.max_prompt_chunks);
             break;
+        case 19: bad = arg_int("--stop-grace", optarg, 0, 3600, &o.stop_grace_s); break;
         case 18: bad = arg_double("--max-job-cost", optarg, 0, 1e12, &o.limits.max_cost); break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;

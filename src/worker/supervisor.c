@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "worker/worker.h"
@@ -280,10 +281,38 @@ void supervisor_stop(supervisor *s)
     for (int k = 0; k < s->n; k++)
         if (s->slots[k].pid > 0)
             kill(s->slots[k].pid, SIGTERM);
+    /* A worker gives its job back at the end of the step it is in; a step of
+       a big image on a slow machine can take minutes, and a stop must not.
+       Past the grace it is killed: its job's lease runs out and the next
+       start requeues it. */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int left = 1; left;) {
+        left = 0;
+        for (int k = 0; k < s->n; k++)
+            if (s->slots[k].pid > 0 && waitpid(s->slots[k].pid, NULL, WNOHANG) == 0)
+                left++;
+            else
+                s->slots[k].pid = 0;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long waited = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (left && waited >= s->o.stop_grace_ms) {
+            log_warn("%d worker%s did not stop within %d ms; killing %s", left, left > 1 ? "s" : "",
+                     s->o.stop_grace_ms, left > 1 ? "them" : "it");
+            for (int k = 0; k < s->n; k++)
+                if (s->slots[k].pid > 0) {
+                    kill(s->slots[k].pid, SIGKILL);
+                    waitpid(s->slots[k].pid, NULL, 0);
+                    s->slots[k].pid = 0;
+                }
+            left = 0;
+        }
+        if (left)
+            usleep(20000);
+    }
     for (int k = 0; k < s->n; k++) {
         slot *w = &s->slots[k];
-        if (w->pid > 0)
-            waitpid(w->pid, NULL, 0);
         close_fd(&w->wake_w);
         close_fd(&w->report_r);
     }

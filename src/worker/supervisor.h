@@ -41,6 +41,7 @@ typedef struct supervisor_options {
     int idle_unload_s;
     const char *const *preload; /* [n_preload] */
     int n_preload;
+    int stop_grace_ms; /* at a stop, how long a worker may finish its step before SIGKILL */
 } supervisor_options;
 
 typedef struct supervisor supervisor;
@@ -58,7 +59,8 @@ void supervisor_wake(supervisor *s);
    restarts workers that died. */
 void supervisor_poll(supervisor *s, int timeout_ms);
 
-/* SIGTERMs every worker (each gives its job back), waits for them, frees s. */
+/* SIGTERMs every worker (each gives its job back at the end of its step),
+   waits up to o.stop_grace_ms for them, SIGKILLs the rest, frees s. */
 void supervisor_stop(supervisor *s);
 
 #endif
