@@ -213,9 +213,9 @@ static int run_file(const char *path, int *n_cases)
         extra[n_extra++] = keys;
     }
     extra[n_extra] = NULL;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s/data'", dir);
-    assert_int_equal(system(cmd), 0);
+    char data[300];
+    snprintf(data, sizeof data, "%s/data", dir);
+    assert_int_equal(test_remove_tree(data), 0);
     char base[64];
     pid_t server = test_serve_start(base, dir, extra);
     fseek(f, cases_at, SEEK_SET);
@@ -319,9 +319,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_remove_tree(dir);
 }
 
 int main(void)

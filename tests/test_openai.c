@@ -88,9 +88,9 @@ static unsigned char *first_b64(const char *reply, size_t *n)
 
 static void start(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s/data'", dir);
-    assert_int_equal(system(cmd), 0);
+    char data[300];
+    snprintf(data, sizeof data, "%s/data", dir);
+    assert_int_equal(test_remove_tree(data), 0);
     server = test_serve_start(base, dir, NULL);
 }
 
@@ -297,9 +297,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_remove_tree(dir);
 }
 
 int main(void)

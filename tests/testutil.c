@@ -109,6 +109,13 @@ void test_note_skip(const char *fmt, ...)
     va_end(ap);
 }
 
+int test_remove_tree(const char *path)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 void test_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -33,6 +33,9 @@ void nchw_to_nhwc_f64(const double *src, double *dst, int n, int c, int h, int w
 
 void test_sleep_ms(int ms);
 
+/* rm -rf of a test's scratch directory (or a folder inside it); 0 when gone. */
+int test_remove_tree(const char *path);
+
 /* Says that part of a test did not run here (a CPU feature, a tool): one
    "SKIPPED: ..." line, which scripts/test.sh lists after the suite, so a
    skip is never a silent pass. */

@@ -9,7 +9,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <time.h>
+
+#include "support/clock.h"
 
 typedef enum phase { WAIT_HEADERS, WAIT_BODY, ANSWERING } phase;
 
@@ -28,13 +29,6 @@ struct conn_guard {
     int header_ms, request_ms;
     long cut_total;
 };
-
-int64_t conn_guard_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 conn_guard *conn_guard_create(int header_ms, int request_ms)
 {
@@ -75,7 +69,7 @@ void conn_guard_notify(void *cls, struct MHD_Connection *c, void **socket_contex
         }
         t->g = g;
         t->fd = info->connect_fd;
-        t->since_ms = conn_guard_now_ms();
+        t->since_ms = mono_ms();
         pthread_mutex_lock(&g->mu);
         t->next = g->head;
         if (g->head)
@@ -110,7 +104,7 @@ static void set_phase(struct MHD_Connection *c, phase ph, int restart)
     pthread_mutex_lock(&t->g->mu);
     t->phase = ph;
     if (restart)
-        t->since_ms = conn_guard_now_ms();
+        t->since_ms = mono_ms();
     pthread_mutex_unlock(&t->g->mu);
 }
 

@@ -32,11 +32,9 @@ void conn_guard_request_in(struct MHD_Connection *c);
    headers must arrive within header_ms from now. */
 void conn_guard_response_out(struct MHD_Connection *c);
 
-/* Cuts the connections past their deadlines; returns how many (now: monotonic ms). */
+/* Cuts the connections past their deadlines; returns how many (now: mono_ms()). */
 int conn_guard_reap(conn_guard *g, int64_t now_ms);
 /* Connections cut so far. */
 long conn_guard_cut_total(conn_guard *g);
-
-int64_t conn_guard_now_ms(void);
 
 #endif

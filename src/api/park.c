@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "support/clock.h"
+
 struct parked {
     parking *pk;
     struct MHD_Connection *c;
@@ -34,13 +36,6 @@ struct parking {
     int64_t timer_wakes; /* when the timer will look next (monotonic ms) */
     pthread_t timer;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void unlink_locked(parked *p)
 {

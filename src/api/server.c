@@ -30,6 +30,7 @@
 #include "api/park.h"
 #include "api/protocols.h"
 #include "api/server_private.h"
+#include "support/clock.h"
 #include "support/log.h"
 
 #define HOUSEKEEPING_MS 200 /* lease expiry and worker restarts at least this often */
@@ -77,6 +78,7 @@ typedef struct request_state {
     char *body;
     size_t len, cap;
     size_t reserved; /* of the server's body budget */
+    size_t max_len;  /* the route's body cap */
     int too_big, over_budget, answered_early;
 } request_state;
 
@@ -151,6 +153,13 @@ static int take_upload(server *s, request_state *st, const char *data, size_t n,
     return 0;
 }
 
+/* The body budget is spent: the client is asked to come back. */
+static enum MHD_Result busy_reply(http_request *r)
+{
+    return http_error_with(r, 503, "server_busy",
+                           "too many large requests at once; try again shortly", "Retry-After: 2");
+}
+
 /* The first call, on the headers: route, key, size and budget are settled
    before a byte of the body is read (and before "100 Continue"). */
 static enum MHD_Result on_headers(server *s, request_state *st)
@@ -161,7 +170,7 @@ static enum MHD_Result on_headers(server *s, request_state *st)
         st->answered_early = 1;
         return ret;
     }
-    size_t cap = r->rt->flags & ROUTE_UPLOAD ? s->o->max_body : HTTP_SMALL_BODY;
+    size_t cap = st->max_len = r->rt->flags & ROUTE_UPLOAD ? s->o->max_body : HTTP_SMALL_BODY;
     const char *cl = http_header(r, "Content-Length");
     if (cl) {
         char *end;
@@ -176,9 +185,7 @@ static enum MHD_Result on_headers(server *s, request_state *st)
         if (n > 0) {
             if (reserve_body(s, st, (size_t)n + 1) != 0 || !(st->body = malloc((size_t)n + 1))) {
                 st->answered_early = 1;
-                return http_error_with(r, 503, "server_busy",
-                                       "too many large requests at once; try again shortly",
-                                       "Retry-After: 2");
+                return busy_reply(r);
             }
             st->cap = (size_t)n + 1;
         }
@@ -205,8 +212,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return ret;
     }
     if (*upload_size) {
-        size_t cap = st->r.rt->flags & ROUTE_UPLOAD ? s->o->max_body : HTTP_SMALL_BODY;
-        if (take_upload(s, st, upload, *upload_size, cap) != 0)
+        if (take_upload(s, st, upload, *upload_size, st->max_len) != 0)
             return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
@@ -218,9 +224,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (st->too_big)
         return http_error(r, 413, "body_too_large", "the request body is larger than allowed");
     if (st->over_budget)
-        return http_error_with(r, 503, "server_busy",
-                               "too many large requests at once; try again shortly",
-                               "Retry-After: 2");
+        return busy_reply(r);
     return router_run(r);
 }
 
@@ -459,7 +463,7 @@ int serve_run(const serve_options *o)
     while (!stopping) {
         supervisor_poll(s.sup, HOUSEKEEPING_MS);
         housekeeping(&s, own, &next_purge);
-        conn_guard_reap(s.guard, conn_guard_now_ms());
+        conn_guard_reap(s.guard, mono_ms());
     }
     code = 0;
 out:

@@ -15,11 +15,11 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "worker/worker.h"
 #include "worker/worker_notify.h"
+#include "support/clock.h"
 #include "support/log.h"
 
 typedef struct slot {
@@ -285,8 +285,7 @@ void supervisor_stop(supervisor *s)
        a big image on a slow machine can take minutes, and a stop must not.
        Past the grace it is killed: its job's lease runs out and the next
        start requeues it. */
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = mono_ms();
     for (int left = 1; left;) {
         left = 0;
         for (int k = 0; k < s->n; k++)
@@ -294,10 +293,7 @@ void supervisor_stop(supervisor *s)
                 left++;
             else
                 s->slots[k].pid = 0;
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long waited = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-        if (left && waited >= s->o.stop_grace_ms) {
+        if (left && mono_ms() - t0 >= s->o.stop_grace_ms) {
             log_warn("%d worker%s did not stop within %d ms; killing %s", left, left > 1 ? "s" : "",
                      s->o.stop_grace_ms, left > 1 ? "them" : "it");
             for (int k = 0; k < s->n; k++)
