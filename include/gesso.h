@@ -119,7 +119,23 @@ GS_API const char *gs_engine_errmsg(const gs_engine *eng);
 
 /* ---- models ---- */
 
-typedef enum gs_model_family { GS_FAMILY_UNKNOWN = 0, GS_FAMILY_SD1 = 1 } gs_model_family;
+/* The model families gesso runs. A family fixes what the file does not say: its
+ * text encoders and which of their layers condition the UNet, the UNet's head
+ * layout, extra conditioning (SDXL's pooled text and image sizes), the VAE's
+ * latent scale; everything else is read from tensor shapes. */
+typedef enum gs_model_family {
+    GS_FAMILY_UNKNOWN = 0,
+    GS_FAMILY_SD1 = 1,  /* SD 1.x: CLIP ViT-L */
+    GS_FAMILY_SD2 = 2,  /* SD 2.x: OpenCLIP ViT-H, ε or v prediction */
+    GS_FAMILY_SDXL = 3, /* SDXL base: CLIP ViT-L + OpenCLIP ViT-bigG, size conditioning */
+} gs_model_family;
+
+/* What the UNet predicts. */
+typedef enum gs_prediction {
+    GS_PREDICTION_AUTO = 0, /* as the file says (metadata, a v_pred key, A1111's test) */
+    GS_PREDICTION_EPS = 1,
+    GS_PREDICTION_V = 2,
+} gs_prediction;
 
 /* Loads a single-file checkpoint (.safetensors). The file is memory-mapped and
  * its weights converted once to the compute format. Pickle checkpoints (.ckpt,
@@ -137,7 +153,8 @@ GS_API void gs_model_set_release_after_use(gs_model *model, int on);
 
 typedef struct gs_model_info {
     gs_model_family family;
-    const char *family_name;   /* "sd1" */
+    const char *family_name;   /* "sd1", "sd2", "sd2-v", "sdxl" */
+    gs_prediction prediction;  /* what the file says it predicts (never AUTO) */
     const char *weight_dtype;  /* dtype of most weights in the file: "f16", "bf16", "f32" */
     int unet_channels;         /* base channel count of the UNet (320 for SD1.5) */
     int text_width;            /* width of the text encoder (768 for SD1.5) */
@@ -155,7 +172,8 @@ GS_API void gs_model_get_info(const gs_model *model, gs_model_info *info);
  * is read or converted, so it costs milliseconds whatever the file's size. */
 typedef struct gs_checkpoint_info {
     gs_model_family family;   /* GS_FAMILY_UNKNOWN when no known layout matches */
-    const char *family_name;  /* "sd1" or "unknown"; more names as families are added */
+    const char *family_name;  /* "sd1", "sd2", "sd2-v", "sdxl" or "unknown" */
+    gs_prediction prediction; /* as far as the header says; AUTO when it does not */
     const char *weight_dtype; /* "f16", "bf16" or "f32": the dtype of most bytes of the
                                  UNet (of the whole file when the family is unknown) */
     size_t file_bytes;
@@ -239,7 +257,8 @@ typedef struct gs_params {
     const char *scheduler;       /* normal, karras, exponential, or NULL/"default": the
                                     sampler's own (normal; ddim and lcm have their own) */
     int width, height;           /* multiples of 8; default 512x512 */
-    int clip_skip;               /* 1 = last layer (default), 2 = penultimate, ... */
+    int clip_skip;               /* 1 = last layer (default), 2 = penultimate, ... (SD1; SD2 and
+                                    SDXL always take their penultimate layer, as A1111 does) */
     int batch_size;              /* images drawn in one go from one seed; default 1 */
     const gs_image *init_image;  /* img2img when not NULL; resized to width x height */
     float strength;              /* img2img denoising strength in (0,1]; default 0.75 */
@@ -253,6 +272,14 @@ typedef struct gs_params {
                                     no seams, but pixels differ from a whole decode (more than
                                     bf16 does): auto tiles only where a whole decode would need
                                     several GB of activations. */
+    gs_prediction prediction;    /* override what the model predicts; default AUTO */
+    /* SDXL's size conditioning; 0 = A1111's default (original and target = the image
+       size, crop 0,0). Ignored by families without it. */
+    int original_width, original_height;
+    int crop_top, crop_left;
+    int target_width, target_height;
+    int encode_empty_negative; /* SDXL: encode an empty negative prompt as text (ComfyUI)
+                                  instead of A1111's all-zero unconditional input (default) */
 } gs_params;
 
 #define GS_VAE_TILE_AUTO 512

@@ -108,6 +108,37 @@ int arg_size(const char *name, const char *s, int *w, int *h)
     return 0;
 }
 
+int arg_pair(const char *name, const char *s, long min, long max, int *a, int *b)
+{
+    const char *comma = strchr(s, ',');
+    char buf[64];
+    size_t n = comma ? (size_t)(comma - s) : 0;
+    if (!comma || n == 0 || n >= sizeof buf) {
+        fprintf(stderr, "gesso: %s: '%s' is not two numbers A,B\n", name, s);
+        return -1;
+    }
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (arg_int(name, buf, min, max, a) || arg_int(name, comma + 1, min, max, b))
+        return -1;
+    return 0;
+}
+
+int arg_prediction(const char *s, gs_prediction *out)
+{
+    if (strcmp(s, "auto") == 0)
+        *out = GS_PREDICTION_AUTO;
+    else if (strcmp(s, "eps") == 0 || strcmp(s, "epsilon") == 0)
+        *out = GS_PREDICTION_EPS;
+    else if (strcmp(s, "v") == 0)
+        *out = GS_PREDICTION_V;
+    else {
+        fprintf(stderr, "gesso: --prediction: '%s' is not auto, eps or v\n", s);
+        return -1;
+    }
+    return 0;
+}
+
 int arg_precision(const char *s, gs_precision *out)
 {
     if (strcmp(s, "auto") == 0)

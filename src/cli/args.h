@@ -20,6 +20,10 @@ int arg_precision(const char *s, gs_precision *out);
 int arg_vae_tile(const char *s, int *out);
 /* "512x768" or "512" (square) */
 int arg_size(const char *name, const char *s, int *w, int *h);
+/* "A,B": two integers in min..max (--crop-top-left TOP,LEFT) */
+int arg_pair(const char *name, const char *s, long min, long max, int *a, int *b);
+/* --prediction: "auto", "eps" (or "epsilon") or "v" */
+int arg_prediction(const char *s, gs_prediction *out);
 /* A byte count: plain bytes, or with a binary suffix K, M, G, T (also KB/KiB
    and lower case; all powers of 1024): "512M", "6G", "6GiB". Must be > 0. */
 int arg_bytes(const char *name, const char *s, size_t *out);

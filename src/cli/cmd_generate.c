@@ -48,6 +48,12 @@ static void usage(FILE *out)
             "  -W, --width N             width, multiple of 8 (default 512)\n"
             "  -H, --height N            height, multiple of 8 (default 512)\n"
             "      --clip-skip N         1 = last text-encoder layer (default), 2 = penultimate\n"
+            "                            (SD1; SD2 and SDXL always use their penultimate layer)\n"
+            "      --prediction P        auto (default: what the file says), eps or v\n"
+            "      --original-size WxH   SDXL size conditioning (default: the image size)\n"
+            "      --crop-top-left T,L   SDXL crop conditioning (default 0,0)\n"
+            "      --target-size WxH     SDXL target size conditioning (default: the image size)\n"
+            "      --empty-negative M    SDXL: zero (default, as A1111) or encode (as ComfyUI)\n"
             "  -b, --batch-size N        images drawn together from one seed (default 1)\n"
             "  -i, --init-image FILE     img2img: start from this PNG/JPEG/WebP image\n"
             "      --strength X          img2img denoising strength in (0,1] (default 0.75)\n"
@@ -135,7 +141,12 @@ int cmd_generate(int argc, char **argv)
         OPT_SCHEDULER,
         OPT_CLIP_SKIP,
         OPT_STRENGTH,
-        OPT_VAE_TILE
+        OPT_VAE_TILE,
+        OPT_PREDICTION,
+        OPT_ORIGINAL_SIZE,
+        OPT_CROP,
+        OPT_TARGET_SIZE,
+        OPT_EMPTY_NEGATIVE
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
@@ -154,6 +165,11 @@ int cmd_generate(int argc, char **argv)
         {"init-image", required_argument, 0, 'i'},
         {"strength", required_argument, 0, OPT_STRENGTH},
         {"vae-tile", required_argument, 0, OPT_VAE_TILE},
+        {"prediction", required_argument, 0, OPT_PREDICTION},
+        {"original-size", required_argument, 0, OPT_ORIGINAL_SIZE},
+        {"crop-top-left", required_argument, 0, OPT_CROP},
+        {"target-size", required_argument, 0, OPT_TARGET_SIZE},
+        {"empty-negative", required_argument, 0, OPT_EMPTY_NEGATIVE},
         {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'P'},
         {"quiet", no_argument, 0, 'q'},
@@ -186,6 +202,24 @@ int cmd_generate(int argc, char **argv)
         case 'i': init_path = optarg; break;
         case OPT_STRENGTH: bad = arg_float("--strength", optarg, 0, 1, &p.strength); break;
         case OPT_VAE_TILE: bad = arg_vae_tile(optarg, &p.vae_tile); break;
+        case OPT_PREDICTION: bad = arg_prediction(optarg, &p.prediction); break;
+        case OPT_ORIGINAL_SIZE:
+            bad = arg_size("--original-size", optarg, &p.original_width, &p.original_height);
+            break;
+        case OPT_CROP:
+            bad = arg_pair("--crop-top-left", optarg, 0, 65536, &p.crop_top, &p.crop_left);
+            break;
+        case OPT_TARGET_SIZE:
+            bad = arg_size("--target-size", optarg, &p.target_width, &p.target_height);
+            break;
+        case OPT_EMPTY_NEGATIVE:
+            if (strcmp(optarg, "zero") == 0 || strcmp(optarg, "encode") == 0)
+                p.encode_empty_negative = optarg[0] == 'e';
+            else {
+                fprintf(stderr, "gesso: --empty-negative: '%s' is not zero or encode\n", optarg);
+                bad = 1;
+            }
+            break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'P': bad = arg_precision(optarg, &precision); break;
         case 'q': quiet = 1; break;

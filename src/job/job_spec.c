@@ -116,6 +116,14 @@ static const field fields[] = {
     {"preview_every", F_INT, AT(preview_every), 0, 1000, L_NONE, 1},
     {"init_image", F_IMAGE, AT(init_image), 0, 0, L_IMAGE, 0},
     {"vae_tile", F_INT, AT(vae_tile), -1, 4096, L_NONE, 0},
+    {"prediction", F_NAME, AT(prediction), 0, 7, L_NONE, 0},
+    {"original_width", F_INT, AT(original_width), 0, 16384, L_NONE, 0},
+    {"original_height", F_INT, AT(original_height), 0, 16384, L_NONE, 0},
+    {"crop_top", F_INT, AT(crop_top), 0, 16384, L_NONE, 0},
+    {"crop_left", F_INT, AT(crop_left), 0, 16384, L_NONE, 0},
+    {"target_width", F_INT, AT(target_width), 0, 16384, L_NONE, 0},
+    {"target_height", F_INT, AT(target_height), 0, 16384, L_NONE, 0},
+    {"empty_negative", F_NAME, AT(empty_negative), 0, 7, L_NONE, 0},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -346,6 +354,14 @@ int job_spec_validate(const job_spec *s, const job_limits *lim, const char *mode
     if (s->vae_tile > 0 && (s->vae_tile < 64 || s->vae_tile % 8))
         return fail(e, JOB_ERR_OUT_OF_RANGE, "vae_tile",
                     "'vae_tile' must be 0 (auto), -1 (never) or a multiple of 8 from 64");
+    if (s->prediction[0] && !in_list(s->prediction, (const char *const[]){"auto", "eps", "v", NULL}))
+        return fail(e, JOB_ERR_OUT_OF_RANGE, "prediction",
+                    "'prediction' must be \"auto\", \"eps\" or \"v\", not '%s'", s->prediction);
+    if (s->empty_negative[0] &&
+        !in_list(s->empty_negative, (const char *const[]){"zero", "encode", NULL}))
+        return fail(e, JOB_ERR_OUT_OF_RANGE, "empty_negative",
+                    "'empty_negative' must be \"zero\" (A1111) or \"encode\" (ComfyUI), not '%s'",
+                    s->empty_negative);
     if (s->width % 8 || s->height % 8)
         return fail(e, JOB_ERR_BAD_SIZE, s->width % 8 ? "width" : "height",
                     "width and height must be multiples of 8");
@@ -462,7 +478,7 @@ static json_t *field_value(const job_spec *s, const field *f)
                    : json_integer(*(const int *)base);
     case F_NUM: return json_real(*(const double *)base);
     case F_SEED: return NULL; /* past jansson's int64: job_spec_to_json splices it in */
-    case F_NAME: return json_string(base);
+    case F_NAME: return !f->stored_when_default && !*base ? NULL : json_string(base);
     case F_TEXT: return *(char *const *)base ? json_string(*(char *const *)base) : NULL;
     case F_IMAGE: return job_image_json((const job_image *)base);
     }
@@ -506,6 +522,16 @@ int job_spec_to_params(const job_spec *s, gs_params *p, gs_image **init)
     p->strength = (float)s->strength;
     p->preview_every = s->preview_every;
     p->vae_tile = s->vae_tile;
+    p->prediction = strcmp(s->prediction, "v") == 0     ? GS_PREDICTION_V
+                    : strcmp(s->prediction, "eps") == 0 ? GS_PREDICTION_EPS
+                                                        : GS_PREDICTION_AUTO;
+    p->original_width = s->original_width;
+    p->original_height = s->original_height;
+    p->crop_top = s->crop_top;
+    p->crop_left = s->crop_left;
+    p->target_width = s->target_width;
+    p->target_height = s->target_height;
+    p->encode_empty_negative = strcmp(s->empty_negative, "encode") == 0;
     if (s->init_image.stored || s->init_image.base64) {
         if (job_image_decode(&s->init_image, hard_limits.max_image, init) != 0)
             return -1;

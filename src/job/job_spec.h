@@ -87,6 +87,10 @@ typedef struct job_spec {
     int priority;      /* queue priority, -100..100 */
     int preview_every; /* 0 = no previews */
     int vae_tile;      /* as gs_params.vae_tile */
+    char prediction[8]; /* "", "auto", "eps" or "v" ("": auto) */
+    /* SDXL size conditioning, as gs_params (0: the image size / no crop) */
+    int original_width, original_height, crop_top, crop_left, target_width, target_height;
+    char empty_negative[8]; /* "", "zero" or "encode" ("": zero) */
 } job_spec;
 
 /* Defaults from gs_params_init; free with job_spec_clear. Returns -1 when out of memory. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "model/weights.h"
+#include "pipeline/family.h"
 
 static int has_suffix(const char *s, const char *suffix)
 {
@@ -52,26 +53,42 @@ static int has(const st_file *f, const char *name)
 
 int checkpoint_is_sd1(const st_file *f)
 {
-    return has(f, SD1_UNET_PREFIX "input_blocks.0.0.weight") &&
-           has(f, SD1_TEXT_PREFIX "embeddings.token_embedding.weight") &&
-           has(f, SD1_VAE_PREFIX "decoder.conv_in.weight");
+    const family_desc *d = family_detect(f);
+    return d && d->id == GS_FAMILY_SD1;
 }
 
-/* Names the kind of a file that is not an SD1.x checkpoint, for the error. */
+/* Names the kind of a file gesso does not run, for the error. */
 gs_status checkpoint_identify(const st_file *f, gi_error *err)
 {
-    if (checkpoint_is_sd1(f))
+    if (family_detect(f))
         return GS_OK;
-    if (has(f,
-            "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight") ||
-        has(f, "conditioner.embedders.1.model.token_embedding.weight"))
+    if (has(f, "conditioner.embedders.0.model.ln_final.weight"))
         return gi_fail(err, GS_ERR_UNSUPPORTED,
-                       "this is an SDXL checkpoint; gesso runs SD1.x "
-                       "checkpoints so far");
-    if (has(f, "cond_stage_model.model.token_embedding.weight"))
+                       "this is an SDXL refiner checkpoint (one OpenCLIP encoder, aesthetic-score "
+                       "conditioning); gesso runs SD1.x, SD2.x and SDXL base checkpoints");
+    if (has(f, "model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight") ||
+        has(f, "joint_blocks.0.x_block.attn.qkv.weight"))
         return gi_fail(err, GS_ERR_UNSUPPORTED,
-                       "this is an SD2.x checkpoint (OpenCLIP text "
-                       "encoder); gesso runs SD1.x checkpoints so far");
+                       "this is a Stable Diffusion 3 (MMDiT) checkpoint; gesso runs SD1.x, SD2.x "
+                       "and SDXL checkpoints");
+    if (has(f, "double_blocks.0.img_attn.qkv.weight") ||
+        has(f, "model.diffusion_model.double_blocks.0.img_attn.qkv.weight"))
+        return gi_fail(err, GS_ERR_UNSUPPORTED,
+                       "this is a Flux checkpoint; gesso runs SD1.x, SD2.x and SDXL checkpoints");
+    if (has(f, "model.diffusion_model.input_blocks.1.0.time_stack.in_layers.0.weight") ||
+        has(f, "model.diffusion_model.input_blocks.1.0.time_mixer.mix_factor"))
+        return gi_fail(err, GS_ERR_UNSUPPORTED,
+                       "this is a Stable Video Diffusion checkpoint; gesso makes images from "
+                       "SD1.x, SD2.x and SDXL checkpoints");
+    if (has(f, "model.diffusion_model.input_blocks.0.0.weight") &&
+        (has(f, "conditioner.embedders.1.model.token_embedding.weight") ||
+         has(f, "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight") ||
+         has(f, "cond_stage_model.model.token_embedding.weight") ||
+         has(f, SD1_TEXT_PREFIX "embeddings.token_embedding.weight")))
+        return gi_fail(err, GS_ERR_FORMAT,
+                       "the checkpoint has a UNet and a text encoder but lacks the rest of its "
+                       "family's networks (a second SDXL text encoder, or the VAE "
+                       "first_stage_model.*)");
     for (size_t i = 0; i < st_count(f); i++) {
         const char *n = st_at(f, i)->name;
         if (strncmp(n, "lora_", 5) == 0 || strstr(n, ".lora_down.") || strstr(n, ".lora_A."))
@@ -99,10 +116,10 @@ gs_status checkpoint_identify(const st_file *f, gi_error *err)
 const char *checkpoint_weight_dtype(const st_file *f)
 {
     size_t bytes[ST_DTYPE_COUNT] = {0};
-    int sd1 = checkpoint_is_sd1(f);
+    const family_desc *d = family_detect(f);
     for (size_t i = 0; i < st_count(f); i++) {
         const st_tensor *t = st_at(f, i);
-        if (!sd1 || strncmp(t->name, SD1_UNET_PREFIX, strlen(SD1_UNET_PREFIX)) == 0)
+        if (!d || strncmp(t->name, d->unet_prefix, strlen(d->unet_prefix)) == 0)
             bytes[t->dtype] += t->nbytes;
     }
     if (bytes[ST_F16] >= bytes[ST_F32] && bytes[ST_F16] >= bytes[ST_BF16])
@@ -151,12 +168,19 @@ gs_status gs_checkpoint_inspect(const char *path, gs_checkpoint_info *out, char 
     }
     out->family = GS_FAMILY_UNKNOWN;
     out->family_name = "unknown";
-    if (checkpoint_is_sd1(f)) {
-        out->family = GS_FAMILY_SD1;
-        out->family_name = "sd1";
-        network_size(f, SD1_UNET_PREFIX, &out->unet_params, &out->unet_bytes);
-        network_size(f, SD1_TEXT_PREFIX, &out->text_params, &out->text_bytes);
-        network_size(f, SD1_VAE_PREFIX, &out->vae_params, &out->vae_bytes);
+    const family_desc *d = family_detect(f);
+    if (d) {
+        out->family = d->id;
+        out->prediction = family_file_prediction(f);
+        out->family_name = family_display_name(d, out->prediction);
+        network_size(f, d->unet_prefix, &out->unet_params, &out->unet_bytes);
+        network_size(f, d->vae_prefix, &out->vae_params, &out->vae_bytes);
+        for (int k = 0; k < d->n_text; k++) {
+            uint64_t params, bytes;
+            network_size(f, d->text[k].prefix, &params, &bytes);
+            out->text_params += params;
+            out->text_bytes += bytes;
+        }
     }
     out->weight_dtype = checkpoint_weight_dtype(f);
     out->file_bytes = st_file_size(f);

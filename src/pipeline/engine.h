@@ -12,6 +12,7 @@
 #include "model/safetensors.h"
 #include "model/unet.h"
 #include "model/vae.h"
+#include "pipeline/family.h"
 #include "text/tokenizer.h"
 
 struct gs_engine {
@@ -27,21 +28,27 @@ struct gs_engine {
 struct gs_model {
     gs_engine *eng;
     st_file *file;
-    clip_text *text;
+    const family_desc *fam;
+    clip_text *text[FAMILY_MAX_TEXT]; /* fam->n_text of them */
     unet *unet;
     vae *vae;
-    gs_model_family family;
+    gs_prediction prediction; /* EPS or V: the file's word, else the family's default */
     const char *weight_dtype;
     int bf16;
     char *name;
     size_t file_bytes;
     size_t weight_bytes; /* converted weights resident in memory */
-    float latent_scale;  /* 0.18215 for SD1 */
+    float latent_scale;  /* 0.18215 for SD1 and SD2, 0.13025 for SDXL */
     char *path;          /* the file, for networks loaded again after a release */
     int release_after_use;
     int prepared;    /* a prepared file: weights live in its mapping (file stays open) */
     weight_log *log; /* while gs_checkpoint_prepare records a load */
-    int text_layers, text_width, unet_channels, latent_channels; /* kept across releases */
+    /* kept across releases: */
+    int text_layers;  /* of the first encoder (the clip skip range) */
+    int text_width;   /* the UNet's context width: the encoders' widths summed */
+    int pooled_width; /* SDXL: the pooled text vector's width, else 0 */
+    int adm_channels; /* the UNet's extra conditioning input (SDXL), else 0 */
+    int unet_channels, latent_channels;
 };
 
 /* Loads whichever of the model's networks are not in memory (all of them at
@@ -65,13 +72,23 @@ struct gs_result {
 /* Records err on the engine and returns its code (the public calls' exit path). */
 gs_status engine_fail(gs_engine *eng, const gi_error *err);
 
-/* Text conditioning of one prompt in A1111 semantics: *out [chunks*77, width],
-   taken by the caller (gi_free). */
-gs_status encode_prompt(gs_engine *eng, gs_model *m, const char *prompt, int clip_skip, float **out,
-                        int *tokens, gi_error *err);
+/* The text conditioning of one prompt. */
+typedef struct prompt_cond {
+    float *ctx;    /* [tokens, m->text_width], gi_aligned_alloc'd */
+    int tokens;    /* 77 per chunk */
+    float *pooled; /* [m->pooled_width] or NULL */
+} prompt_cond;
 
-/* Cheap latent -> RGB preview of item 0 of an NCHW latent (SD1's linear factors). */
-gs_status latent_preview(const float *latent, int channels, int h, int w, gs_image **out);
+/* One prompt in A1111 semantics, every encoder of the family: chunks, emphasis,
+   contexts concatenated along channels (encoder order), pooled vector from the
+   first chunk. zero_if_empty: an empty prompt gives zeros (SDXL's negative). */
+gs_status encode_prompt(gs_engine *eng, gs_model *m, const char *prompt, int clip_skip,
+                        int zero_if_empty, prompt_cond *out, gi_error *err);
+void prompt_cond_free(prompt_cond *c);
+
+/* Cheap latent -> RGB preview of item 0 of an NCHW latent (the family VAE's factors). */
+gs_status latent_preview(const float *latent, gs_model_family family, int channels, int h, int w,
+                         gs_image **out);
 
 /* Frees a result's contents (NULL-safe). */
 void result_destroy(gs_result *res);

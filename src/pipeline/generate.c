@@ -1,10 +1,12 @@
 /*
- * generate - gs_generate: text-to-image and image-to-image for SD1.x.
+ * generate - gs_generate: text-to-image and image-to-image for every family.
  *
  * Flow: validate everything first (the callback is never called for a request
  * that fails validation) -> encode prompt and negative prompt -> (img2img:
  * encode the init image to a latent) -> run the sampler, whose model callback
  * applies classifier-free guidance around the UNet -> decode with the VAE.
+ * What differs between families (encoders, SDXL's extra conditioning vector,
+ * latent scale, prediction type) comes from the model's family row.
  *
  * The sampler works on NCHW latents (torch's order, so noise draws match the
  * reference tools); the networks are channels-last, so the model callback
@@ -61,6 +63,15 @@ static gs_status validate(const gs_model *m, const gs_params *p, gi_error *err)
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "vae tile %d: use -1 (never), 0 (auto) or a multiple of 8 of at least 64",
                        p->vae_tile);
+    if (p->prediction < GS_PREDICTION_AUTO || p->prediction > GS_PREDICTION_V)
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "unknown prediction type %d",
+                       (int)p->prediction);
+    const int sizes[] = {p->original_width, p->original_height, p->crop_top,
+                         p->crop_left,      p->target_width,    p->target_height};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (sizes[i] < 0 || sizes[i] > 65536)
+            return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
+                           "size conditioning values must be in 0..65536, got %d", sizes[i]);
     if (p->preview_every < 0)
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "preview_every must be >= 0");
     if ((p->prompt && strlen(p->prompt) > MAX_PROMPT_BYTES) ||
@@ -92,6 +103,9 @@ typedef struct gen_ctx {
     int tokens_c, tokens_u;
     float *ctx_c;    /* [batch (or 2*batch when joint), tokens_c, width]; uncond first */
     float *ctx_u;    /* [batch, tokens_u, width] when !joint */
+    int adm;         /* width of the UNet's extra conditioning vector (SDXL), else 0 */
+    float *y_c;      /* [batch (or 2*batch when joint), adm], laid out as ctx_c */
+    float *y_u;      /* [batch, adm] when !joint */
     float *x_nhwc;   /* [2*batch, lh, lw, ch] */
     float *eps_nhwc; /* [2*batch, lh, lw, ch] */
     float *t_batch;  /* [2*batch] */
@@ -132,22 +146,22 @@ static gs_status model_eps(void *user, const float *x_in, double t, float *eps, 
     gs_status st;
     const float *eps_c, *eps_u = NULL;
     if (!g->cfg) {
-        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, B, g->lh, g->lw,
-                          g->tokens_c, g->eps_nhwc, err);
+        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, g->y_c, B, g->lh,
+                          g->lw, g->tokens_c, g->eps_nhwc, err);
         eps_c = g->eps_nhwc;
     } else if (g->joint) {
         memcpy(g->x_nhwc + B * item, g->x_nhwc, B * item * sizeof(float));
-        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, 2 * B, g->lh,
-                          g->lw, g->tokens_c, g->eps_nhwc, err);
+        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, g->y_c, 2 * B,
+                          g->lh, g->lw, g->tokens_c, g->eps_nhwc, err);
         eps_u = g->eps_nhwc;
         eps_c = g->eps_nhwc + B * item;
     } else {
         /* A1111's default when the prompts' chunk counts differ: one pass each. */
-        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_u, B, g->lh, g->lw,
-                          g->tokens_u, g->eps_nhwc, err);
+        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_u, g->y_u, B, g->lh,
+                          g->lw, g->tokens_u, g->eps_nhwc, err);
         if (st == GS_OK)
-            st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, B, g->lh,
-                              g->lw, g->tokens_c, g->eps_nhwc + B * item, err);
+            st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, g->y_c, B,
+                              g->lh, g->lw, g->tokens_c, g->eps_nhwc + B * item, err);
         eps_u = g->eps_nhwc;
         eps_c = g->eps_nhwc + B * item;
     }
@@ -181,7 +195,7 @@ static int on_step(void *user, int step, int total, const float *x, const float 
     pr.eta_s = step > 0 ? pr.elapsed_s / step * (total - step) : 0;
     gs_image *preview = NULL;
     if (g->p->preview_every > 0 && (step % g->p->preview_every == 0 || step == total) &&
-        latent_preview(denoised ? denoised : x, g->ch, g->lh, g->lw, &preview) == GS_OK)
+        latent_preview(denoised ? denoised : x, g->m->fam->id, g->ch, g->lh, g->lw, &preview) == GS_OK)
         pr.preview = preview;
     int cancel = g->progress(&pr, g->user);
     gs_image_free(preview);
@@ -197,31 +211,86 @@ static void repeat_rows(float *dst, const float *src, size_t row_floats, int n)
         memcpy(dst + (size_t)i * row_floats, src, row_floats * sizeof(float));
 }
 
-static gs_status build_context(gen_ctx *g, const float *cond, int tc, const float *uncond, int tu,
+/* SDXL's extra conditioning of one prompt: its pooled text vector, then the
+   Fourier features of (original h, w, crop top, left, target h, w). */
+static void size_vector(const gen_ctx *g, const prompt_cond *pc, float *y)
+{
+    const gs_params *p = g->p;
+    int pw = g->m->pooled_width;
+    memcpy(y, pc->pooled, (size_t)pw * sizeof *y);
+    float ids[6] = {
+        (float)(p->original_height ? p->original_height : p->height),
+        (float)(p->original_width ? p->original_width : p->width),
+        (float)p->crop_top,
+        (float)p->crop_left,
+        (float)(p->target_height ? p->target_height : p->height),
+        (float)(p->target_width ? p->target_width : p->width),
+    };
+    unet_size_features(ids, y + pw);
+}
+
+static gs_status build_context(gen_ctx *g, const prompt_cond *cond, const prompt_cond *uncond,
                                gi_error *err)
 {
-    int B = g->batch, width = clip_text_width(g->m->text);
-    size_t nc = (size_t)tc * width, nu = (size_t)tu * width;
+    int B = g->batch, width = g->m->text_width, tc = cond->tokens, tu = uncond->tokens;
+    size_t nc = (size_t)tc * width, nu = (size_t)tu * width, na = (size_t)g->adm;
+    float *yc = NULL, *yu = NULL;
     g->tokens_c = tc;
     g->tokens_u = tu;
     g->joint = g->cfg && tc == tu;
+    if (g->adm) {
+        yc = gi_aligned_alloc(na * sizeof *yc);
+        yu = gi_aligned_alloc(na * sizeof *yu);
+        if (!yc || !yu) {
+            gi_aligned_free(yc);
+            gi_aligned_free(yu);
+            return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory for the conditioning");
+        }
+        size_vector(g, cond, yc);
+        if (g->cfg)
+            size_vector(g, uncond, yu);
+    }
+    gs_status st = GS_OK;
     if (g->joint) {
         g->ctx_c = gi_aligned_alloc(2 * B * nc * sizeof(float));
-        if (!g->ctx_c)
-            return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory for the text conditioning");
-        repeat_rows(g->ctx_c, uncond, nu, B);
-        repeat_rows(g->ctx_c + B * nc, cond, nc, B);
-        return GS_OK;
+        if (g->adm)
+            g->y_c = gi_aligned_alloc(2 * B * na * sizeof(float));
+        if (!g->ctx_c || (g->adm && !g->y_c)) {
+            st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory for the text conditioning");
+            goto out;
+        }
+        repeat_rows(g->ctx_c, uncond->ctx, nu, B);
+        repeat_rows(g->ctx_c + B * nc, cond->ctx, nc, B);
+        if (g->adm) {
+            repeat_rows(g->y_c, yu, na, B);
+            repeat_rows(g->y_c + B * na, yc, na, B);
+        }
+        goto out;
     }
     g->ctx_c = gi_aligned_alloc(B * nc * sizeof(float));
     if (g->cfg)
         g->ctx_u = gi_aligned_alloc(B * nu * sizeof(float));
-    if (!g->ctx_c || (g->cfg && !g->ctx_u))
-        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory for the text conditioning");
-    repeat_rows(g->ctx_c, cond, nc, B);
+    if (g->adm) {
+        g->y_c = gi_aligned_alloc(B * na * sizeof(float));
+        if (g->cfg)
+            g->y_u = gi_aligned_alloc(B * na * sizeof(float));
+    }
+    if (!g->ctx_c || (g->cfg && !g->ctx_u) || (g->adm && (!g->y_c || (g->cfg && !g->y_u)))) {
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory for the text conditioning");
+        goto out;
+    }
+    repeat_rows(g->ctx_c, cond->ctx, nc, B);
     if (g->cfg)
-        repeat_rows(g->ctx_u, uncond, nu, B);
-    return GS_OK;
+        repeat_rows(g->ctx_u, uncond->ctx, nu, B);
+    if (g->adm) {
+        repeat_rows(g->y_c, yc, na, B);
+        if (g->cfg)
+            repeat_rows(g->y_u, yu, na, B);
+    }
+out:
+    gi_aligned_free(yc);
+    gi_aligned_free(yu);
+    return st;
 }
 
 /* ---- img2img ---- */
@@ -368,7 +437,8 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     double t0 = now_s();
     gen_ctx g;
     memset(&g, 0, sizeof g);
-    float *cond = NULL, *uncond = NULL, *init = NULL, *x = NULL;
+    prompt_cond cond = {0}, uncond = {0};
+    float *init = NULL, *x = NULL;
     gs_result *res = NULL;
     gs_status st = validate(m, p, &err);
     if (st != GS_OK)
@@ -382,6 +452,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     g.lh = p->height / 8;
     g.lw = p->width / 8;
     g.cfg = p->cfg_scale != 1.0f;
+    g.adm = m->adm_channels;
     g.progress = progress;
     g.user = user;
 
@@ -395,6 +466,8 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     sc.height = g.lh;
     sc.width = g.lw;
     sc.strength = p->init_image ? p->strength : 1.0f;
+    gs_prediction pred = p->prediction != GS_PREDICTION_AUTO ? p->prediction : m->prediction;
+    sc.prediction = pred == GS_PREDICTION_V ? SAMPLE_PRED_V : SAMPLE_PRED_EPS;
     if ((st = sample_validate(&sc, &err)) != GS_OK)
         goto out;
 
@@ -415,19 +488,21 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
 
     /* text */
     double t_text = now_s();
-    int tc = 0, tu = 0;
-    if ((st = encode_prompt(eng, m, p->prompt, p->clip_skip, &cond, &tc, &err)) != GS_OK)
+    if ((st = encode_prompt(eng, m, p->prompt, p->clip_skip, 0, &cond, &err)) != GS_OK)
         goto out;
-    if (g.cfg &&
-        (st = encode_prompt(eng, m, p->negative_prompt, p->clip_skip, &uncond, &tu, &err)) != GS_OK)
+    int zero_empty = m->fam->zero_empty_negative && !p->encode_empty_negative;
+    if (g.cfg && (st = encode_prompt(eng, m, p->negative_prompt, p->clip_skip, zero_empty, &uncond,
+                                     &err)) != GS_OK)
         goto out;
     res->timings.text_encode_s = now_s() - t_text;
-    if ((st = build_context(&g, cond, tc, uncond, tu, &err)) != GS_OK)
+    if ((st = build_context(&g, &cond, &uncond, &err)) != GS_OK)
         goto out;
     if (m->release_after_use) { /* each network goes once this run is done with it */
-        clip_text_free(m->text);
-        m->text = NULL;
-        model_drop_pages(m, SD1_TEXT_PREFIX);
+        for (int k = 0; k < m->fam->n_text; k++) {
+            clip_text_free(m->text[k]);
+            m->text[k] = NULL;
+            model_drop_pages(m, m->fam->text[k].prefix);
+        }
     }
 
     /* buffers for the sampling loop */
@@ -468,7 +543,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     if (m->release_after_use) {
         unet_free(m->unet);
         m->unet = NULL;
-        model_drop_pages(m, SD1_UNET_PREFIX);
+        model_drop_pages(m, m->fam->unet_prefix);
     }
 
     double t_dec = now_s();
@@ -495,8 +570,10 @@ out:
     gi_aligned_free(g.x_nhwc);
     gi_aligned_free(g.eps_nhwc);
     gi_aligned_free(g.t_batch);
-    gi_aligned_free(cond);
-    gi_aligned_free(uncond);
+    gi_aligned_free(g.y_c);
+    gi_aligned_free(g.y_u);
+    prompt_cond_free(&cond);
+    prompt_cond_free(&uncond);
     gi_aligned_free(init);
     gi_aligned_free(x);
     gs_result_free(res);

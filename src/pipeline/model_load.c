@@ -1,7 +1,7 @@
 /*
  * model_load - gs_model_load: recognise what a checkpoint file is, refuse what
  * gesso cannot or must not run (pickles, other model kinds) with a message that
- * says why, and build the text encoder, UNet and VAE of an SD1.x checkpoint.
+ * says why, and build the text encoders, UNet and VAE of the file's family.
  */
 #include <sys/mman.h>
 #include <stdio.h>
@@ -58,8 +58,6 @@ static gs_status load(gs_engine *eng, const char *path, weight_log *log, gs_mode
         goto out;
     }
     m->eng = eng;
-    m->family = GS_FAMILY_SD1;
-    m->latent_scale = 0.18215f;
     m->name = base_name(path);
     if (!m->name) {
         st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
@@ -85,15 +83,128 @@ out:
     return engine_fail(eng, &err);
 }
 
+static int networks_loaded(const gs_model *m)
+{
+    if (!m->fam || !m->unet || !m->vae)
+        return 0;
+    for (int k = 0; k < m->fam->n_text; k++)
+        if (!m->text[k])
+            return 0;
+    return 1;
+}
+
+static gs_status load_text_encoders(gs_model *m, gi_error *err)
+{
+    for (int k = 0; k < m->fam->n_text; k++) {
+        const family_text *t = &m->fam->text[k];
+        if (m->text[k])
+            continue;
+        gs_status st =
+            clip_text_load(m->file, t->prefix, t->heads, m->bf16, m->log, &m->text[k], err);
+        if (st != GS_OK) {
+            if (m->fam->n_text > 1)
+                gi_error_prefix(err, "text encoder %d", k + 1);
+            else
+                gi_error_prefix(err, "text encoder");
+            return st;
+        }
+        if (t->pooled && clip_text_proj_dim(m->text[k]) <= 0)
+            return gi_fail(err, GS_ERR_FORMAT, "text encoder %d has no text_projection", k + 1);
+    }
+    return GS_OK;
+}
+
+/* The networks' sizes must agree with each other and with the family. */
+static gs_status check_fit(gs_model *m, gi_error *err)
+{
+    int width = 0, pooled = 0;
+    for (int k = 0; k < m->fam->n_text; k++) {
+        width += clip_text_width(m->text[k]);
+        if (m->fam->text[k].pooled)
+            pooled = clip_text_proj_dim(m->text[k]);
+    }
+    if (unet_context_dim(m->unet) != width)
+        return gi_fail(err, GS_ERR_FORMAT,
+                       "the UNet expects %d-wide text conditioning but the text encoders give %d",
+                       unet_context_dim(m->unet), width);
+    int adm = unet_adm_channels(m->unet);
+    int want_adm = m->fam->size_conditioning ? pooled + 6 * 256 : 0;
+    if (adm != want_adm)
+        return gi_fail(err, GS_ERR_FORMAT,
+                       "the UNet takes %d channels of extra conditioning, but this family gives "
+                       "%d (a refiner, a class-conditioned or an inpainting variant?)",
+                       adm, want_adm);
+    if (unet_in_channels(m->unet) != vae_latent_channels(m->vae) ||
+        unet_out_channels(m->unet) != vae_latent_channels(m->vae))
+        return gi_fail(err, GS_ERR_UNSUPPORTED,
+                       "the UNet takes %d input channels but the VAE makes %d-channel latents "
+                       "(inpainting and other variant UNets are not supported yet)",
+                       unet_in_channels(m->unet), vae_latent_channels(m->vae));
+    m->text_layers = clip_text_layers(m->text[0]);
+    m->text_width = width;
+    m->pooled_width = pooled;
+    return GS_OK;
+}
+
+/* A file that does not say what it predicts: ε, except an SD 2.x UNet of the
+   real size that passes A1111's test (sd_models_config.py
+   is_using_v_parameterization_for_sd2: at t = 999 on x = 0.5 with a context
+   of 0.5, a v model's output sits well below x, an ε model's does not). The
+   test means nothing on other sizes, whose weights A1111 could not load. */
+static gs_status guess_prediction(gs_model *m, gi_error *err)
+{
+    enum { SIDE = 8, TOKENS = 2 };
+    m->prediction = GS_PREDICTION_EPS;
+    if (m->fam->id != GS_FAMILY_SD2 || unet_context_dim(m->unet) != 1024 ||
+        unet_model_channels(m->unet) != 320 || unet_in_channels(m->unet) != 4)
+        return GS_OK;
+    size_t n = (size_t)SIDE * SIDE * 4, nc = (size_t)TOKENS * 1024;
+    float *x = gi_aligned_alloc(n * sizeof *x), *out = gi_aligned_alloc(n * sizeof *out);
+    float *ctx = gi_aligned_alloc(nc * sizeof *ctx);
+    gs_status st = GS_OK;
+    if (!x || !out || !ctx) {
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f;
+    for (size_t i = 0; i < nc; i++)
+        ctx[i] = 0.5f;
+    float t = 999.0f;
+    engine_set_compute_precision(m->eng, m->bf16);
+    st = unet_forward(m->unet, m->eng->cx, x, &t, ctx, NULL, 1, SIDE, SIDE, TOKENS, out, err);
+    if (st != GS_OK)
+        goto done;
+    double diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff += (double)out[i] - x[i];
+    if (diff / (double)n < -1.0)
+        m->prediction = GS_PREDICTION_V;
+done:
+    gi_aligned_free(x);
+    gi_aligned_free(out);
+    gi_aligned_free(ctx);
+    return st;
+}
+
 gs_status model_load_networks(gs_model *m, gi_error *err)
 {
-    if (m->text && m->unet && m->vae)
+    if (networks_loaded(m))
         return GS_OK;
     gs_status st;
     if (!m->file && (st = st_open(m->path, &m->file, err)) != GS_OK)
         goto out;
     if ((st = checkpoint_identify(m->file, err)) != GS_OK)
         goto out;
+    const family_desc *fam = family_detect(m->file);
+    if (m->fam && fam != m->fam) {
+        st = gi_fail(err, GS_ERR_FORMAT, "the file changed family since it was loaded");
+        goto out;
+    }
+    m->fam = fam;
+    m->latent_scale = fam->latent_scale;
+    if (m->prediction == GS_PREDICTION_AUTO)
+        m->prediction = family_file_prediction(m->file);
     m->weight_dtype = checkpoint_weight_dtype(m->file);
     int prepared_bf16 = 0;
     m->prepared = weights_file_prepared(m->file, &prepared_bf16);
@@ -118,41 +229,30 @@ gs_status model_load_networks(gs_model *m, gi_error *err)
             goto out;
         }
     }
-    if (!m->text &&
-        (st = clip_text_load(m->file, SD1_TEXT_PREFIX, m->bf16, m->log, &m->text, err)) != GS_OK) {
-        gi_error_prefix(err, "text encoder");
+    if ((st = load_text_encoders(m, err)) != GS_OK)
         goto out;
-    }
-    if (!m->unet &&
-        (st = unet_load(m->file, SD1_UNET_PREFIX, m->bf16, m->log, &m->unet, err)) != GS_OK) {
+    unet_opts uo = {.heads = m->fam->unet_heads, .head_dim = m->fam->unet_head_dim};
+    if (!m->unet && (st = unet_load(m->file, m->fam->unet_prefix, &uo, m->bf16, m->log, &m->unet,
+                                    err)) != GS_OK) {
         gi_error_prefix(err, "UNet");
         goto out;
     }
     if (!m->vae &&
-        (st = vae_load(m->file, SD1_VAE_PREFIX, m->bf16, m->log, &m->vae, err)) != GS_OK) {
+        (st = vae_load(m->file, m->fam->vae_prefix, m->bf16, m->log, &m->vae, err)) != GS_OK) {
         gi_error_prefix(err, "VAE");
         goto out;
     }
-    if (unet_context_dim(m->unet) != clip_text_width(m->text)) {
-        st = gi_fail(err, GS_ERR_FORMAT,
-                     "the UNet expects %d-wide text conditioning but the text encoder is %d wide",
-                     unet_context_dim(m->unet), clip_text_width(m->text));
+    if ((st = check_fit(m, err)) != GS_OK)
         goto out;
-    }
-    if (unet_in_channels(m->unet) != vae_latent_channels(m->vae)) {
-        st = gi_fail(err, GS_ERR_UNSUPPORTED,
-                     "the UNet takes %d input channels but the VAE makes %d-channel latents "
-                     "(inpainting and other variant UNets are not supported yet)",
-                     unet_in_channels(m->unet), vae_latent_channels(m->vae));
+    if (m->prediction == GS_PREDICTION_AUTO && (st = guess_prediction(m, err)) != GS_OK)
         goto out;
-    }
-    m->text_layers = clip_text_layers(m->text);
-    m->text_width = clip_text_width(m->text);
     m->unet_channels = unet_model_channels(m->unet);
     m->latent_channels = vae_latent_channels(m->vae);
+    m->adm_channels = unet_adm_channels(m->unet);
     m->file_bytes = st_file_size(m->file);
-    m->weight_bytes =
-        clip_text_weight_bytes(m->text) + unet_weight_bytes(m->unet) + vae_weight_bytes(m->vae);
+    m->weight_bytes = unet_weight_bytes(m->unet) + vae_weight_bytes(m->vae);
+    for (int k = 0; k < m->fam->n_text; k++)
+        m->weight_bytes += clip_text_weight_bytes(m->text[k]);
     if (m->prepared) {
         m->weight_bytes = m->file_bytes; /* resident as the kernels touch it */
         /* fault the mapping in now (from the page cache), so the load is what
@@ -193,7 +293,8 @@ void gs_model_free(gs_model *m)
 {
     if (!m)
         return;
-    clip_text_free(m->text);
+    for (int k = 0; k < FAMILY_MAX_TEXT; k++)
+        clip_text_free(m->text[k]);
     unet_free(m->unet);
     vae_free(m->vae);
     st_close(m->file);
@@ -207,8 +308,9 @@ void gs_model_get_info(const gs_model *m, gs_model_info *info)
     memset(info, 0, sizeof *info);
     if (!m)
         return;
-    info->family = m->family;
-    info->family_name = "sd1";
+    info->family = m->fam ? m->fam->id : GS_FAMILY_UNKNOWN;
+    info->family_name = family_display_name(m->fam, m->prediction);
+    info->prediction = m->prediction;
     info->weight_dtype = m->weight_dtype;
     info->unet_channels = m->unet_channels;
     info->text_width = m->text_width;

@@ -37,6 +37,9 @@ static char *header_json(const weight_log *log, const gs_model *m, size_t *len, 
     json_object_set_new(meta, "gesso.prepared", json_string(m->bf16 ? "bf16" : "f32"));
     json_object_set_new(meta, "gesso.layout", json_string("1"));
     json_object_set_new(meta, "gesso.source", json_string(m->name));
+    /* what the original said it predicts, so the prepared file says it too */
+    json_object_set_new(meta, "modelspec.prediction_type",
+                        json_string(m->prediction == GS_PREDICTION_V ? "v" : "epsilon"));
     json_object_set_new(root, "__metadata__", meta);
     meta = NULL;
     size_t off = 0;
