@@ -20,12 +20,26 @@ static double num(json_t *obj, const char *key, double def)
     return json_is_number(v) ? json_number_value(v) : def;
 }
 
+static void pair(json_t *obj, const char *key, int *a, int *b)
+{
+    json_t *v = json_object_get(obj, key);
+    if (json_is_array(v) && json_array_size(v) == 2) {
+        *a = (int)json_number_value(json_array_get(v, 0));
+        *b = (int)json_number_value(json_array_get(v, 1));
+    }
+}
+
 int recipes_load(recipe *out, int max)
 {
+    return recipes_load_from("recipes.json", out, max);
+}
+
+int recipes_load_from(const char *fixture, recipe *out, int max)
+{
     json_error_t jerr;
-    json_t *root = json_load_file(fixture_path("recipes.json"), 0, &jerr);
+    json_t *root = json_load_file(fixture_path(fixture), 0, &jerr);
     if (!root || !json_is_array(root)) {
-        fprintf(stderr, "recipes.json: %s\n", jerr.text);
+        fprintf(stderr, "%s: %s\n", fixture, jerr.text);
         abort();
     }
     int n = 0;
@@ -54,6 +68,16 @@ int recipes_load(recipe *out, int max)
         d->batch = (int)num(r, "batch", 1);
         d->cfg_scale = num(r, "cfg_scale", 7);
         d->strength = num(r, "denoising_strength", 0.75);
+        char buf[32];
+        copy_str(buf, sizeof buf, r, "prediction", "");
+        d->prediction = strcmp(buf, "v") == 0         ? GS_PREDICTION_V
+                        : strcmp(buf, "epsilon") == 0 ? GS_PREDICTION_EPS
+                                                      : GS_PREDICTION_AUTO;
+        pair(r, "original_size", &d->original_h, &d->original_w);
+        pair(r, "crop_coords_top_left", &d->crop_top, &d->crop_left);
+        pair(r, "target_size", &d->target_h, &d->target_w);
+        copy_str(buf, sizeof buf, r, "empty_negative", "");
+        d->encode_empty_negative = strcmp(buf, "encode") == 0;
     }
     json_decref(root);
     return n;
@@ -74,4 +98,12 @@ void recipe_params(const recipe *r, gs_params *p)
     p->batch_size = r->batch;
     p->cfg_scale = (float)r->cfg_scale;
     p->strength = (float)r->strength;
+    p->prediction = r->prediction;
+    p->original_height = r->original_h;
+    p->original_width = r->original_w;
+    p->crop_top = r->crop_top;
+    p->crop_left = r->crop_left;
+    p->target_height = r->target_h;
+    p->target_width = r->target_w;
+    p->encode_empty_negative = r->encode_empty_negative;
 }

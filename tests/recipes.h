@@ -14,10 +14,17 @@ typedef struct recipe {
     uint64_t seed;
     int steps, width, height, clip_skip, batch;
     double cfg_scale, strength;
+    gs_prediction prediction;           /* "prediction": "epsilon" | "v"; AUTO when absent */
+    int original_h, original_w;         /* "original_size": [h, w] (diffusers order), 0 = none */
+    int crop_top, crop_left;            /* "crop_coords_top_left": [top, left] */
+    int target_h, target_w;             /* "target_size": [h, w] */
+    int encode_empty_negative;          /* "empty_negative": "encode" */
 } recipe;
 
 /* Reads every recipe; returns the count (aborts on a malformed file). */
 int recipes_load(recipe *out, int max);
+/* The same from another fixture's recipes (a path under tests/fixtures). */
+int recipes_load_from(const char *fixture, recipe *out, int max);
 /* Fills p from r (init image not loaded). */
 void recipe_params(const recipe *r, gs_params *p);
 

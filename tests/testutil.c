@@ -14,6 +14,16 @@
 #include "support/json_u64.h"
 
 static st_file *golden_file;
+static char golden_name[256] = "tiny-sd15-golden.safetensors";
+
+void golden_select(const char *fixture)
+{
+    if (golden_file) {
+        st_close(golden_file);
+        golden_file = NULL;
+    }
+    snprintf(golden_name, sizeof golden_name, "%s", fixture);
+}
 
 const char *fixture_path(const char *name)
 {
@@ -26,7 +36,7 @@ st_file *golden(void)
 {
     if (!golden_file) {
         gi_error err = {0};
-        if (st_open(fixture_path("tiny-sd15-golden.safetensors"), &golden_file, &err) != GS_OK) {
+        if (st_open(fixture_path(golden_name), &golden_file, &err) != GS_OK) {
             fprintf(stderr, "cannot open golden file: %s\n", err.msg);
             abort();
         }

@@ -17,6 +17,9 @@
 
 /* The golden file, opened once per process (NULL-safe to call repeatedly). */
 st_file *golden(void);
+/* Makes golden() the given fixture file (e.g. "sdxl/tiny-sdxl-golden.safetensors")
+   from now on; the default is the SD1 goldens. */
+void golden_select(const char *fixture);
 /* Path of a fixture file (static buffer, valid until the next call). */
 const char *fixture_path(const char *name);
 /* Loads golden tensor `name` as f64; aborts the test if absent. Free with free(). */

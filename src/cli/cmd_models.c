@@ -138,7 +138,10 @@ static int inspect(const char *path)
         gs_model_info info;
         gs_model_get_info(model, &info);
         printf("name             %s\n", info.name);
-        printf("family           %s\n", ci.family_name);
+        /* the loaded model's: a file silent about it was judged at load */
+        printf("family           %s\n", info.family_name);
+        printf("prediction       %s%s\n", info.prediction == GS_PREDICTION_V ? "v" : "eps",
+               ci.prediction == GS_PREDICTION_AUTO ? " (the file does not say)" : "");
         printf("weights          %s\n", ci.weight_dtype);
         printf("unet channels    %d\n", info.unet_channels);
         printf("text width       %d\n", info.text_width);
