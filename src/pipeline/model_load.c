@@ -13,6 +13,7 @@
 #include "pipeline/engine.h"
 
 #define PREPARED_LAYOUT "1" /* bump when a kernel's weight layout changes */
+#define SD1_TEXT_HEADS 12   /* CLIP ViT-L: not in the file */
 
 static char *base_name(const char *path)
 {
@@ -118,8 +119,8 @@ gs_status model_load_networks(gs_model *m, gi_error *err)
             goto out;
         }
     }
-    if (!m->text &&
-        (st = clip_text_load(m->file, SD1_TEXT_PREFIX, m->bf16, m->log, &m->text, err)) != GS_OK) {
+    if (!m->text && (st = clip_text_load(m->file, SD1_TEXT_PREFIX, SD1_TEXT_HEADS, m->bf16, m->log,
+                                         &m->text, err)) != GS_OK) {
         gi_error_prefix(err, "text encoder");
         goto out;
     }
