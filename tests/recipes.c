@@ -22,10 +22,15 @@ static double num(json_t *obj, const char *key, double def)
 
 int recipes_load(recipe *out, int max)
 {
+    return recipes_load_file("recipes.json", out, max);
+}
+
+int recipes_load_file(const char *name, recipe *out, int max)
+{
     json_error_t jerr;
-    json_t *root = json_load_file(fixture_path("recipes.json"), 0, &jerr);
+    json_t *root = json_load_file(fixture_path(name), 0, &jerr);
     if (!root || !json_is_array(root)) {
-        fprintf(stderr, "recipes.json: %s\n", jerr.text);
+        fprintf(stderr, "%s: %s\n", name, jerr.text);
         abort();
     }
     int n = 0;
