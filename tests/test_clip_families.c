@@ -5,7 +5,8 @@
  * penultimate block; SDXL's CLIP ViT-L (12 heads) penultimate without the final
  * norm; OpenCLIP ViT-bigG (20 heads) penultimate without ln_final, plus the
  * pooled EOS row through text_projection. All four prompts run as one batch, so
- * the pooled row is found per sequence.
+ * the pooled row is found per sequence. Also A1111's weighted prompts on both
+ * families, from the ids and multipliers its chunker gave.
  */
 #include "testutil.h"
 
@@ -16,6 +17,7 @@
 
 #include "compute/compute.h"
 #include "model/clip_text.h"
+#include "text/prompt.h"
 
 /* f32 against the f64 goldens, measured 2026-12-06 (AMD EPYC, AVX2, 2 threads): SD2 context
    2.6-3.4e-7, SD2 last 3.3-4.3e-7; SDXL enc1 1.8-2.0e-7, enc2 2.6-3.7e-7, enc2 pooled
@@ -233,6 +235,129 @@ static void pooled_leaves_the_taken_state(void **state)
     compute_free(cx);
 }
 
+/* [rows, per] of golden `name` as int32 (ids) or float32 (multipliers, as A1111 applies them). */
+static int32_t *golden_i32(st_file *g, const char *name, size_t *n)
+{
+    double *d = tensor_f64(g, name, n);
+    int32_t *v = malloc(*n * sizeof *v);
+    for (size_t i = 0; i < *n; i++)
+        v[i] = (int32_t)d[i];
+    free(d);
+    return v;
+}
+
+static float *golden_weights(st_file *g, const char *name, size_t *n)
+{
+    double *d = tensor_f64(g, name, n);
+    float *v = malloc(*n * sizeof *v);
+    for (size_t i = 0; i < *n; i++)
+        v[i] = (float)d[i];
+    free(d);
+    return v;
+}
+
+/* One encoder's A1111 conditioning of prompt i: each chunk of ids_key encoded with take,
+   weighted with the mean restore ("Original"); z [chunks, 77, w]. Returns the chunk count. */
+static int a1111_encode(clip_text *m, gi_compute *cx, st_file *g, int i, const char *ids_key,
+                        const clip_text_take *take, float **z, float *pooled0)
+{
+    char key[64];
+    size_t n, nw;
+    snprintf(key, sizeof key, "a1111.%d.%s", i, ids_key);
+    int32_t *ids = golden_i32(g, key, &n);
+    snprintf(key, sizeof key, "a1111.%d.multipliers", i);
+    float *w = golden_weights(g, key, &nw);
+    assert_int_equal(n, nw);
+    int chunks = (int)(n / T), width = clip_text_width(m);
+    *z = malloc(n * width * sizeof **z);
+    float *pooled =
+        pooled0 ? malloc((size_t)chunks * clip_text_proj_dim(m) * sizeof *pooled) : NULL;
+    gi_error err = {0};
+    if (clip_text_encode_take(m, cx, ids, chunks, take, *z, pooled, &err) != GS_OK)
+        fail_msg("a1111.%d: %s", i, err.msg);
+    if (pooled0) /* A1111's pooled output is the first chunk's, before weighting */
+        memcpy(pooled0, pooled, (size_t)clip_text_proj_dim(m) * sizeof *pooled);
+    for (int c = 0; c < chunks; c++)
+        prompt_apply_weights(*z + (size_t)c * T * width, w + c * T, T, width);
+    free(pooled);
+    free(ids);
+    free(w);
+    return chunks;
+}
+
+/* A1111's weighted prompts on SD2 and SDXL, from the exact ids each encoder saw
+   (a1111.{i}.ids*: 0-padded for OpenCLIP) and the chunker's multipliers: the
+   encoders and the "Original" weighting per encoder and chunk, without the chunker
+   (which pads with EOS, as SD1 wants). Measured 2026-12-06 (AMD EPYC, AVX2): SD2 cond
+   2.4-2.8e-7, SDXL context 2.6-2.8e-7, SDXL pooled part of the vector 2.8e-7-1.1e-6. */
+static void a1111_weighting_on_both_families(void **state)
+{
+    (void)state;
+    gi_error err = {0};
+    gi_compute *cx;
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    st_file *f, *g;
+    clip_text *m, *m1, *m2;
+    assert_int_equal(st_open(fixture_path(SD2_CONTEXT.model), &f, &err), GS_OK);
+    assert_int_equal(st_open(fixture_path(SD2_CONTEXT.golden), &g, &err), GS_OK);
+    assert_int_equal(clip_text_load(f, SD2_CONTEXT.prefix, 16, 0, NULL, &m, &err), GS_OK);
+    for (int i = 0; i < 3; i++) {
+        float *z;
+        int chunks = a1111_encode(m, cx, g, i, "ids", &SD2_CONTEXT.take, &z, NULL);
+        char key[64];
+        size_t n;
+        snprintf(key, sizeof key, "a1111.%d.cond", i);
+        double *ref = tensor_f64(g, key, &n);
+        assert_int_equal(n, (size_t)chunks * T * 16);
+        double e = rel_l2_f32_f64(z, ref, n);
+        printf("sd2  %-16s %d chunk(s) rel L2 %.3g\n", key, chunks, e);
+        assert_true(e < FAMILY_REL_L2);
+        free(ref);
+        free(z);
+    }
+    clip_text_free(m);
+    st_close(g);
+    st_close(f);
+
+    assert_int_equal(st_open(fixture_path(SDXL_ENC1.model), &f, &err), GS_OK);
+    assert_int_equal(st_open(fixture_path(SDXL_ENC1.golden), &g, &err), GS_OK);
+    assert_int_equal(clip_text_load(f, SDXL_ENC1.prefix, 12, 0, NULL, &m1, &err), GS_OK);
+    assert_int_equal(clip_text_load(f, SDXL_ENC2.prefix, 20, 0, NULL, &m2, &err), GS_OK);
+    for (int i = 0; i < 3; i++) {
+        float *z1, *z2, pooled[40];
+        int chunks = a1111_encode(m1, cx, g, i, "ids_enc1", &SDXL_ENC1.take, &z1, NULL);
+        assert_int_equal(a1111_encode(m2, cx, g, i, "ids_enc2", &SDXL_ENC2.take, &z2, pooled),
+                         chunks);
+        char key[64];
+        size_t n;
+        snprintf(key, sizeof key, "a1111.%d.context", i);
+        double *ref = tensor_f64(g, key, &n);
+        assert_int_equal(n, (size_t)chunks * T * 64);
+        float *ctx = malloc(n * sizeof *ctx); /* [chunks * 77, 24 + 40] */
+        for (size_t r = 0; r < (size_t)chunks * T; r++) {
+            memcpy(ctx + r * 64, z1 + r * 24, 24 * sizeof *ctx);
+            memcpy(ctx + r * 64 + 24, z2 + r * 40, 40 * sizeof *ctx);
+        }
+        double e = rel_l2_f32_f64(ctx, ref, n);
+        free(ref);
+        snprintf(key, sizeof key, "a1111.%d.vector", i);
+        ref = tensor_f64(g, key, &n);
+        double ep = rel_l2_f32_f64(pooled, ref, 40); /* the vector starts with the pooled part */
+        printf("sdxl a1111.%d.context %d chunk(s) rel L2 %.3g, pooled %.3g\n", i, chunks, e, ep);
+        assert_true(e < FAMILY_REL_L2);
+        assert_true(ep < FAMILY_REL_L2);
+        free(ref);
+        free(ctx);
+        free(z1);
+        free(z2);
+    }
+    clip_text_free(m1);
+    clip_text_free(m2);
+    st_close(g);
+    st_close(f);
+    compute_free(cx);
+}
+
 /* Arguments a caller can get wrong come back as errors. */
 static void refusals(void **state)
 {
@@ -273,6 +398,7 @@ int main(void)
         cmocka_unit_test(sdxl_encoder2_with_pooled),
         cmocka_unit_test(bf16_weights),
         cmocka_unit_test(pooled_leaves_the_taken_state),
+        cmocka_unit_test(a1111_weighting_on_both_families),
         cmocka_unit_test(refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
