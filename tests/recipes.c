@@ -31,15 +31,15 @@ static void pair(json_t *obj, const char *key, int *a, int *b)
 
 int recipes_load(recipe *out, int max)
 {
-    return recipes_load_from("recipes.json", out, max);
+    return recipes_load_file("recipes.json", out, max);
 }
 
-int recipes_load_from(const char *fixture, recipe *out, int max)
+int recipes_load_file(const char *name, recipe *out, int max)
 {
     json_error_t jerr;
-    json_t *root = json_load_file(fixture_path(fixture), 0, &jerr);
+    json_t *root = json_load_file(fixture_path(name), 0, &jerr);
     if (!root || !json_is_array(root)) {
-        fprintf(stderr, "%s: %s\n", fixture, jerr.text);
+        fprintf(stderr, "%s: %s\n", name, jerr.text);
         abort();
     }
     int n = 0;

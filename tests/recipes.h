@@ -23,8 +23,8 @@ typedef struct recipe {
 
 /* Reads every recipe; returns the count (aborts on a malformed file). */
 int recipes_load(recipe *out, int max);
-/* The same from another fixture's recipes (a path under tests/fixtures). */
-int recipes_load_from(const char *fixture, recipe *out, int max);
+/* The same from another recipes file under tests/fixtures (e.g. "sd1-norms/recipes.json"). */
+int recipes_load_file(const char *name, recipe *out, int max);
 /* Fills p from r (init image not loaded). */
 void recipe_params(const recipe *r, gs_params *p);
 

@@ -19,7 +19,8 @@ static void text_hidden_states_match(void **state)
     assert_int_equal(st_open(fixture_path("tiny-sd15.safetensors"), &f, &err), GS_OK);
     clip_text *m;
     assert_int_equal(
-        clip_text_load(f, "cond_stage_model.transformer.text_model.", 0, NULL, &m, &err), GS_OK);
+        clip_text_load(f, "cond_stage_model.transformer.text_model.", 12, 0, NULL, &m, &err),
+        GS_OK);
     gi_compute *cx;
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);
     int w = clip_text_width(m);

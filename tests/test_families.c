@@ -282,7 +282,7 @@ static void run_recipes(const family_case *fc)
     char file[64];
     snprintf(file, sizeof file, "%s/recipes.json", fc->dir);
     recipe rs[16];
-    int n = recipes_load_from(file, rs, 16);
+    int n = recipes_load_file(file, rs, 16);
     assert_true(n >= fc->min_recipes);
     for (int i = 0; i < n; i++) {
         gs_params p;

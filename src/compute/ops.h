@@ -109,6 +109,7 @@ uint16_t *op_to_bf16_scratch(gi_compute *cx, const float *x, long n);
 void op_add(gi_compute *cx, float *y, const float *x, long count); /* y += x */
 void op_silu(gi_compute *cx, const float *x, float *y, long count);
 void op_quick_gelu(gi_compute *cx, float *x, long count); /* in place */
+void op_gelu(gi_compute *cx, float *x, long count);       /* in place, exact erf GELU */
 /* GEGLU: x [rows, 2*inner] -> y [rows, inner] = a * gelu(gate) (exact erf GELU). */
 void op_geglu(gi_compute *cx, const float *x, long rows, int inner, float *y);
 /* y[p, c] += v[p / per, c]: adds a per-image vector [n, c] to [n, per, c]. */

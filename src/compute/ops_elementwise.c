@@ -15,7 +15,7 @@ typedef struct ew_job {
     int kind;
 } ew_job;
 
-enum { EW_ADD, EW_SILU, EW_QUICK_GELU, EW_ADD_BROADCAST };
+enum { EW_ADD, EW_SILU, EW_QUICK_GELU, EW_GELU, EW_ADD_BROADCAST };
 
 GS_VEC_CLONES static void silu_span(const float *x, float *y, long n)
 {
@@ -27,6 +27,12 @@ GS_VEC_CLONES static void quick_gelu_span(float *y, long n)
 {
     for (long i = 0; i < n; i++)
         y[i] = y[i] / (1.0f + gi_expf(-1.702f * y[i]));
+}
+
+GS_VEC_CLONES static void gelu_span(float *y, long n)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = gi_gelu(y[i]);
 }
 
 static void ew_run(void *p, int ith, int nth)
@@ -43,6 +49,7 @@ static void ew_run(void *p, int ith, int nth)
         break;
     case EW_SILU: silu_span(x + i0, y + i0, i1 - i0); break;
     case EW_QUICK_GELU: quick_gelu_span(y + i0, i1 - i0); break;
+    case EW_GELU: gelu_span(y + i0, i1 - i0); break;
     case EW_ADD_BROADCAST:
         /* i indexes pixel rows of [n*per, c] */
         for (long r = i0; r < i1; r++) {
@@ -70,6 +77,12 @@ void op_silu(gi_compute *cx, const float *x, float *y, long count)
 void op_quick_gelu(gi_compute *cx, float *x, long count)
 {
     ew_job j = {x, x, NULL, count, 0, 0, EW_QUICK_GELU};
+    threadpool_run(cx->tp, ew_run, &j);
+}
+
+void op_gelu(gi_compute *cx, float *x, long count)
+{
+    ew_job j = {x, x, NULL, count, 0, 0, EW_GELU};
     threadpool_run(cx->tp, ew_run, &j);
 }
 

@@ -1,142 +1,38 @@
-/* clip_text - CLIP text encoder forward pass on channels-last ops. */
+/*
+ * clip_text - the CLIP text encoder's forward pass on channels-last ops.
+ *
+ * The residual stream lives in the caller's hidden buffer until the layer a
+ * family takes out; when the pooled output also needs the layers after it,
+ * the stream is copied once and runs on in scratch, so the taken state stays.
+ */
 #include "model/clip_text.h"
 
-#include <stdio.h>
 #include <string.h>
 
-#include "common/alloc.h"
 #include "compute/half.h"
-#include "model/weights.h"
+#include "model/clip_text_internal.h"
 
-#define SD1_TEXT_HEADS 12
+#define CLIP_POSITIONS 77
+#define CLIP_LN_EPS 1e-5f
 
-typedef struct clip_layer {
-    norm_weights ln1, ln2;
-    linear_weights q, k, v, o, fc1, fc2;
-} clip_layer;
+/* Scratch of one pass; q, k, v point into qkv with row stride qkv_stride. */
+typedef struct clip_bufs {
+    float *h;   /* [rows, w] layer-norm output, then attention output */
+    float *qkv; /* [rows, 3w] */
+    float *mlp; /* [rows, mlp] */
+    const float *q, *k, *v;
+    int qkv_stride;
+} clip_bufs;
 
-struct clip_text {
-    weight_store store;
-    int width, layers, positions, vocab, mlp, heads;
-    float *tok_emb;       /* [vocab, width], or NULL when kept in bf16: */
-    uint16_t *tok_emb_bf; /* [vocab, width] */
-    float *pos_emb;       /* [positions, width] */
-    clip_layer *layer;
-    norm_weights final_ln;
-};
-
-gs_status clip_text_load(const st_file *f, const char *prefix, int bf16, weight_log *log,
-                         clip_text **out, gi_error *err)
+/* x [rows, w] = token + position embeddings of ids [n_seq, 77]. */
+static gs_status embed(const clip_text *m, const int32_t *ids, long rows, float *x, gi_error *err)
 {
-    *out = NULL;
-    clip_text *m = gi_calloc(1, sizeof *m);
-    if (!m)
-        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = wl_begin(f, prefix, &m->store, bf16, log, err);
-    char n[256];
-    m->vocab = (int)wl_dim(&l, "embeddings.token_embedding.weight", 0);
-    m->width = (int)wl_dim(&l, "embeddings.token_embedding.weight", 1);
-    m->positions = (int)wl_dim(&l, "embeddings.position_embedding.weight", 0);
-    m->mlp = (int)wl_dim(&l, "encoder.layers.0.mlp.fc1.weight", 0);
-    while (wl_find(&l, wl_name(n, sizeof n, "encoder.layers.%d.layer_norm1.weight", m->layers)))
-        m->layers++;
-    m->heads = SD1_TEXT_HEADS;
-    if (m->vocab <= 0 || m->width <= 0 || m->positions <= 0 || m->mlp <= 0 || m->layers == 0) {
-        gi_fail(err, GS_ERR_FORMAT, "text encoder tensors under '%s' are missing or malformed",
-                prefix);
-        clip_text_free(m);
-        return GS_ERR_FORMAT;
-    }
-    if (m->width % m->heads != 0 || m->positions < 77) {
-        gi_fail(err, GS_ERR_UNSUPPORTED,
-                "text encoder width %d / %d positions does not fit CLIP with %d heads", m->width,
-                m->positions, m->heads);
-        clip_text_free(m);
-        return GS_ERR_UNSUPPORTED;
-    }
-    int w = m->width;
-    if (bf16)
-        m->tok_emb_bf =
-            wl_tensor_bf16(&l, "embeddings.token_embedding.weight", 2, (int64_t[]){m->vocab, w});
-    else
-        m->tok_emb =
-            wl_tensor(&l, "embeddings.token_embedding.weight", 2, (int64_t[]){m->vocab, w});
-    m->pos_emb =
-        wl_tensor(&l, "embeddings.position_embedding.weight", 2, (int64_t[]){m->positions, w});
-    m->layer = gi_calloc((size_t)m->layers, sizeof *m->layer);
-    if (!m->layer) {
-        clip_text_free(m);
-        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    }
-    for (int i = 0; i < m->layers; i++) {
-        clip_layer *L = &m->layer[i];
-        char p[128];
-        snprintf(p, sizeof p, "encoder.layers.%d.", i);
-        wl_norm(&l, wl_name(n, sizeof n, "%slayer_norm1", p), w, &L->ln1);
-        wl_norm(&l, wl_name(n, sizeof n, "%slayer_norm2", p), w, &L->ln2);
-        wl_linear(&l, wl_name(n, sizeof n, "%sself_attn.q_proj", p), w, w, 1, &L->q);
-        wl_linear(&l, wl_name(n, sizeof n, "%sself_attn.k_proj", p), w, w, 1, &L->k);
-        wl_linear(&l, wl_name(n, sizeof n, "%sself_attn.v_proj", p), w, w, 1, &L->v);
-        wl_linear(&l, wl_name(n, sizeof n, "%sself_attn.out_proj", p), w, w, 1, &L->o);
-        wl_linear(&l, wl_name(n, sizeof n, "%smlp.fc1", p), m->mlp, w, 1, &L->fc1);
-        wl_linear(&l, wl_name(n, sizeof n, "%smlp.fc2", p), w, m->mlp, 1, &L->fc2);
-    }
-    wl_norm(&l, "final_layer_norm", w, &m->final_ln);
-    if (l.st != GS_OK) {
-        clip_text_free(m);
-        return l.st;
-    }
-    *out = m;
-    return GS_OK;
-}
-
-int clip_text_width(const clip_text *m)
-{
-    return m->width;
-}
-int clip_text_layers(const clip_text *m)
-{
-    return m->layers;
-}
-size_t clip_text_weight_bytes(const clip_text *m)
-{
-    return m->store.bytes;
-}
-
-void clip_text_free(clip_text *m)
-{
-    if (!m)
-        return;
-    weight_store_free(&m->store);
-    gi_free(m->layer);
-    gi_free(m);
-}
-
-gs_status clip_text_encode(clip_text *m, gi_compute *cx, const int32_t *ids, int n_seq,
-                           int clip_skip, float *out, gi_error *err)
-{
-    const int T = 77, w = m->width;
-    if (n_seq < 1 || clip_skip < 1 || clip_skip > m->layers)
-        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "text encode: %d sequences, clip skip %d",
-                       n_seq, clip_skip);
-    gs_status st = compute_begin(cx, err);
-    if (st != GS_OK)
-        return st;
-    long rows = (long)n_seq * T;
-    arena *a = &cx->scratch;
-    float *x = out; /* [n_seq, T, w]: the residual stream lives in the output */
-    float *h = arena_floats(a, (size_t)rows * w);
-    float *q = arena_floats(a, (size_t)rows * w);
-    float *k = arena_floats(a, (size_t)rows * w);
-    float *v = arena_floats(a, (size_t)rows * w);
-    float *mlp = arena_floats(a, (size_t)rows * m->mlp);
-    if (!h || !q || !k || !v || !mlp)
-        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the text encoder");
+    const int w = m->width;
     for (long r = 0; r < rows; r++) {
         int id = ids[r];
         if (id < 0 || id >= m->vocab)
             return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "token id %d outside the vocabulary", id);
-        const float *pe = m->pos_emb + (size_t)(r % T) * w;
+        const float *pe = m->pos_emb + (size_t)(r % CLIP_POSITIONS) * w;
         if (m->tok_emb_bf) {
             const uint16_t *te = m->tok_emb_bf + (size_t)id * w;
             for (int c = 0; c < w; c++)
@@ -147,27 +43,142 @@ gs_status clip_text_encode(clip_text *m, gi_compute *cx, const int32_t *ids, int
                 x[r * w + c] = te[c] + pe[c];
         }
     }
-    int run = m->layers - (clip_skip - 1);
-    for (int i = 0; i < run && st == GS_OK; i++) {
-        const clip_layer *L = &m->layer[i];
-        op_layer_norm(cx, &L->ln1, x, rows, w, 1e-5f, h);
-        if ((st = op_linear(cx, &L->q, h, rows, q, err)) != GS_OK ||
-            (st = op_linear(cx, &L->k, h, rows, k, err)) != GS_OK ||
-            (st = op_linear(cx, &L->v, h, rows, v, err)) != GS_OK)
-            break;
-        st = op_attention(cx, q, w, k, v, w, n_seq, T, T, m->heads, w / m->heads, 1, h, err);
-        if (st != GS_OK || (st = op_linear(cx, &L->o, h, rows, q, err)) != GS_OK)
-            break;
-        op_add(cx, x, q, rows * w);
-        op_layer_norm(cx, &L->ln2, x, rows, w, 1e-5f, h);
-        if ((st = op_linear(cx, &L->fc1, h, rows, mlp, err)) != GS_OK)
-            break;
-        op_quick_gelu(cx, mlp, rows * m->mlp);
-        if ((st = op_linear(cx, &L->fc2, mlp, rows, q, err)) != GS_OK)
-            break;
-        op_add(cx, x, q, rows * w);
+    return GS_OK;
+}
+
+/* q, k, v of h [rows, w] into b->qkv: one GEMM for a fused in_proj, three otherwise. */
+static gs_status project_qkv(gi_compute *cx, const clip_layer *L, const float *h, long rows, int w,
+                             clip_bufs *b, gi_error *err)
+{
+    gs_status st;
+    if (L->qkv.out) {
+        b->qkv_stride = 3 * w;
+        b->q = b->qkv;
+        b->k = b->qkv + w;
+        b->v = b->qkv + 2 * w;
+        return op_linear(cx, &L->qkv, h, rows, b->qkv, err);
     }
-    if (st == GS_OK)
-        op_layer_norm(cx, &m->final_ln, x, rows, w, 1e-5f, x);
+    float *q = b->qkv, *k = q + (size_t)rows * w, *v = k + (size_t)rows * w;
+    b->qkv_stride = w;
+    b->q = q;
+    b->k = k;
+    b->v = v;
+    if ((st = op_linear(cx, &L->q, h, rows, q, err)) != GS_OK ||
+        (st = op_linear(cx, &L->k, h, rows, k, err)) != GS_OK)
+        return st;
+    return op_linear(cx, &L->v, h, rows, v, err);
+}
+
+/* Layers [from, to) on the residual stream x [n_seq * 77, w], in place. */
+static gs_status run_layers(const clip_text *m, gi_compute *cx, float *x, int n_seq, int from,
+                            int to, clip_bufs *b, gi_error *err)
+{
+    const int T = CLIP_POSITIONS, w = m->width;
+    const long rows = (long)n_seq * T;
+    gs_status st = GS_OK;
+    for (int i = from; i < to && st == GS_OK; i++) {
+        const clip_layer *L = &m->layer[i];
+        op_layer_norm(cx, &L->ln1, x, rows, w, CLIP_LN_EPS, b->h);
+        if ((st = project_qkv(cx, L, b->h, rows, w, b, err)) != GS_OK)
+            break;
+        st = op_attention(cx, b->q, b->qkv_stride, b->k, b->v, b->qkv_stride, n_seq, T, T, m->heads,
+                          w / m->heads, 1, b->h, err);
+        if (st != GS_OK || (st = op_linear(cx, &L->o, b->h, rows, b->qkv, err)) != GS_OK)
+            break;
+        op_add(cx, x, b->qkv, rows * w);
+        op_layer_norm(cx, &L->ln2, x, rows, w, CLIP_LN_EPS, b->h);
+        if ((st = op_linear(cx, &L->fc1, b->h, rows, b->mlp, err)) != GS_OK)
+            break;
+        if (m->gelu_erf)
+            op_gelu(cx, b->mlp, rows * m->mlp);
+        else
+            op_quick_gelu(cx, b->mlp, rows * m->mlp);
+        if ((st = op_linear(cx, &L->fc2, b->mlp, rows, b->qkv, err)) != GS_OK)
+            break;
+        op_add(cx, x, b->qkv, rows * w);
+    }
     return st;
+}
+
+/* pooled [n_seq, proj] = final_ln(x at the first maximum id of each sequence) @ proj_w. */
+static gs_status pool(const clip_text *m, gi_compute *cx, const int32_t *ids, int n_seq,
+                      const float *x, float *pooled, gi_error *err)
+{
+    const int T = CLIP_POSITIONS, w = m->width, P = m->proj;
+    float *eos = arena_floats(&cx->scratch, (size_t)n_seq * w); /* [n_seq, w] */
+    if (!eos)
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the text encoder");
+    for (int s = 0; s < n_seq; s++) {
+        const int32_t *row = ids + (size_t)s * T;
+        int at = 0;
+        for (int t = 1; t < T; t++)
+            if (row[t] > row[at])
+                at = t;
+        memcpy(eos + (size_t)s * w, x + ((size_t)s * T + at) * w, (size_t)w * sizeof *eos);
+    }
+    op_layer_norm(cx, &m->final_ln, eos, n_seq, w, CLIP_LN_EPS, eos);
+    for (int s = 0; s < n_seq; s++) {
+        float *y = pooled + (size_t)s * P;
+        memset(y, 0, (size_t)P * sizeof *y);
+        for (int c = 0; c < w; c++) {
+            float e = eos[(size_t)s * w + c];
+            const float *pr = m->proj_w + (size_t)c * P;
+            for (int j = 0; j < P; j++)
+                y[j] += e * pr[j];
+        }
+    }
+    return GS_OK;
+}
+
+gs_status clip_text_encode_take(clip_text *m, gi_compute *cx, const int32_t *ids, int n_seq,
+                                const clip_text_take *take, float *hidden, float *pooled,
+                                gi_error *err)
+{
+    const int T = CLIP_POSITIONS, w = m->width;
+    if (n_seq < 1 || !take || take->skip < 1 || take->skip > m->layers)
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "text encode: %d sequences, clip skip %d",
+                       n_seq, take ? take->skip : 0);
+    if (pooled && !m->proj_w)
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
+                       "text encode: a pooled output needs a text projection, which this "
+                       "encoder has none of");
+    gs_status st = compute_begin(cx, err);
+    if (st != GS_OK)
+        return st;
+    const long rows = (long)n_seq * T;
+    arena *a = &cx->scratch;
+    clip_bufs b = {.h = arena_floats(a, (size_t)rows * w),
+                   .qkv = arena_floats(a, (size_t)rows * 3 * w),
+                   .mlp = arena_floats(a, (size_t)rows * m->mlp)};
+    if (!b.h || !b.qkv || !b.mlp)
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the text encoder");
+    if ((st = embed(m, ids, rows, hidden, err)) != GS_OK)
+        return st;
+    int keep = m->layers - (take->skip - 1); /* layers up to the taken output */
+    if ((st = run_layers(m, cx, hidden, n_seq, 0, keep, &b, err)) != GS_OK)
+        return st;
+    if (pooled) {
+        const float *last = hidden;
+        if (keep < m->layers) {
+            float *tail = arena_floats(a, (size_t)rows * w); /* [rows, w] */
+            if (!tail)
+                return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the text encoder");
+            memcpy(tail, hidden, (size_t)rows * w * sizeof *tail);
+            if ((st = run_layers(m, cx, tail, n_seq, keep, m->layers, &b, err)) != GS_OK)
+                return st;
+            last = tail;
+        }
+        if ((st = pool(m, cx, ids, n_seq, last, pooled, err)) != GS_OK)
+            return st;
+    }
+    if (take->final_norm)
+        op_layer_norm(cx, &m->final_ln, hidden, rows, w, CLIP_LN_EPS, hidden);
+    return GS_OK;
+}
+
+gs_status clip_text_encode(clip_text *m, gi_compute *cx, const int32_t *ids, int n_seq,
+                           int clip_skip, float *out, gi_error *err)
+{
+    clip_text_take take = {.skip = clip_skip, .final_norm = 1};
+    return clip_text_encode_take(m, cx, ids, n_seq, &take, out, NULL, err);
 }

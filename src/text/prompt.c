@@ -10,6 +10,7 @@
  */
 #include "text/prompt.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -204,6 +205,18 @@ static double mean_of(const float *z, size_t n)
     return n ? s / (double)n : 0.0;
 }
 
+static double mean_abs_of(const float *z, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += fabs((double)z[i]);
+    return n ? s / (double)n : 0.0;
+}
+
+/* Below this fraction of the mean |z|, a chunk mean is rounding noise: an f32 layer norm
+   with beta = 0 gives rows whose means are ~1e-8 of their values, where the true mean is 0. */
+#define MEAN_NOISE 1e-6
+
 void prompt_apply_weights(float *z, const float *weights, int tokens, int width)
 {
     size_t n = (size_t)tokens * (size_t)width;
@@ -215,8 +228,11 @@ void prompt_apply_weights(float *z, const float *weights, int tokens, int width)
             row[c] *= weights[t];
     }
     float after = (float)mean_of(z, n);
-    /* A zero mean after weighting (all weights 0) would give A1111 NaNs; keep z as weighted. */
-    if (after == 0.0f)
+    /* The restore factor is before/after. When the weighted mean is 0 (all weights 0) or
+       only rounding noise (an encoder whose final norm centres every token, so both means
+       are 0 in exact arithmetic), the factor is 0/0: A1111 gets NaN or a random scale of
+       the whole chunk. Keep z as weighted, which is A1111's "No norm" there. */
+    if (fabs((double)after) <= MEAN_NOISE * mean_abs_of(z, n))
         return;
     float scale = before / after;
     for (size_t i = 0; i < n; i++)
