@@ -13,7 +13,6 @@
 #include "pipeline/engine.h"
 
 #define PREPARED_LAYOUT "1" /* bump when a kernel's weight layout changes */
-#define SD1_TEXT_HEADS 12   /* CLIP ViT-L: not in the file */
 
 static char *base_name(const char *path)
 {
