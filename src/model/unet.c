@@ -15,7 +15,6 @@
 #include "common/alloc.h"
 #include "model/weights.h"
 
-#define SD1_UNET_HEADS 8
 #define UNET_GROUPS 32
 #define MAX_BLOCKS 64
 #define MAX_DEPTH 16
@@ -52,8 +51,9 @@ typedef struct unet_block {
 
 struct unet {
     weight_store store;
-    int cin, mc, temb, ctx_dim, heads;
-    linear_weights te1, te2;
+    int cin, cout, mc, temb, ctx_dim, adm;
+    unet_opts opts;
+    linear_weights te1, te2, le1, le2; /* time embedding; label_emb (when adm > 0) */
     conv_weights conv_in, conv_out;
     norm_weights norm_out;
     unet_block in[MAX_BLOCKS], out[MAX_BLOCKS], mid_res1, mid_res2;
@@ -89,15 +89,19 @@ static int load_res(weight_loader *l, const char *p, int temb, unet_res *r)
     return l->st == GS_OK;
 }
 
-static int load_xf(weight_loader *l, const char *p, int c, int ctx_dim, unet_xf *x)
+static int load_xf(weight_loader *l, const char *p, int c, int ctx_dim, const unet_opts *o,
+                   unet_xf *x)
 {
     char n[256], q[200];
     x->c = c;
-    x->heads = SD1_UNET_HEADS;
-    if (c % x->heads != 0) {
+    /* SD1 fixes the head count, SD2 and SDXL the head width (so their heads grow with the level) */
+    int split = o->heads > 0 ? o->heads : o->head_dim;
+    x->heads = o->heads > 0 ? o->heads : c / o->head_dim;
+    if (c % split != 0 || x->heads < 1) {
         if (l->st == GS_OK)
             l->st = gi_fail(l->err, GS_ERR_UNSUPPORTED,
-                            "attention width %d is not divisible by %d heads", c, x->heads);
+                            "attention width %d is not divisible into heads (%s %d)", c,
+                            o->heads > 0 ? "heads" : "head width", split);
         return 0;
     }
     x->inner = (int)wl_dim(l, wl_name(n, sizeof n, "%stransformer_blocks.0.ff.net.2.weight", p), 1);
@@ -112,6 +116,7 @@ static int load_xf(weight_loader *l, const char *p, int c, int ctx_dim, unet_xf 
         return 0;
     }
     wl_norm(l, wl_name(n, sizeof n, "%snorm", p), c, &x->norm);
+    /* SD1: 1x1 convs [c,c,1,1]; SD2/SDXL: linear [c,c], the same product per pixel */
     wl_conv(l, wl_name(n, sizeof n, "%sproj_in", p), c, c, 1, &x->proj_in);
     wl_conv(l, wl_name(n, sizeof n, "%sproj_out", p), c, c, 1, &x->proj_out);
     for (int d = 0; d < x->depth; d++) {
@@ -150,7 +155,8 @@ static int block_exists(weight_loader *l, const char *fmt, int i)
 }
 
 /* input_blocks.N / output_blocks.N / middle_block at prefix p (ending in '.') */
-static int load_block(weight_loader *l, const char *p, int temb, int ctx_dim, int ch, unet_block *b)
+static int load_block(weight_loader *l, const char *p, int temb, int ctx_dim, const unet_opts *o,
+                      int ch, unet_block *b)
 {
     char n[256];
     if (wl_find(l, wl_name(n, sizeof n, "%s0.op.weight", p))) {
@@ -165,7 +171,7 @@ static int load_block(weight_loader *l, const char *p, int temb, int ctx_dim, in
     int sub = 1;
     if (wl_find(l, wl_name(n, sizeof n, "%s1.proj_in.weight", p))) {
         b->has_xf = 1;
-        if (!load_xf(l, wl_name(n, sizeof n, "%s1.", p), b->cout, ctx_dim, &b->xf))
+        if (!load_xf(l, wl_name(n, sizeof n, "%s1.", p), b->cout, ctx_dim, o, &b->xf))
             return 0;
         sub = 2;
     }
@@ -185,10 +191,13 @@ static const char *find_context_key(weight_loader *l, char *buf, size_t size)
     return wl_name(buf, size, "middle_block.1.transformer_blocks.0.attn2.to_k.weight");
 }
 
-gs_status unet_load(const st_file *f, const char *prefix, int bf16, weight_log *log, unet **out,
-                    gi_error *err)
+gs_status unet_load(const st_file *f, const char *prefix, const unet_opts *opts, int bf16,
+                    weight_log *log, unet **out, gi_error *err)
 {
     *out = NULL;
+    if (!opts || (opts->heads > 0) == (opts->head_dim > 0))
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
+                       "UNet: give either a head count or a head width");
     unet *m = gi_calloc(1, sizeof *m);
     if (!m)
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
@@ -198,14 +207,20 @@ gs_status unet_load(const st_file *f, const char *prefix, int bf16, weight_log *
     m->cin = (int)wl_dim(&l, "input_blocks.0.0.weight", 1);
     m->temb = (int)wl_dim(&l, "time_embed.0.weight", 0);
     m->ctx_dim = (int)wl_dim(&l, find_context_key(&l, n, sizeof n), 1);
-    m->heads = SD1_UNET_HEADS;
-    if (m->mc <= 0 || m->cin <= 0 || m->temb <= 0 || m->ctx_dim <= 0 || m->mc % 2) {
+    m->cout = (int)wl_dim(&l, "out.2.weight", 0);
+    m->opts = *opts;
+    if (m->mc <= 0 || m->cin <= 0 || m->cout <= 0 || m->temb <= 0 || m->ctx_dim <= 0 || m->mc % 2) {
         unet_free(m);
         return gi_fail(err, GS_ERR_FORMAT, "UNet tensors under '%s' are missing or malformed",
                        prefix);
     }
     wl_linear(&l, "time_embed.0", m->temb, m->mc, 1, &m->te1);
     wl_linear(&l, "time_embed.2", m->temb, m->temb, 1, &m->te2);
+    if (wl_find(&l, "label_emb.0.0.weight")) {
+        m->adm = (int)wl_dim(&l, "label_emb.0.0.weight", 1);
+        wl_linear(&l, "label_emb.0.0", m->temb, m->adm, 1, &m->le1);
+        wl_linear(&l, "label_emb.0.2", m->temb, m->temb, 1, &m->le2);
+    }
     wl_conv(&l, "input_blocks.0.0", m->mc, m->cin, 3, &m->conv_in);
     int ch = m->mc;
     for (m->n_in = 0; m->n_in < MAX_BLOCKS - 1 && l.st == GS_OK; m->n_in++) {
@@ -213,21 +228,21 @@ gs_status unet_load(const st_file *f, const char *prefix, int bf16, weight_log *
         if (!block_exists(&l, "input_blocks.%d.", i))
             break;
         snprintf(p, sizeof p, "input_blocks.%d.", i);
-        load_block(&l, p, m->temb, m->ctx_dim, ch, &m->in[m->n_in]);
+        load_block(&l, p, m->temb, m->ctx_dim, opts, ch, &m->in[m->n_in]);
         ch = m->in[m->n_in].cout;
     }
     load_res(&l, "middle_block.0.", m->temb, &m->mid_res1.res);
     if (l.st == GS_OK)
-        load_xf(&l, "middle_block.1.", m->mid_res1.res.cout, m->ctx_dim, &m->mid_xf);
+        load_xf(&l, "middle_block.1.", m->mid_res1.res.cout, m->ctx_dim, opts, &m->mid_xf);
     load_res(&l, "middle_block.2.", m->temb, &m->mid_res2.res);
     for (m->n_out = 0; m->n_out < MAX_BLOCKS && l.st == GS_OK; m->n_out++) {
         if (!block_exists(&l, "output_blocks.%d.", m->n_out))
             break;
         snprintf(p, sizeof p, "output_blocks.%d.", m->n_out);
-        load_block(&l, p, m->temb, m->ctx_dim, 0, &m->out[m->n_out]);
+        load_block(&l, p, m->temb, m->ctx_dim, opts, 0, &m->out[m->n_out]);
     }
     wl_norm(&l, "out.0", m->mc, &m->norm_out);
-    wl_conv(&l, "out.2", m->cin, m->mc, 3, &m->conv_out);
+    wl_conv(&l, "out.2", m->cout, m->mc, 3, &m->conv_out);
     if (l.st == GS_OK && m->n_out != m->n_in + 1)
         l.st = gi_fail(err, GS_ERR_FORMAT, "UNet has %d input blocks but %d output blocks",
                        m->n_in + 1, m->n_out);
@@ -250,6 +265,14 @@ int unet_model_channels(const unet *m)
 int unet_context_dim(const unet *m)
 {
     return m->ctx_dim;
+}
+int unet_out_channels(const unet *m)
+{
+    return m->cout;
+}
+int unet_adm_channels(const unet *m)
+{
+    return m->adm;
 }
 size_t unet_weight_bytes(const unet *m)
 {
@@ -397,17 +420,34 @@ static void timestep_embedding(const float *t, int n, int dim, float *out)
         }
 }
 
+void unet_size_features(const float time_ids[6], float *out)
+{
+    /* float32 throughout, as sgm's timestep_embedding runs on a float32 tensor:
+       the features of sizes like 1024 are far from the double-precision ones */
+    const float neg_log = (float)-log(10000.0);
+    for (int v = 0; v < 6; v++)
+        for (int i = 0; i < 128; i++) {
+            float freq = expf(neg_log * (float)i / 128.0f);
+            float arg = time_ids[v] * freq;
+            out[v * 256 + i] = cosf(arg);
+            out[v * 256 + 128 + i] = sinf(arg);
+        }
+}
+
 typedef struct shape3 {
     int h, w, c;
 } shape3;
 
 gs_status unet_forward(unet *m, gi_compute *cx, const float *x, const float *t,
-                       const float *context, int n, int h, int w, int tokens, float *eps,
-                       gi_error *err)
+                       const float *context, const float *y, int n, int h, int w, int tokens,
+                       float *eps, gi_error *err)
 {
     if (n < 1 || h < 1 || w < 1 || tokens < 1 || (long)h * w > (1L << 20))
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "UNet: bad input size %dx%d, batch %d", w, h,
                        n);
+    if (m->adm > 0 && !y)
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
+                       "UNet: this model needs the added conditioning (%d wide)", m->adm);
     gs_status st = compute_begin(cx, err);
     if (st != GS_OK)
         return st;
@@ -445,8 +485,9 @@ gs_status unet_forward(unet *m, gi_compute *cx, const float *x, const float *t,
     float *temb = arena_floats(a, (size_t)n * m->temb);
     float *emb = arena_floats(a, (size_t)n * m->temb);
     float *sinus = arena_floats(a, (size_t)n * m->mc);
+    float *lab = m->adm > 0 ? arena_floats(a, (size_t)n * m->temb) : NULL;
     float *skip[MAX_BLOCKS];
-    if (!ha || !hb || !temb || !emb || !sinus)
+    if (!ha || !hb || !temb || !emb || !sinus || (m->adm > 0 && !lab))
         return NOMEM(&f);
     for (int i = 0; i < ns; i++) {
         skip[i] = arena_floats(a, (size_t)n * sk[i].h * sk[i].w * sk[i].c);
@@ -454,13 +495,22 @@ gs_status unet_forward(unet *m, gi_compute *cx, const float *x, const float *t,
             return NOMEM(&f);
     }
 
-    /* time embedding: silu(linear(silu(linear(sinusoid(t))))) feeds every ResBlock */
+    /* time embedding: silu(linear(silu(linear(sinusoid(t))))) feeds every ResBlock;
+       SDXL adds label_emb(y) = linear(silu(linear(y))) before that last SiLU */
     timestep_embedding(t, n, m->mc, sinus);
     if ((st = op_linear(cx, &m->te1, sinus, n, temb, err)) != GS_OK)
         return st;
     op_silu(cx, temb, temb, (long)n * m->temb);
     if ((st = op_linear(cx, &m->te2, temb, n, emb, err)) != GS_OK)
         return st;
+    if (m->adm > 0) {
+        if ((st = op_linear(cx, &m->le1, y, n, temb, err)) != GS_OK)
+            return st;
+        op_silu(cx, temb, temb, (long)n * m->temb);
+        if ((st = op_linear(cx, &m->le2, temb, n, lab, err)) != GS_OK)
+            return st;
+        op_add(cx, emb, lab, (long)n * m->temb);
+    }
     op_silu(cx, emb, emb, (long)n * m->temb);
     f.emb = emb;
 

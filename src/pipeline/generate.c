@@ -132,22 +132,22 @@ static gs_status model_eps(void *user, const float *x_in, double t, float *eps, 
     gs_status st;
     const float *eps_c, *eps_u = NULL;
     if (!g->cfg) {
-        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, B, g->lh, g->lw,
-                          g->tokens_c, g->eps_nhwc, err);
+        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, NULL, B, g->lh,
+                          g->lw, g->tokens_c, g->eps_nhwc, err);
         eps_c = g->eps_nhwc;
     } else if (g->joint) {
         memcpy(g->x_nhwc + B * item, g->x_nhwc, B * item * sizeof(float));
-        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, 2 * B, g->lh,
-                          g->lw, g->tokens_c, g->eps_nhwc, err);
+        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, NULL, 2 * B,
+                          g->lh, g->lw, g->tokens_c, g->eps_nhwc, err);
         eps_u = g->eps_nhwc;
         eps_c = g->eps_nhwc + B * item;
     } else {
         /* A1111's default when the prompts' chunk counts differ: one pass each. */
-        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_u, B, g->lh, g->lw,
-                          g->tokens_u, g->eps_nhwc, err);
+        st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_u, NULL, B, g->lh,
+                          g->lw, g->tokens_u, g->eps_nhwc, err);
         if (st == GS_OK)
-            st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, B, g->lh,
-                              g->lw, g->tokens_c, g->eps_nhwc + B * item, err);
+            st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, NULL, B,
+                              g->lh, g->lw, g->tokens_c, g->eps_nhwc + B * item, err);
         eps_u = g->eps_nhwc;
         eps_c = g->eps_nhwc + B * item;
     }

@@ -123,8 +123,8 @@ gs_status model_load_networks(gs_model *m, gi_error *err)
         gi_error_prefix(err, "text encoder");
         goto out;
     }
-    if (!m->unet &&
-        (st = unet_load(m->file, SD1_UNET_PREFIX, m->bf16, m->log, &m->unet, err)) != GS_OK) {
+    if (!m->unet && (st = unet_load(m->file, SD1_UNET_PREFIX, &(unet_opts){.heads = 8}, m->bf16,
+                                    m->log, &m->unet, err)) != GS_OK) {
         gi_error_prefix(err, "UNet");
         goto out;
     }
