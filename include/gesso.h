@@ -207,8 +207,9 @@ GS_API GS_NODISCARD gs_status gs_checkpoint_inspect(const char *path, gs_checkpo
 GS_API GS_NODISCARD gs_status gs_checkpoint_prepare(gs_engine *eng, const char *src,
                                                     const char *dst);
 
-/* Writes a checkpoint with the real tensor names and shapes of arch ("sd15", or
- * "sd15-small" for a narrow test model) and deterministic random weights of dtype
+/* Writes a checkpoint with the real tensor names and shapes of arch ("sd15", "sd2",
+ * "sdxl", or "sd15-small", "sd2-small", "sdxl-small" for narrow test models) and
+ * deterministic random weights of dtype
  * ("f16", "bf16", "f32"), for benchmarks and tests without downloads. The same
  * seed gives the same file. */
 GS_API GS_NODISCARD gs_status gs_checkpoint_write_random(const char *arch, const char *dtype,

@@ -19,7 +19,7 @@
 #include "common/error.h"
 #include "compute/half.h"
 #include "gesso.h"
-#include "model/sd1_layout.h"
+#include "model/ckpt_layout.h"
 
 static uint64_t splitmix64(uint64_t x)
 {
@@ -77,15 +77,21 @@ gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64
     }
     size_t esize = is_f32 ? 4 : 2;
     const char *st_name = is_f32 ? "F32" : is_f16 ? "F16" : "BF16";
-    sd1_config cfg;
-    if ((st = sd1_config_for(arch, &cfg, &err)) != GS_OK)
+    layout_config cfg;
+    if ((st = layout_config_for(arch, &cfg, &err)) != GS_OK)
         goto out;
-    if ((st = sd1_layout(&cfg, &ts, &count, &err)) != GS_OK)
+    if ((st = layout_build(&cfg, &ts, &count, &err)) != GS_OK)
         goto out;
 
     hdr = json_object();
-    json_t *meta = json_pack("{s:s,s:s,s:s,s:s}", "format", "ldm-single-file", "family", "sd1",
-                             "arch", arch, "note", "random weights written by gesso");
+    /* ModelSpec keys as real files (and the reference fixtures) carry them: what
+       the file is, and that it predicts noise */
+    json_t *meta =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "format",
+                  cfg.family == LAYOUT_SDXL ? "sgm-single-file" : "ldm-single-file", "family",
+                  layout_family_name(&cfg), "arch", arch, "note", "random weights written by gesso",
+                  "modelspec.architecture", layout_modelspec_architecture(&cfg),
+                  "modelspec.prediction_type", "epsilon");
     if (!hdr || !meta) {
         st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;

@@ -1,0 +1,177 @@
+/*
+ * unet_bench - one UNet forward of a checkpoint at a given latent size and
+ * batch, timed against the FLOP floor the way `gesso bench` times SD1.5 steps
+ * (counted FLOPs of GEMMs, convolutions and attention / the 2048^3 GEMM rate,
+ * best of before and after). For families the pipeline does not run yet
+ * (SDXL, SD2), straight on the model layer; the weights stay as the engine
+ * holds them (f32, or bf16 with --bf16).
+ *
+ * Usage: unet_bench FILE [--latent HxW]... [--batch N] [--bf16] [--threads N]
+ *                        [--heads N | --head-dim N] [--tokens N] [--reps N]
+ * e.g. unet_bench sdxl.safetensors --latent 128x128 --latent 96x96 --batch 2
+ */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compute/compute.h"
+#include "compute/gemm_bf16.h"
+#include "model/unet.h"
+
+#define MAX_SIZES 8
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static float *rnd(size_t n, float scale)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; p && i < n; i++)
+        p[i] = scale * ((float)rand() / (float)RAND_MAX - 0.5f);
+    return p;
+}
+
+static int gemm_rate(gi_compute *cx, int bf16, double *rate)
+{
+    gi_error err = {0};
+    int saved = compute_enter(cx);
+    gs_status st = compute_gemm_rate(cx, bf16, rate, &err);
+    compute_leave(saved);
+    if (st != GS_OK)
+        fprintf(stderr, "unet_bench: GEMM rate: %s\n", err.msg);
+    return st == GS_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: unet_bench FILE [--latent HxW]... [--batch N] [--bf16] "
+                        "[--threads N] [--heads N | --head-dim N] [--tokens N] [--reps N]\n");
+        return 2;
+    }
+    const char *path = argv[1];
+    int sizes[MAX_SIZES][2], nsizes = 0, batch = 2, bf16 = 0, threads = 0, tokens = 77, reps = 1;
+    unet_opts opts = {.head_dim = 64};
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+        if (strcmp(a, "--bf16") == 0) {
+            bf16 = 1;
+            continue;
+        }
+        i++;
+        if (strcmp(a, "--latent") == 0 && nsizes < MAX_SIZES &&
+            sscanf(v, "%dx%d", &sizes[nsizes][0], &sizes[nsizes][1]) == 2)
+            nsizes++;
+        else if (strcmp(a, "--batch") == 0)
+            batch = (int)strtol(v, NULL, 10);
+        else if (strcmp(a, "--threads") == 0)
+            threads = (int)strtol(v, NULL, 10);
+        else if (strcmp(a, "--heads") == 0)
+            opts = (unet_opts){.heads = (int)strtol(v, NULL, 10)};
+        else if (strcmp(a, "--head-dim") == 0)
+            opts = (unet_opts){.head_dim = (int)strtol(v, NULL, 10)};
+        else if (strcmp(a, "--tokens") == 0)
+            tokens = (int)strtol(v, NULL, 10);
+        else if (strcmp(a, "--reps") == 0)
+            reps = (int)strtol(v, NULL, 10);
+        else {
+            fprintf(stderr, "unet_bench: bad argument %s\n", a);
+            return 2;
+        }
+    }
+    if (nsizes == 0) {
+        sizes[0][0] = sizes[0][1] = 128;
+        nsizes = 1;
+    }
+    gi_error err = {0};
+    gi_compute *cx;
+    if (compute_create(threads, &cx, &err) != GS_OK) {
+        fprintf(stderr, "unet_bench: %s\n", err.msg);
+        return 1;
+    }
+    int saved = compute_enter(cx);
+    int bf16_ok = gemm_bf16_usable(cx->bf16);
+    compute_leave(saved);
+    if (bf16 && !bf16_ok) {
+        fprintf(stderr, "unet_bench: this CPU cannot run bf16 matmuls\n");
+        return 1;
+    }
+    /* as a bf16 engine sets its context (engine.c): attention and Winograd in
+       bf16 where bf16 outruns f32 */
+    cx->attn_bf16 = bf16;
+    cx->winograd_bf16 = bf16 && gemm_bf16_preferred();
+    cx->attn_fused_bf16 = cx->attn_fused_bf16 && gemm_bf16_preferred();
+    double rate0 = 0, rate1 = 0;
+    if (!gemm_rate(cx, bf16, &rate0))
+        return 1;
+    st_file *f;
+    unet *m;
+    double t0 = now_s();
+    if (st_open(path, &f, &err) != GS_OK) {
+        fprintf(stderr, "unet_bench: %s\n", err.msg);
+        return 1;
+    }
+    saved = compute_enter(cx); /* the conversion runs on the OpenMP team */
+    gs_status st = unet_load(f, "model.diffusion_model.", &opts, bf16, NULL, &m, &err);
+    compute_leave(saved);
+    if (st != GS_OK) {
+        fprintf(stderr, "unet_bench: %s\n", err.msg);
+        return 1;
+    }
+    double load_s = now_s() - t0;
+    int cin = unet_in_channels(m), cout = unet_out_channels(m), ctx = unet_context_dim(m),
+        adm = unet_adm_channels(m);
+    printf("%s: %s weights, %.2f GB, loaded in %.1f s; in %d, out %d, context %d, adm %d, "
+           "threads %d\n",
+           path, bf16 ? "bf16" : "f32", unet_weight_bytes(m) * 1e-9, load_s, cin, cout, ctx, adm,
+           compute_threads(cx));
+    srand(1);
+    for (int s = 0; s < nsizes; s++) {
+        int h = sizes[s][0], w = sizes[s][1];
+        size_t px = (size_t)batch * h * w;
+        float *x = rnd(px * cin, 2.0f), *out = malloc(px * cout * sizeof *out);
+        float *c = rnd((size_t)batch * tokens * ctx, 2.0f);
+        float *y = adm > 0 ? rnd((size_t)batch * adm, 2.0f) : NULL;
+        float *t = malloc((size_t)batch * sizeof *t);
+        for (int b = 0; b < batch; b++)
+            t[b] = 500.0f + b;
+        double best = 1e30, flops = 0;
+        for (int r = 0; r < reps; r++) {
+            double f0 = cx->flops, s0 = now_s();
+            saved = compute_enter(cx);
+            st = unet_forward(m, cx, x, t, c, y, batch, h, w, tokens, out, &err);
+            compute_leave(saved);
+            double dt = now_s() - s0;
+            if (st != GS_OK) {
+                fprintf(stderr, "unet_bench: %s\n", err.msg);
+                return 1;
+            }
+            flops = cx->flops - f0;
+            best = dt < best ? dt : best;
+        }
+        if (!gemm_rate(cx, bf16, &rate1))
+            return 1;
+        double rate = rate0 > rate1 ? rate0 : rate1, floor_s = flops * 1e-9 / rate;
+        printf("latent %dx%d (image %dx%d) batch %d: %.2f s (best of %d), %.0f GFLOP at %.0f "
+               "GFLOP/s, GEMM rate %.0f (before %.0f, after %.0f) -> floor %.2f s, %.2fx the "
+               "floor; scratch peak %.2f GB\n",
+               h, w, 8 * h, 8 * w, batch, best, reps, flops * 1e-9, flops * 1e-9 / best, rate,
+               rate0, rate1, floor_s, best / floor_s, cx->scratch.peak * 1e-9);
+        fflush(stdout);
+        free(x);
+        free(out);
+        free(c);
+        free(y);
+        free(t);
+    }
+    unet_free(m);
+    st_close(f);
+    compute_free(cx);
+    return 0;
+}
