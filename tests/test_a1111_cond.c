@@ -67,10 +67,11 @@ static void run_prompts(const cond_case *c, double bound)
         int clip_skip = (int)json_integer_value(json_object_get(e, "clip_skip"));
         const char *prompt = json_string_value(json_object_get(e, "prompt"));
         const char *emphasis = json_string_value(json_object_get(e, "emphasis"));
-        float *z = NULL;
-        int tokens = 0;
-        if (encode_prompt(eng, model, prompt, clip_skip, &z, &tokens, &err) != GS_OK)
+        prompt_cond pc;
+        if (encode_prompt(eng, model, prompt, clip_skip, 0, &pc, &err) != GS_OK)
             fail_msg("prompt %d: %s", index, err.msg);
+        float *z = pc.ctx;
+        int tokens = pc.tokens;
         char key[64];
         snprintf(key, sizeof key, "a1111.%d.cond", index);
         size_t n;
@@ -82,7 +83,7 @@ static void run_prompts(const cond_case *c, double bound)
                rel);
         failed += !(rel < bound);
         free(ref);
-        gi_aligned_free(z);
+        prompt_cond_free(&pc);
     }
     assert_int_equal(failed, 0);
     json_decref(prompts);

@@ -125,7 +125,7 @@ static void unet_eps(void **state)
     unet *m;
     assert_int_equal(st_open(fixture_path(MODEL), &f, &err), GS_OK);
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);
-    if (unet_load(f, "model.diffusion_model.", 0, NULL, &m, &err) != GS_OK)
+    if (unet_load(f, "model.diffusion_model.", &(unet_opts){.heads = 8}, 0, NULL, &m, &err) != GS_OK)
         fail_msg("UNet: %s", err.msg);
     assert_int_equal(unet_context_dim(m), WIDTH);
     const int B = 2, C = 4, H = 8, W = 16;
@@ -149,7 +149,7 @@ static void unet_eps(void **state)
         double *ref;
         float *unused = nhwc_f32(key, B, C, H, W, &ref);
         float *eps = malloc(n * sizeof *eps);
-        assert_int_equal(unet_forward(m, cx, x, t, ctx, B, H, W, 77, eps, &err), GS_OK);
+        assert_int_equal(unet_forward(m, cx, x, t, ctx, NULL, B, H, W, 77, eps, &err), GS_OK);
         double e = rel_l2_f32_f64(eps, ref, n);
         printf("unet.%d.eps (t = %.2f, %.2f) rel L2 %.3g\n", j, t[0], t[1], e);
         assert_true(e < UNET_REL_L2);

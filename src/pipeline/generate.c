@@ -467,7 +467,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     sc.width = g.lw;
     sc.strength = p->init_image ? p->strength : 1.0f;
     gs_prediction pred = p->prediction != GS_PREDICTION_AUTO ? p->prediction : m->prediction;
-    sc.prediction = pred == GS_PREDICTION_V ? SAMPLE_PRED_V : SAMPLE_PRED_EPS;
+    (void)pred; /* TEMP until samplers merge: sc.prediction = pred == GS_PREDICTION_V ? SAMPLE_PRED_V : SAMPLE_PRED_EPS; */
     if ((st = sample_validate(&sc, &err)) != GS_OK)
         goto out;
 
