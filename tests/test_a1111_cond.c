@@ -16,6 +16,7 @@
 #include "common/alloc.h"
 #include "gesso.h"
 #include "pipeline/engine.h"
+#include "text/prompt.h"
 
 /* f32 engine against A1111's f64 conditioning, measured 2026-12-06 (AMD EPYC, AVX2, 2
    threads): tiny-sd15 ("No norm") 3.9-4.7e-7, sd1-norms ("Original") 1.9-2.6e-7; the bound is
@@ -107,9 +108,23 @@ static void sd1_norms_prompts(void **state)
     run_prompts(&c, COND_REL_L2);
 }
 
+/* Rows centred by a final norm with beta = 0 have means of rounding noise: the weights
+   apply, with no rescale by noise/noise. */
+static void centred_rows_keep_their_weights(void **state)
+{
+    (void)state;
+    float z[3 * 4] = {1, -1, 2, -2, 0.5f, -0.5f, 3, -3, 1e-7f, -1, 1, 0}, want[12];
+    const float w[3] = {1.5f, 0.5f, 2.0f};
+    for (int i = 0; i < 12; i++)
+        want[i] = z[i] * w[i / 4];
+    prompt_apply_weights(z, w, 3, 4);
+    assert_memory_equal(z, want, sizeof z);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(centred_rows_keep_their_weights),
         cmocka_unit_test(tiny_sd15_prompts),
         cmocka_unit_test(sd1_norms_prompts),
     };

@@ -42,7 +42,8 @@ gs_status prompt_count_chunks(const clip_tokenizer *tok, const char *prompt, int
                               gi_error *err);
 
 /* A1111's weighting of one encoded chunk: z[t][c] *= w[t], then z is rescaled so that
-   its overall mean equals the mean before weighting. z: [77, width]. */
+   its overall mean equals the mean before weighting ("Original"). Where the weighted mean
+   is 0 or rounding noise the factor is 0/0 and z stays as weighted ("No norm"). z: [77, width]. */
 void prompt_apply_weights(float *z, const float *weights, int tokens, int width);
 
 #endif
