@@ -313,12 +313,119 @@ static void sdxl_recipes_match(void **state)
     run_recipes(&sdxl);
 }
 
+/* ---- the same through the CLI and the service ---- */
+
+static int image_vs_golden(const char *png, const char *name)
+{
+    gs_image *im = NULL;
+    char msg[256];
+    if (gs_image_load(png, &im, msg, sizeof msg) != GS_OK)
+        fail_msg("%s: %s", png, msg);
+    char key[128];
+    snprintf(key, sizeof key, "pipe.%s.image_u8", name);
+    size_t n;
+    double *ref = golden_f64(key, &n);
+    assert_int_equal(n, (size_t)im->width * im->height * 3);
+    int maxd = 0;
+    for (size_t j = 0; j < n; j++) {
+        int d = abs((int)im->pixels[j] - (int)ref[j]);
+        maxd = d > maxd ? d : maxd;
+    }
+    free(ref);
+    gs_image_free(im);
+    return maxd;
+}
+
+static void sd2_recipe_through_the_cli(void **state)
+{
+    (void)state;
+    golden_select(sd2.golden);
+    char dir[] = "/tmp/gesso-famcli-XXXXXX", cmd[2048], out[300];
+    assert_non_null(mkdtemp(dir));
+    snprintf(out, sizeof out, "%s/euler.png", dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "%s generate -q -m %s -p 'A lighthouse at dusk, oil painting, highly detailed' -n blurry "
+        "-s 42 --steps 8 --cfg-scale 7 --sampler euler --scheduler normal -W 64 -H 64 "
+        "--precision f32 -t 2 -o %s",
+        GS_GESSO_BIN, fixture_path(sd2.model), out);
+    assert_int_equal(system(cmd), 0);
+    int maxd = image_vs_golden(out, "euler");
+    printf("sd2 euler through the CLI: max |diff| %d levels\n", maxd);
+    assert_true(maxd <= 2);
+    assert_int_equal(test_remove_tree(dir), 0);
+}
+
+static void sdxl_job_through_the_service(void **state)
+{
+    (void)state;
+    golden_select(sdxl.golden);
+    char dir[] = "/tmp/gesso-famsrv-XXXXXX", cmd[2048], base[64], path[256], xl[600];
+    assert_non_null(mkdtemp(dir));
+    snprintf(xl, sizeof xl, "%s", fixture_path(sdxl.model)); /* fixture_path's buffer is shared */
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/models && ln -s %s %s/models/tiny-sdxl.safetensors && "
+             "ln -s %s %s/models/tiny-sd2.safetensors",
+             dir, xl, dir, fixture_path(sd2.model), dir);
+    assert_int_equal(system(cmd), 0);
+    pid_t server = test_serve_start(base, dir, NULL);
+    char *body = NULL;
+    assert_int_equal(test_http(base, dir, "GET", "/v1/models", NULL, &body), 200);
+    assert_non_null(strstr(body, "\"family\":\"sdxl\""));
+    assert_non_null(strstr(body, "\"family\":\"sd2\""));
+    free(body);
+    /* the micro_cond recipe: diffusers' (h, w) order in the fixture, named fields here */
+    char *id = test_submit(
+        base, dir, NULL,
+        "{\"model\":\"tiny-sdxl\",\"prompt\":\"a photo of an astronaut riding a horse on mars\","
+        "\"negative_prompt\":\"\",\"seed\":5,\"steps\":6,\"cfg_scale\":5,\"sampler\":\"euler\","
+        "\"scheduler\":\"normal\",\"width\":64,\"height\":64,\"original_width\":768,"
+        "\"original_height\":1024,\"crop_top\":64,\"crop_left\":32,\"target_width\":512,"
+        "\"target_height\":512}");
+    json_t *j = test_wait_job(base, dir, NULL, id, 600000);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/jobs/%s/images/0", id);
+    assert_int_equal(test_http(base, dir, "GET", path, NULL, NULL), 200);
+    snprintf(path, sizeof path, "%s/resp", dir);
+    int maxd = image_vs_golden(path, "micro_cond");
+    printf("sdxl micro_cond through the service: max |diff| %d levels\n", maxd);
+    assert_true(maxd <= 2);
+    free(id);
+    /* what the new fields refuse */
+    static const char *const bad[] = {
+        "{\"model\":\"tiny-sdxl\",\"prediction\":\"x0\"}",
+        "{\"model\":\"tiny-sdxl\",\"empty_negative\":\"drop\"}",
+        "{\"model\":\"tiny-sdxl\",\"original_width\":-1}",
+        "{\"model\":\"tiny-sdxl\",\"crop_top\":100000}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(path, sizeof path, "%s/bad.json", dir);
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fputs(bad[i], fp);
+        fclose(fp);
+        int code = test_http(base, dir, "POST", "/v1/jobs", path, &body);
+        printf("%s -> %d %s\n", bad[i], code, body ? body : "");
+        assert_int_equal(code, 422); /* out_of_range, naming the field */
+        free(body);
+        body = NULL;
+    }
+    assert_int_equal(test_serve_stop(server), 0);
+    assert_int_equal(test_remove_tree(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(inspect_names_the_family), cmocka_unit_test(v_metadata_is_honoured),
-        cmocka_unit_test(sdxl_conditioning_matches), cmocka_unit_test(sd2_conditioning_matches),
-        cmocka_unit_test(sd2_recipes_match),        cmocka_unit_test(sdxl_recipes_match),
+        cmocka_unit_test(inspect_names_the_family),
+        cmocka_unit_test(v_metadata_is_honoured),
+        cmocka_unit_test(sdxl_conditioning_matches),
+        cmocka_unit_test(sd2_conditioning_matches),
+        cmocka_unit_test(sd2_recipes_match),
+        cmocka_unit_test(sdxl_recipes_match),
+        cmocka_unit_test(sd2_recipe_through_the_cli),
+        cmocka_unit_test(sdxl_job_through_the_service),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
