@@ -22,10 +22,15 @@ static double num(json_t *obj, const char *key, double def)
 
 int recipes_load(recipe *out, int max)
 {
+    return recipes_load_file("recipes.json", out, max);
+}
+
+int recipes_load_file(const char *fixture, recipe *out, int max)
+{
     json_error_t jerr;
-    json_t *root = json_load_file(fixture_path("recipes.json"), 0, &jerr);
+    json_t *root = json_load_file(fixture_path(fixture), 0, &jerr);
     if (!root || !json_is_array(root)) {
-        fprintf(stderr, "recipes.json: %s\n", jerr.text);
+        fprintf(stderr, "%s: %s\n", fixture, jerr.text);
         abort();
     }
     int n = 0;
@@ -43,7 +48,9 @@ int recipes_load(recipe *out, int max)
         copy_str(d->sampler, sizeof d->sampler, r, "sampler", "");
         copy_str(d->scheduler, sizeof d->scheduler, r, "schedule", "");
         /* ddim's "leading" and lcm's own schedule are the samplers' defaults */
-        if (strcmp(d->scheduler, "leading") == 0 || strcmp(d->scheduler, "lcm") == 0)
+        /* dpm_fast/dpm_adaptive's "none": they take σ_min/σ_max of the default schedule */
+        if (strcmp(d->scheduler, "leading") == 0 || strcmp(d->scheduler, "lcm") == 0 ||
+            strcmp(d->scheduler, "none") == 0)
             d->scheduler[0] = '\0';
         copy_str(d->init_image, sizeof d->init_image, r, "init_image", "");
         d->seed = (uint64_t)num(r, "seed", 0);

@@ -18,6 +18,9 @@ typedef struct recipe {
 
 /* Reads every recipe; returns the count (aborts on a malformed file). */
 int recipes_load(recipe *out, int max);
+/* The same from another recipes file (a fixture-relative path such as
+   "samplers/recipes.json"). */
+int recipes_load_file(const char *fixture, recipe *out, int max);
 /* Fills p from r (init image not loaded). */
 void recipe_params(const recipe *r, gs_params *p);
 

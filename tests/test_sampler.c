@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "gesso.h"
 #include "sample/sampler.h"
 
 #define DATA_VAR 1.0 /* s² */
@@ -453,7 +454,11 @@ static void validation_errors(void **state)
         {"ddim", "default", 999, 0, 0, 1, NULL},
         {"plms", NULL, 20, 0, 0, 1, "unknown sampler 'plms'"},
         {NULL, NULL, 20, 0, 0, 1, "unknown sampler"},
-        {"euler", "simple", 20, 0, 0, 1, "unknown scheduler 'simple'"},
+        {"euler", "weird", 20, 0, 0, 1, "unknown scheduler 'weird'"},
+        {"euler", "weird", 20, 0, 0, 1, "sgm_uniform"}, /* the message lists the table's names */
+        {"euler_b", NULL, 20, 0, 0, 1, "dpm_adaptive"},
+        {"dpm_2", NULL, 1000, 0, 0, 1, "steps must be 1..999"},
+        {"euler", NULL, 20, 2, 0.5f, 1, "needs the original latent"},
         {"ddim", "karras", 20, 0, 0, 1, "own timesteps"},
         {"lcm", "normal", 4, 0, 0, 1, "own timesteps"},
         {"euler", NULL, 0, 0, 0, 1, "steps must be 1..1000"},
@@ -469,7 +474,8 @@ static void validation_errors(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         sample_config cfg = make_cfg(cases[i].sampler, cases[i].scheduler, cases[i].steps);
         cfg.batch = cases[i].batch;
-        cfg.init_latent = cases[i].with_init ? init : NULL;
+        cfg.init_latent = cases[i].with_init == 1 ? init : NULL;
+        cfg.keep = cases[i].with_init == 2 ? init : NULL;
         cfg.strength = cases[i].strength;
         gi_error err = {0};
         gs_status st = sample_validate(&cfg, &err);
@@ -521,15 +527,17 @@ static void allocates_once_and_survives_oom(void **state)
     free(p);
 }
 
-/* Every sampler reports exactly sample_progress_total steps, img2img included. */
+/* Every sampler of the table reports exactly sample_progress_total steps,
+ * img2img included. */
 static void progress_totals(void **state)
 {
     (void)state;
-    static const char *const names[] = {"euler", "euler_a", "heun", "dpmpp_2m", "ddim", "lcm"};
     float init[16] = {0};
-    for (size_t k = 0; k < 6; k++) {
+    int rows = sample_sampler_count();
+    for (int k = 0; k < rows; k++) {
+        const char *name = sample_sampler_at(k)->name;
         for (int img = 0; img < 2; img++) {
-            sample_config cfg = make_cfg(names[k], NULL, 10);
+            sample_config cfg = make_cfg(name, NULL, 10);
             if (img) {
                 cfg.init_latent = init;
                 cfg.strength = 0.6f;
@@ -540,16 +548,64 @@ static void progress_totals(void **state)
             rng_seed(&rng, 1);
             gi_error err = {0};
             assert_int_equal(sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err), GS_OK);
-            int want = img ? (sample_is_k_sampler(names[k]) ? 7 : 6) : 10;
+            int want = img ? (sample_is_k_sampler(name) ? 7 : 6) : 10;
+            if (strcmp(name, "dpm_fast") == 0) /* ⌊n/3⌋ + 1 DPM-Solver steps */
+                want = want / 3 + 1;
             assert_int_equal(sample_progress_total(&cfg), want);
             assert_int_equal(p->steps_seen, want);
             assert_int_equal(p->last_total, want);
             free(p);
         }
     }
-    assert_string_equal(sample_sampler_names()[5], "lcm");
-    assert_null(sample_sampler_names()[6]);
+    assert_string_equal(sample_sampler_names()[rows - 1], "lcm");
+    assert_null(sample_sampler_names()[rows]);
     assert_string_equal(sample_scheduler_names()[2], "karras");
+    assert_string_equal(sample_scheduler_names()[5], "simple");
+    assert_null(sample_scheduler_names()[6]);
+}
+
+/* The public rows are the table's, complete and consistent with gs_sampler_names. */
+static void table_rows(void **state)
+{
+    (void)state;
+    int n = gs_sampler_count();
+    assert_int_equal(n, sample_sampler_count());
+    assert_null(gs_sampler_at(-1));
+    assert_null(gs_sampler_at(n));
+    for (int i = 0; i < n; i++) {
+        const gs_sampler_desc *d = gs_sampler_at(i);
+        assert_string_equal(d->name, gs_sampler_names()[i]);
+        assert_true(d->a1111_name[0] && d->a1111_aliases[0] && d->horde_names[0]);
+        assert_int_equal(sample_is_k_sampler(d->name), (d->flags & GS_SAMPLER_SIGMAS) != 0);
+        /* a discard-penultimate schedule of steps+1 must fit the 1000 levels */
+        if (d->flags & GS_SAMPLER_DISCARD_PENULTIMATE)
+            assert_int_equal(d->max_steps, SAMPLE_MAX_STEPS - 1);
+    }
+    assert_int_equal(gs_sampler_at(0)->flags, GS_SAMPLER_SIGMAS); /* DPM++ 2M: A1111's first */
+    assert_string_equal(gs_sampler_at(0)->a1111_name, "DPM++ 2M");
+    int m = gs_scheduler_count();
+    assert_null(gs_scheduler_at(m));
+    for (int i = 0; i < m; i++)
+        assert_string_equal(gs_scheduler_at(i)->name, gs_scheduler_names()[i + 1]);
+    assert_string_equal(gs_scheduler_names()[0], "default");
+}
+
+/* dpm_2's schedule: steps+1 normal sigmas less the next-to-last (A1111's option). */
+static void discard_penultimate_sigma(void **state)
+{
+    (void)state;
+    sched_train tr;
+    sched_train_init(&tr);
+    double full[8], sig[SAMPLE_MAX_SIGMAS];
+    int count;
+    gi_error err = {0};
+    assert_int_equal(sched_sigmas(&tr, SCHED_KARRAS, 6, full, &err), GS_OK);
+    sample_config cfg = make_cfg("dpm_2_a", "karras", 5);
+    assert_int_equal(sample_sigmas(&cfg, &tr, sig, &count, &err), GS_OK);
+    assert_int_equal(count, 6);
+    for (int i = 0; i < 5; i++)
+        assert_true(sig[i] == full[i]);
+    assert_true(sig[5] == 0.0);
 }
 
 int main(void)
@@ -567,6 +623,8 @@ int main(void)
         cmocka_unit_test(validation_errors),
         cmocka_unit_test(allocates_once_and_survives_oom),
         cmocka_unit_test(progress_totals),
+        cmocka_unit_test(table_rows),
+        cmocka_unit_test(discard_penultimate_sigma),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
