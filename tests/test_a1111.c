@@ -55,10 +55,13 @@ static void sampler_names(void **state)
     expect_map("Euler SGM Uniform", NULL, "euler", "sgm_uniform");
     expect_map("Euler", "sgm_uniform", "euler", "sgm_uniform");
     expect_map("Euler", "Simple", "euler", "simple");
+    expect_map("DPM++ SDE Karras", NULL, "dpmpp_sde", "karras");
+    expect_map("DPM++ 2M SDE", "Exponential", "dpmpp_2m_sde", "exponential");
+    expect_map("k_dpmpp_2m_sde", NULL, "dpmpp_2m_sde", "default");
     const char *e, *es;
     char why[300];
-    assert_int_equal(a1111_map_sampler("DPM++ SDE", NULL, &e, &es, why, sizeof why), -1);
-    assert_non_null(strstr(why, "DPM++ SDE"));
+    assert_int_equal(a1111_map_sampler("DPM++ 3M SDE", NULL, &e, &es, why, sizeof why), -1);
+    assert_non_null(strstr(why, "DPM++ 3M SDE"));
     assert_non_null(strstr(why, "DPM adaptive")); /* the known names, from the table */
     assert_int_equal(a1111_map_sampler("Karras", NULL, &e, &es, why, sizeof why), -1);
     assert_int_equal(a1111_map_sampler("Euler", "Beta", &e, &es, why, sizeof why), -2);

@@ -395,6 +395,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     sc.height = g.lh;
     sc.width = g.lw;
     sc.strength = p->init_image ? p->strength : 1.0f;
+    sc.seed = p->seed; /* the Brownian-tree samplers seed from it */
     if ((st = sample_validate(&sc, &err)) != GS_OK)
         goto out;
 

@@ -72,6 +72,9 @@ gs_status sample_validate(const sample_config *cfg, gi_error *err)
     if (cfg->keep && !cfg->init_latent)
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "an inpainting mask needs the original latent (init_latent)");
+    if (has_flag(row, GS_SAMPLER_BROWNIAN) && cfg->batch > SAMPLE_MAX_BATCH_TREES)
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "%s takes at most %d batch items, got %d",
+                       info->name, SAMPLE_MAX_BATCH_TREES, cfg->batch);
     if (cfg->custom_eta && !(cfg->eta >= 0.0 && cfg->eta <= 100.0))
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "eta must be in [0, 100], got %g", cfg->eta);
     if (cfg->batch < 1 || cfg->channels < 1 || cfg->height < 1 || cfg->width < 1)
@@ -314,6 +317,7 @@ gs_status sample_run(const sample_config *cfg, gi_rng *rng, sample_model_fn mode
     c->keep = cfg->keep;
     c->keep_per_item = cfg->keep_per_item;
     c->trace = cfg->trace;
+    c->seed = cfg->seed;
     c->x_in = scratch;
     c->eps = scratch + n;
     c->denoised = scratch + 2 * n;

@@ -35,6 +35,7 @@
 #define GS_SAMPLER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
 #include "sample/rng.h"
@@ -43,6 +44,8 @@
 #define SAMPLE_MAX_STEPS SCHED_TRAIN_STEPS
 /* σ entries a run may hold: a discard-penultimate schedule builds steps+2 */
 #define SAMPLE_MAX_SIGMAS (SAMPLE_MAX_STEPS + 2)
+/* batch items a Brownian-noise sampler takes (one tree each) */
+#define SAMPLE_MAX_BATCH_TREES 256
 #define SAMPLE_LCM_ORIGINAL_STEPS 50
 
 /* x_in: [batch, C, H, W] model input; t: timestep (fractional for the
@@ -92,6 +95,9 @@ typedef struct sample_config {
     int custom_eta;
     double eta;
     sample_trace *trace; /* dpm_adaptive records its attempts here when not NULL */
+    /* The image seed (the one rng was seeded with): dpmpp_sde/dpmpp_2m_sde
+     * seed one Brownian tree per item with seed + item, as A1111 does. */
+    uint64_t seed;
 } sample_config;
 
 /* Unknown sampler or scheduler (the message lists the known names), steps out

@@ -39,6 +39,7 @@ struct sample_ctx {
     int steps;        /* the configured steps (ddim's stride, dpm_fast's n depend on it) */
     int batch, plane; /* items and H*W, for the keep mask */
     double eta;       /* the configured or default η */
+    uint64_t seed;    /* the image seed: the Brownian trees' entropy */
     sample_trace *trace;
     sample_prediction prediction;
     const float *init; /* [n] init latent, or NULL */
@@ -88,6 +89,8 @@ gs_status dpm_2_a_run(sample_ctx *c, float *x, gi_error *err);
 gs_status dpmpp_2s_a_run(sample_ctx *c, float *x, gi_error *err);
 gs_status dpm_fast_run(sample_ctx *c, float *x, gi_error *err);
 gs_status dpm_adaptive_run(sample_ctx *c, float *x, gi_error *err);
+gs_status dpmpp_sde_run(sample_ctx *c, float *x, gi_error *err);
+gs_status dpmpp_2m_sde_run(sample_ctx *c, float *x, gi_error *err);
 gs_status ddim_run(sample_ctx *c, float *x, gi_error *err);
 gs_status lcm_run(sample_ctx *c, float *x, gi_error *err);
 

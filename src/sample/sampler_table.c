@@ -21,6 +21,7 @@
 #define SECOND GS_SAMPLER_SECOND_ORDER
 #define DISCARD GS_SAMPLER_DISCARD_PENULTIMATE
 #define RANGE GS_SAMPLER_SIGMA_RANGE
+#define BROWN GS_SAMPLER_BROWNIAN
 #define K_MAX SAMPLE_MAX_STEPS
 /* a schedule of steps+1 must still fit the 1000 training levels */
 #define K_MAX_DISCARD (SAMPLE_MAX_STEPS - 1)
@@ -31,6 +32,10 @@
 #define SAMPLER_ROWS(X)                                                                            \
     X("dpmpp_2m", "DPM++ 2M", "k_dpmpp_2m", "k_dpmpp_2m", SIG, "normal", "karras", K_MAX,          \
       dpmpp_2m_run, NULL)                                                                          \
+    X("dpmpp_sde", "DPM++ SDE", "k_dpmpp_sde", "k_dpmpp_sde", SIG | NOISE | SECOND | BROWN,        \
+      "normal", "karras", K_MAX, dpmpp_sde_run, NULL)                                              \
+    X("dpmpp_2m_sde", "DPM++ 2M SDE", "k_dpmpp_2m_sde", "k_dpmpp_2m_sde", SIG | NOISE | BROWN,     \
+      "normal", "exponential", K_MAX, dpmpp_2m_sde_run, NULL)                                      \
     X("dpmpp_2s_a", "DPM++ 2S a", "k_dpmpp_2s_a", "k_dpmpp_2s_a", SIG | NOISE | SECOND, "normal",  \
       "karras", K_MAX, dpmpp_2s_a_run, NULL)                                                       \
     X("euler_a", "Euler a", "k_euler_a,k_euler_ancestral", "k_euler_a", SIG | NOISE, "normal",     \
