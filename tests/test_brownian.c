@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "sample/brownian.h"
 #include "sample/sampler.h"
 
@@ -203,6 +204,43 @@ static void sde_samplers_deterministic_per_seed(void **state)
     }
 }
 
+/* The tree's scratch is the third and last allocation of a run; without it
+   the run fails before the model is asked anything. */
+static int calls;
+static gs_status counting_eps(void *user, const float *x_in, double t, float *eps, gi_error *err)
+{
+    calls++;
+    return toy_eps(user, x_in, t, eps, err);
+}
+
+static void sde_tree_scratch_out_of_memory(void **state)
+{
+    (void)state;
+    sample_config cfg = {.sampler = "dpmpp_2m_sde",
+                         .steps = 4,
+                         .batch = 1,
+                         .channels = 4,
+                         .height = 2,
+                         .width = 2,
+                         .seed = 1};
+    toy m;
+    sched_train_init(&m.train);
+    m.n = 16;
+    float x[16];
+    gi_rng rng;
+    gi_error err = {0};
+    rng_seed(&rng, 1);
+    calls = 0;
+    gi_alloc_fail_after(2);
+    gs_status st = sample_run(&cfg, &rng, counting_eps, NULL, &m, x, &err);
+    gi_alloc_fail_after(-1);
+    assert_int_equal(st, GS_ERR_NO_MEMORY);
+    assert_int_equal(calls, 0);
+    rng_seed(&rng, 1);
+    assert_int_equal(sample_run(&cfg, &rng, counting_eps, NULL, &m, x, &err), GS_OK);
+    assert_int_equal(calls, 4);
+}
+
 /* With η = 0 both are ODE solvers: the error against the exact solution
    shrinks with the step count, and small η stays close to η = 0. */
 static void sde_samplers_reach_the_ode_limit(void **state)
@@ -246,6 +284,7 @@ int main(void)
         cmocka_unit_test(increments_have_the_right_law),
         cmocka_unit_test(sde_samplers_deterministic_per_seed),
         cmocka_unit_test(sde_samplers_reach_the_ode_limit),
+        cmocka_unit_test(sde_tree_scratch_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -142,31 +142,63 @@ static uint32_t split_seed(const brownian_tree *b, const node *nd)
     return s[0];
 }
 
-/* W over `target` (a node of the tree), walking from the root: at each
-   level the bridge gives the child's increment from its parent's. */
-static void node_increment(const brownian_tree *b, const node *target, float *w, float *z)
+/* The W's along the path from the root to the last node asked for: a
+   query's nodes are neighbours, so their paths share most ancestors, and
+   each tree node is drawn once per query instead of once per node asked. */
+typedef struct path_cache {
+    node nd[BROWNIAN_MAX_DEPTH + 1];
+    float *w;  /* [(BROWNIAN_MAX_DEPTH + 1) · n]: W of nd[d] at w + d·n */
+    int valid; /* levels 0..valid−1 hold */
+} path_cache;
+
+/* W over `target` (a node of the tree) into out, walking from the root: at
+   each level the bridge gives the child's increment from its parent's. */
+static void node_increment(const brownian_tree *b, const node *target, path_cache *pc, float *z,
+                           float *out)
 {
     size_t n = b->n;
-    uint32_t root_seeds[3];
-    brownian_seed_state(b->entropy, 0, 0, 0, root_seeds, 3);
-    seeded_randn(root_seeds[0], w, n);
-    float scale = (float)b->root_scale;
-    for (size_t i = 0; i < n; i++)
-        w[i] *= scale;
-    node nd = {b->t0, b->t1, 0, 0};
-    while (nd.start != target->start || nd.end != target->end) {
-        double mid = midway(&nd);
+    if (pc->valid == 0) {
+        uint32_t root_seeds[3];
+        brownian_seed_state(b->entropy, 0, 0, 0, root_seeds, 3);
+        seeded_randn(root_seeds[0], pc->w, n);
+        float scale = (float)b->root_scale;
+        for (size_t i = 0; i < n; i++)
+            pc->w[i] *= scale;
+        pc->nd[0] = (node){b->t0, b->t1, 0, 0};
+        pc->valid = 1;
+    }
+    int d = 0;
+    for (;;) {
+        const node *nd = &pc->nd[d];
+        float *w = pc->w + (size_t)d * n;
+        if (nd->start == target->start && nd->end == target->end) {
+            memcpy(out, w, n * sizeof *out);
+            return;
+        }
+        double mid = midway(nd);
         int right = target->start >= mid;
-        double h_rec = 1.0 / (nd.end - nd.start);
-        double left = mid - nd.start, rightd = nd.end - mid;
+        node c = child(nd, right);
+        if (d + 1 < pc->valid && pc->nd[d + 1].start == c.start && pc->nd[d + 1].end == c.end) {
+            d++;
+            continue;
+        }
+        if (d + 1 > BROWNIAN_MAX_DEPTH) { /* cannot happen on the 1e-6 grid of a sane range */
+            memset(out, 0, n * sizeof *out);
+            return;
+        }
+        double h_rec = 1.0 / (nd->end - nd->start);
+        double left = mid - nd->start, rightd = nd->end - mid;
         float fl = (float)left, fh = (float)h_rec, sd = (float)sqrt(left * rightd * h_rec);
-        seeded_randn(split_seed(b, &nd), z, n);
+        seeded_randn(split_seed(b, nd), z, n);
+        float *wc = w + n;
         for (size_t i = 0; i < n; i++) {
             float mean = fl * w[i] * fh;
             float lw = mean + sd * z[i];
-            w[i] = right ? w[i] - lw : lw;
+            wc[i] = right ? w[i] - lw : lw;
         }
-        nd = child(&nd, right);
+        pc->nd[d + 1] = c;
+        pc->valid = d + 2;
+        d++;
     }
 }
 
@@ -204,10 +236,11 @@ void brownian_increment(const brownian_tree *b, double ta, double tb, float *out
     node nodes[MAX_NODES];
     node root = {b->t0, b->t1, 0, 0};
     int count = locate(&root, ta, tb, nodes, 0);
-    float *w = scratch, *z = scratch + n;
-    node_increment(b, &nodes[0], out, z);
+    float *z = scratch, *w = scratch + n;
+    path_cache pc = {.w = scratch + 2 * n, .valid = 0};
+    node_increment(b, &nodes[0], &pc, z, out);
     for (int k = 1; k < count; k++) {
-        node_increment(b, &nodes[k], w, z);
+        node_increment(b, &nodes[k], &pc, z, w);
         for (size_t i = 0; i < n; i++)
             out[i] += w[i];
     }

@@ -17,9 +17,9 @@
  *   - the Brownian bridge: left = (l/h)·W + √(l·r/h)·z, right = W − left,
  *     in float32 with Python scalars rounded to float, as torch computes it.
  * Not reproduced: A1111 on a GPU (torchsde then seeds a CUDA generator, whose
- * draws differ); torchsde's LRU cache only saves time, so it is left out
- * (every query walks down from the root).
- * A tree is a few numbers; the only allocation is the caller's scratch.
+ * draws differ). torchsde's LRU cache only saves time; in its place a query
+ * keeps the W's along its current path, so each tree node is drawn once per
+ * query. A tree is a few numbers; the only memory is the caller's scratch.
  */
 #ifndef GS_BROWNIAN_H
 #define GS_BROWNIAN_H
@@ -41,8 +41,11 @@ typedef struct brownian_tree {
     size_t n;          /* elements of one sample */
 } brownian_tree;
 
+/* Levels of the tree below the root: the 1e-6 grid over a range of up to
+ * 2^30·1e-6 ≈ 1000 needs about 30. */
+#define BROWNIAN_MAX_DEPTH 40
 /* scratch floats brownian_increment needs for samples of n elements */
-#define BROWNIAN_SCRATCH(n) (2 * (n))
+#define BROWNIAN_SCRATCH(n) ((size_t)(BROWNIAN_MAX_DEPTH + 3) * (n))
 
 /* A tree over [t0, t1] (t0 < t1) with entropy seed, for samples of n floats. */
 void brownian_init(brownian_tree *b, uint64_t seed, double t0, double t1, size_t n);

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "sample/brownian.h"
 #include "sample/sampler_internal.h"
 
@@ -25,8 +26,10 @@ typedef struct sde_noise {
     float *scratch; /* BROWNIAN_SCRATCH(per_item) */
 } sde_noise;
 
-static void sde_noise_init(sde_noise *s, const sample_ctx *c, float *scratch)
+/* The trees and their scratch (one allocation per run, freed by sde_noise_free). */
+static gs_status sde_noise_init(sde_noise *s, const sample_ctx *c, gi_error *err)
 {
+    s->scratch = NULL;
     float lo = INFINITY, hi = 0.0f;
     for (int i = 0; i < c->n_sigmas; i++) {
         float v = (float)c->sigmas[i];
@@ -37,9 +40,21 @@ static void sde_noise_init(sde_noise *s, const sample_ctx *c, float *scratch)
     }
     s->items = c->batch;
     s->per_item = c->n / (size_t)c->batch;
-    s->scratch = scratch;
+    size_t bytes;
+    if (gi_mul_overflows(BROWNIAN_SCRATCH(s->per_item), sizeof(float), &bytes))
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "latent too large for a Brownian tree");
+    s->scratch = gi_aligned_alloc(bytes);
+    if (!s->scratch)
+        return gi_fail(err, GS_ERR_NO_MEMORY, "sampler: out of memory for the Brownian tree");
     for (int b = 0; b < c->batch; b++)
         brownian_init(&s->tree[b], c->seed + (uint64_t)b, lo, hi, s->per_item);
+    return GS_OK;
+}
+
+static void sde_noise_free(sde_noise *s)
+{
+    gi_aligned_free(s->scratch);
+    s->scratch = NULL;
 }
 
 /* noise_sampler(σ_a, σ_b) of k-diffusion into out [n] (float32 σ's). */
@@ -58,11 +73,9 @@ static void sde_noise_draw(const sde_noise *s, float sa, float sb, float *out)
 
 /* ---- dpmpp_sde ---- */
 
-gs_status dpmpp_sde_run(sample_ctx *c, float *x, gi_error *err)
+static gs_status dpmpp_sde_steps(sample_ctx *c, const sde_noise *nz, float *x, gi_error *err)
 {
-    sde_noise nz;
-    sde_noise_init(&nz, c, c->buf[2]); /* buf[2..3]: the tree's scratch */
-    float *x2 = c->buf[0], *noise = c->buf[1], *den2 = c->buf[4]; /* [n] each */
+    float *x2 = c->buf[0], *noise = c->buf[1], *den2 = c->buf[2]; /* [n] each */
     const double r = 0.5, fac = 1.0 / (2.0 * r);
     for (int i = 0; i < c->total; i++) {
         double s_cur = c->sigmas[i], s_next = c->sigmas[i + 1];
@@ -82,7 +95,7 @@ gs_status dpmpp_sde_run(sample_ctx *c, float *x, gi_error *err)
             double sd, su;
             sample_ancestral_split(s_cur, sigma_s, c->eta, &sd, &su);
             double keep = sd / s_cur, take = -expm1(t + log(sd));
-            sde_noise_draw(&nz, q_t, q_s, noise);
+            sde_noise_draw(nz, q_t, q_s, noise);
             for (size_t k = 0; k < c->n; k++) {
                 double d = (double)x[k] - s_cur * c->eps[k];
                 x2[k] = (float)(keep * x[k] + take * d + (double)noise[k] * su);
@@ -94,7 +107,7 @@ gs_status dpmpp_sde_run(sample_ctx *c, float *x, gi_error *err)
             sample_ancestral_split(s_cur, s_next, c->eta, &sd, &su);
             keep = sd / s_cur;
             take = -expm1(t + log(sd));
-            sde_noise_draw(&nz, q_t, q_next, noise);
+            sde_noise_draw(nz, q_t, q_next, noise);
             for (size_t k = 0; k < c->n; k++) {
                 double d = (1.0 - fac) * c->denoised[k] + fac * den2[k];
                 x[k] = (float)(keep * x[k] + take * d + (double)noise[k] * su);
@@ -109,10 +122,8 @@ gs_status dpmpp_sde_run(sample_ctx *c, float *x, gi_error *err)
 
 /* ---- dpmpp_2m_sde (midpoint) ---- */
 
-gs_status dpmpp_2m_sde_run(sample_ctx *c, float *x, gi_error *err)
+static gs_status dpmpp_2m_sde_steps(sample_ctx *c, const sde_noise *nz, float *x, gi_error *err)
 {
-    sde_noise nz;
-    sde_noise_init(&nz, c, c->buf[2]);
     float *noise = c->buf[1], *old = c->buf[0], *den = c->denoised; /* [n] each */
     double h_last = 0.0;
     for (int i = 0; i < c->total; i++) {
@@ -131,7 +142,7 @@ gs_status dpmpp_2m_sde_run(sample_ctx *c, float *x, gi_error *err)
             double corr = i > 0 ? 0.5 * take * (h / h_last) : 0.0; /* 0.5·take·(1/r) */
             double sn = c->eta != 0.0 ? s_next * sqrt(-expm1(-2.0 * eta_h)) : 0.0;
             if (c->eta != 0.0)
-                sde_noise_draw(&nz, (float)s_cur, (float)s_next, noise);
+                sde_noise_draw(nz, (float)s_cur, (float)s_next, noise);
             for (size_t k = 0; k < c->n; k++) {
                 double d = (double)x[k] - s_cur * c->eps[k];
                 double v = keep * x[k] + take * d;
@@ -151,4 +162,24 @@ gs_status dpmpp_2m_sde_run(sample_ctx *c, float *x, gi_error *err)
         h_last = h;
     }
     return GS_OK;
+}
+
+gs_status dpmpp_sde_run(sample_ctx *c, float *x, gi_error *err)
+{
+    sde_noise nz;
+    gs_status st = sde_noise_init(&nz, c, err);
+    if (st == GS_OK)
+        st = dpmpp_sde_steps(c, &nz, x, err);
+    sde_noise_free(&nz);
+    return st;
+}
+
+gs_status dpmpp_2m_sde_run(sample_ctx *c, float *x, gi_error *err)
+{
+    sde_noise nz;
+    gs_status st = sde_noise_init(&nz, c, err);
+    if (st == GS_OK)
+        st = dpmpp_2m_sde_steps(c, &nz, x, err);
+    sde_noise_free(&nz);
+    return st;
 }
