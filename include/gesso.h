@@ -254,8 +254,8 @@ typedef struct gs_params {
     uint64_t seed;               /* default 0; the CLI picks a random one when not given */
     int steps;                   /* default 20 */
     float cfg_scale;             /* default 7.0; 1.0 runs one UNet pass per step */
-    const char *sampler;         /* euler, euler_a, heun, dpmpp_2m, ddim, lcm; default "euler_a" */
-    const char *scheduler;       /* normal, karras, exponential, or NULL/"default": the
+    const char *sampler;         /* a gs_sampler_names() entry; default "euler_a" */
+    const char *scheduler;       /* a gs_scheduler_names() entry, or NULL/"default": the
                                     sampler's own (normal; ddim and lcm have their own) */
     int width, height;           /* multiples of 8; default 512x512 */
     int clip_skip;               /* 1 = last layer (default), 2 = penultimate, ... (SD1; SD2 and
@@ -366,6 +366,38 @@ GS_API GS_NODISCARD gs_status gs_prompt_chunks(const gs_tokenizer *tok, const ch
 /* Sampler and scheduler names the engine accepts, NULL-terminated. */
 GS_API const char *const *gs_sampler_names(void);
 GS_API const char *const *gs_scheduler_names(void);
+
+/* The samplers as rows, for listing them under other tools' names. */
+#define GS_SAMPLER_SIGMAS 0x01u              /* walks a sigma schedule (a scheduler applies) */
+#define GS_SAMPLER_NOISE 0x02u               /* draws fresh noise while sampling (ancestral/SDE) */
+#define GS_SAMPLER_SECOND_ORDER 0x04u        /* two or more model evaluations per step */
+#define GS_SAMPLER_DISCARD_PENULTIMATE 0x08u /* A1111: steps+1 sigmas, next-to-last dropped */
+#define GS_SAMPLER_SIGMA_RANGE 0x10u         /* takes sigma_min/sigma_max, makes its own grid */
+#define GS_SAMPLER_BROWNIAN 0x20u            /* its noise comes from a Brownian tree on the seed */
+
+typedef struct gs_sampler_desc {
+    const char *name;              /* the engine's name (gs_params.sampler) */
+    const char *a1111_name;        /* AUTOMATIC1111's display name ("DPM++ 2M") */
+    const char *a1111_aliases;     /* A1111's aliases, comma-separated ("k_dpmpp_2m") */
+    const char *horde_names;       /* AI Horde's names, comma-separated ("k_dpmpp_2m") */
+    unsigned flags;                /* GS_SAMPLER_* */
+    const char *default_scheduler; /* what "default" means for it (a gs_scheduler_names entry) */
+    const char *a1111_scheduler;   /* the scheduler A1111's "Automatic" picks, or NULL */
+    int max_steps;
+} gs_sampler_desc;
+
+typedef struct gs_scheduler_desc {
+    const char *name;        /* the engine's name (gs_params.scheduler) */
+    const char *a1111_name;  /* A1111's scheduler name ("sgm_uniform") */
+    const char *a1111_label; /* its display label ("SGM Uniform") */
+    double default_rho;      /* A1111's default_rho, or -1 */
+    int uses_model_sigmas;   /* walks the model's own sigma table (A1111's need_inner_model) */
+} gs_scheduler_desc;
+
+GS_API int gs_sampler_count(void);
+GS_API const gs_sampler_desc *gs_sampler_at(int i); /* NULL when out of range */
+GS_API int gs_scheduler_count(void);
+GS_API const gs_scheduler_desc *gs_scheduler_at(int i);
 
 #ifdef __cplusplus
 }

@@ -57,7 +57,9 @@ int recipes_load_file(const char *name, recipe *out, int max)
         copy_str(d->sampler, sizeof d->sampler, r, "sampler", "");
         copy_str(d->scheduler, sizeof d->scheduler, r, "schedule", "");
         /* ddim's "leading" and lcm's own schedule are the samplers' defaults */
-        if (strcmp(d->scheduler, "leading") == 0 || strcmp(d->scheduler, "lcm") == 0)
+        /* dpm_fast/dpm_adaptive's "none": they take σ_min/σ_max of the default schedule */
+        if (strcmp(d->scheduler, "leading") == 0 || strcmp(d->scheduler, "lcm") == 0 ||
+            strcmp(d->scheduler, "none") == 0)
             d->scheduler[0] = '\0';
         copy_str(d->init_image, sizeof d->init_image, r, "init_image", "");
         d->seed = (uint64_t)num(r, "seed", 0);

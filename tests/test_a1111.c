@@ -21,7 +21,8 @@ static void expect_map(const char *name, const char *sched, const char *engine,
 {
     const char *e = NULL, *es = NULL;
     char why[300];
-    assert_int_equal(a1111_map_sampler(name, sched, &e, &es, why, sizeof why), 0);
+    if (a1111_map_sampler(name, sched, &e, &es, why, sizeof why) != 0)
+        fail_msg("%s / %s: %s", name ? name : "(null)", sched ? sched : "(null)", why);
     assert_string_equal(e, engine);
     assert_string_equal(es, engine_sched);
 }
@@ -43,15 +44,32 @@ static void sampler_names(void **state)
     expect_map("DDIM", "Normal", "ddim", "normal");
     expect_map("LCM", NULL, "lcm", "default");
     expect_map("dpmpp_2m", "karras", "dpmpp_2m", "karras"); /* gesso's own names */
+    /* the rows of the engine's table: A1111 names, aliases, AI Horde names */
+    expect_map("LMS Karras", NULL, "lms", "karras");
+    expect_map("DPM2 a Karras", NULL, "dpm_2_a", "karras");
+    expect_map("DPM2", NULL, "dpm_2", "default");
+    expect_map("DPM++ 2S a", "Exponential", "dpmpp_2s_a", "exponential");
+    expect_map("DPM fast", NULL, "dpm_fast", "default");
+    expect_map("k_dpm_ad", NULL, "dpm_adaptive", "default");       /* A1111's alias */
+    expect_map("k_dpm_adaptive", NULL, "dpm_adaptive", "default"); /* the Horde's name */
+    expect_map("Euler SGM Uniform", NULL, "euler", "sgm_uniform");
+    expect_map("Euler", "sgm_uniform", "euler", "sgm_uniform");
+    expect_map("Euler", "Simple", "euler", "simple");
+    expect_map("DPM++ SDE Karras", NULL, "dpmpp_sde", "karras");
+    expect_map("DPM++ 2M SDE", "Exponential", "dpmpp_2m_sde", "exponential");
+    expect_map("k_dpmpp_2m_sde", NULL, "dpmpp_2m_sde", "default");
     const char *e, *es;
     char why[300];
-    assert_int_equal(a1111_map_sampler("DPM++ SDE", NULL, &e, &es, why, sizeof why), -1);
-    assert_non_null(strstr(why, "DPM++ SDE"));
+    assert_int_equal(a1111_map_sampler("DPM++ 3M SDE", NULL, &e, &es, why, sizeof why), -1);
+    assert_non_null(strstr(why, "DPM++ 3M SDE"));
+    assert_non_null(strstr(why, "DPM adaptive")); /* the known names, from the table */
     assert_int_equal(a1111_map_sampler("Karras", NULL, &e, &es, why, sizeof why), -1);
     assert_int_equal(a1111_map_sampler("Euler", "Beta", &e, &es, why, sizeof why), -2);
     assert_non_null(strstr(why, "Beta"));
+    assert_non_null(strstr(why, "SGM Uniform"));
     assert_string_equal(a1111_sampler_label("dpmpp_2m"), "DPM++ 2M");
     assert_string_equal(a1111_sampler_label("euler_a"), "Euler a");
+    assert_string_equal(a1111_sampler_label("dpm_2_a"), "DPM2 a");
 }
 
 /* ---- PNG text chunks ---- */

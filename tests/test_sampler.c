@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "gesso.h"
 #include "sample/sampler.h"
 
 #define DATA_VAR 1.0 /* s² */
@@ -111,6 +112,10 @@ static double ode_error(const sample_config *cfg)
     double s0 = sig[0], smin = sig[count - 2];
     double factor = s0 * sqrt((DATA_VAR + smin * smin) / (DATA_VAR + s0 * s0)) * DATA_VAR /
                     (DATA_VAR + smin * smin);
+    /* lms integrates its polynomial down to 0 instead of jumping to D: the
+       ODE's own x(0) = x(σ₀)·√(s²/(s²+σ₀²)) */
+    if (strcmp(cfg->sampler, "lms") == 0)
+        factor = s0 * sqrt(DATA_VAR / (DATA_VAR + s0 * s0));
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
         double want = noise[i] * factor;
@@ -155,6 +160,16 @@ static void second_order_samplers_converge(void **state)
     check_order("heun", "karras", 3.3, 4.7);
     check_order("dpmpp_2m", "karras", 3.3, 4.7);
     check_order("dpmpp_2m", "exponential", 3.3, 4.7);
+}
+
+/* lms (order 4 once four slopes are known; its order-1..3 start-up and the
+   last step to 0 keep the measured ratios at 9.9-12.3) and dpm_2 (second
+   order, 4.03-4.09) on the same ODE */
+static void more_samplers_converge(void **state)
+{
+    (void)state;
+    check_order("lms", "karras", 8.0, 16.0);
+    check_order("dpm_2", "karras", 3.5, 4.6);
 }
 
 /* The model sees t(σ) for every σ of the schedule; heun evaluates twice per
@@ -453,7 +468,11 @@ static void validation_errors(void **state)
         {"ddim", "default", 999, 0, 0, 1, NULL},
         {"plms", NULL, 20, 0, 0, 1, "unknown sampler 'plms'"},
         {NULL, NULL, 20, 0, 0, 1, "unknown sampler"},
-        {"euler", "simple", 20, 0, 0, 1, "unknown scheduler 'simple'"},
+        {"euler", "weird", 20, 0, 0, 1, "unknown scheduler 'weird'"},
+        {"euler", "weird", 20, 0, 0, 1, "sgm_uniform"}, /* the message lists the table's names */
+        {"euler_b", NULL, 20, 0, 0, 1, "dpm_adaptive"},
+        {"dpm_2", NULL, 1000, 0, 0, 1, "steps must be 1..999"},
+        {"euler", NULL, 20, 2, 0.5f, 1, "needs the original latent"},
         {"ddim", "karras", 20, 0, 0, 1, "own timesteps"},
         {"lcm", "normal", 4, 0, 0, 1, "own timesteps"},
         {"euler", NULL, 0, 0, 0, 1, "steps must be 1..1000"},
@@ -469,7 +488,8 @@ static void validation_errors(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         sample_config cfg = make_cfg(cases[i].sampler, cases[i].scheduler, cases[i].steps);
         cfg.batch = cases[i].batch;
-        cfg.init_latent = cases[i].with_init ? init : NULL;
+        cfg.init_latent = cases[i].with_init == 1 ? init : NULL;
+        cfg.keep = cases[i].with_init == 2 ? init : NULL;
         cfg.strength = cases[i].strength;
         gi_error err = {0};
         gs_status st = sample_validate(&cfg, &err);
@@ -521,15 +541,17 @@ static void allocates_once_and_survives_oom(void **state)
     free(p);
 }
 
-/* Every sampler reports exactly sample_progress_total steps, img2img included. */
+/* Every sampler of the table reports exactly sample_progress_total steps,
+ * img2img included. */
 static void progress_totals(void **state)
 {
     (void)state;
-    static const char *const names[] = {"euler", "euler_a", "heun", "dpmpp_2m", "ddim", "lcm"};
     float init[16] = {0};
-    for (size_t k = 0; k < 6; k++) {
+    int rows = sample_sampler_count();
+    for (int k = 0; k < rows; k++) {
+        const char *name = sample_sampler_at(k)->name;
         for (int img = 0; img < 2; img++) {
-            sample_config cfg = make_cfg(names[k], NULL, 10);
+            sample_config cfg = make_cfg(name, NULL, 10);
             if (img) {
                 cfg.init_latent = init;
                 cfg.strength = 0.6f;
@@ -540,16 +562,64 @@ static void progress_totals(void **state)
             rng_seed(&rng, 1);
             gi_error err = {0};
             assert_int_equal(sample_run(&cfg, &rng, analytic_eps, count_steps, p, x, &err), GS_OK);
-            int want = img ? (sample_is_k_sampler(names[k]) ? 7 : 6) : 10;
+            int want = img ? (sample_is_k_sampler(name) ? 7 : 6) : 10;
+            if (strcmp(name, "dpm_fast") == 0) /* ⌊n/3⌋ + 1 DPM-Solver steps */
+                want = want / 3 + 1;
             assert_int_equal(sample_progress_total(&cfg), want);
             assert_int_equal(p->steps_seen, want);
             assert_int_equal(p->last_total, want);
             free(p);
         }
     }
-    assert_string_equal(sample_sampler_names()[5], "lcm");
-    assert_null(sample_sampler_names()[6]);
+    assert_string_equal(sample_sampler_names()[rows - 1], "lcm");
+    assert_null(sample_sampler_names()[rows]);
     assert_string_equal(sample_scheduler_names()[2], "karras");
+    assert_string_equal(sample_scheduler_names()[5], "simple");
+    assert_null(sample_scheduler_names()[6]);
+}
+
+/* The public rows are the table's, complete and consistent with gs_sampler_names. */
+static void table_rows(void **state)
+{
+    (void)state;
+    int n = gs_sampler_count();
+    assert_int_equal(n, sample_sampler_count());
+    assert_null(gs_sampler_at(-1));
+    assert_null(gs_sampler_at(n));
+    for (int i = 0; i < n; i++) {
+        const gs_sampler_desc *d = gs_sampler_at(i);
+        assert_string_equal(d->name, gs_sampler_names()[i]);
+        assert_true(d->a1111_name[0] && d->a1111_aliases[0] && d->horde_names[0]);
+        assert_int_equal(sample_is_k_sampler(d->name), (d->flags & GS_SAMPLER_SIGMAS) != 0);
+        /* a discard-penultimate schedule of steps+1 must fit the 1000 levels */
+        if (d->flags & GS_SAMPLER_DISCARD_PENULTIMATE)
+            assert_int_equal(d->max_steps, SAMPLE_MAX_STEPS - 1);
+    }
+    assert_int_equal(gs_sampler_at(0)->flags, GS_SAMPLER_SIGMAS); /* DPM++ 2M: A1111's first */
+    assert_string_equal(gs_sampler_at(0)->a1111_name, "DPM++ 2M");
+    int m = gs_scheduler_count();
+    assert_null(gs_scheduler_at(m));
+    for (int i = 0; i < m; i++)
+        assert_string_equal(gs_scheduler_at(i)->name, gs_scheduler_names()[i + 1]);
+    assert_string_equal(gs_scheduler_names()[0], "default");
+}
+
+/* dpm_2's schedule: steps+1 normal sigmas less the next-to-last (A1111's option). */
+static void discard_penultimate_sigma(void **state)
+{
+    (void)state;
+    sched_train tr;
+    sched_train_init(&tr);
+    double full[8], sig[SAMPLE_MAX_SIGMAS];
+    int count;
+    gi_error err = {0};
+    assert_int_equal(sched_sigmas(&tr, SCHED_KARRAS, 6, full, &err), GS_OK);
+    sample_config cfg = make_cfg("dpm_2_a", "karras", 5);
+    assert_int_equal(sample_sigmas(&cfg, &tr, sig, &count, &err), GS_OK);
+    assert_int_equal(count, 6);
+    for (int i = 0; i < 5; i++)
+        assert_true(sig[i] == full[i]);
+    assert_true(sig[5] == 0.0);
 }
 
 int main(void)
@@ -557,6 +627,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(euler_converges_first_order),
         cmocka_unit_test(second_order_samplers_converge),
+        cmocka_unit_test(more_samplers_converge),
         cmocka_unit_test(model_sees_schedule_timesteps),
         cmocka_unit_test(euler_a_draws_noise_in_order),
         cmocka_unit_test(lcm_matches_hand_replay),
@@ -567,6 +638,8 @@ int main(void)
         cmocka_unit_test(validation_errors),
         cmocka_unit_test(allocates_once_and_survives_oom),
         cmocka_unit_test(progress_totals),
+        cmocka_unit_test(table_rows),
+        cmocka_unit_test(discard_penultimate_sigma),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

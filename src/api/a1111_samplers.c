@@ -1,6 +1,8 @@
 /*
- * a1111_samplers - A1111's sampler and scheduler names and gesso's, as two
- * tables: a row per name A1111 shows, its aliases, and the engine's name.
+ * a1111_samplers - A1111's sampler and scheduler names and gesso's: the
+ * engine's own tables (gs_sampler_at, gs_scheduler_at) carry A1111's names,
+ * aliases and flags, so this file only reads them, plus A1111's two
+ * scheduler entries that are no engine scheduler.
  * Since A1111 1.9 the scheduler is a field of its own; older clients send it
  * in the sampler's name ("DPM++ 2M Karras"), which A1111 still splits, and
  * so does this: a name ending in " " + a scheduler's label, name or alias
@@ -12,23 +14,10 @@
 
 #include "api/a1111.h"
 
-typedef struct sampler_row {
-    const char *label;   /* A1111's name */
-    const char *engine;  /* gs_sampler_names() */
-    const char *aliases; /* A1111's aliases, comma-separated */
-    const char *option;  /* A1111's option flag for the sampler, or NULL */
-} sampler_row;
-
-static const sampler_row samplers[] = {
-    {"DPM++ 2M", "dpmpp_2m", "k_dpmpp_2m", NULL},
-    {"Euler a", "euler_a", "k_euler_a,k_euler_ancestral", "uses_ensd"},
-    {"Euler", "euler", "k_euler", NULL},
-    {"Heun", "heun", "k_heun", "second_order"},
-    {"DDIM", "ddim", "ddim", NULL},
-    {"LCM", "lcm", "k_lcm", NULL},
-};
-#define N_SAMPLERS (sizeof samplers / sizeof samplers[0])
-
+/* A1111 scheduler rows: its own two that are no scheduler of the engine's
+   ("automatic": the sampler's default; "uniform": k-diffusion's own
+   discretisation, t = linspace(999, 0) mapped to sigmas, which is gesso's
+   "normal"), then one row per engine scheduler (gs_scheduler_at). */
 typedef struct scheduler_row {
     const char *name, *label; /* A1111's */
     const char *engine;       /* gs_scheduler_names() */
@@ -36,23 +25,33 @@ typedef struct scheduler_row {
     int need_inner_model;
 } scheduler_row;
 
-/* A1111's "uniform" is k-diffusion's own discretisation, t = linspace(999, 0)
-   mapped to sigmas, and its "normal" the same schedule ComfyUI's way: both
-   are gesso's "normal". */
-static const scheduler_row schedulers[] = {
+static const scheduler_row own_schedulers[] = {
     {"automatic", "Automatic", "default", -1, 0},
     {"uniform", "Uniform", "normal", -1, 1},
-    {"karras", "Karras", "karras", 7.0, 0},
-    {"exponential", "Exponential", "exponential", -1, 0},
-    {"normal", "Normal", "normal", -1, 1},
 };
-#define N_SCHEDULERS (sizeof schedulers / sizeof schedulers[0])
+#define N_OWN (sizeof own_schedulers / sizeof own_schedulers[0])
+
+static size_t n_schedulers(void)
+{
+    return N_OWN + (size_t)gs_scheduler_count();
+}
+
+/* Row i of A1111's list; *row is scratch for the engine's rows. */
+static const scheduler_row *scheduler_at(size_t i, scheduler_row *row)
+{
+    if (i < N_OWN)
+        return &own_schedulers[i];
+    const gs_scheduler_desc *d = gs_scheduler_at((int)(i - N_OWN));
+    *row = (scheduler_row){d->a1111_name, d->a1111_label, d->name, d->default_rho,
+                           d->uses_model_sigmas};
+    return row;
+}
 
 const char *a1111_sampler_label(const char *engine)
 {
-    for (size_t i = 0; i < N_SAMPLERS; i++)
-        if (strcmp(samplers[i].engine, engine) == 0)
-            return samplers[i].label;
+    for (int i = 0; i < gs_sampler_count(); i++)
+        if (strcmp(gs_sampler_at(i)->name, engine) == 0)
+            return gs_sampler_at(i)->a1111_name;
     return engine;
 }
 
@@ -68,42 +67,71 @@ static int in_aliases(const char *aliases, const char *name, size_t n)
     return 0;
 }
 
-static const sampler_row *find_sampler(const char *name, size_t n)
+/* A1111's name, gesso's, an A1111 alias or an AI Horde name; NULL when none. */
+static const gs_sampler_desc *find_sampler(const char *name, size_t n)
 {
-    for (size_t i = 0; i < N_SAMPLERS; i++) {
-        const sampler_row *s = &samplers[i];
-        if ((strlen(s->label) == n && strncasecmp(s->label, name, n) == 0) ||
-            (strlen(s->engine) == n && strncmp(s->engine, name, n) == 0) ||
-            in_aliases(s->aliases, name, n))
+    for (int i = 0; i < gs_sampler_count(); i++) {
+        const gs_sampler_desc *s = gs_sampler_at(i);
+        if ((strlen(s->a1111_name) == n && strncasecmp(s->a1111_name, name, n) == 0) ||
+            (strlen(s->name) == n && strncmp(s->name, name, n) == 0) ||
+            in_aliases(s->a1111_aliases, name, n) || in_aliases(s->horde_names, name, n))
             return s;
     }
     return NULL;
 }
 
-static const scheduler_row *find_scheduler(const char *name)
+/* The scheduler A1111 calls name (or labels so); the row is copied to *row. */
+static const scheduler_row *find_scheduler(const char *name, scheduler_row *row)
 {
-    for (size_t i = 0; i < N_SCHEDULERS; i++)
-        if (strcasecmp(schedulers[i].name, name) == 0 || strcasecmp(schedulers[i].label, name) == 0)
-            return &schedulers[i];
+    for (size_t i = 0; i < n_schedulers(); i++) {
+        const scheduler_row *s = scheduler_at(i, row);
+        if (strcasecmp(s->name, name) == 0 || strcasecmp(s->label, name) == 0)
+            return s;
+    }
     return NULL;
 }
 
 /* The scheduler named at the end of a sampler name ("DPM++ 2M Karras"):
-   the row, with *stem_len the length before " Karras"; NULL when none. */
-static const scheduler_row *scheduler_suffix(const char *name, size_t *stem_len)
+   the row (copied to *row), with *stem_len the length before " Karras";
+   NULL when none. The longest ending wins ("Euler SGM Uniform" is SGM
+   Uniform, not Uniform). */
+static const scheduler_row *scheduler_suffix(const char *name, size_t *stem_len, scheduler_row *row)
 {
-    size_t n = strlen(name);
-    for (size_t i = 0; i < N_SCHEDULERS; i++) {
-        const char *forms[2] = {schedulers[i].label, schedulers[i].name};
+    size_t n = strlen(name), best = 0, best_i = 0;
+    for (size_t i = 0; i < n_schedulers(); i++) {
+        const scheduler_row *s = scheduler_at(i, row);
+        const char *forms[2] = {s->label, s->name};
         for (int f = 0; f < 2; f++) {
             size_t k = strlen(forms[f]);
-            if (n > k + 1 && name[n - k - 1] == ' ' && strcasecmp(name + n - k, forms[f]) == 0) {
-                *stem_len = n - k - 1;
-                return &schedulers[i];
+            if (k > best && n > k + 1 && name[n - k - 1] == ' ' &&
+                strcasecmp(name + n - k, forms[f]) == 0) {
+                best = k;
+                best_i = i;
             }
         }
     }
-    return NULL;
+    if (!best)
+        return NULL;
+    *stem_len = n - best - 1;
+    return scheduler_at(best_i, row);
+}
+
+/* "A, B and C" of the A1111 names (samplers) or labels (schedulers). */
+static void list_names(char *buf, size_t size, int schedulers)
+{
+    size_t count = schedulers ? n_schedulers() : (size_t)gs_sampler_count(), off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < count && off < size; i++) {
+        scheduler_row row;
+        const char *name =
+            schedulers ? scheduler_at(i, &row)->label : gs_sampler_at((int)i)->a1111_name;
+        int w = snprintf(buf + off, size - off, "%s%s",
+                         i == 0           ? ""
+                         : i + 1 == count ? " and "
+                                          : ", ",
+                         name);
+        off += w > 0 ? (size_t)w : 0;
+    }
 }
 
 int a1111_map_sampler(const char *sampler_name, const char *scheduler, const char **engine,
@@ -111,47 +139,63 @@ int a1111_map_sampler(const char *sampler_name, const char *scheduler, const cha
 {
     const char *name = sampler_name && *sampler_name ? sampler_name : "Euler";
     size_t stem = strlen(name);
-    const scheduler_row *sched = scheduler_suffix(name, &stem);
-    const sampler_row *s = find_sampler(name, stem);
+    scheduler_row suffix_row, field_row;
+    const scheduler_row *sched = scheduler_suffix(name, &stem, &suffix_row);
+    const gs_sampler_desc *s = find_sampler(name, stem);
     if (!s && sched) { /* a sampler whose own name ends like a scheduler's */
         stem = strlen(name);
         sched = NULL;
         s = find_sampler(name, stem);
     }
+    char known[512];
     if (!s) {
-        snprintf(why, why_size,
-                 "sampler '%s' not found; gesso has Euler a, Euler, Heun, DPM++ 2M, DDIM and LCM "
-                 "(GET /sdapi/v1/samplers)",
-                 name);
+        list_names(known, sizeof known, 0);
+        snprintf(why, why_size, "sampler '%s' not found; gesso has %s (GET /sdapi/v1/samplers)",
+                 name, known);
         return -1;
     }
-    if (!sched && scheduler && *scheduler && !(sched = find_scheduler(scheduler))) {
-        snprintf(why, why_size,
-                 "scheduler '%s' not found; gesso has Automatic, Uniform, Karras, Exponential and "
-                 "Normal (GET /sdapi/v1/schedulers)",
-                 scheduler);
+    if (!sched && scheduler && *scheduler && !(sched = find_scheduler(scheduler, &field_row))) {
+        list_names(known, sizeof known, 1);
+        snprintf(why, why_size, "scheduler '%s' not found; gesso has %s (GET /sdapi/v1/schedulers)",
+                 scheduler, known);
         return -2;
     }
-    *engine = s->engine;
+    *engine = s->name;
     *engine_scheduler = sched ? sched->engine : "default";
     return 0;
+}
+
+/* A1111's option flags of a sampler, from the row's flags. */
+static json_t *sampler_options(const gs_sampler_desc *s)
+{
+    json_t *o = json_object();
+    if (s->a1111_scheduler)
+        json_object_set_new(o, "scheduler", json_string(s->a1111_scheduler));
+    if (s->flags & GS_SAMPLER_DISCARD_PENULTIMATE)
+        json_object_set_new(o, "discard_next_to_last_sigma", json_string("True"));
+    if ((s->flags & GS_SAMPLER_NOISE) && !(s->flags & GS_SAMPLER_BROWNIAN))
+        json_object_set_new(o, "uses_ensd", json_string("True"));
+    if (s->flags & GS_SAMPLER_SECOND_ORDER)
+        json_object_set_new(o, "second_order", json_string("True"));
+    if (s->flags & GS_SAMPLER_BROWNIAN)
+        json_object_set_new(o, "brownian_noise", json_string("True"));
+    return o;
 }
 
 enum MHD_Result a1111_samplers(http_request *r)
 {
     json_t *list = json_array();
-    for (size_t i = 0; i < N_SAMPLERS; i++) {
-        json_t *aliases = json_array(), *options = json_object();
-        const char *p = samplers[i].aliases;
+    for (int i = 0; i < gs_sampler_count(); i++) {
+        const gs_sampler_desc *s = gs_sampler_at(i);
+        json_t *aliases = json_array();
+        const char *p = s->a1111_aliases;
         while (*p) {
             size_t k = strcspn(p, ",");
             json_array_append_new(aliases, json_stringn(p, k));
             p += k + (p[k] == ',');
         }
-        if (samplers[i].option)
-            json_object_set_new(options, samplers[i].option, json_string("True"));
-        json_array_append_new(list, json_pack("{s:s,s:o,s:o}", "name", samplers[i].label, "aliases",
-                                              aliases, "options", options));
+        json_array_append_new(list, json_pack("{s:s,s:o,s:o}", "name", s->a1111_name, "aliases",
+                                              aliases, "options", sampler_options(s)));
     }
     return http_reply_json(r, 200, list, NULL);
 }
@@ -159,8 +203,9 @@ enum MHD_Result a1111_samplers(http_request *r)
 enum MHD_Result a1111_schedulers(http_request *r)
 {
     json_t *list = json_array();
-    for (size_t i = 0; i < N_SCHEDULERS; i++) {
-        const scheduler_row *s = &schedulers[i];
+    for (size_t i = 0; i < n_schedulers(); i++) {
+        scheduler_row row;
+        const scheduler_row *s = scheduler_at(i, &row);
         json_array_append_new(list,
                               json_pack("{s:s,s:s,s:n,s:o,s:b}", "name", s->name, "label", s->label,
                                         "aliases", "default_rho", json_real(s->default_rho),

@@ -43,8 +43,8 @@ static void usage(FILE *out)
             "                            noise, uses its low 32 bits)\n"
             "      --steps N             sampling steps (default 20)\n"
             "      --cfg-scale X         classifier-free guidance scale (default 7; 1 = off)\n"
-            "      --sampler NAME        euler, euler_a (default), heun, dpmpp_2m, ddim, lcm\n"
-            "      --scheduler NAME      normal, karras, exponential (default: the sampler's)\n"
+            "      --sampler NAME        one of the samplers below (default euler_a)\n"
+            "      --scheduler NAME      one of the schedulers below (default: the sampler's)\n"
             "  -W, --width N             width, multiple of 8 (default 512)\n"
             "  -H, --height N            height, multiple of 8 (default 512)\n"
             "      --clip-skip N         1 = last text-encoder layer (default), 2 = penultimate\n"
@@ -69,6 +69,14 @@ static void usage(FILE *out)
             "Exit status: 0 success, 1 generation failed, 2 bad usage or parameters,\n"
             "3 model or input image unreadable/unsupported, 4 output not writable,\n"
             "5 interrupted.\n");
+    /* the engine's own tables, so the help never lags behind them */
+    const char *const *names[2] = {gs_sampler_names(), gs_scheduler_names()};
+    for (int k = 0; k < 2; k++) {
+        fprintf(out, "\n%s:", k ? "Schedulers" : "Samplers");
+        for (const char *const *n = names[k]; *n; n++)
+            fprintf(out, " %s", *n);
+        fputc('\n', out);
+    }
 }
 
 typedef struct cli_progress {

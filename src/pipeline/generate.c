@@ -467,7 +467,8 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     sc.width = g.lw;
     sc.strength = p->init_image ? p->strength : 1.0f;
     gs_prediction pred = p->prediction != GS_PREDICTION_AUTO ? p->prediction : m->prediction;
-    (void)pred; /* TEMP until samplers merge: sc.prediction = pred == GS_PREDICTION_V ? SAMPLE_PRED_V : SAMPLE_PRED_EPS; */
+    sc.prediction = pred == GS_PREDICTION_V ? SAMPLE_PRED_V : SAMPLE_PRED_EPS;
+    sc.seed = p->seed; /* the Brownian-tree samplers seed from it */
     if ((st = sample_validate(&sc, &err)) != GS_OK)
         goto out;
 

@@ -25,58 +25,20 @@
 
 /* ---- names ---- */
 
-typedef struct sampler_info {
-    const char *name;
-    int is_k;                 /* walks a σ schedule */
-    sched_kind default_sched; /* for k-samplers */
-    int max_steps;
-} sampler_info;
-
-static const sampler_info samplers[SAMPLER_COUNT] = {
-    [SAMPLER_EULER] = {"euler", 1, SCHED_NORMAL, SAMPLE_MAX_STEPS},
-    [SAMPLER_EULER_A] = {"euler_a", 1, SCHED_NORMAL, SAMPLE_MAX_STEPS},
-    [SAMPLER_HEUN] = {"heun", 1, SCHED_NORMAL, SAMPLE_MAX_STEPS},
-    [SAMPLER_DPMPP_2M] = {"dpmpp_2m", 1, SCHED_NORMAL, SAMPLE_MAX_STEPS},
-    [SAMPLER_DDIM] = {"ddim", 0, SCHED_NORMAL, SCHED_TRAIN_STEPS - 1},
-    [SAMPLER_LCM] = {"lcm", 0, SCHED_NORMAL, SAMPLE_LCM_ORIGINAL_STEPS},
-};
-
-static const char *const sampler_names[] = {"euler", "euler_a", "heun", "dpmpp_2m",
-                                            "ddim",  "lcm",     NULL};
-static const char *const scheduler_names[] = {"default", "normal", "karras", "exponential", NULL};
-
-const char *const *sample_sampler_names(void)
+static int is_default_scheduler(const char *s)
 {
-    return sampler_names;
+    return !s || strcmp(s, "default") == 0;
 }
 
-const char *const *sample_scheduler_names(void)
+static int has_flag(const sampler_row *r, unsigned flag)
 {
-    return scheduler_names;
-}
-
-static int find_sampler(const char *name, sample_kind *out)
-{
-    if (!name)
-        return -1;
-    for (int k = 0; k < SAMPLER_COUNT; k++) {
-        if (strcmp(name, samplers[k].name) == 0) {
-            *out = (sample_kind)k;
-            return 0;
-        }
-    }
-    return -1;
+    return (r->desc.flags & flag) != 0;
 }
 
 int sample_is_k_sampler(const char *sampler)
 {
-    sample_kind k;
-    return find_sampler(sampler, &k) == 0 && samplers[k].is_k;
-}
-
-static int is_default_scheduler(const char *s)
-{
-    return !s || strcmp(s, "default") == 0;
+    const sampler_row *r = sample_find_row(sampler);
+    return r && has_flag(r, GS_SAMPLER_SIGMAS);
 }
 
 /* ---- validation ---- */
@@ -85,20 +47,17 @@ gs_status sample_validate(const sample_config *cfg, gi_error *err)
 {
     if (!cfg)
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "no sampler configuration");
-    sample_kind kind = SAMPLER_EULER;
-    if (find_sampler(cfg->sampler, &kind) != 0)
-        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
-                       "unknown sampler '%.64s' (known: euler, euler_a, heun, dpmpp_2m, ddim, lcm)",
-                       cfg->sampler ? cfg->sampler : "(null)");
-    const sampler_info *info = &samplers[kind];
+    const sampler_row *row = sample_find_row(cfg->sampler);
+    if (!row)
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "unknown sampler '%.64s' (known: %s)",
+                       cfg->sampler ? cfg->sampler : "(null)", sample_known_samplers());
+    const gs_sampler_desc *info = &row->desc;
     if (!is_default_scheduler(cfg->scheduler)) {
         sched_kind sk;
         if (sched_parse(cfg->scheduler, &sk) != 0)
-            return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
-                           "unknown scheduler '%.64s' (known: default, normal, karras, "
-                           "exponential)",
-                           cfg->scheduler);
-        if (!info->is_k)
+            return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "unknown scheduler '%.64s' (known: %s)",
+                           cfg->scheduler, sched_known_names());
+        if (!has_flag(row, GS_SAMPLER_SIGMAS))
             return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                            "sampler '%s' uses its own timesteps; scheduler must be 'default', "
                            "not '%s'",
@@ -107,6 +66,17 @@ gs_status sample_validate(const sample_config *cfg, gi_error *err)
     if (cfg->steps < 1 || cfg->steps > info->max_steps)
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "steps must be 1..%d for %s, got %d",
                        info->max_steps, info->name, cfg->steps);
+    if (cfg->prediction != SAMPLE_PRED_EPS && cfg->prediction != SAMPLE_PRED_V)
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "unknown prediction type %d",
+                       (int)cfg->prediction);
+    if (cfg->keep && !cfg->init_latent)
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
+                       "an inpainting mask needs the original latent (init_latent)");
+    if (has_flag(row, GS_SAMPLER_BROWNIAN) && cfg->batch > SAMPLE_MAX_BATCH_TREES)
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "%s takes at most %d batch items, got %d",
+                       info->name, SAMPLE_MAX_BATCH_TREES, cfg->batch);
+    if (cfg->custom_eta && !(cfg->eta >= 0.0 && cfg->eta <= 100.0))
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "eta must be in [0, 100], got %g", cfg->eta);
     if (cfg->batch < 1 || cfg->channels < 1 || cfg->height < 1 || cfg->width < 1)
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "bad latent shape [%d, %d, %d, %d]",
                        cfg->batch, cfg->channels, cfg->height, cfg->width);
@@ -157,14 +127,14 @@ int sample_progress_total(const sample_config *cfg)
 {
     if (sample_validate(cfg, NULL) != GS_OK)
         return 0;
-    if (!cfg->init_latent)
-        return cfg->steps;
-    return img2img_steps(cfg, sample_is_k_sampler(cfg->sampler));
+    const sampler_row *row = sample_find_row(cfg->sampler);
+    int n = cfg->init_latent ? img2img_steps(cfg, has_flag(row, GS_SAMPLER_SIGMAS)) : cfg->steps;
+    return row->progress ? row->progress(n) : n;
 }
 
-static sched_kind k_schedule(const sample_config *cfg, sample_kind kind)
+static sched_kind k_schedule(const sample_config *cfg, const sampler_row *row)
 {
-    sched_kind sk = samplers[kind].default_sched;
+    sched_kind sk = row->default_sched;
     if (!is_default_scheduler(cfg->scheduler))
         sched_parse(cfg->scheduler, &sk);
     return sk;
@@ -176,14 +146,21 @@ gs_status sample_sigmas(const sample_config *cfg, const sched_train *train, doub
     gs_status st = sample_validate(cfg, err);
     if (st != GS_OK)
         return st;
-    sample_kind kind = SAMPLER_EULER;
-    find_sampler(cfg->sampler, &kind);
-    if (!samplers[kind].is_k)
+    const sampler_row *row = sample_find_row(cfg->sampler);
+    if (!has_flag(row, GS_SAMPLER_SIGMAS))
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "sampler '%s' has no sigma schedule",
                        cfg->sampler);
-    st = sched_sigmas(train, k_schedule(cfg, kind), cfg->steps, out, err);
-    if (st != GS_OK)
-        return st;
+    if (has_flag(row, GS_SAMPLER_DISCARD_PENULTIMATE)) {
+        /* A1111: the schedule of steps+1, its next-to-last σ dropped */
+        st = sched_sigmas(train, k_schedule(cfg, row), cfg->steps + 1, out, err);
+        if (st != GS_OK)
+            return st;
+        out[cfg->steps] = out[cfg->steps + 1];
+    } else {
+        st = sched_sigmas(train, k_schedule(cfg, row), cfg->steps, out, err);
+        if (st != GS_OK)
+            return st;
+    }
     int total = cfg->init_latent ? img2img_steps(cfg, 1) : cfg->steps;
     int skip = cfg->steps - total; /* = steps − t_enc − 1 */
     memmove(out, out + skip, (size_t)(total + 1) * sizeof *out);
@@ -196,11 +173,10 @@ gs_status sample_timesteps(const sample_config *cfg, int *out, int *count, gi_er
     gs_status st = sample_validate(cfg, err);
     if (st != GS_OK)
         return st;
-    sample_kind kind = SAMPLER_EULER;
-    find_sampler(cfg->sampler, &kind);
-    if (kind == SAMPLER_DDIM)
+    const sampler_row *row = sample_find_row(cfg->sampler);
+    if (row->run == ddim_run)
         st = sched_ddim_timesteps(cfg->steps, out, err);
-    else if (kind == SAMPLER_LCM)
+    else if (row->run == lcm_run)
         st = sched_lcm_timesteps(cfg->steps, SAMPLE_LCM_ORIGINAL_STEPS, out, err);
     else
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "sampler '%s' has no timestep list",
@@ -225,14 +201,53 @@ gs_status sample_report(sample_ctx *c, int step, const float *x, const float *de
     return GS_OK;
 }
 
-gs_status sample_eval(sample_ctx *c, const float *x_in, double t, int step, gi_error *err)
+/* The keep mask at element i of the batch latent. */
+static double keep_at(const sample_ctx *c, size_t i)
 {
+    size_t per_item = c->n / (size_t)c->batch;
+    size_t item = i / per_item, pix = i % (size_t)c->plane;
+    return c->keep_per_item ? c->keep[item * (size_t)c->plane + pix] : c->keep[pix];
+}
+
+gs_status sample_eval(sample_ctx *c, const float *x, double sigma, double t, int vp, int step,
+                      gi_error *err)
+{
+    /* the model sees the variance-preserving latent x/√(σ²+1) */
+    double root = sqrt(sigma * sigma + 1.0);
+    const float *x_in = x;
+    if (!vp) {
+        double c_in = 1.0 / root;
+        for (size_t i = 0; i < c->n; i++)
+            c->x_in[i] = (float)(x[i] * c_in);
+        x_in = c->x_in;
+    }
     gs_status st = c->model(c->user, x_in, t, c->eps, err);
     if (st != GS_OK) {
         if (err && err->code == GS_OK) /* a model that failed without saying why */
             gi_fail(err, st, "%s", gs_strerror(st));
         gi_error_prefix(err, "sampling step %d of %d", step, c->total);
         return st;
+    }
+    if (c->prediction == SAMPLE_PRED_V) {
+        /* v = √ᾱ·ε − √(1−ᾱ)·x0 with √ᾱ = 1/√(σ²+1), √(1−ᾱ) = σ/√(σ²+1):
+           ε = √(1−ᾱ)·x_in + √ᾱ·v = (σ·x_in + v)/√(σ²+1) */
+        for (size_t i = 0; i < c->n; i++)
+            c->eps[i] = (float)((sigma * x_in[i] + (double)c->eps[i]) / root);
+    }
+    if (c->keep && sigma > 0.0) {
+        /* x0 = x_k − σ·ε on the k-latent x_k (= √(σ²+1)·x for a vp latent);
+           blend it, then the ε that gives the blend. Elements with keep 0 are
+           left alone, so an all-zero mask changes nothing. */
+        double scale = vp ? root : 1.0;
+        for (size_t i = 0; i < c->n; i++) {
+            double k = keep_at(c, i);
+            if (k == 0.0)
+                continue;
+            double xk = scale * x[i];
+            double x0 = xk - sigma * c->eps[i];
+            x0 = c->init[i] * k + (1.0 - k) * x0;
+            c->eps[i] = (float)((xk - x0) / sigma);
+        }
     }
     return GS_OK;
 }
@@ -242,7 +257,7 @@ gs_status sample_eval(sample_ctx *c, const float *x_in, double t, int step, gi_e
 /* x ← noise·σ₀, init + noise·σ₀, or √ᾱ·init + √(1−ᾱ)·noise (x holds the noise). */
 static void place_initial(const sample_ctx *c, const sample_config *cfg, float *x)
 {
-    if (samplers[c->kind].is_k) {
+    if (has_flag(c->row, GS_SAMPLER_SIGMAS)) {
         double s0 = c->sigmas[0];
         for (size_t i = 0; i < c->n; i++)
             x[i] = cfg->init_latent ? (float)(cfg->init_latent[i] + x[i] * s0) : (float)(x[i] * s0);
@@ -277,7 +292,7 @@ gs_status sample_run(const sample_config *cfg, gi_rng *rng, sample_model_fn mode
         st = gi_fail(err, GS_ERR_NO_MEMORY, "sampler: out of memory for its context");
         goto out;
     }
-    if (gi_mul_overflows(n, 5 * sizeof(float), &bytes)) {
+    if (gi_mul_overflows(n, (3 + SAMPLE_SCRATCH) * sizeof(float), &bytes)) {
         st = gi_fail(err, GS_ERR_INVALID_ARGUMENT, "latent too large");
         goto out;
     }
@@ -287,40 +302,44 @@ gs_status sample_run(const sample_config *cfg, gi_rng *rng, sample_model_fn mode
                      bytes);
         goto out;
     }
-    find_sampler(cfg->sampler, &c->kind);
+    c->row = sample_find_row(cfg->sampler);
     c->rng = rng;
     c->model = model;
     c->on_step = on_step;
     c->user = user;
     c->n = n;
     c->steps = cfg->steps;
+    c->batch = cfg->batch;
+    c->plane = cfg->height * cfg->width;
+    c->eta = cfg->custom_eta ? cfg->eta : 1.0;
+    c->prediction = cfg->prediction;
+    c->init = cfg->init_latent;
+    c->keep = cfg->keep;
+    c->keep_per_item = cfg->keep_per_item;
+    c->trace = cfg->trace;
+    c->seed = cfg->seed;
     c->x_in = scratch;
     c->eps = scratch + n;
     c->denoised = scratch + 2 * n;
-    c->aux = scratch + 3 * n;
-    c->aux2 = scratch + 4 * n;
+    for (int k = 0; k < SAMPLE_SCRATCH; k++)
+        c->buf[k] = scratch + (size_t)(3 + k) * n;
     sched_train_init(&c->train);
 
     int count;
-    if (samplers[c->kind].is_k) {
+    if (has_flag(c->row, GS_SAMPLER_SIGMAS)) {
         st = sample_sigmas(cfg, &c->train, c->sigmas, &count, err);
-        c->total = count - 1;
+        c->n_sigmas = count;
     } else {
         st = sample_timesteps(cfg, c->timesteps, &count, err);
-        c->total = count;
     }
     if (st != GS_OK)
         goto out;
+    c->total = sample_progress_total(cfg);
 
     /* the initial noise is the first draw, all batch items in one tensor */
     rng_randn(rng, x, n);
     place_initial(c, cfg, x);
-
-    switch (c->kind) {
-    case SAMPLER_DDIM: st = ddim_run(c, x, err); break;
-    case SAMPLER_LCM: st = lcm_run(c, x, err); break;
-    default: st = ksampler_run(c, x, err); break;
-    }
+    st = c->row->run(c, x, err);
 
 out:
     gi_aligned_free(scratch);

@@ -20,6 +20,12 @@ static inline double predict_x0(float x, float eps, double sqrt_a, double sqrt_b
     return ((double)x - sqrt_b * eps) / sqrt_a;
 }
 
+/* The k-diffusion noise level of a timestep: σ = √((1−ᾱ)/ᾱ). */
+static double vp_sigma(double a)
+{
+    return sqrt((1.0 - a) / a);
+}
+
 gs_status ddim_run(sample_ctx *c, float *x, gi_error *err)
 {
     for (int i = 0; i < c->total; i++) {
@@ -28,7 +34,7 @@ gs_status ddim_run(sample_ctx *c, float *x, gi_error *err)
         double a_t = sched_alpha_cumprod(&c->train, t);
         /* set_alpha_to_one = false: past the start, ᾱ_prev is ᾱ_0 */
         double a_prev = sched_alpha_cumprod(&c->train, prev >= 0 ? prev : 0);
-        gs_status st = sample_eval(c, x, (double)t, i + 1, err);
+        gs_status st = sample_eval(c, x, vp_sigma(a_t), (double)t, 1, i + 1, err);
         if (st != GS_OK)
             return st;
         double sa_t = sqrt(a_t), sb_t = sqrt(1.0 - a_t);
@@ -58,7 +64,7 @@ gs_status lcm_run(sample_ctx *c, float *x, gi_error *err)
         double c_skip = sd2 / (scaled * scaled + sd2);
         double c_out = scaled / sqrt(scaled * scaled + sd2);
 
-        gs_status st = sample_eval(c, x, (double)t, i + 1, err);
+        gs_status st = sample_eval(c, x, vp_sigma(a_t), (double)t, 1, i + 1, err);
         if (st != GS_OK)
             return st;
         double sa_t = sqrt(a_t), sb_t = sqrt(1.0 - a_t);
@@ -70,10 +76,10 @@ gs_status lcm_run(sample_ctx *c, float *x, gi_error *err)
             for (size_t k = 0; k < c->n; k++)
                 x[k] = c->denoised[k];
         } else {
-            rng_randn(c->rng, c->aux, c->n);
+            rng_randn(c->rng, c->buf[0], c->n);
             double sa = sqrt(a_prev), sb = sqrt(1.0 - a_prev);
             for (size_t k = 0; k < c->n; k++)
-                x[k] = (float)(sa * c->denoised[k] + sb * c->aux[k]);
+                x[k] = (float)(sa * c->denoised[k] + sb * c->buf[0][k]);
         }
         st = sample_report(c, i + 1, x, c->denoised, err);
         if (st != GS_OK)

@@ -1,6 +1,7 @@
 /*
- * sampler_k - k-diffusion's samplers on a σ schedule: euler, euler ancestral
- * (η=1), heun, DPM-Solver++(2M).
+ * sampler_k - k-diffusion's denoiser and its first samplers on a σ schedule:
+ * euler, euler ancestral (η from the run, A1111's 1 by default), heun,
+ * DPM-Solver++(2M).
  *
  * Each step evaluates the denoiser D(x,σ) = x − σ·ε(x·c_in, t(σ)) with
  * c_in = 1/√(σ²+1) and t(σ) fractional (k-diffusion's DiscreteEpsDDPMDenoiser),
@@ -16,14 +17,10 @@
 
 /* ---- denoiser ---- */
 
-/* c->eps = ε(x·c_in, t(σ)) and, unless NULL, denoised = D(x, σ) = x − σ·ε */
-static gs_status denoise(sample_ctx *c, const float *x /* [n] */, double sigma, int step,
+gs_status sample_denoise(sample_ctx *c, const float *x /* [n] */, double sigma, int step,
                          float *denoised /* [n] */, gi_error *err)
 {
-    double c_in = 1.0 / sqrt(sigma * sigma + 1.0);
-    for (size_t i = 0; i < c->n; i++)
-        c->x_in[i] = (float)(x[i] * c_in);
-    gs_status st = sample_eval(c, c->x_in, sched_sigma_to_t(&c->train, sigma), step, err);
+    gs_status st = sample_eval(c, x, sigma, sched_sigma_to_t(&c->train, sigma), 0, step, err);
     if (st != GS_OK)
         return st;
     if (denoised)
@@ -32,11 +29,26 @@ static gs_status denoise(sample_ctx *c, const float *x /* [n] */, double sigma, 
     return GS_OK;
 }
 
-/* x += slope · dt */
-static void ode_update(float *x, const float *slope, size_t n, double dt)
+void sample_axpy(float *x, const float *v, size_t n, double a)
 {
     for (size_t i = 0; i < n; i++)
-        x[i] = (float)(x[i] + (double)slope[i] * dt);
+        x[i] = (float)(x[i] + (double)v[i] * a);
+}
+
+/* A step loop for the one-step samplers: step, then report. */
+typedef gs_status (*kstep_fn)(sample_ctx *c, float *x, int i, gi_error *err);
+
+static gs_status kloop(sample_ctx *c, float *x, kstep_fn step, gi_error *err)
+{
+    for (int i = 0; i < c->total; i++) {
+        gs_status st = step(c, x, i, err);
+        if (st != GS_OK)
+            return st;
+        st = sample_report(c, i + 1, x, c->denoised, err);
+        if (st != GS_OK)
+            return st;
+    }
+    return GS_OK;
 }
 
 /* ---- euler ---- */
@@ -44,19 +56,24 @@ static void ode_update(float *x, const float *slope, size_t n, double dt)
 static gs_status euler_step(sample_ctx *c, float *x, int i, gi_error *err)
 {
     double s = c->sigmas[i], s_next = c->sigmas[i + 1];
-    gs_status st = denoise(c, x, s, i + 1, c->denoised, err);
+    gs_status st = sample_denoise(c, x, s, i + 1, c->denoised, err);
     if (st != GS_OK)
         return st;
-    ode_update(x, c->eps, c->n, s_next - s);
+    sample_axpy(x, c->eps, c->n, s_next - s);
     return GS_OK;
 }
 
 /* ---- euler ancestral ---- */
 
-/* k-diffusion's get_ancestral_step with η = 1 */
-static void ancestral_split(double s, double s_next, double *down, double *up)
+/* k-diffusion's get_ancestral_step */
+void sample_ancestral_split(double s, double s_next, double eta, double *down, double *up)
 {
-    double u = sqrt(s_next * s_next * (s * s - s_next * s_next) / (s * s));
+    if (eta == 0.0) {
+        *down = s_next;
+        *up = 0.0;
+        return;
+    }
+    double u = eta * sqrt(s_next * s_next * (s * s - s_next * s_next) / (s * s));
     *up = u < s_next ? u : s_next;
     double d2 = s_next * s_next - *up * *up;
     *down = d2 > 0.0 ? sqrt(d2) : 0.0;
@@ -65,16 +82,16 @@ static void ancestral_split(double s, double s_next, double *down, double *up)
 static gs_status euler_a_step(sample_ctx *c, float *x, int i, gi_error *err)
 {
     double s = c->sigmas[i], s_next = c->sigmas[i + 1];
-    gs_status st = denoise(c, x, s, i + 1, c->denoised, err);
+    gs_status st = sample_denoise(c, x, s, i + 1, c->denoised, err);
     if (st != GS_OK)
         return st;
     double down, up;
-    ancestral_split(s, s_next, &down, &up);
-    ode_update(x, c->eps, c->n, down - s);
+    sample_ancestral_split(s, s_next, c->eta, &down, &up);
+    sample_axpy(x, c->eps, c->n, down - s);
     if (s_next > 0.0) {
-        float *noise = c->aux; /* [n] */
+        float *noise = c->buf[0]; /* [n] */
         rng_randn(c->rng, noise, c->n);
-        ode_update(x, noise, c->n, up);
+        sample_axpy(x, noise, c->n, up);
     }
     return GS_OK;
 }
@@ -84,21 +101,21 @@ static gs_status euler_a_step(sample_ctx *c, float *x, int i, gi_error *err)
 static gs_status heun_step(sample_ctx *c, float *x, int i, gi_error *err)
 {
     double s = c->sigmas[i], s_next = c->sigmas[i + 1];
-    gs_status st = denoise(c, x, s, i + 1, c->denoised, err);
+    gs_status st = sample_denoise(c, x, s, i + 1, c->denoised, err);
     if (st != GS_OK)
         return st;
     double dt = s_next - s;
     if (s_next == 0.0) { /* last step: plain Euler, no second evaluation */
-        ode_update(x, c->eps, c->n, dt);
+        sample_axpy(x, c->eps, c->n, dt);
         return GS_OK;
     }
     /* keep the first slope while the corrector overwrites c->eps */
-    float *eps1 = c->eps; /* [n] slope at σ */
-    float *x2 = c->aux;   /* [n] Euler predictor at σ_next */
-    c->eps = c->aux2;     /* [n] the corrector's slope at σ_next */
+    float *eps1 = c->eps;  /* [n] slope at σ */
+    float *x2 = c->buf[0]; /* [n] Euler predictor at σ_next */
+    c->eps = c->buf[1];    /* [n] the corrector's slope at σ_next */
     for (size_t k = 0; k < c->n; k++)
         x2[k] = (float)(x[k] + (double)eps1[k] * dt);
-    st = denoise(c, x2, s_next, i + 1, NULL, err);
+    st = sample_denoise(c, x2, s_next, i + 1, NULL, err);
     const float *eps2 = c->eps;
     c->eps = eps1;
     if (st != GS_OK)
@@ -112,13 +129,13 @@ static gs_status heun_step(sample_ctx *c, float *x, int i, gi_error *err)
 
 /* The multistep needs the previous step's D: two buffers swap roles every
  * step instead of copying. */
-static gs_status dpmpp_2m_run(sample_ctx *c, float *x, gi_error *err)
+gs_status dpmpp_2m_run(sample_ctx *c, float *x, gi_error *err)
 {
     float *den = c->denoised; /* [n] this step's D */
-    float *old = c->aux;      /* [n] previous step's D */
+    float *old = c->buf[0];   /* [n] previous step's D */
     for (int i = 0; i < c->total; i++) {
         double s = c->sigmas[i], s_next = c->sigmas[i + 1];
-        gs_status st = denoise(c, x, s, i + 1, den, err);
+        gs_status st = sample_denoise(c, x, s, i + 1, den, err);
         if (st != GS_OK)
             return st;
         /* D in double from x and ε, so large σ does not cost precision */
@@ -152,25 +169,19 @@ static gs_status dpmpp_2m_run(sample_ctx *c, float *x, gi_error *err)
     return GS_OK;
 }
 
-/* ---- driver ---- */
+/* ---- run functions ---- */
 
-gs_status ksampler_run(sample_ctx *c, float *x, gi_error *err)
+gs_status euler_run(sample_ctx *c, float *x, gi_error *err)
 {
-    if (c->kind == SAMPLER_DPMPP_2M)
-        return dpmpp_2m_run(c, x, err);
-    for (int i = 0; i < c->total; i++) {
-        gs_status st;
-        switch (c->kind) {
-        case SAMPLER_EULER: st = euler_step(c, x, i, err); break;
-        case SAMPLER_EULER_A: st = euler_a_step(c, x, i, err); break;
-        case SAMPLER_HEUN: st = heun_step(c, x, i, err); break;
-        default: return gi_fail(err, GS_ERR_INTERNAL, "not a k-sampler: %d", (int)c->kind);
-        }
-        if (st != GS_OK)
-            return st;
-        st = sample_report(c, i + 1, x, c->denoised, err);
-        if (st != GS_OK)
-            return st;
-    }
-    return GS_OK;
+    return kloop(c, x, euler_step, err);
+}
+
+gs_status euler_a_run(sample_ctx *c, float *x, gi_error *err)
+{
+    return kloop(c, x, euler_a_step, err);
+}
+
+gs_status heun_run(sample_ctx *c, float *x, gi_error *err)
+{
+    return kloop(c, x, heun_step, err);
 }

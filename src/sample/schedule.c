@@ -117,12 +117,32 @@ double sched_t_to_sigma(const sched_train *s, double t)
 
 /* ---- sampling schedules ---- */
 
-static const char *const sched_names[] = {"normal", "karras", "exponential"};
+/* In sched_kind order: X(kind, name, A1111 name, A1111 label, default ρ, uses
+ * the model's σ table). A1111's names are ComfyUI's (its sd_schedulers.py
+ * copies them). */
+#define SCHED_ROWS(X)                                                                              \
+    X(SCHED_NORMAL, "normal", "normal", "Normal", -1, 1)                                           \
+    X(SCHED_KARRAS, "karras", "karras", "Karras", 7.0, 0)                                          \
+    X(SCHED_EXPONENTIAL, "exponential", "exponential", "Exponential", -1, 0)                       \
+    X(SCHED_SGM_UNIFORM, "sgm_uniform", "sgm_uniform", "SGM Uniform", -1, 1)                       \
+    X(SCHED_SIMPLE, "simple", "simple", "Simple", -1, 1)
+#define ROW(kind, name, a1111, label, rho, model) [kind] = {name, a1111, label, rho, model},
+#define NAME(kind, name, ...) name,
+#define LISTED(kind, name, ...) ", " name
+
+static const gs_scheduler_desc sched_rows[SCHED_COUNT] = {SCHED_ROWS(ROW)};
+static const char *const names_with_default[] = {"default", SCHED_ROWS(NAME) NULL};
+static const char known[] = "default" SCHED_ROWS(LISTED);
+
+const char *const *sched_names_with_default(void)
+{
+    return names_with_default;
+}
 
 int sched_parse(const char *name, sched_kind *out)
 {
-    for (int k = 0; k < 3; k++) {
-        if (strcmp(name, sched_names[k]) == 0) {
+    for (int k = 0; name && k < SCHED_COUNT; k++) {
+        if (strcmp(name, sched_rows[k].name) == 0) {
             *out = (sched_kind)k;
             return 0;
         }
@@ -132,7 +152,17 @@ int sched_parse(const char *name, sched_kind *out)
 
 const char *sched_name(sched_kind kind)
 {
-    return (unsigned)kind < 3 ? sched_names[kind] : "?";
+    return (unsigned)kind < SCHED_COUNT ? sched_rows[kind].name : "?";
+}
+
+const gs_scheduler_desc *sched_desc(sched_kind kind)
+{
+    return (unsigned)kind < SCHED_COUNT ? &sched_rows[kind] : NULL;
+}
+
+const char *sched_known_names(void)
+{
+    return known;
 }
 
 /* The reference evaluates these in float32 from a float32 ramp. */
@@ -171,6 +201,36 @@ static void sigmas_exponential(const sched_train *s, int steps, double *out)
         out[i] = (double)expf(ls[i]);
 }
 
+/* ComfyUI's normal_scheduler with sgm=True: n+1 float32 points from 999 to 0,
+ * the last (t = 0) dropped, σ(t) as for normal, rounded to float32. This
+ * equals the samplers fixture's schedule.sgm_uniform.{n} bit for bit (it
+ * used this σ table). The sdxl fixture's schedule.sgm_uniform.{n} came from
+ * ComfyUI's own table (β from a float64 linspace) and differs from it:
+ * measured 3.3e-7 relative at σ_max and up to 6.9e-7 over n = 1 and 4 (its
+ * README bounds the two tables' gap by 8.7e-6). */
+static void sigmas_sgm_uniform(const sched_train *s, int steps, double *out)
+{
+    float t[SCHED_TRAIN_STEPS + 1];
+    sched_linspace_f32((float)(SCHED_TRAIN_STEPS - 1), 0.0f, steps + 1, t);
+    for (int i = 0; i < steps; i++) {
+        float low = floorf(t[i]);
+        float w = t[i] - low;
+        int lo = (int)low, hi = (int)ceilf(t[i]);
+        double one_minus_w = (double)(1.0f - w);
+        out[i] =
+            (double)(float)exp(one_minus_w * s->log_sigmas[lo] + (double)w * s->log_sigmas[hi]);
+    }
+}
+
+/* ComfyUI's simple_scheduler: every (1000/n)-th training σ from the top, the
+ * stride a double and the index truncated (n = 30, k = 3: 100.00000000000001 → 100). */
+static void sigmas_simple(const sched_train *s, int steps, double *out)
+{
+    double ss = (double)SCHED_TRAIN_STEPS / steps;
+    for (int k = 0; k < steps; k++)
+        out[k] = (double)(float)s->sigmas[SCHED_TRAIN_STEPS - 1 - (int)(k * ss)];
+}
+
 gs_status sched_sigmas(const sched_train *s, sched_kind kind, int steps, double *out, gi_error *err)
 {
     if (steps < 1 || steps > SCHED_TRAIN_STEPS)
@@ -180,6 +240,8 @@ gs_status sched_sigmas(const sched_train *s, sched_kind kind, int steps, double 
     case SCHED_NORMAL: sigmas_normal(s, steps, out); break;
     case SCHED_KARRAS: sigmas_karras(s, steps, out); break;
     case SCHED_EXPONENTIAL: sigmas_exponential(s, steps, out); break;
+    case SCHED_SGM_UNIFORM: sigmas_sgm_uniform(s, steps, out); break;
+    case SCHED_SIMPLE: sigmas_simple(s, steps, out); break;
     default: return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "unknown schedule %d", (int)kind);
     }
     out[steps] = 0.0;

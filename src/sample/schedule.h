@@ -13,6 +13,7 @@
 #define GS_SCHEDULE_H
 
 #include "common/error.h"
+#include "gesso.h"
 
 #define SCHED_TRAIN_STEPS 1000
 
@@ -22,7 +23,14 @@ typedef struct sched_train {
     double log_sigmas[SCHED_TRAIN_STEPS];
 } sched_train;
 
-typedef enum sched_kind { SCHED_NORMAL, SCHED_KARRAS, SCHED_EXPONENTIAL } sched_kind;
+typedef enum sched_kind {
+    SCHED_NORMAL,
+    SCHED_KARRAS,
+    SCHED_EXPONENTIAL,
+    SCHED_SGM_UNIFORM,
+    SCHED_SIMPLE,
+    SCHED_COUNT
+} sched_kind;
 
 /* Fills the table for SD1.x/2.x (betas 0.00085..0.012, scaled linear). */
 void sched_train_init(sched_train *s);
@@ -36,14 +44,23 @@ double sched_sigma_to_t(const sched_train *s, double sigma);
 /* k-diffusion's t_to_sigma: σ(t) by linear interpolation of log σ (t in 0..999). */
 double sched_t_to_sigma(const sched_train *s, double t);
 
-/* "normal", "karras", "exponential" -> kind; returns 0 on success, -1 if unknown. */
+/* A scheduler name (sched_names()) -> kind; returns 0 on success, -1 if unknown. */
 int sched_parse(const char *name, sched_kind *out);
 const char *sched_name(sched_kind kind);
+/* The schedulers as rows, in sched_kind order (SCHED_COUNT of them). */
+const gs_scheduler_desc *sched_desc(sched_kind kind);
+/* "default, normal, ...": the known names, for messages. */
+const char *sched_known_names(void);
+/* NULL-terminated: "default" and the schedulers' names. */
+const char *const *sched_names_with_default(void);
 
 /* steps+1 sigmas (last 0) for 1 <= steps <= SCHED_TRAIN_STEPS:
  *   normal      t = linspace(999, 0, steps) in float32, σ(t), then 0
  *   karras      Karras et al. ρ=7 between σ_min and σ_max, then 0
- *   exponential log-linear from σ_max to σ_min, then 0 */
+ *   exponential log-linear from σ_max to σ_min, then 0
+ *   sgm_uniform t = linspace(999, 0, steps+1)[:steps] in float32, σ(t), then 0
+ *               (ComfyUI's normal_scheduler with sgm=True)
+ *   simple      σ_train[999 − int(k·1000/steps)] for k < steps, then 0 (ComfyUI) */
 gs_status sched_sigmas(const sched_train *s, sched_kind kind, int steps,
                        double *out /* [steps+1] */, gi_error *err);
 
