@@ -150,7 +150,7 @@ static gs_status cfg_eps(void *user, const float *x_in, double t, float *eps, gi
     nchw_nhwc(x_in, g->x_nhwc, g->ch, g->h, g->w, 1);
     memcpy(g->x_nhwc + item, g->x_nhwc, item * sizeof(float));
     g->t2[0] = g->t2[1] = (float)t;
-    gs_status st = unet_forward(model->unet, eng->cx, g->x_nhwc, g->t2, g->ctx, 2, g->h, g->w,
+    gs_status st = unet_forward(model->unet, eng->cx, g->x_nhwc, g->t2, g->ctx, NULL, 2, g->h, g->w,
                                 g->tokens, g->eps_nhwc, err);
     if (st != GS_OK)
         return st;
@@ -164,14 +164,14 @@ static gs_status cfg_eps(void *user, const float *x_in, double t, float *eps, gi
 static void run_recipe(const recipe *r, float *x, size_t n, sample_trace *trace)
 {
     gi_error err = {0};
-    float *cond = NULL, *uncond = NULL;
-    int tc = 0, tu = 0;
+    prompt_cond pcc, pcu;
     assert_int_equal(model_load_networks(model, &err), GS_OK);
-    assert_int_equal(encode_prompt(eng, model, r->prompt, r->clip_skip, &cond, &tc, &err), GS_OK);
-    assert_int_equal(encode_prompt(eng, model, r->negative, r->clip_skip, &uncond, &tu, &err),
-                     GS_OK);
+    assert_int_equal(encode_prompt(eng, model, r->prompt, r->clip_skip, 0, &pcc, &err), GS_OK);
+    assert_int_equal(encode_prompt(eng, model, r->negative, r->clip_skip, 0, &pcu, &err), GS_OK);
+    float *cond = pcc.ctx, *uncond = pcu.ctx;
+    int tc = pcc.tokens, tu = pcu.tokens;
     assert_int_equal(tc, tu); /* plain prompts: one chunk each */
-    int width = clip_text_width(model->text);
+    int width = model->text_width;
     cfg_model g = {.tokens = tc, .scale = (float)r->cfg_scale, .ch = 4};
     g.h = r->height / 8;
     g.w = r->width / 8;
@@ -198,8 +198,8 @@ static void run_recipe(const recipe *r, float *x, size_t n, sample_trace *trace)
     free(g.ctx);
     free(g.x_nhwc);
     free(g.eps_nhwc);
-    gi_aligned_free(cond);
-    gi_aligned_free(uncond);
+    prompt_cond_free(&pcc);
+    prompt_cond_free(&pcu);
 }
 
 static int load_recipes(recipe *rs)
