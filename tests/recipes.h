@@ -14,11 +14,11 @@ typedef struct recipe {
     uint64_t seed;
     int steps, width, height, clip_skip, batch;
     double cfg_scale, strength;
-    gs_prediction prediction;           /* "prediction": "epsilon" | "v"; AUTO when absent */
-    int original_h, original_w;         /* "original_size": [h, w] (diffusers order), 0 = none */
-    int crop_top, crop_left;            /* "crop_coords_top_left": [top, left] */
-    int target_h, target_w;             /* "target_size": [h, w] */
-    int encode_empty_negative;          /* "empty_negative": "encode" */
+    gs_prediction prediction;   /* "prediction": "epsilon" | "v"; AUTO when absent */
+    int original_h, original_w; /* "original_size": [h, w] (diffusers order), 0 = none */
+    int crop_top, crop_left;    /* "crop_coords_top_left": [top, left] */
+    int target_h, target_w;     /* "target_size": [h, w] */
+    int encode_empty_negative;  /* "empty_negative": "encode" */
 } recipe;
 
 /* Reads every recipe; returns the count (aborts on a malformed file). */

@@ -125,6 +125,68 @@ static void v_metadata_is_honoured(void **state)
     rmdir(dir);
 }
 
+/* A safetensors file of one-element tensors with the given names. */
+static void write_names(const char *path, const char *const *names, int n)
+{
+    json_t *hdr = json_object();
+    for (int i = 0; i < n; i++)
+        json_object_set_new(hdr, names[i],
+                            json_pack("{s:s,s:[i],s:[i,i]}", "dtype", "F32", "shape", 1,
+                                      "data_offsets", 4 * i, 4 * i + 4));
+    char *h = json_dumps(hdr, JSON_COMPACT);
+    uint64_t hl = strlen(h);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite(&hl, 8, 1, f);
+    fwrite(h, 1, hl, f);
+    float zero = 0;
+    for (int i = 0; i < n; i++)
+        fwrite(&zero, 4, 1, f);
+    fclose(f);
+    free(h);
+    json_decref(hdr);
+}
+
+/* Families gesso does not run are named in the refusal, never half-loaded. */
+static void other_families_are_named_and_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *marker, *needle;
+    } kinds[] = {
+        {"conditioner.embedders.0.model.ln_final.weight", "SDXL refiner"},
+        {"model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight", "Stable Diffusion 3"},
+        {"double_blocks.0.img_attn.qkv.weight", "Flux"},
+        {"model.diffusion_model.input_blocks.1.0.time_stack.in_layers.0.weight", "Video"},
+    };
+    char dir[] = "/tmp/gesso-famkind-XXXXXX", path[300];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    gs_engine *eng = engine_f32();
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        const char *names[] = {kinds[i].marker, "model.diffusion_model.input_blocks.0.0.weight",
+                               "first_stage_model.decoder.conv_in.weight"};
+        write_names(path, names, 3);
+        gs_checkpoint_info ci;
+        char msg[256];
+        assert_int_equal(gs_checkpoint_inspect(path, &ci, msg, sizeof msg), GS_OK);
+        assert_int_equal(ci.family, GS_FAMILY_UNKNOWN);
+        gs_model *m = NULL;
+        assert_int_equal(gs_model_load(eng, path, &m), GS_ERR_UNSUPPORTED);
+        printf("%s\n", gs_engine_errmsg(eng));
+        assert_non_null(strstr(gs_engine_errmsg(eng), kinds[i].needle));
+    }
+    /* an SDXL file without its second encoder is malformed, not some other family */
+    const char *half[] = {
+        "model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_in.weight",
+        "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight"};
+    write_names(path, half, 3);
+    gs_model *m = NULL;
+    assert_int_equal(gs_model_load(eng, path, &m), GS_ERR_FORMAT);
+    gs_engine_free(eng);
+    assert_int_equal(test_remove_tree(dir), 0);
+}
+
 /* ---- conditioning ---- */
 
 static double compare(const char *what, const float *got, const char *key, size_t n)
@@ -313,6 +375,47 @@ static void sdxl_recipes_match(void **state)
     run_recipes(&sdxl);
 }
 
+/* A prepared file of each family loads in place and draws the same image as
+   the original (f32: bit for bit); a prepared v model stays a v model. */
+static void prepared_files_of_every_family(void **state)
+{
+    (void)state;
+    const family_case *cs[] = {&sd2, &sdxl};
+    for (size_t i = 0; i < 2; i++) {
+        golden_select(cs[i]->golden);
+        char dir[] = "/tmp/gesso-famprep-XXXXXX", path[300];
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/prepared.safetensors", dir);
+        gs_engine *eng = engine_f32();
+        assert_int_equal(gs_checkpoint_prepare(eng, fixture_path(cs[i]->model), path), GS_OK);
+        gs_checkpoint_info ci;
+        char msg[256];
+        assert_int_equal(gs_checkpoint_inspect(path, &ci, msg, sizeof msg), GS_OK);
+        assert_true(ci.prepared);
+        assert_string_equal(ci.family_name, cs[i]->family);
+        gs_model *orig = load(eng, cs[i]->model), *prep = NULL;
+        assert_int_equal(gs_model_load(eng, path, &prep), GS_OK);
+        gs_params p;
+        gs_params_init(&p);
+        p.prompt = "a lighthouse";
+        p.seed = 3;
+        p.steps = 2;
+        p.width = p.height = 64;
+        p.sampler = "euler";
+        gs_result *a = NULL, *b = NULL;
+        assert_int_equal(gs_generate(eng, orig, &p, NULL, NULL, &a), GS_OK);
+        assert_int_equal(gs_generate(eng, prep, &p, NULL, NULL, &b), GS_OK);
+        const gs_image *ia = gs_result_image(a, 0), *ib = gs_result_image(b, 0);
+        assert_memory_equal(ia->pixels, ib->pixels, (size_t)64 * 64 * 3);
+        gs_result_free(a);
+        gs_result_free(b);
+        gs_model_free(orig);
+        gs_model_free(prep);
+        gs_engine_free(eng);
+        assert_int_equal(test_remove_tree(dir), 0);
+    }
+}
+
 /* ---- the same through the CLI and the service ---- */
 
 static int image_vs_golden(const char *png, const char *name)
@@ -419,6 +522,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(inspect_names_the_family),
+        cmocka_unit_test(other_families_are_named_and_refused),
         cmocka_unit_test(v_metadata_is_honoured),
         cmocka_unit_test(sdxl_conditioning_matches),
         cmocka_unit_test(sd2_conditioning_matches),
@@ -426,6 +530,7 @@ int main(void)
         cmocka_unit_test(sdxl_recipes_match),
         cmocka_unit_test(sd2_recipe_through_the_cli),
         cmocka_unit_test(sdxl_job_through_the_service),
+        cmocka_unit_test(prepared_files_of_every_family),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

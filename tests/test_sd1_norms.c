@@ -125,7 +125,8 @@ static void unet_eps(void **state)
     unet *m;
     assert_int_equal(st_open(fixture_path(MODEL), &f, &err), GS_OK);
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);
-    if (unet_load(f, "model.diffusion_model.", &(unet_opts){.heads = 8}, 0, NULL, &m, &err) != GS_OK)
+    if (unet_load(f, "model.diffusion_model.", &(unet_opts){.heads = 8}, 0, NULL, &m, &err) !=
+        GS_OK)
         fail_msg("UNet: %s", err.msg);
     assert_int_equal(unet_context_dim(m), WIDTH);
     const int B = 2, C = 4, H = 8, W = 16;

@@ -354,7 +354,8 @@ int job_spec_validate(const job_spec *s, const job_limits *lim, const char *mode
     if (s->vae_tile > 0 && (s->vae_tile < 64 || s->vae_tile % 8))
         return fail(e, JOB_ERR_OUT_OF_RANGE, "vae_tile",
                     "'vae_tile' must be 0 (auto), -1 (never) or a multiple of 8 from 64");
-    if (s->prediction[0] && !in_list(s->prediction, (const char *const[]){"auto", "eps", "v", NULL}))
+    if (s->prediction[0] &&
+        !in_list(s->prediction, (const char *const[]){"auto", "eps", "v", NULL}))
         return fail(e, JOB_ERR_OUT_OF_RANGE, "prediction",
                     "'prediction' must be \"auto\", \"eps\" or \"v\", not '%s'", s->prediction);
     if (s->empty_negative[0] &&

@@ -84,9 +84,9 @@ typedef struct job_spec {
     int seed_given; /* 0: job_spec_normalise draws one (no seed, or -1) */
     uint64_t seed;  /* 0..2^64-1, exactly as written (json_u64.h) */
     job_image init_image;
-    int priority;      /* queue priority, -100..100 */
-    int preview_every; /* 0 = no previews */
-    int vae_tile;      /* as gs_params.vae_tile */
+    int priority;       /* queue priority, -100..100 */
+    int preview_every;  /* 0 = no previews */
+    int vae_tile;       /* as gs_params.vae_tile */
     char prediction[8]; /* "", "auto", "eps" or "v" ("": auto) */
     /* SDXL size conditioning, as gs_params (0: the image size / no crop) */
     int original_width, original_height, crop_top, crop_left, target_width, target_height;

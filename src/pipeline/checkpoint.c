@@ -82,7 +82,8 @@ gs_status checkpoint_identify(const st_file *f, gi_error *err)
                        "SD1.x, SD2.x and SDXL checkpoints");
     if (has(f, "model.diffusion_model.input_blocks.0.0.weight") &&
         (has(f, "conditioner.embedders.1.model.token_embedding.weight") ||
-         has(f, "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight") ||
+         has(f,
+             "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight") ||
          has(f, "cond_stage_model.model.token_embedding.weight") ||
          has(f, SD1_TEXT_PREFIX "embeddings.token_embedding.weight")))
         return gi_fail(err, GS_ERR_FORMAT,

@@ -195,7 +195,8 @@ static int on_step(void *user, int step, int total, const float *x, const float 
     pr.eta_s = step > 0 ? pr.elapsed_s / step * (total - step) : 0;
     gs_image *preview = NULL;
     if (g->p->preview_every > 0 && (step % g->p->preview_every == 0 || step == total) &&
-        latent_preview(denoised ? denoised : x, g->m->fam->id, g->ch, g->lh, g->lw, &preview) == GS_OK)
+        latent_preview(denoised ? denoised : x, g->m->fam->id, g->ch, g->lh, g->lw, &preview) ==
+            GS_OK)
         pr.preview = preview;
     int cancel = g->progress(&pr, g->user);
     gs_image_free(preview);
