@@ -231,8 +231,8 @@ static void recipe_sigmas_match(void **state)
         int count;
         gi_error err = {0};
         assert_int_equal(sample_sigmas(&sc, &tr, sig, &count, &err), GS_OK);
-        char key[96];
-        snprintf(key, sizeof key, "pipe.%s.sigmas", rs[i].name);
+        char key[160];
+        snprintf(key, sizeof key, "pipe.%.64s.sigmas", rs[i].name);
         size_t n;
         double *g = sg_f64(key, &n);
         assert_int_equal((size_t)count, n);
@@ -255,9 +255,9 @@ static void recipe_latents_match(void **state)
     recipe rs[MAX_RECIPES];
     int nr = load_recipes(rs);
     for (int i = 0; i < nr; i++) {
-        char key[96];
+        char key[160];
         size_t n;
-        snprintf(key, sizeof key, "pipe.%s.final_latent", rs[i].name);
+        snprintf(key, sizeof key, "pipe.%.64s.final_latent", rs[i].name);
         double *want = sg_f64(key, &n);
         float *x = malloc(n * sizeof *x);
         double trace_rows[TRACE_MAX * 5];
@@ -315,8 +315,8 @@ static void recipes_match_reference_images(void **state)
         gs_status st = gs_generate(eng, model, &p, NULL, NULL, &res);
         if (st != GS_OK)
             fail_msg("%s: %s", rs[i].name, gs_engine_errmsg(eng));
-        char key[96];
-        snprintf(key, sizeof key, "pipe.%s.image_u8", rs[i].name);
+        char key[160];
+        snprintf(key, sizeof key, "pipe.%.64s.image_u8", rs[i].name);
         size_t n;
         double *ref = sg_f64(key, &n);
         const gs_image *im = gs_result_image(res, 0);
@@ -327,6 +327,21 @@ static void recipes_match_reference_images(void **state)
             maxd = d > maxd ? d : maxd;
             differing += d != 0;
         }
+        /* the reference PNG holds the same 8-bit image */
+        char png[160], msg[256];
+        snprintf(png, sizeof png, "samplers/pipe-%.64s.png", rs[i].name);
+        gs_image *ref_png = NULL;
+        assert_int_equal(gs_image_load(fixture_path(png), &ref_png, msg, sizeof msg), GS_OK);
+        assert_int_equal((size_t)ref_png->width * ref_png->height * 3, n);
+        int png_maxd = 0;
+        for (size_t k = 0; k < n; k++) {
+            assert_int_equal(ref_png->pixels[k], (int)ref[k]);
+            png_maxd = abs((int)im->pixels[k] - (int)ref_png->pixels[k]) > png_maxd
+                           ? abs((int)im->pixels[k] - (int)ref_png->pixels[k])
+                           : png_maxd;
+        }
+        assert_int_equal(png_maxd, maxd);
+        gs_image_free(ref_png);
         printf("pipe.%-18s image max |diff| %d levels, %d values differ\n", rs[i].name, maxd,
                differing);
         assert_true(maxd <= 1); /* the README: ±1–2 levels; measured 0-1 */

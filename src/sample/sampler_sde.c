@@ -1,9 +1,12 @@
 /*
  * sampler_sde - k-diffusion's DPM-Solver++ SDE samplers, dpmpp_sde (r = 1/2)
- * and dpmpp_2m_sde (midpoint), as A1111 runs them: η from the run (A1111's
- * 1), s_noise 1, and a BrownianTreeNoiseSampler over [σ_min, σ_max] of the
- * schedule, one tree per batch item seeded with that item's seed (A1111's
- * all_seeds: seed + item), in σ itself (no transform).
+ * and dpmpp_2m_sde (midpoint), as A1111 runs them (k-diffusion 0.0.16, the
+ * commit A1111 pins, ab527a9; its sampling.py is unchanged since): η from
+ * the run (A1111's 1), s_noise 1, and A1111's create_noise_sampler: a
+ * BrownianTreeNoiseSampler over [σ_min, σ_max] of the schedule, one tree per
+ * batch item seeded with that item's seed (all_seeds: seed + item), in σ
+ * itself (no transform). No fixture holds A1111 SDE images to compare with:
+ * the tree's parts are checked one by one in test_brownian.
  *
  * The noise of a step from σ_a to σ_b is (W(σ_b) − W(σ_a))/√|σ_b − σ_a| of
  * the tree, with σ's as float32 tensors would hold them (dpmpp_sde asks at
