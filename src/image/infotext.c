@@ -43,28 +43,29 @@ __attribute__((format(printf, 2, 3))) static void put(sbuf *b, const char *fmt, 
     }
 }
 
+/* Labels come from the sampler and scheduler tables, so a new row needs no
+   change here. */
 const char *infotext_sampler_label(const char *s)
 {
-    static const char *const map[][2] = {
-        {"euler", "Euler"},       {"euler_a", "Euler a"}, {"heun", "Heun"},
-        {"dpmpp_2m", "DPM++ 2M"}, {"ddim", "DDIM"},       {"lcm", "LCM"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (s && strcmp(s, map[i][0]) == 0)
-            return map[i][1];
+    for (int i = 0; s && i < gs_sampler_count(); i++) {
+        const gs_sampler_desc *d = gs_sampler_at(i);
+        if (strcmp(s, d->name) == 0)
+            return d->a1111_name;
+    }
     return s ? s : "";
 }
 
 static const char *scheduler_label(const char *s)
 {
-    if (!s || !*s || strcmp(s, "default") == 0)
+    /* the sampler's own schedule, and "normal" (A1111's "Automatic" for the
+       k-samplers), are omitted as A1111 omits them */
+    if (!s || !*s || strcmp(s, "default") == 0 || strcmp(s, "normal") == 0)
         return NULL;
-    if (strcmp(s, "karras") == 0)
-        return "Karras";
-    if (strcmp(s, "exponential") == 0)
-        return "Exponential";
-    if (strcmp(s, "normal") == 0)
-        return NULL; /* A1111's "Automatic" for these samplers: omitted */
+    for (int i = 0; i < gs_scheduler_count(); i++) {
+        const gs_scheduler_desc *d = gs_scheduler_at(i);
+        if (strcmp(s, d->name) == 0)
+            return d->a1111_label;
+    }
     return s;
 }
 
