@@ -9,6 +9,7 @@
 #include "compute/compute.h"
 #include "gesso.h"
 #include "model/clip_text.h"
+#include "model/weights.h"
 #include "model/safetensors.h"
 #include "model/unet.h"
 #include "model/vae.h"
@@ -42,6 +43,8 @@ struct gs_model {
     int prepared;    /* a prepared file: weights live in its mapping (file stays open) */
     weight_log *log; /* while gs_checkpoint_prepare records a load */
     int text_layers, text_width, unet_channels, latent_channels; /* kept across releases */
+    weight_log index;       /* every resident weight by checkpoint name, for LoRAs */
+    struct lora_cache *lora; /* the LoRA set folded into the weights (lora_select.h) */
 };
 
 /* Loads whichever of the model's networks are not in memory (all of them at
@@ -60,6 +63,7 @@ struct gs_result {
     uint64_t seed;
     gs_timings timings;
     double *step_s; /* [timings.n_steps] */
+    char *warnings; /* or NULL */
 };
 
 /* Records err on the engine and returns its code (the public calls' exit path). */

@@ -11,6 +11,7 @@
 #include "common/alloc.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/engine.h"
+#include "pipeline/lora_select.h"
 
 #define PREPARED_LAYOUT "1" /* bump when a kernel's weight layout changes */
 
@@ -118,18 +119,29 @@ gs_status model_load_networks(gs_model *m, gi_error *err)
             goto out;
         }
     }
+    /* a network loaded again holds its base weights and new buffers: the
+       index forgets the old ones and the LoRA set is folded in anew */
+    weight_log *log = m->log ? m->log : &m->index;
+    if (!m->text || !m->unet || !m->vae)
+        lora_select_forget(m);
+    if (!m->text)
+        weight_log_drop_prefix(&m->index, SD1_TEXT_PREFIX);
+    if (!m->unet)
+        weight_log_drop_prefix(&m->index, SD1_UNET_PREFIX);
+    if (!m->vae)
+        weight_log_drop_prefix(&m->index, SD1_VAE_PREFIX);
     if (!m->text &&
-        (st = clip_text_load(m->file, SD1_TEXT_PREFIX, m->bf16, m->log, &m->text, err)) != GS_OK) {
+        (st = clip_text_load(m->file, SD1_TEXT_PREFIX, m->bf16, log, &m->text, err)) != GS_OK) {
         gi_error_prefix(err, "text encoder");
         goto out;
     }
     if (!m->unet &&
-        (st = unet_load(m->file, SD1_UNET_PREFIX, m->bf16, m->log, &m->unet, err)) != GS_OK) {
+        (st = unet_load(m->file, SD1_UNET_PREFIX, m->bf16, log, &m->unet, err)) != GS_OK) {
         gi_error_prefix(err, "UNet");
         goto out;
     }
     if (!m->vae &&
-        (st = vae_load(m->file, SD1_VAE_PREFIX, m->bf16, m->log, &m->vae, err)) != GS_OK) {
+        (st = vae_load(m->file, SD1_VAE_PREFIX, m->bf16, log, &m->vae, err)) != GS_OK) {
         gi_error_prefix(err, "VAE");
         goto out;
     }
@@ -197,6 +209,8 @@ void gs_model_free(gs_model *m)
     unet_free(m->unet);
     vae_free(m->vae);
     st_close(m->file);
+    weight_log_free(&m->index);
+    lora_cache_free(m->lora);
     gi_free(m->name);
     gi_free(m->path);
     gi_free(m);
