@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/lora_arg.h"
 #include "cli/commands.h"
 #include "cli/progress_bar.h"
 #include "gesso.h"
@@ -53,6 +54,12 @@ static void usage(FILE *out)
             "      --strength X          img2img denoising strength in (0,1] (default 0.75)\n"
             "      --vae-tile N          decode in tiles of N px (multiple of 8, >= 64), auto\n"
             "                            (default: 512 px tiles above 2048x2048), or never\n"
+            "      --lora FILE[:W]       fold a LoRA into the weights at weight W (default 1);\n"
+            "                            FILE:TE:UNET weighs the text encoder and UNet apart;\n"
+            "                            repeatable. Prompt tags <lora:NAME:W> work too\n"
+            "      --lora-dir DIR        where <lora:NAME:...> finds NAME.safetensors\n"
+            "      --lora-strict on|off  on (default): a LoRA module that fits no layer fails\n"
+            "                            the run; off: it is left out with a warning\n"
             "  -t, --threads N           compute threads (default: all CPUs)\n"
             "      --precision P         auto (default: bf16 where it outruns f32), f32\n"
             "                            (matches the reference tools), bf16 (half memory)\n"
@@ -135,7 +142,10 @@ int cmd_generate(int argc, char **argv)
         OPT_SCHEDULER,
         OPT_CLIP_SKIP,
         OPT_STRENGTH,
-        OPT_VAE_TILE
+        OPT_VAE_TILE,
+        OPT_LORA,
+        OPT_LORA_DIR,
+        OPT_LORA_STRICT
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
@@ -154,6 +164,9 @@ int cmd_generate(int argc, char **argv)
         {"init-image", required_argument, 0, 'i'},
         {"strength", required_argument, 0, OPT_STRENGTH},
         {"vae-tile", required_argument, 0, OPT_VAE_TILE},
+        {"lora", required_argument, 0, OPT_LORA},
+        {"lora-dir", required_argument, 0, OPT_LORA_DIR},
+        {"lora-strict", required_argument, 0, OPT_LORA_STRICT},
         {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'P'},
         {"quiet", no_argument, 0, 'q'},
@@ -162,6 +175,8 @@ int cmd_generate(int argc, char **argv)
     };
     gs_params p;
     gs_params_init(&p);
+    gs_lora loras[CLI_MAX_LORAS];
+    p.loras = loras;
     const char *model_path = NULL, *output = NULL, *init_path = NULL;
     int random_seed = 1, threads = 0, quiet = 0;
     gs_precision precision = GS_PRECISION_AUTO;
@@ -186,6 +201,12 @@ int cmd_generate(int argc, char **argv)
         case 'i': init_path = optarg; break;
         case OPT_STRENGTH: bad = arg_float("--strength", optarg, 0, 1, &p.strength); break;
         case OPT_VAE_TILE: bad = arg_vae_tile(optarg, &p.vae_tile); break;
+        case OPT_LORA:
+            bad = arg_lora(optarg, p.n_loras, &loras[p.n_loras]);
+            p.n_loras += !bad;
+            break;
+        case OPT_LORA_DIR: p.lora_dir = optarg; break;
+        case OPT_LORA_STRICT: bad = arg_on_off("--lora-strict", optarg, &p.lora_strict); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'P': bad = arg_precision(optarg, &precision); break;
         case 'q': quiet = 1; break;
@@ -286,6 +307,8 @@ int cmd_generate(int argc, char **argv)
         printf("%s\n", name);
         free(name);
     }
+    if (gs_result_warnings(res))
+        fprintf(stderr, "gesso: warning: %s\n", gs_result_warnings(res));
 out:
     gs_result_free(res);
     gs_model_free(model);

@@ -43,7 +43,7 @@ struct gs_model {
     int prepared;    /* a prepared file: weights live in its mapping (file stays open) */
     weight_log *log; /* while gs_checkpoint_prepare records a load */
     int text_layers, text_width, unet_channels, latent_channels; /* kept across releases */
-    weight_log index;       /* every resident weight by checkpoint name, for LoRAs */
+    weight_log index;        /* every resident weight by checkpoint name, for LoRAs */
     struct lora_cache *lora; /* the LoRA set folded into the weights (lora_select.h) */
 };
 

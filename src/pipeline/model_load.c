@@ -140,8 +140,7 @@ gs_status model_load_networks(gs_model *m, gi_error *err)
         gi_error_prefix(err, "UNet");
         goto out;
     }
-    if (!m->vae &&
-        (st = vae_load(m->file, SD1_VAE_PREFIX, m->bf16, log, &m->vae, err)) != GS_OK) {
+    if (!m->vae && (st = vae_load(m->file, SD1_VAE_PREFIX, m->bf16, log, &m->vae, err)) != GS_OK) {
         gi_error_prefix(err, "VAE");
         goto out;
     }
