@@ -229,7 +229,7 @@ static void read_rows(const st_tensor *t, size_t rows, int cin, int k, float *ds
 }
 
 /* W (in buf) += scale * up @ down for one module. */
-static gs_status add_delta(const layer *L, const contrib *c, float *buf, float *ud, gi_error *err)
+static void add_delta(const layer *L, const contrib *c, float *buf, float *ud)
 {
     const lora_module *m = c->m;
     int r = m->rank;
@@ -239,29 +239,24 @@ static gs_status add_delta(const layer *L, const contrib *c, float *buf, float *
     for (size_t i = 0; i < (size_t)L->out * r; i++)
         up[i] *= c->scale;
     gemm_f32(L->out, (int)L->cols, r, up, r, down, (int)L->cols, 0, 1.0f, buf, (int)L->cols);
-    (void)err;
-    return GS_OK;
 }
 
-/* Recomputes one resident weight from its base tensor t and L's deltas. */
-static gs_status recompute(const layer *L, const st_tensor *t, float *buf, float *ud, gi_error *err)
+/* Recomputes one resident weight from its base tensor t and L's deltas: f32
+   weights in place (a pass fewer over the largest layers), bf16 ones through
+   buf. */
+static void recompute(const layer *L, const st_tensor *t, float *buf, float *ud)
 {
+    if (L->e->dtype == ST_F32)
+        buf = (float *)L->e->data;
     read_rows(t, (size_t)L->out, L->cin, L->k, buf);
-    for (int i = 0; i < L->nc; i++) {
-        gs_status st = add_delta(L, &L->c[i], buf, ud, err);
-        if (st != GS_OK)
-            return st;
-    }
-    size_t n = (size_t)L->out * L->cols;
-    if (L->e->dtype == ST_F32) {
-        memcpy((void *)L->e->data, buf, n * sizeof *buf);
-    } else {
+    for (int i = 0; i < L->nc; i++)
+        add_delta(L, &L->c[i], buf, ud);
+    if (L->e->dtype == ST_BF16) {
         uint16_t *dst = (uint16_t *)L->e->data;
 #pragma omp parallel for schedule(static) if (L->out > 8)
         for (int r = 0; r < L->out; r++)
             f32_to_bf16(buf + (size_t)r * L->cols, dst + (size_t)r * L->cols, (long)L->cols);
     }
-    return GS_OK;
 }
 
 /* Adds the layers state touched that the plan does not (to restore). */
@@ -328,20 +323,21 @@ gs_status lora_apply(lora_applied **state, const weight_log *index, const char *
                          L->e->name);
             goto out;
         }
-        most = numel > most ? numel : most;
+        if (L->e->dtype == ST_BF16) /* f32 weights are recomputed in place */
+            most = numel > most ? numel : most;
         for (int j = 0; j < L->nc; j++) {
             size_t r = (size_t)L->c[j].m->rank, need = r * ((size_t)L->out + L->cols);
             most_ud = need > most_ud ? need : most_ud;
         }
     }
-    buf = gi_aligned_alloc(most * sizeof *buf);
+    buf = gi_aligned_alloc((most ? most : 1) * sizeof *buf);
     ud = gi_aligned_alloc((most_ud ? most_ud : 1) * sizeof *ud);
     if (!buf || !ud) {
         st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory applying the LoRAs");
         goto out;
     }
-    for (int i = 0; i < p.n && st == GS_OK; i++)
-        st = recompute(&p.l[i], st_find(ck, p.l[i].e->name), buf, ud, err);
+    for (int i = 0; i < p.n; i++)
+        recompute(&p.l[i], st_find(ck, p.l[i].e->name), buf, ud);
 out:
     if (st == GS_OK) {
         lora_applied_free(*state);
