@@ -71,6 +71,20 @@ int main(int argc, char **argv)
     run("B -> A", &a, 1);
     run("A -> A 0.7 + B -0.5", ab, 2);
     run("A+B -> none", NULL, 0);
+    /* one 512x512 step (CFG 7, the second step's time) under the same conditions */
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "a lighthouse";
+    p.steps = 2;
+    p.sampler = "euler";
+    gs_result *res;
+    if (gs_generate(eng, model, &p, NULL, NULL, &res) == GS_OK) {
+        gs_timings t;
+        gs_result_timings(res, &t);
+        printf("one 512x512 step (CFG, batch %d): %.1f ms\n", t.unet_batch,
+               t.step_s[t.n_steps - 1] * 1e3);
+        gs_result_free(res);
+    }
     gs_model_free(model);
     gs_engine_free(eng);
     return 0;
