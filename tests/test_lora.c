@@ -684,6 +684,59 @@ static void hostile_files_are_refused(void **state)
     fold_ok(NULL, 0);
 }
 
+/* A prepared file's weights are its read-only mapping: LoRAs are refused, with why. */
+static void prepared_files_refuse_loras(void **state)
+{
+    (void)state;
+    char dst[600];
+    snprintf(dst, sizeof dst, "%s/lora-prepared-%d.safetensors",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    assert_int_equal(gs_checkpoint_prepare(eng, fixture_path("tiny-sd15.safetensors"), dst), GS_OK);
+    gs_model *pm;
+    assert_int_equal(gs_model_load(eng, dst, &pm), GS_OK);
+    gs_params p;
+    gs_params_init(&p);
+    p.steps = 1;
+    p.width = p.height = 64;
+    p.prompt = "a cat"; /* no LoRA: runs as ever */
+    gs_result *res;
+    assert_int_equal(gs_generate(eng, pm, &p, NULL, NULL, &res), GS_OK);
+    gs_result_free(res);
+    p.lora_dir = lora_dir;
+    p.prompt = "a cat <lora:tiny_a:1>";
+    assert_int_equal(gs_generate(eng, pm, &p, NULL, NULL, &res), GS_ERR_UNSUPPORTED);
+    assert_non_null(strstr(gs_engine_errmsg(eng), "prepared file"));
+    gs_model_free(pm);
+    unlink(dst);
+}
+
+/* gesso generate --lora FILE:TE:UNET and a tag, the PNG's parameters naming both. */
+static void cli_takes_loras(void **state)
+{
+    (void)state;
+    char dir[512], cmd[4096];
+    snprintf(dir, sizeof dir, "%s/lora-cli-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && %s generate -q -m %s -p 'a cat <lora:tiny_b:0.5>' --lora-dir %s "
+             "--lora %s/tiny_a.safetensors:1:0.5 -W 64 -H 64 --steps 1 -s 1 -o %s/o.png "
+             ">/dev/null 2>&1 && grep -c 'Lora hashes: \"tiny_a: 3b6d24e341b8, tiny_b: "
+             "e15a7c86f58a\"' %s/o.png >/dev/null",
+             dir, GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"), lora_dir, lora_dir, dir,
+             dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "%s generate -q -m %s -p x --lora %s/tiny_a.safetensors:1:y -o %s/o.png "
+             ">/dev/null 2>&1",
+             GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"), lora_dir, dir);
+    assert_int_not_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "%s generate -q -m %s -p x --lora-strict maybe -o %s/o.png >/dev/null 2>&1",
+             GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"), dir);
+    assert_int_not_equal(system(cmd), 0);
+    assert_int_equal(test_remove_tree(dir), 0);
+}
+
 /* ---- bf16 ---- */
 
 static void bf16_weights_fold_too(void **state)
@@ -754,6 +807,8 @@ int main(void)
         cmocka_unit_test(switching_sets_restores_base),
         cmocka_unit_test(hostile_files_are_refused),
         cmocka_unit_test(recipes_match_reference_images),
+        cmocka_unit_test(prepared_files_refuse_loras),
+        cmocka_unit_test(cli_takes_loras),
         cmocka_unit_test(bf16_weights_fold_too),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
