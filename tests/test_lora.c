@@ -680,7 +680,13 @@ static void hostile_files_are_refused(void **state)
     assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &res), GS_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(gs_engine_errmsg(eng), "not a path"));
     p.prompt = "<lora:missing:1>";
+    p.lora_strict = 1;
     assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &res), GS_ERR_IO);
+    /* not strict: as A1111, a tag naming no file is left out, and the result says so */
+    p.lora_strict = 0;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &res), GS_OK);
+    assert_non_null(strstr(gs_result_warnings(res), "missing.safetensors"));
+    gs_result_free(res);
     fold_ok(NULL, 0);
 }
 

@@ -109,7 +109,11 @@ static gs_status tag_path(const gs_params *p, const lora_tag *t, entry *e, gi_er
     return GS_OK;
 }
 
-static gs_status collect(const gs_params *p, const lora_tag *tags, int nt, entry *es, gi_error *err)
+/* The list's entries, then the tags' (*n of them kept): a tag naming no file
+   (or with no folder to look in) fails when strict, else is left out and
+   noted in missing (A1111 goes on without it too). */
+static gs_status collect(const gs_params *p, const lora_tag *tags, int nt, entry *es, int *n,
+                         char *missing, size_t missing_size, gi_error *err)
 {
     for (int i = 0; i < p->n_loras; i++) {
         const gs_lora *l = &p->loras[i];
@@ -124,11 +128,31 @@ static gs_status collect(const gs_params *p, const lora_tag *tags, int nt, entry
         label_of(l->path, e->label, sizeof e->label);
         e->te = l->te_weight;
         e->unet = l->unet_weight;
-    }
-    for (int i = 0; i < nt; i++) {
-        gs_status st = tag_path(p, &tags[i], &es[p->n_loras + i], err);
+        gs_status st = identify(e, err);
         if (st != GS_OK)
             return st;
+    }
+    *n = p->n_loras;
+    for (int i = 0; i < nt; i++) {
+        entry *e = &es[*n];
+        gi_error why = {0};
+        gs_status st = tag_path(p, &tags[i], e, &why);
+        if (st == GS_ERR_INVALID_ARGUMENT && p->lora_dir && *p->lora_dir) {
+            *err = why; /* a path where a name belongs: refused, strict or not */
+            return st;
+        }
+        if (st == GS_OK)
+            st = identify(e, &why);
+        if (st == GS_OK) {
+            (*n)++;
+            continue;
+        }
+        if (p->lora_strict) {
+            *err = why;
+            return st;
+        }
+        size_t used = strlen(missing);
+        snprintf(missing + used, missing_size - used, "%s%s", used ? "; " : "", why.msg);
     }
     return GS_OK;
 }
@@ -198,6 +222,13 @@ static char *hashes_text(lora_cache *c, const entry *es, int n)
 static gs_status fold(gs_model *m, const gs_params *p, entry *es, int n, lora_request *out,
                       gi_error *err)
 {
+    /* the base weights are read again from the checkpoint: it must be the one loaded */
+    struct stat sb;
+    if (stat(m->path, &sb) != 0 || (size_t)sb.st_size != m->file_bytes)
+        return gi_fail(err, GS_ERR_IO,
+                       "%s is gone or changed since it was loaded, and LoRAs read the base "
+                       "weights from it: load the model again",
+                       m->path);
     lora_net nets[MAX_LORAS] = {0};
     gs_status st = GS_OK;
     for (int i = 0; i < n && st == GS_OK; i++) {
@@ -218,11 +249,14 @@ static gs_status fold(gs_model *m, const gs_params *p, entry *es, int n, lora_re
             snprintf(note, sizeof note, "LoRA %.200s: %s", es[i].label, es[i].file->first_bad);
     }
     if (skipped) {
-        size_t cap = strlen(note) + 96;
-        out->warnings = gi_malloc(cap);
-        if (out->warnings)
-            snprintf(out->warnings, cap, "%d LoRA module%s left out; the first: %s", skipped,
-                     skipped > 1 ? "s" : "", note);
+        const char *before = out->warnings ? out->warnings : ""; /* missing files */
+        size_t cap = strlen(before) + strlen(note) + 96;
+        char *w = gi_malloc(cap);
+        if (w)
+            snprintf(w, cap, "%s%s%d LoRA module%s left out; the first: %s", before,
+                     *before ? "; " : "", skipped, skipped > 1 ? "s" : "", note);
+        gi_free(out->warnings);
+        out->warnings = w;
     }
     return GS_OK;
 }
@@ -232,12 +266,12 @@ gs_status lora_select(gs_model *m, const gs_params *p, lora_request *out, gi_err
     memset(out, 0, sizeof *out);
     lora_tag *tags = NULL;
     entry *es = NULL;
-    char *key = NULL;
+    char *key = NULL, missing[1024] = "";
     int nt = 0;
     gs_status st = lora_tags_parse(p->prompt ? p->prompt : "", &out->prompt, &tags, &nt, err);
     if (st != GS_OK)
         return st;
-    int n = p->n_loras + nt;
+    int n = p->n_loras + nt, asked = n; /* asked: entries of es, n: those found */
     if (p->n_loras < 0 || (p->n_loras > 0 && !p->loras) || n > MAX_LORAS) {
         st =
             gi_fail(err, GS_ERR_INVALID_ARGUMENT, "%d LoRAs: use 0..%d, with a list", n, MAX_LORAS);
@@ -254,12 +288,12 @@ gs_status lora_select(gs_model *m, const gs_params *p, lora_request *out, gi_err
         st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
-    if ((st = collect(p, tags, nt, es, err)) != GS_OK)
+    if ((st = collect(p, tags, nt, es, &n, missing, sizeof missing, err)) != GS_OK)
         goto out;
-    for (int i = 0; i < n && st == GS_OK; i++)
-        st = identify(&es[i], err);
-    if (st != GS_OK)
+    if (n < asked && !(out->warnings = gi_strdup(missing))) {
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
+    }
     key = n ? set_key(es, n, p->lora_strict) : gi_strdup("");
     if (!key) {
         st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
@@ -286,7 +320,7 @@ gs_status lora_select(gs_model *m, const gs_params *p, lora_request *out, gi_err
     if (n)
         out->hashes = hashes_text(m->lora, es, n); /* NULL when out of memory: no field */
 out:
-    for (int i = 0; es && i < n; i++)
+    for (int i = 0; es && i < asked; i++)
         lora_file_close(es[i].file);
     gi_free(es);
     gi_free(tags);
