@@ -211,31 +211,31 @@ static void to_kernel_order(float *x, size_t rows, int cin, int k, float *tmp)
 }
 
 /* t (numel = rows * cols, [rows][cin][k][k] when k > 1) as f32 rows in the kernels' order,
-   on the threads, row by row exactly as the loader converts. */
-static void read_rows(const st_tensor *t, size_t rows, int cin, int k, float *dst)
+   on the threads, row by row exactly as the loader converts. tmp: cols floats per thread
+   (omp_get_max_threads() of them) for reordering. */
+static void read_rows(const st_tensor *t, size_t rows, int cin, int k, float *dst, float *tmp)
 {
     size_t cols = (size_t)t->numel / rows;
 #pragma omp parallel if (rows > 8)
     {
-        float *tmp = k > 1 ? malloc(cols * sizeof *tmp) : NULL;
+        float *mine = tmp + (size_t)omp_get_thread_num() * cols;
 #pragma omp for schedule(static)
         for (size_t r = 0; r < rows; r++) {
             st_span_to_f32(t, r * cols, cols, dst + r * cols, NULL);
-            if (k > 1 && tmp)
-                to_kernel_order(dst + r * cols, 1, cin, k, tmp);
+            if (k > 1)
+                to_kernel_order(dst + r * cols, 1, cin, k, mine);
         }
-        free(tmp);
     }
 }
 
 /* W (in buf) += scale * up @ down for one module. */
-static void add_delta(const layer *L, const contrib *c, float *buf, float *ud)
+static void add_delta(const layer *L, const contrib *c, float *buf, float *ud, float *tmp)
 {
     const lora_module *m = c->m;
     int r = m->rank;
     float *up = ud, *down = ud + (size_t)L->out * r;
-    read_rows(m->up, (size_t)L->out, r, 1, up);
-    read_rows(m->down, (size_t)r, L->cin, L->k, down);
+    read_rows(m->up, (size_t)L->out, r, 1, up, tmp);
+    read_rows(m->down, (size_t)r, L->cin, L->k, down, tmp);
     for (size_t i = 0; i < (size_t)L->out * r; i++)
         up[i] *= c->scale;
     gemm_f32(L->out, (int)L->cols, r, up, r, down, (int)L->cols, 0, 1.0f, buf, (int)L->cols);
@@ -244,13 +244,13 @@ static void add_delta(const layer *L, const contrib *c, float *buf, float *ud)
 /* Recomputes one resident weight from its base tensor t and L's deltas: f32
    weights in place (a pass fewer over the largest layers), bf16 ones through
    buf. */
-static void recompute(const layer *L, const st_tensor *t, float *buf, float *ud)
+static void recompute(const layer *L, const st_tensor *t, float *buf, float *ud, float *tmp)
 {
     if (L->e->dtype == ST_F32)
         buf = (float *)L->e->data;
-    read_rows(t, (size_t)L->out, L->cin, L->k, buf);
+    read_rows(t, (size_t)L->out, L->cin, L->k, buf, tmp);
     for (int i = 0; i < L->nc; i++)
-        add_delta(L, &L->c[i], buf, ud);
+        add_delta(L, &L->c[i], buf, ud, tmp);
     if (L->e->dtype == ST_BF16) {
         uint16_t *dst = (uint16_t *)L->e->data;
 #pragma omp parallel for schedule(static) if (L->out > 8)
@@ -298,7 +298,7 @@ gs_status lora_apply(lora_applied **state, const weight_log *index, const char *
     plan p = {0};
     st_file *ck = NULL;
     lora_applied *next = NULL;
-    float *buf = NULL, *ud = NULL;
+    float *buf = NULL, *ud = NULL, *tmp = NULL;
     *skipped = 0;
     if (note_size)
         note[0] = '\0';
@@ -312,7 +312,7 @@ gs_status lora_apply(lora_applied **state, const weight_log *index, const char *
     if ((st = st_open(ckpt_path, &ck, err)) != GS_OK)
         goto out;
     /* every base tensor is checked before the first weight is written */
-    size_t most = 0, most_ud = 0;
+    size_t most = 0, most_ud = 0, most_cols = 1;
     for (int i = 0; i < p.n; i++) {
         const layer *L = &p.l[i];
         const st_tensor *t = st_find(ck, L->e->name);
@@ -323,6 +323,7 @@ gs_status lora_apply(lora_applied **state, const weight_log *index, const char *
                          L->e->name);
             goto out;
         }
+        most_cols = L->cols > most_cols ? L->cols : most_cols;
         if (L->e->dtype == ST_BF16) /* f32 weights are recomputed in place */
             most = numel > most ? numel : most;
         for (int j = 0; j < L->nc; j++) {
@@ -332,12 +333,13 @@ gs_status lora_apply(lora_applied **state, const weight_log *index, const char *
     }
     buf = gi_aligned_alloc((most ? most : 1) * sizeof *buf);
     ud = gi_aligned_alloc((most_ud ? most_ud : 1) * sizeof *ud);
-    if (!buf || !ud) {
+    tmp = gi_aligned_alloc((size_t)omp_get_max_threads() * most_cols * sizeof *tmp);
+    if (!buf || !ud || !tmp) {
         st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory applying the LoRAs");
         goto out;
     }
     for (int i = 0; i < p.n; i++)
-        recompute(&p.l[i], st_find(ck, p.l[i].e->name), buf, ud);
+        recompute(&p.l[i], st_find(ck, p.l[i].e->name), buf, ud, tmp);
 out:
     if (st == GS_OK) {
         lora_applied_free(*state);
@@ -347,6 +349,7 @@ out:
     lora_applied_free(next);
     gi_aligned_free(buf);
     gi_aligned_free(ud);
+    gi_aligned_free(tmp);
     st_close(ck);
     plan_free(&p);
     return st;
