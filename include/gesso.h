@@ -271,10 +271,11 @@ typedef struct gs_params {
        must stay in place (a prepared file refuses LoRAs). */
     const gs_lora *loras; /* [n_loras], may be NULL */
     int n_loras;
-    const char *lora_dir; /* where prompt tags' names are looked up; NULL: tags are refused */
+    const char *lora_dir; /* where prompt tags' names are looked up; NULL: a tag is refused
+                             (lora_strict = 0: cut out and left out, with a warning) */
     int lora_strict;      /* 1 (default): a module the model has no layer for, or whose
-                             shape disagrees with it, refuses the generation; 0: it is left
-                             out, and gs_result_warnings says so */
+                             shape disagrees with it, or a tag naming no file, refuses the
+                             generation; 0: it is left out, and gs_result_warnings says so */
 } gs_params;
 
 #define GS_VAE_TILE_AUTO 512
