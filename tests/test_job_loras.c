@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "job/job_loras.h"
 #include "job/job_spec.h"
 
@@ -126,12 +128,83 @@ static void checked_against_the_folder(void **state)
     job_spec_clear(&s);
 }
 
+/* ---- through gesso serve --lora-dir ---- */
+
+/* Max level difference of the job's PNG against pipe.lora_single (golden u8). */
+static int image_vs_golden(const char *base, const char *dir, const char *id)
+{
+    char out[600], cmd[1200];
+    snprintf(out, sizeof out, "%s/image.png", dir);
+    snprintf(cmd, sizeof cmd, "curl -sf -m 30 -o '%s' '%s/v1/jobs/%s/images/0'", out, base, id);
+    assert_int_equal(system(cmd), 0);
+    gs_image *im;
+    char msg[256];
+    assert_int_equal(gs_image_load(out, &im, msg, sizeof msg), GS_OK);
+    st_file *g;
+    gi_error err = {0};
+    assert_int_equal(st_open(fixture_path("lora/lora-golden.safetensors"), &g, &err), GS_OK);
+    const st_tensor *t = st_find(g, "pipe.lora_single.image_u8");
+    assert_non_null(t);
+    assert_int_equal((size_t)t->numel, (size_t)im->width * im->height * 3);
+    int maxd = 0;
+    for (int64_t i = 0; i < t->numel; i++) {
+        int d = abs((int)im->pixels[i] - (int)t->data[i]);
+        maxd = d > maxd ? d : maxd;
+    }
+    st_close(g);
+    gs_image_free(im);
+    return maxd;
+}
+
+static void served_jobs_fold_loras(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/gesso-job-loras-XXXXXX", base[128], lora_dir[600];
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(test_link_tiny_model(dir), 0);
+    snprintf(lora_dir, sizeof lora_dir, "%s", fixture_path("lora"));
+    const char *extra[] = {"--lora-dir", lora_dir, "--precision", "f32", NULL};
+    pid_t server = test_serve_start(base, dir, extra);
+    assert_true(server > 0);
+    /* the recipe lora_single, once as a list and once as its prompt tag */
+    static const char *const jobs[] = {
+        "{\"model\":\"tiny-sd15\",\"prompt\":\"a photo of an astronaut riding a horse on mars "
+        "\",\"seed\":42,\"steps\":8,\"cfg_scale\":7,\"sampler\":\"euler\",\"width\":64,"
+        "\"height\":64,\"loras\":[{\"name\":\"tiny_a\",\"weight\":0.8}]}",
+        "{\"model\":\"tiny-sd15\",\"prompt\":\"a photo of an astronaut riding a horse on mars "
+        "<lora:tiny_a:0.8>\",\"seed\":42,\"steps\":8,\"cfg_scale\":7,\"sampler\":\"euler\","
+        "\"width\":64,\"height\":64}",
+    };
+    for (int i = 0; i < 2; i++) {
+        char *id = test_submit(base, dir, NULL, jobs[i]);
+        json_t *j = test_wait_job(base, dir, NULL, id, 120000);
+        assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+        int maxd = image_vs_golden(base, dir, id);
+        printf("served job %d: max |diff| %d levels against pipe.lora_single\n", i, maxd);
+        assert_true(maxd <= 2);
+        json_decref(j);
+        free(id);
+    }
+    /* a name the folder lacks: refused before queueing */
+    char req[700], *body = NULL;
+    snprintf(req, sizeof req, "%s/bad.json", dir);
+    FILE *f = fopen(req, "w");
+    fputs("{\"model\":\"tiny-sd15\",\"loras\":[{\"name\":\"tiny_z\"}]}", f);
+    fclose(f);
+    assert_int_equal(test_http(base, dir, "POST", "/v1/jobs", req, &body), 422);
+    assert_non_null(strstr(body, "unknown_lora"));
+    free(body);
+    assert_int_equal(test_serve_stop(server), 0);
+    assert_int_equal(test_remove_tree(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(read_and_written_back),
         cmocka_unit_test(refusals_name_the_field),
         cmocka_unit_test(checked_against_the_folder),
+        cmocka_unit_test(served_jobs_fold_loras),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

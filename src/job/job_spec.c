@@ -515,8 +515,8 @@ int job_spec_to_params(const job_spec *s, gs_params *p, gs_image **init)
     p->strength = (float)s->strength;
     p->preview_every = s->preview_every;
     p->vae_tile = s->vae_tile;
-    /* No LoRA folder is served yet: <lora:...> tags in a prompt are cut out and left
-       out with a warning, as A1111 does for a LoRA it cannot find, not refused. */
+    /* <lora:...> tags naming no file are left out with a warning, as A1111 does, not
+       refused; job_loras_params makes a served LoRA folder strict */
     p->lora_strict = 0;
     if (s->init_image.stored || s->init_image.base64) {
         if (job_image_decode(&s->init_image, hard_limits.max_image, init) != 0)
