@@ -732,6 +732,31 @@ static void cli_takes_loras(void **state)
              dir, GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"), lora_dir, lora_dir, dir,
              dir);
     assert_int_equal(system(cmd), 0);
+    /* the recipe lora_split (<lora:tiny_a:1.0:0.5>) as FILE:TE:UNET: the reference image */
+    snprintf(cmd, sizeof cmd,
+             "%s generate -q -m %s -p 'A lighthouse at dusk, oil painting, highly detailed' "
+             "--lora %s/tiny_a.safetensors:1.0:0.5 -W 64 -H 64 --steps 8 -s 11 --cfg-scale 6.5 "
+             "--sampler dpmpp_2m --scheduler karras --precision f32 -o %s/split.png "
+             ">/dev/null 2>&1",
+             GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"), lora_dir, dir);
+    assert_int_equal(system(cmd), 0);
+    char png[600], msg[256];
+    snprintf(png, sizeof png, "%s/split.png", dir);
+    gs_image *im;
+    assert_int_equal(gs_image_load(png, &im, msg, sizeof msg), GS_OK);
+    size_t n;
+    double *ref = gold_f64("pipe.lora_split.image_u8", &n);
+    assert_int_equal(n, (size_t)im->width * im->height * 3);
+    int maxd = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = abs((int)im->pixels[i] - (int)ref[i]);
+        maxd = d > maxd ? d : maxd;
+    }
+    printf("gesso generate --lora FILE:1.0:0.5: max |diff| %d levels against pipe.lora_split\n",
+           maxd);
+    assert_true(maxd <= 2);
+    free(ref);
+    gs_image_free(im);
     snprintf(cmd, sizeof cmd,
              "%s generate -q -m %s -p x --lora %s/tiny_a.safetensors:1:y -o %s/o.png "
              ">/dev/null 2>&1",
