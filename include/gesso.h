@@ -248,6 +248,15 @@ GS_API GS_NODISCARD gs_status gs_image_encode_png(const gs_image *img, const cha
 
 /* ---- generation ---- */
 
+/* A LoRA (.safetensors: kohya/A1111, LyCORIS LoCon or diffusers PEFT layout)
+ * folded into the model's weights for a generation, as AUTOMATIC1111 merges
+ * it: W' = W + up @ down * (alpha / rank) * weight, te_weight for the text
+ * encoder's layers and unet_weight for the UNet's. */
+typedef struct gs_lora {
+    const char *path;
+    float te_weight, unet_weight;
+} gs_lora;
+
 typedef struct gs_params {
     const char *prompt;          /* A1111 syntax: (word:1.2), [word], BREAK; default "" */
     const char *negative_prompt; /* default "" */
@@ -281,6 +290,20 @@ typedef struct gs_params {
     int target_width, target_height;
     int encode_empty_negative; /* SDXL: encode an empty negative prompt as text (ComfyUI)
                                   instead of A1111's all-zero unconditional input (default) */
+    /* LoRAs: the list, then the prompt's <lora:NAME:TE[:UNET]> tags (A1111's syntax, te= and
+       unet= named items too), NAME being lora_dir/NAME.safetensors. Every <kind:...> tag is
+       cut from the prompt before it is encoded (the negative prompt is left alone); the
+       infotext keeps the prompt as given and adds "Lora hashes". The set stays folded into
+       the model after the call, so the next generation asking for the same set pays
+       nothing; a different set (or none) is recomputed from the checkpoint file, which
+       must stay in place (a prepared file refuses LoRAs). */
+    const gs_lora *loras; /* [n_loras], may be NULL */
+    int n_loras;
+    const char *lora_dir; /* where prompt tags' names are looked up; NULL: a tag is refused
+                             (lora_strict = 0: cut out and left out, with a warning) */
+    int lora_strict;      /* 1 (default): a module the model has no layer for, or whose
+                             shape disagrees with it, or a tag naming no file, refuses the
+                             generation; 0: it is left out, and gs_result_warnings says so */
 } gs_params;
 
 #define GS_VAE_TILE_AUTO 512
@@ -314,6 +337,9 @@ GS_API const gs_image *gs_result_image(const gs_result *res, int index);
  * as A1111 records it for a batch drawn in one go). */
 GS_API const char *gs_result_infotext(const gs_result *res, int index);
 GS_API uint64_t gs_result_seed(const gs_result *res);
+/* What the generation left out but did not refuse (LoRA modules skipped with
+ * lora_strict = 0), or NULL; owned by the result. */
+GS_API const char *gs_result_warnings(const gs_result *res);
 
 /* Where the time of a generation went, for benchmarks and logs. */
 typedef struct gs_timings {
@@ -327,6 +353,7 @@ typedef struct gs_timings {
     double vae_decode_gflop; /* the same for the whole VAE decode */
     int n_steps;             /* entries in step_s */
     const double *step_s;    /* [n_steps] wall time of each sampler step; owned by the result */
+    double lora_apply_s;     /* folding the LoRA set into the weights (0 when unchanged) */
 } gs_timings;
 
 GS_API void gs_result_timings(const gs_result *res, gs_timings *out);

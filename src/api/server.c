@@ -417,6 +417,7 @@ int serve_run(const serve_options *o)
                              .store_url = s.store_url,
                              .blob_url = blob_url,
                              .models_dir = o->models_dir,
+                             .lora_dir = o->limits.lora_dir,
                              .workers = o->workers,
                              .threads = o->worker_threads,
                              .precision = o->worker_precision,

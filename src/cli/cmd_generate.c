@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/lora_arg.h"
 #include "cli/commands.h"
 #include "cli/progress_bar.h"
 #include "gesso.h"
@@ -59,6 +60,12 @@ static void usage(FILE *out)
             "      --strength X          img2img denoising strength in (0,1] (default 0.75)\n"
             "      --vae-tile N          decode in tiles of N px (multiple of 8, >= 64), auto\n"
             "                            (default: 512 px tiles above 2048x2048), or never\n"
+            "      --lora FILE[:W]       fold a LoRA into the weights at weight W (default 1);\n"
+            "                            FILE:TE:UNET weighs the text encoder and UNet apart;\n"
+            "                            repeatable. Prompt tags <lora:NAME:W> work too\n"
+            "      --lora-dir DIR        where <lora:NAME:...> finds NAME.safetensors\n"
+            "      --lora-strict on|off  on (default): a LoRA module that fits no layer fails\n"
+            "                            the run; off: it is left out with a warning\n"
             "  -t, --threads N           compute threads (default: all CPUs)\n"
             "      --precision P         auto (default: bf16 where it outruns f32), f32\n"
             "                            (matches the reference tools), bf16 (half memory)\n"
@@ -154,7 +161,10 @@ int cmd_generate(int argc, char **argv)
         OPT_ORIGINAL_SIZE,
         OPT_CROP,
         OPT_TARGET_SIZE,
-        OPT_EMPTY_NEGATIVE
+        OPT_EMPTY_NEGATIVE,
+        OPT_LORA,
+        OPT_LORA_DIR,
+        OPT_LORA_STRICT
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
@@ -178,6 +188,9 @@ int cmd_generate(int argc, char **argv)
         {"crop-top-left", required_argument, 0, OPT_CROP},
         {"target-size", required_argument, 0, OPT_TARGET_SIZE},
         {"empty-negative", required_argument, 0, OPT_EMPTY_NEGATIVE},
+        {"lora", required_argument, 0, OPT_LORA},
+        {"lora-dir", required_argument, 0, OPT_LORA_DIR},
+        {"lora-strict", required_argument, 0, OPT_LORA_STRICT},
         {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'P'},
         {"quiet", no_argument, 0, 'q'},
@@ -186,6 +199,8 @@ int cmd_generate(int argc, char **argv)
     };
     gs_params p;
     gs_params_init(&p);
+    gs_lora loras[CLI_MAX_LORAS];
+    p.loras = loras;
     const char *model_path = NULL, *output = NULL, *init_path = NULL;
     int random_seed = 1, threads = 0, quiet = 0;
     gs_precision precision = GS_PRECISION_AUTO;
@@ -228,6 +243,12 @@ int cmd_generate(int argc, char **argv)
                 bad = 1;
             }
             break;
+        case OPT_LORA:
+            bad = arg_lora(optarg, p.n_loras, &loras[p.n_loras]);
+            p.n_loras += !bad;
+            break;
+        case OPT_LORA_DIR: p.lora_dir = optarg; break;
+        case OPT_LORA_STRICT: bad = arg_on_off("--lora-strict", optarg, &p.lora_strict); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'P': bad = arg_precision(optarg, &precision); break;
         case 'q': quiet = 1; break;
@@ -328,6 +349,8 @@ int cmd_generate(int argc, char **argv)
         printf("%s\n", name);
         free(name);
     }
+    if (gs_result_warnings(res))
+        fprintf(stderr, "gesso: warning: %s\n", gs_result_warnings(res));
 out:
     gs_result_free(res);
     gs_model_free(model);

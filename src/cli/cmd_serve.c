@@ -31,6 +31,8 @@ static void usage(FILE *out)
             "                      (postgresql://USER@HOST[:PORT]/DB; libpq's PG* variables\n"
             "                      apply: keep a password in PGPASSWORD or ~/.pgpass)\n"
             "  --models DIR        checkpoints, served as NAME for DIR/NAME.safetensors\n"
+            "  --lora-dir DIR      LoRAs, named in a job's \"loras\" or a <lora:NAME:W> prompt\n"
+            "                      tag as NAME for DIR/NAME.safetensors (default: none)\n"
             "  --workers N         generation worker processes (default 1)\n"
             "  --threads N         compute threads per worker (default: all CPUs / workers)\n"
             "  --precision P       workers' compute: auto (default: bf16 where it outruns\n"
@@ -162,6 +164,7 @@ int cmd_serve(int argc, char **argv)
         {"data", required_argument, 0, 'd'},
         {"store", required_argument, 0, 'S'},
         {"models", required_argument, 0, 'm'},
+        {"lora-dir", required_argument, 0, 20},
         {"workers", required_argument, 0, 'w'},
         {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'p'},
@@ -211,6 +214,7 @@ int cmd_serve(int argc, char **argv)
         case 'd': o.data_dir = optarg; break;
         case 'S': o.store_url = optarg; break;
         case 'm': o.models_dir = optarg; break;
+        case 20: o.limits.lora_dir = optarg; break;
         case 'w': bad = arg_int("--workers", optarg, 1, 64, &o.workers); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'p':
@@ -326,6 +330,7 @@ int cmd_worker(int argc, char **argv)
     static const struct option opts[] = {
         {"store", required_argument, 0, 'd'},
         {"models", required_argument, 0, 'm'},
+        {"lora-dir", required_argument, 0, 'D'}, /* serve's --lora-dir */
         {"blobs", required_argument, 0, 'r'},
         {"name", required_argument, 0, 'n'},
         {"notify-fd", required_argument, 0, 'N'},
@@ -366,6 +371,7 @@ int cmd_worker(int argc, char **argv)
             break;
         case 'W': bad = arg_int("--wake-fd", optarg, 0, 1 << 20, &o.wake_fd); break;
         case 'p': bad = arg_precision(optarg, &o.precision); break;
+        case 'D': o.lora_dir = optarg; break;
         default: return EXIT_USAGE;
         }
         if (bad)

@@ -115,6 +115,10 @@ char *infotext_format(const infotext_fields *f)
         put(&b, ", Denoising strength: %.7g", f->strength);
     if (f->clip_skip > 1)
         put(&b, ", Clip skip: %d", f->clip_skip);
+    if (f->lora_hashes && *f->lora_hashes) {
+        put(&b, ", Lora hashes: ");
+        put_value(&b, f->lora_hashes);
+    }
     put(&b, ", Version: gesso %s", GESSO_VERSION);
     if (b.failed) {
         gi_free(b.s);

@@ -17,6 +17,7 @@ typedef struct infotext_fields {
     double cfg_scale, strength;
     uint64_t seed;
     int is_img2img;
+    const char *lora_hashes; /* "name: hash, ..." or NULL */
 } infotext_fields;
 
 /* gi_malloc'd text, or NULL when out of memory. */

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "job/job_image.h"
+#include "job/job_loras.h"
 #include "support/json_u64.h"
 
 void job_limits_default(job_limits *l)
@@ -27,6 +28,7 @@ void job_limits_default(job_limits *l)
     l->max_image = 16u << 20;
     l->max_prompt_chunks = 32; /* ~2,400 tokens, far past any prompt written by hand */
     l->max_cost = 0;
+    l->lora_dir = NULL;
 }
 
 /* What a spec may hold when no operator limits apply (the stored text, read
@@ -55,6 +57,7 @@ const char *job_reason_code(job_reason r)
         [JOB_ERR_BAD_PROMPT] = "bad_prompt",
         [JOB_ERR_TOO_COSTLY] = "too_costly",
         [JOB_ERR_NO_MEMORY] = "internal",
+        [JOB_ERR_UNKNOWN_LORA] = "unknown_lora",
     };
     return (unsigned)r < sizeof codes / sizeof codes[0] ? codes[r] : "invalid";
 }
@@ -76,12 +79,13 @@ static int fail(job_error *e, job_reason reason, const char *field, const char *
 /* ---- the field table ---- */
 
 typedef enum field_kind {
-    F_INT,  /* int, bounds lo..hi */
-    F_NUM,  /* double, bounds lo..hi */
-    F_SEED, /* uint64 written exactly, or -1 for a random one (read_seed) */
-    F_NAME, /* char[] inside the spec, max bytes = hi */
-    F_TEXT, /* owned char *, max bytes = hi or a limit */
-    F_IMAGE /* job_image, inline or stored (job_image.h); absent or null allowed */
+    F_INT,   /* int, bounds lo..hi */
+    F_NUM,   /* double, bounds lo..hi */
+    F_SEED,  /* uint64 written exactly, or -1 for a random one (read_seed) */
+    F_NAME,  /* char[] inside the spec, max bytes = hi */
+    F_TEXT,  /* owned char *, max bytes = hi or a limit */
+    F_IMAGE, /* job_image, inline or stored (job_image.h); absent or null allowed */
+    F_LORAS  /* job_loras (job_loras.h); absent, null or [] for none */
 } field_kind;
 
 /* Which job_limits member bounds a field (0: the fixed bounds in the row). */
@@ -124,6 +128,7 @@ static const field fields[] = {
     {"target_width", F_INT, AT(target_width), 0, 16384, L_NONE, 0},
     {"target_height", F_INT, AT(target_height), 0, 16384, L_NONE, 0},
     {"empty_negative", F_NAME, AT(empty_negative), 0, 7, L_NONE, 0},
+    {"loras", F_LORAS, AT(loras), 0, 0, L_NONE, 0},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -262,6 +267,7 @@ static int read_field(job_spec *s, const field *f, json_t *v, const job_limits *
     }
     case F_IMAGE: return job_image_read((job_image *)base, f->name, v, (size_t)hi, e);
     case F_SEED: return read_seed(s, v, seed, e);
+    case F_LORAS: return job_loras_read((job_loras *)base, f->name, v, e);
     case F_NAME:
     case F_TEXT: {
         if (json_is_null(v))
@@ -378,6 +384,8 @@ int job_spec_validate(const job_spec *s, const job_limits *lim, const char *mode
         if (!job_model_name_ok(s->model) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
             return fail(e, JOB_ERR_UNKNOWN_MODEL, "model", "no model named '%s'", s->model);
     }
+    if (job_loras_check(&s->loras, lim->lora_dir, e) != 0)
+        return -1;
     for (size_t i = 0; i < N_FIELDS; i++)
         if (fields[i].kind == F_IMAGE &&
             job_image_check((const job_image *)((const char *)s + fields[i].offset), fields[i].name,
@@ -482,6 +490,7 @@ static json_t *field_value(const job_spec *s, const field *f)
     case F_NAME: return !f->stored_when_default && !*base ? NULL : json_string(base);
     case F_TEXT: return *(char *const *)base ? json_string(*(char *const *)base) : NULL;
     case F_IMAGE: return job_image_json((const job_image *)base);
+    case F_LORAS: return job_loras_json((const job_loras *)base);
     }
     return NULL;
 }
@@ -533,6 +542,9 @@ int job_spec_to_params(const job_spec *s, gs_params *p, gs_image **init)
     p->target_width = s->target_width;
     p->target_height = s->target_height;
     p->encode_empty_negative = strcmp(s->empty_negative, "encode") == 0;
+    /* <lora:...> tags naming no file are left out with a warning, as A1111 does, not
+       refused; job_loras_params makes a served LoRA folder strict */
+    p->lora_strict = 0;
     if (s->init_image.stored || s->init_image.base64) {
         if (job_image_decode(&s->init_image, hard_limits.max_image, init) != 0)
             return -1;

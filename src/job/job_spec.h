@@ -27,6 +27,8 @@ typedef struct job_limits {
     size_t max_image;      /* decoded init image bytes of base64 input */
     int max_prompt_chunks; /* 75-token chunks of the prompt, and of the negative prompt */
     double max_cost;       /* job_spec_cost bound, megapixel-steps; 0 = none */
+    const char *lora_dir;  /* the server's LoRA folder ("loras" and <lora:..> tags resolve
+                              there as NAME.safetensors); NULL: none, "loras" refused */
 } job_limits;
 
 void job_limits_default(job_limits *l);
@@ -46,7 +48,8 @@ typedef enum job_reason {
     JOB_ERR_BAD_IMAGE,         /* an input image that is not base64 or does not decode */
     JOB_ERR_BAD_PROMPT,        /* a prompt the engine refuses: "(word:1.2.3)" */
     JOB_ERR_TOO_COSTLY,        /* the cost estimate is over the operator's or the key's limit */
-    JOB_ERR_NO_MEMORY
+    JOB_ERR_NO_MEMORY,
+    JOB_ERR_UNKNOWN_LORA /* a LoRA name not in the server's --lora-dir (or no folder) */
 } job_reason;
 
 typedef struct job_error {
@@ -73,6 +76,19 @@ typedef struct job_image {
     unsigned char *data; /* owned: the stored file read back (job_inputs_load), or NULL */
 } job_image;
 
+/* A LoRA of the job (job_loras.h): a name, resolved in the server's LoRA
+   folder as NAME.safetensors, and its text-encoder and UNet weights. */
+#define JOB_MAX_LORAS 8
+typedef struct job_lora {
+    char name[JOB_MODEL_MAX + 1];
+    double te, unet;
+} job_lora;
+
+typedef struct job_loras {
+    job_lora l[JOB_MAX_LORAS];
+    int n;
+} job_loras;
+
 typedef struct job_spec {
     char model[JOB_MODEL_MAX + 1];
     char *prompt;          /* owned; never NULL after job_spec_init */
@@ -91,6 +107,7 @@ typedef struct job_spec {
     /* SDXL size conditioning, as gs_params (0: the image size / no crop) */
     int original_width, original_height, crop_top, crop_left, target_width, target_height;
     char empty_negative[8]; /* "", "zero" or "encode" ("": zero) */
+    job_loras loras;    /* "loras": [{name, weight} or {name, te, unet}] */
 } job_spec;
 
 /* Defaults from gs_params_init; free with job_spec_clear. Returns -1 when out of memory. */

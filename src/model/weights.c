@@ -43,6 +43,26 @@ void weight_log_free(weight_log *log)
     memset(log, 0, sizeof *log);
 }
 
+const weight_entry *weight_log_find(const weight_log *log, const char *name)
+{
+    for (size_t i = log->n; i-- > 0;)
+        if (strcmp(log->e[i].name, name) == 0)
+            return &log->e[i];
+    return NULL;
+}
+
+void weight_log_drop_prefix(weight_log *log, const char *prefix)
+{
+    size_t n = strlen(prefix), k = 0;
+    for (size_t i = 0; i < log->n; i++) {
+        if (strncmp(log->e[i].name, prefix, n) == 0)
+            gi_free(log->e[i].name);
+        else
+            log->e[k++] = log->e[i];
+    }
+    log->n = k;
+}
+
 /* Records prefix+name as the kernels hold it (no-op without a log). */
 static void log_weight(weight_loader *l, const char *name, st_dtype dtype, int ndim,
                        const int64_t *shape, const void *data, size_t nbytes)

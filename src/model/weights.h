@@ -42,6 +42,11 @@ typedef struct weight_log {
 } weight_log;
 
 void weight_log_free(weight_log *log);
+/* The newest entry named name, or NULL: how a LoRA finds the resident weight
+   of a checkpoint tensor. A model keeps its networks' log for its life. */
+const weight_entry *weight_log_find(const weight_log *log, const char *name);
+/* Forgets the entries under prefix (their network was freed). */
+void weight_log_drop_prefix(weight_log *log, const char *prefix);
 
 typedef struct weight_loader {
     const st_file *f;

@@ -118,6 +118,7 @@ void gs_params_init(gs_params *p)
     p->clip_skip = 1;
     p->batch_size = 1;
     p->strength = 0.75f;
+    p->lora_strict = 1;
 }
 
 const char *const *gs_sampler_names(void)
@@ -145,6 +146,7 @@ void result_destroy(gs_result *res)
     gi_free(res->images);
     gi_free(res->infotexts);
     gi_free(res->step_s);
+    gi_free(res->warnings);
 }
 
 void gs_result_free(gs_result *res)
@@ -175,6 +177,11 @@ const char *gs_result_infotext(const gs_result *res, int index)
 uint64_t gs_result_seed(const gs_result *res)
 {
     return res ? res->seed : 0;
+}
+
+const char *gs_result_warnings(const gs_result *res)
+{
+    return res ? res->warnings : NULL;
 }
 
 void gs_result_timings(const gs_result *res, gs_timings *out)

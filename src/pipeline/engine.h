@@ -9,6 +9,7 @@
 #include "compute/compute.h"
 #include "gesso.h"
 #include "model/clip_text.h"
+#include "model/weights.h"
 #include "model/safetensors.h"
 #include "model/unet.h"
 #include "model/vae.h"
@@ -49,6 +50,8 @@ struct gs_model {
     int pooled_width; /* SDXL: the pooled text vector's width, else 0 */
     int adm_channels; /* the UNet's extra conditioning input (SDXL), else 0 */
     int unet_channels, latent_channels;
+    weight_log index;        /* every resident weight by checkpoint name, for LoRAs */
+    struct lora_cache *lora; /* the LoRA set folded into the weights (lora_select.h) */
 };
 
 /* Loads whichever of the model's networks are not in memory (all of them at
@@ -67,6 +70,7 @@ struct gs_result {
     uint64_t seed;
     gs_timings timings;
     double *step_s; /* [timings.n_steps] */
+    char *warnings; /* or NULL */
 };
 
 /* Records err on the engine and returns its code (the public calls' exit path). */

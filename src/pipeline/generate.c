@@ -23,6 +23,7 @@
 #include "image/resize.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/engine.h"
+#include "pipeline/lora_select.h"
 #include "sample/rng.h"
 #include "sample/sampler.h"
 
@@ -384,7 +385,7 @@ out:
 }
 
 static gs_status write_infotexts(gen_ctx *g, gs_result *res, const char *sampler,
-                                 const char *scheduler, gi_error *err)
+                                 const char *scheduler, const char *lora_hashes, gi_error *err)
 {
     const gs_params *p = g->p;
     for (int b = 0; b < g->batch; b++) {
@@ -405,6 +406,7 @@ static gs_status write_infotexts(gen_ctx *g, gs_result *res, const char *sampler
         f.strength = p->strength;
         f.seed = p->seed;
         f.is_img2img = p->init_image != NULL;
+        f.lora_hashes = lora_hashes;
         res->infotexts[b] = infotext_format(&f);
         if (!res->infotexts[b])
             return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
@@ -441,6 +443,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     prompt_cond cond = {0}, uncond = {0};
     float *init = NULL, *x = NULL;
     gs_result *res = NULL;
+    lora_request lr = {0};
     gs_status st = validate(m, p, &err);
     if (st != GS_OK)
         goto out;
@@ -488,9 +491,16 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
        engine's: an f32 model's attention and convolutions stay f32 */
     engine_set_compute_precision(eng, m->bf16);
 
+    /* LoRAs, folded in before the text encoder runs; the prompt loses its tags */
+    if ((st = lora_select(m, p, &lr, &err)) != GS_OK)
+        goto out;
+    res->timings.lora_apply_s = lr.apply_s;
+    res->warnings = lr.warnings;
+    lr.warnings = NULL;
+
     /* text */
     double t_text = now_s();
-    if ((st = encode_prompt(eng, m, p->prompt, p->clip_skip, 0, &cond, &err)) != GS_OK)
+    if ((st = encode_prompt(eng, m, lr.prompt, p->clip_skip, 0, &cond, &err)) != GS_OK)
         goto out;
     int zero_empty = m->fam->zero_empty_negative && !p->encode_empty_negative;
     if (g.cfg && (st = encode_prompt(eng, m, p->negative_prompt, p->clip_skip, zero_empty, &uncond,
@@ -554,7 +564,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
         goto out;
     res->timings.vae_decode_s = now_s() - t_dec;
     res->timings.vae_decode_gflop = (eng->cx->flops - flops0) * 1e-9;
-    if ((st = write_infotexts(&g, res, sc.sampler, p->scheduler, &err)) != GS_OK)
+    if ((st = write_infotexts(&g, res, sc.sampler, p->scheduler, lr.hashes, &err)) != GS_OK)
         goto out;
 
     res->timings.unet_batch = g.cfg ? 2 * g.batch : g.batch;
@@ -566,6 +576,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     *out = res;
     res = NULL;
 out:
+    lora_request_free(&lr);
     gi_free(g.step_s);
     gi_aligned_free(g.ctx_c);
     gi_aligned_free(g.ctx_u);

@@ -11,6 +11,7 @@
 #include "common/alloc.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/engine.h"
+#include "pipeline/lora_select.h"
 
 #define PREPARED_LAYOUT "1" /* bump when a kernel's weight layout changes */
 
@@ -93,14 +94,14 @@ static int networks_loaded(const gs_model *m)
     return 1;
 }
 
-static gs_status load_text_encoders(gs_model *m, gi_error *err)
+static gs_status load_text_encoders(gs_model *m, weight_log *log, gi_error *err)
 {
     for (int k = 0; k < m->fam->n_text; k++) {
         const family_text *t = &m->fam->text[k];
         if (m->text[k])
             continue;
         gs_status st =
-            clip_text_load(m->file, t->prefix, t->heads, m->bf16, m->log, &m->text[k], err);
+            clip_text_load(m->file, t->prefix, t->heads, m->bf16, log, &m->text[k], err);
         if (st != GS_OK) {
             if (m->fam->n_text > 1)
                 gi_error_prefix(err, "text encoder %d", k + 1);
@@ -229,16 +230,27 @@ gs_status model_load_networks(gs_model *m, gi_error *err)
             goto out;
         }
     }
-    if ((st = load_text_encoders(m, err)) != GS_OK)
+    /* a network loaded again holds its base weights and new buffers: the
+       index forgets the old ones and the LoRA set is folded in anew */
+    weight_log *log = m->log ? m->log : &m->index;
+    if (!networks_loaded(m))
+        lora_select_forget(m);
+    for (int k = 0; k < fam->n_text; k++)
+        if (!m->text[k])
+            weight_log_drop_prefix(&m->index, fam->text[k].prefix);
+    if (!m->unet)
+        weight_log_drop_prefix(&m->index, fam->unet_prefix);
+    if (!m->vae)
+        weight_log_drop_prefix(&m->index, fam->vae_prefix);
+    if ((st = load_text_encoders(m, log, err)) != GS_OK)
         goto out;
-    unet_opts uo = {.heads = m->fam->unet_heads, .head_dim = m->fam->unet_head_dim};
-    if (!m->unet && (st = unet_load(m->file, m->fam->unet_prefix, &uo, m->bf16, m->log, &m->unet,
-                                    err)) != GS_OK) {
+    unet_opts uo = {.heads = fam->unet_heads, .head_dim = fam->unet_head_dim};
+    if (!m->unet &&
+        (st = unet_load(m->file, fam->unet_prefix, &uo, m->bf16, log, &m->unet, err)) != GS_OK) {
         gi_error_prefix(err, "UNet");
         goto out;
     }
-    if (!m->vae &&
-        (st = vae_load(m->file, m->fam->vae_prefix, m->bf16, m->log, &m->vae, err)) != GS_OK) {
+    if (!m->vae && (st = vae_load(m->file, fam->vae_prefix, m->bf16, log, &m->vae, err)) != GS_OK) {
         gi_error_prefix(err, "VAE");
         goto out;
     }
@@ -298,6 +310,8 @@ void gs_model_free(gs_model *m)
     unet_free(m->unet);
     vae_free(m->vae);
     st_close(m->file);
+    weight_log_free(&m->index);
+    lora_cache_free(m->lora);
     gi_free(m->name);
     gi_free(m->path);
     gi_free(m);

@@ -105,6 +105,10 @@ static int start_worker(supervisor *s, int k)
         argv[n++] = "--ram-budget";
         argv[n++] = budget;
     }
+    if (s->o.lora_dir) {
+        argv[n++] = "--lora-dir";
+        argv[n++] = s->o.lora_dir;
+    }
     for (int i = 0; i < s->o.n_preload && i < SUPERVISOR_MAX_PRELOAD; i++) {
         argv[n++] = "--preload";
         argv[n++] = s->o.preload[i];

@@ -32,6 +32,7 @@ typedef struct supervisor_options {
     const char *store_url;  /* where the workers find the job store */
     const char *blob_url;   /* where they put images and previews */
     const char *models_dir; /* NAME.safetensors */
+    const char *lora_dir;   /* LoRAs by NAME.safetensors, or NULL */
     int workers;
     int threads;           /* compute threads per worker */
     const char *precision; /* "auto", "f32" or "bf16" */

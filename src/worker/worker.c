@@ -12,6 +12,7 @@
 
 #include "gesso.h"
 #include "job/job_inputs.h"
+#include "job/job_loras.h"
 #include "job/job_spec.h"
 #include "queue/blob_store.h"
 #include "queue/store.h"
@@ -163,6 +164,7 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     char *presence = NULL;
     svc_error err = {0};
     gs_params p;
+    job_lora_params lora_params;
     job_spec spec;
     job_error jerr;
     gs_image *init = NULL;
@@ -181,6 +183,8 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
         snprintf(msg, sizeof msg, "%s", err.msg);
     else if (job_spec_to_params(&spec, &p, &init) != 0)
         snprintf(msg, sizeof msg, "the job's init image does not decode");
+    else
+        job_loras_params(&spec.loras, o->lora_dir, &lora_params, &p);
     if (msg[0]) {
         if (spec_ok)
             job_spec_clear(&spec);

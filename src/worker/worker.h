@@ -27,7 +27,8 @@ typedef struct worker_options {
     const char *store_url; /* the job store: a path, sqlite:PATH or postgresql://... */
     const char *blob_url;  /* where images and previews go (a directory or file:DIR) */
     const char *models_dir;
-    const char *name; /* worker id recorded on claimed jobs */
+    const char *lora_dir; /* LoRAs by NAME.safetensors (gesso serve --lora-dir), or NULL */
+    const char *name;     /* worker id recorded on claimed jobs */
     int lease_ms;
     int threads;
     gs_precision precision;     /* of the worker's engine (GS_PRECISION_AUTO by default) */

@@ -1,0 +1,356 @@
+/*
+ * lora_apply - plan (check every module against its layer), then for each
+ * layer: base from the checkpoint -> f32 in the kernels' layout -> + the
+ * scaled up @ down of every network (one GEMM each, beta = 1) -> the resident
+ * dtype. Layers the previous set touched and this one does not go through
+ * the same path with no deltas, which restores their base bits.
+ */
+#include "model/lora_apply.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "compute/gemm.h"
+#include "compute/gemm_bf16.h"
+
+struct lora_applied {
+    char **names; /* resident weight names (".weight" included) */
+    int n;
+};
+
+typedef struct contrib {
+    const lora_module *m;
+    float scale;
+} contrib;
+
+/* One resident weight to recompute. */
+typedef struct layer {
+    const weight_entry *e;
+    int out, k, cin;
+    size_t cols; /* k*k*cin */
+    contrib *c;
+    int nc, capc;
+} layer;
+
+typedef struct plan {
+    layer *l;
+    int n, cap;
+} plan;
+
+void lora_applied_free(lora_applied *a)
+{
+    if (!a)
+        return;
+    for (int i = 0; i < a->n; i++)
+        gi_free(a->names[i]);
+    gi_free(a->names);
+    gi_free(a);
+}
+
+static void shape_str(char *buf, size_t size, const st_tensor *t)
+{
+    size_t o = (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < t->ndim && o < size; d++)
+        o += (size_t)snprintf(buf + o, size - o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+    if (o < size)
+        snprintf(buf + o, size - o, "]");
+}
+
+/* The layer entry e describes, as (out, k, cin); -1 when it is no GEMM weight. */
+static int layer_dims(const weight_entry *e, int *out, int *k, int *cin)
+{
+    if (e->dtype != ST_F32 && e->dtype != ST_BF16)
+        return -1;
+    if (e->ndim == 2) {
+        *out = (int)e->shape[0], *k = 1, *cin = (int)e->shape[1];
+        return 0;
+    }
+    if (e->ndim == 4 && e->shape[1] == e->shape[2]) { /* [cout, k, k, cin] */
+        *out = (int)e->shape[0], *k = (int)e->shape[1], *cin = (int)e->shape[3];
+        return 0;
+    }
+    return -1;
+}
+
+/* NULL when m's factors fit layer L, else why not. */
+static const char *misfit(const lora_module *m, const layer *L)
+{
+    const st_tensor *d = m->down, *u = m->up;
+    int ok_down = d->ndim == 2
+                      ? L->k == 1 && d->shape[1] == L->cin
+                      : d->shape[1] == L->cin && d->shape[2] == L->k && d->shape[3] == L->k;
+    if (!ok_down)
+        return "lora_down";
+    if (u->shape[0] != L->out)
+        return "lora_up";
+    return NULL;
+}
+
+static layer *plan_layer(plan *p, const weight_entry *e)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->l[i].e == e)
+            return &p->l[i];
+    if (p->n == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 64;
+        layer *l = gi_realloc(p->l, (size_t)cap * sizeof *l);
+        if (!l)
+            return NULL;
+        p->l = l;
+        p->cap = cap;
+    }
+    layer *L = &p->l[p->n++];
+    memset(L, 0, sizeof *L);
+    L->e = e;
+    layer_dims(e, &L->out, &L->k, &L->cin);
+    L->cols = (size_t)L->k * L->k * L->cin;
+    return L;
+}
+
+static int add_contrib(layer *L, const lora_module *m, float scale)
+{
+    if (L->nc == L->capc) {
+        int cap = L->capc ? 2 * L->capc : 4;
+        contrib *c = gi_realloc(L->c, (size_t)cap * sizeof *c);
+        if (!c)
+            return -1;
+        L->c = c;
+        L->capc = cap;
+    }
+    L->c[L->nc++] = (contrib){m, scale};
+    return 0;
+}
+
+static void plan_free(plan *p)
+{
+    for (int i = 0; i < p->n; i++)
+        gi_free(p->l[i].c);
+    gi_free(p->l);
+}
+
+/* A module that does not fit: refused (strict) or counted. */
+static gs_status misfit_fail(const lora_net *net, const lora_module *m, const char *why, int strict,
+                             int *skipped, char *note, size_t note_size, gi_error *err)
+{
+    if (strict)
+        return gi_fail(err, GS_ERR_FORMAT, "LoRA %s: module '%s' %s", net->label, m->key, why);
+    if ((*skipped)++ == 0 && note_size)
+        snprintf(note, note_size, "LoRA %s: module '%s' %s", net->label, m->key, why);
+    return GS_OK;
+}
+
+static gs_status build_plan(plan *p, const weight_log *index, const lora_net *nets, int n,
+                            int strict, int *skipped, char *note, size_t note_size, gi_error *err)
+{
+    for (int i = 0; i < n; i++) {
+        const lora_net *net = &nets[i];
+        for (int j = 0; j < net->file->n; j++) {
+            const lora_module *m = &net->file->mods[j];
+            char name[300], ds[96], why[700];
+            snprintf(name, sizeof name, "%.250s.weight", m->target.name);
+            const weight_entry *e = m->target.slice < 0 ? weight_log_find(index, name) : NULL;
+            int out, k, cin;
+            const char *bad = NULL;
+            if (!e || layer_dims(e, &out, &k, &cin) != 0) {
+                snprintf(why, sizeof why, "patches '%s', which this model does not have", name);
+                bad = why;
+            } else {
+                layer probe = {.e = e, .out = out, .k = k, .cin = cin};
+                const char *part = misfit(m, &probe);
+                int64_t r = m->rank, cap = (int64_t)k * k * cin;
+                if (part)
+                    shape_str(ds, sizeof ds, strcmp(part, "lora_up") == 0 ? m->up : m->down);
+                if (part)
+                    snprintf(why, sizeof why, "has %s %s, but its layer '%s' is [%d, %d, %d, %d]",
+                             part, ds, name, out, cin, k, k);
+                else if (r > out || r > cap)
+                    snprintf(why, sizeof why,
+                             "has rank %d, more than its layer '%s' [%d, %d, %d, %d] allows",
+                             m->rank, name, out, cin, k, k);
+                if (part || r > out || r > cap)
+                    bad = why;
+            }
+            if (bad) {
+                gs_status st = misfit_fail(net, m, bad, strict, skipped, note, note_size, err);
+                if (st != GS_OK)
+                    return st;
+                continue;
+            }
+            float mult = m->target.part == LORA_TE ? net->te : net->unet;
+            float scale = mult;
+            if (m->alpha) {
+                float a;
+                st_span_to_f32(m->alpha, 0, 1, &a, NULL);
+                scale = a / (float)m->rank * mult;
+            }
+            if (scale == 0.0f)
+                continue; /* adds nothing: the layer stays (or goes back to) its base */
+            layer *L = plan_layer(p, e);
+            if (!L || add_contrib(L, m, scale) != 0)
+                return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory planning the LoRAs");
+        }
+    }
+    return GS_OK;
+}
+
+/* [rows][cin][k][k] -> [rows][k][k][cin], in place through tmp (cols floats). */
+static void to_kernel_order(float *x, size_t rows, int cin, int k, float *tmp)
+{
+    size_t cols = (size_t)cin * k * k;
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * cols;
+        for (int i = 0; i < cin; i++)
+            for (int y = 0; y < k; y++)
+                for (int z = 0; z < k; z++)
+                    tmp[((size_t)y * k + z) * cin + i] = row[((size_t)i * k + y) * k + z];
+        memcpy(row, tmp, cols * sizeof *tmp);
+    }
+}
+
+/* t (numel = rows * cols, [rows][cin][k][k] when k > 1) as f32 rows in the kernels' order,
+   on the threads, row by row exactly as the loader converts. tmp: cols floats per thread
+   (omp_get_max_threads() of them) for reordering. */
+static void read_rows(const st_tensor *t, size_t rows, int cin, int k, float *dst, float *tmp)
+{
+    size_t cols = (size_t)t->numel / rows;
+#pragma omp parallel if (rows > 8)
+    {
+        float *mine = tmp + (size_t)omp_get_thread_num() * cols;
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+            st_span_to_f32(t, r * cols, cols, dst + r * cols, NULL);
+            if (k > 1)
+                to_kernel_order(dst + r * cols, 1, cin, k, mine);
+        }
+    }
+}
+
+/* W (in buf) += scale * up @ down for one module. */
+static void add_delta(const layer *L, const contrib *c, float *buf, float *ud, float *tmp)
+{
+    const lora_module *m = c->m;
+    int r = m->rank;
+    float *up = ud, *down = ud + (size_t)L->out * r;
+    read_rows(m->up, (size_t)L->out, r, 1, up, tmp);
+    read_rows(m->down, (size_t)r, L->cin, L->k, down, tmp);
+    for (size_t i = 0; i < (size_t)L->out * r; i++)
+        up[i] *= c->scale;
+    gemm_f32(L->out, (int)L->cols, r, up, r, down, (int)L->cols, 0, 1.0f, buf, (int)L->cols);
+}
+
+/* Recomputes one resident weight from its base tensor t and L's deltas: f32
+   weights in place (a pass fewer over the largest layers), bf16 ones through
+   buf. */
+static void recompute(const layer *L, const st_tensor *t, float *buf, float *ud, float *tmp)
+{
+    if (L->e->dtype == ST_F32)
+        buf = (float *)L->e->data;
+    read_rows(t, (size_t)L->out, L->cin, L->k, buf, tmp);
+    for (int i = 0; i < L->nc; i++)
+        add_delta(L, &L->c[i], buf, ud, tmp);
+    if (L->e->dtype == ST_BF16) {
+        uint16_t *dst = (uint16_t *)L->e->data;
+#pragma omp parallel for schedule(static) if (L->out > 8)
+        for (int r = 0; r < L->out; r++)
+            f32_to_bf16(buf + (size_t)r * L->cols, dst + (size_t)r * L->cols, (long)L->cols);
+    }
+}
+
+/* Adds the layers state touched that the plan does not (to restore). */
+static gs_status add_restores(plan *p, const lora_applied *state, const weight_log *index,
+                              gi_error *err)
+{
+    for (int i = 0; state && i < state->n; i++) {
+        const weight_entry *e = weight_log_find(index, state->names[i]);
+        if (e && !plan_layer(p, e))
+            return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory planning the LoRAs");
+    }
+    return GS_OK;
+}
+
+static gs_status new_state(const plan *p, lora_applied **out, gi_error *err)
+{
+    lora_applied *a = gi_calloc(1, sizeof *a);
+    if (!a || !(a->names = gi_calloc(p->n ? (size_t)p->n : 1, sizeof *a->names))) {
+        gi_free(a);
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < p->n; i++) {
+        if (p->l[i].nc == 0)
+            continue;
+        if (!(a->names[a->n] = gi_strdup(p->l[i].e->name))) {
+            lora_applied_free(a);
+            return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        }
+        a->n++;
+    }
+    *out = a;
+    return GS_OK;
+}
+
+gs_status lora_apply(lora_applied **state, const weight_log *index, const char *ckpt_path,
+                     const lora_net *nets, int n, int strict, int *skipped, char *note,
+                     size_t note_size, gi_error *err)
+{
+    plan p = {0};
+    st_file *ck = NULL;
+    lora_applied *next = NULL;
+    float *buf = NULL, *ud = NULL, *tmp = NULL;
+    *skipped = 0;
+    if (note_size)
+        note[0] = '\0';
+    gs_status st = build_plan(&p, index, nets, n, strict, skipped, note, note_size, err);
+    if (st == GS_OK)
+        st = add_restores(&p, *state, index, err);
+    if (st == GS_OK)
+        st = new_state(&p, &next, err);
+    if (st != GS_OK || p.n == 0)
+        goto out;
+    if ((st = st_open(ckpt_path, &ck, err)) != GS_OK)
+        goto out;
+    /* every base tensor is checked before the first weight is written */
+    size_t most = 0, most_ud = 0, most_cols = 1;
+    for (int i = 0; i < p.n; i++) {
+        const layer *L = &p.l[i];
+        const st_tensor *t = st_find(ck, L->e->name);
+        size_t numel = (size_t)L->out * L->cols;
+        if (!t || (size_t)t->numel != numel || st_span_to_f32(t, 0, 0, NULL, NULL) != GS_OK) {
+            st = gi_fail(err, GS_ERR_FORMAT,
+                         "%s no longer holds '%s' as loaded: load the model again", ckpt_path,
+                         L->e->name);
+            goto out;
+        }
+        most_cols = L->cols > most_cols ? L->cols : most_cols;
+        if (L->e->dtype == ST_BF16) /* f32 weights are recomputed in place */
+            most = numel > most ? numel : most;
+        for (int j = 0; j < L->nc; j++) {
+            size_t r = (size_t)L->c[j].m->rank, need = r * ((size_t)L->out + L->cols);
+            most_ud = need > most_ud ? need : most_ud;
+        }
+    }
+    buf = gi_aligned_alloc((most ? most : 1) * sizeof *buf);
+    ud = gi_aligned_alloc((most_ud ? most_ud : 1) * sizeof *ud);
+    tmp = gi_aligned_alloc((size_t)omp_get_max_threads() * most_cols * sizeof *tmp);
+    if (!buf || !ud || !tmp) {
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory applying the LoRAs");
+        goto out;
+    }
+    for (int i = 0; i < p.n; i++)
+        recompute(&p.l[i], st_find(ck, p.l[i].e->name), buf, ud, tmp);
+out:
+    if (st == GS_OK) {
+        lora_applied_free(*state);
+        *state = next;
+        next = NULL;
+    }
+    lora_applied_free(next);
+    gi_aligned_free(buf);
+    gi_aligned_free(ud);
+    gi_aligned_free(tmp);
+    st_close(ck);
+    plan_free(&p);
+    return st;
+}
