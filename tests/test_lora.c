@@ -229,7 +229,7 @@ static void text_through_merged_encoder(void **state)
         float out[77 * 96];
         gi_error err = {0};
         for (int skip = 1; skip <= 2; skip++) {
-            assert_int_equal(clip_text_encode(model->text, eng->cx, ids, 1, skip, out, &err),
+            assert_int_equal(clip_text_encode(model->text[0], eng->cx, ids, 1, skip, out, &err),
                              GS_OK);
             snprintf(key, sizeof key, "text.%s.%s", cases[c].tag,
                      skip == 1 ? "hidden" : "penultimate");
@@ -265,7 +265,8 @@ static void unet_through_merged_weights(void **state)
     for (size_t i = 0; i < nc; i++)
         ctx[i] = (float)c64[i];
     gi_error err = {0};
-    assert_int_equal(unet_forward(model->unet, eng->cx, x, t, ctx, B, H, W, 77, eps, &err), GS_OK);
+    assert_int_equal(unet_forward(model->unet, eng->cx, x, t, ctx, NULL, B, H, W, 77, eps, &err),
+                     GS_OK);
     double e = rel_l2_f32_f64(eps, ref, n);
     printf("unet.tiny_a.w1.eps rel L2 %.2e\n", e);
     assert_true(e < NET_REL_L2);

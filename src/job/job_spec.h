@@ -107,7 +107,7 @@ typedef struct job_spec {
     /* SDXL size conditioning, as gs_params (0: the image size / no crop) */
     int original_width, original_height, crop_top, crop_left, target_width, target_height;
     char empty_negative[8]; /* "", "zero" or "encode" ("": zero) */
-    job_loras loras;    /* "loras": [{name, weight} or {name, te, unet}] */
+    job_loras loras;        /* "loras": [{name, weight} or {name, te, unet}] */
 } job_spec;
 
 /* Defaults from gs_params_init; free with job_spec_clear. Returns -1 when out of memory. */

@@ -100,8 +100,7 @@ static gs_status load_text_encoders(gs_model *m, weight_log *log, gi_error *err)
         const family_text *t = &m->fam->text[k];
         if (m->text[k])
             continue;
-        gs_status st =
-            clip_text_load(m->file, t->prefix, t->heads, m->bf16, log, &m->text[k], err);
+        gs_status st = clip_text_load(m->file, t->prefix, t->heads, m->bf16, log, &m->text[k], err);
         if (st != GS_OK) {
             if (m->fam->n_text > 1)
                 gi_error_prefix(err, "text encoder %d", k + 1);
