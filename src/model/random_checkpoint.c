@@ -54,7 +54,7 @@ static size_t elems(const layout_tensor *t)
 }
 
 gs_status random_checkpoint_write(const layout_config *cfg, const char *arch, const char *dtype,
-                                  uint64_t seed, const char *path, gi_error *e)
+                                  uint64_t seed, const char *path, gi_error *out_err)
 {
     gi_error err = {0};
     layout_tensor *ts = NULL;
@@ -171,8 +171,8 @@ out:
     free(text);
     json_decref(hdr);
     gi_free(ts);
-    if (st != GS_OK && e)
-        *e = err;
+    if (st != GS_OK && out_err)
+        *out_err = err;
     return st;
 }
 
