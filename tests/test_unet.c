@@ -9,8 +9,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "compute/compute.h"
+#include "model/random_checkpoint.h"
 #include "model/unet.h"
 
 static void eps_matches(void **state)
@@ -305,12 +307,58 @@ static void size_features_match(void **state)
     st_close(g);
 }
 
+/* A 9-channel inpainting UNet (latent, mask, masked image's latent) predicts the
+   4 latent channels: the output width is out.2's, not the input's. */
+static void inpainting_unet_gives_latent_channels(void **state)
+{
+    (void)state;
+    gi_error err = {0};
+    layout_config cfg;
+    assert_int_equal(layout_config_for("sd2-small", &cfg, &err), GS_OK);
+    cfg.unet_in_channels = 9;
+    char path[] = "/tmp/gesso-inpaint-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(random_checkpoint_write(&cfg, "sd2-small-inpainting", "f16", 3, path, &err),
+                     GS_OK);
+    st_file *f;
+    unet *m;
+    gi_compute *cx;
+    assert_int_equal(st_open(path, &f, &err), GS_OK);
+    assert_int_equal(
+        unet_load(f, "model.diffusion_model.", &(unet_opts){.head_dim = 64}, 0, NULL, &m, &err),
+        GS_OK);
+    assert_int_equal(unet_in_channels(m), 9);
+    assert_int_equal(unet_out_channels(m), 4);
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    float x[8 * 8 * 9], t[1] = {300}, out[8 * 8 * 4 + 1];
+    for (int i = 0; i < 8 * 8 * 9; i++)
+        x[i] = (float)((i * 37) % 17) / 8.0f - 1.0f;
+    float *ctx = calloc(77 * 16, sizeof *ctx);
+    out[8 * 8 * 4] = 12345.0f; /* a canary: nothing is written past 4 channels */
+    assert_int_equal(unet_forward(m, cx, x, t, ctx, NULL, 1, 8, 8, 77, out, &err), GS_OK);
+    assert_true(out[8 * 8 * 4] == 12345.0f);
+    double sum = 0;
+    for (int i = 0; i < 8 * 8 * 4; i++)
+        sum += fabs(out[i]);
+    assert_true(sum > 0 && isfinite(sum));
+    free(ctx);
+    compute_free(cx);
+    unet_free(m);
+    st_close(f);
+    remove(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(eps_matches),         cmocka_unit_test(sd2_out_matches),
-        cmocka_unit_test(sdxl_eps_matches),    cmocka_unit_test(opts_are_checked),
+        cmocka_unit_test(eps_matches),
+        cmocka_unit_test(sd2_out_matches),
+        cmocka_unit_test(sdxl_eps_matches),
+        cmocka_unit_test(opts_are_checked),
         cmocka_unit_test(size_features_match),
+        cmocka_unit_test(inpainting_unet_gives_latent_channels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,7 +133,9 @@ static void unet(builder *b, const layout_config *cfg)
         linear(b, p, "2", temb, temb, 1);
     }
     snprintf(p, sizeof p, "%sinput_blocks.0.", P);
-    conv(b, p, "0", mc, cfg->latent_channels, 3);
+    /* inpainting UNets take the latent, the mask and the masked image's latent */
+    conv(b, p, "0", mc, cfg->unet_in_channels > 0 ? cfg->unet_in_channels : cfg->latent_channels,
+         3);
     int skips[64], ns = 0, ch = mc, idx = 1;
     skips[ns++] = mc;
     for (int l = 0; l < L; l++) {

@@ -36,6 +36,7 @@ typedef struct layout_config {
     int vae_channels;                /* 128 */
     int vae_mult[4];                 /* 1,2,4,4 */
     int latent_channels;             /* 4 */
+    int unet_in_channels;            /* the UNet's input: 0 = latent_channels; 9 for inpainting */
 } layout_config;
 
 typedef enum layout_init {

@@ -20,6 +20,7 @@
 #include "compute/half.h"
 #include "gesso.h"
 #include "model/ckpt_layout.h"
+#include "model/random_checkpoint.h"
 
 static uint64_t splitmix64(uint64_t x)
 {
@@ -52,8 +53,8 @@ static size_t elems(const layout_tensor *t)
     return n;
 }
 
-gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64_t seed,
-                                     const char *path, char *errmsg, size_t errmsg_size)
+gs_status random_checkpoint_write(const layout_config *cfg, const char *arch, const char *dtype,
+                                  uint64_t seed, const char *path, gi_error *out_err)
 {
     gi_error err = {0};
     layout_tensor *ts = NULL;
@@ -63,7 +64,7 @@ gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64
     FILE *f = NULL;
     uint8_t *buf = NULL;
     gs_status st = GS_OK;
-    if (!arch || !path) {
+    if (!cfg || !arch || !path) {
         st = gi_fail(&err, GS_ERR_INVALID_ARGUMENT, "architecture and path are required");
         goto out;
     }
@@ -77,10 +78,7 @@ gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64
     }
     size_t esize = is_f32 ? 4 : 2;
     const char *st_name = is_f32 ? "F32" : is_f16 ? "F16" : "BF16";
-    layout_config cfg;
-    if ((st = layout_config_for(arch, &cfg, &err)) != GS_OK)
-        goto out;
-    if ((st = layout_build(&cfg, &ts, &count, &err)) != GS_OK)
+    if ((st = layout_build(cfg, &ts, &count, &err)) != GS_OK)
         goto out;
 
     hdr = json_object();
@@ -88,9 +86,9 @@ gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64
        the file is, and that it predicts noise */
     json_t *meta =
         json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "format",
-                  cfg.family == LAYOUT_SDXL ? "sgm-single-file" : "ldm-single-file", "family",
-                  layout_family_name(&cfg), "arch", arch, "note", "random weights written by gesso",
-                  "modelspec.architecture", layout_modelspec_architecture(&cfg),
+                  cfg->family == LAYOUT_SDXL ? "sgm-single-file" : "ldm-single-file", "family",
+                  layout_family_name(cfg), "arch", arch, "note", "random weights written by gesso",
+                  "modelspec.architecture", layout_modelspec_architecture(cfg),
                   "modelspec.prediction_type", "epsilon");
     if (!hdr || !meta) {
         st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
@@ -173,6 +171,20 @@ out:
     free(text);
     json_decref(hdr);
     gi_free(ts);
+    if (st != GS_OK && out_err)
+        *out_err = err;
+    return st;
+}
+
+gs_status gs_checkpoint_write_random(const char *arch, const char *dtype, uint64_t seed,
+                                     const char *path, char *errmsg, size_t errmsg_size)
+{
+    gi_error err = {0};
+    layout_config cfg;
+    gs_status st = !arch ? gi_fail(&err, GS_ERR_INVALID_ARGUMENT, "architecture is required")
+                         : layout_config_for(arch, &cfg, &err);
+    if (st == GS_OK)
+        st = random_checkpoint_write(&cfg, arch, dtype, seed, path, &err);
     if (st != GS_OK && errmsg && errmsg_size)
         snprintf(errmsg, errmsg_size, "%s", err.msg);
     return st;

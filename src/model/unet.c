@@ -52,7 +52,6 @@ typedef struct unet_block {
 struct unet {
     weight_store store;
     int cin, cout, mc, temb, ctx_dim, adm;
-    unet_opts opts;
     linear_weights te1, te2, le1, le2; /* time embedding; label_emb (when adm > 0) */
     conv_weights conv_in, conv_out;
     norm_weights norm_out;
@@ -110,6 +109,12 @@ static int load_xf(weight_loader *l, const char *p, int c, int ctx_dim, const un
     while (x->depth < MAX_DEPTH &&
            wl_find(l, wl_name(n, sizeof n, "%stransformer_blocks.%d.norm1.weight", p, x->depth)))
         x->depth++;
+    if (wl_find(l, wl_name(n, sizeof n, "%stransformer_blocks.%d.norm1.weight", p, x->depth))) {
+        if (l->st == GS_OK) /* deeper than we hold: refuse rather than drop blocks */
+            l->st = gi_fail(l->err, GS_ERR_UNSUPPORTED, "'%s%s': more than %d transformer blocks",
+                            l->prefix, p, MAX_DEPTH);
+        return 0;
+    }
     x->blocks = gi_calloc((size_t)x->depth, sizeof *x->blocks);
     if (!x->blocks) {
         l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
@@ -208,7 +213,6 @@ gs_status unet_load(const st_file *f, const char *prefix, const unet_opts *opts,
     m->temb = (int)wl_dim(&l, "time_embed.0.weight", 0);
     m->ctx_dim = (int)wl_dim(&l, find_context_key(&l, n, sizeof n), 1);
     m->cout = (int)wl_dim(&l, "out.2.weight", 0);
-    m->opts = *opts;
     if (m->mc <= 0 || m->cin <= 0 || m->cout <= 0 || m->temb <= 0 || m->ctx_dim <= 0 || m->mc % 2) {
         unet_free(m);
         return gi_fail(err, GS_ERR_FORMAT, "UNet tensors under '%s' are missing or malformed",

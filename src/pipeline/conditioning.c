@@ -126,3 +126,19 @@ out:
     prompt_chunks_free(&pc);
     return st;
 }
+
+void extra_conditioning(const gs_model *m, const gs_params *p, const prompt_cond *pc, float *y)
+{
+    int pw = m->pooled_width;
+    memcpy(y, pc->pooled, (size_t)pw * sizeof *y);
+    /* sgm's order: (height, width) of the original, crop (top, left), target */
+    float ids[6] = {
+        (float)(p->original_height ? p->original_height : p->height),
+        (float)(p->original_width ? p->original_width : p->width),
+        (float)p->crop_top,
+        (float)p->crop_left,
+        (float)(p->target_height ? p->target_height : p->height),
+        (float)(p->target_width ? p->target_width : p->width),
+    };
+    unet_size_features(ids, y + pw);
+}

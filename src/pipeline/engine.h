@@ -89,6 +89,9 @@ typedef struct prompt_cond {
 gs_status encode_prompt(gs_engine *eng, gs_model *m, const char *prompt, int clip_skip,
                         int zero_if_empty, prompt_cond *out, gi_error *err);
 void prompt_cond_free(prompt_cond *c);
+/* SDXL's extra conditioning vector of one prompt, y [m->adm_channels]: its pooled
+   text vector, then the Fourier features of p's image sizes (A1111's defaults for 0s). */
+void extra_conditioning(const gs_model *m, const gs_params *p, const prompt_cond *pc, float *y);
 
 /* Cheap latent -> RGB preview of item 0 of an NCHW latent (the family VAE's factors). */
 gs_status latent_preview(const float *latent, gs_model_family family, int channels, int h, int w,

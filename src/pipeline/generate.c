@@ -213,24 +213,6 @@ static void repeat_rows(float *dst, const float *src, size_t row_floats, int n)
         memcpy(dst + (size_t)i * row_floats, src, row_floats * sizeof(float));
 }
 
-/* SDXL's extra conditioning of one prompt: its pooled text vector, then the
-   Fourier features of (original h, w, crop top, left, target h, w). */
-static void size_vector(const gen_ctx *g, const prompt_cond *pc, float *y)
-{
-    const gs_params *p = g->p;
-    int pw = g->m->pooled_width;
-    memcpy(y, pc->pooled, (size_t)pw * sizeof *y);
-    float ids[6] = {
-        (float)(p->original_height ? p->original_height : p->height),
-        (float)(p->original_width ? p->original_width : p->width),
-        (float)p->crop_top,
-        (float)p->crop_left,
-        (float)(p->target_height ? p->target_height : p->height),
-        (float)(p->target_width ? p->target_width : p->width),
-    };
-    unet_size_features(ids, y + pw);
-}
-
 static gs_status build_context(gen_ctx *g, const prompt_cond *cond, const prompt_cond *uncond,
                                gi_error *err)
 {
@@ -248,9 +230,9 @@ static gs_status build_context(gen_ctx *g, const prompt_cond *cond, const prompt
             gi_aligned_free(yu);
             return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory for the conditioning");
         }
-        size_vector(g, cond, yc);
+        extra_conditioning(g->m, g->p, cond, yc);
         if (g->cfg)
-            size_vector(g, uncond, yu);
+            extra_conditioning(g->m, g->p, uncond, yu);
     }
     gs_status st = GS_OK;
     if (g->joint) {
