@@ -200,14 +200,58 @@ static double compare(const char *what, const float *got, const char *key, size_
     return e;
 }
 
-/* The whole extra-conditioning vector of one prompt as generate builds it. */
+/* The whole extra-conditioning vector of one prompt as generate builds it,
+   for sizes given in sgm's order (h, w, top, left, h, w). */
 static void vector_of(const gs_model *m, const prompt_cond *pc, const double *time_ids, float *y)
 {
-    memcpy(y, pc->pooled, (size_t)m->pooled_width * sizeof *y);
-    float ids[6];
-    for (int i = 0; i < 6; i++)
-        ids[i] = (float)time_ids[i];
-    unet_size_features(ids, y + m->pooled_width);
+    gs_params p;
+    gs_params_init(&p);
+    p.original_height = (int)time_ids[0];
+    p.original_width = (int)time_ids[1];
+    p.crop_top = (int)time_ids[2];
+    p.crop_left = (int)time_ids[3];
+    p.target_height = (int)time_ids[4];
+    p.target_width = (int)time_ids[5];
+    extra_conditioning(m, &p, pc, y);
+}
+
+/* Each SDXL recipe's two vectors (prompt, negative) as gs_generate builds them
+   from the recipe's settings, against the reference's. */
+static void sdxl_recipe_vectors_match(void **state)
+{
+    (void)state;
+    golden_select(sdxl.golden);
+    gs_engine *eng = engine_f32();
+    gs_model *m = load(eng, sdxl.model);
+    recipe rs[16];
+    int n = recipes_load_file("sdxl/recipes.json", rs, 16);
+    float *y = malloc(1576 * sizeof *y);
+    for (int i = 0; i < n; i++) {
+        gs_params p;
+        recipe_params(&rs[i], &p);
+        prompt_cond pc, pu;
+        gi_error err = {0};
+        assert_int_equal(encode_prompt(eng, m, p.prompt, 1, 0, &pc, &err), GS_OK);
+        assert_int_equal(
+            encode_prompt(eng, m, p.negative_prompt, 1, !p.encode_empty_negative, &pu, &err),
+            GS_OK);
+        char key[128], what[128];
+        extra_conditioning(m, &p, &pc, y);
+        snprintf(key, sizeof key, "pipe.%s.vector_c", rs[i].name);
+        snprintf(what, sizeof what, "%s vector_c", rs[i].name);
+        assert_true(compare(what, y, key, 1576) < COND_REL_L2);
+        if (p.cfg_scale != 1.0f) { /* a one-pass recipe has no negative */
+            extra_conditioning(m, &p, &pu, y);
+            snprintf(key, sizeof key, "pipe.%s.vector_u", rs[i].name);
+            snprintf(what, sizeof what, "%s vector_u", rs[i].name);
+            assert_true(compare(what, y, key, 1576) < COND_REL_L2);
+        }
+        prompt_cond_free(&pc);
+        prompt_cond_free(&pu);
+    }
+    free(y);
+    gs_model_free(m);
+    gs_engine_free(eng);
 }
 
 static void sdxl_conditioning_matches(void **state)
@@ -526,6 +570,7 @@ int main(void)
         cmocka_unit_test(v_metadata_is_honoured),
         cmocka_unit_test(sdxl_conditioning_matches),
         cmocka_unit_test(sd2_conditioning_matches),
+        cmocka_unit_test(sdxl_recipe_vectors_match),
         cmocka_unit_test(sd2_recipes_match),
         cmocka_unit_test(sdxl_recipes_match),
         cmocka_unit_test(sd2_recipe_through_the_cli),
