@@ -47,7 +47,9 @@ static void sampler_names(void **state)
     /* the rows of the engine's table: A1111 names, aliases, AI Horde names */
     expect_map("LMS Karras", NULL, "lms", "karras");
     expect_map("DPM2 a Karras", NULL, "dpm_2_a", "karras");
-    expect_map("DPM2", NULL, "dpm_2", "default");
+    expect_map("DPM2", NULL, "dpm_2", "karras"); /* "Automatic": the sampler's own option */
+    expect_map("DPM++ 2M", NULL, "dpmpp_2m", "karras");
+    expect_map("DPM++ 2M", "Automatic", "dpmpp_2m", "karras");
     expect_map("DPM++ 2S a", "Exponential", "dpmpp_2s_a", "exponential");
     expect_map("DPM fast", NULL, "dpm_fast", "default");
     expect_map("k_dpm_ad", NULL, "dpm_adaptive", "default");       /* A1111's alias */
@@ -57,7 +59,7 @@ static void sampler_names(void **state)
     expect_map("Euler", "Simple", "euler", "simple");
     expect_map("DPM++ SDE Karras", NULL, "dpmpp_sde", "karras");
     expect_map("DPM++ 2M SDE", "Exponential", "dpmpp_2m_sde", "exponential");
-    expect_map("k_dpmpp_2m_sde", NULL, "dpmpp_2m_sde", "default");
+    expect_map("k_dpmpp_2m_sde", NULL, "dpmpp_2m_sde", "exponential");
     const char *e, *es;
     char why[300];
     assert_int_equal(a1111_map_sampler("DPM++ 3M SDE", NULL, &e, &es, why, sizeof why), -1);

@@ -162,6 +162,10 @@ int a1111_map_sampler(const char *sampler_name, const char *scheduler, const cha
     }
     *engine = s->name;
     *engine_scheduler = sched ? sched->engine : "default";
+    /* A1111 (sd_samplers_kdiffusion get_sigmas): "Automatic" takes the sampler's own
+       option, e.g. Karras for DPM++ 2M */
+    if (strcmp(*engine_scheduler, "default") == 0 && s->a1111_scheduler)
+        *engine_scheduler = s->a1111_scheduler;
     return 0;
 }
 
