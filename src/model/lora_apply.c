@@ -4,6 +4,14 @@
  * scaled up @ down of every network (one GEMM each, beta = 1) -> the resident
  * dtype. Layers the previous set touched and this one does not go through
  * the same path with no deltas, which restores their base bits.
+ *
+ * OpenCLIP's fused attn.in_proj_weight [3w, w] is one resident weight (the
+ * text encoder runs it as one GEMM); a q, k or v module patches its row block
+ * [s*w, (s+1)*w), and the whole fused weight is recomputed from the
+ * checkpoint like any other, so its restore is exact too. Each slice is
+ * applied on its own, as ComfyUI does; A1111 applies an OpenCLIP attention's
+ * modules only when q, k, v and out_proj are all in the file (kohya's always
+ * are), and then the same sums.
  */
 #include "model/lora_apply.h"
 
@@ -24,6 +32,7 @@ struct lora_applied {
 typedef struct contrib {
     const lora_module *m;
     float scale;
+    int slice; /* -1: the whole layer; 0/1/2: row block of a fused q/k/v weight */
 } contrib;
 
 /* One resident weight to recompute. */
@@ -110,7 +119,7 @@ static layer *plan_layer(plan *p, const weight_entry *e)
     return L;
 }
 
-static int add_contrib(layer *L, const lora_module *m, float scale)
+static int add_contrib(layer *L, const lora_module *m, float scale, int slice)
 {
     if (L->nc == L->capc) {
         int cap = L->capc ? 2 * L->capc : 4;
@@ -120,7 +129,7 @@ static int add_contrib(layer *L, const lora_module *m, float scale)
         L->c = c;
         L->capc = cap;
     }
-    L->c[L->nc++] = (contrib){m, scale};
+    L->c[L->nc++] = (contrib){m, scale, slice};
     return 0;
 }
 
@@ -149,27 +158,38 @@ static gs_status build_plan(plan *p, const weight_log *index, const lora_net *ne
         const lora_net *net = &nets[i];
         for (int j = 0; j < net->file->n; j++) {
             const lora_module *m = &net->file->mods[j];
-            char name[300], ds[96], why[700];
-            snprintf(name, sizeof name, "%.250s.weight", m->target.name);
-            const weight_entry *e = m->target.slice < 0 ? weight_log_find(index, name) : NULL;
+            char name[300], where[400], ds[96], why[900];
+            int slice = m->target.slice;
+            /* a fused weight is the tensor "<layer>_weight" (attn.in_proj_weight) */
+            snprintf(name, sizeof name, "%.250s%s", m->target.name,
+                     slice < 0 ? ".weight" : "_weight");
+            const weight_entry *e = weight_log_find(index, name);
             int out, k, cin;
             const char *bad = NULL;
-            if (!e || layer_dims(e, &out, &k, &cin) != 0) {
-                snprintf(why, sizeof why, "patches '%s', which this model does not have", name);
+            if (!e || layer_dims(e, &out, &k, &cin) != 0 || (slice >= 0 && (k != 1 || out % 3))) {
+                snprintf(why, sizeof why, "patches '%s', which this model does not have%s", name,
+                         e && slice >= 0 ? " as a fused [3w, w] q/k/v weight" : "");
                 bad = why;
             } else {
+                if (slice >= 0) { /* the module's layer is the row block */
+                    out /= 3;
+                    snprintf(where, sizeof where, "'%s' rows [%d, %d)", name, slice * out,
+                             (slice + 1) * out);
+                } else {
+                    snprintf(where, sizeof where, "'%s'", name);
+                }
                 layer probe = {.e = e, .out = out, .k = k, .cin = cin};
                 const char *part = misfit(m, &probe);
                 int64_t r = m->rank, cap = (int64_t)k * k * cin;
                 if (part)
                     shape_str(ds, sizeof ds, strcmp(part, "lora_up") == 0 ? m->up : m->down);
                 if (part)
-                    snprintf(why, sizeof why, "has %s %s, but its layer '%s' is [%d, %d, %d, %d]",
-                             part, ds, name, out, cin, k, k);
+                    snprintf(why, sizeof why, "has %s %s, but its layer %s is [%d, %d, %d, %d]",
+                             part, ds, where, out, cin, k, k);
                 else if (r > out || r > cap)
                     snprintf(why, sizeof why,
-                             "has rank %d, more than its layer '%s' [%d, %d, %d, %d] allows",
-                             m->rank, name, out, cin, k, k);
+                             "has rank %d, more than its layer %s [%d, %d, %d, %d] allows", m->rank,
+                             where, out, cin, k, k);
                 if (part || r > out || r > cap)
                     bad = why;
             }
@@ -189,7 +209,7 @@ static gs_status build_plan(plan *p, const weight_log *index, const lora_net *ne
             if (scale == 0.0f)
                 continue; /* adds nothing: the layer stays (or goes back to) its base */
             layer *L = plan_layer(p, e);
-            if (!L || add_contrib(L, m, scale) != 0)
+            if (!L || add_contrib(L, m, scale, slice) != 0)
                 return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory planning the LoRAs");
         }
     }
@@ -228,17 +248,19 @@ static void read_rows(const st_tensor *t, size_t rows, int cin, int k, float *ds
     }
 }
 
-/* W (in buf) += scale * up @ down for one module. */
+/* W (in buf) += scale * up @ down for one module: all of W's rows, or the
+   slice's row block of a fused q/k/v weight. */
 static void add_delta(const layer *L, const contrib *c, float *buf, float *ud, float *tmp)
 {
     const lora_module *m = c->m;
-    int r = m->rank;
-    float *up = ud, *down = ud + (size_t)L->out * r;
-    read_rows(m->up, (size_t)L->out, r, 1, up, tmp);
+    int r = m->rank, rows = c->slice < 0 ? L->out : L->out / 3;
+    float *up = ud, *down = ud + (size_t)rows * r;
+    float *dst = c->slice < 0 ? buf : buf + (size_t)c->slice * rows * L->cols;
+    read_rows(m->up, (size_t)rows, r, 1, up, tmp);
     read_rows(m->down, (size_t)r, L->cin, L->k, down, tmp);
-    for (size_t i = 0; i < (size_t)L->out * r; i++)
+    for (size_t i = 0; i < (size_t)rows * r; i++)
         up[i] *= c->scale;
-    gemm_f32(L->out, (int)L->cols, r, up, r, down, (int)L->cols, 0, 1.0f, buf, (int)L->cols);
+    gemm_f32(rows, (int)L->cols, r, up, r, down, (int)L->cols, 0, 1.0f, dst, (int)L->cols);
 }
 
 /* Recomputes one resident weight from its base tensor t and L's deltas: f32

@@ -7,8 +7,23 @@
 
 #define UNET "model.diffusion_model."
 
-const lora_unet_layout lora_layout_sd1 = {.levels = 4, .layers_per_block = 2, .attn_levels = 0x7};
+const lora_unet_layout lora_layout_sd1 = {
+    .levels = 4,
+    .layers_per_block = 2,
+    .attn_levels = 0x7,
+    .te = "cond_stage_model.transformer.text_model.encoder.layers.",
+};
+const lora_unet_layout lora_layout_sd2 = {
+    .levels = 4,
+    .layers_per_block = 2,
+    .attn_levels = 0x7,
+    .te = "cond_stage_model.model.transformer.resblocks.",
+    .te_openclip = 1,
+};
 const lora_unet_layout lora_layout_sdxl = {.levels = 3, .layers_per_block = 2, .attn_levels = 0x6};
+
+#define SDXL_TE1 "conditioner.embedders.0.transformer.text_model.encoder.layers."
+#define SDXL_TE2 "conditioner.embedders.1.model.transformer.resblocks."
 
 /* Advances *s past lit when it starts with it. */
 static int take(const char **s, const char *lit)
@@ -110,6 +125,54 @@ static int block_part(const lora_unet_layout *L, const char *s, const char *bloc
     return -1;
 }
 
+/* A layer of an LDM block named by its own path (kohya's SDXL files):
+   "{i}_{j}_{rest}" of input/output blocks or "{j}_{rest}" of the middle one. */
+static int ldm_block(const char *s, const char *block, int two, lora_target *t)
+{
+    static const char *const leaf[][2] = {
+        {"in_layers_2", "in_layers.2"},
+        {"out_layers_3", "out_layers.3"},
+        {"emb_layers_1", "emb_layers.1"},
+        {"skip_connection", "skip_connection"},
+        {"op", "op"},
+        {"conv", "conv"},
+    };
+    char buf[128];
+    int i = 0, j;
+    if ((two && !take_index(&s, &i)) || !take_index(&s, &j))
+        return -1;
+    char at[48];
+    if (two)
+        snprintf(at, sizeof at, "%s.%d.%d", block, i, j);
+    else
+        snprintf(at, sizeof at, "%s.%d", block, j);
+    if (*s == '\0') /* input_blocks_0_0: conv_in */
+        return two && i == 0 && j == 0 ? put(t, UNET "%s", at) : -1;
+    const char *r = attn_rest(s, buf, sizeof buf);
+    for (size_t k = 0; !r && k < sizeof leaf / sizeof leaf[0]; k++)
+        if (strcmp(s, leaf[k][0]) == 0)
+            r = leaf[k][1];
+    return r ? put(t, UNET "%s.%s", at, r) : -1;
+}
+
+/* kohya's SDXL names: the LDM path with '.' -> '_'. */
+static int map_unet_ldm(const char *s, lora_target *t)
+{
+    if (take(&s, "input_blocks_"))
+        return ldm_block(s, "input_blocks", 1, t);
+    if (take(&s, "output_blocks_"))
+        return ldm_block(s, "output_blocks", 1, t);
+    if (take(&s, "middle_block_"))
+        return ldm_block(s, "middle_block", 0, t);
+    if (strcmp(s, "time_embed_0") == 0 || strcmp(s, "time_embed_2") == 0)
+        return put(t, UNET "time_embed.%c", s[11]);
+    if (strcmp(s, "label_emb_0_0") == 0 || strcmp(s, "label_emb_0_2") == 0)
+        return put(t, UNET "label_emb.0.%c", s[12]);
+    if (strcmp(s, "out_2") == 0)
+        return put(t, UNET "out.2");
+    return -1;
+}
+
 static int map_unet(const lora_unet_layout *L, const char *s, lora_target *t)
 {
     int b, per = L->layers_per_block + 1; /* LDM blocks per level: res(+attn) each, + resampler */
@@ -121,6 +184,11 @@ static int map_unet(const lora_unet_layout *L, const char *s, lora_target *t)
     if (take(&s, "time_embedding_linear_")) {
         if (strcmp(s, "1") == 0 || strcmp(s, "2") == 0)
             return put(t, UNET "time_embed.%d", s[0] == '1' ? 0 : 2);
+        return -1;
+    }
+    if (take(&s, "add_embedding_linear_")) { /* SDXL's size conditioning MLP */
+        if (strcmp(s, "1") == 0 || strcmp(s, "2") == 0)
+            return put(t, UNET "label_emb.0.%d", s[0] == '1' ? 0 : 2);
         return -1;
     }
     if (take(&s, "down_blocks_")) {
@@ -151,11 +219,16 @@ static int map_unet(const lora_unet_layout *L, const char *s, lora_target *t)
             return put(t, UNET "middle_block.1.%s", r);
         if (take(&s, "resnets_") && take_index(&s, &i) && i < 2 && (r = res_rest(s)))
             return put(t, UNET "middle_block.%d.%s", 2 * i, r);
+        return -1;
     }
-    return -1;
+    return map_unet_ldm(s, t);
 }
 
-/* Text encoder layers: HF CLIP names (SD1, SDXL's first encoder) or OpenCLIP (SDXL's second). */
+/* Text encoder layers, named as Hugging Face's CLIPTextModel names them, onto
+   HF CLIP names (SD1, SDXL's first encoder) or OpenCLIP ones (SD2, SDXL's
+   second): there q, k, v are the row blocks 0, 1, 2 of attn.in_proj_weight
+   (A1111 networks.py: convert_diffusers_name_to_compvis, then the
+   MultiheadAttention's _q_proj/_k_proj/_v_proj modules stacked in that order). */
 static int map_te(const char *s, const char *prefix, int openclip, lora_target *t)
 {
     static const char *const hf[][2] = {
@@ -189,20 +262,22 @@ int lora_map_kohya(const lora_unet_layout *L, const char *module, lora_target *t
     t->slice = -1;
     if (take(&s, "lora_unet_"))
         return map_unet(L, s, t);
-    if (take(&s, "lora_te1_"))
-        return map_te(s, "conditioner.embedders.0.transformer.text_model.encoder.layers.", 0, t);
-    if (take(&s, "lora_te2_"))
-        return map_te(s, "conditioner.embedders.1.model.transformer.resblocks.", 1, t);
-    if (take(&s, "lora_te_"))
-        return map_te(s, "cond_stage_model.transformer.text_model.encoder.layers.", 0, t);
+    if (!L->te && take(&s, "lora_te1_"))
+        return map_te(s, SDXL_TE1, 0, t);
+    if (!L->te && take(&s, "lora_te2_"))
+        return map_te(s, SDXL_TE2, 1, t);
+    if (L->te && take(&s, "lora_te_"))
+        return map_te(s, L->te, L->te_openclip, t);
     return -1;
 }
 
 int lora_map_peft(const lora_unet_layout *L, const char *module, lora_target *t)
 {
-    static const char *const roots[][2] = {
+    /* diffusers' first text encoder is SDXL's encoder 1 */
+    const char *te1 = L->te ? "lora_te_" : "lora_te1_";
+    const char *const roots[][2] = {
         {"unet.", "lora_unet_"},
-        {"text_encoder.", "lora_te_"},
+        {"text_encoder.", te1},
         {"text_encoder_2.", "lora_te2_"},
     };
     char kohya[256];

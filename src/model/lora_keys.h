@@ -3,24 +3,33 @@
  *
  * LoRA files name modules by diffusers paths: kohya/A1111 files with '.' ->
  * '_' under lora_unet_ / lora_te_ / lora_te1_ / lora_te2_, PEFT files with the
- * dots kept under unet. / text_encoder.. A1111's networks.py maps them onto
- * the LDM module names the checkpoint uses; this is that mapping, written
- * from the UNet's level structure (blocks per level, which levels attend), so
- * the same code serves SD1 and SDXL.
+ * dots kept under unet. / text_encoder. / text_encoder_2.. A1111's networks.py
+ * maps them onto the LDM module names the checkpoint uses; this is that
+ * mapping, written from the UNet's level structure (blocks per level, which
+ * levels attend), so the same code serves SD1, SD2 and SDXL. kohya's SDXL
+ * files name the UNet by its LDM path already (lora_unet_input_blocks_4_1_...),
+ * which is read too. Text encoders kohya trains in Hugging Face CLIP form
+ * (SD2's, SDXL's second) map onto OpenCLIP's names: q, k and v onto the row
+ * blocks of the fused attn.in_proj_weight.
  */
 #ifndef GS_LORA_KEYS_H
 #define GS_LORA_KEYS_H
 
 #include <stddef.h>
 
-/* A UNet's block structure as LDM numbers it. */
+/* A family's structure as LoRA names map onto it: the UNet's blocks as LDM
+   numbers them, and where its text encoder(s) live. */
 typedef struct lora_unet_layout {
-    int levels;           /* resolution levels (SD1: 4, SDXL: 3) */
-    int layers_per_block; /* res blocks per down level (2 for both); up levels have one more */
+    int levels;           /* resolution levels (SD1, SD2: 4; SDXL: 3) */
+    int layers_per_block; /* res blocks per down level (2 for all); up levels have one more */
     unsigned attn_levels; /* bit l set: level l (0 = full resolution) has attention */
+    const char *te;       /* layer prefix lora_te_ / text_encoder. name; NULL for two encoders
+                             (SDXL: lora_te1_ / lora_te2_, text_encoder. / text_encoder_2.) */
+    int te_openclip;      /* te holds OpenCLIP names (SD2) */
 } lora_unet_layout;
 
 extern const lora_unet_layout lora_layout_sd1;
+extern const lora_unet_layout lora_layout_sd2;
 extern const lora_unet_layout lora_layout_sdxl;
 
 /* Which multiplier a module takes. */

@@ -219,6 +219,16 @@ static char *hashes_text(lora_cache *c, const entry *es, int n)
     return s;
 }
 
+/* The family's module structure, which LoRA names are mapped onto. */
+static const lora_unet_layout *layout_of(const gs_model *m)
+{
+    switch (m->fam ? m->fam->id : GS_FAMILY_SD1) {
+    case GS_FAMILY_SD2: return &lora_layout_sd2;
+    case GS_FAMILY_SDXL: return &lora_layout_sdxl;
+    default: return &lora_layout_sd1;
+    }
+}
+
 static gs_status fold(gs_model *m, const gs_params *p, entry *es, int n, lora_request *out,
                       gi_error *err)
 {
@@ -232,7 +242,7 @@ static gs_status fold(gs_model *m, const gs_params *p, entry *es, int n, lora_re
     lora_net nets[MAX_LORAS] = {0};
     gs_status st = GS_OK;
     for (int i = 0; i < n && st == GS_OK; i++) {
-        st = lora_file_open(es[i].path, &lora_layout_sd1, p->lora_strict, &es[i].file, err);
+        st = lora_file_open(es[i].path, layout_of(m), p->lora_strict, &es[i].file, err);
         nets[i] = (lora_net){es[i].file, es[i].label, es[i].te, es[i].unet};
     }
     if (st != GS_OK)
