@@ -256,6 +256,13 @@ typedef struct gs_lora {
     const char *path;
     float te_weight, unet_weight;
 } gs_lora;
+/* What the masked area starts from before sampling (A1111's inpainting_fill, 0..3). */
+typedef enum gs_inpaint_fill {
+    GS_INPAINT_FILL = 0,           /* the colours around the mask, blurred in (masking.fill) */
+    GS_INPAINT_ORIGINAL = 1,       /* the init image as it is (default) */
+    GS_INPAINT_LATENT_NOISE = 2,   /* the latent replaced by fresh noise of the seed */
+    GS_INPAINT_LATENT_NOTHING = 3  /* the latent zeroed */
+} gs_inpaint_fill;
 
 typedef struct gs_params {
     const char *prompt;          /* A1111 syntax: (word:1.2), [word], BREAK; default "" */
@@ -304,6 +311,22 @@ typedef struct gs_params {
     int lora_strict;      /* 1 (default): a module the model has no layer for, or whose
                              shape disagrees with it, or a tag naming no file, refuses the
                              generation; 0: it is left out, and gs_result_warnings says so */
+    /* Inpainting (init_image required), with A1111's semantics step for step: */
+    const gs_image *mask;         /* white = repaint, black = keep; any size, RGB(A) (an alpha
+                                     that is not all 255 is the mask, thresholded at 128;
+                                     otherwise the luma); resized like the init image. The
+                                     images returned are the repainted result composited over
+                                     the init image (at width x height; with inpaint_full_res
+                                     at the init image's size). NULL = plain img2img */
+    int mask_blur;                /* Gaussian blur of the mask in pixels (OpenCV, σ = this);
+                                     0..64, default 4 */
+    gs_inpaint_fill inpaint_fill; /* default GS_INPAINT_ORIGINAL */
+    int inpaint_full_res;         /* 1 = "only masked": the mask's bounding box (plus padding,
+                                     grown to width:height) is cut out, repainted at
+                                     width x height and pasted back */
+    int inpaint_padding;          /* pixels around the mask's box for inpaint_full_res; 0..256,
+                                     default 32 */
+    int mask_invert;              /* 1 = repaint what is black (A1111's inpainting_mask_invert) */
 } gs_params;
 
 #define GS_VAE_TILE_AUTO 512

@@ -119,6 +119,9 @@ void gs_params_init(gs_params *p)
     p->batch_size = 1;
     p->strength = 0.75f;
     p->lora_strict = 1;
+    p->mask_blur = 4; /* A1111's defaults */
+    p->inpaint_fill = GS_INPAINT_ORIGINAL;
+    p->inpaint_padding = 32;
 }
 
 const char *const *gs_sampler_names(void)

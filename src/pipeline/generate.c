@@ -24,6 +24,7 @@
 #include "pipeline/checkpoint.h"
 #include "pipeline/engine.h"
 #include "pipeline/lora_select.h"
+#include "pipeline/inpaint.h"
 #include "sample/rng.h"
 #include "sample/sampler.h"
 
@@ -89,7 +90,7 @@ static gs_status validate(const gs_model *m, const gs_params *p, gi_error *err)
             return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "strength %g is outside (0, 1]",
                            (double)p->strength);
     }
-    return GS_OK;
+    return inpaint_validate(p, err);
 }
 
 /* ---- the model callback: CFG around the UNet ---- */
@@ -116,6 +117,7 @@ typedef struct gen_ctx {
     double t_start, t_last;
     double *step_s; /* [total steps] */
     int total;
+    int truncate_u8; /* A1111's 8-bit conversion (inpainting's reference truncates) */
 } gen_ctx;
 
 static void nchw_to_nhwc(const float *src, float *dst, int n, int c, int h, int w)
@@ -279,13 +281,13 @@ out:
 
 /* ---- img2img ---- */
 
-/* The init image as a scaled latent, NCHW, repeated for every batch item. */
-static gs_status encode_init(gen_ctx *g, float **out, gi_error *err)
+/* The init image (src) as a scaled latent, NCHW, repeated for every batch item. */
+static gs_status encode_init(gen_ctx *g, const gs_image *src, float **out, gi_error *err)
 {
     const gs_params *p = g->p;
     gs_image *rgb = NULL;
     float *pix = NULL, *mean = NULL;
-    gs_status st = image_resize_rgb(p->init_image, p->width, p->height, &rgb, err);
+    gs_status st = image_resize_rgb(src, p->width, p->height, &rgb, err);
     if (st != GS_OK)
         return st;
     size_t npix = (size_t)p->width * p->height;
@@ -358,7 +360,10 @@ static gs_status decode_images(gen_ctx *g, const float *latent_nchw, gs_result *
         dst->width = W;
         dst->height = H;
         dst->channels = 3;
-        image_signed_f32_to_u8(img, (size_t)W * H * 3, dst->pixels);
+        if (g->truncate_u8)
+            inpaint_to_u8(img, (size_t)W * H * 3, dst->pixels);
+        else
+            image_signed_f32_to_u8(img, (size_t)W * H * 3, dst->pixels);
     }
 out:
     gi_aligned_free(lat);
@@ -426,6 +431,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     float *init = NULL, *x = NULL;
     gs_result *res = NULL;
     lora_request lr = {0};
+    inpaint_plan ip = {0};
     gs_status st = validate(m, p, &err);
     if (st != GS_OK)
         goto out;
@@ -518,8 +524,15 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
 
     if (p->init_image) {
         double t_enc = now_s();
-        if ((st = encode_init(&g, &init, &err)) != GS_OK)
+        if ((st = inpaint_prepare(p, &ip, &err)) != GS_OK ||
+            (st = encode_init(&g, ip.active ? ip.vae_in : p->init_image, &init, &err)) != GS_OK)
             goto out;
+        if (ip.active) {
+            if ((st = inpaint_fill_latent(&ip, init, g.batch, g.ch, p->seed, &err)) != GS_OK)
+                goto out;
+            sc.keep = ip.keep;
+            g.truncate_u8 = 1;
+        }
         sc.init_latent = init;
         res->timings.vae_encode_s = now_s() - t_enc;
     }
@@ -534,6 +547,8 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     res->timings.step_gflop = (eng->cx->flops - flops0) * 1e-9 / (g.total > 0 ? g.total : 1);
     if (st != GS_OK)
         goto out;
+    if (ip.active)
+        inpaint_blend_final(&ip, x, init, g.batch, g.ch);
     if (m->release_after_use) {
         unet_free(m->unet);
         m->unet = NULL;
@@ -544,6 +559,9 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     flops0 = eng->cx->flops;
     if ((st = decode_images(&g, x, res, &err)) != GS_OK)
         goto out;
+    for (int b = 0; ip.active && b < g.batch; b++)
+        if ((st = inpaint_apply_overlay(&ip, &res->images[b], &err)) != GS_OK)
+            goto out;
     res->timings.vae_decode_s = now_s() - t_dec;
     res->timings.vae_decode_gflop = (eng->cx->flops - flops0) * 1e-9;
     if ((st = write_infotexts(&g, res, sc.sampler, p->scheduler, lr.hashes, &err)) != GS_OK)
@@ -571,6 +589,7 @@ out:
     prompt_cond_free(&uncond);
     gi_aligned_free(init);
     gi_aligned_free(x);
+    inpaint_plan_free(&ip);
     gs_result_free(res);
     if (st != GS_OK)
         return engine_fail(eng, &err);
