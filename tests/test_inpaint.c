@@ -174,10 +174,77 @@ static void pixel_steps_match_goldens(void **state)
     }
 }
 
+static double rel_to(const char *name, const char *what, const float *a, size_t n)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", name, what);
+    size_t m;
+    double *ref = golden_f64(key, &m);
+    assert_int_equal(m, n);
+    double r = rel_l2_f32_f64(a, ref, n);
+    free(ref);
+    return r;
+}
+
+/* Max level difference of img against golden <name>.<what>; *differ counts. */
+static int image_vs(const char *name, const char *what, const gs_image *img, int *differ)
+{
+    int maxd;
+    *differ = u8_diff(name, what, img->pixels, (size_t)img->width * img->height * 3, &maxd);
+    return maxd;
+}
+
+static void recipes_match_goldens(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NREC; i++) {
+        gs_params p;
+        gs_image *init, *mask;
+        params_of(i, &p, &init, &mask);
+        size_t n = (size_t)4 * (p.width / 8) * (p.height / 8);
+        inpaint_trace tr = {malloc(n * 4), malloc(n * 4), malloc(n * 4), n};
+        inpaint_trace_sink = &tr;
+        gs_result *res = NULL;
+        gs_status st = gs_generate(eng, model, &p, NULL, NULL, &res);
+        inpaint_trace_sink = NULL;
+        if (st != GS_OK)
+            fail_msg("%s: %s", rs[i].name, gs_engine_errmsg(eng));
+        const char *nm = rs[i].name;
+        double e_enc = rel_to(nm, "init_latent_encoded", tr.encoded, n);
+        double e_init = rel_to(nm, "init_latent", tr.init, n);
+        double e_final = rel_to(nm, "final_latent", tr.final, n);
+        const gs_image *img = gs_result_image(res, 0);
+        gs_image *ref = load(ex[i].reference);
+        assert_int_equal(img->width, ref->width);
+        assert_int_equal(img->height, ref->height);
+        int differ, maxd = image_vs(nm, "overlaid_u8", img, &differ), ref_maxd = 0;
+        for (size_t k = 0; k < (size_t)ref->width * ref->height * 3; k++) {
+            int d = abs((int)img->pixels[k] - (int)ref->pixels[k]);
+            ref_maxd = d > ref_maxd ? d : ref_maxd;
+        }
+        printf("%-24s rel err: encoded %.1e init %.1e final %.1e; image max %d levels (%d differ), "
+               "png max %d\n",
+               nm, e_enc, e_init, e_final, maxd, differ, ref_maxd);
+        assert_true(e_enc < 1e-5);
+        assert_true(e_init < 1e-5);
+        assert_true(e_final < 1e-5);
+        assert_true(maxd <= 2);
+        assert_true(ref_maxd <= 2);
+        gs_image_free(ref);
+        gs_result_free(res);
+        free(tr.encoded);
+        free(tr.init);
+        free(tr.final);
+        gs_image_free(init);
+        gs_image_free(mask);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pixel_steps_match_goldens),
+        cmocka_unit_test(recipes_match_goldens),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
