@@ -235,6 +235,17 @@ GS_API GS_NODISCARD gs_status gs_image_load_memory(const void *data, size_t size
                                                    char *errmsg, size_t errmsg_size);
 GS_API void gs_image_free(gs_image *img);
 
+/* Outpainting as inpainting on a bigger canvas: *canvas is init padded by
+ * left/right/top/bottom pixels of gray 127 (RGB), *mask (RGB) is white over
+ * the new border and over `overlap` pixels of init along each padded side (so
+ * the seam is repainted; A1111 users pass the mask blur), black elsewhere.
+ * Give both to gs_generate as init_image and mask with width/height the
+ * canvas size. Free both with gs_image_free. GS_ERR_INVALID_ARGUMENT for
+ * negative or all-zero padding, or a canvas over 16384 per side. */
+GS_API GS_NODISCARD gs_status gs_outpaint_canvas(const gs_image *init, int left, int right, int top,
+                                                 int bottom, int overlap, gs_image **canvas,
+                                                 gs_image **mask);
+
 /* Writes img as PNG; parameters (may be NULL) goes into a tEXt chunk named
  * "parameters", as AUTOMATIC1111 writes it. */
 GS_API GS_NODISCARD gs_status gs_image_save_png(const gs_image *img, const char *path,
