@@ -4,6 +4,7 @@
  * ~1e-5, the final images within ±2 levels; then identities (black mask,
  * white mask, masks of other sizes and formats) and outpainting.
  */
+#define _GNU_SOURCE
 #include "testutil.h"
 
 #include <math.h>
@@ -12,6 +13,8 @@
 #include <string.h>
 
 #include <jpeglib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "gesso.h"
 #include "image/mask.h"
@@ -480,6 +483,121 @@ static void bad_mask_parameters_are_refused(void **state)
     gs_image_free(mask);
 }
 
+/* Runs `gesso` with argv (NULL-terminated), output to dir/stdout, dir/stderr. */
+static int run_cli(const char *dir, char *const argv[])
+{
+    fflush(stdout); /* or the child's freopen writes our buffer twice */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/stdout", dir);
+        if (!freopen(path, "w", stdout))
+            _exit(126);
+        snprintf(path, sizeof path, "%s/stderr", dir);
+        if (!freopen(path, "w", stderr))
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static int max_level_diff(const char *a_path, const char *b_path)
+{
+    gs_image *a = NULL, *b = NULL;
+    char msg[256];
+    assert_int_equal(gs_image_load(a_path, &a, msg, sizeof msg), GS_OK);
+    assert_int_equal(gs_image_load(b_path, &b, msg, sizeof msg), GS_OK);
+    assert_int_equal(a->width, b->width);
+    assert_int_equal(a->height, b->height);
+    int maxd = 0;
+    for (size_t i = 0; i < (size_t)a->width * a->height * 3; i++) {
+        int d = abs((int)a->pixels[i] - (int)b->pixels[i]);
+        maxd = d > maxd ? d : maxd;
+    }
+    gs_image_free(a);
+    gs_image_free(b);
+    return maxd;
+}
+
+/* The CLI: recipe inp_original_blur0_d075 through --mask, outpaint_right through
+   --outpaint from the 64x64 original, and the usage errors. */
+static void cli_inpaint_and_outpaint(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/gesso-test-inpaint-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char out[300], init[300], mask[300], model_path[300], orig[300];
+    snprintf(out, sizeof out, "%s/out.png", dir);
+    snprintf(orig, sizeof orig, "%s/orig.png", dir);
+    snprintf(model_path, sizeof model_path, "%s", fixture_path("tiny-sd15.safetensors"));
+    snprintf(init, sizeof init, "%s", fixture_path(rs[1].init_image));
+    snprintf(mask, sizeof mask, "%s", fixture_path(ex[1].mask));
+    char *a1[] = {GS_GESSO_BIN, "generate",
+                  "-q",         "-m",
+                  model_path,   "-p",
+                  rs[1].prompt, "-s",
+                  "7",          "--steps",
+                  "10",         "--sampler",
+                  "euler",      "-W",
+                  "64",         "-H",
+                  "64",         "--strength",
+                  "0.75",       "-i",
+                  init,         "--mask",
+                  mask,         "--mask-blur",
+                  "0",          "--inpaint-fill",
+                  "original",   "-o",
+                  out,          NULL};
+    assert_int_equal(run_cli(dir, a1), 0);
+    int d1 = max_level_diff(out, fixture_path(ex[1].reference));
+    assert_true(d1 <= 1); /* measured 0, as through the API */
+
+    gs_image *want = load("inpaint/init-outpaint_right.png");
+    gs_image *o = solid(64, 64, 3, 0);
+    for (int y = 0; y < 64; y++)
+        memcpy(o->pixels + (size_t)y * 64 * 3, want->pixels + (size_t)y * 96 * 3, 64 * 3);
+    char msg[256];
+    assert_int_equal(gs_image_save_png(o, orig, NULL, msg, sizeof msg), GS_OK);
+    char *a2[] = {GS_GESSO_BIN, "generate",
+                  "-q",         "-m",
+                  model_path,   "-p",
+                  rs[5].prompt, "-s",
+                  "2024",       "--steps",
+                  "10",         "--sampler",
+                  "euler_a",    "--strength",
+                  "1",          "-i",
+                  orig,         "--outpaint",
+                  "0,32,0,0",   "--mask-blur",
+                  "4",          "--inpaint-fill",
+                  "fill",       "-o",
+                  out,          NULL};
+    assert_int_equal(run_cli(dir, a2), 0);
+    int d2 = max_level_diff(out, fixture_path(ex[5].reference));
+    printf("CLI: inpaint %d, outpaint %d levels from the references\n", d1, d2);
+    assert_true(d2 <= 1); /* measured 0 */
+
+    char *a3[] = {GS_GESSO_BIN, "generate", "-m", model_path, "-p", "x",
+                  "--mask",     mask,       "-o", out,        NULL};
+    assert_int_equal(run_cli(dir, a3), 2); /* a mask without an init image */
+    char *a4[] = {GS_GESSO_BIN, "generate",         "-m", model_path, "-p", "x",  "-i", init,
+                  "--mask",     "/nonexistent.png", "-W", "64",       "-H", "64", "-o", out,
+                  NULL};
+    assert_int_equal(run_cli(dir, a4), 3);
+    char *a5[] = {GS_GESSO_BIN, "generate",       "-m",   model_path, "-p", "x", "-i",
+                  init,         "--inpaint-fill", "blue", "-o",       out,  NULL};
+    assert_int_equal(run_cli(dir, a5), 2);
+    char *a6[] = {GS_GESSO_BIN, "generate",   "-m",    model_path, "-p", "x", "-i",
+                  init,         "--outpaint", "1,2,3", "-o",       out,  NULL};
+    assert_int_equal(run_cli(dir, a6), 2);
+    free_solid(o);
+    gs_image_free(want);
+    assert_int_equal(test_remove_tree(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +608,7 @@ int main(void)
         cmocka_unit_test(mask_formats),
         cmocka_unit_test(outpaint_canvas_edges),
         cmocka_unit_test(bad_mask_parameters_are_refused),
+        cmocka_unit_test(cli_inpaint_and_outpaint),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

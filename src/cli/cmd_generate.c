@@ -58,6 +58,17 @@ static void usage(FILE *out)
             "  -b, --batch-size N        images drawn together from one seed (default 1)\n"
             "  -i, --init-image FILE     img2img: start from this PNG/JPEG/WebP image\n"
             "      --strength X          img2img denoising strength in (0,1] (default 0.75)\n"
+            "      --mask FILE           inpaint: repaint where this image is white (A1111's\n"
+            "                            rules; any size, gray, RGB or RGBA alpha)\n"
+            "      --mask-blur N         blur of the mask edge in pixels, 0..64 (default 4)\n"
+            "      --inpaint-fill M      what the masked area starts from: original (default),\n"
+            "                            fill, latent-noise or latent-nothing\n"
+            "      --inpaint-full-res    repaint only the masked area's box at -W x -H\n"
+            "      --inpaint-padding N   pixels around that box, 0..256 (default 32)\n"
+            "      --mask-invert         repaint where the mask is black\n"
+            "      --outpaint L,R,T,B    outpaint: pad the init image with gray and repaint the\n"
+            "                            border (plus mask-blur pixels of overlap); -W/-H\n"
+            "                            default to the padded size\n"
             "      --vae-tile N          decode in tiles of N px (multiple of 8, >= 64), auto\n"
             "                            (default: 512 px tiles above 2048x2048), or never\n"
             "      --lora FILE[:W]       fold a LoRA into the weights at weight W (default 1);\n"
@@ -134,6 +145,37 @@ static int check_output_dir(const char *path)
     return 0;
 }
 
+static int arg_inpaint_fill(const char *s, gs_inpaint_fill *out)
+{
+    static const char *const names[] = {"fill", "original", "latent-noise", "latent-nothing"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (gs_inpaint_fill)i;
+            return 0;
+        }
+    fprintf(stderr,
+            "gesso: --inpaint-fill: '%s' is not original, fill, latent-noise or latent-nothing\n",
+            s);
+    return 1;
+}
+
+/* L,R,T,B: four pixel counts, 0..4096 each. */
+static int arg_outpaint(const char *s, int pad[4])
+{
+    const char *q = s;
+    for (int i = 0; i < 4; i++) {
+        char *end;
+        long v = strtol(q, &end, 10);
+        if (end == q || v < 0 || v > 4096 || (i < 3 ? *end != ',' : *end != '\0')) {
+            fprintf(stderr, "gesso: --outpaint: '%s' is not L,R,T,B (pixels, 0..4096)\n", s);
+            return 1;
+        }
+        pad[i] = (int)v;
+        q = end + 1;
+    }
+    return 0;
+}
+
 static int exit_code_for(gs_status st)
 {
     switch (st) {
@@ -164,7 +206,14 @@ int cmd_generate(int argc, char **argv)
         OPT_EMPTY_NEGATIVE,
         OPT_LORA,
         OPT_LORA_DIR,
-        OPT_LORA_STRICT
+        OPT_LORA_STRICT,
+        OPT_MASK,
+        OPT_MASK_BLUR,
+        OPT_INPAINT_FILL,
+        OPT_FULL_RES,
+        OPT_PADDING,
+        OPT_MASK_INVERT,
+        OPT_OUTPAINT
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
@@ -191,6 +240,13 @@ int cmd_generate(int argc, char **argv)
         {"lora", required_argument, 0, OPT_LORA},
         {"lora-dir", required_argument, 0, OPT_LORA_DIR},
         {"lora-strict", required_argument, 0, OPT_LORA_STRICT},
+        {"mask", required_argument, 0, OPT_MASK},
+        {"mask-blur", required_argument, 0, OPT_MASK_BLUR},
+        {"inpaint-fill", required_argument, 0, OPT_INPAINT_FILL},
+        {"inpaint-full-res", no_argument, 0, OPT_FULL_RES},
+        {"inpaint-padding", required_argument, 0, OPT_PADDING},
+        {"mask-invert", no_argument, 0, OPT_MASK_INVERT},
+        {"outpaint", required_argument, 0, OPT_OUTPAINT},
         {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'P'},
         {"quiet", no_argument, 0, 'q'},
@@ -201,8 +257,8 @@ int cmd_generate(int argc, char **argv)
     gs_params_init(&p);
     gs_lora loras[CLI_MAX_LORAS];
     p.loras = loras;
-    const char *model_path = NULL, *output = NULL, *init_path = NULL;
-    int random_seed = 1, threads = 0, quiet = 0;
+    const char *model_path = NULL, *output = NULL, *init_path = NULL, *mask_path = NULL;
+    int random_seed = 1, threads = 0, quiet = 0, size_given = 0, outpaint = 0, pad[4] = {0};
     gs_precision precision = GS_PRECISION_AUTO;
     optind = 1;
     int c;
@@ -218,8 +274,14 @@ int cmd_generate(int argc, char **argv)
         case OPT_CFG: bad = arg_float("--cfg-scale", optarg, 0, 100, &p.cfg_scale); break;
         case OPT_SAMPLER: p.sampler = optarg; break;
         case OPT_SCHEDULER: p.scheduler = optarg; break;
-        case 'W': bad = arg_int("--width", optarg, 64, 4096, &p.width); break;
-        case 'H': bad = arg_int("--height", optarg, 64, 4096, &p.height); break;
+        case 'W':
+            bad = arg_int("--width", optarg, 64, 4096, &p.width);
+            size_given |= 1;
+            break;
+        case 'H':
+            bad = arg_int("--height", optarg, 64, 4096, &p.height);
+            size_given |= 2;
+            break;
         case OPT_CLIP_SKIP: bad = arg_int("--clip-skip", optarg, 1, 64, &p.clip_skip); break;
         case 'b': bad = arg_int("--batch-size", optarg, 1, 64, &p.batch_size); break;
         case 'i': init_path = optarg; break;
@@ -249,6 +311,18 @@ int cmd_generate(int argc, char **argv)
             break;
         case OPT_LORA_DIR: p.lora_dir = optarg; break;
         case OPT_LORA_STRICT: bad = arg_on_off("--lora-strict", optarg, &p.lora_strict); break;
+        case OPT_MASK: mask_path = optarg; break;
+        case OPT_MASK_BLUR: bad = arg_int("--mask-blur", optarg, 0, 64, &p.mask_blur); break;
+        case OPT_INPAINT_FILL: bad = arg_inpaint_fill(optarg, &p.inpaint_fill); break;
+        case OPT_FULL_RES: p.inpaint_full_res = 1; break;
+        case OPT_PADDING:
+            bad = arg_int("--inpaint-padding", optarg, 0, 256, &p.inpaint_padding);
+            break;
+        case OPT_MASK_INVERT: p.mask_invert = 1; break;
+        case OPT_OUTPAINT:
+            bad = arg_outpaint(optarg, pad);
+            outpaint = 1;
+            break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'P': bad = arg_precision(optarg, &precision); break;
         case 'q': quiet = 1; break;
@@ -270,6 +344,14 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "gesso: --output must name a .png file\n");
         return EXIT_USAGE;
     }
+    if ((mask_path || outpaint) && !init_path) {
+        fprintf(stderr, "gesso: --mask and --outpaint need --init-image\n");
+        return EXIT_USAGE;
+    }
+    if (mask_path && outpaint) {
+        fprintf(stderr, "gesso: --outpaint makes its own mask: give one of --mask, --outpaint\n");
+        return EXIT_USAGE;
+    }
     if (init_path && p.strength <= 0) {
         fprintf(stderr, "gesso: --strength must be above 0\n");
         return EXIT_USAGE;
@@ -286,7 +368,7 @@ int cmd_generate(int argc, char **argv)
     int rc = EXIT_OK;
     gs_engine *eng = NULL;
     gs_model *model = NULL;
-    gs_image *init = NULL;
+    gs_image *init = NULL, *mask = NULL;
     gs_result *res = NULL;
     char msg[512];
     gs_status st;
@@ -297,6 +379,30 @@ int cmd_generate(int argc, char **argv)
             return EXIT_INPUT;
         }
         p.init_image = init;
+    }
+    if (mask_path) {
+        if ((st = gs_image_load(mask_path, &mask, msg, sizeof msg)) != GS_OK) {
+            fprintf(stderr, "gesso: mask '%s': %s\n", mask_path, msg);
+            rc = EXIT_INPUT;
+            goto out;
+        }
+        p.mask = mask;
+    }
+    if (outpaint) {
+        gs_image *canvas = NULL;
+        if ((st = gs_outpaint_canvas(init, pad[0], pad[1], pad[2], pad[3], p.mask_blur, &canvas,
+                                     &mask)) != GS_OK) {
+            fprintf(stderr, "gesso: --outpaint: %s\n", gs_strerror(st));
+            rc = exit_code_for(st);
+            goto out;
+        }
+        gs_image_free(init);
+        p.init_image = init = canvas;
+        p.mask = mask;
+        if (!(size_given & 1))
+            p.width = canvas->width;
+        if (!(size_given & 2))
+            p.height = canvas->height;
     }
     gs_engine_options eo;
     gs_engine_options_init(&eo);
@@ -356,5 +462,6 @@ out:
     gs_model_free(model);
     gs_engine_free(eng);
     gs_image_free(init);
+    gs_image_free(mask);
     return rc;
 }
