@@ -18,6 +18,7 @@
 
 #include "gesso.h"
 #include "image/mask.h"
+#include "job/base64.h"
 #include "image/pil_blend.h"
 #include "pipeline/inpaint.h"
 #include "recipes.h"
@@ -598,6 +599,78 @@ static void cli_inpaint_and_outpaint(void **state)
     assert_int_equal(test_remove_tree(dir), 0);
 }
 
+static char *file_base64(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    unsigned char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return base64_encode(buf, n);
+}
+
+/* One job through the service (native fields, images inline), the same
+   picture as the API's; and its 4xx refusals with their reasons. */
+static void service_job(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/gesso-test-inpaint-serve-XXXXXX", base[64];
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(test_link_tiny_model(dir), 0);
+    pid_t server = test_serve_start(base, dir, NULL);
+    char *init = file_base64(fixture_path(rs[1].init_image));
+    char *mask = file_base64(fixture_path(ex[1].mask));
+    size_t len = strlen(init) + strlen(mask) + 1024;
+    char *job = malloc(len);
+    snprintf(job, len,
+             "{\"model\":\"tiny-sd15\",\"prompt\":\"%s\",\"seed\":7,\"steps\":10,"
+             "\"sampler\":\"euler\",\"width\":64,\"height\":64,\"strength\":0.75,"
+             "\"init_image\":\"%s\",\"mask\":\"%s\",\"mask_blur\":0,"
+             "\"inpaint_fill\":\"original\"}",
+             rs[1].prompt, init, mask);
+    char *id = test_submit(base, dir, NULL, job);
+    json_t *j = test_wait_job(base, dir, NULL, id, 300000);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    json_decref(j);
+    char path[400];
+    snprintf(path, sizeof path, "/v1/jobs/%s/images/0", id);
+    assert_int_equal(test_http(base, dir, "GET", path, NULL, NULL), 200);
+    snprintf(path, sizeof path, "%s/resp", dir);
+    int d = max_level_diff(path, fixture_path(ex[1].reference));
+    printf("service: %d levels from the reference\n", d);
+    assert_true(d <= 1); /* measured 0 */
+
+    static const struct {
+        const char *json, *says;
+    } bad[] = {
+        {"{\"model\":\"tiny-sd15\",\"mask\":\"%s\"}", "init image"},
+        {"{\"model\":\"tiny-sd15\",\"init_image\":\"%s\",\"mask\":\"bm90IGFuIGltYWdl\"}", "mask"},
+        {"{\"model\":\"tiny-sd15\",\"init_image\":\"%s\",\"mask\":\"%s\","
+         "\"inpaint_fill\":\"blue\"}",
+         "inpaint_fill"},
+        {"{\"model\":\"tiny-sd15\",\"init_image\":\"%s\",\"mask\":\"%s\",\"mask_blur\":99}",
+         "mask_blur"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(job, len, bad[i].json, i == 0 ? mask : init, mask);
+        snprintf(path, sizeof path, "%s/bad.json", dir);
+        FILE *f = fopen(path, "w");
+        fputs(job, f);
+        fclose(f);
+        char *body = NULL;
+        int code = test_http(base, dir, "POST", "/v1/jobs", path, &body);
+        if (code < 400 || code >= 500 || !strstr(body, bad[i].says))
+            fail_msg("case %zu: %d %s", i, code, body);
+        free(body);
+    }
+    assert_int_equal(test_serve_stop(server), 0);
+    free(id);
+    free(job);
+    free(init);
+    free(mask);
+    assert_int_equal(test_remove_tree(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +682,7 @@ int main(void)
         cmocka_unit_test(outpaint_canvas_edges),
         cmocka_unit_test(bad_mask_parameters_are_refused),
         cmocka_unit_test(cli_inpaint_and_outpaint),
+        cmocka_unit_test(service_job),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

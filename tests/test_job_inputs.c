@@ -94,7 +94,8 @@ static void references_in_stored_specs(void **state)
     assert_int_equal(s.init_image.bytes, 5);
     assert_string_equal(s.init_image.sha256, DIGEST);
     assert_ptr_equal(job_spec_image(&s, 0), &s.init_image);
-    assert_null(job_spec_image(&s, 1));
+    assert_ptr_equal(job_spec_image(&s, 1), &s.mask); /* the inpainting mask */
+    assert_null(job_spec_image(&s, 2));
     char *text = job_spec_to_json(&s);
     assert_non_null(
         strstr(text, "\"init_image\":{\"blob\":0,\"bytes\":5,\"sha256\":\"" DIGEST "\"}"));

@@ -144,8 +144,37 @@ static int read_sampler(reader *rd, json_t *native)
     return 0;
 }
 
+/* A1111's inpainting fields, with its API's defaults (StableDiffusionProcessingImg2Img:
+   mask_blur 4, inpainting_fill 0 = fill, inpaint_full_res true, padding 0). */
+static int read_inpaint(reader *rd, json_t *native, json_t *mask)
+{
+    long blur, fill, pad, invert;
+    int full_res;
+    static const char *const fills[] = {"fill", "original", "latent_noise", "latent_nothing"};
+    if (read_int(rd, rd->req, "mask_blur", 4, &blur) ||
+        read_int(rd, rd->req, "inpainting_fill", 0, &fill) ||
+        read_bool(rd, rd->req, "inpaint_full_res", 1, &full_res) ||
+        read_int(rd, rd->req, "inpaint_full_res_padding", 0, &pad) ||
+        read_int(rd, rd->req, "inpainting_mask_invert", 0, &invert))
+        return -1;
+    if (fill < 0 || fill > 3)
+        return refuse(rd, "inpainting_fill",
+                      "must be 0 (fill), 1 (original), 2 (latent noise) or 3 (latent nothing)",
+                      "value_error.number.not_in_range");
+    if (invert != 0 && invert != 1)
+        return refuse(rd, "inpainting_mask_invert", "must be 0 (inpaint masked) or 1 (not masked)",
+                      "value_error.number.not_in_range");
+    json_object_set(native, "mask", mask);
+    json_object_set_new(native, "mask_blur", json_integer(blur)); /* the spec checks the range */
+    json_object_set_new(native, "inpaint_fill", json_string(fills[fill]));
+    json_object_set_new(native, "inpaint_full_res", json_integer(full_res));
+    json_object_set_new(native, "inpaint_padding", json_integer(pad));
+    json_object_set_new(native, "mask_invert", json_integer(invert));
+    return 0;
+}
+
 /* init_images (the first is used: gesso's batches share one init image),
-   denoising_strength, and mask (refused: no inpainting in the engine yet). */
+   denoising_strength, and a mask with its inpainting settings. */
 static int read_img2img(reader *rd, json_t *native)
 {
     json_t *imgs = member(rd->req, "init_images");
@@ -161,9 +190,8 @@ static int read_img2img(reader *rd, json_t *native)
     json_t *mask = member(rd->req, "mask");
     if (mask && !json_is_string(mask))
         return refuse(rd, "mask", "str type expected", "type_error.str");
-    if (mask && json_string_length(mask) > 0)
-        return refuse(rd, "mask", "inpainting is not supported yet: send img2img without a mask",
-                      "value_error.unsupported");
+    if (mask && json_string_length(mask) > 0 && read_inpaint(rd, native, mask))
+        return -1;
     double strength;
     if (read_num(rd, rd->req, "denoising_strength", 0.75, &strength))
         return -1;
@@ -283,6 +311,11 @@ const char *a1111_field_name(const char *native_field)
         {"strength", "denoising_strength"},
         {"init_image", "init_images.0"},
         {"sampler", "sampler_name"},
+        {"mask_blur", "mask_blur"},
+        {"inpaint_fill", "inpainting_fill"},
+        {"inpaint_full_res", "inpaint_full_res"},
+        {"inpaint_padding", "inpaint_full_res_padding"},
+        {"mask_invert", "inpainting_mask_invert"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(native_field, names[i][0]) == 0)

@@ -129,8 +129,22 @@ static const field fields[] = {
     {"target_height", F_INT, AT(target_height), 0, 16384, L_NONE, 0},
     {"empty_negative", F_NAME, AT(empty_negative), 0, 7, L_NONE, 0},
     {"loras", F_LORAS, AT(loras), 0, 0, L_NONE, 0},
+    {"mask", F_IMAGE, AT(mask), 0, 0, L_IMAGE, 0},
+    {"mask_blur", F_INT, AT(mask_blur), 0, 64, L_NONE, 1},
+    {"inpaint_fill", F_NAME, AT(inpaint_fill), 0, 15, L_NONE, 1},
+    {"inpaint_full_res", F_INT, AT(inpaint_full_res), 0, 1, L_NONE, 1},
+    {"inpaint_padding", F_INT, AT(inpaint_padding), 0, 256, L_NONE, 1},
+    {"mask_invert", F_INT, AT(mask_invert), 0, 1, L_NONE, 1},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
+
+/* The inpainting settings: written only with a mask, so other jobs read as before. */
+static int mask_only(const field *f)
+{
+    return f->offset == AT(mask_blur) || f->offset == AT(inpaint_fill) ||
+           f->offset == AT(inpaint_full_res) || f->offset == AT(inpaint_padding) ||
+           f->offset == AT(mask_invert);
+}
 
 static double field_max(const field *f, const job_limits *l)
 {
@@ -174,6 +188,9 @@ int job_spec_init(job_spec *s)
     s->seed = p.seed;
     s->preview_every = p.preview_every;
     s->vae_tile = p.vae_tile;
+    s->mask_blur = p.mask_blur;
+    s->inpaint_padding = p.inpaint_padding;
+    snprintf(s->inpaint_fill, sizeof s->inpaint_fill, "original");
     if (!s->prompt || !s->negative_prompt) {
         job_spec_clear(s);
         return -1;
@@ -386,6 +403,16 @@ int job_spec_validate(const job_spec *s, const job_limits *lim, const char *mode
     }
     if (job_loras_check(&s->loras, lim->lora_dir, e) != 0)
         return -1;
+    int has_init = s->init_image.stored || s->init_image.base64;
+    if ((s->mask.stored || s->mask.base64) && !has_init)
+        return fail(e, JOB_ERR_MISSING_FIELD, "init_image",
+                    "a mask needs an init image ('init_image') to inpaint");
+    if (!in_list(s->inpaint_fill,
+                 (const char *const[]){"original", "fill", "latent_noise", "latent_nothing", NULL}))
+        return fail(e, JOB_ERR_OUT_OF_RANGE, "inpaint_fill",
+                    "'inpaint_fill' must be \"original\", \"fill\", \"latent_noise\" or "
+                    "\"latent_nothing\", not '%s'",
+                    s->inpaint_fill);
     for (size_t i = 0; i < N_FIELDS; i++)
         if (fields[i].kind == F_IMAGE &&
             job_image_check((const job_image *)((const char *)s + fields[i].offset), fields[i].name,
@@ -480,6 +507,8 @@ int job_spec_check_cost(const job_spec *s, double max_cost, const char *whose, j
 static json_t *field_value(const job_spec *s, const field *f)
 {
     const char *base = (const char *)s + f->offset;
+    if (mask_only(f) && !s->mask.stored && !s->mask.base64)
+        return NULL;
     switch (f->kind) {
     case F_INT:
         return !f->stored_when_default && *(const int *)base == 0
@@ -550,5 +579,24 @@ int job_spec_to_params(const job_spec *s, gs_params *p, gs_image **init)
             return -1;
         p->init_image = *init;
     }
+    return 0;
+}
+
+int job_spec_mask_to_params(const job_spec *s, gs_params *p, gs_image **mask)
+{
+    static const char *const fills[] = {"fill", "original", "latent_noise", "latent_nothing"};
+    *mask = NULL;
+    if (!s->mask.stored && !s->mask.base64)
+        return 0;
+    if (job_image_decode(&s->mask, hard_limits.max_image, mask) != 0)
+        return -1;
+    p->mask = *mask;
+    p->mask_blur = s->mask_blur;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s->inpaint_fill, fills[i]) == 0)
+            p->inpaint_fill = (gs_inpaint_fill)i;
+    p->inpaint_full_res = s->inpaint_full_res;
+    p->inpaint_padding = s->inpaint_padding;
+    p->mask_invert = s->mask_invert;
     return 0;
 }

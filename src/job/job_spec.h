@@ -108,6 +108,13 @@ typedef struct job_spec {
     int original_width, original_height, crop_top, crop_left, target_width, target_height;
     char empty_negative[8]; /* "", "zero" or "encode" ("": zero) */
     job_loras loras;        /* "loras": [{name, weight} or {name, te, unet}] */
+    /* Inpainting (as gs_params; the four settings are stored only with a mask) */
+    job_image mask;        /* white = repaint; needs init_image */
+    int mask_blur;         /* 0..64, default 4 */
+    char inpaint_fill[16]; /* "original" (default), "fill", "latent_noise", "latent_nothing" */
+    int inpaint_full_res;  /* 0/1 */
+    int inpaint_padding;   /* 0..256, default 32 */
+    int mask_invert;       /* 0/1 */
 } job_spec;
 
 /* Defaults from gs_params_init; free with job_spec_clear. Returns -1 when out of memory. */
@@ -140,7 +147,11 @@ void job_spec_normalise(job_spec *s);
 /* The normalised JSON text the store keeps (every field), malloc'd; NULL when out of memory. */
 char *job_spec_to_json(const job_spec *s);
 
-/* The spec's i-th input image field (0 the init image), NULL past the last:
+/* The mask, decoded, and the inpainting settings into p (after
+   job_spec_to_params); *mask NULL without one. -1 when it does not decode. */
+int job_spec_mask_to_params(const job_spec *s, gs_params *p, gs_image **mask);
+
+/* The spec's i-th input image field (0 the init image, 1 the mask), NULL past the last:
    the index its file has among the job's input blobs. */
 job_image *job_spec_image(job_spec *s, int i);
 

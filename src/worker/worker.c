@@ -167,7 +167,7 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     job_lora_params lora_params;
     job_spec spec;
     job_error jerr;
-    gs_image *init = NULL;
+    gs_image *init = NULL, *mask = NULL;
     int recorded = 0;
     char msg[512] = "";
     gs_result *res = NULL;
@@ -183,6 +183,8 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
         snprintf(msg, sizeof msg, "%s", err.msg);
     else if (job_spec_to_params(&spec, &p, &init) != 0)
         snprintf(msg, sizeof msg, "the job's init image does not decode");
+    else if (job_spec_mask_to_params(&spec, &p, &mask) != 0)
+        snprintf(msg, sizeof msg, "the job's mask does not decode");
     else
         job_loras_params(&spec.loras, o->lora_dir, &lora_params, &p);
     if (msg[0]) {
@@ -224,6 +226,7 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     pthread_cond_destroy(&rc.wake);
     free(before);
     gs_image_free(init);
+    gs_image_free(mask);
     job_spec_clear(&spec);
     if (!model) /* the load failed: msg says why */
         goto record;
