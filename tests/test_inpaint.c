@@ -1,8 +1,9 @@
 /*
- * test_inpaint - inpainting and outpainting against the A1111 fixture
- * (tests/fixtures/inpaint/README.md): every pixel step exact, the latents to
- * ~1e-5, the final images within ±2 levels; then identities (black mask,
- * white mask, masks of other sizes and formats) and outpainting.
+ * test_inpaint - inpainting and outpainting through gs_generate against the
+ * A1111 fixture (tests/fixtures/inpaint/README.md; the pixel steps are
+ * test_inpaint_mask's): the latents to ~1e-5, the final images within a
+ * level; identities (black mask, white mask, a 1x1 mask); the CLI and the
+ * service.
  */
 #define _GNU_SOURCE
 #include "testutil.h"
@@ -12,172 +13,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jpeglib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "gesso.h"
-#include "image/mask.h"
 #include "job/base64.h"
-#include "image/pil_blend.h"
 #include "pipeline/inpaint.h"
 #include "recipes.h"
 
-#define NREC 6
-
-static gs_engine *eng;
-static gs_model *model;
-static recipe rs[NREC];
-static struct extra {
-    int fill, blur, full_res, padding;
-    char mask[128], reference[128];
-} ex[NREC];
+#include "inpaint_fixture.h"
 
 static int setup(void **state)
 {
     (void)state;
-    gs_engine_options eo;
-    gs_engine_options_init(&eo);
-    eo.threads = 2;
-    eo.precision = GS_PRECISION_F32;
-    if (gs_engine_create(&eo, &eng) != GS_OK)
-        return -1;
-    if (gs_model_load(eng, fixture_path("tiny-sd15.safetensors"), &model) != GS_OK)
-        return -1;
-    golden_select("inpaint/inpaint-golden.safetensors");
-    if (recipes_load_file("inpaint/recipes-inpaint.json", rs, NREC) != NREC)
-        return -1;
-    json_error_t jerr;
-    json_t *root = json_load_file(fixture_path("inpaint/recipes-inpaint.json"), 0, &jerr);
-    if (!root)
-        return -1;
-    for (int i = 0; i < NREC; i++) {
-        json_t *r = json_array_get(root, i);
-        ex[i].fill = (int)json_integer_value(json_object_get(r, "inpainting_fill"));
-        ex[i].blur = (int)json_integer_value(json_object_get(r, "mask_blur"));
-        ex[i].full_res = json_is_true(json_object_get(r, "inpaint_full_res"));
-        ex[i].padding = (int)json_integer_value(json_object_get(r, "inpaint_full_res_padding"));
-        snprintf(ex[i].mask, sizeof ex[i].mask, "inpaint/%s",
-                 json_string_value(json_object_get(r, "mask_image")));
-        snprintf(ex[i].reference, sizeof ex[i].reference, "inpaint/%s",
-                 json_string_value(json_object_get(r, "reference")));
-        char init[128];
-        snprintf(init, sizeof init, "inpaint/%s", rs[i].init_image);
-        snprintf(rs[i].init_image, sizeof rs[i].init_image, "%s", init);
-    }
-    json_decref(root);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    gs_model_free(model);
-    gs_engine_free(eng);
-    return 0;
-}
-
-static gs_image *load(const char *name)
-{
-    gs_image *im = NULL;
-    char msg[256];
-    if (gs_image_load(fixture_path(name), &im, msg, sizeof msg) != GS_OK)
-        fail_msg("%s: %s", name, msg);
-    return im;
-}
-
-/* Recipe i as parameters; *init and *mask are loaded (free them). */
-static void params_of(int i, gs_params *p, gs_image **init, gs_image **mask)
-{
-    recipe_params(&rs[i], p);
-    *init = load(rs[i].init_image);
-    *mask = load(ex[i].mask);
-    p->init_image = *init;
-    p->mask = *mask;
-    p->mask_blur = ex[i].blur;
-    p->inpaint_fill = (gs_inpaint_fill)ex[i].fill;
-    p->inpaint_full_res = ex[i].full_res;
-    p->inpaint_padding = ex[i].padding;
-}
-
-/* Number of bytes of a that differ from golden <name>.<what>; asserts the size. */
-static int u8_diff(const char *name, const char *what, const uint8_t *a, size_t n, int *maxd)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", name, what);
-    size_t m;
-    double *ref = golden_f64(key, &m);
-    assert_int_equal(m, n);
-    int differ = 0;
-    *maxd = 0;
-    for (size_t i = 0; i < n; i++) {
-        int d = abs((int)a[i] - (int)ref[i]);
-        differ += d != 0;
-        *maxd = d > *maxd ? d : *maxd;
-    }
-    free(ref);
-    return differ;
-}
-
-static void assert_u8_exact(const char *name, const char *what, const uint8_t *a, size_t n)
-{
-    int maxd, differ = u8_diff(name, what, a, n, &maxd);
-    if (differ)
-        fail_msg("%s.%s: %d of %zu values differ (max %d)", name, what, differ, n, maxd);
-}
-
-static void pixel_steps_match_goldens(void **state)
-{
-    (void)state;
-    for (int i = 0; i < NREC; i++) {
-        gs_params p;
-        gs_image *init, *mask;
-        params_of(i, &p, &init, &mask);
-        inpaint_plan pl;
-        gi_error err = {0};
-        assert_int_equal(inpaint_prepare(&p, &pl, &err), GS_OK);
-        assert_true(pl.active);
-        const char *nm = rs[i].name;
-        assert_u8_exact(nm, "mask_blurred", pl.blurred, (size_t)pl.mw * pl.mh);
-        assert_u8_exact(nm, "image_mask", pl.image_mask, (size_t)pl.w * pl.h);
-        assert_u8_exact(nm, "overlay_rgba", pl.overlay, (size_t)pl.out_w * pl.out_h * 4);
-        assert_u8_exact(nm, "init_processed", pl.vae_in->pixels, (size_t)pl.w * pl.h * 3);
-        /* the latent mask: exact (k/255 in float32, rounded) */
-        size_t nl = (size_t)pl.lw * pl.lh, cnt;
-        char key[128];
-        snprintf(key, sizeof key, "%s.latent_mask", nm);
-        double *lm = golden_f64(key, &cnt);
-        assert_int_equal(cnt, nl);
-        for (size_t k = 0; k < nl; k++) {
-            assert_true(pl.nmask[k] == (float)lm[k]);
-            assert_true(pl.keep[k] == 1.0f - (float)lm[k]);
-        }
-        free(lm);
-        float *unr = malloc(nl * sizeof *unr);
-        assert_int_equal(mask_latent(pl.image_mask, pl.w, pl.h, pl.lw, pl.lh, 0, unr, &err), GS_OK);
-        snprintf(key, sizeof key, "%s.latent_mask_unrounded", nm);
-        lm = golden_f64(key, &cnt);
-        for (size_t k = 0; k < nl; k++)
-            assert_true(fabs(unr[k] - lm[k]) < 1e-7); /* float32 k/255 against its f64 copy */
-        free(lm);
-        free(unr);
-        if (ex[i].full_res) {
-            snprintf(key, sizeof key, "%s.crop_region", nm);
-            double *c = golden_f64(key, &cnt);
-            for (int k = 0; k < 4; k++)
-                assert_int_equal(pl.crop[k], (int)c[k]);
-            free(c);
-            snprintf(key, sizeof key, "%s.paste_to", nm);
-            c = golden_f64(key, &cnt);
-            for (int k = 0; k < 4; k++)
-                assert_int_equal(pl.paste_to[k], (int)c[k]);
-            free(c);
-        }
-        printf("%-24s mask, crop, overlay, init, latent mask: exact\n", nm);
-        inpaint_plan_free(&pl);
-        gs_image_free(init);
-        gs_image_free(mask);
-    }
+    return fixture_setup(1);
 }
 
 static double rel_to(const char *name, const char *what, const float *a, size_t n)
@@ -258,23 +107,6 @@ static gs_result *run_quick(gs_params *p)
     return res;
 }
 
-static gs_image *solid(int w, int h, int channels, uint8_t v)
-{
-    gs_image *im = calloc(1, sizeof *im);
-    im->width = w;
-    im->height = h;
-    im->channels = channels;
-    im->pixels = malloc((size_t)w * h * channels);
-    memset(im->pixels, v, (size_t)w * h * channels);
-    return im;
-}
-
-static void free_solid(gs_image *im)
-{
-    free(im->pixels);
-    free(im);
-}
-
 /* A black mask keeps everything: the overlay gives back the init image itself,
    whatever the fill (fill mode repaints the VAE's input, the overlay hides it). */
 static void black_mask_returns_init(void **state)
@@ -334,124 +166,6 @@ static void white_mask_is_img2img(void **state)
     free_solid(dot);
     gs_image_free(init);
     gs_image_free(mask);
-}
-
-static uint8_t *jpeg_of(const gs_image *im, unsigned long *size)
-{
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    unsigned char *buf = NULL;
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    jpeg_mem_dest(&c, &buf, size);
-    c.image_width = (JDIMENSION)im->width;
-    c.image_height = (JDIMENSION)im->height;
-    c.input_components = 3;
-    c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 90, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    for (int y = 0; y < im->height; y++) {
-        JSAMPROW row = im->pixels + (size_t)y * im->width * 3;
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    return buf;
-}
-
-/* Other formats of the same mask: an RGBA mask whose alpha is the mask (colour
-   channels noise) gives the same plan as the gray PNG; a JPEG of it (quality
-   90, levels off by a few near edges) the same latent mask. */
-static void mask_formats(void **state)
-{
-    (void)state;
-    gs_params p;
-    gs_image *init, *mask;
-    params_of(0, &p, &init, &mask);
-    gi_error err = {0};
-    inpaint_plan ref, pl;
-    assert_int_equal(inpaint_prepare(&p, &ref, &err), GS_OK);
-    size_t n = (size_t)64 * 64;
-
-    gs_image *rgba = solid(64, 64, 4, 0);
-    for (size_t i = 0; i < n; i++) {
-        rgba->pixels[i * 4] = (uint8_t)(i * 37);
-        rgba->pixels[i * 4 + 1] = (uint8_t)(i * 11);
-        rgba->pixels[i * 4 + 2] = (uint8_t)(i * 5);
-        rgba->pixels[i * 4 + 3] = mask->pixels[i * 3];
-    }
-    p.mask = rgba;
-    assert_int_equal(inpaint_prepare(&p, &pl, &err), GS_OK);
-    assert_memory_equal(pl.blurred, ref.blurred, n);
-    assert_memory_equal(pl.nmask, ref.nmask, 64 * sizeof(float));
-    inpaint_plan_free(&pl);
-
-    unsigned long size = 0;
-    uint8_t *jpg = jpeg_of(mask, &size);
-    gs_image *jm = NULL;
-    char msg[256];
-    assert_int_equal(gs_image_load_memory(jpg, size, &jm, msg, sizeof msg), GS_OK);
-    p.mask = jm;
-    assert_int_equal(inpaint_prepare(&p, &pl, &err), GS_OK);
-    int maxd = 0;
-    for (size_t i = 0; i < n; i++) {
-        int d = abs((int)pl.image_mask[i] - (int)ref.image_mask[i]);
-        maxd = d > maxd ? d : maxd;
-    }
-    printf("JPEG mask: blurred mask within %d levels of the PNG's\n", maxd);
-    assert_true(maxd <= 4); /* measured 2 */
-    assert_memory_equal(pl.nmask, ref.nmask, 64 * sizeof(float));
-    inpaint_plan_free(&pl);
-    free(jpg);
-    gs_image_free(jm);
-    free_solid(rgba);
-    inpaint_plan_free(&ref);
-    gs_image_free(init);
-    gs_image_free(mask);
-}
-
-/* gs_outpaint_canvas rebuilds the fixture's outpaint_right canvas and mask from
-   the 64x64 original (its left part), and pads every side as asked. */
-static void outpaint_canvas_edges(void **state)
-{
-    (void)state;
-    gs_image *want = load("inpaint/init-outpaint_right.png");
-    gs_image *want_mask = load("inpaint/mask-outpaint_right.png");
-    gs_image *orig = solid(64, 64, 3, 0);
-    for (int y = 0; y < 64; y++)
-        memcpy(orig->pixels + (size_t)y * 64 * 3, want->pixels + (size_t)y * 96 * 3, 64 * 3);
-    gs_image *canvas, *m;
-    assert_int_equal(gs_outpaint_canvas(orig, 0, 32, 0, 0, 4, &canvas, &m), GS_OK);
-    assert_int_equal(canvas->width, 96);
-    assert_int_equal(canvas->height, 64);
-    assert_memory_equal(canvas->pixels, want->pixels, (size_t)96 * 64 * 3);
-    assert_memory_equal(m->pixels, want_mask->pixels, (size_t)96 * 64 * 3);
-    gs_image_free(canvas);
-    gs_image_free(m);
-
-    assert_int_equal(gs_outpaint_canvas(orig, 8, 16, 24, 32, 2, &canvas, &m), GS_OK);
-    assert_int_equal(canvas->width, 88);
-    assert_int_equal(canvas->height, 120);
-    for (int y = 0; y < 120; y++)
-        for (int x = 0; x < 88; x++) {
-            int inside = x >= 8 && x < 72 && y >= 24 && y < 88;
-            int kept = x >= 10 && x < 70 && y >= 26 && y < 86;
-            const uint8_t *c = canvas->pixels + ((size_t)y * 88 + x) * 3;
-            if (!inside)
-                assert_int_equal(c[0], 127);
-            else
-                assert_memory_equal(c, orig->pixels + ((size_t)(y - 24) * 64 + x - 8) * 3, 3);
-            assert_int_equal(m->pixels[((size_t)y * 88 + x) * 3], kept ? 0 : 255);
-        }
-    gs_image_free(canvas);
-    gs_image_free(m);
-    assert_int_equal(gs_outpaint_canvas(orig, 0, 0, 0, 0, 4, &canvas, &m), GS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(gs_outpaint_canvas(orig, -1, 8, 0, 0, 4, &canvas, &m),
-                     GS_ERR_INVALID_ARGUMENT);
-    free_solid(orig);
-    gs_image_free(want);
-    gs_image_free(want_mask);
 }
 
 /* Refusals: a mask without an init image, bad ranges, an empty mask. */
@@ -674,12 +388,9 @@ static void service_job(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(pixel_steps_match_goldens),
         cmocka_unit_test(recipes_match_goldens),
         cmocka_unit_test(black_mask_returns_init),
         cmocka_unit_test(white_mask_is_img2img),
-        cmocka_unit_test(mask_formats),
-        cmocka_unit_test(outpaint_canvas_edges),
         cmocka_unit_test(bad_mask_parameters_are_refused),
         cmocka_unit_test(cli_inpaint_and_outpaint),
         cmocka_unit_test(service_job),
