@@ -118,6 +118,8 @@ typedef struct gen_ctx {
     double *step_s; /* [total steps] */
     int total;
     int truncate_u8; /* A1111's 8-bit conversion (inpainting's reference truncates) */
+    int in_ch;       /* the UNet's input width: ch, or 2·ch + 1 for an inpainting UNet */
+    float *concat;   /* [lh, lw, in_ch − ch]: what an inpainting UNet takes after x */
 } gen_ctx;
 
 static void nchw_to_nhwc(const float *src, float *dst, int n, int c, int h, int w)
@@ -143,7 +145,18 @@ static gs_status model_eps(void *user, const float *x_in, double t, float *eps, 
     gen_ctx *g = user;
     int B = g->batch;
     size_t item = (size_t)g->lh * g->lw * g->ch;
-    nchw_to_nhwc(x_in, g->x_nhwc, B, g->ch, g->lh, g->lw);
+    if (g->in_ch != g->ch) {
+        /* x ⊕ mask ⊕ masked-image latent per pixel; eps_nhwc is free until the UNet runs */
+        size_t plane = (size_t)g->lh * g->lw, extra = (size_t)(g->in_ch - g->ch);
+        nchw_to_nhwc(x_in, g->eps_nhwc, B, g->ch, g->lh, g->lw);
+        for (size_t i = 0; i < (size_t)B * plane; i++) {
+            memcpy(g->x_nhwc + i * g->in_ch, g->eps_nhwc + i * g->ch, g->ch * sizeof(float));
+            memcpy(g->x_nhwc + i * g->in_ch + g->ch, g->concat + (i % plane) * extra,
+                   extra * sizeof(float));
+        }
+    } else
+        nchw_to_nhwc(x_in, g->x_nhwc, B, g->ch, g->lh, g->lw);
+    size_t item_in = (size_t)g->lh * g->lw * g->in_ch;
     for (int i = 0; i < 2 * B; i++)
         g->t_batch[i] = (float)t;
     gs_status st;
@@ -153,7 +166,7 @@ static gs_status model_eps(void *user, const float *x_in, double t, float *eps, 
                           g->lw, g->tokens_c, g->eps_nhwc, err);
         eps_c = g->eps_nhwc;
     } else if (g->joint) {
-        memcpy(g->x_nhwc + B * item, g->x_nhwc, B * item * sizeof(float));
+        memcpy(g->x_nhwc + B * item_in, g->x_nhwc, B * item_in * sizeof(float));
         st = unet_forward(g->m->unet, g->eng->cx, g->x_nhwc, g->t_batch, g->ctx_c, g->y_c, 2 * B,
                           g->lh, g->lw, g->tokens_c, g->eps_nhwc, err);
         eps_u = g->eps_nhwc;
@@ -445,6 +458,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     g.lw = p->width / 8;
     g.cfg = p->cfg_scale != 1.0f;
     g.adm = m->adm_channels;
+    g.in_ch = unet_in_channels(m->unet);
     g.progress = progress;
     g.user = user;
 
@@ -508,7 +522,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     /* buffers for the sampling loop */
     size_t item = (size_t)g.lh * g.lw * g.ch;
     g.total = sample_progress_total(&sc);
-    g.x_nhwc = gi_aligned_alloc(2 * g.batch * item * sizeof(float));
+    g.x_nhwc = gi_aligned_alloc(2 * g.batch * (size_t)g.lh * g.lw * g.in_ch * sizeof(float));
     g.eps_nhwc = gi_aligned_alloc(2 * g.batch * item * sizeof(float));
     g.t_batch = gi_aligned_alloc(2 * g.batch * sizeof(float));
     g.step_s = gi_calloc(g.total > 0 ? g.total : 1, sizeof(double));
@@ -535,6 +549,22 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
         }
         sc.init_latent = init;
         res->timings.vae_encode_s = now_s() - t_enc;
+    }
+    if (g.in_ch != g.ch) { /* an inpainting checkpoint: its conditioning, with or without a mask */
+        size_t n = (size_t)g.lh * g.lw * (g.in_ch - g.ch);
+        if (!(g.concat = gi_aligned_alloc(n * sizeof *g.concat))) {
+            st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
+            goto out;
+        }
+        gs_image *src = NULL;
+        if (p->init_image && !ip.active &&
+            (st = image_resize_rgb(p->init_image, p->width, p->height, &src, &err)) != GS_OK)
+            goto out;
+        st = inpaint_unet_cond(&ip, ip.active ? ip.vae_in : src, p->width, p->height, g.ch,
+                               m->latent_scale, m->vae, eng->cx, g.concat, &err);
+        gs_image_free(src);
+        if (st != GS_OK)
+            goto out;
     }
 
     /* sampling */
@@ -585,6 +615,7 @@ out:
     gi_aligned_free(g.t_batch);
     gi_aligned_free(g.y_c);
     gi_aligned_free(g.y_u);
+    gi_aligned_free(g.concat);
     prompt_cond_free(&cond);
     prompt_cond_free(&uncond);
     gi_aligned_free(init);

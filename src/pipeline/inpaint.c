@@ -307,3 +307,38 @@ out:
     gi_free(fit);
     return st;
 }
+
+gs_status inpaint_unet_cond(const inpaint_plan *pl, const gs_image *image, int w, int h, int ch,
+                            float scale, vae *v, gi_compute *cx, float *out, gi_error *err)
+{
+    int lw = w / 8, lh = h / 8, active = pl && pl->active;
+    size_t npix = (size_t)w * h, nlat = (size_t)lw * lh;
+    float *pix = gi_aligned_alloc(npix * 3 * sizeof *pix);
+    float *mean = gi_aligned_alloc(nlat * ch * sizeof *mean);
+    gs_status st = GS_OK;
+    if (!pix || !mean) {
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory for the inpainting conditioning");
+        goto out;
+    }
+    for (size_t i = 0; i < npix; i++) {
+        /* torch.round(mask / 255): 1 from 128 up (127.5 rounds to even, never met) */
+        int masked = !active || pl->image_mask[i] >= 128;
+        for (int c = 0; c < 3; c++)
+            pix[i * 3 + c] = masked || !image ? 0.0f : image->pixels[i * 3 + c] / 127.5f - 1.0f;
+    }
+    if ((st = vae_encode(v, cx, pix, 1, h, w, mean, NULL, err)) != GS_OK)
+        goto out;
+    for (int y = 0; y < lh; y++)
+        for (int x = 0; x < lw; x++) {
+            size_t l = (size_t)y * lw + x;
+            float *o = out + l * (1 + ch);
+            /* F.interpolate(mode="nearest") to the latent: pixel (8y, 8x) */
+            o[0] = !active || pl->image_mask[(size_t)8 * y * w + 8 * x] >= 128 ? 1.0f : 0.0f;
+            for (int c = 0; c < ch; c++)
+                o[1 + c] = mean[l * ch + c] * scale;
+        }
+out:
+    gi_aligned_free(pix);
+    gi_aligned_free(mean);
+    return st;
+}

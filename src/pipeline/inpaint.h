@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "compute/compute.h"
+#include "model/vae.h"
 
 typedef struct inpaint_plan {
     int active;          /* 0: no mask, or "only masked" with a blank mask (plain img2img) */
@@ -52,6 +54,16 @@ void inpaint_to_u8(const float *x, size_t n, uint8_t *out);
 /* apply_overlay: img (w x h RGB, decoded) becomes the out_w x out_h result
  * (only-masked: resized to the crop and pasted) composited under the overlay. */
 gs_status inpaint_apply_overlay(const inpaint_plan *plan, gs_image *img, gi_error *err);
+
+/* The extra UNet input of a 9-channel inpainting checkpoint (A1111's
+ * c_concat, processing.py inpainting_image_conditioning): [lh, lw, 1 + ch]
+ * channels-last, per pixel the mask (nearest-sampled from the rounded pixel
+ * mask; 1 everywhere without an active plan) and the scaled VAE mean of
+ * image (w x h RGB, or NULL for none) with the masked pixels set to 0 (gray);
+ * without a plan the whole image is masked, so the VAE sees zeros, as A1111's
+ * txt2img_image_conditioning. */
+gs_status inpaint_unet_cond(const inpaint_plan *plan, const gs_image *image, int w, int h, int ch,
+                            float scale, vae *v, gi_compute *cx, float *out, gi_error *err);
 
 /* For tests: when not NULL, the latents of the last run are copied here
  * (each [batch, ch, lh, lw], n floats; what does not fit is left out). */

@@ -134,12 +134,13 @@ static gs_status check_fit(gs_model *m, gi_error *err)
                        "the UNet takes %d channels of extra conditioning, but this family gives "
                        "%d (a refiner, a class-conditioned or an inpainting variant?)",
                        adm, want_adm);
-    if (unet_in_channels(m->unet) != vae_latent_channels(m->vae) ||
-        unet_out_channels(m->unet) != vae_latent_channels(m->vae))
+    /* an inpainting UNet takes latent ⊕ mask ⊕ masked-image latent */
+    int z = vae_latent_channels(m->vae), in = unet_in_channels(m->unet);
+    if ((in != z && in != 2 * z + 1) || unet_out_channels(m->unet) != z)
         return gi_fail(err, GS_ERR_UNSUPPORTED,
                        "the UNet takes %d input channels but the VAE makes %d-channel latents "
-                       "(inpainting and other variant UNets are not supported yet)",
-                       unet_in_channels(m->unet), vae_latent_channels(m->vae));
+                       "(%d, or %d for an inpainting UNet; other variants are not supported)",
+                       in, z, z, 2 * z + 1);
     m->text_layers = clip_text_layers(m->text[0]);
     m->text_width = width;
     m->pooled_width = pooled;
