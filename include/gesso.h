@@ -269,10 +269,10 @@ typedef struct gs_lora {
 } gs_lora;
 /* What the masked area starts from before sampling (A1111's inpainting_fill, 0..3). */
 typedef enum gs_inpaint_fill {
-    GS_INPAINT_FILL = 0,           /* the colours around the mask, blurred in (masking.fill) */
-    GS_INPAINT_ORIGINAL = 1,       /* the init image as it is (default) */
-    GS_INPAINT_LATENT_NOISE = 2,   /* the latent replaced by fresh noise of the seed */
-    GS_INPAINT_LATENT_NOTHING = 3  /* the latent zeroed */
+    GS_INPAINT_FILL = 0,          /* the colours around the mask, blurred in (masking.fill) */
+    GS_INPAINT_ORIGINAL = 1,      /* the init image as it is (default) */
+    GS_INPAINT_LATENT_NOISE = 2,  /* the latent replaced by fresh noise of the seed */
+    GS_INPAINT_LATENT_NOTHING = 3 /* the latent zeroed */
 } gs_inpaint_fill;
 
 typedef struct gs_params {
