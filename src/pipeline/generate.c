@@ -458,7 +458,6 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     g.lw = p->width / 8;
     g.cfg = p->cfg_scale != 1.0f;
     g.adm = m->adm_channels;
-    g.in_ch = unet_in_channels(m->unet);
     g.progress = progress;
     g.user = user;
 
@@ -489,6 +488,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
         gi_error_prefix(&err, "%s", m->path);
         goto out;
     }
+    g.in_ch = unet_in_channels(m->unet); /* once the UNet is loaded (a run may release it) */
     /* the model's precision, which a prepared file may have set apart from the
        engine's: an f32 model's attention and convolutions stay f32 */
     engine_set_compute_precision(eng, m->bf16);
