@@ -356,30 +356,6 @@ static void sd2_conditioning_matches(void **state)
 
 /* ---- recipes ---- */
 
-static int compare_u8(const char *name, const gs_result *res)
-{
-    char key[128];
-    snprintf(key, sizeof key, "pipe.%s.image_u8", name);
-    size_t n;
-    double *ref = golden_f64(key, &n);
-    int maxd = 0;
-    size_t off = 0;
-    for (int b = 0; b < gs_result_count(res); b++) {
-        const gs_image *im = gs_result_image(res, b);
-        size_t k = (size_t)im->width * im->height * 3;
-        assert_true(off + k <= n);
-        for (size_t j = 0; j < k; j++) {
-            int d = abs((int)im->pixels[j] - (int)ref[off + j]);
-            if (d > maxd)
-                maxd = d;
-        }
-        off += k;
-    }
-    assert_int_equal(off, n);
-    free(ref);
-    return maxd;
-}
-
 static void run_recipes(const family_case *fc)
 {
     golden_select(fc->golden);
@@ -398,7 +374,7 @@ static void run_recipes(const family_case *fc)
         if (st != GS_OK)
             fprintf(stderr, "%s/%s: %s\n", fc->dir, rs[i].name, gs_engine_errmsg(eng));
         assert_int_equal(st, GS_OK);
-        int maxd = compare_u8(rs[i].name, res);
+        int maxd = golden_result_max_diff(rs[i].name, res, NULL);
         printf("%s pipe.%-30s max |diff| %d levels\n", fc->dir, rs[i].name, maxd);
         assert_true(maxd <= 2); /* the bound in f32 (the README expects 1-2) */
         gs_result_free(res);
@@ -468,17 +444,7 @@ static int image_vs_golden(const char *png, const char *name)
     char msg[256];
     if (gs_image_load(png, &im, msg, sizeof msg) != GS_OK)
         fail_msg("%s: %s", png, msg);
-    char key[128];
-    snprintf(key, sizeof key, "pipe.%s.image_u8", name);
-    size_t n;
-    double *ref = golden_f64(key, &n);
-    assert_int_equal(n, (size_t)im->width * im->height * 3);
-    int maxd = 0;
-    for (size_t j = 0; j < n; j++) {
-        int d = abs((int)im->pixels[j] - (int)ref[j]);
-        maxd = d > maxd ? d : maxd;
-    }
-    free(ref);
+    int maxd = golden_image_max_diff(name, im);
     gs_image_free(im);
     return maxd;
 }

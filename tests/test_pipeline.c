@@ -45,33 +45,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Compares a result against golden pipe.<name>.image_u8; returns the max level difference. */
-static int compare_u8(const char *name, const gs_result *res, int *differing)
-{
-    char key[128];
-    snprintf(key, sizeof key, "pipe.%s.image_u8", name);
-    size_t n;
-    double *ref = golden_f64(key, &n);
-    int maxd = 0;
-    size_t off = 0;
-    *differing = 0;
-    for (int b = 0; b < gs_result_count(res); b++) {
-        const gs_image *im = gs_result_image(res, b);
-        size_t m = (size_t)im->width * im->height * 3;
-        assert_true(off + m <= n);
-        for (size_t i = 0; i < m; i++) {
-            int d = abs((int)im->pixels[i] - (int)ref[off + i]);
-            if (d > maxd)
-                maxd = d;
-            *differing += d != 0;
-        }
-        off += m;
-    }
-    assert_int_equal(off, n);
-    free(ref);
-    return maxd;
-}
-
 static void recipes_match_reference_images(void **state)
 {
     (void)state;
@@ -95,7 +68,7 @@ static void recipes_match_reference_images(void **state)
         assert_int_equal(st, GS_OK);
         assert_int_equal(gs_result_count(res), rs[i].batch);
         int differing;
-        int maxd = compare_u8(rs[i].name, res, &differing);
+        int maxd = golden_result_max_diff(rs[i].name, res, &differing);
         printf("pipe.%-24s max |diff| %d levels, %d values differ\n", rs[i].name, maxd, differing);
         assert_true(maxd <= 1); /* the README's promise: f32 within 1 level (measured 0-1) */
         assert_non_null(strstr(gs_result_infotext(res, 0), "Seed: "));

@@ -75,6 +75,46 @@ float *golden_f32(const char *name, size_t *numel)
     return f;
 }
 
+static int images_max_diff(const char *name, const gs_image *const *ims, int count, int *differing)
+{
+    char key[128];
+    snprintf(key, sizeof key, "pipe.%s.image_u8", name);
+    size_t n;
+    double *ref = golden_f64(key, &n);
+    int maxd = 0, diff = 0;
+    size_t off = 0;
+    for (int b = 0; b < count; b++) {
+        size_t m = (size_t)ims[b]->width * ims[b]->height * 3;
+        assert_true(off + m <= n);
+        for (size_t i = 0; i < m; i++) {
+            int d = abs((int)ims[b]->pixels[i] - (int)ref[off + i]);
+            maxd = d > maxd ? d : maxd;
+            diff += d != 0;
+        }
+        off += m;
+    }
+    assert_int_equal(off, n);
+    free(ref);
+    if (differing)
+        *differing = diff;
+    return maxd;
+}
+
+int golden_result_max_diff(const char *name, const gs_result *res, int *differing)
+{
+    const gs_image *ims[64];
+    int count = gs_result_count(res);
+    assert_true(count <= 64);
+    for (int b = 0; b < count; b++)
+        ims[b] = gs_result_image(res, b);
+    return images_max_diff(name, ims, count, differing);
+}
+
+int golden_image_max_diff(const char *name, const gs_image *im)
+{
+    return images_max_diff(name, &im, 1, NULL);
+}
+
 double rel_l2_f32_f64(const float *a, const double *b, size_t n)
 {
     double num = 0, den = 0;

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <sys/types.h>
 
+#include "gesso.h"
 #include "model/safetensors.h"
 
 /* The golden file, opened once per process (NULL-safe to call repeatedly). */
@@ -26,6 +27,12 @@ const char *fixture_path(const char *name);
 double *golden_f64(const char *name, size_t *numel);
 /* Loads golden tensor `name` as f32; aborts the test if absent. Free with free(). */
 float *golden_f32(const char *name, size_t *numel);
+/* The largest 8-bit difference of a result's images (in batch order) from the golden
+   pipe.<name>.image_u8, which they must cover exactly; *differing (may be NULL) gets how
+   many values differ. */
+int golden_result_max_diff(const char *name, const gs_result *res, int *differing);
+/* The same for one image, e.g. a PNG written by the CLI or the service. */
+int golden_image_max_diff(const char *name, const gs_image *im);
 /* ||a-b|| / ||b|| */
 double rel_l2_f32_f64(const float *a, const double *b, size_t n);
 double max_abs_diff_f32_f64(const float *a, const double *b, size_t n);
