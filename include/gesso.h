@@ -274,6 +274,18 @@ typedef enum gs_inpaint_fill {
     GS_INPAINT_LATENT_NOISE = 2,  /* the latent replaced by fresh noise of the seed */
     GS_INPAINT_LATENT_NOTHING = 3 /* the latent zeroed */
 } gs_inpaint_fill;
+/* How the hires fix enlarges the first pass (A1111's hr_upscaler). The latent
+ * ones are torch's interpolate on the latent (align_corners=False); Lanczos
+ * decodes, resizes the 8-bit image with PIL's LANCZOS and encodes again. */
+typedef enum gs_hires_upscaler {
+    GS_HIRES_LATENT = 0,                     /* "Latent": bilinear */
+    GS_HIRES_LATENT_ANTIALIASED = 1,         /* "Latent (antialiased)" */
+    GS_HIRES_LATENT_BICUBIC = 2,             /* "Latent (bicubic)": a = -0.75 */
+    GS_HIRES_LATENT_BICUBIC_ANTIALIASED = 3, /* "Latent (bicubic antialiased)" */
+    GS_HIRES_LATENT_NEAREST = 4,             /* "Latent (nearest)" */
+    GS_HIRES_LATENT_NEAREST_EXACT = 5,       /* "Latent (nearest-exact)" */
+    GS_HIRES_LANCZOS = 6,                    /* "Lanczos" */
+} gs_hires_upscaler;
 
 typedef struct gs_params {
     const char *prompt;          /* A1111 syntax: (word:1.2), [word], BREAK; default "" */
@@ -338,7 +350,27 @@ typedef struct gs_params {
     int inpaint_padding;          /* pixels around the mask's box for inpaint_full_res; 0..256,
                                      default 32 */
     int mask_invert;              /* 1 = repaint what is black (A1111's inpainting_mask_invert) */
+    /* Hires fix (A1111's txt2img "Hires. fix"; txt2img only): the first pass at width x height,
+       its latent upscaled to the hires size, then an img2img pass of hires_steps there from a
+       new generator seeded with the same seed. The size is int(width*hires_scale) x
+       int(height*hires_scale), or hires_width x hires_height (one of them 0: kept to the
+       aspect; both given with another aspect: upscaled to cover, then cropped, as A1111 does);
+       it must be a multiple of 8 per side. Off when all three are 0 (default), or when the
+       size equals the first pass's (as A1111). Progress counts both passes' steps. */
+    float hires_scale;
+    int hires_width, hires_height;
+    int hires_steps;                  /* 0 = steps (default) */
+    float hires_denoise;              /* the second pass's strength in (0,1]; default 0.7 */
+    gs_hires_upscaler hires_upscaler; /* default GS_HIRES_LATENT */
 } gs_params;
+
+/* A1111's name of an upscaler ("Latent (bicubic)"); NULL when out of range. */
+GS_API const char *gs_hires_upscaler_name(gs_hires_upscaler u);
+/* The short name the CLI and the job spec use ("latent-bicubic"); NULL when out of range. */
+GS_API const char *gs_hires_upscaler_short_name(gs_hires_upscaler u);
+/* Parses either name (short, or A1111's exactly as it spells it) into *out.
+ * Returns 0, or -1 for an unknown name (*out untouched). */
+GS_API int gs_hires_upscaler_parse(const char *name, gs_hires_upscaler *out);
 
 #define GS_VAE_TILE_AUTO 512
 #define GS_VAE_TILE_AUTO_ABOVE (2048 * 2048)

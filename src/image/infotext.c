@@ -111,13 +111,23 @@ char *infotext_format(const infotext_fields *f)
     }
     if (f->batch_size > 1)
         put(&b, ", Batch size: %d, Batch pos: %d", f->batch_size, f->batch_pos);
-    if (f->is_img2img)
+    if (f->is_img2img || f->hires_upscaler)
         put(&b, ", Denoising strength: %.7g", f->strength);
     if (f->clip_skip > 1)
         put(&b, ", Clip skip: %d", f->clip_skip);
     if (f->lora_hashes && *f->lora_hashes) {
         put(&b, ", Lora hashes: ");
         put_value(&b, f->lora_hashes);
+    }
+    if (f->hires_upscaler) {
+        if (f->hires_resize_w || f->hires_resize_h)
+            put(&b, ", Hires resize: %dx%d", f->hires_resize_w, f->hires_resize_h);
+        else
+            put(&b, ", Hires upscale: %.7g", f->hires_scale);
+        if (f->hires_steps > 0)
+            put(&b, ", Hires steps: %d", f->hires_steps);
+        put(&b, ", Hires upscaler: ");
+        put_value(&b, f->hires_upscaler);
     }
     put(&b, ", Version: gesso %s", GESSO_VERSION);
     if (b.failed) {

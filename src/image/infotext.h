@@ -18,6 +18,13 @@ typedef struct infotext_fields {
     uint64_t seed;
     int is_img2img;
     const char *lora_hashes; /* "name: hash, ..." or NULL */
+    /* the hires fix (A1111's extra_generation_params), when hires_upscaler is not NULL:
+       "Denoising strength" (strength), then "Hires upscale" or "Hires resize", "Hires
+       steps" (when > 0) and "Hires upscaler" */
+    const char *hires_upscaler;
+    double hires_scale;
+    int hires_resize_w, hires_resize_h; /* either nonzero: "Hires resize: WxH" */
+    int hires_steps;
 } infotext_fields;
 
 /* gi_malloc'd text, or NULL when out of memory. */

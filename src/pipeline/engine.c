@@ -122,6 +122,7 @@ void gs_params_init(gs_params *p)
     p->mask_blur = 4; /* A1111's defaults */
     p->inpaint_fill = GS_INPAINT_ORIGINAL;
     p->inpaint_padding = 32;
+    p->hires_denoise = 0.7f; /* A1111's txt2img UI default */
 }
 
 const char *const *gs_sampler_names(void)

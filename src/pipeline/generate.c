@@ -25,6 +25,8 @@
 #include "pipeline/engine.h"
 #include "pipeline/lora_select.h"
 #include "pipeline/inpaint.h"
+#include "pipeline/generate_internal.h"
+#include "pipeline/hires.h"
 #include "sample/rng.h"
 #include "sample/sampler.h"
 
@@ -95,34 +97,7 @@ static gs_status validate(const gs_model *m, const gs_params *p, gi_error *err)
 
 /* ---- the model callback: CFG around the UNet ---- */
 
-typedef struct gen_ctx {
-    gs_engine *eng;
-    gs_model *m;
-    const gs_params *p;
-    int batch, ch, lh, lw;
-    int cfg;   /* run the negative prompt too */
-    int joint; /* both prompts in one UNet call (same token count) */
-    int tokens_c, tokens_u;
-    float *ctx_c;    /* [batch (or 2*batch when joint), tokens_c, width]; uncond first */
-    float *ctx_u;    /* [batch, tokens_u, width] when !joint */
-    int adm;         /* width of the UNet's extra conditioning vector (SDXL), else 0 */
-    float *y_c;      /* [batch (or 2*batch when joint), adm], laid out as ctx_c */
-    float *y_u;      /* [batch, adm] when !joint */
-    float *x_nhwc;   /* [2*batch, lh, lw, ch] */
-    float *eps_nhwc; /* [2*batch, lh, lw, ch] */
-    float *t_batch;  /* [2*batch] */
-    /* progress */
-    gs_progress_fn progress;
-    void *user;
-    double t_start, t_last;
-    double *step_s; /* [total steps] */
-    int total;
-    int truncate_u8; /* A1111's 8-bit conversion (inpainting's reference truncates) */
-    int in_ch;       /* the UNet's input width: ch, or 2·ch + 1 for an inpainting UNet */
-    float *concat;   /* [lh, lw, in_ch − ch]: what an inpainting UNet takes after x */
-} gen_ctx;
-
-static void nchw_to_nhwc(const float *src, float *dst, int n, int c, int h, int w)
+void gen_nchw_to_nhwc(const float *src, float *dst, int n, int c, int h, int w)
 {
     size_t plane = (size_t)h * w;
     for (int b = 0; b < n; b++)
@@ -131,7 +106,7 @@ static void nchw_to_nhwc(const float *src, float *dst, int n, int c, int h, int 
                 dst[((size_t)b * plane + i) * c + k] = src[((size_t)b * c + k) * plane + i];
 }
 
-static void nhwc_to_nchw(const float *src, float *dst, int n, int c, int h, int w)
+void gen_nhwc_to_nchw(const float *src, float *dst, int n, int c, int h, int w)
 {
     size_t plane = (size_t)h * w;
     for (int b = 0; b < n; b++)
@@ -140,7 +115,7 @@ static void nhwc_to_nchw(const float *src, float *dst, int n, int c, int h, int 
                 dst[((size_t)b * c + k) * plane + i] = src[((size_t)b * plane + i) * c + k];
 }
 
-static gs_status model_eps(void *user, const float *x_in, double t, float *eps, gi_error *err)
+gs_status gen_model_eps(void *user, const float *x_in, double t, float *eps, gi_error *err)
 {
     gen_ctx *g = user;
     int B = g->batch;
@@ -148,14 +123,14 @@ static gs_status model_eps(void *user, const float *x_in, double t, float *eps, 
     if (g->in_ch != g->ch) {
         /* x ⊕ mask ⊕ masked-image latent per pixel; eps_nhwc is free until the UNet runs */
         size_t plane = (size_t)g->lh * g->lw, extra = (size_t)(g->in_ch - g->ch);
-        nchw_to_nhwc(x_in, g->eps_nhwc, B, g->ch, g->lh, g->lw);
+        gen_nchw_to_nhwc(x_in, g->eps_nhwc, B, g->ch, g->lh, g->lw);
         for (size_t i = 0; i < (size_t)B * plane; i++) {
             memcpy(g->x_nhwc + i * g->in_ch, g->eps_nhwc + i * g->ch, g->ch * sizeof(float));
             memcpy(g->x_nhwc + i * g->in_ch + g->ch, g->concat + (i % plane) * extra,
                    extra * sizeof(float));
         }
     } else
-        nchw_to_nhwc(x_in, g->x_nhwc, B, g->ch, g->lh, g->lw);
+        gen_nchw_to_nhwc(x_in, g->x_nhwc, B, g->ch, g->lh, g->lw);
     size_t item_in = (size_t)g->lh * g->lw * g->in_ch;
     for (int i = 0; i < 2 * B; i++)
         g->t_batch[i] = (float)t;
@@ -191,14 +166,16 @@ static gs_status model_eps(void *user, const float *x_in, double t, float *eps, 
             out[i] = eps_u[i] + s * (eps_c[i] - eps_u[i]);
         eps_c = out;
     }
-    nhwc_to_nchw(eps_c, eps, B, g->ch, g->lh, g->lw);
+    gen_nhwc_to_nchw(eps_c, eps, B, g->ch, g->lh, g->lw);
     return GS_OK;
 }
 
-static int on_step(void *user, int step, int total, const float *x, const float *denoised)
+int gen_on_step(void *user, int step, int total, const float *x, const float *denoised)
 {
     gen_ctx *g = user;
     double now = now_s();
+    (void)total; /* the run's total is g->total: every pass's steps */
+    step += g->step_offset;
     if (step >= 1 && step <= g->total)
         g->step_s[step - 1] = now - g->t_last;
     g->t_last = now;
@@ -206,11 +183,11 @@ static int on_step(void *user, int step, int total, const float *x, const float 
         return 0;
     gs_progress pr = {0};
     pr.step = step;
-    pr.steps = total;
+    pr.steps = g->total;
     pr.elapsed_s = now - g->t_start;
-    pr.eta_s = step > 0 ? pr.elapsed_s / step * (total - step) : 0;
+    pr.eta_s = step > 0 ? pr.elapsed_s / step * (g->total - step) : 0;
     gs_image *preview = NULL;
-    if (g->p->preview_every > 0 && (step % g->p->preview_every == 0 || step == total) &&
+    if (g->p->preview_every > 0 && (step % g->p->preview_every == 0 || step == g->total) &&
         latent_preview(denoised ? denoised : x, g->m->fam->id, g->ch, g->lh, g->lw, &preview) ==
             GS_OK)
         pr.preview = preview;
@@ -228,8 +205,8 @@ static void repeat_rows(float *dst, const float *src, size_t row_floats, int n)
         memcpy(dst + (size_t)i * row_floats, src, row_floats * sizeof(float));
 }
 
-static gs_status build_context(gen_ctx *g, const prompt_cond *cond, const prompt_cond *uncond,
-                               gi_error *err)
+gs_status gen_build_context(gen_ctx *g, const prompt_cond *cond, const prompt_cond *uncond,
+                            gi_error *err)
 {
     int B = g->batch, width = g->m->text_width, tc = cond->tokens, tu = uncond->tokens;
     size_t nc = (size_t)tc * width, nu = (size_t)tu * width, na = (size_t)g->adm;
@@ -318,7 +295,7 @@ static gs_status encode_init(gen_ctx *g, const gs_image *src, float **out, gi_er
         goto out;
     for (size_t i = 0; i < item; i++)
         mean[i] *= g->m->latent_scale;
-    nhwc_to_nchw(mean, *out, 1, g->ch, g->lh, g->lw);
+    gen_nhwc_to_nchw(mean, *out, 1, g->ch, g->lh, g->lw);
     for (int b = 1; b < g->batch; b++)
         memcpy(*out + b * item, *out, item * sizeof **out);
 out:
@@ -335,7 +312,7 @@ out:
 /* ---- decode and package ---- */
 
 /* The decode tile in latent pixels, 0 for a whole decode. */
-static int vae_tile_latent(const gs_params *p)
+int gen_vae_tile_latent(const gs_params *p)
 {
     if (p->vae_tile > 0)
         return p->vae_tile / 8;
@@ -357,11 +334,11 @@ static gs_status decode_images(gen_ctx *g, const float *latent_nchw, gs_result *
     }
     /* One item at a time bounds the decoder's activations to one image. */
     for (int b = 0; b < B; b++) {
-        nchw_to_nhwc(latent_nchw + b * item, lat, 1, g->ch, g->lh, g->lw);
+        gen_nchw_to_nhwc(latent_nchw + b * item, lat, 1, g->ch, g->lh, g->lw);
         for (size_t i = 0; i < item; i++)
             lat[i] /= g->m->latent_scale;
-        st = vae_decode_tiled(g->m->vae, g->eng->cx, lat, 1, g->lh, g->lw, vae_tile_latent(g->p),
-                              img, err);
+        st = vae_decode_tiled(g->m->vae, g->eng->cx, lat, 1, g->lh, g->lw,
+                              gen_vae_tile_latent(g->p), img, err);
         if (st != GS_OK)
             goto out;
         gs_image *dst = &res->images[b];
@@ -385,7 +362,8 @@ out:
 }
 
 static gs_status write_infotexts(gen_ctx *g, gs_result *res, const char *sampler,
-                                 const char *scheduler, const char *lora_hashes, gi_error *err)
+                                 const char *scheduler, const char *lora_hashes,
+                                 const hires_plan *hr, gi_error *err)
 {
     const gs_params *p = g->p;
     for (int b = 0; b < g->batch; b++) {
@@ -407,6 +385,7 @@ static gs_status write_infotexts(gen_ctx *g, gs_result *res, const char *sampler
         f.seed = p->seed;
         f.is_img2img = p->init_image != NULL;
         f.lora_hashes = lora_hashes;
+        hires_infotext(hr, p, &f);
         res->infotexts[b] = infotext_format(&f);
         if (!res->infotexts[b])
             return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
@@ -442,6 +421,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     memset(&g, 0, sizeof g);
     prompt_cond cond = {0}, uncond = {0};
     float *init = NULL, *x = NULL;
+    hires_plan hr;
     gs_result *res = NULL;
     lora_request lr = {0};
     inpaint_plan ip = {0};
@@ -476,6 +456,8 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     sc.seed = p->seed; /* the Brownian-tree samplers seed from it */
     if ((st = sample_validate(&sc, &err)) != GS_OK)
         goto out;
+    if ((st = hires_plan_make(p, &sc, &hr, &err)) != GS_OK)
+        goto out;
 
     res = gi_calloc(1, sizeof *res);
     if (!res) {
@@ -489,6 +471,12 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
         goto out;
     }
     g.in_ch = unet_in_channels(m->unet); /* once the UNet is loaded (a run may release it) */
+    if (hr.on && g.in_ch != g.ch) {      /* its second pass would need the upscaled image's own
+                                            conditioning, which is not built yet */
+        st = gi_fail(&err, GS_ERR_UNSUPPORTED,
+                     "the hires fix does not run on an inpainting checkpoint yet");
+        goto out;
+    }
     /* the model's precision, which a prepared file may have set apart from the
        engine's: an f32 model's attention and convolutions stay f32 */
     engine_set_compute_precision(eng, m->bf16);
@@ -509,7 +497,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
                                      &err)) != GS_OK)
         goto out;
     res->timings.text_encode_s = now_s() - t_text;
-    if ((st = build_context(&g, &cond, &uncond, &err)) != GS_OK)
+    if ((st = gen_build_context(&g, &cond, &uncond, &err)) != GS_OK)
         goto out;
     if (m->release_after_use) { /* each network goes once this run is done with it */
         for (int k = 0; k < m->fam->n_text; k++) {
@@ -521,7 +509,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
 
     /* buffers for the sampling loop */
     size_t item = (size_t)g.lh * g.lw * g.ch;
-    g.total = sample_progress_total(&sc);
+    g.total = sample_progress_total(&sc) + (hr.on ? hr.progress : 0); /* both passes */
     g.x_nhwc = gi_aligned_alloc(2 * g.batch * (size_t)g.lh * g.lw * g.in_ch * sizeof(float));
     g.eps_nhwc = gi_aligned_alloc(2 * g.batch * item * sizeof(float));
     g.t_batch = gi_aligned_alloc(2 * g.batch * sizeof(float));
@@ -572,13 +560,16 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     rng_seed(&rng, p->seed);
     g.t_start = g.t_last = now_s();
     double flops0 = eng->cx->flops;
-    st = sample_run(&sc, &rng, model_eps, on_step, &g, x, &err);
+    st = sample_run(&sc, &rng, gen_model_eps, gen_on_step, &g, x, &err);
     res->timings.sampling_s = now_s() - g.t_start;
     res->timings.step_gflop = (eng->cx->flops - flops0) * 1e-9 / (g.total > 0 ? g.total : 1);
     if (st != GS_OK)
         goto out;
     if (ip.active)
         inpaint_blend_final(&ip, x, init, g.batch, g.ch);
+    if (hr.on && (st = hires_run(&g, &hr, &sc, &cond, &uncond, &x, &err)) != GS_OK)
+        goto out;
+    res->timings.sampling_s = now_s() - g.t_start;
     if (m->release_after_use) {
         unet_free(m->unet);
         m->unet = NULL;
@@ -594,7 +585,8 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
             goto out;
     res->timings.vae_decode_s = now_s() - t_dec;
     res->timings.vae_decode_gflop = (eng->cx->flops - flops0) * 1e-9;
-    if ((st = write_infotexts(&g, res, sc.sampler, p->scheduler, lr.hashes, &err)) != GS_OK)
+    g.p = p; /* the hires pass moved it to the final size; the infotext tells the request */
+    if ((st = write_infotexts(&g, res, sc.sampler, p->scheduler, lr.hashes, &hr, &err)) != GS_OK)
         goto out;
 
     res->timings.unet_batch = g.cfg ? 2 * g.batch : g.batch;

@@ -17,8 +17,9 @@
 #include "common/alloc.h"
 #include "sample/sampler_internal.h"
 
-/* A1111 never lets img2img start from pure noise: strength is capped so the
- * first σ is one step below σ_max. */
+/* A1111 caps img2img's strength at 0.999 when it computes t_enc, so 1.0 gives
+ * t_enc = ⌊0.999·steps⌋ = steps − 1 (steps < 1000): the whole schedule from
+ * σ_max, with the init latent added to the noise (not pure noise). */
 #define IMG2IMG_MAX_STRENGTH 0.999
 /* Latent elements per run; far above any real latent (SDXL 2048² is 4·256·256·batch). */
 #define SAMPLE_MAX_ELEMENTS ((size_t)1 << 31)
@@ -89,6 +90,12 @@ gs_status sample_validate(const sample_config *cfg, gi_error *err)
     if (cfg->init_latent && !(cfg->strength > 0.0f && cfg->strength <= 1.0f))
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "img2img strength must be in (0, 1], got %g",
                        (double)cfg->strength);
+    if (cfg->schedule_steps &&
+        (!cfg->init_latent || cfg->schedule_steps < cfg->steps ||
+         cfg->schedule_steps > info->max_steps))
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
+                       "an explicit schedule of %d steps needs img2img and %d..%d steps for %s",
+                       cfg->schedule_steps, cfg->steps, info->max_steps, info->name);
     return GS_OK;
 }
 
@@ -108,9 +115,25 @@ static double strength_decimal(float s)
     return (double)s;
 }
 
+int sample_fixed_steps_total(int requested, float strength)
+{
+    double s = strength_decimal(strength);
+    if (!(s > 0))
+        return 0;
+    return (int)(requested / (s < IMG2IMG_MAX_STRENGTH ? s : IMG2IMG_MAX_STRENGTH));
+}
+
+/* The length of the schedule a run's steps are taken from. */
+static int schedule_length(const sample_config *cfg)
+{
+    return cfg->schedule_steps > 0 ? cfg->schedule_steps : cfg->steps;
+}
+
 /* Sampler steps an img2img run makes out of cfg->steps. */
 static int img2img_steps(const sample_config *cfg, int is_k)
 {
+    if (cfg->schedule_steps > 0)
+        return cfg->steps; /* t_enc = steps − 1: exactly the steps asked for */
     double s = strength_decimal(cfg->strength);
     if (is_k) {
         /* A1111: t_enc = int(min(strength, 0.999)·steps), then t_enc+1 steps */
@@ -150,19 +173,20 @@ gs_status sample_sigmas(const sample_config *cfg, const sched_train *train, doub
     if (!has_flag(row, GS_SAMPLER_SIGMAS))
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "sampler '%s' has no sigma schedule",
                        cfg->sampler);
+    int len = schedule_length(cfg);
     if (has_flag(row, GS_SAMPLER_DISCARD_PENULTIMATE)) {
         /* A1111: the schedule of steps+1, its next-to-last σ dropped */
-        st = sched_sigmas(train, k_schedule(cfg, row), cfg->steps + 1, out, err);
+        st = sched_sigmas(train, k_schedule(cfg, row), len + 1, out, err);
         if (st != GS_OK)
             return st;
-        out[cfg->steps] = out[cfg->steps + 1];
+        out[len] = out[len + 1];
     } else {
-        st = sched_sigmas(train, k_schedule(cfg, row), cfg->steps, out, err);
+        st = sched_sigmas(train, k_schedule(cfg, row), len, out, err);
         if (st != GS_OK)
             return st;
     }
     int total = cfg->init_latent ? img2img_steps(cfg, 1) : cfg->steps;
-    int skip = cfg->steps - total; /* = steps − t_enc − 1 */
+    int skip = len - total; /* = steps − t_enc − 1 */
     memmove(out, out + skip, (size_t)(total + 1) * sizeof *out);
     *count = total + 1;
     return GS_OK;
@@ -174,17 +198,18 @@ gs_status sample_timesteps(const sample_config *cfg, int *out, int *count, gi_er
     if (st != GS_OK)
         return st;
     const sampler_row *row = sample_find_row(cfg->sampler);
+    int len = schedule_length(cfg);
     if (row->run == ddim_run)
-        st = sched_ddim_timesteps(cfg->steps, out, err);
+        st = sched_ddim_timesteps(len, out, err);
     else if (row->run == lcm_run)
-        st = sched_lcm_timesteps(cfg->steps, SAMPLE_LCM_ORIGINAL_STEPS, out, err);
+        st = sched_lcm_timesteps(len, SAMPLE_LCM_ORIGINAL_STEPS, out, err);
     else
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "sampler '%s' has no timestep list",
                        cfg->sampler);
     if (st != GS_OK)
         return st;
     int total = cfg->init_latent ? img2img_steps(cfg, 0) : cfg->steps;
-    int skip = cfg->steps - total;
+    int skip = len - total;
     memmove(out, out + skip, (size_t)total * sizeof *out);
     *count = total;
     return GS_OK;
@@ -308,7 +333,7 @@ gs_status sample_run(const sample_config *cfg, gi_rng *rng, sample_model_fn mode
     c->on_step = on_step;
     c->user = user;
     c->n = n;
-    c->steps = cfg->steps;
+    c->steps = schedule_length(cfg); /* ddim's stride is that of the whole schedule */
     c->batch = cfg->batch;
     c->plane = cfg->height * cfg->width;
     c->eta = cfg->custom_eta ? cfg->eta : 1.0;

@@ -98,7 +98,16 @@ typedef struct sample_config {
     /* The image seed (the one rng was seeded with): dpmpp_sde/dpmpp_2m_sde
      * seed one Brownian tree per item with seed + item, as A1111 does. */
     uint64_t seed;
+    /* img2img with an explicit step count (A1111's hires pass): when > 0 the
+     * schedule is built for schedule_steps steps and its last `steps` run
+     * (t_enc = steps − 1): schedule(schedule_steps)[schedule_steps − steps:].
+     * sample_fixed_steps_total gives A1111's value. 0 = plain img2img. */
+    int schedule_steps;
 } sample_config;
+
+/* A1111's setup_img2img_steps with an explicit count: the schedule length
+ * int(requested / min(strength, 0.999)) whose last `requested` steps run. */
+int sample_fixed_steps_total(int requested, float strength);
 
 /* Unknown sampler or scheduler (the message lists the known names), steps out
  * of the row's range, a bad latent shape, strength outside (0,1] for img2img,
@@ -124,13 +133,16 @@ gs_status sample_run(const sample_config *cfg, gi_rng *rng, sample_model_fn mode
 /* ---- pieces, for the pipeline's metadata and for tests ---- */
 
 /* The σ sequence a k-sampler walks for cfg (img2img: the tail A1111 takes,
- * schedule(steps)[steps − t_enc − 1:] with t_enc = ⌊min(strength,0.999)·steps⌋;
+ * schedule(steps)[steps − t_enc − 1:] with t_enc = ⌊min(strength,0.999)·steps⌋,
+ * or with schedule_steps set schedule(schedule_steps)[schedule_steps − steps:];
  * discard-penultimate samplers: schedule(steps+1) less its next-to-last σ).
  * For dpm_fast/dpm_adaptive it is the schedule whose σ_min/σ_max they take.
- * out needs cfg->steps+2 entries; *count gets the number written. */
+ * out needs max(cfg->steps, cfg->schedule_steps)+2 entries; *count gets the
+ * number written. */
 gs_status sample_sigmas(const sample_config *cfg, const sched_train *train, double *out, int *count,
                         gi_error *err);
-/* The timesteps ddim/lcm visit for cfg; out needs cfg->steps entries. */
+/* The timesteps ddim/lcm visit for cfg (with schedule_steps: the last `steps`
+ * of schedule_steps); out needs max(cfg->steps, cfg->schedule_steps) entries. */
 gs_status sample_timesteps(const sample_config *cfg, int *out, int *count, gi_error *err);
 
 /* 1 for samplers that take their noise levels from a σ schedule (all but ddim, lcm). */
