@@ -122,8 +122,7 @@ static void pass_v(const uint8_t *src, int sc, int w, uint8_t *dst, int h, const
     }
 }
 
-gs_status image_resize_pil_lanczos(const gs_image *src, int w, int h, gs_image **out,
-                                   gi_error *err)
+gs_status image_resize_pil_lanczos(const gs_image *src, int w, int h, gs_image **out, gi_error *err)
 {
     *out = NULL;
     int sw = src->width, sh = src->height, sc = src->channels;

@@ -154,8 +154,8 @@ gs_status hires_plan_make(const gs_params *p, const sample_config *first, hires_
     sc.keep = NULL;
     gs_status st = sample_validate(&sc, err);
     if (st != GS_OK) {
-        gi_error_prefix(err, "hires pass (%d steps of a %d-step schedule at denoise %g)",
-                        hp->steps, hp->schedule_steps, (double)p->hires_denoise);
+        gi_error_prefix(err, "hires pass (%d steps of a %d-step schedule at denoise %g)", hp->steps,
+                        hp->schedule_steps, (double)p->hires_denoise);
         return st;
     }
     hp->progress = sample_progress_total(&sc);
@@ -243,8 +243,7 @@ out:
 }
 
 /* The first pass's latent at up_w x up_h: interpolated, or through pixels. */
-static gs_status upscale(gen_ctx *g, const hires_plan *hp, const float *x, float *up,
-                         gi_error *err)
+static gs_status upscale(gen_ctx *g, const hires_plan *hp, const float *x, float *up, gi_error *err)
 {
     int B = g->batch, ch = g->ch, uh = hp->up_h / 8, uw = hp->up_w / 8;
     gs_hires_upscaler mode = g->p->hires_upscaler;
@@ -297,8 +296,8 @@ static gs_status resize_context(gen_ctx *g, const prompt_cond *cond, const promp
     return gen_build_context(g, cond, uncond, err);
 }
 
-gs_status hires_run(gen_ctx *g, hires_plan *hp, const sample_config *first,
-                    const prompt_cond *cond, const prompt_cond *uncond, float **x, gi_error *err)
+gs_status hires_run(gen_ctx *g, hires_plan *hp, const sample_config *first, const prompt_cond *cond,
+                    const prompt_cond *uncond, float **x, gi_error *err)
 {
     int B = g->batch, ch = g->ch, uh = hp->up_h / 8, uw = hp->up_w / 8;
     int fh = hp->height / 8, fw = hp->width / 8;

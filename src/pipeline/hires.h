@@ -38,8 +38,8 @@ gs_status hires_plan_make(const gs_params *p, const sample_config *first, hires_
 /* The second pass: *x (the first pass's latent, [batch, C, lh, lw]) becomes
    the final latent at the hires size; g moves to that size (its latent
    shape, buffers, SDXL conditioning and g->p = &hp->params). */
-gs_status hires_run(gen_ctx *g, hires_plan *hp, const sample_config *first,
-                    const prompt_cond *cond, const prompt_cond *uncond, float **x, gi_error *err);
+gs_status hires_run(gen_ctx *g, hires_plan *hp, const sample_config *first, const prompt_cond *cond,
+                    const prompt_cond *uncond, float **x, gi_error *err);
 
 /* A1111's infotext fields of the fix ("Hires upscale", "Hires steps", ...). */
 void hires_infotext(const hires_plan *hp, const gs_params *p, infotext_fields *f);

@@ -90,9 +90,8 @@ gs_status sample_validate(const sample_config *cfg, gi_error *err)
     if (cfg->init_latent && !(cfg->strength > 0.0f && cfg->strength <= 1.0f))
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "img2img strength must be in (0, 1], got %g",
                        (double)cfg->strength);
-    if (cfg->schedule_steps &&
-        (!cfg->init_latent || cfg->schedule_steps < cfg->steps ||
-         cfg->schedule_steps > info->max_steps))
+    if (cfg->schedule_steps && (!cfg->init_latent || cfg->schedule_steps < cfg->steps ||
+                                cfg->schedule_steps > info->max_steps))
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "an explicit schedule of %d steps needs img2img and %d..%d steps for %s",
                        cfg->schedule_steps, cfg->steps, info->max_steps, info->name);
