@@ -431,6 +431,138 @@ static void recipes_end_to_end(void **state)
     }
 }
 
+/* ---- refusals ---- */
+
+static int never_called(const gs_progress *pr, void *user)
+{
+    (void)pr;
+    (*(int *)user)++;
+    return 0;
+}
+
+static void bad_hires_parameters_are_refused(void **state)
+{
+    (void)state;
+    gs_image init = {64, 64, 3, calloc(64 * 64 * 3, 1)};
+    int calls = 0;
+    gs_params p;
+#define REFUSE(stmt, words)                                                                        \
+    do {                                                                                           \
+        gs_params_init(&p);                                                                        \
+        p.steps = 2;                                                                               \
+        p.width = p.height = 64;                                                                   \
+        p.hires_scale = 2;                                                                         \
+        stmt;                                                                                      \
+        gs_result *res = (gs_result *)0x1;                                                         \
+        assert_int_equal(gs_generate(eng, model, &p, never_called, &calls, &res),                  \
+                         GS_ERR_INVALID_ARGUMENT);                                                 \
+        assert_null(res);                                                                          \
+        if (!strstr(gs_engine_errmsg(eng), words))                                                 \
+            fail_msg("'%s' does not say '%s'", gs_engine_errmsg(eng), words);                      \
+    } while (0)
+    REFUSE(p.hires_scale = 0.5f, "hires scale");
+    REFUSE(p.hires_scale = NAN, "hires scale");
+    REFUSE(p.hires_scale = 1.3f, "multiple of 8"); /* int(64·1.3) = 83 */
+    REFUSE(p.hires_width = -8, "hires size");
+    REFUSE(p.hires_scale = 0; p.hires_width = 8192, "hires size");
+    /* 4096 high keeps the 2:1 aspect: 8192 wide */
+    REFUSE(p.hires_scale = 0; p.hires_height = 4096; p.width = 128, "hires size");
+    REFUSE(p.init_image = &init, "txt2img");
+    REFUSE(p.hires_upscaler = (gs_hires_upscaler)99, "upscaler");
+    REFUSE(p.hires_steps = -1, "hires steps");
+    REFUSE(p.hires_denoise = 0, "denoise");
+    REFUSE(p.hires_denoise = 1.5f, "denoise");
+    /* int(150 / 0.1) = 1500 steps of schedule: more than the sampler takes */
+    REFUSE(p.steps = 150; p.hires_denoise = 0.1f, "hires pass");
+#undef REFUSE
+    assert_int_equal(calls, 0);
+    free(init.pixels);
+}
+
+/* A1111 drops the fix when the hires size is the first pass's own: same image, no fields. */
+static void same_size_is_no_hires_fix(void **state)
+{
+    (void)state;
+    gs_params p;
+    gs_params_init(&p);
+    p.steps = 2;
+    p.width = p.height = 64;
+    p.seed = 5;
+    gs_result *a = NULL, *b = NULL;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &a), GS_OK);
+    p.hires_scale = 1.0f;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &b), GS_OK);
+    assert_memory_equal(gs_result_image(a, 0)->pixels, gs_result_image(b, 0)->pixels, 64 * 64 * 3);
+    assert_null(strstr(gs_result_infotext(b, 0), "Hires"));
+    gs_result_free(a);
+    gs_result_free(b);
+}
+
+/* ---- img2img at strength 1.0: A1111's min(strength, 0.999) ---- */
+
+typedef struct first_input {
+    int calls;
+    float x[64];
+} first_input;
+
+static gs_status record_model(void *user, const float *x_in, double t, float *eps, gi_error *err)
+{
+    (void)t;
+    (void)err;
+    first_input *f = user;
+    if (f->calls++ == 0)
+        memcpy(f->x, x_in, sizeof f->x);
+    memset(eps, 0, sizeof f->x);
+    return GS_OK;
+}
+
+static void img2img_strength_one_is_a1111s_clamp(void **state)
+{
+    (void)state;
+    sched_train train;
+    sched_train_init(&train);
+    float init[64];
+    for (int k = 0; k < 64; k++)
+        init[k] = (float)(k % 7) * 0.1f - 0.3f;
+    static const char *const samplers[] = {"euler", "euler_a", "dpmpp_2m", "dpm_2"};
+    for (size_t si = 0; si < sizeof samplers / sizeof samplers[0]; si++)
+        for (int steps = 1; steps <= 40; steps += 13) {
+            sample_config t2i = {0};
+            t2i.sampler = samplers[si];
+            t2i.steps = steps;
+            t2i.batch = 1;
+            t2i.channels = 4;
+            t2i.height = t2i.width = 4;
+            sample_config i2i = t2i;
+            i2i.init_latent = init;
+            i2i.strength = 1.0f;
+            /* t_enc = int(0.999·steps) = steps − 1: all steps, the whole schedule */
+            double a[SAMPLE_MAX_SIGMAS], b[SAMPLE_MAX_SIGMAS];
+            int na, nb;
+            assert_int_equal(sample_sigmas(&t2i, &train, a, &na, NULL), GS_OK);
+            assert_int_equal(sample_sigmas(&i2i, &train, b, &nb, NULL), GS_OK);
+            assert_int_equal(na, nb);
+            assert_memory_equal(a, b, (size_t)na * sizeof *a);
+            assert_int_equal(sample_progress_total(&i2i), steps);
+            /* the clamp itself: 0.9995 is the same run as 1.0 */
+            i2i.strength = 0.9995f;
+            assert_int_equal(sample_sigmas(&i2i, &train, b, &nb, NULL), GS_OK);
+            assert_memory_equal(a, b, (size_t)na * sizeof *a);
+            /* and the start: init + noise·σ_max, not pure noise */
+            i2i.strength = 1.0f;
+            first_input f = {0};
+            float x[64], noise[64];
+            gi_rng rng, again;
+            rng_seed(&rng, 11);
+            again = rng;
+            rng_randn(&again, noise, 64);
+            assert_int_equal(sample_run(&i2i, &rng, record_model, NULL, &f, x, NULL), GS_OK);
+            double c_in = 1.0 / sqrt(a[0] * a[0] + 1.0);
+            for (int k = 0; k < 64; k++)
+                assert_true(fabs(f.x[k] - (init[k] + noise[k] * a[0]) * c_in) < 1e-5);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,6 +572,9 @@ int main(void)
         cmocka_unit_test(latent_upscalers_match_torch_interpolate),
         cmocka_unit_test(lanczos_path_through_the_vae),
         cmocka_unit_test(recipes_end_to_end),
+        cmocka_unit_test(bad_hires_parameters_are_refused),
+        cmocka_unit_test(same_size_is_no_hires_fix),
+        cmocka_unit_test(img2img_strength_one_is_a1111s_clamp),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
