@@ -372,6 +372,11 @@ GS_API const char *gs_hires_upscaler_short_name(gs_hires_upscaler u);
  * Returns 0, or -1 for an unknown name (*out untouched). */
 GS_API int gs_hires_upscaler_parse(const char *name, gs_hires_upscaler *out);
 
+/* The size of the images gs_generate makes for p: the hires fix's final size
+ * when p turns it on (A1111's rule, crop included), else width x height. For a
+ * service that bounds a job before running it; p is not otherwise checked. */
+GS_API void gs_params_output_size(const gs_params *p, int *width, int *height);
+
 #define GS_VAE_TILE_AUTO 512
 #define GS_VAE_TILE_AUTO_ABOVE (2048 * 2048)
 

@@ -1,8 +1,9 @@
 /*
  * a1111_request - an A1111 txt2img/img2img body to a native job. Fields
  * take A1111's names and its API's defaults; fields gesso has no use for
- * (hires fix, face restoration, scripts, subseeds, a client's own extras)
- * are accepted and ignored, as A1111 ignores what its model lacks. Types
+ * (face restoration, scripts, subseeds, a client's own extras) are accepted
+ * and ignored, as A1111 ignores what its model lacks. The hires fix
+ * (enable_hr, hr_*) maps to the job's hires fields. Types
  * are checked here, in A1111's error shape; ranges and limits are the job
  * spec's, so the native API and this one refuse the same jobs.
  *
@@ -199,6 +200,47 @@ static int read_img2img(reader *rd, json_t *native)
     return 0;
 }
 
+/* The hires fix of a txt2img request (A1111's StableDiffusionProcessingTxt2Img
+   fields and defaults: hr_scale 2, denoising_strength 0.75, hr_upscaler
+   None = its latent_upscale_default_mode, "Latent"). Off unless enable_hr. */
+static int read_hires(reader *rd, json_t *native)
+{
+    int enable;
+    long steps, rx, ry;
+    double scale, denoise;
+    const char *upscaler;
+    if (read_bool(rd, rd->req, "enable_hr", 0, &enable) ||
+        read_num(rd, rd->req, "hr_scale", 2.0, &scale) ||
+        read_int(rd, rd->req, "hr_second_pass_steps", 0, &steps) ||
+        read_int(rd, rd->req, "hr_resize_x", 0, &rx) ||
+        read_int(rd, rd->req, "hr_resize_y", 0, &ry) ||
+        read_num(rd, rd->req, "denoising_strength", 0.75, &denoise) ||
+        read_str(rd, rd->req, "hr_upscaler", &upscaler))
+        return -1;
+    if (!enable)
+        return 0;
+    gs_hires_upscaler up = GS_HIRES_LATENT;
+    if (upscaler && gs_hires_upscaler_parse(upscaler, &up) != 0) {
+        char msg[400];
+        size_t n = (size_t)snprintf(msg, sizeof msg,
+                                    "could not find upscaler named '%.64s'; known:", upscaler);
+        for (int k = GS_HIRES_LATENT; k <= GS_HIRES_LANCZOS && n < sizeof msg; k++)
+            n += (size_t)snprintf(msg + n, sizeof msg - n, "%s \"%s\"", k ? "," : "",
+                                  gs_hires_upscaler_name((gs_hires_upscaler)k));
+        return refuse(rd, "hr_upscaler", msg, "value_error.upscaler");
+    }
+    if (rx || ry) { /* A1111: a resize wins over the scale */
+        json_object_set_new(native, "hires_width", json_integer(rx));
+        json_object_set_new(native, "hires_height", json_integer(ry));
+    } else {
+        json_object_set_new(native, "hires_scale", json_real(scale));
+    }
+    json_object_set_new(native, "hires_steps", json_integer(steps));
+    json_object_set_new(native, "hires_denoise", json_real(denoise));
+    json_object_set_new(native, "hires_upscaler", json_string(gs_hires_upscaler_short_name(up)));
+    return 0;
+}
+
 /* The request as A1111 echoes it in "parameters": its fields with the
    defaults of those it left out, the images dropped unless asked for. */
 static json_t *echo(const json_t *req, int img2img, int include_init_images)
@@ -251,7 +293,7 @@ int a1111_request_read(http_request *r, int img2img, a1111_job *job, enum MHD_Re
         read_bool(&rd, rd.req, "send_images", 1, &job->send_images) ||
         read_bool(&rd, rd.req, "include_init_images", 0, &include_init) ||
         read_sampler(&rd, native) || read_overrides(&rd, native) ||
-        (img2img && read_img2img(&rd, native)))
+        (img2img && read_img2img(&rd, native)) || (!img2img && read_hires(&rd, native)))
         goto out;
     int max_batch = r->s->o->limits.max_batch;
     if (batch < 1 || n_iter < 1 || batch > max_batch || n_iter > max_batch ||
@@ -316,6 +358,12 @@ const char *a1111_field_name(const char *native_field)
         {"inpaint_full_res", "inpaint_full_res"},
         {"inpaint_padding", "inpaint_full_res_padding"},
         {"mask_invert", "inpainting_mask_invert"},
+        {"hires_scale", "hr_scale"},
+        {"hires_width", "hr_resize_x"},
+        {"hires_height", "hr_resize_y"},
+        {"hires_steps", "hr_second_pass_steps"},
+        {"hires_denoise", "denoising_strength"},
+        {"hires_upscaler", "hr_upscaler"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(native_field, names[i][0]) == 0)

@@ -69,6 +69,15 @@ static void usage(FILE *out)
             "      --outpaint L,R,T,B    outpaint: pad the init image with gray and repaint the\n"
             "                            border (plus mask-blur pixels of overlap); -W/-H\n"
             "                            default to the padded size\n"
+            "      --hires-scale X       hires fix (A1111's): a second img2img pass at\n"
+            "                            int(W*X) x int(H*X) (1..8; default off)\n"
+            "      --hires-width N       ... or at this width (and/or --hires-height N; one\n"
+            "      --hires-height N      side alone keeps the aspect)\n"
+            "      --hires-steps N       steps of the second pass (default: --steps)\n"
+            "      --hires-denoise X     its denoising strength in (0,1] (default 0.7)\n"
+            "      --hires-upscaler U    latent (default), latent-antialiased, latent-bicubic,\n"
+            "                            latent-bicubic-antialiased, latent-nearest,\n"
+            "                            latent-nearest-exact or lanczos (through the VAE)\n"
             "      --vae-tile N          decode in tiles of N px (multiple of 8, >= 64), auto\n"
             "                            (default: 512 px tiles above 2048x2048), or never\n"
             "      --lora FILE[:W]       fold a LoRA into the weights at weight W (default 1);\n"
@@ -213,7 +222,13 @@ int cmd_generate(int argc, char **argv)
         OPT_FULL_RES,
         OPT_PADDING,
         OPT_MASK_INVERT,
-        OPT_OUTPAINT
+        OPT_OUTPAINT,
+        OPT_HIRES_SCALE,
+        OPT_HIRES_WIDTH,
+        OPT_HIRES_HEIGHT,
+        OPT_HIRES_STEPS,
+        OPT_HIRES_DENOISE,
+        OPT_HIRES_UPSCALER
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
@@ -247,6 +262,12 @@ int cmd_generate(int argc, char **argv)
         {"inpaint-padding", required_argument, 0, OPT_PADDING},
         {"mask-invert", no_argument, 0, OPT_MASK_INVERT},
         {"outpaint", required_argument, 0, OPT_OUTPAINT},
+        {"hires-scale", required_argument, 0, OPT_HIRES_SCALE},
+        {"hires-width", required_argument, 0, OPT_HIRES_WIDTH},
+        {"hires-height", required_argument, 0, OPT_HIRES_HEIGHT},
+        {"hires-steps", required_argument, 0, OPT_HIRES_STEPS},
+        {"hires-denoise", required_argument, 0, OPT_HIRES_DENOISE},
+        {"hires-upscaler", required_argument, 0, OPT_HIRES_UPSCALER},
         {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'P'},
         {"quiet", no_argument, 0, 'q'},
@@ -322,6 +343,29 @@ int cmd_generate(int argc, char **argv)
         case OPT_OUTPAINT:
             bad = arg_outpaint(optarg, pad);
             outpaint = 1;
+            break;
+        case OPT_HIRES_SCALE: bad = arg_float("--hires-scale", optarg, 0, 8, &p.hires_scale); break;
+        case OPT_HIRES_WIDTH:
+            bad = arg_int("--hires-width", optarg, 0, 4096, &p.hires_width);
+            break;
+        case OPT_HIRES_HEIGHT:
+            bad = arg_int("--hires-height", optarg, 0, 4096, &p.hires_height);
+            break;
+        case OPT_HIRES_STEPS:
+            bad = arg_int("--hires-steps", optarg, 0, 1000, &p.hires_steps);
+            break;
+        case OPT_HIRES_DENOISE:
+            bad = arg_float("--hires-denoise", optarg, 0, 1, &p.hires_denoise);
+            break;
+        case OPT_HIRES_UPSCALER:
+            if (gs_hires_upscaler_parse(optarg, &p.hires_upscaler) != 0) {
+                fprintf(stderr,
+                        "gesso: --hires-upscaler: '%s' is not latent, latent-antialiased, "
+                        "latent-bicubic, latent-bicubic-antialiased, latent-nearest, "
+                        "latent-nearest-exact or lanczos\n",
+                        optarg);
+                bad = 1;
+            }
             break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'P': bad = arg_precision(optarg, &precision); break;

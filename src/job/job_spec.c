@@ -135,6 +135,12 @@ static const field fields[] = {
     {"inpaint_full_res", F_INT, AT(inpaint_full_res), 0, 1, L_NONE, 1},
     {"inpaint_padding", F_INT, AT(inpaint_padding), 0, 256, L_NONE, 1},
     {"mask_invert", F_INT, AT(mask_invert), 0, 1, L_NONE, 1},
+    {"hires_scale", F_NUM, AT(hires_scale), 0, 8, L_NONE, 0},
+    {"hires_width", F_INT, AT(hires_width), 0, 0, L_SIDE, 0},
+    {"hires_height", F_INT, AT(hires_height), 0, 0, L_SIDE, 0},
+    {"hires_steps", F_INT, AT(hires_steps), 0, 0, L_STEPS, 0},
+    {"hires_denoise", F_NUM, AT(hires_denoise), 0.01, 1, L_NONE, 0},
+    {"hires_upscaler", F_NAME, AT(hires_upscaler), 0, 31, L_NONE, 0},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -369,6 +375,59 @@ static int in_list(const char *s, const char *const *names)
     return 0;
 }
 
+static int hires_on(const job_spec *s)
+{
+    return s->hires_scale != 0 || s->hires_width || s->hires_height;
+}
+
+static int has_init_image(const job_spec *s)
+{
+    return s->init_image.stored || s->init_image.base64;
+}
+
+/* The hires fix's final size, by the engine's rule (w x h when off). */
+static void hires_size(const job_spec *s, int *w, int *h)
+{
+    gs_params p;
+    gs_params_init(&p);
+    p.width = s->width;
+    p.height = s->height;
+    p.hires_scale = (float)s->hires_scale;
+    p.hires_width = s->hires_width;
+    p.hires_height = s->hires_height;
+    gs_params_output_size(&p, w, h);
+}
+
+static int check_hires(const job_spec *s, const job_limits *lim, job_error *e)
+{
+    gs_hires_upscaler up;
+    if (s->hires_upscaler[0] && gs_hires_upscaler_parse(s->hires_upscaler, &up) != 0)
+        return fail(e, JOB_ERR_OUT_OF_RANGE, "hires_upscaler",
+                    "unknown hires_upscaler '%s': use latent, latent-antialiased, latent-bicubic, "
+                    "latent-bicubic-antialiased, latent-nearest, latent-nearest-exact or lanczos",
+                    s->hires_upscaler);
+    if (!hires_on(s))
+        return 0;
+    if (s->hires_scale != 0 && s->hires_scale < 1)
+        return fail(e, JOB_ERR_OUT_OF_RANGE, "hires_scale",
+                    "'hires_scale' must be 0 (off) or 1..8, not %g", s->hires_scale);
+    if (has_init_image(s))
+        return fail(e, JOB_ERR_OUT_OF_RANGE, "init_image",
+                    "the hires fix is for txt2img: a job with hires fields cannot take an "
+                    "init_image");
+    int w, h;
+    hires_size(s, &w, &h);
+    const char *which = s->hires_width || s->hires_height ? "hires_width" : "hires_scale";
+    if (w > lim->max_side || h > lim->max_side)
+        return fail(e, JOB_ERR_OUT_OF_RANGE, which,
+                    "the hires size %dx%d is over the largest side allowed, %d", w, h,
+                    lim->max_side);
+    if (w % 8 || h % 8)
+        return fail(e, JOB_ERR_BAD_SIZE, which,
+                    "the hires size %dx%d must be a multiple of 8 per side", w, h);
+    return 0;
+}
+
 int job_spec_validate(const job_spec *s, const job_limits *lim, const char *models_dir,
                       job_error *e)
 {
@@ -391,6 +450,8 @@ int job_spec_validate(const job_spec *s, const job_limits *lim, const char *mode
                     "width and height must be multiples of 8");
     if (!in_list(s->sampler, gs_sampler_names()))
         return fail(e, JOB_ERR_UNKNOWN_SAMPLER, "sampler", "unknown sampler '%s'", s->sampler);
+    if (check_hires(s, lim, e) != 0)
+        return -1;
     if (!in_list(s->scheduler, gs_scheduler_names()))
         return fail(e, JOB_ERR_UNKNOWN_SCHEDULER, "scheduler", "unknown scheduler '%s'",
                     s->scheduler);
@@ -460,9 +521,19 @@ void job_spec_normalise(job_spec *s)
     s->seed_given = 1;
 }
 
+/* The hires pass's steps (0 when off) and size. */
+static int hires_pass(const job_spec *s, int *w, int *h)
+{
+    hires_size(s, w, h);
+    if (!hires_on(s) || (*w == s->width && *h == s->height))
+        return 0; /* the engine drops a fix that keeps the size, as A1111 */
+    return s->hires_steps ? s->hires_steps : s->steps;
+}
+
 double job_spec_megapixelsteps(const job_spec *s)
 {
-    return (double)s->width * s->height * s->steps * s->batch_size / 1e6;
+    int w, h, steps2 = hires_pass(s, &w, &h);
+    return ((double)s->width * s->height * s->steps + (double)w * h * steps2) * s->batch_size / 1e6;
 }
 
 /* The sampler steps a run makes: img2img skips the start of the schedule.
@@ -470,7 +541,7 @@ double job_spec_megapixelsteps(const job_spec *s)
    run one step fewer at most, so the estimate errs high there. */
 static int steps_run(const job_spec *s)
 {
-    if (!s->init_image.stored && !s->init_image.base64)
+    if (!has_init_image(s))
         return s->steps;
     double strength = s->strength < 0.999 ? s->strength : 0.999;
     return (int)floor(strength * s->steps) + 1;
@@ -486,7 +557,9 @@ static int unet_passes(const job_spec *s)
 
 double job_spec_cost(const job_spec *s)
 {
-    return (double)s->width * s->height * s->batch_size / 1e6 * steps_run(s) * unet_passes(s);
+    int w, h, steps2 = hires_pass(s, &w, &h); /* it runs exactly the steps asked for */
+    return ((double)s->width * s->height * steps_run(s) + (double)w * h * steps2) * s->batch_size /
+           1e6 * unet_passes(s);
 }
 
 int job_spec_check_cost(const job_spec *s, double max_cost, const char *whose, job_error *e)
@@ -494,11 +567,15 @@ int job_spec_check_cost(const job_spec *s, double max_cost, const char *whose, j
     double cost = job_spec_cost(s);
     if (max_cost <= 0 || cost <= max_cost)
         return 0;
+    int w, h, steps2 = hires_pass(s, &w, &h);
+    char hires[80] = "";
+    if (steps2)
+        snprintf(hires, sizeof hires, " (+ hires pass %dx%d x %d steps)", w, h, steps2);
     return fail(e, JOB_ERR_TOO_COSTLY, NULL,
                 "the job's estimated cost is %.6g megapixel-steps (%dx%d x %d image%s x %d "
-                "steps x %d UNet pass%s), over %s limit of %g",
+                "steps%s x %d UNet pass%s), over %s limit of %g",
                 cost, s->width, s->height, s->batch_size, s->batch_size > 1 ? "s" : "",
-                steps_run(s), unet_passes(s), unet_passes(s) > 1 ? "es (CFG)" : "", whose,
+                steps_run(s), hires, unet_passes(s), unet_passes(s) > 1 ? "es (CFG)" : "", whose,
                 max_cost);
 }
 
@@ -514,7 +591,10 @@ static json_t *field_value(const job_spec *s, const field *f)
         return !f->stored_when_default && *(const int *)base == 0
                    ? NULL
                    : json_integer(*(const int *)base);
-    case F_NUM: return json_real(*(const double *)base);
+    case F_NUM:
+        return !f->stored_when_default && *(const double *)base == 0
+                   ? NULL
+                   : json_real(*(const double *)base);
     case F_SEED: return NULL; /* past jansson's int64: job_spec_to_json splices it in */
     case F_NAME: return !f->stored_when_default && !*base ? NULL : json_string(base);
     case F_TEXT: return *(char *const *)base ? json_string(*(char *const *)base) : NULL;
@@ -574,6 +654,14 @@ int job_spec_to_params(const job_spec *s, gs_params *p, gs_image **init)
     /* <lora:...> tags naming no file are left out with a warning, as A1111 does, not
        refused; job_loras_params makes a served LoRA folder strict */
     p->lora_strict = 0;
+    p->hires_scale = (float)s->hires_scale;
+    p->hires_width = s->hires_width;
+    p->hires_height = s->hires_height;
+    p->hires_steps = s->hires_steps;
+    if (s->hires_denoise > 0)
+        p->hires_denoise = (float)s->hires_denoise;
+    if (s->hires_upscaler[0] && gs_hires_upscaler_parse(s->hires_upscaler, &p->hires_upscaler))
+        return -1; /* job_spec_validate refused it before */
     if (s->init_image.stored || s->init_image.base64) {
         if (job_image_decode(&s->init_image, hard_limits.max_image, init) != 0)
             return -1;

@@ -115,6 +115,11 @@ typedef struct job_spec {
     int inpaint_full_res;  /* 0/1 */
     int inpaint_padding;   /* 0..256, default 32 */
     int mask_invert;       /* 0/1 */
+    /* the hires fix, as gs_params (all 0: off); hires_denoise 0 = the engine's default
+       (0.7), hires_upscaler "" = "latent" (short or A1111 names) */
+    double hires_scale, hires_denoise;
+    int hires_width, hires_height, hires_steps;
+    char hires_upscaler[32];
 } job_spec;
 
 /* Defaults from gs_params_init; free with job_spec_clear. Returns -1 when out of memory. */
@@ -155,12 +160,14 @@ int job_spec_mask_to_params(const job_spec *s, gs_params *p, gs_image **mask);
    the index its file has among the job's input blobs. */
 job_image *job_spec_image(job_spec *s, int i);
 
-/* Work of the job in megapixel-steps (width * height * steps * batch / 1e6). */
+/* Work of the job in megapixel-steps (width * height * steps * batch / 1e6,
+   plus the hires pass's at its size). */
 double job_spec_megapixelsteps(const job_spec *s);
 
 /* What the job costs to run, in megapixel-steps of UNet work: width * height
    * batch / 1e6 * the steps it runs (img2img: A1111's floor(min(strength,
-   0.999) * steps) + 1) * its UNet passes (2 with CFG, cfg_scale != 1). */
+   0.999) * steps) + 1) * its UNet passes (2 with CFG, cfg_scale != 1), plus
+   the hires fix's second pass: its size * batch / 1e6 * its steps * passes. */
 double job_spec_cost(const job_spec *s);
 
 /* Refuses (too costly) a job whose cost is over max_cost (0: no limit);

@@ -104,6 +104,19 @@ void hires_target_size(const gs_params *p, int *up_w, int *up_h, int *w, int *h)
     *h = (*up_h / 8 - (*up_h - ry) / 8) * 8;
 }
 
+void gs_params_output_size(const gs_params *p, int *width, int *height)
+{
+    int uw, uh;
+    *width = p->width;
+    *height = p->height;
+    if (p->hires_scale == 0.0f && !p->hires_width && !p->hires_height)
+        return;
+    if (p->width < 1 || p->height < 1 || !isfinite(p->hires_scale) || p->hires_scale < 0 ||
+        p->hires_scale > HIRES_MAX_SCALE)
+        return; /* gs_generate refuses these */
+    hires_target_size(p, &uw, &uh, width, height);
+}
+
 /* sample_validate and sample_progress_total want an init latent for the
    second pass's img2img settings before there is one: any pointer does. */
 static const float planning_latent[1];
