@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "gesso.h"
 #include "pipeline/engine.h"
@@ -26,6 +28,7 @@
 static gs_engine *eng;
 static gs_model *model;
 static recipe rs[N_RECIPES];
+static char tmpdir[256]; /* the CLI's output, the service's data and models */
 
 typedef struct hr_recipe {
     double scale;
@@ -63,6 +66,9 @@ static int setup(void **state)
     if (recipes_load_file("hires/recipes-hires.json", rs, N_RECIPES) != N_RECIPES)
         return -1;
     load_hires_fields();
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/gesso-test-hires-XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return -1;
     gs_engine_options eo;
     gs_engine_options_init(&eo);
     eo.threads = 2;
@@ -81,7 +87,7 @@ static int teardown(void **state)
     (void)state;
     gs_model_free(model);
     gs_engine_free(eng);
-    return 0;
+    return test_remove_tree(tmpdir);
 }
 
 static void hires_params(int i, gs_params *p)
@@ -563,6 +569,163 @@ static void img2img_strength_one_is_a1111s_clamp(void **state)
         }
 }
 
+/* ---- the CLI and the service ---- */
+
+static int max_diff_png(const char *png, int i)
+{
+    gs_image *im = NULL;
+    char msg[256];
+    assert_int_equal(gs_image_load(png, &im, msg, sizeof msg), GS_OK);
+    assert_int_equal(im->width, hrs[i].hr_w);
+    assert_int_equal(im->height, hrs[i].hr_h);
+    size_t n;
+    double *ref = golden_f64(key(i, "image_u8"), &n);
+    assert_int_equal(n, (size_t)im->width * im->height * 3);
+    int maxd = 0;
+    for (size_t k = 0; k < n; k++) {
+        int d = abs((int)im->pixels[k] - (int)ref[k]);
+        maxd = d > maxd ? d : maxd;
+    }
+    free(ref);
+    gs_image_free(im);
+    return maxd;
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)len + 1);
+    *n = fread(b, 1, (size_t)len, f);
+    b[*n] = '\0';
+    fclose(f);
+    return b;
+}
+
+/* The PNG's bytes hold text (its tEXt chunk is stored as is). */
+static int png_says(const char *png, const char *text)
+{
+    size_t n, k = strlen(text);
+    char *b = slurp(png, &n);
+    int found = 0;
+    for (size_t i = 0; !found && i + k <= n; i++)
+        found = memcmp(b + i, text, k) == 0;
+    free(b);
+    return found;
+}
+
+static void lanczos_recipe_through_the_cli(void **state)
+{
+    (void)state;
+    int i = 4; /* hr_lanczos_x1.5 */
+    assert_string_equal(rs[i].name, "hr_lanczos_x1.5");
+    char seed[32], steps[16], out[512];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)rs[i].seed);
+    snprintf(steps, sizeof steps, "%d", rs[i].steps);
+    snprintf(out, sizeof out, "%s/cli.png", tmpdir);
+    char *argv[] = {GS_GESSO_BIN,
+                    "generate",
+                    "-q",
+                    "-m",
+                    (char *)fixture_path("tiny-sd15.safetensors"),
+                    "-p",
+                    rs[i].prompt,
+                    "--seed",
+                    seed,
+                    "--steps",
+                    steps,
+                    "--sampler",
+                    rs[i].sampler,
+                    "--scheduler",
+                    rs[i].scheduler,
+                    "-W",
+                    "64",
+                    "-H",
+                    "64",
+                    "--cfg-scale",
+                    "7",
+                    "--hires-scale",
+                    "1.5",
+                    "--hires-denoise",
+                    "0.55",
+                    "--hires-upscaler",
+                    "lanczos",
+                    "--precision",
+                    "f32",
+                    "--threads",
+                    "2",
+                    "-o",
+                    out,
+                    NULL};
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout))
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int maxd = max_diff_png(out, i);
+    printf("CLI %s: max |diff| %d levels\n", rs[i].name, maxd);
+    assert_true(maxd <= 2); /* measured 1, as through the API */
+    assert_true(png_says(out, "Hires upscale: 1.5, Hires upscaler: Lanczos"));
+    assert_true(png_says(out, "Size: 64x64"));
+    /* a name the CLI does not know is a usage error (exit 2) */
+    char *bad[] = {GS_GESSO_BIN,       "generate",  "-m", "x.safetensors", "-o", out,
+                   "--hires-upscaler", "ESRGAN_4x", NULL};
+    pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr))
+            _exit(126);
+        execv(bad[0], bad);
+        _exit(127);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+}
+
+static void bicubic_recipe_as_a_service_job(void **state)
+{
+    (void)state;
+    int i = 1; /* hr_bicubic_x2_s5: euler_a, its second pass's noise continues the new generator */
+    assert_string_equal(rs[i].name, "hr_bicubic_x2_s5");
+    assert_int_equal(test_link_tiny_model(tmpdir), 0);
+    char base[64];
+    const char *const extra[] = {"--precision", "f32", NULL};
+    pid_t server = test_serve_start(base, tmpdir, extra);
+    assert_true(server > 0);
+    json_t *spec =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:i,s:i,s:i,s:f,s:f,s:i,s:f,s:s}", "model", "tiny-sd15",
+                  "prompt", rs[i].prompt, "negative_prompt", rs[i].negative, "sampler",
+                  rs[i].sampler, "scheduler", rs[i].scheduler, "seed", (json_int_t)rs[i].seed,
+                  "steps", rs[i].steps, "width", 64, "height", 64, "cfg_scale", 7.0, "hires_scale",
+                  2.0, "hires_steps", 5, "hires_denoise", 0.55, "hires_upscaler", "latent-bicubic");
+    char *body = json_dumps(spec, JSON_COMPACT);
+    char *id = test_submit(base, tmpdir, NULL, body);
+    json_t *job = test_wait_job(base, tmpdir, NULL, id, 300000);
+    assert_string_equal(json_string_value(json_object_get(job, "status")), "succeeded");
+    char out[512], cmd[1200];
+    snprintf(out, sizeof out, "%s/job.png", tmpdir);
+    snprintf(cmd, sizeof cmd, "curl -sf -m 30 -o '%s' '%s/v1/jobs/%s/images/0'", out, base, id);
+    assert_int_equal(system(cmd), 0);
+    int maxd = max_diff_png(out, i);
+    printf("service %s: max |diff| %d levels\n", rs[i].name, maxd);
+    assert_true(maxd <= 2); /* measured 0, as through the API */
+    assert_true(
+        png_says(out, "Hires upscale: 2, Hires steps: 5, Hires upscaler: Latent (bicubic)"));
+    assert_int_equal(test_serve_stop(server), 0);
+    json_decref(job);
+    json_decref(spec);
+    free(body);
+    free(id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,6 +738,8 @@ int main(void)
         cmocka_unit_test(bad_hires_parameters_are_refused),
         cmocka_unit_test(same_size_is_no_hires_fix),
         cmocka_unit_test(img2img_strength_one_is_a1111s_clamp),
+        cmocka_unit_test(lanczos_recipe_through_the_cli),
+        cmocka_unit_test(bicubic_recipe_as_a_service_job),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
