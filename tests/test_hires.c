@@ -485,6 +485,39 @@ static void bad_hires_parameters_are_refused(void **state)
     free(init.pixels);
 }
 
+/* SDXL's second pass is conditioned on the hires size (A1111's hr_c: SdConditioning of
+   hr_upscale_to_x/y), unless the request set the conditioning itself. */
+static void second_pass_size_conditioning(void **state)
+{
+    (void)state;
+    gs_params p;
+    gs_params_init(&p);
+    p.width = 512;
+    p.height = 768;
+    p.steps = 10;
+    p.hires_width = p.hires_height = 1024; /* covers 1024x1536, cropped to 1024x1024 */
+    sample_config sc = {0};
+    sc.sampler = "euler";
+    sc.steps = 10;
+    sc.batch = 1;
+    sc.channels = 4;
+    sc.height = 96;
+    sc.width = 64;
+    hires_plan hp;
+    assert_int_equal(hires_plan_make(&p, &sc, &hp, NULL), GS_OK);
+    assert_true(hp.on);
+    assert_true(hp.width == 1024 && hp.height == 1024 && hp.up_w == 1024 && hp.up_h == 1536);
+    assert_true(hp.params.width == 1024 && hp.params.height == 1024);
+    assert_true(hp.params.original_width == 1024 && hp.params.original_height == 1536);
+    assert_true(hp.params.target_width == 1024 && hp.params.target_height == 1536);
+    assert_int_equal(hp.steps, 10);
+    assert_int_equal(hp.schedule_steps, 14); /* int(10 / 0.7) */
+    p.original_width = 2048;
+    p.original_height = 2048;
+    assert_int_equal(hires_plan_make(&p, &sc, &hp, NULL), GS_OK);
+    assert_true(hp.params.original_width == 2048 && hp.params.target_width == 1024);
+}
+
 /* A1111 drops the fix when the hires size is the first pass's own: same image, no fields. */
 static void same_size_is_no_hires_fix(void **state)
 {
@@ -737,6 +770,7 @@ int main(void)
         cmocka_unit_test(recipes_end_to_end),
         cmocka_unit_test(bad_hires_parameters_are_refused),
         cmocka_unit_test(same_size_is_no_hires_fix),
+        cmocka_unit_test(second_pass_size_conditioning),
         cmocka_unit_test(img2img_strength_one_is_a1111s_clamp),
         cmocka_unit_test(lanczos_recipe_through_the_cli),
         cmocka_unit_test(bicubic_recipe_as_a_service_job),
