@@ -533,7 +533,8 @@ static int hires_pass(const job_spec *s, int *w, int *h)
 double job_spec_megapixelsteps(const job_spec *s)
 {
     int w, h, steps2 = hires_pass(s, &w, &h);
-    return ((double)s->width * s->height * s->steps + (double)w * h * steps2) * s->batch_size / 1e6;
+    double mps = (double)s->width * s->height * s->steps * s->batch_size / 1e6;
+    return steps2 ? mps + (double)w * h * steps2 * s->batch_size / 1e6 : mps;
 }
 
 /* The sampler steps a run makes: img2img skips the start of the schedule.
@@ -557,9 +558,13 @@ static int unet_passes(const job_spec *s)
 
 double job_spec_cost(const job_spec *s)
 {
+    /* the first pass's term as it always was, so a job without the fix costs the same bits */
+    double cost =
+        (double)s->width * s->height * s->batch_size / 1e6 * steps_run(s) * unet_passes(s);
     int w, h, steps2 = hires_pass(s, &w, &h); /* it runs exactly the steps asked for */
-    return ((double)s->width * s->height * steps_run(s) + (double)w * h * steps2) * s->batch_size /
-           1e6 * unet_passes(s);
+    if (steps2)
+        cost += (double)w * h * s->batch_size / 1e6 * steps2 * unet_passes(s);
+    return cost;
 }
 
 int job_spec_check_cost(const job_spec *s, double max_cost, const char *whose, job_error *e)
