@@ -210,6 +210,33 @@ int test_http_auth(const char *base, const char *dir, const char *method, const 
     return (int)strtol(code, NULL, 10);
 }
 
+/* Servers still running when the test process ends: a failed cmocka assertion
+   jumps past the test's own test_serve_stop, and a server left behind would keep
+   ctest waiting on the output pipe it inherited until the test's timeout. */
+static pid_t live_servers[16];
+
+static void stop_live_servers(void)
+{
+    for (size_t i = 0; i < sizeof live_servers / sizeof live_servers[0]; i++)
+        if (live_servers[i] > 0) {
+            kill(live_servers[i], SIGTERM); /* its workers go with it */
+            waitpid(live_servers[i], NULL, 0);
+            live_servers[i] = 0;
+        }
+}
+
+static void track_server(pid_t pid, int add)
+{
+    static int registered;
+    if (!registered && atexit(stop_live_servers) == 0)
+        registered = 1;
+    for (size_t i = 0; i < sizeof live_servers / sizeof live_servers[0]; i++)
+        if (live_servers[i] == (add ? 0 : pid)) {
+            live_servers[i] = add ? pid : 0;
+            return;
+        }
+}
+
 pid_t test_serve_start(char *base, const char *dir, const char *const *extra)
 {
     char data[512], models[512], port_file[512];
@@ -229,11 +256,12 @@ pid_t test_serve_start(char *base, const char *dir, const char *const *extra)
     if (pid == 0) {
         char log[600];
         snprintf(log, sizeof log, "%s/server.log", dir);
-        if (!freopen(log, "a", stderr))
+        if (!freopen(log, "a", stderr) || dup2(fileno(stderr), STDOUT_FILENO) < 0)
             _exit(126);
         execv(GS_GESSO_BIN, (char *const *)argv);
         _exit(127);
     }
+    track_server(pid, 1);
     /* the port file appears once the server listens: up to a minute for
        sanitized builds on a busy machine */
     for (int64_t end = test_mono_ms() + 60000; test_mono_ms() < end;) {
@@ -310,7 +338,9 @@ int test_serve_stop(pid_t server)
 {
     int status;
     kill(server, SIGTERM);
-    if (waitpid(server, &status, 0) != server || !WIFEXITED(status))
+    pid_t got = waitpid(server, &status, 0);
+    track_server(server, 0);
+    if (got != server || !WIFEXITED(status))
         return -1;
     return WEXITSTATUS(status);
 }
