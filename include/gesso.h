@@ -233,6 +233,14 @@ GS_API GS_NODISCARD gs_status gs_image_load(const char *path, gs_image **out, ch
                                             size_t errmsg_size);
 GS_API GS_NODISCARD gs_status gs_image_load_memory(const void *data, size_t size, gs_image **out,
                                                    char *errmsg, size_t errmsg_size);
+/* As gs_image_load(_memory), but an image with an alpha channel (PNG with
+ * alpha or a tRNS chunk, WebP with alpha) keeps it as channels 4, as PIL opens
+ * it: for inpainting masks, whose alpha A1111 reads (see gs_params.mask). */
+GS_API GS_NODISCARD gs_status gs_image_load_alpha(const char *path, gs_image **out, char *errmsg,
+                                                  size_t errmsg_size);
+GS_API GS_NODISCARD gs_status gs_image_load_memory_alpha(const void *data, size_t size,
+                                                         gs_image **out, char *errmsg,
+                                                         size_t errmsg_size);
 GS_API void gs_image_free(gs_image *img);
 
 /* Outpainting as inpainting on a bigger canvas: *canvas is init padded by

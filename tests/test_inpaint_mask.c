@@ -7,6 +7,8 @@
 #include "testutil.h"
 
 #include "image/mask.h"
+#include "job/base64.h"
+#include "job/job_spec.h"
 #include "pipeline/inpaint.h"
 #include "inpaint_fixture.h"
 
@@ -96,6 +98,37 @@ static void mask_formats(void **state)
     assert_memory_equal(pl.blurred, ref.blurred, n);
     assert_memory_equal(pl.nmask, ref.nmask, 64 * sizeof(float));
     inpaint_plan_free(&pl);
+
+    /* the same RGBA mask as a PNG file keeps its alpha through the mask loaders
+       (CLI --mask, the job spec's mask); the plain loader drops it, so the
+       colour noise would be the mask */
+    uint8_t *png = NULL;
+    size_t png_size = 0;
+    char emsg[256];
+    assert_int_equal(gs_image_encode_png(rgba, NULL, &png, &png_size, emsg, sizeof emsg), GS_OK);
+    gs_image *ra = NULL, *rgb = NULL;
+    assert_int_equal(gs_image_load_memory_alpha(png, png_size, &ra, emsg, sizeof emsg), GS_OK);
+    assert_int_equal(gs_image_load_memory(png, png_size, &rgb, emsg, sizeof emsg), GS_OK);
+    assert_int_equal(ra->channels, 4);
+    assert_int_equal(rgb->channels, 3);
+    p.mask = ra;
+    assert_int_equal(inpaint_prepare(&p, &pl, &err), GS_OK);
+    assert_memory_equal(pl.blurred, ref.blurred, n);
+    inpaint_plan_free(&pl);
+    job_spec js;
+    assert_int_equal(job_spec_init(&js), 0);
+    js.mask.base64 = base64_encode(png, png_size);
+    gs_params jp;
+    gs_params_init(&jp);
+    gs_image *jmask = NULL;
+    assert_int_equal(job_spec_mask_to_params(&js, &jp, &jmask), 0);
+    assert_int_equal(jmask->channels, 4);
+    assert_memory_equal(jmask->pixels, rgba->pixels, n * 4);
+    gs_image_free(jmask);
+    job_spec_clear(&js);
+    gs_image_free(ra);
+    gs_image_free(rgb);
+    free(png);
 
     unsigned long size = 0;
     uint8_t *jpg = jpeg_of(mask, &size);

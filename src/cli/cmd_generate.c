@@ -425,7 +425,7 @@ int cmd_generate(int argc, char **argv)
         p.init_image = init;
     }
     if (mask_path) {
-        if ((st = gs_image_load(mask_path, &mask, msg, sizeof msg)) != GS_OK) {
+        if ((st = gs_image_load_alpha(mask_path, &mask, msg, sizeof msg)) != GS_OK) {
             fprintf(stderr, "gesso: mask '%s': %s\n", mask_path, msg);
             rc = EXIT_INPUT;
             goto out;

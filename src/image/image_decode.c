@@ -42,7 +42,8 @@ static gs_status check_size(long w, long h, char *msg, size_t size)
 
 /* ---- PNG ---- */
 
-static gs_status decode_png(const uint8_t *data, size_t n, gs_image **out, char *msg, size_t size)
+static gs_status decode_png(const uint8_t *data, size_t n, int keep_alpha, gs_image **out,
+                            char *msg, size_t size)
 {
     png_image pi;
     memset(&pi, 0, sizeof pi);
@@ -54,9 +55,11 @@ static gs_status decode_png(const uint8_t *data, size_t n, gs_image **out, char 
         png_image_free(&pi);
         return st;
     }
-    /* read RGBA and drop alpha: convert("RGB") keeps colour values as they are */
+    /* read RGBA and drop alpha: convert("RGB") keeps colour values as they are
+       (an alpha from a tRNS chunk counts as alpha, as PIL's RGBA reads it) */
+    int ch = keep_alpha && (pi.format & PNG_FORMAT_FLAG_ALPHA) ? 4 : 3;
     pi.format = PNG_FORMAT_RGBA;
-    gs_image *im = image_new((int)pi.width, (int)pi.height, 3);
+    gs_image *im = image_new((int)pi.width, (int)pi.height, ch);
     uint8_t *rgba = gi_malloc((size_t)pi.width * pi.height * 4);
     if (!im || !rgba) {
         png_image_free(&pi);
@@ -71,7 +74,7 @@ static gs_status decode_png(const uint8_t *data, size_t n, gs_image **out, char 
     }
     size_t px = (size_t)pi.width * pi.height;
     for (size_t i = 0; i < px; i++)
-        memcpy(im->pixels + 3 * i, rgba + 4 * i, 3);
+        memcpy(im->pixels + ch * i, rgba + 4 * i, ch);
     gi_free(rgba);
     *out = im;
     return GS_OK;
@@ -153,7 +156,8 @@ static gs_status decode_jpeg(const uint8_t *data, size_t n, gs_image **out, char
 
 /* ---- WebP ---- */
 
-static gs_status decode_webp(const uint8_t *data, size_t n, gs_image **out, char *msg, size_t size)
+static gs_status decode_webp(const uint8_t *data, size_t n, int keep_alpha, gs_image **out,
+                             char *msg, size_t size)
 {
     int w = 0, h = 0;
     if (!WebPGetInfo(data, n, &w, &h))
@@ -161,10 +165,15 @@ static gs_status decode_webp(const uint8_t *data, size_t n, gs_image **out, char
     gs_status st = check_size(w, h, msg, size);
     if (st != GS_OK)
         return st;
-    gs_image *im = image_new(w, h, 3);
+    WebPBitstreamFeatures feat;
+    int ch =
+        keep_alpha && WebPGetFeatures(data, n, &feat) == VP8_STATUS_OK && feat.has_alpha ? 4 : 3;
+    gs_image *im = image_new(w, h, ch);
     if (!im)
         return fail(msg, size, GS_ERR_NO_MEMORY, "out of memory decoding WebP%s", NULL);
-    if (!WebPDecodeRGBInto(data, n, im->pixels, (size_t)w * h * 3, w * 3)) {
+    size_t bytes = (size_t)w * h * ch;
+    if (!(ch == 4 ? WebPDecodeRGBAInto(data, n, im->pixels, bytes, w * 4) != NULL
+                  : WebPDecodeRGBInto(data, n, im->pixels, bytes, w * 3) != NULL)) {
         gs_image_free(im);
         return fail(msg, size, GS_ERR_FORMAT, "invalid WebP data%s", NULL);
     }
@@ -174,8 +183,8 @@ static gs_status decode_webp(const uint8_t *data, size_t n, gs_image **out, char
 
 /* ---- entry points ---- */
 
-gs_status gs_image_load_memory(const void *data, size_t n, gs_image **out, char *errmsg,
-                               size_t errmsg_size)
+static gs_status load_memory(const void *data, size_t n, int keep_alpha, gs_image **out,
+                             char *errmsg, size_t errmsg_size)
 {
     if (!out)
         return GS_ERR_INVALID_ARGUMENT;
@@ -184,15 +193,28 @@ gs_status gs_image_load_memory(const void *data, size_t n, gs_image **out, char 
     if (!data || n < 12)
         return fail(errmsg, errmsg_size, GS_ERR_FORMAT, "not an image (too short)%s", NULL);
     if (memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
-        return decode_png(b, n, out, errmsg, errmsg_size);
+        return decode_png(b, n, keep_alpha, out, errmsg, errmsg_size);
     if (b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff)
         return decode_jpeg(b, n, out, errmsg, errmsg_size);
     if (memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
-        return decode_webp(b, n, out, errmsg, errmsg_size);
+        return decode_webp(b, n, keep_alpha, out, errmsg, errmsg_size);
     return fail(errmsg, errmsg_size, GS_ERR_UNSUPPORTED, "not a PNG, JPEG or WebP image%s", NULL);
 }
 
-gs_status gs_image_load(const char *path, gs_image **out, char *errmsg, size_t errmsg_size)
+gs_status gs_image_load_memory(const void *data, size_t n, gs_image **out, char *errmsg,
+                               size_t errmsg_size)
+{
+    return load_memory(data, n, 0, out, errmsg, errmsg_size);
+}
+
+gs_status gs_image_load_memory_alpha(const void *data, size_t n, gs_image **out, char *errmsg,
+                                     size_t errmsg_size)
+{
+    return load_memory(data, n, 1, out, errmsg, errmsg_size);
+}
+
+static gs_status load_file(const char *path, int keep_alpha, gs_image **out, char *errmsg,
+                           size_t errmsg_size)
 {
     if (!out || !path)
         return GS_ERR_INVALID_ARGUMENT;
@@ -222,9 +244,19 @@ gs_status gs_image_load(const char *path, gs_image **out, char *errmsg, size_t e
         st = fail(errmsg, errmsg_size, GS_ERR_IO, "short read%s", NULL);
         goto out;
     }
-    st = gs_image_load_memory(buf, (size_t)len, out, errmsg, errmsg_size);
+    st = load_memory(buf, (size_t)len, keep_alpha, out, errmsg, errmsg_size);
 out:
     gi_free(buf);
     fclose(f);
     return st;
+}
+
+gs_status gs_image_load(const char *path, gs_image **out, char *errmsg, size_t errmsg_size)
+{
+    return load_file(path, 0, out, errmsg, errmsg_size);
+}
+
+gs_status gs_image_load_alpha(const char *path, gs_image **out, char *errmsg, size_t errmsg_size)
+{
+    return load_file(path, 1, out, errmsg, errmsg_size);
 }

@@ -119,17 +119,16 @@ int job_image_check(const job_image *img, const char *field, size_t max, job_err
     return 0;
 }
 
-int job_image_decode(const job_image *img, size_t max, gs_image **out)
+int job_image_decode(const job_image *img, size_t max, int keep_alpha, gs_image **out)
 {
+    gs_status (*load)(const void *, size_t, gs_image **, char *, size_t) =
+        keep_alpha ? gs_image_load_memory_alpha : gs_image_load_memory;
     char msg[64];
     if (img->stored)
-        return img->data &&
-                       gs_image_load_memory(img->data, img->bytes, out, msg, sizeof msg) == GS_OK
-                   ? 0
-                   : -1;
+        return img->data && load(img->data, img->bytes, out, msg, sizeof msg) == GS_OK ? 0 : -1;
     size_t n = 0;
     unsigned char *bytes = base64_decode(img->base64, max, &n);
-    gs_status st = bytes ? gs_image_load_memory(bytes, n, out, msg, sizeof msg) : GS_ERR_IO;
+    gs_status st = bytes ? load(bytes, n, out, msg, sizeof msg) : GS_ERR_IO;
     free(bytes);
     return st == GS_OK ? 0 : -1;
 }

@@ -28,7 +28,8 @@ void job_image_clear(job_image *img);
 int job_image_check(const job_image *img, const char *field, size_t max, job_error *e);
 
 /* Decodes the image, inline (of at most max bytes) or stored and read back,
-   into *out. 0, or -1 when it does not decode or was not read back. */
-int job_image_decode(const job_image *img, size_t max, gs_image **out);
+   into *out; keep_alpha: an alpha channel is kept (masks, gs_image_load_alpha).
+   0, or -1 when it does not decode or was not read back. */
+int job_image_decode(const job_image *img, size_t max, int keep_alpha, gs_image **out);
 
 #endif

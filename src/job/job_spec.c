@@ -668,7 +668,7 @@ int job_spec_to_params(const job_spec *s, gs_params *p, gs_image **init)
     if (s->hires_upscaler[0] && gs_hires_upscaler_parse(s->hires_upscaler, &p->hires_upscaler))
         return -1; /* job_spec_validate refused it before */
     if (s->init_image.stored || s->init_image.base64) {
-        if (job_image_decode(&s->init_image, hard_limits.max_image, init) != 0)
+        if (job_image_decode(&s->init_image, hard_limits.max_image, 0, init) != 0)
             return -1;
         p->init_image = *init;
     }
@@ -681,7 +681,7 @@ int job_spec_mask_to_params(const job_spec *s, gs_params *p, gs_image **mask)
     *mask = NULL;
     if (!s->mask.stored && !s->mask.base64)
         return 0;
-    if (job_image_decode(&s->mask, hard_limits.max_image, mask) != 0)
+    if (job_image_decode(&s->mask, hard_limits.max_image, 1, mask) != 0)
         return -1;
     p->mask = *mask;
     p->mask_blur = s->mask_blur;
