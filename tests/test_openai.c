@@ -133,6 +133,81 @@ static void generation_is_the_clis_image(void **state)
     server = -1;
 }
 
+/* Writes a w x h image of `channels` channels to path as PNG: left half
+   `left`, right half `right` in every channel. */
+static void write_halves(const char *path, int w, int h, int channels, uint8_t left, uint8_t right)
+{
+    gs_image im = {w, h, channels, malloc((size_t)w * h * channels)};
+    assert_non_null(im.pixels);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            memset(im.pixels + ((size_t)y * w + x) * channels, x < w / 2 ? left : right,
+                   (size_t)channels);
+    char msg[200];
+    assert_int_equal(gs_image_save_png(&im, path, NULL, msg, sizeof msg), GS_OK);
+    free(im.pixels);
+}
+
+/* An edit with OpenAI's mask (alpha 0 = edit) is the CLI's inpainting with
+   gesso's mask for the same area (white = repaint), byte for byte; a mask
+   without alpha, or of another size, is refused in OpenAI's shape. */
+static void edit_with_mask_is_the_clis_inpainting(void **state)
+{
+    (void)state;
+    start();
+    char init[300], rgba[300], gray[300], small[300], cmd[1600], *reply;
+    snprintf(init, sizeof init, "%s/mask-init.png", dir);
+    snprintf(rgba, sizeof rgba, "%s/mask-openai.png", dir);
+    snprintf(gray, sizeof gray, "%s/mask-gesso.png", dir);
+    snprintf(small, sizeof small, "%s/mask-small.png", dir);
+    write_halves(init, 64, 64, 3, 200, 40);
+    write_halves(rgba, 64, 64, 4, 0, 255); /* transparent left half: edit it */
+    write_halves(gray, 64, 64, 3, 255, 0);
+    write_halves(small, 32, 32, 4, 0, 255);
+    snprintf(cmd, sizeof cmd,
+             "curl -s -m 120 %s/v1/images/edits -F 'image=@%s;type=image/png' "
+             "-F 'mask=@%s;type=image/png' -F 'prompt=a boat' -F steps=2 -F seed=9",
+             base, init, rgba);
+    assert_int_equal(run(cmd, &reply), 0);
+    size_t n_api, n_cli;
+    unsigned char *api = first_b64(reply, &n_api);
+    char out[300];
+    snprintf(out, sizeof out, "%s/cli-mask.png", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' generate -q -m '%s' -p 'a boat' -W 64 -H 64 --steps 2 --threads 2 --seed 9 "
+             "--init-image '%s' --strength 0.75 --mask '%s' -o '%s' >/dev/null 2>&1",
+             GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"), init, gray, out);
+    assert_int_equal(system(cmd), 0);
+    unsigned char *cli = slurp(out, &n_cli);
+    assert_int_equal(n_api, n_cli);
+    assert_memory_equal(api, cli, n_cli);
+    free(reply);
+    free(api);
+    free(cli);
+
+    const char *bad[][2] = {{gray, "no alpha channel"}, {small, "must be the same size"}};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "curl -s -m 60 -w '\n%%{http_code}' %s/v1/images/edits "
+                 "-F 'image=@%s;type=image/png' -F 'mask=@%s;type=image/png' -F 'prompt=x'",
+                 base, init, bad[i][0]);
+        assert_int_equal(run(cmd, &reply), 0);
+        char *code = strrchr(reply, '\n');
+        assert_non_null(code);
+        assert_string_equal(code + 1, "400");
+        *code = '\0';
+        json_t *j = json_loads(reply, 0, NULL);
+        json_t *e = json_object_get(j, "error");
+        assert_string_equal(json_string_value(json_object_get(e, "param")), "mask");
+        assert_string_equal(json_string_value(json_object_get(e, "code")), "invalid_value");
+        assert_non_null(strstr(json_string_value(json_object_get(e, "message")), bad[i][1]));
+        json_decref(j);
+        free(reply);
+    }
+    assert_int_equal(test_serve_stop(server), 0);
+    server = -1;
+}
+
 /* The id of the newest job, once there is one. */
 static char *newest_job(void)
 {
@@ -305,6 +380,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(multipart_shapes),
         cmocka_unit_test_teardown(generation_is_the_clis_image, stop_leftovers),
+        cmocka_unit_test_teardown(edit_with_mask_is_the_clis_inpainting, stop_leftovers),
         cmocka_unit_test_teardown(a_call_outlives_its_client_and_ends_with_its_job, stop_leftovers),
     };
     if (getenv("GS_TEST_FILTER"))

@@ -34,14 +34,16 @@ typedef struct openai_refusal {
 } openai_refusal;
 
 /* Reads the fields of req (an object; form: they came as multipart text, so
-   numbers and booleans arrive as strings) and the init image (edits and
-   variations; NULL for generations) into spec, which must be
-   job_spec_init'ed, and checks it as a submit does (job_submit_check).
-   seed: the literal of req's "seed" (json_u64.h; NULL for a form). why must
-   start zeroed. 0, or -1 with why. */
+   numbers and booleans arrive as strings), the init image (edits and
+   variations; NULL for generations) and an edit's mask (NULL for none: the
+   whole image is changed) into spec, which must be job_spec_init'ed, and
+   checks it as a submit does (job_submit_check). seed: the literal of req's
+   "seed" (json_u64.h; NULL for a form). why must start zeroed. 0, or -1 with
+   why. */
 int openai_read_request(http_request *r, openai_kind kind, json_t *req,
                         const json_int_literal *seed, int form, const unsigned char *image,
-                        size_t image_len, job_spec *spec, openai_ask *ask, openai_refusal *why);
+                        size_t image_len, const unsigned char *mask, size_t mask_len,
+                        job_spec *spec, openai_ask *ask, openai_refusal *why);
 
 /* ---- openai_images.c ---- */
 enum MHD_Result openai_generations(http_request *r);

@@ -186,7 +186,8 @@ static enum MHD_Result start(http_request *r, job_spec *spec, const openai_ask *
 
 /* A request's fields (req), read and queued. */
 static enum MHD_Result submit(http_request *r, openai_kind kind, json_t *req,
-                              const json_int_literal *seed, int form, const multipart_part *image)
+                              const json_int_literal *seed, int form, const multipart_part *image,
+                              const multipart_part *mask)
 {
     job_spec spec;
     openai_ask ask = {0};
@@ -196,7 +197,8 @@ static enum MHD_Result submit(http_request *r, openai_kind kind, json_t *req,
         return openai_error(r, 500, NULL, NULL, "out of memory", NULL);
     if (openai_read_request(r, kind, req, seed, form,
                             image ? (const unsigned char *)image->data : NULL,
-                            image ? image->len : 0, &spec, &ask, &why) != 0)
+                            image ? image->len : 0, mask ? (const unsigned char *)mask->data : NULL,
+                            mask ? mask->len : 0, &spec, &ask, &why) != 0)
         ret = refused(r, &why);
     else
         ret = start(r, &spec, &ask);
@@ -219,17 +221,18 @@ enum MHD_Result openai_generations(http_request *r)
         json_decref(req);
         return openai_error(r, 400, "invalid_json", NULL, msg, NULL);
     }
-    enum MHD_Result ret = submit(r, OPENAI_GENERATE, req, &seed, 0, NULL);
+    enum MHD_Result ret = submit(r, OPENAI_GENERATE, req, &seed, 0, NULL, NULL);
     json_decref(req);
     return ret;
 }
 
-/* The text fields of a form into req, the image part into *image. 0, or -1 with why. */
-static int read_form(const multipart_part *parts, int n, json_t *req, const multipart_part **image,
-                     openai_refusal *why)
+/* The text fields of a form into req, the image part into *image and an
+   edit's mask into *mask (NULL when none). 0, or -1 with why. */
+static int read_form(openai_kind kind, const multipart_part *parts, int n, json_t *req,
+                     const multipart_part **image, const multipart_part **mask, openai_refusal *why)
 {
     int images = 0;
-    *image = NULL;
+    *image = *mask = NULL;
     for (int i = 0; i < n; i++) {
         const multipart_part *p = &parts[i];
         if (strcmp(p->name, "image") == 0 || strcmp(p->name, "image[]") == 0) {
@@ -240,11 +243,14 @@ static int read_form(const multipart_part *parts, int n, json_t *req, const mult
         snprintf(why->param, sizeof why->param, "%s", p->name);
         why->status = 400;
         if (strcmp(p->name, "mask") == 0) {
-            why->code = "unsupported_value";
+            why->code = kind == OPENAI_EDIT ? "invalid_value" : "unknown_parameter";
             snprintf(why->message, sizeof why->message,
-                     "masks are not supported yet (gesso has no inpainting): send the image "
-                     "without a mask to change the whole image");
-            return -1;
+                     kind != OPENAI_EDIT ? "Unknown parameter: 'mask' (only edits take a mask)."
+                                         : "the form has more than one 'mask'");
+            if (kind != OPENAI_EDIT || *mask)
+                return -1;
+            *mask = p;
+            continue;
         }
         json_t *text = memchr(p->data, 0, p->len) ? NULL : json_stringn(p->data, p->len);
         if (!text || json_object_get(req, p->name)) {
@@ -280,7 +286,7 @@ static enum MHD_Result from_form(http_request *r, openai_kind kind)
         return wait_for_end(r);
     multipart_part *parts = calloc(MULTIPART_MAX_PARTS, sizeof *parts);
     json_t *req = json_object();
-    const multipart_part *image;
+    const multipart_part *image, *mask;
     openai_refusal why = {0};
     char msg[200];
     int n = 0;
@@ -290,10 +296,10 @@ static enum MHD_Result from_form(http_request *r, openai_kind kind)
     else if (multipart_parse(http_header(r, "Content-Type"), r->body, r->body_len, parts,
                              MULTIPART_MAX_PARTS, &n, msg, sizeof msg) != 0)
         ret = openai_error(r, 400, "invalid_multipart", NULL, msg, NULL);
-    else if (read_form(parts, n, req, &image, &why) != 0)
+    else if (read_form(kind, parts, n, req, &image, &mask, &why) != 0)
         ret = refused(r, &why);
     else
-        ret = submit(r, kind, req, NULL, 1, image);
+        ret = submit(r, kind, req, NULL, 1, image, mask);
     json_decref(req);
     free(parts);
     return ret;

@@ -265,6 +265,65 @@ static int read_size(const char *size, const gs_image *init, const job_limits *l
     return 0;
 }
 
+/* OpenAI's mask (the fully transparent pixels are the area to edit, the
+   image's size) as gesso's: white = repaint, into nat's "mask". */
+static int read_mask(const unsigned char *data, size_t len, const gs_image *init,
+                     const job_limits *lim, json_t *nat, openai_refusal *why)
+{
+    gs_image *m = NULL, l = {0};
+    uint8_t *png = NULL;
+    size_t png_len = 0;
+    char msg[200];
+    int rc = -1;
+    if (len > lim->max_image) {
+        refuse(why, 400, "image_too_large", "mask",
+               "the mask is %zu bytes; this server takes at most %zu (--max-image)", len,
+               lim->max_image);
+        goto out;
+    }
+    if (gs_image_load_memory_alpha(data, len, &m, msg, sizeof msg) != GS_OK) {
+        refuse(why, 400, "invalid_image", "mask",
+               "the mask is not a PNG, JPEG or WebP file that decodes: %s", msg);
+        goto out;
+    }
+    if (m->channels != 4) {
+        refuse(why, 400, "invalid_value", "mask",
+               "the mask has no alpha channel: its fully transparent pixels (alpha 0) mark the "
+               "area to edit");
+        goto out;
+    }
+    if (m->width != init->width || m->height != init->height) {
+        refuse(why, 400, "invalid_value", "mask",
+               "the mask is %dx%d and the image %dx%d: they must be the same size", m->width,
+               m->height, init->width, init->height);
+        goto out;
+    }
+    size_t px = (size_t)m->width * m->height;
+    l.width = m->width;
+    l.height = m->height;
+    l.channels = 3;
+    if (!(l.pixels = malloc(px * 3))) {
+        refuse(why, 500, NULL, NULL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < px; i++)
+        memset(l.pixels + 3 * i, m->pixels[4 * i + 3] == 0 ? 255 : 0, 3);
+    char *b64 = NULL;
+    if (gs_image_encode_png(&l, NULL, &png, &png_len, msg, sizeof msg) != GS_OK ||
+        !(b64 = base64_encode(png, png_len))) {
+        refuse(why, 500, NULL, NULL, "out of memory");
+        goto out;
+    }
+    json_object_set_new(nat, "mask", json_string(b64));
+    free(b64);
+    rc = 0;
+out:
+    gs_image_free(m);
+    free(l.pixels);
+    free(png);
+    return rc;
+}
+
 /* The accepted-and-ignored fields and the reply's format: only their values are checked. */
 static int read_formats(json_t *vals, openai_ask *ask, openai_refusal *why)
 {
@@ -414,7 +473,8 @@ static char *native_text(json_t *nat, json_t *vals, const json_int_literal *seed
 
 int openai_read_request(http_request *r, openai_kind kind, json_t *req,
                         const json_int_literal *seed, int form, const unsigned char *image,
-                        size_t image_len, job_spec *spec, openai_ask *ask, openai_refusal *why)
+                        size_t image_len, const unsigned char *mask, size_t mask_len,
+                        job_spec *spec, openai_ask *ask, openai_refusal *why)
 {
     const serve_options *o = r->s->o;
     const job_limits *lim = &o->limits;
@@ -460,6 +520,8 @@ int openai_read_request(http_request *r, openai_kind kind, json_t *req,
         if (!json_object_get(nat, "strength")) /* a variation keeps more of its image */
             json_object_set_new(nat, "strength", json_real(kind == VAR ? 0.6 : 0.75));
     }
+    if (mask && read_mask(mask, mask_len, init, lim, nat, why) != 0)
+        goto out;
     if (pick_model(o->models_dir, json_string_value(json_object_get(vals, "model")), nat, why) !=
             0 ||
         read_n(vals, lim, nat, why) != 0 ||

@@ -97,11 +97,11 @@ step('an unknown model is a NotFoundError', async () => {
     OpenAI.NotFoundError, 404, 'model', 'model_not_found');
 });
 
-step('a mask is refused: no inpainting yet', async () => {
+step('a mask without an alpha channel is refused', async () => {
   const image = await toFile(png, 'in.png', { type: 'image/png' });
   const mask = await toFile(png, 'mask.png', { type: 'image/png' });
   await expectError(client.images.edit({ image, mask, prompt: 'x', steps: 1 }),
-    OpenAI.BadRequestError, 400, 'mask', 'unsupported_value');
+    OpenAI.BadRequestError, 400, 'mask', 'invalid_value');
 });
 
 step('an upload that is not an image', async () => {
