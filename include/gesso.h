@@ -265,6 +265,16 @@ GS_API GS_NODISCARD gs_status gs_image_encode_png(const gs_image *img, const cha
                                                   uint8_t **out, size_t *out_size, char *errmsg,
                                                   size_t errmsg_size);
 
+/* Encodes img as JPEG (quality 1..100; alpha dropped) or WebP (quality 0..100,
+ * 100 = lossless) into a buffer the caller takes and frees with free(). No
+ * generation settings go with them: the job's PNG keeps those. */
+GS_API GS_NODISCARD gs_status gs_image_encode_jpeg(const gs_image *img, int quality, uint8_t **out,
+                                                   size_t *out_size, char *errmsg,
+                                                   size_t errmsg_size);
+GS_API GS_NODISCARD gs_status gs_image_encode_webp(const gs_image *img, int quality, uint8_t **out,
+                                                   size_t *out_size, char *errmsg,
+                                                   size_t errmsg_size);
+
 /* ---- generation ---- */
 
 /* A LoRA (.safetensors: kohya/A1111, LyCORIS LoCon or diffusers PEFT layout)

@@ -133,6 +133,69 @@ static void generation_is_the_clis_image(void **state)
     server = -1;
 }
 
+/* output_format webp at output_compression 100 is lossless: the CLI's pixels;
+   jpeg decodes to an image of the size; a url answer asks the native route for
+   the format, which sends its MIME type. */
+static void output_formats_carry_the_same_image(void **state)
+{
+    (void)state;
+    start();
+    size_t n_cli, n;
+    unsigned char *cli = cli_png("a lighthouse", "42", NULL, &n_cli);
+    gs_image *want = NULL, *got = NULL;
+    char msg[200], cmd[800], *reply;
+    assert_int_equal(gs_image_load_memory(cli, n_cli, &want, msg, sizeof msg), GS_OK);
+    const char *fmt = "curl -s -m 120 %s/v1/images/generations -H 'Content-Type: "
+                      "application/json' -d '{\"model\":\"tiny-sd15\",\"prompt\":\"a "
+                      "lighthouse\",\"size\":\"64x64\",\"steps\":2,\"seed\":42,%s}'";
+    snprintf(cmd, sizeof cmd, fmt, base, "\"output_format\":\"webp\"");
+    assert_int_equal(run(cmd, &reply), 0);
+    unsigned char *img = first_b64(reply, &n);
+    assert_memory_equal(img, "RIFF", 4);
+    assert_int_equal(gs_image_load_memory(img, n, &got, msg, sizeof msg), GS_OK);
+    assert_int_equal(got->width, 64);
+    assert_memory_equal(got->pixels, want->pixels, (size_t)64 * 64 * 3);
+    gs_image_free(got);
+    free(img);
+    free(reply);
+
+    snprintf(cmd, sizeof cmd, fmt, base, "\"output_format\":\"jpeg\",\"output_compression\":90");
+    assert_int_equal(run(cmd, &reply), 0);
+    img = first_b64(reply, &n);
+    assert_memory_equal(img, "\xff\xd8\xff", 3);
+    assert_int_equal(gs_image_load_memory(img, n, &got, msg, sizeof msg), GS_OK);
+    assert_int_equal(got->width, 64);
+    assert_int_equal(got->height, 64);
+    int maxd = 0; /* a lossy copy: near, not equal */
+    for (size_t i = 0; i < (size_t)64 * 64 * 3; i++) {
+        int d = abs((int)got->pixels[i] - (int)want->pixels[i]);
+        maxd = d > maxd ? d : maxd;
+    }
+    printf("JPEG q90 copy: max |diff| %d levels\n", maxd);
+    assert_true(maxd > 0 && maxd < 128);
+    gs_image_free(got);
+    free(img);
+    free(reply);
+
+    snprintf(cmd, sizeof cmd, fmt, base, "\"output_format\":\"webp\",\"response_format\":\"url\"");
+    assert_int_equal(run(cmd, &reply), 0);
+    json_t *j = json_loads(reply, 0, NULL);
+    const char *url =
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "url"));
+    assert_non_null(url);
+    assert_non_null(strstr(url, "?format=webp&quality=100"));
+    snprintf(cmd, sizeof cmd, "curl -s -m 60 -o /dev/null -w '%%{content_type}' '%s'", url);
+    free(reply);
+    assert_int_equal(run(cmd, &reply), 0);
+    assert_string_equal(reply, "image/webp");
+    json_decref(j);
+    free(reply);
+    gs_image_free(want);
+    free(cli);
+    assert_int_equal(test_serve_stop(server), 0);
+    server = -1;
+}
+
 /* Writes a w x h image of `channels` channels to path as PNG: left half
    `left`, right half `right` in every channel. */
 static void write_halves(const char *path, int w, int h, int channels, uint8_t left, uint8_t right)
@@ -380,6 +443,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(multipart_shapes),
         cmocka_unit_test_teardown(generation_is_the_clis_image, stop_leftovers),
+        cmocka_unit_test_teardown(output_formats_carry_the_same_image, stop_leftovers),
         cmocka_unit_test_teardown(edit_with_mask_is_the_clis_inpainting, stop_leftovers),
         cmocka_unit_test_teardown(a_call_outlives_its_client_and_ends_with_its_job, stop_leftovers),
     };

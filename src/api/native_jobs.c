@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/image_format.h"
 #include "api/native.h"
 #include "api/job_submit.h"
 #include "api/park.h"
@@ -189,6 +190,18 @@ enum MHD_Result native_get_image(http_request *r)
     long idx = canonical && strlen(k) < 4 ? strtol(k, NULL, 10) : -1;
     if (!job_id_ok(id) || idx < 0 || idx >= BLOB_MAX_INDEX)
         return http_error(r, 404, "not_found", "no such image");
+    image_format fmt = IMAGE_PNG;
+    const char *fq = http_query(r, "format"), *qq = http_query(r, "quality");
+    long quality = 90;
+    if (fq && image_format_parse(fq, &fmt) != 0)
+        return http_error(r, 400, "invalid_query", "format must be png, jpeg or webp");
+    if (qq) {
+        char *end;
+        quality = strtol(qq, &end, 10);
+        if (*end || end == qq || quality < 1 || quality > 100)
+            return http_error(r, 400, "invalid_query",
+                              "quality must be in 1..100 (WebP: 100 = lossless)");
+    }
     enum MHD_Result ret;
     if (native_job_allowed(r, id, &ret) != 0)
         return ret;
@@ -200,7 +213,16 @@ enum MHD_Result native_get_image(http_request *r)
         return http_error(r, 404, "not_found", "no such image");
     if (st != GS_OK)
         return http_error(r, 500, "internal", "cannot read the image");
-    return http_reply_bytes(r, 200, "image/png", png, n, MHD_RESPMEM_MUST_FREE, NULL);
+    if (fmt == IMAGE_PNG)
+        return http_reply_bytes(r, 200, "image/png", png, n, MHD_RESPMEM_MUST_FREE, NULL);
+    unsigned char *enc = NULL;
+    size_t enc_n = 0;
+    int rc = image_transcode(png, n, fmt, (int)quality, &enc, &enc_n);
+    free(png);
+    if (rc != 0)
+        return http_error(r, 500, "internal", "cannot encode the image");
+    return http_reply_bytes(r, 200, image_format_mime(fmt), enc, enc_n, MHD_RESPMEM_MUST_FREE,
+                            NULL);
 }
 
 enum MHD_Result native_list_jobs(http_request *r)

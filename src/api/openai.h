@@ -5,6 +5,7 @@
 #include <jansson.h>
 
 #include "api/http.h"
+#include "api/image_format.h"
 #include "job/job_spec.h"
 #include "support/json_u64.h"
 
@@ -21,8 +22,10 @@ typedef enum openai_kind { OPENAI_GENERATE = 1, OPENAI_EDIT = 2, OPENAI_VARIATIO
 
 /* What a request asks of the reply, besides the job. */
 typedef struct openai_ask {
-    int want_url;     /* response_format "url" (else b64_json) */
-    char quality[16]; /* as asked, "auto" when not */
+    int want_url;        /* response_format "url" (else b64_json) */
+    image_format format; /* output_format (PNG when not asked) */
+    int compression;     /* output_compression, taken as a quality, 1..100 (WebP 100: lossless) */
+    char quality[16];    /* as asked, "auto" when not */
 } openai_ask;
 
 /* A refusal, in OpenAI's terms. */

@@ -59,20 +59,26 @@ static void url_base(http_request *r, char *out, size_t size)
 }
 
 /* One image of the job as a data[] item; NULL when it cannot be read. */
-static json_t *image_item(http_request *r, const char *id, int k, const char *base, int want_url)
+static json_t *image_item(http_request *r, const char *id, int k, const char *base,
+                          const openai_ask *ask)
 {
-    if (want_url) {
-        char url[400];
-        snprintf(url, sizeof url, "%s/v1/jobs/%s/images/%d", base, id, k);
+    if (ask->want_url) {
+        char url[400], query[64] = "";
+        if (ask->format != IMAGE_PNG)
+            snprintf(query, sizeof query, "?format=%s&quality=%d", image_format_name(ask->format),
+                     ask->compression);
+        snprintf(url, sizeof url, "%s/v1/jobs/%s/images/%d%s", base, id, k, query);
         return json_pack("{s:s}", "url", url);
     }
-    unsigned char *png = NULL;
-    size_t n = 0;
+    unsigned char *png = NULL, *enc = NULL;
+    size_t n = 0, enc_n = 0;
     svc_error err = {0};
     if (blob_get(r->s->blobs, id, BLOB_IMAGE, k, (size_t)1 << 30, &png, &n, &err) != GS_OK)
         return NULL;
-    char *b64 = base64_encode(png, n);
+    int rc = image_transcode(png, n, ask->format, ask->compression, &enc, &enc_n);
     free(png);
+    char *b64 = rc == 0 ? base64_encode(enc, enc_n) : NULL;
+    free(enc);
     json_t *item = b64 ? json_pack("{s:s}", "b64_json", b64) : NULL;
     free(b64);
     return item;
@@ -97,8 +103,7 @@ static enum MHD_Result reply_images(http_request *r, const openai_call *call, co
     json_array_foreach(json_object_get(result, "images"), i, v)
     {
         json_t *item =
-            ok ? image_item(r, rec->id, (int)json_integer_value(v), base, call->ask.want_url)
-               : NULL;
+            ok ? image_item(r, rec->id, (int)json_integer_value(v), base, &call->ask) : NULL;
         ok = item && json_array_append_new(data, item) == 0;
     }
     json_decref(params);
@@ -108,10 +113,10 @@ static enum MHD_Result reply_images(http_request *r, const openai_call *call, co
         return openai_error(r, 500, "image_unreadable", NULL,
                             "the job's images cannot be read back", NULL);
     }
-    json_t *o =
-        json_pack("{s:I,s:o,s:s,s:s,s:s,s:s,s:s}", "created", (json_int_t)(rec->created_ms / 1000),
-                  "data", data, "background", "opaque", "output_format", "png", "quality",
-                  call->ask.quality, "size", size, "job_id", rec->id);
+    json_t *o = json_pack("{s:I,s:o,s:s,s:s,s:s,s:s,s:s}", "created",
+                          (json_int_t)(rec->created_ms / 1000), "data", data, "background",
+                          "opaque", "output_format", image_format_name(call->ask.format), "quality",
+                          call->ask.quality, "size", size, "job_id", rec->id);
     char *text = o ? native_dumps_with_seed(o, &seed) : NULL;
     json_decref(o);
     return http_reply_json_text(r, 200, text, NULL);

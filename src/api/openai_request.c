@@ -346,10 +346,8 @@ static int read_formats(json_t *vals, openai_ask *ask, openai_refusal *why)
     }
     const char *rf = json_string_value(json_object_get(vals, "response_format"));
     ask->want_url = rf && strcmp(rf, "url") == 0;
-    const char *of = json_string_value(json_object_get(vals, "output_format"));
-    if (of && strcmp(of, "png") != 0)
-        return refuse(why, 400, "unsupported_value", "output_format",
-                      "output_format '%s' is not supported: gesso writes PNG images only", of);
+    ask->format = IMAGE_PNG; /* one_of checked the name */
+    image_format_parse(json_string_value(json_object_get(vals, "output_format")), &ask->format);
     if (json_is_true(json_object_get(vals, "stream")))
         return refuse(why, 400, "unsupported_value", "stream",
                       "streaming is not supported: leave 'stream' out (or false)");
@@ -357,6 +355,10 @@ static int read_formats(json_t *vals, openai_ask *ask, openai_refusal *why)
     if (oc && (json_integer_value(oc) < 0 || json_integer_value(oc) > 100))
         return refuse(why, 400, "invalid_value", "output_compression",
                       "Invalid 'output_compression': expected a value in 0..100.");
+    /* a quality, as OpenAI's default of 100 (the best) shows; JPEG's starts at 1 */
+    ask->compression = oc ? (int)json_integer_value(oc) : 100;
+    if (ask->compression < 1)
+        ask->compression = 1;
     json_t *pi = json_object_get(vals, "partial_images");
     if (pi && (json_integer_value(pi) < 0 || json_integer_value(pi) > 3))
         return refuse(why, 400, "invalid_value", "partial_images",
