@@ -88,6 +88,11 @@ static void recipes_match_goldens(void **state)
         /* measured 0-1 levels: one value in two recipes sits on a truncation edge */
         assert_true(maxd <= 1);
         assert_true(ref_maxd <= 1);
+        /* processing.py's extra_generation_params: "Mask blur" when the blur is on */
+        char blur[48];
+        snprintf(blur, sizeof blur, ", Mask blur: %d, ", p.mask_blur);
+        const char *info = gs_result_infotext(res, 0);
+        assert_true((strstr(info, blur) != NULL) == (p.mask_blur > 0));
         gs_image_free(ref);
         gs_result_free(res);
         free(tr.encoded);

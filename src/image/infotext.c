@@ -115,10 +115,11 @@ char *infotext_format(const infotext_fields *f)
         put(&b, ", Denoising strength: %.7g", f->strength);
     if (f->clip_skip > 1)
         put(&b, ", Clip skip: %d", f->clip_skip);
-    if (f->lora_hashes && *f->lora_hashes) {
-        put(&b, ", Lora hashes: ");
-        put_value(&b, f->lora_hashes);
-    }
+    /* A1111's extra_generation_params in the order they are set: the mask blur
+       and the hires fix in p.init, the LoRA hashes later, when the networks
+       are activated */
+    if (f->mask_blur > 0)
+        put(&b, ", Mask blur: %d", f->mask_blur);
     if (f->hires_upscaler) {
         if (f->hires_resize_w || f->hires_resize_h)
             put(&b, ", Hires resize: %dx%d", f->hires_resize_w, f->hires_resize_h);
@@ -128,6 +129,10 @@ char *infotext_format(const infotext_fields *f)
             put(&b, ", Hires steps: %d", f->hires_steps);
         put(&b, ", Hires upscaler: ");
         put_value(&b, f->hires_upscaler);
+    }
+    if (f->lora_hashes && *f->lora_hashes) {
+        put(&b, ", Lora hashes: ");
+        put_value(&b, f->lora_hashes);
     }
     put(&b, ", Version: gesso %s", GESSO_VERSION);
     if (b.failed) {

@@ -18,6 +18,7 @@ typedef struct infotext_fields {
     uint64_t seed;
     int is_img2img;
     const char *lora_hashes; /* "name: hash, ..." or NULL */
+    int mask_blur;           /* inpainting's blur: "Mask blur: N" when > 0 */
     /* the hires fix (A1111's extra_generation_params), when hires_upscaler is not NULL:
        "Denoising strength" (strength), then "Hires upscale" or "Hires resize", "Hires
        steps" (when > 0) and "Hires upscaler" */

@@ -385,6 +385,7 @@ static gs_status write_infotexts(gen_ctx *g, gs_result *res, const char *sampler
         f.seed = p->seed;
         f.is_img2img = p->init_image != NULL;
         f.lora_hashes = lora_hashes;
+        f.mask_blur = p->mask ? p->mask_blur : 0;
         hires_infotext(hr, p, &f);
         res->infotexts[b] = infotext_format(&f);
         if (!res->infotexts[b])
