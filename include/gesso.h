@@ -380,6 +380,10 @@ typedef struct gs_params {
     int hires_steps;                  /* 0 = steps (default) */
     float hires_denoise;              /* the second pass's strength in (0,1]; default 0.7 */
     gs_hires_upscaler hires_upscaler; /* default GS_HIRES_LATENT */
+    float eta; /* η of the samplers that draw noise (GS_SAMPLER_NOISE: euler_a, dpm_2_a,
+                  dpmpp_2s_a, dpm_fast, dpm_adaptive, dpmpp_sde, dpmpp_2m_sde) in 0..10: 0 makes
+                  them deterministic, 1 is A1111's default ("eta_ancestral"); negative (the
+                  default, -1) = 1. The others ignore it (ddim runs with η = 0, as A1111) */
 } gs_params;
 
 /* A1111's name of an upscaler ("Latent (bicubic)"); NULL when out of range. */

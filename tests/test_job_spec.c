@@ -94,6 +94,35 @@ static void round_trip(void **state)
     job_spec_clear(&b);
 }
 
+/* eta: absent stays absent (the sampler's default reaches the engine), and 0
+   (a value of its own: deterministic ancestral samplers) survives the store. */
+static void eta_absent_or_zero(void **state)
+{
+    (void)state;
+    job_spec s, t;
+    job_error e;
+    gs_params p;
+    gs_image *init;
+    assert_int_equal(from(&s, "{\"model\":\"m\"}", NULL, &e), 0);
+    char *text = job_spec_to_json(&s);
+    assert_null(strstr(text, "\"eta\""));
+    assert_int_equal(job_spec_to_params(&s, &p, &init), 0);
+    assert_true(p.eta < 0.0f);
+    free(text);
+    job_spec_clear(&s);
+    assert_int_equal(from(&s, "{\"model\":\"m\",\"eta\":0}", NULL, &e), 0);
+    text = job_spec_to_json(&s);
+    assert_int_equal(from(&t, text, NULL, &e), 0);
+    assert_int_equal(job_spec_to_params(&t, &p, &init), 0);
+    assert_true(p.eta == 0.0f);
+    free(text);
+    job_spec_clear(&s);
+    job_spec_clear(&t);
+    assert_int_equal(from(&s, "{\"model\":\"m\",\"eta\":10.5}", NULL, &e), -1);
+    assert_string_equal(e.field, "eta");
+    job_spec_clear(&s);
+}
+
 static void a_seed_is_drawn_once(void **state)
 {
     (void)state;
@@ -727,6 +756,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_come_from_the_engine),
         cmocka_unit_test(round_trip),
+        cmocka_unit_test(eta_absent_or_zero),
         cmocka_unit_test(a_seed_is_drawn_once),
         cmocka_unit_test(seeds_as_people_write_them),
         cmocka_unit_test(big_integers_in_other_places),

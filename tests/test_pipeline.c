@@ -176,6 +176,42 @@ static void same_seed_same_image(void **state)
     gs_result_free(c);
 }
 
+/* gs_params.eta reaches the sampler (euler_a at η = 0 is euler's image) and
+   the infotext, as A1111 writes it: "Eta" when the sampler takes η and it is
+   not 1; out of range is refused. */
+static void eta_reaches_the_sampler(void **state)
+{
+    (void)state;
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "a lighthouse";
+    p.width = 64;
+    p.height = 64;
+    p.steps = 3;
+    p.seed = 5;
+    p.sampler = "euler";
+    gs_result *e = NULL, *a0 = NULL, *a1 = NULL;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &e), GS_OK);
+    p.sampler = "euler_a";
+    p.eta = 0.0f;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &a0), GS_OK);
+    p.eta = 1.0f;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &a1), GS_OK);
+    size_t n = (size_t)64 * 64 * 3;
+    assert_memory_equal(gs_result_image(e, 0)->pixels, gs_result_image(a0, 0)->pixels, n);
+    assert_memory_not_equal(gs_result_image(e, 0)->pixels, gs_result_image(a1, 0)->pixels, n);
+    assert_non_null(strstr(gs_result_infotext(a0, 0), ", Eta: 0,"));
+    assert_null(strstr(gs_result_infotext(a1, 0), "Eta:"));
+    assert_null(strstr(gs_result_infotext(e, 0), "Eta:"));
+    p.eta = 11.0f;
+    gs_result *bad = NULL;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &bad), GS_ERR_INVALID_ARGUMENT);
+    assert_null(bad);
+    gs_result_free(e);
+    gs_result_free(a0);
+    gs_result_free(a1);
+}
+
 /* A model that releases its networks after use gives the kept model's images,
    run after run (each run loads what the last one released), and says which
    file it could not reload. */
@@ -419,6 +455,7 @@ int main(void)
         cmocka_unit_test(bad_parameters_are_refused),
         cmocka_unit_test(progress_and_cancel),
         cmocka_unit_test(same_seed_same_image),
+        cmocka_unit_test(eta_reaches_the_sampler),
         cmocka_unit_test(vae_tile_parameter),
         cmocka_unit_test(release_after_use),
         cmocka_unit_test(prepared_file_loads_in_place),

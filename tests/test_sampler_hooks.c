@@ -87,6 +87,38 @@ static void run(const sample_config *cfg, toy *m, uint64_t seed, float *x)
         fail_msg("%s: %s", cfg->sampler, err.msg);
 }
 
+/* ---- eta ---- */
+
+/* k-diffusion's ancestral step at η = 0 steps to σ' and adds 0·noise, so
+ * euler_a and dpm_2_a become euler and dpm_2, bit for bit; η changes the
+ * others' runs, and the default is η = 1. */
+static void eta_zero_is_the_deterministic_sampler(void **state)
+{
+    (void)state;
+    static const char *const pairs[][2] = {{"euler_a", "euler"}, {"dpm_2_a", "dpm_2"}};
+    for (size_t k = 0; k < 2; k++) {
+        float xa[N], xd[N], x1[N], xdef[N], xh[N];
+        sample_config a = cfg_for(pairs[k][0], 6), d = cfg_for(pairs[k][1], 6);
+        a.custom_eta = 1;
+        a.eta = 0.0;
+        toy *m = new_toy(N, 0);
+        run(&a, m, 7, xa);
+        run(&d, m, 7, xd);
+        assert_memory_equal(xa, xd, sizeof xa);
+        a.eta = 1.0;
+        run(&a, m, 7, x1);
+        a.custom_eta = 0;
+        run(&a, m, 7, xdef);
+        assert_memory_equal(x1, xdef, sizeof x1);
+        a.custom_eta = 1;
+        a.eta = 0.5;
+        run(&a, m, 7, xh);
+        assert_memory_not_equal(xh, x1, sizeof xh);
+        assert_memory_not_equal(xh, xd, sizeof xh);
+        free(m);
+    }
+}
+
 /* ---- v-prediction ---- */
 
 /* A v-model and the ε-model it was made from give the same run, for every
@@ -255,6 +287,7 @@ static void keep_mask(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(eta_zero_is_the_deterministic_sampler),
         cmocka_unit_test(v_model_equals_its_eps_model),
         cmocka_unit_test(v_denoised_by_hand),
         cmocka_unit_test(keep_mask),

@@ -320,6 +320,13 @@ int a1111_request_read(http_request *r, int img2img, a1111_job *job, enum MHD_Re
     json_object_set_new(native, "negative_prompt", json_string(negative ? negative : ""));
     json_object_set_new(native, "steps", json_integer(steps));
     json_object_set_new(native, "cfg_scale", json_real(cfg));
+    json_t *eta = member(rd.req, "eta"); /* null or absent: opts.eta_ancestral, 1 */
+    if (eta && !json_is_number(eta)) {
+        refuse(&rd, "eta", "value is not a valid float", "type_error.float");
+        goto out;
+    }
+    if (eta)
+        json_object_set_new(native, "eta", json_real(json_number_value(eta)));
     json_object_set_new(native, "width", json_integer(width));
     json_object_set_new(native, "height", json_integer(height));
     json_object_set_new(native, "batch_size", json_integer(batch * n_iter));

@@ -58,6 +58,8 @@ static void usage(FILE *out)
             "  -b, --batch-size N        images drawn together from one seed (default 1)\n"
             "  -i, --init-image FILE     img2img: start from this PNG/JPEG/WebP image\n"
             "      --strength X          img2img denoising strength in (0,1] (default 0.75)\n"
+            "      --eta X               noise of the ancestral and SDE samplers, 0..10 (default\n"
+            "                            1, A1111's; 0 makes them deterministic)\n"
             "      --mask FILE           inpaint: repaint where this image is white (A1111's\n"
             "                            rules; any size, gray, RGB or RGBA alpha)\n"
             "      --mask-blur N         blur of the mask edge in pixels, 0..64 (default 4)\n"
@@ -207,6 +209,7 @@ int cmd_generate(int argc, char **argv)
         OPT_SCHEDULER,
         OPT_CLIP_SKIP,
         OPT_STRENGTH,
+        OPT_ETA,
         OPT_VAE_TILE,
         OPT_PREDICTION,
         OPT_ORIGINAL_SIZE,
@@ -246,6 +249,7 @@ int cmd_generate(int argc, char **argv)
         {"batch-size", required_argument, 0, 'b'},
         {"init-image", required_argument, 0, 'i'},
         {"strength", required_argument, 0, OPT_STRENGTH},
+        {"eta", required_argument, 0, OPT_ETA},
         {"vae-tile", required_argument, 0, OPT_VAE_TILE},
         {"prediction", required_argument, 0, OPT_PREDICTION},
         {"original-size", required_argument, 0, OPT_ORIGINAL_SIZE},
@@ -307,6 +311,7 @@ int cmd_generate(int argc, char **argv)
         case 'b': bad = arg_int("--batch-size", optarg, 1, 64, &p.batch_size); break;
         case 'i': init_path = optarg; break;
         case OPT_STRENGTH: bad = arg_float("--strength", optarg, 0, 1, &p.strength); break;
+        case OPT_ETA: bad = arg_float("--eta", optarg, 0, 10, &p.eta); break;
         case OPT_VAE_TILE: bad = arg_vae_tile(optarg, &p.vae_tile); break;
         case OPT_PREDICTION: bad = arg_prediction(optarg, &p.prediction); break;
         case OPT_ORIGINAL_SIZE:

@@ -134,6 +134,8 @@ char *infotext_format(const infotext_fields *f)
         put(&b, ", Lora hashes: ");
         put_value(&b, f->lora_hashes);
     }
+    if (f->has_eta) /* set by the sampler's initialize, after the networks */
+        put(&b, ", Eta: %.7g", f->eta);
     put(&b, ", Version: gesso %s", GESSO_VERSION);
     if (b.failed) {
         gi_free(b.s);

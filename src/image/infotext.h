@@ -19,6 +19,8 @@ typedef struct infotext_fields {
     int is_img2img;
     const char *lora_hashes; /* "name: hash, ..." or NULL */
     int mask_blur;           /* inpainting's blur: "Mask blur: N" when > 0 */
+    int has_eta; /* "Eta: X" (A1111 writes it when the sampler takes η and it is not 1) */
+    double eta;
     /* the hires fix (A1111's extra_generation_params), when hires_upscaler is not NULL:
        "Denoising strength" (strength), then "Hires upscale" or "Hires resize", "Hires
        steps" (when > 0) and "Hires upscaler" */

@@ -116,6 +116,7 @@ static const field fields[] = {
     {"batch_size", F_INT, AT(batch_size), 1, 0, L_BATCH, 1},
     {"clip_skip", F_INT, AT(clip_skip), 1, 12, L_NONE, 1},
     {"strength", F_NUM, AT(strength), 0.01, 1, L_NONE, 1},
+    {"eta", F_NUM, AT(eta), 0, 10, L_NONE, 1},
     {"priority", F_INT, AT(priority), -100, 100, L_NONE, 1},
     {"preview_every", F_INT, AT(preview_every), 0, 1000, L_NONE, 1},
     {"init_image", F_IMAGE, AT(init_image), 0, 0, L_IMAGE, 0},
@@ -191,6 +192,7 @@ int job_spec_init(job_spec *s)
     s->clip_skip = p.clip_skip;
     s->cfg_scale = p.cfg_scale;
     s->strength = p.strength;
+    s->eta = NAN; /* not given: 0 is an answer of its own */
     s->seed = p.seed;
     s->preview_every = p.preview_every;
     s->vae_tile = p.vae_tile;
@@ -596,8 +598,9 @@ static json_t *field_value(const job_spec *s, const field *f)
         return !f->stored_when_default && *(const int *)base == 0
                    ? NULL
                    : json_integer(*(const int *)base);
-    case F_NUM:
-        return !f->stored_when_default && *(const double *)base == 0
+    case F_NUM: /* NaN: a field not given (eta) */
+        return isnan(*(const double *)base) ||
+                       (!f->stored_when_default && *(const double *)base == 0)
                    ? NULL
                    : json_real(*(const double *)base);
     case F_SEED: return NULL; /* past jansson's int64: job_spec_to_json splices it in */
@@ -644,6 +647,7 @@ int job_spec_to_params(const job_spec *s, gs_params *p, gs_image **init)
     p->batch_size = s->batch_size;
     p->clip_skip = s->clip_skip;
     p->strength = (float)s->strength;
+    p->eta = isnan(s->eta) ? -1.0f : (float)s->eta;
     p->preview_every = s->preview_every;
     p->vae_tile = s->vae_tile;
     p->prediction = strcmp(s->prediction, "v") == 0     ? GS_PREDICTION_V

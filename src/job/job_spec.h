@@ -97,6 +97,7 @@ typedef struct job_spec {
     char scheduler[32]; /* "default": the sampler's own */
     int width, height, steps, batch_size, clip_skip;
     double cfg_scale, strength;
+    double eta;     /* 0..10 as gs_params.eta; NaN when not given (the sampler's default) */
     int seed_given; /* 0: job_spec_normalise draws one (no seed, or -1) */
     uint64_t seed;  /* 0..2^64-1, exactly as written (json_u64.h) */
     job_image init_image;

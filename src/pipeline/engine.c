@@ -118,6 +118,7 @@ void gs_params_init(gs_params *p)
     p->clip_skip = 1;
     p->batch_size = 1;
     p->strength = 0.75f;
+    p->eta = -1.0f; /* the sampler's default */
     p->lora_strict = 1;
     p->mask_blur = 4; /* A1111's defaults */
     p->inpaint_fill = GS_INPAINT_ORIGINAL;

@@ -59,6 +59,8 @@ static gs_status validate(const gs_model *m, const gs_params *p, gi_error *err)
     if (!isfinite(p->cfg_scale) || p->cfg_scale < 0 || p->cfg_scale > 100)
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "cfg scale %g is outside 0..100",
                        (double)p->cfg_scale);
+    if (isnan(p->eta) || p->eta > 10.0f) /* negative: the sampler's default */
+        return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "eta %g is outside 0..10", (double)p->eta);
     if (p->clip_skip < 1 || p->clip_skip > m->text_layers)
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT,
                        "clip skip %d is outside 1..%d (the text encoder's layers)", p->clip_skip,
@@ -361,6 +363,17 @@ out:
     return st;
 }
 
+/* The samplers A1111 hands an eta to: those that draw noise. */
+static int sampler_takes_eta(const char *sampler)
+{
+    for (int i = 0; i < gs_sampler_count(); i++) {
+        const gs_sampler_desc *d = gs_sampler_at(i);
+        if (strcmp(d->name, sampler) == 0)
+            return (d->flags & GS_SAMPLER_NOISE) != 0;
+    }
+    return 0;
+}
+
 static gs_status write_infotexts(gen_ctx *g, gs_result *res, const char *sampler,
                                  const char *scheduler, const char *lora_hashes,
                                  const hires_plan *hr, gi_error *err)
@@ -386,6 +399,8 @@ static gs_status write_infotexts(gen_ctx *g, gs_result *res, const char *sampler
         f.is_img2img = p->init_image != NULL;
         f.lora_hashes = lora_hashes;
         f.mask_blur = p->mask ? p->mask_blur : 0;
+        f.has_eta = sampler_takes_eta(sampler) && p->eta >= 0.0f && p->eta != 1.0f;
+        f.eta = p->eta;
         hires_infotext(hr, p, &f);
         res->infotexts[b] = infotext_format(&f);
         if (!res->infotexts[b])
@@ -455,6 +470,8 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     gs_prediction pred = p->prediction != GS_PREDICTION_AUTO ? p->prediction : m->prediction;
     sc.prediction = pred == GS_PREDICTION_V ? SAMPLE_PRED_V : SAMPLE_PRED_EPS;
     sc.seed = p->seed; /* the Brownian-tree samplers seed from it */
+    sc.custom_eta = p->eta >= 0.0f;
+    sc.eta = p->eta;
     if ((st = sample_validate(&sc, &err)) != GS_OK)
         goto out;
     if ((st = hires_plan_make(p, &sc, &hr, &err)) != GS_OK)
