@@ -185,8 +185,10 @@ int test_http_auth(const char *base, const char *dir, const char *method, const 
     snprintf(out, sizeof out, "%s/resp", dir);
     if (authorization)
         snprintf(hdr, sizeof hdr, "-H 'Authorization: %s' ", authorization);
-    snprintf(cmd, sizeof cmd, "curl -s -m 20 -o '%s' -w '%%{http_code}' %s-X %s %s%s%s '%s%s'", out,
-             hdr, method, data_file ? "--data-binary @'" : "", data_file ? data_file : "",
+    /* A1111's and OpenAI's calls answer when their job ends: a sanitized build
+       on a loaded 2-core machine can take a minute for a tiny job */
+    snprintf(cmd, sizeof cmd, "curl -s -m 180 -o '%s' -w '%%{http_code}' %s-X %s %s%s%s '%s%s'",
+             out, hdr, method, data_file ? "--data-binary @'" : "", data_file ? data_file : "",
              data_file ? "'" : "", base, path);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""make_bench_lora - a random kohya-layout LoRA for an SD1.x checkpoint, for benchmarks.
+"""make_bench_lora - a random kohya-layout LoRA for an SD1.x or SDXL checkpoint, for benchmarks.
 
 Every attention projection (attn1/attn2 to_q, to_k, to_v, to_out.0) and both
 feed-forward layers (ff.net.0.proj, ff.net.2) of every UNet transformer block
 get F16 factors of the given rank and an alpha, named as kohya writes them
-(lora_unet_down_blocks_{b}_attentions_{i}_..., the inverse of A1111's mapping).
+(SD1: lora_unet_down_blocks_{b}_attentions_{i}_..., the inverse of A1111's mapping;
+SDXL: kohya's LDM names, lora_unet_input_blocks_4_1_transformer_blocks_0_...).
 Shapes come from the checkpoint's header; no tensor data is read.
 
 usage: make_bench_lora.py CHECKPOINT OUT.safetensors [--rank 32] [--seed 1]
@@ -43,6 +44,7 @@ def main():
         header = json.loads(f.read(n))
     pat = re.compile(r"model\.diffusion_model\.((?:input_blocks|output_blocks)\.\d+|middle_block)"
                      r"\.1\.transformer_blocks\.(\d+)\.(.+)\.weight$")
+    sdxl = any(k.startswith("conditioner.embedders.") for k in header)
     rng = random.Random(a.seed)
     tensors = []  # (name, shape, values)
     for key in sorted(header):
@@ -50,8 +52,9 @@ def main():
         if not m or m.group(3) not in LAYERS:
             continue
         block = m.group(1) if m.group(1) != "middle_block" else "middle_block.1"
+        where = (m.group(1) + "_1").replace(".", "_") if sdxl else kohya_block(block)
         module = "lora_unet_{}_transformer_blocks_{}_{}".format(
-            kohya_block(block), m.group(2), m.group(3).replace(".", "_"))
+            where, m.group(2), m.group(3).replace(".", "_"))
         out, inp = header[key]["shape"][:2]
         r = a.rank
         tensors.append((module + ".alpha", [], [float(r) / 2]))
