@@ -216,7 +216,7 @@ function addLora() {
   label.htmlFor = id;
   label.textContent = `${name} weight`;
   const weight = document.createElement("input");
-  Object.assign(weight, { id, type: "number", min: -10, max: 10, step: 0.05, value: 1 });
+  Object.assign(weight, { id, type: "number", min: -10, max: 10, step: 0.01, value: 1 });
   weight.dataset.lora = name;
   box.append(label, weight);
   const remove = document.createElement("button");
