@@ -197,9 +197,17 @@ static int run_file(const char *path, int *n_cases)
         if (strncmp(line, "@serve ", 7) == 0) {
             snprintf(flags, sizeof flags, "%s", line + 7);
             char *save = NULL;
+            static char paths[4][1024]; /* @fixtures/X: the tests' fixture X */
+            int n_paths = 0;
             for (char *w = strtok_r(flags, " ", &save); w && n_extra < 36;
-                 w = strtok_r(NULL, " ", &save))
+                 w = strtok_r(NULL, " ", &save)) {
+                if (strncmp(w, "@fixtures/", 10) == 0 && n_paths < 4) {
+                    snprintf(paths[n_paths], sizeof paths[0], "%s/fixtures/%s", GS_TESTS_DIR,
+                             w + 10);
+                    w = paths[n_paths++];
+                }
                 extra[n_extra++] = w;
+            }
         } else if (strncmp(line, "@key ", 5) == 0) {
             FILE *kf = fopen(keys, "a");
             assert_non_null(kf);

@@ -71,12 +71,161 @@ function settingsFromForm() {
     batch_size: num("batch-size"),
     preview_every: 1,
   };
+  const loras = [...$("lora-list").querySelectorAll("input")].map((w) =>
+    ({ name: w.dataset.lora, weight: Number(w.value) }));
+  if (loras.length) s.loras = loras;
+  if ($("hires-enable").checked) Object.assign(s, hiresFromForm());
   const seed = $("seed").value.trim();
   if (seed !== "" && seed !== "-1") {
     if (!/^\d+$/.test(seed)) throw new Error("the seed is a whole number, or -1 for a new one");
     s.seed = seed; // as text: seeds run past what a JavaScript number holds exactly
   }
   return s;
+}
+
+// The hires fix's fields: a size to resize to when one is given, else the scale.
+function hiresFromForm() {
+  const h = { hires_upscaler: $("hires-upscaler").value, hires_denoise: Number($("hires-denoise").value) };
+  const w = Number($("hires-width").value), ht = Number($("hires-height").value);
+  if (w || ht) {
+    if (w) h.hires_width = w;
+    if (ht) h.hires_height = ht;
+  } else {
+    h.hires_scale = Number($("hires-scale").value);
+  }
+  const steps = Number($("hires-steps").value);
+  if (steps) h.hires_steps = steps;
+  return h;
+}
+
+// ---- the mask: white strokes on a black canvas of the init image's size ----
+
+const mask = { painting: false, last: null };
+
+function maskContext() {
+  return $("mask-canvas").getContext("2d", { willReadFrequently: true });
+}
+
+function clearMask() {
+  const c = $("mask-canvas"), g = maskContext();
+  g.fillStyle = "#000";
+  g.fillRect(0, 0, c.width, c.height);
+}
+
+// A1111's "inpainting mask invert" done to the drawing itself, so what is shown is what is sent.
+function invertMask() {
+  const c = $("mask-canvas"), g = maskContext();
+  const img = g.getImageData(0, 0, c.width, c.height);
+  for (let i = 0; i < img.data.length; i += 4) {
+    for (let k = 0; k < 3; k++) img.data[i + k] = 255 - img.data[i + k];
+    img.data[i + 3] = 255;
+  }
+  g.putImageData(img, 0, 0);
+}
+
+function maskIsPainted() {
+  const c = $("mask-canvas");
+  if (!c.width) return false;
+  const d = maskContext().getImageData(0, 0, c.width, c.height).data;
+  for (let i = 0; i < d.length; i += 4) if (d[i]) return true;
+  return false;
+}
+
+// The pointer's place in the canvas's own pixels (it is shown scaled to fit).
+function canvasPoint(e) {
+  const c = $("mask-canvas"), r = c.getBoundingClientRect();
+  return { x: (e.clientX - r.left) * c.width / r.width, y: (e.clientY - r.top) * c.height / r.height };
+}
+
+function paintTo(p) {
+  const g = maskContext();
+  g.strokeStyle = g.fillStyle = "#fff";
+  g.lineWidth = Number($("brush-size").value);
+  g.lineCap = g.lineJoin = "round";
+  g.beginPath();
+  if (mask.last) {
+    g.moveTo(mask.last.x, mask.last.y);
+    g.lineTo(p.x, p.y);
+    g.stroke();
+  } else {
+    g.arc(p.x, p.y, g.lineWidth / 2, 0, 2 * Math.PI);
+    g.fill();
+  }
+  mask.last = p;
+}
+
+function setupMaskCanvas() {
+  const c = $("mask-canvas");
+  c.addEventListener("pointerdown", (e) => {
+    e.preventDefault();
+    c.setPointerCapture(e.pointerId);
+    mask.painting = true;
+    mask.last = null;
+    paintTo(canvasPoint(e));
+  });
+  c.addEventListener("pointermove", (e) => { if (mask.painting) paintTo(canvasPoint(e)); });
+  const stop = () => { mask.painting = false; mask.last = null; };
+  c.addEventListener("pointerup", stop);
+  c.addEventListener("pointercancel", stop);
+  $("clear-mask").onclick = clearMask;
+  $("invert-mask").onclick = invertMask;
+}
+
+// A new init image: shown under an empty mask of its size.
+async function showInitImage() {
+  const file = $("init-image").files[0];
+  $("mask-editor").hidden = !file;
+  if (!file) return;
+  const img = new Image();
+  img.src = await readFileBase64(file);
+  await img.decode();
+  for (const c of [$("init-canvas"), $("mask-canvas")]) {
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+  }
+  $("init-canvas").getContext("2d").drawImage(img, 0, 0);
+  clearMask();
+}
+
+// ---- LoRAs: the server's folder, each added with its weight ----
+
+async function loadLoras() {
+  try {
+    const { loras } = await (await api("/v1/loras")).json();
+    const select = $("lora-pick");
+    select.textContent = "";
+    for (const l of loras) {
+      const o = document.createElement("option");
+      o.value = o.textContent = l.name;
+      select.append(o);
+    }
+    $("lora-section").hidden = !loras.length;
+  } catch (e) {
+    $("lora-section").hidden = true;
+  }
+}
+
+function addLora() {
+  const name = $("lora-pick").value;
+  if (!name) return;
+  const id = "lora-weight-" + name;
+  if ($(id)) return $(id).focus();
+  const li = document.createElement("li");
+  const box = document.createElement("div");
+  const label = document.createElement("label");
+  label.htmlFor = id;
+  label.textContent = `${name} weight`;
+  const weight = document.createElement("input");
+  Object.assign(weight, { id, type: "number", min: -10, max: 10, step: 0.01, value: 1 });
+  weight.dataset.lora = name;
+  box.append(label, weight);
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.textContent = "Remove";
+  remove.setAttribute("aria-label", `Remove LoRA ${name}`);
+  remove.onclick = () => li.remove();
+  li.append(box, remove);
+  $("lora-list").append(li);
 }
 
 async function generate(event) {
@@ -88,6 +237,13 @@ async function generate(event) {
     if (file) {
       s.init_image = await readFileBase64(file);
       s.strength = Number($("strength").value);
+      if (maskIsPainted()) {
+        s.mask = $("mask-canvas").toDataURL("image/png");
+        s.mask_blur = Number($("mask-blur").value);
+        s.inpaint_fill = $("inpaint-fill").value;
+        s.inpaint_full_res = $("inpaint-full-res").checked ? 1 : 0;
+        s.inpaint_padding = Number($("inpaint-padding").value);
+      }
     }
     const res = await api("/v1/jobs", {
       method: "POST",
@@ -178,8 +334,19 @@ function infotext(s, seed) {
   if (s.scheduler !== "default") parts.push(`Schedule type: ${s.scheduler[0].toUpperCase()}${s.scheduler.slice(1)}`);
   parts.push(`CFG scale: ${s.cfg_scale}`, `Seed: ${seed}`, `Size: ${s.width}x${s.height}`, `Model: ${s.model}`);
   if (s.init_image) parts.push(`Denoising strength: ${s.strength}`);
+  if (s.mask) parts.push(`Mask blur: ${s.mask_blur}`);
+  if (s.hires_upscaler) {
+    parts.push(`Denoising strength: ${s.hires_denoise}`);
+    if (s.hires_scale) parts.push(`Hires upscale: ${s.hires_scale}`);
+    else parts.push(`Hires resize: ${s.hires_width || 0}x${s.hires_height || 0}`);
+    if (s.hires_steps) parts.push(`Hires steps: ${s.hires_steps}`);
+    parts.push(`Hires upscaler: ${$("hires-upscaler").selectedOptions[0].textContent}`);
+  }
+
+  // A1111 keeps LoRAs in the prompt as tags: pasted there, the infotext brings them back
+  const tags = (s.loras || []).map((l) => ` <lora:${l.name}:${l.weight}>`).join("");
   const neg = s.negative_prompt ? `\nNegative prompt: ${s.negative_prompt}` : "";
-  return `${s.prompt}${neg}\n${parts.join(", ")}`;
+  return `${s.prompt}${tags}${neg}\n${parts.join(", ")}`;
 }
 
 async function addResult(url, settings, seed) {
@@ -253,9 +420,15 @@ document.addEventListener("DOMContentLoaded", () => {
     localStorage.setItem("gesso-key", state.key);
     $("key-section").hidden = true;
     loadModels();
+    loadLoras();
     refreshQueue();
   };
+  $("init-image").addEventListener("change", () =>
+    showInitImage().catch((e) => { $("form-error").textContent = e.message; }));
+  $("add-lora").onclick = addLora;
+  setupMaskCanvas();
   loadModels();
+  loadLoras();
   refreshQueue();
   setInterval(refreshQueue, 3000);
 });

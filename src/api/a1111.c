@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/lora_list.h"
 #include "api/protocols.h"
 
 /* ---- errors ---- */
@@ -65,7 +66,7 @@ static const route routes[] = {
     {"GET", "/sdapi/v1/latent-upscale-modes", AUTH_KEY, a1111_latent_upscale_modes, 0},
     {"GET", "/sdapi/v1/sd-vae", AUTH_KEY, a1111_empty_list, 0},
     {"GET", "/sdapi/v1/sd-modules", AUTH_KEY, a1111_empty_list, 0},
-    {"GET", "/sdapi/v1/loras", AUTH_KEY, a1111_empty_list, 0},
+    {"GET", "/sdapi/v1/loras", AUTH_KEY, a1111_list_loras, 0},
     {"GET", "/sdapi/v1/hypernetworks", AUTH_KEY, a1111_empty_list, 0},
     {"GET", "/sdapi/v1/face-restorers", AUTH_KEY, a1111_empty_list, 0},
     {"GET", "/sdapi/v1/realesrgan-models", AUTH_KEY, a1111_empty_list, 0},

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "api/lora_list.h"
 #include "api/protocols.h"
 
 static enum MHD_Result native_error(http_request *r, int status, const char *code,
@@ -25,6 +26,7 @@ static const route routes[] = {
     {"GET", "/v1/jobs/{id}/events", AUTH_KEY, native_job_events, 0},
     {"GET", "/v1/jobs/{id}/images/{k}", AUTH_KEY, native_get_image, 0},
     {"GET", "/v1/models", AUTH_KEY, native_list_models, 0},
+    {"GET", "/v1/loras", AUTH_KEY, native_list_loras, 0},
     {"GET", "/v1/queue", AUTH_KEY, native_get_queue, 0},
     {"GET", "/v1/stats", AUTH_KEY, native_get_stats, 0},
     {"GET", "/metrics", AUTH_ADMIN, native_get_metrics, 0},
