@@ -62,7 +62,7 @@ static const route routes[] = {
     {"GET", "/sdapi/v1/sd-models", AUTH_KEY, a1111_sd_models, 0},
     {"GET", "/sdapi/v1/samplers", AUTH_KEY, a1111_samplers, 0},
     {"GET", "/sdapi/v1/schedulers", AUTH_KEY, a1111_schedulers, 0},
-    {"GET", "/sdapi/v1/upscalers", AUTH_KEY, a1111_empty_list, 0},
+    {"GET", "/sdapi/v1/upscalers", AUTH_KEY, a1111_upscalers, 0},
     {"GET", "/sdapi/v1/latent-upscale-modes", AUTH_KEY, a1111_latent_upscale_modes, 0},
     {"GET", "/sdapi/v1/sd-vae", AUTH_KEY, a1111_empty_list, 0},
     {"GET", "/sdapi/v1/sd-modules", AUTH_KEY, a1111_empty_list, 0},

@@ -119,6 +119,7 @@ enum MHD_Result a1111_img2img(http_request *r);
 /* ---- a1111_info.c: the lists clients read on connect ---- */
 enum MHD_Result a1111_empty_list(http_request *r);
 enum MHD_Result a1111_latent_upscale_modes(http_request *r);
+enum MHD_Result a1111_upscalers(http_request *r);
 enum MHD_Result a1111_embeddings(http_request *r);
 enum MHD_Result a1111_scripts(http_request *r);
 enum MHD_Result a1111_memory(http_request *r);

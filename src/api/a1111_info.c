@@ -19,10 +19,23 @@ enum MHD_Result a1111_empty_list(http_request *r)
     return http_reply_json(r, 200, json_array(), NULL);
 }
 
-/* No hires fix in the engine: no latent upscaler either. */
+/* The hires fix's latent upscalers, as A1111 lists shared.latent_upscale_modes. */
 enum MHD_Result a1111_latent_upscale_modes(http_request *r)
 {
-    return http_reply_json(r, 200, json_array(), NULL);
+    json_t *list = json_array();
+    for (int k = GS_HIRES_LATENT; list && k <= GS_HIRES_LATENT_NEAREST_EXACT; k++)
+        json_array_append_new(
+            list, json_pack("{s:s}", "name", gs_hires_upscaler_name((gs_hires_upscaler)k)));
+    return http_reply_json(r, 200, list, NULL);
+}
+
+/* The image upscalers hr_upscaler takes besides the latent ones: Lanczos (no models). */
+enum MHD_Result a1111_upscalers(http_request *r)
+{
+    return http_reply_json(r, 200,
+                           json_pack("[{s:s,s:n,s:n,s:n,s:i}]", "name", "Lanczos", "model_name",
+                                     "model_path", "model_url", "scale", 4),
+                           NULL);
 }
 
 enum MHD_Result a1111_embeddings(http_request *r)
