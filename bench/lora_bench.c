@@ -3,7 +3,8 @@
  * sets, through the public API (gs_timings.lora_apply_s of 64x64, one-step
  * generations, so the generation around it costs little).
  *
- * usage: lora_bench MODEL LORA_A LORA_B [threads] [f32|bf16|auto]
+ * usage: lora_bench MODEL LORA_A LORA_B [threads] [f32|bf16|auto] [side]
+ * side: the reference step's image side (default 512; 1024 for SDXL).
  * Make the LoRAs with tools/make_bench_lora.py.
  */
 #include <stdio.h>
@@ -42,7 +43,7 @@ static double run(const char *what, const gs_lora *l, int n)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: lora_bench MODEL LORA_A LORA_B [threads] [f32|bf16|auto]\n");
+        fprintf(stderr, "usage: lora_bench MODEL LORA_A LORA_B [threads] [f32|bf16|auto] [side]\n");
         return 2;
     }
     gs_engine_options eo;
@@ -71,9 +72,11 @@ int main(int argc, char **argv)
     run("B -> A", &a, 1);
     run("A -> A 0.7 + B -0.5", ab, 2);
     run("A+B -> none", NULL, 0);
-    /* one 512x512 step (CFG 7, the second step's time) under the same conditions */
+    /* one step at side x side (CFG 7, the second step's time) under the same conditions */
+    int side = argc > 6 ? (int)strtol(argv[6], NULL, 10) : 512;
     gs_params p;
     gs_params_init(&p);
+    p.width = p.height = side;
     p.prompt = "a lighthouse";
     p.steps = 2;
     p.sampler = "euler";
@@ -81,7 +84,7 @@ int main(int argc, char **argv)
     if (gs_generate(eng, model, &p, NULL, NULL, &res) == GS_OK) {
         gs_timings t;
         gs_result_timings(res, &t);
-        printf("one 512x512 step (CFG, batch %d): %.1f ms\n", t.unet_batch,
+        printf("one %dx%d step (CFG, batch %d): %.1f ms\n", side, side, t.unet_batch,
                t.step_s[t.n_steps - 1] * 1e3);
         gs_result_free(res);
     }
