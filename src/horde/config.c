@@ -54,6 +54,7 @@ void horde_config_defaults(horde_config *c)
     snprintf(c->dreamer_name, sizeof c->dreamer_name, "An Awesome gesso Dreamer");
     snprintf(c->horde_url, sizeof c->horde_url, "https://aihorde.net");
     c->max_power = 8;
+    c->max_pixels = 64L * 64 * 8 * c->max_power;
     c->max_threads = 1;
     c->queue_size = 1;
     c->max_batch = 1;
