@@ -67,9 +67,11 @@ static int teardown(void **state)
     return test_remove_tree(dir);
 }
 
-static void start_bridge(void)
+/* status_port: --status-port, 0 for none */
+static void start_bridge_port(int status_port)
 {
-    char cfg[200], models[200], log[200];
+    char cfg[200], models[200], log[200], port[16];
+    snprintf(port, sizeof port, "%d", status_port);
     snprintf(cfg, sizeof cfg, "%s/bridgeData.yaml", dir);
     snprintf(models, sizeof models, "%s/models", dir);
     snprintf(log, sizeof log, "%s/bridge.log", dir);
@@ -79,10 +81,19 @@ static void start_bridge(void)
         FILE *l = freopen(log, "a", stderr);
         (void)l;
         setenv("GESSO_HORDE_FAST", "1", 1);
-        execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
-              "--horde-url", fh.base, "-t", "2", (char *)NULL);
+        if (status_port)
+            execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
+                  "--horde-url", fh.base, "-t", "2", "--status-port", port, (char *)NULL);
+        else
+            execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
+                  "--horde-url", fh.base, "-t", "2", (char *)NULL);
         _exit(127);
     }
+}
+
+static void start_bridge(void)
+{
+    start_bridge_port(0);
 }
 
 /* Waits for the bridge to exit; its exit status, -1 past timeout_ms. */
@@ -321,7 +332,9 @@ static void session_of_mixed_jobs(void **state)
     FILE *f = fopen(cfg, "a");
     fprintf(f, "max_batch: 2\n");
     fclose(f);
-    start_bridge();
+    /* ports 50000..59999, clear of the other suites' ranges */
+    int port = 50000 + (int)(getpid() % 10000);
+    start_bridge_port(port);
 
     const fake_submit *s = submitted("a-txt2img", 120000);
     assert_string_equal(s->state, "ok");
@@ -347,6 +360,15 @@ static void session_of_mixed_jobs(void **state)
     s = submitted("h-after", 120000); /* g's 404 did not stop the bridge */
     assert_string_equal(s->state, "ok");
     assert_null(fake_horde_wait_submit(&fh, "g-gone", 0)); /* 404: not recorded, not retried */
+    /* /metrics: 6 images ok (a, b, c x2, f, h), 2 faulted (d, e), g dropped, 10.5 kudos each */
+    char base[64], *metrics = NULL;
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
+    assert_int_equal(test_http(base, dir, "GET", "/metrics", NULL, &metrics), 200);
+    assert_non_null(strstr(metrics, "gesso_horde_jobs_total{state=\"ok\"} 6\n"));
+    assert_non_null(strstr(metrics, "gesso_horde_jobs_total{state=\"faulted\"} 2\n"));
+    assert_non_null(strstr(metrics, "gesso_horde_dropped_total 1\n"));
+    assert_non_null(strstr(metrics, "gesso_horde_kudos_total 84.00\n"));
+    free(metrics);
     assert_int_equal(kill(bridge, SIGTERM), 0);
     assert_int_equal(wait_bridge(30000), 0);
     no_violations();

@@ -42,7 +42,8 @@ static void usage(FILE *out)
             "                         digits, '.', '_', '-' as '_' (default: cache_home, or\n"
             "                         models)\n"
             "      --horde-url URL    the Horde (default: horde_url, or https://aihorde.net)\n"
-            "      --status-port N    (not yet: a later increment)\n"
+            "      --status-port N    Prometheus /metrics on 127.0.0.1:N (jobs by state,\n"
+            "                         dropped, kudos, megapixel-steps, MPS)\n"
             "  -t, --threads N        compute threads (default: all CPUs)\n"
             "  -h, --help             this help\n"
             "\n"
@@ -99,8 +100,6 @@ int cmd_horde(int argc, char **argv)
         return EXIT_USAGE;
     }
     log_init("horde");
-    if (status_port)
-        log_warn("--status-port is not implemented yet: ignored");
     horde_config cfg;
     horde_config_defaults(&cfg);
     char msg[512];
@@ -136,6 +135,7 @@ int cmd_horde(int argc, char **argv)
                               .threads = threads,
                               .idle_ms = 1000,
                               .backoff_max_ms = 60000,
+                              .status_port = status_port,
                               .stop = &stop_level};
     /* tests shorten the waits; an operator has no reason to */
     const char *fast = getenv("GESSO_HORDE_FAST");

@@ -12,11 +12,12 @@
 #include "horde/payload.h"
 #include "horde/pop.h"
 #include "horde/proc.h"
+#include "horde/stats.h"
 #include "horde/submit.h"
 #include "job/base64.h"
 #include "support/log.h"
 
-#define POP_TIMEOUT_S 40
+#define POP_TIMEOUT_S 20 /* a stop waits for a pop in flight: keep it under 30 s */
 #define SUBMIT_TIMEOUT_S 60
 #define UPLOAD_TIMEOUT_S 60
 #define UPLOAD_TRIES 4
@@ -27,8 +28,10 @@ typedef struct bridge {
     const horde_bridge_options *o;
     horde_proc proc;
     char url_pop[600], url_submit[600];
-    long jobs_ok, jobs_faulted, jobs_dropped;
-    double kudos;
+    horde_stats stats;
+    int64_t hour_start_ms;
+    long hour_jobs;
+    double hour_kudos;
 } bridge;
 
 static int64_t mono_ms(void)
@@ -57,7 +60,7 @@ static void submit_one(bridge *b, const char *id, const char *generation, horde_
     char *body = horde_submit_body(id, generation, state, seed, why);
     if (!body) {
         log_error("job %s: out of memory building the submit", id);
-        b->jobs_dropped++;
+        horde_stats_dropped(&b->stats);
         return;
     }
     int wait = 500;
@@ -68,8 +71,9 @@ static void submit_one(bridge *b, const char *id, const char *generation, horde_
             json_t *j = json_loads(r.body, 0, NULL);
             double reward = json_number_value(json_object_get(j, "reward"));
             json_decref(j);
-            b->kudos += reward;
-            state == HORDE_OK ? b->jobs_ok++ : b->jobs_faulted++;
+            horde_stats_submitted(&b->stats, state, reward);
+            b->hour_jobs++;
+            b->hour_kudos += reward;
             log_info("job %s submitted %s, seed %llu, %.1f kudos", id, horde_state_name(state),
                      (unsigned long long)seed, reward);
             horde_reply_free(&r);
@@ -79,7 +83,7 @@ static void submit_one(bridge *b, const char *id, const char *generation, horde_
            will never be taken. Neither gets better by retrying. */
         if (rc == 0 && r.status >= 400 && r.status < 500 && r.status != 429) {
             log_warn("job %s: submit refused (%ld): %.200s", id, r.status, r.body);
-            b->jobs_dropped++;
+            horde_stats_dropped(&b->stats);
             horde_reply_free(&r);
             break;
         }
@@ -87,7 +91,7 @@ static void submit_one(bridge *b, const char *id, const char *generation, horde_
                  attempt, SUBMIT_TRIES);
         horde_reply_free(&r);
         if (attempt == SUBMIT_TRIES) {
-            b->jobs_dropped++;
+            horde_stats_dropped(&b->stats);
             break;
         }
         pause_ms(b, wait, 1);
@@ -142,12 +146,14 @@ static void run_job(bridge *b, horde_job *job)
     int rc = horde_proc_run(&b->proc, spec, timeout, b->o->stop, &im, why, sizeof why);
     free(spec);
     if (rc != 0) {
+        horde_stats_generated(&b->stats, 0, 0, b->proc.restarts);
         fault_all(b, job, why);
         return;
     }
+    double secs = (double)(mono_ms() - t0) / 1000.0;
     log_info("job %s: %s %dx%d, %d steps, %d image(s), %.1f s", job->ids[0], job->model,
-             job->spec.width, job->spec.height, job->spec.steps, im.n,
-             (double)(mono_ms() - t0) / 1000.0);
+             job->spec.width, job->spec.height, job->spec.steps, im.n, secs);
+    horde_stats_generated(&b->stats, job_spec_megapixelsteps(&job->spec), secs, b->proc.restarts);
     for (int i = 0; i < job->n_ids; i++) {
         if (i >= im.n) {
             submit_one(b, job->ids[i], "", HORDE_FAULTED, job->seed, "fewer images than ids");
@@ -239,8 +245,22 @@ int horde_bridge_run(const horde_bridge_options *o)
         return 1;
     log_info("serving %d model(s) to %s as '%s', max_pixels %ld", n, c->horde_url, c->dreamer_name,
              c->max_pixels);
+    horde_stats_init(&b.stats);
+    if (o->status_port && horde_stats_serve(&b.stats, o->status_port) != 0) {
+        log_error("cannot serve /metrics on 127.0.0.1:%d", o->status_port);
+        horde_stats_close(&b.stats);
+        free(body);
+        return 1;
+    }
+    b.hour_start_ms = mono_ms();
     int code = 0, wait = 1000;
     while (!*o->stop) {
+        if (mono_ms() - b.hour_start_ms >= 3600 * 1000) {
+            log_info("last hour: %ld job(s), %.1f kudos", b.hour_jobs, b.hour_kudos);
+            b.hour_start_ms = mono_ms();
+            b.hour_jobs = 0;
+            b.hour_kudos = 0;
+        }
         int rc = pop_once(&b, body);
         if (rc == -2) {
             code = 1;
@@ -257,7 +277,8 @@ int horde_bridge_run(const horde_bridge_options *o)
     }
     free(body);
     horde_proc_stop(&b.proc, 5000);
-    log_info("stopped: %ld ok, %ld faulted, %ld dropped, %.1f kudos", b.jobs_ok, b.jobs_faulted,
-             b.jobs_dropped, b.kudos);
+    log_info("stopped: %ld ok, %ld faulted, %ld dropped, %.1f kudos", b.stats.jobs[HORDE_OK],
+             b.stats.jobs[HORDE_FAULTED], b.stats.dropped, b.stats.kudos);
+    horde_stats_close(&b.stats);
     return code;
 }

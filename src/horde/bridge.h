@@ -17,6 +17,7 @@ typedef struct horde_bridge_options {
     int threads;            /* compute threads of the child; 0 = all */
     int idle_ms;            /* between pops that found no job */
     int backoff_max_ms;     /* longest wait after an error */
+    int status_port;        /* /metrics on 127.0.0.1:PORT; 0 = none */
     /* 0 run; 1 finish the held job, submit it, return; 2 fault it and return */
     volatile int *stop;
 } horde_bridge_options;
