@@ -24,6 +24,7 @@
 #include "fake_horde.h"
 #include "horde/config.h"
 #include "horde/payload.h"
+#include "horde/safety.h"
 #include "horde/webp.h"
 #include "job/base64.h"
 
@@ -219,6 +220,48 @@ static void seeds_and_payloads(void **state)
     horde_config_free(&c);
 }
 
+static void prompt_filter(void **state)
+{
+    (void)state;
+    char msg[256], why[256];
+    horde_safety *s = horde_safety_load(NULL, msg, sizeof msg);
+    assert_non_null(s);
+    static const struct {
+        const char *prompt, *negative;
+        int trips;
+    } cases[] = {
+        {"a nude woman on a beach", "", 0},
+        {"a child playing in a park, sunny", "", 0},
+        {"naked child", "", 1},
+        {"(l o l i:1.3), nsfw", "", 1}, /* weights and spelled-out letters undone */
+        {"a 12 year old, nude", "", 1},
+        {"a 25 year old, nude", "", 0},
+        {"portrait, 15yo, lingerie", "", 1},
+        {"nude woman", "adult, mature", 1}, /* "not adult" asks for a minor */
+        {"nude woman", "child, blurry", 0},
+        {"a teenager riding a bike", "old", 0}, /* nothing sexual */
+        {"SCHOOLGIRL_uniform, Sexy", "", 1},    /* case and underscores */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = horde_safety_check(s, cases[i].prompt, cases[i].negative, why, sizeof why);
+        if (got != cases[i].trips)
+            fprintf(stderr, "'%s' / '%s': %d\n", cases[i].prompt, cases[i].negative, got);
+        assert_int_equal(got, cases[i].trips);
+    }
+    /* the operator's rules come on top */
+    const char *extra = "# mine\nunderage \\bsprogs?\\b\n";
+    assert_int_equal(horde_safety_check(s, "nude sprog", "", why, sizeof why), 0);
+    assert_int_equal(horde_safety_add(s, extra, strlen(extra), "extra", msg, sizeof msg), 0);
+    assert_int_equal(horde_safety_check(s, "nude sprog", "", why, sizeof why), 1);
+    assert_non_null(strstr(why, "underage rule (line 2)"));
+    const char *bad = "sexual (unclosed\n";
+    assert_int_equal(horde_safety_add(s, bad, strlen(bad), "extra", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "extra:1"));
+    const char *noclass = "violent \\bgore\\b\n";
+    assert_int_equal(horde_safety_add(s, noclass, strlen(noclass), "extra", msg, sizeof msg), -1);
+    horde_safety_free(s);
+}
+
 /* ---- sessions ---- */
 
 /* `gesso generate` for these settings into dir/NAME.png, then the upload of
@@ -320,6 +363,10 @@ static void session_of_mixed_jobs(void **state)
     script_job((const char *const[]){"g-gone"}, 1,
                "\"prompt\":\"a tree\",\"seed\":\"6\",\"ddim_steps\":2,\"width\":64,\"height\":64",
                "");
+    script_job((const char *const[]){"i-csam"}, 1,
+               "\"prompt\":\"naked child###adult\",\"seed\":\"2\",\"ddim_steps\":2,"
+               "\"width\":64,\"height\":64",
+               "");
     script_job((const char *const[]){"h-after"}, 1,
                "\"prompt\":\"a house\",\"sampler_name\":\"k_heun\",\"seed\":\"8\",\"ddim_steps\":2,"
                "\"width\":64,\"height\":64",
@@ -357,17 +404,22 @@ static void session_of_mixed_jobs(void **state)
     s = submitted("f-upload-500", 120000);
     assert_string_equal(s->state, "ok"); /* the retry went through */
     assert_int_equal(fh.put_failed, 1);
+    s = submitted("i-csam", 120000); /* refused by the prompt filter, nothing generated */
+    assert_string_equal(s->state, "csam");
+    assert_null(fake_horde_upload(&fh, "i-csam"));
     s = submitted("h-after", 120000); /* g's 404 did not stop the bridge */
     assert_string_equal(s->state, "ok");
     assert_null(fake_horde_wait_submit(&fh, "g-gone", 0)); /* 404: not recorded, not retried */
-    /* /metrics: 6 images ok (a, b, c x2, f, h), 2 faulted (d, e), g dropped, 10.5 kudos each */
+    /* /metrics: 6 images ok (a, b, c x2, f, h), 2 faulted (d, e), 1 csam (i), g dropped,
+       10.5 kudos for each of the 9 submits taken */
     char base[64], *metrics = NULL;
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
     assert_int_equal(test_http(base, dir, "GET", "/metrics", NULL, &metrics), 200);
     assert_non_null(strstr(metrics, "gesso_horde_jobs_total{state=\"ok\"} 6\n"));
     assert_non_null(strstr(metrics, "gesso_horde_jobs_total{state=\"faulted\"} 2\n"));
     assert_non_null(strstr(metrics, "gesso_horde_dropped_total 1\n"));
-    assert_non_null(strstr(metrics, "gesso_horde_kudos_total 84.00\n"));
+    assert_non_null(strstr(metrics, "gesso_horde_jobs_total{state=\"csam\"} 1\n"));
+    assert_non_null(strstr(metrics, "gesso_horde_kudos_total 94.50\n"));
     free(metrics);
     assert_int_equal(kill(bridge, SIGTERM), 0);
     assert_int_equal(wait_bridge(30000), 0);
@@ -493,6 +545,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(config_keys),
+        cmocka_unit_test(prompt_filter),
         cmocka_unit_test_setup_teardown(seeds_and_payloads, setup, teardown),
         cmocka_unit_test_setup_teardown(session_of_mixed_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(child_killed_mid_job, setup, teardown),

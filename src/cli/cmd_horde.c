@@ -44,6 +44,8 @@ static void usage(FILE *out)
             "      --horde-url URL    the Horde (default: horde_url, or https://aihorde.net)\n"
             "      --status-port N    Prometheus /metrics on 127.0.0.1:N (jobs by state,\n"
             "                         dropped, kudos, megapixel-steps, MPS)\n"
+            "      --safety-rules F   more prompt-filter rules (data/horde/safety.rules'\n"
+            "                         format) on top of the built-in ones\n"
             "  -t, --threads N        compute threads (default: all CPUs)\n"
             "  -h, --help             this help\n"
             "\n"
@@ -75,10 +77,11 @@ int cmd_horde(int argc, char **argv)
         {"horde-url", required_argument, 0, 'U'},
         {"status-port", required_argument, 0, 'S'},
         {"threads", required_argument, 0, 't'},
+        {"safety-rules", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *config = NULL, *models = NULL, *url = NULL;
+    const char *config = NULL, *models = NULL, *url = NULL, *rules = NULL;
     int threads = 0, status_port = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:t:h", opts, NULL)) != -1) {
@@ -87,6 +90,7 @@ int cmd_horde(int argc, char **argv)
         case 'c': config = optarg; break;
         case 'M': models = optarg; break;
         case 'U': url = optarg; break;
+        case 'R': rules = optarg; break;
         case 'S': bad = arg_int("--status-port", optarg, 1, 65535, &status_port); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'h': usage(stdout); return EXIT_OK;
@@ -108,6 +112,12 @@ int cmd_horde(int argc, char **argv)
         horde_config_free(&cfg);
         return EXIT_USAGE;
     }
+    horde_safety *safety = horde_safety_load(rules, msg, sizeof msg);
+    if (!safety) {
+        fprintf(stderr, "gesso: --safety-rules: %s\n", msg);
+        horde_config_free(&cfg);
+        return EXIT_USAGE;
+    }
     if (url)
         snprintf(cfg.horde_url, sizeof cfg.horde_url, "%s", url);
     size_t ul = strlen(cfg.horde_url);
@@ -119,6 +129,7 @@ int cmd_horde(int argc, char **argv)
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0 || horde_client_init() != 0) {
         fprintf(stderr, "gesso: cannot start\n");
+        horde_safety_free(safety);
         horde_config_free(&cfg);
         return EXIT_FAILURE_OTHER;
     }
@@ -136,6 +147,7 @@ int cmd_horde(int argc, char **argv)
                               .idle_ms = 1000,
                               .backoff_max_ms = 60000,
                               .status_port = status_port,
+                              .safety = safety,
                               .stop = &stop_level};
     /* tests shorten the waits; an operator has no reason to */
     const char *fast = getenv("GESSO_HORDE_FAST");
@@ -144,6 +156,7 @@ int cmd_horde(int argc, char **argv)
         o.backoff_max_ms = 200;
     }
     int rc = horde_bridge_run(&o);
+    horde_safety_free(safety);
     horde_config_free(&cfg);
     return rc;
 }

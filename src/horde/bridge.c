@@ -134,13 +134,20 @@ static void run_job(bridge *b, horde_job *job)
         fault_all(b, job, job->decline);
         return;
     }
+    char why[512];
+    if (horde_safety_check(b->o->safety, job->spec.prompt, job->spec.negative_prompt, why,
+                           sizeof why)) {
+        log_warn("job %s refused: %s", job->ids[0], why);
+        for (int i = 0; i < job->n_ids; i++)
+            submit_one(b, job->ids[i], "", HORDE_CSAM, job->seed, why);
+        return;
+    }
     char *spec = job_spec_to_json(&job->spec);
     if (!spec) {
         fault_all(b, job, "out of memory");
         return;
     }
     horde_images im;
-    char why[512];
     int64_t t0 = mono_ms();
     int timeout = job->ttl > 0 ? job->ttl * 1000 : JOB_TIMEOUT_MS;
     int rc = horde_proc_run(&b->proc, spec, timeout, b->o->stop, &im, why, sizeof why);

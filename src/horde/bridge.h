@@ -9,15 +9,17 @@
 #define GS_HORDE_BRIDGE_H
 
 #include "horde/config.h"
+#include "horde/safety.h"
 
 typedef struct horde_bridge_options {
     const horde_config *cfg;
-    const char *models_dir; /* DIR/STEM.safetensors (payload.h's horde_model_stem) */
-    const char *self_exe;   /* for the generation child */
-    int threads;            /* compute threads of the child; 0 = all */
-    int idle_ms;            /* between pops that found no job */
-    int backoff_max_ms;     /* longest wait after an error */
-    int status_port;        /* /metrics on 127.0.0.1:PORT; 0 = none */
+    const char *models_dir;     /* DIR/STEM.safetensors (payload.h's horde_model_stem) */
+    const char *self_exe;       /* for the generation child */
+    int threads;                /* compute threads of the child; 0 = all */
+    int idle_ms;                /* between pops that found no job */
+    int backoff_max_ms;         /* longest wait after an error */
+    int status_port;            /* /metrics on 127.0.0.1:PORT; 0 = none */
+    const horde_safety *safety; /* the prompt filter every job passes first */
     /* 0 run; 1 finish the held job, submit it, return; 2 fault it and return */
     volatile int *stop;
 } horde_bridge_options;
