@@ -117,6 +117,14 @@ static void show_log(void)
         fprintf(stderr, "(no log)\n");
 }
 
+/* 1 when the bridge's log has the text. */
+static int log_contains(const char *text)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "grep -qF '%s' %s/bridge.log", text, dir);
+    return system(cmd) == 0;
+}
+
 static void no_violations(void)
 {
     if (fh.violations[0])
@@ -342,7 +350,9 @@ static void session_of_mixed_jobs(void **state)
                "\"seed\":\"42\",\"ddim_steps\":3,\"cfg_scale\":7,\"width\":64,\"height\":64,"
                "\"n_iter\":1",
                "");
-    fake_horde_script(&fh, 200, "{\"id\":null,\"ids\":[],\"skipped\":{}}", 1500); /* slow */
+    /* slow, and too slow: GESSO_HORDE_FAST gives up on a pop after 2 s */
+    fake_horde_script(&fh, 200, "{\"id\":null,\"ids\":[],\"skipped\":{}}", 1000);
+    fake_horde_script(&fh, 200, "{\"id\":null,\"ids\":[],\"skipped\":{}}", 3000);
     script_job((const char *const[]){"b-img2img"}, 1,
                "\"prompt\":\"a lighthouse\",\"sampler_name\":\"k_dpmpp_2m\",\"karras\":true,"
                "\"seed\":\"the little seed\",\"ddim_steps\":4,\"cfg_scale\":6,\"width\":64,"
@@ -424,6 +434,12 @@ static void session_of_mixed_jobs(void **state)
     assert_int_equal(kill(bridge, SIGTERM), 0);
     assert_int_equal(wait_bridge(30000), 0);
     no_violations();
+    assert_true(log_contains("pop refused (403)"));
+    assert_true(log_contains("pop failed: Timeout")); /* the 3 s reply, given up on */
+    assert_true(log_contains("upload failed (status 500), try 1"));
+    assert_true(log_contains("submit refused (404)"));
+    assert_true(log_contains("dynamic_models")); /* warned about, not fatal */
+    assert_true(log_contains("Not On Disk"));    /* not offered, with a warning */
 
     same_as_cli("a-txt2img", "a",
                 "-p 'a red fox' -n blurry --sampler euler_a -s 42 --steps 3 --cfg-scale 7 "

@@ -146,6 +146,8 @@ int cmd_horde(int argc, char **argv)
                               .threads = threads,
                               .idle_ms = 1000,
                               .backoff_max_ms = 60000,
+                              /* a stop waits for a pop in flight: under 30 s */
+                              .pop_timeout_s = 20,
                               .status_port = status_port,
                               .safety = safety,
                               .stop = &stop_level};
@@ -154,6 +156,7 @@ int cmd_horde(int argc, char **argv)
     if (fast && strcmp(fast, "1") == 0) {
         o.idle_ms = 50;
         o.backoff_max_ms = 200;
+        o.pop_timeout_s = 2;
     }
     int rc = horde_bridge_run(&o);
     horde_safety_free(safety);

@@ -17,7 +17,6 @@
 #include "job/base64.h"
 #include "support/log.h"
 
-#define POP_TIMEOUT_S 20 /* a stop waits for a pop in flight: keep it under 30 s */
 #define SUBMIT_TIMEOUT_S 60
 #define UPLOAD_TIMEOUT_S 60
 #define UPLOAD_TRIES 4
@@ -189,7 +188,7 @@ static void run_job(bridge *b, horde_job *job)
 static int pop_once(bridge *b, const char *body)
 {
     horde_reply r;
-    if (horde_post_json(b->url_pop, b->o->cfg->api_key, body, POP_TIMEOUT_S, &r) != 0) {
+    if (horde_post_json(b->url_pop, b->o->cfg->api_key, body, b->o->pop_timeout_s, &r) != 0) {
         log_warn("pop failed: %s", r.error);
         return -1;
     }

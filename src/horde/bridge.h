@@ -18,6 +18,7 @@ typedef struct horde_bridge_options {
     int threads;                /* compute threads of the child; 0 = all */
     int idle_ms;                /* between pops that found no job */
     int backoff_max_ms;         /* longest wait after an error */
+    int pop_timeout_s;          /* a pop reply slower than this is given up on */
     int status_port;            /* /metrics on 127.0.0.1:PORT; 0 = none */
     const horde_safety *safety; /* the prompt filter every job passes first */
     /* 0 run; 1 finish the held job, submit it, return; 2 fault it and return */
