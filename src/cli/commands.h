@@ -7,5 +7,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
+int cmd_horde(int argc, char **argv);
 
 #endif

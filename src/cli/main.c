@@ -15,6 +15,7 @@ static void usage(FILE *out)
                  "  bench      time model load, text encode, UNet step and VAE decode\n"
                  "  models     inspect checkpoints, write random-weight ones\n"
                  "  serve      the HTTP job service (queue, workers, results)\n"
+                 "  horde      an AI Horde worker (bridgeData.yaml)\n"
                  "\n"
                  "gesso <command> --help shows a command's options. gesso --version.\n");
 }
@@ -44,6 +45,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "worker") == 0)
         return cmd_worker(argc - 1, argv + 1);
+    if (strcmp(cmd, "horde") == 0)
+        return cmd_horde(argc - 1, argv + 1);
     fprintf(stderr, "gesso: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

@@ -1,0 +1,32 @@
+/*
+ * bridge - the bridge's loop: pop a job, run it in the generation child,
+ * upload its images, submit them; until asked to stop. Every job it pops is
+ * answered (ok, or faulted with the reason), including when the child dies
+ * or the operator stops the bridge: a popped job left unanswered is what
+ * puts a worker into the Horde's maintenance mode.
+ */
+#ifndef GS_HORDE_BRIDGE_H
+#define GS_HORDE_BRIDGE_H
+
+#include "horde/config.h"
+#include "horde/safety.h"
+
+typedef struct horde_bridge_options {
+    const horde_config *cfg;
+    const char *models_dir;     /* DIR/STEM.safetensors (payload.h's horde_model_stem) */
+    const char *self_exe;       /* for the generation child */
+    int threads;                /* compute threads of the child; 0 = all */
+    int idle_ms;                /* between pops that found no job */
+    int backoff_max_ms;         /* longest wait after an error */
+    int pop_timeout_s;          /* a pop reply slower than this is given up on */
+    int status_port;            /* /metrics on 127.0.0.1:PORT; 0 = none */
+    const horde_safety *safety; /* the prompt filter every job passes first */
+    /* 0 run; 1 finish the held job, submit it, return; 2 fault it and return */
+    volatile int *stop;
+} horde_bridge_options;
+
+/* Runs until *stop or a fatal error (the Horde rejects the api_key, no model
+   on disk). Returns the process exit code. */
+int horde_bridge_run(const horde_bridge_options *o);
+
+#endif

@@ -1,0 +1,143 @@
+/* child - one engine, one model cache, one job at a time. */
+#include "horde/child.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "horde/frame.h"
+#include "horde/webp.h"
+#include "job/job_spec.h"
+#include "support/log.h"
+#include "worker/model_cache.h"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int reply_error(const char *msg)
+{
+    json_t *o = json_pack("{s:b,s:s}", "ok", 0, "error", msg);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    int rc = s ? horde_frame_write(1, s, strlen(s)) : -1;
+    free(s);
+    return rc;
+}
+
+/* The seed of image i: its infotext's "Seed: N" (batch images count up from
+   the job's seed as A1111's do), the result's seed when there is none. */
+static uint64_t image_seed(const gs_result *res, int i)
+{
+    const char *t = gs_result_infotext(res, i);
+    const char *p = t ? strstr(t, "Seed: ") : NULL;
+    return p ? strtoull(p + 6, NULL, 10) : gs_result_seed(res);
+}
+
+static int reply_images(const gs_result *res)
+{
+    int n = gs_result_count(res);
+    unsigned char *webp[64] = {0};
+    size_t len[64];
+    json_t *seeds = json_array();
+    int rc = -1;
+    if (n > 64 || !seeds)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        if (horde_webp_encode(gs_result_image(res, i), &webp[i], &len[i]) != 0) {
+            json_decref(seeds);
+            return reply_error("the image could not be encoded as WebP");
+        }
+        json_array_append_new(seeds, json_integer((json_int_t)image_seed(res, i)));
+    }
+    json_t *o = json_pack("{s:b,s:O}", "ok", 1, "seeds", seeds);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    rc = s ? horde_frame_write(1, s, strlen(s)) : -1;
+    free(s);
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = horde_frame_write(1, webp[i], len[i]);
+out:
+    for (int i = 0; i < n && i < 64; i++)
+        free(webp[i]);
+    json_decref(seeds);
+    return rc;
+}
+
+static int run_one(gs_engine *eng, model_cache *cache, const char *json, size_t len)
+{
+    job_spec spec;
+    job_error e;
+    gs_params p;
+    gs_image *init = NULL, *mask = NULL;
+    gs_result *res = NULL;
+    char msg[512] = "";
+    if (job_spec_init(&spec) != 0)
+        return reply_error("out of memory");
+    if (job_spec_from_json(&spec, json, len, NULL, &e) != 0)
+        snprintf(msg, sizeof msg, "the job does not read: %s", e.message);
+    else if (job_spec_to_params(&spec, &p, &init) != 0)
+        snprintf(msg, sizeof msg, "the source image does not decode");
+    else if (job_spec_mask_to_params(&spec, &p, &mask) != 0)
+        snprintf(msg, sizeof msg, "the mask does not decode");
+    if (!msg[0]) {
+        gs_model *model = NULL;
+        if (model_cache_acquire(cache, spec.model, now_ms(), &model, msg, sizeof msg) == GS_OK) {
+            gs_status st = gs_generate(eng, model, &p, NULL, NULL, &res);
+            if (st != GS_OK)
+                snprintf(msg, sizeof msg, "%s", gs_engine_errmsg(eng));
+            model_cache_release(cache, model, now_ms());
+        }
+    }
+    int rc = msg[0] ? reply_error(msg) : reply_images(res);
+    gs_result_free(res);
+    gs_image_free(init);
+    gs_image_free(mask);
+    job_spec_clear(&spec);
+    return rc;
+}
+
+int horde_child_run(const horde_child_options *o)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the bridge */
+    if (getppid() == 1)
+        return 1;
+    /* the bridge decides when a job stops: a terminal's Ctrl-C reaches the
+       whole process group, and must not kill the job the bridge finishes */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    gs_engine_options eo;
+    gs_engine_options_init(&eo);
+    eo.threads = o->threads;
+    gs_engine *eng = NULL;
+    if (gs_engine_create(&eo, &eng) != GS_OK) {
+        log_error("cannot start the engine");
+        return 1;
+    }
+    model_cache_options co = {.models_dir = o->models_dir};
+    model_cache *cache = model_cache_create(eng, &co);
+    int code = cache ? 0 : 1;
+    while (cache) {
+        unsigned char *msg;
+        size_t len;
+        if (horde_frame_read(0, &msg, &len, -1, NULL) != 0)
+            break; /* the bridge closed the pipe: stop */
+        int rc = run_one(eng, cache, (const char *)msg, len);
+        free(msg);
+        if (rc != 0)
+            break;
+    }
+    model_cache_free(cache);
+    gs_engine_free(eng);
+    return code;
+}

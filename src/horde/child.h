@@ -1,0 +1,20 @@
+/*
+ * child - the generation process of `gesso horde` (`gesso horde --child`):
+ * reads job specs (the normalised JSON of job_spec) from stdin, runs them on
+ * its own engine with its models kept loaded, and answers on stdout with
+ * {"ok":true,"seeds":[...]} and one lossless WebP per image, or
+ * {"ok":false,"error":"..."}. A crash here costs the bridge one job, never
+ * itself. Ends at end of input; dies with the bridge (parent-death signal).
+ */
+#ifndef GS_HORDE_CHILD_H
+#define GS_HORDE_CHILD_H
+
+typedef struct horde_child_options {
+    const char *models_dir;
+    int threads;
+} horde_child_options;
+
+/* The child's main loop on fds 0 and 1; returns the exit code. */
+int horde_child_run(const horde_child_options *o);
+
+#endif

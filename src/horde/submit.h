@@ -1,0 +1,21 @@
+/*
+ * submit - the SubmitInputStable body for /api/v2/generate/submit: one per
+ * image id, with the state, the seed as an integer, and gen_metadata saying
+ * why a job faulted or was censored.
+ */
+#ifndef GS_HORDE_SUBMIT_H
+#define GS_HORDE_SUBMIT_H
+
+#include <stdint.h>
+
+typedef enum horde_state { HORDE_OK, HORDE_CENSORED, HORDE_FAULTED, HORDE_CSAM } horde_state;
+
+const char *horde_state_name(horde_state s);
+
+/* The body as JSON text (malloc'd). generation is "R2" when the image went to
+   the R2 upload URL, else the image as base64 (or "" for a faulted job);
+   why, when not NULL, goes into gen_metadata. NULL when out of memory. */
+char *horde_submit_body(const char *id, const char *generation, horde_state state, uint64_t seed,
+                        const char *why);
+
+#endif

@@ -1,0 +1,573 @@
+/*
+ * test_horde - `gesso horde` against a fake AI Horde (fake_horde.h) on
+ * 127.0.0.1: the bridgeData.yaml keys, the payload mapping (the "###"
+ * negative prompt, k_* samplers and karras, text seeds by the Horde's own
+ * rule), and whole sessions of the real binary: txt2img, img2img, n_iter 2,
+ * a 403 maintenance reply, a slow reply, a malformed payload, an unsupported
+ * payload, a 500 on upload, a 404 at submit; every request checked against
+ * the API's models. Uploaded images are lossless WebP, so each must equal,
+ * pixel for pixel, the PNG `gesso generate` writes for the same settings.
+ * Then kill -9 of the generation child mid-job (that job faulted, the next
+ * ok), SIGTERM mid-job (submitted ok, exit 0), two signals (faulted, exit 0)
+ * and a 401 (exit 1, nothing popped).
+ */
+#include "testutil.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fake_horde.h"
+#include "horde/config.h"
+#include "horde/payload.h"
+#include "horde/safety.h"
+#include "horde/webp.h"
+#include "job/base64.h"
+
+static char dir[128];
+static fake_horde fh;
+static pid_t bridge = -1;
+
+#define APIKEY "test-key-123"
+#define MAX_POWER 2 /* max_pixels 65536: 256x256 */
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/gesso-horde-XXXXXX");
+    if (!mkdtemp(dir) || test_link_tiny_model(dir) != 0)
+        return -1;
+    char path[200];
+    snprintf(path, sizeof path, "%s/bridgeData.yaml", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f,
+            "api_key: \"%s\"\ndreamer_name: gesso test\nmax_power: %d\nmax_threads: 1\n"
+            "models_to_load:\n  - tiny-sd15\n  - Not On Disk\nallow_img2img: true\n"
+            "allow_painting: true\nnsfw: false\nblacklist: []\n"
+            "dynamic_models: false\n", /* a reGen key gesso has no use for */
+            APIKEY, MAX_POWER);
+    fclose(f);
+    return fake_horde_start(&fh, APIKEY, 64L * 64 * 8 * MAX_POWER);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (bridge > 0) {
+        kill(bridge, SIGKILL);
+        waitpid(bridge, NULL, 0);
+        bridge = -1;
+    }
+    fake_horde_stop(&fh);
+    return test_remove_tree(dir);
+}
+
+/* status_port: --status-port, 0 for none */
+static void start_bridge_port(int status_port)
+{
+    char cfg[200], models[200], log[200], port[16];
+    snprintf(port, sizeof port, "%d", status_port);
+    snprintf(cfg, sizeof cfg, "%s/bridgeData.yaml", dir);
+    snprintf(models, sizeof models, "%s/models", dir);
+    snprintf(log, sizeof log, "%s/bridge.log", dir);
+    bridge = fork();
+    assert_true(bridge >= 0);
+    if (bridge == 0) {
+        FILE *l = freopen(log, "a", stderr);
+        (void)l;
+        setenv("GESSO_HORDE_FAST", "1", 1);
+        if (status_port)
+            execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
+                  "--horde-url", fh.base, "-t", "2", "--status-port", port, (char *)NULL);
+        else
+            execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
+                  "--horde-url", fh.base, "-t", "2", (char *)NULL);
+        _exit(127);
+    }
+}
+
+static void start_bridge(void)
+{
+    start_bridge_port(0);
+}
+
+/* Waits for the bridge to exit; its exit status, -1 past timeout_ms. */
+static int wait_bridge(int timeout_ms)
+{
+    int status;
+    for (int64_t end = test_mono_ms() + timeout_ms; test_mono_ms() < end; test_sleep_ms(50))
+        if (waitpid(bridge, &status, WNOHANG) == bridge) {
+            bridge = -1;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+    return -1;
+}
+
+static void show_log(void)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "tail -n 40 %s/bridge.log >&2", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(no log)\n");
+}
+
+/* 1 when the bridge's log has the text. */
+static int log_contains(const char *text)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "grep -qF '%s' %s/bridge.log", text, dir);
+    return system(cmd) == 0;
+}
+
+static void no_violations(void)
+{
+    if (fh.violations[0])
+        fprintf(stderr, "violations:\n%s", fh.violations);
+    assert_string_equal(fh.violations, "");
+}
+
+static const fake_submit *submitted(const char *id, int timeout_ms)
+{
+    const fake_submit *s = fake_horde_wait_submit(&fh, id, timeout_ms);
+    if (!s) {
+        fprintf(stderr, "no submit for %s\n", id);
+        show_log();
+    }
+    assert_non_null(s);
+    return s;
+}
+
+/* ---- units ---- */
+
+static void config_keys(void **state)
+{
+    (void)state;
+    horde_config c;
+    horde_config_defaults(&c);
+    char msg[256];
+    const char *y = "api_key: abc\nmax_power: 32\nmodels_to_load:\n  - Deliberate\n"
+                    "  - AlbedoBase XL (SDXL)\nallow_lora: yes\nnsfw: false\n"
+                    "unknown_key: {a: 1, b: [2, 3]}\ncensorlist: [x, y]\nqueue_size:\n";
+    assert_int_equal(horde_config_parse(&c, y, strlen(y), msg, sizeof msg), 0);
+    assert_string_equal(c.api_key, "abc");
+    assert_int_equal(c.max_pixels, 64L * 64 * 8 * 32); /* 1048576 = 1024x1024 */
+    assert_int_equal(c.n_models, 2);
+    assert_string_equal(c.models[1], "AlbedoBase XL (SDXL)");
+    assert_int_equal(c.allow_lora, 1);
+    assert_int_equal(c.nsfw, 0);
+    assert_int_equal(c.n_censorlist, 2);
+    assert_int_equal(c.queue_size, 1); /* null keeps the default */
+    horde_config_free(&c);
+    horde_config_defaults(&c);
+    const char *bad = "max_power: lots\n";
+    assert_int_equal(horde_config_parse(&c, bad, strlen(bad), msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "max_power"));
+    const char *broken = "api_key: [unclosed\n";
+    assert_int_equal(horde_config_parse(&c, broken, strlen(broken), msg, sizeof msg), -1);
+    horde_config_free(&c);
+}
+
+static void seeds_and_payloads(void **state)
+{
+    (void)state;
+    /* the Horde's seed_to_int, computed in Python: int.from_bytes(b"the little seed",
+       "little") >> 32 until below 2**32 = 6579557; digits: the number, shifted alike */
+    assert_int_equal(horde_seed_from_text("the little seed"), 6579557);
+    assert_int_equal(horde_seed_from_text("42"), 42);
+    assert_int_equal(horde_seed_from_text("4294967296"), 1);           /* 2**32 >> 32 */
+    assert_int_equal(horde_seed_from_text("99999999999999999999"), 5); /* >> 64 */
+    char stem[64];
+    horde_model_stem("AlbedoBase XL (SDXL)", stem, sizeof stem);
+    assert_string_equal(stem, "AlbedoBase_XL__SDXL_");
+
+    horde_config c;
+    horde_config_defaults(&c);
+    c.models[c.n_models++] = strdup("tiny-sd15");
+    c.max_batch = 2;
+    char models[200], msg[256];
+    snprintf(models, sizeof models, "%s/models", dir);
+    horde_job job;
+    const char *pop = "{\"id\":\"j1\",\"model\":\"tiny-sd15\",\"payload\":{\"prompt\":"
+                      "\"a red fox###blurry, dark\",\"sampler_name\":\"k_dpmpp_2m\",\"karras\":"
+                      "true,\"seed\":\"the little seed\",\"ddim_steps\":7,\"cfg_scale\":5.5,"
+                      "\"width\":64,\"height\":128,\"clip_skip\":2,\"n_iter\":1}}";
+    assert_int_equal(horde_payload_read(pop, &c, models, &job, msg, sizeof msg), 1);
+    assert_string_equal(job.decline, "");
+    assert_string_equal(job.spec.prompt, "a red fox");
+    assert_string_equal(job.spec.negative_prompt, "blurry, dark");
+    assert_string_equal(job.spec.sampler, "dpmpp_2m");
+    assert_string_equal(job.spec.scheduler, "karras");
+    assert_int_equal(job.spec.seed, 6579557);
+    assert_int_equal(job.spec.steps, 7);
+    assert_int_equal(job.spec.width, 64);
+    assert_int_equal(job.spec.height, 128);
+    assert_int_equal(job.spec.clip_skip, 2);
+    assert_true(job.spec.cfg_scale == 5.5);
+    horde_job_clear(&job);
+    /* what gesso cannot run is declined, not run differently */
+    const char *hires = "{\"id\":\"j2\",\"model\":\"tiny-sd15\",\"payload\":{\"prompt\":\"x\","
+                        "\"hires_fix\":true}}";
+    assert_int_equal(horde_payload_read(hires, &c, models, &job, msg, sizeof msg), 1);
+    assert_non_null(strstr(job.decline, "hires_fix"));
+    horde_job_clear(&job);
+    const char *sampler = "{\"id\":\"j3\",\"model\":\"tiny-sd15\",\"payload\":{\"prompt\":\"x\","
+                          "\"sampler_name\":\"k_unheard_of\"}}";
+    assert_int_equal(horde_payload_read(sampler, &c, models, &job, msg, sizeof msg), 1);
+    assert_non_null(strstr(job.decline, "sampler"));
+    horde_job_clear(&job);
+    assert_int_equal(horde_payload_read("{\"id\":null}", &c, models, &job, msg, sizeof msg), 0);
+    horde_job_clear(&job);
+    assert_int_equal(horde_payload_read("[1]", &c, models, &job, msg, sizeof msg), -1);
+    horde_job_clear(&job);
+    horde_config_free(&c);
+}
+
+static void prompt_filter(void **state)
+{
+    (void)state;
+    char msg[256], why[256];
+    horde_safety *s = horde_safety_load(NULL, msg, sizeof msg);
+    assert_non_null(s);
+    static const struct {
+        const char *prompt, *negative;
+        int trips;
+    } cases[] = {
+        {"a nude woman on a beach", "", 0},
+        {"a child playing in a park, sunny", "", 0},
+        {"naked child", "", 1},
+        {"(l o l i:1.3), nsfw", "", 1}, /* weights and spelled-out letters undone */
+        {"a 12 year old, nude", "", 1},
+        {"a 25 year old, nude", "", 0},
+        {"portrait, 15yo, lingerie", "", 1},
+        {"nude woman", "adult, mature", 1}, /* "not adult" asks for a minor */
+        {"nude woman", "child, blurry", 0},
+        {"a teenager riding a bike", "old", 0}, /* nothing sexual */
+        {"SCHOOLGIRL_uniform, Sexy", "", 1},    /* case and underscores */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = horde_safety_check(s, cases[i].prompt, cases[i].negative, why, sizeof why);
+        if (got != cases[i].trips)
+            fprintf(stderr, "'%s' / '%s': %d\n", cases[i].prompt, cases[i].negative, got);
+        assert_int_equal(got, cases[i].trips);
+    }
+    /* the operator's rules come on top */
+    const char *extra = "# mine\nunderage \\bsprogs?\\b\n";
+    assert_int_equal(horde_safety_check(s, "nude sprog", "", why, sizeof why), 0);
+    assert_int_equal(horde_safety_add(s, extra, strlen(extra), "extra", msg, sizeof msg), 0);
+    assert_int_equal(horde_safety_check(s, "nude sprog", "", why, sizeof why), 1);
+    assert_non_null(strstr(why, "underage rule (line 2)"));
+    const char *bad = "sexual (unclosed\n";
+    assert_int_equal(horde_safety_add(s, bad, strlen(bad), "extra", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "extra:1"));
+    const char *noclass = "violent \\bgore\\b\n";
+    assert_int_equal(horde_safety_add(s, noclass, strlen(noclass), "extra", msg, sizeof msg), -1);
+    horde_safety_free(s);
+}
+
+/* ---- sessions ---- */
+
+/* `gesso generate` for these settings into dir/NAME.png, then the upload of
+   id compared with it pixel for pixel. */
+static void same_as_cli(const char *id, const char *name, const char *args, int index)
+{
+    char cmd[1200], png[240];
+    snprintf(cmd, sizeof cmd,
+             "'%s' generate -m %s/models/tiny-sd15.safetensors %s -t 2 -q -o %s/%s.png "
+             ">/dev/null 2>&1",
+             GS_GESSO_BIN, dir, args, dir, name);
+    if (index <= 0) /* -1: one image; 0: the first of a batch (the CLI writes both) */
+        assert_int_equal(system(cmd), 0);
+    snprintf(png, sizeof png, "%s/%s%s.png", dir, name,
+             index < 0 ? "" : (index == 0 ? "-0" : "-1"));
+    const fake_upload *u = fake_horde_upload(&fh, id);
+    assert_non_null(u);
+    gs_image *got = NULL, *want = NULL;
+    char msg[256];
+    gs_status st = gs_image_load_memory(u->data, u->len, &got, msg, sizeof msg);
+    if (st != GS_OK)
+        fprintf(stderr, "%s: %zu bytes: %s\n", id, u->len, msg);
+    assert_int_equal(st, GS_OK);
+    assert_int_equal(gs_image_load(png, &want, msg, sizeof msg), GS_OK);
+    assert_int_equal(got->width, want->width);
+    assert_int_equal(got->height, want->height);
+    assert_int_equal(got->channels, want->channels);
+    size_t n = (size_t)got->width * got->height * got->channels;
+    assert_memory_equal(got->pixels, want->pixels, n);
+    gs_image_free(got);
+    gs_image_free(want);
+}
+
+/* A 64x64 gradient as WebP: base64 for the payload, and a file for the CLI. */
+static char *source_image(const char *path)
+{
+    gs_image img = {64, 64, 3, malloc(64 * 64 * 3)};
+    for (int y = 0; y < 64; y++)
+        for (int x = 0; x < 64; x++) {
+            uint8_t *p = img.pixels + (y * 64 + x) * 3;
+            p[0] = (uint8_t)(x * 4), p[1] = (uint8_t)(y * 4), p[2] = (uint8_t)((x + y) * 2);
+        }
+    unsigned char *webp;
+    size_t len;
+    assert_int_equal(horde_webp_encode(&img, &webp, &len), 0);
+    free(img.pixels);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(webp, 1, len, f), len);
+    fclose(f);
+    char *b64 = base64_encode(webp, len);
+    free(webp);
+    return b64;
+}
+
+static void script_job(const char *const *ids, int n, const char *payload, const char *extra)
+{
+    char *j = fake_horde_job(&fh, ids, n, payload, extra);
+    fake_horde_script(&fh, 200, j, 0);
+    free(j);
+}
+
+static void session_of_mixed_jobs(void **state)
+{
+    (void)state;
+    char src[200];
+    snprintf(src, sizeof src, "%s/source.webp", dir);
+    char *b64 = source_image(src);
+    char *extra = malloc(strlen(b64) + 100);
+    snprintf(extra, strlen(b64) + 100, ",\"source_image\":\"%s\",\"source_processing\":\"img2img\"",
+             b64);
+    free(b64);
+
+    fake_horde_script(&fh, 403, "{\"message\":\"This worker has been put into maintenance mode\"}",
+                      0);
+    script_job((const char *const[]){"a-txt2img"}, 1,
+               "\"prompt\":\"a red fox###blurry\",\"sampler_name\":\"k_euler_a\",\"karras\":false,"
+               "\"seed\":\"42\",\"ddim_steps\":3,\"cfg_scale\":7,\"width\":64,\"height\":64,"
+               "\"n_iter\":1",
+               "");
+    /* slow, and too slow: GESSO_HORDE_FAST gives up on a pop after 2 s */
+    fake_horde_script(&fh, 200, "{\"id\":null,\"ids\":[],\"skipped\":{}}", 1000);
+    fake_horde_script(&fh, 200, "{\"id\":null,\"ids\":[],\"skipped\":{}}", 3000);
+    script_job((const char *const[]){"b-img2img"}, 1,
+               "\"prompt\":\"a lighthouse\",\"sampler_name\":\"k_dpmpp_2m\",\"karras\":true,"
+               "\"seed\":\"the little seed\",\"ddim_steps\":4,\"cfg_scale\":6,\"width\":64,"
+               "\"height\":64,\"denoising_strength\":0.5,\"n_iter\":1",
+               extra);
+    free(extra);
+    script_job((const char *const[]){"c-batch-0", "c-batch-1"}, 2,
+               "\"prompt\":\"two cats\",\"sampler_name\":\"k_euler\",\"karras\":false,\"seed\":"
+               "\"7\",\"ddim_steps\":2,\"cfg_scale\":7,\"width\":64,\"height\":64,\"n_iter\":2",
+               "");
+    fake_horde_script(&fh, 200, "{\"id\":\"d-malformed\",\"payload\":\"not an object\"}", 0);
+    script_job((const char *const[]){"e-hires"}, 1,
+               "\"prompt\":\"x\",\"hires_fix\":true,\"seed\":\"1\",\"ddim_steps\":2", "");
+    script_job((const char *const[]){"f-upload-500"}, 1,
+               "\"prompt\":\"a boat\",\"sampler_name\":\"k_lms\",\"seed\":\"5\",\"ddim_steps\":2,"
+               "\"width\":64,\"height\":64",
+               "");
+    script_job((const char *const[]){"g-gone"}, 1,
+               "\"prompt\":\"a tree\",\"seed\":\"6\",\"ddim_steps\":2,\"width\":64,\"height\":64",
+               "");
+    script_job((const char *const[]){"i-csam"}, 1,
+               "\"prompt\":\"naked child###adult\",\"seed\":\"2\",\"ddim_steps\":2,"
+               "\"width\":64,\"height\":64",
+               "");
+    script_job((const char *const[]){"h-after"}, 1,
+               "\"prompt\":\"a house\",\"sampler_name\":\"k_heun\",\"seed\":\"8\",\"ddim_steps\":2,"
+               "\"width\":64,\"height\":64",
+               "");
+    snprintf(fh.put_fail_once, sizeof fh.put_fail_once, "f-upload-500");
+    snprintf(fh.submit_gone, sizeof fh.submit_gone, "g-gone");
+    /* the bridge needs a second image for n_iter 2 */
+    char cfg[200];
+    snprintf(cfg, sizeof cfg, "%s/bridgeData.yaml", dir);
+    FILE *f = fopen(cfg, "a");
+    fprintf(f, "max_batch: 2\n");
+    fclose(f);
+    /* ports 50000..59999, clear of the other suites' ranges */
+    int port = 50000 + (int)(getpid() % 10000);
+    start_bridge_port(port);
+
+    const fake_submit *s = submitted("a-txt2img", 120000);
+    assert_string_equal(s->state, "ok");
+    assert_true(s->r2);
+    assert_int_equal(s->seed, 42);
+    s = submitted("b-img2img", 120000);
+    assert_string_equal(s->state, "ok");
+    assert_int_equal(s->seed, 6579557); /* the text seed, by the Horde's rule */
+    for (int i = 0; i < 2; i++) {
+        s = submitted(i ? "c-batch-1" : "c-batch-0", 120000);
+        assert_string_equal(s->state, "ok");
+        assert_int_equal(s->seed, 7); /* one seed, batch positions 0 and 1 */
+    }
+    s = submitted("d-malformed", 60000);
+    assert_string_equal(s->state, "faulted");
+    assert_non_null(strstr(s->ref, "malformed"));
+    s = submitted("e-hires", 60000);
+    assert_string_equal(s->state, "faulted");
+    assert_non_null(strstr(s->ref, "hires_fix"));
+    s = submitted("f-upload-500", 120000);
+    assert_string_equal(s->state, "ok"); /* the retry went through */
+    assert_int_equal(fh.put_failed, 1);
+    s = submitted("i-csam", 120000); /* refused by the prompt filter, nothing generated */
+    assert_string_equal(s->state, "csam");
+    assert_null(fake_horde_upload(&fh, "i-csam"));
+    s = submitted("h-after", 120000); /* g's 404 did not stop the bridge */
+    assert_string_equal(s->state, "ok");
+    assert_null(fake_horde_wait_submit(&fh, "g-gone", 0)); /* 404: not recorded, not retried */
+    /* /metrics: 6 images ok (a, b, c x2, f, h), 2 faulted (d, e), 1 csam (i), g dropped,
+       10.5 kudos for each of the 9 submits taken */
+    char base[64], *metrics = NULL;
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
+    assert_int_equal(test_http(base, dir, "GET", "/metrics", NULL, &metrics), 200);
+    assert_non_null(strstr(metrics, "gesso_horde_jobs_total{state=\"ok\"} 6\n"));
+    assert_non_null(strstr(metrics, "gesso_horde_jobs_total{state=\"faulted\"} 2\n"));
+    assert_non_null(strstr(metrics, "gesso_horde_dropped_total 1\n"));
+    assert_non_null(strstr(metrics, "gesso_horde_jobs_total{state=\"csam\"} 1\n"));
+    assert_non_null(strstr(metrics, "gesso_horde_kudos_total 94.50\n"));
+    free(metrics);
+    assert_int_equal(kill(bridge, SIGTERM), 0);
+    assert_int_equal(wait_bridge(30000), 0);
+    no_violations();
+    assert_true(log_contains("pop refused (403)"));
+    assert_true(log_contains("pop failed: Timeout")); /* the 3 s reply, given up on */
+    assert_true(log_contains("upload failed (status 500), try 1"));
+    assert_true(log_contains("submit refused (404)"));
+    assert_true(log_contains("dynamic_models")); /* warned about, not fatal */
+    assert_true(log_contains("Not On Disk"));    /* not offered, with a warning */
+
+    same_as_cli("a-txt2img", "a",
+                "-p 'a red fox' -n blurry --sampler euler_a -s 42 --steps 3 --cfg-scale 7 "
+                "-W 64 -H 64",
+                -1);
+    char args[600];
+    snprintf(args, sizeof args,
+             "-p 'a lighthouse' --sampler dpmpp_2m --scheduler karras -s 6579557 --steps 4 "
+             "--cfg-scale 6 -W 64 -H 64 -i %s --strength 0.5",
+             src);
+    same_as_cli("b-img2img", "b", args, -1);
+    const char *c_args = "-p 'two cats' --sampler euler -s 7 --steps 2 --cfg-scale 7 -W 64 "
+                         "-H 64 -b 2";
+    same_as_cli("c-batch-0", "c", c_args, 0);
+    same_as_cli("c-batch-1", "c", c_args, 1);
+}
+
+/* The pid of the bridge's generation child, waiting up to timeout_ms. */
+static pid_t child_of_bridge(int timeout_ms)
+{
+    pid_t kids[4];
+    for (int64_t end = test_mono_ms() + timeout_ms; test_mono_ms() < end; test_sleep_ms(20))
+        if (test_children(bridge, kids, 4) == 1)
+            return kids[0];
+    return -1;
+}
+
+static const char *slow_job = "\"prompt\":\"slow\",\"seed\":\"3\",\"ddim_steps\":400,"
+                              "\"width\":64,\"height\":64";
+static const char *quick_job = "\"prompt\":\"quick\",\"seed\":\"4\",\"ddim_steps\":2,"
+                               "\"width\":64,\"height\":64";
+
+static void wait_popped(int n)
+{
+    for (int64_t end = test_mono_ms() + 30000; test_mono_ms() < end; test_sleep_ms(20)) {
+        pthread_mutex_lock(&fh.mu);
+        int next = fh.next;
+        pthread_mutex_unlock(&fh.mu);
+        if (next >= n)
+            return;
+    }
+    fail_msg("the bridge did not pop");
+}
+
+static void child_killed_mid_job(void **state)
+{
+    (void)state;
+    script_job((const char *const[]){"k-killed"}, 1, slow_job, "");
+    script_job((const char *const[]){"k-next"}, 1, quick_job, "");
+    start_bridge();
+    wait_popped(1);
+    pid_t child = child_of_bridge(10000);
+    assert_true(child > 0);
+    test_sleep_ms(1500); /* into the job: loading and the first steps */
+    assert_int_equal(kill(child, SIGKILL), 0);
+    const fake_submit *s = submitted("k-killed", 30000);
+    assert_string_equal(s->state, "faulted");
+    assert_non_null(strstr(s->ref, "died"));
+    s = submitted("k-next", 120000);
+    assert_string_equal(s->state, "ok");
+    assert_int_equal(test_wait_gone(child, 1000), 0);
+    assert_true(child_of_bridge(1000) != child); /* a new child ran k-next */
+    assert_int_equal(kill(bridge, SIGTERM), 0);
+    assert_int_equal(wait_bridge(30000), 0);
+    no_violations();
+}
+
+static void sigterm_finishes_the_job(void **state)
+{
+    (void)state;
+    script_job((const char *const[]){"t-finish"}, 1,
+               "\"prompt\":\"finish me\",\"seed\":\"9\",\"ddim_steps\":6,\"width\":64,"
+               "\"height\":64",
+               "");
+    script_job((const char *const[]){"t-never"}, 1, quick_job, "");
+    start_bridge();
+    wait_popped(1);
+    test_sleep_ms(300);
+    assert_int_equal(kill(bridge, SIGTERM), 0);
+    assert_int_equal(wait_bridge(120000), 0);
+    const fake_submit *s = submitted("t-finish", 0);
+    assert_string_equal(s->state, "ok");
+    assert_non_null(fake_horde_upload(&fh, "t-finish"));
+    assert_int_equal(fh.next, 1); /* nothing popped after the signal */
+    no_violations();
+}
+
+static void second_signal_faults_the_job(void **state)
+{
+    (void)state;
+    script_job((const char *const[]){"t-abandoned"}, 1, slow_job, "");
+    start_bridge();
+    wait_popped(1);
+    test_sleep_ms(300);
+    assert_int_equal(kill(bridge, SIGTERM), 0);
+    test_sleep_ms(300);
+    assert_int_equal(kill(bridge, SIGINT), 0);
+    int64_t t0 = test_mono_ms();
+    assert_int_equal(wait_bridge(30000), 0);
+    assert_true(test_mono_ms() - t0 < 10000); /* not the 400 steps */
+    const fake_submit *s = submitted("t-abandoned", 0);
+    assert_string_equal(s->state, "faulted");
+    no_violations();
+}
+
+static void unauthorised_exits(void **state)
+{
+    (void)state;
+    fake_horde_script(&fh, 401, "{\"message\":\"No user matching sent API Key.\"}", 0);
+    script_job((const char *const[]){"u-never"}, 1, quick_job, "");
+    start_bridge();
+    assert_int_equal(wait_bridge(30000), 1);
+    assert_int_equal(fh.n_submits, 0);
+    assert_int_equal(fh.next, 1);
+    no_violations();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(config_keys),
+        cmocka_unit_test(prompt_filter),
+        cmocka_unit_test_setup_teardown(seeds_and_payloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(session_of_mixed_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(child_killed_mid_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(sigterm_finishes_the_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(second_signal_faults_the_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(unauthorised_exits, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
