@@ -10,7 +10,10 @@
 
 #include "horde/config.h"
 
-#define HORDE_PROJECT_URL "https://github.com/gesso-engine/gesso"
+#ifndef GESSO_PROJECT_URL /* set by CMake (-DGESSO_PROJECT_URL=...) */
+#define GESSO_PROJECT_URL "https://github.com/gesso-engine/gesso"
+#endif
+#define HORDE_PROJECT_URL GESSO_PROJECT_URL
 #define HORDE_BRIDGE_AGENT "gesso:" GESSO_VERSION ":" HORDE_PROJECT_URL
 
 /* What this build can run when the Horde asks (the pop flags' upper bound). */
