@@ -7,6 +7,12 @@
  * headers, body), the writing side then shut. The reply is read until the
  * server closes or a short wait ends (event streams and long polls never
  * end on their own). A crash on the server's threads is this process's.
+ *
+ * With no workers no job ends, and the calls that wait for their job
+ * (A1111's txt2img, OpenAI's generations, ?wait=, event streams) would keep
+ * their connections parked until every slot is taken; every CANCEL_EVERY
+ * inputs the harness cancels the queued jobs through the API, which ends
+ * those waits.
  */
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
@@ -27,6 +33,7 @@
    and long polls never end: a reply must start within REPLY_FIRST_MS and
    go on without a pause of REPLY_WAIT_MS, or the connection is reset. */
 #define REPLY_FIRST_MS 30
+#define CANCEL_EVERY 100
 #define REPLY_WAIT_MS 200
 
 static serve_options opts;
@@ -64,7 +71,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     opts.max_body_memory = 4u << 20;
     opts.header_timeout_s = 2;
     opts.request_timeout_s = 5;
-    opts.max_queued = 0; /* no workers: the queue only grows */
+    opts.max_queued = 0; /* no workers: the queue only grows (cancel_queued empties it) */
+    opts.max_per_ip = 0; /* every connection comes from 127.0.0.1 */
     pthread_t th;
     if (pthread_create(&th, NULL, serve, NULL) != 0)
         abort();
@@ -128,6 +136,66 @@ static void read_reply(int fd, int head)
     }
 }
 
+/* A connection to the server, closed with a reset (thousands a second
+   would otherwise use up the local ports in TIME_WAIT); -1 on failure. */
+static int dial(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends a whole request with Connection: close; the reply into out (NUL-terminated). */
+static void roundtrip(const char *req, char *out, size_t cap)
+{
+    out[0] = '\0';
+    int fd = dial();
+    if (fd < 0)
+        return;
+    size_t n = 0;
+    if (send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req)) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        ssize_t k;
+        while (n + 1 < cap && poll(&pf, 1, 2000) > 0 && (k = recv(fd, out + n, cap - 1 - n, 0)) > 0)
+            n += (size_t)k;
+    }
+    out[n] = '\0';
+    close(fd);
+}
+
+/* Cancels every queued job (DELETE /v1/jobs/ID), which ends the waits on them. */
+static void cancel_queued(void)
+{
+    static char reply[1 << 20];
+    char req[256], ignored[4096];
+    for (int round = 0; round < 50; round++) {
+        roundtrip("GET /v1/jobs?status=queued&limit=100 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  "Connection: close\r\n\r\n",
+                  reply, sizeof reply);
+        int n = 0;
+        for (const char *p = reply; (p = strstr(p, "\"id\":\"")); n++) {
+            p += 6;
+            size_t len = strcspn(p, "\"");
+            snprintf(
+                req, sizeof req,
+                "DELETE /v1/jobs/%.*s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                (int)(len < 64 ? len : 64), p);
+            roundtrip(req, ignored, sizeof ignored);
+        }
+        if (n == 0)
+            return;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > (2u << 20))
@@ -136,17 +204,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
        request (libmicrohttpd waits for more): not worth a connection */
     if (!memmem(data, size, "\r\n\r\n", 4) && !memmem(data, size, "\n\n", 2))
         return -1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        abort();
-    /* closed with a reset: thousands of connections a second would otherwise
-       use up the local ports in TIME_WAIT */
-    struct linger lg = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        abort(); /* the server no longer accepts */
+    static unsigned long inputs;
+    if (++inputs % CANCEL_EVERY == 0)
+        cancel_queued();
+    int fd = dial();
+    if (fd < 0) {
+        cancel_queued();
+        if ((fd = dial()) < 0)
+            abort(); /* the server no longer accepts */
+    }
     for (size_t off = 0; off < size;) {
         ssize_t n = send(fd, data + off, size - off, MSG_NOSIGNAL);
         if (n <= 0)
