@@ -33,8 +33,8 @@
    and long polls never end: a reply must start within REPLY_FIRST_MS and
    go on without a pause of REPLY_WAIT_MS, or the connection is reset. */
 #define REPLY_FIRST_MS 30
-#define CANCEL_EVERY 100
 #define REPLY_WAIT_MS 200
+#define CANCEL_EVERY 100 /* inputs between two cancel_queued calls */
 
 static serve_options opts;
 static int port;
