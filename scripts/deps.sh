@@ -2,7 +2,9 @@
 # Installs the Debian packages gesso builds and tests with (skips what is present).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config zlib1g-dev libjansson-dev libpng-dev libjpeg-dev
-      libwebp-dev libdnnl-dev libunistring-dev libcmocka-dev libsqlite3-dev sqlite3 libpq-dev postgresql libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev libpcre2-dev curl procps clang-format git)
+      libwebp-dev libdnnl-dev libunistring-dev libcmocka-dev libsqlite3-dev sqlite3 libpq-dev postgresql libmicrohttpd-dev
+      libyaml-dev libcurl4-openssl-dev libpcre2-dev curl procps clang-format git
+      clang libclang-rt-14-dev libomp-14-dev)  # the last three: scripts/fuzz.sh (libFuzzer)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -32,8 +32,10 @@ int gemm_bf16_preferred(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
+#if !defined(__clang__) || __clang_major__ >= 16 /* clang 14 (the fuzz build) lacks the name */
     if (__builtin_cpu_supports("amx-bf16"))
         return 1;
+#endif
     return __builtin_cpu_is("amd") && __builtin_cpu_supports("avx512bf16");
 #else
     return 0;

@@ -142,6 +142,8 @@ static gs_status chunk_prompt(const clip_tokenizer *tok, const char *prompt, chu
             continue;
         }
         const prompt_run *run = &runs.runs[r];
+        if (run->len == 0) /* no tokens; and runs.text.v is NULL when no run has text */
+            continue;
         if (encode_utf8(runs.text.v + run->off, run->len, &text, &text_cap) != 0)
             goto oom;
         size_t n = 0;
