@@ -5,7 +5,10 @@
  * rows and bytes per job through a whole life cycle (submit, claim, a
  * heartbeat per step, finish).
  *
- *   store_bench [--iterations N] [--backlog N] [--jobs N] [--pg URL]
+ *   store_bench [--iterations N] [--backlog N] [--jobs N] [--pg URL] [--only wake]
+ *
+ * and how soon an idle worker on another connection claims a job just
+ * submitted: woken by LISTEN/NOTIFY, or polling.
  *
  * PostgreSQL is a throwaway server with the durability settings of a real
  * installation (tests/pg_server.c) unless --pg names a database to use (its
@@ -14,6 +17,7 @@
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +178,111 @@ static void latency(engine *e, int backlog, int iterations)
     store_close(s);
 }
 
+/* ---- an idle worker woken: submit → claim across connections ---- */
+
+/* One worker thread on its own connection, idle between jobs as gesso
+   worker is: it claims, and when the queue is empty it waits for a
+   notification (notify) or sleeps a poll interval, then claims again. The
+   main thread submits one job at a time once the worker is idle and times
+   submit → claimed. */
+typedef struct waker {
+    const engine *e;
+    int notify, poll_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int ready, claimed, stop;
+    double claimed_at;
+} waker;
+
+static void drop_change(void *user, char kind, const char *id)
+{
+    (void)kind, (void)id;
+    ++*(int *)user;
+}
+
+static void *wake_worker(void *arg)
+{
+    waker *w = arg;
+    job_store *s = open_store(w->e);
+    svc_error err = {0};
+    int listening = 0;
+    if (w->notify && store_listen(s, STORE_LISTEN_QUEUED, &listening, &err) != GS_OK)
+        die("listen", &err);
+    pthread_mutex_lock(&w->mu);
+    w->ready = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    while (!w->stop) {
+        job_record r;
+        int got, news = 0;
+        if (store_claim(s, "w1", NULL, 0, 1000, 15000, 60000, &r, &got, &err) != GS_OK)
+            die("claim", &err);
+        if (got) {
+            double t = now_s();
+            job_record_clear(&r);
+            pthread_mutex_lock(&w->mu);
+            w->claimed_at = t;
+            w->claimed = 1;
+            pthread_cond_signal(&w->cond);
+            pthread_mutex_unlock(&w->mu);
+            continue;
+        }
+        if (!listening) {
+            usleep((useconds_t)w->poll_ms * 1000);
+            continue;
+        }
+        if (store_changes(s, drop_change, &news, NULL, &err) != GS_OK)
+            die("changes", &err);
+        if (news)
+            continue;
+        struct pollfd p = {.fd = store_listen_fd(s), .events = POLLIN};
+        if (poll(&p, 1, 200) > 0 && store_changes(s, drop_change, &news, NULL, &err) != GS_OK)
+            die("changes", &err);
+    }
+    store_close(s);
+    return NULL;
+}
+
+static void wake_latency(engine *e, int notify, int poll_ms, int iterations)
+{
+    fresh(e);
+    job_store *s = open_store(e);
+    svc_error err = {0};
+    waker w = {.e = e, .notify = notify, .poll_ms = poll_ms};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, wake_worker, &w);
+    pthread_mutex_lock(&w.mu);
+    while (!w.ready)
+        pthread_cond_wait(&w.cond, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    double *lat = malloc(sizeof(double) * (size_t)iterations);
+    int warm = iterations / 10;
+    for (int i = -warm; i < iterations; i++) {
+        usleep(3000); /* the worker has found the queue empty and waits */
+        char id[JOB_ID_LEN + 1];
+        double t0 = now_s();
+        if (store_submit(s, "", "sd-v1-5", 0, params, 10.5, 1000 + i, id, NULL, &err) != GS_OK)
+            die("submit", &err);
+        pthread_mutex_lock(&w.mu);
+        while (!w.claimed)
+            pthread_cond_wait(&w.cond, &w.mu);
+        w.claimed = 0;
+        double dt = w.claimed_at - t0;
+        pthread_mutex_unlock(&w.mu);
+        if (i >= 0)
+            lat[i] = dt;
+    }
+    w.stop = 1;
+    pthread_join(t, NULL);
+    char what[32];
+    snprintf(what, sizeof what, notify ? "woken by NOTIFY" : "polling %d ms", poll_ms);
+    print_ms(e->name, what, 0, lat, iterations);
+    free(lat);
+    store_close(s);
+}
+
 /* ---- claims per second ---- */
 
 typedef struct claimer {
@@ -315,6 +424,7 @@ int main(int argc, char **argv)
 {
     int iterations = 2000, backlog = 10000, jobs = 4000;
     const char *pg_url = NULL;
+    int only_wake = 0; /* --only wake: the idle worker's wake-up alone */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--iterations") == 0)
             iterations = (int)strtol(argv[i + 1], NULL, 10);
@@ -324,6 +434,8 @@ int main(int argc, char **argv)
             jobs = (int)strtol(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--pg") == 0)
             pg_url = argv[i + 1];
+        else if (strcmp(argv[i], "--only") == 0)
+            only_wake = strcmp(argv[i + 1], "wake") == 0;
     }
     if (iterations < 10 || jobs < 1 || backlog < 0) {
         fprintf(stderr,
@@ -350,16 +462,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "store_bench: %s\n", own->why);
         return 1;
     }
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 3 && !only_wake; k++) {
         latency(&engines[k], 0, iterations);
         latency(&engines[k], backlog, iterations);
     }
+    for (int k = 1; k < 3; k++) /* an idle worker's wake-up: PostgreSQL only (SQLite polls) */
+        wake_latency(&engines[k], 1, 0, iterations / 4);
+    wake_latency(&engines[2], 0, 50, iterations / 20);
+    if (only_wake)
+        goto done;
     for (int k = 0; k < 3; k++) {
         throughput(&engines[k], jobs, 0);
         throughput(&engines[k], jobs, 1);
     }
     for (int k = 0; k < 2; k++)
         footprint(&engines[k], jobs);
+done:
     if (own)
         pg_server_stop(own);
     char cmd[128];

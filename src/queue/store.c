@@ -323,6 +323,27 @@ gs_status store_workers_list(job_store *s, int64_t since_ms, worker_record **out
     return s->ops->workers_list(s, since_ms, out, n, err);
 }
 
+gs_status store_listen(job_store *s, store_listen_what what, int *supported, svc_error *err)
+{
+    *supported = s->ops->listen != NULL;
+    return *supported ? s->ops->listen(s, what, err) : GS_OK;
+}
+
+int store_listen_fd(job_store *s)
+{
+    return s->ops->listen_fd ? s->ops->listen_fd(s) : -1;
+}
+
+gs_status store_changes(job_store *s, void (*fn)(void *user, char kind, const char *id), void *user,
+                        int *n, svc_error *err)
+{
+    int dummy;
+    if (!n)
+        n = &dummy;
+    *n = 0;
+    return s->ops->changes ? s->ops->changes(s, fn, user, n, err) : GS_OK;
+}
+
 int job_id_ok(const char *s)
 {
     size_t n = strlen(s);

@@ -26,6 +26,9 @@ typedef struct pg_store {
     const char *prepared[PG_MAX_STATEMENTS];
     int n_prepared;
     int session_ended; /* the server said it ended the session: reconnect */
+    int listening;     /* LISTEN was asked for (listen_what says on what): again after a reset */
+    store_listen_what listen_what;
+    int missed; /* the connection was made anew since the last store_changes */
 } pg_store;
 
 static inline pg_store *pgs(job_store *s)
@@ -109,6 +112,15 @@ gs_status pgs_stats(job_store *js, const char *owner, int64_t since_ms, int max_
 gs_status pgs_disk_bytes(job_store *js, int64_t *bytes, svc_error *err);
 gs_status pgs_purge(job_store *js, int64_t before_ms, void (*fn)(void *user, const char *id),
                     void *user, int *n, svc_error *err);
+
+/* ---- change notifications (store_pg_notify.c) ---- */
+gs_status pgs_listen(job_store *js, store_listen_what what, svc_error *err);
+int pgs_listen_fd(job_store *js);
+gs_status pgs_changes(job_store *js, void (*fn)(void *user, char kind, const char *id), void *user,
+                      int *n, svc_error *err);
+/* After a reset: listens again on the new session (notifications sent in
+   between are lost: the next store_changes says so). 0, or -1. */
+int pgs_relisten(pg_store *s);
 
 /* ---- store_pg_workers.c ---- */
 gs_status pgs_worker_report(job_store *js, const char *name, int pid, const char *models_json,
