@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "pg_server.h"
+#include "queue/blob_store.h"
 #include "queue/store.h"
 
 #define CLAIMERS 8
@@ -72,7 +73,7 @@ typedef struct engine {
 static void pg_drop_tables(const char *url)
 {
     PGconn *c = PQconnectdb(url);
-    PGresult *r = PQexec(c, "DROP TABLE IF EXISTS jobs, workers, meta");
+    PGresult *r = PQexec(c, "DROP TABLE IF EXISTS jobs, workers, meta, blobs");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         fprintf(stderr, "store_bench: %s", PQerrorMessage(c));
         exit(1);
@@ -420,6 +421,76 @@ static void footprint(engine *e, int jobs)
     store_close(s);
 }
 
+/* PostgreSQL with its blobs in the database (blob_pg.c): a job's rows and
+   bytes with a result image and a preview per step, and the write-ahead log
+   it costs (what a replica or a backup ships). Random bytes stand in for
+   the PNGs, which do not compress either. */
+#define RESULT_PNG 420000 /* a 512x512 SD1.5 PNG: 350-450 KB */
+#define PREVIEW_PNG 8000  /* the 64x64 latent preview */
+
+static int64_t pg_value(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQexec(c, sql);
+    int64_t v = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+static void footprint_blobs(engine *e, int jobs)
+{
+    fresh(e);
+    job_store *s = open_store(e);
+    blob_store *b;
+    svc_error err = {0};
+    if (blob_open(e->url, &b, &err) != GS_OK)
+        die("blob open", &err);
+    unsigned char *png = malloc(RESULT_PNG);
+    uint32_t x = 1;
+    for (int i = 0; i < RESULT_PNG; i++) {
+        x = x * 1664525u + 1013904223u;
+        png[i] = (unsigned char)(x >> 24);
+    }
+    int64_t empty = bytes_of(s);
+    int64_t wal0 = pg_value(e->url, "SELECT pg_current_wal_insert_lsn() - '0/0'");
+    double t0 = now_s();
+    for (int i = 0; i < jobs; i++) {
+        job_record r;
+        char id[JOB_ID_LEN + 1];
+        int got, rec, cancel, lost;
+        if (store_submit(s, "key1", "sd-v1-5", 0, params, 10.5, i, id, NULL, &err) != GS_OK ||
+            store_claim(s, "w1", NULL, 0, 1000, 15000, 60000, &r, &got, &err) != GS_OK || !got)
+            die("submit/claim", &err);
+        for (int k = 1; k <= STEPS; k++) {
+            job_progress p = {k, STEPS, k, (STEPS - k) * 4.1};
+            png[0] = (unsigned char)k;
+            if (blob_put(b, r.id, BLOB_PREVIEW, 0, png, PREVIEW_PNG, &err) != GS_OK ||
+                store_heartbeat(s, r.id, "w1", 1000 + k, 15000, &p, &cancel, &lost, &err) != GS_OK)
+                die("preview/heartbeat", &err);
+        }
+        if (blob_put(b, r.id, BLOB_IMAGE, 0, png, RESULT_PNG, &err) != GS_OK ||
+            store_finish(s, r.id, "w1", JOB_SUCCEEDED, result, NULL, 2000, &rec, &err) != GS_OK)
+            die("result", &err);
+        job_record_clear(&r);
+    }
+    double dt = now_s() - t0;
+    int64_t wal = pg_value(e->url, "SELECT pg_current_wal_insert_lsn() - '0/0'") - wal0;
+    int64_t done = bytes_of(s);
+    long hot, updates;
+    pg_vacuum(e->url, &hot, &updates);
+    int64_t rows = pg_value(e->url, "SELECT count(*) FROM blobs");
+    printf("%-8s blobs in the database, %d jobs (a %d B result, %d previews of %d B each):"
+           " %.0f B/job (%.2f x the image), %.1f blob rows/job, after VACUUM %.0f B/job;"
+           " WAL %.0f B/job; %.1f ms/job\n",
+           e->name, jobs, RESULT_PNG, STEPS, PREVIEW_PNG, (double)(done - empty) / jobs,
+           (double)(done - empty) / jobs / RESULT_PNG, (double)rows / jobs,
+           (double)(bytes_of(s) - empty) / jobs, (double)wal / jobs, dt * 1e3 / jobs);
+    free(png);
+    blob_close(b);
+    store_close(s);
+}
+
 int main(int argc, char **argv)
 {
     int iterations = 2000, backlog = 10000, jobs = 4000;
@@ -477,6 +548,7 @@ int main(int argc, char **argv)
     }
     for (int k = 0; k < 2; k++)
         footprint(&engines[k], jobs);
+    footprint_blobs(&engines[1], jobs / 20 > 10 ? jobs / 20 : 10);
 done:
     if (own)
         pg_server_stop(own);

@@ -2,7 +2,8 @@
  * test_fleet - several `gesso serve` front ends and workers sharing one real
  * PostgreSQL (tests/pg_server.c), as machines of a fleet would: events of a
  * job reach an event stream on a front end other than the one that took it,
- * live (LISTEN/NOTIFY).
+ * live (LISTEN/NOTIFY), and any front end serves its images (blobs in the
+ * database).
  */
 #include "testutil.h"
 
@@ -128,6 +129,13 @@ static void events_reach_another_front_end(void **state)
     json_t *j = test_get_job(b.base, b.dir, NULL, id);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
     json_decref(j);
+    /* the image is in the database: B serves it, the same bytes as A */
+    snprintf(path, sizeof path, "/v1/jobs/%s/images/0", id);
+    assert_int_equal(test_http(b.base, b.dir, "GET", path, NULL, NULL), 200);
+    assert_int_equal(test_http(a.base, a.dir, "GET", path, NULL, NULL), 200);
+    snprintf(cmd, sizeof cmd, "cmp -s '%s/resp' '%s/resp' && ! ls '%s'/data/results/*.png", a.dir,
+             b.dir, a.dir);
+    assert_int_equal(system(cmd), 0);
     free(blocker);
     free(id);
     front_stop(&a);

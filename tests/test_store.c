@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include "pg_server.h"
+#include "queue/blob_store.h"
+#include "queue/blob_sweep.h"
 #include "queue/store.h"
 
 /* The group's scratch directory (databases of file engines, files the cases
@@ -1312,7 +1314,7 @@ static void pg_concurrent_opens_create_the_schema_once(void **state)
         }
         PGconn *a = admin_conn(state);
         assert_int_equal(admin_long(a, "SELECT count(*) FROM meta"), 2); /* schema, channel */
-        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 2);
+        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 3);
         PQfinish(a);
     }
 }
@@ -1597,6 +1599,86 @@ static void pg_notifies_every_change(void **state)
     store_close(w);
 }
 
+/* ---- blobs in the database ---- */
+
+static void count_blob_job(void *user, const char *id)
+{
+    (void)id;
+    ++*(int *)user;
+}
+
+/* With PostgreSQL the blob store is the store's database (blob_pg.c): bytes
+   go in and come back exactly (every byte value, NULs too), a put replaces,
+   another handle (another machine) reads them, a blob over the reader's
+   limit is refused unread, the database's size counts them, and a sweep
+   lists only blobs old enough that their job's row must exist. */
+static void pg_blobs_in_the_database(void **state)
+{
+    job_store *s = fresh(state);
+    svc_error err = {0};
+    assert_true(store_holds_blobs(url_of(state)));
+    assert_false(store_holds_blobs("sqlite:/tmp/x.db"));
+    assert_false(store_holds_blobs("/tmp/x.db"));
+    blob_store *api, *worker;
+    assert_int_equal(blob_open(url_of(state), &api, &err), GS_OK);
+    assert_int_equal(blob_open(url_of(state), &worker, &err), GS_OK);
+    enum { BIG = 3 << 20 };
+    unsigned char *bytes = malloc(BIG);
+    uint32_t x = 12345;
+    for (int i = 0; i < BIG; i++) { /* no run a compressor could shorten */
+        x = x * 1664525u + 1013904223u;
+        bytes[i] = (unsigned char)(x >> 24);
+    }
+    for (int i = 0; i < 256; i++)
+        bytes[i] = (unsigned char)i;
+    char id[JOB_ID_LEN + 1];
+    store_new_id(store_clock_ms(), id);
+    int64_t before = 0, after = 0;
+    assert_int_equal(store_disk_bytes(s, &before, &err), GS_OK);
+    assert_int_equal(blob_put(api, id, BLOB_INPUT, 0, bytes, 256, &err), GS_OK);
+    assert_int_equal(blob_put(worker, id, BLOB_IMAGE, 1, bytes, BIG, &err), GS_OK);
+    assert_int_equal(blob_put(worker, id, BLOB_PREVIEW, 0, "pv", 2, &err), GS_OK);
+    assert_int_equal(blob_put(worker, id, BLOB_PREVIEW, 0, "pv2", 3, &err), GS_OK);
+    unsigned char *data;
+    size_t n;
+    assert_int_equal(blob_get(worker, id, BLOB_INPUT, 0, 256, &data, &n, &err), GS_OK);
+    assert_int_equal(n, 256);
+    assert_memory_equal(data, bytes, 256);
+    free(data);
+    assert_int_equal(blob_get(api, id, BLOB_IMAGE, 1, BIG, &data, &n, &err), GS_OK);
+    assert_int_equal(n, BIG);
+    assert_memory_equal(data, bytes, BIG);
+    free(data);
+    assert_int_equal(blob_get(api, id, BLOB_PREVIEW, 0, 100, &data, &n, &err), GS_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(data, "pv2", 3);
+    free(data);
+    assert_int_equal(blob_get(api, id, BLOB_IMAGE, 1, BIG - 1, &data, &n, &err), GS_ERR_IO);
+    assert_null(data);
+    assert_int_equal(blob_get(api, id, BLOB_IMAGE, 0, 100, &data, &n, &err),
+                     GS_ERR_INVALID_ARGUMENT);
+    assert_int_not_equal(blob_put(api, "../x", BLOB_IMAGE, 0, "x", 1, &err), GS_OK);
+    assert_int_equal(store_disk_bytes(s, &after, &err), GS_OK);
+    assert_true(after - before >= BIG);   /* the database holds the bytes, uncompressed */
+    assert_int_equal(blob_bytes(api), 0); /* counted there, not twice */
+    int jobs = 0;
+    assert_int_equal(blob_each_job(api, count_blob_job, &jobs, &err), GS_OK);
+    assert_int_equal(jobs, 0); /* put just now: maybe a submit in flight */
+    PGconn *a = admin_conn(state);
+    admin_exec(a, "UPDATE blobs SET put_ms = put_ms - 3600000");
+    assert_int_equal(blob_each_job(api, count_blob_job, &jobs, &err), GS_OK);
+    assert_int_equal(jobs, 1);
+    int removed = 0;
+    assert_int_equal(blob_sweep(api, s, &removed, &err), GS_OK); /* no such job */
+    assert_int_equal(removed, 1);
+    assert_int_equal(admin_long(a, "SELECT count(*) FROM blobs"), 0);
+    PQfinish(a);
+    free(bytes);
+    blob_close(api);
+    blob_close(worker);
+    store_close(s);
+}
+
 /* Cases every engine must pass: each gets the engine as its state. */
 static const struct CMUnitTest conformance[] = {
     cmocka_unit_test(priority_then_arrival),
@@ -1638,6 +1720,7 @@ static const struct CMUnitTest postgres_only[] = {
     cmocka_unit_test(pg_urls_and_passwords),
     cmocka_unit_test(pg_refuses_schemas_it_does_not_know),
     cmocka_unit_test(pg_notifies_every_change),
+    cmocka_unit_test(pg_blobs_in_the_database),
 };
 
 int main(void)

@@ -388,10 +388,13 @@ int serve_run(const serve_options *o)
         code = 2;
         goto out;
     }
+    /* a database server holds the blobs too: any front end serves any job's
+       images, and a worker elsewhere needs nothing but the URL */
+    int blobs_in_store = store_holds_blobs(s.store_url);
     snprintf(blob_url, sizeof blob_url, "%s/results", o->data_dir);
     mkdir(o->data_dir, 0755);
     if (store_open(s.store_url, &own, &err) != GS_OK || store_check(own, &err) != GS_OK ||
-        blob_open(blob_url, &s.blobs, &err) != GS_OK) {
+        blob_open(blobs_in_store ? s.store_url : blob_url, &s.blobs, &err) != GS_OK) {
         log_error("%s", err.msg);
         goto out;
     }
@@ -424,7 +427,7 @@ int serve_run(const serve_options *o)
     signal(SIGPIPE, SIG_IGN);
     supervisor_options so = {.self_exe = o->self_exe,
                              .store_url = s.store_url,
-                             .blob_url = blob_url,
+                             .blob_url = blobs_in_store ? NULL : blob_url,
                              .models_dir = o->models_dir,
                              .lora_dir = o->limits.lora_dir,
                              .workers = o->workers,

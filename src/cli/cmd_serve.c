@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api/server.h"
+#include "queue/store.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "support/log.h"
@@ -382,6 +383,8 @@ int cmd_worker(int argc, char **argv)
     }
     if (!o.store_url)
         o.store_url = getenv(WORKER_STORE_ENV);
+    if (!o.blob_url && o.store_url && store_holds_blobs(o.store_url))
+        o.blob_url = o.store_url; /* images go in the store's database */
     if (!o.store_url || !o.models_dir || !o.blob_url || !o.name) {
         fprintf(stderr, "gesso worker is started by gesso serve\n");
         return EXIT_USAGE;

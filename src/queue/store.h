@@ -70,6 +70,11 @@ typedef struct job_store job_store;
 GS_NODISCARD gs_status store_open(const char *url, job_store **out, svc_error *err);
 void store_close(job_store *s); /* s may be NULL */
 
+/* Whether the engine of url keeps a job's blobs in its own database (a
+   database server: blob_open takes the same URL), so that every machine
+   reaches them; else they are files beside the store. */
+int store_holds_blobs(const char *url);
+
 /* Queues a job; id gets its UUIDv7, *position its place among queued jobs (0 = next). */
 GS_NODISCARD gs_status store_submit(job_store *s, const char *owner, const char *model,
                                     int priority, const char *params_json, double megapixelsteps,

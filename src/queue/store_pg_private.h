@@ -54,6 +54,7 @@ gs_status pgs_fail(pg_store *s, svc_error *err, const char *what, const PGresult
    bind follow types, one letter each:
      i int   I int64_t   d double   s const char * (NULL binds SQL NULL)
      a text array: const char *const * then int (how many)
+     b bytes (bytea): const void * then int (how many)
    and must be of exactly those types (varargs convert nothing). The statement
    is prepared on first use, with those types. */
 
@@ -61,6 +62,10 @@ gs_status pgs_fail(pg_store *s, svc_error *err, const char *what, const PGresult
    NULL after a failure. */
 gs_status pgs_query(pg_store *s, svc_error *err, const char *what, PGresult **res, const char *sql,
                     const char *types, ...);
+/* pgs_query with every column of the result in binary (bytea as its bytes,
+   integers big-endian): for reading blobs. */
+gs_status pgs_query_binary(pg_store *s, svc_error *err, const char *what, PGresult **res,
+                           const char *sql, const char *types, ...);
 /* Runs a statement for its effect; *changes (may be NULL) gets the rows it
    inserted, updated or deleted. */
 gs_status pgs_run(pg_store *s, svc_error *err, const char *what, int *changes, const char *sql,

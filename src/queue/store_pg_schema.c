@@ -81,6 +81,18 @@ static const char *const migrations[] = {
     " END $$;"
     "CREATE TRIGGER jobs_changed AFTER INSERT OR UPDATE ON jobs"
     " FOR EACH ROW EXECUTE FUNCTION gesso_job_changed();",
+    /* 3: blobs (blob_pg.c): a job's inputs, result images and preview, so a
+       worker on another machine needs the database and nothing else. PNG and
+       JPEG do not compress: stored out of line without trying (EXTERNAL).
+       No key to jobs: inputs are put before their job's row exists. */
+    "CREATE TABLE blobs ("
+    " job_id text NOT NULL,"
+    " kind smallint NOT NULL,"
+    " idx smallint NOT NULL,"
+    " put_ms bigint NOT NULL,"
+    " data bytea NOT NULL,"
+    " PRIMARY KEY (job_id, kind, idx));"
+    "ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;",
 };
 
 #define SCHEMA_VERSION (int)(sizeof migrations / sizeof migrations[0])
