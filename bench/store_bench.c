@@ -5,7 +5,10 @@
  * rows and bytes per job through a whole life cycle (submit, claim, a
  * heartbeat per step, finish).
  *
- *   store_bench [--iterations N] [--backlog N] [--jobs N] [--pg URL]
+ *   store_bench [--iterations N] [--backlog N] [--jobs N] [--pg URL] [--only wake]
+ *
+ * and how soon an idle worker on another connection claims a job just
+ * submitted: woken by LISTEN/NOTIFY, or polling.
  *
  * PostgreSQL is a throwaway server with the durability settings of a real
  * installation (tests/pg_server.c) unless --pg names a database to use (its
@@ -14,6 +17,7 @@
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +26,7 @@
 #include <unistd.h>
 
 #include "pg_server.h"
+#include "queue/blob_store.h"
 #include "queue/store.h"
 
 #define CLAIMERS 8
@@ -68,7 +73,7 @@ typedef struct engine {
 static void pg_drop_tables(const char *url)
 {
     PGconn *c = PQconnectdb(url);
-    PGresult *r = PQexec(c, "DROP TABLE IF EXISTS jobs, workers, meta");
+    PGresult *r = PQexec(c, "DROP TABLE IF EXISTS jobs, workers, meta, blobs");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         fprintf(stderr, "store_bench: %s", PQerrorMessage(c));
         exit(1);
@@ -171,6 +176,111 @@ static void latency(engine *e, int backlog, int iterations)
     print_ms(e->name, "submit->claim", backlog, both, iterations);
     print_ms(e->name, "finish", backlog, finish, iterations);
     free(submit), free(claim), free(both), free(finish);
+    store_close(s);
+}
+
+/* ---- an idle worker woken: submit → claim across connections ---- */
+
+/* One worker thread on its own connection, idle between jobs as gesso
+   worker is: it claims, and when the queue is empty it waits for a
+   notification (notify) or sleeps a poll interval, then claims again. The
+   main thread submits one job at a time once the worker is idle and times
+   submit → claimed. */
+typedef struct waker {
+    const engine *e;
+    int notify, poll_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int ready, claimed, stop;
+    double claimed_at;
+} waker;
+
+static void drop_change(void *user, char kind, const char *id)
+{
+    (void)kind, (void)id;
+    ++*(int *)user;
+}
+
+static void *wake_worker(void *arg)
+{
+    waker *w = arg;
+    job_store *s = open_store(w->e);
+    svc_error err = {0};
+    int listening = 0;
+    if (w->notify && store_listen(s, STORE_LISTEN_QUEUED, &listening, &err) != GS_OK)
+        die("listen", &err);
+    pthread_mutex_lock(&w->mu);
+    w->ready = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    while (!w->stop) {
+        job_record r;
+        int got, news = 0;
+        if (store_claim(s, "w1", NULL, 0, 1000, 15000, 60000, &r, &got, &err) != GS_OK)
+            die("claim", &err);
+        if (got) {
+            double t = now_s();
+            job_record_clear(&r);
+            pthread_mutex_lock(&w->mu);
+            w->claimed_at = t;
+            w->claimed = 1;
+            pthread_cond_signal(&w->cond);
+            pthread_mutex_unlock(&w->mu);
+            continue;
+        }
+        if (!listening) {
+            usleep((useconds_t)w->poll_ms * 1000);
+            continue;
+        }
+        if (store_changes(s, drop_change, &news, NULL, &err) != GS_OK)
+            die("changes", &err);
+        if (news)
+            continue;
+        struct pollfd p = {.fd = store_listen_fd(s), .events = POLLIN};
+        if (poll(&p, 1, 200) > 0 && store_changes(s, drop_change, &news, NULL, &err) != GS_OK)
+            die("changes", &err);
+    }
+    store_close(s);
+    return NULL;
+}
+
+static void wake_latency(engine *e, int notify, int poll_ms, int iterations)
+{
+    fresh(e);
+    job_store *s = open_store(e);
+    svc_error err = {0};
+    waker w = {.e = e, .notify = notify, .poll_ms = poll_ms};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, wake_worker, &w);
+    pthread_mutex_lock(&w.mu);
+    while (!w.ready)
+        pthread_cond_wait(&w.cond, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    double *lat = malloc(sizeof(double) * (size_t)iterations);
+    int warm = iterations / 10;
+    for (int i = -warm; i < iterations; i++) {
+        usleep(3000); /* the worker has found the queue empty and waits */
+        char id[JOB_ID_LEN + 1];
+        double t0 = now_s();
+        if (store_submit(s, "", "sd-v1-5", 0, params, 10.5, 1000 + i, id, NULL, &err) != GS_OK)
+            die("submit", &err);
+        pthread_mutex_lock(&w.mu);
+        while (!w.claimed)
+            pthread_cond_wait(&w.cond, &w.mu);
+        w.claimed = 0;
+        double dt = w.claimed_at - t0;
+        pthread_mutex_unlock(&w.mu);
+        if (i >= 0)
+            lat[i] = dt;
+    }
+    w.stop = 1;
+    pthread_join(t, NULL);
+    char what[32];
+    snprintf(what, sizeof what, notify ? "woken by NOTIFY" : "polling %d ms", poll_ms);
+    print_ms(e->name, what, 0, lat, iterations);
+    free(lat);
     store_close(s);
 }
 
@@ -311,10 +421,81 @@ static void footprint(engine *e, int jobs)
     store_close(s);
 }
 
+/* PostgreSQL with its blobs in the database (blob_pg.c): a job's rows and
+   bytes with a result image and a preview per step, and the write-ahead log
+   it costs (what a replica or a backup ships). Random bytes stand in for
+   the PNGs, which do not compress either. */
+#define RESULT_PNG 420000 /* a 512x512 SD1.5 PNG: 350-450 KB */
+#define PREVIEW_PNG 8000  /* the 64x64 latent preview */
+
+static int64_t pg_value(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQexec(c, sql);
+    int64_t v = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+static void footprint_blobs(engine *e, int jobs)
+{
+    fresh(e);
+    job_store *s = open_store(e);
+    blob_store *b;
+    svc_error err = {0};
+    if (blob_open(e->url, &b, &err) != GS_OK)
+        die("blob open", &err);
+    unsigned char *png = malloc(RESULT_PNG);
+    uint32_t x = 1;
+    for (int i = 0; i < RESULT_PNG; i++) {
+        x = x * 1664525u + 1013904223u;
+        png[i] = (unsigned char)(x >> 24);
+    }
+    int64_t empty = bytes_of(s);
+    int64_t wal0 = pg_value(e->url, "SELECT pg_current_wal_insert_lsn() - '0/0'");
+    double t0 = now_s();
+    for (int i = 0; i < jobs; i++) {
+        job_record r;
+        char id[JOB_ID_LEN + 1];
+        int got, rec, cancel, lost;
+        if (store_submit(s, "key1", "sd-v1-5", 0, params, 10.5, i, id, NULL, &err) != GS_OK ||
+            store_claim(s, "w1", NULL, 0, 1000, 15000, 60000, &r, &got, &err) != GS_OK || !got)
+            die("submit/claim", &err);
+        for (int k = 1; k <= STEPS; k++) {
+            job_progress p = {k, STEPS, k, (STEPS - k) * 4.1};
+            png[0] = (unsigned char)k;
+            if (blob_put(b, r.id, BLOB_PREVIEW, 0, png, PREVIEW_PNG, &err) != GS_OK ||
+                store_heartbeat(s, r.id, "w1", 1000 + k, 15000, &p, &cancel, &lost, &err) != GS_OK)
+                die("preview/heartbeat", &err);
+        }
+        if (blob_put(b, r.id, BLOB_IMAGE, 0, png, RESULT_PNG, &err) != GS_OK ||
+            store_finish(s, r.id, "w1", JOB_SUCCEEDED, result, NULL, 2000, &rec, &err) != GS_OK)
+            die("result", &err);
+        job_record_clear(&r);
+    }
+    double dt = now_s() - t0;
+    int64_t wal = pg_value(e->url, "SELECT pg_current_wal_insert_lsn() - '0/0'") - wal0;
+    int64_t done = bytes_of(s);
+    long hot, updates;
+    pg_vacuum(e->url, &hot, &updates);
+    int64_t rows = pg_value(e->url, "SELECT count(*) FROM blobs");
+    printf("%-8s blobs in the database, %d jobs (a %d B result, %d previews of %d B each):"
+           " %.0f B/job (%.2f x the image), %.1f blob rows/job, after VACUUM %.0f B/job;"
+           " WAL %.0f B/job; %.1f ms/job\n",
+           e->name, jobs, RESULT_PNG, STEPS, PREVIEW_PNG, (double)(done - empty) / jobs,
+           (double)(done - empty) / jobs / RESULT_PNG, (double)rows / jobs,
+           (double)(bytes_of(s) - empty) / jobs, (double)wal / jobs, dt * 1e3 / jobs);
+    free(png);
+    blob_close(b);
+    store_close(s);
+}
+
 int main(int argc, char **argv)
 {
     int iterations = 2000, backlog = 10000, jobs = 4000;
     const char *pg_url = NULL;
+    int only_wake = 0; /* --only wake: the idle worker's wake-up alone */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--iterations") == 0)
             iterations = (int)strtol(argv[i + 1], NULL, 10);
@@ -324,6 +505,8 @@ int main(int argc, char **argv)
             jobs = (int)strtol(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--pg") == 0)
             pg_url = argv[i + 1];
+        else if (strcmp(argv[i], "--only") == 0)
+            only_wake = strcmp(argv[i + 1], "wake") == 0;
     }
     if (iterations < 10 || jobs < 1 || backlog < 0) {
         fprintf(stderr,
@@ -350,16 +533,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "store_bench: %s\n", own->why);
         return 1;
     }
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 3 && !only_wake; k++) {
         latency(&engines[k], 0, iterations);
         latency(&engines[k], backlog, iterations);
     }
+    for (int k = 1; k < 3; k++) /* an idle worker's wake-up: PostgreSQL only (SQLite polls) */
+        wake_latency(&engines[k], 1, 0, iterations / 4);
+    wake_latency(&engines[2], 0, 50, iterations / 20);
+    if (only_wake)
+        goto done;
     for (int k = 0; k < 3; k++) {
         throughput(&engines[k], jobs, 0);
         throughput(&engines[k], jobs, 1);
     }
     for (int k = 0; k < 2; k++)
         footprint(&engines[k], jobs);
+    footprint_blobs(&engines[1], jobs / 20 > 10 ? jobs / 20 : 10);
+done:
     if (own)
         pg_server_stop(own);
     char cmd[128];

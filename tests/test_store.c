@@ -18,6 +18,7 @@
 #include "testutil.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@
 #include <unistd.h>
 
 #include "pg_server.h"
+#include "queue/blob_store.h"
+#include "queue/blob_sweep.h"
 #include "queue/store.h"
 
 /* The group's scratch directory (databases of file engines, files the cases
@@ -1311,7 +1314,7 @@ static void pg_concurrent_opens_create_the_schema_once(void **state)
         }
         PGconn *a = admin_conn(state);
         assert_int_equal(admin_long(a, "SELECT count(*) FROM meta"), 2); /* schema, channel */
-        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 1);
+        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 3);
         PQfinish(a);
     }
 }
@@ -1475,6 +1478,207 @@ static void pg_refuses_schemas_it_does_not_know(void **state)
     PQfinish(a);
 }
 
+/* ---- change notifications ---- */
+
+typedef struct heard {
+    char kinds[64];
+    char ids[64][JOB_ID_LEN + 1];
+    int n;
+} heard;
+
+static void hear(void *user, char kind, const char *id)
+{
+    heard *h = user;
+    if (h->n < 64) {
+        h->kinds[h->n] = kind;
+        snprintf(h->ids[h->n], sizeof h->ids[0], "%s", id);
+        h->n++;
+    }
+}
+
+/* Waits up to ms for the listener's descriptor, then takes what came. */
+static void listen_for(job_store *s, heard *h, int ms)
+{
+    memset(h, 0, sizeof *h);
+    svc_error err = {0};
+    for (int64_t end = test_mono_ms() + ms; h->n == 0 && test_mono_ms() < end;) {
+        struct pollfd p = {.fd = store_listen_fd(s), .events = POLLIN};
+        if (p.fd >= 0 && poll(&p, 1, 50) < 0)
+            break;
+        if (p.fd < 0)
+            test_sleep_ms(20);
+        if (store_changes(s, hear, h, NULL, &err) != GS_OK)
+            fail_msg("store_changes: %s", err.msg);
+    }
+}
+
+/* Whether h heard kind for id. */
+static int heard_of(const heard *h, char kind, const char *id)
+{
+    for (int i = 0; i < h->n; i++)
+        if (h->kinds[i] == kind && strcmp(h->ids[i], id) == 0)
+            return 1;
+    return 0;
+}
+
+/* The embedded engine has no notifications, and says so. */
+static void sqlite_has_no_notifications(void **state)
+{
+    job_store *s = fresh(state);
+    svc_error err = {0};
+    int supported = 1, n = 5;
+    assert_int_equal(store_listen(s, STORE_LISTEN_JOBS, &supported, &err), GS_OK);
+    assert_int_equal(supported, 0);
+    assert_int_equal(store_listen_fd(s), -1);
+    assert_int_equal(store_changes(s, hear, NULL, &n, &err), GS_OK);
+    assert_int_equal(n, 0);
+    store_close(s);
+}
+
+/* Every change any connection commits reaches each listener: a front end
+   hears each job's status changes ('q') and progress ('j'), an idle worker
+   hears only that jobs were queued (also a job requeued); a listener whose
+   session ended listens again on its new one and says it may have missed
+   some. */
+static void pg_notifies_every_change(void **state)
+{
+    job_store *w = fresh(state), *front = NULL, *idle = NULL;
+    svc_error err = {0};
+    int supported = 0, got, cancel, lost, rec;
+    assert_int_equal(store_open(url_of(state), &front, &err), GS_OK);
+    assert_int_equal(store_open(url_of(state), &idle, &err), GS_OK);
+    assert_int_equal(store_listen(front, STORE_LISTEN_JOBS, &supported, &err), GS_OK);
+    assert_int_equal(supported, 1);
+    assert_int_equal(store_listen(idle, STORE_LISTEN_QUEUED, &supported, &err), GS_OK);
+    assert_true(store_listen_fd(front) >= 0);
+    heard h;
+    char id[JOB_ID_LEN + 1];
+    submit(w, "m", 0, 0, id, NULL);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_QUEUE, id));
+    listen_for(idle, &h, 2000);
+    assert_true(h.n >= 1 && h.kinds[0] == STORE_CHANGE_QUEUE && h.ids[0][0] == '\0');
+
+    job_record r;
+    claim(w, "w1", NULL, 10, &r, &got);
+    assert_int_equal(got, 1);
+    job_record_clear(&r);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_QUEUE, id));
+    job_progress p = {3, 10, 0, 1.5};
+    assert_int_equal(store_heartbeat(w, id, "w1", 20, 15000, &p, &cancel, &lost, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_JOB, id));
+    /* a requeue is news to idle workers; a claim and progress were not */
+    int requeued = 0, failed = 0;
+    assert_int_equal(store_expire_worker(w, "w1", 30, 3, &requeued, &failed, &err), GS_OK);
+    assert_int_equal(requeued, 1);
+    listen_for(idle, &h, 2000);
+    assert_int_equal(h.n, 1);
+    claim(w, "w1", NULL, 40, &r, &got);
+    job_record_clear(&r);
+    assert_int_equal(store_finish(w, id, "w1", JOB_SUCCEEDED, "{}", NULL, 50, &rec, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_QUEUE, id));
+    listen_for(idle, &h, 300);
+    assert_int_equal(h.n, 0);
+
+    /* the sessions end (a database restart, an operator): the listener
+       says it may have missed changes, and hears the next ones */
+    PGconn *a = admin_conn(state);
+    admin_exec(a, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  " WHERE datname = current_database() AND application_name = 'gesso'");
+    listen_for(front, &h, 5000);
+    assert_true(heard_of(&h, STORE_CHANGE_ALL, ""));
+    submit(w, "m", 0, 60, id, NULL);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_QUEUE, id));
+    PQfinish(a);
+    store_close(front);
+    store_close(idle);
+    store_close(w);
+}
+
+/* ---- blobs in the database ---- */
+
+static void count_blob_job(void *user, const char *id)
+{
+    (void)id;
+    ++*(int *)user;
+}
+
+/* With PostgreSQL the blob store is the store's database (blob_pg.c): bytes
+   go in and come back exactly (every byte value, NULs too), a put replaces,
+   another handle (another machine) reads them, a blob over the reader's
+   limit is refused unread, the database's size counts them, and a sweep
+   lists only blobs old enough that their job's row must exist. */
+static void pg_blobs_in_the_database(void **state)
+{
+    job_store *s = fresh(state);
+    svc_error err = {0};
+    assert_true(store_holds_blobs(url_of(state)));
+    assert_false(store_holds_blobs("sqlite:/tmp/x.db"));
+    assert_false(store_holds_blobs("/tmp/x.db"));
+    blob_store *api, *worker;
+    assert_int_equal(blob_open(url_of(state), &api, &err), GS_OK);
+    assert_int_equal(blob_open(url_of(state), &worker, &err), GS_OK);
+    enum { BIG = 3 << 20 };
+    unsigned char *bytes = malloc(BIG);
+    uint32_t x = 12345;
+    for (int i = 0; i < BIG; i++) { /* no run a compressor could shorten */
+        x = x * 1664525u + 1013904223u;
+        bytes[i] = (unsigned char)(x >> 24);
+    }
+    for (int i = 0; i < 256; i++)
+        bytes[i] = (unsigned char)i;
+    char id[JOB_ID_LEN + 1];
+    store_new_id(store_clock_ms(), id);
+    int64_t before = 0, after = 0;
+    assert_int_equal(store_disk_bytes(s, &before, &err), GS_OK);
+    assert_int_equal(blob_put(api, id, BLOB_INPUT, 0, bytes, 256, &err), GS_OK);
+    assert_int_equal(blob_put(worker, id, BLOB_IMAGE, 1, bytes, BIG, &err), GS_OK);
+    assert_int_equal(blob_put(worker, id, BLOB_PREVIEW, 0, "pv", 2, &err), GS_OK);
+    assert_int_equal(blob_put(worker, id, BLOB_PREVIEW, 0, "pv2", 3, &err), GS_OK);
+    unsigned char *data;
+    size_t n;
+    assert_int_equal(blob_get(worker, id, BLOB_INPUT, 0, 256, &data, &n, &err), GS_OK);
+    assert_int_equal(n, 256);
+    assert_memory_equal(data, bytes, 256);
+    free(data);
+    assert_int_equal(blob_get(api, id, BLOB_IMAGE, 1, BIG, &data, &n, &err), GS_OK);
+    assert_int_equal(n, BIG);
+    assert_memory_equal(data, bytes, BIG);
+    free(data);
+    assert_int_equal(blob_get(api, id, BLOB_PREVIEW, 0, 100, &data, &n, &err), GS_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(data, "pv2", 3);
+    free(data);
+    assert_int_equal(blob_get(api, id, BLOB_IMAGE, 1, BIG - 1, &data, &n, &err), GS_ERR_IO);
+    assert_null(data);
+    assert_int_equal(blob_get(api, id, BLOB_IMAGE, 0, 100, &data, &n, &err),
+                     GS_ERR_INVALID_ARGUMENT);
+    assert_int_not_equal(blob_put(api, "../x", BLOB_IMAGE, 0, "x", 1, &err), GS_OK);
+    assert_int_equal(store_disk_bytes(s, &after, &err), GS_OK);
+    assert_true(after - before >= BIG);   /* the database holds the bytes, uncompressed */
+    assert_int_equal(blob_bytes(api), 0); /* counted there, not twice */
+    int jobs = 0;
+    assert_int_equal(blob_each_job(api, count_blob_job, &jobs, &err), GS_OK);
+    assert_int_equal(jobs, 0); /* put just now: maybe a submit in flight */
+    PGconn *a = admin_conn(state);
+    admin_exec(a, "UPDATE blobs SET put_ms = put_ms - 3600000");
+    assert_int_equal(blob_each_job(api, count_blob_job, &jobs, &err), GS_OK);
+    assert_int_equal(jobs, 1);
+    int removed = 0;
+    assert_int_equal(blob_sweep(api, s, &removed, &err), GS_OK); /* no such job */
+    assert_int_equal(removed, 1);
+    assert_int_equal(admin_long(a, "SELECT count(*) FROM blobs"), 0);
+    PQfinish(a);
+    free(bytes);
+    blob_close(api);
+    blob_close(worker);
+    store_close(s);
+}
+
 /* Cases every engine must pass: each gets the engine as its state. */
 static const struct CMUnitTest conformance[] = {
     cmocka_unit_test(priority_then_arrival),
@@ -1504,6 +1708,7 @@ static const struct CMUnitTest sqlite_only[] = {
     cmocka_unit_test(sqlite_check_finds_damaged_pages),
     cmocka_unit_test(sqlite_upgrades_schema_1),
     cmocka_unit_test(sqlite_upgrades_schema_2),
+    cmocka_unit_test(sqlite_has_no_notifications),
 };
 
 /* Cases about what only the PostgreSQL engine has: a server shared by
@@ -1514,6 +1719,8 @@ static const struct CMUnitTest postgres_only[] = {
     cmocka_unit_test(pg_reconnects_after_losing_the_connection),
     cmocka_unit_test(pg_urls_and_passwords),
     cmocka_unit_test(pg_refuses_schemas_it_does_not_know),
+    cmocka_unit_test(pg_notifies_every_change),
+    cmocka_unit_test(pg_blobs_in_the_database),
 };
 
 int main(void)

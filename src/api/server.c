@@ -30,6 +30,7 @@
 #include "api/park.h"
 #include "api/protocols.h"
 #include "api/server_private.h"
+#include "queue/store_watch.h"
 #include "support/clock.h"
 #include "support/log.h"
 
@@ -351,7 +352,8 @@ int serve_run(const serve_options *o)
     s.stopping = &stopping;
     char blob_url[4200];
     struct sockaddr_in sa;
-    job_store *own = NULL; /* the main thread's store connection */
+    job_store *own = NULL;     /* the main thread's store connection */
+    store_watch *watch = NULL; /* changes other front ends' workers make (a database server) */
     struct MHD_Daemon *d = NULL;
     svc_error err = {0};
     int code = 3;
@@ -386,10 +388,13 @@ int serve_run(const serve_options *o)
         code = 2;
         goto out;
     }
+    /* a database server holds the blobs too: any front end serves any job's
+       images, and a worker elsewhere needs nothing but the URL */
+    int blobs_in_store = store_holds_blobs(s.store_url);
     snprintf(blob_url, sizeof blob_url, "%s/results", o->data_dir);
     mkdir(o->data_dir, 0755);
     if (store_open(s.store_url, &own, &err) != GS_OK || store_check(own, &err) != GS_OK ||
-        blob_open(blob_url, &s.blobs, &err) != GS_OK) {
+        blob_open(blobs_in_store ? s.store_url : blob_url, &s.blobs, &err) != GS_OK) {
         log_error("%s", err.msg);
         goto out;
     }
@@ -397,14 +402,21 @@ int serve_run(const serve_options *o)
         !(s.a1111 = a1111_state_create()) || !(s.parking = parking_start()) ||
         !(s.guard = conn_guard_create(header_s * 1000, o->request_timeout_s * 1000)))
         goto out;
+    if (store_watch_start(s.store_url, s.hub, &watch, &err) != GS_OK) {
+        log_error("%s", err.msg);
+        goto out;
+    }
     raise_fd_limit(o->max_connections);
     if (gs_tokenizer_create(&s.tok) != GS_OK) {
         log_error("cannot create the prompt tokenizer: out of memory");
         goto out;
     }
-    /* jobs that were running when a previous server died go back to the queue */
+    /* jobs that were running when a previous server died go back to the
+       queue; not with a store shared by a fleet (one with notifications),
+       where running jobs are other machines' and go back only when their
+       leases run out */
     int rq = 0, fl = 0;
-    if (store_expire_leases(own, INT64_MAX / 2, o->max_attempts, &rq, &fl, &err) != GS_OK)
+    if (!watch && store_expire_leases(own, INT64_MAX / 2, o->max_attempts, &rq, &fl, &err) != GS_OK)
         log_error("%s", err.msg);
     native_inputs_start(&s, own);
     struct sigaction act;
@@ -415,7 +427,7 @@ int serve_run(const serve_options *o)
     signal(SIGPIPE, SIG_IGN);
     supervisor_options so = {.self_exe = o->self_exe,
                              .store_url = s.store_url,
-                             .blob_url = blob_url,
+                             .blob_url = blobs_in_store ? NULL : blob_url,
                              .models_dir = o->models_dir,
                              .lora_dir = o->limits.lora_dir,
                              .workers = o->workers,
@@ -478,6 +490,7 @@ out:
         if (hub_subscribers(s.hub) > 0)
             log_warn("%d event streams did not end in 2 s; closing them", hub_subscribers(s.hub));
     }
+    store_watch_stop(watch);
     parking_stop(s.parking); /* libmicrohttpd must not stop with a connection suspended */
     if (d)
         MHD_stop_daemon(d);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api/server.h"
+#include "queue/store.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "support/log.h"
@@ -33,7 +34,8 @@ static void usage(FILE *out)
             "  --models DIR        checkpoints, served as NAME for DIR/NAME.safetensors\n"
             "  --lora-dir DIR      LoRAs, named in a job's \"loras\" or a <lora:NAME:W> prompt\n"
             "                      tag as NAME for DIR/NAME.safetensors (default: none)\n"
-            "  --workers N         generation worker processes (default 1)\n"
+            "  --workers N         generation worker processes (default 1; 0: a front end\n"
+            "                      only, for workers started with gesso worker elsewhere)\n"
             "  --threads N         compute threads per worker (default: all CPUs / workers)\n"
             "  --precision P       workers' compute: auto (default: bf16 where it outruns\n"
             "                      f32), f32, or bf16 (half the weight memory)\n"
@@ -215,7 +217,7 @@ int cmd_serve(int argc, char **argv)
         case 'S': o.store_url = optarg; break;
         case 'm': o.models_dir = optarg; break;
         case 20: o.limits.lora_dir = optarg; break;
-        case 'w': bad = arg_int("--workers", optarg, 1, 64, &o.workers); break;
+        case 'w': bad = arg_int("--workers", optarg, 0, 64, &o.workers); break;
         case 't': bad = arg_int("--threads", optarg, 0, 1024, &threads); break;
         case 'p':
             bad = arg_precision(optarg, &prec);
@@ -294,14 +296,16 @@ int cmd_serve(int argc, char **argv)
     }
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > o.workers ? (int)(n / o.workers) : 1;
+        int per = o.workers > 0 ? o.workers : 1; /* --workers 0 starts none */
+        threads = n > per ? (int)(n / per) : 1;
     }
     o.worker_threads = threads;
     o.lease_ms = lease_s * 1000;
     if (budget == 0) { /* 75% of physical memory, shared by the workers */
         long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-        budget =
-            pages > 0 && page > 0 ? (size_t)pages / 4 * 3 * (size_t)page / (size_t)o.workers : 0;
+        budget = pages > 0 && page > 0 ? (size_t)pages / 4 * 3 * (size_t)page /
+                                             (size_t)(o.workers > 0 ? o.workers : 1)
+                                       : 0;
     }
     o.ram_budget = budget;
     o.preload = preload;
@@ -379,6 +383,8 @@ int cmd_worker(int argc, char **argv)
     }
     if (!o.store_url)
         o.store_url = getenv(WORKER_STORE_ENV);
+    if (!o.blob_url && o.store_url && store_holds_blobs(o.store_url))
+        o.blob_url = o.store_url; /* images go in the store's database */
     if (!o.store_url || !o.models_dir || !o.blob_url || !o.name) {
         fprintf(stderr, "gesso worker is started by gesso serve\n");
         return EXIT_USAGE;

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "queue/blob_store_private.h"
 #include "queue/store.h"
@@ -20,15 +21,19 @@ static const blob_engine engines[] = {
 gs_status blob_open(const char *url, blob_store **out, svc_error *err)
 {
     *out = NULL;
+    /* in the job store's PostgreSQL database, reached by the store's URL */
+    if (strncasecmp(url, "postgres://", 11) == 0 || strncasecmp(url, "postgresql://", 13) == 0)
+        return blob_open_pg(url, out, err);
     for (size_t i = 0; i < sizeof engines / sizeof engines[0]; i++) {
         size_t n = strlen(engines[i].scheme);
         if (strncmp(url, engines[i].scheme, n) == 0)
             return engines[i].open(url + n, out, err);
     }
     const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
-    if (colon && (!slash || colon < slash) && colon > url)
-        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "blob store '%s': unknown scheme '%.*s'", url,
-                        (int)(colon - url), url);
+    if (colon && (!slash || colon < slash) &&
+        colon > url) /* the scheme alone: a URL may hold a password */
+        return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "blob store: unknown scheme '%.*s'",
+                        (int)(colon - url < 32 ? colon - url : 32), url);
     return blob_open_files(url, out, err);
 }
 

@@ -30,7 +30,8 @@ typedef enum blob_kind {
 typedef struct blob_store blob_store;
 
 /* Opens the blob store at url: "file:DIR" or a plain directory path (created
-   if missing). Free with blob_close. */
+   if missing), or a job store's postgresql:// URL (blobs in its database).
+   Free with blob_close. */
 GS_NODISCARD gs_status blob_open(const char *url, blob_store **out, svc_error *err);
 void blob_close(blob_store *b);
 

@@ -24,5 +24,7 @@ struct blob_store {
 };
 
 gs_status blob_open_files(const char *dir, blob_store **out, svc_error *err);
+/* url: the job store's postgres:// or postgresql:// URL (blob_pg.c) */
+gs_status blob_open_pg(const char *url, blob_store **out, svc_error *err);
 
 #endif

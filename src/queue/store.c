@@ -21,12 +21,13 @@ typedef struct store_engine {
     const char *name;   /* for messages */
     store_open_fn open; /* NULL: known, but not in this build */
     int plain_paths;    /* takes a URL without a scheme, as a file path */
+    int holds_blobs;    /* a server every machine reaches: blobs go in it too */
 } store_engine;
 
 static const store_engine engines[] = {
-    {"sqlite", "SQLite", store_sqlite_open, 1},
-    {"postgres", "PostgreSQL", store_pg_open, 0},
-    {"postgresql", "PostgreSQL", store_pg_open, 0},
+    {"sqlite", "SQLite", store_sqlite_open, 1, 0},
+    {"postgres", "PostgreSQL", store_pg_open, 0, 1},
+    {"postgresql", "PostgreSQL", store_pg_open, 0, 1},
 };
 
 #define N_ENGINES (int)(sizeof engines / sizeof engines[0])
@@ -69,6 +70,15 @@ gs_status store_open(const char *url, job_store **out, svc_error *err)
                     "job store: unknown URL scheme '%.*s' (known: %s; write a relative file"
                     " path with a colon in its first part as ./PATH)",
                     (int)(n < 32 ? n : 32), url, known);
+}
+
+int store_holds_blobs(const char *url)
+{
+    size_t n = url ? scheme_len(url) : 0;
+    for (int i = 0; n && i < N_ENGINES; i++)
+        if (strlen(engines[i].scheme) == n && strncasecmp(url, engines[i].scheme, n) == 0)
+            return engines[i].holds_blobs;
+    return 0;
 }
 
 void store_close(job_store *s)
@@ -321,6 +331,27 @@ gs_status store_workers_list(job_store *s, int64_t since_ms, worker_record **out
     *out = NULL;
     *n = 0;
     return s->ops->workers_list(s, since_ms, out, n, err);
+}
+
+gs_status store_listen(job_store *s, store_listen_what what, int *supported, svc_error *err)
+{
+    *supported = s->ops->listen != NULL;
+    return *supported ? s->ops->listen(s, what, err) : GS_OK;
+}
+
+int store_listen_fd(job_store *s)
+{
+    return s->ops->listen_fd ? s->ops->listen_fd(s) : -1;
+}
+
+gs_status store_changes(job_store *s, void (*fn)(void *user, char kind, const char *id), void *user,
+                        int *n, svc_error *err)
+{
+    int dummy;
+    if (!n)
+        n = &dummy;
+    *n = 0;
+    return s->ops->changes ? s->ops->changes(s, fn, user, n, err) : GS_OK;
 }
 
 int job_id_ok(const char *s)

@@ -70,6 +70,11 @@ typedef struct job_store job_store;
 GS_NODISCARD gs_status store_open(const char *url, job_store **out, svc_error *err);
 void store_close(job_store *s); /* s may be NULL */
 
+/* Whether the engine of url keeps a job's blobs in its own database (a
+   database server: blob_open takes the same URL), so that every machine
+   reaches them; else they are files beside the store. */
+int store_holds_blobs(const char *url);
+
 /* Queues a job; id gets its UUIDv7, *position its place among queued jobs (0 = next). */
 GS_NODISCARD gs_status store_submit(job_store *s, const char *owner, const char *model,
                                     int priority, const char *params_json, double megapixelsteps,
@@ -224,5 +229,40 @@ GS_NODISCARD gs_status store_worker_remove(job_store *s, const char *name, svc_e
 GS_NODISCARD gs_status store_workers_list(job_store *s, int64_t since_ms, worker_record **out,
                                           int *n, svc_error *err);
 void store_workers_free(worker_record *list, int n);
+
+/* ---- change notifications across machines (engines that have them) ----
+   A database server tells every connection that listens of each change to a
+   job, committed by anyone: so a front end's event streams move for jobs that
+   workers on other machines run, and idle workers wake when a job is queued
+   through any front end. A notification carries no data (the store stays the
+   one truth) and may be lost (a lost connection): listeners keep a slow
+   fallback look of their own. The embedded engine has none: on one machine
+   the supervisor's pipes carry the same news. */
+
+#define STORE_CHANGE_JOB 'j'   /* job id changed (progress, result, cancel asked) */
+#define STORE_CHANGE_QUEUE 'q' /* job id changed status: the queue's order moved */
+#define STORE_CHANGE_ALL 'a'   /* notifications may have been missed: look at everything */
+
+typedef enum store_listen_what {
+    STORE_LISTEN_JOBS,  /* every change of every job (a front end's event hub) */
+    STORE_LISTEN_QUEUED /* only "a job was queued" (an idle worker); id is "" */
+} store_listen_what;
+
+/* Starts listening on this handle's connection; *supported = 0 (and nothing
+   else happens) for an engine without notifications. A lost connection made
+   anew listens again, and reports STORE_CHANGE_ALL once. */
+GS_NODISCARD gs_status store_listen(job_store *s, store_listen_what what, int *supported,
+                                    svc_error *err);
+
+/* The descriptor that turns readable when notifications arrive; -1 when not
+   listening. It may change after any call on the handle: ask again each time. */
+int store_listen_fd(job_store *s);
+
+/* Hands the notifications that have arrived to fn(user, kind, id), without
+   waiting; *n (may be NULL) gets how many. GS_ERR_IO when the connection was
+   lost and cannot be made again (try later: the next call tries again). */
+GS_NODISCARD gs_status store_changes(job_store *s,
+                                     void (*fn)(void *user, char kind, const char *id), void *user,
+                                     int *n, svc_error *err);
 
 #endif

@@ -67,6 +67,11 @@ typedef struct store_ops {
     gs_status (*worker_remove)(job_store *s, const char *name, svc_error *err);
     gs_status (*workers_list)(job_store *s, int64_t since_ms, worker_record **out, int *n,
                               svc_error *err);
+    /* change notifications: NULL in an engine without them */
+    gs_status (*listen)(job_store *s, store_listen_what what, svc_error *err);
+    int (*listen_fd)(job_store *s);
+    gs_status (*changes)(job_store *s, void (*fn)(void *user, char kind, const char *id),
+                         void *user, int *n, svc_error *err);
 } store_ops;
 
 struct job_store {

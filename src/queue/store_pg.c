@@ -342,4 +342,7 @@ static const store_ops pg_ops = {
     .worker_report = pgs_worker_report,
     .worker_remove = pgs_worker_remove,
     .workers_list = pgs_workers_list,
+    .listen = pgs_listen,
+    .listen_fd = pgs_listen_fd,
+    .changes = pgs_changes,
 };

@@ -216,7 +216,7 @@ gs_status pgs_ready(pg_store *s, svc_error *err)
     s->session_ended = 0;
     PQreset(s->conn);
     s->n_prepared = 0; /* a new session has none of the old one's statements */
-    if (PQstatus(s->conn) == CONNECTION_OK)
+    if (PQstatus(s->conn) == CONNECTION_OK && pgs_relisten(s) == 0)
         return GS_OK;
     char msg[SVC_ERRMSG_MAX - 128];
     clean_message(s, PQerrorMessage(s->conn), NULL, NULL, msg, sizeof msg);

@@ -26,6 +26,9 @@ typedef struct pg_store {
     const char *prepared[PG_MAX_STATEMENTS];
     int n_prepared;
     int session_ended; /* the server said it ended the session: reconnect */
+    int listening;     /* LISTEN was asked for (listen_what says on what): again after a reset */
+    store_listen_what listen_what;
+    int missed; /* the connection was made anew since the last store_changes */
 } pg_store;
 
 static inline pg_store *pgs(job_store *s)
@@ -51,6 +54,7 @@ gs_status pgs_fail(pg_store *s, svc_error *err, const char *what, const PGresult
    bind follow types, one letter each:
      i int   I int64_t   d double   s const char * (NULL binds SQL NULL)
      a text array: const char *const * then int (how many)
+     b bytes (bytea): const void * then int (how many)
    and must be of exactly those types (varargs convert nothing). The statement
    is prepared on first use, with those types. */
 
@@ -58,6 +62,10 @@ gs_status pgs_fail(pg_store *s, svc_error *err, const char *what, const PGresult
    NULL after a failure. */
 gs_status pgs_query(pg_store *s, svc_error *err, const char *what, PGresult **res, const char *sql,
                     const char *types, ...);
+/* pgs_query with every column of the result in binary (bytea as its bytes,
+   integers big-endian): for reading blobs. */
+gs_status pgs_query_binary(pg_store *s, svc_error *err, const char *what, PGresult **res,
+                           const char *sql, const char *types, ...);
 /* Runs a statement for its effect; *changes (may be NULL) gets the rows it
    inserted, updated or deleted. */
 gs_status pgs_run(pg_store *s, svc_error *err, const char *what, int *changes, const char *sql,
@@ -109,6 +117,15 @@ gs_status pgs_stats(job_store *js, const char *owner, int64_t since_ms, int max_
 gs_status pgs_disk_bytes(job_store *js, int64_t *bytes, svc_error *err);
 gs_status pgs_purge(job_store *js, int64_t before_ms, void (*fn)(void *user, const char *id),
                     void *user, int *n, svc_error *err);
+
+/* ---- change notifications (store_pg_notify.c) ---- */
+gs_status pgs_listen(job_store *js, store_listen_what what, svc_error *err);
+int pgs_listen_fd(job_store *js);
+gs_status pgs_changes(job_store *js, void (*fn)(void *user, char kind, const char *id), void *user,
+                      int *n, svc_error *err);
+/* After a reset: listens again on the new session (notifications sent in
+   between are lost: the next store_changes says so). 0, or -1. */
+int pgs_relisten(pg_store *s);
 
 /* ---- store_pg_workers.c ---- */
 gs_status pgs_worker_report(job_store *js, const char *name, int pid, const char *models_json,

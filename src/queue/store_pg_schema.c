@@ -64,6 +64,35 @@ static const char *const migrations[] = {
     " pid integer NOT NULL DEFAULT 0,"
     " seen_ms bigint NOT NULL);"
     "INSERT INTO meta (key, value) VALUES ('notify_channel', 'gesso_jobs');",
+    /* 2: change notifications (store_pg_notify.c): every insert or update of
+       a job notifies, in the same transaction, so no writer can forget to.
+       'q' when its status changed (the queue's order moved), 'j' otherwise;
+       and "_queued" when a job became queued, for idle workers. */
+    "CREATE OR REPLACE FUNCTION gesso_job_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " DECLARE ch text := (SELECT value FROM meta WHERE key = 'notify_channel');"
+    " BEGIN"
+    "  IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status THEN"
+    "   PERFORM pg_notify(ch, 'q' || NEW.id);"
+    "   IF NEW.status = 'queued' THEN PERFORM pg_notify(ch || '_queued', ''); END IF;"
+    "  ELSE"
+    "   PERFORM pg_notify(ch, 'j' || NEW.id);"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE TRIGGER jobs_changed AFTER INSERT OR UPDATE ON jobs"
+    " FOR EACH ROW EXECUTE FUNCTION gesso_job_changed();",
+    /* 3: blobs (blob_pg.c): a job's inputs, result images and preview, so a
+       worker on another machine needs the database and nothing else. PNG and
+       JPEG do not compress: stored out of line without trying (EXTERNAL).
+       No key to jobs: inputs are put before their job's row exists. */
+    "CREATE TABLE blobs ("
+    " job_id text NOT NULL,"
+    " kind smallint NOT NULL,"
+    " idx smallint NOT NULL,"
+    " put_ms bigint NOT NULL,"
+    " data bytea NOT NULL,"
+    " PRIMARY KEY (job_id, kind, idx));"
+    "ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;",
 };
 
 #define SCHEMA_VERSION (int)(sizeof migrations / sizeof migrations[0])

@@ -20,7 +20,14 @@
 #define MAX_VALUES 16
 
 /* The type OIDs of PostgreSQL's catalog (pg_type.dat), fixed since 7.x. */
-enum { OID_INT8 = 20, OID_INT4 = 23, OID_TEXT = 25, OID_FLOAT8 = 701, OID_TEXT_ARRAY = 1009 };
+enum {
+    OID_BYTEA = 17,
+    OID_INT8 = 20,
+    OID_INT4 = 23,
+    OID_TEXT = 25,
+    OID_FLOAT8 = 701,
+    OID_TEXT_ARRAY = 1009
+};
 
 typedef struct values {
     int n;
@@ -100,6 +107,12 @@ static gs_status bind_values(values *b, svc_error *err, const char *what, const 
             b->types[i] = OID_TEXT;
             b->v[i] = va_arg(ap, const char *);
             break;
+        case 'b': /* bytes as they are: the binary format of bytea */
+            b->types[i] = OID_BYTEA;
+            b->format[i] = 1;
+            b->v[i] = va_arg(ap, const char *);
+            b->len[i] = va_arg(ap, int);
+            break;
         case 'a': {
             const char *const *items = va_arg(ap, const char *const *);
             int count = va_arg(ap, int);
@@ -143,7 +156,7 @@ static gs_status statement(pg_store *s, svc_error *err, const char *what, const 
     return st;
 }
 
-static gs_status vquery(pg_store *s, svc_error *err, const char *what, PGresult **res,
+static gs_status vquery(pg_store *s, svc_error *err, const char *what, PGresult **res, int binary,
                         const char *sql, const char *types, va_list ap)
 {
     *res = NULL;
@@ -153,8 +166,9 @@ static gs_status vquery(pg_store *s, svc_error *err, const char *what, PGresult 
     if (st != GS_OK || (st = bind_values(&b, err, what, types, ap)) != GS_OK)
         return st;
     if ((st = statement(s, err, what, sql, &b, name)) == GS_OK) {
-        PGresult *r = name[0] ? PQexecPrepared(s->conn, name, b.n, b.v, b.len, b.format, 0)
-                              : PQexecParams(s->conn, sql, b.n, b.types, b.v, b.len, b.format, 0);
+        PGresult *r = name[0]
+                          ? PQexecPrepared(s->conn, name, b.n, b.v, b.len, b.format, binary)
+                          : PQexecParams(s->conn, sql, b.n, b.types, b.v, b.len, b.format, binary);
         ExecStatusType t = PQresultStatus(r);
         if (t == PGRES_TUPLES_OK || t == PGRES_COMMAND_OK) {
             *res = r;
@@ -172,7 +186,17 @@ gs_status pgs_query(pg_store *s, svc_error *err, const char *what, PGresult **re
 {
     va_list ap;
     va_start(ap, types);
-    gs_status st = vquery(s, err, what, res, sql, types, ap);
+    gs_status st = vquery(s, err, what, res, 0, sql, types, ap);
+    va_end(ap);
+    return st;
+}
+
+gs_status pgs_query_binary(pg_store *s, svc_error *err, const char *what, PGresult **res,
+                           const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    gs_status st = vquery(s, err, what, res, 1, sql, types, ap);
     va_end(ap);
     return st;
 }
@@ -183,7 +207,7 @@ gs_status pgs_run(pg_store *s, svc_error *err, const char *what, int *changes, c
     PGresult *r;
     va_list ap;
     va_start(ap, types);
-    gs_status st = vquery(s, err, what, &r, sql, types, ap);
+    gs_status st = vquery(s, err, what, &r, 0, sql, types, ap);
     va_end(ap);
     if (st == GS_OK && changes)
         *changes = (int)strtol(PQcmdTuples(r), NULL, 10);
@@ -197,7 +221,7 @@ gs_status pgs_int(pg_store *s, svc_error *err, const char *what, int *value, int
     PGresult *r;
     va_list ap;
     va_start(ap, types);
-    gs_status st = vquery(s, err, what, &r, sql, types, ap);
+    gs_status st = vquery(s, err, what, &r, 0, sql, types, ap);
     va_end(ap);
     int row = st == GS_OK && PQntuples(r) > 0;
     if (row)

@@ -90,11 +90,11 @@ gs_status pgs_stats(job_store *js, const char *owner, int64_t since_ms, int max_
 gs_status pgs_disk_bytes(job_store *js, int64_t *bytes, svc_error *err)
 {
     PGresult *r;
-    gs_status st =
-        pgs_query(pgs(js), err, "reading the database size", &r,
-                  "SELECT pg_total_relation_size('jobs')"
-                  " + pg_total_relation_size('workers') + pg_total_relation_size('meta')",
-                  "");
+    gs_status st = pgs_query(pgs(js), err, "reading the database size", &r,
+                             "SELECT pg_total_relation_size('jobs')"
+                             " + pg_total_relation_size('workers') + pg_total_relation_size('meta')"
+                             " + pg_total_relation_size('blobs')",
+                             "");
     if (st == GS_OK)
         *bytes = pgs_col_int64(r, 0, 0);
     PQclear(r);

@@ -88,19 +88,20 @@ static int start_worker(supervisor *s, int k)
     snprintf(idle, sizeof idle, "%d", s->o.idle_unload_s);
     const char *argv[40 + 2 * SUPERVISOR_MAX_PRELOAD];
     int n = 0;
-    enum { NAME_AT = 7 }; /* the worker's name, known once it has a pid */
-    const char *fixed[] = {s->o.self_exe,   "worker",
-                           "--blobs",       s->o.blob_url,
-                           "--models",      s->o.models_dir,
-                           "--name",        NULL,
-                           "--lease-ms",    lease,
-                           "--threads",     threads,
-                           "--idle-unload", idle,
-                           "--wake-fd",     wake_fd,
-                           "--notify-fd",   report_fd,
-                           "--precision",   s->o.precision ? s->o.precision : "auto"};
+    enum { NAME_AT = 5 }; /* the worker's name, known once it has a pid */
+    const char *fixed[] = {
+        s->o.self_exe,   "worker",        "--models",
+        s->o.models_dir, "--name",        NULL,
+        "--lease-ms",    lease,           "--threads",
+        threads,         "--idle-unload", idle,
+        "--wake-fd",     wake_fd,         "--notify-fd",
+        report_fd,       "--precision",   s->o.precision ? s->o.precision : "auto"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         argv[n++] = fixed[i];
+    if (s->o.blob_url) { /* else in the store's database, reached by its URL */
+        argv[n++] = "--blobs";
+        argv[n++] = s->o.blob_url;
+    }
     if (s->o.ram_budget) {
         argv[n++] = "--ram-budget";
         argv[n++] = budget;

@@ -30,7 +30,7 @@
 typedef struct supervisor_options {
     const char *self_exe;   /* the gesso binary, for `gesso worker` */
     const char *store_url;  /* where the workers find the job store */
-    const char *blob_url;   /* where they put images and previews */
+    const char *blob_url;   /* where they put images and previews; NULL: in the store */
     const char *models_dir; /* NAME.safetensors */
     const char *lora_dir;   /* LoRAs by NAME.safetensors, or NULL */
     int workers;

@@ -302,23 +302,52 @@ out:
     gs_result_free(res);
 }
 
-/* Sleeps until the server says jobs were queued, or a second passes (jobs
-   requeued by lease expiry or queued by another server raise no signal).
-   End-of-file on the pipe means the server is gone: the worker stops. */
-static void wait_for_work(const worker_options *o)
+static void count_change(void *user, char kind, const char *id)
 {
-    if (o->wake_fd < 0) {
-        usleep(50000);
+    (void)kind, (void)id;
+    ++*(int *)user;
+}
+
+/* How long an idle worker waits before it looks at the queue again without
+   being told: jobs requeued by lease expiry or queued by another server
+   raise no signal on the wake pipe, and a notification can be lost. */
+#define FALLBACK_MS 1000        /* with a wake pipe */
+#define FALLBACK_NOTIFY_MS 2000 /* with the store's notifications */
+#define FALLBACK_POLL_MS 50     /* with neither */
+
+/* Sleeps until jobs were queued (the server's wake pipe, or the store's
+   notification that any front end queued one), or the fallback passes.
+   End-of-file on the pipe means the server is gone: the worker stops. */
+static void wait_for_work(const worker_options *o, job_store *store, int listening)
+{
+    svc_error err = {0};
+    int news = 0;
+    /* notifications that came while the last claim ran may be stale, or may
+       be for a job queued just after it looked: look again at once */
+    if (listening && store_changes(store, count_change, &news, NULL, &err) == GS_OK && news > 0)
+        return;
+    struct pollfd pfd[2];
+    int n = 0;
+    if (o->wake_fd >= 0)
+        pfd[n++] = (struct pollfd){.fd = o->wake_fd, .events = POLLIN};
+    int store_fd = listening ? store_listen_fd(store) : -1;
+    if (store_fd >= 0)
+        pfd[n++] = (struct pollfd){.fd = store_fd, .events = POLLIN};
+    if (n == 0) {
+        usleep(FALLBACK_POLL_MS * 1000);
         return;
     }
-    struct pollfd pfd = {.fd = o->wake_fd, .events = POLLIN};
-    if (poll(&pfd, 1, 1000) > 0) {
+    if (poll(pfd, (nfds_t)n, listening ? FALLBACK_NOTIFY_MS : FALLBACK_MS) <= 0)
+        return;
+    if (o->wake_fd >= 0 && (pfd[0].revents & (POLLIN | POLLHUP))) {
         char buf[64];
         if (read(o->wake_fd, buf, sizeof buf) == 0) {
             log_info("the server is gone; stopping");
             *o->stop = 1;
         }
     }
+    if (store_fd >= 0 && store_changes(store, count_change, &news, NULL, &err) != GS_OK)
+        usleep(200000); /* the connection is lost: the claim says so, and retries */
 }
 
 /* Loads the models asked for at start; one that cannot load is skipped. */
@@ -358,6 +387,11 @@ int worker_run(const worker_options *o)
     w.store = store;
     if (!(w.cache = model_cache_create(eng, &co)))
         goto out;
+    int listening = 0; /* the store tells of queued jobs (a database server) */
+    if (store_listen(store, STORE_LISTEN_QUEUED, &listening, &err) != GS_OK) {
+        log_warn("%s (looking at the queue every %d ms instead)", err.msg, FALLBACK_NOTIFY_MS);
+        listening = 0;
+    }
     report(&w);
     preload(&w);
     int64_t report_every = o->lease_ms / 3 > 0 ? o->lease_ms / 3 : 1;
@@ -379,7 +413,7 @@ int worker_run(const worker_options *o)
             continue;
         }
         if (!claimed) {
-            wait_for_work(o);
+            wait_for_work(o, store, listening);
             continue;
         }
         if (worker_notify(o->notify_fd, NOTIFY_QUEUE, job.id) != 0)
