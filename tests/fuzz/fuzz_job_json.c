@@ -102,7 +102,7 @@ static void openai(const char *body, size_t len, int form)
     http_request r = {.s = &srv, .body = body, .body_len = len, .proto = &openai_protocol};
     json_int_literal seed = {0};
     json_t *req = NULL;
-    const multipart_part *image = NULL;
+    const multipart_part *image = NULL, *mask = NULL;
     multipart_part parts[MULTIPART_MAX_PARTS];
     int n = 0;
     char msg[256];
@@ -119,6 +119,8 @@ static void openai(const char *body, size_t len, int form)
         for (int i = 0; i < n; i++) {
             if (strcmp(parts[i].name, "image") == 0)
                 image = &parts[i];
+            else if (strcmp(parts[i].name, "mask") == 0)
+                mask = &parts[i];
             else
                 json_object_set_new(req, parts[i].name, json_stringn(parts[i].data, parts[i].len));
         }
@@ -134,9 +136,10 @@ static void openai(const char *body, size_t len, int form)
     openai_refusal why = {0};
     if (job_spec_init(&s) != 0)
         abort();
-    (void)openai_read_request(&r, form ? OPENAI_EDIT : OPENAI_GENERATE, req, form ? NULL : &seed,
-                              form, image ? (const unsigned char *)image->data : NULL,
-                              image ? image->len : 0, &s, &ask, &why);
+    (void)openai_read_request(
+        &r, form ? OPENAI_EDIT : OPENAI_GENERATE, req, form ? NULL : &seed, form,
+        image ? (const unsigned char *)image->data : NULL, image ? image->len : 0,
+        mask ? (const unsigned char *)mask->data : NULL, mask ? mask->len : 0, &s, &ask, &why);
     job_spec_clear(&s);
     json_decref(req);
 }
