@@ -237,13 +237,14 @@ static void sdxl_recipe_vectors_match(void **state)
             GS_OK);
         char key[128], what[128];
         extra_conditioning(m, &p, &pc, y);
-        snprintf(key, sizeof key, "pipe.%s.vector_c", rs[i].name);
-        snprintf(what, sizeof what, "%s vector_c", rs[i].name);
+        assert_true(snprintf(key, sizeof key, "pipe.%s.vector_c", rs[i].name) < (int)sizeof key);
+        assert_true(snprintf(what, sizeof what, "%s vector_c", rs[i].name) < (int)sizeof what);
         assert_true(compare(what, y, key, 1576) < COND_REL_L2);
         if (p.cfg_scale != 1.0f) { /* a one-pass recipe has no negative */
             extra_conditioning(m, &p, &pu, y);
-            snprintf(key, sizeof key, "pipe.%s.vector_u", rs[i].name);
-            snprintf(what, sizeof what, "%s vector_u", rs[i].name);
+            assert_true(snprintf(key, sizeof key, "pipe.%s.vector_u", rs[i].name) <
+                        (int)sizeof key);
+            assert_true(snprintf(what, sizeof what, "%s vector_u", rs[i].name) < (int)sizeof what);
             assert_true(compare(what, y, key, 1576) < COND_REL_L2);
         }
         prompt_cond_free(&pc);

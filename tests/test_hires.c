@@ -104,7 +104,7 @@ static char *key(int i, const char *what)
     static char buf[4][128];
     static int k;
     k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s.%s", rs[i].name, what);
+    assert_true(snprintf(buf[k], sizeof buf[k], "%s.%s", rs[i].name, what) < (int)sizeof buf[k]);
     return buf[k];
 }
 

@@ -15,7 +15,7 @@
 #include "job/base64.h"
 #include "job/job_inputs.h"
 #include "job/job_spec.h"
-#include "job/sha256.h"
+#include "hash/sha256.h"
 #include "queue/blob_store.h"
 #include "queue/blob_sweep.h"
 #include "queue/store.h"
@@ -69,6 +69,15 @@ static void sha256_matches_known_digests(void **state)
         line[SHA256_HEX_LEN] = '\0';
         sha256_hex(data, lengths[i], hex);
         assert_string_equal(hex, line);
+        /* in pieces of every size from 1 to 70 bytes (a download's chunks): the same digest */
+        for (size_t piece = 1; piece <= 70; piece++) {
+            sha256_ctx c;
+            sha256_init(&c);
+            for (size_t at = 0; at < lengths[i]; at += piece)
+                sha256_update(&c, data + at, lengths[i] - at < piece ? lengths[i] - at : piece);
+            sha256_final_hex(&c, hex);
+            assert_string_equal(hex, line);
+        }
     }
 }
 

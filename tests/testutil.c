@@ -409,8 +409,11 @@ json_t *test_wait_job(const char *base, const char *dir, const char *authorizati
 int test_link_tiny_model(const char *dir)
 {
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/models && ln -s %s %s/models/tiny-sd15.safetensors", dir,
-             fixture_path("tiny-sd15.safetensors"), dir);
+    int n =
+        snprintf(cmd, sizeof cmd, "mkdir -p %s/models && ln -s %s %s/models/tiny-sd15.safetensors",
+                 dir, fixture_path("tiny-sd15.safetensors"), dir);
+    if (n < 0 || (size_t)n >= sizeof cmd)
+        return -1;
     return system(cmd) == 0 ? 0 : -1;
 }
 

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "api/a1111.h"
-#include "job/sha256.h"
+#include "hash/sha256.h"
 
 #define EXT ".safetensors"
 #define EXT_LEN 12

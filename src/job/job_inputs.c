@@ -6,7 +6,7 @@
 
 #include "job/base64.h"
 #include "job/job_image.h"
-#include "job/sha256.h"
+#include "hash/sha256.h"
 #include "support/log.h"
 
 /* The most an inline image may decode to here: the edge has held it to the

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
-#include "model/lora_hash.h"
+#include "hash/sha256.h"
 
 typedef enum role { ROLE_DOWN, ROLE_UP, ROLE_ALPHA } role;
 
@@ -212,5 +212,5 @@ void lora_file_hash(const lora_file *lf, char out[65])
     for (int i = 0; i < 8; i++)
         header |= (uint64_t)b[i] << (8 * i);
     /* the parser has checked 8 + header <= size */
-    lora_sha256_hex(b + 8 + header, size - 8 - (size_t)header, out);
+    sha256_hex(b + 8 + header, size - 8 - (size_t)header, out);
 }

@@ -1,10 +1,11 @@
 /*
- * lora_hash - SHA-256 (FIPS 180-4) for the engine's LoRA hashes: the same
- * code as the service's job/sha256.c, which the engine cannot link (the
- * service sits above the engine); fold the two into src/common when the
- * service may include it.
+ * sha256 - SHA-256 as FIPS 180-4 specifies it: 64-byte blocks through the
+ * compression function, then the padding (a 1 bit, zeros, the message length
+ * in bits) in one or two final blocks. One copy for the whole program: job
+ * input digests, A1111's model and LoRA hashes, and checks of downloads that
+ * arrive in pieces.
  */
-#include "model/lora_hash.h"
+#include "hash/sha256.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -54,30 +55,62 @@ static void compress(uint32_t h[8], const unsigned char block[64])
     h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
 }
 
-void lora_sha256_hex(const void *data, size_t n, char out[65])
+void sha256_init(sha256_ctx *c)
 {
     /* the first 32 bits of the fractional parts of the square roots of the first 8 primes */
-    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, h0, sizeof h0);
+    c->bytes = 0;
+    c->held = 0;
+}
+
+void sha256_update(sha256_ctx *c, const void *data, size_t n)
+{
     const unsigned char *p = data;
-    size_t left = n;
-    for (; left >= 64; p += 64, left -= 64)
-        compress(h, p);
+    c->bytes += n;
+    if (c->held) {
+        size_t take = 64 - c->held < n ? 64 - c->held : n;
+        memcpy(c->block + c->held, p, take);
+        c->held += take;
+        p += take;
+        n -= take;
+        if (c->held < 64)
+            return;
+        compress(c->h, c->block);
+        c->held = 0;
+    }
+    for (; n >= 64; p += 64, n -= 64)
+        compress(c->h, p);
+    memcpy(c->block, p, n);
+    c->held = n;
+}
+
+void sha256_final_hex(sha256_ctx *c, char out[SHA256_HEX_LEN + 1])
+{
     unsigned char tail[128] = {0};
-    memcpy(tail, p, left);
-    tail[left] = 0x80;
-    size_t len = left + 1 + 8 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)n * 8;
+    memcpy(tail, c->block, c->held);
+    tail[c->held] = 0x80;
+    size_t len = c->held + 1 + 8 <= 64 ? 64 : 128;
+    uint64_t bits = c->bytes * 8;
     for (int i = 0; i < 8; i++)
         tail[len - 1 - i] = (unsigned char)(bits >> (8 * i));
-    compress(h, tail);
+    compress(c->h, tail);
     if (len == 128)
-        compress(h, tail + 64);
+        compress(c->h, tail + 64);
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 32; i++) {
-        unsigned char byte = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
+        unsigned char byte = (unsigned char)(c->h[i / 4] >> (24 - 8 * (i % 4)));
         out[2 * i] = hex[byte >> 4];
         out[2 * i + 1] = hex[byte & 15];
     }
-    out[64] = '\0';
+    out[SHA256_HEX_LEN] = '\0';
+}
+
+void sha256_hex(const void *data, size_t n, char out[SHA256_HEX_LEN + 1])
+{
+    sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, data, n);
+    sha256_final_hex(&c, out);
 }
