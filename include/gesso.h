@@ -151,6 +151,15 @@ GS_API void gs_model_free(gs_model *model);
  * one-shot runs (`gesso generate`); a service keeps its models whole. */
 GS_API void gs_model_set_release_after_use(gs_model *model, int on);
 
+/* For one generation (`gesso generate`): checks the file as gs_model_load does
+ * and loads its text encoders; the UNet and VAE load when the generation has
+ * encoded its prompts and freed the encoders, so the peak memory is the largest
+ * stage rather than the sum (SDXL in f32: about 10.6 GB, not 14). The UNet's and
+ * VAE's shapes are checked then, and a LoRA set makes that generation load all
+ * networks first (it folds into all of them). Release after use is on. */
+GS_API GS_NODISCARD gs_status gs_model_load_one_shot(gs_engine *eng, const char *path,
+                                                     gs_model **out);
+
 typedef struct gs_model_info {
     gs_model_family family;
     const char *family_name;   /* "sd1", "sd2", "sd2-v", "sdxl" */
@@ -447,6 +456,8 @@ typedef struct gs_timings {
     int n_steps;             /* entries in step_s */
     const double *step_s;    /* [n_steps] wall time of each sampler step; owned by the result */
     double lora_apply_s;     /* folding the LoRA set into the weights (0 when unchanged) */
+    double load_s;           /* networks loaded during the call: a one-shot model's UNet and
+                                VAE, or those a release-after-use run freed */
 } gs_timings;
 
 GS_API void gs_result_timings(const gs_result *res, gs_timings *out);

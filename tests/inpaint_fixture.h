@@ -93,7 +93,7 @@ static void params_of(int i, gs_params *p, gs_image **init, gs_image **mask)
 static int u8_diff(const char *name, const char *what, const uint8_t *a, size_t n, int *maxd)
 {
     char key[128];
-    snprintf(key, sizeof key, "%s.%s", name, what);
+    FORMAT_OR_FAIL(key, "%s.%s", name, what);
     size_t m;
     double *ref = golden_f64(key, &m);
     assert_int_equal(m, n);

@@ -195,7 +195,7 @@ static int run_file(const char *path, int *n_cases)
         if (strncmp(line, "=== ", 4) == 0)
             break;
         if (strncmp(line, "@serve ", 7) == 0) {
-            snprintf(flags, sizeof flags, "%s", line + 7);
+            FORMAT_OR_FAIL(flags, "%s", line + 7);
             char *save = NULL;
             static char paths[4][1024]; /* @fixtures/X: the tests' fixture X */
             int n_paths = 0;

@@ -33,7 +33,7 @@ static int setup(void **state)
 static double rel_to(const char *name, const char *what, const float *a, size_t n)
 {
     char key[128];
-    snprintf(key, sizeof key, "%s.%s", name, what);
+    FORMAT_OR_FAIL(key, "%s.%s", name, what);
     size_t m;
     double *ref = golden_f64(key, &m);
     assert_int_equal(m, n);

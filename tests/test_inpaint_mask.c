@@ -37,7 +37,7 @@ static void pixel_steps_match_goldens(void **state)
         /* the latent mask: exact (k/255 in float32, rounded) */
         size_t nl = (size_t)pl.lw * pl.lh, cnt;
         char key[128];
-        snprintf(key, sizeof key, "%s.latent_mask", nm);
+        FORMAT_OR_FAIL(key, "%s.latent_mask", nm);
         double *lm = golden_f64(key, &cnt);
         assert_int_equal(cnt, nl);
         for (size_t k = 0; k < nl; k++) {
@@ -47,19 +47,19 @@ static void pixel_steps_match_goldens(void **state)
         free(lm);
         float *unr = malloc(nl * sizeof *unr);
         assert_int_equal(mask_latent(pl.image_mask, pl.w, pl.h, pl.lw, pl.lh, 0, unr, &err), GS_OK);
-        snprintf(key, sizeof key, "%s.latent_mask_unrounded", nm);
+        FORMAT_OR_FAIL(key, "%s.latent_mask_unrounded", nm);
         lm = golden_f64(key, &cnt);
         for (size_t k = 0; k < nl; k++)
             assert_true(fabs(unr[k] - lm[k]) < 1e-7); /* float32 k/255 against its f64 copy */
         free(lm);
         free(unr);
         if (ex[i].full_res) {
-            snprintf(key, sizeof key, "%s.crop_region", nm);
+            FORMAT_OR_FAIL(key, "%s.crop_region", nm);
             double *c = golden_f64(key, &cnt);
             for (int k = 0; k < 4; k++)
                 assert_int_equal(pl.crop[k], (int)c[k]);
             free(c);
-            snprintf(key, sizeof key, "%s.paste_to", nm);
+            FORMAT_OR_FAIL(key, "%s.paste_to", nm);
             c = golden_f64(key, &cnt);
             for (int k = 0; k < 4; k++)
                 assert_int_equal(pl.paste_to[k], (int)c[k]);

@@ -254,6 +254,59 @@ static void release_after_use(void **state)
     gs_model_free(m);
 }
 
+/* A one-shot model holds only its text encoders until a generation has
+   encoded its prompts; then the UNet and VAE come in (the peak is the largest
+   stage). Its images are the kept model's, run after run, with and without a
+   LoRA set (which folds into every network, so that run loads them all). */
+static void one_shot_loads_each_stage_when_it_starts(void **state)
+{
+    (void)state;
+    gs_model *m = NULL;
+    assert_int_equal(gs_model_load_one_shot(eng, fixture_path("tiny-sd15.safetensors"), &m), GS_OK);
+    gs_model_info kept_info, info;
+    gs_model_get_info(model, &kept_info);
+    gs_model_get_info(m, &info);
+    assert_int_equal(info.family, GS_FAMILY_SD1);
+    assert_int_equal(info.text_width, 96);   /* the encoders are in */
+    assert_int_equal(info.unet_channels, 0); /* the UNet is not */
+    assert_true(info.weight_bytes > 0 && info.weight_bytes < kept_info.weight_bytes);
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "a lighthouse at dusk";
+    p.width = 64;
+    p.height = 64;
+    p.steps = 2;
+    p.seed = 5;
+    size_t px = 64 * 64 * 3;
+    for (int run = 0; run < 2; run++) {
+        gs_result *kept = NULL, *once = NULL;
+        if (run == 1) { /* a LoRA set: every network loads before it folds */
+            static gs_lora l[1];
+            l[0] = (gs_lora){fixture_path("lora/tiny_a.safetensors"), 0.8f, 0.6f};
+            p.loras = l;
+            p.n_loras = 1;
+        }
+        assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &kept), GS_OK);
+        assert_int_equal(gs_generate(eng, m, &p, NULL, NULL, &once), GS_OK);
+        assert_memory_equal(gs_result_image(kept, 0)->pixels, gs_result_image(once, 0)->pixels, px);
+        assert_string_equal(gs_result_infotext(kept, 0), gs_result_infotext(once, 0));
+        gs_timings t;
+        gs_result_timings(once, &t);
+        assert_true(t.load_s > 0); /* the UNet and VAE loaded inside the call */
+        gs_result_free(kept);
+        gs_result_free(once);
+    }
+    gs_model_get_info(m, &info);
+    assert_int_equal(info.unet_channels, 32);
+    assert_int_equal(info.latent_channels, 4);
+    p.loras = NULL;
+    p.n_loras = 0;
+    gs_result *kept = NULL;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &kept), GS_OK);
+    gs_result_free(kept);
+    gs_model_free(m);
+}
+
 /* Replaces the first occurrence of `from` in the file's header by `to` (same length). */
 static void patch_header(const char *path, const char *from, const char *to)
 {
@@ -458,6 +511,7 @@ int main(void)
         cmocka_unit_test(eta_reaches_the_sampler),
         cmocka_unit_test(vae_tile_parameter),
         cmocka_unit_test(release_after_use),
+        cmocka_unit_test(one_shot_loads_each_stage_when_it_starts),
         cmocka_unit_test(prepared_file_loads_in_place),
         cmocka_unit_test(bf16_fidelity),
     };

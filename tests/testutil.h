@@ -16,6 +16,11 @@
 #include "gesso.h"
 #include "model/safetensors.h"
 
+/* snprintf into a char array, failing the test when the text does not fit
+   (a truncated golden name would look up another tensor). */
+#define FORMAT_OR_FAIL(buf, ...)                                                                   \
+    assert_true(snprintf(buf, sizeof buf, __VA_ARGS__) < (int)sizeof buf)
+
 /* The golden file, opened once per process (NULL-safe to call repeatedly). */
 st_file *golden(void);
 /* Makes golden() the given fixture file (e.g. "sdxl/tiny-sdxl-golden.safetensors")

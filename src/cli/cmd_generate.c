@@ -462,12 +462,12 @@ int cmd_generate(int argc, char **argv)
         rc = EXIT_FAILURE_OTHER;
         goto out;
     }
-    if ((st = gs_model_load(eng, model_path, &model)) != GS_OK) {
+    /* one generation: each network loads when its stage starts and goes when it ends */
+    if ((st = gs_model_load_one_shot(eng, model_path, &model)) != GS_OK) {
         fprintf(stderr, "gesso: %s\n", gs_engine_errmsg(eng));
         rc = exit_code_for(st);
         goto out;
     }
-    gs_model_set_release_after_use(model, 1); /* one generation: no network is needed twice */
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

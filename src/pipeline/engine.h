@@ -46,6 +46,8 @@ struct gs_model {
     float latent_scale;  /* 0.18215 for SD1 and SD2, 0.13025 for SDXL */
     char *path;          /* the file, for networks loaded again after a release */
     int release_after_use;
+    int staged;      /* gs_model_load_one_shot: the UNet and VAE load after the text is encoded */
+    int fitted;      /* the networks' sizes were checked against each other */
     int prepared;    /* a prepared file: weights live in its mapping (file stays open) */
     weight_log *log; /* while gs_checkpoint_prepare records a load */
     /* kept across releases: */
@@ -58,8 +60,15 @@ struct gs_model {
     struct lora_cache *lora; /* the LoRA set folded into the weights (lora_select.h) */
 };
 
-/* Loads whichever of the model's networks are not in memory (all of them at
-   gs_model_load; after a release-after-use generation, those it released). */
+/* The model's networks, for model_load_parts. */
+enum { NET_TEXT = 1, NET_UNET = 2, NET_VAE = 4, NET_ALL = 7 };
+
+/* Loads whichever of the networks in parts are not in memory. The UNet and VAE
+   are checked against the text encoders' widths (recorded the first time those
+   load) once both are in; the file's prediction is settled then. */
+gs_status model_load_parts(gs_model *m, int parts, gi_error *err);
+/* model_load_parts(m, NET_ALL): all of them at gs_model_load; after a
+   release-after-use generation, those it released. */
 gs_status model_load_networks(gs_model *m, gi_error *err);
 /* gs_model_load, recording every weight read in log (when not NULL). */
 gs_status model_load_logged(gs_engine *eng, const char *path, weight_log *log, gs_model **out);

@@ -428,6 +428,27 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
     return st;
 }
 
+/* The generation's sizes and prediction from the model. Before a one-shot
+   model's UNet and VAE have ever been in, the SD default (4 latent channels,
+   the file's stated or ε prediction) stands in, so settings are checked before
+   anything heavy runs; they are taken again once the UNet is in. */
+static void take_model_sizes(gen_ctx *g, sample_config *sc)
+{
+    const gs_model *m = g->m;
+    const gs_params *p = g->p;
+    g->ch = m->fitted ? m->latent_channels : 4;
+    g->adm = m->adm_channels;
+    sc->channels = g->ch;
+    gs_prediction pred = p->prediction != GS_PREDICTION_AUTO ? p->prediction : m->prediction;
+    sc->prediction = pred == GS_PREDICTION_V ? SAMPLE_PRED_V : SAMPLE_PRED_EPS;
+}
+
+/* Whether p may ask for LoRAs (a list, or what looks like a prompt tag). */
+static int lora_asked(const gs_params *p)
+{
+    return p->n_loras > 0 || (p->prompt && strstr(p->prompt, "<lora:"));
+}
+
 static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progress_fn progress,
                           void *user, gs_result **out)
 {
@@ -449,11 +470,9 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     g.m = m;
     g.p = p;
     g.batch = p->batch_size;
-    g.ch = m->latent_channels;
     g.lh = p->height / 8;
     g.lw = p->width / 8;
     g.cfg = p->cfg_scale != 1.0f;
-    g.adm = m->adm_channels;
     g.progress = progress;
     g.user = user;
 
@@ -463,13 +482,11 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     sc.scheduler = p->scheduler;
     sc.steps = p->steps;
     sc.batch = g.batch;
-    sc.channels = g.ch;
     sc.height = g.lh;
     sc.width = g.lw;
     sc.strength = p->init_image ? p->strength : 1.0f;
-    gs_prediction pred = p->prediction != GS_PREDICTION_AUTO ? p->prediction : m->prediction;
-    sc.prediction = pred == GS_PREDICTION_V ? SAMPLE_PRED_V : SAMPLE_PRED_EPS;
-    sc.seed = p->seed; /* the Brownian-tree samplers seed from it */
+    take_model_sizes(&g, &sc); /* provisional while a one-shot run's UNet is not in yet */
+    sc.seed = p->seed;         /* the Brownian-tree samplers seed from it */
     sc.custom_eta = p->eta >= 0.0f;
     sc.eta = p->eta;
     if ((st = sample_validate(&sc, &err)) != GS_OK)
@@ -484,17 +501,16 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     }
     res->seed = p->seed;
 
-    if ((st = model_load_networks(m, &err)) != GS_OK) { /* what an earlier run released */
+    /* What an earlier run released. A one-shot model brings in its UNet and
+       VAE only once the text is encoded and its encoders freed, so the peak is
+       the largest stage; a LoRA set folds into all networks at once. */
+    int staged = m->staged && !lora_asked(p);
+    double t_load = now_s();
+    if ((st = model_load_parts(m, staged ? NET_TEXT : NET_ALL, &err)) != GS_OK) {
         gi_error_prefix(&err, "%s", m->path);
         goto out;
     }
-    g.in_ch = unet_in_channels(m->unet); /* once the UNet is loaded (a run may release it) */
-    if (hr.on && g.in_ch != g.ch) {      /* its second pass would need the upscaled image's own
-                                            conditioning, which is not built yet */
-        st = gi_fail(&err, GS_ERR_UNSUPPORTED,
-                     "the hires fix does not run on an inpainting checkpoint yet");
-        goto out;
-    }
+    res->timings.load_s = now_s() - t_load;
     /* the model's precision, which a prepared file may have set apart from the
        engine's: an f32 model's attention and convolutions stay f32 */
     engine_set_compute_precision(eng, m->bf16);
@@ -515,8 +531,6 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
                                      &err)) != GS_OK)
         goto out;
     res->timings.text_encode_s = now_s() - t_text;
-    if ((st = gen_build_context(&g, &cond, &uncond, &err)) != GS_OK)
-        goto out;
     if (m->release_after_use) { /* each network goes once this run is done with it */
         for (int k = 0; k < m->fam->n_text; k++) {
             clip_text_free(m->text[k]);
@@ -524,6 +538,22 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
             model_drop_pages(m, m->fam->text[k].prefix);
         }
     }
+    t_load = now_s();
+    if ((st = model_load_parts(m, NET_UNET | NET_VAE, &err)) != GS_OK) {
+        gi_error_prefix(&err, "%s", m->path);
+        goto out;
+    }
+    res->timings.load_s += now_s() - t_load;
+    take_model_sizes(&g, &sc);
+    g.in_ch = unet_in_channels(m->unet); /* once the UNet is loaded (a run may release it) */
+    if (hr.on && g.in_ch != g.ch) {      /* its second pass would need the upscaled image's own
+                                            conditioning, which is not built yet */
+        st = gi_fail(&err, GS_ERR_UNSUPPORTED,
+                     "the hires fix does not run on an inpainting checkpoint yet");
+        goto out;
+    }
+    if ((st = gen_build_context(&g, &cond, &uncond, &err)) != GS_OK)
+        goto out;
 
     /* buffers for the sampling loop */
     size_t item = (size_t)g.lh * g.lw * g.ch;

@@ -33,7 +33,22 @@ gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
     return model_load_logged(eng, path, NULL, out);
 }
 
-static gs_status load(gs_engine *eng, const char *path, weight_log *log, gs_model **out);
+static gs_status load(gs_engine *eng, const char *path, weight_log *log, int parts, gs_model **out);
+
+gs_status gs_model_load_one_shot(gs_engine *eng, const char *path, gs_model **out)
+{
+    if (!eng || !path || !out)
+        return GS_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    int saved = compute_enter(eng->cx);
+    gs_status st = load(eng, path, NULL, NET_TEXT, out);
+    compute_leave(saved);
+    if (st == GS_OK) {
+        (*out)->staged = 1;
+        (*out)->release_after_use = 1;
+    }
+    return st;
+}
 
 gs_status model_load_logged(gs_engine *eng, const char *path, weight_log *log, gs_model **out)
 {
@@ -41,12 +56,12 @@ gs_status model_load_logged(gs_engine *eng, const char *path, weight_log *log, g
         return GS_ERR_INVALID_ARGUMENT;
     *out = NULL;
     int saved = compute_enter(eng->cx); /* the conversion runs on the engine's threads */
-    gs_status st = load(eng, path, log, out);
+    gs_status st = load(eng, path, log, NET_ALL, out);
     compute_leave(saved);
     return st;
 }
 
-static gs_status load(gs_engine *eng, const char *path, weight_log *log, gs_model **out)
+static gs_status load(gs_engine *eng, const char *path, weight_log *log, int parts, gs_model **out)
 {
     gi_error err = {0};
     gs_model *m = NULL;
@@ -71,7 +86,8 @@ static gs_status load(gs_engine *eng, const char *path, weight_log *log, gs_mode
     }
     m->bf16 = eng->bf16;
     m->log = log;
-    st = model_load_networks(m, &err);
+    m->staged = parts != NET_ALL;
+    st = model_load_parts(m, parts, &err);
     m->log = NULL;
     if (st != GS_OK)
         goto out;
@@ -84,11 +100,11 @@ out:
     return engine_fail(eng, &err);
 }
 
-static int networks_loaded(const gs_model *m)
+static int parts_loaded(const gs_model *m, int parts)
 {
-    if (!m->fam || !m->unet || !m->vae)
+    if (!m->fam || ((parts & NET_UNET) && !m->unet) || ((parts & NET_VAE) && !m->vae))
         return 0;
-    for (int k = 0; k < m->fam->n_text; k++)
+    for (int k = 0; (parts & NET_TEXT) && k < m->fam->n_text; k++)
         if (!m->text[k])
             return 0;
     return 1;
@@ -111,18 +127,24 @@ static gs_status load_text_encoders(gs_model *m, weight_log *log, gi_error *err)
         if (t->pooled && clip_text_proj_dim(m->text[k]) <= 0)
             return gi_fail(err, GS_ERR_FORMAT, "text encoder %d has no text_projection", k + 1);
     }
-    return GS_OK;
-}
-
-/* The networks' sizes must agree with each other and with the family. */
-static gs_status check_fit(gs_model *m, gi_error *err)
-{
+    /* kept when the encoders are released: the UNet is checked against them,
+       and a generation's clip skip and conditioning sizes come from them */
     int width = 0, pooled = 0;
     for (int k = 0; k < m->fam->n_text; k++) {
         width += clip_text_width(m->text[k]);
         if (m->fam->text[k].pooled)
             pooled = clip_text_proj_dim(m->text[k]);
     }
+    m->text_layers = clip_text_layers(m->text[0]);
+    m->text_width = width;
+    m->pooled_width = pooled;
+    return GS_OK;
+}
+
+/* The networks' sizes must agree with each other and with the family. */
+static gs_status check_fit(gs_model *m, gi_error *err)
+{
+    int width = m->text_width, pooled = m->pooled_width;
     if (unet_context_dim(m->unet) != width)
         return gi_fail(err, GS_ERR_FORMAT,
                        "the UNet expects %d-wide text conditioning but the text encoders give %d",
@@ -141,9 +163,6 @@ static gs_status check_fit(gs_model *m, gi_error *err)
                        "the UNet takes %d input channels but the VAE makes %d-channel latents "
                        "(%d, or %d for an inpainting UNet; other variants are not supported)",
                        in, z, z, 2 * z + 1);
-    m->text_layers = clip_text_layers(m->text[0]);
-    m->text_width = width;
-    m->pooled_width = pooled;
     return GS_OK;
 }
 
@@ -190,7 +209,12 @@ done:
 
 gs_status model_load_networks(gs_model *m, gi_error *err)
 {
-    if (networks_loaded(m))
+    return model_load_parts(m, NET_ALL, err);
+}
+
+gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
+{
+    if (parts_loaded(m, parts))
         return GS_OK;
     gs_status st;
     if (!m->file && (st = st_open(m->path, &m->file, err)) != GS_OK)
@@ -207,6 +231,7 @@ gs_status model_load_networks(gs_model *m, gi_error *err)
     if (m->prediction == GS_PREDICTION_AUTO)
         m->prediction = family_file_prediction(m->file);
     m->weight_dtype = checkpoint_weight_dtype(m->file);
+    m->file_bytes = st_file_size(m->file);
     int prepared_bf16 = 0;
     m->prepared = weights_file_prepared(m->file, &prepared_bf16);
     if (m->prepared) {
@@ -233,7 +258,7 @@ gs_status model_load_networks(gs_model *m, gi_error *err)
     /* a network loaded again holds its base weights and new buffers: the
        index forgets the old ones and the LoRA set is folded in anew */
     weight_log *log = m->log ? m->log : &m->index;
-    if (!networks_loaded(m))
+    if (!parts_loaded(m, NET_ALL))
         lora_select_forget(m);
     for (int k = 0; k < fam->n_text; k++)
         if (!m->text[k])
@@ -242,34 +267,42 @@ gs_status model_load_networks(gs_model *m, gi_error *err)
         weight_log_drop_prefix(&m->index, fam->unet_prefix);
     if (!m->vae)
         weight_log_drop_prefix(&m->index, fam->vae_prefix);
-    if ((st = load_text_encoders(m, log, err)) != GS_OK)
+    if ((parts & NET_TEXT) && (st = load_text_encoders(m, log, err)) != GS_OK)
         goto out;
     unet_opts uo = {.heads = fam->unet_heads, .head_dim = fam->unet_head_dim};
-    if (!m->unet &&
+    if ((parts & NET_UNET) && !m->unet &&
         (st = unet_load(m->file, fam->unet_prefix, &uo, m->bf16, log, &m->unet, err)) != GS_OK) {
         gi_error_prefix(err, "UNet");
         goto out;
     }
-    if (!m->vae && (st = vae_load(m->file, fam->vae_prefix, m->bf16, log, &m->vae, err)) != GS_OK) {
+    if ((parts & NET_VAE) && !m->vae &&
+        (st = vae_load(m->file, fam->vae_prefix, m->bf16, log, &m->vae, err)) != GS_OK) {
         gi_error_prefix(err, "VAE");
         goto out;
     }
-    if ((st = check_fit(m, err)) != GS_OK)
-        goto out;
-    if (m->prediction == GS_PREDICTION_AUTO && (st = guess_prediction(m, err)) != GS_OK)
-        goto out;
-    m->unet_channels = unet_model_channels(m->unet);
-    m->latent_channels = vae_latent_channels(m->vae);
-    m->adm_channels = unet_adm_channels(m->unet);
-    m->file_bytes = st_file_size(m->file);
-    m->weight_bytes = unet_weight_bytes(m->unet) + vae_weight_bytes(m->vae);
+    /* the text encoders' widths are known from their first load, even when a
+       one-shot run has released them before the UNet comes in */
+    if (!m->fitted && m->unet && m->vae && m->text_width > 0) {
+        if ((st = check_fit(m, err)) != GS_OK)
+            goto out;
+        if (m->prediction == GS_PREDICTION_AUTO && (st = guess_prediction(m, err)) != GS_OK)
+            goto out;
+        m->unet_channels = unet_model_channels(m->unet);
+        m->latent_channels = vae_latent_channels(m->vae);
+        m->adm_channels = unet_adm_channels(m->unet);
+        m->fitted = 1;
+    }
+    m->weight_bytes =
+        (m->unet ? unet_weight_bytes(m->unet) : 0) + (m->vae ? vae_weight_bytes(m->vae) : 0);
     for (int k = 0; k < m->fam->n_text; k++)
-        m->weight_bytes += clip_text_weight_bytes(m->text[k]);
+        m->weight_bytes += m->text[k] ? clip_text_weight_bytes(m->text[k]) : 0;
     if (m->prepared) {
         m->weight_bytes = m->file_bytes; /* resident as the kernels touch it */
         /* fault the mapping in now (from the page cache), so the load is what
-           it costs and the first step does not pay for it */
-        madvise((void *)st_file_bytes(m->file), m->file_bytes, 22 /* MADV_POPULATE_READ */);
+           it costs and the first step does not pay for it; a one-shot load
+           leaves the stages not yet started to fault in when they run */
+        if (!m->staged)
+            madvise((void *)st_file_bytes(m->file), m->file_bytes, 22 /* MADV_POPULATE_READ */);
         return GS_OK;
     }
 out:
