@@ -6,7 +6,8 @@
  * fleet's would be; one on a SQLite store, with an --api-keys FILE beside it
  * (the file's key wins a name both have). Per-key max-active and admin hold
  * as for file keys; the database's password is never printed, nor a key
- * anywhere but add's stdout.
+ * anywhere but add's stdout. And a front end's copy of the keys by itself:
+ * when it is read again, and what it does while the store cannot be read.
  */
 #include "testutil.h"
 
@@ -18,8 +19,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api/api_keys_store.h"
 #include "job/base64.h"
 #include "pg_server.h"
+#include "queue/store_keys.h"
 
 #define PASSWORD "s3cret-db-pw"
 /* how long a change may take to reach a front end: its copy is read each
@@ -319,11 +322,79 @@ static void keys_on_sqlite_and_beside_a_file(void **state)
     front_stop(&a, 1);
 }
 
+/* A front end's copy, by itself (api_keys_store.h), on a SQLite store: read
+   again only once it is a second old; a key revoked is refused from the next
+   read on, even right after it matched (the cache of recent matches); a
+   file's name wins; a copy that cannot be read again serves 10 s, then store
+   keys are unavailable, never let in. */
+static void the_copy_ages_and_forgets(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/gesso-keys-XXXXXX", url[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(url, sizeof url, "%s/jobs.db", dir);
+    job_store *s;
+    svc_error err = {0};
+    assert_int_equal(store_open(url, &s, &err), GS_OK);
+    char k1[STORE_KEY_LEN + 1], k2[STORE_KEY_LEN + 1];
+    assert_int_equal(store_key_add(s, "one", 2, 0, 0, 1, k1, &err), GS_OK);
+    api_keys_store *c = api_keys_store_create();
+    assert_non_null(c);
+    api_key out;
+    int64_t t = 100000;
+    assert_int_equal(api_keys_store_match(c, NULL, k1, strlen(k1), t, &out),
+                     API_KEYS_STORE_UNAVAILABLE); /* never read */
+    assert_int_equal(api_keys_store_load(c, s, t, &err), GS_OK);
+    assert_true(api_keys_store_any(c));
+    for (int i = 0; i < 3; i++) { /* the first scans, the others hit the cache */
+        assert_int_equal(api_keys_store_match(c, NULL, k1, strlen(k1), t, &out),
+                         API_KEYS_STORE_FOUND);
+        assert_string_equal(out.name, "one");
+        assert_int_equal(out.max_active, 2);
+        assert_null(out.key);
+    }
+    /* added and revoked in the store: not seen before the copy is a second old */
+    assert_int_equal(store_key_add(s, "two", 0, 0, 1, 2, k2, &err), GS_OK);
+    int revoked = 0;
+    assert_int_equal(store_key_revoke(s, "one", 3, &revoked, &err), GS_OK);
+    api_keys_store_refresh(c, s, t + 999);
+    assert_int_equal(api_keys_store_match(c, NULL, k2, strlen(k2), t + 999, &out),
+                     API_KEYS_STORE_NONE);
+    assert_int_equal(api_keys_store_match(c, NULL, k1, strlen(k1), t + 999, &out),
+                     API_KEYS_STORE_FOUND);
+    api_keys_store_refresh(c, s, t + 1000);
+    assert_int_equal(api_keys_store_match(c, NULL, k1, strlen(k1), t + 1000, &out),
+                     API_KEYS_STORE_NONE);
+    assert_int_equal(api_keys_store_match(c, NULL, k2, strlen(k2), t + 1000, &out),
+                     API_KEYS_STORE_FOUND);
+    assert_int_equal(out.admin, 1);
+    /* a file key named "two" owns the name */
+    api_key fk = {.name = "two"};
+    api_keys file = {&fk, 1};
+    assert_int_equal(api_keys_store_match(c, &file, k2, strlen(k2), t + 1000, &out),
+                     API_KEYS_STORE_NONE);
+    /* the store cannot be read: the copy serves 10 s, then nothing is let in */
+    api_keys_store_refresh(c, NULL, t + 5000);
+    assert_int_equal(api_keys_store_match(c, NULL, k2, strlen(k2), t + 5000, &out),
+                     API_KEYS_STORE_FOUND);
+    api_keys_store_refresh(c, NULL, t + 11001);
+    assert_int_equal(api_keys_store_match(c, NULL, k2, strlen(k2), t + 11001, &out),
+                     API_KEYS_STORE_UNAVAILABLE);
+    assert_true(api_keys_store_any(c)); /* keys stay on */
+    api_keys_store_refresh(c, s, t + 12001);
+    assert_int_equal(api_keys_store_match(c, NULL, k2, strlen(k2), t + 12001, &out),
+                     API_KEYS_STORE_FOUND);
+    api_keys_store_free(c);
+    store_close(s);
+    assert_int_equal(test_remove_tree(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(keys_reach_every_front_end),
         cmocka_unit_test(keys_on_sqlite_and_beside_a_file),
+        cmocka_unit_test(the_copy_ages_and_forgets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
