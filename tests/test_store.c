@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem, nftw */
 /*
  * test_store - the job store's conformance suite, run once against each
  * engine in the engines table (each case gets a fresh database from the
@@ -7,8 +8,8 @@
  * starvation, the workers table, two processes claiming at once, release on
  * shutdown, per-owner counts, listing and queue depth, statistics and
  * retention purge, jobs queued under an id made beforehand, the bytes the
- * database takes. Then the SQLite-only cases: store_open's URLs and the
- * upgrades of schema-1 and schema-2 files; and the PostgreSQL-only ones:
+ * database takes, API keys (salted hashes; never the key on disk). Then the SQLite-only cases:
+ * store_open's URLs and the upgrades of schema-1 and schema-2 files; and the PostgreSQL-only ones:
  * concurrent claimers, concurrent first opens (the migration lock), a lost
  * connection, passwords kept out of messages, schemas it does not know.
  *
@@ -17,6 +18,7 @@
  */
 #include "testutil.h"
 
+#include <ftw.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -31,6 +33,8 @@
 #include "queue/blob_store.h"
 #include "queue/blob_sweep.h"
 #include "queue/store.h"
+#include "queue/store_keys.h"
+#include "hash/sha256.h"
 
 /* The group's scratch directory (databases of file engines, files the cases
    write), and the SQLite file there that the SQLite-only cases use. */
@@ -1314,7 +1318,7 @@ static void pg_concurrent_opens_create_the_schema_once(void **state)
         }
         PGconn *a = admin_conn(state);
         assert_int_equal(admin_long(a, "SELECT count(*) FROM meta"), 2); /* schema, channel */
-        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 3);
+        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 4);
         PQfinish(a);
     }
 }
@@ -1687,6 +1691,163 @@ static void pg_blobs_in_the_database(void **state)
     store_close(s);
 }
 
+/* ---- API keys in the store (store_keys.h) ---- */
+
+/* Whether any file under root holds text (nftw, so the callback's state is static). */
+static const char *scan_text;
+static int scan_found, scan_files;
+
+static int scan_file(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (type != FTW_F || !S_ISREG(sb->st_mode))
+        return 0;
+    FILE *f = fopen(fpath, "rb");
+    if (!f)
+        return 0;
+    scan_files++;
+    size_t tn = strlen(scan_text), keep = 0;
+    static char buf[1 << 16];
+    /* each read goes after the last tn - 1 bytes of the one before: a match
+       across two reads is seen */
+    for (size_t got; (got = fread(buf + keep, 1, sizeof buf - keep, f)) > 0;) {
+        size_t n = keep + got;
+        if (memmem(buf, n, scan_text, tn)) {
+            scan_found = 1;
+            break;
+        }
+        keep = n < tn - 1 ? n : tn - 1;
+        memmove(buf, buf + n - keep, keep);
+    }
+    fclose(f);
+    return scan_found;
+}
+
+/* Whether the case's database, on disk, holds text anywhere: the SQLite
+   file and its WAL, or every file of the PostgreSQL cluster (tables, WAL,
+   indexes) after a checkpoint wrote the tables out. */
+static int database_holds(void **state, const char *text)
+{
+    engine *e = *state;
+    char root[256];
+    if (strcmp(e->name, "postgres") == 0) {
+        PGconn *a = admin_conn(state);
+        admin_exec(a, "CHECKPOINT");
+        PQfinish(a);
+        snprintf(root, sizeof root, "%s/data", pgsrv.dir);
+    } else {
+        snprintf(root, sizeof root, "%s", dir);
+    }
+    scan_text = text;
+    scan_found = scan_files = 0;
+    assert_int_equal(nftw(root, scan_file, 16, FTW_PHYS) < 0, 0);
+    assert_true(scan_files > 0);
+    return scan_found;
+}
+
+static void keys_add_list_revoke_lookup(void **state)
+{
+    job_store *s = fresh(state);
+    svc_error err = {0};
+    char alice[STORE_KEY_LEN + 1], ops[STORE_KEY_LEN + 1], again[STORE_KEY_LEN + 1];
+    assert_int_equal(store_key_add(s, "alice", 3, 12.5, 0, 1000, alice, &err), GS_OK);
+    assert_int_equal(store_key_add(s, "ops", 0, 0, 1, 2000, ops, &err), GS_OK);
+    assert_int_equal(strlen(alice), STORE_KEY_LEN);
+    assert_int_equal(strncmp(alice, STORE_KEY_PREFIX, 4), 0);
+    assert_string_not_equal(alice, ops);
+
+    store_key *rows;
+    int n;
+    assert_int_equal(store_keys_list(s, &rows, &n, &err), GS_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].name, "alice");
+    assert_int_equal(rows[0].max_active, 3);
+    assert_true(rows[0].max_cost == 12.5);
+    assert_int_equal(rows[0].admin, 0);
+    assert_int_equal(rows[0].created_ms, 1000);
+    assert_int_equal(rows[0].revoked_ms, 0);
+    assert_string_equal(rows[1].name, "ops");
+    assert_int_equal(rows[1].admin, 1);
+    /* a salt of its own per key, and the hash is not the key's bare SHA-256 */
+    assert_int_equal(strlen(rows[0].salt), STORE_KEY_SALT_LEN);
+    assert_string_not_equal(rows[0].salt, rows[1].salt);
+    char bare[SHA256_HEX_LEN + 1];
+    sha256_hex(alice, strlen(alice), bare);
+    assert_string_not_equal(rows[0].hash, bare);
+    char alice_salt[STORE_KEY_SALT_LEN + 1];
+    snprintf(alice_salt, sizeof alice_salt, "%s", rows[0].salt);
+    free(rows);
+
+    store_key k;
+    int found = 0;
+    assert_int_equal(store_key_lookup(s, alice, strlen(alice), &k, &found, &err), GS_OK);
+    assert_true(found);
+    assert_string_equal(k.name, "alice");
+    assert_int_equal(k.max_active, 3);
+    assert_int_equal(store_key_lookup(s, ops, strlen(ops), &k, &found, &err), GS_OK);
+    assert_true(found);
+    assert_string_equal(k.name, "ops");
+    assert_int_equal(k.admin, 1);
+    /* one digit off, one short, one long, empty: none is a key */
+    char wrong[STORE_KEY_LEN + 2];
+    snprintf(wrong, sizeof wrong, "%s", alice);
+    wrong[STORE_KEY_LEN - 1] = wrong[STORE_KEY_LEN - 1] == '0' ? '1' : '0';
+    assert_int_equal(store_key_lookup(s, wrong, strlen(wrong), &k, &found, &err), GS_OK);
+    assert_false(found);
+    assert_int_equal(store_key_lookup(s, alice, STORE_KEY_LEN - 1, &k, &found, &err), GS_OK);
+    assert_false(found);
+    snprintf(wrong, sizeof wrong, "%sx", alice);
+    assert_int_equal(store_key_lookup(s, wrong, strlen(wrong), &k, &found, &err), GS_OK);
+    assert_false(found);
+    assert_int_equal(store_key_lookup(s, "", 0, &k, &found, &err), GS_OK);
+    assert_false(found);
+
+    /* a name is taken once: the first key stays as it was */
+    assert_int_equal(store_key_add(s, "alice", 0, 0, 1, 3000, again, &err),
+                     GS_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "alice"));
+    assert_string_equal(again, "");
+    assert_int_equal(store_key_lookup(s, alice, strlen(alice), &k, &found, &err), GS_OK);
+    assert_true(found);
+    assert_int_equal(k.admin, 0);
+    assert_int_equal(store_key_add(s, "", 0, 0, 0, 3000, again, &err), GS_ERR_INVALID_ARGUMENT);
+
+    /* revoked: refused from then on, listed with the time, the name still taken */
+    int revoked = 0;
+    assert_int_equal(store_key_revoke(s, "alice", 4000, &revoked, &err), GS_OK);
+    assert_int_equal(revoked, 1);
+    assert_int_equal(store_key_revoke(s, "alice", 5000, &revoked, &err), GS_OK);
+    assert_int_equal(revoked, 0);
+    assert_int_equal(store_key_revoke(s, "nobody", 5000, &revoked, &err), GS_OK);
+    assert_int_equal(revoked, 0);
+    assert_int_equal(store_key_lookup(s, alice, strlen(alice), &k, &found, &err), GS_OK);
+    assert_false(found);
+    assert_int_equal(store_key_add(s, "alice", 0, 0, 0, 6000, again, &err),
+                     GS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(store_keys_list(s, &rows, &n, &err), GS_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows[0].revoked_ms, 4000);
+    assert_int_equal(rows[1].revoked_ms, 0);
+    free(rows);
+
+    /* another handle (another process, another machine) sees the same keys */
+    job_store *s2;
+    assert_int_equal(store_open(url_of(state), &s2, &err), GS_OK);
+    assert_int_equal(store_key_lookup(s2, ops, strlen(ops), &k, &found, &err), GS_OK);
+    assert_true(found);
+    assert_int_equal(store_key_lookup(s2, alice, strlen(alice), &k, &found, &err), GS_OK);
+    assert_false(found);
+    store_close(s2);
+    store_close(s);
+
+    /* on disk: the rows are there (the salt is found), the keys nowhere,
+       with or without their prefix */
+    assert_true(database_holds(state, alice_salt));
+    assert_false(database_holds(state, alice));
+    assert_false(database_holds(state, alice + 4));
+    assert_false(database_holds(state, ops + 4));
+}
+
 /* Cases every engine must pass: each gets the engine as its state. */
 static const struct CMUnitTest conformance[] = {
     cmocka_unit_test(priority_then_arrival),
@@ -1705,6 +1866,7 @@ static const struct CMUnitTest conformance[] = {
     cmocka_unit_test(cancel_finished_and_purge_callback),
     cmocka_unit_test(submit_under_an_id_made_first),
     cmocka_unit_test(disk_bytes_count_the_database),
+    cmocka_unit_test(keys_add_list_revoke_lookup),
 };
 
 #define N_CONFORMANCE (sizeof conformance / sizeof conformance[0])

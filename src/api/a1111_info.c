@@ -80,7 +80,7 @@ enum MHD_Result a1111_cmd_flags(http_request *r)
     return http_reply_json(r, 200,
                            json_pack("{s:b,s:b,s:s,s:o,s:b}", "api", 1, "nowebui", 1, "ckpt_dir",
                                      o->models_dir, "api_auth",
-                                     r->s->keys.n > 0 ? json_string("<api keys>") : json_null(),
+                                     server_keys_on(r->s) ? json_string("<api keys>") : json_null(),
                                      "skip_version_check", 1),
                            NULL);
 }

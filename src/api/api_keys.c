@@ -10,9 +10,9 @@
 #include "job/base64.h"
 
 #define KEY_MIN 16
-#define KEY_MAX 256
+#define KEY_MAX API_KEY_MAX
 
-static int name_ok(const char *s)
+int api_key_name_ok(const char *s)
 {
     size_t n = strlen(s);
     if (n < 1 || n > 63)
@@ -67,7 +67,7 @@ static int parse_line(char *line, api_key *k, char *why, size_t why_size)
             snprintf(why, why_size, "a key must be printable characters without spaces");
             return -1;
         }
-    if (!name || !name_ok(name)) {
+    if (!name || !api_key_name_ok(name)) {
         snprintf(why, why_size, "a key needs a NAME of 1..63 letters, digits, '.', '_' or '-'");
         return -1;
     }
@@ -161,10 +161,7 @@ static int same_secret(const char *a, size_t an, const char *b, size_t bn)
     return diff == 0;
 }
 
-/* The key in "Bearer KEY", or the password of "Basic base64(USER:KEY)" (as
-   A1111's --api-auth sends it; the user name is not checked), into buf; its
-   length, or -1. */
-static long key_of(const char *authorization, char *buf, size_t size)
+long api_keys_token(const char *authorization, char *buf, size_t size)
 {
     int bearer = strncasecmp(authorization, "Bearer ", 7) == 0;
     if (!bearer && strncasecmp(authorization, "Basic ", 6) != 0)
@@ -200,7 +197,7 @@ static long key_of(const char *authorization, char *buf, size_t size)
 const api_key *api_keys_match(const api_keys *k, const char *authorization)
 {
     char tok[KEY_MAX + 1];
-    long n = authorization ? key_of(authorization, tok, sizeof tok) : -1;
+    long n = authorization ? api_keys_token(authorization, tok, sizeof tok) : -1;
     if (n < 0)
         return NULL;
     const api_key *found = NULL;

@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 
+#define API_KEY_MAX 256 /* the longest key, in bytes */
+
 typedef struct api_key {
     char *key;
     size_t key_len;
@@ -40,5 +42,14 @@ void api_keys_free(api_keys *k);
    send --api-auth credentials), or NULL.
    Compares in time independent of where keys differ. */
 const api_key *api_keys_match(const api_keys *k, const char *authorization);
+
+/* The key that an "Authorization" value carries ("Bearer KEY", or the
+   password of "Basic base64(USER:KEY)"; the user name is not checked) into
+   buf, not terminated; its length, or -1 when there is none or it does not
+   fit in size bytes. */
+long api_keys_token(const char *authorization, char *buf, size_t size);
+
+/* Whether s is a good key NAME: 1..63 of [A-Za-z0-9._-]. */
+int api_key_name_ok(const char *s);
 
 #endif

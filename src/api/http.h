@@ -33,6 +33,7 @@ typedef struct http_request {
     const char *body; /* NUL-terminated; "" when none */
     size_t body_len;
     const api_key *key; /* the caller's key; NULL when keys are off (or the route is public) */
+    api_key key_copy;   /* a key from the store, which key points at */
     char params[HTTP_MAX_PARAMS][80]; /* the {name} segments of the route, in order */
     int n_params;
     const struct protocol *proto;    /* whose error shape replies use */

@@ -49,10 +49,17 @@ static int match(const char *pattern, const char *path, http_request *r)
 static int authorize(http_request *r, route_auth auth, enum MHD_Result *ret)
 {
     server *s = r->s;
-    if (auth == AUTH_PUBLIC || s->keys.n == 0)
+    if (auth == AUTH_PUBLIC || !server_keys_on(s))
         return 0;
     const char *header = http_header(r, "Authorization");
-    r->key = api_keys_match(&s->keys, header);
+    int unavailable = 0;
+    r->key = server_key_match(s, header, &r->key_copy, &unavailable);
+    if (!r->key && unavailable) {
+        *ret =
+            http_error_with(r, 503, "keys_unavailable",
+                            "the job store's keys cannot be read now; try again", "Retry-After: 5");
+        return -1;
+    }
     if (!r->key) {
         *ret = http_error_with(
             r, 401, header ? "invalid_api_key" : "missing_api_key",
@@ -75,7 +82,7 @@ static int check_browser(http_request *r, enum MHD_Result *ret)
     const char *origin = http_header(r, "Origin"), *host = http_header(r, "Host");
     if (browser_origin_listed(&s->browser, origin))
         r->cors_origin = origin;
-    if (s->keys.n > 0)
+    if (server_keys_on(s))
         return 0;
     if (!browser_host_allowed(&s->browser, host)) {
         *ret = http_error(r, 403, "host_not_allowed",

@@ -27,6 +27,7 @@
 #include "api/http.h"
 #include "api/native_inputs.h"
 #include "api/a1111.h"
+#include "api/api_keys_store.h"
 #include "api/park.h"
 #include "api/protocols.h"
 #include "api/server_private.h"
@@ -398,6 +399,13 @@ int serve_run(const serve_options *o)
         log_error("%s", err.msg);
         goto out;
     }
+    /* keys in the store: read once now, so a store whose keys cannot be read
+       stops the server here rather than refusing every request */
+    if (!(s.store_keys = api_keys_store_create()) ||
+        api_keys_store_load(s.store_keys, own, server_now_ms(), &err) != GS_OK) {
+        log_error("%s", s.store_keys ? err.msg : "out of memory");
+        goto out;
+    }
     if (!have_key || !(s.catalog = model_catalog_create()) || !(s.hub = hub_create()) ||
         !(s.a1111 = a1111_state_create()) || !(s.parking = parking_start()) ||
         !(s.guard = conn_guard_create(header_s * 1000, o->request_timeout_s * 1000)))
@@ -464,7 +472,7 @@ int serve_run(const serve_options *o)
     snprintf(where, sizeof where, "%.*s:%d", (int)(strrchr(o->listen, ':') - o->listen), o->listen,
              bound_port(d));
     log_info("serving on http://%s (%d workers%s)", where, o->workers,
-             s.keys.n ? ", API keys required" : "");
+             s.keys.n || api_keys_store_any(s.store_keys) ? ", API keys required" : "");
     if (o->port_file) { /* for scripts and tests that asked for port 0 */
         FILE *f = fopen(o->port_file, "w");
         if (f) {
@@ -506,6 +514,7 @@ out:
     if (have_key)
         pthread_key_delete(s.store_key);
     api_keys_free(&s.keys);
+    api_keys_store_free(s.store_keys);
     if (code == 0)
         log_info("stopped");
     return code;

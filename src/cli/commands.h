@@ -8,5 +8,6 @@ int cmd_models(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_horde(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 
 #endif

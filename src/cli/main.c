@@ -16,6 +16,7 @@ static void usage(FILE *out)
                  "  models     inspect checkpoints, write random-weight ones\n"
                  "  serve      the HTTP job service (queue, workers, results)\n"
                  "  horde      an AI Horde worker (bridgeData.yaml)\n"
+                 "  keys       API keys kept in the job store (add, list, revoke)\n"
                  "\n"
                  "gesso <command> --help shows a command's options. gesso --version.\n");
 }
@@ -47,6 +48,8 @@ int main(int argc, char **argv)
         return cmd_worker(argc - 1, argv + 1);
     if (strcmp(cmd, "horde") == 0)
         return cmd_horde(argc - 1, argv + 1);
+    if (strcmp(cmd, "keys") == 0)
+        return cmd_keys(argc - 1, argv + 1);
     fprintf(stderr, "gesso: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

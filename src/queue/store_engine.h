@@ -27,6 +27,8 @@
        job of that worker whatever its lease;
      - worker_report: models_json is not NULL;
      - close: s is not NULL; close frees the handle. */
+struct store_key; /* store_keys.h */
+
 typedef struct store_ops {
     void (*close)(job_store *s);
     gs_status (*submit)(job_store *s, const char *id, const char *owner, const char *model,
@@ -72,6 +74,12 @@ typedef struct store_ops {
     int (*listen_fd)(job_store *s);
     gs_status (*changes)(job_store *s, void (*fn)(void *user, char kind, const char *id),
                          void *user, int *n, svc_error *err);
+    /* API keys (store_keys.h): add fails with GS_ERR_INVALID_ARGUMENT when the
+       name is taken; list gives every row, revoked too, by name */
+    gs_status (*key_add)(job_store *s, const struct store_key *row, svc_error *err);
+    gs_status (*keys_list)(job_store *s, struct store_key **out, int *n, svc_error *err);
+    gs_status (*key_revoke)(job_store *s, const char *name, int64_t now_ms, int *revoked,
+                            svc_error *err);
 } store_ops;
 
 struct job_store {

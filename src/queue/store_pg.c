@@ -345,4 +345,7 @@ static const store_ops pg_ops = {
     .listen = pgs_listen,
     .listen_fd = pgs_listen_fd,
     .changes = pgs_changes,
+    .key_add = pgs_key_add,
+    .keys_list = pgs_keys_list,
+    .key_revoke = pgs_key_revoke,
 };

@@ -134,4 +134,10 @@ gs_status pgs_worker_remove(job_store *js, const char *name, svc_error *err);
 gs_status pgs_workers_list(job_store *js, int64_t since_ms, worker_record **out, int *n,
                            svc_error *err);
 
+/* ---- store_pg_keys.c ---- */
+gs_status pgs_key_add(job_store *js, const struct store_key *k, svc_error *err);
+gs_status pgs_keys_list(job_store *js, struct store_key **out, int *n, svc_error *err);
+gs_status pgs_key_revoke(job_store *js, const char *name, int64_t now_ms, int *revoked,
+                         svc_error *err);
+
 #endif

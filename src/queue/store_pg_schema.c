@@ -93,6 +93,18 @@ static const char *const migrations[] = {
     " data bytea NOT NULL,"
     " PRIMARY KEY (job_id, kind, idx));"
     "ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;",
+    /* API keys (store_pg_keys.c, store_keys.h): a salted hash of each key,
+       never the key. A table of its own, touching nothing else, so this
+       migration may come before or after any other. */
+    "CREATE TABLE api_keys ("
+    " name text PRIMARY KEY,"
+    " salt text NOT NULL,"
+    " hash text NOT NULL,"
+    " max_active integer NOT NULL DEFAULT 0,"
+    " max_cost double precision NOT NULL DEFAULT 0,"
+    " admin integer NOT NULL DEFAULT 0,"
+    " created_ms bigint NOT NULL,"
+    " revoked_ms bigint);",
 };
 
 #define SCHEMA_VERSION (int)(sizeof migrations / sizeof migrations[0])

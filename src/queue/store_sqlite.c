@@ -150,7 +150,7 @@ gs_status store_sqlite_open(const char *url, const char *rest, job_store **out, 
                        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
                        "INSERT OR IGNORE INTO meta VALUES ('schema', '" SCHEMA_VERSION "');",
                        err)) == GS_OK &&
-        (st = sq_workers_schema(s, err)) == GS_OK)
+        (st = sq_workers_schema(s, err)) == GS_OK && (st = sq_keys_schema(s, err)) == GS_OK)
         st = migrate(s, err);
     if ((st = sql_end(s, st, err)) != GS_OK)
         goto out;
@@ -559,4 +559,7 @@ static const store_ops sqlite_ops = {
     .worker_report = sq_worker_report,
     .worker_remove = sq_worker_remove,
     .workers_list = sq_workers_list,
+    .key_add = sq_key_add,
+    .keys_list = sq_keys_list,
+    .key_revoke = sq_key_revoke,
 };

@@ -80,4 +80,11 @@ gs_status sq_worker_remove(job_store *js, const char *name, svc_error *err);
 gs_status sq_workers_list(job_store *js, int64_t since_ms, worker_record **out, int *n,
                           svc_error *err);
 
+/* store_sqlite_keys.c: the API keys table, created if missing on open */
+gs_status sq_keys_schema(sqlite_store *s, svc_error *err);
+gs_status sq_key_add(job_store *js, const struct store_key *k, svc_error *err);
+gs_status sq_keys_list(job_store *js, struct store_key **out, int *n, svc_error *err);
+gs_status sq_key_revoke(job_store *js, const char *name, int64_t now_ms, int *revoked,
+                        svc_error *err);
+
 #endif
