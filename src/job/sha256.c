@@ -80,3 +80,52 @@ void sha256_hex(const void *data, size_t n, char out[SHA256_HEX_LEN + 1])
     }
     out[SHA256_HEX_LEN] = '\0';
 }
+
+void sha256_begin(sha256_ctx *c)
+{
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, h0, sizeof h0);
+    c->fill = 0;
+    c->total = 0;
+}
+
+void sha256_feed(sha256_ctx *c, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    c->total += n;
+    if (c->fill) {
+        size_t take = 64 - c->fill < n ? 64 - c->fill : n;
+        memcpy(c->buf + c->fill, p, take);
+        c->fill += take, p += take, n -= take;
+        if (c->fill < 64)
+            return;
+        compress(c->h, c->buf);
+        c->fill = 0;
+    }
+    for (; n >= 64; p += 64, n -= 64)
+        compress(c->h, p);
+    memcpy(c->buf, p, n);
+    c->fill = n;
+}
+
+void sha256_end(sha256_ctx *c, char out[SHA256_HEX_LEN + 1])
+{
+    unsigned char tail[128] = {0};
+    memcpy(tail, c->buf, c->fill);
+    tail[c->fill] = 0x80;
+    size_t len = c->fill + 1 + 8 <= 64 ? 64 : 128;
+    uint64_t bits = c->total * 8;
+    for (int i = 0; i < 8; i++)
+        tail[len - 1 - i] = (unsigned char)(bits >> (8 * i));
+    compress(c->h, tail);
+    if (len == 128)
+        compress(c->h, tail + 64);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        unsigned char byte = (unsigned char)(c->h[i / 4] >> (24 - 8 * (i % 4)));
+        out[2 * i] = hex[byte >> 4];
+        out[2 * i + 1] = hex[byte & 15];
+    }
+    out[SHA256_HEX_LEN] = '\0';
+}

@@ -1,0 +1,426 @@
+/*
+ * horde_download against a local HTTP server (libmicrohttpd on 127.0.0.1)
+ * that misbehaves on purpose: a connection dropped mid-file, a server that
+ * ignores Range, a wrong body, 500s before the 200, a stream without
+ * Content-Length, a stall. Each route serves the same deterministic body.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "horde/client.h"
+#include "horde/download.h"
+#include "job/sha256.h"
+#include "testutil.h"
+
+#define BODY_LEN 200000
+#define DROP_AT 80000 /* /drop and /stall end their first response here */
+
+static unsigned char body[BODY_LEN];
+static char body_sha[65];
+
+typedef struct server {
+    struct MHD_Daemon *d;
+    char base[64];
+    int requests;       /* all routes */
+    int fail_n;         /* /flaky: this many 500s first */
+    int seen_drop;      /* /drop, /stall: requests so far */
+    long long range[8]; /* Range start of each request; -1 none */
+    long long served;   /* body bytes handed to the server */
+} server;
+
+static server srv;
+
+typedef struct reply {
+    long long start, end; /* body bytes [start, end) */
+    long long cut;        /* end the connection with an error here; -1 never */
+    int stall;            /* sleep before cutting (a stalled link) */
+    int flip;             /* serve a wrong byte */
+} reply;
+
+static ssize_t on_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    reply *r = cls;
+    long long at = r->start + (long long)pos;
+    if (r->cut >= 0 && at >= r->cut) {
+        if (r->stall)
+            sleep(3);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (at >= r->end)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    long long lim = r->cut >= 0 && r->cut < r->end ? r->cut : r->end;
+    size_t n = (size_t)(lim - at) < max ? (size_t)(lim - at) : max;
+    memcpy(buf, body + at, n);
+    if (r->flip && at <= 1000 && at + (long long)n > 1000)
+        buf[1000 - at] ^= 1;
+    __atomic_add_fetch(&srv.served, (long long)n, __ATOMIC_SEQ_CST);
+    return (ssize_t)n;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned code, reply *r, int sized)
+{
+    reply *own = malloc(sizeof *own);
+    *own = *r;
+    uint64_t size = sized ? (uint64_t)(r->end - r->start) : MHD_SIZE_UNKNOWN;
+    struct MHD_Response *res = MHD_create_response_from_callback(size, 4096, on_read, own, free);
+    if (code == 206) {
+        char cr[96];
+        snprintf(cr, sizeof cr, "bytes %lld-%lld/%d", r->start, r->end - 1, BODY_LEN);
+        MHD_add_response_header(res, "Content-Range", cr);
+    }
+    MHD_add_response_header(res, "Accept-Ranges", "bytes");
+    enum MHD_Result ok = MHD_queue_response(c, code, res);
+    MHD_destroy_response(res);
+    return ok;
+}
+
+static enum MHD_Result text(struct MHD_Connection *c, unsigned code, const char *msg)
+{
+    struct MHD_Response *res =
+        MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ok = MHD_queue_response(c, code, res);
+    MHD_destroy_response(res);
+    return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *data_size, void **state)
+{
+    (void)cls, (void)method, (void)version, (void)data, (void)data_size;
+    if (!*state) { /* headers only: answer on the second call */
+        *state = c;
+        return MHD_YES;
+    }
+    int n = __atomic_fetch_add(&srv.requests, 1, __ATOMIC_SEQ_CST);
+    const char *rh = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range");
+    long long from = -1;
+    if (rh && sscanf(rh, "bytes=%lld-", &from) != 1)
+        from = -1;
+    if (n < 8)
+        srv.range[n] = from;
+    reply r = {.start = 0, .end = BODY_LEN, .cut = -1};
+    int honour_range = 1;
+    if (strcmp(url, "/missing") == 0)
+        return text(c, 404, "no such file");
+    if (strcmp(url, "/flaky") == 0 && srv.fail_n > 0) {
+        srv.fail_n--;
+        return text(c, 500, "try later");
+    }
+    if ((strcmp(url, "/drop") == 0 || strcmp(url, "/stall") == 0) && srv.seen_drop++ == 0) {
+        r.cut = DROP_AT; /* promises the whole body, sends part of it */
+        r.stall = url[1] == 's';
+        return queue(c, 200, &r, 1);
+    }
+    if (strcmp(url, "/wrong") == 0)
+        r.flip = 1;
+    if (strcmp(url, "/norange") == 0)
+        honour_range = 0;
+    if (strcmp(url, "/stream") == 0)
+        return queue(c, 200, &r, 0);
+    if (honour_range && from >= 0) {
+        if (from >= BODY_LEN)
+            return text(c, 416, "range not satisfiable");
+        r.start = from;
+        return queue(c, 206, &r, 1);
+    }
+    return queue(c, 200, &r, 1);
+}
+
+static char dir[256];
+
+static int setup(void **st)
+{
+    (void)st;
+    memset(&srv, 0, sizeof srv);
+    for (int i = 0; i < 8; i++)
+        srv.range[i] = -2;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    srv.d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
+                         NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_END);
+    if (!srv.d)
+        return -1;
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
+    snprintf(srv.base, sizeof srv.base, "http://127.0.0.1:%d", di->port);
+    snprintf(dir, sizeof dir, "/tmp/gesso-dl-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    MHD_stop_daemon(srv.d);
+    test_remove_tree(dir);
+    return 0;
+}
+
+static void url_of(char *out, size_t n, const char *route)
+{
+    snprintf(out, n, "%s%s", srv.base, route);
+}
+
+static int exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+/* dest holds exactly the body. */
+static void assert_body(const char *dest)
+{
+    char got[65];
+    assert_int_equal(horde_file_sha256(dest, got), 0);
+    assert_string_equal(got, body_sha);
+}
+
+static horde_dl_options quick(void)
+{
+    horde_dl_options o = {.sha256 = body_sha, .tries = 4, .backoff_ms = 10, .quiet = 1};
+    return o;
+}
+
+static void paths(const char *name, char *dest, char *part)
+{
+    snprintf(dest, 512, "%s/%s", dir, name);
+    snprintf(part, 512, "%s/%s.part", dir, name);
+}
+
+static void test_plain(void **st)
+{
+    (void)st;
+    char url[128], dest[512], part[512], err[512];
+    url_of(url, sizeof url, "/file");
+    paths("plain.safetensors", dest, part);
+    horde_dl_options o = quick();
+    o.quiet = 0; /* the progress lines, once */
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_OK);
+    assert_body(dest);
+    assert_false(exists(part));
+    assert_int_equal(srv.requests, 1);
+    assert_int_equal(srv.range[0], -1);
+}
+
+/* The connection drops after DROP_AT bytes of a 200 that promised them all:
+   the second request asks for the rest only, and the file is whole. */
+static void test_resume_after_drop(void **st)
+{
+    (void)st;
+    char url[128], dest[512], part[512], err[512];
+    url_of(url, sizeof url, "/drop");
+    paths("drop.safetensors", dest, part);
+    horde_dl_options o = quick();
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_OK);
+    assert_body(dest);
+    assert_false(exists(part));
+    assert_int_equal(srv.requests, 2);
+    assert_int_equal(srv.range[0], -1);
+    assert_true(srv.range[1] > 0 && srv.range[1] <= DROP_AT);
+    /* nothing fetched twice: the first response's bytes plus the rest */
+    assert_true(srv.served <= DROP_AT + (BODY_LEN - srv.range[1]));
+}
+
+/* A .part left by an earlier run (the process was killed) is continued. */
+static void test_resume_existing_part(void **st)
+{
+    (void)st;
+    char url[128], dest[512], part[512], err[512];
+    url_of(url, sizeof url, "/file");
+    paths("kept.safetensors", dest, part);
+    FILE *f = fopen(part, "wb");
+    fwrite(body, 1, 50000, f);
+    fclose(f);
+    horde_dl_options o = quick();
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_OK);
+    assert_body(dest);
+    assert_int_equal(srv.range[0], 50000);
+    assert_int_equal(srv.served, BODY_LEN - 50000);
+}
+
+/* The server answers a Range request with 200 and the whole file: the .part
+   (garbage here) is started over, not appended to. */
+static void test_server_ignores_range(void **st)
+{
+    (void)st;
+    char url[128], dest[512], part[512], err[512];
+    url_of(url, sizeof url, "/norange");
+    paths("norange.safetensors", dest, part);
+    FILE *f = fopen(part, "wb");
+    for (int i = 0; i < 50000; i++)
+        fputc(0x5a, f);
+    fclose(f);
+    horde_dl_options o = quick();
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_OK);
+    assert_body(dest);
+    assert_int_equal(srv.requests, 1);
+    assert_int_equal(srv.range[0], 50000);
+}
+
+static void test_bad_checksum(void **st)
+{
+    (void)st;
+    char url[128], dest[512], part[512], err[512];
+    url_of(url, sizeof url, "/wrong");
+    paths("wrong.safetensors", dest, part);
+    horde_dl_options o = quick();
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_CHECKSUM);
+    assert_false(exists(dest));
+    assert_false(exists(part));
+    assert_non_null(strstr(err, "deleted"));
+    assert_non_null(strstr(err, body_sha));
+    assert_int_equal(srv.requests, 1); /* the same wrong bytes again would not help */
+}
+
+/* Content-Length over the budget: refused at the first bytes, nothing kept. */
+static void test_budget_by_length(void **st)
+{
+    (void)st;
+    char url[128], dest[512], part[512], err[512];
+    url_of(url, sizeof url, "/file");
+    paths("big.safetensors", dest, part);
+    horde_dl_options o = quick();
+    o.budget = BODY_LEN - 1;
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_BUDGET);
+    assert_false(exists(dest));
+    assert_false(exists(part));
+    assert_non_null(strstr(err, "budget"));
+    assert_int_equal(srv.requests, 1);
+    o.budget = BODY_LEN; /* exactly the size fits */
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_OK);
+    assert_body(dest);
+}
+
+/* The size the reference states is over the budget: no request at all. */
+static void test_budget_by_reference(void **st)
+{
+    (void)st;
+    char url[128], dest[512], part[512], err[512];
+    url_of(url, sizeof url, "/file");
+    paths("ref.safetensors", dest, part);
+    horde_dl_options o = quick();
+    o.budget = 1000000;
+    o.size = 2000000;
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_BUDGET);
+    assert_int_equal(srv.requests, 0);
+    assert_false(exists(part));
+}
+
+/* No Content-Length (chunked): cut off when the budget is crossed. */
+static void test_budget_stream(void **st)
+{
+    (void)st;
+    char url[128], dest[512], part[512], err[512];
+    url_of(url, sizeof url, "/stream");
+    paths("stream.safetensors", dest, part);
+    horde_dl_options o = quick();
+    o.budget = BODY_LEN / 2;
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_BUDGET);
+    assert_false(exists(dest));
+    assert_false(exists(part));
+    assert_int_equal(srv.requests, 1); /* refused, not retried */
+    o.budget = 2 * BODY_LEN;
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_OK);
+    assert_body(dest);
+}
+
+static void test_retry_500(void **st)
+{
+    (void)st;
+    char url[128], dest[512], part[512], err[512];
+    url_of(url, sizeof url, "/flaky");
+    paths("flaky.safetensors", dest, part);
+    srv.fail_n = 2;
+    horde_dl_options o = quick();
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_OK);
+    assert_body(dest);
+    assert_int_equal(srv.requests, 3);
+    /* more 500s than tries: fails, saying so */
+    unlink(dest);
+    srv.fail_n = 10;
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_FAILED);
+    assert_int_equal(srv.requests, 3 + 4);
+    assert_non_null(strstr(err, "HTTP 500"));
+    assert_false(exists(dest));
+}
+
+/* A stalled link (bytes stop coming) is a time-out, retried with a resume. */
+static void test_retry_stall(void **st)
+{
+    (void)st;
+    char url[128], dest[512], part[512], err[512];
+    url_of(url, sizeof url, "/stall");
+    paths("stall.safetensors", dest, part);
+    horde_dl_options o = quick();
+    o.stall_s = 1;
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_OK);
+    assert_body(dest);
+    assert_int_equal(srv.requests, 2);
+    assert_true(srv.range[1] > 0);
+}
+
+static void test_404_not_retried(void **st)
+{
+    (void)st;
+    char url[128], dest[512], part[512], err[512];
+    url_of(url, sizeof url, "/missing");
+    paths("missing.safetensors", dest, part);
+    horde_dl_options o = quick();
+    assert_int_equal(horde_download(url, dest, &o, err, sizeof err), HORDE_DL_FAILED);
+    assert_int_equal(srv.requests, 1);
+    assert_non_null(strstr(err, "404"));
+    assert_false(exists(dest));
+    assert_false(exists(part));
+}
+
+/* The streamed digest equals the one-shot digest across block boundaries. */
+static void test_sha256_pieces(void **st)
+{
+    (void)st;
+    static const size_t cuts[] = {0, 1, 55, 56, 63, 64, 65, 127, 128, 1000};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        sha256_ctx c;
+        sha256_begin(&c);
+        sha256_feed(&c, body, cuts[i]);
+        sha256_feed(&c, body + cuts[i], 3000 - cuts[i]);
+        char a[65], b[65];
+        sha256_end(&c, a);
+        sha256_hex(body, 3000, b);
+        assert_string_equal(a, b);
+    }
+}
+
+int main(void)
+{
+    for (int i = 0; i < BODY_LEN; i++)
+        body[i] = (unsigned char)(i * 131 + i / 251);
+    sha256_hex(body, BODY_LEN, body_sha);
+    horde_client_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sha256_pieces),
+        cmocka_unit_test_setup_teardown(test_plain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_after_drop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_existing_part, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_ignores_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_checksum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_by_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_by_reference, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_500, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_stall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_404_not_retried, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
