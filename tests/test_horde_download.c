@@ -22,6 +22,7 @@
 
 #include "horde/client.h"
 #include "horde/download.h"
+#include "horde/model_ref.h"
 #include "job/sha256.h"
 #include "testutil.h"
 
@@ -39,6 +40,7 @@ typedef struct server {
     int seen_drop;      /* /drop, /stall: requests so far */
     long long range[8]; /* Range start of each request; -1 none */
     long long served;   /* body bytes handed to the server */
+    char doc[8192];     /* /ref.json: a model reference naming this server's routes */
 } server;
 
 static server srv;
@@ -114,6 +116,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         srv.range[n] = from;
     reply r = {.start = 0, .end = BODY_LEN, .cut = -1};
     int honour_range = 1;
+    if (strcmp(url, "/ref.json") == 0)
+        return text(c, 200, srv.doc);
     if (strcmp(url, "/missing") == 0)
         return text(c, 404, "no such file");
     if (strcmp(url, "/flaky") == 0 && srv.fail_n > 0) {
@@ -402,6 +406,122 @@ static void test_sha256_pieces(void **st)
     }
 }
 
+/* A reference entry as stable_diffusion.json has them. */
+static void ref_entry(char *out, size_t n, const char *name, const char *baseline, const char *file,
+                      const char *route, const char *sha, long long size)
+{
+    size_t at = strlen(out);
+    snprintf(out + at, n - at,
+             "%s\"%s\": {\"name\": \"%s\", \"baseline\": \"%s\", \"type\": \"ckpt\", "
+             "\"inpainting\": false, \"version\": \"1\", \"nsfw\": false, "
+             "\"download_all\": false, \"config\": {\"files\": [{\"path\": \"%s\", "
+             "\"sha256sum\": \"%s\"}, {\"path\": \"v1-inference.yaml\"}], \"download\": "
+             "[{\"file_name\": \"%s\", \"file_path\": \"\", \"file_url\": \"%s%s\"}]}, "
+             "\"available\": false, \"size_on_disk_bytes\": %lld}",
+             at > 1 ? ", " : "", name, name, baseline, file, sha, file, srv.base, route, size);
+}
+
+static void make_reference(void)
+{
+    char *d = srv.doc;
+    size_t n = sizeof srv.doc;
+    snprintf(d, n, "{");
+    ref_entry(d, n, "Tiny Model", "stable diffusion 1", "tiny.safetensors", "/file", body_sha,
+              BODY_LEN);
+    ref_entry(d, n, "Tiny Two", "stable diffusion 2", "two.safetensors", "/file", body_sha, 0);
+    ref_entry(d, n, "Pickled", "stable diffusion 1", "Pickled.ckpt", "/file", body_sha, 0);
+    ref_entry(d, n, "Cascade", "stable_cascade", "c.safetensors", "/file", body_sha, 0);
+    ref_entry(d, n, "Broken", "stable diffusion 1", "b.safetensors", "/missing", body_sha, 0);
+    ref_entry(d, n, "Huge", "stable_diffusion_xl", "h.safetensors", "/file", body_sha, 1LL << 50);
+    ref_entry(d, n, "Wrong", "stable_diffusion_xl", "w.safetensors", "/wrong", body_sha, 0);
+    size_t at = strlen(d);
+    snprintf(d + at, n - at, "}");
+}
+
+static int in_dir(const char *name)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/models/%s", dir, name);
+    return access(p, R_OK) == 0;
+}
+
+/* Models already on disk need no reference: not even fetched. */
+static void test_models_on_disk_no_network(void **st)
+{
+    (void)st;
+    char models[512], url[128], p[600];
+    snprintf(models, sizeof models, "%s/models", dir);
+    mkdir(models, 0755);
+    snprintf(p, sizeof p, "%s/On_Disk.safetensors", models);
+    fclose(fopen(p, "wb"));
+    url_of(url, sizeof url, "/ref.json");
+    const char *names[] = {"On Disk"}, *served[1];
+    horde_models_options o = {.models_dir = models, .reference = url, .backoff_ms = 10};
+    assert_int_equal(horde_models_resolve(names, 1, &o, served), 1);
+    assert_string_equal(served[0], "On Disk");
+    assert_int_equal(srv.requests, 0);
+}
+
+/* Each way a model can fail to resolve, beside one that downloads. */
+static void test_models_resolve(void **st)
+{
+    (void)st;
+    make_reference();
+    char models[512], cache[512], url[128], p[600];
+    snprintf(models, sizeof models, "%s/models", dir);
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    mkdir(models, 0755);
+    snprintf(p, sizeof p, "%s/On_Disk.safetensors", models);
+    fclose(fopen(p, "wb"));
+    url_of(url, sizeof url, "/ref.json");
+    const char *names[] = {"Unknown", "Pickled", "Cascade", "On Disk",
+                           "Broken",  "Huge",    "Wrong",   "Tiny Model"};
+    const char *served[8];
+    horde_models_options o = {
+        .models_dir = models, .reference = url, .cache_dir = cache, .tries = 2, .backoff_ms = 10};
+    assert_int_equal(horde_models_resolve(names, 8, &o, served), 2);
+    assert_string_equal(served[0], "On Disk");
+    assert_string_equal(served[1], "Tiny Model");
+    snprintf(p, sizeof p, "%s/Tiny_Model.safetensors", models);
+    assert_body(p);
+    assert_false(in_dir("Pickled.safetensors") || in_dir("Cascade.safetensors") ||
+                 in_dir("Broken.safetensors") || in_dir("Huge.safetensors") ||
+                 in_dir("Wrong.safetensors"));
+    /* the reference was kept in the cache: a path to it works offline */
+    snprintf(p, sizeof p, "%s/stable_diffusion.json", cache);
+    char err[256];
+    json_t *ref = horde_model_ref_load(p, NULL, err, sizeof err);
+    assert_non_null(ref);
+    horde_ref_entry e;
+    assert_int_equal(horde_model_ref_find(ref, "Tiny Two", &e, err, sizeof err), 0);
+    assert_string_equal(e.family, "sd2");
+    assert_string_equal(e.sha256, body_sha);
+    assert_int_equal(horde_model_ref_find(ref, "Pickled", &e, err, sizeof err), -1);
+    assert_non_null(strstr(err, "pickle"));
+    assert_int_equal(horde_model_ref_find(ref, "Cascade", &e, err, sizeof err), -1);
+    assert_non_null(strstr(err, "stable_cascade"));
+    json_decref(ref);
+}
+
+/* download_budget: the second model would cross it, so only the first comes. */
+static void test_models_budget(void **st)
+{
+    (void)st;
+    make_reference();
+    char models[512], url[128];
+    snprintf(models, sizeof models, "%s/models", dir);
+    url_of(url, sizeof url, "/ref.json");
+    const char *names[] = {"Tiny Two", "Tiny Model"}, *served[2];
+    horde_models_options o = {.models_dir = models,
+                              .reference = url,
+                              .budget = BODY_LEN + BODY_LEN / 2,
+                              .tries = 2,
+                              .backoff_ms = 10};
+    assert_int_equal(horde_models_resolve(names, 2, &o, served), 1);
+    assert_string_equal(served[0], "Tiny Two");
+    assert_false(in_dir("Tiny_Model.safetensors") || in_dir("Tiny_Model.safetensors.part"));
+}
+
 int main(void)
 {
     for (int i = 0; i < BODY_LEN; i++)
@@ -421,6 +541,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_stall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_404_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_models_on_disk_no_network, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_models_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_models_budget, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

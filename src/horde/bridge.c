@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "horde/client.h"
+#include "horde/model_ref.h"
 #include "horde/payload.h"
 #include "horde/pop.h"
 #include "horde/proc.h"
@@ -230,18 +231,14 @@ int horde_bridge_run(const horde_bridge_options *o)
         .proc = {.self_exe = o->self_exe, .models_dir = o->models_dir, .threads = o->threads}};
     snprintf(b.url_pop, sizeof b.url_pop, "%s/api/v2/generate/pop", c->horde_url);
     snprintf(b.url_submit, sizeof b.url_submit, "%s/api/v2/generate/submit", c->horde_url);
-    /* models on disk are offered; the rest need downloads (a later increment) */
+    /* models on disk are offered as they are; the rest are downloaded first */
     const char *served[HORDE_MAX_MODELS];
-    int n = 0;
-    for (int i = 0; i < c->n_models; i++) {
-        char stem[HORDE_NAME_MAX], path[1024];
-        horde_model_stem(c->models[i], stem, sizeof stem);
-        snprintf(path, sizeof path, "%s/%s.safetensors", o->models_dir, stem);
-        if (access(path, R_OK) == 0)
-            served[n++] = c->models[i];
-        else
-            log_warn("model '%s' is not on disk (%s): not offered", c->models[i], path);
-    }
+    horde_models_options mo = {.models_dir = o->models_dir,
+                               .reference = c->model_reference,
+                               .cache_dir = c->cache_home,
+                               .budget = (long long)c->download_budget_gb * 1000000000LL,
+                               .stop = o->stop};
+    int n = horde_models_resolve((const char *const *)c->models, c->n_models, &mo, served);
     if (n == 0) {
         log_error("no model of models_to_load is on disk under %s", o->models_dir);
         return 1;

@@ -29,7 +29,7 @@ typedef struct xfer {
     long status;           /* of the final response, once its body starts */
     int started;           /* the body's first bytes were seen */
     int over_budget, bad_range, restarted, write_failed;
-    const volatile sig_atomic_t *stop;
+    const volatile int *stop;
     int quiet;
     int64_t t0_ms, last_ms;
 } xfer;
@@ -165,7 +165,7 @@ static long long file_size(const char *path)
 }
 
 /* Sleeps ms, or less when asked to stop. */
-static void pause_ms(int ms, const volatile sig_atomic_t *stop)
+static void pause_ms(int ms, const volatile int *stop)
 {
     for (int64_t end = mono_ms() + ms; mono_ms() < end;) {
         if (stop && *stop)

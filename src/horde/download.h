@@ -22,15 +22,15 @@ typedef enum horde_dl_result {
 } horde_dl_result;
 
 typedef struct horde_dl_options {
-    long long budget;   /* bytes DEST may take; 0: no limit */
-    long long size;     /* the size the caller expects (model reference); 0: unknown */
-    const char *sha256; /* expected digest, hex; NULL or "": not checked */
-    const char *header; /* one extra request header ("Authorization: Bearer ..."), or NULL */
-    int tries;          /* attempts in all; 0: 5 */
-    int backoff_ms;     /* first pause between attempts, doubled each time; 0: 1000 */
-    int stall_s;        /* a transfer under 1 byte/s for this long is retried; 0: 60 */
-    const volatile sig_atomic_t *stop; /* set by a signal handler: give up now; may be NULL */
-    int quiet;                         /* no progress lines */
+    long long budget;         /* bytes DEST may take; 0: no limit */
+    long long size;           /* the size the caller expects (model reference); 0: unknown */
+    const char *sha256;       /* expected digest, hex; NULL or "": not checked */
+    const char *header;       /* one extra request header ("Authorization: Bearer ..."), or NULL */
+    int tries;                /* attempts in all; 0: 5 */
+    int backoff_ms;           /* first pause between attempts, doubled each time; 0: 1000 */
+    int stall_s;              /* a transfer under 1 byte/s for this long is retried; 0: 60 */
+    const volatile int *stop; /* set by a signal handler: give up now; may be NULL */
+    int quiet;                /* no progress lines */
 } horde_dl_options;
 
 /* Downloads url to dest (through dest.part). Progress goes to the log (stderr)
