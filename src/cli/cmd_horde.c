@@ -59,6 +59,8 @@ static int run_child(int argc, char **argv)
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--models") == 0)
             o.models_dir = argv[i + 1];
+        else if (strcmp(argv[i], "--lora-dir") == 0)
+            o.lora_dir = argv[i + 1];
         else if (strcmp(argv[i], "--threads") == 0 &&
                  arg_int("--threads", argv[i + 1], 0, 1024, &o.threads) != 0)
             return EXIT_USAGE;

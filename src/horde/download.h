@@ -38,6 +38,9 @@ typedef struct horde_dl_options {
 horde_dl_result horde_download(const char *url, const char *dest, const horde_dl_options *o,
                                char *err, size_t err_size);
 
+/* mkdir -p: 0 when dir exists afterwards. */
+int horde_mkdir_p(const char *dir);
+
 /* The sha256 of a file as hex; 0, or -1 when it cannot be read. */
 int horde_file_sha256(const char *path, char out[65]);
 

@@ -263,7 +263,10 @@ int horde_lora_fetch(const horde_lora_options *o, const char *name, int is_versi
                      horde_lora_file *out, char *why, size_t why_size)
 {
     memset(out, 0, sizeof *out);
-    mkdir(o->dir, 0755);
+    if (horde_mkdir_p(o->dir) != 0) {
+        snprintf(why, why_size, "cannot create the LoRA folder %s", o->dir);
+        return -1;
+    }
     char key[300], path[4096];
     snprintf(key, sizeof key, "%s:%s", is_version ? "v" : "n", name);
     for (char *k = key; *k; k++)

