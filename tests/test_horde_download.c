@@ -572,7 +572,7 @@ static void test_models_budget(void **st)
     const char *names[] = {"Tiny Two", "Tiny Model"}, *served[2];
     horde_models_options o = {.models_dir = models,
                               .reference = url,
-                              .budget = BODY_LEN + BODY_LEN / 2,
+                              .budget = BODY_LEN, /* exactly the first: then spent */
                               .tries = 2,
                               .backoff_ms = 10};
     assert_int_equal(horde_models_resolve(names, 2, &o, served), 1);

@@ -159,14 +159,20 @@ int horde_file_sha256(const char *path, char out[65])
     FILE *f = fopen(path, "rb");
     if (!f)
         return -1;
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = malloc(CHUNK);
+    if (!buf) {
+        fclose(f);
+        return -1;
+    }
     sha256_ctx c;
     sha256_begin(&c);
-    static unsigned char buf[1 << 16];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    while ((n = fread(buf, 1, CHUNK, f)) > 0)
         sha256_feed(&c, buf, n);
     int bad = ferror(f);
     fclose(f);
+    free(buf);
     if (bad)
         return -1;
     sha256_end(&c, out);
