@@ -171,17 +171,20 @@ int horde_models_resolve(const char *const *names, int n, const horde_models_opt
         }
         horde_mkdir_p(o->models_dir);
         long long room = disk_room(o->models_dir, reserve);
-        long long budget = o->budget > 0 ? o->budget - spent : 0; /* 0: no limit */
-        if (room >= 0 && (budget == 0 || room < budget))
+        /* the smaller of what the budget has left and the free disk space */
+        int limited = o->budget > 0 || room >= 0;
+        long long budget = o->budget > 0 ? o->budget - spent : room;
+        if (room >= 0 && room < budget)
             budget = room;
-        if (budget <= 0 && (o->budget > 0 || room >= 0)) {
-            log_warn("model '%s' is not on disk and the download budget is spent: not offered",
+        if (limited && budget <= 0) {
+            log_warn("model '%s' is not on disk and the download budget or the disk has no room "
+                     "left: not offered",
                      names[i]);
             continue;
         }
         log_info("model '%s' (%s) is not on disk: downloading %s into %s", names[i], e.family,
                  e.url, path);
-        horde_dl_options dl = {.budget = budget,
+        horde_dl_options dl = {.budget = limited ? budget : 0,
                                .size = e.size,
                                .sha256 = e.sha256,
                                .tries = o->tries,
