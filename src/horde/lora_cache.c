@@ -172,7 +172,8 @@ int horde_lora_make_room(const char *dir, long long max_bytes, long long need,
         n++;
     }
     closedir(d);
-    qsort(e, n, sizeof *e, by_use);
+    if (n > 1)
+        qsort(e, n, sizeof *e, by_use);
     char keep[300] = "";
     if (keep_stem)
         snprintf(keep, sizeof keep, "%s.safetensors", keep_stem);
