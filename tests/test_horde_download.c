@@ -32,6 +32,9 @@
 
 static unsigned char body[BODY_LEN];
 static char body_sha[65];
+static unsigned char *model; /* tests/fixtures/tiny-sd15.safetensors: a real checkpoint */
+static size_t model_len;
+static char model_sha[65];
 
 typedef struct server {
     struct MHD_Daemon *d;
@@ -100,7 +103,7 @@ static enum MHD_Result text(struct MHD_Connection *c, unsigned code, const char 
 }
 
 /* A CivitAI version document (GET /api/v1/model-versions/ID). */
-static void version_doc(char *out, size_t n, int id, const char *model, int nsfw, const char *route,
+static void version_doc(char *out, size_t n, int id, const char *mname, int nsfw, const char *route,
                         const char *sha, long kb)
 {
     snprintf(out, n,
@@ -109,7 +112,7 @@ static void version_doc(char *out, size_t n, int id, const char *model, int nsfw
              "[\"tinyword\", \"Other Word\"], \"files\": [{\"name\": \"x.pt\", "
              "\"primary\": false}, {\"name\": \"x.safetensors\", \"primary\": true, "
              "\"sizeKB\": %ld, \"downloadUrl\": \"%s%s\", \"hashes\": {%s%s%s}}]}",
-             id, id / 10, model, nsfw ? "true" : "false", kb, srv.base, route,
+             id, id / 10, mname, nsfw ? "true" : "false", kb, srv.base, route,
              sha ? "\"SHA256\": \"" : "", sha ? sha : "", sha ? "\"" : "");
 }
 
@@ -174,6 +177,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int honour_range = 1;
     if (strcmp(url, "/ref.json") == 0)
         return text(c, 200, srv.doc);
+    if (strcmp(url, "/model") == 0) {
+        struct MHD_Response *res =
+            MHD_create_response_from_buffer(model_len, model, MHD_RESPMEM_PERSISTENT);
+        enum MHD_Result ok = MHD_queue_response(c, 200, res);
+        MHD_destroy_response(res);
+        return ok;
+    }
     if (strncmp(url, "/api/v1/", 8) == 0)
         return civitai(c, url + 8);
     if (strcmp(url, "/missing") == 0)
@@ -484,11 +494,12 @@ static void make_reference(void)
     char *d = srv.doc;
     size_t n = sizeof srv.doc;
     snprintf(d, n, "{");
-    ref_entry(d, n, "Tiny Model", "stable diffusion 1", "tiny.safetensors", "/file", body_sha,
-              BODY_LEN);
-    ref_entry(d, n, "Tiny Two", "stable diffusion 2", "two.safetensors", "/file", body_sha, 0);
-    ref_entry(d, n, "Pickled", "stable diffusion 1", "Pickled.ckpt", "/file", body_sha, 0);
-    ref_entry(d, n, "Cascade", "stable_cascade", "c.safetensors", "/file", body_sha, 0);
+    ref_entry(d, n, "Tiny Model", "stable diffusion 1", "tiny.safetensors", "/model", model_sha,
+              (long long)model_len);
+    ref_entry(d, n, "Tiny Two", "stable diffusion 2", "two.safetensors", "/model", model_sha, 0);
+    ref_entry(d, n, "Not Checkpoint", "stable diffusion 1", "n.safetensors", "/file", body_sha, 0);
+    ref_entry(d, n, "Pickled", "stable diffusion 1", "Pickled.ckpt", "/model", model_sha, 0);
+    ref_entry(d, n, "Cascade", "stable_cascade", "c.safetensors", "/model", model_sha, 0);
     ref_entry(d, n, "Broken", "stable diffusion 1", "b.safetensors", "/missing", body_sha, 0);
     ref_entry(d, n, "Huge", "stable_diffusion_xl", "h.safetensors", "/file", body_sha, 1LL << 50);
     ref_entry(d, n, "Wrong", "stable_diffusion_xl", "w.safetensors", "/wrong", body_sha, 0);
@@ -532,19 +543,22 @@ static void test_models_resolve(void **st)
     snprintf(p, sizeof p, "%s/On_Disk.safetensors", models);
     fclose(fopen(p, "wb"));
     url_of(url, sizeof url, "/ref.json");
-    const char *names[] = {"Unknown", "Pickled", "Cascade", "On Disk",
-                           "Broken",  "Huge",    "Wrong",   "Tiny Model"};
-    const char *served[8];
+    const char *names[] = {"Unknown", "Pickled", "Cascade",    "On Disk",       "Broken",
+                           "Huge",    "Wrong",   "Tiny Model", "Not Checkpoint"};
+    const char *served[9];
     horde_models_options o = {
         .models_dir = models, .reference = url, .cache_dir = cache, .tries = 2, .backoff_ms = 10};
-    assert_int_equal(horde_models_resolve(names, 8, &o, served), 2);
+    assert_int_equal(horde_models_resolve(names, 9, &o, served), 2);
     assert_string_equal(served[0], "On Disk");
     assert_string_equal(served[1], "Tiny Model");
     snprintf(p, sizeof p, "%s/Tiny_Model.safetensors", models);
-    assert_body(p);
+    char got[65];
+    assert_int_equal(horde_file_sha256(p, got), 0);
+    assert_string_equal(got, model_sha);
+    /* right bytes by the reference's sha256, but no checkpoint: deleted */
     assert_false(in_dir("Pickled.safetensors") || in_dir("Cascade.safetensors") ||
                  in_dir("Broken.safetensors") || in_dir("Huge.safetensors") ||
-                 in_dir("Wrong.safetensors"));
+                 in_dir("Wrong.safetensors") || in_dir("Not_Checkpoint.safetensors"));
     /* the reference was kept in the cache: a path to it works offline */
     snprintf(p, sizeof p, "%s/stable_diffusion.json", cache);
     char err[256];
@@ -553,7 +567,7 @@ static void test_models_resolve(void **st)
     horde_ref_entry e;
     assert_int_equal(horde_model_ref_find(ref, "Tiny Two", &e, err, sizeof err), 0);
     assert_string_equal(e.family, "sd2");
-    assert_string_equal(e.sha256, body_sha);
+    assert_string_equal(e.sha256, model_sha);
     assert_int_equal(horde_model_ref_find(ref, "Pickled", &e, err, sizeof err), -1);
     assert_non_null(strstr(err, "pickle"));
     assert_int_equal(horde_model_ref_find(ref, "Cascade", &e, err, sizeof err), -1);
@@ -572,7 +586,7 @@ static void test_models_budget(void **st)
     const char *names[] = {"Tiny Two", "Tiny Model"}, *served[2];
     horde_models_options o = {.models_dir = models,
                               .reference = url,
-                              .budget = BODY_LEN, /* exactly the first: then spent */
+                              .budget = (long long)model_len, /* the first: then spent */
                               .tries = 2,
                               .backoff_ms = 10};
     assert_int_equal(horde_models_resolve(names, 2, &o, served), 1);
@@ -685,6 +699,17 @@ int main(void)
     for (int i = 0; i < BODY_LEN; i++)
         body[i] = (unsigned char)(i * 131 + i / 251);
     sha256_hex(body, BODY_LEN, body_sha);
+    FILE *f = fopen(fixture_path("tiny-sd15.safetensors"), "rb");
+    if (!f)
+        return 1;
+    fseek(f, 0, SEEK_END);
+    model_len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    model = malloc(model_len);
+    if (!model || fread(model, 1, model_len, f) != model_len)
+        return 1;
+    fclose(f);
+    sha256_hex(model, model_len, model_sha);
     horde_client_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_pieces),
@@ -706,5 +731,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lora_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lora_cache_lru, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    free(model);
+    return rc;
 }

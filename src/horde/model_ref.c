@@ -9,6 +9,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "gesso.h"
 #include "horde/download.h"
 #include "horde/payload.h"
 #include "support/log.h"
@@ -198,6 +199,20 @@ int horde_models_resolve(const char *const *names, int n, const horde_models_opt
         if (!e.sha256[0])
             log_warn("model '%s': the reference has no sha256 for %s: not verified", names[i],
                      e.file_name);
+        /* the header says what the engine will make of it: a file it cannot
+           run is not kept (it would be served unchecked from disk next time) */
+        gs_checkpoint_info ci;
+        gs_status gst = gs_checkpoint_inspect(path, &ci, why, sizeof why);
+        if (gst != GS_OK || ci.family == GS_FAMILY_UNKNOWN) {
+            log_warn("model '%s': the downloaded file is not a checkpoint gesso runs (%s): "
+                     "deleted, not offered",
+                     names[i], gst != GS_OK ? why : "a layout of no known family");
+            unlink(path);
+            continue;
+        }
+        if (strncmp(ci.family_name, e.family, strlen(e.family)) != 0)
+            log_warn("model '%s': the reference says %s, the file is %s: run as %s", names[i],
+                     e.family, ci.family_name, ci.family_name);
         struct stat st;
         spent += stat(path, &st) == 0 ? (long long)st.st_size : 0;
         served[n_served++] = names[i];
