@@ -50,7 +50,8 @@ static int setup(void **state)
             "api_key: \"%s\"\ndreamer_name: gesso test\nmax_power: %d\nmax_threads: 1\n"
             "models_to_load:\n  - tiny-sd15\n  - Not On Disk\nallow_img2img: true\n"
             "allow_painting: true\nnsfw: false\nblacklist: []\n"
-            "dynamic_models: false\n", /* a reGen key gesso has no use for */
+            "dynamic_models: false\n" /* a reGen key gesso has no use for */
+            "model_reference: /nonexistent/stable_diffusion.json\n", /* no network in tests */
             APIKEY, MAX_POWER);
     fclose(f);
     return fake_horde_start(&fh, APIKEY, 64L * 64 * 8 * MAX_POWER);

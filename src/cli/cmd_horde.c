@@ -49,7 +49,9 @@ static void usage(FILE *out)
             "  -t, --threads N        compute threads (default: all CPUs)\n"
             "  -h, --help             this help\n"
             "\n"
-            "Models are not downloaded yet: put the checkpoints in --models.\n"
+            "A model of models_to_load not in --models is downloaded there from the Horde's\n"
+            "model reference (model_reference, download_budget_gb); LoRAs are fetched from\n"
+            "CivitAI into cache_home/loras (allow_lora, max_lora_cache_size). See docs/horde.md.\n"
             "SIGINT/SIGTERM finish the job in hand and submit it; a second one faults it.\n");
 }
 
@@ -59,6 +61,8 @@ static int run_child(int argc, char **argv)
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--models") == 0)
             o.models_dir = argv[i + 1];
+        else if (strcmp(argv[i], "--lora-dir") == 0)
+            o.lora_dir = argv[i + 1];
         else if (strcmp(argv[i], "--threads") == 0 &&
                  arg_int("--threads", argv[i + 1], 0, 1024, &o.threads) != 0)
             return EXIT_USAGE;

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "horde/client.h"
+#include "horde/lora_cache.h"
+#include "horde/model_ref.h"
 #include "horde/payload.h"
 #include "horde/pop.h"
 #include "horde/proc.h"
@@ -28,6 +30,8 @@ typedef struct bridge {
     horde_proc proc;
     char url_pop[600], url_submit[600];
     horde_stats stats;
+    char lora_dir[1024]; /* cache_home/loras (or the models folder's) */
+    horde_lora_options lora;
     int64_t hour_start_ms;
     long hour_jobs;
     double hour_kudos;
@@ -141,6 +145,20 @@ static void run_job(bridge *b, horde_job *job)
             submit_one(b, job->ids[i], "", HORDE_CSAM, job->seed, why);
         return;
     }
+    if (job->n_loras > 0) { /* fetched now; a LoRA that cannot be is the job's fault */
+        if (horde_job_fetch_loras(job, &b->lora, why, sizeof why) != 0) {
+            fault_all(b, job, why);
+            return;
+        }
+        /* a trigger put before the prompt passes the filter too */
+        if (horde_safety_check(b->o->safety, job->spec.prompt, job->spec.negative_prompt, why,
+                               sizeof why)) {
+            log_warn("job %s refused: %s", job->ids[0], why);
+            for (int i = 0; i < job->n_ids; i++)
+                submit_one(b, job->ids[i], "", HORDE_CSAM, job->seed, why);
+            return;
+        }
+    }
     char *spec = job_spec_to_json(&job->spec);
     if (!spec) {
         fault_all(b, job, "out of memory");
@@ -230,18 +248,24 @@ int horde_bridge_run(const horde_bridge_options *o)
         .proc = {.self_exe = o->self_exe, .models_dir = o->models_dir, .threads = o->threads}};
     snprintf(b.url_pop, sizeof b.url_pop, "%s/api/v2/generate/pop", c->horde_url);
     snprintf(b.url_submit, sizeof b.url_submit, "%s/api/v2/generate/submit", c->horde_url);
-    /* models on disk are offered; the rest need downloads (a later increment) */
+    snprintf(b.lora_dir, sizeof b.lora_dir, "%s/loras",
+             c->cache_home[0] ? c->cache_home : o->models_dir);
+    b.lora = (horde_lora_options){.dir = b.lora_dir,
+                                  .civitai_url = c->civitai_url,
+                                  .token = c->civitai_api_token,
+                                  .max_bytes = (long long)c->max_lora_cache_size * 1000000000LL,
+                                  .nsfw = c->nsfw,
+                                  .stop = o->stop};
+    if (c->allow_lora && HORDE_CAN_LORA)
+        b.proc.lora_dir = b.lora_dir;
+    /* models on disk are offered as they are; the rest are downloaded first */
     const char *served[HORDE_MAX_MODELS];
-    int n = 0;
-    for (int i = 0; i < c->n_models; i++) {
-        char stem[HORDE_NAME_MAX], path[1024];
-        horde_model_stem(c->models[i], stem, sizeof stem);
-        snprintf(path, sizeof path, "%s/%s.safetensors", o->models_dir, stem);
-        if (access(path, R_OK) == 0)
-            served[n++] = c->models[i];
-        else
-            log_warn("model '%s' is not on disk (%s): not offered", c->models[i], path);
-    }
+    horde_models_options mo = {.models_dir = o->models_dir,
+                               .reference = c->model_reference,
+                               .cache_dir = c->cache_home,
+                               .budget = (long long)c->download_budget_gb * 1000000000LL,
+                               .stop = o->stop};
+    int n = horde_models_resolve((const char *const *)c->models, c->n_models, &mo, served);
     if (n == 0) {
         log_error("no model of models_to_load is on disk under %s", o->models_dir);
         return 1;

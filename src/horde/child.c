@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "horde/frame.h"
+#include "job/job_loras.h"
 #include "horde/webp.h"
 #include "job/job_spec.h"
 #include "support/log.h"
@@ -73,8 +74,10 @@ out:
     return rc;
 }
 
-static int run_one(gs_engine *eng, model_cache *cache, const char *json, size_t len)
+static int run_one(gs_engine *eng, model_cache *cache, const char *lora_dir, const char *json,
+                   size_t len)
 {
+    job_lora_params lp;
     job_spec spec;
     job_error e;
     gs_params p;
@@ -89,6 +92,8 @@ static int run_one(gs_engine *eng, model_cache *cache, const char *json, size_t 
         snprintf(msg, sizeof msg, "the source image does not decode");
     else if (job_spec_mask_to_params(&spec, &p, &mask) != 0)
         snprintf(msg, sizeof msg, "the mask does not decode");
+    else if (spec.loras.n > 0) /* fetched into lora_dir by the bridge (lora_cache.h) */
+        job_loras_params(&spec.loras, lora_dir, &lp, &p);
     if (!msg[0]) {
         gs_model *model = NULL;
         if (model_cache_acquire(cache, spec.model, now_ms(), &model, msg, sizeof msg) == GS_OK) {
@@ -132,7 +137,7 @@ int horde_child_run(const horde_child_options *o)
         size_t len;
         if (horde_frame_read(0, &msg, &len, -1, NULL) != 0)
             break; /* the bridge closed the pipe: stop */
-        int rc = run_one(eng, cache, (const char *)msg, len);
+        int rc = run_one(eng, cache, o->lora_dir, (const char *)msg, len);
         free(msg);
         if (rc != 0)
             break;

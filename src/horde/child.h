@@ -11,6 +11,7 @@
 
 typedef struct horde_child_options {
     const char *models_dir;
+    const char *lora_dir; /* where the spec's LoRAs are NAME.safetensors; NULL: none */
     int threads;
 } horde_child_options;
 

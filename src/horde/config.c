@@ -44,6 +44,13 @@ static const key_desc keys[] = {
     {"require_upfront_kudos", K_BOOL, OFF(require_upfront_kudos), 0, 0, 0},
     {"blacklist", K_LIST, OFF(blacklist), OFF(n_blacklist), HORDE_MAX_WORDS, 0},
     {"censorlist", K_LIST, OFF(censorlist), OFF(n_censorlist), HORDE_MAX_WORDS, 0},
+    {"model_reference", K_STR, OFF(model_reference), sizeof(((horde_config *)0)->model_reference),
+     0, 0},
+    {"download_budget_gb", K_INT, OFF(download_budget_gb), 0, 0, 1000000},
+    {"max_lora_cache_size", K_INT, OFF(max_lora_cache_size), 0, 1, 100000},
+    {"civitai_api_token", K_STR, OFF(civitai_api_token),
+     sizeof(((horde_config *)0)->civitai_api_token), 0, 0},
+    {"civitai_url", K_STR, OFF(civitai_url), sizeof(((horde_config *)0)->civitai_url), 0, 0},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -64,6 +71,8 @@ void horde_config_defaults(horde_config *c)
     c->allow_post_processing = 1;
     c->nsfw = 1;
     c->censor_nsfw = 0;
+    c->max_lora_cache_size = 10;
+    snprintf(c->civitai_url, sizeof c->civitai_url, "https://civitai.com");
 }
 
 void horde_config_free(horde_config *c)

@@ -37,6 +37,13 @@ typedef struct horde_config {
     char *censorlist[HORDE_MAX_WORDS]; /* owned */
     int n_censorlist;
     int require_upfront_kudos;
+    /* downloads (model_ref.h, lora_cache.h) */
+    char model_reference[1024];  /* stable_diffusion.json: a path or an http(s) URL; "": the Horde's
+                                  */
+    int download_budget_gb;      /* GB model downloads may add in all; 0: free disk space only */
+    int max_lora_cache_size;     /* GB of LoRAs kept in cache_home/loras (reGen's key) */
+    char civitai_api_token[256]; /* sent to CivitAI when set */
+    char civitai_url[512];       /* CivitAI's base URL (a mirror, or a test server) */
 } horde_config;
 
 /* Defaults as the reGen worker's (max_power 8, the public Horde's URL, ...). */

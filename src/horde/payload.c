@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "gesso.h"
+#include "horde/pop.h"
 
 void horde_model_stem(const char *name, char *out, size_t size)
 {
@@ -118,10 +119,13 @@ static int read_settings(const json_t *root, const json_t *pl, const horde_confi
         "hires_fix",    "tiling",   "loras",       "tis",         "post_processing",
         "control_type", "workflow", "transparent", "extra_texts", "special"};
     for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
-        if (nonempty(json_object_get(pl, unsupported[i])))
+        if (nonempty(json_object_get(pl, unsupported[i])) &&
+            !(HORDE_CAN_LORA && strcmp(unsupported[i], "loras") == 0))
             return decline(job, "not supported by gesso yet", unsupported[i]);
     if (nonempty(json_object_get(root, "extra_source_images")))
         return decline(job, "not supported by gesso yet", "extra_source_images");
+    if (nonempty(json_object_get(pl, "loras")) && horde_payload_loras(pl, cfg, job) != 0)
+        return 1; /* job->decline says why */
     /* model */
     const char *model = json_string_value(json_object_get(root, "model"));
     if (!model)

@@ -10,6 +10,7 @@
 #ifndef GS_HORDE_PAYLOAD_H
 #define GS_HORDE_PAYLOAD_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "horde/config.h"
@@ -17,6 +18,16 @@
 
 #define HORDE_MAX_IDS 20
 #define HORDE_ID_MAX 64
+
+/* A LoRA the payload asks for (ModelPayloadLorasStable); fetched by the
+   bridge (lora_cache.h) before the job runs. */
+typedef struct horde_job_lora {
+    char name[256];  /* a CivitAI name, model id, or version id (is_version) */
+    double model;    /* UNet strength */
+    double clip;     /* text-encoder strength */
+    int is_version;  /* name is a version id */
+    char inject[64]; /* inject_trigger: "", "any", "all" or a trained word */
+} horde_job_lora;
 
 typedef struct horde_job {
     int n_ids; /* one id per image (n_iter); the first is `id` */
@@ -27,6 +38,8 @@ typedef struct horde_job {
     uint64_t seed;              /* as submitted: the Horde's integer */
     job_spec spec;              /* ready for the child; valid when decline is "" */
     char decline[256];          /* why it cannot be run, "" when it can */
+    horde_job_lora loras[JOB_MAX_LORAS];
+    int n_loras;
 } horde_job;
 
 /* The local file stem for a Horde model name: characters outside
@@ -47,5 +60,9 @@ int horde_payload_read(const char *json, const horde_config *cfg, const char *mo
                        horde_job *job, char *errmsg, size_t errmsg_size);
 
 void horde_job_clear(horde_job *job);
+
+/* The payload's "loras" (payload_loras.c): 0 with job->loras filled, or a
+   reason in job->decline (LoRAs not allowed, malformed, too many). */
+int horde_payload_loras(const json_t *payload, const horde_config *cfg, horde_job *job);
 
 #endif

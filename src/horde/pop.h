@@ -19,7 +19,7 @@
 /* What this build can run when the Horde asks (the pop flags' upper bound). */
 #define HORDE_CAN_IMG2IMG 1
 #define HORDE_CAN_PAINTING 0        /* inpainting: the engine has it, the bridge maps it later */
-#define HORDE_CAN_LORA 0            /* needs LoRA downloads (a later increment) */
+#define HORDE_CAN_LORA 1            /* fetched on demand from CivitAI (lora_cache.h) */
 #define HORDE_CAN_POST_PROCESSING 0 /* no upscalers / face fixers */
 
 /* The pop body as JSON text (malloc'd), for the models found on disk

@@ -45,8 +45,12 @@ static int start(horde_proc *p)
     if (pid == 0) {
         dup2(in[0], 0);
         dup2(out[1], 1);
-        execl(p->self_exe, p->self_exe, "horde", "--child", "--models", p->models_dir, "--threads",
-              threads, (char *)NULL);
+        if (p->lora_dir)
+            execl(p->self_exe, p->self_exe, "horde", "--child", "--models", p->models_dir,
+                  "--threads", threads, "--lora-dir", p->lora_dir, (char *)NULL);
+        else
+            execl(p->self_exe, p->self_exe, "horde", "--child", "--models", p->models_dir,
+                  "--threads", threads, (char *)NULL);
         _exit(127);
     }
     close(in[0]);

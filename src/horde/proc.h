@@ -15,6 +15,7 @@
 typedef struct horde_proc {
     const char *self_exe;
     const char *models_dir;
+    const char *lora_dir; /* the LoRA cache the child reads; NULL: no LoRAs */
     int threads;
     pid_t pid; /* 0: not running */
     int to_child, from_child;
