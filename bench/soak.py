@@ -750,7 +750,14 @@ class Soak:
         # memory
         load = [r for t, r in self.server_rss]
         q = quarter_rule(load)
-        ok = q is not None and q[1] <= q[0] * 1.10
+        # SQLite caches up to 2 MiB of pages per connection (its default cache_size), one
+        # connection per HTTP thread plus the main thread's: while jobs.db grows toward that,
+        # so does the server. With --retention the store stays small and the rule is strict;
+        # without, the caches' bound is allowed on top (bench/RESULTS.md, section 22).
+        conns = sum(1 for fd in os.listdir(f"/proc/{self.srv.pid}/fd")
+                    if os.readlink(f"/proc/{self.srv.pid}/fd/{fd}").endswith("/jobs.db"))
+        cache = 0 if a.retention else conns * 2048
+        ok = q is not None and q[1] <= q[0] * 1.10 + cache
         sql1 = sqlite_memory(self.srv.pid)
         if self.sql0 is not None and sql1 is not None:
             print(f"  info  SQLite's memory in the server (sqlite3_memory_used): "
@@ -759,7 +766,8 @@ class Soak:
         self.check(ok, f"server RSS flat: {len(load)} samples, {rss0} KiB warm, second-quarter "
                        f"median {q[0] if q else '?'} KiB, last-quarter median "
                        f"{q[1] if q else '?'} KiB, max {max(load) if load else '?'} KiB, "
-                       f"end {rss_kib(self.srv.pid)} KiB (rule: last <= second x 1.10)")
+                       f"end {rss_kib(self.srv.pid)} KiB (rule: last <= second x 1.10 + {cache} KiB of "
+                       f"SQLite page cache, {conns} connections x 2 MiB, when jobs.db grows)")
         calm = {p: [r for t, r, c in v if c] for p, v in self.worker_rss.items()}
         calm = {p: v for p, v in calm.items() if len(v) >= 16}
         for p, v in calm.items():
