@@ -13,7 +13,7 @@ settings and a share of invalid ones, while:
     the submissions are in: the last 20% run without kills, so a worker lives long enough
     for its memory to be judged;
   - the server's and the workers' RSS and open descriptors are sampled every 0.5 s.
-Submitting stops at N or after S seconds (default 600), whichever comes first; then the queue
+Submitting stops at N or after S seconds (default 900), whichever comes first; then the queue
 drains. Checks afterwards (each a PASS/FAIL line; the exit status is the number of FAILs):
   - every accepted job is in a terminal state (succeeded/failed/cancelled), the same one every
     watcher saw first, with one finished_ms; no job is missing and nothing else is stored;
@@ -859,7 +859,7 @@ def main():
     p.add_argument("gesso")
     p.add_argument("model")
     p.add_argument("--jobs", type=int, default=2000)
-    p.add_argument("--seconds", type=int, default=600)
+    p.add_argument("--seconds", type=int, default=900)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--retention", type=int, default=0,

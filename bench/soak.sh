@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Soak test of `gesso serve` (issue 16): builds gesso, then runs bench/soak.py (its docstring
 # says what it does and checks) with the tiny test model under nice -n 19. Not part of CI.
-# Usage: bash bench/soak.sh [JOBS] [SECONDS]   (defaults 2000 and 600; BUILD=dir, SEED=k)
+# Usage: bash bench/soak.sh [JOBS] [SECONDS]   (defaults 2000 and 900; BUILD=dir, SEED=k)
 # Exit status: the number of failed checks (0: all passed). RETENTION=S runs the server with
 # --retention S during the load (a bounded store: the strict memory rule; see soak.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${1:-2000}
-seconds=${2:-600}
+seconds=${2:-900}
 build=${BUILD:-build-soak}
 nice -n 19 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 nice -n 19 cmake --build "$build" -j2 --target gesso_cli >/dev/null
