@@ -781,15 +781,19 @@ class Soak:
         print(f"  info  {len(self.worker_rss)} worker processes seen; warm RSS at start "
               f"{sorted(wrss0.values())} KiB; peak RSS per worker: median {median(peaks)} KiB, "
               f"max {max(peaks) if peaks else '?'} KiB")
-        # a worker's descriptors once settled: the most common count over its samples
-        settled = {}
+        # a worker's descriptors once settled (the most common count over its samples, for
+        # those that lived 10 s: one killed while starting has not opened its store yet);
+        # none may ever hold more (a descriptor inherited from the server would show)
+        settled, peak = {}, 0
         for pid, v in self.worker_fds0.items():
             v = [x for x in v if x is not None]
-            if len(v) >= 4:
+            peak = max([peak] + v)
+            if len(v) >= 20:
                 settled[pid] = max(set(v), key=v.count)
         counts = sorted(set(settled.values()))
-        self.check(len(counts) == 1, f"every worker holds the same descriptors once settled: "
-                                     f"{counts} over {len(settled)} workers (none inherited)")
+        self.check(len(counts) == 1 and peak <= counts[0],
+                   f"workers' descriptors: {counts} once settled over {len(settled)} workers that "
+                   f"lived 10 s, at most {peak} in any of {len(self.worker_fds0)}")
         # descriptors back to the idle count
         end_fds = None
         for _ in range(60):
