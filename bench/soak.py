@@ -435,7 +435,7 @@ class Soak:
                 event = None
                 while True:
                     line = r.readline()
-                    if not line:
+                    if not line or self.stop_load.is_set():  # a keep-alive comes every 15 s
                         break
                     line = line.decode().rstrip("\r\n")
                     if line.startswith("event: "):
@@ -452,6 +452,8 @@ class Soak:
                         self.sse["dropped"] += 1
                     c.sock.shutdown(socket.SHUT_RDWR)
                     continue
+                if not terminal and self.stop_load.is_set():
+                    continue  # the soak ended before the job did
                 with self.lock:
                     if len(terminal) == 1 and events[-1] == terminal[0]:
                         self.sse["completed"] += 1
@@ -619,11 +621,18 @@ class Soak:
             st, j = self.get_json(f"/v1/jobs/{jid}?wait=10")
             if st == 404 and a.retention or st == 200 and j["status"] in TERMINAL:
                 pending.pop()
+        still = []
+        for jid in pending:  # the drain waits on the newest first; what is left is counted
+            st, j = self.get_json(f"/v1/jobs/{jid}")
+            if not (st == 404 and a.retention or st == 200 and j["status"] in TERMINAL):
+                still.append(jid)
+        pending = still
         t_drained = time.monotonic()
         self.stop_load.set()
+        join_by = time.monotonic() + 150  # SSE readers notice the stop at their next line
         for t in threads:
             if t is not threads[0]:
-                t.join(150)
+                t.join(max(0.1, join_by - time.monotonic()))
         self.stop_sample.set()
         threads[0].join()
         load_s = t_drained - t_load
