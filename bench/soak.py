@@ -21,8 +21,10 @@ drains. Checks afterwards (each a PASS/FAIL line; the exit status is the number 
   - a job running on a killed worker ran again: attempts >= 2 (unless it ended before the kill);
   - invalid submissions got 4xx, valid ones 202 (never 5xx);
   - server RSS: median of the last quarter of the load's samples within 10% of the median of
-    its second quarter; each worker alive through the kill-free tail: the same rule over its
-    samples there; every worker started with the same number of open descriptors;
+    its second quarter (plus 2 MiB per store connection, SQLite's page-cache bound, unless
+    --retention keeps jobs.db small); each worker alive through the kill-free tail: the same
+    rule over its samples there; workers that lived 10 s settle at one descriptor count, and
+    none ever holds more (nothing inherited from the server);
   - the server's open descriptors return to their idle count after warm-up once clients close;
   - no *.tmp file in results/, no file for a job the store lacks, the blob tally equals the
     bytes on disk, nothing left in the server's TMPDIR; jobs.db (+ WAL) per job reported;
