@@ -360,6 +360,60 @@ static void refusals_name_the_field(void **state)
     assert_string_equal(job_reason_code(JOB_ERR_OUT_OF_RANGE), "out_of_range");
 }
 
+/* A job the engine's sampler would refuse is refused at submit, never queued
+   to fail in its worker (the soak test found lcm + karras jobs failed that way):
+   ddim and lcm take their own timesteps, lcm at most 50 steps, the hires
+   pass's schedule of int(steps / min(denoise, 0.999)) included. */
+static void samplers_refuse_what_the_engine_would(void **state)
+{
+    (void)state;
+    job_limits lim;
+    job_limits_default(&lim);
+    static const struct {
+        const char *json;
+        job_reason reason;
+        const char *field; /* NULL: accepted */
+    } cases[] = {
+        {"{\"model\":\"tiny-sd15\",\"sampler\":\"lcm\",\"scheduler\":\"karras\"}",
+         JOB_ERR_UNKNOWN_SCHEDULER, "scheduler"},
+        {"{\"model\":\"tiny-sd15\",\"sampler\":\"ddim\",\"scheduler\":\"normal\"}",
+         JOB_ERR_UNKNOWN_SCHEDULER, "scheduler"},
+        {"{\"model\":\"tiny-sd15\",\"sampler\":\"lcm\",\"steps\":51}", JOB_ERR_OUT_OF_RANGE,
+         "steps"},
+        /* 40 / 0.7 = 57 schedule steps */
+        {"{\"model\":\"tiny-sd15\",\"sampler\":\"lcm\",\"steps\":40,\"hires_scale\":2}",
+         JOB_ERR_OUT_OF_RANGE, "steps"},
+        /* 36 / 0.7 = 51 */
+        {"{\"model\":\"tiny-sd15\",\"sampler\":\"lcm\",\"steps\":8,\"hires_scale\":2,"
+         "\"hires_steps\":36,\"hires_denoise\":0.7}",
+         JOB_ERR_OUT_OF_RANGE, "hires_steps"},
+        {"{\"model\":\"tiny-sd15\",\"sampler\":\"lcm\",\"steps\":50,\"scheduler\":\"default\"}",
+         JOB_ERR_INVALID_JSON, NULL},
+        /* 35 / 0.7 = 50 */
+        {"{\"model\":\"tiny-sd15\",\"sampler\":\"lcm\",\"steps\":8,\"hires_scale\":2,"
+         "\"hires_steps\":35}",
+         JOB_ERR_INVALID_JSON, NULL},
+        {"{\"model\":\"tiny-sd15\",\"sampler\":\"ddim\",\"steps\":150}", JOB_ERR_INVALID_JSON,
+         NULL},
+        {"{\"model\":\"tiny-sd15\",\"sampler\":\"euler\",\"scheduler\":\"karras\",\"steps\":150}",
+         JOB_ERR_INVALID_JSON, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        job_spec s;
+        job_error e = {0};
+        assert_int_equal(from(&s, cases[i].json, &lim, &e), 0);
+        int rc = job_spec_validate(&s, &lim, GS_FIXTURES, &e);
+        if (!cases[i].field) {
+            assert_int_equal(rc, 0);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_int_equal(e.reason, cases[i].reason);
+            assert_string_equal(e.field, cases[i].field);
+        }
+        job_spec_clear(&s);
+    }
+}
+
 /* "a BREAK " n times: n chunks of 75 tokens. */
 static char *breaks(int n)
 {
@@ -762,6 +816,7 @@ int main(void)
         cmocka_unit_test(big_integers_in_other_places),
         cmocka_unit_test(json_u64_reads_and_writes),
         cmocka_unit_test(refusals_name_the_field),
+        cmocka_unit_test(samplers_refuse_what_the_engine_would),
         cmocka_unit_test(prompt_chunks_are_bounded),
         cmocka_unit_test(cost_estimate),
         cmocka_unit_test(key_file_cost_limits),

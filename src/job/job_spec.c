@@ -430,6 +430,39 @@ static int check_hires(const job_spec *s, const job_limits *lim, job_error *e)
     return 0;
 }
 
+/* What the engine's sampler refuses is refused here too, so a job that cannot
+   run is never queued (the soak test found lcm + karras queued, then failed by
+   its worker): a sampler with its own timesteps (ddim, lcm) takes no
+   scheduler, and none runs past its max_steps (lcm: 50), the hires pass's
+   schedule of int(steps / min(denoise, 0.999)) included (the engine's hires plan). */
+static int check_sampler_fit(const job_spec *s, job_error *e)
+{
+    const gs_sampler_desc *d = NULL;
+    for (int i = 0; i < gs_sampler_count() && !d; i++)
+        if (gs_sampler_at(i) && strcmp(gs_sampler_at(i)->name, s->sampler) == 0)
+            d = gs_sampler_at(i);
+    if (!d)
+        return 0; /* an unknown sampler is refused before */
+    if (!(d->flags & GS_SAMPLER_SIGMAS) && strcmp(s->scheduler, "default") != 0)
+        return fail(e, JOB_ERR_UNKNOWN_SCHEDULER, "scheduler",
+                    "sampler '%s' uses its own timesteps; scheduler must be 'default', not '%s'",
+                    d->name, s->scheduler);
+    if (s->steps > d->max_steps)
+        return fail(e, JOB_ERR_OUT_OF_RANGE, "steps", "'steps' must be in 1..%d for %s",
+                    d->max_steps, d->name);
+    if (!hires_on(s))
+        return 0;
+    int steps = s->hires_steps ? s->hires_steps : s->steps;
+    double denoise = s->hires_denoise > 0 ? s->hires_denoise : 0.7; /* the engine's default */
+    int total = (int)(steps / (denoise < 0.999 ? denoise : 0.999));
+    if (total > d->max_steps)
+        return fail(e, JOB_ERR_OUT_OF_RANGE, s->hires_steps ? "hires_steps" : "steps",
+                    "the hires pass takes %d steps of a %d-step schedule (steps / hires_denoise), "
+                    "over the %d %s runs",
+                    steps, total, d->max_steps, d->name);
+    return 0;
+}
+
 int job_spec_validate(const job_spec *s, const job_limits *lim, const char *models_dir,
                       job_error *e)
 {
@@ -457,6 +490,8 @@ int job_spec_validate(const job_spec *s, const job_limits *lim, const char *mode
     if (!in_list(s->scheduler, gs_scheduler_names()))
         return fail(e, JOB_ERR_UNKNOWN_SCHEDULER, "scheduler", "unknown scheduler '%s'",
                     s->scheduler);
+    if (check_sampler_fit(s, e) != 0)
+        return -1;
     if (models_dir) {
         char path[4096];
         struct stat sb;
