@@ -41,7 +41,7 @@ static void sampler_names(void **state)
     expect_map("DPM++ 2M Karras", "Exponential", "dpmpp_2m", "karras"); /* the name wins */
     expect_map("Euler Exponential", NULL, "euler", "exponential");
     expect_map("Heun", "Uniform", "heun", "normal");
-    expect_map("DDIM", "Normal", "ddim", "normal");
+    expect_map("DDIM", "Normal", "ddim", "default"); /* timestep samplers ignore it, as A1111 */
     expect_map("LCM", NULL, "lcm", "default");
     expect_map("dpmpp_2m", "karras", "dpmpp_2m", "karras"); /* gesso's own names */
     /* the rows of the engine's table: A1111 names, aliases, AI Horde names */

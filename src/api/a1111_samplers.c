@@ -166,6 +166,11 @@ int a1111_map_sampler(const char *sampler_name, const char *scheduler, const cha
        option, e.g. Karras for DPM++ 2M */
     if (strcmp(*engine_scheduler, "default") == 0 && s->a1111_scheduler)
         *engine_scheduler = s->a1111_scheduler;
+    /* A1111's timestep samplers (DDIM, and gesso's lcm) make their own
+       schedule and never read the scheduler field: a client's choice there is
+       ignored, not refused */
+    if (!(s->flags & GS_SAMPLER_SIGMAS))
+        *engine_scheduler = "default";
     return 0;
 }
 
