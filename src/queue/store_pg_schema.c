@@ -93,6 +93,9 @@ static const char *const migrations[] = {
     " data bytea NOT NULL,"
     " PRIMARY KEY (job_id, kind, idx));"
     "ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;",
+    /* 4: what a worker says of itself besides its loaded models (host,
+       state, job, the models it has, speed: GET /v1/workers) */
+    "ALTER TABLE workers ADD COLUMN info text NOT NULL DEFAULT '{}';",
 };
 
 #define SCHEMA_VERSION (int)(sizeof migrations / sizeof migrations[0])

@@ -1,6 +1,7 @@
 /* worker - claim, generate, record; one job at a time, loaded models kept in a cache. */
 #include "worker/worker.h"
 
+#include <dirent.h>
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
@@ -33,6 +34,7 @@ typedef struct run_ctx {
     const worker_options *o;
     const char *id;
     const char *models_json; /* the worker's presence report, refreshed with the lease */
+    const char *info_json;   /* and the rest of it (state, job) */
     job_store *hb_store;
     blob_store *blobs;
     pthread_mutex_t mu;
@@ -50,7 +52,7 @@ static void *heartbeat_main(void *arg)
     pthread_mutex_lock(&r->mu);
     while (!r->done) {
         job_progress jp = {r->step, r->steps, r->preview_step, r->eta_s};
-        const char *models = r->models_json;
+        const char *models = r->models_json, *info = r->info_json;
         int64_t t = now_ms();
         int report = t - r->reported_ms >= r->o->lease_ms / 3; /* not on every fast step */
         if (report)
@@ -64,8 +66,8 @@ static void *heartbeat_main(void *arg)
         else if (!lost && worker_notify(r->o->notify_fd, NOTIFY_JOB, r->id) != 0)
             *r->o->stop = 1; /* the server is gone: give the job back at the next step */
         /* a long job must not make the worker look gone */
-        if (report &&
-            store_worker_report(r->hb_store, r->o->name, (int)getpid(), models, t, &err) != GS_OK)
+        if (report && store_worker_report(r->hb_store, r->o->name, (int)getpid(), models, info, t,
+                                          &err) != GS_OK)
             log_warn("%s", err.msg); /* the next beat reports again */
         pthread_mutex_lock(&r->mu);
         r->cancelled |= cancel;
@@ -119,13 +121,70 @@ static int on_progress(const gs_progress *p, void *user)
 
 /* ---- presence ---- */
 
+#define MAX_AVAILABLE STORE_MAX_ONLY
+
 typedef struct worker_state {
     const worker_options *o;
     job_store *store;
     blob_store *blobs;
     model_cache *cache;
     int64_t reported_ms;
+    char host[256];
+    /* the models the worker has files for (NAME.safetensors in its models
+       directory), looked at again with each idle report: models come and go */
+    char *available[MAX_AVAILABLE];
+    int n_available;
+    double mps;        /* megapixel-steps per second of the last job, 0 before one */
+    const char *state; /* "idle", "loading" or "working" */
+    const char *job;   /* the job it runs, or NULL */
 } worker_state;
+
+static void forget_available(worker_state *w)
+{
+    for (int i = 0; i < w->n_available; i++)
+        free(w->available[i]);
+    w->n_available = 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void scan_available(worker_state *w)
+{
+    forget_available(w);
+    DIR *d = opendir(w->o->models_dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) && w->n_available < MAX_AVAILABLE) {
+        size_t n = strlen(de->d_name);
+        if (n <= 12 || strcmp(de->d_name + n - 12, ".safetensors") != 0 || de->d_name[0] == '.')
+            continue;
+        char *name = strndup(de->d_name, n - 12);
+        if (name)
+            w->available[w->n_available++] = name;
+    }
+    if (d)
+        closedir(d);
+    qsort(w->available, (size_t)w->n_available, sizeof w->available[0], by_name);
+}
+
+/* What the worker says of itself besides its loaded models (malloc'd JSON
+   text; NULL without memory): GET /v1/workers shows it. */
+static char *info_json(const worker_state *w)
+{
+    json_t *o =
+        json_pack("{s:s,s:s,s:i}", "host", w->host, "state", w->state, "lease_ms", w->o->lease_ms);
+    json_t *a = json_array();
+    for (int i = 0; i < w->n_available; i++)
+        json_array_append_new(a, json_string(w->available[i]));
+    json_object_set_new(o, "models_available", a);
+    json_object_set_new(o, "job", w->job ? json_string(w->job) : json_null());
+    json_object_set_new(o, "megapixelsteps_per_s", w->mps > 0 ? json_real(w->mps) : json_null());
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
 
 /* The loaded models as a JSON array text (malloc'd), or NULL when out of memory. */
 static char *models_json(const model_cache *c)
@@ -141,11 +200,12 @@ static char *models_json(const model_cache *c)
 static void report(worker_state *w)
 {
     svc_error err = {0};
-    char *text = models_json(w->cache);
-    if (store_worker_report(w->store, w->o->name, (int)getpid(), text ? text : "[]", now_ms(),
+    char *text = models_json(w->cache), *info = info_json(w);
+    if (store_worker_report(w->store, w->o->name, (int)getpid(), text ? text : "[]", info, now_ms(),
                             &err) != GS_OK)
         log_warn("%s", err.msg);
     free(text);
+    free(info);
     w->reported_ms = now_ms();
 }
 
@@ -195,9 +255,16 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     /* the lease is renewed from here on: loading a large model can take
        longer than a lease, and must not cost the job an attempt */
     char *before = models_json(w->cache);
+    w->job = job->id;
+    w->state = "loading";
+    for (int i = 0; i < model_cache_count(w->cache); i++)
+        if (strcmp(model_cache_name(w->cache, i), job->model) == 0)
+            w->state = "working";
+    char *info_loading = info_json(w), *info_working = NULL;
     run_ctx rc = {.o = o,
                   .id = job->id,
                   .models_json = before ? before : "[]",
+                  .info_json = info_loading,
                   .hb_store = hb_store,
                   .blobs = w->blobs,
                   .eta_s = -1};
@@ -210,8 +277,11 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     if (model_cache_acquire(w->cache, job->model, now_ms(), &model, msg, sizeof msg) == GS_OK) {
         load_s = (double)(now_ms() - t0) / 1000.0; /* ~0 when the model was loaded already */
         presence = models_json(w->cache);
+        w->state = "working";
+        info_working = info_json(w);
         pthread_mutex_lock(&rc.mu);
         rc.models_json = presence ? presence : "[]";
+        rc.info_json = info_working;
         rc.reported_ms = 0; /* a new model: report it at the next beat */
         pthread_mutex_unlock(&rc.mu);
         st = gs_generate(eng, model, &p, on_progress, &rc, &res);
@@ -225,6 +295,10 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     pthread_mutex_destroy(&rc.mu);
     pthread_cond_destroy(&rc.wake);
     free(before);
+    free(info_loading);
+    free(info_working);
+    w->state = "idle";
+    w->job = NULL;
     gs_image_free(init);
     gs_image_free(mask);
     job_spec_clear(&spec);
@@ -239,6 +313,9 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     if (st == GS_ERR_CANCELLED && rc.stopped && !rc.cancelled) {
         if (store_release(store, job->id, o->name, &recorded, &err) == GS_OK)
             worker_notify(o->notify_fd, NOTIFY_QUEUE, job->id);
+        if (o->only_own_models)
+            log_info("job %s: %s", job->id,
+                     recorded ? "given back to the queue (stopping)" : "no longer ours");
         goto out;
     }
     if (st == GS_ERR_CANCELLED) {
@@ -261,6 +338,8 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     json_object_set_new(result, "images", images);
     gs_timings tm;
     gs_result_timings(res, &tm);
+    if (tm.total_s > 0) /* what a scheduler can expect of this worker */
+        w->mps = job->megapixelsteps / tm.total_s;
     json_t *step_ms = json_array();
     for (int i = 0; i < tm.n_steps; i++)
         json_array_append_new(step_ms, json_real((double)(int64_t)(tm.step_s[i] * 1e4) / 10.0));
@@ -295,6 +374,9 @@ record:;
         log_error("%s", err.msg);
     else if (recorded)
         worker_notify(o->notify_fd, NOTIFY_JOB, job->id);
+    if (o->only_own_models)
+        log_info("job %s: %s%s%s", job->id, recorded ? job_status_name(final) : "not recorded",
+                 final == JOB_FAILED ? ": " : "", final == JOB_FAILED ? msg : "");
     free(text);
     json_decref(result);
 out:
@@ -364,7 +446,10 @@ int worker_run(const worker_options *o)
 {
     job_store *store = NULL, *hb_store = NULL;
     gs_engine *eng = NULL;
-    worker_state w = {.o = o};
+    worker_state w = {.o = o, .state = "idle"};
+    if (gethostname(w.host, sizeof w.host - 1) != 0)
+        snprintf(w.host, sizeof w.host, "unknown");
+    scan_available(&w);
     svc_error err = {0};
     int code = 1;
     if (store_open(o->store_url, &store, &err) != GS_OK ||
@@ -393,12 +478,18 @@ int worker_run(const worker_options *o)
         listening = 0;
     }
     report(&w);
+    if (o->only_own_models)
+        log_info("on %s with %d model%s in %s; %s", w.host, w.n_available,
+                 w.n_available == 1 ? "" : "s", o->models_dir,
+                 listening ? "woken by the store's notifications" : "polling the store");
     preload(&w);
     int64_t report_every = o->lease_ms / 3 > 0 ? o->lease_ms / 3 : 1;
     while (!*o->stop) {
         model_cache_unload_idle(w.cache, now_ms());
-        if (now_ms() - w.reported_ms >= report_every)
+        if (now_ms() - w.reported_ms >= report_every) {
+            scan_available(&w);
             report(&w);
+        }
         const char *prefer[STORE_MAX_PREFER];
         int n_prefer = 0;
         while (n_prefer < model_cache_count(w.cache) && n_prefer < STORE_MAX_PREFER) {
@@ -407,8 +498,10 @@ int worker_run(const worker_options *o)
         }
         job_record job;
         int claimed = 0;
-        if (store_claim(store, o->name, prefer, n_prefer, now_ms(), o->lease_ms, 60000, &job,
-                        &claimed, &err) != GS_OK) {
+        /* a worker of a fleet takes only the jobs whose models it has */
+        const char *const *only = o->only_own_models ? (const char *const *)w.available : NULL;
+        if (store_claim_among(store, o->name, prefer, n_prefer, only, w.n_available, now_ms(),
+                              o->lease_ms, 60000, &job, &claimed, &err) != GS_OK) {
             usleep(200000);
             continue;
         }
@@ -416,6 +509,8 @@ int worker_run(const worker_options *o)
             wait_for_work(o, store, listening);
             continue;
         }
+        if (o->only_own_models) /* on its own, its log is the one record of its work */
+            log_info("job %s (%s): claimed, attempt %d", job.id, job.model, job.attempts);
         if (worker_notify(o->notify_fd, NOTIFY_QUEUE, job.id) != 0)
             *o->stop = 1; /* the server is gone: the job goes back at its first step */
         run_job(&w, hb_store, eng, &job);
@@ -427,6 +522,7 @@ out:
     if (w.cache && store_worker_remove(store, o->name, &err) != GS_OK)
         log_warn("%s", err.msg);
     model_cache_free(w.cache);
+    forget_available(&w);
     gs_engine_free(eng);
     store_close(store);
     store_close(hb_store);
