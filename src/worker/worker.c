@@ -515,6 +515,7 @@ int worker_run(const worker_options *o)
             *o->stop = 1; /* the server is gone: the job goes back at its first step */
         run_job(&w, hb_store, eng, &job);
         job_record_clear(&job);
+        w.reported_ms = 0; /* say at once that it is idle again, and its speed */
     }
     code = 0;
 out:
