@@ -86,10 +86,12 @@ static int count_of(const char *text, const char *what)
 /* A job submitted through front end A while A's only worker is busy; its
    event stream is read through front end B, which has no workers and so
    learns of the job's changes from the database alone. The stream must see
-   the start, each step and the end: every progress event reaches B only
-   through a notification (B's 15 s keep-alive would show the end, never the
-   steps), so the deadline can leave a sanitized build on a loaded machine
-   its time. */
+   the start, each step and the end, and progress while the job still runs:
+   only a notification wakes B's stream (its keep-alive is 15 s), and a job's
+   progress notifies at most every 250 ms (the stream fills in the steps
+   between), so a stream that saw progress only at the end would show
+   notifications withheld. The deadline leaves a sanitized build on a loaded
+   machine its time. */
 static void events_reach_another_front_end(void **state)
 {
     (void)state;
@@ -102,8 +104,8 @@ static void events_reach_another_front_end(void **state)
                                 "\"height\":128}");
     test_wait_step(a.base, a.dir, NULL, blocker, 60000);
     char *id = test_submit(a.base, a.dir, NULL,
-                           "{\"model\":\"tiny-sd15\",\"steps\":6,\"width\":64,\"height\":64,"
-                           "\"seed\":7}");
+                           "{\"model\":\"tiny-sd15\",\"steps\":24,\"width\":128,"
+                           "\"height\":128,\"seed\":7}");
     char events[300], cmd[1024], path[160];
     snprintf(events, sizeof events, "%s/events.txt", b.dir);
     snprintf(cmd, sizeof cmd, "curl -sN -m 150 -o '%s' '%s/v1/jobs/%s/events' &", events, b.base,
@@ -121,8 +123,16 @@ static void events_reach_another_front_end(void **state)
     snprintf(path, sizeof path, "/v1/jobs/%s", blocker);
     assert_int_equal(test_http(a.base, a.dir, "DELETE", path, NULL, NULL), 200);
     char *t = NULL;
-    for (int64_t end = t0 + 120000; test_mono_ms() < end; test_sleep_ms(50)) {
+    const char *live = NULL; /* the job's status when B first said progress */
+    for (int64_t end = t0 + 120000; test_mono_ms() < end; test_sleep_ms(20)) {
         t = read_text(events);
+        if (!live && t && strstr(t, "event: progress")) {
+            json_t *now = test_get_job(a.base, a.dir, NULL, id);
+            live = strcmp(json_string_value(json_object_get(now, "status")), "running") == 0
+                       ? "running"
+                       : "ended";
+            json_decref(now);
+        }
         if (t && strstr(t, "event: succeeded"))
             break;
     }
@@ -131,7 +141,11 @@ static void events_reach_another_front_end(void **state)
     fprintf(stderr, "B saw the job end %d ms after the blocker was cancelled\n",
             (int)(test_mono_ms() - t0));
     assert_int_equal(count_of(t, "event: started"), 1);
-    assert_int_equal(count_of(t, "event: progress"), 6);
+    assert_int_equal(count_of(t, "event: progress"), 24);
+    /* progress reached B while the job ran (its notifications are rate-limited
+       per job, never withheld to the end) */
+    assert_non_null(live);
+    assert_string_equal(live, "running");
     json_t *j = test_get_job(b.base, b.dir, NULL, id);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
     json_decref(j);
@@ -355,6 +369,14 @@ static void standalone_workers(const char *pg_url)
     assert_int_equal(test_http(f.base, f.dir, "GET", "/metrics", NULL, &metrics), 200);
     assert_non_null(strstr(metrics, "gesso_worker_up{worker=\"remote-2\"} 0\n"));
     free(metrics);
+    /* a gone worker's models count for nothing: the next such job waits */
+    char *other2 = test_submit(f.base, f.dir, NULL,
+                               "{\"model\":\"other-sd15\",\"steps\":2,\"width\":64,"
+                               "\"height\":64}");
+    j = test_get_job(f.base, f.dir, NULL, other2);
+    assert_true(json_is_true(json_object_get(j, "waiting_for_model")));
+    json_decref(j);
+    free(other2);
 
     /* SIGTERM while it runs a job: the job goes back, the worker exits 0 */
     char *slow = test_submit(f.base, f.dir, NULL,

@@ -1361,7 +1361,7 @@ static void pg_concurrent_opens_create_the_schema_once(void **state)
         }
         PGconn *a = admin_conn(state);
         assert_int_equal(admin_long(a, "SELECT count(*) FROM meta"), 2); /* schema, channel */
-        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 4);
+        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 5);
         PQfinish(a);
     }
 }

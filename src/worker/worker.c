@@ -43,8 +43,31 @@ typedef struct run_ctx {
     int preview_step;
     double eta_s;
     int cancelled, lost, stopped;
+    int moved;           /* progress since the last beat */
     int64_t reported_ms; /* last presence report from this thread */
 } run_ctx;
+
+/* Progress is written at most this often: a fast sampler's steps are
+   batched, so a fleet of workers stepping does not flood the database (an
+   event stream sends each step it missed when it reads the job). */
+#define PROGRESS_MS 250
+
+/* Waits on r->wake (r->mu held) until deadline_ms or a signal. */
+static void wait_until(run_ctx *r, int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - now_ms();
+    if (left <= 0)
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += left / 1000;
+    until.tv_nsec += (left % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&r->wake, &r->mu, &until);
+}
 
 static void *heartbeat_main(void *arg)
 {
@@ -72,17 +95,15 @@ static void *heartbeat_main(void *arg)
         pthread_mutex_lock(&r->mu);
         r->cancelled |= cancel;
         r->lost |= lost;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        long wait_ms = r->o->lease_ms / 3 > 0 ? r->o->lease_ms / 3 : 1;
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        if (!r->done)
-            pthread_cond_timedwait(&r->wake, &r->mu, &until);
+        /* the next beat: a third of the lease on, or sooner with progress,
+           but never within PROGRESS_MS of this one */
+        int64_t renew = t + (r->o->lease_ms / 3 > 0 ? r->o->lease_ms / 3 : 1);
+        int64_t soonest = t + (PROGRESS_MS < renew - t ? PROGRESS_MS : renew - t);
+        while (!r->done && now_ms() < soonest)
+            wait_until(r, soonest);
+        while (!r->done && !r->moved && now_ms() < renew)
+            wait_until(r, renew);
+        r->moved = 0;
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -113,6 +134,7 @@ static int on_progress(const gs_progress *p, void *user)
     if (published)
         r->preview_step = p->step;
     r->stopped |= *r->o->stop;
+    r->moved = 1;
     int stop = r->cancelled || r->lost || r->stopped;
     pthread_cond_signal(&r->wake); /* report progress (and pick up a cancel) promptly */
     pthread_mutex_unlock(&r->mu);
