@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "pg_server.h"
+#include "tcp_proxy.h"
 
 static pg_server pg;
 static char url[512];
@@ -419,12 +420,121 @@ static void standalone_workers_on_sqlite(void **state)
     standalone_workers(NULL);
 }
 
+/* The URL of the test's database through a proxy on 127.0.0.1:port. */
+static void proxied_url(int port, char *out, size_t n)
+{
+    const char *db = url + strlen("postgresql:///");
+    snprintf(out, n, "postgresql://postgres@127.0.0.1:%d/%.*s", port, (int)strcspn(db, "?"), db);
+}
+
+static void wait_running_on(const front *f, const char *id, const char *worker)
+{
+    for (int64_t end = test_mono_ms() + 60000;; test_sleep_ms(50)) {
+        json_t *j = test_get_job(f->base, f->dir, NULL, id);
+        int there = strcmp(str(j, "status"), "running") == 0 &&
+                    strcmp(str(j, "worker"), worker) == 0 &&
+                    json_integer_value(json_object_get(json_object_get(j, "progress"), "step")) > 0;
+        json_decref(j);
+        if (there)
+            return;
+        if (test_mono_ms() > end)
+            fail_msg("job %s did not run on %s", id, worker);
+    }
+}
+
+/* A worker whose database connection is cut (a TCP proxy between it and
+   PostgreSQL drops every link and refuses new ones) keeps generating and
+   reconnects with backoff: cut for less than its lease, it records its
+   result; cut for longer, the front end's reaper requeues the job, another
+   worker runs it, and the cut-off worker, back, finds the job no longer its
+   own and drops its result: one result, attempts counted. */
+static void worker_cut_off_from_the_database(void **state)
+{
+    (void)state;
+    assert_int_equal(pg_server_new_db(&pg, url, sizeof url), 0);
+    front f;
+    front_start(&f, "0", url);
+    char sock[200], purl[300], wdir[200], ddir[200], cmd[600], path[300];
+    snprintf(sock, sizeof sock, "%s/.s.PGSQL.5432", pg.dir);
+    int port = 0;
+    tcp_proxy *proxy = tcp_proxy_start(sock, &port);
+    assert_non_null(proxy);
+    proxied_url(port, purl, sizeof purl);
+    snprintf(wdir, sizeof wdir, "%s/cut", f.dir);
+    snprintf(ddir, sizeof ddir, "%s/direct", f.dir);
+    assert_int_equal(test_link_tiny_model(wdir), 0);
+    assert_int_equal(test_link_tiny_model(ddir), 0);
+
+    /* cut off until it has generated the image and found the store out of
+       reach (at most 20 s, within its lease of 30 s): it keeps the result,
+       and records it once the link is back */
+    pid_t w = worker_start(wdir, "cut-1", purl, NULL, "30");
+    char *id = test_submit(f.base, f.dir, NULL,
+                           "{\"model\":\"tiny-sd15\",\"steps\":10,\"width\":64,"
+                           "\"height\":64,\"seed\":5}");
+    wait_running_on(&f, id, "cut-1");
+    tcp_proxy_cut(proxy, 1);
+    snprintf(cmd, sizeof cmd, "grep -q 'job %s: .*trying again with backoff' '%s/worker.log'", id,
+             wdir);
+    for (int64_t end = test_mono_ms() + 20000; system(cmd) != 0; test_sleep_ms(100))
+        if (test_mono_ms() > end)
+            fail_msg("cut-1 did not find the store out of reach with job %s done", id);
+    test_sleep_ms(1000); /* a backoff or two */
+    tcp_proxy_cut(proxy, 0);
+    json_t *j = test_wait_job(f.base, f.dir, NULL, id, 60000);
+    assert_string_equal(str(j, "status"), "succeeded");
+    assert_string_equal(str(j, "worker"), "cut-1");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 1);
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/jobs/%s/images/0", id);
+    assert_int_equal(test_http(f.base, f.dir, "GET", path, NULL, NULL), 200);
+    snprintf(cmd, sizeof cmd, "grep -q 'job %s: the job store is back' '%s/worker.log'", id, wdir);
+    assert_int_equal(system(cmd), 0);
+    kill(w, SIGTERM);
+    assert_int_equal(waitpid(w, NULL, 0), w);
+    forget_worker(w);
+
+    /* cut for 6 s, its lease 2 s: the job goes to the other worker */
+    w = worker_start(wdir, "cut-2", purl, NULL, "2");
+    char *id2 = test_submit(f.base, f.dir, NULL,
+                            "{\"model\":\"tiny-sd15\",\"steps\":60,\"width\":128,"
+                            "\"height\":128,\"seed\":6}");
+    wait_running_on(&f, id2, "cut-2");
+    worker_start(ddir, "direct-1", url, NULL, "15");
+    tcp_proxy_cut(proxy, 1);
+    test_sleep_ms(6000);
+    tcp_proxy_cut(proxy, 0);
+    j = test_wait_job(f.base, f.dir, NULL, id2, 120000);
+    assert_string_equal(str(j, "status"), "succeeded");
+    assert_string_equal(str(j, "worker"), "direct-1");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 2);
+    json_decref(j);
+    /* the cut-off worker, back, drops its result and goes on claiming */
+    snprintf(path, sizeof path, "%s/worker.log", wdir);
+    snprintf(cmd, sizeof cmd, "grep -q 'job %s: no longer ours' '%s'", id2, path);
+    for (int64_t end = test_mono_ms() + 30000; system(cmd) != 0; test_sleep_ms(200))
+        if (test_mono_ms() > end)
+            fail_msg("cut-2 did not say it dropped job %s (%s)", id2, path);
+    wait_worker_state(&f, "cut-2", "idle", 10000);
+    j = test_get_job(f.base, f.dir, NULL, id2);
+    assert_string_equal(str(j, "worker"), "direct-1"); /* recorded once, by its lease holder */
+    json_decref(j);
+    assert_true(tcp_proxy_links(proxy) > 3); /* it did reconnect through the proxy */
+    free(id);
+    free(id2);
+    tcp_proxy_stop(proxy);
+    front_stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(events_reach_another_front_end),
         cmocka_unit_test_teardown(standalone_workers_on_postgresql, kill_workers),
         cmocka_unit_test_teardown(standalone_workers_on_sqlite, kill_workers),
+        cmocka_unit_test_teardown(worker_cut_off_from_the_database, kill_workers),
     };
+    if (getenv("GESSO_TEST_FILTER")) /* one case, while working on it */
+        cmocka_set_test_filter(getenv("GESSO_TEST_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }

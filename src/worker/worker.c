@@ -236,6 +236,53 @@ static void on_cache_change(void *user)
     report(user);
 }
 
+/* ---- the database out of reach ---- */
+
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 5000
+
+/* Sleeps *backoff_ms (doubling it up to the cap), in slices so a stop is
+   seen; 0 when asked to stop. */
+static int back_off(const worker_options *o, int *backoff_ms)
+{
+    for (int slept = 0; slept < *backoff_ms && !*o->stop; slept += 50)
+        usleep(50000);
+    *backoff_ms = *backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff_ms * 2;
+    return !*o->stop;
+}
+
+/* Whether the job is still this worker's: its lease renewed (with progress
+   p), so nothing else can take it for a lease from now, which covers the
+   writes of its result. While the database cannot be reached (a cut
+   network, a restart) it tries again with backoff: the job was generated,
+   and the result counts if the lease held. 0 when the lease is lost (the
+   reaper requeued the job and it runs, or ran, elsewhere: the result is
+   dropped) or the worker is stopping. */
+static int still_ours(const worker_state *w, const job_record *job, const job_progress *p)
+{
+    const worker_options *o = w->o;
+    int backoff = BACKOFF_MIN_MS, failing = 0;
+    for (;;) {
+        svc_error err = {0};
+        int cancel = 0, lost = 0;
+        if (store_heartbeat(w->store, job->id, o->name, now_ms(), o->lease_ms, p, &cancel, &lost,
+                            &err) == GS_OK) {
+            if (failing)
+                log_info("job %s: the job store is back", job->id);
+            if (lost)
+                log_warn("job %s: no longer ours (its lease ran out, or it ended elsewhere): its"
+                         " result is dropped",
+                         job->id);
+            return !lost;
+        }
+        if (!failing)
+            log_warn("job %s: %s; trying again with backoff, the result kept", job->id, err.msg);
+        failing = 1;
+        if (!back_off(o, &backoff))
+            return 0;
+    }
+}
+
 /* ---- one job ---- */
 
 static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_record *job)
@@ -250,7 +297,7 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     job_spec spec;
     job_error jerr;
     gs_image *init = NULL, *mask = NULL;
-    int recorded = 0;
+    int recorded = 0, steps_done = 0;
     char msg[512] = "";
     gs_result *res = NULL;
     job_status final = JOB_FAILED;
@@ -314,6 +361,7 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     pthread_mutex_unlock(&rc.mu);
     if (hb_started)
         pthread_join(hb, NULL);
+    steps_done = rc.steps;
     pthread_mutex_destroy(&rc.mu);
     pthread_cond_destroy(&rc.wake);
     free(before);
@@ -330,8 +378,11 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     /* the heartbeat thread kept the report fresh, unless the model list
        changed after its last beat */
     w->reported_ms = rc.reported_ms ? now_ms() : 0;
-    if (rc.lost)
-        goto out; /* the job was requeued or ended elsewhere: nothing to record */
+    if (rc.lost) { /* the job was requeued or ended elsewhere: nothing to record */
+        log_warn("job %s: no longer ours (its lease ran out, or it ended elsewhere): stopped",
+                 job->id);
+        goto out;
+    }
     if (st == GS_ERR_CANCELLED && rc.stopped && !rc.cancelled) {
         if (store_release(store, job->id, o->name, &recorded, &err) == GS_OK)
             worker_notify(o->notify_fd, NOTIFY_QUEUE, job->id);
@@ -349,12 +400,11 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
         goto record;
     }
     /* the last steps may have come faster than the heartbeat: record them, so
-       the job's progress reads complete */
-    int cancel = 0, lost = 0;
+       the job's progress reads complete; and the lease must hold for the
+       writes that follow */
     job_progress last = {rc.steps, rc.steps, rc.preview_step, 0};
-    if (store_heartbeat(store, job->id, o->name, now_ms(), o->lease_ms, &last, &cancel, &lost,
-                        &err) != GS_OK)
-        log_warn("%s", err.msg); /* only the progress shown is stale; the result follows */
+    if (!still_ours(w, job, &last))
+        goto out;
     result = json_object();
     json_t *images = json_array();
     json_object_set_new(result, "images", images);
@@ -377,6 +427,15 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
                                 sizeof msg) != GS_OK)
             goto record;
         gs_status put = blob_put(w->blobs, job->id, BLOB_IMAGE, i, png, n, &err);
+        /* a lost connection: again once the lease is known to hold */
+        for (int backoff = BACKOFF_MIN_MS; put == GS_ERR_IO && store_holds_blobs(o->blob_url);) {
+            log_warn("job %s: %s; trying again", job->id, err.msg);
+            if (!back_off(o, &backoff) || !still_ours(w, job, &last)) {
+                free(png);
+                goto out;
+            }
+            put = blob_put(w->blobs, job->id, BLOB_IMAGE, i, png, n, &err);
+        }
         free(png);
         if (put != GS_OK) {
             snprintf(msg, sizeof msg, "%s", err.msg);
@@ -391,8 +450,17 @@ record:;
     char *text = result && final == JOB_SUCCEEDED
                      ? json_u64_dumps(result, JSON_COMPACT, "seed", gs_result_seed(res))
                      : NULL;
-    if (store_finish(store, job->id, o->name, final, text, final == JOB_FAILED ? msg : NULL,
-                     now_ms(), &recorded, &err) != GS_OK)
+    /* recorded once at most: only the lease holder's finish changes the row,
+       so a finish that reached the database but whose answer was lost finds
+       the job no longer running when tried again, and stops */
+    gs_status fin;
+    job_progress now = {steps_done, steps_done, 0, 0};
+    while ((fin = store_finish(store, job->id, o->name, final, text,
+                               final == JOB_FAILED ? msg : NULL, now_ms(), &recorded, &err)) !=
+               GS_OK &&
+           still_ours(w, job, &now))
+        log_warn("job %s: %s; trying again", job->id, err.msg);
+    if (fin != GS_OK)
         log_error("%s", err.msg);
     else if (recorded)
         worker_notify(o->notify_fd, NOTIFY_JOB, job->id);
@@ -506,6 +574,7 @@ int worker_run(const worker_options *o)
                  listening ? "woken by the store's notifications" : "polling the store");
     preload(&w);
     int64_t report_every = o->lease_ms / 3 > 0 ? o->lease_ms / 3 : 1;
+    int backoff = BACKOFF_MIN_MS;
     while (!*o->stop) {
         model_cache_unload_idle(w.cache, now_ms());
         if (now_ms() - w.reported_ms >= report_every) {
@@ -524,9 +593,15 @@ int worker_run(const worker_options *o)
         const char *const *only = o->only_own_models ? (const char *const *)w.available : NULL;
         if (store_claim_among(store, o->name, prefer, n_prefer, only, w.n_available, now_ms(),
                               o->lease_ms, 60000, &job, &claimed, &err) != GS_OK) {
-            usleep(200000);
+            /* the store is out of reach: each claim tries to reconnect */
+            if (backoff == BACKOFF_MIN_MS)
+                log_warn("%s (trying again with backoff)", err.msg);
+            back_off(o, &backoff);
             continue;
         }
+        if (backoff > BACKOFF_MIN_MS)
+            log_info("the job store is back");
+        backoff = BACKOFF_MIN_MS;
         if (!claimed) {
             wait_for_work(o, store, listening);
             continue;
