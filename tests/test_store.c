@@ -1650,6 +1650,58 @@ static void pg_notifies_every_change(void **state)
     store_close(w);
 }
 
+/* Progress notifies a job's first step, its last, and otherwise at most
+   every 250 ms; a lease renewal alone never; a cancel request and a status
+   change always (schema 5: notifying commits serialise, bench/RESULTS.md
+   section 22). */
+static void pg_progress_notifications_rate_limited(void **state)
+{
+    job_store *w = fresh(state), *front = NULL;
+    svc_error err = {0};
+    int supported = 0, got, cancel, lost, rec;
+    assert_int_equal(store_open(url_of(state), &front, &err), GS_OK);
+    assert_int_equal(store_listen(front, STORE_LISTEN_JOBS, &supported, &err), GS_OK);
+    heard h;
+    char id[JOB_ID_LEN + 1];
+    submit(w, "m", 0, 0, id, NULL);
+    job_record r;
+    claim(w, "w1", NULL, 10, &r, &got);
+    job_record_clear(&r);
+    do /* the submit and the claim */
+        listen_for(front, &h, 300);
+    while (h.n > 0);
+    job_progress p = {1, 10, 0, 1.5};
+    assert_int_equal(store_heartbeat(w, id, "w1", 20, 15000, &p, &cancel, &lost, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_JOB, id)); /* the first step */
+    p.step = 2;
+    assert_int_equal(store_heartbeat(w, id, "w1", 21, 15000, &p, &cancel, &lost, &err), GS_OK);
+    assert_int_equal(store_heartbeat(w, id, "w1", 22, 15000, &p, &cancel, &lost, &err), GS_OK);
+    listen_for(front, &h, 150);
+    assert_int_equal(h.n, 0); /* within 250 ms of the last, and a renewal */
+    test_sleep_ms(300);
+    p.step = 3;
+    assert_int_equal(store_heartbeat(w, id, "w1", 23, 15000, &p, &cancel, &lost, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_JOB, id)); /* 250 ms on */
+    assert_int_equal(store_heartbeat(w, id, "w1", 24, 15000, &p, &cancel, &lost, &err), GS_OK);
+    listen_for(front, &h, 400);
+    assert_int_equal(h.n, 0); /* a renewal alone, however late */
+    p.step = 10;
+    assert_int_equal(store_heartbeat(w, id, "w1", 25, 15000, &p, &cancel, &lost, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_JOB, id)); /* the last step, at once */
+    job_status st;
+    assert_int_equal(store_cancel(w, id, 26, &st, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_JOB, id)); /* a cancel request */
+    assert_int_equal(store_finish(w, id, "w1", JOB_CANCELLED, NULL, NULL, 27, &rec, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_QUEUE, id));
+    store_close(front);
+    store_close(w);
+}
+
 /* ---- blobs in the database ---- */
 
 static void count_blob_job(void *user, const char *id)
@@ -1772,6 +1824,7 @@ static const struct CMUnitTest postgres_only[] = {
     cmocka_unit_test(pg_urls_and_passwords),
     cmocka_unit_test(pg_refuses_schemas_it_does_not_know),
     cmocka_unit_test(pg_notifies_every_change),
+    cmocka_unit_test(pg_progress_notifications_rate_limited),
     cmocka_unit_test(pg_blobs_in_the_database),
 };
 
