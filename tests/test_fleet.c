@@ -494,15 +494,15 @@ static void worker_cut_off_from_the_database(void **state)
     assert_int_equal(waitpid(w, NULL, 0), w);
     forget_worker(w);
 
-    /* cut for 6 s, its lease 2 s: the job goes to the other worker */
-    w = worker_start(wdir, "cut-2", purl, NULL, "2");
+    /* cut for 8 s, its lease 3 s: the job goes to the other worker */
+    w = worker_start(wdir, "cut-2", purl, NULL, "3");
     char *id2 = test_submit(f.base, f.dir, NULL,
                             "{\"model\":\"tiny-sd15\",\"steps\":60,\"width\":128,"
                             "\"height\":128,\"seed\":6}");
     wait_running_on(&f, id2, "cut-2");
     worker_start(ddir, "direct-1", url, NULL, "15");
     tcp_proxy_cut(proxy, 1);
-    test_sleep_ms(6000);
+    test_sleep_ms(8000);
     tcp_proxy_cut(proxy, 0);
     j = test_wait_job(f.base, f.dir, NULL, id2, 120000);
     assert_string_equal(str(j, "status"), "succeeded");
