@@ -13,23 +13,20 @@
 #include "api/native.h"
 #include "api/park.h"
 
-/* Model name -> JSON array of the live workers holding it loaded. A worker
-   counts as gone when it has not reported for 3 leases (it reports every lease/3). */
+/* Model name -> JSON array of the live workers holding it loaded (a gone
+   worker, whose last report is older than its lease, holds nothing). */
 static gs_status holders_by_model(server *s, json_t *holders, svc_error *err)
 {
-    worker_record *list = NULL;
-    int n = 0;
-    job_store *store = server_store(s, err);
-    gs_status st = store ? store_workers_list(store, server_now_ms() - 3 * (int64_t)s->o->lease_ms,
-                                              &list, &n, err)
-                         : GS_ERR_IO;
+    fleet_view v;
+    gs_status st = fleet_view_load(s, server_now_ms(), &v, err);
     if (st != GS_OK)
         return st;
-    for (int i = 0; i < n; i++) {
-        json_t *models = json_loads(list[i].models, 0, NULL);
+    for (int i = 0; i < v.n; i++) {
+        if (strcmp(v.w[i].state, "gone") == 0)
+            continue;
         size_t k;
         json_t *m;
-        json_array_foreach(models, k, m)
+        json_array_foreach(v.w[i].loaded, k, m)
         {
             const char *name = json_string_value(m);
             if (!name)
@@ -39,11 +36,10 @@ static gs_status holders_by_model(server *s, json_t *holders, svc_error *err)
                 names = json_array();
                 json_object_set_new(holders, name, names);
             }
-            json_array_append_new(names, json_string(list[i].name));
+            json_array_append_new(names, json_string(v.w[i].name));
         }
-        json_decref(models);
     }
-    store_workers_free(list, n);
+    fleet_view_free(&v);
     return GS_OK;
 }
 
