@@ -342,6 +342,7 @@ static void worker_usage(FILE *out)
             "  --lease S       a job it runs goes back to the queue after S seconds without\n"
             "                  a heartbeat from it (default 15; the front ends' --lease)\n"
             "  --threads N     compute threads (default: all CPUs)\n"
+            "  --ram-budget SIZE  model weights kept loaded, e.g. 6G (default 75%% of memory)\n"
             "  --blobs DIR     where images go with a SQLite store (with PostgreSQL they go\n"
             "                  in the database)\n");
 }
@@ -434,6 +435,10 @@ int cmd_worker(int argc, char **argv)
        which takes only the jobs whose models it has */
     int standalone = o.wake_fd < 0 && o.notify_fd < 0;
     o.only_own_models = standalone;
+    if (standalone && o.ram_budget == 0) { /* as gesso serve's one worker: 75% of memory */
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+        o.ram_budget = pages > 0 && page > 0 ? (size_t)pages / 4 * 3 * (size_t)page : 0;
+    }
     static char default_name[64];
     if (!o.name) {
         char host[48] = "";
