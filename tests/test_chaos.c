@@ -191,7 +191,7 @@ static void fleet_under_faults(void **state)
     for (int s = 0; s < SEEDS; s++) {
         snprintf(cmd, sizeof cmd,
                  "'%s' generate -m %s/models/tiny-sd15.safetensors -p 'a fleet under faults' -s "
-                 "%d --steps 6 --sampler euler -W 64 -H 64 -t 1 -q -o %s/cli-%d.png > /dev/null",
+                 "%d --steps 4 --sampler euler -W 64 -H 64 -t 1 -q -o %s/cli-%d.png > /dev/null",
                  GS_GESSO_BIN, a.dir, s, root, s);
         assert_int_equal(system(cmd), 0);
     }
@@ -202,7 +202,7 @@ static void fleet_under_faults(void **state)
         char job[300];
         snprintf(job, sizeof job,
                  "{\"model\":\"tiny-sd15\",\"prompt\":\"a fleet under faults\",\"seed\":%d,"
-                 "\"steps\":6,\"sampler\":\"euler\",\"width\":64,\"height\":64}",
+                 "\"steps\":4,\"sampler\":\"euler\",\"width\":64,\"height\":64}",
                  i % SEEDS);
         const front *via = i % 2 ? &b : &a;
         ids[i] = test_submit(via->base, via->dir, NULL, job);
