@@ -497,8 +497,8 @@ static void worker_cut_off_from_the_database(void **state)
     /* cut for 8 s, its lease 3 s: the job goes to the other worker */
     w = worker_start(wdir, "cut-2", purl, NULL, "3");
     char *id2 = test_submit(f.base, f.dir, NULL,
-                            "{\"model\":\"tiny-sd15\",\"steps\":60,\"width\":128,"
-                            "\"height\":128,\"seed\":6}");
+                            "{\"model\":\"tiny-sd15\",\"steps\":20,\"width\":64,"
+                            "\"height\":64,\"seed\":6}");
     wait_running_on(&f, id2, "cut-2");
     worker_start(ddir, "direct-1", url, NULL, "15");
     tcp_proxy_cut(proxy, 1);
