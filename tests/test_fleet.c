@@ -534,7 +534,7 @@ int main(void)
         cmocka_unit_test_teardown(standalone_workers_on_sqlite, kill_workers),
         cmocka_unit_test_teardown(worker_cut_off_from_the_database, kill_workers),
     };
-    if (getenv("GESSO_TEST_FILTER")) /* one case, while working on it */
-        cmocka_set_test_filter(getenv("GESSO_TEST_FILTER"));
+    if (getenv("GS_TEST_FILTER")) /* one case, while working on it */
+        cmocka_set_test_filter(getenv("GS_TEST_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }
