@@ -3,9 +3,10 @@
  * by side: submit → claim latency on an empty and on a deep queue, claims per
  * second with 8 claimers on connections of their own, and the database's
  * rows and bytes per job through a whole life cycle (submit, claim, a
- * heartbeat per step, finish).
+ * heartbeat per step, finish); and claims per second while 16 running jobs
+ * report a step every 10 ms each (what progress notifications cost claims).
  *
- *   store_bench [--iterations N] [--backlog N] [--jobs N] [--pg URL] [--only wake]
+ *   store_bench [--iterations N] [--backlog N] [--jobs N] [--pg URL] [--only wake|claims]
  *
  * and how soon an idle worker on another connection claims a job just
  * submitted: woken by LISTEN/NOTIFY, or polling.
@@ -317,16 +318,64 @@ static void *claim_all(void *arg)
     return NULL;
 }
 
-static void throughput(engine *e, int jobs, int finish)
+/* A running job's worker stepping: a progress heartbeat every STEP_MS, as
+   a fast machine's worker reports its sampler steps, until told to stop. */
+#define STEPPERS 16
+#define STEP_MS 10
+
+typedef struct stepper {
+    const engine *e;
+    pthread_barrier_t *start;
+    volatile int *stop;
+    char name[16];
+    int beats;
+} stepper;
+
+static void *step_on(void *arg)
+{
+    stepper *w = arg;
+    job_store *s = open_store(w->e);
+    svc_error err = {0};
+    job_record r;
+    int got, cancel, lost;
+    if (store_claim(s, w->name, NULL, 0, 1000, 15000, 60000, &r, &got, &err) != GS_OK || !got)
+        die("stepper claim", &err);
+    pthread_barrier_wait(w->start);
+    for (int k = 1; !*w->stop; k++) {
+        job_progress p = {k % 1000, 1000, k % 1000, 1.0};
+        if (store_heartbeat(s, r.id, w->name, 1000 + k, 15000, &p, &cancel, &lost, &err) != GS_OK)
+            die("heartbeat", &err);
+        w->beats++;
+        usleep(STEP_MS * 1000);
+    }
+    job_record_clear(&r);
+    store_close(s);
+    return NULL;
+}
+
+/* steppers: that many running jobs report progress while the claimers claim */
+static void throughput(engine *e, int jobs, int finish, int steppers)
 {
     fresh(e);
     job_store *s = open_store(e);
     svc_error err = {0};
     char id[JOB_ID_LEN + 1];
-    for (int i = 0; i < jobs; i++)
+    for (int i = 0; i < jobs + steppers; i++)
         if (store_submit(s, "", "sd-v1-5", 0, params, 10.5, i, id, NULL, &err) != GS_OK)
             die("submit", &err);
     store_close(s);
+    stepper w[STEPPERS];
+    pthread_t wt[STEPPERS];
+    volatile int stop = 0;
+    pthread_barrier_t ready;
+    pthread_barrier_init(&ready, NULL, (unsigned)steppers + 1);
+    for (int k = 0; k < steppers; k++) {
+        w[k] = (stepper){.e = e, .start = &ready, .stop = &stop};
+        snprintf(w[k].name, sizeof w[k].name, "s%d", k);
+        pthread_create(&wt[k], NULL, step_on, &w[k]);
+    }
+    pthread_barrier_wait(&ready); /* each holds its job: the rest is the claimers' */
+    pthread_barrier_destroy(&ready);
     claimer c[CLAIMERS];
     pthread_t t[CLAIMERS];
     pthread_barrier_t start;
@@ -344,13 +393,22 @@ static void throughput(engine *e, int jobs, int finish)
         total += c[k].claimed;
     }
     double dt = now_s() - t0;
+    stop = 1;
+    int beats = 0;
+    for (int k = 0; k < steppers; k++) {
+        pthread_join(wt[k], NULL);
+        beats += w[k].beats;
+    }
     pthread_barrier_destroy(&start);
     if (total != jobs) {
         fprintf(stderr, "store_bench: %d of %d jobs claimed\n", total, jobs);
         exit(1);
     }
-    printf("%-8s %d claimers, %s: %d jobs in %.2f s = %.0f /s\n", e->name, CLAIMERS,
+    printf("%-8s %d claimers, %s: %d jobs in %.2f s = %.0f /s", e->name, CLAIMERS,
            finish ? "claim+finish" : "claim only  ", jobs, dt, jobs / dt);
+    if (steppers)
+        printf("   while %d jobs step (%.0f progress writes/s)", steppers, beats / dt);
+    printf("\n");
 }
 
 /* ---- rows and bytes per job ---- */
@@ -495,7 +553,7 @@ int main(int argc, char **argv)
 {
     int iterations = 2000, backlog = 10000, jobs = 4000;
     const char *pg_url = NULL;
-    int only_wake = 0; /* --only wake: the idle worker's wake-up alone */
+    enum { ALL, ONLY_WAKE, ONLY_CLAIMS } only = ALL; /* --only wake|claims: that part alone */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--iterations") == 0)
             iterations = (int)strtol(argv[i + 1], NULL, 10);
@@ -506,7 +564,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--pg") == 0)
             pg_url = argv[i + 1];
         else if (strcmp(argv[i], "--only") == 0)
-            only_wake = strcmp(argv[i + 1], "wake") == 0;
+            only = strcmp(argv[i + 1], "wake") == 0     ? ONLY_WAKE
+                   : strcmp(argv[i + 1], "claims") == 0 ? ONLY_CLAIMS
+                                                        : ALL;
     }
     if (iterations < 10 || jobs < 1 || backlog < 0) {
         fprintf(stderr,
@@ -533,19 +593,28 @@ int main(int argc, char **argv)
         fprintf(stderr, "store_bench: %s\n", own->why);
         return 1;
     }
-    for (int k = 0; k < 3 && !only_wake; k++) {
+    if (only == ONLY_CLAIMS)
+        goto claims;
+    for (int k = 0; k < 3 && only != ONLY_WAKE; k++) {
         latency(&engines[k], 0, iterations);
         latency(&engines[k], backlog, iterations);
     }
     for (int k = 1; k < 3; k++) /* an idle worker's wake-up: PostgreSQL only (SQLite polls) */
         wake_latency(&engines[k], 1, 0, iterations / 4);
     wake_latency(&engines[2], 0, 50, iterations / 20);
-    if (only_wake)
+    if (only == ONLY_WAKE)
         goto done;
+claims:
     for (int k = 0; k < 3; k++) {
-        throughput(&engines[k], jobs, 0);
-        throughput(&engines[k], jobs, 1);
+        throughput(&engines[k], jobs, 0, 0);
+        if (only != ONLY_CLAIMS)
+            throughput(&engines[k], jobs, 1, 0);
     }
+    /* claims while running jobs report progress: what their notifications cost */
+    for (int k = 0; k < 3; k++)
+        throughput(&engines[k], jobs, 0, STEPPERS);
+    if (only == ONLY_CLAIMS)
+        goto done;
     for (int k = 0; k < 2; k++)
         footprint(&engines[k], jobs);
     footprint_blobs(&engines[1], jobs / 20 > 10 ? jobs / 20 : 10);

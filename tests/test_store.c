@@ -408,6 +408,48 @@ static void preference_for_any_loaded_model(void **state)
     store_close(s);
 }
 
+/* A worker that has only some models' files claims only their jobs, the
+   best of them (priority, then arrival), still preferring a loaded one; the
+   others wait for workers that have theirs. */
+static void claims_only_among_the_models_a_worker_has(void **state)
+{
+    job_store *s = fresh(state);
+    svc_error err = {0};
+    char top[JOB_ID_LEN + 1], b1[JOB_ID_LEN + 1], c1[JOB_ID_LEN + 1], b2[JOB_ID_LEN + 1];
+    submit(s, "a", 5, 100, top, NULL); /* the best job, of a model it lacks */
+    submit(s, "b", 0, 200, b1, NULL);
+    submit(s, "c", 0, 300, c1, NULL);
+    submit(s, "b", 1, 400, b2, NULL);
+    const char *has[] = {"b", "c"}, *loaded[] = {"c"};
+    job_record r;
+    int got = 0;
+    /* b2 outranks c1: priority first, even over the loaded model */
+    assert_int_equal(
+        store_claim_among(s, "w1", loaded, 1, has, 2, 1000, 15000, 60000, &r, &got, &err), GS_OK);
+    assert_int_equal(got, 1);
+    assert_string_equal(r.id, b2);
+    job_record_clear(&r);
+    assert_int_equal(
+        store_claim_among(s, "w1", loaded, 1, has, 2, 1000, 15000, 60000, &r, &got, &err), GS_OK);
+    assert_string_equal(r.id, c1); /* the loaded model's, over the older b1 */
+    job_record_clear(&r);
+    assert_int_equal(
+        store_claim_among(s, "w1", NULL, 0, has, 2, 1000, 15000, 60000, &r, &got, &err), GS_OK);
+    assert_string_equal(r.id, b1);
+    job_record_clear(&r);
+    assert_int_equal(
+        store_claim_among(s, "w1", NULL, 0, has, 2, 1000, 15000, 60000, &r, &got, &err), GS_OK);
+    assert_int_equal(got, 0); /* only "a" is left */
+    assert_int_equal(
+        store_claim_among(s, "w1", NULL, 0, has, 0, 1000, 15000, 60000, &r, &got, &err), GS_OK);
+    assert_int_equal(got, 0);             /* no models at all: nothing */
+    claim(s, "w2", NULL, 1000, &r, &got); /* a worker without a list takes it */
+    assert_int_equal(got, 1);
+    assert_string_equal(r.id, top);
+    job_record_clear(&r);
+    store_close(s);
+}
+
 /* Workers report what they hold; stale and removed ones are not listed. */
 static void workers_report_and_list(void **state)
 {
@@ -415,13 +457,18 @@ static void workers_report_and_list(void **state)
     svc_error err = {0};
     worker_record *w;
     int n;
-    assert_int_equal(store_worker_report(s, "w0-1", 11, "[]", 1000, &err), GS_OK);
-    assert_int_equal(store_worker_report(s, "w1-2", 12, "[\"a\"]", 1000, &err), GS_OK);
-    assert_int_equal(store_worker_report(s, "w0-1", 11, "[\"a\",\"b\"]", 5000, &err), GS_OK);
+    assert_int_equal(store_worker_report(s, "w0-1", 11, "[]", NULL, 1000, &err), GS_OK);
+    assert_int_equal(store_worker_report(s, "w1-2", 12, "[\"a\"]", "{\"host\":\"h\"}", 1000, &err),
+                     GS_OK);
+    assert_int_equal(
+        store_worker_report(s, "w0-1", 11, "[\"a\",\"b\"]", "{\"state\":\"idle\"}", 5000, &err),
+        GS_OK);
     assert_int_equal(store_workers_list(s, 0, &w, &n, &err), GS_OK);
     assert_int_equal(n, 2);
     assert_string_equal(w[0].name, "w0-1");
     assert_string_equal(w[0].models, "[\"a\",\"b\"]");
+    assert_string_equal(w[0].info, "{\"state\":\"idle\"}"); /* kept as it is */
+    assert_string_equal(w[1].info, "{\"host\":\"h\"}");
     assert_int_equal(w[0].pid, 11);
     assert_int_equal(w[0].seen_ms, 5000);
     store_workers_free(w, n);
@@ -1318,7 +1365,7 @@ static void pg_concurrent_opens_create_the_schema_once(void **state)
         }
         PGconn *a = admin_conn(state);
         assert_int_equal(admin_long(a, "SELECT count(*) FROM meta"), 2); /* schema, channel */
-        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 4);
+        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 6);
         PQfinish(a);
     }
 }
@@ -1599,6 +1646,9 @@ static void pg_notifies_every_change(void **state)
 
     /* the sessions end (a database restart, an operator): the listener
        says it may have missed changes, and hears the next ones */
+    do /* what is left of the changes above */
+        listen_for(front, &h, 300);
+    while (h.n > 0);
     PGconn *a = admin_conn(state);
     admin_exec(a, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                   " WHERE datname = current_database() AND application_name = 'gesso'");
@@ -1608,6 +1658,58 @@ static void pg_notifies_every_change(void **state)
     PQfinish(a);
     store_close(front);
     store_close(idle);
+    store_close(w);
+}
+
+/* Progress notifies a job's first step, its last, and otherwise at most
+   every 250 ms; a lease renewal alone never; a cancel request and a status
+   change always (schema 5: notifying commits serialise, bench/RESULTS.md
+   section 23). */
+static void pg_progress_notifications_rate_limited(void **state)
+{
+    job_store *w = fresh(state), *front = NULL;
+    svc_error err = {0};
+    int supported = 0, got, cancel, lost, rec;
+    assert_int_equal(store_open(url_of(state), &front, &err), GS_OK);
+    assert_int_equal(store_listen(front, STORE_LISTEN_JOBS, &supported, &err), GS_OK);
+    heard h;
+    char id[JOB_ID_LEN + 1];
+    submit(w, "m", 0, 0, id, NULL);
+    job_record r;
+    claim(w, "w1", NULL, 10, &r, &got);
+    job_record_clear(&r);
+    do /* the submit and the claim */
+        listen_for(front, &h, 300);
+    while (h.n > 0);
+    job_progress p = {1, 10, 0, 1.5};
+    assert_int_equal(store_heartbeat(w, id, "w1", 20, 15000, &p, &cancel, &lost, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_JOB, id)); /* the first step */
+    p.step = 2;
+    assert_int_equal(store_heartbeat(w, id, "w1", 21, 15000, &p, &cancel, &lost, &err), GS_OK);
+    assert_int_equal(store_heartbeat(w, id, "w1", 22, 15000, &p, &cancel, &lost, &err), GS_OK);
+    listen_for(front, &h, 150);
+    assert_int_equal(h.n, 0); /* within 250 ms of the last, and a renewal */
+    test_sleep_ms(300);
+    p.step = 3;
+    assert_int_equal(store_heartbeat(w, id, "w1", 23, 15000, &p, &cancel, &lost, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_JOB, id)); /* 250 ms on */
+    assert_int_equal(store_heartbeat(w, id, "w1", 24, 15000, &p, &cancel, &lost, &err), GS_OK);
+    listen_for(front, &h, 400);
+    assert_int_equal(h.n, 0); /* a renewal alone, however late */
+    p.step = 10;
+    assert_int_equal(store_heartbeat(w, id, "w1", 25, 15000, &p, &cancel, &lost, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_JOB, id)); /* the last step, at once */
+    job_status st;
+    assert_int_equal(store_cancel(w, id, 26, &st, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_JOB, id)); /* a cancel request */
+    assert_int_equal(store_finish(w, id, "w1", JOB_CANCELLED, NULL, NULL, 27, &rec, &err), GS_OK);
+    listen_for(front, &h, 2000);
+    assert_true(heard_of(&h, STORE_CHANGE_QUEUE, id));
+    store_close(front);
     store_close(w);
 }
 
@@ -1859,6 +1961,7 @@ static const struct CMUnitTest conformance[] = {
     cmocka_unit_test(preference_without_starvation),
     cmocka_unit_test(preference_for_any_loaded_model),
     cmocka_unit_test(workers_report_and_list),
+    cmocka_unit_test(claims_only_among_the_models_a_worker_has),
     cmocka_unit_test(two_processes_never_share_a_job),
     cmocka_unit_test(release_gives_the_job_back),
     cmocka_unit_test(owners_stats_and_purge),
@@ -1890,6 +1993,7 @@ static const struct CMUnitTest postgres_only[] = {
     cmocka_unit_test(pg_urls_and_passwords),
     cmocka_unit_test(pg_refuses_schemas_it_does_not_know),
     cmocka_unit_test(pg_notifies_every_change),
+    cmocka_unit_test(pg_progress_notifications_rate_limited),
     cmocka_unit_test(pg_blobs_in_the_database),
 };
 

@@ -28,6 +28,7 @@ static const route routes[] = {
     {"GET", "/v1/models", AUTH_KEY, native_list_models, 0},
     {"GET", "/v1/loras", AUTH_KEY, native_list_loras, 0},
     {"GET", "/v1/queue", AUTH_KEY, native_get_queue, 0},
+    {"GET", "/v1/workers", AUTH_KEY, native_list_workers, 0},
     {"GET", "/v1/stats", AUTH_KEY, native_get_stats, 0},
     {"GET", "/metrics", AUTH_ADMIN, native_get_metrics, 0},
     {"GET", "/healthz", AUTH_PUBLIC, native_healthz, 0},

@@ -23,6 +23,7 @@ enum MHD_Result native_get_queue(http_request *r);
 enum MHD_Result native_get_stats(http_request *r);
 enum MHD_Result native_get_metrics(http_request *r);
 enum MHD_Result native_healthz(http_request *r);
+enum MHD_Result native_list_workers(http_request *r); /* native_workers.c */
 
 /* ---- shared ---- */
 

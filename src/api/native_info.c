@@ -9,26 +9,24 @@
 #include <sys/stat.h>
 
 #include "api/conn_guard.h"
+#include "api/fleet_view.h"
 #include "api/native.h"
 #include "api/park.h"
 
-/* Model name -> JSON array of the live workers holding it loaded. A worker
-   counts as gone when it has not reported for 3 leases (it reports every lease/3). */
+/* Model name -> JSON array of the live workers holding it loaded (a gone
+   worker, whose last report is older than its lease, holds nothing). */
 static gs_status holders_by_model(server *s, json_t *holders, svc_error *err)
 {
-    worker_record *list = NULL;
-    int n = 0;
-    job_store *store = server_store(s, err);
-    gs_status st = store ? store_workers_list(store, server_now_ms() - 3 * (int64_t)s->o->lease_ms,
-                                              &list, &n, err)
-                         : GS_ERR_IO;
+    fleet_view v;
+    gs_status st = fleet_view_load(s, server_now_ms(), &v, err);
     if (st != GS_OK)
         return st;
-    for (int i = 0; i < n; i++) {
-        json_t *models = json_loads(list[i].models, 0, NULL);
+    for (int i = 0; i < v.n; i++) {
+        if (strcmp(v.w[i].state, "gone") == 0)
+            continue;
         size_t k;
         json_t *m;
-        json_array_foreach(models, k, m)
+        json_array_foreach(v.w[i].loaded, k, m)
         {
             const char *name = json_string_value(m);
             if (!name)
@@ -38,11 +36,10 @@ static gs_status holders_by_model(server *s, json_t *holders, svc_error *err)
                 names = json_array();
                 json_object_set_new(holders, name, names);
             }
-            json_array_append_new(names, json_string(list[i].name));
+            json_array_append_new(names, json_string(v.w[i].name));
         }
-        json_decref(models);
     }
-    store_workers_free(list, n);
+    fleet_view_free(&v);
     return GS_OK;
 }
 
@@ -90,9 +87,21 @@ enum MHD_Result native_list_models(http_request *r)
         r, 200, json_pack("{s:o,s:s,s:o}", "models", arr, "object", "list", "data", openai), NULL);
 }
 
+typedef struct depth_ctx {
+    json_t *per_model;
+    const fleet_view *fleet;
+} depth_ctx;
+
+/* A model's queue, and whether any live worker has it: queued jobs of a
+   model none has wait for a worker that has (waiting_for_model). */
 static void add_depth(void *user, const char *model, int queued, int running)
 {
-    json_object_set_new(user, model, json_pack("{s:i,s:i}", "queued", queued, "running", running));
+    depth_ctx *c = user;
+    int workers = fleet_view_workers_with(c->fleet, model);
+    json_object_set_new(c->per_model, model,
+                        json_pack("{s:i,s:i,s:i,s:b}", "queued", queued, "running", running,
+                                  "workers", workers, "waiting_for_model",
+                                  queued > 0 && workers == 0));
 }
 
 /* Whose jobs a reply may count: a key that is not an admin sees only its own. */
@@ -107,10 +116,15 @@ enum MHD_Result native_get_queue(http_request *r)
     int counts[5];
     svc_error err = {0};
     json_t *per_model = json_object();
+    fleet_view fleet = {0};
+    depth_ctx ctx = {per_model, &fleet};
     job_store *store = server_store(s, &err);
     gs_status st = store ? store_counts(store, scope(r), counts, &err) : GS_ERR_IO;
     if (st == GS_OK)
-        st = store_depth_by_model(store, scope(r), add_depth, per_model, &err);
+        st = fleet_view_load(s, server_now_ms(), &fleet, &err);
+    if (st == GS_OK)
+        st = store_depth_by_model(store, scope(r), add_depth, &ctx, &err);
+    fleet_view_free(&fleet);
     if (st != GS_OK) {
         json_decref(per_model);
         return http_error(r, 503, "store_unavailable", err.msg);
@@ -179,6 +193,24 @@ enum MHD_Result native_get_stats(http_request *r)
     return http_reply_json(r, 200, j, NULL);
 }
 
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void prom_label(const char *v, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (; *v && k + 3 < cap; v++) {
+        if (*v == '\\' || *v == '"') {
+            out[k++] = '\\';
+            out[k++] = *v;
+        } else if (*v == '\n') {
+            out[k++] = '\\';
+            out[k++] = 'n';
+        } else {
+            out[k++] = *v;
+        }
+    }
+    out[k] = '\0';
+}
+
 /* Prometheus text exposition: job counts, and step and wait quantiles over the last hour. */
 enum MHD_Result native_get_metrics(http_request *r)
 {
@@ -193,9 +225,18 @@ enum MHD_Result native_get_metrics(http_request *r)
     if (!buf)
         return MHD_NO;
     size_t n = 0;
+/* a line that does not fit grows the buffer and is written again (a fleet
+   adds lines per worker); without memory it is left out */
 #define EMIT(...)                                                                                  \
     do {                                                                                           \
         int k_ = snprintf(buf + n, cap - n, __VA_ARGS__);                                          \
+        if (k_ > 0 && (size_t)k_ >= cap - n) {                                                     \
+            char *b_ = realloc(buf, cap + (size_t)k_ + 4096);                                      \
+            if (b_) {                                                                              \
+                buf = b_, cap += (size_t)k_ + 4096;                                                \
+                k_ = snprintf(buf + n, cap - n, __VA_ARGS__);                                      \
+            }                                                                                      \
+        }                                                                                          \
         if (k_ > 0 && (size_t)k_ < cap - n)                                                        \
             n += (size_t)k_;                                                                       \
     } while (0)
@@ -222,6 +263,45 @@ enum MHD_Result native_get_metrics(http_request *r)
     EMIT("# HELP gesso_http_parked Connections parked until their job changes (no thread held).\n"
          "# TYPE gesso_http_parked gauge\ngesso_http_parked %d\n",
          parking_count(s->parking));
+    fleet_view fleet;
+    if (fleet_view_load(s, server_now_ms(), &fleet, &err) == GS_OK) {
+        /* per worker of the fleet, labelled with its name (unique across machines) */
+        EMIT(
+            "# HELP gesso_worker_up 1 while the worker reports, 0 once its report is older than its"
+            " lease.\n# TYPE gesso_worker_up gauge\n");
+        for (int i = 0; i < fleet.n; i++) {
+            char label[160]; /* names are at most 63 bytes */
+            prom_label(fleet.w[i].name, label, sizeof label);
+            EMIT("gesso_worker_up{worker=\"%s\"} %d\n", label,
+                 strcmp(fleet.w[i].state, "gone") != 0);
+        }
+        EMIT("# HELP gesso_worker_busy 1 while the worker loads a model or runs a job.\n"
+             "# TYPE gesso_worker_busy gauge\n");
+        for (int i = 0; i < fleet.n; i++) {
+            char label[160]; /* names are at most 63 bytes */
+            prom_label(fleet.w[i].name, label, sizeof label);
+            EMIT("gesso_worker_busy{worker=\"%s\"} %d\n", label,
+                 strcmp(fleet.w[i].state, "working") == 0 ||
+                     strcmp(fleet.w[i].state, "loading") == 0);
+        }
+        EMIT("# HELP gesso_worker_megapixelsteps_per_second The worker's speed in its last job.\n"
+             "# TYPE gesso_worker_megapixelsteps_per_second gauge\n");
+        for (int i = 0; i < fleet.n; i++) {
+            char label[160]; /* names are at most 63 bytes */
+            prom_label(fleet.w[i].name, label, sizeof label);
+            EMIT("gesso_worker_megapixelsteps_per_second{worker=\"%s\"} %.4f\n", label,
+                 fleet.w[i].mps);
+        }
+        EMIT("# HELP gesso_worker_heartbeat_age_seconds Time since the worker last reported.\n"
+             "# TYPE gesso_worker_heartbeat_age_seconds gauge\n");
+        for (int i = 0; i < fleet.n; i++) {
+            char label[160]; /* names are at most 63 bytes */
+            prom_label(fleet.w[i].name, label, sizeof label);
+            EMIT("gesso_worker_heartbeat_age_seconds{worker=\"%s\"} %.3f\n", label,
+                 (double)(server_now_ms() - fleet.w[i].seen_ms) / 1000.0);
+        }
+        fleet_view_free(&fleet);
+    }
     EMIT("# HELP gesso_http_cut_total Connections cut for not sending their request in time.\n"
          "# TYPE gesso_http_cut_total counter\ngesso_http_cut_total %ld\n",
          conn_guard_cut_total(s->guard));

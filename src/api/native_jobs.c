@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/fleet_view.h"
 #include "api/image_format.h"
 #include "api/native.h"
 #include "api/job_submit.h"
@@ -15,8 +16,10 @@
 
 #define MAX_WAIT_S 600 /* ?wait= upper bound: a proxy's idle timeout is rarely longer */
 
-/* A job as GET /v1/jobs shows it, as reply text (NULL when out of memory). */
-static char *job_view(const job_record *r)
+/* A job as GET /v1/jobs shows it, as reply text (NULL when out of memory);
+   fleet (NULL: not read) says whether a queued job waits for a worker that
+   has its model. */
+static char *job_view(const job_record *r, const fleet_view *fleet)
 {
     json_int_literal seed = {0};
     json_t *params =
@@ -41,6 +44,11 @@ static char *job_view(const job_record *r)
         json_object_set(j, "timings", timings);
     if (r->owner[0])
         json_object_set_new(j, "owner", json_string(r->owner));
+    /* the worker that runs it, or ran it last */
+    json_object_set_new(j, "worker", r->worker[0] ? json_string(r->worker) : json_null());
+    json_object_set_new(j, "waiting_for_model",
+                        json_boolean(r->status == JOB_QUEUED && fleet &&
+                                     fleet_view_workers_with(fleet, r->model) == 0));
     json_decref(params);
     json_decref(result);
     char *text = j ? native_dumps_with_seed(j, &seed) : NULL;
@@ -49,13 +57,13 @@ static char *job_view(const job_record *r)
 }
 
 /* {"jobs":[view,...]} as reply text (NULL when out of memory). */
-static char *job_list_text(const job_record *list, int n)
+static char *job_list_text(const job_record *list, int n, const fleet_view *fleet)
 {
     char **views = calloc((size_t)n + 1, sizeof *views);
     size_t size = sizeof "{\"jobs\":[]}" + (size_t)n;
     int ok = views != NULL;
     for (int i = 0; ok && i < n; i++) {
-        ok = (views[i] = job_view(&list[i])) != NULL;
+        ok = (views[i] = job_view(&list[i], fleet)) != NULL;
         size += ok ? strlen(views[i]) : 0;
     }
     char *text = ok ? malloc(size) : NULL;
@@ -154,7 +162,13 @@ enum MHD_Result native_get_job(http_request *r)
         if (park_sleep(r->park, (int)left) == 0)
             return MHD_YES; /* suspended: libmicrohttpd calls again on news or at the deadline */
     }
-    char *view = job_view(&rec);
+    /* only a queued job needs the fleet read (an extra query) */
+    fleet_view fleet = {0};
+    svc_error err = {0};
+    int have_fleet =
+        rec.status == JOB_QUEUED && fleet_view_load(s, server_now_ms(), &fleet, &err) == GS_OK;
+    char *view = job_view(&rec, have_fleet ? &fleet : NULL);
+    fleet_view_free(&fleet);
     job_record_clear(&rec);
     return http_reply_json_text(r, 200, view, NULL);
 }
@@ -251,7 +265,13 @@ enum MHD_Result native_list_jobs(http_request *r)
                          : GS_ERR_IO;
     if (st != GS_OK)
         return http_error(r, 503, "store_unavailable", err.msg);
-    char *text = job_list_text(list, n);
+    int any_queued = 0;
+    for (int i = 0; i < n; i++)
+        any_queued |= list[i].status == JOB_QUEUED;
+    fleet_view fleet = {0};
+    int have_fleet = any_queued && fleet_view_load(s, server_now_ms(), &fleet, &err) == GS_OK;
+    char *text = job_list_text(list, n, have_fleet ? &fleet : NULL);
+    fleet_view_free(&fleet);
     store_list_free(list, n);
     return http_reply_json_text(r, 200, text, NULL);
 }

@@ -323,6 +323,32 @@ int cmd_serve(int argc, char **argv)
     return serve_run(&o);
 }
 
+static void worker_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gesso worker --store URL --models DIR [--name NAME] [--lease SECONDS]\n"
+            "                    [--threads N] [--precision P] [--ram-budget SIZE]\n"
+            "                    [--idle-unload SECONDS] [--preload NAME]... [--lora-dir DIR]\n"
+            "                    [--blobs DIR]\n"
+            "A worker of a fleet: claims jobs from the job store of gesso serve front ends\n"
+            "(gesso serve --workers 0 runs one without local workers), runs them, records\n"
+            "their results; a long-lived process, logging to stderr. SIGTERM or SIGINT\n"
+            "gives the running job back to the queue at the end of its step and exits 0.\n"
+            "  --store URL     the front ends' store: postgresql://USER@HOST[:PORT]/DB\n"
+            "                  (libpq's PG* variables apply; or the GESSO_STORE variable,\n"
+            "                  which keeps a password off the command line)\n"
+            "  --models DIR    checkpoints as NAME.safetensors: the worker claims only jobs\n"
+            "                  for the models it finds there, and says which it has\n"
+            "  --name NAME     its name in the store and GET /v1/workers (default\n"
+            "                  HOST-PID; a restarted worker may reuse its name)\n"
+            "  --lease S       a job it runs goes back to the queue after S seconds without\n"
+            "                  a heartbeat from it (default 15; the front ends' --lease)\n"
+            "  --threads N     compute threads (default: all CPUs)\n"
+            "  --ram-budget SIZE  model weights kept loaded, e.g. 6G (default 75%% of memory)\n"
+            "  --blobs DIR     where images go with a SQLite store (with PostgreSQL they go\n"
+            "                  in the database)\n");
+}
+
 static volatile int worker_stop;
 
 static void on_term(int sig)
@@ -347,10 +373,13 @@ int cmd_worker(int argc, char **argv)
         {"preload", required_argument, 0, 'P'},
         {"wake-fd", required_argument, 0, 'W'},
         {"precision", required_argument, 0, 'p'},
+        {"lease", required_argument, 0, 'S'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *preload[SERVE_MAX_PRELOAD];
     worker_options o = {0};
+    int lease_s = 0;
     o.preload = preload;
     o.lease_ms = 15000;
     o.wake_fd = -1;
@@ -378,25 +407,57 @@ int cmd_worker(int argc, char **argv)
         case 'W': bad = arg_int("--wake-fd", optarg, 0, 1 << 20, &o.wake_fd); break;
         case 'p': bad = arg_precision(optarg, &o.precision); break;
         case 'D': o.lora_dir = optarg; break;
-        default: return EXIT_USAGE;
+        case 'S': bad = arg_int("--lease", optarg, 1, 3600, &lease_s); break;
+        case 'h': worker_usage(stdout); return EXIT_OK;
+        default: worker_usage(stderr); return EXIT_USAGE;
         }
         if (bad)
             return EXIT_USAGE;
     }
+    if (optind < argc) {
+        worker_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (lease_s)
+        o.lease_ms = lease_s * 1000;
     if (!o.store_url)
         o.store_url = getenv(WORKER_STORE_ENV);
     if (!o.blob_url && o.store_url && store_holds_blobs(o.store_url))
         o.blob_url = o.store_url; /* images go in the store's database */
-    if (!o.store_url || !o.models_dir || !o.blob_url || !o.name) {
-        fprintf(stderr, "gesso worker is started by gesso serve\n");
+    if (!o.store_url || !o.models_dir) {
+        fprintf(stderr, "gesso worker: --store URL and --models DIR are needed\n");
+        worker_usage(stderr);
         return EXIT_USAGE;
+    }
+    if (!o.blob_url) {
+        fprintf(stderr, "gesso worker: with this store, --blobs DIR says where images go\n");
+        return EXIT_USAGE;
+    }
+    /* started by gesso serve: a wake pipe; on its own: a worker of a fleet,
+       which takes only the jobs whose models it has */
+    int standalone = o.wake_fd < 0 && o.notify_fd < 0;
+    o.only_own_models = standalone;
+    if (standalone && o.ram_budget == 0) { /* as gesso serve's one worker: 75% of memory */
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+        o.ram_budget = pages > 0 && page > 0 ? (size_t)pages / 4 * 3 * (size_t)page : 0;
+    }
+    static char default_name[64];
+    if (!o.name) {
+        char host[48] = "";
+        if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+            snprintf(host, sizeof host, "worker");
+        snprintf(default_name, sizeof default_name, "%s-%d", host, (int)getpid());
+        o.name = default_name;
     }
     struct sigaction act;
     memset(&act, 0, sizeof act);
     act.sa_handler = on_term;
     sigaction(SIGTERM, &act, NULL);
-    signal(SIGINT, SIG_IGN);  /* ^C reaches the server, which stops the workers in order */
-    signal(SIGPIPE, SIG_IGN); /* a closed notify pipe is an error to read, not a death */
+    if (standalone)
+        sigaction(SIGINT, &act, NULL);
+    else
+        signal(SIGINT, SIG_IGN); /* ^C reaches the server, which stops the workers in order */
+    signal(SIGPIPE, SIG_IGN);    /* a closed notify pipe is an error to read, not a death */
     char who[96];
     snprintf(who, sizeof who, "worker %s", o.name);
     log_init(who);

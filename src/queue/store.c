@@ -128,8 +128,10 @@ void store_list_free(job_record *list, int n)
 
 void store_workers_free(worker_record *list, int n)
 {
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         free(list[i].models);
+        free(list[i].info);
+    }
     free(list);
 }
 
@@ -186,13 +188,26 @@ gs_status store_claim(job_store *s, const char *worker, const char *const *prefe
                       int64_t now_ms, int lease_ms, int64_t starve_ms, job_record *out,
                       int *claimed, svc_error *err)
 {
+    return store_claim_among(s, worker, prefer, n_prefer, NULL, 0, now_ms, lease_ms, starve_ms, out,
+                             claimed, err);
+}
+
+gs_status store_claim_among(job_store *s, const char *worker, const char *const *prefer,
+                            int n_prefer, const char *const *only, int n_only, int64_t now_ms,
+                            int lease_ms, int64_t starve_ms, job_record *out, int *claimed,
+                            svc_error *err)
+{
     *claimed = 0;
     if (!prefer || n_prefer < 0)
         n_prefer = 0;
     if (n_prefer > STORE_MAX_PREFER)
         n_prefer = STORE_MAX_PREFER;
-    return s->ops->claim(s, worker, prefer, n_prefer, now_ms, lease_ms, starve_ms, out, claimed,
-                         err);
+    if (only && n_only <= 0)
+        return GS_OK; /* no model: no job it could run */
+    if (n_only > STORE_MAX_ONLY)
+        n_only = STORE_MAX_ONLY;
+    return s->ops->claim(s, worker, prefer, n_prefer, only, only ? n_only : 0, now_ms, lease_ms,
+                         starve_ms, out, claimed, err);
 }
 
 gs_status store_heartbeat(job_store *s, const char *id, const char *worker, int64_t now_ms,
@@ -315,9 +330,10 @@ gs_status store_purge(job_store *s, int64_t before_ms, void (*fn)(void *user, co
 }
 
 gs_status store_worker_report(job_store *s, const char *name, int pid, const char *models_json,
-                              int64_t now_ms, svc_error *err)
+                              const char *info_json, int64_t now_ms, svc_error *err)
 {
-    return s->ops->worker_report(s, name, pid, models_json ? models_json : "[]", now_ms, err);
+    return s->ops->worker_report(s, name, pid, models_json ? models_json : "[]",
+                                 info_json ? info_json : "{}", now_ms, err);
 }
 
 gs_status store_worker_remove(job_store *s, const char *name, svc_error *err)

@@ -105,6 +105,17 @@ GS_NODISCARD gs_status store_claim(job_store *s, const char *worker, const char 
                                    int n_prefer, int64_t now_ms, int lease_ms, int64_t starve_ms,
                                    job_record *out, int *claimed, svc_error *err);
 
+#define STORE_MAX_ONLY 256 /* models a claim can be restricted to; later ones are ignored */
+
+/* store_claim among the jobs for the n_only models in only alone (a worker
+   that has those models' files, and no others): the rest wait for workers
+   that have theirs. only NULL: any job, as store_claim. */
+GS_NODISCARD gs_status store_claim_among(job_store *s, const char *worker,
+                                         const char *const *prefer, int n_prefer,
+                                         const char *const *only, int n_only, int64_t now_ms,
+                                         int lease_ms, int64_t starve_ms, job_record *out,
+                                         int *claimed, svc_error *err);
+
 /* What a worker reports of a running job. */
 typedef struct job_progress {
     int step, steps;
@@ -214,12 +225,17 @@ typedef struct worker_record {
     int pid;
     int64_t seen_ms; /* last report */
     char *models;    /* JSON array of model names; owned by the record */
+    char *info;      /* JSON object, what the worker says of itself (worker.c: host, state,
+                        job, models available...); owned by the record */
 } worker_record;
 
 /* Records that worker name (process pid) is alive at now_ms and holds the
-   models in models_json (a JSON array of names), replacing its last report. */
+   models in models_json (a JSON array of names), replacing its last report;
+   info_json (a JSON object; NULL: {}) is the rest of what it says of itself,
+   kept as it is for readers (GET /v1/workers). */
 GS_NODISCARD gs_status store_worker_report(job_store *s, const char *name, int pid,
-                                           const char *models_json, int64_t now_ms, svc_error *err);
+                                           const char *models_json, const char *info_json,
+                                           int64_t now_ms, svc_error *err);
 
 /* Drops worker name's row (it exited, or its process is known dead). */
 GS_NODISCARD gs_status store_worker_remove(job_store *s, const char *name, svc_error *err);

@@ -21,11 +21,12 @@
      - submit: id is the new job's id (of job id form); owner and model are not
        NULL; an id in use fails with GS_ERR_INVALID_ARGUMENT;
      - claim: 0 <= n_prefer <= STORE_MAX_PREFER, prefer not NULL when n_prefer > 0;
+       only NULL (any job) or 1 <= n_only <= STORE_MAX_ONLY;
      - finish: status is succeeded, failed or cancelled;
      - expire_leases: reason is the error recorded on the jobs that fail; worker
        NULL expires the leases that ran out before now_ms, else every running
        job of that worker whatever its lease;
-     - worker_report: models_json is not NULL;
+     - worker_report: models_json and info_json are not NULL;
      - close: s is not NULL; close frees the handle. */
 struct store_key; /* store_keys.h */
 
@@ -36,8 +37,8 @@ typedef struct store_ops {
                         int64_t now_ms, int *position, svc_error *err);
     gs_status (*get)(job_store *s, const char *id, job_record *out, svc_error *err);
     gs_status (*claim)(job_store *s, const char *worker, const char *const *prefer, int n_prefer,
-                       int64_t now_ms, int lease_ms, int64_t starve_ms, job_record *out,
-                       int *claimed, svc_error *err);
+                       const char *const *only, int n_only, int64_t now_ms, int lease_ms,
+                       int64_t starve_ms, job_record *out, int *claimed, svc_error *err);
     gs_status (*heartbeat)(job_store *s, const char *id, const char *worker, int64_t now_ms,
                            int lease_ms, const job_progress *p, int *cancel, int *lost,
                            svc_error *err);
@@ -65,7 +66,7 @@ typedef struct store_ops {
     gs_status (*purge)(job_store *s, int64_t before_ms, void (*fn)(void *user, const char *id),
                        void *user, int *n, svc_error *err);
     gs_status (*worker_report)(job_store *s, const char *name, int pid, const char *models_json,
-                               int64_t now_ms, svc_error *err);
+                               const char *info_json, int64_t now_ms, svc_error *err);
     gs_status (*worker_remove)(job_store *s, const char *name, svc_error *err);
     gs_status (*workers_list)(job_store *s, int64_t since_ms, worker_record **out, int *n,
                               svc_error *err);

@@ -155,19 +155,22 @@ static gs_status pg_submit(job_store *js, const char *id, const char *owner, con
    where one scan of the whole queue in order would read past every job of
    the others (the price: a row locked per model for the statement). */
 static gs_status pg_claim(job_store *js, const char *worker, const char *const *prefer,
-                          int n_prefer, int64_t now_ms, int lease_ms, int64_t starve_ms,
-                          job_record *out, int *claimed, svc_error *err)
+                          int n_prefer, const char *const *only, int n_only, int64_t now_ms,
+                          int lease_ms, int64_t starve_ms, job_record *out, int *claimed,
+                          svc_error *err)
 {
     PGresult *r;
     gs_status st = pgs_query(
         pgs(js), err, "claiming a job", &r,
         "WITH best AS MATERIALIZED ("
         "  SELECT id, priority, created_ms FROM jobs WHERE status = 'queued'"
+        "  AND ($6::text[] IS NULL OR model = ANY($6))"
         "  ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED),"
         " pref AS MATERIALIZED ("
         "  SELECT c.id, c.priority FROM unnest($4::text[]) AS m(model) CROSS JOIN LATERAL ("
         "   SELECT id, priority, seq FROM jobs WHERE status = 'queued' AND model = m.model"
         "   ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED) c"
+        "  WHERE $6::text[] IS NULL OR m.model = ANY($6)"
         "  ORDER BY c.priority DESC, c.seq LIMIT 1),"
         " pick AS ("
         "  SELECT CASE WHEN pref.id IS NOT NULL AND best.priority <= pref.priority"
@@ -177,7 +180,7 @@ static gs_status pg_claim(job_store *js, const char *worker, const char *const *
         " started_ms = $3, attempts = j.attempts + 1, step = 0, preview_step = 0, eta_s = -1"
         " FROM pick WHERE j.id = pick.id AND j.status = 'queued'"
         " RETURNING " JOB_COLUMNS,
-        "sIIaI", worker, now_ms + lease_ms, now_ms, prefer, n_prefer, starve_ms);
+        "sIIaIa", worker, now_ms + lease_ms, now_ms, prefer, n_prefer, starve_ms, only, n_only);
     if (st != GS_OK)
         return st;
     if (PQntuples(r) > 0 && (st = read_row(r, 0, out, err)) == GS_OK)

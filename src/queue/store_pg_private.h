@@ -53,7 +53,7 @@ gs_status pgs_fail(pg_store *s, svc_error *err, const char *what, const PGresult
    what says what was being done, for the message of a failure. The values to
    bind follow types, one letter each:
      i int   I int64_t   d double   s const char * (NULL binds SQL NULL)
-     a text array: const char *const * then int (how many)
+     a text array: const char *const * then int (how many); a NULL array binds SQL NULL
      b bytes (bytea): const void * then int (how many)
    and must be of exactly those types (varargs convert nothing). The statement
    is prepared on first use, with those types. */
@@ -129,7 +129,7 @@ int pgs_relisten(pg_store *s);
 
 /* ---- store_pg_workers.c ---- */
 gs_status pgs_worker_report(job_store *js, const char *name, int pid, const char *models_json,
-                            int64_t now_ms, svc_error *err);
+                            const char *info_json, int64_t now_ms, svc_error *err);
 gs_status pgs_worker_remove(job_store *js, const char *name, svc_error *err);
 gs_status pgs_workers_list(job_store *js, int64_t since_ms, worker_record **out, int *n,
                            svc_error *err);

@@ -93,7 +93,40 @@ static const char *const migrations[] = {
     " data bytea NOT NULL,"
     " PRIMARY KEY (job_id, kind, idx));"
     "ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;",
-    /* API keys (store_pg_keys.c, store_keys.h): a salted hash of each key,
+    /* 4: what a worker says of itself besides its loaded models (host,
+       state, job, the models it has, speed: GET /v1/workers) */
+    "ALTER TABLE workers ADD COLUMN info text NOT NULL DEFAULT '{}';",
+    /* 5: notifications on status changes, and progress rate-limited per job.
+       A notifying commit takes a database-wide lock until it ends (the
+       notification queue's order is the commits'), so every progress write
+       notifying made claims wait behind the fleet's heartbeats (bench/RESULTS.md
+       section 23). Now: a status change always notifies; a job's first step,
+       its last, and a cancel request too; other progress at most every 250
+       ms of the database's clock (notified_ms), which readers fill in (an
+       event stream sends each step it missed); a renewal alone, never. The
+       trigger runs BEFORE the write, to stamp notified_ms in the same row. */
+    "ALTER TABLE jobs ADD COLUMN notified_ms bigint NOT NULL DEFAULT 0;"
+    "CREATE OR REPLACE FUNCTION gesso_job_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " DECLARE ch text := (SELECT value FROM meta WHERE key = 'notify_channel');"
+    "  now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;"
+    " BEGIN"
+    "  IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status THEN"
+    "   PERFORM pg_notify(ch, 'q' || NEW.id);"
+    "   IF NEW.status = 'queued' THEN PERFORM pg_notify(ch || '_queued', ''); END IF;"
+    "   NEW.notified_ms := now_ms;"
+    "  ELSIF NEW.cancel_requested IS DISTINCT FROM OLD.cancel_requested"
+    "   OR ((NEW.step IS DISTINCT FROM OLD.step OR NEW.preview_step IS DISTINCT FROM"
+    "   OLD.preview_step) AND (OLD.step = 0 OR NEW.step >= NEW.steps"
+    "   OR now_ms - OLD.notified_ms >= 250)) THEN"
+    "   PERFORM pg_notify(ch, 'j' || NEW.id);"
+    "   NEW.notified_ms := now_ms;"
+    "  END IF;"
+    "  RETURN NEW;"
+    " END $$;"
+    "DROP TRIGGER jobs_changed ON jobs;"
+    "CREATE TRIGGER jobs_changed BEFORE INSERT OR UPDATE ON jobs"
+    " FOR EACH ROW EXECUTE FUNCTION gesso_job_changed();",
+    /* 6: API keys (store_pg_keys.c, store_keys.h): a salted hash of each key,
        never the key. A table of its own, touching nothing else, so this
        migration may come before or after any other. */
     "CREATE TABLE api_keys ("

@@ -118,6 +118,8 @@ static gs_status bind_values(values *b, svc_error *err, const char *what, const 
             int count = va_arg(ap, int);
             b->types[i] = OID_TEXT_ARRAY;
             b->format[i] = 1;
+            if (!items) /* SQL NULL */
+                break;
             if (!(b->owned[i] = text_array(items, count, &b->len[i]))) {
                 values_free(b);
                 return svc_fail(err, GS_ERR_NO_MEMORY, "out of memory");

@@ -11,13 +11,14 @@
 #include "queue/store_pg_private.h"
 
 gs_status pgs_worker_report(job_store *js, const char *name, int pid, const char *models_json,
-                            int64_t now_ms, svc_error *err)
+                            const char *info_json, int64_t now_ms, svc_error *err)
 {
     return pgs_run(pgs(js), err, "reporting a worker", NULL,
-                   "INSERT INTO workers (name, models, pid, seen_ms) VALUES ($1, $2, $3, $4)"
+                   "INSERT INTO workers (name, models, pid, seen_ms, info)"
+                   " VALUES ($1, $2, $3, $4, $5)"
                    " ON CONFLICT (name) DO UPDATE SET models = excluded.models,"
-                   " pid = excluded.pid, seen_ms = excluded.seen_ms",
-                   "ssiI", name, models_json, pid, now_ms);
+                   " pid = excluded.pid, seen_ms = excluded.seen_ms, info = excluded.info",
+                   "ssiIs", name, models_json, pid, now_ms, info_json);
 }
 
 gs_status pgs_worker_remove(job_store *js, const char *name, svc_error *err)
@@ -30,10 +31,11 @@ gs_status pgs_workers_list(job_store *js, int64_t since_ms, worker_record **out,
                            svc_error *err)
 {
     PGresult *r;
-    gs_status st = pgs_query(pgs(js), err, "listing workers", &r,
-                             "SELECT name, pid, seen_ms, models FROM workers WHERE seen_ms >= $1"
-                             " ORDER BY name COLLATE \"C\"",
-                             "I", since_ms);
+    gs_status st =
+        pgs_query(pgs(js), err, "listing workers", &r,
+                  "SELECT name, pid, seen_ms, models, info FROM workers WHERE seen_ms >= $1"
+                  " ORDER BY name COLLATE \"C\"",
+                  "I", since_ms);
     if (st != GS_OK)
         return st;
     int rows = PQntuples(r);
@@ -42,14 +44,15 @@ gs_status pgs_workers_list(job_store *js, int64_t since_ms, worker_record **out,
         st = svc_fail(err, GS_ERR_NO_MEMORY, "out of memory listing workers");
     for (int i = 0; st == GS_OK && i < rows; i++) {
         worker_record *w = &list[i];
-        const char *models = pgs_text(r, i, 3);
+        const char *models = pgs_text(r, i, 3), *info = pgs_text(r, i, 4);
         snprintf(w->name, sizeof w->name, "%s", PQgetvalue(r, i, 0));
         w->pid = pgs_col_int(r, i, 1);
         w->seen_ms = pgs_col_int64(r, i, 2);
-        if (!(w->models = strdup(models ? models : "[]")))
+        w->models = strdup(models ? models : "[]");
+        w->info = strdup(info ? info : "{}");
+        (*n)++; /* freed with the list, whatever failed */
+        if (!w->models || !w->info)
             st = svc_fail(err, GS_ERR_NO_MEMORY, "out of memory listing workers");
-        else
-            (*n)++;
     }
     PQclear(r);
     if (st != GS_OK) {

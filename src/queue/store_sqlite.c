@@ -278,23 +278,31 @@ static gs_status sq_submit(job_store *js, const char *id, const char *owner, con
 
 /* ---- claim ---- */
 
-/* The best queued job's id (restricted to the n models when n > 0); "" when none.
-   The one statement built at run time, and so bound by hand: its number of
-   values varies. */
+/* " AND model IN (?,?,...)" with n placeholders (n > 0) at sql + k; the new length. */
+static int model_in(char *sql, size_t size, int k, int n)
+{
+    k += snprintf(sql + k, size - (size_t)k, " AND model IN (?");
+    for (int i = 1; i < n; i++)
+        k += snprintf(sql + k, size - (size_t)k, ",?");
+    return k + snprintf(sql + k, size - (size_t)k, ")");
+}
+
+/* The best queued job's id (restricted to the n models when n > 0, and to
+   the n_only models of only when only is not NULL); "" when none. The one
+   statement built at run time, and so bound by hand: its number of values
+   varies. */
 static gs_status best_queued(sqlite_store *s, const char *const *models, int n,
-                             char id[JOB_ID_LEN + 1], int *priority, int64_t *created,
-                             svc_error *err)
+                             const char *const *only, int n_only, char id[JOB_ID_LEN + 1],
+                             int *priority, int64_t *created, svc_error *err)
 {
     /* "model IN (?,?,...)": two bytes a placeholder */
-    char sql[200 + 2 * STORE_MAX_PREFER];
+    char sql[300 + 2 * (STORE_MAX_PREFER + STORE_MAX_ONLY)];
     int k = snprintf(sql, sizeof sql,
                      "SELECT id, priority, created_ms FROM jobs WHERE status = 'queued'");
-    if (n > 0) {
-        k += snprintf(sql + k, sizeof sql - (size_t)k, " AND model IN (?");
-        for (int i = 1; i < n; i++)
-            k += snprintf(sql + k, sizeof sql - (size_t)k, ",?");
-        k += snprintf(sql + k, sizeof sql - (size_t)k, ")");
-    }
+    if (n > 0)
+        k = model_in(sql, sizeof sql, k, n);
+    if (only)
+        k = model_in(sql, sizeof sql, k, n_only);
     snprintf(sql + k, sizeof sql - (size_t)k, " ORDER BY priority DESC, seq LIMIT 1");
     id[0] = '\0';
     sqlite3_stmt *q;
@@ -304,6 +312,9 @@ static gs_status best_queued(sqlite_store *s, const char *const *models, int n,
         return sql_fail(s, err, "looking for a job");
     for (int i = 0; st == GS_OK && i < n; i++)
         if (sqlite3_bind_text(q, i + 1, models[i], -1, SQLITE_STATIC) != SQLITE_OK)
+            st = sql_fail(s, err, "looking for a job");
+    for (int i = 0; st == GS_OK && only && i < n_only; i++)
+        if (sqlite3_bind_text(q, n + i + 1, only[i], -1, SQLITE_STATIC) != SQLITE_OK)
             st = sql_fail(s, err, "looking for a job");
     if (st == GS_OK && (st = sql_step(s, err, "looking for a job", q, &row)) == GS_OK && row) {
         copy_text(id, JOB_ID_LEN + 1, q, 0);
@@ -315,8 +326,9 @@ static gs_status best_queued(sqlite_store *s, const char *const *models, int n,
 }
 
 static gs_status sq_claim(job_store *js, const char *worker, const char *const *prefer,
-                          int n_prefer, int64_t now_ms, int lease_ms, int64_t starve_ms,
-                          job_record *out, int *claimed, svc_error *err)
+                          int n_prefer, const char *const *only, int n_only, int64_t now_ms,
+                          int lease_ms, int64_t starve_ms, job_record *out, int *claimed,
+                          svc_error *err)
 {
     sqlite_store *s = sq(js);
     gs_status st = sql_begin(s, err);
@@ -325,9 +337,9 @@ static gs_status sq_claim(job_store *js, const char *worker, const char *const *
     char best[JOB_ID_LEN + 1], pref[JOB_ID_LEN + 1] = "";
     int bp = 0, pp = 0;
     int64_t bc = 0, pc = 0;
-    st = best_queued(s, NULL, 0, best, &bp, &bc, err);
+    st = best_queued(s, NULL, 0, only, n_only, best, &bp, &bc, err);
     if (st == GS_OK && n_prefer > 0 && best[0])
-        st = best_queued(s, prefer, n_prefer, pref, &pp, &pc, err);
+        st = best_queued(s, prefer, n_prefer, only, n_only, pref, &pp, &pc, err);
     /* a loaded model's job goes first, unless the best job outranks it or has starved */
     const char *pick = best;
     if (pref[0] && bp <= pp && now_ms - bc <= starve_ms)

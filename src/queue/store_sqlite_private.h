@@ -75,7 +75,7 @@ gs_status sq_purge(job_store *js, int64_t before_ms, void (*fn)(void *user, cons
 
 /* store_sqlite_workers.c */
 gs_status sq_worker_report(job_store *js, const char *name, int pid, const char *models_json,
-                           int64_t now_ms, svc_error *err);
+                           const char *info_json, int64_t now_ms, svc_error *err);
 gs_status sq_worker_remove(job_store *js, const char *name, svc_error *err);
 gs_status sq_workers_list(job_store *js, int64_t since_ms, worker_record **out, int *n,
                           svc_error *err);

@@ -1,6 +1,7 @@
 /* worker - claim, generate, record; one job at a time, loaded models kept in a cache. */
 #include "worker/worker.h"
 
+#include <dirent.h>
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
@@ -33,6 +34,7 @@ typedef struct run_ctx {
     const worker_options *o;
     const char *id;
     const char *models_json; /* the worker's presence report, refreshed with the lease */
+    const char *info_json;   /* and the rest of it (state, job) */
     job_store *hb_store;
     blob_store *blobs;
     pthread_mutex_t mu;
@@ -41,8 +43,31 @@ typedef struct run_ctx {
     int preview_step;
     double eta_s;
     int cancelled, lost, stopped;
+    int moved;           /* progress since the last beat */
     int64_t reported_ms; /* last presence report from this thread */
 } run_ctx;
+
+/* Progress is written at most this often: a fast sampler's steps are
+   batched, so a fleet of workers stepping does not flood the database (an
+   event stream sends each step it missed when it reads the job). */
+#define PROGRESS_MS 250
+
+/* Waits on r->wake (r->mu held) until deadline_ms or a signal. */
+static void wait_until(run_ctx *r, int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - now_ms();
+    if (left <= 0)
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += left / 1000;
+    until.tv_nsec += (left % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&r->wake, &r->mu, &until);
+}
 
 static void *heartbeat_main(void *arg)
 {
@@ -50,7 +75,7 @@ static void *heartbeat_main(void *arg)
     pthread_mutex_lock(&r->mu);
     while (!r->done) {
         job_progress jp = {r->step, r->steps, r->preview_step, r->eta_s};
-        const char *models = r->models_json;
+        const char *models = r->models_json, *info = r->info_json;
         int64_t t = now_ms();
         int report = t - r->reported_ms >= r->o->lease_ms / 3; /* not on every fast step */
         if (report)
@@ -64,23 +89,21 @@ static void *heartbeat_main(void *arg)
         else if (!lost && worker_notify(r->o->notify_fd, NOTIFY_JOB, r->id) != 0)
             *r->o->stop = 1; /* the server is gone: give the job back at the next step */
         /* a long job must not make the worker look gone */
-        if (report &&
-            store_worker_report(r->hb_store, r->o->name, (int)getpid(), models, t, &err) != GS_OK)
+        if (report && store_worker_report(r->hb_store, r->o->name, (int)getpid(), models, info, t,
+                                          &err) != GS_OK)
             log_warn("%s", err.msg); /* the next beat reports again */
         pthread_mutex_lock(&r->mu);
         r->cancelled |= cancel;
         r->lost |= lost;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        long wait_ms = r->o->lease_ms / 3 > 0 ? r->o->lease_ms / 3 : 1;
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        if (!r->done)
-            pthread_cond_timedwait(&r->wake, &r->mu, &until);
+        /* the next beat: a third of the lease on, or sooner with progress,
+           but never within PROGRESS_MS of this one */
+        int64_t renew = t + (r->o->lease_ms / 3 > 0 ? r->o->lease_ms / 3 : 1);
+        int64_t soonest = t + (PROGRESS_MS < renew - t ? PROGRESS_MS : renew - t);
+        while (!r->done && now_ms() < soonest)
+            wait_until(r, soonest);
+        while (!r->done && !r->moved && now_ms() < renew)
+            wait_until(r, renew);
+        r->moved = 0;
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -111,6 +134,7 @@ static int on_progress(const gs_progress *p, void *user)
     if (published)
         r->preview_step = p->step;
     r->stopped |= *r->o->stop;
+    r->moved = 1;
     int stop = r->cancelled || r->lost || r->stopped;
     pthread_cond_signal(&r->wake); /* report progress (and pick up a cancel) promptly */
     pthread_mutex_unlock(&r->mu);
@@ -119,13 +143,70 @@ static int on_progress(const gs_progress *p, void *user)
 
 /* ---- presence ---- */
 
+#define MAX_AVAILABLE STORE_MAX_ONLY
+
 typedef struct worker_state {
     const worker_options *o;
     job_store *store;
     blob_store *blobs;
     model_cache *cache;
     int64_t reported_ms;
+    char host[256];
+    /* the models the worker has files for (NAME.safetensors in its models
+       directory), looked at again with each idle report: models come and go */
+    char *available[MAX_AVAILABLE];
+    int n_available;
+    double mps;        /* megapixel-steps per second of the last job, 0 before one */
+    const char *state; /* "idle", "loading" or "working" */
+    const char *job;   /* the job it runs, or NULL */
 } worker_state;
+
+static void forget_available(worker_state *w)
+{
+    for (int i = 0; i < w->n_available; i++)
+        free(w->available[i]);
+    w->n_available = 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void scan_available(worker_state *w)
+{
+    forget_available(w);
+    DIR *d = opendir(w->o->models_dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) && w->n_available < MAX_AVAILABLE) {
+        size_t n = strlen(de->d_name);
+        if (n <= 12 || strcmp(de->d_name + n - 12, ".safetensors") != 0 || de->d_name[0] == '.')
+            continue;
+        char *name = strndup(de->d_name, n - 12);
+        if (name)
+            w->available[w->n_available++] = name;
+    }
+    if (d)
+        closedir(d);
+    qsort(w->available, (size_t)w->n_available, sizeof w->available[0], by_name);
+}
+
+/* What the worker says of itself besides its loaded models (malloc'd JSON
+   text; NULL without memory): GET /v1/workers shows it. */
+static char *info_json(const worker_state *w)
+{
+    json_t *o =
+        json_pack("{s:s,s:s,s:i}", "host", w->host, "state", w->state, "lease_ms", w->o->lease_ms);
+    json_t *a = json_array();
+    for (int i = 0; i < w->n_available; i++)
+        json_array_append_new(a, json_string(w->available[i]));
+    json_object_set_new(o, "models_available", a);
+    json_object_set_new(o, "job", w->job ? json_string(w->job) : json_null());
+    json_object_set_new(o, "megapixelsteps_per_s", w->mps > 0 ? json_real(w->mps) : json_null());
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
 
 /* The loaded models as a JSON array text (malloc'd), or NULL when out of memory. */
 static char *models_json(const model_cache *c)
@@ -141,17 +222,65 @@ static char *models_json(const model_cache *c)
 static void report(worker_state *w)
 {
     svc_error err = {0};
-    char *text = models_json(w->cache);
-    if (store_worker_report(w->store, w->o->name, (int)getpid(), text ? text : "[]", now_ms(),
+    char *text = models_json(w->cache), *info = info_json(w);
+    if (store_worker_report(w->store, w->o->name, (int)getpid(), text ? text : "[]", info, now_ms(),
                             &err) != GS_OK)
         log_warn("%s", err.msg);
     free(text);
+    free(info);
     w->reported_ms = now_ms();
 }
 
 static void on_cache_change(void *user)
 {
     report(user);
+}
+
+/* ---- the database out of reach ---- */
+
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 5000
+
+/* Sleeps *backoff_ms (doubling it up to the cap), in slices so a stop is
+   seen; 0 when asked to stop. */
+static int back_off(const worker_options *o, int *backoff_ms)
+{
+    for (int slept = 0; slept < *backoff_ms && !*o->stop; slept += 50)
+        usleep(50000);
+    *backoff_ms = *backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff_ms * 2;
+    return !*o->stop;
+}
+
+/* Whether the job is still this worker's: its lease renewed (with progress
+   p), so nothing else can take it for a lease from now, which covers the
+   writes of its result. While the database cannot be reached (a cut
+   network, a restart) it tries again with backoff: the job was generated,
+   and the result counts if the lease held. 0 when the lease is lost (the
+   reaper requeued the job and it runs, or ran, elsewhere: the result is
+   dropped) or the worker is stopping. */
+static int still_ours(const worker_state *w, const job_record *job, const job_progress *p)
+{
+    const worker_options *o = w->o;
+    int backoff = BACKOFF_MIN_MS, failing = 0;
+    for (;;) {
+        svc_error err = {0};
+        int cancel = 0, lost = 0;
+        if (store_heartbeat(w->store, job->id, o->name, now_ms(), o->lease_ms, p, &cancel, &lost,
+                            &err) == GS_OK) {
+            if (failing)
+                log_info("job %s: the job store is back", job->id);
+            if (lost)
+                log_warn("job %s: no longer ours (its lease ran out, or it ended elsewhere): its"
+                         " result is dropped",
+                         job->id);
+            return !lost;
+        }
+        if (!failing)
+            log_warn("job %s: %s; trying again with backoff, the result kept", job->id, err.msg);
+        failing = 1;
+        if (!back_off(o, &backoff))
+            return 0;
+    }
 }
 
 /* ---- one job ---- */
@@ -168,7 +297,7 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     job_spec spec;
     job_error jerr;
     gs_image *init = NULL, *mask = NULL;
-    int recorded = 0;
+    int recorded = 0, steps_done = 0;
     char msg[512] = "";
     gs_result *res = NULL;
     job_status final = JOB_FAILED;
@@ -195,9 +324,16 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     /* the lease is renewed from here on: loading a large model can take
        longer than a lease, and must not cost the job an attempt */
     char *before = models_json(w->cache);
+    w->job = job->id;
+    w->state = "loading";
+    for (int i = 0; i < model_cache_count(w->cache); i++)
+        if (strcmp(model_cache_name(w->cache, i), job->model) == 0)
+            w->state = "working";
+    char *info_loading = info_json(w), *info_working = NULL;
     run_ctx rc = {.o = o,
                   .id = job->id,
                   .models_json = before ? before : "[]",
+                  .info_json = info_loading,
                   .hb_store = hb_store,
                   .blobs = w->blobs,
                   .eta_s = -1};
@@ -210,8 +346,11 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     if (model_cache_acquire(w->cache, job->model, now_ms(), &model, msg, sizeof msg) == GS_OK) {
         load_s = (double)(now_ms() - t0) / 1000.0; /* ~0 when the model was loaded already */
         presence = models_json(w->cache);
+        w->state = "working";
+        info_working = info_json(w);
         pthread_mutex_lock(&rc.mu);
         rc.models_json = presence ? presence : "[]";
+        rc.info_json = info_working;
         rc.reported_ms = 0; /* a new model: report it at the next beat */
         pthread_mutex_unlock(&rc.mu);
         st = gs_generate(eng, model, &p, on_progress, &rc, &res);
@@ -222,9 +361,14 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     pthread_mutex_unlock(&rc.mu);
     if (hb_started)
         pthread_join(hb, NULL);
+    steps_done = rc.steps;
     pthread_mutex_destroy(&rc.mu);
     pthread_cond_destroy(&rc.wake);
     free(before);
+    free(info_loading);
+    free(info_working);
+    w->state = "idle";
+    w->job = NULL;
     gs_image_free(init);
     gs_image_free(mask);
     job_spec_clear(&spec);
@@ -234,11 +378,17 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
     /* the heartbeat thread kept the report fresh, unless the model list
        changed after its last beat */
     w->reported_ms = rc.reported_ms ? now_ms() : 0;
-    if (rc.lost)
-        goto out; /* the job was requeued or ended elsewhere: nothing to record */
+    if (rc.lost) { /* the job was requeued or ended elsewhere: nothing to record */
+        log_warn("job %s: no longer ours (its lease ran out, or it ended elsewhere): stopped",
+                 job->id);
+        goto out;
+    }
     if (st == GS_ERR_CANCELLED && rc.stopped && !rc.cancelled) {
         if (store_release(store, job->id, o->name, &recorded, &err) == GS_OK)
             worker_notify(o->notify_fd, NOTIFY_QUEUE, job->id);
+        if (o->only_own_models)
+            log_info("job %s: %s", job->id,
+                     recorded ? "given back to the queue (stopping)" : "no longer ours");
         goto out;
     }
     if (st == GS_ERR_CANCELLED) {
@@ -250,17 +400,18 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
         goto record;
     }
     /* the last steps may have come faster than the heartbeat: record them, so
-       the job's progress reads complete */
-    int cancel = 0, lost = 0;
+       the job's progress reads complete; and the lease must hold for the
+       writes that follow */
     job_progress last = {rc.steps, rc.steps, rc.preview_step, 0};
-    if (store_heartbeat(store, job->id, o->name, now_ms(), o->lease_ms, &last, &cancel, &lost,
-                        &err) != GS_OK)
-        log_warn("%s", err.msg); /* only the progress shown is stale; the result follows */
+    if (!still_ours(w, job, &last))
+        goto out;
     result = json_object();
     json_t *images = json_array();
     json_object_set_new(result, "images", images);
     gs_timings tm;
     gs_result_timings(res, &tm);
+    if (tm.total_s > 0) /* what a scheduler can expect of this worker */
+        w->mps = job->megapixelsteps / tm.total_s;
     json_t *step_ms = json_array();
     for (int i = 0; i < tm.n_steps; i++)
         json_array_append_new(step_ms, json_real((double)(int64_t)(tm.step_s[i] * 1e4) / 10.0));
@@ -276,6 +427,15 @@ static void run_job(worker_state *w, job_store *hb_store, gs_engine *eng, job_re
                                 sizeof msg) != GS_OK)
             goto record;
         gs_status put = blob_put(w->blobs, job->id, BLOB_IMAGE, i, png, n, &err);
+        /* a lost connection: again once the lease is known to hold */
+        for (int backoff = BACKOFF_MIN_MS; put == GS_ERR_IO && store_holds_blobs(o->blob_url);) {
+            log_warn("job %s: %s; trying again", job->id, err.msg);
+            if (!back_off(o, &backoff) || !still_ours(w, job, &last)) {
+                free(png);
+                goto out;
+            }
+            put = blob_put(w->blobs, job->id, BLOB_IMAGE, i, png, n, &err);
+        }
         free(png);
         if (put != GS_OK) {
             snprintf(msg, sizeof msg, "%s", err.msg);
@@ -290,11 +450,23 @@ record:;
     char *text = result && final == JOB_SUCCEEDED
                      ? json_u64_dumps(result, JSON_COMPACT, "seed", gs_result_seed(res))
                      : NULL;
-    if (store_finish(store, job->id, o->name, final, text, final == JOB_FAILED ? msg : NULL,
-                     now_ms(), &recorded, &err) != GS_OK)
+    /* recorded once at most: only the lease holder's finish changes the row,
+       so a finish that reached the database but whose answer was lost finds
+       the job no longer running when tried again, and stops */
+    gs_status fin;
+    job_progress now = {steps_done, steps_done, 0, 0};
+    while ((fin = store_finish(store, job->id, o->name, final, text,
+                               final == JOB_FAILED ? msg : NULL, now_ms(), &recorded, &err)) !=
+               GS_OK &&
+           still_ours(w, job, &now))
+        log_warn("job %s: %s; trying again", job->id, err.msg);
+    if (fin != GS_OK)
         log_error("%s", err.msg);
     else if (recorded)
         worker_notify(o->notify_fd, NOTIFY_JOB, job->id);
+    if (o->only_own_models)
+        log_info("job %s: %s%s%s", job->id, recorded ? job_status_name(final) : "not recorded",
+                 final == JOB_FAILED ? ": " : "", final == JOB_FAILED ? msg : "");
     free(text);
     json_decref(result);
 out:
@@ -364,7 +536,10 @@ int worker_run(const worker_options *o)
 {
     job_store *store = NULL, *hb_store = NULL;
     gs_engine *eng = NULL;
-    worker_state w = {.o = o};
+    worker_state w = {.o = o, .state = "idle"};
+    if (gethostname(w.host, sizeof w.host - 1) != 0)
+        snprintf(w.host, sizeof w.host, "unknown");
+    scan_available(&w);
     svc_error err = {0};
     int code = 1;
     if (store_open(o->store_url, &store, &err) != GS_OK ||
@@ -393,12 +568,19 @@ int worker_run(const worker_options *o)
         listening = 0;
     }
     report(&w);
+    if (o->only_own_models)
+        log_info("on %s with %d model%s in %s; %s", w.host, w.n_available,
+                 w.n_available == 1 ? "" : "s", o->models_dir,
+                 listening ? "woken by the store's notifications" : "polling the store");
     preload(&w);
     int64_t report_every = o->lease_ms / 3 > 0 ? o->lease_ms / 3 : 1;
+    int backoff = BACKOFF_MIN_MS;
     while (!*o->stop) {
         model_cache_unload_idle(w.cache, now_ms());
-        if (now_ms() - w.reported_ms >= report_every)
+        if (now_ms() - w.reported_ms >= report_every) {
+            scan_available(&w);
             report(&w);
+        }
         const char *prefer[STORE_MAX_PREFER];
         int n_prefer = 0;
         while (n_prefer < model_cache_count(w.cache) && n_prefer < STORE_MAX_PREFER) {
@@ -407,19 +589,30 @@ int worker_run(const worker_options *o)
         }
         job_record job;
         int claimed = 0;
-        if (store_claim(store, o->name, prefer, n_prefer, now_ms(), o->lease_ms, 60000, &job,
-                        &claimed, &err) != GS_OK) {
-            usleep(200000);
+        /* a worker of a fleet takes only the jobs whose models it has */
+        const char *const *only = o->only_own_models ? (const char *const *)w.available : NULL;
+        if (store_claim_among(store, o->name, prefer, n_prefer, only, w.n_available, now_ms(),
+                              o->lease_ms, 60000, &job, &claimed, &err) != GS_OK) {
+            /* the store is out of reach: each claim tries to reconnect */
+            if (backoff == BACKOFF_MIN_MS)
+                log_warn("%s (trying again with backoff)", err.msg);
+            back_off(o, &backoff);
             continue;
         }
+        if (backoff > BACKOFF_MIN_MS)
+            log_info("the job store is back");
+        backoff = BACKOFF_MIN_MS;
         if (!claimed) {
             wait_for_work(o, store, listening);
             continue;
         }
+        if (o->only_own_models) /* on its own, its log is the one record of its work */
+            log_info("job %s (%s): claimed, attempt %d", job.id, job.model, job.attempts);
         if (worker_notify(o->notify_fd, NOTIFY_QUEUE, job.id) != 0)
             *o->stop = 1; /* the server is gone: the job goes back at its first step */
         run_job(&w, hb_store, eng, &job);
         job_record_clear(&job);
+        w.reported_ms = 0; /* say at once that it is idle again, and its speed */
     }
     code = 0;
 out:
@@ -427,6 +620,7 @@ out:
     if (w.cache && store_worker_remove(store, o->name, &err) != GS_OK)
         log_warn("%s", err.msg);
     model_cache_free(w.cache);
+    forget_available(&w);
     gs_engine_free(eng);
     store_close(store);
     store_close(hb_store);

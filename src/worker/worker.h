@@ -36,10 +36,12 @@ typedef struct worker_options {
     int idle_unload_s;          /* free models unused this long; 0 = never */
     const char *const *preload; /* [n_preload] models loaded at start */
     int n_preload;
-    int wake_fd;        /* readable when jobs were queued (-1: poll the store); EOF: the
-                           server is gone */
-    int notify_fd;      /* change reports to the supervisor (worker_notify.h), or -1 */
-    volatile int *stop; /* set to stop: the running job is given back */
+    int wake_fd;         /* readable when jobs were queued (-1: poll the store); EOF: the
+                            server is gone */
+    int notify_fd;       /* change reports to the supervisor (worker_notify.h), or -1 */
+    volatile int *stop;  /* set to stop: the running job is given back */
+    int only_own_models; /* claim only jobs for models in models_dir (a fleet's worker, which
+                            other workers may back with other models) */
 } worker_options;
 
 /* Runs until *stop; returns the process exit code. */
