@@ -907,8 +907,8 @@ static const char *long_job = "\"prompt\":\"long\",\"seed\":\"11\",\"ddim_steps\
 
 /* queue_size 2: the first job runs alone (it times the engine), then the bridge
    pops ahead while a job generates, up to two held besides the running one,
-   and runs them in pop order; SIGTERM then answers every held job. A job held
-   past its time-out is dropped, not run. */
+   and runs them in pop order. A job held past its time-out is not run: it is
+   submitted faulted at once (and counted expired). */
 static void queue_pops_ahead(void **state)
 {
     (void)state;
@@ -918,7 +918,8 @@ static void queue_pops_ahead(void **state)
     script_job((const char *const[]){"q-3"}, 1, quick_job, "");
     script_job((const char *const[]){"q-4"}, 1, quick_job, ",\"ttl\":1"); /* expires held */
     script_job((const char *const[]){"q-5"}, 1, quick_job, "");
-    start_bridge();
+    int port = free_port();
+    start_bridge_port(port);
     const fake_submit *s1 = submitted("q-1", 120000);
     assert_string_equal(s1->state, "ok");
     wait_popped(4);
@@ -932,12 +933,22 @@ static void queue_pops_ahead(void **state)
     const fake_submit *s3 = submitted("q-3", 120000);
     assert_string_equal(s3->state, "ok");
     assert_true(s3->ms >= s2->ms); /* in pop order */
-    /* q-4's second of time-out passed behind q-2: dropped, never generated */
+    /* q-4's second of time-out passed behind q-2: never generated, answered faulted */
+    const fake_submit *s4 = submitted("q-4", 120000);
+    assert_string_equal(s4->state, "faulted");
+    assert_non_null(strstr(s4->ref, "time-out (1 s) passed"));
     assert_null(fake_horde_upload(&fh, "q-4"));
     const fake_submit *s5 = submitted("q-5", 120000);
     assert_string_equal(s5->state, "ok");
-    assert_null(fake_horde_wait_submit(&fh, "q-4", 0));
     assert_true(log_contains("job q-4 dropped"));
+    char base[64], *metrics = NULL;
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
+    assert_int_equal(test_http(base, dir, "GET", "/metrics", NULL, &metrics), 200);
+    assert_non_null(strstr(metrics, "gesso_horde_expired_total 1\n"));
+    assert_non_null(strstr(metrics, "gesso_horde_jobs_total{state=\"ok\"} 4\n"));
+    assert_non_null(strstr(metrics, "gesso_horde_jobs_total{state=\"faulted\"} 1\n"));
+    assert_null(strstr(metrics, "gesso_horde_paced_mps 0.0000\n")); /* measured */
+    free(metrics);
     assert_true(log_contains("time-out (1 s) passed before the engine was free"));
     assert_int_equal(kill(bridge, SIGTERM), 0);
     assert_int_equal(wait_bridge(30000), 0);

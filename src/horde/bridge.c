@@ -219,8 +219,11 @@ static void answer(bridge *b, held *h)
 {
     horde_job *job = &h->job;
     if (h->rc == -2) {
+        /* still answered: a Horde that has not yet reaped it hands it on at once
+           (its 404 otherwise counts the job dropped) */
         log_warn("job %s dropped: %s", job->ids[0], h->why);
         horde_stats_expired(&b->stats);
+        fault_all(b, job, h->why);
         return;
     }
     if (h->rc != 0) {
@@ -503,6 +506,8 @@ int horde_bridge_run(const horde_bridge_options *o)
     pthread_cond_broadcast(&b.work);
     pthread_mutex_unlock(&b.mu);
     pthread_join(gen, NULL);
+    /* the child's parent-death signal follows the thread that forked it: the
+       generator's end has killed it already; this reaps it */
     horde_proc_stop(&b.proc, 5000);
     log_info("stopped: %ld ok, %ld faulted, %ld dropped, %.1f kudos", b.stats.jobs[HORDE_OK],
              b.stats.jobs[HORDE_FAULTED], b.stats.dropped, b.stats.kudos);

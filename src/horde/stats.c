@@ -58,7 +58,6 @@ void horde_stats_expired(horde_stats *s)
 {
     pthread_mutex_lock(&s->mu);
     s->expired++;
-    s->dropped++;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -77,7 +76,7 @@ char *horde_stats_text(horde_stats *s)
                       horde_state_name((horde_state)i), s->jobs[i]);
     n += snprintf(t + n, cap - (size_t)n,
                   "# HELP gesso_horde_expired_total Held jobs whose Horde time-out passed "
-                  "before they could start (also counted dropped).\n"
+                  "before they could start (submitted faulted).\n"
                   "# TYPE gesso_horde_expired_total counter\n"
                   "gesso_horde_expired_total %ld\n"
                   "# HELP gesso_horde_pops_skipped_total Pops not sent: the held jobs and "

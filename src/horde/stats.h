@@ -40,7 +40,8 @@ void horde_stats_generated(horde_stats *s, double megapixelsteps, double seconds
 /* The pacing's figures (bridge.c, pace.h). */
 void horde_stats_pace(horde_stats *s, long max_pixels, double paced_mps, int held);
 void horde_stats_skipped(horde_stats *s);
-/* A held job given up unstarted: its time-out on the Horde passed. Also dropped. */
+/* A held job given up unstarted: its time-out on the Horde passed (it is
+   submitted faulted; a 404 to that counts it dropped as well). */
 void horde_stats_expired(horde_stats *s);
 
 /* The metrics text (malloc'd). */
