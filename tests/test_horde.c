@@ -912,6 +912,7 @@ static const char *long_job = "\"prompt\":\"long\",\"seed\":\"11\",\"ddim_steps\
 static void queue_pops_ahead(void **state)
 {
     (void)state;
+    ttl_scale = "100"; /* queueing, not pacing: a slow (sanitized) engine may pop ahead */
     config_line("queue_size: 2");
     script_job((const char *const[]){"q-1"}, 1, quick_job, "");
     script_job((const char *const[]){"q-2"}, 1, long_job, "");
@@ -960,6 +961,7 @@ static void queue_pops_ahead(void **state)
 static void stop_answers_every_held_job(void **state)
 {
     (void)state;
+    ttl_scale = "100"; /* queueing, not pacing: a slow (sanitized) engine may pop ahead */
     config_line("queue_size: 2");
     script_job((const char *const[]){"h-1"}, 1, quick_job, "");
     script_job((const char *const[]){"h-2"}, 1, long_job, "");
@@ -986,6 +988,7 @@ static void stop_answers_every_held_job(void **state)
 static void second_signal_faults_every_held_job(void **state)
 {
     (void)state;
+    ttl_scale = "100"; /* queueing, not pacing: a slow (sanitized) engine may pop ahead */
     config_line("queue_size: 2");
     script_job((const char *const[]){"f-1"}, 1, quick_job, "");
     script_job((const char *const[]){"f-2"}, 1, slow_job, "");
