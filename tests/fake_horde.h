@@ -45,7 +45,7 @@ typedef struct fake_horde {
     int port;
     char base[64];   /* http://127.0.0.1:PORT */
     char apikey[64]; /* expected in every API request */
-    long max_pixels; /* expected in every pop */
+    long max_pixels; /* the most a pop may ask (the pacing may ask less) */
     pthread_mutex_t mu;
     fake_pop script[FAKE_MAX];
     int n_script, next;                   /* the next pop gets script[next]; past the end: no job */
