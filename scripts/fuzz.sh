@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a libFuzzer harness of tests/fuzz: scripts/fuzz.sh TARGET SECONDS [libFuzzer flags...]
-# TARGET is a folder of tests/fuzz/corpus (safetensors, layout, lora, image, job_json, http,
+# TARGET is a folder of tests/fuzz/corpus (safetensors, layout, lora, image, job_json, http, yaml,
 # prompt), or "all" for each in turn. Builds build-fuzz/ (clang, ASan+UBSan) on first use.
 # New inputs go to build-fuzz/corpus/TARGET (the seeds in tests/fuzz/corpus stay as they are),
 # crash files to build-fuzz/crashes/. Exits non-zero when a harness crashed or a run failed.

@@ -98,8 +98,14 @@ static void check_pop(fake_horde *h, const json_t *o)
     const json_t *a = json_object_get(o, "amount");
     if (a && (!json_is_integer(a) || json_integer_value(a) < 1 || json_integer_value(a) > 20))
         violation(h, "%s", "pop: amount not an integer in 1..20");
-    if (json_integer_value(json_object_get(o, "max_pixels")) != h->max_pixels)
-        violation(h, "%s", "pop: max_pixels is not 64*64*8*max_power");
+    /* 64*64*8*max_power, or less when the bridge's pacing lowers it (a multiple of 64*64) */
+    json_int_t mp = json_integer_value(json_object_get(o, "max_pixels"));
+    if (mp > h->max_pixels || mp < 4096 || mp % 4096)
+        violation(h, "%s", "pop: max_pixels is not a multiple of 64*64 up to 64*64*8*max_power");
+    h->last_max_pixels = (long)mp;
+    if (!h->min_max_pixels || mp < h->min_max_pixels)
+        h->min_max_pixels = (long)mp;
+    h->last_limit_max_steps = json_is_true(json_object_get(o, "limit_max_steps"));
     if (!json_is_array(json_object_get(o, "blacklist")))
         violation(h, "%s", "pop: blacklist not a list");
     static const char *const bools[] = {"nsfw",
@@ -117,8 +123,11 @@ static void check_pop(fake_horde *h, const json_t *o)
         violation(h, "%s", "pop: require_upfront_kudos should be false");
     if (!json_is_true(json_object_get(o, "allow_img2img")))
         violation(h, "%s", "pop: allow_img2img should be true (gesso has img2img)");
-    static const char *const off[] = {"allow_painting",   "allow_post_processing", "allow_lora",
-                                      "allow_controlnet", "allow_sdxl_controlnet", NULL};
+    static const char *const off[] = {"allow_post_processing", "allow_lora", "allow_controlnet",
+                                      "allow_sdxl_controlnet", NULL};
+    /* the test's bridgeData allows painting, and gesso can paint */
+    if (!json_is_true(json_object_get(o, "allow_painting")))
+        violation(h, "%s", "pop: allow_painting should be true (gesso has inpainting)");
     for (int i = 0; off[i]; i++)
         if (json_is_true(json_object_get(o, off[i])) &&
             !(HORDE_CAN_LORA && strcmp(off[i], "allow_lora") == 0)) /* lora_cache.h */
@@ -183,6 +192,7 @@ static void record_submit(fake_horde *h, const json_t *o)
     s->seed = json_integer_value(seed);
     s->r2 = gen && strcmp(gen, "R2") == 0;
     snprintf(s->ref, sizeof s->ref, "%s", ref);
+    s->ms = test_mono_ms();
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, int status, const char *body)
@@ -234,6 +244,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         h->pops++;
         fake_pop p = {200, NULL, 0};
         if (h->next < h->n_script) {
+            h->popped_ms[h->next] = test_mono_ms();
             p = h->script[h->next++];
             h->last_job_pop_ms = test_mono_ms();
         }

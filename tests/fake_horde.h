@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FAKE_MAX 64
+#define FAKE_MAX 128
 
 typedef struct fake_pop {
     int status;   /* 200, 401, 403, ... */
@@ -31,6 +31,7 @@ typedef struct fake_submit {
     int64_t seed;
     int r2;        /* generation was "R2" */
     char ref[256]; /* gen_metadata[0].ref, "" when none */
+    int64_t ms;    /* test_mono_ms() when it came */
 } fake_submit;
 
 typedef struct fake_upload {
@@ -44,12 +45,15 @@ typedef struct fake_horde {
     int port;
     char base[64];   /* http://127.0.0.1:PORT */
     char apikey[64]; /* expected in every API request */
-    long max_pixels; /* expected in every pop */
+    long max_pixels; /* the most a pop may ask (the pacing may ask less) */
     pthread_mutex_t mu;
     fake_pop script[FAKE_MAX];
-    int n_script, next;      /* the next pop gets script[next]; past the end: no job */
-    int pops;                /* pop requests seen */
-    int64_t last_job_pop_ms; /* test_mono_ms() when a scripted reply went out */
+    int n_script, next;                   /* the next pop gets script[next]; past the end: no job */
+    int pops;                             /* pop requests seen */
+    int64_t last_job_pop_ms;              /* test_mono_ms() when a scripted reply went out */
+    int64_t popped_ms[FAKE_MAX];          /* test_mono_ms() when script[i] went out */
+    long last_max_pixels, min_max_pixels; /* of the pops seen */
+    int last_limit_max_steps;
     fake_submit submits[FAKE_MAX];
     int n_submits;
     fake_upload uploads[FAKE_MAX];

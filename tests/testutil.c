@@ -1,6 +1,8 @@
 /* testutil - shared helpers for the tests. */
 #include "testutil.h"
 
+#include <dirent.h>
+
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -291,21 +293,32 @@ pid_t test_serve_start(char *base, const char *dir, const char *const *extra)
 
 int test_children(pid_t parent, pid_t *out, int max)
 {
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)parent, (int)parent);
-    FILE *f = fopen(path, "r");
+    /* every thread's children: a process whose threads fork (gesso horde's
+       generator) has its children listed under the forking thread */
+    char path[300], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)parent);
+    DIR *d = opendir(path);
     int n = 0;
-    if (!f)
+    if (!d)
         return 0;
-    if (fgets(buf, sizeof buf, f)) {
-        char *p = buf, *end;
-        long v;
-        while (n < max && (v = strtol(p, &end, 10)) > 0 && end != p) {
-            out[n++] = (pid_t)v;
-            p = end;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%.20s/children", (int)parent, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(buf, sizeof buf, f)) {
+            char *p = buf, *end;
+            long v;
+            while (n < max && (v = strtol(p, &end, 10)) > 0 && end != p) {
+                out[n++] = (pid_t)v;
+                p = end;
+            }
         }
+        fclose(f);
     }
-    fclose(f);
+    closedir(d);
     return n;
 }
 

@@ -154,6 +154,7 @@ int cmd_horde(int argc, char **argv)
                               .pop_timeout_s = 20,
                               .status_port = status_port,
                               .safety = safety,
+                              .ttl_scale = 1,
                               .stop = &stop_level};
     /* tests shorten the waits; an operator has no reason to */
     const char *fast = getenv("GESSO_HORDE_FAST");
@@ -162,6 +163,10 @@ int cmd_horde(int argc, char **argv)
         o.backoff_max_ms = 200;
         o.pop_timeout_s = 2;
     }
+    /* tests shrink the Horde's job time-out to make the pacing bite (pace.h) */
+    const char *scale = getenv("GESSO_HORDE_TTL_SCALE");
+    if (scale && strtod(scale, NULL) > 0)
+        o.ttl_scale = strtod(scale, NULL);
     int rc = horde_bridge_run(&o);
     horde_safety_free(safety);
     horde_config_free(&cfg);

@@ -4,6 +4,11 @@
  * answered (ok, or faulted with the reason), including when the child dies
  * or the operator stops the bridge: a popped job left unanswered is what
  * puts a worker into the Horde's maintenance mode.
+ *
+ * Two threads: the bridge's own pops, uploads and submits; and a generator
+ * that runs the held jobs one after another in the child, so the next held
+ * job starts the moment the engine is free while this thread pops ahead
+ * (up to queue_size jobs besides the running one, as paced by pace.h).
  */
 #ifndef GS_HORDE_BRIDGE_H
 #define GS_HORDE_BRIDGE_H
@@ -21,7 +26,9 @@ typedef struct horde_bridge_options {
     int pop_timeout_s;          /* a pop reply slower than this is given up on */
     int status_port;            /* /metrics on 127.0.0.1:PORT; 0 = none */
     const horde_safety *safety; /* the prompt filter every job passes first */
-    /* 0 run; 1 finish the held job, submit it, return; 2 fault it and return */
+    double ttl_scale;           /* 1; tests shrink the time-out the pacing plans for (pace.h) */
+    /* 0 run; 1 pop no more, finish every held job, submit them, return;
+       2 stop the running job, fault it and every held one, return */
     volatile int *stop;
 } horde_bridge_options;
 

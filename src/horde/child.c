@@ -44,7 +44,24 @@ static uint64_t image_seed(const gs_result *res, int i)
     return p ? strtoull(p + 6, NULL, 10) : gs_result_seed(res);
 }
 
-static int reply_images(const gs_result *res)
+/* What the bridge paces its pops by (bridge.c): the seconds spent in the
+   sampler's steps, how many step rounds ran, and the whole generation's
+   seconds (text encoding and VAE decoding besides the steps; model loading
+   is outside it). */
+typedef struct timing {
+    double sample_s, total_s;
+    int steps;
+} timing;
+
+static int on_step(const gs_progress *pr, void *user)
+{
+    timing *t = user;
+    t->sample_s = pr->elapsed_s;
+    t->steps = pr->step;
+    return 0;
+}
+
+static int reply_images(const gs_result *res, const timing *t)
 {
     int n = gs_result_count(res);
     unsigned char *webp[64] = {0};
@@ -60,7 +77,8 @@ static int reply_images(const gs_result *res)
         }
         json_array_append_new(seeds, json_integer((json_int_t)image_seed(res, i)));
     }
-    json_t *o = json_pack("{s:b,s:O}", "ok", 1, "seeds", seeds);
+    json_t *o = json_pack("{s:b,s:O,s:f,s:f,s:i}", "ok", 1, "seeds", seeds, "sample_s", t->sample_s,
+                          "total_s", t->total_s, "steps", t->steps);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     rc = s ? horde_frame_write(1, s, strlen(s)) : -1;
@@ -84,6 +102,7 @@ static int run_one(gs_engine *eng, model_cache *cache, const char *lora_dir, con
     gs_image *init = NULL, *mask = NULL;
     gs_result *res = NULL;
     char msg[512] = "";
+    timing tm = {0, 0, 0};
     if (job_spec_init(&spec) != 0)
         return reply_error("out of memory");
     if (job_spec_from_json(&spec, json, len, NULL, &e) != 0)
@@ -97,13 +116,15 @@ static int run_one(gs_engine *eng, model_cache *cache, const char *lora_dir, con
     if (!msg[0]) {
         gs_model *model = NULL;
         if (model_cache_acquire(cache, spec.model, now_ms(), &model, msg, sizeof msg) == GS_OK) {
-            gs_status st = gs_generate(eng, model, &p, NULL, NULL, &res);
+            int64_t t0 = now_ms();
+            gs_status st = gs_generate(eng, model, &p, on_step, &tm, &res);
+            tm.total_s = (double)(now_ms() - t0) / 1000.0;
             if (st != GS_OK)
                 snprintf(msg, sizeof msg, "%s", gs_engine_errmsg(eng));
             model_cache_release(cache, model, now_ms());
         }
     }
-    int rc = msg[0] ? reply_error(msg) : reply_images(res);
+    int rc = msg[0] ? reply_error(msg) : reply_images(res, &tm);
     gs_result_free(res);
     gs_image_free(init);
     gs_image_free(mask);

@@ -180,6 +180,7 @@ int horde_config_parse(horde_config *c, const char *text, size_t len, char *errm
         return -1;
     }
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    errmsg[0] = '\0';
     int rc = -1, level = 0; /* level 1: inside the top mapping */
     char key[128] = "";
     int have_key = 0;
@@ -255,6 +256,10 @@ int horde_config_parse(horde_config *c, const char *text, size_t len, char *errm
         yaml_event_delete(&ev);
     }
 out:
+    /* libyaml failed inside a list or a skipped value: its own words */
+    if (rc != 0 && !errmsg[0])
+        snprintf(errmsg, errmsg_size, "line %zu: %s", p.problem_mark.line + 1,
+                 p.problem ? p.problem : "not YAML");
     yaml_parser_delete(&p);
     c->max_pixels = 64L * 64 * 8 * c->max_power;
     return rc;

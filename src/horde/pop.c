@@ -6,7 +6,8 @@
 
 #include "gesso.h"
 
-char *horde_pop_body(const horde_config *c, const char *const *served, int n_served)
+char *horde_pop_body(const horde_config *c, const char *const *served, int n_served,
+                     long max_pixels, int limit_max_steps)
 {
     json_t *o = json_object(), *models = json_array(), *black = json_array();
     if (!o || !models || !black) {
@@ -27,7 +28,7 @@ char *horde_pop_body(const horde_config *c, const char *const *served, int n_ser
     json_object_set_new(o, "threads", json_integer(c->max_threads));
     json_object_set_new(o, "require_upfront_kudos", json_boolean(c->require_upfront_kudos));
     json_object_set_new(o, "amount", json_integer(1));
-    json_object_set_new(o, "max_pixels", json_integer(c->max_pixels));
+    json_object_set_new(o, "max_pixels", json_integer(max_pixels));
     json_object_set_new(o, "blacklist", black);
     json_object_set_new(o, "allow_img2img", json_boolean(c->allow_img2img && HORDE_CAN_IMG2IMG));
     json_object_set_new(o, "allow_painting", json_boolean(c->allow_painting && HORDE_CAN_PAINTING));
@@ -38,7 +39,7 @@ char *horde_pop_body(const horde_config *c, const char *const *served, int n_ser
     json_object_set_new(o, "allow_sdxl_controlnet", json_false());
     json_object_set_new(o, "allow_lora", json_boolean(c->allow_lora && HORDE_CAN_LORA));
     json_object_set_new(o, "extra_slow_worker", json_false());
-    json_object_set_new(o, "limit_max_steps", json_false());
+    json_object_set_new(o, "limit_max_steps", json_boolean(limit_max_steps));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;

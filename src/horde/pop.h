@@ -18,12 +18,20 @@
 
 /* What this build can run when the Horde asks (the pop flags' upper bound). */
 #define HORDE_CAN_IMG2IMG 1
-#define HORDE_CAN_PAINTING 0        /* inpainting: the engine has it, the bridge maps it later */
+/* inpainting / outpainting: any checkpoint (A1111's masked img2img) and 9-channel
+   inpainting ones. As the reGen worker, the flag is the operator's allow_painting:
+   the Horde itself sends painting jobs only to a worker that serves an inpainting
+   model (AI-Horde's can_generate: model_reference.has_inpainting_models). */
+#define HORDE_CAN_PAINTING 1
 #define HORDE_CAN_LORA 1            /* fetched on demand from CivitAI (lora_cache.h) */
 #define HORDE_CAN_POST_PROCESSING 0 /* no upscalers / face fixers */
 
 /* The pop body as JSON text (malloc'd), for the models found on disk
-   (served[n_served], the Horde's names). NULL when out of memory. */
-char *horde_pop_body(const horde_config *c, const char *const *served, int n_served);
+   (served[n_served], the Horde's names), with the max_pixels the pacing
+   allows (pace.h; at most the config's) and limit_max_steps (set while the
+   pacing holds max_pixels below the config's: a slow worker also asks the
+   Horde for no more steps than the model's usual). NULL when out of memory. */
+char *horde_pop_body(const horde_config *c, const char *const *served, int n_served,
+                     long max_pixels, int limit_max_steps);
 
 #endif

@@ -132,6 +132,9 @@ int horde_proc_run(horde_proc *p, const char *spec_json, int timeout_ms, volatil
         reap(p, 1);
         return -1;
     }
+    out->sample_s = json_number_value(json_object_get(head, "sample_s"));
+    out->total_s = json_number_value(json_object_get(head, "total_s"));
+    out->steps = (int)json_integer_value(json_object_get(head, "steps"));
     for (size_t i = 0; i < n; i++) {
         out->seed[i] = (uint64_t)json_integer_value(json_array_get(seeds, i));
         if (horde_frame_read(p->from_child, &out->webp[i], &out->len[i], timeout_ms, stop) != 0) {

@@ -27,6 +27,10 @@ typedef struct horde_images {
     unsigned char *webp[20];
     size_t len[20];
     uint64_t seed[20];
+    /* the child's timing of the generation (child.c): seconds in the
+       sampler's steps, step rounds run, seconds of the whole generation */
+    double sample_s, total_s;
+    int steps;
 } horde_images;
 
 /* Runs one job (the spec's JSON); starts the child when none runs. 0 with

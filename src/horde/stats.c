@@ -38,6 +38,29 @@ void horde_stats_generated(horde_stats *s, double megapixelsteps, double seconds
     pthread_mutex_unlock(&s->mu);
 }
 
+void horde_stats_pace(horde_stats *s, long max_pixels, double paced_mps, int held)
+{
+    pthread_mutex_lock(&s->mu);
+    s->max_pixels = max_pixels;
+    s->paced_mps = paced_mps;
+    s->held = held;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void horde_stats_skipped(horde_stats *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->pops_skipped++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void horde_stats_expired(horde_stats *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->expired++;
+    pthread_mutex_unlock(&s->mu);
+}
+
 char *horde_stats_text(horde_stats *s)
 {
     size_t cap = 4096;
@@ -51,6 +74,26 @@ char *horde_stats_text(horde_stats *s)
     for (int i = 0; i < 4; i++)
         n += snprintf(t + n, cap - (size_t)n, "gesso_horde_jobs_total{state=\"%s\"} %ld\n",
                       horde_state_name((horde_state)i), s->jobs[i]);
+    n += snprintf(t + n, cap - (size_t)n,
+                  "# HELP gesso_horde_expired_total Held jobs whose Horde time-out passed "
+                  "before they could start (submitted faulted).\n"
+                  "# TYPE gesso_horde_expired_total counter\n"
+                  "gesso_horde_expired_total %ld\n"
+                  "# HELP gesso_horde_pops_skipped_total Pops not sent: the held jobs and "
+                  "another would not finish within the Horde's time-out.\n"
+                  "# TYPE gesso_horde_pops_skipped_total counter\n"
+                  "gesso_horde_pops_skipped_total %ld\n"
+                  "# HELP gesso_horde_max_pixels The max_pixels of the last pop.\n"
+                  "# TYPE gesso_horde_max_pixels gauge\n"
+                  "gesso_horde_max_pixels %ld\n"
+                  "# HELP gesso_horde_paced_mps Smoothed sampler speed the pops are paced by "
+                  "(megapixel-steps per second).\n"
+                  "# TYPE gesso_horde_paced_mps gauge\n"
+                  "gesso_horde_paced_mps %.4f\n"
+                  "# HELP gesso_horde_held Jobs popped and not yet answered.\n"
+                  "# TYPE gesso_horde_held gauge\n"
+                  "gesso_horde_held %d\n",
+                  s->expired, s->pops_skipped, s->max_pixels, s->paced_mps, s->held);
     snprintf(t + n, cap - (size_t)n,
              "# HELP gesso_horde_dropped_total Popped jobs the Horde never took back.\n"
              "# TYPE gesso_horde_dropped_total counter\n"

@@ -20,6 +20,11 @@ typedef struct horde_stats {
     double kudos;       /* rewards of accepted submits */
     double mps;         /* megapixel-steps generated */
     double gen_seconds; /* time spent generating them */
+    long expired;       /* held jobs whose Horde time-out passed before they could start */
+    long pops_skipped;  /* pops not sent: the held jobs would not finish in time (pace.h) */
+    long max_pixels;    /* the max_pixels of the last pop */
+    double paced_mps;   /* the smoothed sampler speed pace.h uses (megapixel-steps/s) */
+    int held;           /* jobs popped and not yet answered */
     struct MHD_Daemon *d;
 } horde_stats;
 
@@ -31,6 +36,13 @@ int horde_stats_serve(horde_stats *s, int port);
 void horde_stats_submitted(horde_stats *s, horde_state state, double kudos);
 void horde_stats_dropped(horde_stats *s);
 void horde_stats_generated(horde_stats *s, double megapixelsteps, double seconds, int restarts);
+
+/* The pacing's figures (bridge.c, pace.h). */
+void horde_stats_pace(horde_stats *s, long max_pixels, double paced_mps, int held);
+void horde_stats_skipped(horde_stats *s);
+/* A held job given up unstarted: its time-out on the Horde passed (it is
+   submitted faulted; a 404 to that counts it dropped as well). */
+void horde_stats_expired(horde_stats *s);
 
 /* The metrics text (malloc'd). */
 char *horde_stats_text(horde_stats *s);
