@@ -328,7 +328,7 @@ static void pop_flag(void **state)
     const char *served[] = {"tiny-sd15"};
     for (int allow = 0; allow <= 1; allow++) {
         c.allow_lora = allow;
-        char *body = horde_pop_body(&c, served, 1);
+        char *body = horde_pop_body(&c, served, 1, c.max_pixels, 0);
         json_t *j = json_loads(body, 0, NULL);
         assert_non_null(j);
         assert_int_equal(json_is_true(json_object_get(j, "allow_lora")), allow);
