@@ -30,7 +30,6 @@
 #include "horde/pace.h"
 #include "horde/payload.h"
 #include "horde/safety.h"
-#include "horde/webp.h"
 #include "job/base64.h"
 
 static char dir[128];
@@ -401,7 +400,7 @@ static char *picture(const char *path, int kind)
         }
     unsigned char *webp;
     size_t len;
-    assert_int_equal(horde_webp_encode(&img, &webp, &len), 0);
+    assert_int_equal(gs_image_encode_webp(&img, 100, &webp, &len, NULL, 0), GS_OK);
     free(img.pixels);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);

@@ -152,6 +152,38 @@ static void jpeg_and_webp_decode(void **state)
     gs_image_free(im);
 }
 
+/* WebP at quality 100 is lossless and exact: the colour under fully
+   transparent pixels survives (libwebp's simple lossless API rewrites it; an
+   inpainting source whose alpha is its mask needs it as it was). */
+static void webp_lossless_keeps_every_pixel(void **state)
+{
+    (void)state;
+    gs_image img = {.width = 37, .height = 23, .channels = 4};
+    img.pixels = malloc((size_t)37 * 23 * 4);
+    for (int i = 0; i < 37 * 23; i++) {
+        uint8_t *p = img.pixels + 4 * i;
+        p[0] = (uint8_t)(i * 7), p[1] = (uint8_t)(i * 13), p[2] = (uint8_t)(i * 3);
+        p[3] = i % 3 ? 0 : (uint8_t)(i * 5);
+    }
+    uint8_t *enc = NULL;
+    size_t n = 0;
+    char msg[128];
+    assert_int_equal(gs_image_encode_webp(&img, 100, &enc, &n, msg, sizeof msg), GS_OK);
+    gs_image *back = NULL;
+    assert_int_equal(gs_image_load_memory_alpha(enc, n, &back, msg, sizeof msg), GS_OK);
+    assert_int_equal(back->channels, 4);
+    assert_memory_equal(back->pixels, img.pixels, (size_t)37 * 23 * 4);
+    gs_image_free(back);
+    free(enc);
+    img.channels = 3; /* and RGB */
+    assert_int_equal(gs_image_encode_webp(&img, 100, &enc, &n, msg, sizeof msg), GS_OK);
+    assert_int_equal(gs_image_load_memory(enc, n, &back, msg, sizeof msg), GS_OK);
+    assert_memory_equal(back->pixels, img.pixels, (size_t)37 * 23 * 3);
+    gs_image_free(back);
+    free(enc);
+    free(img.pixels);
+}
+
 static void hostile_images_are_refused(void **state)
 {
     (void)state;
@@ -267,6 +299,7 @@ int main(void)
         cmocka_unit_test(png_round_trip_with_parameters),
         cmocka_unit_test(fixture_pngs_decode_to_golden_pixels),
         cmocka_unit_test(jpeg_and_webp_decode),
+        cmocka_unit_test(webp_lossless_keeps_every_pixel),
         cmocka_unit_test(hostile_images_are_refused),
         cmocka_unit_test(resize_behaves),
         cmocka_unit_test(infotext_format_is_a1111s),

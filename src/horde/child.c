@@ -13,7 +13,6 @@
 
 #include "horde/frame.h"
 #include "job/job_loras.h"
-#include "horde/webp.h"
 #include "job/job_spec.h"
 #include "support/log.h"
 #include "worker/model_cache.h"
@@ -71,7 +70,10 @@ static int reply_images(const gs_result *res, const timing *t)
     if (n > 64 || !seeds)
         goto out;
     for (int i = 0; i < n; i++) {
-        if (horde_webp_encode(gs_result_image(res, i), &webp[i], &len[i]) != 0) {
+        char msg[160];
+        /* lossless: what is uploaded is exactly what the engine made */
+        if (gs_image_encode_webp(gs_result_image(res, i), 100, &webp[i], &len[i], msg,
+                                 sizeof msg) != GS_OK) {
             json_decref(seeds);
             return reply_error("the image could not be encoded as WebP");
         }

@@ -87,6 +87,38 @@ gs_status gs_image_encode_jpeg(const gs_image *img, int quality, uint8_t **out, 
     return GS_OK;
 }
 
+/* libwebp's lossless encoding in "exact" mode: its simple API
+   (WebPEncodeLosslessRGBA) rewrites the colour under fully transparent pixels
+   to compress better, and an inpainting source whose alpha is its mask (the
+   Horde's convention) needs that colour as it was. Returns the size (0 on
+   failure) of *enc, which the caller frees with WebPFree. */
+static size_t encode_webp_exact(const gs_image *img, int stride, uint8_t **enc)
+{
+    WebPConfig cfg;
+    WebPPicture pic;
+    if (!WebPConfigPreset(&cfg, WEBP_PRESET_DEFAULT, 70) || !WebPPictureInit(&pic))
+        return 0;
+    cfg.lossless = 1;
+    cfg.exact = 1;
+    pic.use_argb = 1;
+    pic.width = img->width;
+    pic.height = img->height;
+    WebPMemoryWriter w;
+    WebPMemoryWriterInit(&w);
+    pic.writer = WebPMemoryWrite;
+    pic.custom_ptr = &w;
+    int ok = img->channels == 4 ? WebPPictureImportRGBA(&pic, img->pixels, stride)
+                                : WebPPictureImportRGB(&pic, img->pixels, stride);
+    ok = ok && WebPEncode(&cfg, &pic);
+    WebPPictureFree(&pic);
+    if (!ok) {
+        WebPMemoryWriterClear(&w);
+        return 0;
+    }
+    *enc = w.mem;
+    return w.size;
+}
+
 gs_status gs_image_encode_webp(const gs_image *img, int quality, uint8_t **out, size_t *out_size,
                                char *errmsg, size_t errmsg_size)
 {
@@ -98,10 +130,8 @@ gs_status gs_image_encode_webp(const gs_image *img, int quality, uint8_t **out, 
     uint8_t *enc = NULL;
     int stride = img->width * img->channels;
     size_t n;
-    if (quality == 100) /* lossless: the pixels come back exactly */
-        n = img->channels == 4
-                ? WebPEncodeLosslessRGBA(img->pixels, img->width, img->height, stride, &enc)
-                : WebPEncodeLosslessRGB(img->pixels, img->width, img->height, stride, &enc);
+    if (quality == 100) /* lossless: every pixel comes back exactly */
+        n = encode_webp_exact(img, stride, &enc);
     else
         n = img->channels == 4
                 ? WebPEncodeRGBA(img->pixels, img->width, img->height, stride, (float)quality, &enc)
