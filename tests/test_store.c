@@ -273,6 +273,11 @@ static void dead_worker_jobs_requeue_at_once(void **state)
     assert_int_equal(r.status, JOB_QUEUED);
     assert_int_equal(r.attempts, 1);
     job_record_clear(&r);
+    /* a requeued job counts in the queue again: a new one has a and c ahead */
+    char d[JOB_ID_LEN + 1];
+    submit(s, "m", 0, 2150, d, &pos);
+    assert_int_equal(pos, 2);
+    assert_int_equal(store_cancel(s, d, 2160, &(job_status){0}, &err), GS_OK);
     assert_int_equal(store_get(s, b, &r, &err), GS_OK);
     assert_int_equal(r.status, JOB_RUNNING);
     assert_string_equal(r.worker, "alive");
@@ -293,6 +298,9 @@ static void dead_worker_jobs_requeue_at_once(void **state)
     job_record_clear(&r);
     assert_int_equal(store_expire_worker(s, NULL, 2500, 3, &rq, &fl, &err),
                      GS_ERR_INVALID_ARGUMENT);
+    /* failed, cancelled and running jobs are nobody's queue: c alone is ahead */
+    submit(s, "m", 0, 2600, d, &pos);
+    assert_int_equal(pos, 1);
     store_close(s);
 }
 
@@ -778,6 +786,21 @@ static void lists_counts_and_depth(void **state)
     assert_int_equal(pos, 0);
     assert_int_equal(store_queue_position(s, id[5], &pos, &err), GS_OK);
     assert_int_equal(pos, 2);
+    /* a submit's position agrees with the count of the queue after claims,
+       a failure and a cancel: 4, 5 and the urgent one ahead at priority 0,
+       the urgent one alone at its own priority 1, nobody at 9 */
+    char late[40];
+    const int prio_pos[][2] = {{0, 3}, {1, 1}, {9, 0}};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(
+            store_submit(s, "key1", "a", prio_pos[k][0], "{}", 1.0, 50 + k, late, &pos, &err),
+            GS_OK);
+        assert_int_equal(pos, prio_pos[k][1]);
+        int counted;
+        assert_int_equal(store_queue_position(s, late, &counted, &err), GS_OK);
+        assert_int_equal(counted, prio_pos[k][1]);
+        assert_int_equal(store_cancel(s, late, 60, &st, &err), GS_OK);
+    }
     store_close(s);
 }
 
@@ -1365,7 +1388,7 @@ static void pg_concurrent_opens_create_the_schema_once(void **state)
         }
         PGconn *a = admin_conn(state);
         assert_int_equal(admin_long(a, "SELECT count(*) FROM meta"), 2); /* schema, channel */
-        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 6);
+        assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 7);
         PQfinish(a);
     }
 }
@@ -1527,6 +1550,40 @@ static void pg_refuses_schemas_it_does_not_know(void **state)
     assert_non_null(strstr(err.msg, "did not make"));
     assert_int_equal(admin_long(a, "SELECT count(*) FROM pg_tables WHERE tablename = 'meta'"), 0);
     PQfinish(a);
+}
+
+/* Schema 7 counts the queue in queue_counts: a database of schema 6 with
+   jobs queued, running and finished comes up with their counts, so the next
+   submit's position is right at once. */
+static void pg_upgrade_counts_the_queue(void **state)
+{
+    job_store *s = fresh(state);
+    svc_error err = {0};
+    char id[5][JOB_ID_LEN + 1];
+    int pos, got;
+    for (int i = 0; i < 5; i++)
+        submit(s, "m", i == 4 ? 2 : 0, 1000 + i, id[i], &pos);
+    job_record r;
+    claim(s, "w", NULL, 2000, &r, &got); /* the priority-2 one */
+    job_record_clear(&r);
+    assert_int_equal(store_cancel(s, id[1], 2100, &(job_status){0}, &err), GS_OK);
+    store_close(s);
+    /* back to schema 6, as a database of the last version holds these jobs */
+    PGconn *a = admin_conn(state);
+    admin_exec(a, "DROP TRIGGER jobs_counted_insert ON jobs; DROP TRIGGER jobs_counted_update ON"
+                  " jobs; DROP TRIGGER jobs_counted_delete ON jobs; DROP FUNCTION"
+                  " gesso_queue_counted(); DROP TABLE queue_counts;"
+                  " UPDATE meta SET value = '6' WHERE key = 'schema'");
+    assert_int_equal(store_open(url_of(state), &s, &err), GS_OK);
+    assert_int_equal(admin_long(a, "SELECT value::int FROM meta WHERE key = 'schema'"), 7);
+    assert_int_equal(admin_long(a, "SELECT sum(n) FROM queue_counts"), 3); /* 0, 2, 3 */
+    PQfinish(a);
+    char late[JOB_ID_LEN + 1];
+    submit(s, "m", 0, 3000, late, &pos);
+    assert_int_equal(pos, 3);
+    submit(s, "m", 1, 3001, late, &pos);
+    assert_int_equal(pos, 0);
+    store_close(s);
 }
 
 /* ---- change notifications ---- */
@@ -1992,6 +2049,7 @@ static const struct CMUnitTest postgres_only[] = {
     cmocka_unit_test(pg_reconnects_after_losing_the_connection),
     cmocka_unit_test(pg_urls_and_passwords),
     cmocka_unit_test(pg_refuses_schemas_it_does_not_know),
+    cmocka_unit_test(pg_upgrade_counts_the_queue),
     cmocka_unit_test(pg_notifies_every_change),
     cmocka_unit_test(pg_progress_notifications_rate_limited),
     cmocka_unit_test(pg_blobs_in_the_database),

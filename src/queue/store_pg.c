@@ -127,7 +127,9 @@ static gs_status pg_submit(job_store *js, const char *id, const char *owner, con
                            int64_t now_ms, int *position, svc_error *err)
 {
     /* one statement: the row and its place in the queue, or no row when the
-       id is taken (the count reads the queue as it was before the insert) */
+       id is taken. The sum reads the counts as they were before the insert
+       (one snapshot for the whole statement): every job queued then at this
+       priority or above is ahead of the newest. */
     int found = 0, ahead = 0;
     gs_status st =
         pgs_int(pgs(js), err, "queueing a job", &ahead, &found,
@@ -136,7 +138,8 @@ static gs_status pg_submit(job_store *js, const char *id, const char *owner, con
                 " megapixelsteps, created_ms)"
                 " VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7)"
                 " ON CONFLICT (id) DO NOTHING RETURNING seq, priority)"
-                " SELECT " PG_AHEAD_OF("ins.priority", "ins.seq") " FROM ins",
+                " SELECT (SELECT coalesce(sum(n), 0)::integer FROM queue_counts c"
+                "  WHERE c.priority >= ins.priority) FROM ins",
                 "sssisdI", id, owner, model, priority, params_json, megapixelsteps, now_ms);
     if (st == GS_OK && !found)
         return svc_fail(err, GS_ERR_INVALID_ARGUMENT, "a job with id '%s' exists already", id);
