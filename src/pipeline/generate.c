@@ -28,6 +28,7 @@
 #include "pipeline/generate_internal.h"
 #include "pipeline/hires.h"
 #include "sample/rng.h"
+#include "text/lora_tags.h"
 #include "sample/sampler.h"
 
 #define MAX_SIDE 4096
@@ -443,10 +444,22 @@ static void take_model_sizes(gen_ctx *g, sample_config *sc)
     sc->prediction = pred == GS_PREDICTION_V ? SAMPLE_PRED_V : SAMPLE_PRED_EPS;
 }
 
-/* Whether p may ask for LoRAs (a list, or what looks like a prompt tag). */
+/* Whether p asks for LoRAs: a list, or LoRA tags in its prompt. A prompt the
+   tag parser refuses counts as asking: lora_select reports why. */
 static int lora_asked(const gs_params *p)
 {
-    return p->n_loras > 0 || (p->prompt && strstr(p->prompt, "<lora:"));
+    if (p->n_loras != 0)
+        return 1;
+    if (!p->prompt || !strchr(p->prompt, '<'))
+        return 0;
+    char *stripped = NULL;
+    lora_tag *tags = NULL;
+    int n = 0;
+    gi_error err = {0};
+    int asked = lora_tags_parse(p->prompt, &stripped, &tags, &n, &err) != GS_OK || n > 0;
+    gi_free(stripped);
+    gi_free(tags);
+    return asked;
 }
 
 static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progress_fn progress,
