@@ -523,7 +523,18 @@ static void big_init_images_stay_out_of_the_database(void **state)
     snprintf(path, sizeof path, "/v1/jobs/%s", ids[0]);
     assert_int_equal(http("GET", path, NULL, &body), 200);
     assert_true(strlen(body) < 2048);
+    /* the job's settings come back with it; its image as the stored reference */
+    json_t *view = json_loads(body, 0, NULL);
     free(body);
+    json_t *params = json_object_get(view, "params");
+    assert_string_equal(json_string_value(json_object_get(params, "prompt")), "a harbour");
+    assert_int_equal(json_integer_value(json_object_get(params, "steps")), 4);
+    assert_null(json_object_get(params, "seed")); /* the view's own, exact past int64 */
+    assert_int_equal(json_integer_value(json_object_get(view, "seed")), 7);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(params, "init_image"), "bytes")),
+        (json_int_t)n);
+    json_decref(view);
     /* the worker reads the image back: the job makes the CLI's image */
     for (int i = 0; i < 3; i++) {
         json_t *j = wait_job(ids[i], 120000);

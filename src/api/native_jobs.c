@@ -49,6 +49,20 @@ static char *job_view(const job_record *r, const fleet_view *fleet)
     json_object_set_new(j, "waiting_for_model",
                         json_boolean(r->status == JOB_QUEUED && fleet &&
                                      fleet_view_workers_with(fleet, r->model) == 0));
+    if (json_is_object(params)) {
+        /* the job's settings as stored; the seed is the view's own "seed"
+           (exact past int64), an input image its size, not its bytes */
+        json_object_del(params, "seed");
+        const char *const images[] = {"init_image", "mask"};
+        for (int k = 0; k < 2; k++) {
+            json_t *img = json_object_get(params, images[k]);
+            if (json_is_string(img))
+                json_object_set_new(
+                    params, images[k],
+                    json_pack("{s:I}", "base64_bytes", (json_int_t)json_string_length(img)));
+        }
+        json_object_set(j, "params", params);
+    }
     json_decref(params);
     json_decref(result);
     char *text = j ? native_dumps_with_seed(j, &seed) : NULL;
