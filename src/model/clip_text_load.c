@@ -119,6 +119,11 @@ size_t clip_text_weight_bytes(const clip_text *m)
     return m->store.bytes;
 }
 
+void clip_text_use_quick_gelu(clip_text *m)
+{
+    m->gelu_erf = 0;
+}
+
 void clip_text_free(clip_text *m)
 {
     if (!m)

@@ -23,10 +23,27 @@ struct clip_vision {
     norm_weights pre_ln;
     clip_layer *layer; /* [layers] */
     norm_weights post_ln;
-    linear_weights proj_w; /* [proj, width], no bias */
+    float *proj_w;   /* [proj, width] (Hugging Face) or [width, proj] (open_clip) ... */
+    int proj_by_row; /* ... 1 for the latter: out = cls @ proj_w */
 };
 
-static const clip_block_names HF_BLOCK = CLIP_BLOCK_NAMES_HF("vision_model.encoder.layers.%d.");
+/* A tensor layout of the image tower (a row, so another is a row, not a branch). */
+typedef struct vision_layout {
+    const char *what;
+    const char *patch, *class_emb, *pos_emb, *pre_ln, *post_ln, *proj;
+    int proj_by_row; /* proj is [width, proj] (x @ proj), else [proj, width] (a linear) */
+    clip_block_names block;
+} vision_layout;
+
+static const vision_layout LAYOUTS[] = {
+    {"Hugging Face CLIPModel", "vision_model.embeddings.patch_embedding.weight",
+     "vision_model.embeddings.class_embedding", "vision_model.embeddings.position_embedding.weight",
+     "vision_model.pre_layrnorm" /* sic: transformers' name */, "vision_model.post_layernorm",
+     "visual_projection.weight", 0, CLIP_BLOCK_NAMES_HF("vision_model.encoder.layers.%d.")},
+    {"open_clip", "visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding",
+     "visual.ln_pre", "visual.ln_post", "visual.proj", 1,
+     CLIP_BLOCK_NAMES_OPENCLIP("visual.transformer.resblocks.%d.")},
+};
 
 static gs_status load_fail(clip_vision *m, gs_status st)
 {
@@ -41,49 +58,55 @@ gs_status clip_vision_load(const st_file *f, clip_vision **out, gi_error *err)
     if (!m)
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     weight_loader l = wl_begin(f, "", &m->store, 0, NULL, err);
-    const char *pe = "vision_model.embeddings.patch_embedding.weight";
-    const char *pos = "vision_model.embeddings.position_embedding.weight";
-    const char *vp = "visual_projection.weight";
-    const st_tensor *t = wl_find(&l, pe);
-    if (!t || t->ndim != 4 || !wl_find(&l, pos) || !wl_find(&l, vp))
+    const vision_layout *lo = NULL;
+    for (size_t i = 0; i < sizeof LAYOUTS / sizeof LAYOUTS[0] && !lo; i++)
+        if (wl_find(&l, LAYOUTS[i].patch))
+            lo = &LAYOUTS[i];
+    const st_tensor *t = lo ? wl_find(&l, lo->patch) : NULL;
+    if (!t || t->ndim != 4 || !wl_find(&l, lo->pos_emb) || !wl_find(&l, lo->proj))
         return load_fail(m, gi_fail(err, GS_ERR_FORMAT,
-                                    "no CLIP image tower: expected Hugging Face CLIPModel tensors "
-                                    "(%s, %s, %s)",
-                                    pe, pos, vp));
+                                    "no CLIP image tower: expected Hugging Face CLIPModel "
+                                    "tensors (%s, %s, %s) or open_clip's (visual.*)",
+                                    LAYOUTS[0].patch, LAYOUTS[0].pos_emb, LAYOUTS[0].proj));
     int w = (int)t->shape[0];
     m->patch = (int)t->shape[2];
-    long tokens = (long)wl_dim(&l, pos, 0);
-    m->grid = 0;
+    long tokens = (long)wl_dim(&l, lo->pos_emb, 0);
     while ((long)(m->grid + 1) * (m->grid + 1) + 1 <= tokens)
         m->grid++;
     m->size = m->grid * m->patch;
-    m->proj = (int)wl_dim(&l, vp, 0);
+    m->proj_by_row = lo->proj_by_row;
+    m->proj = (int)wl_dim(&l, lo->proj, lo->proj_by_row ? 1 : 0);
     m->shape.width = w;
-    m->shape.heads = w >= 64 ? w / 64 : 1;
-    m->shape.gelu_erf = 0;
-    m->shape.mlp = (int)wl_dim(&l, "vision_model.encoder.layers.0.mlp.fc1.weight", 0);
-    m->layers = clip_block_count(&l, &HF_BLOCK);
+    m->shape.heads = w >= 64 ? w / 64 : 1; /* OpenAI CLIP's rule */
+    m->shape.gelu_erf = 0;                 /* OpenAI's weights: QuickGELU in either layout */
+    char n[256], p[128];
+    snprintf(p, sizeof p, lo->block.layer, 0);
+    m->shape.mlp = (int)wl_dim(&l, wl_name(n, sizeof n, "%s%s.weight", p, lo->block.fc1), 0);
+    m->layers = clip_block_count(&l, &lo->block);
     if (w <= 0 || t->shape[1] != 3 || t->shape[3] != m->patch || m->patch <= 0 ||
         (long)m->grid * m->grid + 1 != tokens || m->shape.mlp <= 0 || m->layers == 0 ||
         m->proj <= 0 || w % m->shape.heads != 0)
         return load_fail(m, gi_fail(err, GS_ERR_FORMAT,
-                                    "the CLIP image tower's tensors are malformed (width %d, "
+                                    "the CLIP image tower's tensors (%s) are malformed (width %d, "
                                     "patch %d, %ld positions, %d layers)",
-                                    w, m->patch, tokens, m->layers));
+                                    lo->what, w, m->patch, tokens, m->layers));
     int k = 3 * m->patch * m->patch;
     /* [w, 3, p, p] as stored is [w, 3*p*p] in (c, ky, kx) order: the patch rows' order */
     m->patch_w = (linear_weights){.out = w, .in = k};
-    m->patch_w.w = wl_tensor(&l, pe, 4, (int64_t[]){w, 3, m->patch, m->patch});
-    m->class_emb = wl_tensor(&l, "vision_model.embeddings.class_embedding", 1, (int64_t[]){w});
-    m->pos_emb = wl_tensor(&l, pos, 2, (int64_t[]){tokens, w});
-    wl_norm(&l, "vision_model.pre_layrnorm", w, &m->pre_ln); /* sic: transformers' name */
+    m->patch_w.w = wl_tensor(&l, lo->patch, 4, (int64_t[]){w, 3, m->patch, m->patch});
+    m->class_emb = wl_tensor(&l, lo->class_emb, 1, (int64_t[]){w});
+    m->pos_emb = wl_tensor(&l, lo->pos_emb, 2, (int64_t[]){tokens, w});
+    wl_norm(&l, lo->pre_ln, w, &m->pre_ln);
     m->layer = gi_calloc((size_t)m->layers, sizeof *m->layer);
     if (!m->layer)
         return load_fail(m, gi_fail(err, GS_ERR_NO_MEMORY, "out of memory"));
     for (int i = 0; i < m->layers; i++)
-        clip_block_load(&l, &HF_BLOCK, i, &m->shape, &m->layer[i]);
-    wl_norm(&l, "vision_model.post_layernorm", w, &m->post_ln);
-    wl_linear(&l, "visual_projection", m->proj, w, 0, &m->proj_w);
+        clip_block_load(&l, &lo->block, i, &m->shape, &m->layer[i]);
+    wl_norm(&l, lo->post_ln, w, &m->post_ln);
+    if (lo->proj_by_row)
+        m->proj_w = wl_tensor(&l, lo->proj, 2, (int64_t[]){w, m->proj});
+    else
+        m->proj_w = wl_tensor(&l, lo->proj, 2, (int64_t[]){m->proj, w});
     if (l.st != GS_OK)
         return load_fail(m, l.st);
     *out = m;
@@ -154,7 +177,16 @@ gs_status clip_vision_encode(clip_vision *m, gi_compute *cx, const float *pixels
     for (int i = 0; i < n; i++)
         memcpy(cls + (size_t)i * w, x + (size_t)i * T * w, (size_t)w * sizeof *cls);
     op_layer_norm(cx, &m->post_ln, cls, n, w, CLIP_LN_EPS, cls);
-    return op_linear(cx, &m->proj_w, cls, n, out, err);
+    /* n rows of [w] x [w, proj]: small, so plain loops in either orientation */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < m->proj; j++) {
+            float d = 0;
+            for (int c = 0; c < w; c++)
+                d += cls[(size_t)i * w + c] * (m->proj_by_row ? m->proj_w[(size_t)c * m->proj + j]
+                                                              : m->proj_w[(size_t)j * w + c]);
+            out[(size_t)i * m->proj + j] = d;
+        }
+    return GS_OK;
 }
 
 void clip_vision_free(clip_vision *m)

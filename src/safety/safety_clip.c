@@ -1,12 +1,14 @@
 /*
  * safety_clip - both CLIP towers from one file. The text tower is the
- * engine's clip_text (Hugging Face names under "text_model."); its pooled row
- * (the EOS: the first maximum id) goes through text_projection here, since
- * that matrix sits outside the text model's prefix in this layout.
+ * engine's clip_text. In Hugging Face's names (under "text_model.") its pooled
+ * row (the EOS: the first maximum id) goes through text_projection here, since
+ * that matrix sits outside the text model's prefix; open_clip's layout keeps
+ * text_projection with the text tower, which then pools and projects itself.
  */
 #include "safety/safety_clip.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -32,22 +34,37 @@ gs_status safety_clip_open(const char *path, safety_clip **out, gi_error *err)
         goto fail;
     if ((st = clip_vision_load(c->file, &c->vision, err)) != GS_OK)
         goto fail;
-    const st_tensor *te = st_find(c->file, "text_model.embeddings.token_embedding.weight");
+    /* the text tower: Hugging Face's names under text_model. with the projection
+       beside it, or open_clip's at the root with text_projection [w, proj] inside */
+    const char *prefix =
+        st_find(c->file, "text_model.embeddings.token_embedding.weight") ? "text_model." : "";
+    char name[128];
+    snprintf(name, sizeof name, "%s%s", prefix,
+             prefix[0] ? "embeddings.token_embedding.weight" : "token_embedding.weight");
+    const st_tensor *te = st_find(c->file, name);
     int tw = te && te->ndim == 2 ? (int)te->shape[1] : 0;
-    if (!tw || !st_find(c->file, "text_projection.weight")) {
+    if (!tw || !st_find(c->file, prefix[0] ? "text_projection.weight" : "text_projection")) {
         st = gi_fail(err, GS_ERR_FORMAT,
-                     "no CLIP text tower: expected text_model.* and text_projection.weight");
+                     "no CLIP text tower: expected text_model.* and text_projection.weight, or "
+                     "open_clip's token_embedding.weight and text_projection");
         goto fail;
     }
     /* OpenAI CLIP's heads: width / 64 */
-    if ((st = clip_text_load(c->file, "text_model.", tw >= 64 ? tw / 64 : 1, 0, NULL, &c->text,
-                             err)) != GS_OK)
+    if ((st = clip_text_load(c->file, prefix, tw >= 64 ? tw / 64 : 1, 0, NULL, &c->text, err)) !=
+        GS_OK)
         goto fail;
+    clip_text_use_quick_gelu(c->text);
     c->proj = clip_vision_proj_dim(c->vision);
-    weight_loader l = wl_begin(c->file, "", &c->store, 0, NULL, err);
-    wl_linear(&l, "text_projection", c->proj, clip_text_width(c->text), 0, &c->text_proj);
-    if ((st = l.st) != GS_OK)
+    if (prefix[0]) {
+        weight_loader l = wl_begin(c->file, "", &c->store, 0, NULL, err);
+        wl_linear(&l, "text_projection", c->proj, tw, 0, &c->text_proj);
+        if ((st = l.st) != GS_OK)
+            goto fail;
+    } else if (clip_text_proj_dim(c->text) != c->proj) {
+        st = gi_fail(err, GS_ERR_FORMAT, "text_projection has %d columns, visual.proj %d",
+                     clip_text_proj_dim(c->text), c->proj);
         goto fail;
+    }
     *out = c;
     return GS_OK;
 fail:
@@ -93,6 +110,13 @@ gs_status safety_clip_text(safety_clip *c, gi_compute *cx, const int32_t *ids, i
     gs_status st = GS_OK;
     if (!hidden || !eos) {
         st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
+        goto out;
+    }
+    if (!c->text_proj.w) { /* open_clip: the encoder pools and projects */
+        if ((st = clip_text_encode_take(c->text, cx, ids, n, &take, hidden, feat, err)) != GS_OK)
+            goto out;
+        for (int s = 0; s < n; s++)
+            normalise(feat + (size_t)s * c->proj, c->proj);
         goto out;
     }
     if ((st = clip_text_encode_take(c->text, cx, ids, n, &take, hidden, NULL, err)) != GS_OK)

@@ -1,7 +1,8 @@
 /*
  * safety_clip - the CLIP model of the image safety check: both towers and
  * their projections from one safetensors file (Hugging Face's CLIPModel
- * layout, e.g. openai/clip-vit-large-patch14's model.safetensors), giving
+ * layout, e.g. openai/clip-vit-large-patch14's model.safetensors, or
+ * open_clip's names for the same OpenAI weights), giving
  * L2-normalised image and text features as horde-safety's interrogator does.
  */
 #ifndef GS_SAFETY_CLIP_H
@@ -20,7 +21,7 @@ typedef struct safety_clip {
     clip_vision *vision;
     clip_text *text;
     weight_store store;       /* text_proj's weights */
-    linear_weights text_proj; /* [proj, text width], no bias */
+    linear_weights text_proj; /* [proj, text width], no bias; w NULL with open_clip's layout */
     int proj;
 } safety_clip;
 

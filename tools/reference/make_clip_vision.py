@@ -3,6 +3,7 @@
 
 Writes, into OUT:
   tiny-clip.safetensors  a narrow random CLIP in Hugging Face transformers' CLIPModel layout
+  tiny-clip-openclip.safetensors  the same weights in open_clip's names
   golden.safetensors     float64 image/text features by OpenAI CLIP's own model.py
   decisions.json         horde-safety NSFWChecker's lists and its decisions on crafted scores
 
@@ -162,6 +163,15 @@ sd["ln_final.weight"] = f["text_model.final_layer_norm.weight"]
 sd["ln_final.bias"] = f["text_model.final_layer_norm.bias"]
 sd["text_projection"] = f["text_projection.weight"].T.contiguous()
 sd["logit_scale"] = f["logit_scale"]
+
+# the same weights in open_clip's names (OpenAI's own, which open_clip keeps), each tensor in
+# the dtype the Hugging Face file holds it in, so both files hold exactly the same numbers
+oc = {}
+for k, v in sd.items():
+    a = v.numpy()
+    exact16 = np.array_equal(a.astype(np.float16).astype(np.float64), a)  # it came from an F16
+    oc[k] = a.astype(np.float16 if exact16 and a.ndim > 1 else np.float32)
+st_write(OUT + "/tiny-clip-openclip.safetensors", oc)
 
 model = cm.CLIP(PROJ, RES, VL, VW, PATCH, CTX, VOCAB, TW, TH, TL).double()
 model.load_state_dict(sd, strict=True)
