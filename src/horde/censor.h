@@ -22,7 +22,7 @@ typedef enum horde_censor {
     HORDE_CENSOR_SFW_REQUEST /* ... SFW_REQUEST */
 } horde_censor;
 
-/* The replacement one image gets (NONE: the image stays). */
+/* Which replacement one image takes; NONE: it stays. */
 horde_censor horde_censor_decide(int nsfw, int csam, int sfw_worker, int censor_request);
 
 /* A replacement image of w x h: one flat colour per reason (no text), as a

@@ -6,8 +6,8 @@
  * class token and the projection into the shared image-text space.
  *
  * Loads from Hugging Face transformers' CLIPModel layout ("vision_model.*",
- * "visual_projection.weight") or open_clip's ("visual.*", "visual.proj"). Sizes come from the tensor shapes; heads =
- * width / 64 (at least 1), as OpenAI CLIP builds it.
+ * "visual_projection.weight") or open_clip's ("visual.*", "visual.proj"). Sizes come from the
+ * tensor shapes; heads = width / 64 (at least 1), as OpenAI CLIP builds it.
  */
 #ifndef GS_CLIP_VISION_H
 #define GS_CLIP_VISION_H
