@@ -264,9 +264,10 @@ static void answer(bridge *b, held *h)
     horde_stats_generated(&b->stats, job_spec_megapixelsteps(&job->spec), h->secs, h->restarts);
     horde_checked ck;
     const horde_config *c = b->o->cfg;
-    if (horde_censor_job(im, !c->nsfw, job->use_nsfw_censor || c->censor_nsfw, job->spec.width,
-                         job->spec.height, &ck) != 0) {
-        fault_all(b, job, "the censored image could not be made");
+    if (horde_censor_job(im, c->safety_clip_model[0] != 0, !c->nsfw,
+                         job->use_nsfw_censor || c->censor_nsfw, job->spec.width, job->spec.height,
+                         &ck) != 0) {
+        fault_all(b, job, "the images came back unchecked, or a censored image could not be made");
         return;
     }
     for (int i = 0; i < job->n_ids; i++) {

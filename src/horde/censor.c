@@ -36,14 +36,14 @@ int horde_censor_image(horde_censor why, int w, int h, unsigned char **webp, siz
     return rc;
 }
 
-int horde_censor_job(horde_images *im, int sfw_worker, int censor_request, int w, int h,
-                     horde_checked *out)
+int horde_censor_job(horde_images *im, int required, int sfw_worker, int censor_request, int w,
+                     int h, horde_checked *out)
 {
     memset(out, 0, sizeof *out);
     out->checked = im->checked;
     out->state = HORDE_OK;
     if (!im->checked)
-        return 0;
+        return required ? -1 : 0;
     for (int i = 0; i < im->n; i++) {
         horde_censor why =
             horde_censor_decide(im->nsfw[i], im->csam[i], sfw_worker, censor_request);

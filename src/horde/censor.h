@@ -39,9 +39,10 @@ typedef struct horde_checked {
 } horde_checked;
 
 /* Applies the verdicts in im: replaced images are swapped in im (w x h
-   replacements). 0, or -1 when a replacement cannot be made (nothing may then
-   be submitted: fault the job). */
-int horde_censor_job(horde_images *im, int sfw_worker, int censor_request, int w, int h,
-                     horde_checked *out);
+   replacements). 0, or -1 when a replacement cannot be made, or when the
+   worker has a check (required) and the images came back unchecked: nothing
+   may then be submitted (fault the job). */
+int horde_censor_job(horde_images *im, int required, int sfw_worker, int censor_request, int w,
+                     int h, horde_checked *out);
 
 #endif
