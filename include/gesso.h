@@ -468,6 +468,39 @@ GS_API void gs_result_timings(const gs_result *res, gs_timings *out);
 GS_API GS_NODISCARD gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops);
 GS_API void gs_result_free(gs_result *res);
 
+/* ---- image safety check ---- */
+
+/* The AI Horde's image safety check (horde-safety's NSFWChecker, as the
+ * reference worker runs it; without its optional DeepDanbooru anime tagger):
+ * CLIP ViT-L/14 similarities of an image with fixed texts, and thresholds. */
+typedef struct gs_safety gs_safety;
+
+typedef struct gs_safety_result {
+    int is_nsfw;     /* sexual content */
+    int is_csam;     /* sexual content with an underage subject */
+    int is_anime;    /* what drove the decision: judged as a drawing ... */
+    int is_underage; /* ... an underage subject (with or without NSFW) */
+} gs_safety_result;
+
+/* Loads a CLIP model from clip_path, a safetensors file in Hugging Face's
+ * CLIPModel layout (openai/clip-vit-large-patch14's model.safetensors), and
+ * computes the features of every text of the check on eng's threads (tens of
+ * seconds on a CPU for ViT-L/14). The caller owns *out (gs_safety_free). On
+ * failure gs_engine_errmsg(eng) says why. */
+GS_API GS_NODISCARD gs_status gs_safety_load(gs_engine *eng, const char *clip_path,
+                                             gs_safety **out);
+GS_API void gs_safety_free(gs_safety *s);
+
+/* Checks one RGB or RGBA image. negative_prompt (may be NULL) lowers the
+ * underage thresholds when it asks for no old or adult subjects, as the
+ * reference does. On failure *out is all zeros and gs_engine_errmsg says why. */
+GS_API GS_NODISCARD gs_status gs_safety_check(gs_engine *eng, gs_safety *s, const gs_image *img,
+                                              const char *negative_prompt, gs_safety_result *out);
+
+/* Tests only: adds other to every similarity but the underage ones, and
+ * underage to those, so a random model's decision can be steered. */
+GS_API void gs_safety_test_shift(gs_safety *s, double other, double underage);
+
 /* ---- prompts ---- */
 
 /* The engine's prompt rules without an engine or a model, for a service that

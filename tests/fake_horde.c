@@ -171,7 +171,7 @@ static void record_submit(fake_horde *h, const json_t *o)
     const json_t *meta = json_object_get(o, "gen_metadata");
     if (meta && !json_is_array(meta))
         violation(h, "%s", "submit: gen_metadata not a list");
-    const char *ref = "";
+    const char *ref = "", *mtype = NULL, *mvalue = NULL;
     for (size_t i = 0; i < json_array_size(meta); i++) {
         const json_t *m = json_array_get(meta, i);
         const char *ty = json_string_value(json_object_get(m, "type"));
@@ -183,6 +183,10 @@ static void record_submit(fake_horde *h, const json_t *o)
             violation(h, "%s", "submit: gen_metadata ref not a string of at most 255");
         if (i == 0 && re)
             ref = re;
+        if (i == 0) {
+            mtype = ty;
+            mvalue = va;
+        }
     }
     if (!id || h->n_submits >= FAKE_MAX)
         return;
@@ -192,6 +196,10 @@ static void record_submit(fake_horde *h, const json_t *o)
     s->seed = json_integer_value(seed);
     s->r2 = gen && strcmp(gen, "R2") == 0;
     snprintf(s->ref, sizeof s->ref, "%s", ref);
+    if (mtype && mvalue)
+        snprintf(s->meta, sizeof s->meta, "%s/%s", mtype, mvalue);
+    const json_t *cen = json_object_get(o, "censored");
+    s->censored = cen ? json_is_true(cen) : -1;
     s->ms = test_mono_ms();
 }
 

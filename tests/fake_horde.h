@@ -31,6 +31,8 @@ typedef struct fake_submit {
     int64_t seed;
     int r2;        /* generation was "R2" */
     char ref[256]; /* gen_metadata[0].ref, "" when none */
+    char meta[64]; /* gen_metadata[0] as "type/value", "" when none */
+    int censored;  /* the censored field: 1 true, 0 false, -1 absent */
     int64_t ms;    /* test_mono_ms() when it came */
 } fake_submit;
 

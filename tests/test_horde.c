@@ -36,6 +36,9 @@ static char dir[128];
 static fake_horde fh;
 static pid_t bridge = -1;
 static const char *ttl_scale; /* GESSO_HORDE_TTL_SCALE for the next bridge; NULL: none */
+/* GESSO_HORDE_NSFW_TEST_SHIFT for the next bridge: the random CLIP of the safety
+   check passes every image unless a test steers it */
+static const char *nsfw_shift = "-2,-2";
 
 #define APIKEY "test-key-123"
 #define MAX_POWER 2 /* max_pixels 65536: 256x256 */
@@ -56,8 +59,9 @@ static int setup(void **state)
             "models_to_load:\n  - tiny-sd15\n  - Not On Disk\nallow_img2img: true\n"
             "allow_painting: true\nnsfw: false\nblacklist: []\n"
             "dynamic_models: false\n" /* a reGen key gesso has no use for */
-            "model_reference: /nonexistent/stable_diffusion.json\n", /* no network in tests */
-            APIKEY, MAX_POWER);
+            "model_reference: /nonexistent/stable_diffusion.json\n" /* no network in tests */
+            "safety_clip_model: %s\n", /* nsfw: false needs the image check */
+            APIKEY, MAX_POWER, fixture_path("clip-vision/tiny-clip.safetensors"));
     fclose(f);
     return fake_horde_start(&fh, APIKEY, 64L * 64 * 8 * MAX_POWER);
 }
@@ -106,6 +110,7 @@ static void start_bridge_port(int status_port)
         setenv("GESSO_HORDE_FAST", "1", 1);
         if (ttl_scale)
             setenv("GESSO_HORDE_TTL_SCALE", ttl_scale, 1);
+        setenv("GESSO_HORDE_NSFW_TEST_SHIFT", nsfw_shift, 1);
         if (status_port)
             execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
                   "--horde-url", fh.base, "-t", "2", "--status-port", port, (char *)NULL);
@@ -1051,6 +1056,113 @@ static void pacing_lowers_or_pauses(void **state)
     no_violations();
 }
 
+/* The image safety check (censor.h): reGen's replacement rule, state and
+   gen_metadata, on the random CLIP steered past its thresholds. */
+#define CENSOR_JOB                                                                                 \
+    "\"prompt\":\"a fox###old\",\"seed\":\"3\",\"ddim_steps\":2,\"width\":64,\"height\":64"
+static const char *censor_job = CENSOR_JOB;
+static const char *censor_asked = CENSOR_JOB ",\"use_nsfw_censor\":true";
+
+/* 1 when the uploaded image of id is one flat colour (a replacement). */
+static int upload_is_flat(const char *id)
+{
+    const fake_upload *u = fake_horde_upload(&fh, id);
+    assert_non_null(u);
+    gs_image *im;
+    assert_int_equal(gs_image_load_memory(u->data, u->len, &im, NULL, 0), GS_OK);
+    int flat = 1;
+    for (int i = 3; i < im->width * im->height * 3; i++)
+        flat &= im->pixels[i] == im->pixels[i % 3];
+    gs_image_free(im);
+    return flat;
+}
+
+static void nsfw_images_censored(void **state)
+{
+    (void)state;
+    config_line("nsfw: true"); /* an NSFW worker: only jobs that ask are censored */
+    nsfw_shift = "2,-2";       /* every image NSFW, none underage */
+    script_job((const char *const[]){"n-censor"}, 1, censor_asked, "");
+    script_job((const char *const[]){"n-marked"}, 1, censor_job, "");
+    start_bridge();
+    const fake_submit *s = submitted("n-censor", 120000);
+    assert_string_equal(s->state, "censored");
+    assert_string_equal(s->meta, "censorship/nsfw");
+    assert_int_equal(s->censored, 1);
+    assert_true(upload_is_flat("n-censor"));
+    s = submitted("n-marked", 120000);
+    assert_string_equal(s->state, "ok");
+    assert_string_equal(s->meta, "information/nsfw");
+    assert_int_equal(s->censored, 0);
+    assert_false(upload_is_flat("n-marked"));
+    assert_int_equal(kill(bridge, SIGTERM), 0);
+    assert_int_equal(wait_bridge(30000), 0);
+    no_violations();
+    nsfw_shift = "-2,-2";
+}
+
+static void csam_and_sfw_worker(void **state)
+{
+    (void)state;
+    nsfw_shift = "2,2"; /* NSFW with an underage subject */
+    script_job((const char *const[]){"n-csam"}, 1, censor_job, "");
+    start_bridge();
+    const fake_submit *s = submitted("n-csam", 120000);
+    assert_string_equal(s->state, "csam");
+    assert_string_equal(s->meta, "censorship/csam");
+    assert_int_equal(s->censored, 1);
+    assert_true(upload_is_flat("n-csam"));
+    assert_int_equal(kill(bridge, SIGTERM), 0);
+    assert_int_equal(wait_bridge(30000), 0);
+    /* an SFW worker (the setup's nsfw: false) censors NSFW without being asked */
+    nsfw_shift = "2,-2";
+    script_job((const char *const[]){"n-sfw"}, 1, censor_job, "");
+    start_bridge();
+    s = submitted("n-sfw", 120000);
+    assert_string_equal(s->state, "censored");
+    assert_string_equal(s->meta, "censorship/nsfw");
+    assert_true(upload_is_flat("n-sfw"));
+    assert_int_equal(kill(bridge, SIGTERM), 0);
+    assert_int_equal(wait_bridge(30000), 0);
+    no_violations();
+    nsfw_shift = "-2,-2";
+}
+
+/* Without the CLIP file an SFW or censoring worker does not start; an NSFW one
+   faults the jobs that ask for censoring instead of returning them unchecked. */
+static void no_clip_model(void **state)
+{
+    (void)state;
+    char cfg[200], cmd[600];
+    snprintf(cfg, sizeof cfg, "%s/bridgeData.yaml", dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "api_key: \"%s\"\nmax_power: %d\nmodels_to_load:\n  - tiny-sd15\nnsfw: false\n"
+            "model_reference: /nonexistent/stable_diffusion.json\n",
+            APIKEY, MAX_POWER);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s horde --config %s --horde-url %s 2>%s/refused.txt", GS_GESSO_BIN,
+             cfg, fh.base, dir);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+    snprintf(cmd, sizeof cmd,
+             "grep -q 'nsfw: false needs the image safety check: set "
+             "safety_clip_model' %s/refused.txt",
+             dir);
+    assert_int_equal(system(cmd), 0);
+    config_line("nsfw: true");
+    script_job((const char *const[]){"n-unchecked"}, 1, censor_asked, "");
+    start_bridge();
+    const fake_submit *s = submitted("n-unchecked", 60000);
+    assert_string_equal(s->state, "faulted");
+    assert_non_null(strstr(s->ref, "safety_clip_model"));
+    assert_null(fake_horde_upload(&fh, "n-unchecked"));
+    assert_int_equal(kill(bridge, SIGTERM), 0);
+    assert_int_equal(wait_bridge(30000), 0);
+    no_violations();
+}
+
 static void unauthorised_exits(void **state)
 {
     (void)state;
@@ -1081,6 +1193,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(second_signal_faults_every_held_job, setup, teardown),
         cmocka_unit_test_setup_teardown(pacing_lowers_or_pauses, setup, teardown),
         cmocka_unit_test_setup_teardown(unauthorised_exits, setup, teardown),
+        cmocka_unit_test_setup_teardown(nsfw_images_censored, setup, teardown),
+        cmocka_unit_test_setup_teardown(csam_and_sfw_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_clip_model, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

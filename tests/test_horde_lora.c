@@ -149,8 +149,9 @@ static int setup(void **state)
     fprintf(f,
             "api_key: \"%s\"\ndreamer_name: gesso lora test\nmax_power: %d\nmax_threads: 1\n"
             "models_to_load:\n  - tiny-sd15\nallow_lora: true\nnsfw: false\n"
-            "cache_home: %s/cache\nmax_lora_cache_size: 1\ncivitai_url: %s\n",
-            APIKEY, MAX_POWER, dir, civ_base);
+            "cache_home: %s/cache\nmax_lora_cache_size: 1\ncivitai_url: %s\n"
+            "safety_clip_model: %s\n", /* nsfw: false needs the image check (test_nsfw) */
+            APIKEY, MAX_POWER, dir, civ_base, fixture_path("clip-vision/tiny-clip.safetensors"));
     fclose(f);
     return fake_horde_start(&fh, APIKEY, 64L * 64 * 8 * MAX_POWER);
 }
@@ -170,8 +171,9 @@ static int setup_download(void **state)
     fprintf(f,
             "api_key: \"%s\"\ndreamer_name: gesso download test\nmax_power: %d\n"
             "models_to_load:\n  - tiny-sd15\n  - Not In Reference\nnsfw: false\n"
-            "cache_home: %s/cache\nmodel_reference: %s/ref.json\ndownload_budget_gb: 1\n",
-            APIKEY, MAX_POWER, dir, civ_base);
+            "cache_home: %s/cache\nmodel_reference: %s/ref.json\ndownload_budget_gb: 1\n"
+            "safety_clip_model: %s\n",
+            APIKEY, MAX_POWER, dir, civ_base, fixture_path("clip-vision/tiny-clip.safetensors"));
     fclose(f);
     return fake_horde_start(&fh, APIKEY, 64L * 64 * 8 * MAX_POWER);
 }
@@ -203,6 +205,7 @@ static void start_bridge(void)
         FILE *l = freopen(log, "a", stderr);
         (void)l;
         setenv("GESSO_HORDE_FAST", "1", 1);
+        setenv("GESSO_HORDE_NSFW_TEST_SHIFT", "-2,-2", 1); /* the random CLIP passes every image */
         execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
               "--horde-url", fh.base, "-t", "2", (char *)NULL);
         _exit(127);

@@ -63,6 +63,8 @@ static int run_child(int argc, char **argv)
             o.models_dir = argv[i + 1];
         else if (strcmp(argv[i], "--lora-dir") == 0)
             o.lora_dir = argv[i + 1];
+        else if (strcmp(argv[i], "--safety-clip") == 0)
+            o.safety_clip = argv[i + 1];
         else if (strcmp(argv[i], "--threads") == 0 &&
                  arg_int("--threads", argv[i + 1], 0, 1024, &o.threads) != 0)
             return EXIT_USAGE;
@@ -113,6 +115,11 @@ int cmd_horde(int argc, char **argv)
     char msg[512];
     if (horde_config_load(&cfg, config, msg, sizeof msg) != 0) {
         fprintf(stderr, "gesso: %s\n", msg);
+        horde_config_free(&cfg);
+        return EXIT_USAGE;
+    }
+    if (horde_config_check(&cfg, msg, sizeof msg) != 0) {
+        fprintf(stderr, "gesso: %s: %s\n", config, msg);
         horde_config_free(&cfg);
         return EXIT_USAGE;
     }

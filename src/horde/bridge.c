@@ -15,6 +15,7 @@
 #include "horde/pace.h"
 #include "horde/payload.h"
 #include "horde/pop.h"
+#include "horde/censor.h"
 #include "horde/proc.h"
 #include "horde/stats.h"
 #include "horde/submit.h"
@@ -97,11 +98,9 @@ static void pause_ms(const bridge *b, int ms, int ignore_stop)
     }
 }
 
-/* Submits one image's result, retrying what can succeed later. */
-static void submit_one(bridge *b, const char *id, const char *generation, horde_state state,
-                       uint64_t seed, const char *why)
+/* Posts one image's submit body (freed here), retrying what can succeed later. */
+static void post_submit(bridge *b, const char *id, horde_state state, uint64_t seed, char *body)
 {
-    char *body = horde_submit_body(id, generation, state, seed, why);
     if (!body) {
         log_error("job %s: out of memory building the submit", id);
         horde_stats_dropped(&b->stats);
@@ -142,6 +141,26 @@ static void submit_one(bridge *b, const char *id, const char *generation, horde_
         wait *= 2;
     }
     free(body);
+}
+
+/* Submits one image's result. */
+static void submit_one(bridge *b, const char *id, const char *generation, horde_state state,
+                       uint64_t seed, const char *why)
+{
+    post_submit(b, id, state, seed, horde_submit_body(id, generation, state, seed, why));
+}
+
+/* Submits image i of a job the safety check has judged (censor.h). */
+static void submit_image(bridge *b, const char *id, const char *generation, uint64_t seed,
+                         const horde_checked *ck, int i)
+{
+    if (!ck->checked) {
+        submit_one(b, id, generation, HORDE_OK, seed, NULL);
+        return;
+    }
+    post_submit(b, id, ck->state, seed,
+                horde_submit_body_checked(id, generation, ck->state, seed, ck->censored,
+                                          ck->type[i], ck->value[i]));
 }
 
 /* PUT to the presigned URL with retries. 0 on success. */
@@ -243,6 +262,14 @@ static void answer(bridge *b, held *h)
              h->secs, im->sample_s > 0 ? (double)px * im->n * im->steps / 1e6 / im->sample_s : 0,
              h->est_s);
     horde_stats_generated(&b->stats, job_spec_megapixelsteps(&job->spec), h->secs, h->restarts);
+    horde_checked ck;
+    const horde_config *c = b->o->cfg;
+    if (horde_censor_job(im, c->safety_clip_model[0] != 0, !c->nsfw,
+                         job->use_nsfw_censor || c->censor_nsfw, job->spec.width, job->spec.height,
+                         &ck) != 0) {
+        fault_all(b, job, "the images came back unchecked, or a censored image could not be made");
+        return;
+    }
     for (int i = 0; i < job->n_ids; i++) {
         if (i >= im->n) {
             submit_one(b, job->ids[i], "", HORDE_FAULTED, job->seed, "fewer images than ids");
@@ -250,14 +277,14 @@ static void answer(bridge *b, held *h)
         }
         if (job->r2[i]) {
             if (upload(b, job->ids[i], job->r2[i], im->webp[i], im->len[i]) == 0)
-                submit_one(b, job->ids[i], "R2", HORDE_OK, im->seed[i], NULL);
+                submit_image(b, job->ids[i], "R2", im->seed[i], &ck, i);
             else
                 submit_one(b, job->ids[i], "", HORDE_FAULTED, im->seed[i],
                            "the image could not be uploaded");
         } else { /* no R2 link: the image travels in the submit itself */
             char *b64 = base64_encode(im->webp[i], im->len[i]);
             if (b64)
-                submit_one(b, job->ids[i], b64, HORDE_OK, im->seed[i], NULL);
+                submit_image(b, job->ids[i], b64, im->seed[i], &ck, i);
             else
                 submit_one(b, job->ids[i], "", HORDE_FAULTED, im->seed[i], "out of memory");
             free(b64);
@@ -344,6 +371,12 @@ static void take(bridge *b, horde_job *job, double held_s)
         log_warn("job %s refused: %s", job->ids[0], why);
         for (int i = 0; i < job->n_ids; i++)
             submit_one(b, job->ids[i], "", HORDE_CSAM, job->seed, why);
+        horde_job_clear(job);
+        return;
+    }
+    if (job->use_nsfw_censor && !b->o->cfg->safety_clip_model[0]) {
+        /* no image of it may go back unchecked, and nothing here can check one */
+        fault_all(b, job, "use_nsfw_censor, and this worker has no safety_clip_model");
         horde_job_clear(job);
         return;
     }
@@ -440,6 +473,8 @@ int horde_bridge_run(const horde_bridge_options *o)
                                   .stop = o->stop};
     if (c->allow_lora && HORDE_CAN_LORA)
         b.proc.lora_dir = b.lora_dir;
+    if (c->safety_clip_model[0])
+        b.proc.safety_clip = c->safety_clip_model;
     /* models on disk are offered as they are; the rest are downloaded first */
     const char *served[HORDE_MAX_MODELS];
     horde_models_options mo = {.models_dir = o->models_dir,

@@ -60,7 +60,67 @@ static int on_step(const gs_progress *pr, void *user)
     return 0;
 }
 
-static int reply_images(const gs_result *res, const timing *t)
+/* The image safety check of the child: loaded once at start, its failure kept
+   so every job says why it cannot run instead of passing unchecked images. */
+typedef struct child_safety {
+    gs_safety *s; /* NULL: none configured, or it failed (then why is set) */
+    char why[512];
+} child_safety;
+
+static void safety_start(gs_engine *eng, const char *path, child_safety *cs)
+{
+    if (!path)
+        return;
+    int64_t t0 = now_ms();
+    if (gs_safety_load(eng, path, &cs->s) != GS_OK) {
+        snprintf(cs->why, sizeof cs->why, "the image safety check cannot start: %s",
+                 gs_engine_errmsg(eng));
+        log_error("%s", cs->why);
+        return;
+    }
+    log_info("image safety check ready (%s, %.1f s)", path, (double)(now_ms() - t0) / 1000.0);
+    /* tests steer a random CLIP's decision (with the tests' GESSO_HORDE_FAST);
+       no configuration key reaches this */
+    const char *shift = getenv("GESSO_HORDE_NSFW_TEST_SHIFT"), *fast = getenv("GESSO_HORDE_FAST");
+    if (shift && fast && strcmp(fast, "1") == 0) {
+        char *end;
+        double other = strtod(shift, &end);
+        double underage = *end == ',' ? strtod(end + 1, NULL) : other;
+        gs_safety_test_shift(cs->s, other, underage);
+    }
+}
+
+/* nsfw/csam [n] of the result's images; -1 with why when the check fails. */
+static int check_images(gs_engine *eng, const child_safety *cs, const gs_result *res,
+                        const char *negative_prompt, int *nsfw, int *csam, char *why,
+                        size_t why_size)
+{
+    for (int i = 0; i < gs_result_count(res) && i < 64; i++) {
+        gs_safety_result r;
+        if (gs_safety_check(eng, cs->s, gs_result_image(res, i), negative_prompt, &r) != GS_OK) {
+            snprintf(why, why_size, "the image safety check failed: %s", gs_engine_errmsg(eng));
+            return -1;
+        }
+        nsfw[i] = r.is_nsfw;
+        csam[i] = r.is_csam;
+        if (r.is_nsfw || r.is_csam)
+            log_info("image %d: nsfw %d, csam %d (anime %d, underage %d)", i, r.is_nsfw, r.is_csam,
+                     r.is_anime, r.is_underage);
+    }
+    return 0;
+}
+
+/* flags [n] as a JSON array of booleans. */
+static json_t *bool_array(const int *flags, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n && a; i++)
+        json_array_append_new(a, json_boolean(flags[i]));
+    return a;
+}
+
+/* nsfw, csam: the safety check's flags per image, or NULL when there is no check. */
+static int reply_images(const gs_result *res, const timing *t, const int *nsfw, const int *csam)
 {
     int n = gs_result_count(res);
     unsigned char *webp[64] = {0};
@@ -81,6 +141,10 @@ static int reply_images(const gs_result *res, const timing *t)
     }
     json_t *o = json_pack("{s:b,s:O,s:f,s:f,s:i}", "ok", 1, "seeds", seeds, "sample_s", t->sample_s,
                           "total_s", t->total_s, "steps", t->steps);
+    if (o && nsfw) {
+        json_object_set_new(o, "nsfw", bool_array(nsfw, n));
+        json_object_set_new(o, "csam", bool_array(csam, n));
+    }
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     rc = s ? horde_frame_write(1, s, strlen(s)) : -1;
@@ -94,9 +158,10 @@ out:
     return rc;
 }
 
-static int run_one(gs_engine *eng, model_cache *cache, const char *lora_dir, const char *json,
-                   size_t len)
+static int run_one(gs_engine *eng, model_cache *cache, const child_safety *cs, const char *lora_dir,
+                   const char *json, size_t len)
 {
+    int nsfw[64] = {0}, csam[64] = {0};
     job_lora_params lp;
     job_spec spec;
     job_error e;
@@ -107,7 +172,9 @@ static int run_one(gs_engine *eng, model_cache *cache, const char *lora_dir, con
     timing tm = {0, 0, 0};
     if (job_spec_init(&spec) != 0)
         return reply_error("out of memory");
-    if (job_spec_from_json(&spec, json, len, NULL, &e) != 0)
+    if (cs->why[0])
+        snprintf(msg, sizeof msg, "%s", cs->why);
+    else if (job_spec_from_json(&spec, json, len, NULL, &e) != 0)
         snprintf(msg, sizeof msg, "the job does not read: %s", e.message);
     else if (job_spec_to_params(&spec, &p, &init) != 0)
         snprintf(msg, sizeof msg, "the source image does not decode");
@@ -124,9 +191,12 @@ static int run_one(gs_engine *eng, model_cache *cache, const char *lora_dir, con
             if (st != GS_OK)
                 snprintf(msg, sizeof msg, "%s", gs_engine_errmsg(eng));
             model_cache_release(cache, model, now_ms());
+            /* every image is checked before it leaves the child (reGen: the safety process) */
+            if (!msg[0] && cs->s)
+                check_images(eng, cs, res, spec.negative_prompt, nsfw, csam, msg, sizeof msg);
         }
     }
-    int rc = msg[0] ? reply_error(msg) : reply_images(res, &tm);
+    int rc = msg[0] ? reply_error(msg) : reply_images(res, &tm, cs->s ? nsfw : NULL, csam);
     gs_result_free(res);
     gs_image_free(init);
     gs_image_free(mask);
@@ -155,16 +225,20 @@ int horde_child_run(const horde_child_options *o)
     model_cache_options co = {.models_dir = o->models_dir};
     model_cache *cache = model_cache_create(eng, &co);
     int code = cache ? 0 : 1;
+    child_safety cs = {0};
+    if (cache)
+        safety_start(eng, o->safety_clip, &cs);
     while (cache) {
         unsigned char *msg;
         size_t len;
         if (horde_frame_read(0, &msg, &len, -1, NULL) != 0)
             break; /* the bridge closed the pipe: stop */
-        int rc = run_one(eng, cache, o->lora_dir, (const char *)msg, len);
+        int rc = run_one(eng, cache, &cs, o->lora_dir, (const char *)msg, len);
         free(msg);
         if (rc != 0)
             break;
     }
+    gs_safety_free(cs.s);
     model_cache_free(cache);
     gs_engine_free(eng);
     return code;

@@ -11,7 +11,8 @@
 
 typedef struct horde_child_options {
     const char *models_dir;
-    const char *lora_dir; /* where the spec's LoRAs are NAME.safetensors; NULL: none */
+    const char *lora_dir;    /* where the spec's LoRAs are NAME.safetensors; NULL: none */
+    const char *safety_clip; /* the image safety check's CLIP model (gs_safety); NULL: none */
     int threads;
 } horde_child_options;
 

@@ -51,6 +51,8 @@ static const key_desc keys[] = {
     {"civitai_api_token", K_STR, OFF(civitai_api_token),
      sizeof(((horde_config *)0)->civitai_api_token), 0, 0},
     {"civitai_url", K_STR, OFF(civitai_url), sizeof(((horde_config *)0)->civitai_url), 0, 0},
+    {"safety_clip_model", K_STR, OFF(safety_clip_model),
+     sizeof(((horde_config *)0)->safety_clip_model), 0, 0},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -297,4 +299,17 @@ int horde_config_load(horde_config *c, const char *path, char *errmsg, size_t er
         snprintf(errmsg, errmsg_size, "%s: %s", path, inner);
     free(buf);
     return rc;
+}
+
+int horde_config_check(const horde_config *c, char *errmsg, size_t errmsg_size)
+{
+    /* an SFW worker, or one that censors every job, must look at its images */
+    if ((c->censor_nsfw || !c->nsfw) && !c->safety_clip_model[0]) {
+        snprintf(errmsg, errmsg_size,
+                 "%s needs the image safety check: set safety_clip_model to a CLIP ViT-L/14 "
+                 "model.safetensors (openai/clip-vit-large-patch14; see docs/horde.md)",
+                 c->censor_nsfw ? "censor_nsfw: true" : "nsfw: false");
+        return -1;
+    }
+    return 0;
 }

@@ -44,7 +44,13 @@ typedef struct horde_config {
     int max_lora_cache_size;     /* GB of LoRAs kept in cache_home/loras (reGen's key) */
     char civitai_api_token[256]; /* sent to CivitAI when set */
     char civitai_url[512];       /* CivitAI's base URL (a mirror, or a test server) */
+    /* the image safety check: a CLIP ViT-L/14 in Hugging Face's layout; "": none,
+       which a worker with censor_nsfw or nsfw false refuses (horde_config_check) */
+    char safety_clip_model[1024];
 } horde_config;
+
+/* 0, or -1 with errmsg naming the key that is missing for what the config asks. */
+int horde_config_check(const horde_config *c, char *errmsg, size_t errmsg_size);
 
 /* Defaults as the reGen worker's (max_power 8, the public Horde's URL, ...). */
 void horde_config_defaults(horde_config *c);

@@ -115,6 +115,8 @@ static int read_settings(const json_t *root, const json_t *pl, const horde_confi
                          const char *models_dir, horde_job *job)
 {
     job_spec *s = &job->spec;
+    /* the requester wants no NSFW image back (the bridge's censor.h) */
+    job->use_nsfw_censor = json_is_true(json_object_get(pl, "use_nsfw_censor"));
     static const char *const unsupported[] = {
         "hires_fix",    "tiling",   "loras",       "tis",         "post_processing",
         "control_type", "workflow", "transparent", "extra_texts", "special"};

@@ -40,6 +40,7 @@ typedef struct horde_job {
     char decline[256];          /* why it cannot be run, "" when it can */
     horde_job_lora loras[JOB_MAX_LORAS];
     int n_loras;
+    int use_nsfw_censor; /* the payload asks for NSFW images to be censored */
 } horde_job;
 
 /* The local file stem for a Horde model name: characters outside

@@ -45,12 +45,19 @@ static int start(horde_proc *p)
     if (pid == 0) {
         dup2(in[0], 0);
         dup2(out[1], 1);
-        if (p->lora_dir)
-            execl(p->self_exe, p->self_exe, "horde", "--child", "--models", p->models_dir,
-                  "--threads", threads, "--lora-dir", p->lora_dir, (char *)NULL);
-        else
-            execl(p->self_exe, p->self_exe, "horde", "--child", "--models", p->models_dir,
-                  "--threads", threads, (char *)NULL);
+        const char *argv[16] = {p->self_exe,   "horde",     "--child", "--models",
+                                p->models_dir, "--threads", threads};
+        int argc = 7;
+        if (p->lora_dir) {
+            argv[argc++] = "--lora-dir";
+            argv[argc++] = p->lora_dir;
+        }
+        if (p->safety_clip) {
+            argv[argc++] = "--safety-clip";
+            argv[argc++] = p->safety_clip;
+        }
+        argv[argc] = NULL;
+        execv(p->self_exe, (char *const *)argv);
         _exit(127);
     }
     close(in[0]);
@@ -135,8 +142,13 @@ int horde_proc_run(horde_proc *p, const char *spec_json, int timeout_ms, volatil
     out->sample_s = json_number_value(json_object_get(head, "sample_s"));
     out->total_s = json_number_value(json_object_get(head, "total_s"));
     out->steps = (int)json_integer_value(json_object_get(head, "steps"));
+    const json_t *nsfw = json_object_get(head, "nsfw"), *csam = json_object_get(head, "csam");
+    out->checked = json_array_size(nsfw) == n && json_array_size(csam) == n;
     for (size_t i = 0; i < n; i++) {
         out->seed[i] = (uint64_t)json_integer_value(json_array_get(seeds, i));
+        /* a flag that is not false counts as set: never pass an image unchecked */
+        out->nsfw[i] = out->checked && !json_is_false(json_array_get(nsfw, i));
+        out->csam[i] = out->checked && !json_is_false(json_array_get(csam, i));
         if (horde_frame_read(p->from_child, &out->webp[i], &out->len[i], timeout_ms, stop) != 0) {
             horde_images_free(out);
             json_decref(head);

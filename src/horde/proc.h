@@ -15,7 +15,8 @@
 typedef struct horde_proc {
     const char *self_exe;
     const char *models_dir;
-    const char *lora_dir; /* the LoRA cache the child reads; NULL: no LoRAs */
+    const char *lora_dir;    /* the LoRA cache the child reads; NULL: no LoRAs */
+    const char *safety_clip; /* the image safety check's CLIP model; NULL: none */
     int threads;
     pid_t pid; /* 0: not running */
     int to_child, from_child;
@@ -27,6 +28,9 @@ typedef struct horde_images {
     unsigned char *webp[20];
     size_t len[20];
     uint64_t seed[20];
+    /* the child's image safety check (child.c), when it has one (checked) */
+    int checked;
+    int nsfw[20], csam[20];
     /* the child's timing of the generation (child.c): seconds in the
        sampler's steps, step rounds run, seconds of the whole generation */
     double sample_s, total_s;

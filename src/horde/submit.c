@@ -2,6 +2,7 @@
 #include "horde/submit.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *horde_state_name(horde_state s)
@@ -38,6 +39,24 @@ char *horde_submit_body(const char *id, const char *generation, horde_state stat
         json_array_append_new(meta, m);
     }
     json_object_set_new(o, "gen_metadata", meta);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+char *horde_submit_body_checked(const char *id, const char *generation, horde_state state,
+                                uint64_t seed, int censored, const char *type, const char *value)
+{
+    char *base = horde_submit_body(id, generation, state, seed, NULL);
+    json_t *o = base ? json_loads(base, 0, NULL) : NULL;
+    free(base);
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "censored", json_boolean(censored));
+    if (type) {
+        json_t *m = json_pack("{s:s,s:s}", "type", type, "value", value);
+        json_array_append_new(json_object_get(o, "gen_metadata"), m);
+    }
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;

@@ -18,4 +18,10 @@ const char *horde_state_name(horde_state s);
 char *horde_submit_body(const char *id, const char *generation, horde_state state, uint64_t seed,
                         const char *why);
 
+/* The body of an image the safety check judged (censor.h): gen_metadata holds
+   one entry {type, value} (e.g. "censorship"/"csam", "information"/"nsfw"), or
+   none when type is NULL; censored is sent as reGen sends it. */
+char *horde_submit_body_checked(const char *id, const char *generation, horde_state state,
+                                uint64_t seed, int censored, const char *type, const char *value);
+
 #endif

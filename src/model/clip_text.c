@@ -15,15 +15,6 @@
 #define CLIP_POSITIONS 77
 #define CLIP_LN_EPS 1e-5f
 
-/* Scratch of one pass; q, k, v point into qkv with row stride qkv_stride. */
-typedef struct clip_bufs {
-    float *h;   /* [rows, w] layer-norm output, then attention output */
-    float *qkv; /* [rows, 3w] */
-    float *mlp; /* [rows, mlp] */
-    const float *q, *k, *v;
-    int qkv_stride;
-} clip_bufs;
-
 /* x [rows, w] = token + position embeddings of ids [n_seq, 77]. */
 static gs_status embed(const clip_text *m, const int32_t *ids, long rows, float *x, gi_error *err)
 {
@@ -46,58 +37,12 @@ static gs_status embed(const clip_text *m, const int32_t *ids, long rows, float 
     return GS_OK;
 }
 
-/* q, k, v of h [rows, w] into b->qkv: one GEMM for a fused in_proj, three otherwise. */
-static gs_status project_qkv(gi_compute *cx, const clip_layer *L, const float *h, long rows, int w,
-                             clip_bufs *b, gi_error *err)
-{
-    gs_status st;
-    if (L->qkv.out) {
-        b->qkv_stride = 3 * w;
-        b->q = b->qkv;
-        b->k = b->qkv + w;
-        b->v = b->qkv + 2 * w;
-        return op_linear(cx, &L->qkv, h, rows, b->qkv, err);
-    }
-    float *q = b->qkv, *k = q + (size_t)rows * w, *v = k + (size_t)rows * w;
-    b->qkv_stride = w;
-    b->q = q;
-    b->k = k;
-    b->v = v;
-    if ((st = op_linear(cx, &L->q, h, rows, q, err)) != GS_OK ||
-        (st = op_linear(cx, &L->k, h, rows, k, err)) != GS_OK)
-        return st;
-    return op_linear(cx, &L->v, h, rows, v, err);
-}
-
-/* Layers [from, to) on the residual stream x [n_seq * 77, w], in place. */
+/* Layers [from, to) of the text tower: causal over 77 tokens. */
 static gs_status run_layers(const clip_text *m, gi_compute *cx, float *x, int n_seq, int from,
                             int to, clip_bufs *b, gi_error *err)
 {
-    const int T = CLIP_POSITIONS, w = m->width;
-    const long rows = (long)n_seq * T;
-    gs_status st = GS_OK;
-    for (int i = from; i < to && st == GS_OK; i++) {
-        const clip_layer *L = &m->layer[i];
-        op_layer_norm(cx, &L->ln1, x, rows, w, CLIP_LN_EPS, b->h);
-        if ((st = project_qkv(cx, L, b->h, rows, w, b, err)) != GS_OK)
-            break;
-        st = op_attention(cx, b->q, b->qkv_stride, b->k, b->v, b->qkv_stride, n_seq, T, T, m->heads,
-                          w / m->heads, 1, b->h, err);
-        if (st != GS_OK || (st = op_linear(cx, &L->o, b->h, rows, b->qkv, err)) != GS_OK)
-            break;
-        op_add(cx, x, b->qkv, rows * w);
-        op_layer_norm(cx, &L->ln2, x, rows, w, CLIP_LN_EPS, b->h);
-        if ((st = op_linear(cx, &L->fc1, b->h, rows, b->mlp, err)) != GS_OK)
-            break;
-        if (m->gelu_erf)
-            op_gelu(cx, b->mlp, rows * m->mlp);
-        else
-            op_quick_gelu(cx, b->mlp, rows * m->mlp);
-        if ((st = op_linear(cx, &L->fc2, b->mlp, rows, b->qkv, err)) != GS_OK)
-            break;
-        op_add(cx, x, b->qkv, rows * w);
-    }
-    return st;
+    clip_block_shape s = {m->width, m->mlp, m->heads, m->gelu_erf};
+    return clip_blocks_run(cx, m->layer, &s, x, n_seq, CLIP_POSITIONS, 1, from, to, b, err);
 }
 
 /* pooled [n_seq, proj] = final_ln(x at the first maximum id of each sequence) @ proj_w. */
@@ -147,11 +92,10 @@ gs_status clip_text_encode_take(clip_text *m, gi_compute *cx, const int32_t *ids
         return st;
     const long rows = (long)n_seq * T;
     arena *a = &cx->scratch;
-    clip_bufs b = {.h = arena_floats(a, (size_t)rows * w),
-                   .qkv = arena_floats(a, (size_t)rows * 3 * w),
-                   .mlp = arena_floats(a, (size_t)rows * m->mlp)};
-    if (!b.h || !b.qkv || !b.mlp)
-        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the text encoder");
+    clip_block_shape shape = {m->width, m->mlp, m->heads, m->gelu_erf};
+    clip_bufs b;
+    if ((st = clip_bufs_alloc(cx, rows, &shape, &b, err)) != GS_OK)
+        return st;
     if ((st = embed(m, ids, rows, hidden, err)) != GS_OK)
         return st;
     int keep = m->layers - (take->skip - 1); /* layers up to the taken output */

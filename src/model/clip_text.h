@@ -51,6 +51,9 @@ gs_status clip_text_encode_take(clip_text *m, gi_compute *cx, const int32_t *ids
    second-to-last layer's output, as A1111 does); out: [n_seq, 77, width]. */
 gs_status clip_text_encode(clip_text *m, gi_compute *cx, const int32_t *ids, int n_seq,
                            int clip_skip, float *out, gi_error *err);
+/* OpenAI's own weights in OpenCLIP's names (open_clip's ViT-L-14/openai) keep
+   OpenAI's QuickGELU; the layout alone would say exact GELU. */
+void clip_text_use_quick_gelu(clip_text *m);
 void clip_text_free(clip_text *m);
 
 #endif

@@ -6,15 +6,9 @@
 #define GS_CLIP_TEXT_INTERNAL_H
 
 #include "compute/ops.h"
+#include "model/clip_block.h"
 #include "model/clip_text.h"
 #include "model/weights.h"
-
-typedef struct clip_layer {
-    norm_weights ln1, ln2;
-    linear_weights qkv;     /* [3w, w]: q, k, v rows in that order (one GEMM), or ... */
-    linear_weights q, k, v; /* ... [w, w] each when qkv.out == 0 */
-    linear_weights o, fc1, fc2;
-} clip_layer;
 
 struct clip_text {
     weight_store store;

@@ -14,68 +14,26 @@
 #include "model/clip_text_internal.h"
 
 typedef struct clip_layout {
-    const char *what;                  /* for messages */
-    const char *tok_emb, *pos_emb;     /* full tensor names under the prefix */
-    const char *layer;                 /* printf format of a layer's prefix (%d) */
-    const char *ln1, *ln2;             /* base names under a layer */
-    const char *q, *k, *v;             /* separate projections, or NULL ... */
-    const char *in_proj_w, *in_proj_b; /* ... the fused one (tensor names) */
-    const char *out_proj, *fc1, *fc2;  /* base names under a layer */
-    const char *final_ln;              /* base name */
-    const char *projection;            /* [w, proj] tensor name, NULL when never present */
-    int gelu_erf;                      /* exact GELU (else QuickGELU) */
+    const char *what;              /* for messages */
+    const char *tok_emb, *pos_emb; /* full tensor names under the prefix */
+    clip_block_names block;        /* a layer's tensors */
+    const char *final_ln;          /* base name */
+    const char *projection;        /* [w, proj] tensor name, NULL when never present */
+    int gelu_erf;                  /* exact GELU (else QuickGELU) */
 } clip_layout;
 
 static const clip_layout LAYOUTS[] = {
     {"OpenAI CLIP (Hugging Face names)", "embeddings.token_embedding.weight",
-     "embeddings.position_embedding.weight", "encoder.layers.%d.", "layer_norm1", "layer_norm2",
-     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", NULL, NULL, "self_attn.out_proj",
-     "mlp.fc1", "mlp.fc2", "final_layer_norm", NULL, 0},
-    {"OpenCLIP", "token_embedding.weight", "positional_embedding", "transformer.resblocks.%d.",
-     "ln_1", "ln_2", NULL, NULL, NULL, "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj",
-     "mlp.c_fc", "mlp.c_proj", "ln_final", "text_projection", 1},
+     "embeddings.position_embedding.weight", CLIP_BLOCK_NAMES_HF("encoder.layers.%d."),
+     "final_layer_norm", NULL, 0},
+    {"OpenCLIP", "token_embedding.weight", "positional_embedding",
+     CLIP_BLOCK_NAMES_OPENCLIP("transformer.resblocks.%d."), "ln_final", "text_projection", 1},
 };
 
 static gs_status load_fail(clip_text *m, gs_status st)
 {
     clip_text_free(m);
     return st;
-}
-
-/* The fused [3w, w] projection and its bias, in the precision of the other GEMMs. */
-static void load_in_proj(weight_loader *l, const clip_layout *lo, const char *p, int w,
-                         linear_weights *lw)
-{
-    char n[256];
-    memset(lw, 0, sizeof *lw);
-    lw->out = 3 * w;
-    lw->in = w;
-    wl_name(n, sizeof n, "%s%s", p, lo->in_proj_w);
-    if (l->bf16)
-        lw->wb = wl_tensor_bf16(l, n, 2, (int64_t[]){3 * w, w});
-    else
-        lw->w = wl_tensor(l, n, 2, (int64_t[]){3 * w, w});
-    lw->b = wl_tensor(l, wl_name(n, sizeof n, "%s%s", p, lo->in_proj_b), 1, (int64_t[]){3 * w});
-}
-
-static void load_layer(weight_loader *l, const clip_layout *lo, int i, const clip_text *m,
-                       clip_layer *L)
-{
-    char n[256], p[128];
-    int w = m->width;
-    snprintf(p, sizeof p, lo->layer, i);
-    wl_norm(l, wl_name(n, sizeof n, "%s%s", p, lo->ln1), w, &L->ln1);
-    wl_norm(l, wl_name(n, sizeof n, "%s%s", p, lo->ln2), w, &L->ln2);
-    if (lo->in_proj_w) {
-        load_in_proj(l, lo, p, w, &L->qkv);
-    } else {
-        wl_linear(l, wl_name(n, sizeof n, "%s%s", p, lo->q), w, w, 1, &L->q);
-        wl_linear(l, wl_name(n, sizeof n, "%s%s", p, lo->k), w, w, 1, &L->k);
-        wl_linear(l, wl_name(n, sizeof n, "%s%s", p, lo->v), w, w, 1, &L->v);
-    }
-    wl_linear(l, wl_name(n, sizeof n, "%s%s", p, lo->out_proj), w, w, 1, &L->o);
-    wl_linear(l, wl_name(n, sizeof n, "%s%s", p, lo->fc1), m->mlp, w, 1, &L->fc1);
-    wl_linear(l, wl_name(n, sizeof n, "%s%s", p, lo->fc2), w, m->mlp, 1, &L->fc2);
 }
 
 gs_status clip_text_load(const st_file *f, const char *prefix, int heads, int bf16, weight_log *log,
@@ -99,14 +57,9 @@ gs_status clip_text_load(const st_file *f, const char *prefix, int heads, int bf
     m->vocab = (int)wl_dim(&l, lo->tok_emb, 0);
     m->width = (int)wl_dim(&l, lo->tok_emb, 1);
     m->positions = (int)wl_dim(&l, lo->pos_emb, 0);
-    snprintf(p, sizeof p, lo->layer, 0);
-    m->mlp = (int)wl_dim(&l, wl_name(n, sizeof n, "%s%s.weight", p, lo->fc1), 0);
-    for (;;) {
-        snprintf(p, sizeof p, lo->layer, m->layers);
-        if (!wl_find(&l, wl_name(n, sizeof n, "%s%s.weight", p, lo->ln1)))
-            break;
-        m->layers++;
-    }
+    snprintf(p, sizeof p, lo->block.layer, 0);
+    m->mlp = (int)wl_dim(&l, wl_name(n, sizeof n, "%s%s.weight", p, lo->block.fc1), 0);
+    m->layers = clip_block_count(&l, &lo->block);
     m->heads = heads;
     if (m->vocab <= 0 || m->width <= 0 || m->positions <= 0 || m->mlp <= 0 || m->layers == 0)
         return load_fail(m, gi_fail(err, GS_ERR_FORMAT,
@@ -126,8 +79,9 @@ gs_status clip_text_load(const st_file *f, const char *prefix, int heads, int bf
     m->layer = gi_calloc((size_t)m->layers, sizeof *m->layer);
     if (!m->layer)
         return load_fail(m, gi_fail(err, GS_ERR_NO_MEMORY, "out of memory"));
+    clip_block_shape shape = {m->width, m->mlp, m->heads, m->gelu_erf};
     for (int i = 0; i < m->layers; i++)
-        load_layer(&l, lo, i, m, &m->layer[i]);
+        clip_block_load(&l, &lo->block, i, &shape, &m->layer[i]);
     wl_norm(&l, lo->final_ln, w, &m->final_ln);
     /* small ([w, proj]) and used on one row per sequence: kept in f32 */
     if (lo->projection && wl_find(&l, lo->projection)) {
@@ -163,6 +117,11 @@ int clip_text_has_projection(const clip_text *m)
 size_t clip_text_weight_bytes(const clip_text *m)
 {
     return m->store.bytes;
+}
+
+void clip_text_use_quick_gelu(clip_text *m)
+{
+    m->gelu_erf = 0;
 }
 
 void clip_text_free(clip_text *m)
