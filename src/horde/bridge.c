@@ -243,6 +243,7 @@ static void answer(bridge *b, held *h)
              h->secs, im->sample_s > 0 ? (double)px * im->n * im->steps / 1e6 / im->sample_s : 0,
              h->est_s);
     horde_stats_generated(&b->stats, job_spec_megapixelsteps(&job->spec), h->secs, h->restarts);
+    const char *note = job->note[0] ? job->note : NULL; /* a LoRA left out */
     for (int i = 0; i < job->n_ids; i++) {
         if (i >= im->n) {
             submit_one(b, job->ids[i], "", HORDE_FAULTED, job->seed, "fewer images than ids");
@@ -250,14 +251,14 @@ static void answer(bridge *b, held *h)
         }
         if (job->r2[i]) {
             if (upload(b, job->ids[i], job->r2[i], im->webp[i], im->len[i]) == 0)
-                submit_one(b, job->ids[i], "R2", HORDE_OK, im->seed[i], NULL);
+                submit_one(b, job->ids[i], "R2", HORDE_OK, im->seed[i], note);
             else
                 submit_one(b, job->ids[i], "", HORDE_FAULTED, im->seed[i],
                            "the image could not be uploaded");
         } else { /* no R2 link: the image travels in the submit itself */
             char *b64 = base64_encode(im->webp[i], im->len[i]);
             if (b64)
-                submit_one(b, job->ids[i], b64, HORDE_OK, im->seed[i], NULL);
+                submit_one(b, job->ids[i], b64, HORDE_OK, im->seed[i], note);
             else
                 submit_one(b, job->ids[i], "", HORDE_FAULTED, im->seed[i], "out of memory");
             free(b64);
@@ -437,7 +438,8 @@ int horde_bridge_run(const horde_bridge_options *o)
                                   .token = c->civitai_api_token,
                                   .max_bytes = (long long)c->max_lora_cache_size * 1000000000LL,
                                   .nsfw = c->nsfw,
-                                  .stop = o->stop};
+                                  .stop = o->stop,
+                                  .models_dir = o->models_dir};
     if (c->allow_lora && HORDE_CAN_LORA)
         b.proc.lora_dir = b.lora_dir;
     /* models on disk are offered as they are; the rest are downloaded first */
