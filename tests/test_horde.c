@@ -299,6 +299,30 @@ static void pacing_rule(void **state)
     horde_pace_observe(&p, 0, 1, 20, 1, 1);
     horde_pace_observe(&p, 4096, 1, 20, 2, 1);
     assert_int_equal(p.jobs, 2);
+    /* paused with work held: paused for as long as it takes (the held jobs time the engine) */
+    p.ttl_scale = 1;
+    assert_int_equal(horde_pace_pop_pixels(&p, 4194304, 200, 2, 1000), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 4194304, 200, 2, 1000 + 3600), 0);
+    /* paused with nothing held (a slow spell measured): after HORDE_PACE_RETRY_S (300 s) the
+       speed is forgotten and the config's max_pixels sent, so the next job measures again */
+    p.mps = 0.001;
+    assert_int_equal(horde_pace_pop_pixels(&p, 4194304, 0, 0, 5000), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 4194304, 0, 0, 5299.9), 0);
+    assert_int_equal(p.jobs, 2);
+    assert_int_equal(horde_pace_pop_pixels(&p, 4194304, 0, 0, 5300), 4194304);
+    assert_int_equal(p.jobs, 0);
+    assert_true(p.mps == 0 && p.rest_s == 0 && p.ttl_scale == 1);
+    horde_pace_observe(&p, 500000, 1, 20, 10, 15); /* the next job: measured afresh */
+    assert_true(fabs(p.mps - 1.0) < 1e-12);
+    /* a job held in between restarts the wait; the time-out's scale scales it (tests) */
+    p.mps = 0.001;
+    p.ttl_scale = 0.01;
+    assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 0, 0, 6000), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 500, 1, 6002), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 0, 0, 6004), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 0, 0, 6006.9), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 0, 0, 6007.01), 1048576);
+    assert_true(p.ttl_scale == 0.01);
 }
 
 static void prompt_filter(void **state)
@@ -1015,7 +1039,8 @@ static void second_signal_faults_every_held_job(void **state)
    for any job up to 0.3 MP; the tiny model on a CPU does well under
    1 MPS/s, so 64*64*8*2 pixels x 50 steps cannot fit): after the first job
    has timed the engine, each pop asks for less than the config's max_pixels
-   and limit_max_steps, or no pop is sent at all. */
+   and limit_max_steps, or no pop is sent at all; when paused with nothing
+   held, the speed is measured again after 3 s (300 s scaled): p-2 is popped. */
 static void pacing_lowers_or_pauses(void **state)
 {
     (void)state;
@@ -1042,6 +1067,9 @@ static void pacing_lowers_or_pauses(void **state)
         assert_null(strstr(metrics, "gesso_horde_pops_skipped_total 0\n"));
         assert_non_null(strstr(metrics, "gesso_horde_pops_skipped_total "));
         free(metrics);
+        /* nothing held: 300 s x 0.01 later the speed is measured again, without a restart */
+        submitted("p-2", 120000);
+        assert_true(log_contains("measuring the speed again"));
     } else {
         assert_true(last < 64L * 64 * 8 * MAX_POWER);
         assert_true(limit);

@@ -485,7 +485,12 @@ int horde_bridge_run(const horde_bridge_options *o)
         }
         double held_s;
         int held_n = held_work(&b, &held_s);
-        long max_pixels = horde_pace_max_pixels(&b.pace, c->max_pixels, held_s);
+        int measured = b.pace.jobs > 0;
+        long max_pixels = horde_pace_pop_pixels(&b.pace, c->max_pixels, held_s, held_n,
+                                                (double)mono_ms() / 1000.0);
+        if (measured && b.pace.jobs == 0)
+            log_info("pops paused with nothing held for %.0f s: measuring the speed again",
+                     HORDE_PACE_RETRY_S * b.pace.ttl_scale);
         horde_stats_pace(&b.stats, max_pixels ? max_pixels : b.stats.max_pixels, b.pace.mps,
                          held_n);
         if (*o->stop || code) {
