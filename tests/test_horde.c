@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "fake_horde.h"
+#include "horde/child.h"
 #include "horde/config.h"
 #include "horde/pace.h"
 #include "horde/payload.h"
@@ -405,6 +406,27 @@ static void source_mask_greys(void **state)
     free(pop);
     free(src64);
     free(mask64);
+}
+
+/* A job's images, one of which WebP cannot take (16384 wide: WebP's sides end at
+   16383): the child answers an error, and the WebPs encoded before it are freed
+   (ASan's leak check sees them otherwise) and cleared, not handed on. */
+static void webp_failure_frees_the_others(void **state)
+{
+    (void)state;
+    static uint8_t small[64 * 64 * 3], wide[16384 * 3];
+    gs_image a = {64, 64, 3, small}, b = {16384, 1, 3, wide};
+    const gs_image *im[3] = {&a, &a, &b};
+    unsigned char *webp[3] = {NULL, NULL, NULL};
+    size_t len[3];
+    assert_int_equal(horde_encode_webps(im, 2, webp, len), 0); /* the two that fit */
+    assert_true(webp[0] && webp[1] && len[0] > 0);
+    free(webp[0]);
+    free(webp[1]);
+    assert_int_equal(horde_encode_webps(im, 3, webp, len), -1);
+    assert_null(webp[0]);
+    assert_null(webp[1]);
+    assert_null(webp[2]);
 }
 
 static void prompt_filter(void **state)
@@ -1179,6 +1201,7 @@ int main(void)
         cmocka_unit_test(config_keys),
         cmocka_unit_test(prompt_filter),
         cmocka_unit_test(pacing_rule),
+        cmocka_unit_test(webp_failure_frees_the_others),
         cmocka_unit_test_setup_teardown(seeds_and_payloads, setup, teardown),
         cmocka_unit_test_setup_teardown(source_mask_greys, setup, teardown),
         cmocka_unit_test_setup_teardown(session_of_mixed_jobs, setup, teardown),

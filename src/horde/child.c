@@ -60,35 +60,50 @@ static int on_step(const gs_progress *pr, void *user)
     return 0;
 }
 
-static int reply_images(const gs_result *res, const timing *t)
+int horde_encode_webps(const gs_image *const *im, int n, unsigned char **webp, size_t *len)
 {
-    int n = gs_result_count(res);
-    unsigned char *webp[64] = {0};
-    size_t len[64];
-    json_t *seeds = json_array();
-    int rc = -1;
-    if (n > 64 || !seeds)
-        goto out;
+    for (int i = 0; i < n; i++)
+        webp[i] = NULL;
     for (int i = 0; i < n; i++) {
         char msg[160];
         /* lossless: what is uploaded is exactly what the engine made */
-        if (gs_image_encode_webp(gs_result_image(res, i), 100, &webp[i], &len[i], msg,
-                                 sizeof msg) != GS_OK) {
-            json_decref(seeds);
-            return reply_error("the image could not be encoded as WebP");
+        if (gs_image_encode_webp(im[i], 100, &webp[i], &len[i], msg, sizeof msg) != GS_OK) {
+            for (int j = 0; j < i; j++) { /* the ones encoded before it */
+                free(webp[j]);
+                webp[j] = NULL;
+            }
+            webp[i] = NULL;
+            return -1;
         }
-        json_array_append_new(seeds, json_integer((json_int_t)image_seed(res, i)));
     }
-    json_t *o = json_pack("{s:b,s:O,s:f,s:f,s:i}", "ok", 1, "seeds", seeds, "sample_s", t->sample_s,
-                          "total_s", t->total_s, "steps", t->steps);
+    return 0;
+}
+
+static int reply_images(const gs_result *res, const timing *t)
+{
+    int n = gs_result_count(res);
+    const gs_image *im[HORDE_CHILD_MAX_IMAGES];
+    unsigned char *webp[HORDE_CHILD_MAX_IMAGES] = {0};
+    size_t len[HORDE_CHILD_MAX_IMAGES];
+    if (n > HORDE_CHILD_MAX_IMAGES)
+        return reply_error("more images than the bridge takes");
+    for (int i = 0; i < n; i++)
+        im[i] = gs_result_image(res, i);
+    if (horde_encode_webps(im, n, webp, len) != 0)
+        return reply_error("the image could not be encoded as WebP");
+    json_t *seeds = json_array();
+    for (int i = 0; seeds && i < n; i++)
+        json_array_append_new(seeds, json_integer((json_int_t)image_seed(res, i)));
+    json_t *o = seeds ? json_pack("{s:b,s:O,s:f,s:f,s:i}", "ok", 1, "seeds", seeds, "sample_s",
+                                  t->sample_s, "total_s", t->total_s, "steps", t->steps)
+                      : NULL;
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    rc = s ? horde_frame_write(1, s, strlen(s)) : -1;
+    int rc = s ? horde_frame_write(1, s, strlen(s)) : -1;
     free(s);
     for (int i = 0; i < n && rc == 0; i++)
         rc = horde_frame_write(1, webp[i], len[i]);
-out:
-    for (int i = 0; i < n && i < 64; i++)
+    for (int i = 0; i < n; i++)
         free(webp[i]);
     json_decref(seeds);
     return rc;
