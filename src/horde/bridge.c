@@ -33,7 +33,7 @@ typedef struct held {
     horde_job job;
     int64_t popped_ms;
     double est_s; /* pace.h's estimate when popped; 0 unknown */
-    /* the generator's result */
+    /* the generator's result: 0 ok, -1 faulted, -2 expired, -3 refused by the filter */
     int rc;
     char why[512];
     horde_images im;
@@ -172,6 +172,25 @@ static void fault_all(bridge *b, const horde_job *job, const char *why)
         submit_one(b, job->ids[i], "", HORDE_FAULTED, job->seed, why);
 }
 
+/* The job's LoRAs, fetched on the generator thread: a slow CivitAI download
+   holds back only the jobs queued behind this one, never the pops, uploads
+   and submits of the bridge thread. 0, or -1 with h->rc -1 (the job faults)
+   or -3 (a trigger put before the prompt trips the prompt filter). */
+static int fetch_loras(bridge *b, held *h)
+{
+    horde_job *job = &h->job;
+    if (horde_job_fetch_loras(job, &b->lora, h->why, sizeof h->why) != 0) {
+        h->rc = -1;
+        return -1;
+    }
+    if (horde_safety_check(b->o->safety, job->spec.prompt, job->spec.negative_prompt, h->why,
+                           sizeof h->why)) {
+        h->rc = -3;
+        return -1;
+    }
+    return 0;
+}
+
 /* The generator thread: runs the queued jobs in the child, in pop order. */
 static void *generator(void *arg)
 {
@@ -198,6 +217,8 @@ static void *generator(void *arg)
             snprintf(h->why, sizeof h->why,
                      "the Horde's time-out (%d s) passed before the engine was free", job->ttl);
             h->rc = -2;
+        } else if (job->n_loras > 0 && fetch_loras(b, h) != 0) {
+            /* h->rc and h->why say why (a LoRA that cannot be had, a trigger the filter refuses) */
         } else {
             char *spec = job_spec_to_json(&job->spec);
             if (!spec)
@@ -228,6 +249,12 @@ static void answer(bridge *b, held *h)
         log_warn("job %s dropped: %s", job->ids[0], h->why);
         horde_stats_expired(&b->stats);
         fault_all(b, job, h->why);
+        return;
+    }
+    if (h->rc == -3) {
+        log_warn("job %s refused: %s", job->ids[0], h->why);
+        for (int i = 0; i < job->n_ids; i++)
+            submit_one(b, job->ids[i], "", HORDE_CSAM, job->seed, h->why);
         return;
     }
     if (h->rc != 0) {
@@ -348,22 +375,7 @@ static void take(bridge *b, horde_job *job, double held_s)
         horde_job_clear(job);
         return;
     }
-    if (job->n_loras > 0) { /* fetched now; a LoRA that cannot be is the job's fault */
-        if (horde_job_fetch_loras(job, &b->lora, why, sizeof why) != 0) {
-            fault_all(b, job, why);
-            horde_job_clear(job);
-            return;
-        }
-        /* a trigger put before the prompt passes the filter too */
-        if (horde_safety_check(b->o->safety, job->spec.prompt, job->spec.negative_prompt, why,
-                               sizeof why)) {
-            log_warn("job %s refused: %s", job->ids[0], why);
-            for (int i = 0; i < job->n_ids; i++)
-                submit_one(b, job->ids[i], "", HORDE_CSAM, job->seed, why);
-            horde_job_clear(job);
-            return;
-        }
-    }
+    /* its LoRAs are fetched by the generator, just before it runs (fetch_loras) */
     held *h = calloc(1, sizeof *h);
     if (!h) {
         fault_all(b, job, "out of memory");
