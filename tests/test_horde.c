@@ -48,30 +48,22 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/gesso-horde-XXXXXX");
     if (!mkdtemp(dir) || test_link_tiny_model(dir) != 0)
         return -1;
-    char path[200];
-    snprintf(path, sizeof path, "%s/bridgeData.yaml", dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
+    if (fake_horde_write_config(
+            dir,
             "api_key: \"%s\"\ndreamer_name: gesso test\nmax_power: %d\nmax_threads: 1\n"
             "models_to_load:\n  - tiny-sd15\n  - Not On Disk\nallow_img2img: true\n"
             "allow_painting: true\nnsfw: false\nblacklist: []\n"
             "dynamic_models: false\n" /* a reGen key gesso has no use for */
             "model_reference: /nonexistent/stable_diffusion.json\n", /* no network in tests */
-            APIKEY, MAX_POWER);
-    fclose(f);
+            APIKEY, MAX_POWER) != 0)
+        return -1;
     return fake_horde_start(&fh, APIKEY, 64L * 64 * 8 * MAX_POWER);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (bridge > 0) {
-        kill(bridge, SIGKILL);
-        waitpid(bridge, NULL, 0);
-        bridge = -1;
-    }
+    fake_horde_bridge_kill(&bridge);
     ttl_scale = NULL;
     fake_horde_stop(&fh);
     return test_remove_tree(dir);
@@ -95,27 +87,8 @@ static int free_port(void)
 /* status_port: --status-port, 0 for none */
 static void start_bridge_port(int status_port)
 {
-    char cfg[200], models[200], log[200], port[16];
-    snprintf(port, sizeof port, "%d", status_port);
-    snprintf(cfg, sizeof cfg, "%s/bridgeData.yaml", dir);
-    snprintf(models, sizeof models, "%s/models", dir);
-    snprintf(log, sizeof log, "%s/bridge.log", dir);
-    bridge = fork();
-    assert_true(bridge >= 0);
-    if (bridge == 0) {
-        FILE *l = freopen(log, "a", stderr);
-        (void)l;
-        setenv("GESSO_HORDE_FAST", "1", 1);
-        if (ttl_scale)
-            setenv("GESSO_HORDE_TTL_SCALE", ttl_scale, 1);
-        if (status_port)
-            execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
-                  "--horde-url", fh.base, "-t", "2", "--status-port", port, (char *)NULL);
-        else
-            execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
-                  "--horde-url", fh.base, "-t", "2", (char *)NULL);
-        _exit(127);
-    }
+    bridge = fake_horde_bridge_start(&fh, dir, ttl_scale, status_port);
+    assert_true(bridge > 0);
 }
 
 static void start_bridge(void)
@@ -137,10 +110,7 @@ static int wait_bridge(int timeout_ms)
 
 static void show_log(void)
 {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "tail -n 40 %s/bridge.log >&2", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "(no log)\n");
+    fake_horde_show_log(dir);
 }
 
 /* 1 when the bridge's log has the text. */

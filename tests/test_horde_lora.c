@@ -18,11 +18,9 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fake_horde.h"
@@ -168,17 +166,13 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/gesso-hlora-XXXXXX");
     if (!mkdtemp(dir) || test_link_tiny_model(dir) != 0 || civitai_start() != 0)
         return -1;
-    char path[200];
-    snprintf(path, sizeof path, "%s/bridgeData.yaml", dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
+    if (fake_horde_write_config(
+            dir,
             "api_key: \"%s\"\ndreamer_name: gesso lora test\nmax_power: %d\nmax_threads: 1\n"
             "models_to_load:\n  - tiny-sd15\nallow_lora: true\nnsfw: false\n"
             "cache_home: %s/cache\nmax_lora_cache_size: 1\ncivitai_url: %s\n",
-            APIKEY, MAX_POWER, dir, civ_base);
-    fclose(f);
+            APIKEY, MAX_POWER, dir, civ_base) != 0)
+        return -1;
     return fake_horde_start(&fh, APIKEY, 64L * 64 * 8 * MAX_POWER);
 }
 
@@ -189,28 +183,20 @@ static int setup_download(void **state)
     snprintf(dir, sizeof dir, "/tmp/gesso-hdl-XXXXXX");
     if (!mkdtemp(dir) || civitai_start() != 0)
         return -1;
-    char path[200];
-    snprintf(path, sizeof path, "%s/bridgeData.yaml", dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
+    if (fake_horde_write_config(
+            dir,
             "api_key: \"%s\"\ndreamer_name: gesso download test\nmax_power: %d\n"
             "models_to_load:\n  - tiny-sd15\n  - Not In Reference\nnsfw: false\n"
             "cache_home: %s/cache\nmodel_reference: %s/ref.json\ndownload_budget_gb: 1\n",
-            APIKEY, MAX_POWER, dir, civ_base);
-    fclose(f);
+            APIKEY, MAX_POWER, dir, civ_base) != 0)
+        return -1;
     return fake_horde_start(&fh, APIKEY, 64L * 64 * 8 * MAX_POWER);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (bridge > 0) {
-        kill(bridge, SIGKILL);
-        waitpid(bridge, NULL, 0);
-        bridge = -1;
-    }
+    fake_horde_bridge_kill(&bridge);
     __atomic_store_n(&gate_open, 1, __ATOMIC_SEQ_CST); /* no request left held */
     fake_horde_stop(&fh);
     MHD_stop_daemon(civ);
@@ -220,22 +206,13 @@ static int teardown(void **state)
     return test_remove_tree(dir);
 }
 
+/* GESSO_HORDE_TTL_SCALE 100: LoRAs here, not pacing; a first job timed on a
+   loaded (or sanitized) machine must not pause the pops, and jobs may be
+   popped ahead of a running one. */
 static void start_bridge(void)
 {
-    char cfg[200], models[200], log[200];
-    snprintf(cfg, sizeof cfg, "%s/bridgeData.yaml", dir);
-    snprintf(models, sizeof models, "%s/models", dir);
-    snprintf(log, sizeof log, "%s/bridge.log", dir);
-    bridge = fork();
-    assert_true(bridge >= 0);
-    if (bridge == 0) {
-        FILE *l = freopen(log, "a", stderr);
-        (void)l;
-        setenv("GESSO_HORDE_FAST", "1", 1);
-        execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
-              "--horde-url", fh.base, "-t", "2", (char *)NULL);
-        _exit(127);
-    }
+    bridge = fake_horde_bridge_start(&fh, dir, "100", 0);
+    assert_true(bridge > 0);
 }
 
 /* id's submit, in state; the bridge's log shown when not. */
@@ -243,11 +220,8 @@ static const fake_submit *submitted(const char *id, const char *state)
 {
     const fake_submit *s = fake_horde_wait_submit(&fh, id, 120000);
     if (!s || strcmp(s->state, state) != 0) {
-        char cmd[256];
-        snprintf(cmd, sizeof cmd, "tail -n 40 %s/bridge.log >&2", dir);
-        fprintf(stderr, "no submit for %s\n", id);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no log)\n");
+        fprintf(stderr, "no submit for %s in state %s\n", id, state);
+        fake_horde_show_log(dir);
     }
     assert_non_null(s);
     assert_string_equal(s->state, state);
