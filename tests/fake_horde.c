@@ -5,9 +5,13 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "horde/pop.h"
 #include "testutil.h"
@@ -390,4 +394,62 @@ const fake_upload *fake_horde_upload(fake_horde *h, const char *id)
             u = &h->uploads[i];
     pthread_mutex_unlock(&h->mu);
     return u;
+}
+
+/* ---- the bridge under test ---- */
+
+int fake_horde_write_config(const char *dir, const char *fmt, ...)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/bridgeData.yaml", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vfprintf(f, fmt, ap);
+    va_end(ap);
+    return fclose(f) == 0 && n >= 0 ? 0 : -1;
+}
+
+pid_t fake_horde_bridge_start(const fake_horde *h, const char *dir, const char *ttl_scale,
+                              int status_port)
+{
+    char cfg[512], models[512], log[512], port[16];
+    snprintf(cfg, sizeof cfg, "%s/bridgeData.yaml", dir);
+    snprintf(models, sizeof models, "%s/models", dir);
+    snprintf(log, sizeof log, "%s/bridge.log", dir);
+    snprintf(port, sizeof port, "%d", status_port);
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    FILE *l = freopen(log, "a", stderr);
+    (void)l;
+    setenv("GESSO_HORDE_FAST", "1", 1);
+    if (ttl_scale)
+        setenv("GESSO_HORDE_TTL_SCALE", ttl_scale, 1);
+    if (status_port > 0)
+        execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
+              "--horde-url", h->base, "-t", "2", "--status-port", port, (char *)NULL);
+    else
+        execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
+              "--horde-url", h->base, "-t", "2", (char *)NULL);
+    _exit(127);
+}
+
+void fake_horde_bridge_kill(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+    }
+    *pid = -1;
+}
+
+void fake_horde_show_log(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "tail -n 40 %s/bridge.log >&2", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(no log)\n");
 }

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define FAKE_MAX 128
 
@@ -82,5 +83,24 @@ char *fake_horde_job(const fake_horde *h, const char *const *ids, int n, const c
 /* The submit for id, or NULL; waits up to timeout_ms for it. */
 const fake_submit *fake_horde_wait_submit(fake_horde *h, const char *id, int timeout_ms);
 const fake_upload *fake_horde_upload(fake_horde *h, const char *id);
+
+/* ---- the bridge under test: `gesso horde` in DIR ---- */
+
+/* Writes DIR/bridgeData.yaml (printf-style text). 0 or -1. */
+int fake_horde_write_config(const char *dir, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Starts `gesso horde --config DIR/bridgeData.yaml --models DIR/models -t 2`
+   against h, its stderr appended to DIR/bridge.log, with GESSO_HORDE_FAST=1,
+   GESSO_HORDE_TTL_SCALE=ttl_scale unless NULL and --status-port status_port
+   when > 0. Its pid (-1 when fork fails). */
+pid_t fake_horde_bridge_start(const fake_horde *h, const char *dir, const char *ttl_scale,
+                              int status_port);
+
+/* SIGKILLs and reaps *pid when it is > 0, then sets it to -1. */
+void fake_horde_bridge_kill(pid_t *pid);
+
+/* The last 40 lines of DIR/bridge.log, to stderr. */
+void fake_horde_show_log(const char *dir);
 
 #endif

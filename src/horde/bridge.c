@@ -34,7 +34,7 @@ typedef struct held {
     horde_job job;
     int64_t popped_ms;
     double est_s; /* pace.h's estimate when popped; 0 unknown */
-    /* the generator's result */
+    /* the generator's result: 0 ok, -1 faulted, -2 expired, -3 refused by the filter */
     int rc;
     char why[512];
     horde_images im;
@@ -152,15 +152,15 @@ static void submit_one(bridge *b, const char *id, const char *generation, horde_
 
 /* Submits image i of a job the safety check has judged (censor.h). */
 static void submit_image(bridge *b, const char *id, const char *generation, uint64_t seed,
-                         const horde_checked *ck, int i)
+                         const horde_checked *ck, int i, const char *note)
 {
     if (!ck->checked) {
-        submit_one(b, id, generation, HORDE_OK, seed, NULL);
+        submit_one(b, id, generation, HORDE_OK, seed, note);
         return;
     }
     post_submit(b, id, ck->state, seed,
                 horde_submit_body_checked(id, generation, ck->state, seed, ck->censored,
-                                          ck->type[i], ck->value[i]));
+                                          ck->type[i], ck->value[i], note));
 }
 
 /* PUT to the presigned URL with retries. 0 on success. */
@@ -191,6 +191,25 @@ static void fault_all(bridge *b, const horde_job *job, const char *why)
         submit_one(b, job->ids[i], "", HORDE_FAULTED, job->seed, why);
 }
 
+/* The job's LoRAs, fetched on the generator thread: a slow CivitAI download
+   holds back only the jobs queued behind this one, never the pops, uploads
+   and submits of the bridge thread. 0, or -1 with h->rc -1 (the job faults)
+   or -3 (a trigger put before the prompt trips the prompt filter). */
+static int fetch_loras(bridge *b, held *h)
+{
+    horde_job *job = &h->job;
+    if (horde_job_fetch_loras(job, &b->lora, h->why, sizeof h->why) != 0) {
+        h->rc = -1;
+        return -1;
+    }
+    if (horde_safety_check(b->o->safety, job->spec.prompt, job->spec.negative_prompt, h->why,
+                           sizeof h->why)) {
+        h->rc = -3;
+        return -1;
+    }
+    return 0;
+}
+
 /* The generator thread: runs the queued jobs in the child, in pop order. */
 static void *generator(void *arg)
 {
@@ -217,6 +236,8 @@ static void *generator(void *arg)
             snprintf(h->why, sizeof h->why,
                      "the Horde's time-out (%d s) passed before the engine was free", job->ttl);
             h->rc = -2;
+        } else if (job->n_loras > 0 && fetch_loras(b, h) != 0) {
+            /* h->rc and h->why say why (a LoRA that cannot be had, a trigger the filter refuses) */
         } else {
             char *spec = job_spec_to_json(&job->spec);
             if (!spec)
@@ -249,6 +270,12 @@ static void answer(bridge *b, held *h)
         fault_all(b, job, h->why);
         return;
     }
+    if (h->rc == -3) {
+        log_warn("job %s refused: %s", job->ids[0], h->why);
+        for (int i = 0; i < job->n_ids; i++)
+            submit_one(b, job->ids[i], "", HORDE_CSAM, job->seed, h->why);
+        return;
+    }
     if (h->rc != 0) {
         horde_stats_generated(&b->stats, 0, 0, h->restarts);
         fault_all(b, job, h->why);
@@ -270,6 +297,7 @@ static void answer(bridge *b, held *h)
         fault_all(b, job, "the images came back unchecked, or a censored image could not be made");
         return;
     }
+    const char *note = job->note[0] ? job->note : NULL; /* a LoRA left out */
     for (int i = 0; i < job->n_ids; i++) {
         if (i >= im->n) {
             submit_one(b, job->ids[i], "", HORDE_FAULTED, job->seed, "fewer images than ids");
@@ -277,14 +305,14 @@ static void answer(bridge *b, held *h)
         }
         if (job->r2[i]) {
             if (upload(b, job->ids[i], job->r2[i], im->webp[i], im->len[i]) == 0)
-                submit_image(b, job->ids[i], "R2", im->seed[i], &ck, i);
+                submit_image(b, job->ids[i], "R2", im->seed[i], &ck, i, note);
             else
                 submit_one(b, job->ids[i], "", HORDE_FAULTED, im->seed[i],
                            "the image could not be uploaded");
         } else { /* no R2 link: the image travels in the submit itself */
             char *b64 = base64_encode(im->webp[i], im->len[i]);
             if (b64)
-                submit_image(b, job->ids[i], b64, im->seed[i], &ck, i);
+                submit_image(b, job->ids[i], b64, im->seed[i], &ck, i, note);
             else
                 submit_one(b, job->ids[i], "", HORDE_FAULTED, im->seed[i], "out of memory");
             free(b64);
@@ -380,22 +408,7 @@ static void take(bridge *b, horde_job *job, double held_s)
         horde_job_clear(job);
         return;
     }
-    if (job->n_loras > 0) { /* fetched now; a LoRA that cannot be is the job's fault */
-        if (horde_job_fetch_loras(job, &b->lora, why, sizeof why) != 0) {
-            fault_all(b, job, why);
-            horde_job_clear(job);
-            return;
-        }
-        /* a trigger put before the prompt passes the filter too */
-        if (horde_safety_check(b->o->safety, job->spec.prompt, job->spec.negative_prompt, why,
-                               sizeof why)) {
-            log_warn("job %s refused: %s", job->ids[0], why);
-            for (int i = 0; i < job->n_ids; i++)
-                submit_one(b, job->ids[i], "", HORDE_CSAM, job->seed, why);
-            horde_job_clear(job);
-            return;
-        }
-    }
+    /* its LoRAs are fetched by the generator, just before it runs (fetch_loras) */
     held *h = calloc(1, sizeof *h);
     if (!h) {
         fault_all(b, job, "out of memory");
@@ -470,7 +483,8 @@ int horde_bridge_run(const horde_bridge_options *o)
                                   .token = c->civitai_api_token,
                                   .max_bytes = (long long)c->max_lora_cache_size * 1000000000LL,
                                   .nsfw = c->nsfw,
-                                  .stop = o->stop};
+                                  .stop = o->stop,
+                                  .models_dir = o->models_dir};
     if (c->allow_lora && HORDE_CAN_LORA)
         b.proc.lora_dir = b.lora_dir;
     if (c->safety_clip_model[0])
@@ -518,7 +532,12 @@ int horde_bridge_run(const horde_bridge_options *o)
         }
         double held_s;
         int held_n = held_work(&b, &held_s);
-        long max_pixels = horde_pace_max_pixels(&b.pace, c->max_pixels, held_s);
+        int measured = b.pace.jobs > 0;
+        long max_pixels = horde_pace_pop_pixels(&b.pace, c->max_pixels, held_s, held_n,
+                                                (double)mono_ms() / 1000.0);
+        if (measured && b.pace.jobs == 0)
+            log_info("pops paused with nothing held for %.0f s: measuring the speed again",
+                     HORDE_PACE_RETRY_S * b.pace.ttl_scale);
         horde_stats_pace(&b.stats, max_pixels ? max_pixels : b.stats.max_pixels, b.pace.mps,
                          held_n);
         if (*o->stop || code) {

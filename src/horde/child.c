@@ -95,7 +95,7 @@ static int check_images(gs_engine *eng, const child_safety *cs, const gs_result 
                         const char *negative_prompt, int *nsfw, int *csam, char *why,
                         size_t why_size)
 {
-    for (int i = 0; i < gs_result_count(res) && i < 64; i++) {
+    for (int i = 0; i < gs_result_count(res) && i < HORDE_CHILD_MAX_IMAGES; i++) {
         gs_safety_result r;
         if (gs_safety_check(eng, cs->s, gs_result_image(res, i), negative_prompt, &r) != GS_OK) {
             snprintf(why, why_size, "the image safety check failed: %s", gs_engine_errmsg(eng));
@@ -119,40 +119,55 @@ static json_t *bool_array(const int *flags, int n)
     return a;
 }
 
+int horde_encode_webps(const gs_image *const *im, int n, unsigned char **webp, size_t *len)
+{
+    for (int i = 0; i < n; i++)
+        webp[i] = NULL;
+    for (int i = 0; i < n; i++) {
+        char msg[160];
+        /* lossless: what is uploaded is exactly what the engine made */
+        if (gs_image_encode_webp(im[i], 100, &webp[i], &len[i], msg, sizeof msg) != GS_OK) {
+            for (int j = 0; j < i; j++) { /* the ones encoded before it */
+                free(webp[j]);
+                webp[j] = NULL;
+            }
+            webp[i] = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* nsfw, csam: the safety check's flags per image, or NULL when there is no check. */
 static int reply_images(const gs_result *res, const timing *t, const int *nsfw, const int *csam)
 {
     int n = gs_result_count(res);
-    unsigned char *webp[64] = {0};
-    size_t len[64];
+    const gs_image *im[HORDE_CHILD_MAX_IMAGES];
+    unsigned char *webp[HORDE_CHILD_MAX_IMAGES] = {0};
+    size_t len[HORDE_CHILD_MAX_IMAGES];
+    if (n > HORDE_CHILD_MAX_IMAGES)
+        return reply_error("more images than the bridge takes");
+    for (int i = 0; i < n; i++)
+        im[i] = gs_result_image(res, i);
+    if (horde_encode_webps(im, n, webp, len) != 0)
+        return reply_error("the image could not be encoded as WebP");
     json_t *seeds = json_array();
-    int rc = -1;
-    if (n > 64 || !seeds)
-        goto out;
-    for (int i = 0; i < n; i++) {
-        char msg[160];
-        /* lossless: what is uploaded is exactly what the engine made */
-        if (gs_image_encode_webp(gs_result_image(res, i), 100, &webp[i], &len[i], msg,
-                                 sizeof msg) != GS_OK) {
-            json_decref(seeds);
-            return reply_error("the image could not be encoded as WebP");
-        }
+    for (int i = 0; seeds && i < n; i++)
         json_array_append_new(seeds, json_integer((json_int_t)image_seed(res, i)));
-    }
-    json_t *o = json_pack("{s:b,s:O,s:f,s:f,s:i}", "ok", 1, "seeds", seeds, "sample_s", t->sample_s,
-                          "total_s", t->total_s, "steps", t->steps);
+    json_t *o = seeds ? json_pack("{s:b,s:O,s:f,s:f,s:i}", "ok", 1, "seeds", seeds, "sample_s",
+                                  t->sample_s, "total_s", t->total_s, "steps", t->steps)
+                      : NULL;
     if (o && nsfw) {
         json_object_set_new(o, "nsfw", bool_array(nsfw, n));
         json_object_set_new(o, "csam", bool_array(csam, n));
     }
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    rc = s ? horde_frame_write(1, s, strlen(s)) : -1;
+    int rc = s ? horde_frame_write(1, s, strlen(s)) : -1;
     free(s);
     for (int i = 0; i < n && rc == 0; i++)
         rc = horde_frame_write(1, webp[i], len[i]);
-out:
-    for (int i = 0; i < n && i < 64; i++)
+    for (int i = 0; i < n; i++)
         free(webp[i]);
     json_decref(seeds);
     return rc;
@@ -161,7 +176,7 @@ out:
 static int run_one(gs_engine *eng, model_cache *cache, const child_safety *cs, const char *lora_dir,
                    const char *json, size_t len)
 {
-    int nsfw[64] = {0}, csam[64] = {0};
+    int nsfw[HORDE_CHILD_MAX_IMAGES] = {0}, csam[HORDE_CHILD_MAX_IMAGES] = {0};
     job_lora_params lp;
     job_spec spec;
     job_error e;

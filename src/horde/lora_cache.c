@@ -256,8 +256,10 @@ static void fill_out(horde_lora_file *out, const json_t *rec)
 {
     const char *stem = json_string_value(json_object_get(rec, "stem"));
     const char *trig = json_string_value(json_object_get(rec, "triggers"));
+    const char *base = json_string_value(json_object_get(rec, "base"));
     snprintf(out->stem, sizeof out->stem, "%s", stem ? stem : "");
     snprintf(out->triggers, sizeof out->triggers, "%s", trig ? trig : "");
+    snprintf(out->base, sizeof out->base, "%s", base ? base : "");
 }
 
 int horde_lora_fetch(const horde_lora_options *o, const char *name, int is_version,
@@ -338,6 +340,8 @@ int horde_lora_fetch(const horde_lora_options *o, const char *name, int is_versi
         horde_model_stem(model_name && model_name[0] ? model_name : "lora", base, 101);
         snprintf(out->stem, sizeof out->stem, "%s_%lld", base, (long long)vid);
         join_triggers(version, out->triggers, sizeof out->triggers);
+        const char *bm = json_string_value(json_object_get(version, "baseModel"));
+        snprintf(out->base, sizeof out->base, "%s", bm ? bm : "");
         lora_path(o->dir, out->stem, path, sizeof path);
         long long size = (long long)(kb * 1024);
         if (access(path, R_OK) != 0) {
@@ -369,7 +373,8 @@ int horde_lora_fetch(const horde_lora_options *o, const char *name, int is_versi
     }
     if (rc == 0) {
         touch(path);
-        json_t *r = json_pack("{s:s,s:s}", "stem", out->stem, "triggers", out->triggers);
+        json_t *r = json_pack("{s:s,s:s,s:s}", "stem", out->stem, "triggers", out->triggers, "base",
+                              out->base);
         char vkey[40];
         snprintf(vkey, sizeof vkey, "v:%lld", (long long)vid);
         json_object_set(idx, vkey, r);

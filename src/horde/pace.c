@@ -9,6 +9,7 @@ void horde_pace_init(horde_pace *p)
     p->rest_s = 0;
     p->ttl_scale = 1;
     p->jobs = 0;
+    p->idle_since = -1;
 }
 
 void horde_pace_observe(horde_pace *p, long pixels, int images, int steps, double sample_s,
@@ -51,4 +52,21 @@ long horde_pace_max_pixels(const horde_pace *p, long cfg_max, double held_s)
             HORDE_PACE_MARGIN * horde_pace_ttl(p, px, HORDE_PACE_REF_STEPS))
             return px;
     return 0;
+}
+
+long horde_pace_pop_pixels(horde_pace *p, long cfg_max, double held_s, int held_n, double now_s)
+{
+    long px = horde_pace_max_pixels(p, cfg_max, held_s);
+    if (px > 0 || held_n > 0) { /* popping, or a held job will time the engine again */
+        p->idle_since = -1;
+        return px;
+    }
+    if (p->idle_since < 0)
+        p->idle_since = now_s;
+    if (now_s - p->idle_since < HORDE_PACE_RETRY_S * p->ttl_scale)
+        return 0;
+    double scale = p->ttl_scale; /* the operator's (or a test's), not a measurement */
+    horde_pace_init(p);
+    p->ttl_scale = scale;
+    return cfg_max;
 }

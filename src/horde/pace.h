@@ -20,6 +20,13 @@
  * (ref_steps 50, margin 0.75), and sends no pop at all when no P fits. Until
  * a first job has been timed the speed is unknown: the config's max_pixels
  * is sent and no job is popped ahead of the running one.
+ *
+ * A pause with nothing held would last for ever: no job runs, so the speed
+ * is never measured again, and a worker that was slow for a while (another
+ * program on its cores) would stay paused until restarted. So after
+ * HORDE_PACE_RETRY_S seconds paused with nothing held (times ttl_scale) the
+ * measurement is forgotten, as a restart would, and the next job measures
+ * the speed afresh; a worker still too slow pauses again after it.
  */
 #ifndef GS_HORDE_PACE_H
 #define GS_HORDE_PACE_H
@@ -27,12 +34,14 @@
 #define HORDE_PACE_REF_STEPS 50
 #define HORDE_PACE_MARGIN 0.75
 #define HORDE_PACE_PIXEL_UNIT (64L * 64)
+#define HORDE_PACE_RETRY_S 300.0 /* paused with nothing held this long: measure again */
 
 typedef struct horde_pace {
-    double mps;       /* smoothed megapixel-steps per second; 0: not measured yet */
-    double rest_s;    /* smoothed seconds per megapixel-image outside the steps */
-    double ttl_scale; /* 1 (the Horde's formula); tests shrink it (GESSO_HORDE_TTL_SCALE) */
-    int jobs;         /* jobs timed */
+    double mps;        /* smoothed megapixel-steps per second; 0: not measured yet */
+    double rest_s;     /* smoothed seconds per megapixel-image outside the steps */
+    double ttl_scale;  /* 1 (the Horde's formula); tests shrink it (GESSO_HORDE_TTL_SCALE) */
+    int jobs;          /* jobs timed */
+    double idle_since; /* when pops paused with nothing held (the caller's clock, s); <0 not */
 } horde_pace;
 
 void horde_pace_init(horde_pace *p);
@@ -52,5 +61,11 @@ double horde_pace_estimate(const horde_pace *p, long pixels, int steps, int imag
    multiple of 64*64 up to cfg_max that fits the rule; 0 when none fits (do
    not pop); cfg_max while the speed is unknown. */
 long horde_pace_max_pixels(const horde_pace *p, long cfg_max, double held_s);
+
+/* horde_pace_max_pixels for the pop about to be sent, held_n jobs held, at
+   now_s seconds (any monotonic clock): after HORDE_PACE_RETRY_S * ttl_scale
+   seconds of 0 with nothing held, the speed is forgotten and cfg_max is
+   returned (the next job re-measures it). */
+long horde_pace_pop_pixels(horde_pace *p, long cfg_max, double held_s, int held_n, double now_s);
 
 #endif

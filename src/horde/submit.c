@@ -45,13 +45,16 @@ char *horde_submit_body(const char *id, const char *generation, horde_state stat
 }
 
 char *horde_submit_body_checked(const char *id, const char *generation, horde_state state,
-                                uint64_t seed, int censored, const char *type, const char *value)
+                                uint64_t seed, int censored, const char *type, const char *value,
+                                const char *note)
 {
-    char *base = horde_submit_body(id, generation, state, seed, NULL);
+    /* the note (a LoRA left out) is information whatever the check said */
+    char *base = horde_submit_body(id, generation, note ? HORDE_OK : state, seed, note);
     json_t *o = base ? json_loads(base, 0, NULL) : NULL;
     free(base);
     if (!o)
         return NULL;
+    json_object_set_new(o, "state", json_string(horde_state_name(state)));
     json_object_set_new(o, "censored", json_boolean(censored));
     if (type) {
         json_t *m = json_pack("{s:s,s:s}", "type", type, "value", value);

@@ -20,8 +20,10 @@ char *horde_submit_body(const char *id, const char *generation, horde_state stat
 
 /* The body of an image the safety check judged (censor.h): gen_metadata holds
    one entry {type, value} (e.g. "censorship"/"csam", "information"/"nsfw"), or
-   none when type is NULL; censored is sent as reGen sends it. */
+   none when type is NULL, after note's "information"/"see_ref" entry when note
+   is not NULL; censored is sent as reGen sends it. */
 char *horde_submit_body_checked(const char *id, const char *generation, horde_state state,
-                                uint64_t seed, int censored, const char *type, const char *value);
+                                uint64_t seed, int censored, const char *type, const char *value,
+                                const char *note);
 
 #endif

@@ -21,6 +21,7 @@
 #include "worker/worker_notify.h"
 #include "support/clock.h"
 #include "support/log.h"
+#include "support/pipes.h"
 
 typedef struct slot {
     pid_t pid; /* 0 when not running */
@@ -54,28 +55,12 @@ static void close_fd(int *fd)
 
 /* Starts slot k's process; its pipe ends are inherited across exec, every
    other descriptor of the server closes (all are made close-on-exec). */
-/* A pipe whose ends close on exec (only this thread forks, so no other
-   child can inherit them between the two calls). */
-static int cloexec_pipe(int fd[2])
-{
-    if (pipe(fd) != 0)
-        return -1;
-    fcntl(fd[0], F_SETFD, FD_CLOEXEC);
-    fcntl(fd[1], F_SETFD, FD_CLOEXEC);
-    return 0;
-}
-
 static int start_worker(supervisor *s, int k)
 {
     slot *w = &s->slots[k];
     int wake[2], report[2];
-    if (cloexec_pipe(wake) != 0)
+    if (pipes_cloexec(wake, report) != 0)
         return -1;
-    if (cloexec_pipe(report) != 0) {
-        close(wake[0]);
-        close(wake[1]);
-        return -1;
-    }
     fcntl(wake[1], F_SETFL, O_NONBLOCK);
     fcntl(report[0], F_SETFL, O_NONBLOCK);
     fcntl(report[1], F_SETFL, O_NONBLOCK);
@@ -118,7 +103,7 @@ static int start_worker(supervisor *s, int k)
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
-        close(wake[0]), close(wake[1]), close(report[0]), close(report[1]);
+        pipes_close(wake, report);
         return -1;
     }
     if (pid == 0) {
