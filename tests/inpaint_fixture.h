@@ -12,6 +12,7 @@
 
 #include "gesso.h"
 #include "recipes.h"
+#include "testutil.h"
 
 #define NREC 6
 
@@ -50,9 +51,9 @@ static int fixture_setup(int with_model)
                  json_string_value(json_object_get(r, "mask_image")));
         snprintf(ex[i].reference, sizeof ex[i].reference, "inpaint/%s",
                  json_string_value(json_object_get(r, "reference")));
-        char init[128];
-        snprintf(init, sizeof init, "inpaint/%s", rs[i].init_image);
-        snprintf(rs[i].init_image, sizeof rs[i].init_image, "%s", init);
+        char init[sizeof rs[i].init_image];
+        FORMAT_OR_FAIL(init, "inpaint/%s", rs[i].init_image);
+        memcpy(rs[i].init_image, init, sizeof init);
     }
     json_decref(root);
     return 0;
