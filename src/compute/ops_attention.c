@@ -6,6 +6,7 @@
  */
 #include <math.h>
 
+#include "compute/op_prof.h"
 #include "compute/attention_fused.h"
 #include "compute/gemm.h"
 #include "compute/ops.h"
@@ -103,6 +104,7 @@ static gs_status attention_bf16(gi_compute *cx, const float *q, int q_stride, co
                 if (st != GS_OK)
                     break;
                 softmax_job sj = {s, rows, tk, r0, scale, causal};
+                OP_PROF_TAG(OPK_SOFTMAX, 8.0 * rows * tk);
                 threadpool_run(cx->tp, softmax_rows, &sj);
                 op_to_bf16(cx, s, sb, (long)rows * tk);
                 st = gemm_bf16(cx->bf16, rows, d, tk, sb, tk, vi + h * d, kv_stride, 0, 0.0f,
@@ -154,6 +156,7 @@ gs_status op_attention(gi_compute *cx, const float *q, int q_stride, const float
                 gemm_f32(rows, tk, d, qb + (size_t)r0 * q_stride + h * d, q_stride, kb + h * d,
                          kv_stride, 1, 0.0f, s, tk);
                 softmax_job sj = {s, rows, tk, r0, scale, causal};
+                OP_PROF_TAG(OPK_SOFTMAX, 8.0 * rows * tk); /* scores read and written */
                 threadpool_run(cx->tp, softmax_rows, &sj);
                 gemm_f32(rows, d, tk, s, tk, vb + h * d, kv_stride, 0, 0.0f,
                          ob + (size_t)r0 * out_stride + h * d, out_stride);
