@@ -1,0 +1,135 @@
+/*
+ * test_op_prof - the op timers behind gesso bench's step split: each kernel
+ * call lands in its kind with the exact GEMM FLOPs, nothing is recorded while
+ * the timers are off, and a generation's split adds up to its mean step.
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compute/compute.h"
+#include "compute/op_prof.h"
+#include "compute/ops.h"
+#include "gesso.h"
+
+static float *filled(size_t n, float scale)
+{
+    float *p = malloc(n * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = scale * (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f * scale;
+    return p;
+}
+
+static void noop(void *ctx, int ith, int nth)
+{
+    (void)ctx, (void)ith, (void)nth;
+}
+
+/* attention at 300 queries (one full block of 256 and a partial one), a layer
+   norm, a GEGLU and an untagged parallel run */
+static void run_kernels(gi_compute *cx)
+{
+    enum { N = 1, TQ = 300, TK = 77, HEADS = 2, D = 8, C = HEADS * D };
+    float *q = filled((size_t)N * TQ * C, 1), *k = filled((size_t)N * TK * C, 1);
+    float *v = filled((size_t)N * TK * C, 1), *o = filled((size_t)N * TQ * C, 0);
+    float *g = filled(C, 1), *b = filled(C, 1), *gg = filled((size_t)TQ * 2 * C, 2);
+    gi_error err = {0};
+    assert_int_equal(op_attention(cx, q, C, k, v, C, N, TQ, TK, HEADS, D, 0, o, &err), GS_OK);
+    norm_weights nw = {g, b, C};
+    op_layer_norm(cx, &nw, q, TQ, C, 1e-5f, o);
+    op_geglu(cx, gg, TQ, C, o);
+    threadpool_run(cx->tp, noop, NULL);
+    free(q), free(k), free(v), free(o), free(g), free(b), free(gg);
+}
+
+static void kernels_land_in_their_kinds(void **state)
+{
+    (void)state;
+    gi_compute *cx = NULL;
+    gi_error err = {0};
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    cx->attn_fused = 0; /* the blocked path: two GEMMs and a softmax per block */
+    cx->attn_bf16 = 0;
+    assert_int_equal(compute_begin(cx, &err), GS_OK);
+
+    op_prof_cur = NULL; /* off: nothing recorded */
+    run_kernels(cx);
+    op_prof zero;
+    memset(&zero, 0, sizeof zero);
+    assert_memory_equal(&cx->prof, &zero, sizeof zero);
+
+    op_prof_cur = &cx->prof;
+    run_kernels(cx);
+    op_prof_cur = NULL;
+    const op_prof *p = &cx->prof;
+    /* 2 heads x 2 blocks: a QK^T and a PV GEMM and one softmax each */
+    assert_int_equal(p->calls[OPK_GEMM], 8);
+    assert_int_equal(p->calls[OPK_SOFTMAX], 4);
+    assert_true(p->flop[OPK_GEMM] == 4.0 * 2 * 300 * 77 * 8); /* exact: 4·heads·tq·tk·d */
+    assert_true(p->bytes[OPK_SOFTMAX] == 8.0 * 300 * 77 * 2);
+    assert_int_equal(p->calls[OPK_LAYER_NORM], 1);
+    assert_int_equal(p->calls[OPK_GEGLU], 1);
+    assert_int_equal(p->calls[OPK_OTHER], 1); /* a tag is used once, then reset */
+    assert_int_equal(p->calls[OPK_GROUP_NORM], 0);
+    for (int kk = 0; kk < OPK_N; kk++)
+        assert_true(p->s[kk] >= 0);
+    assert_true(op_prof_gemm_s(p) == p->s[OPK_GEMM] + p->s[OPK_ATTN_FUSED]);
+    compute_free(cx);
+}
+
+static void generate_split(int timers, gs_timings *tm, double *step2)
+{
+    gs_engine_options eo;
+    gs_engine_options_init(&eo);
+    eo.threads = 2;
+    eo.precision = GS_PRECISION_F32;
+    eo.op_timers = timers;
+    gs_engine *eng = NULL;
+    gs_model *model = NULL;
+    gs_result *res = NULL;
+    assert_int_equal(gs_engine_create(&eo, &eng), GS_OK);
+    assert_int_equal(gs_model_load(eng, fixture_path("tiny-sd15.safetensors"), &model), GS_OK);
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "a lighthouse";
+    p.steps = 3;
+    p.width = p.height = 64;
+    assert_int_equal(gs_generate(eng, model, &p, NULL, NULL, &res), GS_OK);
+    gs_result_timings(res, tm);
+    assert_int_equal(tm->n_steps, 3);
+    *step2 = 0.5 * (tm->step_s[1] + tm->step_s[2]);
+    gs_result_free(res);
+    gs_model_free(model);
+    gs_engine_free(eng);
+}
+
+static void generation_split_adds_up(void **state)
+{
+    (void)state;
+    gs_timings tm;
+    double mean = 0;
+    generate_split(0, &tm, &mean);
+    assert_true(tm.step_mean_s == 0 && tm.step_gemm_s == 0 && tm.step_conv_aux_s == 0 &&
+                tm.step_other_s == 0); /* off: no split */
+
+    generate_split(1, &tm, &mean);
+    /* the mean of the steps after the warm-up, split into three that add up */
+    assert_true(fabs(tm.step_mean_s - mean) <= 1e-9 * (1 + mean));
+    assert_true(tm.step_gemm_s > 0);
+    assert_true(tm.step_conv_aux_s >= 0);
+    assert_true(tm.step_gemm_s + tm.step_conv_aux_s <= tm.step_mean_s);
+    assert_true(fabs(tm.step_gemm_s + tm.step_conv_aux_s + tm.step_other_s - tm.step_mean_s) <=
+                1e-9);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kernels_land_in_their_kinds),
+        cmocka_unit_test(generation_split_adds_up),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
