@@ -15,8 +15,8 @@ double op_prof_now(void)
 const char *op_prof_name(op_kind k)
 {
     static const char *const names[OPK_N] = {
-        "gemm",       "im2col", "winograd_xform", "attn_fused", "softmax", "group_norm",
-        "layer_norm", "geglu",  "elementwise",    "copy",       "other",
+        "other",      "gemm",       "im2col", "winograd_xform", "attn_fused", "softmax",
+        "group_norm", "layer_norm", "geglu",  "elementwise",    "copy",
     };
     return k >= 0 && k < OPK_N ? names[k] : "?";
 }

@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 typedef enum op_kind {
+    OPK_OTHER,       /* an untagged threadpool_run (first: a zeroed table's tag) */
     OPK_GEMM,        /* gemm_f32: convolutions, linear layers, attention products */
     OPK_IM2COL,      /* patch gathering of im2col convolutions (with fused prologues) */
     OPK_WINO_XFORM,  /* Winograd filter, input and output transforms */
@@ -29,7 +30,6 @@ typedef enum op_kind {
     OPK_GEGLU,       /* GEGLU of the transformer feed-forwards */
     OPK_ELEMENTWISE, /* add, SiLU, GELU, broadcast add, bias fill, bf16 casts */
     OPK_COPY,        /* resize, channel concat */
-    OPK_OTHER,       /* an untagged threadpool_run */
     OPK_N
 } op_kind;
 

@@ -60,6 +60,8 @@ void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx)
     double bytes = p->tag_bytes, t0 = op_prof_now();
     p->tag = OPK_OTHER;
     p->tag_bytes = 0;
+    op_prof_cur = NULL; /* a GEMM inside the region is part of this run, not a second count */
     run(tp, fn, ctx);
+    op_prof_cur = p;
     op_prof_add(p, k, t0, 0, bytes);
 }
