@@ -28,7 +28,7 @@ typedef struct gen_ctx {
     gs_progress_fn progress;
     void *user;
     double t_start, t_last;
-    double *step_s;  /* [total steps] */
+    double *step_s; /* [total steps] */
     /* op timers (cx->prof_on): the GEMM and convolution-helper seconds at the last
        step's end, and the sums over the steps after the warm-up */
     double prof_gemm_last, prof_aux_last;
