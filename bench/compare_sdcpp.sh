@@ -112,7 +112,8 @@ run_gesso() {
     python3 - "$WORK/g.json" "$WORK/g.time" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1])); wall, rss = open(sys.argv[2]).read().split()
-print(wall, j["step_s"], j["vae_decode_s"], float(rss) / 1024, j["gemm_gflops"],
+# per step as sd.cpp reports it: all sampling over the steps, the first included
+print(wall, j["sampling_s"] / j["steps"], j["vae_decode_s"], float(rss) / 1024, j["gemm_gflops"],
       j.get("step_gemm_s", 0), j.get("step_other_s", 0))
 EOF
 }

@@ -182,13 +182,14 @@ int cmd_bench(int argc, char **argv)
                "\"vae_decode_gflop\":%.1f,\"vae_decode_gflops\":%.1f,\"gemm_gflops\":%.1f,"
                "\"step_floor_s\":%.4f,\"step_vs_floor\":%.3f,\"vae_floor_s\":%.4f,"
                "\"vae_vs_floor\":%.3f,\"step_mean_s\":%.4f,\"step_gemm_s\":%.4f,"
-               "\"step_conv_aux_s\":%.4f,\"step_other_s\":%.4f,\"step_gemm_share\":%.3f}\n",
+               "\"step_conv_aux_s\":%.4f,\"step_other_s\":%.4f,\"step_gemm_share\":%.3f,"
+               "\"sampling_s\":%.4f}\n",
                model_path, one_shot ? "true" : "false", p.width, p.height, p.steps, p.batch_size,
                tm.unet_batch, load_s, tm.text_encode_s, step, tm.vae_decode_s, tm.total_s,
                images_per_s, rss_mb, tm.step_gflop, step_rate, tm.vae_decode_gflop, vae_rate, rate,
                step_floor, step_floor > 0 ? step / step_floor : 0, vae_floor,
                vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0, tm.step_mean_s, tm.step_gemm_s,
-               tm.step_conv_aux_s, tm.step_other_s, gemm_pct / 100);
+               tm.step_conv_aux_s, tm.step_other_s, gemm_pct / 100, tm.sampling_s);
     } else {
         printf("model        %s\n", model_path);
         gs_model_info info;
