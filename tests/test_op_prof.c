@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,11 +130,39 @@ static void generation_split_adds_up(void **state)
                 1e-9);
 }
 
+/* gesso bench --json carries the split, and its parts add up to the mean step */
+static void bench_json_has_the_split(void **state)
+{
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "OMP_WAIT_POLICY=passive '%s' bench --model '%s' --width 64 --height 64 --steps 3 "
+             "--threads 2 --precision f32 --json",
+             GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"));
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    json_error_t jerr;
+    json_t *j = json_loadf(f, 0, &jerr);
+    assert_int_equal(pclose(f), 0);
+    assert_non_null(j);
+    double mean = json_number_value(json_object_get(j, "step_mean_s"));
+    double gemm = json_number_value(json_object_get(j, "step_gemm_s"));
+    double aux = json_number_value(json_object_get(j, "step_conv_aux_s"));
+    double other = json_number_value(json_object_get(j, "step_other_s"));
+    double share = json_number_value(json_object_get(j, "step_gemm_share"));
+    assert_true(mean > 0 && gemm > 0 && aux >= 0);
+    assert_true(fabs(gemm + aux + other - mean) < 5e-4); /* printed to 0.1 ms */
+    assert_true(share > 0 && share <= 1);
+    assert_non_null(json_object_get(j, "sampling_s"));
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kernels_land_in_their_kinds),
         cmocka_unit_test(generation_split_adds_up),
+        cmocka_unit_test(bench_json_has_the_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
