@@ -114,7 +114,7 @@ import json, sys
 j = json.load(open(sys.argv[1])); wall, rss = open(sys.argv[2]).read().split()
 # per step as sd.cpp reports it: all sampling over the steps, the first included
 print(wall, j["sampling_s"] / j["steps"], j["vae_decode_s"], float(rss) / 1024, j["gemm_gflops"],
-      j.get("step_gemm_s", 0), j.get("step_other_s", 0))
+      j.get("step_gemm_s", 0), j.get("step_conv_aux_s", 0), j.get("step_other_s", 0))
 EOF
 }
 run_sdcpp() {
@@ -145,13 +145,14 @@ for r in $(seq 1 "$ROUNDS"); do
         s=$(run_sdcpp)
         g=$(run_gesso)
     fi
-    read -r gw gs gv gr rate gg go <<<"$g"
+    read -r gw gs gv gr rate gg ga go <<<"$g"
     read -r sw ss sv sr <<<"$s"
     echo "round $r  (load: $(cut -d' ' -f1-3 /proc/loadavg))"
     printf '  %-12s %10s %10s %10s\n' "" gesso sd.cpp ratio
-    awk -v a="$gw" -v b="$sw" 'BEGIN{printf "  %-12s %9.2fs %9.2fs %10.2f\n","wall",a,b,a/b}'
-    awk -v a="$gs" -v b="$ss" 'BEGIN{printf "  %-12s %9.2fs %9.2fs %10.2f\n","per step",a,b,b>0?a/b:0}'
-    awk -v a="$gv" -v b="$sv" 'BEGIN{printf "  %-12s %9.2fs %9.2fs %10.2f\n","vae decode",a,b,b>0?a/b:0}'
-    awk -v a="$gr" -v b="$sr" 'BEGIN{printf "  %-12s %8.0fMB %8.0fMB %10.2f\n","peak RSS",a,b,a/b}'
-    echo "  gesso GEMM probe $rate GFLOP/s; step split: GEMM-shaped ${gg}s, rest ${go}s"
+    awk -v a="$gw" -v b="$sw" 'BEGIN{printf "  %-12s %9.2fs %9.2fs %10.2f\n","wall",a,b,(b>0?a/b:0)}'
+    awk -v a="$gs" -v b="$ss" 'BEGIN{printf "  %-12s %9.2fs %9.2fs %10.2f\n","per step",a,b,(b>0?a/b:0)}'
+    awk -v a="$gv" -v b="$sv" 'BEGIN{printf "  %-12s %9.2fs %9.2fs %10.2f\n","vae decode",a,b,(b>0?a/b:0)}'
+    awk -v a="$gr" -v b="$sr" 'BEGIN{printf "  %-12s %8.0fMB %8.0fMB %10.2f\n","peak RSS",a,b,(b>0?a/b:0)}'
+    echo "  gesso: GEMM probe $rate GFLOP/s; mean step after warm-up: GEMM ${gg}s, conv" \
+        "gathers/transforms ${ga}s, rest ${go}s"
 done
