@@ -31,8 +31,8 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
         gs_engine_options_init(&defaults);
         opts = &defaults;
     }
-    if (opts->threads < 0 || opts->threads > 1024 || opts->op_timers < 0 ||
-        opts->precision < GS_PRECISION_AUTO || opts->precision > GS_PRECISION_BF16)
+    if (opts->threads < 0 || opts->threads > 1024 || opts->precision < GS_PRECISION_AUTO ||
+        opts->precision > GS_PRECISION_BF16)
         return GS_ERR_INVALID_ARGUMENT;
     gs_engine *eng = gi_calloc(1, sizeof *eng);
     if (!eng)
