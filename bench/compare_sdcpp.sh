@@ -73,7 +73,7 @@ if [ -f "$vocab/vocab.cpp" ]; then
     fi
     missing=()
     for h in $(sed -n 's/^#include "\(.*\.hpp\)"/\1/p' "$vocab/vocab.cpp"); do
-        [ -s "$vocab/$h" ] || missing+=("$h")
+        [ -e "$vocab/$h" ] || missing+=("$h") # an empty one is an earlier stand-in
     done
     if [ ${#missing[@]} -gt 0 ]; then
         log "stand-ins for missing tokenizer headers: ${missing[*]}"
