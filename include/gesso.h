@@ -104,6 +104,9 @@ typedef enum gs_precision {
 typedef struct gs_engine_options {
     int threads;            /* worker threads for compute; 0 = one per online CPU (default) */
     gs_precision precision; /* compute precision of models loaded later; default AUTO */
+    int op_timers;          /* time the kernels by kind for gs_timings' step split (default 0:
+                               off, free); with GESSO_OP_PROFILE=1 in the environment the
+                               engine also prints a per-kind table of each run to stderr */
 } gs_engine_options;
 
 GS_API void gs_engine_options_init(gs_engine_options *opts);
@@ -458,6 +461,14 @@ typedef struct gs_timings {
     double lora_apply_s;     /* folding the LoRA set into the weights (0 when unchanged) */
     double load_s;           /* networks loaded during the call: a one-shot model's UNet and
                                 VAE, or those a release-after-use run freed */
+    /* The mean step after the first (the warm-up; the only one when 1 step), split by
+       the engine's op timers (gs_engine_options.op_timers; all 0 when off): */
+    double step_mean_s;     /* its wall time */
+    double step_gemm_s;     /* ... in matrix products (GEMMs of convolutions, linear layers,
+                               attention) */
+    double step_conv_aux_s; /* ... in the convolutions' patch gathers and Winograd transforms */
+    double step_other_s;    /* the rest: norms, softmax, GEGLU, elementwise, copies, serial
+                               code */
 } gs_timings;
 
 GS_API void gs_result_timings(const gs_result *res, gs_timings *out);

@@ -4,6 +4,9 @@
  * Loads the model (timed), runs a real generation with the given settings and
  * reports text encoding, the median UNet step (CFG included, first step
  * treated as warm-up), VAE decode, total and peak RSS, as text or JSON.
+ * The step is also split by the engine's op timers into matrix products,
+ * convolution helpers (patch gathers, Winograd transforms) and the rest, so
+ * the distance to the GEMM floor can be told apart from the non-GEMM work.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -54,7 +57,9 @@ static void usage(FILE *out)
                  "Times model load, text encode, one UNet step (median after a warm-up step,\n"
                  "CFG included), VAE decode and the whole generation; reports peak RSS.\n"
                  "--one-shot frees each network after its use, as gesso generate does (the\n"
-                 "default keeps the model whole, as gesso serve does).\n");
+                 "default keeps the model whole, as gesso serve does).\n"
+                 "The step is split by op timers into GEMM, convolution gathers/transforms\n"
+                 "and the rest; GESSO_OP_PROFILE=1 prints the per-kind table to stderr.\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -115,6 +120,7 @@ int cmd_bench(int argc, char **argv)
     gs_engine_options_init(&eo);
     eo.threads = threads;
     eo.precision = precision;
+    eo.op_timers = 1; /* the step's split; two clock reads per kernel call */
     gs_engine *eng = NULL;
     gs_model *model = NULL;
     gs_result *res = NULL;
@@ -163,6 +169,10 @@ int cmd_bench(int argc, char **argv)
     double step_floor = tm.step_gflop / rate, vae_floor = tm.vae_decode_gflop / rate;
     double step_rate = step > 0 ? tm.step_gflop / step : 0;
     double vae_rate = tm.vae_decode_s > 0 ? tm.vae_decode_gflop / tm.vae_decode_s : 0;
+    /* the split's shares are of the mean step it was measured on */
+    double sm = tm.step_mean_s > 0 ? tm.step_mean_s : 1;
+    double gemm_pct = 100 * tm.step_gemm_s / sm, aux_pct = 100 * tm.step_conv_aux_s / sm,
+           other_pct = 100 * tm.step_other_s / sm;
     if (json) {
         printf("{\"model\":\"%s\",\"one_shot\":%s,\"width\":%d,\"height\":%d,\"steps\":%d,\"batch_"
                "size\":%d,"
@@ -171,12 +181,15 @@ int cmd_bench(int argc, char **argv)
                "\"peak_rss_mb\":%.1f,\"step_gflop\":%.1f,\"step_gflops\":%.1f,"
                "\"vae_decode_gflop\":%.1f,\"vae_decode_gflops\":%.1f,\"gemm_gflops\":%.1f,"
                "\"step_floor_s\":%.4f,\"step_vs_floor\":%.3f,\"vae_floor_s\":%.4f,"
-               "\"vae_vs_floor\":%.3f}\n",
+               "\"vae_vs_floor\":%.3f,\"step_mean_s\":%.4f,\"step_gemm_s\":%.4f,"
+               "\"step_conv_aux_s\":%.4f,\"step_other_s\":%.4f,\"step_gemm_share\":%.3f,"
+               "\"sampling_s\":%.4f}\n",
                model_path, one_shot ? "true" : "false", p.width, p.height, p.steps, p.batch_size,
                tm.unet_batch, load_s, tm.text_encode_s, step, tm.vae_decode_s, tm.total_s,
                images_per_s, rss_mb, tm.step_gflop, step_rate, tm.vae_decode_gflop, vae_rate, rate,
                step_floor, step_floor > 0 ? step / step_floor : 0, vae_floor,
-               vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0);
+               vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0, tm.step_mean_s, tm.step_gemm_s,
+               tm.step_conv_aux_s, tm.step_other_s, gemm_pct / 100, tm.sampling_s);
     } else {
         printf("model        %s\n", model_path);
         gs_model_info info;
@@ -189,6 +202,11 @@ int cmd_bench(int argc, char **argv)
                " %.2fx the floor of %.3f s\n",
                step, tm.n_steps > 1 ? tm.n_steps - 1 : tm.n_steps, tm.step_gflop, step_rate,
                step_floor > 0 ? step / step_floor : 0, step_floor);
+        printf("step split   %8.3f s  mean step: GEMM %.3f s (%.0f%%, %.0f GFLOP/s eff.), conv "
+               "gathers/transforms %.3f s (%.0f%%), rest %.3f s (%.0f%%)\n",
+               tm.step_mean_s, tm.step_gemm_s, gemm_pct,
+               tm.step_gemm_s > 0 ? tm.step_gflop / tm.step_gemm_s : 0, tm.step_conv_aux_s, aux_pct,
+               tm.step_other_s, other_pct);
         printf("vae decode   %8.3f s  %.0f GFLOP at %.0f GFLOP/s, %.2fx the floor of %.3f s\n",
                tm.vae_decode_s, tm.vae_decode_gflop, vae_rate,
                vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0, vae_floor);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "compute/attention_fused_bf16.h"
+#include "compute/op_prof.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -330,7 +331,9 @@ void attention_fused(threadpool *tp, const float *q, int q_stride, const float *
         j.kt = scratch;
         j.vp = scratch + (size_t)n * heads * d * j.tkp;
     }
+    OP_PROF_TAG(OPK_ATTN_FUSED, 8.0 * n * tk * heads * d);
     threadpool_run(tp, pack_heads, &j);
+    OP_PROF_TAG(OPK_ATTN_FUSED, 4.0 * n * (2.0 * tq + 2.0 * tk) * heads * d);
     threadpool_run(tp, run_groups, &j);
 }
 

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "compute/arena.h"
 #include "compute/gemm_bf16.h"
+#include "compute/op_prof.h"
 #include "compute/threadpool.h"
 
 typedef struct gi_compute {
@@ -25,6 +26,8 @@ typedef struct gi_compute {
     int winograd_fused;      /* ... per group of tiles in each thread's cache (AVX-512) */
     long block_rows;         /* rows per block of row-blocked layers (feed-forwards); tests
                                 shrink it so small inputs take the blocked path */
+    int prof_on;             /* op timers: the engine calls run with op_prof_cur = &prof */
+    op_prof prof;            /* their totals since creation */
 } gi_compute;
 
 gs_status compute_create(int threads /* 0 = online CPUs */, gi_compute **out, gi_error *err);

@@ -38,6 +38,7 @@
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
 #include "compute/half.h"
+#include "compute/op_prof.h"
 #include "compute/vec_math.h"
 
 #define TILE_BLOCK_FLOATS (6L << 20) /* V plus M per block of tiles: 24 MB */
@@ -382,6 +383,7 @@ static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const floa
                   .tw = tw,
                   .up = up,
                   .sw = sw};
+    OP_PROF_TAG(OPK_WINO_XFORM, 4.0 * (9 + 16) * cw->cout * cw->cin);
     threadpool_run(cx->tp, filters, &j);
     for (long t0 = 0; t0 < tiles; t0 += block) {
         j.t0 = t0;
@@ -394,9 +396,12 @@ static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const floa
             j.srow0 = s0;
         }
         if (fused) {
+            OP_PROF_TAG(OPK_WINO_XFORM, 4.0 * (4 + 4) * j.nt * (cw->cin + cw->cout));
             threadpool_run(cx->tp, groups, &j);
             continue;
         }
+        /* 4x4 sources (overlapping: about 4 pixels' worth) in, 16 planes out */
+        OP_PROF_TAG(OPK_WINO_XFORM, 4.0 * (4 + 16) * j.nt * cw->cin);
         threadpool_run(cx->tp, inputs, &j);
         size_t vp = (size_t)j.nt * cw->cin, mp = (size_t)j.nt * cw->cout;
         size_t up_ = (size_t)cw->cout * cw->cin;
@@ -414,6 +419,7 @@ static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const floa
                 return st;
             }
         }
+        OP_PROF_TAG(OPK_WINO_XFORM, 4.0 * (16 + 4) * j.nt * cw->cout);
         threadpool_run(cx->tp, outputs, &j);
     }
     arena_release(&cx->scratch, mk);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "compute/op_prof.h"
 #include "compute/vec_math.h"
 
 #define CACHE_MAX 256
@@ -163,6 +164,8 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
 {
     if (M <= 0 || N <= 0)
         return GS_OK;
+    op_prof *prof = op_prof_cur;
+    double t0 = prof ? op_prof_now() : 0; /* a new shape's primitive creation counts too */
     int acc = beta != 0.0f;
     entry *e = NULL;
     for (int i = 0; i < c->n; i++) {
@@ -196,5 +199,8 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
     if (dnnl_primitive_execute(e->prim, c->strm, 3, args) != dnnl_success ||
         dnnl_stream_wait(c->strm) != dnnl_success)
         return gi_fail(err, GS_ERR_INTERNAL, "oneDNN bf16 matmul failed");
+    if (prof)
+        op_prof_add(prof, OPK_GEMM, t0, 2.0 * M * N * K,
+                    2.0 * ((double)M * K + (double)K * N) + 4.0 * (acc ? 2.0 : 1.0) * M * N);
     return GS_OK;
 }

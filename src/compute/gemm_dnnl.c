@@ -9,11 +9,17 @@
 #include <dnnl.h>
 
 #include "compute/gemm.h"
+#include "compute/op_prof.h"
 
 void gemm_f32(int M, int N, int K, const float *A, int lda, const float *B, int ldb, int trans_b,
               float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0)
         return;
+    op_prof *p = op_prof_cur;
+    double t0 = p ? op_prof_now() : 0;
     dnnl_sgemm('N', trans_b ? 'T' : 'N', M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    if (p) /* A and B read once, C read (beta) and written: the least traffic */
+        op_prof_add(p, OPK_GEMM, t0, 2.0 * M * N * K,
+                    4.0 * ((double)M * K + (double)K * N + (beta != 0 ? 2.0 : 1.0) * M * N));
 }

@@ -6,6 +6,7 @@
  */
 #include <math.h>
 
+#include "compute/op_prof.h"
 #include "compute/attention_fused.h"
 #include "compute/gemm.h"
 #include "compute/ops.h"
@@ -71,6 +72,107 @@ static void softmax_rows(void *p, int ith, int nth)
     }
 }
 
+/* The blocked path with one parallel region per attention call: every thread
+   takes whole (image, head, row block) units and runs their two GEMMs (oneDNN
+   on the one thread inside a region) and softmax itself, in a score block of
+   its own. One fork and join per call instead of three per unit: 3392 softmax
+   regions and twice as many GEMM ones per SD1.5 512x512 step, each a barrier
+   that waits for the slowest thread, a time slice on a shared machine. */
+#define ATTN_UNIT_BLOCK 64 /* rows: a thread's [64, 4096] scores fit L2-sized caches */
+
+typedef struct units_job {
+    const float *q, *k, *v;
+    float *out, *s; /* s: [nth, block, tk] */
+    int q_stride, kv_stride, n, tq, tk, heads, d, causal, block, blocks;
+    float scale;
+    double soft_s, all_s; /* thread 0's time in softmax and in all, when timed */
+    int timed;
+} units_job;
+
+static void attention_units(void *p, int ith, int nth)
+{
+    units_job *j = p;
+    long u0, u1, units = (long)j->n * j->heads * j->blocks;
+    threadpool_range(units, ith, nth, &u0, &u1);
+    float *s = j->s + (size_t)ith * j->block * j->tk;
+    int out_stride = j->heads * j->d, timed = j->timed && ith == 0;
+    double t_all = timed ? op_prof_now() : 0, t_soft = 0;
+    for (long u = u0; u < u1; u++) {
+        int b = (int)(u / ((long)j->heads * j->blocks));
+        int h = (int)(u / j->blocks % j->heads), r0 = (int)(u % j->blocks) * j->block;
+        int rows = j->tq - r0 < j->block ? j->tq - r0 : j->block;
+        const float *qb = j->q + (size_t)b * j->tq * j->q_stride;
+        const float *kb = j->k + (size_t)b * j->tk * j->kv_stride;
+        const float *vb = j->v + (size_t)b * j->tk * j->kv_stride;
+        gemm_f32(rows, j->tk, j->d, qb + (size_t)r0 * j->q_stride + h * j->d, j->q_stride,
+                 kb + h * j->d, j->kv_stride, 1, 0.0f, s, j->tk);
+        double t0 = timed ? op_prof_now() : 0;
+        softmax_job sj = {s, rows, j->tk, r0, j->scale, j->causal};
+        softmax_rows(&sj, 0, 1);
+        if (timed)
+            t_soft += op_prof_now() - t0;
+        gemm_f32(rows, j->d, j->tk, s, j->tk, vb + h * j->d, j->kv_stride, 0, 0.0f,
+                 j->out + ((size_t)b * j->tq + r0) * out_stride + h * j->d, out_stride);
+    }
+    if (timed) {
+        j->soft_s = t_soft;
+        j->all_s = op_prof_now() - t_all;
+    }
+}
+
+/* The units path when there are enough units to share; -1 when not taken. */
+static int attention_by_units(gi_compute *cx, const float *q, int q_stride, const float *k,
+                              const float *v, int kv_stride, int n, int tq, int tk, int heads,
+                              int d, int causal, float *out, gi_error *err, gs_status *st)
+{
+    int nth = threadpool_size(cx->tp);
+    int block = tq < ATTN_UNIT_BLOCK ? tq : ATTN_UNIT_BLOCK, blocks = (tq + block - 1) / block;
+    if (nth < 2 || (long)n * heads * blocks < 4L * nth)
+        return -1; /* too few units to balance: the per-block regions do better */
+    arena_mark m = arena_get_mark(&cx->scratch);
+    float *s = arena_floats(&cx->scratch, (size_t)nth * block * tk);
+    if (!s) {
+        *st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
+        return 1;
+    }
+    units_job j = {q,
+                   k,
+                   v,
+                   out,
+                   s,
+                   q_stride,
+                   kv_stride,
+                   n,
+                   tq,
+                   tk,
+                   heads,
+                   d,
+                   causal,
+                   block,
+                   blocks,
+                   1.0f / sqrtf((float)d),
+                   0,
+                   0,
+                   op_prof_cur != NULL};
+    op_prof *prof = op_prof_cur;
+    double t0 = prof ? op_prof_now() : 0;
+    op_prof_cur = NULL; /* timed here, as GEMM and softmax, not as one untagged run */
+    threadpool_run(cx->tp, attention_units, &j);
+    op_prof_cur = prof;
+    if (prof) {
+        /* the region's wall time, shared out as thread 0 spent its own */
+        double wall = op_prof_now() - t0;
+        double soft = j.all_s > 0 ? wall * j.soft_s / j.all_s : 0;
+        double flop = 4.0 * n * heads * (double)tq * tk * d;
+        double mm = 4.0 * n * heads * (double)blocks * tk * d + 8.0 * n * heads * (double)tq * d;
+        op_prof_add(prof, OPK_GEMM, t0 + soft, flop, mm);
+        op_prof_add(prof, OPK_SOFTMAX, op_prof_now() - soft, 0, 8.0 * n * heads * (double)tq * tk);
+    }
+    arena_release(&cx->scratch, m);
+    *st = GS_OK;
+    return 1;
+}
+
 /* The same blocks with bf16 inputs to both products (f32 scores and softmax). */
 static gs_status attention_bf16(gi_compute *cx, const float *q, int q_stride, const float *k,
                                 const float *v, int kv_stride, int n, int tq, int tk, int heads,
@@ -103,6 +205,7 @@ static gs_status attention_bf16(gi_compute *cx, const float *q, int q_stride, co
                 if (st != GS_OK)
                     break;
                 softmax_job sj = {s, rows, tk, r0, scale, causal};
+                OP_PROF_TAG(OPK_SOFTMAX, 8.0 * rows * tk);
                 threadpool_run(cx->tp, softmax_rows, &sj);
                 op_to_bf16(cx, s, sb, (long)rows * tk);
                 st = gemm_bf16(cx->bf16, rows, d, tk, sb, tk, vi + h * d, kv_stride, 0, 0.0f,
@@ -135,6 +238,11 @@ gs_status op_attention(gi_compute *cx, const float *q, int q_stride, const float
         return attention_bf16(cx, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal, out,
                               err);
     }
+    cx->flops += 4.0 * n * heads * (double)tq * tk * d; /* QK^T and PV */
+    gs_status st;
+    if (attention_by_units(cx, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal, out, err,
+                           &st) >= 0)
+        return st;
     int out_stride = heads * d;
     int block = tq < ATTN_BLOCK ? tq : ATTN_BLOCK;
     arena_mark m = arena_get_mark(&cx->scratch);
@@ -142,7 +250,6 @@ gs_status op_attention(gi_compute *cx, const float *q, int q_stride, const float
     if (!s)
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
     float scale = 1.0f / sqrtf((float)d);
-    cx->flops += 4.0 * n * heads * (double)tq * tk * d; /* QK^T and PV */
     for (int b = 0; b < n; b++) {
         const float *qb = q + (size_t)b * tq * q_stride;
         const float *kb = k + (size_t)b * tk * kv_stride;
@@ -154,6 +261,7 @@ gs_status op_attention(gi_compute *cx, const float *q, int q_stride, const float
                 gemm_f32(rows, tk, d, qb + (size_t)r0 * q_stride + h * d, q_stride, kb + h * d,
                          kv_stride, 1, 0.0f, s, tk);
                 softmax_job sj = {s, rows, tk, r0, scale, causal};
+                OP_PROF_TAG(OPK_SOFTMAX, 8.0 * rows * tk); /* scores read and written */
                 threadpool_run(cx->tp, softmax_rows, &sj);
                 gemm_f32(rows, d, tk, s, tk, vb + h * d, kv_stride, 0, 0.0f,
                          ob + (size_t)r0 * out_stride + h * d, out_stride);

@@ -12,6 +12,7 @@
  */
 #include <string.h>
 
+#include "compute/op_prof.h"
 #include "compute/conv_winograd.h"
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
@@ -98,6 +99,7 @@ static gs_status conv_block(gi_compute *cx, const conv_weights *cw, im2col_job *
 {
     int K = cw->k * cw->k * cw->cin;
     float *yb = y + (size_t)j->row0 * cw->cout;
+    OP_PROF_TAG(OPK_IM2COL, 8.0 * j->rows * K); /* patches read and written once */
     if (cw->wb) {
         threadpool_run(cx->tp, im2col_rows_bf16, j);
         return gemm_bf16(cx->bf16, (int)j->rows, cw->cout, K, (const uint16_t *)j->col, K, cw->wb,

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "compute/op_prof.h"
 #include "compute/ops.h"
 #include "compute/vec_math.h"
 
@@ -65,30 +66,35 @@ static void ew_run(void *p, int ith, int nth)
 void op_add(gi_compute *cx, float *y, const float *x, long count)
 {
     ew_job j = {y, x, NULL, count, 0, 0, EW_ADD};
+    OP_PROF_TAG(OPK_ELEMENTWISE, 12.0 * count);
     threadpool_run(cx->tp, ew_run, &j);
 }
 
 void op_silu(gi_compute *cx, const float *x, float *y, long count)
 {
     ew_job j = {y, x, NULL, count, 0, 0, EW_SILU};
+    OP_PROF_TAG(OPK_ELEMENTWISE, 8.0 * count);
     threadpool_run(cx->tp, ew_run, &j);
 }
 
 void op_quick_gelu(gi_compute *cx, float *x, long count)
 {
     ew_job j = {x, x, NULL, count, 0, 0, EW_QUICK_GELU};
+    OP_PROF_TAG(OPK_ELEMENTWISE, 8.0 * count);
     threadpool_run(cx->tp, ew_run, &j);
 }
 
 void op_gelu(gi_compute *cx, float *x, long count)
 {
     ew_job j = {x, x, NULL, count, 0, 0, EW_GELU};
+    OP_PROF_TAG(OPK_ELEMENTWISE, 8.0 * count);
     threadpool_run(cx->tp, ew_run, &j);
 }
 
 void op_add_broadcast(gi_compute *cx, float *y, const float *v, int n, long per, int c)
 {
     ew_job j = {y, NULL, v, (long)n * per, per, c, EW_ADD_BROADCAST};
+    OP_PROF_TAG(OPK_ELEMENTWISE, 8.0 * n * per * c);
     threadpool_run(cx->tp, ew_run, &j);
 }
 
@@ -116,6 +122,7 @@ GS_VEC_CLONES static void geglu_rows(void *p, int ith, int nth)
 void op_geglu(gi_compute *cx, const float *x, long rows, int inner, float *y)
 {
     geglu_job j = {x, y, rows, inner};
+    OP_PROF_TAG(OPK_GEGLU, 12.0 * rows * inner);
     threadpool_run(cx->tp, geglu_rows, &j);
 }
 
@@ -146,6 +153,7 @@ void op_resize_nearest(gi_compute *cx, const float *x, int n, int h, int w, int 
                        float *y)
 {
     resize_job j = {x, y, n, h, w, c, oh, ow};
+    OP_PROF_TAG(OPK_COPY, 4.0 * n * (h * w + oh * ow) * c);
     threadpool_run(cx->tp, resize_rows, &j);
 }
 
@@ -173,5 +181,6 @@ void op_concat_channels(gi_compute *cx, const float *a, int ca, const float *b, 
                         float *y)
 {
     concat_job j = {a, b, y, ca, cb, pixels};
+    OP_PROF_TAG(OPK_COPY, 8.0 * pixels * (ca + cb));
     threadpool_run(cx->tp, concat_rows, &j);
 }

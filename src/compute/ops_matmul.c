@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "compute/op_prof.h"
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
 #include "compute/ops.h"
@@ -33,6 +34,7 @@ static void bias_fill_rows(void *p, int ith, int nth)
 void op_bias_fill(gi_compute *cx, float *y, const float *b, long rows, int c)
 {
     bias_job j = {y, b, rows, c};
+    OP_PROF_TAG(OPK_ELEMENTWISE, 4.0 * rows * c);
     threadpool_run(cx->tp, bias_fill_rows, &j);
 }
 
@@ -53,6 +55,7 @@ static void cvt_run(void *p, int ith, int nth)
 void op_to_bf16(gi_compute *cx, const float *x, uint16_t *y, long n)
 {
     cvt_job j = {x, y, n};
+    OP_PROF_TAG(OPK_ELEMENTWISE, 6.0 * n);
     threadpool_run(cx->tp, cvt_run, &j);
 }
 

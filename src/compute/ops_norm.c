@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "compute/op_prof.h"
 #include "compute/ops.h"
 #include "compute/vec_math.h"
 
@@ -137,11 +138,13 @@ static void gn_stats_with(gi_compute *cx, gn_job *j, int nth, double *stats)
     int c = j->c, groups = j->groups, cpg = c / groups;
     double count = (double)j->hw * cpg;
     double *gsum = j->gmean;
+    OP_PROF_TAG(OPK_GROUP_NORM, 4.0 * j->hw * c);
     threadpool_run(cx->tp, gn_sums, j);
     reduce_groups(j->part, nth, c, groups, gsum);
     double *mean_c = j->part + (size_t)nth * c;
     for (int k = 0; k < c; k++)
         mean_c[k] = gsum[k / cpg] / count;
+    OP_PROF_TAG(OPK_GROUP_NORM, 4.0 * j->hw * c);
     threadpool_run(cx->tp, gn_vars, j);
     reduce_groups(j->part, nth, c, groups, gsum + groups);
     for (int g = 0; g < groups; g++) {
@@ -205,6 +208,7 @@ void op_scale_shift_span(gi_compute *cx, const float *x, long p0, long p1, int c
                          int silu, float *y)
 {
     span_job j = {x + (size_t)p0 * c, y, p1 - p0, c, silu, ab};
+    OP_PROF_TAG(OPK_GROUP_NORM, 8.0 * (p1 - p0) * c);
     threadpool_run(cx->tp, span_rows, &j);
 }
 
@@ -240,6 +244,7 @@ void op_group_norm(gi_compute *cx, const norm_weights *nw, const float *x, int n
                     a + c};
         gn_stats_with(cx, &j, nth, stats);
         op_group_norm_fold(nw, stats, groups, eps, a);
+        OP_PROF_TAG(OPK_GROUP_NORM, 8.0 * hw * c);
         threadpool_run(cx->tp, gn_apply, &j);
     }
     arena_release(&cx->scratch, m);
@@ -280,5 +285,6 @@ void op_layer_norm(gi_compute *cx, const norm_weights *nw, const float *x, long 
                    float eps, float *y)
 {
     ln_job j = {nw, x, y, rows, c, eps};
+    OP_PROF_TAG(OPK_LAYER_NORM, 8.0 * rows * c);
     threadpool_run(cx->tp, layer_norm_rows, &j);
 }

@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include "common/alloc.h"
+#include "compute/op_prof.h"
 
 struct threadpool {
     int n;
@@ -37,7 +38,7 @@ int threadpool_size(const threadpool *tp)
     return tp->n;
 }
 
-void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx)
+static void run(threadpool *tp, threadpool_fn fn, void *ctx)
 {
     if (tp->n == 1) {
         fn(ctx, 0, 1);
@@ -45,4 +46,22 @@ void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx)
     }
 #pragma omp parallel num_threads(tp->n)
     fn(ctx, omp_get_thread_num(), omp_get_num_threads());
+}
+
+void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx)
+{
+    op_prof *p = op_prof_cur;
+    if (!p) {
+        run(tp, fn, ctx);
+        return;
+    }
+    /* the time includes the team's fork and join barrier: that is the op's cost */
+    op_kind k = p->tag;
+    double bytes = p->tag_bytes, t0 = op_prof_now();
+    p->tag = OPK_OTHER;
+    p->tag_bytes = 0;
+    op_prof_cur = NULL; /* a GEMM inside the region is part of this run, not a second count */
+    run(tp, fn, ctx);
+    op_prof_cur = p;
+    op_prof_add(p, k, t0, 0, bytes);
 }

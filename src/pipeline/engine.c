@@ -2,6 +2,7 @@
 #include "pipeline/engine.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -45,6 +46,12 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
                 (opts->precision == GS_PRECISION_AUTO && eng->bf16_fast);
     gs_status st = compute_create(opts->threads, &eng->cx, &err);
     eng->precision_auto = opts->precision == GS_PRECISION_AUTO;
+    if (st == GS_OK) {
+        /* a developer's switch: the per-kind table of every run, on stderr */
+        const char *env = getenv("GESSO_OP_PROFILE");
+        eng->prof_print = env && *env && strcmp(env, "0") != 0;
+        eng->cx->prof_on = opts->op_timers != 0 || eng->prof_print;
+    }
     if (st == GS_OK) {
         int saved = compute_enter(eng->cx); /* the probe runs a oneDNN matmul */
         eng->bf16_usable = gemm_bf16_usable(eng->cx->bf16);

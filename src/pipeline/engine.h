@@ -23,7 +23,8 @@ struct gs_engine {
     int bf16_usable;    /* oneDNN runs bf16 matmuls on this CPU */
     int bf16_fast;      /* ... faster than f32 ones (AMX, AMD Zen 4) */
     clip_tokenizer *tok;
-    gi_error err; /* last error, for gs_engine_errmsg */
+    int prof_print; /* GESSO_OP_PROFILE: print each run's op-timer table to stderr */
+    gi_error err;   /* last error, for gs_engine_errmsg */
     /* tests: when set, the hires fix shows it its intermediate latents by name
        ("first_latent", "upscaled_latent", "hr_noise", "final_latent"; NCHW) */
     void (*latent_tap)(void *user, const char *name, const float *x, size_t n);

@@ -14,6 +14,7 @@
  * before sampling starts; the sampling loop allocates nothing.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -181,6 +182,18 @@ int gen_on_step(void *user, int step, int total, const float *x, const float *de
     step += g->step_offset;
     if (step >= 1 && step <= g->total)
         g->step_s[step - 1] = now - g->t_last;
+    if (g->eng->cx->prof_on) {
+        const op_prof *pr = &g->eng->cx->prof;
+        double gemm = op_prof_gemm_s(pr), aux = op_prof_conv_aux_s(pr);
+        if (step >= 2 || (step == 1 && g->total == 1)) { /* the first step warms up */
+            g->split_wall += now - g->t_last;
+            g->split_gemm += gemm - g->prof_gemm_last;
+            g->split_aux += aux - g->prof_aux_last;
+            g->split_n++;
+        }
+        g->prof_gemm_last = gemm;
+        g->prof_aux_last = aux;
+    }
     g->t_last = now;
     if (!g->progress)
         return 0;
@@ -424,7 +437,10 @@ gs_status gs_generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_progre
         return engine_fail(eng, &(gi_error){GS_ERR_INVALID_ARGUMENT, "NULL argument"});
     *out = NULL;
     int saved = compute_enter(eng->cx);
+    op_prof *prof_saved = op_prof_cur;
+    op_prof_cur = eng->cx->prof_on ? &eng->cx->prof : NULL;
     gs_status st = generate(eng, m, p, progress, user, out);
+    op_prof_cur = prof_saved;
     compute_leave(saved);
     return st;
 }
@@ -621,11 +637,24 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     rng_seed(&rng, p->seed);
     g.t_start = g.t_last = now_s();
     double flops0 = eng->cx->flops;
+    op_prof prof0 = eng->cx->prof;
+    g.prof_gemm_last = op_prof_gemm_s(&prof0);
+    g.prof_aux_last = op_prof_conv_aux_s(&prof0);
     st = sample_run(&sc, &rng, gen_model_eps, gen_on_step, &g, x, &err);
     res->timings.sampling_s = now_s() - g.t_start;
     res->timings.step_gflop = (eng->cx->flops - flops0) * 1e-9 / (g.total > 0 ? g.total : 1);
     if (st != GS_OK)
         goto out;
+    if (g.split_n > 0) {
+        gs_timings *tm = &res->timings;
+        tm->step_mean_s = g.split_wall / g.split_n;
+        tm->step_gemm_s = g.split_gemm / g.split_n;
+        tm->step_conv_aux_s = g.split_aux / g.split_n;
+        tm->step_other_s = tm->step_mean_s - tm->step_gemm_s - tm->step_conv_aux_s;
+    }
+    if (eng->prof_print)
+        op_prof_print(stderr, &prof0, &eng->cx->prof, g.total, res->timings.sampling_s,
+                      eng->cx->flops - flops0);
     if (ip.active)
         inpaint_blend_final(&ip, x, init, g.batch, g.ch);
     if (hr.on && (st = hires_run(&g, &hr, &sc, &cond, &uncond, &x, &err)) != GS_OK)

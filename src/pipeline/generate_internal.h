@@ -28,7 +28,12 @@ typedef struct gen_ctx {
     gs_progress_fn progress;
     void *user;
     double t_start, t_last;
-    double *step_s;  /* [total steps] */
+    double *step_s; /* [total steps] */
+    /* op timers (cx->prof_on): the GEMM and convolution-helper seconds at the last
+       step's end, and the sums over the steps after the warm-up */
+    double prof_gemm_last, prof_aux_last;
+    double split_wall, split_gemm, split_aux;
+    int split_n;
     int total;       /* steps of all passes (the hires fix adds a second) */
     int step_offset; /* steps of the passes before the one running */
     int truncate_u8; /* A1111's 8-bit conversion (inpainting's reference truncates) */
