@@ -46,6 +46,16 @@ st_file *golden(void)
     return golden_file;
 }
 
+void golden_ids77(const char *name, int32_t ids[77])
+{
+    size_t n;
+    double *d = golden_f64(name, &n);
+    assert_int_equal(n, 77);
+    for (int t = 0; t < 77; t++)
+        ids[t] = (int32_t)d[t];
+    free(d);
+}
+
 double *golden_f64(const char *name, size_t *numel)
 {
     const st_tensor *t = st_find(golden(), name);

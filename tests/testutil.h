@@ -30,6 +30,8 @@ void golden_select(const char *fixture);
 const char *fixture_path(const char *name);
 /* Loads golden tensor `name` as f64; aborts the test if absent. Free with free(). */
 double *golden_f64(const char *name, size_t *numel);
+/* A golden [77] tensor of token ids (stored as numbers) into ids. */
+void golden_ids77(const char *name, int32_t ids[77]);
 /* Loads golden tensor `name` as f32; aborts the test if absent. Free with free(). */
 float *golden_f32(const char *name, size_t *numel);
 /* The largest 8-bit difference of a result's images (in batch order) from the golden
