@@ -1237,13 +1237,13 @@ static void no_clip_model(void **state)
     (void)state;
     char cfg[200], cmd[600];
     snprintf(cfg, sizeof cfg, "%s/bridgeData.yaml", dir);
-    FILE *f = fopen(cfg, "w");
-    assert_non_null(f);
-    fprintf(f,
+    assert_int_equal(
+        fake_horde_write_config(
+            dir,
             "api_key: \"%s\"\nmax_power: %d\nmodels_to_load:\n  - tiny-sd15\nnsfw: false\n"
             "model_reference: /nonexistent/stable_diffusion.json\n",
-            APIKEY, MAX_POWER);
-    fclose(f);
+            APIKEY, MAX_POWER),
+        0);
     snprintf(cmd, sizeof cmd, "%s horde --config %s --horde-url %s 2>%s/refused.txt", GS_GESSO_BIN,
              cfg, fh.base, dir);
     int rc = system(cmd);
