@@ -93,10 +93,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    int bf16 = gemm_bf16_usable(cx->bf16);
-    printf("threads %d, bf16 %s, one-pass attention %s, its bf16 products %s\n\n",
-           compute_threads(cx), bf16 ? "yes" : "no", cx->attn_fused ? "yes" : "no",
-           cx->attn_fused_bf16 ? "yes" : "no");
+    int bf16 = 1;
+    printf("threads %d, bf16 matmuls %s, one-pass attention %s, its bf16 products %s\n\n",
+           compute_threads(cx), gemm_bf16_native(cx->bf16) ? "native" : "widened to f32",
+           cx->attn_fused ? "yes" : "no", cx->attn_fused_bf16 ? "yes" : "no");
 
     static const attn_case attns[] = {
         {"self 64^2 latent", 2, 4096, 4096, 8, 40},

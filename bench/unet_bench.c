@@ -95,16 +95,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "unet_bench: %s\n", err.msg);
         return 1;
     }
-    int saved = compute_enter(cx);
-    int bf16_ok = gemm_bf16_usable(cx->bf16);
-    compute_leave(saved);
-    if (bf16 && !bf16_ok) {
-        fprintf(stderr, "unet_bench: this CPU cannot run bf16 matmuls\n");
-        return 1;
-    }
     /* as a bf16 engine sets its context (engine.c): attention and Winograd in
        bf16 where bf16 outruns f32 */
-    cx->attn_bf16 = bf16;
+    cx->attn_bf16 = bf16 && gemm_bf16_native(cx->bf16);
     cx->winograd_bf16 = bf16 && gemm_bf16_preferred();
     cx->attn_fused_bf16 = cx->attn_fused_bf16 && gemm_bf16_preferred();
     double rate0 = 0, rate1 = 0;
@@ -117,7 +110,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "unet_bench: %s\n", err.msg);
         return 1;
     }
-    saved = compute_enter(cx); /* the conversion runs on the OpenMP team */
+    int saved = compute_enter(cx); /* the conversion runs on the OpenMP team */
     gs_status st = unet_load(f, "model.diffusion_model.", &opts, bf16, NULL, &m, &err);
     compute_leave(saved);
     if (st != GS_OK) {

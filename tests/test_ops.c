@@ -1,7 +1,8 @@
 /*
  * test_ops - the hand-written math kernels against double-precision
  * references: the vectorizable exp and GELU, GEGLU, and attention (f32 and
- * bf16, causal and not, query counts that leave partial blocks).
+ * bf16, causal and not, query counts that leave partial blocks), and the bf16
+ * matmul as CPUs without bf16 instructions run it (widened to f32 by panels).
  */
 #include "testutil.h"
 
@@ -164,8 +165,7 @@ static void attention_matches_reference(void **state)
        the CPU has it */
     static const char *const names[] = {"f32", "bf16", "fused", "fused bf16"};
     for (int kind = 0; kind < 4; kind++) {
-        if ((kind >= 2 && !cx->attn_fused) || (kind == 3 && !cx->attn_fused_bf16) ||
-            (kind == 1 && !gemm_bf16_usable(cx->bf16))) {
+        if ((kind >= 2 && !cx->attn_fused) || (kind == 3 && !cx->attn_fused_bf16)) {
             test_note_skip("test_ops attention %s: not on this CPU", names[kind]);
             continue;
         }
@@ -268,8 +268,7 @@ static void conv3x3_matches_reference(void **state)
         static const char *const how[] = {"im2col", "winograd", "winograd bf16",
                                           "winograd bf16 by tile groups"};
         for (int wino = 0; wino <= 3; wino++) {
-            /* CPUs without bf16 matmuls (AVX2 only) run bf16 weights nowhere but here */
-            if ((wino == 3 && !fused) || (wino != 1 && !gemm_bf16_usable(cx->bf16))) {
+            if (wino == 3 && !fused) {
                 test_note_skip("test_ops conv3x3 bf16 weights, %s: not on this CPU", how[wino]);
                 continue;
             }
@@ -351,7 +350,7 @@ static void conv3x3_prologue_matches_reference(void **state)
                                           "winograd groups by tile rows"};
         int fused = cx->winograd_fused;
         for (int run = 0; run < 9; run++) {
-            if ((run >= 5 && !fused) || (run >= 3 && run <= 6 && !gemm_bf16_usable(cx->bf16))) {
+            if (run >= 5 && !fused) {
                 printf("conv3x3 pre %s: not on this CPU\n", how[run]);
                 continue;
             }
@@ -380,6 +379,82 @@ static void conv3x3_prologue_matches_reference(void **state)
     compute_free(cx);
 }
 
+/* The widened bf16 matmul (AVX2 CPUs; forced here where oneDNN has a native
+   one) against double sums of the same bf16 values: a K long enough that
+   neither operand fits one panel, so A and B go by blocks; both B layouts,
+   row strides wider than the rows, overwrite and accumulate. The products are
+   exact, so only the f32 sums' rounding remains: bounded by K * 2^-24 times
+   the sum of |a b|, and in practice ~sqrt(K) times smaller. */
+static void gemm_bf16_widened_matches_reference(void **state)
+{
+    (void)state;
+    enum { M = 70, N = 120, K = 40000, LDA = K + 3, LDB_T = K + 5, LDB_N = N + 7, LDC = N + 2 };
+    gi_error err = {0};
+    gi_compute *cx;
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    gemm_bf16_force_widening(cx->bf16);
+    assert_false(gemm_bf16_native(cx->bf16));
+    uint16_t *a = malloc(sizeof *a * M * LDA), *bt = malloc(sizeof *bt * N * LDB_T);
+    uint16_t *bn = malloc(sizeof *bn * K * LDB_N);
+    float *c = malloc(sizeof *c * M * LDC);
+    double *ref = malloc(sizeof *ref * M * N), *mag = malloc(sizeof *mag * M * N);
+    assert_true(a && bt && bn && c && ref && mag);
+    for (long i = 0; i < (long)M * LDA; i++) {
+        float f = frand();
+        f32_to_bf16(&f, &a[i], 1);
+    }
+    for (long i = 0; i < (long)N * LDB_T; i++) {
+        float f = frand();
+        f32_to_bf16(&f, &bt[i], 1);
+    }
+    for (long k = 0; k < K; k++) /* the same B stored [K, N] */
+        for (int n = 0; n < N; n++)
+            bn[k * LDB_N + n] = bt[(long)n * LDB_T + k];
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double sum = 0, abs_sum = 0;
+            for (long k = 0; k < K; k++) {
+                double p = (double)gi_bf16_to_f32(a[(long)m * LDA + k]) *
+                           gi_bf16_to_f32(bt[(long)n * LDB_T + k]);
+                sum += p;
+                abs_sum += fabs(p);
+            }
+            ref[m * N + n] = sum;
+            mag[m * N + n] = abs_sum;
+        }
+    int saved = compute_enter(cx);
+    for (int run = 0; run < 4; run++) {
+        int trans_b = run % 2 == 0, accumulate = run >= 2;
+        for (int i = 0; i < M * LDC; i++)
+            c[i] = accumulate ? 0.5f : -7.0f; /* the pad columns must stay -7 */
+        assert_int_equal(gemm_bf16(cx->bf16, M, N, K, a, LDA, trans_b ? bt : bn,
+                                   trans_b ? LDB_T : LDB_N, trans_b, accumulate ? 1.0f : 0.0f, c,
+                                   LDC, &err),
+                         GS_OK);
+        double worst = 0;
+        for (int m = 0; m < M; m++) {
+            for (int n = 0; n < N; n++) {
+                double want = ref[m * N + n] + (accumulate ? 0.5 : 0.0);
+                double e = fabs(c[m * LDC + n] - want) / mag[m * N + n];
+                worst = e > worst ? e : worst;
+            }
+            for (int n = N; n < LDC; n++)
+                assert_true(c[m * LDC + n] == (accumulate ? 0.5f : -7.0f));
+        }
+        printf("widened bf16 gemm, B %s, %s: worst error / sum|ab| %.3g\n",
+               trans_b ? "[N, K]" : "[K, N]", accumulate ? "accumulate" : "overwrite", worst);
+        assert_true(worst < 1e-6); /* measured 1.1e-8 */
+    }
+    compute_leave(saved);
+    free(a);
+    free(bt);
+    free(bn);
+    free(c);
+    free(ref);
+    free(mag);
+    compute_free(cx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +463,7 @@ int main(void)
         cmocka_unit_test(attention_matches_reference),
         cmocka_unit_test(conv3x3_matches_reference),
         cmocka_unit_test(conv3x3_prologue_matches_reference),
+        cmocka_unit_test(gemm_bf16_widened_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -375,13 +375,10 @@ static void prepared_file_loads_in_place(void **state)
     gs_engine_options_init(&eo);
     eo.precision = GS_PRECISION_BF16;
     gs_engine *e16 = NULL;
-    if (gs_engine_create(&eo, &e16) == GS_OK) { /* CPUs without bf16 skip this part */
-        assert_int_equal(gs_model_load(e16, path, &m), GS_ERR_UNSUPPORTED);
-        assert_non_null(strstr(gs_engine_errmsg(e16), "prepared for f32 compute"));
-        gs_engine_free(e16);
-    } else {
-        test_note_skip("test_pipeline prepared-file precision: no bf16 engine on this CPU");
-    }
+    assert_int_equal(gs_engine_create(&eo, &e16), GS_OK);
+    assert_int_equal(gs_model_load(e16, path, &m), GS_ERR_UNSUPPORTED);
+    assert_non_null(strstr(gs_engine_errmsg(e16), "prepared for f32 compute"));
+    gs_engine_free(e16);
     /* an engine left to choose its precision takes the file's */
     gs_engine_options_init(&eo);
     gs_engine *eauto = NULL;
@@ -448,12 +445,7 @@ static void bf16_fidelity(void **state)
     eo.precision = GS_PRECISION_BF16;
     gs_engine *e16;
     gs_model *m16;
-    gs_status st = gs_engine_create(&eo, &e16);
-    if (st == GS_ERR_UNSUPPORTED) {
-        test_note_skip("test_pipeline bf16 fidelity: this CPU cannot run bf16 matmuls");
-        skip();
-    }
-    assert_int_equal(st, GS_OK);
+    assert_int_equal(gs_engine_create(&eo, &e16), GS_OK);
     assert_int_equal(gs_model_load(e16, fixture_path("tiny-sd15.safetensors"), &m16), GS_OK);
     gs_model_info info;
     gs_model_get_info(m16, &info);

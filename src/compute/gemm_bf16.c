@@ -5,10 +5,14 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "compute/gemm.h"
 #include "compute/op_prof.h"
 #include "compute/vec_math.h"
 
 #define CACHE_MAX 256
+/* Each widened operand panel (A rows, B rows or columns) holds at most this
+   many floats: 8 MB, kept with the cache between calls. */
+#define WIDE_PANEL_FLOATS (2L << 20)
 
 typedef struct entry {
     int M, N, K, lda, ldb, ldc, trans_b, accumulate;
@@ -21,6 +25,13 @@ struct gemm_bf16_cache {
     dnnl_stream_t strm;
     entry e[CACHE_MAX];
     int n;
+    /* oneDNN 2.x has no bf16 matmul below AVX512_BF16-class CPUs: there the
+       operands are widened to f32 a panel at a time and multiplied by the f32
+       GEMM. A bf16 x bf16 product is exact in f32, so the answer is the bf16
+       matmul's up to the order of the f32 sums. */
+    int widen;
+    float *wa, *wb;
+    size_t wa_cap, wb_cap;
 };
 
 /* Measured (bench/RESULTS.md section 8): AMD Zen 4 runs oneDNN's bf16 matmul at
@@ -60,17 +71,29 @@ void f32_to_bf16(const float *x, uint16_t *y, long n)
     f32_to_bf16_span(x, y, n);
 }
 
-int gemm_bf16_usable(gemm_bf16_cache *c)
+int gemm_bf16_native(const gemm_bf16_cache *c)
 {
-    /* the CPU's answer, found once per process: every engine creation asks */
+    return !c->widen;
+}
+
+void gemm_bf16_force_widening(gemm_bf16_cache *c)
+{
+    c->widen = 1;
+}
+
+static dnnl_status_t create_entry(gemm_bf16_cache *c, entry *e);
+static void entry_free(entry *e);
+
+/* The CPU's answer, found once per process: every engine creation asks. */
+static int bf16_matmul_exists(gemm_bf16_cache *c)
+{
     static int known = -1;
     int r = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
     if (r >= 0)
         return r;
-    uint16_t a[16 * 16] = {0}, b[16 * 16] = {0};
-    float out[16 * 16];
-    gi_error err;
-    r = gemm_bf16(c, 16, 16, 16, a, 16, b, 16, 1, 0.0f, out, 16, &err) == GS_OK;
+    entry e = {16, 16, 16, 16, 16, 16, 1, 0, NULL, NULL, NULL, NULL};
+    r = create_entry(c, &e) == dnnl_success;
+    entry_free(&e);
     __atomic_store_n(&known, r, __ATOMIC_RELEASE);
     return r;
 }
@@ -86,6 +109,7 @@ gs_status gemm_bf16_cache_create(gemm_bf16_cache **out, gi_error *err)
         gemm_bf16_cache_free(c);
         return gi_fail(err, GS_ERR_INTERNAL, "cannot start oneDNN");
     }
+    c->widen = !bf16_matmul_exists(c);
     *out = c;
     return GS_OK;
 }
@@ -113,6 +137,8 @@ void gemm_bf16_cache_free(gemm_bf16_cache *c)
         dnnl_stream_destroy(c->strm);
     if (c->eng)
         dnnl_engine_destroy(c->eng);
+    gi_aligned_free(c->wa);
+    gi_aligned_free(c->wb);
     gi_free(c);
 }
 
@@ -158,12 +184,71 @@ out:
     return s;
 }
 
+GS_VEC_CLONES static void bf16_to_f32_span(const uint16_t *x, float *y, long n)
+{
+    for (long i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)x[i] << 16;
+        memcpy(&y[i], &u, 4);
+    }
+}
+
+/* dst[r][0..cols) = src[r][0..cols) for rows rows: strided bf16 to packed f32. */
+static void widen_rows(const uint16_t *src, long ld, long rows, long cols, float *dst)
+{
+    /* memory-bound: threads only where there is enough to share */
+#pragma omp parallel for schedule(static) if (rows * cols >= (1L << 16))
+    for (long r = 0; r < rows; r++)
+        bf16_to_f32_span(src + r * ld, dst + r * cols, cols);
+}
+
+static float *panel(float **buf, size_t *cap, size_t floats)
+{
+    if (floats > *cap) {
+        gi_aligned_free(*buf);
+        *buf = gi_aligned_alloc(floats * sizeof **buf);
+        *cap = *buf ? floats : 0;
+    }
+    return *buf;
+}
+
+/* Widened panels: B by blocks of output columns, A by blocks of rows within
+   each, so both stay bounded whatever the layer; A is widened once per block
+   of B (once, for all but the widest layers). */
+static gs_status gemm_widened(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
+                              const uint16_t *B, int ldb, int trans_b, float beta, float *C,
+                              int ldc, gi_error *err)
+{
+    long nb = WIDE_PANEL_FLOATS / K, mb = WIDE_PANEL_FLOATS / K;
+    nb = nb < 16 ? 16 : nb > N ? N : nb;
+    mb = mb < 16 ? 16 : mb > M ? M : mb;
+    float *wb = panel(&c->wb, &c->wb_cap, (size_t)nb * K);
+    float *wa = panel(&c->wa, &c->wa_cap, (size_t)mb * K);
+    if (!wa || !wb)
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory widening a bf16 matmul");
+    for (long n0 = 0; n0 < N; n0 += nb) {
+        long nn = N - n0 < nb ? N - n0 : nb;
+        if (trans_b) /* B [N, K]: rows n0.. */
+            widen_rows(B + n0 * ldb, ldb, nn, K, wb);
+        else /* B [K, N]: columns n0.. of every row */
+            widen_rows(B + n0, ldb, K, nn, wb);
+        for (long m0 = 0; m0 < M; m0 += mb) {
+            long mm = M - m0 < mb ? M - m0 : mb;
+            widen_rows(A + m0 * lda, lda, mm, K, wa);
+            gemm_f32((int)mm, (int)nn, K, wa, K, wb, trans_b ? K : (int)nn, trans_b, beta,
+                     C + m0 * ldc + n0, ldc);
+        }
+    }
+    return GS_OK;
+}
+
 gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
                     const uint16_t *B, int ldb, int trans_b, float beta, float *C, int ldc,
                     gi_error *err)
 {
     if (M <= 0 || N <= 0)
         return GS_OK;
+    if (c->widen) /* the f32 GEMM's own timer counts it */
+        return gemm_widened(c, M, N, K, A, lda, B, ldb, trans_b, beta, C, ldc, err);
     op_prof *prof = op_prof_cur;
     double t0 = prof ? op_prof_now() : 0; /* a new shape's primitive creation counts too */
     int acc = beta != 0.0f;

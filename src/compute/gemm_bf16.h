@@ -2,7 +2,8 @@
  * gemm_bf16 - C[M,N] (f32) = A[M,K] (bf16) * op(B) (bf16) (+ C), on oneDNN's
  * matmul primitive (f32 accumulation). oneDNN 2.x has no bf16 GEMM function, so
  * primitives are created per shape and cached in the compute context; an SD
- * step uses a few dozen shapes, all created during the first step.
+ * step uses a few dozen shapes, all created during the first step. CPUs without
+ * a bf16 matmul in oneDNN (AVX2) widen to f32 instead (gemm_bf16_native).
  */
 #ifndef GS_GEMM_BF16_H
 #define GS_GEMM_BF16_H
@@ -22,8 +23,14 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
                     const uint16_t *B, int ldb, int trans_b, float beta, float *C, int ldc,
                     gi_error *err);
 
-/* Whether oneDNN can run bf16 matmuls here at all (natively or emulated). */
-int gemm_bf16_usable(gemm_bf16_cache *c);
+/* Whether oneDNN runs bf16 matmuls on this CPU. Elsewhere gemm_bf16 widens the
+   operands to f32 a panel at a time (exact) and runs the f32 GEMM: the same
+   answer up to the order of the sums, bf16's memory for the weights, f32's
+   speed less the widening. */
+int gemm_bf16_native(const gemm_bf16_cache *c);
+
+/* Takes the widening path even where oneDNN could run bf16 (tests). */
+void gemm_bf16_force_widening(gemm_bf16_cache *c);
 
 /* Whether bf16 matmuls are known to outrun f32 ones on this CPU (the automatic
    precision's choice). */

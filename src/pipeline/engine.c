@@ -39,7 +39,8 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
         return GS_ERR_NO_MEMORY;
     gi_error err = {0};
     /* bf16 Winograd GEMMs and attention products only where bf16 outruns f32:
-       elsewhere (Intel without AMX: half the f32 rate) a bf16 engine is a
+       elsewhere (Intel without AMX: half the f32 rate; CPUs without bf16
+       instructions, whose bf16 matmuls are widened to f32) a bf16 engine is a
        memory choice, its weights bf16 and those layers f32 */
     eng->bf16_fast = gemm_bf16_preferred();
     eng->bf16 = opts->precision == GS_PRECISION_BF16 ||
@@ -51,16 +52,6 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
         const char *env = getenv("GESSO_OP_PROFILE");
         eng->prof_print = env && *env && strcmp(env, "0") != 0;
         eng->cx->prof_on = opts->op_timers != 0 || eng->prof_print;
-    }
-    if (st == GS_OK) {
-        int saved = compute_enter(eng->cx); /* the probe runs a oneDNN matmul */
-        eng->bf16_usable = gemm_bf16_usable(eng->cx->bf16);
-        compute_leave(saved);
-    }
-    if (st == GS_OK && eng->bf16 && !eng->bf16_usable) {
-        if (opts->precision == GS_PRECISION_BF16)
-            st = GS_ERR_UNSUPPORTED; /* asked for on a CPU oneDNN cannot run it on */
-        eng->bf16 = 0;
     }
     if (st == GS_OK) {
         eng->cx->attn_fused_bf16 = eng->cx->attn_fused_bf16 && eng->bf16_fast;
@@ -94,7 +85,9 @@ const char *gs_engine_errmsg(const gs_engine *eng)
 
 void engine_set_compute_precision(gs_engine *eng, int bf16)
 {
-    eng->cx->attn_bf16 = bf16;
+    /* where bf16 matmuls are widened to f32 (gemm_bf16_native), attention's
+       products are f32 ones on f32 operands: as fast, and no rounding */
+    eng->cx->attn_bf16 = bf16 && gemm_bf16_native(eng->cx->bf16);
     eng->cx->winograd_bf16 = bf16 && eng->bf16_fast;
 }
 

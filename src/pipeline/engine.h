@@ -20,7 +20,6 @@ struct gs_engine {
     gi_compute *cx;
     int bf16;           /* models load with bf16 GEMM weights */
     int precision_auto; /* precision was left to the engine: a prepared file's wins */
-    int bf16_usable;    /* oneDNN runs bf16 matmuls on this CPU */
     int bf16_fast;      /* ... faster than f32 ones (AMX, AMD Zen 4) */
     clip_tokenizer *tok;
     int prof_print; /* GESSO_OP_PROFILE: print each run's op-timer table to stderr */

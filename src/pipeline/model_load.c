@@ -242,9 +242,8 @@ gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
                          "the original checkpoint");
             goto out;
         }
-        /* an engine left to choose takes the file's precision where it can run it */
-        if (prepared_bf16 != m->bf16 && m->eng->precision_auto &&
-            (!prepared_bf16 || m->eng->bf16_usable))
+        /* an engine left to choose takes the file's precision */
+        if (prepared_bf16 != m->bf16 && m->eng->precision_auto)
             m->bf16 = prepared_bf16;
         if (prepared_bf16 != m->bf16) {
             st = gi_fail(err, GS_ERR_UNSUPPORTED,
