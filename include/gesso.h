@@ -175,6 +175,10 @@ typedef struct gs_model_info {
     size_t file_bytes;
     const char *name;    /* file name without directory and extension */
     size_t weight_bytes; /* memory the converted weights keep resident (what a cache counts) */
+    /* "f32" or "bf16": what the matrix products multiply. "f32" for a bf16
+       model on a CPU without bf16 matmuls (AVX2): its bf16 weights and
+       activations are widened to f32 (exactly) for each product. */
+    const char *matmul_dtype;
 } gs_model_info;
 
 /* Fills *info; strings point into the model and live as long as it. */

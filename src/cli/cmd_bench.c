@@ -173,8 +173,11 @@ int cmd_bench(int argc, char **argv)
     double sm = tm.step_mean_s > 0 ? tm.step_mean_s : 1;
     double gemm_pct = 100 * tm.step_gemm_s / sm, aux_pct = 100 * tm.step_conv_aux_s / sm,
            other_pct = 100 * tm.step_other_s / sm;
+    gs_model_info info;
+    gs_model_get_info(model, &info);
     if (json) {
-        printf("{\"model\":\"%s\",\"one_shot\":%s,\"width\":%d,\"height\":%d,\"steps\":%d,\"batch_"
+        printf("{\"model\":\"%s\",\"one_shot\":%s,\"compute_dtype\":\"%s\",\"matmul_dtype\":\"%s\","
+               "\"width\":%d,\"height\":%d,\"steps\":%d,\"batch_"
                "size\":%d,"
                "\"unet_batch\":%d,\"load_s\":%.4f,\"text_encode_s\":%.4f,\"step_s\":%.4f,"
                "\"vae_decode_s\":%.4f,\"total_s\":%.4f,\"images_per_s\":%.4f,"
@@ -184,18 +187,21 @@ int cmd_bench(int argc, char **argv)
                "\"vae_vs_floor\":%.3f,\"step_mean_s\":%.4f,\"step_gemm_s\":%.4f,"
                "\"step_conv_aux_s\":%.4f,\"step_other_s\":%.4f,\"step_gemm_share\":%.3f,"
                "\"sampling_s\":%.4f}\n",
-               model_path, one_shot ? "true" : "false", p.width, p.height, p.steps, p.batch_size,
-               tm.unet_batch, load_s, tm.text_encode_s, step, tm.vae_decode_s, tm.total_s,
-               images_per_s, rss_mb, tm.step_gflop, step_rate, tm.vae_decode_gflop, vae_rate, rate,
-               step_floor, step_floor > 0 ? step / step_floor : 0, vae_floor,
+               model_path, one_shot ? "true" : "false", info.compute_dtype, info.matmul_dtype,
+               p.width, p.height, p.steps, p.batch_size, tm.unet_batch, load_s, tm.text_encode_s,
+               step, tm.vae_decode_s, tm.total_s, images_per_s, rss_mb, tm.step_gflop, step_rate,
+               tm.vae_decode_gflop, vae_rate, rate, step_floor,
+               step_floor > 0 ? step / step_floor : 0, vae_floor,
                vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0, tm.step_mean_s, tm.step_gemm_s,
                tm.step_conv_aux_s, tm.step_other_s, gemm_pct / 100, tm.sampling_s);
     } else {
         printf("model        %s\n", model_path);
-        gs_model_info info;
-        gs_model_get_info(model, &info);
-        printf("settings     %dx%d, %d steps, batch %d (UNet batch %d), %s, %s compute\n", p.width,
-               p.height, p.steps, p.batch_size, tm.unet_batch, p.sampler, info.compute_dtype);
+        printf("settings     %dx%d, %d steps, batch %d (UNet batch %d), %s, %s compute%s\n",
+               p.width, p.height, p.steps, p.batch_size, tm.unet_batch, p.sampler,
+               info.compute_dtype,
+               strcmp(info.compute_dtype, info.matmul_dtype) != 0
+                   ? " (its matmuls widened to f32: no bf16 matmul on this CPU)"
+                   : "");
         printf("load         %8.3f s\n", load_s);
         printf("text encode  %8.3f s\n", tm.text_encode_s);
         printf("unet step    %8.3f s  (median of %d after warm-up)  %.0f GFLOP at %.0f GFLOP/s,"
@@ -212,7 +218,7 @@ int cmd_bench(int argc, char **argv)
                vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0, vae_floor);
         printf("gemm rate    %8.1f GFLOP/s  (2048^3 %s, best of before and after; the floor's "
                "reference)\n",
-               rate, info.compute_dtype);
+               rate, info.matmul_dtype);
         printf("total        %8.3f s  (%.3f images/s)\n", tm.total_s, images_per_s);
         printf("peak RSS     %8.1f MB\n", rss_mb);
     }

@@ -148,7 +148,9 @@ static int inspect(const char *path)
         printf("unet channels    %d\n", info.unet_channels);
         printf("text width       %d\n", info.text_width);
         printf("latent channels  %d\n", info.latent_channels);
-        printf("compute          %s\n", info.compute_dtype);
+        printf("compute          %s%s\n", info.compute_dtype,
+               strcmp(info.compute_dtype, info.matmul_dtype) != 0 ? " (matmuls widened to f32)"
+                                                                  : "");
         printf("file size        %zu bytes\n", ci.file_bytes);
         printf("weights in RAM   %zu bytes\n", info.weight_bytes);
     }

@@ -10,6 +10,7 @@
 
 #include "common/alloc.h"
 #include "pipeline/checkpoint.h"
+#include "compute/gemm_bf16.h"
 #include "pipeline/engine.h"
 #include "pipeline/lora_select.h"
 
@@ -365,4 +366,5 @@ void gs_model_get_info(const gs_model *m, gs_model_info *info)
     info->weight_bytes = m->weight_bytes;
     info->name = m->name;
     info->compute_dtype = m->bf16 ? "bf16" : "f32";
+    info->matmul_dtype = m->bf16 && gemm_bf16_native(m->eng->cx->bf16) ? "bf16" : "f32";
 }
