@@ -10,13 +10,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "compute/gemm_bf16.h"
 #include "gesso.h"
+#include "pipeline/engine.h"
 #include "recipes.h"
 
 /* bf16 fidelity, stated: measured 0.39-0.94 mean and 3-12 max levels on the recipes (AMD,
    bf16 attention and Winograd; bench/RESULTS.md section 11) */
 #define BF16_MEAN_LEVELS 1.5
 #define BF16_MAX_LEVELS 16
+#define BF16_WIDE_MAX_LEVELS 8 /* activations f32: bf16 weights only (the target) */
 
 static gs_engine *eng;
 static gs_model *model;
@@ -433,64 +436,65 @@ static void vae_tile_parameter(void **state)
 }
 
 /* bf16 compute against the f32 reference images: the stated fidelity of the
-   bf16 path (see README). Over the fixture recipes bf16 stays within a few
-   8-bit levels on average; a broken bf16 path (wrong layout, missing bias)
-   produces noise far outside these bounds. */
+   bf16 path (see README), as this CPU runs it and, where that differs, as AMX
+   and Zen 4 CPUs run it (activations rounded to bf16 for every product; their
+   products emulated exactly where oneDNN has no bf16 matmul). Measured: mean
+   0.21-0.32, worst 2-5 levels with f32 activations (bf16 weights widened);
+   0.40-0.92 and 4-13 as AMX/Zen 4. A broken bf16 path (wrong layout, missing
+   bias) produces noise far outside these bounds. */
 static void bf16_fidelity(void **state)
 {
     (void)state;
-    gs_engine_options eo;
-    gs_engine_options_init(&eo);
-    eo.threads = 2;
-    eo.precision = GS_PRECISION_BF16;
-    gs_engine *e16;
-    gs_model *m16;
-    assert_int_equal(gs_engine_create(&eo, &e16), GS_OK);
-    assert_int_equal(gs_model_load(e16, fixture_path("tiny-sd15.safetensors"), &m16), GS_OK);
-    gs_model_info info;
-    gs_model_get_info(m16, &info);
-    assert_string_equal(info.compute_dtype, "bf16");
-    recipe rs[16];
-    int n = recipes_load(rs, 16);
-    for (int i = 0; i < n; i++) {
-        gs_params p;
-        recipe_params(&rs[i], &p);
-        gs_image *init = NULL;
-        char msg[256];
-        if (rs[i].init_image[0]) {
-            assert_int_equal(gs_image_load(fixture_path(rs[i].init_image), &init, msg, sizeof msg),
-                             GS_OK);
-            p.init_image = init;
+    for (int as_native = 0; as_native < 2; as_native++) {
+        gs_engine_options eo;
+        gs_engine_options_init(&eo);
+        eo.threads = 2;
+        eo.precision = GS_PRECISION_BF16;
+        gs_engine *e16;
+        gs_model *m16;
+        assert_int_equal(gs_engine_create(&eo, &e16), GS_OK);
+        if (as_native && e16->bf16_fast && gemm_bf16_native(e16->cx->bf16)) {
+            gs_engine_free(e16); /* the first pass ran it so */
+            return;
         }
-        gs_result *res = NULL;
-        assert_int_equal(gs_generate(e16, m16, &p, NULL, NULL, &res), GS_OK);
-        char key[128];
-        snprintf(key, sizeof key, "pipe.%s.image_u8", rs[i].name);
-        size_t cnt;
-        double *ref = golden_f64(key, &cnt);
-        double sum = 0;
-        int maxd = 0;
-        size_t off = 0;
-        for (int b = 0; b < gs_result_count(res); b++) {
-            const gs_image *im = gs_result_image(res, b);
-            size_t m = (size_t)im->width * im->height * 3;
-            for (size_t k = 0; k < m; k++) {
-                int d = abs((int)im->pixels[k] - (int)ref[off + k]);
-                sum += d;
-                maxd = d > maxd ? d : maxd;
+        if (as_native) {
+            e16->bf16_fast = 1;
+            engine_set_compute_precision(e16, 1);
+            if (!gemm_bf16_native(e16->cx->bf16))
+                gemm_bf16_emulate_native(e16->cx->bf16);
+        }
+        int wide = !gemm_bf16_native(e16->cx->bf16);
+        assert_int_equal(gs_model_load(e16, fixture_path("tiny-sd15.safetensors"), &m16), GS_OK);
+        gs_model_info info;
+        gs_model_get_info(m16, &info);
+        assert_string_equal(info.compute_dtype, "bf16");
+        assert_string_equal(info.matmul_dtype, wide ? "f32" : "bf16");
+        recipe rs[16];
+        int n = recipes_load(rs, 16);
+        for (int i = 0; i < n; i++) {
+            gs_params p;
+            recipe_params(&rs[i], &p);
+            gs_image *init = NULL;
+            char msg[256];
+            if (rs[i].init_image[0]) {
+                assert_int_equal(
+                    gs_image_load(fixture_path(rs[i].init_image), &init, msg, sizeof msg), GS_OK);
+                p.init_image = init;
             }
-            off += m;
+            gs_result *res = NULL;
+            assert_int_equal(gs_generate(e16, m16, &p, NULL, NULL, &res), GS_OK);
+            double mean;
+            int maxd = golden_result_diff(rs[i].name, res, &mean);
+            printf("bf16%s pipe.%-24s mean |diff| %.2f levels, max %d\n",
+                   as_native ? " as AMX/Zen 4" : "", rs[i].name, mean, maxd);
+            assert_true(mean < BF16_MEAN_LEVELS);
+            assert_true(maxd <= (wide ? BF16_WIDE_MAX_LEVELS : BF16_MAX_LEVELS));
+            gs_result_free(res);
+            gs_image_free(init);
         }
-        double mean = sum / (double)cnt;
-        printf("bf16 pipe.%-24s mean |diff| %.2f levels, max %d\n", rs[i].name, mean, maxd);
-        assert_true(mean < BF16_MEAN_LEVELS);
-        assert_true(maxd <= BF16_MAX_LEVELS);
-        free(ref);
-        gs_result_free(res);
-        gs_image_free(init);
+        gs_model_free(m16);
+        gs_engine_free(e16);
     }
-    gs_model_free(m16);
-    gs_engine_free(e16);
 }
 
 int main(void)

@@ -87,13 +87,15 @@ float *golden_f32(const char *name, size_t *numel)
     return f;
 }
 
-static int images_max_diff(const char *name, const gs_image *const *ims, int count, int *differing)
+static int images_max_diff(const char *name, const gs_image *const *ims, int count, int *differing,
+                           double *mean)
 {
     char key[128];
     snprintf(key, sizeof key, "pipe.%s.image_u8", name);
     size_t n;
     double *ref = golden_f64(key, &n);
     int maxd = 0, diff = 0;
+    double sum = 0;
     size_t off = 0;
     for (int b = 0; b < count; b++) {
         size_t m = (size_t)ims[b]->width * ims[b]->height * 3;
@@ -102,6 +104,7 @@ static int images_max_diff(const char *name, const gs_image *const *ims, int cou
             int d = abs((int)ims[b]->pixels[i] - (int)ref[off + i]);
             maxd = d > maxd ? d : maxd;
             diff += d != 0;
+            sum += d;
         }
         off += m;
     }
@@ -109,6 +112,8 @@ static int images_max_diff(const char *name, const gs_image *const *ims, int cou
     free(ref);
     if (differing)
         *differing = diff;
+    if (mean)
+        *mean = n ? sum / (double)n : 0;
     return maxd;
 }
 
@@ -119,12 +124,22 @@ int golden_result_max_diff(const char *name, const gs_result *res, int *differin
     assert_true(count <= 64);
     for (int b = 0; b < count; b++)
         ims[b] = gs_result_image(res, b);
-    return images_max_diff(name, ims, count, differing);
+    return images_max_diff(name, ims, count, differing, NULL);
+}
+
+int golden_result_diff(const char *name, const gs_result *res, double *mean)
+{
+    const gs_image *ims[64];
+    int count = gs_result_count(res);
+    assert_true(count <= 64);
+    for (int b = 0; b < count; b++)
+        ims[b] = gs_result_image(res, b);
+    return images_max_diff(name, ims, count, NULL, mean);
 }
 
 int golden_image_max_diff(const char *name, const gs_image *im)
 {
-    return images_max_diff(name, &im, 1, NULL);
+    return images_max_diff(name, &im, 1, NULL, NULL);
 }
 
 double rel_l2_f32_f64(const float *a, const double *b, size_t n)

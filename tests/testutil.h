@@ -38,6 +38,8 @@ float *golden_f32(const char *name, size_t *numel);
    pipe.<name>.image_u8, which they must cover exactly; *differing (may be NULL) gets how
    many values differ. */
 int golden_result_max_diff(const char *name, const gs_result *res, int *differing);
+/* The same, with the mean |difference| over all values in *mean. */
+int golden_result_diff(const char *name, const gs_result *res, double *mean);
 /* The same for one image, e.g. a PNG written by the CLI or the service. */
 int golden_image_max_diff(const char *name, const gs_image *im);
 /* ||a-b|| / ||b|| */

@@ -30,6 +30,7 @@ struct gemm_bf16_cache {
        GEMM. A bf16 x bf16 product is exact in f32, so the answer is the bf16
        matmul's up to the order of the f32 sums. */
     int widen;
+    int as_native; /* widening, but callers hand bf16 activations as to a native one */
     float *wa, *wb;
     size_t wa_cap, wb_cap;
 };
@@ -73,7 +74,12 @@ void f32_to_bf16(const float *x, uint16_t *y, long n)
 
 int gemm_bf16_native(const gemm_bf16_cache *c)
 {
-    return !c->widen;
+    return !c->widen || c->as_native;
+}
+
+void gemm_bf16_emulate_native(gemm_bf16_cache *c)
+{
+    c->as_native = 1;
 }
 
 void gemm_bf16_force_widening(gemm_bf16_cache *c)
@@ -237,6 +243,25 @@ static gs_status gemm_widened(gemm_bf16_cache *c, int M, int N, int K, const uin
             gemm_f32((int)mm, (int)nn, K, wa, K, wb, trans_b ? K : (int)nn, trans_b, beta,
                      C + m0 * ldc + n0, ldc);
         }
+    }
+    return GS_OK;
+}
+
+gs_status gemm_bf16_weights(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
+                            const uint16_t *B, int ldb, float beta, float *C, int ldc,
+                            gi_error *err)
+{
+    if (M <= 0 || N <= 0)
+        return GS_OK;
+    long nb = WIDE_PANEL_FLOATS / K;
+    nb = nb < 16 ? 16 : nb > N ? N : nb;
+    float *wb = panel(&c->wb, &c->wb_cap, (size_t)nb * K);
+    if (!wb)
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory widening bf16 weights");
+    for (long n0 = 0; n0 < N; n0 += nb) {
+        long nn = N - n0 < nb ? N - n0 : nb;
+        widen_rows(B + n0 * ldb, ldb, nn, K, wb);
+        gemm_f32(M, (int)nn, K, A, lda, wb, K, 1, beta, C + n0, ldc);
     }
     return GS_OK;
 }

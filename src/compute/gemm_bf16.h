@@ -23,14 +23,30 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
                     const uint16_t *B, int ldb, int trans_b, float beta, float *C, int ldc,
                     gi_error *err);
 
+/* C[M,N] (f32) = A[M,K] (f32) * B[N,K]^T (bf16 weights) (+ C): the weights
+   widened to f32 a panel at a time, the f32 GEMM. For CPUs without bf16
+   matmuls, where rounding the activations to bf16 would cost time and
+   precision for nothing. */
+gs_status gemm_bf16_weights(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
+                            const uint16_t *B, int ldb, float beta, float *C, int ldc,
+                            gi_error *err);
+
 /* Whether oneDNN runs bf16 matmuls on this CPU. Elsewhere gemm_bf16 widens the
    operands to f32 a panel at a time (exact) and runs the f32 GEMM: the same
-   answer up to the order of the sums, bf16's memory for the weights, f32's
-   speed less the widening. */
+   answer up to the order of the sums, f32's speed less the widening; and
+   layers with bf16 weights call gemm_bf16_weights instead, their activations
+   kept f32: bf16's memory for the weights, and of bf16's error only the
+   weights' rounding (rounding the activations is most of it: bench/RESULTS.md
+   section 27). */
 int gemm_bf16_native(const gemm_bf16_cache *c);
 
 /* Takes the widening path even where oneDNN could run bf16 (tests). */
 void gemm_bf16_force_widening(gemm_bf16_cache *c);
+
+/* Makes gemm_bf16_native answer yes on a widening CPU, so that callers round
+   their activations to bf16 as for a native matmul: a bf16 CPU's numerics,
+   reproduced exactly up to the order of the sums (tests). */
+void gemm_bf16_emulate_native(gemm_bf16_cache *c);
 
 /* Whether bf16 matmuls are known to outrun f32 ones on this CPU (the automatic
    precision's choice). */

@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "compute/compute.h"
+#include "compute/gemm_bf16.h"
 
 /* A convolution's weights converted for GEMM at load time. */
 typedef struct conv_weights {
@@ -35,6 +36,13 @@ typedef struct norm_weights {
     float *b; /* [c] shift */
     int c;
 } norm_weights;
+
+/* Whether a layer with bf16 weights multiplies f32 activations by its weights
+   widened (gemm_bf16_weights) rather than bf16 ones (gemm_bf16). */
+static inline int wide_weights(const gi_compute *cx)
+{
+    return !gemm_bf16_native(cx->bf16);
+}
 
 /* y[rows, out] = x[rows, in] W^T + b. y must not alias x. */
 gs_status op_linear(gi_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,

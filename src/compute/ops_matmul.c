@@ -74,6 +74,9 @@ gs_status op_linear(gi_compute *cx, const linear_weights *lw, const float *x, lo
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "linear layer: %ld rows is too many", rows);
     op_bias_fill(cx, y, lw->b, rows, lw->out);
     cx->flops += 2.0 * rows * lw->out * lw->in;
+    if (lw->wb && wide_weights(cx))
+        return gemm_bf16_weights(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->wb, lw->in,
+                                 1.0f, y, lw->out, err);
     if (lw->wb) {
         arena_mark m = arena_get_mark(&cx->scratch);
         uint16_t *xb = op_to_bf16_scratch(cx, x, rows * lw->in);

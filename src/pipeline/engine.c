@@ -85,9 +85,7 @@ const char *gs_engine_errmsg(const gs_engine *eng)
 
 void engine_set_compute_precision(gs_engine *eng, int bf16)
 {
-    /* where bf16 matmuls are widened to f32 (gemm_bf16_native), attention's
-       products are f32 ones on f32 operands: as fast, and no rounding */
-    eng->cx->attn_bf16 = bf16 && gemm_bf16_native(eng->cx->bf16);
+    eng->cx->attn_bf16 = bf16 && eng->bf16_fast;
     eng->cx->winograd_bf16 = bf16 && eng->bf16_fast;
 }
 
