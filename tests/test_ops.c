@@ -445,6 +445,32 @@ static void gemm_bf16_widened_matches_reference(void **state)
                trans_b ? "[N, K]" : "[K, N]", accumulate ? "accumulate" : "overwrite", worst);
         assert_true(worst < 1e-6); /* measured 1.1e-8 */
     }
+    /* f32 activations by widened bf16 weights (gemm_bf16_weights), by panels of B */
+    float *af = malloc(sizeof *af * M * LDA);
+    assert_non_null(af);
+    for (long i = 0; i < (long)M * LDA; i++)
+        af[i] = gi_bf16_to_f32(a[i]);
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        for (int i = 0; i < M * LDC; i++)
+            c[i] = accumulate ? 0.5f : -7.0f;
+        assert_int_equal(gemm_bf16_weights(cx->bf16, M, N, K, af, LDA, bt, LDB_T,
+                                           accumulate ? 1.0f : 0.0f, c, LDC, &err),
+                         GS_OK);
+        double worst = 0;
+        for (int m = 0; m < M; m++) {
+            for (int n = 0; n < N; n++) {
+                double want = ref[m * N + n] + (accumulate ? 0.5 : 0.0);
+                double e = fabs(c[m * LDC + n] - want) / mag[m * N + n];
+                worst = e > worst ? e : worst;
+            }
+            for (int n = N; n < LDC; n++)
+                assert_true(c[m * LDC + n] == (accumulate ? 0.5f : -7.0f));
+        }
+        printf("f32 by widened bf16 weights, %s: worst error / sum|ab| %.3g\n",
+               accumulate ? "accumulate" : "overwrite", worst);
+        assert_true(worst < 1e-6);
+    }
+    free(af);
     compute_leave(saved);
     free(a);
     free(bt);
