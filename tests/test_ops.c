@@ -481,6 +481,72 @@ static void gemm_bf16_widened_matches_reference(void **state)
     compute_free(cx);
 }
 
+/* Where bf16 matmuls are widened, layers with bf16 weights multiply f32
+   activations (bf16's error: the weights' rounding only). A linear layer, a
+   1x1 and an im2col 3x3 convolution against double sums of the unrounded
+   inputs by the bf16 weights: f32-level errors, where activations rounded to
+   bf16 would show ~1e-3. */
+static void bf16_weights_keep_f32_activations(void **state)
+{
+    (void)state;
+    enum { ROWS = 96, CIN = 48, COUT = 40, H = 8, W = 12 };
+    gi_error err = {0};
+    gi_compute *cx;
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    gemm_bf16_force_widening(cx->bf16);
+    cx->winograd = 0; /* the 3x3 through im2col */
+    float x[ROWS * CIN * 9], bias[COUT], y[ROWS * COUT];
+    uint16_t wb[COUT * 9 * CIN];
+    for (int i = 0; i < ROWS * CIN * 9; i++)
+        x[i] = frand();
+    for (int i = 0; i < COUT; i++)
+        bias[i] = frand();
+    for (int i = 0; i < COUT * 9 * CIN; i++) {
+        float f = frand();
+        f32_to_bf16(&f, &wb[i], 1);
+    }
+    int saved = compute_enter(cx);
+    for (int kind = 0; kind < 3; kind++) {
+        double num = 0, den = 0;
+        assert_int_equal(compute_begin(cx, &err), GS_OK);
+        if (kind == 0) {
+            linear_weights lw = {NULL, wb, bias, COUT, CIN};
+            assert_int_equal(op_linear(cx, &lw, x, ROWS, y, &err), GS_OK);
+        } else {
+            conv_weights cw = {NULL, wb, bias, COUT, CIN, kind == 1 ? 1 : 3};
+            assert_int_equal(op_conv2d_same(cx, &cw, x, 1, H, W, y, &err), GS_OK);
+        }
+        for (int r = 0; r < H * W; r++)
+            for (int o = 0; o < COUT; o++) {
+                int py = r / W, px = r % W, k = kind == 2 ? 3 : 1;
+                double sum = bias[o];
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        int sy = py + ky - k / 2, sx = px + kx - k / 2;
+                        if (kind > 0 && (sy < 0 || sy >= H || sx < 0 || sx >= W))
+                            continue;
+                        const float *xi =
+                            kind == 0 ? x + (size_t)r * CIN : x + ((size_t)sy * W + sx) * CIN;
+                        const uint16_t *wi = wb + ((size_t)o * k * k + ky * k + kx) * CIN;
+                        for (int c = 0; c < CIN; c++)
+                            sum += (double)xi[c] * gi_bf16_to_f32(wi[c]);
+                    }
+                double d = y[r * COUT + o] - sum;
+                num += d * d;
+                den += sum * sum;
+            }
+        double e = sqrt(num / den);
+        printf("bf16 weights, f32 activations, %s: rel L2 %.3g\n",
+               kind == 0   ? "linear"
+               : kind == 1 ? "1x1 conv"
+                           : "3x3 conv (im2col)",
+               e);
+        assert_true(e < 1e-6);
+    }
+    compute_leave(saved);
+    compute_free(cx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +556,7 @@ int main(void)
         cmocka_unit_test(conv3x3_matches_reference),
         cmocka_unit_test(conv3x3_prologue_matches_reference),
         cmocka_unit_test(gemm_bf16_widened_matches_reference),
+        cmocka_unit_test(bf16_weights_keep_f32_activations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
