@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "compute/attention_fused.h"
 #include "compute/compute.h"
@@ -133,8 +134,24 @@ static double attention_error(gi_compute *cx, int n, int tq, int tk, int heads, 
     }
     gi_error err = {0};
     assert_int_equal(compute_begin(cx, &err), GS_OK);
-    assert_int_equal(op_attention(cx, q, w, k, v, w, n, tq, tk, heads, d, causal, out, &err),
-                     GS_OK);
+    if (causal && tq == tk) {
+        /* as the text encoder hands them: slices of one fused [rows, 3w]
+           projection, each row's q, k and v side by side (row stride 3w; the
+           last rows of k and v end before the buffer does) */
+        float *qkv = malloc(sizeof(float) * nq * 3);
+        for (size_t r = 0; r < (size_t)n * tq; r++) {
+            memcpy(qkv + r * 3 * w, q + r * w, sizeof(float) * w);
+            memcpy(qkv + r * 3 * w + w, k + r * w, sizeof(float) * w);
+            memcpy(qkv + r * 3 * w + 2 * w, v + r * w, sizeof(float) * w);
+        }
+        assert_int_equal(op_attention(cx, qkv, 3 * w, qkv + w, qkv + 2 * w, 3 * w, n, tq, tk, heads,
+                                      d, causal, out, &err),
+                         GS_OK);
+        free(qkv);
+    } else {
+        assert_int_equal(op_attention(cx, q, w, k, v, w, n, tq, tk, heads, d, causal, out, &err),
+                         GS_OK);
+    }
     attention_ref(q, k, v, n, tq, tk, heads, d, causal, ref);
     double e = rel_l2_f32_f64(out, ref, nq);
     free(q);

@@ -181,9 +181,12 @@ static gs_status attention_bf16(gi_compute *cx, const float *q, int q_stride, co
     int out_stride = heads * d;
     int block = tq < ATTN_BLOCK ? tq : ATTN_BLOCK;
     arena_mark m = arena_get_mark(&cx->scratch);
-    uint16_t *qb = op_to_bf16_scratch(cx, q, (long)n * tq * q_stride);
-    uint16_t *kb = op_to_bf16_scratch(cx, k, (long)n * tk * kv_stride);
-    uint16_t *vb = op_to_bf16_scratch(cx, v, (long)n * tk * kv_stride);
+    /* q, k and v may be slices of one fused projection (row strides wider than
+       heads * d): the last row ends at its own width, not at the stride */
+    long width = (long)heads * d;
+    uint16_t *qb = op_to_bf16_scratch(cx, q, ((long)n * tq - 1) * q_stride + width);
+    uint16_t *kb = op_to_bf16_scratch(cx, k, ((long)n * tk - 1) * kv_stride + width);
+    uint16_t *vb = op_to_bf16_scratch(cx, v, ((long)n * tk - 1) * kv_stride + width);
     float *s = arena_floats(&cx->scratch, (size_t)block * tk);                 /* [block, tk] */
     uint16_t *sb = arena_alloc(&cx->scratch, (size_t)block * tk * sizeof *sb); /* bf16 of s */
     gs_status st = GS_OK;
