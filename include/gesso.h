@@ -512,6 +512,15 @@ GS_API void gs_safety_free(gs_safety *s);
 GS_API GS_NODISCARD gs_status gs_safety_check(gs_engine *eng, gs_safety *s, const gs_image *img,
                                               const char *negative_prompt, gs_safety_result *out);
 
+/* horde-safety's normalize_prompt, which its checks read prompts through:
+ * "(text:1.2)" weights dropped to their text, characters other than word
+ * characters and spaces (and '_') made spaces, spaced-out letters ("a d u l
+ * t") joined, spaces collapsed (no unidecode transliteration). Never longer
+ * than prompt: out must hold strlen(prompt) + 1 bytes (GS_ERR_INVALID_ARGUMENT
+ * if out_size is less). */
+GS_API GS_NODISCARD gs_status gs_safety_normalize_prompt(const char *prompt, char *out,
+                                                         size_t out_size);
+
 /* Tests only: adds other to every similarity but the underage ones, and
  * underage to those, so a random model's decision can be steered. */
 GS_API void gs_safety_test_shift(gs_safety *s, double other, double underage);

@@ -298,13 +298,40 @@ static void public_check(void **state)
     gs_engine_free(eng);
 }
 
+/* horde-safety's normalize_prompt, which both the image check's negative
+   boosts and the Horde worker's prompt filter read prompts through. */
+static void prompts_normalise(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"(loli:1.2), masterpiece", "loli masterpiece"},
+        {"a c h i l d in a park", "a child in a park"},
+        {"snake_case, commas;and-dashes", "snake case commas and dashes"},
+        {"(a:1.2) (b:2)", "a b 2 "},
+        {"  many   spaces\t\nhere ", " many spaces here "},
+        {"caf\xc3\xa9 (x:0.5)", "caf\xc3\xa9 x"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[128];
+        assert_int_equal(gs_safety_normalize_prompt(cases[i][0], out, sizeof out), GS_OK);
+        printf("normalise \"%s\" -> \"%s\"\n", cases[i][0], out);
+        assert_string_equal(out, cases[i][1]);
+    }
+    char small[4];
+    assert_int_equal(gs_safety_normalize_prompt("abcd", small, sizeof small),
+                     GS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(gs_safety_normalize_prompt(NULL, small, sizeof small),
+                     GS_ERR_INVALID_ARGUMENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(image_features_match), cmocka_unit_test(text_features_match),
         cmocka_unit_test(open_clip_layout),     cmocka_unit_test(lists_match),
         cmocka_unit_test(decisions_match),      cmocka_unit_test(bad_files_say_why),
-        cmocka_unit_test(public_check),
+        cmocka_unit_test(public_check),         cmocka_unit_test(prompts_normalise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

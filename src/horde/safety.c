@@ -2,12 +2,13 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "horde/safety.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "gesso.h"
 
 enum { C_UNDERAGE, C_SEXUAL, C_ADULT, N_CLASSES };
 static const char *const class_names[N_CLASSES] = {"underage", "sexual", "adult"};
@@ -135,56 +136,27 @@ void horde_safety_free(horde_safety *s)
     free(s);
 }
 
-/* The Horde's prompt normalisation: "(word:1.2)" -> "word"; other punctuation
-   and '_' -> ' '; runs of three or more single letters ("c h i l d") joined.
-   malloc'd. */
-static char *normalise(const char *in)
+/* The prompt as horde-safety's normalize_prompt leaves it (the engine's, which
+   the image check uses too), with a space put in front first: its regex wants
+   a space before each spelled-out letter, so "l o l i" at the very start
+   would stay apart. malloc'd; NULL when out of memory. */
+static char *normalised(const char *prompt)
 {
-    size_t n = strlen(in);
-    char *a = malloc(n + 1), *b = malloc(n + 1);
-    if (!a || !b) {
-        free(a);
-        free(b);
-        return NULL;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        if (ch == ':') { /* drop a weight ":1.2" */
-            size_t j = i + 1;
-            while (j < n && (isdigit((unsigned char)in[j]) || in[j] == '.'))
-                j++;
-            if (j > i + 1) {
-                a[k++] = ' ';
-                i = j - 1;
-                continue;
-            }
+    size_t size = strlen(prompt) + 2;
+    char *in = malloc(size), *s = malloc(size);
+    if (in && s) {
+        in[0] = ' ';
+        memcpy(in + 1, prompt, size - 1);
+        if (gs_safety_normalize_prompt(in, s, size) != GS_OK) {
+            free(s);
+            s = NULL;
         }
-        /* bytes >= 0x80 are UTF-8 letters and marks: kept */
-        a[k++] = ch >= 0x80 || isalnum(ch) || isspace(ch) ? (char)ch : ' ';
+    } else {
+        free(s);
+        s = NULL;
     }
-    a[k] = 0;
-    /* join spelled-out letters: "x y z" (>= 3 single letters separated by one space) */
-    size_t o = 0;
-    for (size_t i = 0; i < k;) {
-        size_t j = i, letters = 0;
-        while (j < k && isalpha((unsigned char)a[j]) && (j + 1 == k || a[j + 1] == ' ') &&
-               (j == i || a[j - 1] == ' ')) {
-            letters++;
-            j += 2;
-        }
-        if (letters >= 3 && (i == 0 || a[i - 1] == ' ')) {
-            for (size_t t = i; t < j && t < k; t += 2)
-                b[o++] = a[t];
-            b[o++] = ' ';
-            i = j;
-            continue;
-        }
-        b[o++] = a[i++];
-    }
-    b[o] = 0;
-    free(a);
-    return b;
+    free(in);
+    return s;
 }
 
 /* The first rule of class cls matching text, or -1. */
@@ -200,7 +172,7 @@ static int first_match(const horde_safety *s, int cls, const char *text, pcre2_m
 int horde_safety_check(const horde_safety *s, const char *prompt, const char *negative, char *why,
                        size_t why_size)
 {
-    char *p = normalise(prompt), *n = normalise(negative ? negative : "");
+    char *p = normalised(prompt), *n = normalised(negative ? negative : "");
     pcre2_match_data *md = pcre2_match_data_create(1, NULL);
     int tripped = 1; /* fail closed: a job not checked is not run */
     snprintf(why, why_size, "the prompt could not be checked");

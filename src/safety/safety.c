@@ -9,6 +9,7 @@
 
 #include "common/alloc.h"
 #include "pipeline/engine.h"
+#include "safety/prompt_normalize.h"
 #include "safety/nsfw_decide.h"
 #include "safety/safety_clip.h"
 #include "text/tokenizer.h"
@@ -101,6 +102,18 @@ void gs_safety_free(gs_safety *s)
     gi_free(s->pred_feat);
     gi_free(s->concept_feat);
     gi_free(s);
+}
+
+gs_status gs_safety_normalize_prompt(const char *prompt, char *out, size_t out_size)
+{
+    if (!prompt || !out || out_size < strlen(prompt) + 1)
+        return GS_ERR_INVALID_ARGUMENT;
+    char *s = prompt_normalize(prompt);
+    if (!s)
+        return GS_ERR_NO_MEMORY;
+    memcpy(out, s, strlen(s) + 1);
+    gi_free(s);
+    return GS_OK;
 }
 
 void gs_safety_test_shift(gs_safety *s, double other, double underage)

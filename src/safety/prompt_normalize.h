@@ -1,0 +1,16 @@
+/*
+ * prompt_normalize - horde-safety's normalize_prompt: "(text:1.2)" weights
+ * dropped to their text, every character that is neither a word character
+ * nor a space (and '_') made a space, runs of three or more spaced-out single
+ * characters ("a d u l t") joined, spaces collapsed. Python's \w is read as
+ * ASCII letters, digits and underscore plus every non-ASCII byte (the letters
+ * of a UTF-8 prompt); unidecode's transliteration is not done. Used by the
+ * image check's negative-prompt boosts and the Horde worker's prompt filter.
+ */
+#ifndef GS_PROMPT_NORMALIZE_H
+#define GS_PROMPT_NORMALIZE_H
+
+/* The normalised prompt (free with gi_free), or NULL when out of memory. */
+char *prompt_normalize(const char *prompt);
+
+#endif
