@@ -98,7 +98,8 @@ typedef struct gs_model gs_model;
 typedef enum gs_precision {
     GS_PRECISION_AUTO = 0, /* bf16 where it outruns f32 (AMX, AMD Zen 4+), else f32 */
     GS_PRECISION_F32 = 1,  /* reproduces the reference tools' f32 results */
-    GS_PRECISION_BF16 = 2  /* UNet and VAE GEMMs in bf16 (f32 accumulation), bf16 weights */
+    GS_PRECISION_BF16 = 2  /* bf16 weights; GEMMs in bf16 with f32 sums, or where the CPU has
+                              no bf16 matmul (AVX2) f32 products on the weights widened */
 } gs_precision;
 
 typedef struct gs_engine_options {
@@ -112,7 +113,7 @@ typedef struct gs_engine_options {
 GS_API void gs_engine_options_init(gs_engine_options *opts);
 
 /* Creates an engine; free it with gs_engine_free. opts may be NULL (defaults).
- * GS_ERR_UNSUPPORTED when bf16 precision is asked for on a CPU that cannot run it. */
+ * Every precision runs on every CPU (see GS_PRECISION_BF16). */
 GS_API GS_NODISCARD gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out);
 GS_API void gs_engine_free(gs_engine *eng);
 
