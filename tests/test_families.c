@@ -378,6 +378,10 @@ static void run_recipes(const family_case *fc)
         assert_int_equal(st, GS_OK);
         int maxd = golden_result_max_diff(rs[i].name, res, NULL);
         printf("%s pipe.%-30s max |diff| %d levels\n", fc->dir, rs[i].name, maxd);
+        gs_timings tm;
+        gs_result_timings(res, &tm);
+        /* guidance 1 (the Turbo recipes): one UNet pass per image, no negative */
+        assert_int_equal(tm.unet_batch, p.cfg_scale == 1.0f ? p.batch_size : 2 * p.batch_size);
         assert_true(maxd <= 2); /* the bound in f32 (the README expects 1-2) */
         gs_result_free(res);
     }
