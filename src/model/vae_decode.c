@@ -83,6 +83,58 @@ static gs_status res_lean(gi_compute *cx, norm_plan *p, const vae_res *r, const 
     return st;
 }
 
+/* Rows of 1x1 skip output computed at a time by res_in_place. */
+#define SKIP_ROWS 4096
+
+/* Whether res_in_place can take block r: a 1x1 skip at least halving the
+   channels, so that its output and the second convolution's both fit in
+   the input's buffer. */
+static int in_place_ok(const vae_res *r)
+{
+    return r->has_skip && r->skip.k == 1 && r->cin >= 2 * r->cout;
+}
+
+/* res_lean's block with its output in x's own buffer, which it overwrites:
+   t [h, w, cout] takes the first convolution, the skip is written row block by
+   row block over rows of x already read, and the second convolution goes to
+   the part of x's buffer the skip output leaves. The output is at the start of
+   the buffer, or with at_end at its end (rows then go last to first, so that
+   writes still only cover rows read). The same operations in the same order
+   as res_lean; x's buffer and t are all it needs (res_lean: x, out and t). */
+static gs_status res_in_place(gi_compute *cx, norm_plan *p, const vae_res *r, float *x, int h,
+                              int w, float *t, int at_end, gi_error *err)
+{
+    long hw = (long)h * w;
+    size_t out_floats = (size_t)hw * r->cout;
+    float *out = at_end ? x + (size_t)hw * r->cin - out_floats : x;
+    float *t2 = at_end ? x : x + out_floats;
+    arena_mark mk = arena_get_mark(&cx->scratch);
+    float *ab = arena_floats(&cx->scratch, (size_t)2 * r->cin);
+    long rows = hw < SKIP_ROWS ? hw : SKIP_ROWS;
+    float *blk = arena_floats(&cx->scratch, (size_t)rows * r->cout);
+    gs_status st = ab && blk ? GS_OK : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
+    if (st == GS_OK)
+        st = norm_coeffs(cx, p, &r->n1, x, hw, ab, err);
+    if (st == GS_OK)
+        st = op_conv2d_pre(cx, &r->c1, x, h, w, ab, 1, 1, t, err);
+    if (st == GS_OK)
+        st = norm_coeffs(cx, p, &r->n2, t, hw, ab, err);
+    long nblk = (hw + rows - 1) / rows;
+    for (long k = 0; k < nblk && st == GS_OK; k++) {
+        long r0 = (at_end ? nblk - 1 - k : k) * rows;
+        long n = hw - r0 < rows ? hw - r0 : rows;
+        st = op_conv2d_same(cx, &r->skip, x + (size_t)r0 * r->cin, 1, 1, (int)n, blk, err);
+        if (st == GS_OK)
+            memmove(out + (size_t)r0 * r->cout, blk, (size_t)n * r->cout * sizeof *out);
+    }
+    if (st == GS_OK)
+        st = op_conv2d_pre(cx, &r->c2, t, h, w, ab, 1, 1, t2, err);
+    if (st == GS_OK)
+        op_add(cx, out, t2, hw * r->cout);
+    arena_release(&cx->scratch, mk);
+    return st;
+}
+
 /* ---- the tail: upsampling levels to pixels ---- */
 
 /* The floats the tail's maps share: each map goes to the other end of one
@@ -99,7 +151,8 @@ static size_t tail_region(const vae *m, int h, int w)
         const vae_level *L = &d->level[i];
         for (int b = 0; b < L->n_blocks && i < m->levels - 1; b++) {
             size_t out = (size_t)h * w * L->block[b].cout; /* the temporary's size too */
-            need = cur + 2 * out > need ? cur + 2 * out : need;
+            size_t n = cur && in_place_ok(&L->block[b]) ? cur + out : cur + 2 * out;
+            need = n > need ? n : need;
             cur = out;
         }
         if (L->has_resample) {
@@ -143,6 +196,17 @@ static gs_status tail_forward(const vae *m, gi_compute *cx, norm_plan *p, const 
         const vae_level *L = &d->level[i];
         for (int b = 0; b < L->n_blocks && st == GS_OK && i < m->levels - 1; b++) {
             size_t out_n = (size_t)h * w * L->block[b].cout;
+            if (cur_n && in_place_ok(&L->block[b])) {
+                /* cur is in the region: the block's output replaces it at its
+                   end (the right end when the next map goes left), the
+                   temporary beside it */
+                float *t = out_left ? base : base + cur_n;
+                st = res_in_place(cx, p, &L->block[b], (float *)cur, h, w, t, out_left, err);
+                if (out_left)
+                    cur = base + region - out_n;
+                cur_n = out_n;
+                continue;
+            }
             float *o = out_left ? base : base + region - out_n;
             float *t = base + (out_left ? out_n : cur_n); /* after the left end's map */
             st = res_lean(cx, p, &L->block[b], cur, h, w, o, t, err);
