@@ -518,7 +518,7 @@ GS_API GS_NODISCARD gs_status gs_safety_check(gs_engine *eng, gs_safety *s, cons
  * characters and spaces (and '_') made spaces, spaced-out letters ("a d u l
  * t") joined, spaces collapsed (no unidecode transliteration). Never longer
  * than prompt: out must hold strlen(prompt) + 1 bytes (GS_ERR_INVALID_ARGUMENT
- * if out_size is less). */
+ * if out_size is less); out may be prompt itself. */
 GS_API GS_NODISCARD gs_status gs_safety_normalize_prompt(const char *prompt, char *out,
                                                          size_t out_size);
 

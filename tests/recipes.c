@@ -109,3 +109,14 @@ void recipe_params(const recipe *r, gs_params *p)
     p->target_width = r->target_w;
     p->encode_empty_negative = r->encode_empty_negative;
 }
+
+gs_image *recipe_init_image(const recipe *r, gs_params *p)
+{
+    if (!r->init_image[0])
+        return NULL;
+    gs_image *init = NULL;
+    char msg[256];
+    assert_int_equal(gs_image_load(fixture_path(r->init_image), &init, msg, sizeof msg), GS_OK);
+    p->init_image = init;
+    return init;
+}

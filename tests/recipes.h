@@ -28,4 +28,8 @@ int recipes_load_file(const char *name, recipe *out, int max);
 /* Fills p from r (init image not loaded). */
 void recipe_params(const recipe *r, gs_params *p);
 
+/* r's init image (a file under tests/fixtures) loaded into p->init_image, or
+   NULL when r has none; the caller frees it after the generation. */
+gs_image *recipe_init_image(const recipe *r, gs_params *p);
+
 #endif

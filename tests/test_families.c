@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "gesso.h"
-#include "compute/gemm_bf16.h"
 #include "pipeline/engine.h"
 #include "recipes.h"
 
@@ -358,16 +357,23 @@ static void sd2_conditioning_matches(void **state)
 
 /* ---- recipes ---- */
 
+/* fc's recipes into rs[16]; their count, at least fc's minimum. */
+static int family_recipes(const family_case *fc, recipe *rs)
+{
+    char file[64];
+    snprintf(file, sizeof file, "%s/recipes.json", fc->dir);
+    int n = recipes_load_file(file, rs, 16);
+    assert_true(n >= fc->min_recipes);
+    return n;
+}
+
 static void run_recipes(const family_case *fc)
 {
     golden_select(fc->golden);
     gs_engine *eng = engine_f32();
     gs_model *m = load(eng, fc->model);
-    char file[64];
-    snprintf(file, sizeof file, "%s/recipes.json", fc->dir);
     recipe rs[16];
-    int n = recipes_load_file(file, rs, 16);
-    assert_true(n >= fc->min_recipes);
+    int n = family_recipes(fc, rs);
     for (int i = 0; i < n; i++) {
         gs_params p;
         recipe_params(&rs[i], &p);
@@ -428,22 +434,13 @@ static void bf16_recipes_stay_close(void **state)
             eo.precision = GS_PRECISION_BF16;
             gs_engine *eng = NULL;
             assert_int_equal(gs_engine_create(&eo, &eng), GS_OK);
-            if (as_native && eng->bf16_fast) { /* the first pass ran it so */
-                gs_engine_free(eng);
+            if (as_native && !engine_emulate_bf16_fast(eng)) {
+                gs_engine_free(eng); /* the first pass ran it so */
                 return;
             }
-            if (as_native) {
-                eng->bf16_fast = 1;
-                engine_set_compute_precision(eng, 1);
-                if (!gemm_bf16_native(eng->cx->bf16))
-                    gemm_bf16_emulate_native(eng->cx->bf16);
-            }
             gs_model *m = load(eng, fc->model);
-            char file[64];
-            snprintf(file, sizeof file, "%s/recipes.json", fc->dir);
             recipe rs[16];
-            int n = recipes_load_file(file, rs, 16);
-            assert_true(n >= fc->min_recipes);
+            int n = family_recipes(fc, rs);
             int worst = 0;
             double worst_mean = 0;
             for (int i = 0; i < n; i++) {

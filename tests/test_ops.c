@@ -396,6 +396,25 @@ static void conv3x3_prologue_matches_reference(void **state)
     compute_free(cx);
 }
 
+/* The worst |C - (ref + 0.5 when accumulating)| / sum|ab| of a product written
+   into C [m, ldc] over a fill of 0.5 (accumulate) or -7; the columns past n
+   must keep their fill. */
+static double widened_error(const float *c, const double *ref, const double *mag, int m, int n,
+                            int ldc, int accumulate)
+{
+    double worst = 0;
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            double want = ref[i * n + j] + (accumulate ? 0.5 : 0.0);
+            double e = fabs(c[i * ldc + j] - want) / mag[i * n + j];
+            worst = e > worst ? e : worst;
+        }
+        for (int j = n; j < ldc; j++)
+            assert_true(c[i * ldc + j] == (accumulate ? 0.5f : -7.0f));
+    }
+    return worst;
+}
+
 /* The widened bf16 matmul (AVX2 CPUs; forced here where oneDNN has a native
    one) against double sums of the same bf16 values: a K long enough that
    neither operand fits one panel, so A and B go by blocks; both B layouts,
@@ -448,16 +467,7 @@ static void gemm_bf16_widened_matches_reference(void **state)
                                    trans_b ? LDB_T : LDB_N, trans_b, accumulate ? 1.0f : 0.0f, c,
                                    LDC, &err),
                          GS_OK);
-        double worst = 0;
-        for (int m = 0; m < M; m++) {
-            for (int n = 0; n < N; n++) {
-                double want = ref[m * N + n] + (accumulate ? 0.5 : 0.0);
-                double e = fabs(c[m * LDC + n] - want) / mag[m * N + n];
-                worst = e > worst ? e : worst;
-            }
-            for (int n = N; n < LDC; n++)
-                assert_true(c[m * LDC + n] == (accumulate ? 0.5f : -7.0f));
-        }
+        double worst = widened_error(c, ref, mag, M, N, LDC, accumulate);
         printf("widened bf16 gemm, B %s, %s: worst error / sum|ab| %.3g\n",
                trans_b ? "[N, K]" : "[K, N]", accumulate ? "accumulate" : "overwrite", worst);
         assert_true(worst < 1e-6); /* measured 1.1e-8 */
@@ -473,16 +483,7 @@ static void gemm_bf16_widened_matches_reference(void **state)
         assert_int_equal(gemm_bf16_weights(cx->bf16, M, N, K, af, LDA, bt, LDB_T,
                                            accumulate ? 1.0f : 0.0f, c, LDC, &err),
                          GS_OK);
-        double worst = 0;
-        for (int m = 0; m < M; m++) {
-            for (int n = 0; n < N; n++) {
-                double want = ref[m * N + n] + (accumulate ? 0.5 : 0.0);
-                double e = fabs(c[m * LDC + n] - want) / mag[m * N + n];
-                worst = e > worst ? e : worst;
-            }
-            for (int n = N; n < LDC; n++)
-                assert_true(c[m * LDC + n] == (accumulate ? 0.5f : -7.0f));
-        }
+        double worst = widened_error(c, ref, mag, M, N, LDC, accumulate);
         printf("f32 by widened bf16 weights, %s: worst error / sum|ab| %.3g\n",
                accumulate ? "accumulate" : "overwrite", worst);
         assert_true(worst < 1e-6);

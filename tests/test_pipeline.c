@@ -57,13 +57,7 @@ static void recipes_match_reference_images(void **state)
     for (int i = 0; i < n; i++) {
         gs_params p;
         recipe_params(&rs[i], &p);
-        gs_image *init = NULL;
-        char msg[256];
-        if (rs[i].init_image[0]) {
-            assert_int_equal(gs_image_load(fixture_path(rs[i].init_image), &init, msg, sizeof msg),
-                             GS_OK);
-            p.init_image = init;
-        }
+        gs_image *init = recipe_init_image(&rs[i], &p);
         gs_result *res = NULL;
         gs_status st = gs_generate(eng, model, &p, NULL, NULL, &res);
         if (st != GS_OK)
@@ -453,15 +447,9 @@ static void bf16_fidelity(void **state)
         gs_engine *e16;
         gs_model *m16;
         assert_int_equal(gs_engine_create(&eo, &e16), GS_OK);
-        if (as_native && e16->bf16_fast && gemm_bf16_native(e16->cx->bf16)) {
+        if (as_native && !engine_emulate_bf16_fast(e16)) {
             gs_engine_free(e16); /* the first pass ran it so */
             return;
-        }
-        if (as_native) {
-            e16->bf16_fast = 1;
-            engine_set_compute_precision(e16, 1);
-            if (!gemm_bf16_native(e16->cx->bf16))
-                gemm_bf16_emulate_native(e16->cx->bf16);
         }
         int wide = !gemm_bf16_native(e16->cx->bf16);
         assert_int_equal(gs_model_load(e16, fixture_path("tiny-sd15.safetensors"), &m16), GS_OK);
@@ -474,13 +462,7 @@ static void bf16_fidelity(void **state)
         for (int i = 0; i < n; i++) {
             gs_params p;
             recipe_params(&rs[i], &p);
-            gs_image *init = NULL;
-            char msg[256];
-            if (rs[i].init_image[0]) {
-                assert_int_equal(
-                    gs_image_load(fixture_path(rs[i].init_image), &init, msg, sizeof msg), GS_OK);
-                p.init_image = init;
-            }
+            gs_image *init = recipe_init_image(&rs[i], &p);
             gs_result *res = NULL;
             assert_int_equal(gs_generate(e16, m16, &p, NULL, NULL, &res), GS_OK);
             double mean;

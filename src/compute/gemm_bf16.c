@@ -217,19 +217,20 @@ static float *panel(float **buf, size_t *cap, size_t floats)
     return *buf;
 }
 
-/* Widened panels: B by blocks of output columns, A by blocks of rows within
-   each, so both stay bounded whatever the layer; A is widened once per block
-   of B (once, for all but the widest layers). */
-static gs_status gemm_widened(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
-                              const uint16_t *B, int ldb, int trans_b, float beta, float *C,
-                              int ldc, gi_error *err)
+/* C = A B (+ C) by widened panels: B by blocks of output columns, and A, when
+   it is bf16 (A16; else A32 is used as it is), by blocks of rows within each,
+   so both stay bounded whatever the layer; A is widened once per block of B
+   (once, for all but the widest layers). */
+static gs_status gemm_widened(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A16,
+                              const float *A32, int lda, const uint16_t *B, int ldb, int trans_b,
+                              float beta, float *C, int ldc, gi_error *err)
 {
-    long nb = WIDE_PANEL_FLOATS / K, mb = WIDE_PANEL_FLOATS / K;
+    long nb = WIDE_PANEL_FLOATS / K, mb = A16 ? WIDE_PANEL_FLOATS / K : M;
     nb = nb < 16 ? 16 : nb > N ? N : nb;
     mb = mb < 16 ? 16 : mb > M ? M : mb;
     float *wb = panel(&c->wb, &c->wb_cap, (size_t)nb * K);
-    float *wa = panel(&c->wa, &c->wa_cap, (size_t)mb * K);
-    if (!wa || !wb)
+    float *wa = A16 ? panel(&c->wa, &c->wa_cap, (size_t)mb * K) : NULL;
+    if (!wb || (A16 && !wa))
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory widening a bf16 matmul");
     for (long n0 = 0; n0 < N; n0 += nb) {
         long nn = N - n0 < nb ? N - n0 : nb;
@@ -239,9 +240,10 @@ static gs_status gemm_widened(gemm_bf16_cache *c, int M, int N, int K, const uin
             widen_rows(B + n0, ldb, K, nn, wb);
         for (long m0 = 0; m0 < M; m0 += mb) {
             long mm = M - m0 < mb ? M - m0 : mb;
-            widen_rows(A + m0 * lda, lda, mm, K, wa);
-            gemm_f32((int)mm, (int)nn, K, wa, K, wb, trans_b ? K : (int)nn, trans_b, beta,
-                     C + m0 * ldc + n0, ldc);
+            if (A16)
+                widen_rows(A16 + m0 * lda, lda, mm, K, wa);
+            gemm_f32((int)mm, (int)nn, K, A16 ? wa : A32 + m0 * lda, A16 ? K : lda, wb,
+                     trans_b ? K : (int)nn, trans_b, beta, C + m0 * ldc + n0, ldc);
         }
     }
     return GS_OK;
@@ -253,17 +255,7 @@ gs_status gemm_bf16_weights(gemm_bf16_cache *c, int M, int N, int K, const float
 {
     if (M <= 0 || N <= 0)
         return GS_OK;
-    long nb = WIDE_PANEL_FLOATS / K;
-    nb = nb < 16 ? 16 : nb > N ? N : nb;
-    float *wb = panel(&c->wb, &c->wb_cap, (size_t)nb * K);
-    if (!wb)
-        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory widening bf16 weights");
-    for (long n0 = 0; n0 < N; n0 += nb) {
-        long nn = N - n0 < nb ? N - n0 : nb;
-        widen_rows(B + n0 * ldb, ldb, nn, K, wb);
-        gemm_f32(M, (int)nn, K, A, lda, wb, K, 1, beta, C + n0, ldc);
-    }
-    return GS_OK;
+    return gemm_widened(c, M, N, K, NULL, A, lda, B, ldb, 1, beta, C, ldc, err);
 }
 
 gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
@@ -273,7 +265,7 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
     if (M <= 0 || N <= 0)
         return GS_OK;
     if (c->widen) /* the f32 GEMM's own timer counts it */
-        return gemm_widened(c, M, N, K, A, lda, B, ldb, trans_b, beta, C, ldc, err);
+        return gemm_widened(c, M, N, K, A, NULL, lda, B, ldb, trans_b, beta, C, ldc, err);
     op_prof *prof = op_prof_cur;
     double t0 = prof ? op_prof_now() : 0; /* a new shape's primitive creation counts too */
     int acc = beta != 0.0f;

@@ -143,19 +143,15 @@ void horde_safety_free(horde_safety *s)
 static char *normalised(const char *prompt)
 {
     size_t size = strlen(prompt) + 2;
-    char *in = malloc(size), *s = malloc(size);
-    if (in && s) {
-        in[0] = ' ';
-        memcpy(in + 1, prompt, size - 1);
-        if (gs_safety_normalize_prompt(in, s, size) != GS_OK) {
-            free(s);
-            s = NULL;
-        }
-    } else {
+    char *s = malloc(size);
+    if (!s)
+        return NULL;
+    s[0] = ' ';
+    memcpy(s + 1, prompt, size - 1);
+    if (gs_safety_normalize_prompt(s, s, size) != GS_OK) {
         free(s);
-        s = NULL;
+        return NULL;
     }
-    free(in);
     return s;
 }
 

@@ -89,6 +89,17 @@ void engine_set_compute_precision(gs_engine *eng, int bf16)
     eng->cx->winograd_bf16 = bf16 && eng->bf16_fast;
 }
 
+int engine_emulate_bf16_fast(gs_engine *eng)
+{
+    if (eng->bf16_fast && gemm_bf16_native(eng->cx->bf16))
+        return 0;
+    eng->bf16_fast = 1;
+    if (!gemm_bf16_native(eng->cx->bf16))
+        gemm_bf16_emulate_native(eng->cx->bf16);
+    engine_set_compute_precision(eng, eng->bf16);
+    return 1;
+}
+
 gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops)
 {
     if (!eng || !gflops)

@@ -117,4 +117,10 @@ void result_destroy(gs_result *res);
    attention products and Winograd GEMMs where bf16 is fast (see bf16_fast). */
 void engine_set_compute_precision(gs_engine *eng, int bf16);
 
+/* Tests: makes a bf16 engine compute as AMX and Zen 4 CPUs do (bf16 attention
+   and Winograd, bf16-rounded activations for every product; the products
+   emulated exactly where oneDNN has no bf16 matmul). 0 when it computed so
+   already. */
+int engine_emulate_bf16_fast(gs_engine *eng);
+
 #endif

@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
-#include "pipeline/checkpoint.h"
 #include "compute/gemm_bf16.h"
+#include "pipeline/checkpoint.h"
 #include "pipeline/engine.h"
 #include "pipeline/lora_select.h"
 

@@ -16,9 +16,11 @@ int nsfw_negative_suspect(const char *negative_prompt)
                                          "adult",   "elderly", "middle aged"};
     if (!negative_prompt || !*negative_prompt)
         return 0;
-    char *s = prompt_normalize(negative_prompt);
-    if (!s)
+    char *s = gi_strdup(negative_prompt);
+    if (!s || prompt_normalize(s) != 0) {
+        gi_free(s);
         return 1; /* the suspect side lowers the underage thresholds: fail that way */
+    }
     int hit = 0;
     for (size_t i = 0; i < sizeof BOOSTS / sizeof BOOSTS[0] && !hit; i++)
         hit = strstr(s, BOOSTS[i]) != NULL;

@@ -109,23 +109,16 @@ static int join_spaced_letters(char *s)
     return 0;
 }
 
-char *prompt_normalize(const char *prompt)
+int prompt_normalize(char *s)
 {
-    size_t n = strlen(prompt);
-    char *s = gi_malloc(n + 1);
-    if (!s)
-        return NULL;
-    memcpy(s, prompt, n + 1);
     drop_weights(s);
     for (char *p = s; *p; p++)
         if (!is_word((unsigned char)*p) && !is_space((unsigned char)*p))
             *p = ' ';
         else if (*p == '_')
             *p = ' ';
-    if (join_spaced_letters(s) != 0) {
-        gi_free(s);
-        return NULL;
-    }
+    if (join_spaced_letters(s) != 0)
+        return -1;
     char *out = s;
     int in_space = 0;
     for (char *p = s; *p; p++) { /* \s+ -> one space */
@@ -135,5 +128,5 @@ char *prompt_normalize(const char *prompt)
         in_space = sp;
     }
     *out = '\0';
-    return s;
+    return 0;
 }

@@ -10,7 +10,8 @@
 #ifndef GS_PROMPT_NORMALIZE_H
 #define GS_PROMPT_NORMALIZE_H
 
-/* The normalised prompt (free with gi_free), or NULL when out of memory. */
-char *prompt_normalize(const char *prompt);
+/* Normalises the prompt in s in place (it never grows). 0, or -1 when out of
+   memory (s is then partly normalised). */
+int prompt_normalize(char *s);
 
 #endif

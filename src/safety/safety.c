@@ -108,12 +108,8 @@ gs_status gs_safety_normalize_prompt(const char *prompt, char *out, size_t out_s
 {
     if (!prompt || !out || out_size < strlen(prompt) + 1)
         return GS_ERR_INVALID_ARGUMENT;
-    char *s = prompt_normalize(prompt);
-    if (!s)
-        return GS_ERR_NO_MEMORY;
-    memcpy(out, s, strlen(s) + 1);
-    gi_free(s);
-    return GS_OK;
+    memmove(out, prompt, strlen(prompt) + 1);
+    return prompt_normalize(out) == 0 ? GS_OK : GS_ERR_NO_MEMORY;
 }
 
 void gs_safety_test_shift(gs_safety *s, double other, double underage)
