@@ -417,11 +417,19 @@ static void recipes_end_to_end(void **state)
                "image max %d levels (%d differ)\n",
                rs[i].name, d[0], d[1], d[2], d[3], maxd, differ);
         /* f32 UNet and VAE against the f64 reference: measured first 1.0-1.5e-6,
-           upscaled 0.8-1.7e-6, final 0.8-1.2e-6 (of max |ref|) */
+           upscaled 0.8-1.7e-6, final 0.8-1.2e-6 (of max |ref|). A pixel-space
+           upscaler goes through the first pass's image truncated to 8 bits, as
+           A1111's does: where the f32 decode lands a value on the other side
+           of a level (lanczos_path_through_the_vae: 1 value of x2_s6 on one
+           CPU), the encoded latent moves by about a level's worth, and the
+           second pass carries it: measured upscaled 5.7e-4 and 6.5e-3, final
+           2.1e-5 and 1.5e-4 on a Zen 5 (two builds), the image within 1 level.
+           Without a flip those stay at f32 rounding's size. */
+        int pixels = strcmp(hrs[i].upscaler, "Lanczos") == 0;
         assert_true(d[0] <= 1e-5);
-        assert_true(d[1] <= 1e-5);
+        assert_true(d[1] <= (pixels ? 2e-2 : 1e-5));
         assert_true(d[2] == 0.0);
-        assert_true(d[3] <= 1e-5);
+        assert_true(d[3] <= (pixels ? 1e-3 : 1e-5));
         assert_true(maxd <= 2); /* the README's ±2 levels; measured 0-1 */
         const char *info = gs_result_infotext(res, 0);
         char want[160];

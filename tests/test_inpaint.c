@@ -271,7 +271,8 @@ static void cli_inpaint_and_outpaint(void **state)
                   init,         "--mask",
                   mask,         "--mask-blur",
                   "0",          "--inpaint-fill",
-                  "original",   "-o",
+                  "original",   "--precision",
+                  "f32",        "-o",
                   out,          NULL};
     assert_int_equal(run_cli(dir, a1), 0);
     int d1 = max_level_diff(out, fixture_path(ex[1].reference));
@@ -294,7 +295,8 @@ static void cli_inpaint_and_outpaint(void **state)
                   orig,         "--outpaint",
                   "0,32,0,0",   "--mask-blur",
                   "4",          "--inpaint-fill",
-                  "fill",       "-o",
+                  "fill",       "--precision",
+                  "f32",        "-o",
                   out,          NULL};
     assert_int_equal(run_cli(dir, a2), 0);
     int d2 = max_level_diff(out, fixture_path(ex[5].reference));
@@ -337,7 +339,9 @@ static void service_job(void **state)
     char dir[] = "/tmp/gesso-test-inpaint-serve-XXXXXX", base[64];
     assert_non_null(mkdtemp(dir));
     assert_int_equal(test_link_tiny_model(dir), 0);
-    pid_t server = test_serve_start(base, dir, NULL);
+    /* the reference is an f32 result; auto would pick bf16 where it is faster */
+    const char *const extra[] = {"--precision", "f32", NULL};
+    pid_t server = test_serve_start(base, dir, extra);
     char *init = file_base64(fixture_path(rs[1].init_image));
     char *mask = file_base64(fixture_path(ex[1].mask));
     size_t len = strlen(init) + strlen(mask) + 1024;

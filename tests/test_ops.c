@@ -565,6 +565,90 @@ static void bf16_weights_keep_f32_activations(void **state)
     compute_free(cx);
 }
 
+/* op_linear, op_linear_add and op_conv1x1_add on every path a layer can take:
+   f32 weights (oneDNN's f32 matmul adding the bias), bf16 weights with bf16
+   products (the bias, and for the _add forms the residual in y, summed as the
+   products are stored: skipped where the CPU has no bf16 matmul), bf16
+   weights widened (the bias written or added first), and bf16 products
+   emulated by widening (the matmul's own bias written or added first). Each against a double
+   reference; a bias or residual dropped or doubled is off by O(1). */
+static void linear_bias_and_residual_paths(void **state)
+{
+    (void)state;
+    enum { ROWS = 300, IN = 72, OUT = 56 };
+    gi_error err = {0};
+    static float x[ROWS * IN], w[OUT * IN], bias[OUT], y0[ROWS * OUT], y[ROWS * OUT];
+    static uint16_t wb[OUT * IN];
+    for (int i = 0; i < ROWS * IN; i++)
+        x[i] = frand();
+    for (int i = 0; i < OUT * IN; i++) {
+        f32_to_bf16(&(float){frand()}, &wb[i], 1);
+        w[i] = gi_bf16_to_f32(wb[i]); /* the same weights both ways */
+    }
+    for (int i = 0; i < OUT; i++)
+        bias[i] = frand();
+    for (int i = 0; i < ROWS * OUT; i++)
+        y0[i] = 4.0f * frand();
+    for (int path = 0; path < 4; path++) {
+        gi_compute *cx;
+        assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+        if (path == 1 && !gemm_bf16_native(cx->bf16)) {
+            compute_free(cx);
+            continue;
+        }
+        if (path >= 2)
+            gemm_bf16_force_widening(cx->bf16);
+        if (path == 3)
+            gemm_bf16_emulate_native(cx->bf16);
+        int saved = compute_enter(cx);
+        for (int form = 0; form < 3; form++)
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                const float *b = with_bias ? bias : NULL;
+                float *wf = path == 0 ? w : NULL;
+                uint16_t *w16 = path == 0 ? NULL : wb;
+                linear_weights lw = {wf, w16, (float *)b, OUT, IN};
+                conv_weights cw = {wf, w16, (float *)b, OUT, IN, 1};
+                memcpy(y, y0, sizeof y);
+                assert_int_equal(compute_begin(cx, &err), GS_OK);
+                gs_status st = form == 0   ? op_linear(cx, &lw, x, ROWS, y, &err)
+                               : form == 1 ? op_linear_add(cx, &lw, x, ROWS, y, &err)
+                                           : op_conv1x1_add(cx, &cw, x, ROWS, y, &err);
+                assert_int_equal(st, GS_OK);
+                double num = 0, den = 0;
+                for (int r = 0; r < ROWS; r++)
+                    for (int o = 0; o < OUT; o++) {
+                        double sum = (b ? b[o] : 0.0) + (form ? y0[r * OUT + o] : 0.0);
+                        for (int c = 0; c < IN; c++) {
+                            /* bf16 products round the activations */
+                            float xv = x[r * IN + c];
+                            if (path == 1 || path == 3) {
+                                uint16_t h;
+                                f32_to_bf16(&xv, &h, 1);
+                                xv = gi_bf16_to_f32(h);
+                            }
+                            sum += (double)xv * w[o * IN + c];
+                        }
+                        double d = y[r * OUT + o] - sum;
+                        num += d * d;
+                        den += sum * sum;
+                    }
+                double e = sqrt(num / den);
+                printf("%s, %s, %s bias: rel L2 %.3g\n",
+                       path == 0   ? "f32"
+                       : path == 1 ? "bf16 products"
+                       : path == 2 ? "bf16 widened"
+                                   : "bf16 products emulated",
+                       form == 0   ? "op_linear"
+                       : form == 1 ? "op_linear_add"
+                                   : "op_conv1x1_add",
+                       with_bias ? "with" : "no", e);
+                assert_true(e < 1e-6);
+            }
+        compute_leave(saved);
+        compute_free(cx);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,6 +659,7 @@ int main(void)
         cmocka_unit_test(conv3x3_prologue_matches_reference),
         cmocka_unit_test(gemm_bf16_widened_matches_reference),
         cmocka_unit_test(bf16_weights_keep_f32_activations),
+        cmocka_unit_test(linear_bias_and_residual_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

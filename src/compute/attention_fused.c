@@ -59,9 +59,18 @@ int attention_fused_handles(int d)
     return d >= 1 && d <= MAX_WIDTH;
 }
 
+/* Keys per row of the transposed keys: whole blocks of 32, and 16 floats more
+   (64 bytes; for bf16, 16 key pairs). The scores read one 128-byte piece of
+   every row per block of keys; at 4096 keys rows 16 KB apart all fall in one
+   L1 set, and the 40 rows of a head's block evicted each other. */
+static int key_stride(int tk)
+{
+    return (tk + 31) / 32 * 32 + 16;
+}
+
 size_t attention_fused_scratch_floats(int n, int tk, int heads, int d)
 {
-    size_t tkp = ((size_t)tk + 31) / 32 * 32, dp = ((size_t)d + 15) / 16 * 16;
+    size_t tkp = (size_t)key_stride(tk), dp = ((size_t)d + 15) / 16 * 16;
     return (size_t)n * heads * (d * tkp + tkp * dp);
 }
 
@@ -219,8 +228,13 @@ __attribute__((target("avx512f"))) static void rows_group(const fused_job *j, in
     _Alignas(64) float o[ROWS][MAX_WIDTH];
     float m[ROWS], l[ROWS], corr[ROWS];
     int rows = j->tq - r0 < ROWS ? j->tq - r0 : ROWS;
-    memset(qs, 0, sizeof qs);
-    memset(o, 0, sizeof o);
+    /* only the columns the kernels read: whole 16-lane vectors of the head
+       (all of both arrays is 16 KB per group of 8 rows) */
+    size_t wbytes = (size_t)(j->d + 15) / 16 * 16 * sizeof(float);
+    for (int r = 0; r < ROWS; r++) {
+        memset(qs[r], 0, wbytes);
+        memset(o[r], 0, wbytes);
+    }
     for (int r = 0; r < rows; r++) {
         const float *qr = j->q + ((size_t)b * j->tq + r0 + r) * j->q_stride + (size_t)h * j->d;
         for (int c = 0; c < j->d; c++)
@@ -315,7 +329,7 @@ void attention_fused(threadpool *tp, const float *q, int q_stride, const float *
                    .heads = heads,
                    .d = d,
                    .dp = (d + 15) / 16 * 16,
-                   .tkp = (tk + 31) / 32 * 32,
+                   .tkp = key_stride(tk),
                    .causal = causal,
                    /* scores in base 2 (times log2 e): the softmax's
                       exponential is then a bare 2^x */

@@ -15,9 +15,10 @@
 #define WIDE_PANEL_FLOATS (2L << 20)
 
 typedef struct entry {
-    int M, N, K, lda, ldb, ldc, trans_b, accumulate;
+    int M, N, K, lda, ldb, ldc, trans_b, accumulate, has_bias;
+    int f32; /* A and B f32 (a bias-adding f32 GEMM) rather than bf16 */
     dnnl_primitive_t prim;
-    dnnl_memory_t a, b, c;
+    dnnl_memory_t a, b, c, bias;
 } entry;
 
 struct gemm_bf16_cache {
@@ -97,7 +98,7 @@ static int bf16_matmul_exists(gemm_bf16_cache *c)
     int r = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
     if (r >= 0)
         return r;
-    entry e = {16, 16, 16, 16, 16, 16, 1, 0, NULL, NULL, NULL, NULL};
+    entry e = {16, 16, 16, 16, 16, 16, 1, 0, 0, 0, NULL, NULL, NULL, NULL, NULL};
     r = create_entry(c, &e) == dnnl_success;
     entry_free(&e);
     __atomic_store_n(&known, r, __ATOMIC_RELEASE);
@@ -130,6 +131,8 @@ static void entry_free(entry *e)
         dnnl_memory_destroy(e->b);
     if (e->c)
         dnnl_memory_destroy(e->c);
+    if (e->bias)
+        dnnl_memory_destroy(e->bias);
     memset(e, 0, sizeof *e);
 }
 
@@ -150,22 +153,25 @@ void gemm_bf16_cache_free(gemm_bf16_cache *c)
 
 static dnnl_status_t create_entry(gemm_bf16_cache *c, entry *e)
 {
-    dnnl_memory_desc_t a, b, d;
+    dnnl_memory_desc_t a, b, d, bias;
     dnnl_status_t s;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    if ((s = dnnl_memory_desc_init_by_strides(&a, 2, (dnnl_dims_t){e->M, e->K}, dnnl_bf16,
+    dnnl_data_type_t in = e->f32 ? dnnl_f32 : dnnl_bf16;
+    if ((s = dnnl_memory_desc_init_by_strides(&a, 2, (dnnl_dims_t){e->M, e->K}, in,
                                               (dnnl_dims_t){e->lda, 1})) != dnnl_success ||
         /* B[K, N]: stored [N, K] has strides (1, ldb), stored [K, N] has (ldb, 1) */
         (s = dnnl_memory_desc_init_by_strides(
-             &b, 2, (dnnl_dims_t){e->K, e->N}, dnnl_bf16,
+             &b, 2, (dnnl_dims_t){e->K, e->N}, in,
              e->trans_b ? (dnnl_dims_t){1, e->ldb} : (dnnl_dims_t){e->ldb, 1})) != dnnl_success ||
         (s = dnnl_memory_desc_init_by_strides(&d, 2, (dnnl_dims_t){e->M, e->N}, dnnl_f32,
-                                              (dnnl_dims_t){e->ldc, 1})) != dnnl_success)
+                                              (dnnl_dims_t){e->ldc, 1})) != dnnl_success ||
+        (s = dnnl_memory_desc_init_by_strides(&bias, 2, (dnnl_dims_t){1, e->N}, dnnl_f32,
+                                              (dnnl_dims_t){e->N, 1})) != dnnl_success)
         return s;
     dnnl_matmul_desc_t md;
-    if ((s = dnnl_matmul_desc_init(&md, &a, &b, NULL, &d)) != dnnl_success)
+    if ((s = dnnl_matmul_desc_init(&md, &a, &b, e->has_bias ? &bias : NULL, &d)) != dnnl_success)
         return s;
     if ((s = dnnl_primitive_attr_create(&attr)) != dnnl_success)
         return s;
@@ -179,7 +185,9 @@ static dnnl_status_t create_entry(gemm_bf16_cache *c, entry *e)
         (s = dnnl_primitive_create(&e->prim, pd)) != dnnl_success ||
         (s = dnnl_memory_create(&e->a, &a, c->eng, DNNL_MEMORY_NONE)) != dnnl_success ||
         (s = dnnl_memory_create(&e->b, &b, c->eng, DNNL_MEMORY_NONE)) != dnnl_success ||
-        (s = dnnl_memory_create(&e->c, &d, c->eng, DNNL_MEMORY_NONE)) != dnnl_success)
+        (s = dnnl_memory_create(&e->c, &d, c->eng, DNNL_MEMORY_NONE)) != dnnl_success ||
+        (e->has_bias &&
+         (s = dnnl_memory_create(&e->bias, &bias, c->eng, DNNL_MEMORY_NONE)) != dnnl_success))
         goto out;
 out:
     if (pd)
@@ -258,22 +266,35 @@ gs_status gemm_bf16_weights(gemm_bf16_cache *c, int M, int N, int K, const float
     return gemm_widened(c, M, N, K, NULL, A, lda, B, ldb, 1, beta, C, ldc, err);
 }
 
-gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
-                    const uint16_t *B, int ldb, int trans_b, float beta, float *C, int ldc,
-                    gi_error *err)
+/* C[r] = bias (add 0) or C[r] += bias (add 1) for every row: the widened
+   path's bias, put where its GEMM accumulates. */
+static void bias_rows(float *C, int ldc, const float *bias, int M, int N, int add)
 {
-    if (M <= 0 || N <= 0)
-        return GS_OK;
-    if (c->widen) /* the f32 GEMM's own timer counts it */
-        return gemm_widened(c, M, N, K, A, NULL, lda, B, ldb, trans_b, beta, C, ldc, err);
+#pragma omp parallel for schedule(static) if ((long)M * N >= (1L << 16))
+    for (int r = 0; r < M; r++) {
+        float *row = C + (size_t)r * ldc;
+        if (!add)
+            memcpy(row, bias, (size_t)N * sizeof *C);
+        else
+            for (int k = 0; k < N; k++)
+                row[k] += bias[k];
+    }
+}
+
+/* The cached primitive for key's shape (made on first use), run on A, B, bias
+   and C. */
+static gs_status run_primitive(gemm_bf16_cache *c, const entry *key, const void *A, const void *B,
+                               const float *bias, float *C, gi_error *err)
+{
     op_prof *prof = op_prof_cur;
     double t0 = prof ? op_prof_now() : 0; /* a new shape's primitive creation counts too */
-    int acc = beta != 0.0f;
     entry *e = NULL;
     for (int i = 0; i < c->n; i++) {
         entry *x = &c->e[i];
-        if (x->M == M && x->N == N && x->K == K && x->lda == lda && x->ldb == ldb &&
-            x->ldc == ldc && x->trans_b == trans_b && x->accumulate == acc) {
+        if (x->M == key->M && x->N == key->N && x->K == key->K && x->lda == key->lda &&
+            x->ldb == key->ldb && x->ldc == key->ldc && x->trans_b == key->trans_b &&
+            x->accumulate == key->accumulate && x->has_bias == key->has_bias &&
+            x->f32 == key->f32) {
             e = x;
             break;
         }
@@ -285,24 +306,88 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
             c->n = 0;
         }
         e = &c->e[c->n];
-        *e = (entry){M, N, K, lda, ldb, ldc, trans_b, acc, NULL, NULL, NULL, NULL};
+        *e = *key;
         if (create_entry(c, e) != dnnl_success) {
             entry_free(e);
-            return gi_fail(err, GS_ERR_INTERNAL, "oneDNN cannot run a %dx%dx%d bf16 matmul", M, N,
-                           K);
+            return gi_fail(err, GS_ERR_INTERNAL, "oneDNN cannot run a %dx%dx%d %s matmul", key->M,
+                           key->N, key->K, key->f32 ? "f32" : "bf16");
         }
         c->n++;
     }
     dnnl_memory_set_data_handle(e->a, (void *)A);
     dnnl_memory_set_data_handle(e->b, (void *)B);
     dnnl_memory_set_data_handle(e->c, C);
-    dnnl_exec_arg_t args[3] = {
-        {DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-    if (dnnl_primitive_execute(e->prim, c->strm, 3, args) != dnnl_success ||
+    if (e->has_bias)
+        dnnl_memory_set_data_handle(e->bias, (void *)bias);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->a},
+                               {DNNL_ARG_WEIGHTS, e->b},
+                               {DNNL_ARG_DST, e->c},
+                               {DNNL_ARG_BIAS, e->bias}};
+    if (dnnl_primitive_execute(e->prim, c->strm, e->has_bias ? 4 : 3, args) != dnnl_success ||
         dnnl_stream_wait(c->strm) != dnnl_success)
-        return gi_fail(err, GS_ERR_INTERNAL, "oneDNN bf16 matmul failed");
-    if (prof)
+        return gi_fail(err, GS_ERR_INTERNAL, "oneDNN matmul failed");
+    if (prof) {
+        double in = e->f32 ? 4.0 : 2.0, M = e->M, N = e->N, K = e->K;
         op_prof_add(prof, OPK_GEMM, t0, 2.0 * M * N * K,
-                    2.0 * ((double)M * K + (double)K * N) + 4.0 * (acc ? 2.0 : 1.0) * M * N);
+                    in * (M * K + K * N) + 4.0 * (e->accumulate ? 2.0 : 1.0) * M * N);
+    }
     return GS_OK;
+}
+
+static gs_status matmul(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
+                        const uint16_t *B, int ldb, int trans_b, const float *bias, float beta,
+                        float *C, int ldc, gi_error *err)
+{
+    if (M <= 0 || N <= 0)
+        return GS_OK;
+    if (c->widen) { /* the f32 GEMM's own timer counts it */
+        if (bias) {
+            bias_rows(C, ldc, bias, M, N, beta != 0.0f);
+            beta = 1.0f;
+        }
+        return gemm_widened(c, M, N, K, A, NULL, lda, B, ldb, trans_b, beta, C, ldc, err);
+    }
+    entry key = {.M = M,
+                 .N = N,
+                 .K = K,
+                 .lda = lda,
+                 .ldb = ldb,
+                 .ldc = ldc,
+                 .trans_b = trans_b,
+                 .accumulate = beta != 0.0f,
+                 .has_bias = bias != NULL};
+    return run_primitive(c, &key, A, B, bias, C, err);
+}
+
+gs_status gemm_f32_bias(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
+                        const float *B, int ldb, const float *bias, float beta, float *C, int ldc,
+                        gi_error *err)
+{
+    if (M <= 0 || N <= 0)
+        return GS_OK;
+    entry key = {.M = M,
+                 .N = N,
+                 .K = K,
+                 .lda = lda,
+                 .ldb = ldb,
+                 .ldc = ldc,
+                 .trans_b = 1,
+                 .accumulate = beta != 0.0f,
+                 .has_bias = bias != NULL,
+                 .f32 = 1};
+    return run_primitive(c, &key, A, B, bias, C, err);
+}
+
+gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
+                    const uint16_t *B, int ldb, int trans_b, float beta, float *C, int ldc,
+                    gi_error *err)
+{
+    return matmul(c, M, N, K, A, lda, B, ldb, trans_b, NULL, beta, C, ldc, err);
+}
+
+gs_status gemm_bf16_bias(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
+                         const uint16_t *B, int ldb, const float *bias, float beta, float *C,
+                         int ldc, gi_error *err)
+{
+    return matmul(c, M, N, K, A, lda, B, ldb, 1, bias, beta, C, ldc, err);
 }

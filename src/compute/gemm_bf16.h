@@ -23,6 +23,18 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
                     const uint16_t *B, int ldb, int trans_b, float beta, float *C, int ldc,
                     gi_error *err);
 
+/* C[M,N] = A[M,K] * B[N,K]^T + bias (per column; NULL for none) (+ C when beta
+   is 1): a layer's bias (and a residual already in C) added as the products are
+   stored, instead of written into C first for the matmul to read back. */
+gs_status gemm_bf16_bias(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
+                         const uint16_t *B, int ldb, const float *bias, float beta, float *C,
+                         int ldc, gi_error *err);
+
+/* The same in f32 (A and B f32), on oneDNN's f32 matmul. */
+gs_status gemm_f32_bias(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
+                        const float *B, int ldb, const float *bias, float beta, float *C, int ldc,
+                        gi_error *err);
+
 /* C[M,N] (f32) = A[M,K] (f32) * B[N,K]^T (bf16 weights) (+ C): the weights
    widened to f32 a panel at a time, the f32 GEMM. For CPUs without bf16
    matmuls, where rounding the activations to bf16 would cost time and

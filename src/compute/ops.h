@@ -48,6 +48,15 @@ static inline int wide_weights(const gi_compute *cx)
 gs_status op_linear(gi_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,
                     gi_error *err);
 
+/* y[rows, out] += x[rows, in] W^T + b: a residual connection's sum in the
+   GEMM that makes the branch's output (no second buffer, no separate add). */
+gs_status op_linear_add(gi_compute *cx, const linear_weights *lw, const float *x, long rows,
+                        float *y, gi_error *err);
+
+/* The same for a 1x1 convolution over pixels rows [pixels, cin]. */
+gs_status op_conv1x1_add(gi_compute *cx, const conv_weights *cw, const float *x, long pixels,
+                         float *y, gi_error *err);
+
 /* y[rows, c] = b per row (zeros when b is NULL): the start of a GEMM with beta = 1. */
 void op_bias_fill(gi_compute *cx, float *y, const float *b, long rows, int c);
 

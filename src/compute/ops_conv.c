@@ -93,7 +93,15 @@ static void im2col_rows_bf16(void *p, int ith, int nth)
     }
 }
 
-/* im2col of one block, then its GEMM onto y (which holds the bias). */
+/* Whether the layer's GEMMs add its bias themselves (bf16 matmuls), or y must
+   hold it first (op_bias_fill) for them to accumulate onto. */
+static int bias_in_gemm(const gi_compute *cx, const conv_weights *cw)
+{
+    return !cw->wb || !wide_weights(cx);
+}
+
+/* im2col of one block, then its GEMM onto y (which holds the bias unless
+   bias_in_gemm). */
 static gs_status conv_block(gi_compute *cx, const conv_weights *cw, im2col_job *j, float *y,
                             gi_error *err)
 {
@@ -107,12 +115,12 @@ static gs_status conv_block(gi_compute *cx, const conv_weights *cw, im2col_job *
     }
     if (cw->wb) {
         threadpool_run(cx->tp, im2col_rows_bf16, j);
-        return gemm_bf16(cx->bf16, (int)j->rows, cw->cout, K, (const uint16_t *)j->col, K, cw->wb,
-                         K, 1, 1.0f, yb, cw->cout, err);
+        return gemm_bf16_bias(cx->bf16, (int)j->rows, cw->cout, K, (const uint16_t *)j->col, K,
+                              cw->wb, K, cw->b, 0.0f, yb, cw->cout, err);
     }
     threadpool_run(cx->tp, im2col_rows, j);
-    gemm_f32((int)j->rows, cw->cout, K, j->col, K, cw->w, K, 1, 1.0f, yb, cw->cout);
-    return GS_OK;
+    return gemm_f32_bias(cx->bf16, (int)j->rows, cw->cout, K, j->col, K, cw->w, K, cw->b, 0.0f, yb,
+                         cw->cout, err);
 }
 
 static long patch_block(long rows, int K)
@@ -128,13 +136,13 @@ gs_status op_conv2d(gi_compute *cx, const conv_weights *cw, const float *x, int 
 {
     long rows = (long)n * oh * ow;
     int K = cw->k * cw->k * cw->cin;
-    op_bias_fill(cx, y, cw->b, rows, cw->cout);
+    if (!bias_in_gemm(cx, cw))
+        op_bias_fill(cx, y, cw->b, rows, cw->cout);
     cx->flops += 2.0 * rows * cw->cout * K;
     if (cw->k == 1 && stride == 1 && pad_t == 0 && pad_l == 0 && oh == h && ow == w) {
-        if (!cw->wb) {
-            gemm_f32((int)rows, cw->cout, K, x, K, cw->w, K, 1, 1.0f, y, cw->cout);
-            return GS_OK;
-        }
+        if (!cw->wb)
+            return gemm_f32_bias(cx->bf16, (int)rows, cw->cout, K, x, K, cw->w, K, cw->b, 0.0f, y,
+                                 cw->cout, err);
         if (wide_weights(cx))
             return gemm_bf16_weights(cx->bf16, (int)rows, cw->cout, K, x, K, cw->wb, K, 1.0f, y,
                                      cw->cout, err);
@@ -147,8 +155,8 @@ gs_status op_conv2d(gi_compute *cx, const conv_weights *cw, const float *x, int 
         for (long r0 = 0; r0 < rows && st == GS_OK; r0 += block) {
             long nr = rows - r0 < block ? rows - r0 : block;
             op_to_bf16(cx, x + (size_t)r0 * K, xb, nr * K);
-            st = gemm_bf16(cx->bf16, (int)nr, cw->cout, K, xb, K, cw->wb, K, 1, 1.0f,
-                           y + (size_t)r0 * cw->cout, cw->cout, err);
+            st = gemm_bf16_bias(cx->bf16, (int)nr, cw->cout, K, xb, K, cw->wb, K, cw->b, 0.0f,
+                                y + (size_t)r0 * cw->cout, cw->cout, err);
         }
         arena_release(&cx->scratch, m);
         return st;
@@ -195,7 +203,8 @@ gs_status op_conv2d_pre(gi_compute *cx, const conv_weights *cw, const float *x, 
     /* source rows one block can touch: its output rows, the kernel's reach, rounding */
     long span = (block + ow - 1) / ow + 1 + 2 * pad;
     long src_rows = span / up + 2 < h ? span / up + 2 : h;
-    op_bias_fill(cx, y, cw->b, rows, cw->cout);
+    if (!bias_in_gemm(cx, cw))
+        op_bias_fill(cx, y, cw->b, rows, cw->cout);
     cx->flops += 2.0 * rows * cw->cout * K;
     arena_mark m = arena_get_mark(&cx->scratch);
     float *col = arena_floats(&cx->scratch, (size_t)block * K);

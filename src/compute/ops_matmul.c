@@ -1,7 +1,9 @@
 /*
  * ops_matmul - linear layers on gemm_f32 / gemm_bf16, and the bias fill and
  * bf16 conversion they share with the convolutions (ops_conv.c).
- * The bias is written first and the GEMM accumulates onto it (beta = 1).
+ * bf16 matmuls add the bias as they store their products; the f32 and widened
+ * GEMMs have no bias input, so there the bias is written first and the GEMM
+ * accumulates onto it (beta = 1).
  */
 #include <string.h>
 
@@ -67,25 +69,51 @@ uint16_t *op_to_bf16_scratch(gi_compute *cx, const float *x, long n)
     return y;
 }
 
-gs_status op_linear(gi_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,
-                    gi_error *err)
+/* y = x W^T + b (+ y when beta is 1). */
+static gs_status linear(gi_compute *cx, const linear_weights *lw, const float *x, long rows,
+                        float beta, float *y, gi_error *err)
 {
     if (rows > 0x7fffffffL)
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "linear layer: %ld rows is too many", rows);
-    op_bias_fill(cx, y, lw->b, rows, lw->out);
     cx->flops += 2.0 * rows * lw->out * lw->in;
-    if (lw->wb && wide_weights(cx))
-        return gemm_bf16_weights(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->wb, lw->in,
-                                 1.0f, y, lw->out, err);
-    if (lw->wb) {
+    if (lw->wb && !wide_weights(cx)) {
         arena_mark m = arena_get_mark(&cx->scratch);
         uint16_t *xb = op_to_bf16_scratch(cx, x, rows * lw->in);
-        gs_status st = xb ? gemm_bf16(cx->bf16, (int)rows, lw->out, lw->in, xb, lw->in, lw->wb,
-                                      lw->in, 1, 1.0f, y, lw->out, err)
+        gs_status st = xb ? gemm_bf16_bias(cx->bf16, (int)rows, lw->out, lw->in, xb, lw->in, lw->wb,
+                                           lw->in, lw->b, beta, y, lw->out, err)
                           : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a linear layer");
         arena_release(&cx->scratch, m);
         return st;
     }
-    gemm_f32((int)rows, lw->out, lw->in, x, lw->in, lw->w, lw->in, 1, 1.0f, y, lw->out);
-    return GS_OK;
+    if (!lw->wb)
+        return gemm_f32_bias(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->w, lw->in, lw->b,
+                             beta, y, lw->out, err);
+    if (beta == 0.0f)
+        op_bias_fill(cx, y, lw->b, rows, lw->out);
+    else if (lw->b)
+        op_add_broadcast(cx, y, lw->b, 1, rows, lw->out);
+    return gemm_bf16_weights(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->wb, lw->in, 1.0f,
+                             y, lw->out, err);
+}
+
+gs_status op_linear(gi_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,
+                    gi_error *err)
+{
+    return linear(cx, lw, x, rows, 0.0f, y, err);
+}
+
+gs_status op_linear_add(gi_compute *cx, const linear_weights *lw, const float *x, long rows,
+                        float *y, gi_error *err)
+{
+    return linear(cx, lw, x, rows, 1.0f, y, err);
+}
+
+gs_status op_conv1x1_add(gi_compute *cx, const conv_weights *cw, const float *x, long pixels,
+                         float *y, gi_error *err)
+{
+    if (cw->k != 1)
+        return gi_fail(err, GS_ERR_INTERNAL, "op_conv1x1_add on a %dx%d convolution", cw->k, cw->k);
+    /* a 1x1 convolution's weights are a linear layer's, [cout, cin] */
+    linear_weights lw = {cw->w, cw->wb, cw->b, cw->cout, cw->cin};
+    return linear(cx, &lw, x, pixels, 1.0f, y, err);
 }

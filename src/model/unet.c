@@ -377,9 +377,8 @@ static gs_status xf_forward(fwd *f, const unet_xf *x, float *h, int hh, int ww)
             (st = op_linear(f->cx, &B->v1, t, rows, v, f->err)) != GS_OK ||
             (st = op_attention(f->cx, q, c, k, v, c, f->n, T, T, x->heads, d, 0, t, f->err)) !=
                 GS_OK ||
-            (st = op_linear(f->cx, &B->o1, t, rows, q, f->err)) != GS_OK)
+            (st = op_linear_add(f->cx, &B->o1, t, rows, s, f->err)) != GS_OK)
             goto out;
-        op_add(f->cx, s, q, rows * c);
         /* cross-attention on the text */
         op_layer_norm(f->cx, &B->ln2, s, rows, c, 1e-5f, t);
         if ((st = op_linear(f->cx, &B->q2, t, rows, q, f->err)) != GS_OK ||
@@ -387,9 +386,8 @@ static gs_status xf_forward(fwd *f, const unet_xf *x, float *h, int hh, int ww)
             (st = op_linear(f->cx, &B->v2, f->context, crow, v, f->err)) != GS_OK ||
             (st = op_attention(f->cx, q, c, k, v, c, f->n, T, Tc, x->heads, d, 0, t, f->err)) !=
                 GS_OK ||
-            (st = op_linear(f->cx, &B->o2, t, rows, q, f->err)) != GS_OK)
+            (st = op_linear_add(f->cx, &B->o2, t, rows, s, f->err)) != GS_OK)
             goto out;
-        op_add(f->cx, s, q, rows * c);
         /* GEGLU feed-forward */
         op_layer_norm(f->cx, &B->ln3, s, rows, c, 1e-5f, t);
         for (long r0 = 0; r0 < rows; r0 += ff_rows) {
@@ -397,14 +395,11 @@ static gs_status xf_forward(fwd *f, const unet_xf *x, float *h, int hh, int ww)
             if ((st = op_linear(f->cx, &B->ff1, t + r0 * c, nr, ff, f->err)) != GS_OK)
                 goto out;
             op_geglu(f->cx, ff, nr, x->inner, g);
-            if ((st = op_linear(f->cx, &B->ff2, g, nr, q + r0 * c, f->err)) != GS_OK)
+            if ((st = op_linear_add(f->cx, &B->ff2, g, nr, s + r0 * c, f->err)) != GS_OK)
                 goto out;
         }
-        op_add(f->cx, s, q, rows * c);
     }
-    if ((st = op_conv2d_same(f->cx, &x->proj_out, s, f->n, hh, ww, t, f->err)) != GS_OK)
-        goto out;
-    op_add(f->cx, h, t, rows * c);
+    st = op_conv1x1_add(f->cx, &x->proj_out, s, rows, h, f->err);
 out:
     arena_release(f->a, mk);
     return st;
