@@ -1,9 +1,47 @@
 /* test_safetensors - the reader on the real fixture and on hostile files. */
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Every f16 value (normals, subnormals, zeros, infinities) converts to the f32
+   it denotes, whichever kernel this CPU takes (F16C or the portable bit
+   trick), at every offset of a span (the vector body and its scalar tail);
+   NaNs stay NaN. The reference is computed from the fields. */
+static void f16_conversion_is_exact(void **state)
+{
+    (void)state;
+    enum { N = 65536 + 7 };
+    static uint16_t bits[N];
+    static float out[N];
+    for (int i = 0; i < N; i++)
+        bits[i] = (uint16_t)(i % 65536);
+    st_tensor t = {.name = "all",
+                   .dtype = ST_F16,
+                   .ndim = 1,
+                   .shape = {N},
+                   .numel = N,
+                   .data = (const uint8_t *)bits,
+                   .nbytes = sizeof bits};
+    for (size_t first = 0; first < 3; first++) {
+        gi_error err = {0};
+        assert_int_equal(st_span_to_f32(&t, first, N - first, out, &err), GS_OK);
+        for (size_t i = 0; i < N - first; i++) {
+            uint16_t h = bits[first + i];
+            int e = (h >> 10) & 31, m = h & 1023;
+            float want = e == 0   ? ldexpf((float)m, -24)
+                         : e < 31 ? ldexpf((float)(m + 1024), e - 25)
+                                  : (m ? NAN : INFINITY);
+            want = h & 0x8000 ? -want : want;
+            if (isnan(want))
+                assert_true(isnan(out[i]));
+            else
+                assert_memory_equal(&out[i], &want, sizeof want); /* -0 too */
+        }
+    }
+}
 
 static void opens_fixture_model(void **state)
 {
@@ -127,9 +165,8 @@ static void missing_file_is_io_error(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(opens_fixture_model),
-        cmocka_unit_test(hostile_headers),
-        cmocka_unit_test(truncated_fixture_is_refused),
+        cmocka_unit_test(f16_conversion_is_exact),  cmocka_unit_test(opens_fixture_model),
+        cmocka_unit_test(hostile_headers),          cmocka_unit_test(truncated_fixture_is_refused),
         cmocka_unit_test(missing_file_is_io_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

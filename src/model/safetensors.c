@@ -13,6 +13,9 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -382,7 +385,7 @@ int st_shape_is(const st_tensor *t, int ndim, const int64_t *shape)
 
 /* ---- conversion ---- */
 
-GS_VEC_CLONES static void f16_span_to_f32(const uint8_t *p, float *dst, size_t n)
+static void f16_span_portable(const uint8_t *p, float *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint16_t h;
@@ -390,6 +393,40 @@ GS_VEC_CLONES static void f16_span_to_f32(const uint8_t *p, float *dst, size_t n
         dst[i] = gi_f16_to_f32_fast(h);
     }
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* F16C's VCVTPH2PS, 8 values an instruction, exact as the portable bit trick
+   (subnormals included). GCC left the portable loop scalar in every clone,
+   and an f16 checkpoint's load into bf16 spent a third of its time there. */
+__attribute__((target("avx,f16c"))) static void f16_span_f16c(const uint8_t *p, float *dst,
+                                                              size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
+    f16_span_portable(p + 2 * i, dst + i, n - i);
+}
+
+static void f16_span_to_f32(const uint8_t *p, float *dst, size_t n)
+{
+    static int known = -1; /* the loader's threads may ask at once: same answer */
+    int f16c = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (f16c < 0) {
+        __builtin_cpu_init();
+        f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+        __atomic_store_n(&known, f16c, __ATOMIC_RELAXED);
+    }
+    if (f16c)
+        f16_span_f16c(p, dst, n);
+    else
+        f16_span_portable(p, dst, n);
+}
+#else
+static void f16_span_to_f32(const uint8_t *p, float *dst, size_t n)
+{
+    f16_span_portable(p, dst, n);
+}
+#endif
 
 void st_drop_pages(const st_file *f, const st_tensor *t)
 {
