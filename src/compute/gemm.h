@@ -1,8 +1,10 @@
 /*
  * gemm - the one matrix-multiply entry point of the engine (row-major f32).
  *
- * Every convolution, linear layer and attention product goes through here, so
- * the library behind it (OpenBLAS today) can be swapped by measurement.
+ * Products without a bias or residual to add go through here (oneDNN's sgemm,
+ * gemm_dnnl.c), so the library behind it can be swapped by measurement; layers
+ * with a bias use oneDNN's matmul primitives (gemm_bf16.h: gemm_f32_bias,
+ * gemm_bf16_bias), which add it as they store.
  */
 #ifndef GS_GEMM_H
 #define GS_GEMM_H

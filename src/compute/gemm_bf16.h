@@ -1,6 +1,7 @@
 /*
  * gemm_bf16 - C[M,N] (f32) = A[M,K] (bf16) * op(B) (bf16) (+ C), on oneDNN's
- * matmul primitive (f32 accumulation). oneDNN 2.x has no bf16 GEMM function, so
+ * matmul primitive (f32 accumulation); and the f32 matmul with a bias input
+ * (gemm_f32_bias), which shares its primitive cache. oneDNN 2.x has no bf16 GEMM function, so
  * primitives are created per shape and cached in the compute context; an SD
  * step uses a few dozen shapes, all created during the first step. CPUs without
  * a bf16 matmul in oneDNN (AVX2) widen to f32 instead (gemm_bf16_native).
