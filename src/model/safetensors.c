@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 #include <sys/mman.h>
@@ -413,7 +414,10 @@ static void f16_span_to_f32(const uint8_t *p, float *dst, size_t n)
     int f16c = __atomic_load_n(&known, __ATOMIC_RELAXED);
     if (f16c < 0) {
         __builtin_cpu_init();
-        f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+        /* CPUID's F16C bit (clang 14's __builtin_cpu_supports lacks the name);
+           "avx" also checks that the OS saves the YMM registers */
+        unsigned a, b, c, d;
+        f16c = __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
         __atomic_store_n(&known, f16c, __ATOMIC_RELAXED);
     }
     if (f16c)
