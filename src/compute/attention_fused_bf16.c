@@ -91,45 +91,60 @@ BF16_TARGET static inline __m512 exp2_16(__m512 x)
 }
 
 /* o[r][c0 .. c0 + 16 nv + 8 half) += p2[r] . values: nv full vectors of 16
-   channels and, with half, 8 more in a 256-bit one (a head width of 40 is 2.5
-   vectors: padding it to 48 would waste a sixth of this product) */
+   channels and, with half, 8 more (a head width of 40 is 2.5 vectors: padding
+   it to 48 would waste a sixth of this product). The 8-channel remainders of
+   two rows share one 512-bit accumulator (row 2i low, 2i + 1 high), as in the
+   f32 kernel: a 256-bit VDPBF16PS costs a whole slot where pipes are 512 bits
+   wide. */
 BF16_TARGET __attribute__((always_inline)) static inline void
 values_tile(float (*o)[FUSED_MAX_WIDTH], const float *corr, const uint32_t (*p2)[FUSED_KEYS / 2],
             const uint16_t *vp, int dp, int kb, int c0, const int nv, const int half)
 {
-    __m512 acc[FUSED_ROWS][3];
-    __m256 acch[FUSED_ROWS];
+    __m512 acc[FUSED_ROWS][3], acch[FUSED_ROWS / 2];
+    const __mmask16 high = 0xff00;
     for (int r = 0; r < FUSED_ROWS; r++) {
         __m512 cr = _mm512_set1_ps(corr[r]);
         for (int u = 0; u < nv; u++)
             acc[r][u] = _mm512_mul_ps(_mm512_load_ps(&o[r][c0 + 16 * u]), cr);
-        if (half)
-            acch[r] =
-                _mm256_mul_ps(_mm256_load_ps(&o[r][c0 + 16 * nv]), _mm512_castps512_ps256(cr));
     }
+    if (half)
+        for (int i = 0; i < FUSED_ROWS / 2; i++) {
+            __m512 oh = _mm512_castpd_ps(_mm512_insertf64x4(
+                _mm512_castps_pd(_mm512_castps256_ps512(_mm256_load_ps(&o[2 * i][c0 + 16 * nv]))),
+                _mm256_castps_pd(_mm256_load_ps(&o[2 * i + 1][c0 + 16 * nv])), 1));
+            __m512 cr = _mm512_mask_blend_ps(high, _mm512_set1_ps(corr[2 * i]),
+                                             _mm512_set1_ps(corr[2 * i + 1]));
+            acch[i] = _mm512_mul_ps(oh, cr);
+        }
     const uint16_t *vr = vp + (size_t)c0 * 2;
     for (int t2 = 0; t2 < kb / 2; t2++, vr += (size_t)dp * 2) {
         __m512bh v[3];
-        __m256bh vh = (__m256bh)_mm256_setzero_si256();
+        __m512i vh = _mm512_setzero_si512();
         for (int u = 0; u < nv; u++)
             v[u] = (__m512bh)_mm512_loadu_si512(vr + 32 * u);
-        if (half)
-            vh = (__m256bh)_mm256_loadu_si256((const __m256i *)(vr + 32 * nv));
-        for (int r = 0; r < FUSED_ROWS; r++) {
-            __m512bh pb = (__m512bh)_mm512_set1_epi32((int)p2[r][t2]);
-            for (int u = 0; u < nv; u++)
-                acc[r][u] = _mm512_dpbf16_ps(acc[r][u], pb, v[u]);
+        if (half) /* the remainder's 8 channel pairs in both halves */
+            vh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(vr + 32 * nv)));
+        for (int i = 0; i < FUSED_ROWS / 2; i++) {
+            __m512i p0 = _mm512_set1_epi32((int)p2[2 * i][t2]),
+                    p1 = _mm512_set1_epi32((int)p2[2 * i + 1][t2]);
+            for (int u = 0; u < nv; u++) {
+                acc[2 * i][u] = _mm512_dpbf16_ps(acc[2 * i][u], (__m512bh)p0, v[u]);
+                acc[2 * i + 1][u] = _mm512_dpbf16_ps(acc[2 * i + 1][u], (__m512bh)p1, v[u]);
+            }
             if (half)
-                acch[r] =
-                    _mm256_dpbf16_ps(acch[r], (__m256bh)_mm512_castsi512_si256((__m512i)pb), vh);
+                acch[i] = _mm512_dpbf16_ps(acch[i], (__m512bh)_mm512_mask_blend_epi32(high, p0, p1),
+                                           (__m512bh)vh);
         }
     }
-    for (int r = 0; r < FUSED_ROWS; r++) {
+    for (int r = 0; r < FUSED_ROWS; r++)
         for (int u = 0; u < nv; u++)
             _mm512_store_ps(&o[r][c0 + 16 * u], acc[r][u]);
-        if (half)
-            _mm256_store_ps(&o[r][c0 + 16 * nv], acch[r]);
-    }
+    if (half)
+        for (int i = 0; i < FUSED_ROWS / 2; i++) {
+            _mm256_store_ps(&o[2 * i][c0 + 16 * nv], _mm512_castps512_ps256(acch[i]));
+            _mm256_store_ps(&o[2 * i + 1][c0 + 16 * nv],
+                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acch[i]), 1)));
+        }
 }
 
 BF16_TARGET void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d, int d2,
