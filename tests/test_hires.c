@@ -367,6 +367,25 @@ static int on_progress(const gs_progress *pr, void *user)
     return 0;
 }
 
+/* For a pixel-space upscaler: how many values of the 8-bit image decoded from
+   this run's first latent differ from the reference's (0 for latent
+   upscalers, which never leave the latent). */
+static int first_pass_flips(int i, const float *first_latent)
+{
+    if (strcmp(hrs[i].upscaler, "Lanczos") != 0)
+        return 0;
+    gs_image *low = NULL;
+    gi_error err = {0};
+    assert_int_equal(hires_decode_u8(eng, model, first_latent, 8, 8, 0, &low, &err), GS_OK);
+    gs_image *ref_low = golden_image(key(i, "lowres_u8"), 64, 64);
+    int flips = 0;
+    for (size_t k = 0; k < (size_t)64 * 64 * 3; k++)
+        flips += low->pixels[k] != ref_low->pixels[k];
+    gs_image_free(low);
+    free_image(ref_low);
+    return flips;
+}
+
 static void recipes_end_to_end(void **state)
 {
     (void)state;
@@ -390,6 +409,7 @@ static void recipes_end_to_end(void **state)
         gs_timings tm;
         gs_result_timings(res, &tm);
         assert_int_equal(tm.n_steps, s.steps);
+        int flips = first_pass_flips(i, t.lat[0]); /* before the taps are freed below */
         double d[4];
         for (int k = 0; k < 4; k++) {
             size_t n;
@@ -419,17 +439,19 @@ static void recipes_end_to_end(void **state)
         /* f32 UNet and VAE against the f64 reference: measured first 1.0-1.5e-6,
            upscaled 0.8-1.7e-6, final 0.8-1.2e-6 (of max |ref|). A pixel-space
            upscaler goes through the first pass's image truncated to 8 bits, as
-           A1111's does: where the f32 decode lands a value on the other side
-           of a level (lanczos_path_through_the_vae: 1 value of x2_s6 on one
-           CPU), the encoded latent moves by about a level's worth, and the
-           second pass carries it: measured upscaled 5.7e-4 and 6.5e-3, final
-           2.1e-5 and 1.5e-4 on a Zen 5 (two builds), the image within 1 level.
-           Without a flip those stay at f32 rounding's size. */
-        int pixels = strcmp(hrs[i].upscaler, "Lanczos") == 0;
+           A1111's does: where this run's f32 decode of its first latent lands a
+           value on the other side of a level from the reference's 8-bit image,
+           the encoded latent moves by about a level's worth and the second pass
+           carries it (measured upscaled 5.7e-4 and 6.5e-3, final 2.1e-5 and
+           1.5e-4 on a Zen 5, one and several flipped values, the image within 1
+           level). Only a flip, seen here, earns the wider bounds. */
+        if (flips)
+            printf("%-18s %d values of the first pass's 8-bit image flipped a level\n", rs[i].name,
+                   flips);
         assert_true(d[0] <= 1e-5);
-        assert_true(d[1] <= (pixels ? 2e-2 : 1e-5));
+        assert_true(d[1] <= (flips ? 2e-2 : 1e-5));
         assert_true(d[2] == 0.0);
-        assert_true(d[3] <= (pixels ? 1e-3 : 1e-5));
+        assert_true(d[3] <= (flips ? 1e-3 : 1e-5));
         assert_true(maxd <= 2); /* the README's ±2 levels; measured 0-1 */
         const char *info = gs_result_infotext(res, 0);
         char want[160];

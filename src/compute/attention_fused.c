@@ -130,17 +130,6 @@ __attribute__((target("avx512f"))) static void scores_32(const float (*qs)[MAX_W
    the high, their probabilities blended from the broadcasts the full vectors
    use): a 256-bit FMA takes a whole FMA slot on CPUs with 512-bit pipes, so
    at a head width of 40 this is 20 FMAs per key instead of 24. */
-_Static_assert(ROWS % 2 == 0, "rows pair up in values_tile");
-
-/* lo in the low 8 lanes, hi in the high 8 (AVX512F's 64-bit form: the
-   32-bit one needs AVX512DQ) */
-__attribute__((target("avx512f"), always_inline)) static inline __m512 join_halves(__m256 lo,
-                                                                                   __m256 hi)
-{
-    return _mm512_castpd_ps(
-        _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-}
-
 __attribute__((target("avx512f,fma"), always_inline)) static inline void
 values_tile(float (*o)[MAX_WIDTH], const float *corr, const float (*p)[KEYS], const float *vp,
             int dp, int kb, int c0, const int nv, const int half)
@@ -154,8 +143,8 @@ values_tile(float (*o)[MAX_WIDTH], const float *corr, const float (*p)[KEYS], co
     }
     if (half)
         for (int i = 0; i < ROWS / 2; i++) {
-            __m512 oh = join_halves(_mm256_load_ps(&o[2 * i][c0 + 16 * nv]),
-                                    _mm256_load_ps(&o[2 * i + 1][c0 + 16 * nv]));
+            __m512 oh = fused_join_halves(_mm256_load_ps(&o[2 * i][c0 + 16 * nv]),
+                                          _mm256_load_ps(&o[2 * i + 1][c0 + 16 * nv]));
             __m512 cr = _mm512_mask_blend_ps(high, _mm512_set1_ps(corr[2 * i]),
                                              _mm512_set1_ps(corr[2 * i + 1]));
             acch[i] = _mm512_mul_ps(oh, cr);
@@ -166,7 +155,7 @@ values_tile(float (*o)[MAX_WIDTH], const float *corr, const float (*p)[KEYS], co
         for (int u = 0; u < nv; u++)
             v[u] = _mm512_load_ps(vr + 16 * u);
         if (half) /* the remainder's 8 values in both halves */
-            vh = join_halves(_mm256_load_ps(vr + 16 * nv), _mm256_load_ps(vr + 16 * nv));
+            vh = fused_join_halves(_mm256_load_ps(vr + 16 * nv), _mm256_load_ps(vr + 16 * nv));
         for (int i = 0; i < ROWS / 2; i++) {
             __m512 p0 = _mm512_set1_ps(p[2 * i][t]), p1 = _mm512_set1_ps(p[2 * i + 1][t]);
             for (int u = 0; u < nv; u++) {
@@ -183,8 +172,7 @@ values_tile(float (*o)[MAX_WIDTH], const float *corr, const float (*p)[KEYS], co
     if (half)
         for (int i = 0; i < ROWS / 2; i++) {
             _mm256_store_ps(&o[2 * i][c0 + 16 * nv], _mm512_castps512_ps256(acch[i]));
-            _mm256_store_ps(&o[2 * i + 1][c0 + 16 * nv],
-                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acch[i]), 1)));
+            _mm256_store_ps(&o[2 * i + 1][c0 + 16 * nv], fused_high_half(acch[i]));
         }
 }
 

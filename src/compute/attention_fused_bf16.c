@@ -109,9 +109,8 @@ values_tile(float (*o)[FUSED_MAX_WIDTH], const float *corr, const uint32_t (*p2)
     }
     if (half)
         for (int i = 0; i < FUSED_ROWS / 2; i++) {
-            __m512 oh = _mm512_castpd_ps(_mm512_insertf64x4(
-                _mm512_castps_pd(_mm512_castps256_ps512(_mm256_load_ps(&o[2 * i][c0 + 16 * nv]))),
-                _mm256_castps_pd(_mm256_load_ps(&o[2 * i + 1][c0 + 16 * nv])), 1));
+            __m512 oh = fused_join_halves(_mm256_load_ps(&o[2 * i][c0 + 16 * nv]),
+                                          _mm256_load_ps(&o[2 * i + 1][c0 + 16 * nv]));
             __m512 cr = _mm512_mask_blend_ps(high, _mm512_set1_ps(corr[2 * i]),
                                              _mm512_set1_ps(corr[2 * i + 1]));
             acch[i] = _mm512_mul_ps(oh, cr);
@@ -142,8 +141,7 @@ values_tile(float (*o)[FUSED_MAX_WIDTH], const float *corr, const uint32_t (*p2)
     if (half)
         for (int i = 0; i < FUSED_ROWS / 2; i++) {
             _mm256_store_ps(&o[2 * i][c0 + 16 * nv], _mm512_castps512_ps256(acch[i]));
-            _mm256_store_ps(&o[2 * i + 1][c0 + 16 * nv],
-                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acch[i]), 1)));
+            _mm256_store_ps(&o[2 * i + 1][c0 + 16 * nv], fused_high_half(acch[i]));
         }
 }
 

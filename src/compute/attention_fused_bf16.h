@@ -48,6 +48,23 @@ void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d, int d2, 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
+_Static_assert(FUSED_ROWS % 2 == 0, "the value tiles pair rows up");
+
+/* lo in the low 8 lanes, hi in the high 8, and the high 8 back out: the
+   value tiles pair two rows' 8-channel remainders in one vector (AVX512F's
+   64-bit forms: the 32-bit ones need AVX512DQ). */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 fused_join_halves(__m256 lo,
+                                                                                         __m256 hi)
+{
+    return _mm512_castpd_ps(
+        _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline __m256 fused_high_half(__m512 x)
+{
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1));
+}
+
 /* Stores the 8 rows' scores a0/a1 of keys c..c+31 into s[r][c..c+31] and
    takes bm[r] to the max over those of the row's valid keys (no second pass
    over the scores for it). Shared by the f32 and bf16 score tiles. */

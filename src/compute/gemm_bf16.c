@@ -281,20 +281,30 @@ static void bias_rows(float *C, int ldc, const float *bias, int M, int N, int ad
     }
 }
 
-/* The cached primitive for key's shape (made on first use), run on A, B, bias
-   and C. */
-static gs_status run_primitive(gemm_bf16_cache *c, const entry *key, const void *A, const void *B,
-                               const float *bias, float *C, gi_error *err)
+/* C = A op(B) (+ bias) (+ C when beta is 1) on the cached primitive for this
+   shape and dtype (f32 or bf16 operands), made on first use. */
+static gs_status run_primitive(gemm_bf16_cache *c, int f32, int M, int N, int K, const void *A,
+                               int lda, const void *B, int ldb, int trans_b, const float *bias,
+                               float beta, float *C, int ldc, gi_error *err)
 {
+    const entry key = {.M = M,
+                       .N = N,
+                       .K = K,
+                       .lda = lda,
+                       .ldb = ldb,
+                       .ldc = ldc,
+                       .trans_b = trans_b,
+                       .accumulate = beta != 0.0f,
+                       .has_bias = bias != NULL,
+                       .f32 = f32};
     op_prof *prof = op_prof_cur;
     double t0 = prof ? op_prof_now() : 0; /* a new shape's primitive creation counts too */
     entry *e = NULL;
     for (int i = 0; i < c->n; i++) {
         entry *x = &c->e[i];
-        if (x->M == key->M && x->N == key->N && x->K == key->K && x->lda == key->lda &&
-            x->ldb == key->ldb && x->ldc == key->ldc && x->trans_b == key->trans_b &&
-            x->accumulate == key->accumulate && x->has_bias == key->has_bias &&
-            x->f32 == key->f32) {
+        if (x->M == key.M && x->N == key.N && x->K == key.K && x->lda == key.lda &&
+            x->ldb == key.ldb && x->ldc == key.ldc && x->trans_b == key.trans_b &&
+            x->accumulate == key.accumulate && x->has_bias == key.has_bias && x->f32 == key.f32) {
             e = x;
             break;
         }
@@ -306,11 +316,11 @@ static gs_status run_primitive(gemm_bf16_cache *c, const entry *key, const void 
             c->n = 0;
         }
         e = &c->e[c->n];
-        *e = *key;
+        *e = key;
         if (create_entry(c, e) != dnnl_success) {
             entry_free(e);
-            return gi_fail(err, GS_ERR_INTERNAL, "oneDNN cannot run a %dx%dx%d %s matmul", key->M,
-                           key->N, key->K, key->f32 ? "f32" : "bf16");
+            return gi_fail(err, GS_ERR_INTERNAL, "oneDNN cannot run a %dx%dx%d %s matmul", key.M,
+                           key.N, key.K, key.f32 ? "f32" : "bf16");
         }
         c->n++;
     }
@@ -327,9 +337,9 @@ static gs_status run_primitive(gemm_bf16_cache *c, const entry *key, const void 
         dnnl_stream_wait(c->strm) != dnnl_success)
         return gi_fail(err, GS_ERR_INTERNAL, "oneDNN matmul failed");
     if (prof) {
-        double in = e->f32 ? 4.0 : 2.0, M = e->M, N = e->N, K = e->K;
-        op_prof_add(prof, OPK_GEMM, t0, 2.0 * M * N * K,
-                    in * (M * K + K * N) + 4.0 * (e->accumulate ? 2.0 : 1.0) * M * N);
+        double in = f32 ? 4.0 : 2.0, m = M, n = N, k = K;
+        op_prof_add(prof, OPK_GEMM, t0, 2.0 * m * n * k,
+                    in * (m * k + k * n) + 4.0 * (beta != 0.0f ? 2.0 : 1.0) * m * n);
     }
     return GS_OK;
 }
@@ -347,16 +357,7 @@ static gs_status matmul(gemm_bf16_cache *c, int M, int N, int K, const uint16_t 
         }
         return gemm_widened(c, M, N, K, A, NULL, lda, B, ldb, trans_b, beta, C, ldc, err);
     }
-    entry key = {.M = M,
-                 .N = N,
-                 .K = K,
-                 .lda = lda,
-                 .ldb = ldb,
-                 .ldc = ldc,
-                 .trans_b = trans_b,
-                 .accumulate = beta != 0.0f,
-                 .has_bias = bias != NULL};
-    return run_primitive(c, &key, A, B, bias, C, err);
+    return run_primitive(c, 0, M, N, K, A, lda, B, ldb, trans_b, bias, beta, C, ldc, err);
 }
 
 gs_status gemm_f32_bias(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
@@ -365,17 +366,7 @@ gs_status gemm_f32_bias(gemm_bf16_cache *c, int M, int N, int K, const float *A,
 {
     if (M <= 0 || N <= 0)
         return GS_OK;
-    entry key = {.M = M,
-                 .N = N,
-                 .K = K,
-                 .lda = lda,
-                 .ldb = ldb,
-                 .ldc = ldc,
-                 .trans_b = 1,
-                 .accumulate = beta != 0.0f,
-                 .has_bias = bias != NULL,
-                 .f32 = 1};
-    return run_primitive(c, &key, A, B, bias, C, err);
+    return run_primitive(c, 1, M, N, K, A, lda, B, ldb, 1, bias, beta, C, ldc, err);
 }
 
 gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
