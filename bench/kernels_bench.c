@@ -94,9 +94,11 @@ int main(int argc, char **argv)
         return 1;
     }
     int bf16 = 1;
-    printf("threads %d, bf16 matmuls %s, one-pass attention %s, its bf16 products %s\n\n",
+    printf("threads %d, bf16 matmuls %s, one-pass attention %s, its bf16 products %s, "
+           "AVX2 one-pass %s\n\n",
            compute_threads(cx), gemm_bf16_native(cx->bf16) ? "native" : "widened to f32",
-           cx->attn_fused ? "yes" : "no", cx->attn_fused_bf16 ? "yes" : "no");
+           cx->attn_fused ? "yes" : "no", cx->attn_fused_bf16 ? "yes" : "no",
+           cx->attn_avx2 ? "yes" : "no");
 
     static const attn_case attns[] = {
         {"self 64^2 latent", 2, 4096, 4096, 8, 40},
@@ -105,8 +107,8 @@ int main(int argc, char **argv)
         {"cross 64^2 x 77", 2, 4096, 77, 8, 40},
     };
     printf("attention (ms, GFLOP/s)        blocked f32      blocked bf16     one-pass f32     "
-           "one-pass bf16\n");
-    int fused = cx->attn_fused, fused_bf16 = cx->attn_fused_bf16;
+           "one-pass bf16    AVX2 one-pass\n");
+    int fused = cx->attn_fused, fused_bf16 = cx->attn_fused_bf16, avx2 = cx->attn_avx2;
     for (size_t i = 0; i < sizeof attns / sizeof attns[0]; i++) {
         const attn_case *c = &attns[i];
         size_t w = (size_t)c->heads * c->d;
@@ -114,14 +116,16 @@ int main(int argc, char **argv)
         float *v = rnd((size_t)c->n * c->tk * w, 1.0f), *out = rnd((size_t)c->n * c->tq * w, 0.0f);
         double flop = 4.0 * c->n * c->heads * (double)c->tq * c->tk * c->d;
         printf("  %-26s", c->name);
-        for (int kind = 0; kind < 4; kind++) {
-            int want_bf16 = kind == 1 || kind == 3, want_fused = kind >= 2;
-            if ((want_bf16 && !bf16) || (want_fused && !fused) || (kind == 3 && !fused_bf16)) {
+        for (int kind = 0; kind < 5; kind++) {
+            int want_bf16 = kind == 1 || kind == 3, want_fused = kind == 2 || kind == 3;
+            if ((want_bf16 && !bf16) || (want_fused && !fused) || (kind == 3 && !fused_bf16) ||
+                (kind == 4 && !avx2)) {
                 printf("  %15s", "-");
                 continue;
             }
             cx->attn_bf16 = want_bf16;
             cx->attn_fused = want_fused;
+            cx->attn_avx2 = kind == 4;
             call cl = {.cx = cx, .attn = c, .q = q, .k = k, .v = v, .out = out};
             double t = best_time(&cl);
             printf("  %6.1f %8.1f", t * 1e3, flop / t * 1e-9);
@@ -135,6 +139,7 @@ int main(int argc, char **argv)
     }
     cx->attn_bf16 = 0;
     cx->attn_fused = fused;
+    cx->attn_avx2 = avx2;
 
     static const conv_case convs[] = {
         {"unet 64^2 320->320 (n=2)", 2, 64, 64, 320, 320},

@@ -8,7 +8,13 @@
  *
  * Usage: unet_bench FILE [--latent HxW]... [--batch N] [--bf16] [--threads N]
  *                        [--heads N | --head-dim N] [--tokens N] [--reps N]
+ *                        [--attention-ab]
  * e.g. unet_bench sdxl.safetensors --latent 128x128 --latent 96x96 --batch 2
+ *
+ * --attention-ab: every rep runs the forward twice, with this CPU's one-pass
+ * attention kernel and with the blocked GEMM path, back to back, and prints
+ * the best of each: on a shared machine whose speed drifts between runs, the
+ * pair's ratio is what a kernel change is judged by.
  */
 #include <omp.h>
 #include <stdio.h>
@@ -52,16 +58,22 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: unet_bench FILE [--latent HxW]... [--batch N] [--bf16] "
-                        "[--threads N] [--heads N | --head-dim N] [--tokens N] [--reps N]\n");
+                        "[--threads N] [--heads N | --head-dim N] [--tokens N] [--reps N] "
+                        "[--attention-ab]\n");
         return 2;
     }
     const char *path = argv[1];
     int sizes[MAX_SIZES][2], nsizes = 0, batch = 2, bf16 = 0, threads = 0, tokens = 77, reps = 1;
+    int attention_ab = 0;
     unet_opts opts = {.head_dim = 64};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (strcmp(a, "--bf16") == 0) {
             bf16 = 1;
+            continue;
+        }
+        if (strcmp(a, "--attention-ab") == 0) {
+            attention_ab = 1;
             continue;
         }
         i++;
@@ -134,8 +146,12 @@ int main(int argc, char **argv)
         float *t = malloc((size_t)batch * sizeof *t);
         for (int b = 0; b < batch; b++)
             t[b] = 500.0f + b;
-        double best = 1e30, flops = 0;
-        for (int r = 0; r < reps; r++) {
+        double best = 1e30, best_blocked = 1e30, flops = 0;
+        int fused = cx->attn_fused, avx2 = cx->attn_avx2;
+        for (int r = 0; r < reps * (attention_ab ? 2 : 1); r++) {
+            int blocked = attention_ab && r % 2;
+            cx->attn_fused = blocked ? 0 : fused;
+            cx->attn_avx2 = blocked ? 0 : avx2;
             double f0 = cx->flops, s0 = now_s();
             saved = compute_enter(cx);
             st = unet_forward(m, cx, x, t, c, y, batch, h, w, tokens, out, &err);
@@ -146,8 +162,20 @@ int main(int argc, char **argv)
                 return 1;
             }
             flops = cx->flops - f0;
-            best = dt < best ? dt : best;
+            if (blocked)
+                best_blocked = dt < best_blocked ? dt : best_blocked;
+            else
+                best = dt < best ? dt : best;
         }
+        cx->attn_fused = fused;
+        cx->attn_avx2 = avx2;
+        if (attention_ab)
+            printf("attention A/B: one-pass %s %.2f s, blocked %.2f s (best of %d each): "
+                   "one-pass / blocked %.3f\n",
+                   fused  ? "AVX-512"
+                   : avx2 ? "AVX2"
+                          : "(none here)",
+                   best, best_blocked, reps, best / best_blocked);
         if (!gemm_rate(cx, bf16, &rate1))
             return 1;
         double rate = rate0 > rate1 ? rate0 : rate1, floor_s = flops * 1e-9 / rate;

@@ -54,7 +54,7 @@ static void kernels_land_in_their_kinds(void **state)
     gi_compute *cx = NULL;
     gi_error err = {0};
     assert_int_equal(compute_create(2, &cx, &err), GS_OK);
-    cx->attn_fused = 0; /* the blocked path: two GEMMs and a softmax per block */
+    cx->attn_fused = cx->attn_avx2 = 0; /* the blocked path: two GEMMs and a softmax per block */
     cx->attn_bf16 = 0;
     assert_int_equal(compute_begin(cx, &err), GS_OK);
 
@@ -105,7 +105,7 @@ static void attention_units_match_blocks(void **state)
     for (int causal = 0; causal < 2; causal++) {
         gi_compute *cxs[2] = {one, two};
         for (int i = 0; i < 2; i++) {
-            cxs[i]->attn_fused = 0;
+            cxs[i]->attn_fused = cxs[i]->attn_avx2 = 0;
             cxs[i]->attn_bf16 = 0;
             assert_int_equal(compute_begin(cxs[i], &err), GS_OK);
         }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "compute/attention_avx2.h"
 #include "compute/attention_fused.h"
 #include "compute/compute.h"
 #include "compute/gemm_bf16.h"
@@ -179,18 +180,19 @@ static void attention_matches_reference(void **state)
         {1, 33, 33, 1, 250, 1},  /* a width that is not a multiple of 16, causal */
         {2, 17, 40, 3, 7, 0},    /* an odd width: the last bf16 channel pair half empty */
     };
-    /* the blocked GEMM paths (f32, bf16), then the fused kernel (f32, bf16) where
-       the CPU has it */
-    static const char *const names[] = {"f32", "bf16", "fused", "fused bf16"};
-    for (int kind = 0; kind < 4; kind++) {
-        if ((kind >= 2 && !cx->attn_fused) || (kind == 3 && !cx->attn_fused_bf16)) {
+    /* the blocked GEMM paths (f32, bf16), then the one-pass kernels (AVX-512 f32
+       and bf16, AVX2 f32) where the CPU has them */
+    static const char *const names[] = {"f32", "bf16", "fused", "fused bf16", "avx2"};
+    int fused = cx->attn_fused, avx2 = cx->attn_avx2;
+    for (int kind = 0; kind < 5; kind++) {
+        if ((kind == 2 && !fused) || (kind == 3 && !cx->attn_fused_bf16) || (kind == 4 && !avx2)) {
             test_note_skip("test_ops attention %s: not on this CPU", names[kind]);
             continue;
         }
         int bf16 = kind == 1 || kind == 3;
         cx->attn_bf16 = bf16;
-        int fused = cx->attn_fused;
-        cx->attn_fused = kind >= 2;
+        cx->attn_fused = kind == 2 || kind == 3;
+        cx->attn_avx2 = kind == 4;
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
             const int *s = shapes[i];
             double e = attention_error(cx, s[0], s[1], s[2], s[3], s[4], s[5]);
@@ -198,33 +200,38 @@ static void attention_matches_reference(void **state)
                    s[0], s[1], s[2], s[3], s[4], s[5] ? " causal" : "", e);
             assert_true(e < (bf16 ? 1e-2 : 1e-5)); /* bf16: three roundings of 2^-9 */
         }
-        cx->attn_fused = fused;
     }
+    cx->attn_fused = fused;
+    cx->attn_avx2 = avx2;
     compute_free(cx);
 }
 
-/* The one-pass kernel writes its repacked keys and values only inside the
-   scratch attention_fused_scratch_floats asks for (key rows are padded past
-   whole blocks: a size formula left behind would overrun into whatever
-   follows in the engine's arena, which no sanitizer sees). A guard after the
-   scratch must come back untouched. */
+/* The one-pass kernels write their repacked keys and values only inside the
+   scratch their size functions ask for (key rows are padded past whole
+   blocks: a size formula left behind would overrun into whatever follows in
+   the engine's arena, which no sanitizer sees). A guard after the scratch must
+   come back untouched. */
 static void fused_attention_stays_in_its_scratch(void **state)
 {
     (void)state;
-    if (!attention_fused_available()) {
-        test_note_skip("test_ops fused attention scratch: not on this CPU");
-        return;
-    }
     enum { GUARD = 4096 };
     static const int shapes[][5] = {{2, 300, 300, 2, 40}, {1, 40, 4096, 1, 40}, {2, 64, 77, 8, 16}};
+    static const char *const names[] = {"fused", "fused bf16", "avx2"};
+    int have[] = {attention_fused_available(), attention_fused_bf16_available(),
+                  attention_avx2_available()};
     threadpool *tp = NULL;
     gi_error err = {0};
     assert_int_equal(threadpool_create(2, &tp, &err), GS_OK);
-    for (int bf16 = 0; bf16 < 1 + attention_fused_bf16_available(); bf16++)
+    for (int kind = 0; kind < 3; kind++) {
+        if (!have[kind]) {
+            test_note_skip("test_ops %s attention scratch: not on this CPU", names[kind]);
+            continue;
+        }
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
             int n = shapes[i][0], tq = shapes[i][1], tk = shapes[i][2], heads = shapes[i][3],
                 d = shapes[i][4], w = heads * d;
-            size_t need = attention_fused_scratch_floats(n, tk, heads, d);
+            size_t need = kind == 2 ? attention_avx2_scratch_floats(n, tk, heads, d)
+                                    : attention_fused_scratch_floats(n, tk, heads, d);
             float *q = malloc(sizeof(float) * n * tq * w), *k = malloc(sizeof(float) * n * tk * w);
             float *v = malloc(sizeof(float) * n * tk * w), *o = malloc(sizeof(float) * n * tq * w);
             float *scratch = gi_aligned_alloc((need + GUARD) * sizeof(float));
@@ -237,17 +244,21 @@ static void fused_attention_stays_in_its_scratch(void **state)
             }
             for (int g = 0; g < GUARD; g++)
                 scratch[need + g] = -12345.0f;
-            attention_fused(tp, q, w, k, v, w, n, tq, tk, heads, d, 0, bf16, o, scratch);
+            if (kind == 2)
+                attention_avx2(tp, q, w, k, v, w, n, tq, tk, heads, d, 0, o, scratch);
+            else
+                attention_fused(tp, q, w, k, v, w, n, tq, tk, heads, d, 0, kind, o, scratch);
             int touched = 0;
             for (int g = 0; g < GUARD; g++)
                 touched += scratch[need + g] != -12345.0f;
-            printf("fused attention%s n=%d tq=%d tk=%d heads=%d d=%d: %zu floats of scratch, "
+            printf("%s attention n=%d tq=%d tk=%d heads=%d d=%d: %zu floats of scratch, "
                    "%d guard values touched\n",
-                   bf16 ? " bf16" : "", n, tq, tk, heads, d, need, touched);
+                   names[kind], n, tq, tk, heads, d, need, touched);
             assert_int_equal(touched, 0);
             free(q), free(k), free(v), free(o);
             gi_aligned_free(scratch);
         }
+    }
     threadpool_free(tp);
 }
 
@@ -449,12 +460,12 @@ static void conv3x3_prologue_matches_reference(void **state)
    into C [m, ldc] over a fill of 0.5 (accumulate) or -7; the columns past n
    must keep their fill. */
 static double widened_error(const float *c, const double *ref, const double *mag, int m, int n,
-                            int ldc, int accumulate)
+                            int ldc, int accumulate, const float *bias)
 {
     double worst = 0;
     for (int i = 0; i < m; i++) {
         for (int j = 0; j < n; j++) {
-            double want = ref[i * n + j] + (accumulate ? 0.5 : 0.0);
+            double want = ref[i * n + j] + (accumulate ? 0.5 : 0.0) + (bias ? bias[j] : 0.0);
             double e = fabs(c[i * ldc + j] - want) / mag[i * n + j];
             worst = e > worst ? e : worst;
         }
@@ -516,25 +527,30 @@ static void gemm_bf16_widened_matches_reference(void **state)
                                    trans_b ? LDB_T : LDB_N, trans_b, accumulate ? 1.0f : 0.0f, c,
                                    LDC, &err),
                          GS_OK);
-        double worst = widened_error(c, ref, mag, M, N, LDC, accumulate);
+        double worst = widened_error(c, ref, mag, M, N, LDC, accumulate, NULL);
         printf("widened bf16 gemm, B %s, %s: worst error / sum|ab| %.3g\n",
                trans_b ? "[N, K]" : "[K, N]", accumulate ? "accumulate" : "overwrite", worst);
         assert_true(worst < 1e-6); /* measured 1.1e-8 */
     }
-    /* f32 activations by widened bf16 weights (gemm_bf16_weights), by panels of B */
-    float *af = malloc(sizeof *af * M * LDA);
+    /* f32 activations by widened bf16 weights (gemm_bf16_weights), by panels of B,
+       each panel's matmul adding its slice of the bias */
+    float *af = malloc(sizeof *af * M * LDA), bias[N];
     assert_non_null(af);
     for (long i = 0; i < (long)M * LDA; i++)
         af[i] = gi_bf16_to_f32(a[i]);
-    for (int accumulate = 0; accumulate < 2; accumulate++) {
+    for (int j = 0; j < N; j++)
+        bias[j] = (float)(j % 7) - 3.0f;
+    for (int form = 0; form < 4; form++) {
+        int accumulate = form & 1;
+        const float *b = form & 2 ? bias : NULL;
         for (int i = 0; i < M * LDC; i++)
             c[i] = accumulate ? 0.5f : -7.0f;
-        assert_int_equal(gemm_bf16_weights(cx->bf16, M, N, K, af, LDA, bt, LDB_T,
+        assert_int_equal(gemm_bf16_weights(cx->bf16, M, N, K, af, LDA, bt, LDB_T, b,
                                            accumulate ? 1.0f : 0.0f, c, LDC, &err),
                          GS_OK);
-        double worst = widened_error(c, ref, mag, M, N, LDC, accumulate);
-        printf("f32 by widened bf16 weights, %s: worst error / sum|ab| %.3g\n",
-               accumulate ? "accumulate" : "overwrite", worst);
+        double worst = widened_error(c, ref, mag, M, N, LDC, accumulate, b);
+        printf("f32 by widened bf16 weights, %s%s: worst error / sum|ab| %.3g\n",
+               accumulate ? "accumulate" : "overwrite", b ? ", bias" : "", worst);
         assert_true(worst < 1e-6);
     }
     free(af);

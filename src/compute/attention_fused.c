@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "compute/attention_fused_bf16.h"
+#include "compute/attention_pack.h"
 #include "compute/op_prof.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -59,18 +60,9 @@ int attention_fused_handles(int d)
     return d >= 1 && d <= MAX_WIDTH;
 }
 
-/* Keys per row of the transposed keys: whole blocks of 32, and 16 floats more
-   (64 bytes; for bf16, 16 key pairs). The scores read one 128-byte piece of
-   every row per block of keys; at 4096 keys rows 16 KB apart all fall in one
-   L1 set, and the 40 rows of a head's block evicted each other. */
-static int key_stride(int tk)
-{
-    return (tk + 31) / 32 * 32 + 16;
-}
-
 size_t attention_fused_scratch_floats(int n, int tk, int heads, int d)
 {
-    size_t tkp = (size_t)key_stride(tk), dp = ((size_t)d + 15) / 16 * 16;
+    size_t tkp = (size_t)attention_key_stride(tk), dp = ((size_t)d + 15) / 16 * 16;
     return (size_t)n * heads * (d * tkp + tkp * dp);
 }
 
@@ -82,23 +74,15 @@ static void pack_heads(void *p, int ith, int nth)
     size_t per_kt = (size_t)j->d * j->tkp, per_vp = (size_t)j->tkp * j->dp;
     for (long bh = r0; bh < r1; bh++) {
         int b = (int)(bh / j->heads), h = (int)(bh % j->heads);
+        size_t at = (size_t)b * j->tk * j->kv_stride + (size_t)h * j->d;
         if (j->bf16) {
-            size_t at = (size_t)b * j->tk * j->kv_stride + (size_t)h * j->d;
             fused_bf16_pack_head(j->k + at, j->v + at, j->kv_stride, j->tk, j->d, j->tkp, j->dp,
                                  j->kt16 + bh * (size_t)j->d2 * 2 * j->tkp,
                                  j->vp16 + bh * (size_t)j->tkp * j->dp);
             continue;
         }
-        float *kt = j->kt + bh * per_kt, *vp = j->vp + bh * per_vp;
-        memset(kt, 0, per_kt * sizeof *kt);
-        memset(vp, 0, per_vp * sizeof *vp);
-        for (int t = 0; t < j->tk; t++) {
-            const float *kr = j->k + ((size_t)b * j->tk + t) * j->kv_stride + (size_t)h * j->d;
-            const float *vr = j->v + ((size_t)b * j->tk + t) * j->kv_stride + (size_t)h * j->d;
-            for (int c = 0; c < j->d; c++)
-                kt[(size_t)c * j->tkp + t] = kr[c];
-            memcpy(vp + (size_t)t * j->dp, vr, (size_t)j->d * sizeof *vr);
-        }
+        attention_pack_head(j->k + at, j->v + at, j->kv_stride, j->tk, j->d, j->tkp, j->dp,
+                            j->kt + bh * per_kt, j->vp + bh * per_vp);
     }
 }
 
@@ -341,7 +325,7 @@ void attention_fused(threadpool *tp, const float *q, int q_stride, const float *
                    .heads = heads,
                    .d = d,
                    .dp = (d + 15) / 16 * 16,
-                   .tkp = key_stride(tk),
+                   .tkp = attention_key_stride(tk),
                    .causal = causal,
                    /* scores in base 2 (times log2 e): the softmax's
                       exponential is then a bare 2^x */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "compute/attention_avx2.h"
 #include "compute/attention_fused.h"
 #include "compute/conv_winograd_groups.h"
 #include "compute/gemm.h"
@@ -25,6 +26,7 @@ gs_status compute_create(int threads, gi_compute **out, gi_error *err)
     cx->block_rows = 1024;
     cx->attn_fused = attention_fused_available();
     cx->attn_fused_bf16 = cx->attn_fused && attention_fused_bf16_available();
+    cx->attn_avx2 = attention_avx2_available();
     /* below a few hundred tiles the 16 GEMMs are too thin to beat im2col's one */
     cx->winograd = 1;
     cx->winograd_min_tiles = 256;

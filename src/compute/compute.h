@@ -20,6 +20,7 @@ typedef struct gi_compute {
     int attn_bf16;           /* attention products in bf16 (bf16 engines) */
     int attn_fused;          /* one-pass attention kernel (AVX-512); else blocked GEMMs */
     int attn_fused_bf16;     /* ... whose products can run in bf16 (for attn_bf16) */
+    int attn_avx2;           /* one-pass attention on AVX2 (where attn_fused is off; f32) */
     int winograd;            /* f32 3x3 convolutions by Winograd F(2x2,3x3) ... */
     long winograd_min_tiles; /* ... when they have at least this many 2x2 output tiles */
     int winograd_bf16;       /* ... with bf16 transforms and GEMMs */

@@ -225,13 +225,28 @@ static float *panel(float **buf, size_t *cap, size_t floats)
     return *buf;
 }
 
-/* C = A B (+ C) by widened panels: B by blocks of output columns, and A, when
-   it is bf16 (A16; else A32 is used as it is), by blocks of rows within each,
-   so both stay bounded whatever the layer; A is widened once per block of B
-   (once, for all but the widest layers). */
+static gs_status run_primitive(gemm_bf16_cache *c, int f32, int M, int N, int K, const void *A,
+                               int lda, const void *B, int ldb, int trans_b, const float *bias,
+                               float beta, float *C, int ldc, gi_error *err);
+
+/* Widening is memory-bound work the GEMM timer does not see: its own kind. */
+static void widen_timed(const uint16_t *src, long ld, long rows, long cols, float *dst)
+{
+    op_prof *prof = op_prof_cur;
+    double t0 = prof ? op_prof_now() : 0;
+    widen_rows(src, ld, rows, cols, dst);
+    if (prof)
+        op_prof_add(prof, OPK_WIDEN, t0, 0, 6.0 * rows * cols);
+}
+
+/* C = A B (+ bias) (+ C) by widened panels: B by blocks of output columns, and
+   A, when it is bf16 (A16; else A32 is used as it is), by blocks of rows
+   within each, so both stay bounded whatever the layer; A is widened once per
+   block of B (once, for all but the widest layers). Each block of C is one
+   f32 matmul with the bias and the sum in its epilogue. */
 static gs_status gemm_widened(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A16,
                               const float *A32, int lda, const uint16_t *B, int ldb, int trans_b,
-                              float beta, float *C, int ldc, gi_error *err)
+                              const float *bias, float beta, float *C, int ldc, gi_error *err)
 {
     long nb = WIDE_PANEL_FLOATS / K, mb = A16 ? WIDE_PANEL_FLOATS / K : M;
     nb = nb < 16 ? 16 : nb > N ? N : nb;
@@ -240,45 +255,32 @@ static gs_status gemm_widened(gemm_bf16_cache *c, int M, int N, int K, const uin
     float *wa = A16 ? panel(&c->wa, &c->wa_cap, (size_t)mb * K) : NULL;
     if (!wb || (A16 && !wa))
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory widening a bf16 matmul");
-    for (long n0 = 0; n0 < N; n0 += nb) {
+    gs_status st = GS_OK;
+    for (long n0 = 0; n0 < N && st == GS_OK; n0 += nb) {
         long nn = N - n0 < nb ? N - n0 : nb;
         if (trans_b) /* B [N, K]: rows n0.. */
-            widen_rows(B + n0 * ldb, ldb, nn, K, wb);
+            widen_timed(B + n0 * ldb, ldb, nn, K, wb);
         else /* B [K, N]: columns n0.. of every row */
-            widen_rows(B + n0, ldb, K, nn, wb);
-        for (long m0 = 0; m0 < M; m0 += mb) {
+            widen_timed(B + n0, ldb, K, nn, wb);
+        for (long m0 = 0; m0 < M && st == GS_OK; m0 += mb) {
             long mm = M - m0 < mb ? M - m0 : mb;
             if (A16)
-                widen_rows(A16 + m0 * lda, lda, mm, K, wa);
-            gemm_f32((int)mm, (int)nn, K, A16 ? wa : A32 + m0 * lda, A16 ? K : lda, wb,
-                     trans_b ? K : (int)nn, trans_b, beta, C + m0 * ldc + n0, ldc);
+                widen_timed(A16 + m0 * lda, lda, mm, K, wa);
+            st = run_primitive(c, 1, (int)mm, (int)nn, K, A16 ? wa : A32 + m0 * lda, A16 ? K : lda,
+                               wb, trans_b ? K : (int)nn, trans_b, bias ? bias + n0 : NULL, beta,
+                               C + m0 * ldc + n0, ldc, err);
         }
     }
-    return GS_OK;
+    return st;
 }
 
 gs_status gemm_bf16_weights(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
-                            const uint16_t *B, int ldb, float beta, float *C, int ldc,
-                            gi_error *err)
+                            const uint16_t *B, int ldb, const float *bias, float beta, float *C,
+                            int ldc, gi_error *err)
 {
     if (M <= 0 || N <= 0)
         return GS_OK;
-    return gemm_widened(c, M, N, K, NULL, A, lda, B, ldb, 1, beta, C, ldc, err);
-}
-
-/* C[r] = bias (add 0) or C[r] += bias (add 1) for every row: the widened
-   path's bias, put where its GEMM accumulates. */
-static void bias_rows(float *C, int ldc, const float *bias, int M, int N, int add)
-{
-#pragma omp parallel for schedule(static) if ((long)M * N >= (1L << 16))
-    for (int r = 0; r < M; r++) {
-        float *row = C + (size_t)r * ldc;
-        if (!add)
-            memcpy(row, bias, (size_t)N * sizeof *C);
-        else
-            for (int k = 0; k < N; k++)
-                row[k] += bias[k];
-    }
+    return gemm_widened(c, M, N, K, NULL, A, lda, B, ldb, 1, bias, beta, C, ldc, err);
 }
 
 /* C = A op(B) (+ bias) (+ C when beta is 1) on the cached primitive for this
@@ -350,13 +352,8 @@ static gs_status matmul(gemm_bf16_cache *c, int M, int N, int K, const uint16_t 
 {
     if (M <= 0 || N <= 0)
         return GS_OK;
-    if (c->widen) { /* the f32 GEMM's own timer counts it */
-        if (bias) {
-            bias_rows(C, ldc, bias, M, N, beta != 0.0f);
-            beta = 1.0f;
-        }
-        return gemm_widened(c, M, N, K, A, NULL, lda, B, ldb, trans_b, beta, C, ldc, err);
-    }
+    if (c->widen)
+        return gemm_widened(c, M, N, K, A, NULL, lda, B, ldb, trans_b, bias, beta, C, ldc, err);
     return run_primitive(c, 0, M, N, K, A, lda, B, ldb, trans_b, bias, beta, C, ldc, err);
 }
 

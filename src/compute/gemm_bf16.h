@@ -36,13 +36,13 @@ gs_status gemm_f32_bias(gemm_bf16_cache *c, int M, int N, int K, const float *A,
                         const float *B, int ldb, const float *bias, float beta, float *C, int ldc,
                         gi_error *err);
 
-/* C[M,N] (f32) = A[M,K] (f32) * B[N,K]^T (bf16 weights) (+ C): the weights
+/* C[M,N] (f32) = A[M,K] (f32) * B[N,K]^T (bf16 weights) (+ bias) (+ C): the weights
    widened to f32 a panel at a time, the f32 GEMM. For CPUs without bf16
    matmuls, where rounding the activations to bf16 would cost time and
    precision for nothing. */
 gs_status gemm_bf16_weights(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
-                            const uint16_t *B, int ldb, float beta, float *C, int ldc,
-                            gi_error *err);
+                            const uint16_t *B, int ldb, const float *bias, float beta, float *C,
+                            int ldc, gi_error *err);
 
 /* Whether oneDNN runs bf16 matmuls on this CPU. Elsewhere gemm_bf16 widens the
    operands to f32 a panel at a time (exact) and runs the f32 GEMM: the same

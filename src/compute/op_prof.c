@@ -16,7 +16,7 @@ const char *op_prof_name(op_kind k)
 {
     static const char *const names[OPK_N] = {
         "other",      "gemm",       "im2col", "winograd_xform", "attn_fused", "softmax",
-        "group_norm", "layer_norm", "geglu",  "elementwise",    "copy",
+        "group_norm", "layer_norm", "geglu",  "elementwise",    "copy",       "widen",
     };
     return k >= 0 && k < OPK_N ? names[k] : "?";
 }

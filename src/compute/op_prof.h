@@ -23,13 +23,14 @@ typedef enum op_kind {
     OPK_GEMM,        /* gemm_f32: convolutions, linear layers, attention products */
     OPK_IM2COL,      /* patch gathering of im2col convolutions (with fused prologues) */
     OPK_WINO_XFORM,  /* Winograd filter, input and output transforms */
-    OPK_ATTN_FUSED,  /* the one-pass attention kernel (AVX-512 hosts) */
+    OPK_ATTN_FUSED,  /* the one-pass attention kernels (AVX-512, AVX2) */
     OPK_SOFTMAX,     /* row softmax of blocked attention */
     OPK_GROUP_NORM,  /* group norm statistics and apply (with SiLU) */
     OPK_LAYER_NORM,  /* layer norm */
     OPK_GEGLU,       /* GEGLU of the transformer feed-forwards */
     OPK_ELEMENTWISE, /* add, SiLU, GELU, broadcast add, bias fill, bf16 casts */
     OPK_COPY,        /* resize, channel concat */
+    OPK_WIDEN,       /* bf16 operands widened to f32 for CPUs without bf16 matmuls */
     OPK_N
 } op_kind;
 

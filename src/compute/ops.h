@@ -57,9 +57,6 @@ gs_status op_linear_add(gi_compute *cx, const linear_weights *lw, const float *x
 gs_status op_conv1x1_add(gi_compute *cx, const conv_weights *cw, const float *x, long pixels,
                          float *y, gi_error *err);
 
-/* y[rows, c] = b per row (zeros when b is NULL): the start of a GEMM with beta = 1. */
-void op_bias_fill(gi_compute *cx, float *y, const float *b, long rows, int c);
-
 /* Convolution with zero padding: pad_t/pad_l before, and as much after as the
    output size oh x ow needs. x [n, h, w, cin] -> y [n, oh, ow, cout]. */
 gs_status op_conv2d(gi_compute *cx, const conv_weights *cw, const float *x, int n, int h, int w,

@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "compute/op_prof.h"
+#include "compute/attention_avx2.h"
 #include "compute/attention_fused.h"
 #include "compute/gemm.h"
 #include "compute/ops.h"
@@ -233,6 +234,17 @@ gs_status op_attention(gi_compute *cx, const float *q, int q_stride, const float
             return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
         attention_fused(cx->tp, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal,
                         cx->attn_bf16 && cx->attn_fused_bf16, out, scratch);
+        arena_release(&cx->scratch, m);
+        return GS_OK;
+    }
+    if (cx->attn_avx2 && !cx->attn_bf16 && attention_avx2_handles(d)) {
+        cx->flops += 4.0 * n * heads * (double)tq * tk * d;
+        arena_mark m = arena_get_mark(&cx->scratch);
+        float *scratch = arena_floats(&cx->scratch, attention_avx2_scratch_floats(n, tk, heads, d));
+        if (!scratch)
+            return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
+        attention_avx2(cx->tp, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal, out,
+                       scratch);
         arena_release(&cx->scratch, m);
         return GS_OK;
     }

@@ -93,15 +93,7 @@ static void im2col_rows_bf16(void *p, int ith, int nth)
     }
 }
 
-/* Whether the layer's GEMMs add its bias themselves (bf16 matmuls), or y must
-   hold it first (op_bias_fill) for them to accumulate onto. */
-static int bias_in_gemm(const gi_compute *cx, const conv_weights *cw)
-{
-    return !cw->wb || !wide_weights(cx);
-}
-
-/* im2col of one block, then its GEMM onto y (which holds the bias unless
-   bias_in_gemm). */
+/* im2col of one block, then its GEMM (with the bias) into y. */
 static gs_status conv_block(gi_compute *cx, const conv_weights *cw, im2col_job *j, float *y,
                             gi_error *err)
 {
@@ -110,8 +102,8 @@ static gs_status conv_block(gi_compute *cx, const conv_weights *cw, im2col_job *
     OP_PROF_TAG(OPK_IM2COL, 8.0 * j->rows * K); /* patches read and written once */
     if (cw->wb && wide_weights(cx)) {
         threadpool_run(cx->tp, im2col_rows, j);
-        return gemm_bf16_weights(cx->bf16, (int)j->rows, cw->cout, K, j->col, K, cw->wb, K, 1.0f,
-                                 yb, cw->cout, err);
+        return gemm_bf16_weights(cx->bf16, (int)j->rows, cw->cout, K, j->col, K, cw->wb, K, cw->b,
+                                 0.0f, yb, cw->cout, err);
     }
     if (cw->wb) {
         threadpool_run(cx->tp, im2col_rows_bf16, j);
@@ -136,16 +128,14 @@ gs_status op_conv2d(gi_compute *cx, const conv_weights *cw, const float *x, int 
 {
     long rows = (long)n * oh * ow;
     int K = cw->k * cw->k * cw->cin;
-    if (!bias_in_gemm(cx, cw))
-        op_bias_fill(cx, y, cw->b, rows, cw->cout);
     cx->flops += 2.0 * rows * cw->cout * K;
     if (cw->k == 1 && stride == 1 && pad_t == 0 && pad_l == 0 && oh == h && ow == w) {
         if (!cw->wb)
             return gemm_f32_bias(cx->bf16, (int)rows, cw->cout, K, x, K, cw->w, K, cw->b, 0.0f, y,
                                  cw->cout, err);
         if (wide_weights(cx))
-            return gemm_bf16_weights(cx->bf16, (int)rows, cw->cout, K, x, K, cw->wb, K, 1.0f, y,
-                                     cw->cout, err);
+            return gemm_bf16_weights(cx->bf16, (int)rows, cw->cout, K, x, K, cw->wb, K, cw->b, 0.0f,
+                                     y, cw->cout, err);
         /* converted a block of pixels at a time: a whole VAE map in bf16 is 100+ MB */
         long block = patch_block(rows, K);
         arena_mark m = arena_get_mark(&cx->scratch);
@@ -203,8 +193,6 @@ gs_status op_conv2d_pre(gi_compute *cx, const conv_weights *cw, const float *x, 
     /* source rows one block can touch: its output rows, the kernel's reach, rounding */
     long span = (block + ow - 1) / ow + 1 + 2 * pad;
     long src_rows = span / up + 2 < h ? span / up + 2 : h;
-    if (!bias_in_gemm(cx, cw))
-        op_bias_fill(cx, y, cw->b, rows, cw->cout);
     cx->flops += 2.0 * rows * cw->cout * K;
     arena_mark m = arena_get_mark(&cx->scratch);
     float *col = arena_floats(&cx->scratch, (size_t)block * K);

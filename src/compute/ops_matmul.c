@@ -1,9 +1,9 @@
 /*
  * ops_matmul - linear layers on gemm_f32 / gemm_bf16, and the bias fill and
  * bf16 conversion they share with the convolutions (ops_conv.c).
- * bf16 matmuls add the bias as they store their products; the f32 and widened
- * GEMMs have no bias input, so there the bias is written first and the GEMM
- * accumulates onto it (beta = 1).
+ * Every product adds the bias (and the residual, op_linear_add) as it stores
+ * its results: oneDNN matmuls with a bias and a sum post-op, f32, bf16 or bf16
+ * weights widened to f32.
  */
 #include <string.h>
 
@@ -11,34 +11,6 @@
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
 #include "compute/ops.h"
-
-typedef struct bias_job {
-    float *y;
-    const float *b;
-    long rows;
-    int c;
-} bias_job;
-
-static void bias_fill_rows(void *p, int ith, int nth)
-{
-    bias_job *j = p;
-    long r0, r1;
-    threadpool_range(j->rows, ith, nth, &r0, &r1);
-    for (long r = r0; r < r1; r++) {
-        float *row = j->y + r * j->c;
-        if (j->b)
-            memcpy(row, j->b, (size_t)j->c * sizeof *row);
-        else
-            memset(row, 0, (size_t)j->c * sizeof *row);
-    }
-}
-
-void op_bias_fill(gi_compute *cx, float *y, const float *b, long rows, int c)
-{
-    bias_job j = {y, b, rows, c};
-    OP_PROF_TAG(OPK_ELEMENTWISE, 4.0 * rows * c);
-    threadpool_run(cx->tp, bias_fill_rows, &j);
-}
 
 typedef struct cvt_job {
     const float *x;
@@ -88,12 +60,8 @@ static gs_status linear(gi_compute *cx, const linear_weights *lw, const float *x
     if (!lw->wb)
         return gemm_f32_bias(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->w, lw->in, lw->b,
                              beta, y, lw->out, err);
-    if (beta == 0.0f)
-        op_bias_fill(cx, y, lw->b, rows, lw->out);
-    else if (lw->b)
-        op_add_broadcast(cx, y, lw->b, 1, rows, lw->out);
-    return gemm_bf16_weights(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->wb, lw->in, 1.0f,
-                             y, lw->out, err);
+    return gemm_bf16_weights(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->wb, lw->in, lw->b,
+                             beta, y, lw->out, err);
 }
 
 gs_status op_linear(gi_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,
