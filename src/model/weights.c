@@ -283,13 +283,19 @@ static float *load_f32(weight_loader *l, const char *name, int ndim, const int64
     return p;
 }
 
-/* [cout][cin][k][k] -> [cout][k][k][cin], the order of NHWC patches. */
+/* [cout][cin][k][k] -> [cout][k][k][cin], the order of NHWC patches, one
+   output channel: a kernel position at a time, so each pass writes one run
+   and reads one fixed stride (the channel-major order with index arithmetic
+   per element was a quarter of an SD1.5 load's CPU time). */
 static void reorder_row(const float *src, float *dst, int cin, int k)
 {
-    for (int i = 0; i < cin; i++)
-        for (int y = 0; y < k; y++)
-            for (int x = 0; x < k; x++)
-                dst[((size_t)y * k + x) * cin + i] = src[((size_t)i * k + y) * k + x];
+    size_t kk = (size_t)k * k;
+    for (size_t p = 0; p < kk; p++) {
+        const float *s = src + p;
+        float *d = dst + p * cin;
+        for (int i = 0; i < cin; i++)
+            d[i] = s[i * kk];
+    }
 }
 
 /* prefix+name (checked against shape) into the store row by row, as f32 or
