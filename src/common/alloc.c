@@ -4,7 +4,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static _Atomic long fail_countdown = -1;
 
@@ -81,6 +83,11 @@ void gi_pages_free(void *ptr, size_t size)
     (void)size;
     gi_aligned_free(ptr);
 }
+
+void gi_pages_release(void *ptr, size_t size)
+{
+    (void)ptr, (void)size;
+}
 #else
 void *gi_pages_alloc(size_t size)
 {
@@ -95,6 +102,15 @@ void gi_pages_free(void *ptr, size_t size)
 {
     if (ptr)
         munmap(ptr, size ? size : 1);
+}
+
+void gi_pages_release(void *ptr, size_t size)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t b = ((uintptr_t)ptr + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t e = ((uintptr_t)ptr + size) & ~((uintptr_t)page - 1);
+    if (e > b)
+        madvise((void *)b, e - b, MADV_DONTNEED);
 }
 #endif
 

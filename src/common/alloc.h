@@ -27,6 +27,10 @@ void *gi_huge_alloc(size_t size);
    where freed memory stays resident. */
 void *gi_pages_alloc(size_t size);
 void gi_pages_free(void *ptr, size_t size);
+/* Gives the whole pages inside [ptr, ptr + size) of a gi_pages_alloc block
+   back to the kernel, the block staying mapped: they read as zeros when next
+   touched. A no-op in sanitized builds (their blocks are malloc'ed). */
+void gi_pages_release(void *ptr, size_t size);
 char *gi_strdup(const char *s);
 
 /* Test hook: after n more successful allocations, every allocation fails.

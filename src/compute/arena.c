@@ -122,8 +122,15 @@ void *arena_alloc(arena *a, size_t bytes)
     }
     size_t size = need;
     void *p = take_spare(a, need, &size);
-    if (!p)
+    if (!p) {
+        /* New pages: first what is resident and idle goes back, so that the
+           peak is what the pass holds live. A VAE decode after UNet steps
+           found the block sized by the steps (230 MB at 512x512) and spares
+           of their layers behind its own 402 MB tail region. */
+        free_spares(a);
+        gi_pages_release(a->base + a->used, a->cap - a->used);
         p = gi_pages_alloc(need);
+    }
     if (!p)
         return NULL;
     a->extra[a->n_extra] = p;

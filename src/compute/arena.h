@@ -31,7 +31,9 @@ typedef struct arena {
     int n_extra, cap_extra;
     /* released overflow blocks kept for reuse until the next reset: a pass that
        overflows (the first, or a VAE decode after UNet steps) would otherwise map,
-       fault in and unmap tens of MB per layer */
+       fault in and unmap tens of MB per layer. When none fits a new overflow, they
+       are freed and the block's unused tail given back (gi_pages_release) before
+       new pages are mapped: idle memory does not add to the peak. */
     void *spare[ARENA_SPARES];
     size_t spare_size[ARENA_SPARES];
     int n_spare;
