@@ -225,35 +225,28 @@ gs_status op_attention(gi_compute *cx, const float *q, int q_stride, const float
                        int kv_stride, int n, int tq, int tk, int heads, int d, int causal,
                        float *out, gi_error *err)
 {
-    if (cx->attn_fused && attention_fused_handles(d)) {
-        cx->flops += 4.0 * n * heads * (double)tq * tk * d;
+    cx->flops += 4.0 * n * heads * (double)tq * tk * d; /* QK^T and PV */
+    /* the one-pass kernels: AVX-512 (f32 or bf16 products), else AVX2 (f32) */
+    int fused = cx->attn_fused && attention_fused_handles(d);
+    if (fused || (cx->attn_avx2 && !cx->attn_bf16 && attention_avx2_handles(d))) {
         arena_mark m = arena_get_mark(&cx->scratch);
-        float *scratch =
-            arena_floats(&cx->scratch, attention_fused_scratch_floats(n, tk, heads, d));
+        size_t floats = fused ? attention_fused_scratch_floats(n, tk, heads, d)
+                              : attention_avx2_scratch_floats(n, tk, heads, d);
+        float *scratch = arena_floats(&cx->scratch, floats);
         if (!scratch)
             return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
-        attention_fused(cx->tp, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal,
-                        cx->attn_bf16 && cx->attn_fused_bf16, out, scratch);
+        if (fused)
+            attention_fused(cx->tp, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal,
+                            cx->attn_bf16 && cx->attn_fused_bf16, out, scratch);
+        else
+            attention_avx2(cx->tp, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal, out,
+                           scratch);
         arena_release(&cx->scratch, m);
         return GS_OK;
     }
-    if (cx->attn_avx2 && !cx->attn_bf16 && attention_avx2_handles(d)) {
-        cx->flops += 4.0 * n * heads * (double)tq * tk * d;
-        arena_mark m = arena_get_mark(&cx->scratch);
-        float *scratch = arena_floats(&cx->scratch, attention_avx2_scratch_floats(n, tk, heads, d));
-        if (!scratch)
-            return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in attention");
-        attention_avx2(cx->tp, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal, out,
-                       scratch);
-        arena_release(&cx->scratch, m);
-        return GS_OK;
-    }
-    if (cx->attn_bf16) {
-        cx->flops += 4.0 * n * heads * (double)tq * tk * d;
+    if (cx->attn_bf16)
         return attention_bf16(cx, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal, out,
                               err);
-    }
-    cx->flops += 4.0 * n * heads * (double)tq * tk * d; /* QK^T and PV */
     gs_status st;
     if (attention_by_units(cx, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal, out, err,
                            &st) >= 0)
