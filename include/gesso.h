@@ -98,8 +98,11 @@ typedef struct gs_model gs_model;
 typedef enum gs_precision {
     GS_PRECISION_AUTO = 0, /* bf16 where it outruns f32 (AMX, AMD Zen 4+), else f32 */
     GS_PRECISION_F32 = 1,  /* reproduces the reference tools' f32 results */
-    GS_PRECISION_BF16 = 2  /* bf16 weights; GEMMs in bf16 with f32 sums, or where the CPU has
+    GS_PRECISION_BF16 = 2, /* bf16 weights; GEMMs in bf16 with f32 sums, or where the CPU has
                               no bf16 matmul (AVX2) f32 products on the weights widened */
+    GS_PRECISION_F16 = 3   /* f16 weights (as half-precision checkpoints ship them, loaded
+                              without conversion), f32 products on them widened: bf16's
+                              memory, 8x finer weights, f32 activations, on any CPU */
 } gs_precision;
 
 typedef struct gs_engine_options {
@@ -172,13 +175,15 @@ typedef struct gs_model_info {
     int unet_channels;         /* base channel count of the UNet (320 for SD1.5) */
     int text_width;            /* width of the text encoder (768 for SD1.5) */
     int latent_channels;       /* 4 */
-    const char *compute_dtype; /* "f32" or "bf16": what the UNet and VAE compute in */
+    const char *compute_dtype; /* "f32", "bf16" or "f16": the dtype of the UNet's and VAE's
+                                  GEMM weights */
     size_t file_bytes;
     const char *name;    /* file name without directory and extension */
     size_t weight_bytes; /* memory the converted weights keep resident (what a cache counts) */
     /* "f32" or "bf16": what the matrix products multiply. "f32" for a bf16
        model on a CPU without bf16 matmuls (AVX2): its bf16 weights and
-       activations are widened to f32 (exactly) for each product. */
+       activations are widened to f32 (exactly) for each product; and for every
+       f16 model. */
     const char *matmul_dtype;
 } gs_model_info;
 
@@ -201,7 +206,7 @@ typedef struct gs_checkpoint_info {
     uint64_t unet_params, text_params, vae_params;
     uint64_t unet_bytes, text_bytes, vae_bytes;
     int prepared;                   /* 1 when `gesso models prepare` wrote the file */
-    const char *prepared_precision; /* "f32" or "bf16" when prepared, else NULL */
+    const char *prepared_precision; /* "f32", "bf16" or "f16" when prepared, else NULL */
 } gs_checkpoint_info;
 
 /* Fills *out with the facts of the checkpoint at path; its strings are static

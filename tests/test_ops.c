@@ -17,6 +17,7 @@
 #include "compute/compute.h"
 #include "compute/gemm_bf16.h"
 #include "compute/half.h"
+#include "compute/half_span.h"
 #include "compute/ops.h"
 #include "compute/vec_math.h"
 
@@ -360,6 +361,33 @@ static void conv3x3_matches_reference(void **state)
         }
         cx->winograd_bf16 = 0;
         cx->winograd_fused = fused;
+        /* f16 weights (f16 engines): every path widens them and computes in f32
+           (im2col through gemm_f16_weights, Winograd's filter transform), so
+           each matches the reference of the f16 weights at f32's error */
+        for (size_t k = 0; k < nw; k++)
+            w[k] = 0.2f * frand();
+        gi_f32_to_f16_span(w, wb, nw);
+        for (size_t k = 0; k < nw; k++)
+            w[k] = gi_f16_to_f32(wb[k]);
+        conv3x3_ref(x, w, bias, n, h, wd, cin, cout, ref);
+        cx->weights_f16 = 1;
+        for (int wino = 0; wino <= 2; wino++) {
+            if (wino == 2 && !fused)
+                continue;
+            cx->winograd = wino > 0;
+            cx->winograd_fused = wino == 2;
+            assert_int_equal(compute_begin(cx, &err), GS_OK);
+            assert_int_equal(op_conv2d_same(cx, &cb, x, n, h, wd, y, &err), GS_OK);
+            double e = rel_l2_f32_f64(y, ref, ny);
+            printf("conv3x3 f16 weights, %s: rel L2 %.3g\n",
+                   wino == 2   ? "winograd by tile groups"
+                   : wino == 1 ? "winograd"
+                               : "im2col",
+                   e);
+            assert_true(e < 1e-6);
+        }
+        cx->weights_f16 = 0;
+        cx->winograd_fused = fused;
         free(wb);
         free(x);
         free(y);
@@ -634,8 +662,9 @@ static void bf16_weights_keep_f32_activations(void **state)
    f32 weights (oneDNN's f32 matmul adding the bias), bf16 weights with bf16
    products (the bias, and for the _add forms the residual in y, summed as the
    products are stored: skipped where the CPU has no bf16 matmul), bf16
-   weights widened (the bias written or added first), and bf16 products
-   emulated by widening (the matmul's own bias written or added first). Each against a double
+   weights widened (the bias written or added first), bf16 products
+   emulated by widening (the matmul's own bias written or added first), and
+   f16 weights widened (f16 engines, on every CPU). Each against a double
    reference; a bias or residual dropped or doubled is off by O(1). */
 static void linear_bias_and_residual_paths(void **state)
 {
@@ -643,25 +672,28 @@ static void linear_bias_and_residual_paths(void **state)
     enum { ROWS = 300, IN = 72, OUT = 56 };
     gi_error err = {0};
     static float x[ROWS * IN], w[OUT * IN], bias[OUT], y0[ROWS * OUT], y[ROWS * OUT];
-    static uint16_t wb[OUT * IN];
+    static uint16_t wb[OUT * IN], wh[OUT * IN];
     for (int i = 0; i < ROWS * IN; i++)
         x[i] = frand();
     for (int i = 0; i < OUT * IN; i++) {
         f32_to_bf16(&(float){frand()}, &wb[i], 1);
         w[i] = gi_bf16_to_f32(wb[i]); /* the same weights both ways */
+        wh[i] = gi_f32_to_f16(w[i]);  /* and as f16 (8 bits of mantissa fit in 11) */
+        assert_true(gi_f16_to_f32(wh[i]) == w[i] || fabsf(w[i]) < 0x1p-14f);
     }
     for (int i = 0; i < OUT; i++)
         bias[i] = frand();
     for (int i = 0; i < ROWS * OUT; i++)
         y0[i] = 4.0f * frand();
-    for (int path = 0; path < 4; path++) {
+    for (int path = 0; path < 5; path++) {
         gi_compute *cx;
         assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+        cx->weights_f16 = path == 4;
         if (path == 1 && !gemm_bf16_native(cx->bf16)) {
             compute_free(cx);
             continue;
         }
-        if (path >= 2)
+        if (path == 2 || path == 3)
             gemm_bf16_force_widening(cx->bf16);
         if (path == 3)
             gemm_bf16_emulate_native(cx->bf16);
@@ -670,7 +702,7 @@ static void linear_bias_and_residual_paths(void **state)
             for (int with_bias = 0; with_bias < 2; with_bias++) {
                 const float *b = with_bias ? bias : NULL;
                 float *wf = path == 0 ? w : NULL;
-                uint16_t *w16 = path == 0 ? NULL : wb;
+                uint16_t *w16 = path == 0 ? NULL : path == 4 ? wh : wb;
                 linear_weights lw = {wf, w16, (float *)b, OUT, IN};
                 conv_weights cw = {wf, w16, (float *)b, OUT, IN, 1};
                 memcpy(y, y0, sizeof y);
@@ -702,7 +734,8 @@ static void linear_bias_and_residual_paths(void **state)
                        path == 0   ? "f32"
                        : path == 1 ? "bf16 products"
                        : path == 2 ? "bf16 widened"
-                                   : "bf16 products emulated",
+                       : path == 3 ? "bf16 products emulated"
+                                   : "f16 widened",
                        form == 0   ? "op_linear"
                        : form == 1 ? "op_linear_add"
                                    : "op_conv1x1_add",
@@ -714,9 +747,61 @@ static void linear_bias_and_residual_paths(void **state)
     }
 }
 
+/* f32 -> f16 by spans (F16C where the CPU has it) gives the scalar
+   conversion's bits for every non-NaN input: every f16 value itself, the
+   midpoints between neighbours (ties to even) and a step either side of
+   them, the overflow edge, subnormals, signed zeros, infinities and random
+   bit patterns; at every offset of the vector body's tail. NaN stays NaN. */
+static void f32_to_f16_spans_round_as_the_scalar(void **state)
+{
+    (void)state;
+    enum { N = 6 * 65536 + 4096 };
+    float *x = malloc(sizeof *x * N);
+    uint16_t *h = malloc(sizeof *h * N);
+    assert_non_null(x);
+    assert_non_null(h);
+    size_t n = 0;
+    for (uint32_t i = 0; i < 65536; i++) {
+        uint16_t a = (uint16_t)i, b = (uint16_t)(i + 1);
+        float fa = gi_f16_to_f32(a), fb = gi_f16_to_f32(b);
+        float mid = (float)(((double)fa + fb) / 2); /* exact in f32 */
+        x[n++] = fa;
+        x[n++] = mid;
+        x[n++] = nextafterf(mid, INFINITY);
+        x[n++] = nextafterf(mid, -INFINITY);
+        x[n++] = -mid;
+        x[n++] = gi_bits_to_f32((uint32_t)rand() << 1 ^ (uint32_t)rand());
+    }
+    static const float edges[] = {65504.0f,   65519.99f, 65520.0f, 1e9f,         0x1p-24f, 0x1p-25f,
+                                  0x1.8p-25f, 0x1p-26f,  0x1p-14f, 0x1.ffcp-15f, 0.0f};
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+        x[n++] = edges[i];
+        x[n++] = -edges[i];
+    }
+    x[n++] = INFINITY;
+    x[n++] = -INFINITY;
+    x[n++] = NAN;
+    for (size_t first = 0; first < 9; first++) {
+        gi_f32_to_f16_span(x + first, h, n - first);
+        for (size_t i = 0; i < n - first; i++) {
+            float v = x[first + i];
+            if (isnan(v)) {
+                assert_true((h[i] & 0x7c00) == 0x7c00 && (h[i] & 0x3ff));
+                continue;
+            }
+            if (h[i] != gi_f32_to_f16(v))
+                fail_msg("%a -> %04x, scalar %04x (f16c %d)", (double)v, h[i], gi_f32_to_f16(v),
+                         gi_has_f16c());
+        }
+    }
+    free(x);
+    free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(f32_to_f16_spans_round_as_the_scalar),
         cmocka_unit_test(exp_and_gelu_are_accurate),
         cmocka_unit_test(geglu_matches_reference),
         cmocka_unit_test(attention_matches_reference),

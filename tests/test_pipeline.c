@@ -479,6 +479,106 @@ static void bf16_fidelity(void **state)
     }
 }
 
+/* f16 engines keep an f16 checkpoint's weights as the file has them (the
+   fixtures are f16, as most shipped checkpoints are) and multiply f32
+   activations by them widened: the images the reference computed from those
+   weights in f32 come back as in f32, within its 1 level, img2img too. */
+static void f16_reproduces_f32(void **state)
+{
+    (void)state;
+    gs_engine_options eo;
+    gs_engine_options_init(&eo);
+    eo.threads = 2;
+    eo.precision = GS_PRECISION_F16;
+    gs_engine *e16;
+    gs_model *m;
+    assert_int_equal(gs_engine_create(&eo, &e16), GS_OK);
+    assert_int_equal(gs_model_load(e16, fixture_path("tiny-sd15.safetensors"), &m), GS_OK);
+    gs_model_info info;
+    gs_model_get_info(m, &info);
+    assert_string_equal(info.compute_dtype, "f16");
+    assert_string_equal(info.matmul_dtype, "f32");
+    recipe rs[16];
+    int n = recipes_load(rs, 16);
+    for (int i = 0; i < n; i++) {
+        gs_params p;
+        recipe_params(&rs[i], &p);
+        gs_image *init = recipe_init_image(&rs[i], &p);
+        gs_result *res = NULL;
+        assert_int_equal(gs_generate(e16, m, &p, NULL, NULL, &res), GS_OK);
+        double mean;
+        int maxd = golden_result_diff(rs[i].name, res, &mean);
+        printf("f16 pipe.%-24s mean |diff| %.2f levels, max %d\n", rs[i].name, mean, maxd);
+        assert_true(maxd <= 1);
+        gs_result_free(res);
+        gs_image_free(init);
+    }
+    gs_model_free(m);
+    gs_engine_free(e16);
+}
+
+/* An f16 engine's prepared file holds f16 weights and loads in place with the
+   original's pixels, bit for bit; engines of another precision refuse it by
+   name, and one left to choose takes f16. */
+static void f16_prepared_file_loads_in_place(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/gesso-prepared16-%d.safetensors", (int)getpid());
+    gs_engine_options eo;
+    gs_engine_options_init(&eo);
+    eo.threads = 2;
+    eo.precision = GS_PRECISION_F16;
+    gs_engine *e16 = NULL;
+    gs_model *orig = NULL, *prep = NULL;
+    assert_int_equal(gs_engine_create(&eo, &e16), GS_OK);
+    assert_int_equal(gs_checkpoint_prepare(e16, fixture_path("tiny-sd15.safetensors"), path),
+                     GS_OK);
+    gs_checkpoint_info ci;
+    assert_int_equal(gs_checkpoint_inspect(path, &ci, NULL, 0), GS_OK);
+    assert_true(ci.prepared);
+    assert_string_equal(ci.prepared_precision, "f16");
+    assert_string_equal(ci.weight_dtype, "f16");
+    assert_int_equal(gs_model_load(e16, fixture_path("tiny-sd15.safetensors"), &orig), GS_OK);
+    assert_int_equal(gs_model_load(e16, path, &prep), GS_OK);
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "a lighthouse at dusk";
+    p.negative_prompt = "fog";
+    p.width = 64;
+    p.height = 64;
+    p.steps = 3;
+    p.seed = 11;
+    gs_result *a = NULL, *b = NULL;
+    assert_int_equal(gs_generate(e16, orig, &p, NULL, NULL, &a), GS_OK);
+    assert_int_equal(gs_generate(e16, prep, &p, NULL, NULL, &b), GS_OK);
+    assert_memory_equal(gs_result_image(a, 0)->pixels, gs_result_image(b, 0)->pixels, 64 * 64 * 3);
+    gs_result_free(a);
+    gs_result_free(b);
+    gs_model_free(orig);
+    gs_model_free(prep);
+    gs_engine_free(e16);
+
+    gs_engine_options_init(&eo);
+    eo.precision = GS_PRECISION_BF16;
+    gs_engine *eb = NULL;
+    gs_model *m = NULL;
+    assert_int_equal(gs_engine_create(&eo, &eb), GS_OK);
+    assert_int_equal(gs_model_load(eb, path, &m), GS_ERR_UNSUPPORTED);
+    assert_non_null(strstr(gs_engine_errmsg(eb), "prepared for f16 compute"));
+    gs_engine_free(eb);
+    gs_engine_options_init(&eo);
+    gs_engine *eauto = NULL;
+    assert_int_equal(gs_engine_create(&eo, &eauto), GS_OK);
+    assert_int_equal(gs_model_load(eauto, path, &m), GS_OK);
+    gs_model_info info;
+    gs_model_get_info(m, &info);
+    assert_string_equal(info.compute_dtype, "f16");
+    gs_model_free(m);
+    gs_engine_free(eauto);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +592,8 @@ int main(void)
         cmocka_unit_test(one_shot_loads_each_stage_when_it_starts),
         cmocka_unit_test(prepared_file_loads_in_place),
         cmocka_unit_test(bf16_fidelity),
+        cmocka_unit_test(f16_reproduces_f32),
+        cmocka_unit_test(f16_prepared_file_loads_in_place),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

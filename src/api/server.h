@@ -32,7 +32,7 @@ typedef struct serve_options {
     const char *self_exe;   /* the gesso binary, for `gesso worker` */
     int workers;
     int worker_threads;
-    const char *worker_precision; /* "auto", "f32" or "bf16" (the CLI has checked it) */
+    const char *worker_precision; /* "auto", "f32", "bf16" or "f16" (the CLI has checked it) */
     int lease_ms;
     int max_attempts;
     size_t ram_budget;          /* per worker; 0 = no limit */

@@ -147,8 +147,10 @@ int arg_precision(const char *s, gs_precision *out)
         *out = GS_PRECISION_F32;
     else if (strcmp(s, "bf16") == 0)
         *out = GS_PRECISION_BF16;
+    else if (strcmp(s, "f16") == 0)
+        *out = GS_PRECISION_F16;
     else {
-        fprintf(stderr, "gesso: --precision: '%s' is not auto, f32 or bf16\n", s);
+        fprintf(stderr, "gesso: --precision: '%s' is not auto, f32, bf16 or f16\n", s);
         return -1;
     }
     return 0;

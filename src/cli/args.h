@@ -14,7 +14,7 @@ int arg_u64(const char *name, const char *s, uint64_t *out);
 int arg_seed(const char *s, uint64_t *out, int *random);
 int arg_double(const char *name, const char *s, double min, double max, double *out);
 int arg_float(const char *name, const char *s, double min, double max, float *out);
-/* "auto", "f32" or "bf16" */
+/* "auto", "f32", "bf16" or "f16" */
 int arg_precision(const char *s, gs_precision *out);
 /* --vae-tile: "auto" (0), "never" (-1) or a size in pixels (multiple of 8, >= 64) */
 int arg_vae_tile(const char *s, int *out);

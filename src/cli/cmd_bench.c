@@ -52,7 +52,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: gesso bench --model FILE [--width N] [--height N] [--steps N]\n"
                  "                   [--batch-size N] [--cfg-scale X] [--sampler NAME]\n"
-                 "                   [--threads N] [--precision auto|f32|bf16] [--json]\n"
+                 "                   [--threads N] [--precision auto|f32|bf16|f16] [--json]\n"
                  "                   [--vae-tile N|auto|never] [--one-shot]\n"
                  "Times model load, text encode, one UNet step (median after a warm-up step,\n"
                  "CFG included), VAE decode and the whole generation; reports peak RSS.\n"

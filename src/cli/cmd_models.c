@@ -13,18 +13,19 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: gesso models inspect FILE\n"
-                 "       gesso models init-random --arch ARCH [--dtype f16|bf16|f32]\n"
-                 "                                [--seed N] --output FILE.safetensors\n"
-                 "       gesso models prepare FILE --output PREPARED [--precision auto|f32|bf16]\n"
-                 "inspect loads FILE and prints its family, weight dtype and sizes, or why it\n"
-                 "cannot be used. init-random writes a checkpoint with the architecture's real\n"
-                 "tensor names and shapes and deterministic random weights (for benchmarks).\n"
-                 "ARCH: sd15, sd2 (2.1), sdxl (base), or a narrow test model sd15-small,\n"
-                 "sd2-small, sdxl-small.\n"
-                 "prepare writes FILE's weights as the engine holds them for that precision,\n"
-                 "so gesso loads PREPARED by mapping it, with no conversion (gesso only;\n"
-                 "keep the original for other tools).\n");
+    fprintf(out,
+            "usage: gesso models inspect FILE\n"
+            "       gesso models init-random --arch ARCH [--dtype f16|bf16|f32]\n"
+            "                                [--seed N] --output FILE.safetensors\n"
+            "       gesso models prepare FILE --output PREPARED [--precision auto|f32|bf16|f16]\n"
+            "inspect loads FILE and prints its family, weight dtype and sizes, or why it\n"
+            "cannot be used. init-random writes a checkpoint with the architecture's real\n"
+            "tensor names and shapes and deterministic random weights (for benchmarks).\n"
+            "ARCH: sd15, sd2 (2.1), sdxl (base), or a narrow test model sd15-small,\n"
+            "sd2-small, sdxl-small.\n"
+            "prepare writes FILE's weights as the engine holds them for that precision,\n"
+            "so gesso loads PREPARED by mapping it, with no conversion (gesso only;\n"
+            "keep the original for other tools).\n");
 }
 
 static int init_random(int argc, char **argv)

@@ -17,6 +17,8 @@ typedef struct gi_compute {
     int threads;
     double flops; /* multiply-adds x2 of GEMMs, convolutions and attention, since creation */
     gemm_bf16_cache *bf16;   /* matmul primitives for layers whose weights are bf16 */
+    int weights_f16;         /* layers' 16-bit weights (wb) are IEEE f16, not bf16: every
+                                product on them is widened to f32 (f16 engines) */
     int attn_bf16;           /* attention products in bf16 (bf16 engines) */
     int attn_fused;          /* one-pass attention kernel (AVX-512); else blocked GEMMs */
     int attn_fused_bf16;     /* ... whose products can run in bf16 (for attn_bf16) */

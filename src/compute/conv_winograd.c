@@ -37,6 +37,7 @@
 #include "compute/conv_winograd_groups.h"
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
+#include "compute/half_span.h"
 #include "compute/half.h"
 #include "compute/op_prof.h"
 #include "compute/vec_math.h"
@@ -51,11 +52,12 @@
 #define MAX_FILTER_BYTES_F32 (128L << 20)
 
 typedef struct wino_job {
-    const float *x;      /* [n, h, w, cin] */
-    float *y;            /* [n, h, w, cout] */
-    const float *w;      /* [cout, 3, 3, cin], or NULL and ... */
-    const uint16_t *wb;  /* ... the same in bf16 */
-    float *wrow;         /* [threads][9 * cin]: a bf16 filter as f32 */
+    const float *x;     /* [n, h, w, cin] */
+    float *y;           /* [n, h, w, cout] */
+    const float *w;     /* [cout, 3, 3, cin], or NULL and ... */
+    const uint16_t *wb; /* ... the same in bf16, or f16 where wb_f16 is set */
+    int wb_f16;
+    float *wrow;         /* [threads][9 * cin]: a 16-bit filter as f32 */
     const float *b;      /* [cout] or NULL */
     float *u;            /* [16][cout][cin] */
     float *v;            /* [16][tiles][cin] of one block; tile groups: per thread, as m */
@@ -100,8 +102,11 @@ GS_VEC_CLONES static void filters(void *p, int ith, int nth)
         const float *g = j->w + (size_t)o * 9 * ci; /* g[(ky*3+kx)*cin + c] */
         if (!j->w) {
             const uint16_t *gb = j->wb + (size_t)o * 9 * ci;
-            for (size_t k = 0; k < 9 * ci; k++)
-                row[k] = gi_bf16_to_f32(gb[k]);
+            if (j->wb_f16)
+                gi_f16_to_f32_span(gb, row, 9 * ci);
+            else
+                for (size_t k = 0; k < 9 * ci; k++)
+                    row[k] = gi_bf16_to_f32(gb[k]);
             g = row;
         }
         float *u = j->bf16 ? NULL : j->u + (size_t)o * ci;
@@ -363,6 +368,7 @@ static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const floa
                   .y = y,
                   .w = cw->w,
                   .wb = cw->wb,
+                  .wb_f16 = cx->weights_f16,
                   .wrow = wrow,
                   .b = cw->b,
                   .u = u,

@@ -6,6 +6,7 @@
 
 #include "common/alloc.h"
 #include "compute/gemm.h"
+#include "compute/half_span.h"
 #include "compute/op_prof.h"
 #include "compute/vec_math.h"
 
@@ -206,13 +207,18 @@ GS_VEC_CLONES static void bf16_to_f32_span(const uint16_t *x, float *y, long n)
     }
 }
 
-/* dst[r][0..cols) = src[r][0..cols) for rows rows: strided bf16 to packed f32. */
-static void widen_rows(const uint16_t *src, long ld, long rows, long cols, float *dst)
+/* dst[r][0..cols) = src[r][0..cols) for rows rows: strided bf16 (or f16) to
+   packed f32. */
+static void widen_rows(const uint16_t *src, int f16, long ld, long rows, long cols, float *dst)
 {
     /* memory-bound: threads only where there is enough to share */
 #pragma omp parallel for schedule(static) if (rows * cols >= (1L << 16))
-    for (long r = 0; r < rows; r++)
-        bf16_to_f32_span(src + r * ld, dst + r * cols, cols);
+    for (long r = 0; r < rows; r++) {
+        if (f16)
+            gi_f16_to_f32_span(src + r * ld, dst + r * cols, (size_t)cols);
+        else
+            bf16_to_f32_span(src + r * ld, dst + r * cols, cols);
+    }
 }
 
 static float *panel(float **buf, size_t *cap, size_t floats)
@@ -230,11 +236,11 @@ static gs_status run_primitive(gemm_bf16_cache *c, int f32, int M, int N, int K,
                                float beta, float *C, int ldc, gi_error *err);
 
 /* Widening is memory-bound work the GEMM timer does not see: its own kind. */
-static void widen_timed(const uint16_t *src, long ld, long rows, long cols, float *dst)
+static void widen_timed(const uint16_t *src, int f16, long ld, long rows, long cols, float *dst)
 {
     op_prof *prof = op_prof_cur;
     double t0 = prof ? op_prof_now() : 0;
-    widen_rows(src, ld, rows, cols, dst);
+    widen_rows(src, f16, ld, rows, cols, dst);
     if (prof)
         op_prof_add(prof, OPK_WIDEN, t0, 0, 6.0 * rows * cols);
 }
@@ -245,8 +251,9 @@ static void widen_timed(const uint16_t *src, long ld, long rows, long cols, floa
    block of B (once, for all but the widest layers). Each block of C is one
    f32 matmul with the bias and the sum in its epilogue. */
 static gs_status gemm_widened(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A16,
-                              const float *A32, int lda, const uint16_t *B, int ldb, int trans_b,
-                              const float *bias, float beta, float *C, int ldc, gi_error *err)
+                              const float *A32, int lda, const uint16_t *B, int b_f16, int ldb,
+                              int trans_b, const float *bias, float beta, float *C, int ldc,
+                              gi_error *err)
 {
     long nb = WIDE_PANEL_FLOATS / K, mb = A16 ? WIDE_PANEL_FLOATS / K : M;
     nb = nb < 16 ? 16 : nb > N ? N : nb;
@@ -259,13 +266,13 @@ static gs_status gemm_widened(gemm_bf16_cache *c, int M, int N, int K, const uin
     for (long n0 = 0; n0 < N && st == GS_OK; n0 += nb) {
         long nn = N - n0 < nb ? N - n0 : nb;
         if (trans_b) /* B [N, K]: rows n0.. */
-            widen_timed(B + n0 * ldb, ldb, nn, K, wb);
+            widen_timed(B + n0 * ldb, b_f16, ldb, nn, K, wb);
         else /* B [K, N]: columns n0.. of every row */
-            widen_timed(B + n0, ldb, K, nn, wb);
+            widen_timed(B + n0, b_f16, ldb, K, nn, wb);
         for (long m0 = 0; m0 < M && st == GS_OK; m0 += mb) {
             long mm = M - m0 < mb ? M - m0 : mb;
             if (A16)
-                widen_timed(A16 + m0 * lda, lda, mm, K, wa);
+                widen_timed(A16 + m0 * lda, 0, lda, mm, K, wa);
             st = run_primitive(c, 1, (int)mm, (int)nn, K, A16 ? wa : A32 + m0 * lda, A16 ? K : lda,
                                wb, trans_b ? K : (int)nn, trans_b, bias ? bias + n0 : NULL, beta,
                                C + m0 * ldc + n0, ldc, err);
@@ -280,7 +287,16 @@ gs_status gemm_bf16_weights(gemm_bf16_cache *c, int M, int N, int K, const float
 {
     if (M <= 0 || N <= 0)
         return GS_OK;
-    return gemm_widened(c, M, N, K, NULL, A, lda, B, ldb, 1, bias, beta, C, ldc, err);
+    return gemm_widened(c, M, N, K, NULL, A, lda, B, 0, ldb, 1, bias, beta, C, ldc, err);
+}
+
+gs_status gemm_f16_weights(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
+                           const uint16_t *B, int ldb, const float *bias, float beta, float *C,
+                           int ldc, gi_error *err)
+{
+    if (M <= 0 || N <= 0)
+        return GS_OK;
+    return gemm_widened(c, M, N, K, NULL, A, lda, B, 1, ldb, 1, bias, beta, C, ldc, err);
 }
 
 /* C = A op(B) (+ bias) (+ C when beta is 1) on the cached primitive for this
@@ -353,7 +369,7 @@ static gs_status matmul(gemm_bf16_cache *c, int M, int N, int K, const uint16_t 
     if (M <= 0 || N <= 0)
         return GS_OK;
     if (c->widen)
-        return gemm_widened(c, M, N, K, A, NULL, lda, B, ldb, trans_b, bias, beta, C, ldc, err);
+        return gemm_widened(c, M, N, K, A, NULL, lda, B, 0, ldb, trans_b, bias, beta, C, ldc, err);
     return run_primitive(c, 0, M, N, K, A, lda, B, ldb, trans_b, bias, beta, C, ldc, err);
 }
 

@@ -44,6 +44,13 @@ gs_status gemm_bf16_weights(gemm_bf16_cache *c, int M, int N, int K, const float
                             const uint16_t *B, int ldb, const float *bias, float beta, float *C,
                             int ldc, gi_error *err);
 
+/* The same with IEEE f16 weights (as half-precision checkpoints ship them):
+   three more bits of mantissa than bf16 for the same memory, widened on any
+   CPU (F16C where present). */
+gs_status gemm_f16_weights(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
+                           const uint16_t *B, int ldb, const float *bias, float beta, float *C,
+                           int ldc, gi_error *err);
+
 /* Whether oneDNN runs bf16 matmuls on this CPU. Elsewhere gemm_bf16 widens the
    operands to f32 a panel at a time (exact) and runs the f32 GEMM: the same
    answer up to the order of the sums, f32's speed less the widening; and

@@ -19,14 +19,15 @@
 /* A convolution's weights converted for GEMM at load time. */
 typedef struct conv_weights {
     float *w;     /* [cout, k*k*cin]: (ky, kx, cin) order, matching NHWC patches */
-    uint16_t *wb; /* the same in bf16 when the layer computes in bf16 (then w is NULL) */
+    uint16_t *wb; /* the same in bf16, or f16 (cx->weights_f16), when the engine keeps
+                     16-bit weights (then w is NULL) */
     float *b;     /* [cout] or NULL */
     int cout, cin, k;
 } conv_weights;
 
 typedef struct linear_weights {
     float *w;     /* [out, in] as stored */
-    uint16_t *wb; /* the same in bf16 when the layer computes in bf16 (then w is NULL) */
+    uint16_t *wb; /* the same in bf16 or f16, as for conv_weights (then w is NULL) */
     float *b;     /* [out] or NULL */
     int out, in;
 } linear_weights;
@@ -37,11 +38,20 @@ typedef struct norm_weights {
     int c;
 } norm_weights;
 
-/* Whether a layer with bf16 weights multiplies f32 activations by its weights
-   widened (gemm_bf16_weights) rather than bf16 ones (gemm_bf16). */
+/* Whether a layer with 16-bit weights multiplies f32 activations by its
+   weights widened (gemm_wide_weights) rather than bf16 ones (gemm_bf16). */
 static inline int wide_weights(const gi_compute *cx)
 {
-    return !gemm_bf16_native(cx->bf16);
+    return cx->weights_f16 || !gemm_bf16_native(cx->bf16);
+}
+
+/* C = A (f32) W^T (the layer's 16-bit weights widened) + bias (+ C when beta is 1). */
+static inline gs_status gemm_wide_weights(gi_compute *cx, int M, int N, int K, const float *A,
+                                          int lda, const uint16_t *W, int ldw, const float *bias,
+                                          float beta, float *C, int ldc, gi_error *err)
+{
+    return (cx->weights_f16 ? gemm_f16_weights : gemm_bf16_weights)(cx->bf16, M, N, K, A, lda, W,
+                                                                    ldw, bias, beta, C, ldc, err);
 }
 
 /* y[rows, out] = x[rows, in] W^T + b. y must not alias x. */

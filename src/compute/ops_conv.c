@@ -102,8 +102,8 @@ static gs_status conv_block(gi_compute *cx, const conv_weights *cw, im2col_job *
     OP_PROF_TAG(OPK_IM2COL, 8.0 * j->rows * K); /* patches read and written once */
     if (cw->wb && wide_weights(cx)) {
         threadpool_run(cx->tp, im2col_rows, j);
-        return gemm_bf16_weights(cx->bf16, (int)j->rows, cw->cout, K, j->col, K, cw->wb, K, cw->b,
-                                 0.0f, yb, cw->cout, err);
+        return gemm_wide_weights(cx, (int)j->rows, cw->cout, K, j->col, K, cw->wb, K, cw->b, 0.0f,
+                                 yb, cw->cout, err);
     }
     if (cw->wb) {
         threadpool_run(cx->tp, im2col_rows_bf16, j);
@@ -134,8 +134,8 @@ gs_status op_conv2d(gi_compute *cx, const conv_weights *cw, const float *x, int 
             return gemm_f32_bias(cx->bf16, (int)rows, cw->cout, K, x, K, cw->w, K, cw->b, 0.0f, y,
                                  cw->cout, err);
         if (wide_weights(cx))
-            return gemm_bf16_weights(cx->bf16, (int)rows, cw->cout, K, x, K, cw->wb, K, cw->b, 0.0f,
-                                     y, cw->cout, err);
+            return gemm_wide_weights(cx, (int)rows, cw->cout, K, x, K, cw->wb, K, cw->b, 0.0f, y,
+                                     cw->cout, err);
         /* converted a block of pixels at a time: a whole VAE map in bf16 is 100+ MB */
         long block = patch_block(rows, K);
         arena_mark m = arena_get_mark(&cx->scratch);

@@ -60,8 +60,8 @@ static gs_status linear(gi_compute *cx, const linear_weights *lw, const float *x
     if (!lw->wb)
         return gemm_f32_bias(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->w, lw->in, lw->b,
                              beta, y, lw->out, err);
-    return gemm_bf16_weights(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->wb, lw->in, lw->b,
-                             beta, y, lw->out, err);
+    return gemm_wide_weights(cx, (int)rows, lw->out, lw->in, x, lw->in, lw->wb, lw->in, lw->b, beta,
+                             y, lw->out, err);
 }
 
 gs_status op_linear(gi_compute *cx, const linear_weights *lw, const float *x, long rows, float *y,

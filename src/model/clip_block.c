@@ -31,8 +31,8 @@ static void load_in_proj(weight_loader *l, const clip_block_names *nm, const cha
     lw->out = 3 * w;
     lw->in = w;
     wl_name(n, sizeof n, "%s%s", p, nm->in_proj_w);
-    if (l->bf16)
-        lw->wb = wl_tensor_bf16(l, n, 2, (int64_t[]){3 * w, w});
+    if (l->half)
+        lw->wb = wl_tensor_half(l, n, 2, (int64_t[]){3 * w, w});
     else
         lw->w = wl_tensor(l, n, 2, (int64_t[]){3 * w, w});
     lw->b = wl_tensor(l, wl_name(n, sizeof n, "%s%s", p, nm->in_proj_b), 1, (int64_t[]){3 * w});

@@ -27,7 +27,8 @@ static gs_status embed(const clip_text *m, const int32_t *ids, long rows, float 
         if (m->tok_emb_bf) {
             const uint16_t *te = m->tok_emb_bf + (size_t)id * w;
             for (int c = 0; c < w; c++)
-                x[r * w + c] = gi_bf16_to_f32(te[c]) + pe[c];
+                x[r * w + c] =
+                    (m->tok_emb_f16 ? gi_f16_to_f32(te[c]) : gi_bf16_to_f32(te[c])) + pe[c];
         } else {
             const float *te = m->tok_emb + (size_t)id * w;
             for (int c = 0; c < w; c++)

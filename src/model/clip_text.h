@@ -29,8 +29,8 @@ typedef struct clip_text_take {
 
 /* prefix e.g. "cond_stage_model.transformer.text_model." (OpenAI CLIP) or
    "cond_stage_model.model." (OpenCLIP); heads: attention heads (width % heads == 0).
-   bf16: layer weights and the token table kept in bf16 (GEMMs in bf16). */
-gs_status clip_text_load(const st_file *f, const char *prefix, int heads, int bf16, weight_log *log,
+   half (WL_*): layer weights and the token table kept in bf16 or f16. */
+gs_status clip_text_load(const st_file *f, const char *prefix, int heads, int half, weight_log *log,
                          clip_text **out, gi_error *err);
 int clip_text_width(const clip_text *m);
 int clip_text_layers(const clip_text *m);

@@ -36,14 +36,14 @@ static gs_status load_fail(clip_text *m, gs_status st)
     return st;
 }
 
-gs_status clip_text_load(const st_file *f, const char *prefix, int heads, int bf16, weight_log *log,
+gs_status clip_text_load(const st_file *f, const char *prefix, int heads, int half, weight_log *log,
                          clip_text **out, gi_error *err)
 {
     *out = NULL;
     clip_text *m = gi_calloc(1, sizeof *m);
     if (!m)
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = wl_begin(f, prefix, &m->store, bf16, log, err);
+    weight_loader l = wl_begin(f, prefix, &m->store, half, log, err);
     const clip_layout *lo = NULL;
     for (size_t i = 0; i < sizeof LAYOUTS / sizeof LAYOUTS[0] && !lo; i++)
         if (wl_find(&l, LAYOUTS[i].tok_emb))
@@ -71,9 +71,10 @@ gs_status clip_text_load(const st_file *f, const char *prefix, int heads, int bf
                                     "with %d heads",
                                     m->width, m->positions, heads));
     int w = m->width;
-    if (bf16)
-        m->tok_emb_bf = wl_tensor_bf16(&l, lo->tok_emb, 2, (int64_t[]){m->vocab, w});
-    else
+    if (half) {
+        m->tok_emb_bf = wl_tensor_half(&l, lo->tok_emb, 2, (int64_t[]){m->vocab, w});
+        m->tok_emb_f16 = half == WL_F16;
+    } else
         m->tok_emb = wl_tensor(&l, lo->tok_emb, 2, (int64_t[]){m->vocab, w});
     m->pos_emb = wl_tensor(&l, lo->pos_emb, 2, (int64_t[]){m->positions, w});
     m->layer = gi_calloc((size_t)m->layers, sizeof *m->layer);

@@ -23,6 +23,7 @@
 #include "common/alloc.h"
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
+#include "compute/half_span.h"
 
 struct lora_applied {
     char **names; /* resident weight names (".weight" included) */
@@ -71,7 +72,7 @@ static void shape_str(char *buf, size_t size, const st_tensor *t)
 /* The layer entry e describes, as (out, k, cin); -1 when it is no GEMM weight. */
 static int layer_dims(const weight_entry *e, int *out, int *k, int *cin)
 {
-    if (e->dtype != ST_F32 && e->dtype != ST_BF16)
+    if (e->dtype != ST_F32 && e->dtype != ST_BF16 && e->dtype != ST_F16)
         return -1;
     if (e->ndim == 2) {
         *out = (int)e->shape[0], *k = 1, *cin = (int)e->shape[1];
@@ -264,8 +265,8 @@ static void add_delta(const layer *L, const contrib *c, float *buf, float *ud, f
 }
 
 /* Recomputes one resident weight from its base tensor t and L's deltas: f32
-   weights in place (a pass fewer over the largest layers), bf16 ones through
-   buf. */
+   weights in place (a pass fewer over the largest layers), 16-bit ones (bf16,
+   f16) through buf. */
 static void recompute(const layer *L, const st_tensor *t, float *buf, float *ud, float *tmp)
 {
     if (L->e->dtype == ST_F32)
@@ -273,11 +274,17 @@ static void recompute(const layer *L, const st_tensor *t, float *buf, float *ud,
     read_rows(t, (size_t)L->out, L->cin, L->k, buf, tmp);
     for (int i = 0; i < L->nc; i++)
         add_delta(L, &L->c[i], buf, ud, tmp);
-    if (L->e->dtype == ST_BF16) {
+    if (L->e->dtype != ST_F32) {
         uint16_t *dst = (uint16_t *)L->e->data;
+        int f16 = L->e->dtype == ST_F16;
 #pragma omp parallel for schedule(static) if (L->out > 8)
-        for (int r = 0; r < L->out; r++)
-            f32_to_bf16(buf + (size_t)r * L->cols, dst + (size_t)r * L->cols, (long)L->cols);
+        for (int r = 0; r < L->out; r++) {
+            const float *row = buf + (size_t)r * L->cols;
+            if (f16)
+                gi_f32_to_f16_span(row, dst + (size_t)r * L->cols, L->cols);
+            else
+                f32_to_bf16(row, dst + (size_t)r * L->cols, (long)L->cols);
+        }
     }
 }
 
@@ -346,7 +353,7 @@ gs_status lora_apply(lora_applied **state, const weight_log *index, const char *
             goto out;
         }
         most_cols = L->cols > most_cols ? L->cols : most_cols;
-        if (L->e->dtype == ST_BF16) /* f32 weights are recomputed in place */
+        if (L->e->dtype != ST_F32) /* f32 weights are recomputed in place */
             most = numel > most ? numel : most;
         for (int j = 0; j < L->nc; j++) {
             size_t r = (size_t)L->c[j].m->rank, need = r * ((size_t)L->out + L->cols);

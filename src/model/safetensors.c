@@ -13,16 +13,13 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <cpuid.h>
-#include <immintrin.h>
-#endif
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
 #include "compute/half.h"
+#include "compute/half_span.h"
 #include "compute/vec_math.h"
 
 typedef struct st_meta {
@@ -386,52 +383,6 @@ int st_shape_is(const st_tensor *t, int ndim, const int64_t *shape)
 
 /* ---- conversion ---- */
 
-static void f16_span_portable(const uint8_t *p, float *dst, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint16_t h;
-        memcpy(&h, p + 2 * i, 2);
-        dst[i] = gi_f16_to_f32_fast(h);
-    }
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-/* F16C's VCVTPH2PS, 8 values an instruction, exact as the portable bit trick
-   (subnormals included). GCC left the portable loop scalar in every clone,
-   and an f16 checkpoint's load into bf16 spent a third of its time there. */
-__attribute__((target("avx,f16c"))) static void f16_span_f16c(const uint8_t *p, float *dst,
-                                                              size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
-    f16_span_portable(p + 2 * i, dst + i, n - i);
-}
-
-static void f16_span_to_f32(const uint8_t *p, float *dst, size_t n)
-{
-    static int known = -1; /* the loader's threads may ask at once: same answer */
-    int f16c = __atomic_load_n(&known, __ATOMIC_RELAXED);
-    if (f16c < 0) {
-        __builtin_cpu_init();
-        /* CPUID's F16C bit (clang 14's __builtin_cpu_supports lacks the name);
-           "avx" also checks that the OS saves the YMM registers */
-        unsigned a, b, c, d;
-        f16c = __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-        __atomic_store_n(&known, f16c, __ATOMIC_RELAXED);
-    }
-    if (f16c)
-        f16_span_f16c(p, dst, n);
-    else
-        f16_span_portable(p, dst, n);
-}
-#else
-static void f16_span_to_f32(const uint8_t *p, float *dst, size_t n)
-{
-    f16_span_portable(p, dst, n);
-}
-#endif
-
 void st_drop_pages(const st_file *f, const st_tensor *t)
 {
     if (!f->mapped || t->nbytes == 0)
@@ -460,7 +411,7 @@ gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *
             dst[i] = (float)v;
         }
         return GS_OK;
-    case ST_F16: f16_span_to_f32(p + 2 * first, dst, count); return GS_OK;
+    case ST_F16: gi_f16_to_f32_span(p + 2 * first, dst, count); return GS_OK;
     case ST_BF16:
         for (size_t i = 0; i < count; i++) {
             uint16_t h;

@@ -196,7 +196,7 @@ static const char *find_context_key(weight_loader *l, char *buf, size_t size)
     return wl_name(buf, size, "middle_block.1.transformer_blocks.0.attn2.to_k.weight");
 }
 
-gs_status unet_load(const st_file *f, const char *prefix, const unet_opts *opts, int bf16,
+gs_status unet_load(const st_file *f, const char *prefix, const unet_opts *opts, int half,
                     weight_log *log, unet **out, gi_error *err)
 {
     *out = NULL;
@@ -206,7 +206,7 @@ gs_status unet_load(const st_file *f, const char *prefix, const unet_opts *opts,
     unet *m = gi_calloc(1, sizeof *m);
     if (!m)
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = wl_begin(f, prefix, &m->store, bf16, log, err);
+    weight_loader l = wl_begin(f, prefix, &m->store, half, log, err);
     char n[256], p[64];
     m->mc = (int)wl_dim(&l, "input_blocks.0.0.weight", 0);
     m->cin = (int)wl_dim(&l, "input_blocks.0.0.weight", 1);

@@ -25,7 +25,8 @@ typedef struct unet_opts {
 } unet_opts;
 
 /* prefix e.g. "model.diffusion_model." */
-gs_status unet_load(const st_file *f, const char *prefix, const unet_opts *opts, int bf16,
+/* half (WL_*): the dtype GEMM weights are kept in. */
+gs_status unet_load(const st_file *f, const char *prefix, const unet_opts *opts, int half,
                     weight_log *log, unet **out, gi_error *err);
 int unet_in_channels(const unet *m);
 int unet_model_channels(const unet *m);

@@ -104,14 +104,14 @@ static void load_coder(weight_loader *l, int encoder, int z, vae_coder *c)
             &c->conv_out);
 }
 
-gs_status vae_load(const st_file *f, const char *prefix, int bf16, weight_log *log, vae **out,
+gs_status vae_load(const st_file *f, const char *prefix, int half, weight_log *log, vae **out,
                    gi_error *err)
 {
     *out = NULL;
     vae *m = gi_calloc(1, sizeof *m);
     if (!m)
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
-    weight_loader l = wl_begin(f, prefix, &m->store, bf16, log, err);
+    weight_loader l = wl_begin(f, prefix, &m->store, half, log, err);
     m->z = (int)wl_dim(&l, "post_quant_conv.weight", 0);
     if (m->z <= 0 || m->z > 64) {
         vae_free(m);

@@ -13,7 +13,8 @@
 typedef struct vae vae;
 
 /* prefix e.g. "first_stage_model." */
-gs_status vae_load(const st_file *f, const char *prefix, int bf16, weight_log *log, vae **out,
+/* half (WL_*): the dtype GEMM weights are kept in. */
+gs_status vae_load(const st_file *f, const char *prefix, int half, weight_log *log, vae **out,
                    gi_error *err);
 int vae_latent_channels(const vae *m);
 /* Bytes of converted weights the VAE keeps resident. */

@@ -9,30 +9,41 @@
 
 #include "common/alloc.h"
 #include "compute/gemm_bf16.h"
+#include "compute/half_span.h"
 
 #define PREPARED_KEY "gesso.prepared"
 
-int weights_file_prepared(const st_file *f, int *bf16)
+const char *wl_precision_name(int half)
+{
+    return half == WL_F16 ? "f16" : half == WL_BF16 ? "bf16" : "f32";
+}
+
+int weights_file_prepared(const st_file *f, int *half)
 {
     const char *v = st_metadata(f, PREPARED_KEY);
     if (!v)
         return 0;
-    *bf16 = strcmp(v, "bf16") == 0;
+    *half = strcmp(v, "bf16") == 0 ? WL_BF16 : strcmp(v, "f16") == 0 ? WL_F16 : WL_F32;
     return 1;
 }
 
-weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store, int bf16,
+weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store, int half,
                        weight_log *log, gi_error *err)
 {
-    int prepared_bf16 = 0;
+    int prepared_half = 0;
     return (weight_loader){.f = f,
                            .prefix = prefix,
                            .store = store,
                            .err = err,
                            .st = GS_OK,
-                           .bf16 = bf16,
-                           .prepared = weights_file_prepared(f, &prepared_bf16),
+                           .half = half,
+                           .prepared = weights_file_prepared(f, &prepared_half),
                            .log = log};
+}
+
+static st_dtype half_dtype(int half)
+{
+    return half == WL_F16 ? ST_F16 : half == WL_BF16 ? ST_BF16 : ST_F32;
 }
 
 void weight_log_free(weight_log *log)
@@ -159,6 +170,20 @@ static gs_status to_f32_parallel(weight_loader *l, const st_tensor *t, float *ds
         st_span_to_f32(t, first, count, dst + first, NULL);
     }
     return GS_OK;
+}
+
+/* t's bytes as they are into dst, in blocks over the loader's threads (the
+   first touch of dst's pages is most of the cost: shared, it is shorter). */
+static void copy_rows(weight_loader *l, const st_tensor *t, char *dst, size_t bytes)
+{
+    const size_t block = (size_t)1 << 20;
+    size_t nb = (bytes + block - 1) / block;
+    const uint8_t *src = t->data;
+#pragma omp parallel for num_threads(loader_threads(l)) schedule(static) if (nb > 1)
+    for (size_t b = 0; b < nb; b++) {
+        size_t first = b * block, count = bytes - first < block ? bytes - first : block;
+        memcpy(dst + first, src + first, count);
+    }
 }
 
 static float *store_alloc(weight_loader *l, size_t n)
@@ -298,35 +323,40 @@ static void reorder_row(const float *src, float *dst, int cin, int k)
     }
 }
 
-/* prefix+name (checked against shape) into the store row by row, as f32 or
-   bf16: each row goes file -> f32 -> (reordered when k > 1) -> destination in
-   the threads' caches, on all the loader's threads, so no full-size temporary
-   is ever written. Same bits as converting in one piece. */
+/* prefix+name (checked against shape) into the store row by row, as f32, bf16
+   or f16 (half): each row goes file -> f32 -> (reordered when k > 1) ->
+   destination in the threads' caches, on all the loader's threads, so no
+   full-size temporary is ever written. Same bits as converting in one piece.
+   An f16 row kept as f16 in the file's order is copied as it is. */
 static void *load_rows(weight_loader *l, const char *name, int ndim, const int64_t *shape,
-                       size_t rows, int cin, int k, int bf16)
+                       size_t rows, int cin, int k, int half)
 {
     const st_tensor *t = find_checked(l, name, ndim, shape);
     if (!t)
         return NULL;
+    st_dtype kept = half_dtype(half);
     if (l->prepared) {
-        void *p = (void *)in_place(l, t, bf16 ? ST_BF16 : ST_F32);
-        log_weight(l, name, bf16 ? ST_BF16 : ST_F32, ndim, shape, p, t->nbytes);
+        void *p = (void *)in_place(l, t, kept);
+        log_weight(l, name, kept, ndim, shape, p, t->nbytes);
         return p;
     }
     if ((l->st = st_span_to_f32(t, 0, 0, NULL, l->err)) != GS_OK)
         return NULL;
     size_t per = (size_t)t->numel / rows;
-    size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
+    size_t elem = half ? sizeof(uint16_t) : sizeof(float);
     char *dst = store_alloc_bytes(l, (size_t)t->numel * elem);
     int failed = !dst;
-    if (dst) {
+    int copy = half == WL_F16 && t->dtype == ST_F16 && k == 1;
+    if (dst && copy) {
+        copy_rows(l, t, dst, (size_t)t->numel * elem);
+    } else if (dst) {
 #pragma omp parallel num_threads(loader_threads(l)) if (rows > 1)
         {
             /* a: the row as f32 (written in place when it needs nothing else) */
-            int direct = !bf16 && k == 1;
+            int direct = !half && k == 1;
             float *a = direct ? NULL : malloc(per * sizeof *a);
-            float *b = bf16 && k > 1 ? malloc(per * sizeof *b) : NULL; /* reordered row */
-            int ok = (direct || a) && (!bf16 || k == 1 || b);
+            float *b = half && k > 1 ? malloc(per * sizeof *b) : NULL; /* reordered row */
+            int ok = (direct || a) && (!half || k == 1 || b);
             if (!ok) {
 #pragma omp atomic write
                 failed = 1;
@@ -339,11 +369,13 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
                 float *row = direct ? (float *)out : a;
                 st_span_to_f32(t, r * per, per, row, NULL);
                 if (k > 1) {
-                    reorder_row(row, bf16 ? b : (float *)out, cin, k);
+                    reorder_row(row, half ? b : (float *)out, cin, k);
                     row = b;
                 }
-                if (bf16) /* row: the f32 row in its final order */
+                if (half == WL_BF16) /* row: the f32 row in its final order */
                     f32_to_bf16(row, (uint16_t *)out, (long)per);
+                else if (half == WL_F16)
+                    gi_f32_to_f16_span(row, (uint16_t *)out, per);
             }
             free(a);
             free(b);
@@ -354,14 +386,14 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
         return NULL;
     }
     st_drop_pages(l->f, t);
-    log_weight(l, name, bf16 ? ST_BF16 : ST_F32, ndim, shape, dst, (size_t)t->numel * elem);
+    log_weight(l, name, kept, ndim, shape, dst, (size_t)t->numel * elem);
     return dst;
 }
 
-static uint16_t *load_bf16(weight_loader *l, const char *name, int ndim, const int64_t *shape,
+static uint16_t *load_half(weight_loader *l, const char *name, int ndim, const int64_t *shape,
                            size_t rows, int cin, int k)
 {
-    return load_rows(l, name, ndim, shape, rows, cin, k, 1);
+    return load_rows(l, name, ndim, shape, rows, cin, k, l->half);
 }
 
 float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *shape)
@@ -369,9 +401,9 @@ float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *sh
     return load_f32(l, name, ndim, shape);
 }
 
-uint16_t *wl_tensor_bf16(weight_loader *l, const char *name, int ndim, const int64_t *shape)
+uint16_t *wl_tensor_half(weight_loader *l, const char *name, int ndim, const int64_t *shape)
 {
-    return load_bf16(l, name, ndim, shape, ndim > 1 ? (size_t)shape[0] : 1, 0, 1);
+    return load_half(l, name, ndim, shape, ndim > 1 ? (size_t)shape[0] : 1, 0, 1);
 }
 
 void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, linear_weights *lw)
@@ -381,8 +413,8 @@ void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, li
     lw->out = out;
     lw->in = in;
     wl_name(n, sizeof n, "%s.weight", name);
-    if (l->bf16)
-        lw->wb = load_bf16(l, n, 2, (int64_t[]){out, in}, (size_t)out, in, 1);
+    if (l->half)
+        lw->wb = load_half(l, n, 2, (int64_t[]){out, in}, (size_t)out, in, 1);
     else
         lw->w = load_f32(l, n, 2, (int64_t[]){out, in});
     if (bias)
@@ -398,12 +430,12 @@ void wl_conv(weight_loader *l, const char *name, int cout, int cin, int k, conv_
     cw->k = k;
     wl_name(n, sizeof n, "%s.weight", name);
     const st_tensor *t = wl_find(l, n);
-    if (l->bf16) {
+    if (l->half) {
         /* attention projections may be saved as linear layers */
         if (k == 1 && t && t->ndim == 2)
-            cw->wb = load_bf16(l, n, 2, (int64_t[]){cout, cin}, (size_t)cout, cin, 1);
+            cw->wb = load_half(l, n, 2, (int64_t[]){cout, cin}, (size_t)cout, cin, 1);
         else
-            cw->wb = load_bf16(l, n, 4, (int64_t[]){cout, cin, k, k}, (size_t)cout, cin, k);
+            cw->wb = load_half(l, n, 4, (int64_t[]){cout, cin, k, k}, (size_t)cout, cin, k);
     } else if (k == 1 && t && t->ndim == 2) {
         cw->w = load_f32(l, n, 2, (int64_t[]){cout, cin});
     } else {

@@ -29,7 +29,7 @@ typedef struct weight_store {
    a prepared file is written from. */
 typedef struct weight_entry {
     char *name;
-    st_dtype dtype; /* ST_F32 or ST_BF16 */
+    st_dtype dtype; /* ST_F32, ST_BF16 or ST_F16 */
     int ndim;
     int64_t shape[4]; /* 4-D convolutions in the kernels' order [cout, k, k, cin] */
     const void *data;
@@ -48,25 +48,31 @@ const weight_entry *weight_log_find(const weight_log *log, const char *name);
 /* Forgets the entries under prefix (their network was freed). */
 void weight_log_drop_prefix(weight_log *log, const char *prefix);
 
+/* The dtype a loader keeps GEMM weights (linear, conv) in. */
+enum { WL_F32 = 0, WL_BF16 = 1, WL_F16 = 2 };
+
 typedef struct weight_loader {
     const st_file *f;
     const char *prefix;
     weight_store *store;
     gi_error *err;
     gs_status st;
-    int bf16;        /* keep GEMM weights (linear, conv) in bf16 only */
+    int half;        /* WL_F32, or GEMM weights kept in WL_BF16 or WL_F16 only */
     int threads;     /* for conversion; 0 = OpenMP's default */
     int prepared;    /* f is a prepared file: weights are used in place, not converted */
     weight_log *log; /* when not NULL, every weight read is recorded here */
 } weight_loader;
 
-/* Whether f is a prepared file (gesso models prepare), and its precision. */
-int weights_file_prepared(const st_file *f, int *bf16);
+/* Whether f is a prepared file (gesso models prepare), and its precision (WL_*). */
+int weights_file_prepared(const st_file *f, int *half);
+
+/* The name of a WL_* precision ("f32", "bf16", "f16"): prepared files' metadata. */
+const char *wl_precision_name(int half);
 
 void weight_store_free(weight_store *ws);
 
 /* A loader for the tensors under prefix of f, into store (in place when f is prepared). */
-weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store, int bf16,
+weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store, int half,
                        weight_log *log, gi_error *err);
 
 /* The tensor prefix+name, or NULL (no error recorded). */
@@ -76,8 +82,9 @@ int64_t wl_dim(weight_loader *l, const char *name, int d);
 /* f32 copy of prefix+name, which must have exactly the given shape. */
 float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *shape);
 
-/* bf16 copy of prefix+name (for tables read row by row, e.g. embeddings). */
-uint16_t *wl_tensor_bf16(weight_loader *l, const char *name, int ndim, const int64_t *shape);
+/* 16-bit copy of prefix+name in the loader's half dtype (bf16 or f16): for
+   tables read row by row (embeddings) and fused projections. */
+uint16_t *wl_tensor_half(weight_loader *l, const char *name, int ndim, const int64_t *shape);
 
 /* Layers by their base name (".weight"/".bias" appended). */
 void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, linear_weights *lw);

@@ -186,10 +186,10 @@ gs_status gs_checkpoint_inspect(const char *path, gs_checkpoint_info *out, char 
     out->weight_dtype = checkpoint_weight_dtype(f);
     out->file_bytes = st_file_size(f);
     out->tensors = st_count(f);
-    int bf16 = 0;
-    out->prepared = weights_file_prepared(f, &bf16);
+    int half = 0;
+    out->prepared = weights_file_prepared(f, &half);
     if (out->prepared)
-        out->prepared_precision = bf16 ? "bf16" : "f32";
+        out->prepared_precision = wl_precision_name(half);
     st_close(f);
     return GS_OK;
 }

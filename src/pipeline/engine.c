@@ -32,7 +32,7 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
         opts = &defaults;
     }
     if (opts->threads < 0 || opts->threads > 1024 || opts->precision < GS_PRECISION_AUTO ||
-        opts->precision > GS_PRECISION_BF16)
+        opts->precision > GS_PRECISION_F16)
         return GS_ERR_INVALID_ARGUMENT;
     gs_engine *eng = gi_calloc(1, sizeof *eng);
     if (!eng)
@@ -43,8 +43,11 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
        instructions, whose bf16 matmuls are widened to f32) a bf16 engine is a
        memory choice, its weights bf16 and those layers f32 */
     eng->bf16_fast = gemm_bf16_preferred();
-    eng->bf16 = opts->precision == GS_PRECISION_BF16 ||
-                (opts->precision == GS_PRECISION_AUTO && eng->bf16_fast);
+    eng->half = opts->precision == GS_PRECISION_F16 ? WL_F16
+                : opts->precision == GS_PRECISION_BF16 ||
+                        (opts->precision == GS_PRECISION_AUTO && eng->bf16_fast)
+                    ? WL_BF16
+                    : WL_F32;
     gs_status st = compute_create(opts->threads, &eng->cx, &err);
     eng->precision_auto = opts->precision == GS_PRECISION_AUTO;
     if (st == GS_OK) {
@@ -55,7 +58,7 @@ gs_status gs_engine_create(const gs_engine_options *opts, gs_engine **out)
     }
     if (st == GS_OK) {
         eng->cx->attn_fused_bf16 = eng->cx->attn_fused_bf16 && eng->bf16_fast;
-        engine_set_compute_precision(eng, eng->bf16);
+        engine_set_compute_precision(eng, eng->half);
     }
     if (st == GS_OK)
         st = clip_tokenizer_create(&eng->tok, &err);
@@ -83,10 +86,11 @@ const char *gs_engine_errmsg(const gs_engine *eng)
     return eng->err.msg;
 }
 
-void engine_set_compute_precision(gs_engine *eng, int bf16)
+void engine_set_compute_precision(gs_engine *eng, int half)
 {
-    eng->cx->attn_bf16 = bf16 && eng->bf16_fast;
-    eng->cx->winograd_bf16 = bf16 && eng->bf16_fast;
+    eng->cx->attn_bf16 = half == WL_BF16 && eng->bf16_fast;
+    eng->cx->winograd_bf16 = half == WL_BF16 && eng->bf16_fast;
+    eng->cx->weights_f16 = half == WL_F16;
 }
 
 int engine_emulate_bf16_fast(gs_engine *eng)
@@ -96,7 +100,7 @@ int engine_emulate_bf16_fast(gs_engine *eng)
     eng->bf16_fast = 1;
     if (!gemm_bf16_native(eng->cx->bf16))
         gemm_bf16_emulate_native(eng->cx->bf16);
-    engine_set_compute_precision(eng, eng->bf16);
+    engine_set_compute_precision(eng, eng->half);
     return 1;
 }
 
@@ -106,7 +110,8 @@ gs_status gs_engine_gemm_rate(gs_engine *eng, double *gflops)
         return GS_ERR_INVALID_ARGUMENT;
     gi_error err = {0};
     int saved = compute_enter(eng->cx);
-    gs_status st = compute_gemm_rate(eng->cx, eng->bf16, gflops, &err);
+    /* f16 weights are widened for f32 products: the f32 GEMM is their floor */
+    gs_status st = compute_gemm_rate(eng->cx, eng->half == WL_BF16, gflops, &err);
     compute_leave(saved);
     return st == GS_OK ? GS_OK : engine_fail(eng, &err);
 }

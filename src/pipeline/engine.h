@@ -18,9 +18,9 @@
 
 struct gs_engine {
     gi_compute *cx;
-    int bf16;           /* models load with bf16 GEMM weights */
+    int half;           /* models load with GEMM weights in WL_F32, WL_BF16 or WL_F16 */
     int precision_auto; /* precision was left to the engine: a prepared file's wins */
-    int bf16_fast;      /* ... faster than f32 ones (AMX, AMD Zen 4) */
+    int bf16_fast;      /* bf16 matmuls faster than f32 ones (AMX, AMD Zen 4) */
     clip_tokenizer *tok;
     int prof_print; /* GESSO_OP_PROFILE: print each run's op-timer table to stderr */
     gi_error err;   /* last error, for gs_engine_errmsg */
@@ -39,7 +39,7 @@ struct gs_model {
     vae *vae;
     gs_prediction prediction; /* EPS or V: the file's word, else the family's default */
     const char *weight_dtype;
-    int bf16;
+    int half; /* WL_*: the dtype of its GEMM weights */
     char *name;
     size_t file_bytes;
     size_t weight_bytes; /* converted weights resident in memory */
@@ -113,9 +113,10 @@ gs_status latent_preview(const float *latent, gs_model_family family, int channe
 /* Frees a result's contents (NULL-safe). */
 void result_destroy(gs_result *res);
 
-/* Sets the compute context for running a model of that precision: bf16
-   attention products and Winograd GEMMs where bf16 is fast (see bf16_fast). */
-void engine_set_compute_precision(gs_engine *eng, int bf16);
+/* Sets the compute context for running a model of that precision (WL_*): bf16
+   attention products and Winograd GEMMs for bf16 where bf16 is fast (see
+   bf16_fast); f16 weights widened for every product. */
+void engine_set_compute_precision(gs_engine *eng, int half);
 
 /* Tests: makes a bf16 engine compute as AMX and Zen 4 CPUs do (bf16 attention
    and Winograd, bf16-rounded activations for every product; the products

@@ -542,7 +542,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
     res->timings.load_s = now_s() - t_load;
     /* the model's precision, which a prepared file may have set apart from the
        engine's: an f32 model's attention and convolutions stay f32 */
-    engine_set_compute_precision(eng, m->bf16);
+    engine_set_compute_precision(eng, m->half);
 
     /* LoRAs, folded in before the text encoder runs; the prompt loses its tags */
     if ((st = lora_select(m, p, &lr, &err)) != GS_OK)

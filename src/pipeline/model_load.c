@@ -85,7 +85,7 @@ static gs_status load(gs_engine *eng, const char *path, weight_log *log, int par
         st = gi_fail(&err, GS_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
-    m->bf16 = eng->bf16;
+    m->half = eng->half;
     m->log = log;
     m->staged = parts != NET_ALL;
     st = model_load_parts(m, parts, &err);
@@ -117,7 +117,7 @@ static gs_status load_text_encoders(gs_model *m, weight_log *log, gi_error *err)
         const family_text *t = &m->fam->text[k];
         if (m->text[k])
             continue;
-        gs_status st = clip_text_load(m->file, t->prefix, t->heads, m->bf16, log, &m->text[k], err);
+        gs_status st = clip_text_load(m->file, t->prefix, t->heads, m->half, log, &m->text[k], err);
         if (st != GS_OK) {
             if (m->fam->n_text > 1)
                 gi_error_prefix(err, "text encoder %d", k + 1);
@@ -192,7 +192,7 @@ static gs_status guess_prediction(gs_model *m, gi_error *err)
     for (size_t i = 0; i < nc; i++)
         ctx[i] = 0.5f;
     float t = 999.0f;
-    engine_set_compute_precision(m->eng, m->bf16);
+    engine_set_compute_precision(m->eng, m->half);
     st = unet_forward(m->unet, m->eng->cx, x, &t, ctx, NULL, 1, SIDE, SIDE, TOKENS, out, err);
     if (st != GS_OK)
         goto done;
@@ -233,8 +233,8 @@ gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
         m->prediction = family_file_prediction(m->file);
     m->weight_dtype = checkpoint_weight_dtype(m->file);
     m->file_bytes = st_file_size(m->file);
-    int prepared_bf16 = 0;
-    m->prepared = weights_file_prepared(m->file, &prepared_bf16);
+    int prepared_half = 0;
+    m->prepared = weights_file_prepared(m->file, &prepared_half);
     if (m->prepared) {
         const char *layout = st_metadata(m->file, "gesso.layout");
         if (!layout || strcmp(layout, PREPARED_LAYOUT) != 0) {
@@ -244,14 +244,14 @@ gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
             goto out;
         }
         /* an engine left to choose takes the file's precision */
-        if (prepared_bf16 != m->bf16 && m->eng->precision_auto)
-            m->bf16 = prepared_bf16;
-        if (prepared_bf16 != m->bf16) {
+        if (prepared_half != m->half && m->eng->precision_auto)
+            m->half = prepared_half;
+        if (prepared_half != m->half) {
             st = gi_fail(err, GS_ERR_UNSUPPORTED,
                          "prepared for %s compute, but this engine computes in %s (use "
                          "--precision %s, or the original checkpoint)",
-                         prepared_bf16 ? "bf16" : "f32", m->bf16 ? "bf16" : "f32",
-                         prepared_bf16 ? "bf16" : "f32");
+                         wl_precision_name(prepared_half), wl_precision_name(m->half),
+                         wl_precision_name(prepared_half));
             goto out;
         }
     }
@@ -271,12 +271,12 @@ gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
         goto out;
     unet_opts uo = {.heads = fam->unet_heads, .head_dim = fam->unet_head_dim};
     if ((parts & NET_UNET) && !m->unet &&
-        (st = unet_load(m->file, fam->unet_prefix, &uo, m->bf16, log, &m->unet, err)) != GS_OK) {
+        (st = unet_load(m->file, fam->unet_prefix, &uo, m->half, log, &m->unet, err)) != GS_OK) {
         gi_error_prefix(err, "UNet");
         goto out;
     }
     if ((parts & NET_VAE) && !m->vae &&
-        (st = vae_load(m->file, fam->vae_prefix, m->bf16, log, &m->vae, err)) != GS_OK) {
+        (st = vae_load(m->file, fam->vae_prefix, m->half, log, &m->vae, err)) != GS_OK) {
         gi_error_prefix(err, "VAE");
         goto out;
     }
@@ -365,6 +365,6 @@ void gs_model_get_info(const gs_model *m, gs_model_info *info)
     info->file_bytes = m->file_bytes;
     info->weight_bytes = m->weight_bytes;
     info->name = m->name;
-    info->compute_dtype = m->bf16 ? "bf16" : "f32";
-    info->matmul_dtype = m->bf16 && gemm_bf16_native(m->eng->cx->bf16) ? "bf16" : "f32";
+    info->compute_dtype = wl_precision_name(m->half);
+    info->matmul_dtype = m->half == WL_BF16 && gemm_bf16_native(m->eng->cx->bf16) ? "bf16" : "f32";
 }

@@ -34,7 +34,7 @@ static char *header_json(const weight_log *log, const gs_model *m, size_t *len, 
     char *text = NULL;
     if (!root || !meta)
         goto nomem;
-    json_object_set_new(meta, "gesso.prepared", json_string(m->bf16 ? "bf16" : "f32"));
+    json_object_set_new(meta, "gesso.prepared", json_string(wl_precision_name(m->half)));
     json_object_set_new(meta, "gesso.layout", json_string("1"));
     json_object_set_new(meta, "gesso.source", json_string(m->name));
     /* what the original said it predicts, so the prepared file says it too */
@@ -58,7 +58,10 @@ static char *header_json(const weight_log *log, const gs_model *m, size_t *len, 
         json_array_append_new(offs, json_integer((json_int_t)off));
         json_array_append_new(offs, json_integer((json_int_t)(off + e->nbytes)));
         off += e->nbytes;
-        json_object_set_new(t, "dtype", json_string(e->dtype == ST_BF16 ? "BF16" : "F32"));
+        json_object_set_new(t, "dtype",
+                            json_string(e->dtype == ST_BF16  ? "BF16"
+                                        : e->dtype == ST_F16 ? "F16"
+                                                             : "F32"));
         json_object_set_new(t, "shape", shape);
         json_object_set_new(t, "data_offsets", offs);
         if (json_object_set_new(root, e->name, t) != 0)

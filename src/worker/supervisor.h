@@ -35,7 +35,7 @@ typedef struct supervisor_options {
     const char *lora_dir;   /* LoRAs by NAME.safetensors, or NULL */
     int workers;
     int threads;           /* compute threads per worker */
-    const char *precision; /* "auto", "f32" or "bf16" */
+    const char *precision; /* "auto", "f32", "bf16" or "f16" */
     int lease_ms;
     int max_attempts;  /* a dead worker's job fails after this many attempts */
     size_t ram_budget; /* per worker; 0 = no limit */
