@@ -187,7 +187,7 @@ static void bad_flags_are_refused(void **state)
     assert_int_equal(serve_exit_code("--ram-budget G"), 2);
     assert_int_equal(serve_exit_code("--ram-budget 6GiBs"), 2);
     assert_int_equal(serve_exit_code("--idle-unload -1"), 2);
-    assert_int_equal(serve_exit_code("--precision f16"), 2);
+    assert_int_equal(serve_exit_code("--precision f8"), 2);
     /* two keys under one name would share that name's jobs */
     char keys[256], args[400];
     snprintf(keys, sizeof keys, "%s/dup-keys", dir);
