@@ -199,7 +199,8 @@ int cmd_bench(int argc, char **argv)
         printf("settings     %dx%d, %d steps, batch %d (UNet batch %d), %s, %s compute%s\n",
                p.width, p.height, p.steps, p.batch_size, tm.unet_batch, p.sampler,
                info.compute_dtype,
-               strcmp(info.compute_dtype, info.matmul_dtype) != 0
+               strcmp(info.compute_dtype, "f16") == 0 ? " (f16 weights widened to f32)"
+               : strcmp(info.compute_dtype, info.matmul_dtype) != 0
                    ? " (its matmuls widened to f32: no bf16 matmul on this CPU)"
                    : "");
         printf("load         %8.3f s\n", load_s);

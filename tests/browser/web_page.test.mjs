@@ -174,7 +174,13 @@ try {
     return job && document.querySelector(`#queue li[data-job="${job.id}"] button`) ? job.id : null;
   }, { timeout: 30000 });
   const queuedId = await queued.jsonValue();
-  await page.click(`#queue li[data-job="${queuedId}"] button`);
+  // the queue list is redrawn as it polls: a handle found first can be detached by the
+  // time it is clicked, so the button is found and clicked in one step of the page
+  await page.waitForFunction((id) => {
+    const button = document.querySelector(`#queue li[data-job="${id}"] button`);
+    button?.click();
+    return Boolean(button);
+  }, { timeout: 30000 }, queuedId);
   await page.waitForFunction((id) => !document.querySelector(`#queue li[data-job="${id}"]`),
     { timeout: 30000 }, queuedId);
   const cancelled = await api(`/v1/jobs/${queuedId}`);
