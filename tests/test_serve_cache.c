@@ -233,6 +233,32 @@ static void prepared_model_is_served(void **state)
     stop();
 }
 
+/* Workers started with --precision f16 load a file prepared for f16 (its
+   weights f16 as the engine holds them) and run a job on it. */
+static void f16_workers_serve_an_f16_prepared_model(void **state)
+{
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "'%s' models prepare %s --precision f16 --output %s/models/tiny-f16.safetensors "
+             ">/dev/null",
+             GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"), dir);
+    assert_int_equal(system(cmd), 0);
+    const char *extra[] = {"--precision", "f16", "--preload", "tiny-f16", NULL};
+    start(extra);
+    wait_loaded("tiny-f16", 1, 60000);
+    json_t *m = model_entry("tiny-f16");
+    assert_string_equal(json_string_value(json_object_get(m, "dtype")), "f16");
+    json_decref(m);
+    char *id = test_submit(base, dir, NULL,
+                           "{\"model\":\"tiny-f16\",\"steps\":2,\"width\":64,\"height\":64}");
+    json_t *j = test_wait_job(base, dir, NULL, id, 60000);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    json_decref(j);
+    free(id);
+    stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +267,7 @@ int main(void)
         cmocka_unit_test(preload_loads_without_a_job),
         cmocka_unit_test(idle_unload_frees_the_model),
         cmocka_unit_test(prepared_model_is_served),
+        cmocka_unit_test(f16_workers_serve_an_f16_prepared_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
