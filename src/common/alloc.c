@@ -70,6 +70,15 @@ void *gi_huge_alloc(size_t size)
     return p;
 }
 
+void gi_pages_drop(const void *ptr, size_t size)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t b = ((uintptr_t)ptr + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t e = ((uintptr_t)ptr + size) & ~((uintptr_t)page - 1);
+    if (e > b)
+        madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 /* AddressSanitizer watches malloc'ed blocks only: sanitized builds keep the
    arena's overruns detectable by using malloc here. */
@@ -106,11 +115,7 @@ void gi_pages_free(void *ptr, size_t size)
 
 void gi_pages_release(void *ptr, size_t size)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t b = ((uintptr_t)ptr + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-    uintptr_t e = ((uintptr_t)ptr + size) & ~((uintptr_t)page - 1);
-    if (e > b)
-        madvise((void *)b, e - b, MADV_DONTNEED);
+    gi_pages_drop(ptr, size);
 }
 #endif
 

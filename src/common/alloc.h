@@ -31,6 +31,10 @@ void gi_pages_free(void *ptr, size_t size);
    back to the kernel, the block staying mapped: they read as zeros when next
    touched. A no-op in sanitized builds (their blocks are malloc'ed). */
 void gi_pages_release(void *ptr, size_t size);
+/* MADV_DONTNEED over the whole pages inside [ptr, ptr + size) of any mapping
+   (in every build): anonymous pages read as zeros next time, a private file
+   mapping's as the file has them. */
+void gi_pages_drop(const void *ptr, size_t size);
 char *gi_strdup(const char *s);
 
 /* Test hook: after n more successful allocations, every allocation fails.

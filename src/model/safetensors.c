@@ -387,11 +387,7 @@ void st_drop_pages(const st_file *f, const st_tensor *t)
 {
     if (!f->mapped || t->nbytes == 0)
         return;
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t b = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-    uintptr_t e = ((uintptr_t)t->data + t->nbytes) & ~((uintptr_t)page - 1);
-    if (e > b)
-        madvise((void *)b, e - b, MADV_DONTNEED);
+    gi_pages_drop(t->data, t->nbytes);
 }
 
 gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *dst, gi_error *err)
