@@ -264,42 +264,37 @@ enum MHD_Result native_get_metrics(http_request *r)
          "# TYPE gesso_http_parked gauge\ngesso_http_parked %d\n",
          parking_count(s->parking));
     fleet_view fleet;
-    if (fleet_view_load(s, server_now_ms(), &fleet, &err) == GS_OK) {
-        /* per worker of the fleet, labelled with its name (unique across machines) */
+    int64_t now = server_now_ms();
+    if (fleet_view_load(s, now, &fleet, &err) == GS_OK) {
+        /* per worker of the fleet, labelled with its name (unique across machines;
+           at most 63 bytes, escaped at most twice as long) */
+        char(*labels)[160] = calloc(fleet.n > 0 ? (size_t)fleet.n : 1, sizeof *labels);
+        for (int i = 0; labels && i < fleet.n; i++)
+            prom_label(fleet.w[i].name, labels[i], sizeof labels[i]);
+        int nw = labels ? fleet.n : 0; /* without memory the per-worker lines are left out */
         EMIT(
             "# HELP gesso_worker_up 1 while the worker reports, 0 once its report is older than its"
             " lease.\n# TYPE gesso_worker_up gauge\n");
-        for (int i = 0; i < fleet.n; i++) {
-            char label[160]; /* names are at most 63 bytes */
-            prom_label(fleet.w[i].name, label, sizeof label);
-            EMIT("gesso_worker_up{worker=\"%s\"} %d\n", label,
+        for (int i = 0; i < nw; i++)
+            EMIT("gesso_worker_up{worker=\"%s\"} %d\n", labels[i],
                  strcmp(fleet.w[i].state, "gone") != 0);
-        }
         EMIT("# HELP gesso_worker_busy 1 while the worker loads a model or runs a job.\n"
              "# TYPE gesso_worker_busy gauge\n");
-        for (int i = 0; i < fleet.n; i++) {
-            char label[160]; /* names are at most 63 bytes */
-            prom_label(fleet.w[i].name, label, sizeof label);
-            EMIT("gesso_worker_busy{worker=\"%s\"} %d\n", label,
+        for (int i = 0; i < nw; i++)
+            EMIT("gesso_worker_busy{worker=\"%s\"} %d\n", labels[i],
                  strcmp(fleet.w[i].state, "working") == 0 ||
                      strcmp(fleet.w[i].state, "loading") == 0);
-        }
         EMIT("# HELP gesso_worker_megapixelsteps_per_second The worker's speed in its last job.\n"
              "# TYPE gesso_worker_megapixelsteps_per_second gauge\n");
-        for (int i = 0; i < fleet.n; i++) {
-            char label[160]; /* names are at most 63 bytes */
-            prom_label(fleet.w[i].name, label, sizeof label);
-            EMIT("gesso_worker_megapixelsteps_per_second{worker=\"%s\"} %.4f\n", label,
+        for (int i = 0; i < nw; i++)
+            EMIT("gesso_worker_megapixelsteps_per_second{worker=\"%s\"} %.4f\n", labels[i],
                  fleet.w[i].mps);
-        }
         EMIT("# HELP gesso_worker_heartbeat_age_seconds Time since the worker last reported.\n"
              "# TYPE gesso_worker_heartbeat_age_seconds gauge\n");
-        for (int i = 0; i < fleet.n; i++) {
-            char label[160]; /* names are at most 63 bytes */
-            prom_label(fleet.w[i].name, label, sizeof label);
-            EMIT("gesso_worker_heartbeat_age_seconds{worker=\"%s\"} %.3f\n", label,
-                 (double)(server_now_ms() - fleet.w[i].seen_ms) / 1000.0);
-        }
+        for (int i = 0; i < nw; i++)
+            EMIT("gesso_worker_heartbeat_age_seconds{worker=\"%s\"} %.3f\n", labels[i],
+                 (double)(now - fleet.w[i].seen_ms) / 1000.0);
+        free(labels);
         fleet_view_free(&fleet);
     }
     EMIT("# HELP gesso_http_cut_total Connections cut for not sending their request in time.\n"
