@@ -413,7 +413,7 @@ int fake_horde_write_config(const char *dir, const char *fmt, ...)
 }
 
 pid_t fake_horde_bridge_start(const fake_horde *h, const char *dir, const char *ttl_scale,
-                              int status_port)
+                              int status_port, const char *precision)
 {
     char cfg[512], models[512], log[512], port[16];
     snprintf(cfg, sizeof cfg, "%s/bridgeData.yaml", dir);
@@ -428,12 +428,19 @@ pid_t fake_horde_bridge_start(const fake_horde *h, const char *dir, const char *
     setenv("GESSO_HORDE_FAST", "1", 1);
     if (ttl_scale)
         setenv("GESSO_HORDE_TTL_SCALE", ttl_scale, 1);
-    if (status_port > 0)
-        execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
-              "--horde-url", h->base, "-t", "2", "--status-port", port, (char *)NULL);
-    else
-        execl(GS_GESSO_BIN, GS_GESSO_BIN, "horde", "--config", cfg, "--models", models,
-              "--horde-url", h->base, "-t", "2", (char *)NULL);
+    const char *argv[16] = {GS_GESSO_BIN, "horde",       "--config", cfg,  "--models",
+                            models,       "--horde-url", h->base,    "-t", "2"};
+    int argc = 10;
+    if (status_port > 0) {
+        argv[argc++] = "--status-port";
+        argv[argc++] = port;
+    }
+    if (precision) {
+        argv[argc++] = "--precision";
+        argv[argc++] = precision;
+    }
+    argv[argc] = NULL;
+    execv(GS_GESSO_BIN, (char *const *)argv);
     _exit(127);
 }
 

@@ -92,10 +92,10 @@ int fake_horde_write_config(const char *dir, const char *fmt, ...)
 
 /* Starts `gesso horde --config DIR/bridgeData.yaml --models DIR/models -t 2`
    against h, its stderr appended to DIR/bridge.log, with GESSO_HORDE_FAST=1,
-   GESSO_HORDE_TTL_SCALE=ttl_scale unless NULL and --status-port status_port
-   when > 0. Its pid (-1 when fork fails). */
+   GESSO_HORDE_TTL_SCALE=ttl_scale unless NULL, --status-port status_port
+   when > 0 and --precision precision unless NULL. Its pid (-1 when fork fails). */
 pid_t fake_horde_bridge_start(const fake_horde *h, const char *dir, const char *ttl_scale,
-                              int status_port);
+                              int status_port, const char *precision);
 
 /* SIGKILLs and reaps *pid when it is > 0, then sets it to -1. */
 void fake_horde_bridge_kill(pid_t *pid);

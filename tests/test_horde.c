@@ -38,6 +38,7 @@ static char dir[128];
 static fake_horde fh;
 static pid_t bridge = -1;
 static const char *ttl_scale; /* GESSO_HORDE_TTL_SCALE for the next bridge; NULL: none */
+static const char *precision; /* --precision for the next bridge; NULL: none */
 /* GESSO_HORDE_NSFW_TEST_SHIFT for the next bridge: the random CLIP of the safety
    check passes every image unless a test steers it */
 static const char *nsfw_shift = "-2,-2";
@@ -69,6 +70,7 @@ static int teardown(void **state)
     (void)state;
     fake_horde_bridge_kill(&bridge);
     ttl_scale = NULL;
+    precision = NULL;
     fake_horde_stop(&fh);
     return test_remove_tree(dir);
 }
@@ -92,7 +94,7 @@ static int free_port(void)
 static void start_bridge_port(int status_port)
 {
     setenv("GESSO_HORDE_NSFW_TEST_SHIFT", nsfw_shift, 1); /* the bridge's child inherits it */
-    bridge = fake_horde_bridge_start(&fh, dir, ttl_scale, status_port);
+    bridge = fake_horde_bridge_start(&fh, dir, ttl_scale, status_port, precision);
     assert_true(bridge > 0);
 }
 
@@ -1265,6 +1267,38 @@ static void no_clip_model(void **state)
     no_violations();
 }
 
+/* --precision reaches the generation child: a model prepared for f16 compute
+   runs under --precision f16, and under f32 the job faults saying why. */
+static void precision_reaches_the_child(void **state)
+{
+    (void)state;
+    char path[300], cmd[900];
+    snprintf(path, sizeof path, "%s/models/tiny-sd15.safetensors", dir);
+    assert_int_equal(unlink(path), 0); /* a link to the fixture: replaced, not written through */
+    snprintf(cmd, sizeof cmd, "'%s' models prepare %s --precision f16 --output %s >/dev/null",
+             GS_GESSO_BIN, fixture_path("tiny-sd15.safetensors"), path);
+    assert_int_equal(system(cmd), 0);
+    precision = "f32";
+    script_job((const char *const[]){"p-f32"}, 1, quick_job, "");
+    start_bridge();
+    const fake_submit *s = submitted("p-f32", 60000);
+    assert_string_equal(s->state, "faulted");
+    assert_null(fake_horde_upload(&fh, "p-f32"));
+    assert_int_equal(kill(bridge, SIGTERM), 0);
+    assert_int_equal(wait_bridge(30000), 0);
+    snprintf(cmd, sizeof cmd, "grep -q 'prepared for f16 compute' %s/bridge.log", dir);
+    assert_int_equal(system(cmd), 0);
+    precision = "f16";
+    script_job((const char *const[]){"p-f16"}, 1, quick_job, "");
+    start_bridge();
+    s = submitted("p-f16", 60000);
+    assert_string_equal(s->state, "ok");
+    assert_non_null(fake_horde_upload(&fh, "p-f16"));
+    assert_int_equal(kill(bridge, SIGTERM), 0);
+    assert_int_equal(wait_bridge(30000), 0);
+    no_violations();
+}
+
 static void unauthorised_exits(void **state)
 {
     (void)state;
@@ -1297,9 +1331,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(second_signal_faults_every_held_job, setup, teardown),
         cmocka_unit_test_setup_teardown(pacing_lowers_or_pauses, setup, teardown),
         cmocka_unit_test_setup_teardown(unauthorised_exits, setup, teardown),
+        cmocka_unit_test_setup_teardown(precision_reaches_the_child, setup, teardown),
         cmocka_unit_test_setup_teardown(nsfw_images_censored, setup, teardown),
         cmocka_unit_test_setup_teardown(csam_and_sfw_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(no_clip_model, setup, teardown),
     };
+    if (getenv("GS_TEST_FILTER")) /* one case, while working on it */
+        cmocka_set_test_filter(getenv("GS_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

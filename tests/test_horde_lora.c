@@ -216,7 +216,7 @@ static int teardown(void **state)
 static void start_bridge(void)
 {
     setenv("GESSO_HORDE_NSFW_TEST_SHIFT", "-2,-2", 1); /* the random CLIP passes every image */
-    bridge = fake_horde_bridge_start(&fh, dir, "100", 0);
+    bridge = fake_horde_bridge_start(&fh, dir, "100", 0, NULL);
     assert_true(bridge > 0);
 }
 

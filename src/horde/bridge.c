@@ -471,9 +471,11 @@ static int pop_once(bridge *b, const char *body, double held_s)
 int horde_bridge_run(const horde_bridge_options *o)
 {
     const horde_config *c = o->cfg;
-    bridge b = {
-        .o = o,
-        .proc = {.self_exe = o->self_exe, .models_dir = o->models_dir, .threads = o->threads}};
+    bridge b = {.o = o,
+                .proc = {.self_exe = o->self_exe,
+                         .models_dir = o->models_dir,
+                         .threads = o->threads,
+                         .precision = o->precision}};
     snprintf(b.url_pop, sizeof b.url_pop, "%s/api/v2/generate/pop", c->horde_url);
     snprintf(b.url_submit, sizeof b.url_submit, "%s/api/v2/generate/submit", c->horde_url);
     snprintf(b.lora_dir, sizeof b.lora_dir, "%s/loras",

@@ -21,6 +21,7 @@ typedef struct horde_bridge_options {
     const char *models_dir;     /* DIR/STEM.safetensors (payload.h's horde_model_stem) */
     const char *self_exe;       /* for the generation child */
     int threads;                /* compute threads of the child; 0 = all */
+    const char *precision;      /* the child's engine precision by name; NULL = auto */
     int idle_ms;                /* between pops that found no job */
     int backoff_max_ms;         /* longest wait after an error */
     int pop_timeout_s;          /* a pop reply slower than this is given up on */

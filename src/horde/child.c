@@ -232,6 +232,7 @@ int horde_child_run(const horde_child_options *o)
     gs_engine_options eo;
     gs_engine_options_init(&eo);
     eo.threads = o->threads;
+    eo.precision = o->precision;
     gs_engine *eng = NULL;
     if (gs_engine_create(&eo, &eng) != GS_OK) {
         log_error("cannot start the engine");

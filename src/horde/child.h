@@ -20,6 +20,7 @@ typedef struct horde_child_options {
     const char *lora_dir;    /* where the spec's LoRAs are NAME.safetensors; NULL: none */
     const char *safety_clip; /* the image safety check's CLIP model (gs_safety); NULL: none */
     int threads;
+    gs_precision precision;
 } horde_child_options;
 
 /* Encodes n images as lossless WebP into webp[i] (len[i] bytes; the caller

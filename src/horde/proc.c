@@ -30,9 +30,13 @@ static int start(horde_proc *p)
     if (pid == 0) {
         dup2(in[0], 0);
         dup2(out[1], 1);
-        const char *argv[16] = {p->self_exe,   "horde",     "--child", "--models",
+        const char *argv[18] = {p->self_exe,   "horde",     "--child", "--models",
                                 p->models_dir, "--threads", threads};
         int argc = 7;
+        if (p->precision) {
+            argv[argc++] = "--precision";
+            argv[argc++] = p->precision;
+        }
         if (p->lora_dir) {
             argv[argc++] = "--lora-dir";
             argv[argc++] = p->lora_dir;

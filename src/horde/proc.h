@@ -18,7 +18,8 @@ typedef struct horde_proc {
     const char *lora_dir;    /* the LoRA cache the child reads; NULL: no LoRAs */
     const char *safety_clip; /* the image safety check's CLIP model; NULL: none */
     int threads;
-    pid_t pid; /* 0: not running */
+    const char *precision; /* the child's --precision (args.h's names); NULL: auto */
+    pid_t pid;             /* 0: not running */
     int to_child, from_child;
     int restarts;
 } horde_proc;
