@@ -4,9 +4,9 @@
  * (counted FLOPs of GEMMs, convolutions and attention / the 2048^3 GEMM rate,
  * best of before and after). For families the pipeline does not run yet
  * (SDXL, SD2), straight on the model layer; the weights stay as the engine
- * holds them (f32, or bf16 with --bf16).
+ * holds them (f32, or bf16 with --bf16, or f16 with --f16).
  *
- * Usage: unet_bench FILE [--latent HxW]... [--batch N] [--bf16] [--threads N]
+ * Usage: unet_bench FILE [--latent HxW]... [--batch N] [--bf16 | --f16] [--threads N]
  *                        [--heads N | --head-dim N] [--tokens N] [--reps N]
  *                        [--attention-ab]
  * e.g. unet_bench sdxl.safetensors --latent 128x128 --latent 96x96 --batch 2
@@ -60,19 +60,23 @@ static int gemm_rate(gi_compute *cx, int bf16, double *rate)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: unet_bench FILE [--latent HxW]... [--batch N] [--bf16] "
+        fprintf(stderr, "usage: unet_bench FILE [--latent HxW]... [--batch N] [--bf16 | --f16] "
                         "[--threads N] [--heads N | --head-dim N] [--tokens N] [--reps N] "
                         "[--attention-ab]\n");
         return 2;
     }
     const char *path = argv[1];
     int sizes[MAX_SIZES][2], nsizes = 0, batch = 2, bf16 = 0, threads = 0, tokens = 77, reps = 1;
-    int attention_ab = 0;
+    int attention_ab = 0, f16 = 0;
     unet_opts opts = {.head_dim = 64};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (strcmp(a, "--bf16") == 0) {
             bf16 = 1;
+            continue;
+        }
+        if (strcmp(a, "--f16") == 0) {
+            f16 = 1;
             continue;
         }
         if (strcmp(a, "--attention-ab") == 0) {
@@ -115,6 +119,7 @@ int main(int argc, char **argv)
     cx->attn_bf16 = bf16 && gemm_bf16_native(cx->bf16);
     cx->winograd_bf16 = bf16 && gemm_bf16_preferred();
     cx->attn_fused_bf16 = cx->attn_fused_bf16 && gemm_bf16_preferred();
+    cx->weights_f16 = f16 && !bf16; /* f16 weights, every product widened to f32 */
     double rate0 = 0, rate1 = 0;
     if (!gemm_rate(cx, bf16, &rate0))
         return 1;
@@ -126,7 +131,11 @@ int main(int argc, char **argv)
         return 1;
     }
     int saved = compute_enter(cx); /* the conversion runs on the OpenMP team */
-    gs_status st = unet_load(f, "model.diffusion_model.", &opts, bf16, NULL, &m, &err);
+    gs_status st = unet_load(f, "model.diffusion_model.", &opts,
+                             bf16  ? WL_BF16
+                             : f16 ? WL_F16
+                                   : WL_F32,
+                             NULL, &m, &err);
     compute_leave(saved);
     if (st != GS_OK) {
         fprintf(stderr, "unet_bench: %s\n", err.msg);
@@ -137,8 +146,11 @@ int main(int argc, char **argv)
         adm = unet_adm_channels(m);
     printf("%s: %s weights, %.2f GB, loaded in %.1f s; in %d, out %d, context %d, adm %d, "
            "threads %d\n",
-           path, bf16 ? "bf16" : "f32", unet_weight_bytes(m) * 1e-9, load_s, cin, cout, ctx, adm,
-           compute_threads(cx));
+           path,
+           bf16  ? "bf16"
+           : f16 ? "f16"
+                 : "f32",
+           unet_weight_bytes(m) * 1e-9, load_s, cin, cout, ctx, adm, compute_threads(cx));
     srand(1);
     for (int s = 0; s < nsizes; s++) {
         int h = sizes[s][0], w = sizes[s][1];
