@@ -49,10 +49,13 @@ static void write_bytes(const char *path, const void *data, size_t n)
     fclose(f);
 }
 
-/* Writes a copy of the fixture, keeping tensors for which keep() says yes and
-   optionally changing one tensor's first dimension. */
+/* Writes a copy of the fixture, keeping tensors for which keep() says yes,
+   optionally changing one tensor's first dimension (reshape_name), and
+   optionally relabelling one tensor's 16-bit data as BF16 with its first value
+   65536, beyond f16's range (huge_name). */
 typedef int (*keep_fn)(const char *name);
-static void rewrite_fixture(const char *path, keep_fn keep, const char *reshape_name)
+static void rewrite_fixture(const char *path, keep_fn keep, const char *reshape_name,
+                            const char *huge_name)
 {
     st_file *src = NULL;
     gi_error err = {0};
@@ -74,7 +77,8 @@ static void rewrite_fixture(const char *path, keep_fn keep, const char *reshape_
             json_array_append_new(shape, json_integer(v));
         }
         json_t *e = json_object();
-        json_object_set_new(e, "dtype", json_string(st_dtype_name(t->dtype)));
+        int huge = huge_name && strcmp(t->name, huge_name) == 0;
+        json_object_set_new(e, "dtype", json_string(huge ? "BF16" : st_dtype_name(t->dtype)));
         json_object_set_new(e, "shape", shape);
         json_object_set_new(e, "data_offsets",
                             json_pack("[I,I]", (json_int_t)off, (json_int_t)(off + nbytes)));
@@ -97,7 +101,13 @@ static void rewrite_fixture(const char *path, keep_fn keep, const char *reshape_
         size_t nbytes = t->nbytes;
         if (reshape_name && strcmp(t->name, reshape_name) == 0)
             nbytes = nbytes / (size_t)t->shape[0] * (size_t)(t->shape[0] / 2);
-        fwrite(t->data, 1, nbytes, f);
+        if (huge_name && strcmp(t->name, huge_name) == 0) {
+            static const uint8_t bf16_65536[2] = {0x80, 0x47}; /* little-endian 0x4780 */
+            fwrite(bf16_65536, 1, 2, f);
+            fwrite(t->data + 2, 1, nbytes - 2, f);
+        } else {
+            fwrite(t->data, 1, nbytes, f);
+        }
     }
     fclose(f);
     free(h);
@@ -195,18 +205,39 @@ static void broken_and_wrong_files_are_refused(void **state)
     expect_refusal(tmp_path("text.safetensors"), GS_ERR_FORMAT, "header");
 
     /* wrong kinds and missing or mis-shaped parts */
-    rewrite_fixture(tmp_path("novae.safetensors"), drop_vae, NULL);
+    rewrite_fixture(tmp_path("novae.safetensors"), drop_vae, NULL, NULL);
     expect_refusal(tmp_path("novae.safetensors"), GS_ERR_FORMAT, "VAE");
-    rewrite_fixture(tmp_path("vae.safetensors"), only_vae, NULL);
+    rewrite_fixture(tmp_path("vae.safetensors"), only_vae, NULL, NULL);
     expect_refusal(tmp_path("vae.safetensors"), GS_ERR_UNSUPPORTED, "not a Stable Diffusion");
-    rewrite_fixture(tmp_path("missing.safetensors"), drop_one_unet, NULL);
+    rewrite_fixture(tmp_path("missing.safetensors"), drop_one_unet, NULL, NULL);
     expect_refusal(tmp_path("missing.safetensors"), GS_ERR_FORMAT,
                    "output_blocks.3.0.in_layers.2.weight");
-    rewrite_fixture(tmp_path("missing-text.safetensors"), drop_text_layer, NULL);
+    rewrite_fixture(tmp_path("missing-text.safetensors"), drop_text_layer, NULL, NULL);
     expect_refusal(tmp_path("missing-text.safetensors"), GS_ERR_FORMAT, "fc1");
     rewrite_fixture(tmp_path("shape.safetensors"), NULL,
-                    "model.diffusion_model.middle_block.0.in_layers.2.weight");
+                    "model.diffusion_model.middle_block.0.in_layers.2.weight", NULL);
     expect_refusal(tmp_path("shape.safetensors"), GS_ERR_FORMAT, "middle_block.0");
+
+    /* a bf16 weight past f16's range: f16 engines refuse it by name, others load it */
+    const char *big = "model.diffusion_model.middle_block.0.in_layers.2.weight";
+    rewrite_fixture(tmp_path("huge.safetensors"), NULL, NULL, big);
+    gs_engine_options eo;
+    gs_engine_options_init(&eo);
+    eo.precision = GS_PRECISION_F16;
+    gs_engine *e16 = NULL;
+    gs_model *m = NULL;
+    assert_int_equal(gs_engine_create(&eo, &e16), GS_OK);
+    assert_int_equal(gs_model_load(e16, tmp_path("huge.safetensors"), &m), GS_ERR_UNSUPPORTED);
+    assert_null(m);
+    assert_non_null(strstr(gs_engine_errmsg(e16), "middle_block.0.in_layers.2.weight"));
+    assert_non_null(strstr(gs_engine_errmsg(e16), "beyond f16's range"));
+    gs_engine_free(e16);
+    eo.precision = GS_PRECISION_BF16;
+    gs_engine *eb = NULL;
+    assert_int_equal(gs_engine_create(&eo, &eb), GS_OK);
+    assert_int_equal(gs_model_load(eb, tmp_path("huge.safetensors"), &m), GS_OK);
+    gs_model_free(m);
+    gs_engine_free(eb);
 
     /* a directory */
     expect_refusal(tmpdir, GS_ERR_IO, "not a regular file");

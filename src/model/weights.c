@@ -1,6 +1,7 @@
 /* weights - shape-checked tensor loading and conversion. */
 #include "model/weights.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -323,6 +324,21 @@ static void reorder_row(const float *src, float *dst, int cin, int k)
     }
 }
 
+/* Whether rounding the finite values of src to f16 (h) overflowed to infinity:
+   f16 stops at 65504, where bf16 and f32 files may hold more. */
+static int f16_overflowed(const float *src, const uint16_t *h, size_t n)
+{
+    int inf = 0;
+    for (size_t i = 0; i < n; i++)
+        inf |= (h[i] & 0x7fff) == 0x7c00;
+    if (!inf)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((h[i] & 0x7fff) == 0x7c00 && isfinite(src[i]))
+            return 1;
+    return 0;
+}
+
 /* prefix+name (checked against shape) into the store row by row, as f32, bf16
    or f16 (half): each row goes file -> f32 -> (reordered when k > 1) ->
    destination in the threads' caches, on all the loader's threads, so no
@@ -345,8 +361,9 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
     size_t per = (size_t)t->numel / rows;
     size_t elem = half ? sizeof(uint16_t) : sizeof(float);
     char *dst = store_alloc_bytes(l, (size_t)t->numel * elem);
-    int failed = !dst;
+    int failed = !dst, overflow = 0;
     int copy = half == WL_F16 && t->dtype == ST_F16 && k == 1;
+    int check = half == WL_F16 && t->dtype != ST_F16; /* an f16 file's values fit f16 */
     if (dst && copy) {
         copy_rows(l, t, dst, (size_t)t->numel * elem);
     } else if (dst) {
@@ -376,6 +393,10 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
                     f32_to_bf16(row, (uint16_t *)out, (long)per);
                 else if (half == WL_F16)
                     gi_f32_to_f16_span(row, (uint16_t *)out, per);
+                if (check && f16_overflowed(row, (uint16_t *)out, per)) {
+#pragma omp atomic write
+                    overflow = 1;
+                }
             }
             free(a);
             free(b);
@@ -383,6 +404,13 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
     }
     if (failed) {
         l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
+        return NULL;
+    }
+    if (overflow) {
+        l->st = gi_fail(l->err, GS_ERR_UNSUPPORTED,
+                        "tensor '%s%s' holds values beyond f16's range (65504): load this file "
+                        "with --precision bf16 or f32",
+                        l->prefix, name);
         return NULL;
     }
     st_drop_pages(l->f, t);
