@@ -8,7 +8,7 @@
  *
  * Usage: unet_bench FILE [--latent HxW]... [--batch N] [--bf16 | --f16] [--threads N]
  *                        [--heads N | --head-dim N] [--tokens N] [--reps N]
- *                        [--attention-ab]
+ *                        [--attention-ab | --f16-ab]
  * e.g. unet_bench sdxl.safetensors --latent 128x128 --latent 96x96 --batch 2
  *
  * --attention-ab: every rep runs the forward twice, with this CPU's one-pass
@@ -18,6 +18,10 @@
  * and prints best and mean of each: on a shared machine whose speed drifts
  * between runs, the ratio within one process is what a kernel change is
  * judged by.
+ *
+ * --f16-ab: the same order between the f32 weights and a second copy in f16
+ * (widened for every product), with the op timers on: per kind, the seconds of
+ * a forward with each, to see where widened weights cost their time.
  */
 #include <omp.h>
 #include <stdio.h>
@@ -27,6 +31,7 @@
 
 #include "compute/compute.h"
 #include "compute/gemm_bf16.h"
+#include "compute/op_prof.h"
 #include "model/unet.h"
 
 #define MAX_SIZES 8
@@ -62,12 +67,12 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(stderr, "usage: unet_bench FILE [--latent HxW]... [--batch N] [--bf16 | --f16] "
                         "[--threads N] [--heads N | --head-dim N] [--tokens N] [--reps N] "
-                        "[--attention-ab]\n");
+                        "[--attention-ab | --f16-ab]\n");
         return 2;
     }
     const char *path = argv[1];
     int sizes[MAX_SIZES][2], nsizes = 0, batch = 2, bf16 = 0, threads = 0, tokens = 77, reps = 1;
-    int attention_ab = 0, f16 = 0;
+    int attention_ab = 0, f16 = 0, f16_ab = 0;
     unet_opts opts = {.head_dim = 64};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -77,6 +82,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--f16") == 0) {
             f16 = 1;
+            continue;
+        }
+        if (strcmp(a, "--f16-ab") == 0) {
+            f16_ab = 1;
             continue;
         }
         if (strcmp(a, "--attention-ab") == 0) {
@@ -142,6 +151,16 @@ int main(int argc, char **argv)
         return 1;
     }
     double load_s = now_s() - t0;
+    unet *m16 = NULL; /* --f16-ab: the same weights in f16 */
+    if (f16_ab && !bf16 && !f16) {
+        saved = compute_enter(cx);
+        st = unet_load(f, "model.diffusion_model.", &opts, WL_F16, NULL, &m16, &err);
+        compute_leave(saved);
+        if (st != GS_OK) {
+            fprintf(stderr, "unet_bench: %s\n", err.msg);
+            return 1;
+        }
+    }
     int cin = unet_in_channels(m), cout = unet_out_channels(m), ctx = unet_context_dim(m),
         adm = unet_adm_channels(m);
     printf("%s: %s weights, %.2f GB, loaded in %.1f s; in %d, out %d, context %d, adm %d, "
@@ -162,17 +181,29 @@ int main(int argc, char **argv)
         for (int b = 0; b < batch; b++)
             t[b] = 500.0f + b;
         double best = 1e30, best_blocked = 1e30, sum = 0, sum_blocked = 0, flops = 0;
-        int fused = cx->attn_fused, avx2 = cx->attn_avx2;
-        for (int r = 0; r < reps * (attention_ab ? 2 : 1); r++) {
+        int fused = cx->attn_fused, avx2 = cx->attn_avx2, ab = attention_ab || m16;
+        op_prof kinds[2]; /* --f16-ab: per kind, f32 and f16 */
+        memset(kinds, 0, sizeof kinds);
+        for (int r = 0; r < reps * (ab ? 2 : 1); r++) {
             /* A B B A A B B A ...: a speed that drifts through the run weighs on both alike */
-            int blocked = attention_ab && (r % 4 == 1 || r % 4 == 2);
-            cx->attn_fused = blocked ? 0 : fused;
-            cx->attn_avx2 = blocked ? 0 : avx2;
+            int blocked = ab && (r % 4 == 1 || r % 4 == 2);
+            cx->attn_fused = blocked && attention_ab ? 0 : fused;
+            cx->attn_avx2 = blocked && attention_ab ? 0 : avx2;
+            cx->weights_f16 = m16 ? blocked : f16 && !bf16;
+            op_prof p0 = cx->prof;
+            cx->prof_on = m16 != NULL;
+            op_prof_cur = m16 ? &cx->prof : NULL;
             double f0 = cx->flops, s0 = now_s();
             saved = compute_enter(cx);
-            st = unet_forward(m, cx, x, t, c, y, batch, h, w, tokens, out, &err);
+            st = unet_forward(blocked && m16 ? m16 : m, cx, x, t, c, y, batch, h, w, tokens, out,
+                              &err);
             compute_leave(saved);
             double dt = now_s() - s0;
+            op_prof_cur = NULL;
+            for (int k = 0; m16 && k < OPK_N; k++) {
+                kinds[blocked].s[k] += cx->prof.s[k] - p0.s[k];
+                kinds[blocked].calls[k] += cx->prof.calls[k] - p0.calls[k];
+            }
             if (st != GS_OK) {
                 fprintf(stderr, "unet_bench: %s\n", err.msg);
                 return 1;
@@ -188,6 +219,17 @@ int main(int argc, char **argv)
         }
         cx->attn_fused = fused;
         cx->attn_avx2 = avx2;
+        if (m16) {
+            printf("f32 / f16 weights A/B: f32 best %.2f s mean %.2f s, f16 best %.2f s mean "
+                   "%.2f s (%d each, ABBA order): f16 / f32 %.3f (means %.3f)\n",
+                   best, sum / reps, best_blocked, sum_blocked / reps, reps, best_blocked / best,
+                   sum_blocked / sum);
+            printf("  %-12s %10s %10s %8s\n", "kind", "f32 s", "f16 s", "calls");
+            for (int k = 0; k < OPK_N; k++)
+                if (kinds[0].s[k] > 0 || kinds[1].s[k] > 0)
+                    printf("  %-12s %10.3f %10.3f %8ld\n", op_prof_name((op_kind)k),
+                           kinds[0].s[k] / reps, kinds[1].s[k] / reps, kinds[1].calls[k] / reps);
+        }
         if (attention_ab)
             printf("attention A/B: one-pass %s best %.2f s mean %.2f s, blocked best %.2f s mean "
                    "%.2f s (%d each, ABBA order): one-pass / blocked %.3f (means %.3f)\n",
@@ -212,6 +254,7 @@ int main(int argc, char **argv)
         free(t);
     }
     unet_free(m);
+    unet_free(m16);
     st_close(f);
     compute_free(cx);
     return 0;
