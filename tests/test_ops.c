@@ -798,6 +798,80 @@ static void f32_to_f16_spans_round_as_the_scalar(void **state)
     free(h);
 }
 
+/* f32 activations by widened 16-bit weights [N, K] beyond one 8 MB panel,
+   both ways a product is split: a wide one (K <= 2N) by panels of B's rows,
+   each a matmul over all of A; a deep one (K > 2N: im2col convolutions) by
+   panels of B's columns, accumulating into C. bf16 and f16 weights, bias and
+   accumulate, against a double reference. */
+static void widened_weights_wide_and_deep(void **state)
+{
+    (void)state;
+    static const int shapes[][3] = {{20, 2100, 1100}, {24, 96, 30000}}; /* M, N, K */
+    gi_error err = {0};
+    gi_compute *cx;
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    int saved = compute_enter(cx);
+    for (int s = 0; s < 2; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 3;
+        assert_true((long)N * K > (2L << 20)); /* more than one panel */
+        float *a = malloc(sizeof *a * M * K), *c = malloc(sizeof *c * M * ldc);
+        float *bias = malloc(sizeof *bias * N);
+        uint16_t *w = malloc(sizeof *w * N * K);
+        double *ref = malloc(sizeof *ref * M * N), *mag = malloc(sizeof *mag * M * N);
+        float *wf = malloc(sizeof *wf * N * K);
+        for (long i = 0; i < (long)M * K; i++)
+            a[i] = frand();
+        for (int j = 0; j < N; j++)
+            bias[j] = frand();
+        for (int f16 = 0; f16 < 2; f16++) {
+            for (long i = 0; i < (long)N * K; i++) {
+                float v = 0.1f * frand();
+                if (f16) {
+                    w[i] = gi_f32_to_f16(v);
+                    wf[i] = gi_f16_to_f32(w[i]);
+                } else {
+                    f32_to_bf16(&v, &w[i], 1);
+                    wf[i] = gi_bf16_to_f32(w[i]);
+                }
+            }
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double sum = 0, m = 0;
+                    for (int k = 0; k < K; k++) {
+                        double p = (double)a[(long)i * K + k] * wf[(long)j * K + k];
+                        sum += p;
+                        m += fabs(p);
+                    }
+                    ref[i * N + j] = sum;
+                    mag[i * N + j] = m;
+                }
+            for (int form = 0; form < 4; form++) {
+                int accumulate = form & 1;
+                const float *b = form & 2 ? bias : NULL;
+                for (int i = 0; i < M * ldc; i++)
+                    c[i] = accumulate ? 0.5f : -7.0f;
+                gs_status st = (f16 ? gemm_f16_weights : gemm_bf16_weights)(
+                    cx->bf16, M, N, K, a, K, w, K, b, accumulate ? 1.0f : 0.0f, c, ldc, &err);
+                assert_int_equal(st, GS_OK);
+                double worst = widened_error(c, ref, mag, M, N, ldc, accumulate, b);
+                printf("%s weights %dx%dx%d (%s), %s%s: worst error / sum|ab| %.3g\n",
+                       f16 ? "f16" : "bf16", M, N, K, K > 2 * N ? "deep" : "wide",
+                       accumulate ? "accumulate" : "overwrite", b ? ", bias" : "", worst);
+                assert_true(worst < 1e-6);
+            }
+        }
+        free(a);
+        free(c);
+        free(bias);
+        free(w);
+        free(wf);
+        free(ref);
+        free(mag);
+    }
+    compute_leave(saved);
+    compute_free(cx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -809,6 +883,7 @@ int main(void)
         cmocka_unit_test(conv3x3_matches_reference),
         cmocka_unit_test(conv3x3_prologue_matches_reference),
         cmocka_unit_test(gemm_bf16_widened_matches_reference),
+        cmocka_unit_test(widened_weights_wide_and_deep),
         cmocka_unit_test(bf16_weights_keep_f32_activations),
         cmocka_unit_test(linear_bias_and_residual_paths),
     };

@@ -253,8 +253,42 @@ static void widen_timed(const uint16_t *src, int f16, long ld, long rows, long c
 static gs_status gemm_widened(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A16,
                               const float *A32, int lda, const uint16_t *B, int b_f16, int ldb,
                               int trans_b, const float *bias, float beta, float *C, int ldc,
+                              gi_error *err);
+
+/* C = A32 B^T (+ bias) (+ C) for weights B [N, K] much deeper than wide (K >
+   2N: im2col convolutions, the feed-forwards' output layers), by panels of
+   B's columns: each widened [N, kc] panel is one f32 matmul over A's matching
+   columns, accumulating into C from the second on. Panels of rows instead
+   (gemm_widened) would read all of A once per panel: a 2560-channel 3x3
+   convolution at 16x16 had 15 panels of 91 rows, each re-reading 47 MB of
+   patches (bench/RESULTS.md section 30); here A is read once and C, the
+   smaller, once per panel. */
+static gs_status gemm_widened_deep(gemm_bf16_cache *c, int M, int N, int K, const float *A32,
+                                   int lda, const uint16_t *B, int b_f16, int ldb,
+                                   const float *bias, float beta, float *C, int ldc, gi_error *err)
+{
+    long kc = WIDE_PANEL_FLOATS / N / 16 * 16;
+    kc = kc < 16 ? 16 : kc > K ? K : kc;
+    float *wb = panel(&c->wb, &c->wb_cap, (size_t)N * kc);
+    if (!wb)
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory widening a 16-bit matmul");
+    gs_status st = GS_OK;
+    for (long k0 = 0; k0 < K && st == GS_OK; k0 += kc) {
+        long kk = K - k0 < kc ? K - k0 : kc;
+        widen_timed(B + k0, b_f16, ldb, N, kk, wb);
+        st = run_primitive(c, 1, M, N, (int)kk, A32 + k0, lda, wb, (int)kk, 1,
+                           k0 == 0 ? bias : NULL, k0 == 0 ? beta : 1.0f, C, ldc, err);
+    }
+    return st;
+}
+
+static gs_status gemm_widened(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A16,
+                              const float *A32, int lda, const uint16_t *B, int b_f16, int ldb,
+                              int trans_b, const float *bias, float beta, float *C, int ldc,
                               gi_error *err)
 {
+    if (A32 && trans_b && K > 2L * N && (long)N * K > WIDE_PANEL_FLOATS)
+        return gemm_widened_deep(c, M, N, K, A32, lda, B, b_f16, ldb, bias, beta, C, ldc, err);
     long nb = WIDE_PANEL_FLOATS / K, mb = A16 ? WIDE_PANEL_FLOATS / K : M;
     nb = nb < 16 ? 16 : nb > N ? N : nb;
     mb = mb < 16 ? 16 : mb > M ? M : mb;
