@@ -398,6 +398,50 @@ static void conv3x3_matches_reference(void **state)
     compute_free(cx);
 }
 
+/* op_conv2d_rows as the VAE decoder's in-place blocks use it: output rows by
+   bands of 3 (odd, so bands start inside a row of Winograd tiles), x read with
+   its pixels 5 floats further apart than its channels (where the affine lets
+   it), added into y with pixels 3 floats further apart over a residual.
+   Returns the rel L2 of y - residual against ref [oh, ow, cout]; fails the test
+   where a float between y's pixels or a residual without its sum changed. */
+static double banded_error(gi_compute *cx, const conv_weights *cw, const float *x, int h, int w,
+                           const float *ab, int silu, int up, const double *ref)
+{
+    gi_error err = {0};
+    int cin = cw->cin, cout = cw->cout, oh = up * h, ow = up * w;
+    int xs = ab ? cin + 5 : cin, ys = cout + 3;
+    size_t px = (size_t)oh * ow;
+    float *xw = malloc(sizeof(float) * (size_t)h * w * xs), *y = malloc(sizeof(float) * px * ys);
+    float *sum = malloc(sizeof(float) * px * cout);
+    double *shifted = malloc(sizeof(double) * px * cout);
+    for (size_t k = 0; k < (size_t)h * w * xs; k++)
+        xw[k] = 1e6f; /* between pixels: must not be read */
+    for (size_t p = 0; p < (size_t)h * w; p++)
+        memcpy(xw + p * xs, x + p * cin, sizeof(float) * cin);
+    for (size_t k = 0; k < px * ys; k++)
+        y[k] = k % ys < (size_t)cout ? 0.25f * (float)(k % 7) : -3.0f;
+    for (int r0 = 0; r0 < oh; r0 += 3) {
+        conv_dst d = {y + (size_t)r0 * ow * ys, r0, r0 + 3 < oh ? r0 + 3 : oh, ys, 1};
+        assert_int_equal(op_conv2d_rows(cx, cw, xw, xs, h, w, ab, silu, up, &d, &err), GS_OK);
+    }
+    for (size_t p = 0; p < px; p++)
+        for (int c = 0; c < ys; c++) {
+            size_t k = p * ys + c;
+            if (c >= cout) {
+                assert_true(y[k] == -3.0f);
+                continue;
+            }
+            sum[p * cout + c] = y[k];
+            shifted[p * cout + c] = ref[p * cout + c] + 0.25 * (double)(k % 7);
+        }
+    double e = rel_l2_f32_f64(sum, shifted, px * cout);
+    free(xw);
+    free(y);
+    free(sum);
+    free(shifted);
+    return e;
+}
+
 /* op_conv2d_pre: the per-channel affine (+ SiLU) and nearest upsampling on the
    way into a 3x3 convolution, by im2col and by Winograd, against the
    reference convolution of the map prepared in double precision. */
@@ -471,6 +515,10 @@ static void conv3x3_prologue_matches_reference(void **state)
             printf("conv3x3 pre %s %dx%d %d->%d silu %d up %d: rel L2 %.3g\n", how[run], h, wd, cin,
                    cout, silu, up, e);
             assert_true(e < (cx->winograd_bf16 ? 1e-2 : 1e-6));
+            double eb = banded_error(cx, &cw, x, h, wd, affine ? ab : NULL, silu, up, ref);
+            printf("  the same by bands of 3 rows, strided, added to a residual: rel L2 %.3g\n",
+                   eb);
+            assert_true(eb < (cx->winograd_bf16 ? 1e-2 : 1e-6));
         }
         cx->winograd_fused = fused;
         free(x);

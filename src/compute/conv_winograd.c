@@ -53,7 +53,7 @@
 
 typedef struct wino_job {
     const float *x;     /* [n, h, w, cin] */
-    float *y;           /* [n, h, w, cout] */
+    float *y;           /* [n, row1 - row0, w, cout], pixels ys floats apart */
     const float *w;     /* [cout, 3, 3, cin], or NULL and ... */
     const uint16_t *wb; /* ... the same in bf16, or f16 where wb_f16 is set */
     int wb_f16;
@@ -68,6 +68,7 @@ typedef struct wino_job {
     const float *zeros;              /* [cin] of 0: the padding's source */
     float *sink;                     /* [threads][cout]: where cropped outputs go */
     int n, h, w_, cin, cout, th, tw; /* h, w_: the output (= upsampled input) size */
+    int row0, row1, ys, accumulate;  /* output rows written (th tile rows from row0 / 2) */
     int up, sw, srow0;               /* nearest upsampling; source width; first row held */
     long t0, nt;                     /* the block: tiles t0 .. t0 + nt - 1 over n * th * tw */
 } wino_job;
@@ -86,7 +87,7 @@ static inline void tile_at(const wino_job *j, long t, int *img, int *ty, int *tx
 {
     long per = (long)j->th * j->tw;
     *img = (int)(t / per);
-    *ty = (int)(t % per / j->tw);
+    *ty = (int)(t % per / j->tw) + j->row0 / 2;
     *tx = (int)(t % j->tw);
 }
 
@@ -241,9 +242,11 @@ static inline void tile_dests(const wino_job *j, long i, int ith, float *dst[2][
     for (int r = 0; r < 2; r++)
         for (int c = 0; c < 2; c++) {
             int yy = 2 * ty + r, xx = 2 * tx + c;
-            dst[r][c] = yy >= j->h || xx >= j->w_
-                            ? j->sink + (size_t)ith * co
-                            : j->y + (((size_t)img * j->h + yy) * j->w_ + xx) * co;
+            dst[r][c] =
+                yy < j->row0 || yy >= j->row1 || xx >= j->w_
+                    ? j->sink + (size_t)ith * co
+                    : j->y + (((size_t)img * (j->row1 - j->row0) + yy - j->row0) * j->w_ + xx) *
+                                 (size_t)j->ys;
         }
 }
 
@@ -276,7 +279,8 @@ __attribute__((always_inline)) static inline void output_tile(const wino_job *j,
         for (int r = 0; r < 2; r++)
             for (int q = 0; q < 2; q++)
                 for (size_t l = 0; l < no; l++)
-                    dst[r][q][o0 + l] = res[r][q][l];
+                    dst[r][q][o0 + l] =
+                        j->accumulate ? dst[r][q][o0 + l] + res[r][q][l] : res[r][q][l];
     }
 }
 
@@ -321,7 +325,7 @@ static void groups(void *p, int ith, int nth)
         for (long r = 0; r < rows; r++) {
             float *dst[2][2];
             tile_dests(j, t0 + r, ith, dst);
-            wino_output_tile(m + (size_t)r * j->cout, mplane, j->cout, j->b, dst);
+            wino_output_tile(m + (size_t)r * j->cout, mplane, j->cout, j->b, j->accumulate, dst);
         }
     }
 }
@@ -329,10 +333,12 @@ static void groups(void *p, int ith, int nth)
 /* The whole convolution; with ab (one image only), each block's source rows
    are first normalised into a band, so the affine and SiLU run once per pixel
    rather than once per patch that reads it. */
-static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const float *x, int n, int sh,
-                              int sw, const float *ab, int silu, int up, float *y, gi_error *err)
+static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const float *x, int xs, int n,
+                              int sh, int sw, const float *ab, int silu, int up, const conv_dst *d,
+                              gi_error *err)
 {
-    int h = sh * up, w = sw * up, th = (h + 1) / 2, tw = (w + 1) / 2;
+    /* th: the tile rows that hold output rows row0 .. row1 - 1 */
+    int h = sh * up, w = sw * up, th = (d->row1 + 1) / 2 - d->row0 / 2, tw = (w + 1) / 2;
     long tiles = (long)n * th * tw, per_tile = 16L * (cw->cin + cw->cout);
     long tile_rows = TILE_BLOCK_FLOATS / (per_tile * tw); /* whole rows of tiles per block */
     tile_rows = tile_rows > cx->block_rows ? cx->block_rows : tile_rows; /* tests shrink it */
@@ -362,10 +368,11 @@ static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const floa
         arena_release(&cx->scratch, mk);
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
     }
-    cx->flops += 2.0 * n * h * w * cw->cout * 9.0 * cw->cin; /* counted as the direct conv */
+    /* counted as the direct conv */
+    cx->flops += 2.0 * n * (d->row1 - d->row0) * w * cw->cout * 9.0 * cw->cin;
     memset(zeros, 0, (size_t)cw->cin * sizeof *zeros);
     wino_job j = {.x = x,
-                  .y = y,
+                  .y = d->y,
                   .w = cw->w,
                   .wb = cw->wb,
                   .wb_f16 = cx->weights_f16,
@@ -387,6 +394,10 @@ static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const floa
                   .cout = cw->cout,
                   .th = th,
                   .tw = tw,
+                  .row0 = d->row0,
+                  .row1 = d->row1,
+                  .ys = d->ys,
+                  .accumulate = d->accumulate,
                   .up = up,
                   .sw = sw};
     OP_PROF_TAG(OPK_WINO_XFORM, 4.0 * (9 + 16) * cw->cout * cw->cin);
@@ -394,10 +405,11 @@ static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const floa
     for (long t0 = 0; t0 < tiles; t0 += block) {
         j.t0 = t0;
         j.nt = tiles - t0 < block ? tiles - t0 : block;
-        if (ab) { /* n == 1: tile rows t0 / tw .. (t0 + nt) / tw */
-            int oy0 = 2 * (int)(t0 / tw) - 1, oy1 = 2 * (int)((t0 + j.nt - 1) / tw) + 2;
+        if (ab) { /* n == 1: tile rows t0 / tw .. (t0 + nt) / tw past row0 / 2 */
+            int ty0 = d->row0 / 2;
+            int oy0 = 2 * (int)(ty0 + t0 / tw) - 1, oy1 = 2 * (int)(ty0 + (t0 + j.nt - 1) / tw) + 2;
             int s0 = (oy0 < 0 ? 0 : oy0) / up, s1 = (oy1 >= h ? h - 1 : oy1) / up + 1;
-            op_scale_shift_span(cx, x, (long)s0 * sw, (long)s1 * sw, cw->cin, ab, silu, band);
+            op_scale_shift_span(cx, x, xs, (long)s0 * sw, (long)s1 * sw, cw->cin, ab, silu, band);
             j.x = band;
             j.srow0 = s0;
         }
@@ -442,11 +454,13 @@ int conv3x3_winograd_fits(const gi_compute *cx, const conv_weights *cw)
 gs_status conv3x3_winograd(gi_compute *cx, const conv_weights *cw, const float *x, int n, int h,
                            int w, float *y, gi_error *err)
 {
-    return winograd_run(cx, cw, x, n, h, w, NULL, 0, 1, y, err);
+    conv_dst d = {y, 0, h, cw->cout, 0};
+    return winograd_run(cx, cw, x, cw->cin, n, h, w, NULL, 0, 1, &d, err);
 }
 
-gs_status conv3x3_winograd_pre(gi_compute *cx, const conv_weights *cw, const float *x, int h, int w,
-                               const float *ab, int silu, int up, float *y, gi_error *err)
+gs_status conv3x3_winograd_rows(gi_compute *cx, const conv_weights *cw, const float *x, int xs,
+                                int h, int w, const float *ab, int silu, int up, const conv_dst *d,
+                                gi_error *err)
 {
-    return winograd_run(cx, cw, x, 1, h, w, ab, silu, up, y, err);
+    return winograd_run(cx, cw, x, xs, 1, h, w, ab, silu, up, d, err);
 }

@@ -16,10 +16,12 @@ int conv3x3_winograd_fits(const gi_compute *cx, const conv_weights *cw);
 gs_status conv3x3_winograd(gi_compute *cx, const conv_weights *cw, const float *x, int n, int h,
                            int w, float *y, gi_error *err);
 
-/* The same with op_conv2d_pre's prologue (one image): the per-channel affine ab
-   (+ SiLU) and nearest upsampling by up applied to x [h, w, cin] on the way in;
-   y is [up*h, up*w, cout]. */
-gs_status conv3x3_winograd_pre(gi_compute *cx, const conv_weights *cw, const float *x, int h, int w,
-                               const float *ab, int silu, int up, float *y, gi_error *err);
+/* The same as op_conv2d_rows (one image): the per-channel affine ab (+ SiLU)
+   and nearest upsampling by up applied to x [h, w, cin] (pixels xs floats
+   apart) on the way in, output rows d->row0 .. d->row1 - 1 of [up*h, up*w,
+   cout] into d (row1 and ys given). */
+gs_status conv3x3_winograd_rows(gi_compute *cx, const conv_weights *cw, const float *x, int xs,
+                                int h, int w, const float *ab, int silu, int up, const conv_dst *d,
+                                gi_error *err);
 
 #endif

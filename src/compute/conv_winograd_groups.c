@@ -147,7 +147,7 @@ BF16_TARGET void wino_bf16_input_tile(const float *const src[4][4], int cin, uin
 }
 
 F32_TARGET void wino_output_tile(const float *m, size_t mplane, int cout, const float *bias,
-                                 float *const dst[2][2])
+                                 int accumulate, float *const dst[2][2])
 {
     for (int o0 = 0; o0 < cout; o0 += 16) {
         __mmask16 k = chunk_mask(o0, cout);
@@ -162,6 +162,10 @@ F32_TARGET void wino_output_tile(const float *m, size_t mplane, int cout, const 
         for (int r = 0; r < 2; r++) { /* (A^T M) A + bias */
             __m512 y0 = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), _mm512_add_ps(s[r][2], b));
             __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), _mm512_sub_ps(s[r][3], b));
+            if (accumulate) { /* the residual first, as the unfused add has it */
+                y0 = _mm512_add_ps(_mm512_maskz_loadu_ps(k, dst[r][0] + o0), y0);
+                y1 = _mm512_add_ps(_mm512_maskz_loadu_ps(k, dst[r][1] + o0), y1);
+            }
             _mm512_mask_storeu_ps(dst[r][0] + o0, k, y0);
             _mm512_mask_storeu_ps(dst[r][1] + o0, k, y1);
         }
@@ -201,10 +205,10 @@ void wino_bf16_input_tile(const float *const src[4][4], int cin, uint16_t *v, si
     (void)src, (void)cin, (void)v, (void)vplane;
 }
 
-void wino_output_tile(const float *m, size_t mplane, int cout, const float *bias,
+void wino_output_tile(const float *m, size_t mplane, int cout, const float *bias, int accumulate,
                       float *const dst[2][2])
 {
-    (void)m, (void)mplane, (void)cout, (void)bias, (void)dst;
+    (void)m, (void)mplane, (void)cout, (void)bias, (void)accumulate, (void)dst;
 }
 
 #endif

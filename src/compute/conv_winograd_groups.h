@@ -48,8 +48,8 @@ void wino_bf16_group(const uint16_t *v, size_t vplane, int cin, const uint16_t *
                      float *m);
 
 /* dst[r][q][o] = (A^T M A)[r][q] + bias[o] of one tile from m[p * mplane + o]
-   (bias may be NULL). */
-void wino_output_tile(const float *m, size_t mplane, int cout, const float *bias,
+   (bias may be NULL); with accumulate, added to dst[r][q][o]. */
+void wino_output_tile(const float *m, size_t mplane, int cout, const float *bias, int accumulate,
                       float *const dst[2][2]);
 
 #endif

@@ -85,6 +85,23 @@ gs_status op_conv2d_same(gi_compute *cx, const conv_weights *cw, const float *x,
 gs_status op_conv2d_pre(gi_compute *cx, const conv_weights *cw, const float *x, int h, int w,
                         const float *ab, int silu, int up, float *y, gi_error *err);
 
+/* Where op_conv2d_rows writes: output rows [row0, row1) (row1 0: to the last),
+   the first at y, pixels ys floats apart (0: cout). With accumulate the results
+   are added to what y holds: a residual sum in place, with no copy or add. */
+typedef struct conv_dst {
+    float *y;
+    int row0, row1, ys, accumulate;
+} conv_dst;
+
+/* op_conv2d_pre for a band of output rows, so that a caller can let outputs
+   replace inputs it no longer needs. The rows around the band that the kernel
+   reaches are x's real rows (padding only at the map's edges), and each output
+   sums what op_conv2d_pre's does. x's pixels are xs floats apart (0: cin),
+   where ab is given; without ab, xs must be 0 or cin. */
+gs_status op_conv2d_rows(gi_compute *cx, const conv_weights *cw, const float *x, int xs, int h,
+                         int w, const float *ab, int silu, int up, const conv_dst *d,
+                         gi_error *err);
+
 /* Group norm over [n, hw, c] with `groups` groups, optional SiLU after. In place allowed. */
 void op_group_norm(gi_compute *cx, const norm_weights *nw, const float *x, int n, long hw, int c,
                    int groups, float eps, int silu, float *y);
@@ -93,17 +110,17 @@ void op_group_norm(gi_compute *cx, const norm_weights *nw, const float *x, int n
    taken elsewhere. stats [2*groups]: the per-group means, then the variances, of
    one image [hw, c]. fold turns them into the per-channel scale and shift
    ab [2*c] (scale, then shift) that op_group_norm applies: y = x*ab[k] + ab[c+k].
-   The three together give op_group_norm's numbers exactly. */
-gs_status op_group_norm_stats(gi_compute *cx, const float *x, long hw, int c, int groups,
+   The three together give op_group_norm's numbers exactly. xs: the distance
+   between x's pixels in floats (0: c), for a map that shares its pixels' slots
+   with another. */
+gs_status op_group_norm_stats(gi_compute *cx, const float *x, int xs, long hw, int c, int groups,
                               double *stats, gi_error *err);
 void op_group_norm_fold(const norm_weights *nw, const double *stats, int groups, float eps,
                         float *ab);
-/* Applies ab (SiLU after if silu) to pixels [p0, p1) of [.., c], on the calling thread. */
-void op_scale_shift_rows(const float *x, float *y, long p0, long p1, int c, const float *ab,
-                         int silu);
-/* y[0 .. p1-p0) = the same for pixels p0..p1 of x [*, c], on the pool's threads. */
-void op_scale_shift_span(gi_compute *cx, const float *x, long p0, long p1, int c, const float *ab,
-                         int silu, float *y);
+/* y[0 .. p1-p0) [.., c] = the same for pixels p0..p1 of x, its pixels xs floats
+   apart (0: c), on the pool's threads. */
+void op_scale_shift_span(gi_compute *cx, const float *x, int xs, long p0, long p1, int c,
+                         const float *ab, int silu, float *y);
 
 /* Layer norm over the last dim of [rows, c]. In place allowed. */
 void op_layer_norm(gi_compute *cx, const norm_weights *nw, const float *x, long rows, int c,

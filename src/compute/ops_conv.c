@@ -93,26 +93,26 @@ static void im2col_rows_bf16(void *p, int ith, int nth)
     }
 }
 
-/* im2col of one block, then its GEMM (with the bias) into y. */
-static gs_status conv_block(gi_compute *cx, const conv_weights *cw, im2col_job *j, float *y,
-                            gi_error *err)
+/* im2col of one block, then its GEMM (with the bias) into yb, the block's first
+   output pixel, pixels ldy floats apart; beta 1 adds to what yb holds. */
+static gs_status conv_block(gi_compute *cx, const conv_weights *cw, im2col_job *j, float *yb,
+                            int ldy, float beta, gi_error *err)
 {
     int K = cw->k * cw->k * cw->cin;
-    float *yb = y + (size_t)j->row0 * cw->cout;
     OP_PROF_TAG(OPK_IM2COL, 8.0 * j->rows * K); /* patches read and written once */
     if (cw->wb && wide_weights(cx)) {
         threadpool_run(cx->tp, im2col_rows, j);
-        return gemm_wide_weights(cx, (int)j->rows, cw->cout, K, j->col, K, cw->wb, K, cw->b, 0.0f,
-                                 yb, cw->cout, err);
+        return gemm_wide_weights(cx, (int)j->rows, cw->cout, K, j->col, K, cw->wb, K, cw->b, beta,
+                                 yb, ldy, err);
     }
     if (cw->wb) {
         threadpool_run(cx->tp, im2col_rows_bf16, j);
         return gemm_bf16_bias(cx->bf16, (int)j->rows, cw->cout, K, (const uint16_t *)j->col, K,
-                              cw->wb, K, cw->b, 0.0f, yb, cw->cout, err);
+                              cw->wb, K, cw->b, beta, yb, ldy, err);
     }
     threadpool_run(cx->tp, im2col_rows, j);
-    return gemm_f32_bias(cx->bf16, (int)j->rows, cw->cout, K, j->col, K, cw->w, K, cw->b, 0.0f, yb,
-                         cw->cout, err);
+    return gemm_f32_bias(cx->bf16, (int)j->rows, cw->cout, K, j->col, K, cw->w, K, cw->b, beta, yb,
+                         ldy, err);
 }
 
 static long patch_block(long rows, int K)
@@ -160,7 +160,7 @@ gs_status op_conv2d(gi_compute *cx, const conv_weights *cw, const float *x, int 
     for (long r0 = 0; r0 < rows && st == GS_OK; r0 += block) {
         long nr = rows - r0 < block ? rows - r0 : block;
         im2col_job j = {x, col, h, w, cw->cin, cw->k, stride, pad_t, pad_l, oh, ow, 1, 0, r0, nr};
-        st = conv_block(cx, cw, &j, y, err);
+        st = conv_block(cx, cw, &j, y + (size_t)r0 * cw->cout, cw->cout, 0.0f, err);
     }
     arena_release(&cx->scratch, m);
     return st;
@@ -183,11 +183,27 @@ gs_status op_conv2d_pre(gi_compute *cx, const conv_weights *cw, const float *x, 
 {
     if (!ab && up == 1)
         return op_conv2d_same(cx, cw, x, 1, h, w, y, err);
-    long tiles = (long)(up * h + 1) / 2 * ((up * w + 1) / 2);
-    if (cx->winograd && conv3x3_winograd_fits(cx, cw) && tiles >= cx->winograd_min_tiles)
-        return conv3x3_winograd_pre(cx, cw, x, h, w, ab, silu, up, y, err);
+    conv_dst d = {y, 0, 0, 0, 0};
+    return op_conv2d_rows(cx, cw, x, 0, h, w, ab, silu, up, &d, err);
+}
+
+gs_status op_conv2d_rows(gi_compute *cx, const conv_weights *cw, const float *x, int xs, int h,
+                         int w, const float *ab, int silu, int up, const conv_dst *dst,
+                         gi_error *err)
+{
     int oh = up * h, ow = up * w, pad = cw->k / 2;
-    long rows = (long)oh * ow;
+    conv_dst d = *dst;
+    d.row1 = d.row1 ? d.row1 : oh;
+    d.ys = d.ys ? d.ys : cw->cout;
+    xs = xs ? xs : cw->cin;
+    if (d.row0 < 0 || d.row1 > oh || d.row0 >= d.row1 || d.ys < cw->cout || xs < cw->cin ||
+        (!ab && xs != cw->cin))
+        return gi_fail(err, GS_ERR_INTERNAL, "convolution: bad output rows or strides");
+    /* the path is the whole map's, whatever the band */
+    long tiles = (long)(oh + 1) / 2 * ((ow + 1) / 2);
+    if (cx->winograd && conv3x3_winograd_fits(cx, cw) && tiles >= cx->winograd_min_tiles)
+        return conv3x3_winograd_rows(cx, cw, x, xs, h, w, ab, silu, up, &d, err);
+    long first = (long)d.row0 * ow, rows = (long)(d.row1 - d.row0) * ow;
     int K = cw->k * cw->k * cw->cin;
     long block = patch_block(rows, K);
     /* source rows one block can touch: its output rows, the kernel's reach, rounding */
@@ -202,17 +218,18 @@ gs_status op_conv2d_pre(gi_compute *cx, const conv_weights *cw, const float *x, 
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a convolution");
     }
     gs_status st = GS_OK;
-    for (long r0 = 0; r0 < rows && st == GS_OK; r0 += block) {
-        long nr = rows - r0 < block ? rows - r0 : block;
+    for (long r0 = first; r0 < first + rows && st == GS_OK; r0 += block) {
+        long nr = first + rows - r0 < block ? first + rows - r0 : block;
         im2col_job j = {x, col, h, w, cw->cin, cw->k, 1, pad, pad, oh, ow, up, 0, r0, nr};
         if (ab) {
             int iy0 = (int)(r0 / ow) - pad, iy1 = (int)((r0 + nr - 1) / ow) + pad;
             int s0 = (iy0 < 0 ? 0 : iy0) / up, s1 = (iy1 >= oh ? oh - 1 : iy1) / up + 1;
-            op_scale_shift_span(cx, x, (long)s0 * w, (long)s1 * w, cw->cin, ab, silu, band);
+            op_scale_shift_span(cx, x, xs, (long)s0 * w, (long)s1 * w, cw->cin, ab, silu, band);
             j.x = band;
             j.srow0 = s0;
         }
-        st = conv_block(cx, cw, &j, y, err);
+        st = conv_block(cx, cw, &j, d.y + (size_t)(r0 - first) * d.ys, d.ys,
+                        d.accumulate ? 1.0f : 0.0f, err);
     }
     arena_release(&cx->scratch, m);
     return st;

@@ -39,9 +39,9 @@ static void group_norm_serial(const norm_weights *nw, const float *x, float *y, 
 
 typedef struct gn_job {
     const norm_weights *nw;
-    const float *x; /* one image: [hw, c] */
+    const float *x; /* one image: [hw, c], pixels xs floats apart */
     float *y;
-    int c, groups, silu;
+    int c, xs, groups, silu;
     long hw;
     float eps;
     double *part;  /* [threads, c] per-thread partial sums */
@@ -51,24 +51,25 @@ typedef struct gn_job {
 
 /* Per-channel sums over this thread's pixels: elementwise over channels, so the
    loops vectorize without reassociating sums. */
-GS_VEC_CLONES static void gn_sum_pass(const float *x, long p0, long p1, int c, double *acc)
-{
-    for (int k = 0; k < c; k++)
-        acc[k] = 0;
-    for (long px = p0; px < p1; px++) {
-        const float *xs = x + (size_t)px * c;
-        for (int k = 0; k < c; k++)
-            acc[k] += xs[k];
-    }
-}
-
-GS_VEC_CLONES static void gn_var_pass(const float *x, long p0, long p1, int c, const double *mean,
+GS_VEC_CLONES static void gn_sum_pass(const float *x, int stride, long p0, long p1, int c,
                                       double *acc)
 {
     for (int k = 0; k < c; k++)
         acc[k] = 0;
     for (long px = p0; px < p1; px++) {
-        const float *xs = x + (size_t)px * c;
+        const float *xs = x + (size_t)px * stride;
+        for (int k = 0; k < c; k++)
+            acc[k] += xs[k];
+    }
+}
+
+GS_VEC_CLONES static void gn_var_pass(const float *x, int stride, long p0, long p1, int c,
+                                      const double *mean, double *acc)
+{
+    for (int k = 0; k < c; k++)
+        acc[k] = 0;
+    for (long px = p0; px < p1; px++) {
+        const float *xs = x + (size_t)px * stride;
         for (int k = 0; k < c; k++) {
             double d = xs[k] - mean[k];
             acc[k] += d * d;
@@ -76,11 +77,11 @@ GS_VEC_CLONES static void gn_var_pass(const float *x, long p0, long p1, int c, c
     }
 }
 
-GS_VEC_CLONES static void gn_apply_pass(const float *x, float *y, long p0, long p1, int c,
-                                        const float *a, const float *b, int silu)
+GS_VEC_CLONES static void gn_apply_pass(const float *x, int stride, float *y, long p0, long p1,
+                                        int c, const float *a, const float *b, int silu)
 {
     for (long px = p0; px < p1; px++) {
-        const float *xs = x + (size_t)px * c;
+        const float *xs = x + (size_t)px * stride;
         float *ys = y + (size_t)px * c;
         if (silu)
             for (int k = 0; k < c; k++)
@@ -96,7 +97,7 @@ static void gn_sums(void *p, int ith, int nth)
     gn_job *j = p;
     long p0, p1;
     threadpool_range(j->hw, ith, nth, &p0, &p1);
-    gn_sum_pass(j->x, p0, p1, j->c, j->part + (size_t)ith * j->c);
+    gn_sum_pass(j->x, j->xs, p0, p1, j->c, j->part + (size_t)ith * j->c);
 }
 
 static void gn_vars(void *p, int ith, int nth)
@@ -107,7 +108,7 @@ static void gn_vars(void *p, int ith, int nth)
     /* part holds each channel's group mean after the first reduction, in row 0
        of the second half of the buffer */
     double *mean = j->part + (size_t)nth * j->c;
-    gn_var_pass(j->x, p0, p1, j->c, mean, j->part + (size_t)ith * j->c);
+    gn_var_pass(j->x, j->xs, p0, p1, j->c, mean, j->part + (size_t)ith * j->c);
 }
 
 static void gn_apply(void *p, int ith, int nth)
@@ -115,7 +116,7 @@ static void gn_apply(void *p, int ith, int nth)
     gn_job *j = p;
     long p0, p1;
     threadpool_range(j->hw, ith, nth, &p0, &p1);
-    gn_apply_pass(j->x, j->y, p0, p1, j->c, j->a, j->b, j->silu);
+    gn_apply_pass(j->x, j->xs, j->y, p0, p1, j->c, j->a, j->b, j->silu);
 }
 
 /* Sums the per-thread rows into per-group totals. */
@@ -165,7 +166,7 @@ void op_group_norm_fold(const norm_weights *nw, const double *stats, int groups,
     }
 }
 
-gs_status op_group_norm_stats(gi_compute *cx, const float *x, long hw, int c, int groups,
+gs_status op_group_norm_stats(gi_compute *cx, const float *x, int xs, long hw, int c, int groups,
                               double *stats, gi_error *err)
 {
     int nth = threadpool_size(cx->tp);
@@ -176,23 +177,18 @@ gs_status op_group_norm_stats(gi_compute *cx, const float *x, long hw, int c, in
         arena_release(&cx->scratch, m);
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a group norm");
     }
-    gn_job j = {.x = x, .c = c, .groups = groups, .hw = hw, .part = part, .gmean = gsum};
+    gn_job j = {
+        .x = x, .c = c, .xs = xs ? xs : c, .groups = groups, .hw = hw, .part = part, .gmean = gsum};
     gn_stats_with(cx, &j, nth, stats);
     arena_release(&cx->scratch, m);
     return GS_OK;
-}
-
-void op_scale_shift_rows(const float *x, float *y, long p0, long p1, int c, const float *ab,
-                         int silu)
-{
-    gn_apply_pass(x, y, p0, p1, c, ab, ab + c, silu);
 }
 
 typedef struct span_job {
     const float *x;
     float *y;
     long n;
-    int c, silu;
+    int c, xs, silu;
     const float *ab;
 } span_job;
 
@@ -201,13 +197,14 @@ static void span_rows(void *p, int ith, int nth)
     const span_job *j = p;
     long a, b;
     threadpool_range(j->n, ith, nth, &a, &b);
-    op_scale_shift_rows(j->x, j->y, a, b, j->c, j->ab, j->silu);
+    gn_apply_pass(j->x, j->xs, j->y, a, b, j->c, j->ab, j->ab + j->c, j->silu);
 }
 
-void op_scale_shift_span(gi_compute *cx, const float *x, long p0, long p1, int c, const float *ab,
-                         int silu, float *y)
+void op_scale_shift_span(gi_compute *cx, const float *x, int xs, long p0, long p1, int c,
+                         const float *ab, int silu, float *y)
 {
-    span_job j = {x + (size_t)p0 * c, y, p1 - p0, c, silu, ab};
+    xs = xs ? xs : c;
+    span_job j = {x + (size_t)p0 * xs, y, p1 - p0, c, xs, silu, ab};
     OP_PROF_TAG(OPK_GROUP_NORM, 8.0 * (p1 - p0) * c);
     threadpool_run(cx->tp, span_rows, &j);
 }
@@ -230,18 +227,19 @@ void op_group_norm(gi_compute *cx, const norm_weights *nw, const float *x, int n
     }
     double *stats = gsum + 2 * groups;
     for (int img = 0; img < n; img++) {
-        gn_job j = {nw,
-                    x + (size_t)img * hw * c,
-                    y + (size_t)img * hw * c,
-                    c,
-                    groups,
-                    silu,
-                    hw,
-                    eps,
-                    part,
-                    gsum,
-                    a,
-                    a + c};
+        gn_job j = {.nw = nw,
+                    .x = x + (size_t)img * hw * c,
+                    .y = y + (size_t)img * hw * c,
+                    .c = c,
+                    .xs = c,
+                    .groups = groups,
+                    .silu = silu,
+                    .hw = hw,
+                    .eps = eps,
+                    .part = part,
+                    .gmean = gsum,
+                    .a = a,
+                    .b = a + c};
         gn_stats_with(cx, &j, nth, stats);
         op_group_norm_fold(nw, stats, groups, eps, a);
         OP_PROF_TAG(OPK_GROUP_NORM, 8.0 * hw * c);

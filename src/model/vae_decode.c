@@ -33,9 +33,10 @@ typedef struct norm_plan {
     int n, n_max;
 } norm_plan;
 
-/* The folded scale and shift ab [2*c] of norm nw over x [hw, c]. */
+/* The folded scale and shift ab [2*c] of norm nw over x [hw, c], its pixels xs
+   floats apart (0: c). */
 static gs_status norm_coeffs(gi_compute *cx, norm_plan *p, const norm_weights *nw, const float *x,
-                             long hw, float *ab, gi_error *err)
+                             int xs, long hw, float *ab, gi_error *err)
 {
     double own[2 * VAE_GROUPS], *stats = own;
     if (p->mode != NORM_MEASURE) {
@@ -44,7 +45,7 @@ static gs_status norm_coeffs(gi_compute *cx, norm_plan *p, const norm_weights *n
         stats = p->stats + (size_t)p->n++ * 2 * VAE_GROUPS;
     }
     if (p->mode != NORM_REPLAY) {
-        gs_status st = op_group_norm_stats(cx, x, hw, nw->c, VAE_GROUPS, stats, err);
+        gs_status st = op_group_norm_stats(cx, x, xs, hw, nw->c, VAE_GROUPS, stats, err);
         if (st != GS_OK)
             return st;
     }
@@ -56,7 +57,7 @@ static gs_status norm_coeffs(gi_compute *cx, norm_plan *p, const norm_weights *n
 
 /* x [h, w, cin] -> out [h, w, cout], with t [h, w, cout] as the temporary:
    the same operations as vae_res_forward, with both norms folded into the
-   convolutions that follow them. */
+   convolutions that follow them. The general case: x, out and t apart. */
 static gs_status res_lean(gi_compute *cx, norm_plan *p, const vae_res *r, const float *x, int h,
                           int w, float *out, float *t, gi_error *err)
 {
@@ -66,11 +67,11 @@ static gs_status res_lean(gi_compute *cx, norm_plan *p, const vae_res *r, const 
     float *ab = arena_floats(&cx->scratch, (size_t)2 * cmax);
     gs_status st = ab ? GS_OK : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
     if (st == GS_OK)
-        st = norm_coeffs(cx, p, &r->n1, x, hw, ab, err);
+        st = norm_coeffs(cx, p, &r->n1, x, 0, hw, ab, err);
     if (st == GS_OK)
         st = op_conv2d_pre(cx, &r->c1, x, h, w, ab, 1, 1, out, err);
     if (st == GS_OK)
-        st = norm_coeffs(cx, p, &r->n2, out, hw, ab, err);
+        st = norm_coeffs(cx, p, &r->n2, out, 0, hw, ab, err);
     if (st == GS_OK)
         st = op_conv2d_pre(cx, &r->c2, out, h, w, ab, 1, 1, t, err);
     if (st == GS_OK && r->has_skip)
@@ -83,87 +84,137 @@ static gs_status res_lean(gi_compute *cx, norm_plan *p, const vae_res *r, const 
     return st;
 }
 
-/* Rows of 1x1 skip output computed at a time by res_in_place. */
-#define SKIP_ROWS 4096
+/* Whether res_residual can take block r: no skip convolution, the input is
+   the residual. */
+static int residual_ok(const vae_res *r)
+{
+    return !r->has_skip && r->cin == r->cout;
+}
 
-/* Whether res_in_place can take block r: a 1x1 skip at least halving the
-   channels, so that its output and the second convolution's both fit in
-   the input's buffer. */
-static int in_place_ok(const vae_res *r)
+/* res_lean's block for residual_ok blocks, its output over x: the second
+   convolution adds its results to x as it stores them (x + t, as res_lean
+   sums), so t [h, w, c] is all the block needs besides x. */
+static gs_status res_residual(gi_compute *cx, norm_plan *p, const vae_res *r, float *x, int h,
+                              int w, float *t, gi_error *err)
+{
+    long hw = (long)h * w;
+    arena_mark mk = arena_get_mark(&cx->scratch);
+    float *ab = arena_floats(&cx->scratch, (size_t)2 * r->cin);
+    gs_status st = ab ? GS_OK : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
+    conv_dst onto_x = {x, 0, 0, 0, 1};
+    if (st == GS_OK)
+        st = norm_coeffs(cx, p, &r->n1, x, 0, hw, ab, err);
+    if (st == GS_OK)
+        st = op_conv2d_pre(cx, &r->c1, x, h, w, ab, 1, 1, t, err);
+    if (st == GS_OK)
+        st = norm_coeffs(cx, p, &r->n2, t, 0, hw, ab, err);
+    if (st == GS_OK)
+        st = op_conv2d_rows(cx, &r->c2, t, 0, h, w, ab, 1, 1, &onto_x, err);
+    arena_release(&cx->scratch, mk);
+    return st;
+}
+
+/* Output rows res_streamed computes at a time. */
+#define STREAM_ROWS 16
+
+/* Whether res_streamed can take block r: a 1x1 skip at least halving the
+   channels, so that its output and the first convolution's fit in each of the
+   input's pixels. */
+static int streamed_ok(const vae_res *r)
 {
     return r->has_skip && r->skip.k == 1 && r->cin >= 2 * r->cout;
 }
 
-/* res_lean's block with its output in x's own buffer, which it overwrites:
-   t [h, w, cout] takes the first convolution, the skip is written row block by
-   row block over rows of x already read, and the second convolution goes to
-   the part of x's buffer the skip output leaves. The output is at the start of
-   the buffer, or with at_end at its end (rows then go last to first, so that
-   writes still only cover rows read). The same operations in the same order
-   as res_lean; x's buffer and t are all it needs (res_lean: x, out and t). */
-static gs_status res_in_place(gi_compute *cx, norm_plan *p, const vae_res *r, float *x, int h,
-                              int w, float *t, int at_end, gi_error *err)
+/* Rows [y0, y1) of the skip's and the first convolution's outputs (sk, c1:
+   [.., w, cout], from row y0) into the pixels of x [h, w, cin]: the skip's at
+   each pixel's start, the convolution's after it. */
+static void interleave_rows(float *x, int cin, int cout, int w, int y0, int y1, const float *sk,
+                            const float *c1)
+{
+    size_t c = (size_t)cout;
+    for (long px = 0; px < (long)(y1 - y0) * w; px++) {
+        float *dst = x + ((size_t)y0 * w + px) * cin;
+        memcpy(dst, sk + px * c, c * sizeof *dst);
+        memcpy(dst + c, c1 + px * c, c * sizeof *dst);
+    }
+}
+
+/* res_lean's block for streamed_ok blocks with its output over x [h, w, cin],
+   at its start as [h, w, cout], and no map-sized temporary: the first
+   convolution and the skip run STREAM_ROWS output rows at a time, and their
+   outputs replace, in each pixel's own floats, the rows of x that no later
+   band reads (the first convolution reads one row either side, so each band's
+   last row waits for the next band); the second convolution reads its input
+   from there and adds its results to the skip's as it stores them; the
+   outputs are then packed. The same sums as res_lean (x + t2 = skip + conv). */
+static gs_status res_streamed(gi_compute *cx, norm_plan *p, const vae_res *r, float *x, int h,
+                              int w, gi_error *err)
 {
     long hw = (long)h * w;
-    size_t out_floats = (size_t)hw * r->cout;
-    float *out = at_end ? x + (size_t)hw * r->cin - out_floats : x;
-    float *t2 = at_end ? x : x + out_floats;
+    int cin = r->cin, cout = r->cout;
+    size_t band = (size_t)STREAM_ROWS * w * cout, row = (size_t)w * cout;
     arena_mark mk = arena_get_mark(&cx->scratch);
-    float *ab = arena_floats(&cx->scratch, (size_t)2 * r->cin);
-    long rows = hw < SKIP_ROWS ? hw : SKIP_ROWS;
-    float *blk = arena_floats(&cx->scratch, (size_t)rows * r->cout);
-    gs_status st = ab && blk ? GS_OK : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
+    float *ab = arena_floats(&cx->scratch, (size_t)2 * cin);
+    float *sk = arena_floats(&cx->scratch, band), *c1 = arena_floats(&cx->scratch, band);
+    float *sk_held = arena_floats(&cx->scratch, row), *c1_held = arena_floats(&cx->scratch, row);
+    gs_status st = ab && sk && c1 && sk_held && c1_held
+                       ? GS_OK
+                       : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE");
     if (st == GS_OK)
-        st = norm_coeffs(cx, p, &r->n1, x, hw, ab, err);
-    if (st == GS_OK)
-        st = op_conv2d_pre(cx, &r->c1, x, h, w, ab, 1, 1, t, err);
-    if (st == GS_OK)
-        st = norm_coeffs(cx, p, &r->n2, t, hw, ab, err);
-    long nblk = (hw + rows - 1) / rows;
-    for (long k = 0; k < nblk && st == GS_OK; k++) {
-        long r0 = (at_end ? nblk - 1 - k : k) * rows;
-        long n = hw - r0 < rows ? hw - r0 : rows;
-        st = op_conv2d_same(cx, &r->skip, x + (size_t)r0 * r->cin, 1, 1, (int)n, blk, err);
+        st = norm_coeffs(cx, p, &r->n1, x, 0, hw, ab, err);
+    for (int y0 = 0; y0 < h && st == GS_OK; y0 += STREAM_ROWS) {
+        int y1 = h - y0 < STREAM_ROWS ? h : y0 + STREAM_ROWS;
+        conv_dst to_c1 = {c1, y0, y1, 0, 0};
+        st = op_conv2d_rows(cx, &r->c1, x, 0, h, w, ab, 1, 1, &to_c1, err);
         if (st == GS_OK)
-            memmove(out + (size_t)r0 * r->cout, blk, (size_t)n * r->cout * sizeof *out);
+            st = op_conv2d_same(cx, &r->skip, x + (size_t)y0 * w * cin, 1, 1, (y1 - y0) * w, sk,
+                                err);
+        if (st != GS_OK)
+            break;
+        if (y0 > 0) /* the previous band's last row: read for the last time just now */
+            interleave_rows(x, cin, cout, w, y0 - 1, y0, sk_held, c1_held);
+        int keep = y1 < h; /* the next band's first convolution reads row y1 - 1 */
+        interleave_rows(x, cin, cout, w, y0, y1 - keep, sk, c1);
+        if (keep) {
+            memcpy(sk_held, sk + (size_t)(y1 - 1 - y0) * row, row * sizeof *sk);
+            memcpy(c1_held, c1 + (size_t)(y1 - 1 - y0) * row, row * sizeof *c1);
+        }
     }
+    conv_dst onto_skip = {x, 0, 0, cin, 1};
     if (st == GS_OK)
-        st = op_conv2d_pre(cx, &r->c2, t, h, w, ab, 1, 1, t2, err);
+        st = norm_coeffs(cx, p, &r->n2, x + cout, cin, hw, ab, err);
     if (st == GS_OK)
-        op_add(cx, out, t2, hw * r->cout);
+        st = op_conv2d_rows(cx, &r->c2, x + cout, cin, h, w, ab, 1, 1, &onto_skip, err);
+    if (st == GS_OK) /* packed in order: each pixel moves down over pixels already moved */
+        for (long px = 1; px < hw; px++)
+            memmove(x + (size_t)px * cout, x + (size_t)px * cin, (size_t)cout * sizeof *x);
     arena_release(&cx->scratch, mk);
     return st;
 }
 
 /* ---- the tail: upsampling levels to pixels ---- */
 
-/* The floats the tail's maps share: each map goes to the other end of one
-   region from the map it is computed from (the first to the left end), and a
-   residual block's temporary sits between them, so the region holds the most
-   that is alive at once (at 512x512 the 256-channel upsampled map, its
-   128-channel successor and the temporary), not the largest map of each of
-   three separate buffers: 536 MB instead of 670 at 512x512. */
-static size_t tail_region(const vae *m, int h, int w)
+/* Output rows an in-place upsampling computes at a time. */
+#define UP_ROWS 32
+
+/* The tail's maps share one region, addressed by distance below its end. Its
+   size is found by walking the tail without computing (tail_walk with no
+   region), so the region is exactly what the walk reaches: at 512x512, the
+   256-channel upsampled map (the 128-channel blocks after it hold their input
+   and one temporary, the same size). Residual blocks and streamed blocks
+   replace their input; an upsampling convolution writes over its own input,
+   which first moves to the region's end: output rows ascend from below it, a
+   margin of source rows behind the rows still to be read. */
+typedef struct tail_walk {
+    float *end;  /* the region's end; NULL while sizing */
+    size_t need; /* floats below the end the walk has reached */
+} tail_walk;
+
+/* The map that starts off floats below the end. */
+static float *below_end(tail_walk *t, size_t off)
 {
-    const vae_coder *d = &m->dec;
-    size_t cur = 0, need = 0; /* the tail's input is outside the region */
-    for (int i = m->levels - 1; i >= 0; i--) {
-        const vae_level *L = &d->level[i];
-        for (int b = 0; b < L->n_blocks && i < m->levels - 1; b++) {
-            size_t out = (size_t)h * w * L->block[b].cout; /* the temporary's size too */
-            size_t n = cur && in_place_ok(&L->block[b]) ? cur + out : cur + 2 * out;
-            need = n > need ? n : need;
-            cur = out;
-        }
-        if (L->has_resample) {
-            h *= 2;
-            w *= 2;
-            size_t out = (size_t)h * w * L->block[L->n_blocks - 1].cout;
-            need = cur + out > need ? cur + out : need;
-            cur = out;
-        }
-    }
-    return need;
+    t->need = off > t->need ? off : t->need;
+    return t->end ? t->end - off : NULL;
 }
 
 /* Group norms the tail runs (for sizing a recorded plan). */
@@ -175,61 +226,102 @@ static int tail_norms(const vae *m)
     return n;
 }
 
+/* x [h, w, c] (the head's output) -> image [8h, 8w, 3] through the region of
+   t (or, with t->end NULL, only its size into t->need). x is not modified. */
+static gs_status tail_walk_run(const vae *m, gi_compute *cx, norm_plan *p, const float *x, int h,
+                               int w, float *image, tail_walk *t, gi_error *err)
+{
+    const vae_coder *d = &m->dec;
+    int run = t->end != NULL;
+    float *cur = NULL; /* in the region, off floats below its end; NULL: x */
+    size_t off = 0, n = 0;
+    gs_status st = GS_OK;
+    for (int i = m->levels - 1; i >= 0 && st == GS_OK; i--) {
+        const vae_level *L = &d->level[i];
+        for (int b = 0; b < L->n_blocks && st == GS_OK && i < m->levels - 1; b++) {
+            const vae_res *r = &L->block[b];
+            size_t out_n = (size_t)h * w * r->cout;
+            if (off && residual_ok(r)) {
+                /* the temporary above the map where it fits, else below it */
+                size_t t_off = off - n >= out_n ? off - n : off + out_n;
+                float *tmp = below_end(t, t_off);
+                if (run)
+                    st = res_residual(cx, p, r, cur, h, w, tmp, err);
+                continue;
+            }
+            if (off && streamed_ok(r)) {
+                if (run)
+                    st = res_streamed(cx, p, r, cur, h, w, err);
+                n = out_n;
+                continue;
+            }
+            /* the general block: output and temporary below the map */
+            size_t o_off = off + out_n;
+            float *o = below_end(t, o_off), *tmp = below_end(t, o_off + out_n);
+            if (run)
+                st = res_lean(cx, p, r, cur ? cur : x, h, w, o, tmp, err);
+            cur = o;
+            off = o_off;
+            n = out_n;
+        }
+        if (st == GS_OK && L->has_resample) {
+            const conv_weights *cw = &L->resample;
+            size_t out_n = (size_t)4 * h * w * cw->cout;
+            if (!off) { /* from x: the whole output at the end */
+                float *o = below_end(t, out_n);
+                if (run)
+                    st = op_conv2d_pre(cx, cw, x, h, w, NULL, 0, 2, o, err);
+                cur = o;
+                off = out_n;
+                n = out_n;
+            } else {
+                if (off != n && run) /* to the end, for the output to ascend below it */
+                    memmove(t->end - n, cur, n * sizeof *cur);
+                size_t margin = (size_t)(UP_ROWS / 2 + 2) * w * cw->cin;
+                size_t o_off = out_n + margin > n ? out_n + margin : n;
+                float *o = below_end(t, o_off);
+                for (int y0 = 0; y0 < 2 * h && run && st == GS_OK; y0 += UP_ROWS) {
+                    int y1 = 2 * h - y0 < UP_ROWS ? 2 * h : y0 + UP_ROWS;
+                    conv_dst rows = {o + (size_t)y0 * 2 * w * cw->cout, y0, y1, 0, 0};
+                    st = op_conv2d_rows(cx, cw, t->end - n, 0, h, w, NULL, 0, 2, &rows, err);
+                }
+                cur = o;
+                off = o_off;
+                n = out_n;
+            }
+            h *= 2;
+            w *= 2;
+        }
+    }
+    if (!run || st != GS_OK)
+        return st;
+    arena_mark mk = arena_get_mark(&cx->scratch);
+    float *ab = arena_floats(&cx->scratch, (size_t)2 * d->norm_out.c);
+    if (!ab)
+        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
+    const float *last = cur ? cur : x;
+    if (st == GS_OK)
+        st = norm_coeffs(cx, p, &d->norm_out, last, 0, (long)h * w, ab, err);
+    if (st == GS_OK)
+        st = op_conv2d_pre(cx, &d->conv_out, last, h, w, ab, 1, 1, image, err);
+    arena_release(&cx->scratch, mk);
+    return st;
+}
+
 /* x [h, w, c] (the head's output) -> image [8h, 8w, 3]. x is not modified. */
 static gs_status tail_forward(const vae *m, gi_compute *cx, norm_plan *p, const float *x, int h,
                               int w, float *image, gi_error *err)
 {
-    const vae_coder *d = &m->dec;
-    size_t region = tail_region(m, h, w);
+    tail_walk size = {NULL, 0};
+    gs_status st = tail_walk_run(m, cx, p, x, h, w, image, &size, err);
+    if (st != GS_OK)
+        return st;
     arena_mark mk = arena_get_mark(&cx->scratch);
-    float *base = arena_floats(&cx->scratch, region);
-    float *ab = arena_floats(&cx->scratch, (size_t)2 * d->norm_out.c);
-    gs_status st = GS_OK;
-    if (!base || !ab) {
-        st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
-        goto out;
-    }
-    const float *cur = x;
-    size_t cur_n = 0; /* floats of cur in the region (x is outside) */
-    int out_left = 1; /* where the next map goes: the left end, else the right */
-    for (int i = m->levels - 1; i >= 0 && st == GS_OK; i--) {
-        const vae_level *L = &d->level[i];
-        for (int b = 0; b < L->n_blocks && st == GS_OK && i < m->levels - 1; b++) {
-            size_t out_n = (size_t)h * w * L->block[b].cout;
-            if (cur_n && in_place_ok(&L->block[b])) {
-                /* cur is in the region: the block's output replaces it at its
-                   end (the right end when the next map goes left), the
-                   temporary beside it */
-                float *t = out_left ? base : base + cur_n;
-                st = res_in_place(cx, p, &L->block[b], (float *)cur, h, w, t, out_left, err);
-                if (out_left)
-                    cur = base + region - out_n;
-                cur_n = out_n;
-                continue;
-            }
-            float *o = out_left ? base : base + region - out_n;
-            float *t = base + (out_left ? out_n : cur_n); /* after the left end's map */
-            st = res_lean(cx, p, &L->block[b], cur, h, w, o, t, err);
-            cur = o;
-            cur_n = out_n;
-            out_left = !out_left;
-        }
-        if (st == GS_OK && L->has_resample) {
-            size_t out_n = (size_t)4 * h * w * L->block[L->n_blocks - 1].cout;
-            float *o = out_left ? base : base + region - out_n;
-            st = op_conv2d_pre(cx, &L->resample, cur, h, w, NULL, 0, 2, o, err);
-            h *= 2;
-            w *= 2;
-            cur = o;
-            cur_n = out_n;
-            out_left = !out_left;
-        }
-    }
-    if (st == GS_OK)
-        st = norm_coeffs(cx, p, &d->norm_out, cur, (long)h * w, ab, err);
-    if (st == GS_OK)
-        st = op_conv2d_pre(cx, &d->conv_out, cur, h, w, ab, 1, 1, image, err);
-out:
+    float *base = arena_floats(&cx->scratch, size.need ? size.need : 1);
+    if (!base)
+        return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in the VAE decoder");
+    tail_walk region = {base + size.need, 0};
+    st = tail_walk_run(m, cx, p, x, h, w, image, &region, err);
     arena_release(&cx->scratch, mk);
     return st;
 }
