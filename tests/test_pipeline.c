@@ -251,6 +251,70 @@ static void release_after_use(void **state)
     gs_model_free(m);
 }
 
+/* A kept model loads its VAE's encoder with the first job that encodes an
+   image: until then it holds the decoder alone, and text to image never needs
+   more. The img2img recipe through the late encoder is its reference image;
+   where the file has gone by then, that job fails naming it and the model
+   still draws from text. */
+static void vae_encoder_loads_at_the_first_encode(void **state)
+{
+    (void)state;
+    recipe rs[16];
+    int n = recipes_load(rs, 16), img2img = -1;
+    for (int i = 0; i < n; i++)
+        if (rs[i].init_image[0])
+            img2img = i;
+    assert_true(img2img >= 0);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/gesso-encoder-%d.safetensors", (int)getpid());
+    for (int gone = 0; gone < 2; gone++) {
+        unlink(path);
+        assert_int_equal(symlink(fixture_path("tiny-sd15.safetensors"), path), 0);
+        gs_model *m = NULL;
+        assert_int_equal(gs_model_load(eng, path, &m), GS_OK);
+        gs_model_info info, kept;
+        gs_model_get_info(m, &info);
+        gs_model_get_info(model, &kept);
+        gs_params p;
+        recipe_params(&rs[img2img], &p);
+        gs_image *init = recipe_init_image(&rs[img2img], &p);
+        gs_params txt = p;
+        txt.init_image = NULL;
+        gs_result *res = NULL;
+        assert_int_equal(gs_generate(eng, m, &txt, NULL, NULL, &res), GS_OK);
+        gs_result_free(res);
+        res = NULL;
+        gs_model_info after_txt;
+        gs_model_get_info(m, &after_txt);
+        assert_int_equal(after_txt.weight_bytes, info.weight_bytes);
+        if (gone)
+            unlink(path);
+        gs_status st = gs_generate(eng, m, &p, NULL, NULL, &res);
+        gs_model_info after;
+        gs_model_get_info(m, &after);
+        if (gone) {
+            assert_int_equal(st, GS_ERR_IO);
+            assert_non_null(strstr(gs_engine_errmsg(eng), path));
+            assert_int_equal(after.weight_bytes, info.weight_bytes);
+            assert_int_equal(gs_generate(eng, m, &txt, NULL, NULL, &res), GS_OK);
+        } else {
+            assert_int_equal(st, GS_OK);
+            int maxd = golden_result_max_diff(rs[img2img].name, res, NULL);
+            printf("pipe.%s through the late encoder: max |diff| %d levels; weights %zu -> %zu "
+                   "bytes\n",
+                   rs[img2img].name, maxd, info.weight_bytes, after.weight_bytes);
+            assert_true(maxd <= 1);
+            assert_true(after.weight_bytes > info.weight_bytes);
+            /* the test's shared model has encoded images before this test */
+            assert_true(after.weight_bytes <= kept.weight_bytes);
+        }
+        gs_result_free(res);
+        gs_image_free(init);
+        gs_model_free(m);
+    }
+    unlink(path);
+}
+
 /* A one-shot model holds only its text encoders until a generation has
    encoded its prompts; then the UNet and VAE come in (the peak is the largest
    stage). Its images are the kept model's, run after run, with and without a
@@ -589,6 +653,7 @@ int main(void)
         cmocka_unit_test(eta_reaches_the_sampler),
         cmocka_unit_test(vae_tile_parameter),
         cmocka_unit_test(release_after_use),
+        cmocka_unit_test(vae_encoder_loads_at_the_first_encode),
         cmocka_unit_test(one_shot_loads_each_stage_when_it_starts),
         cmocka_unit_test(prepared_file_loads_in_place),
         cmocka_unit_test(bf16_fidelity),

@@ -107,6 +107,17 @@ static void load_coder(weight_loader *l, int encoder, int z, vae_coder *c)
 gs_status vae_load(const st_file *f, const char *prefix, int half, weight_log *log, vae **out,
                    gi_error *err)
 {
+    gs_status st = vae_load_decoder(f, prefix, half, log, out, err);
+    if (st == GS_OK && (st = vae_load_encoder(*out, f, prefix, half, log, err)) != GS_OK) {
+        vae_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+gs_status vae_load_decoder(const st_file *f, const char *prefix, int half, weight_log *log,
+                           vae **out, gi_error *err)
+{
     *out = NULL;
     vae *m = gi_calloc(1, sizeof *m);
     if (!m)
@@ -117,21 +128,41 @@ gs_status vae_load(const st_file *f, const char *prefix, int half, weight_log *l
         vae_free(m);
         return gi_fail(err, GS_ERR_FORMAT, "tensor '%spost_quant_conv.weight' is missing", prefix);
     }
-    wl_conv(&l, "quant_conv", 2 * m->z, 2 * m->z, 1, &m->quant);
     wl_conv(&l, "post_quant_conv", m->z, m->z, 1, &m->post_quant);
-    load_coder(&l, 1, m->z, &m->enc);
     load_coder(&l, 0, m->z, &m->dec);
-    if (l.st == GS_OK && (m->enc.levels != m->dec.levels || m->enc.levels < 1)) {
-        l.st = gi_fail(err, GS_ERR_UNSUPPORTED, "VAE encoder and decoder depths differ (%d, %d)",
-                       m->enc.levels, m->dec.levels);
-    }
+    if (l.st == GS_OK && m->dec.levels < 1)
+        l.st = gi_fail(err, GS_ERR_FORMAT, "the VAE decoder has no levels");
     if (l.st != GS_OK) {
         vae_free(m);
         return l.st;
     }
-    m->levels = m->enc.levels;
+    m->levels = m->dec.levels;
     *out = m;
     return GS_OK;
+}
+
+gs_status vae_load_encoder(vae *m, const st_file *f, const char *prefix, int half, weight_log *log,
+                           gi_error *err)
+{
+    if (m->has_encoder)
+        return GS_OK;
+    weight_loader l = wl_begin(f, prefix, &m->enc_store, half, log, err);
+    wl_conv(&l, "quant_conv", 2 * m->z, 2 * m->z, 1, &m->quant);
+    load_coder(&l, 1, m->z, &m->enc);
+    if (l.st == GS_OK && m->enc.levels != m->dec.levels)
+        l.st = gi_fail(err, GS_ERR_UNSUPPORTED, "VAE encoder and decoder depths differ (%d, %d)",
+                       m->enc.levels, m->dec.levels);
+    if (l.st != GS_OK) {
+        weight_store_free(&m->enc_store);
+        return l.st;
+    }
+    m->has_encoder = 1;
+    return GS_OK;
+}
+
+int vae_has_encoder(const vae *m)
+{
+    return m->has_encoder;
 }
 
 int vae_latent_channels(const vae *m)
@@ -141,7 +172,7 @@ int vae_latent_channels(const vae *m)
 
 size_t vae_weight_bytes(const vae *m)
 {
-    return m->store.bytes;
+    return m->store.bytes + m->enc_store.bytes;
 }
 
 void vae_free(vae *m)
@@ -149,6 +180,7 @@ void vae_free(vae *m)
     if (!m)
         return;
     weight_store_free(&m->store);
+    weight_store_free(&m->enc_store);
     gi_free(m);
 }
 
@@ -240,6 +272,8 @@ void vae_swap(float **a, float **b)
 gs_status vae_encode(vae *m, gi_compute *cx, const float *image, int n, int H, int W, float *mean,
                      float *logvar, gi_error *err)
 {
+    if (!m->has_encoder)
+        return gi_fail(err, GS_ERR_INTERNAL, "the VAE encoder is not loaded");
     int f = 1 << (m->levels - 1);
     if (n < 1 || H < f || W < f || H % f || W % f || (long)H * W > (1L << 26))
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT,

@@ -16,6 +16,13 @@ typedef struct vae vae;
 /* half (WL_*): the dtype GEMM weights are kept in. */
 gs_status vae_load(const st_file *f, const char *prefix, int half, weight_log *log, vae **out,
                    gi_error *err);
+/* The same in two parts: the decoder (all that text to image needs), and the
+   encoder into a VAE that has its decoder, when an image is first encoded. */
+gs_status vae_load_decoder(const st_file *f, const char *prefix, int half, weight_log *log,
+                           vae **out, gi_error *err);
+gs_status vae_load_encoder(vae *m, const st_file *f, const char *prefix, int half, weight_log *log,
+                           gi_error *err);
+int vae_has_encoder(const vae *m);
 int vae_latent_channels(const vae *m);
 /* Bytes of converted weights the VAE keeps resident. */
 size_t vae_weight_bytes(const vae *m);

@@ -43,7 +43,9 @@ typedef struct vae_coder {
 } vae_coder;
 
 struct vae {
-    weight_store store;
+    weight_store store;     /* the decoder's weights */
+    weight_store enc_store; /* the encoder's, when it is loaded (has_encoder) */
+    int has_encoder;
     int z, levels;
     vae_coder enc, dec;
     conv_weights quant, post_quant;

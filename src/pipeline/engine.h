@@ -61,14 +61,24 @@ struct gs_model {
 };
 
 /* The model's networks, for model_load_parts. */
-enum { NET_TEXT = 1, NET_UNET = 2, NET_VAE = 4, NET_ALL = 7 };
+/* NET_VAE is the VAE's decoder; its encoder (NET_VAE_ENCODER, which brings the
+   decoder too) loads when an image is first encoded: text to image, most of a
+   service's jobs, never needs it. */
+enum {
+    NET_TEXT = 1,
+    NET_UNET = 2,
+    NET_VAE = 4,
+    NET_VAE_ENCODER = 8,
+    NET_KEPT = NET_TEXT | NET_UNET | NET_VAE,
+    NET_ALL = NET_KEPT | NET_VAE_ENCODER
+};
 
 /* Loads whichever of the networks in parts are not in memory. The UNet and VAE
    are checked against the text encoders' widths (recorded the first time those
    load) once both are in; the file's prediction is settled then. */
 gs_status model_load_parts(gs_model *m, int parts, gi_error *err);
-/* model_load_parts(m, NET_ALL): all of them at gs_model_load; after a
-   release-after-use generation, those it released. */
+/* model_load_parts(m, NET_ALL): all of them; after a release-after-use
+   generation, those it released. */
 gs_status model_load_networks(gs_model *m, gi_error *err);
 /* gs_model_load, recording every weight read in log (when not NULL). */
 gs_status model_load_logged(gs_engine *eng, const char *path, weight_log *log, gs_model **out);

@@ -535,7 +535,7 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
        the largest stage; a LoRA set folds into all networks at once. */
     int staged = m->staged && !lora_asked(p);
     double t_load = now_s();
-    if ((st = model_load_parts(m, staged ? NET_TEXT : NET_ALL, &err)) != GS_OK) {
+    if ((st = model_load_parts(m, staged ? NET_TEXT : NET_KEPT, &err)) != GS_OK) {
         gi_error_prefix(&err, "%s", m->path);
         goto out;
     }
@@ -572,11 +572,19 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
         gi_error_prefix(&err, "%s", m->path);
         goto out;
     }
+    g.in_ch = unet_in_channels(m->unet); /* once the UNet is loaded (a run may release it) */
+    /* the VAE's encoder comes with the first job that encodes an image: an init
+       image, an inpainting checkpoint's masked image, a hires fix through pixels */
+    int encodes = p->init_image || g.in_ch != m->latent_channels ||
+                  (hr.on && p->hires_upscaler == GS_HIRES_LANCZOS);
+    if (encodes && (st = model_load_parts(m, NET_VAE_ENCODER, &err)) != GS_OK) {
+        gi_error_prefix(&err, "%s", m->path);
+        goto out;
+    }
     res->timings.load_s += now_s() - t_load;
     take_model_sizes(&g, &sc);
-    g.in_ch = unet_in_channels(m->unet); /* once the UNet is loaded (a run may release it) */
-    if (hr.on && g.in_ch != g.ch) {      /* its second pass would need the upscaled image's own
-                                            conditioning, which is not built yet */
+    if (hr.on && g.in_ch != g.ch) { /* its second pass would need the upscaled image's own
+                                       conditioning, which is not built yet */
         st = gi_fail(&err, GS_ERR_UNSUPPORTED,
                      "the hires fix does not run on an inpainting checkpoint yet");
         goto out;

@@ -241,6 +241,8 @@ gs_status hires_encode_u8(gs_engine *eng, gs_model *m, const gs_image *img, floa
         st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory encoding the upscaled image");
         goto out;
     }
+    if ((st = model_load_parts(m, NET_VAE_ENCODER, err)) != GS_OK) /* loaded at first use */
+        goto out;
     for (size_t i = 0; i < npix; i++)
         for (int c = 0; c < 3; c++) /* A1111: /255 in float32, then 2x − 1 */
             pix[i * 3 + c] = (float)img->pixels[i * img->channels + c] / 255.0f * 2.0f - 1.0f;

@@ -29,12 +29,25 @@ static char *base_name(const char *path)
     return name;
 }
 
-gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
+static gs_status load(gs_engine *eng, const char *path, weight_log *log, int parts, gs_model **out);
+
+static gs_status load_entered(gs_engine *eng, const char *path, weight_log *log, int parts,
+                              gs_model **out)
 {
-    return model_load_logged(eng, path, NULL, out);
+    if (!eng || !path || !out)
+        return GS_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    int saved = compute_enter(eng->cx); /* the conversion runs on the engine's threads */
+    gs_status st = load(eng, path, log, parts, out);
+    compute_leave(saved);
+    return st;
 }
 
-static gs_status load(gs_engine *eng, const char *path, weight_log *log, int parts, gs_model **out);
+/* The VAE's encoder waits for the first image to encode (NET_KEPT) */
+gs_status gs_model_load(gs_engine *eng, const char *path, gs_model **out)
+{
+    return load_entered(eng, path, NULL, NET_KEPT, out);
+}
 
 gs_status gs_model_load_one_shot(gs_engine *eng, const char *path, gs_model **out)
 {
@@ -53,13 +66,7 @@ gs_status gs_model_load_one_shot(gs_engine *eng, const char *path, gs_model **ou
 
 gs_status model_load_logged(gs_engine *eng, const char *path, weight_log *log, gs_model **out)
 {
-    if (!eng || !path || !out)
-        return GS_ERR_INVALID_ARGUMENT;
-    *out = NULL;
-    int saved = compute_enter(eng->cx); /* the conversion runs on the engine's threads */
-    gs_status st = load(eng, path, log, NET_ALL, out);
-    compute_leave(saved);
-    return st;
+    return load_entered(eng, path, log, NET_ALL, out);
 }
 
 static gs_status load(gs_engine *eng, const char *path, weight_log *log, int parts, gs_model **out)
@@ -87,7 +94,7 @@ static gs_status load(gs_engine *eng, const char *path, weight_log *log, int par
     }
     m->half = eng->half;
     m->log = log;
-    m->staged = parts != NET_ALL;
+    m->staged = !(parts & NET_UNET);
     st = model_load_parts(m, parts, &err);
     m->log = NULL;
     if (st != GS_OK)
@@ -103,7 +110,8 @@ out:
 
 static int parts_loaded(const gs_model *m, int parts)
 {
-    if (!m->fam || ((parts & NET_UNET) && !m->unet) || ((parts & NET_VAE) && !m->vae))
+    if (!m->fam || ((parts & NET_UNET) && !m->unet) || ((parts & NET_VAE) && !m->vae) ||
+        ((parts & NET_VAE_ENCODER) && (!m->vae || !vae_has_encoder(m->vae))))
         return 0;
     for (int k = 0; (parts & NET_TEXT) && k < m->fam->n_text; k++)
         if (!m->text[k])
@@ -215,6 +223,8 @@ gs_status model_load_networks(gs_model *m, gi_error *err)
 
 gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
 {
+    if (parts & NET_VAE_ENCODER)
+        parts |= NET_VAE;
     if (parts_loaded(m, parts))
         return GS_OK;
     gs_status st;
@@ -258,7 +268,7 @@ gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
     /* a network loaded again holds its base weights and new buffers: the
        index forgets the old ones and the LoRA set is folded in anew */
     weight_log *log = m->log ? m->log : &m->index;
-    if (!parts_loaded(m, NET_ALL))
+    if (!parts_loaded(m, NET_TEXT | NET_UNET)) /* the networks a LoRA set folds into */
         lora_select_forget(m);
     for (int k = 0; k < fam->n_text; k++)
         if (!m->text[k])
@@ -276,8 +286,13 @@ gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
         goto out;
     }
     if ((parts & NET_VAE) && !m->vae &&
-        (st = vae_load(m->file, fam->vae_prefix, m->half, log, &m->vae, err)) != GS_OK) {
+        (st = vae_load_decoder(m->file, fam->vae_prefix, m->half, log, &m->vae, err)) != GS_OK) {
         gi_error_prefix(err, "VAE");
+        goto out;
+    }
+    if ((parts & NET_VAE_ENCODER) && !vae_has_encoder(m->vae) &&
+        (st = vae_load_encoder(m->vae, m->file, fam->vae_prefix, m->half, log, err)) != GS_OK) {
+        gi_error_prefix(err, "VAE encoder");
         goto out;
     }
     /* the text encoders' widths are known from their first load, even when a
