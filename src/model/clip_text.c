@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "compute/half.h"
+#include "compute/half_span.h"
 #include "model/clip_text_internal.h"
 
 #define CLIP_POSITIONS 77
@@ -24,16 +25,19 @@ static gs_status embed(const clip_text *m, const int32_t *ids, long rows, float 
         if (id < 0 || id >= m->vocab)
             return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "token id %d outside the vocabulary", id);
         const float *pe = m->pos_emb + (size_t)(r % CLIP_POSITIONS) * w;
-        if (m->tok_emb_bf) {
-            const uint16_t *te = m->tok_emb_bf + (size_t)id * w;
-            for (int c = 0; c < w; c++)
-                x[r * w + c] =
-                    (m->tok_emb_f16 ? gi_f16_to_f32(te[c]) : gi_bf16_to_f32(te[c])) + pe[c];
+        float *xr = x + r * w;
+        if (m->tok_emb_dtype == ST_F32) {
+            memcpy(xr, (const float *)m->tok_emb + (size_t)id * w, (size_t)w * sizeof *xr);
         } else {
-            const float *te = m->tok_emb + (size_t)id * w;
-            for (int c = 0; c < w; c++)
-                x[r * w + c] = te[c] + pe[c];
+            const uint16_t *te = (const uint16_t *)m->tok_emb + (size_t)id * w;
+            if (m->tok_emb_dtype == ST_F16)
+                gi_f16_to_f32_span(te, xr, w);
+            else
+                for (int c = 0; c < w; c++)
+                    xr[c] = gi_bf16_to_f32(te[c]);
         }
+        for (int c = 0; c < w; c++)
+            xr[c] += pe[c];
     }
     return GS_OK;
 }

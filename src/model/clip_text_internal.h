@@ -13,13 +13,12 @@
 struct clip_text {
     weight_store store;
     int width, layers, positions, vocab, mlp, heads;
-    int proj;             /* columns of text_projection, 0 when none */
-    int gelu_erf;         /* MLP activation: exact GELU (OpenCLIP), else QuickGELU */
-    float *tok_emb;       /* [vocab, width], or NULL when kept in 16 bits: */
-    uint16_t *tok_emb_bf; /* [vocab, width], bf16, or f16 where tok_emb_f16 is set */
-    int tok_emb_f16;
-    float *pos_emb;    /* [positions, width] */
-    clip_layer *layer; /* [layers] */
+    int proj;               /* columns of text_projection, 0 when none */
+    int gelu_erf;           /* MLP activation: exact GELU (OpenCLIP), else QuickGELU */
+    const void *tok_emb;    /* [vocab, width], the file's rows where it is mapped */
+    st_dtype tok_emb_dtype; /* ST_F32, ST_BF16 or ST_F16 */
+    float *pos_emb;         /* [positions, width] */
+    clip_layer *layer;      /* [layers] */
     norm_weights final_ln;
     float *proj_w; /* [width, proj], used as x @ proj_w; NULL when none */
 };

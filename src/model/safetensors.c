@@ -31,6 +31,7 @@ struct st_file {
     const uint8_t *bytes;
     size_t size;
     int mapped;
+    int fd; /* the file behind the mapping, for st_map_tensor; -1 for none */
     st_tensor *tensors;
     size_t count;
     char *names; /* all tensor names, back to back */
@@ -275,6 +276,7 @@ gs_status st_open_memory(const void *data, size_t size, st_file **out, gi_error 
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     f->bytes = data;
     f->size = size;
+    f->fd = -1;
     return finish_open(f, out, err);
 }
 
@@ -299,16 +301,17 @@ gs_status st_open(const char *path, st_file **out, gi_error *err)
             return gi_fail(err, GS_ERR_IO, "cannot map '%s': %s", path, strerror(e));
         }
     }
-    close(fd);
     st_file *f = gi_calloc(1, sizeof *f);
     if (!f) {
         if (map)
             munmap(map, size);
+        close(fd);
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory");
     }
     f->bytes = map;
     f->size = size;
     f->mapped = map != NULL;
+    f->fd = fd;
     return finish_open(f, out, err);
 }
 
@@ -318,6 +321,8 @@ void st_close(st_file *f)
         return;
     if (f->mapped)
         munmap((void *)f->bytes, f->size);
+    if (f->fd >= 0)
+        close(f->fd);
     for (size_t i = 0; i < f->meta_count; i++) {
         gi_free(f->meta[i].key);
         gi_free(f->meta[i].value);
@@ -382,6 +387,20 @@ int st_shape_is(const st_tensor *t, int ndim, const int64_t *shape)
 }
 
 /* ---- conversion ---- */
+
+const void *st_map_tensor(const st_file *f, const st_tensor *t, void **base, size_t *len)
+{
+    if (!f->mapped || f->fd < 0 || t->nbytes == 0)
+        return NULL;
+    size_t off = (size_t)(t->data - f->bytes), page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t start = off / page * page;
+    void *map = mmap(NULL, off - start + t->nbytes, PROT_READ, MAP_PRIVATE, f->fd, (off_t)start);
+    if (map == MAP_FAILED)
+        return NULL;
+    *base = map;
+    *len = off - start + t->nbytes;
+    return (const char *)map + (off - start);
+}
 
 void st_drop_pages(const st_file *f, const st_tensor *t)
 {

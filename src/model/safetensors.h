@@ -69,6 +69,11 @@ gs_status st_to_f32(const st_tensor *t, float *dst, gi_error *err);
    cache and come back on access): a loader calls it once t is converted. */
 /* Elements [first, first+count) of a float tensor as f32. */
 gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *dst, gi_error *err);
+/* t's bytes through a read-only mapping of their own that outlives f, paged in
+   as they are read: for a table of which a run reads a few rows, only those
+   count as the process's memory. NULL where f is not an opened file
+   (st_open_memory) or the mapping fails. *base, *len: what to munmap. */
+const void *st_map_tensor(const st_file *f, const st_tensor *t, void **base, size_t *len);
 void st_drop_pages(const st_file *f, const st_tensor *t);
 /* Same to f64 (for golden data in tests). */
 gs_status st_to_f64(const st_tensor *t, double *dst, gi_error *err);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/alloc.h"
 #include "compute/gemm_bf16.h"
@@ -120,6 +121,10 @@ void weight_store_free(weight_store *ws)
     for (int i = 0; i < ws->n; i++)
         gi_aligned_free(ws->bufs[i]);
     gi_free(ws->bufs);
+    for (int i = 0; i < ws->n_maps; i++)
+        munmap(ws->maps[i], ws->map_len[i]);
+    gi_free(ws->maps);
+    gi_free(ws->map_len);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -432,6 +437,58 @@ float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *sh
 uint16_t *wl_tensor_half(weight_loader *l, const char *name, int ndim, const int64_t *shape)
 {
     return load_half(l, name, ndim, shape, ndim > 1 ? (size_t)shape[0] : 1, 0, 1);
+}
+
+/* Keeps map (len bytes) for the store's life; 0 when there is no room to. */
+static int store_keep_map(weight_store *ws, void *map, size_t len)
+{
+    if (ws->n_maps == ws->cap_maps) {
+        int cap = ws->cap_maps ? 2 * ws->cap_maps : 4;
+        void **m = gi_realloc(ws->maps, (size_t)cap * sizeof *m);
+        if (!m)
+            return 0;
+        ws->maps = m;
+        size_t *n = gi_realloc(ws->map_len, (size_t)cap * sizeof *n);
+        if (!n)
+            return 0;
+        ws->map_len = n;
+        ws->cap_maps = cap;
+    }
+    ws->maps[ws->n_maps] = map;
+    ws->map_len[ws->n_maps++] = len;
+    return 1;
+}
+
+const void *wl_table(weight_loader *l, const char *name, int ndim, const int64_t *shape,
+                     st_dtype *dtype)
+{
+    const st_tensor *t = find_checked(l, name, ndim, shape);
+    if (!t)
+        return NULL;
+    int kept = (t->dtype == ST_F32 || t->dtype == ST_BF16 || t->dtype == ST_F16) &&
+               (uintptr_t)t->data % st_dtype_size(t->dtype) == 0;
+    if (kept && l->prepared) {
+        const void *p = in_place(l, t, t->dtype);
+        *dtype = t->dtype;
+        log_weight(l, name, t->dtype, ndim, shape, p, t->nbytes);
+        return p;
+    }
+    void *base = NULL;
+    size_t len = 0;
+    const void *p = kept ? st_map_tensor(l->f, t, &base, &len) : NULL;
+    if (p && !store_keep_map(l->store, base, len)) {
+        munmap(base, len);
+        l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    if (p) {
+        *dtype = t->dtype;
+        log_weight(l, name, t->dtype, ndim, shape, p, t->nbytes);
+        return p;
+    }
+    *dtype = l->half ? half_dtype(l->half) : ST_F32;
+    return l->half ? (const void *)wl_tensor_half(l, name, ndim, shape)
+                   : (const void *)wl_tensor(l, name, ndim, shape);
 }
 
 void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, linear_weights *lw)

@@ -23,6 +23,9 @@ typedef struct weight_store {
     int n, cap;
     size_t used, size; /* of the newest chunk */
     size_t bytes;      /* handed out in all */
+    void **maps;       /* tables read through mappings of the file (wl_table) */
+    size_t *map_len;
+    int n_maps, cap_maps;
 } weight_store;
 
 /* What a loader read, by full tensor name, as the kernels hold it: the record
@@ -85,6 +88,14 @@ float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *sh
 /* 16-bit copy of prefix+name in the loader's half dtype (bf16 or f16): for
    tables read row by row (embeddings) and fused projections. */
 uint16_t *wl_tensor_half(weight_loader *l, const char *name, int ndim, const int64_t *shape);
+
+/* prefix+name as the file holds it (f32, bf16 or f16: *dtype says which),
+   read through a mapping of the file rather than copied: for a table of
+   which a run reads a few rows (token embeddings), only the rows read become
+   the process's memory, not the whole table. A file that is not mapped, or
+   another dtype, gets a copy in the loader's dtype instead. */
+const void *wl_table(weight_loader *l, const char *name, int ndim, const int64_t *shape,
+                     st_dtype *dtype);
 
 /* Layers by their base name (".weight"/".bias" appended). */
 void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, linear_weights *lw);
