@@ -277,10 +277,15 @@ __attribute__((always_inline)) static inline void output_tile(const wino_job *j,
             }
         }
         for (int r = 0; r < 2; r++)
-            for (int q = 0; q < 2; q++)
-                for (size_t l = 0; l < no; l++)
-                    dst[r][q][o0 + l] =
-                        j->accumulate ? dst[r][q][o0 + l] + res[r][q][l] : res[r][q][l];
+            for (int q = 0; q < 2; q++) { /* apart, so that both loops stay vectors */
+                float *d = dst[r][q] + o0;
+                if (j->accumulate)
+                    for (size_t l = 0; l < no; l++)
+                        d[l] += res[r][q][l];
+                else
+                    for (size_t l = 0; l < no; l++)
+                        d[l] = res[r][q][l];
+            }
     }
 }
 
