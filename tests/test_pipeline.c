@@ -254,8 +254,8 @@ static void release_after_use(void **state)
 /* A kept model loads its VAE's encoder with the first job that encodes an
    image: until then it holds the decoder alone, and text to image never needs
    more. The img2img recipe through the late encoder is its reference image;
-   where the file has gone by then, that job fails naming it and the model
-   still draws from text. */
+   where the file has gone by then, or another file (a copy) has taken its
+   name, that job fails naming it and the model still draws from text. */
 static void vae_encoder_loads_at_the_first_encode(void **state)
 {
     (void)state;
@@ -265,9 +265,13 @@ static void vae_encoder_loads_at_the_first_encode(void **state)
         if (rs[i].init_image[0])
             img2img = i;
     assert_true(img2img >= 0);
-    char path[64];
+    char path[64], copy[64];
     snprintf(path, sizeof path, "/tmp/gesso-encoder-%d.safetensors", (int)getpid());
-    for (int gone = 0; gone < 2; gone++) {
+    snprintf(copy, sizeof copy, "/tmp/gesso-encoder-copy-%d.safetensors", (int)getpid());
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", fixture_path("tiny-sd15.safetensors"), copy);
+    assert_int_equal(system(cmd), 0);
+    for (int gone = 0; gone < 3; gone++) { /* stays, is deleted, is replaced */
         unlink(path);
         assert_int_equal(symlink(fixture_path("tiny-sd15.safetensors"), path), 0);
         gs_model *m = NULL;
@@ -289,12 +293,17 @@ static void vae_encoder_loads_at_the_first_encode(void **state)
         assert_int_equal(after_txt.weight_bytes, info.weight_bytes);
         if (gone)
             unlink(path);
+        if (gone == 2)
+            assert_int_equal(symlink(copy, path), 0);
         gs_status st = gs_generate(eng, m, &p, NULL, NULL, &res);
         gs_model_info after;
         gs_model_get_info(m, &after);
         if (gone) {
             assert_int_equal(st, GS_ERR_IO);
             assert_non_null(strstr(gs_engine_errmsg(eng), path));
+            if (gone == 2)
+                assert_non_null(
+                    strstr(gs_engine_errmsg(eng), "changed since the model was loaded"));
             assert_int_equal(after.weight_bytes, info.weight_bytes);
             assert_int_equal(gs_generate(eng, m, &txt, NULL, NULL, &res), GS_OK);
         } else {
@@ -313,6 +322,7 @@ static void vae_encoder_loads_at_the_first_encode(void **state)
         gs_model_free(m);
     }
     unlink(path);
+    unlink(copy);
 }
 
 /* A one-shot model holds only its text encoders until a generation has

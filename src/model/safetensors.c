@@ -32,6 +32,7 @@ struct st_file {
     size_t size;
     int mapped;
     int fd; /* the file behind the mapping, for st_map_tensor; -1 for none */
+    st_identity id;
     st_tensor *tensors;
     size_t count;
     char *names; /* all tensor names, back to back */
@@ -312,6 +313,8 @@ gs_status st_open(const char *path, st_file **out, gi_error *err)
     f->size = size;
     f->mapped = map != NULL;
     f->fd = fd;
+    f->id = (st_identity){(uint64_t)sb.st_dev, (uint64_t)sb.st_ino, (uint64_t)sb.st_size,
+                          (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec};
     return finish_open(f, out, err);
 }
 
@@ -387,6 +390,16 @@ int st_shape_is(const st_tensor *t, int ndim, const int64_t *shape)
 }
 
 /* ---- conversion ---- */
+
+int st_same_file(const st_file *f, const st_identity *id)
+{
+    return f->fd >= 0 && memcmp(&f->id, id, sizeof *id) == 0;
+}
+
+st_identity st_file_identity(const st_file *f)
+{
+    return f->id;
+}
 
 const void *st_map_tensor(const st_file *f, const st_tensor *t, void **base, size_t *len)
 {

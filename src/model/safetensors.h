@@ -69,6 +69,17 @@ gs_status st_to_f32(const st_tensor *t, float *dst, gi_error *err);
    cache and come back on access): a loader calls it once t is converted. */
 /* Elements [first, first+count) of a float tensor as f32. */
 gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *dst, gi_error *err);
+/* Which file an opened st_file is, as it was when opened (device, inode, size,
+   modification time): a file read again later can be told apart from one
+   replaced or rewritten since. Zero for st_open_memory. */
+typedef struct st_identity {
+    uint64_t dev, ino, size;
+    int64_t mtime_ns;
+} st_identity;
+st_identity st_file_identity(const st_file *f);
+/* Whether f is the file id was taken from, unchanged. */
+int st_same_file(const st_file *f, const st_identity *id);
+
 /* t's bytes through a read-only mapping of their own that outlives f, paged in
    as they are read: for a table of which a run reads a few rows, only those
    count as the process's memory. NULL where f is not an opened file

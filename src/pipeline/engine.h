@@ -42,6 +42,9 @@ struct gs_model {
     int half; /* WL_*: the dtype of its GEMM weights */
     char *name;
     size_t file_bytes;
+    st_identity file_id; /* the file the first load read (have_file_id): later loads
+                            refuse one replaced or rewritten since */
+    int have_file_id;
     size_t weight_bytes; /* converted weights resident in memory */
     float latent_scale;  /* 0.18215 for SD1 and SD2, 0.13025 for SDXL */
     char *path;          /* the file, for networks loaded again after a release */

@@ -230,6 +230,15 @@ gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
     gs_status st;
     if (!m->file && (st = st_open(m->path, &m->file, err)) != GS_OK)
         goto out;
+    /* a network read later (a stage, the VAE's encoder) must come from the file
+       the others came from */
+    if (m->have_file_id && !st_same_file(m->file, &m->file_id)) {
+        st = gi_fail(err, GS_ERR_IO, "'%s' changed since the model was loaded: load it again",
+                     m->path);
+        goto out;
+    }
+    m->file_id = st_file_identity(m->file);
+    m->have_file_id = 1;
     if ((st = checkpoint_identify(m->file, err)) != GS_OK)
         goto out;
     const family_desc *fam = family_detect(m->file);
