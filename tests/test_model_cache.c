@@ -3,7 +3,8 @@
  * checkpoint (so each costs the same): LRU eviction
  * order under a budget that fits two, the model in use never evicted, idle
  * unload on a caller-driven clock, a single model larger than the budget,
- * and a failed load leaving the cache as it was.
+ * a model grown by a job recounted when it comes back, and a failed load
+ * leaving the cache as it was.
  */
 #include "testutil.h"
 
@@ -119,6 +120,43 @@ static void weight_bytes_is_reported(void **state)
     assert_true(cost > (size_t)file / 2 && cost < (size_t)file * 3);
 }
 
+/* A job that grows its model (the first to encode an image brings the VAE's
+   encoder in) changes its cost when the model comes back: the cache counts the
+   new cost and makes the room from the other models, not from the grown one. */
+static void grown_model_recounted_on_release(void **state)
+{
+    (void)state;
+    int changes = 0;
+    model_cache *c = cache(2 * cost + cost / 100, 0, &changes);
+    use(c, "b", 1);
+    gs_model *a = acquire(c, "a", 2);
+    gs_params p;
+    gs_params_init(&p);
+    p.prompt = "a red boat";
+    p.width = p.height = 64;
+    p.steps = 1;
+    p.strength = 0.5f;
+    gs_image *init = NULL;
+    assert_int_equal(gs_image_load(fixture_path("init-img2img_euler_a.png"), &init, NULL, 0),
+                     GS_OK);
+    p.width = init->width;
+    p.height = init->height;
+    p.init_image = init;
+    gs_result *res = NULL;
+    assert_int_equal(gs_generate(eng, a, &p, NULL, NULL, &res), GS_OK);
+    gs_result_free(res);
+    gs_image_free(init);
+    gs_model_info info;
+    gs_model_get_info(a, &info);
+    assert_true(info.weight_bytes > cost);
+    assert_string_equal(names(c), "a,b");
+    model_cache_release(c, a, 3);
+    assert_string_equal(names(c), "a"); /* b made the room */
+    assert_int_equal(model_cache_bytes(c), info.weight_bytes);
+    assert_int_equal(changes, 4); /* loads of b and a, the eviction of b, the recount */
+    model_cache_free(c);
+}
+
 static void lru_eviction_order(void **state)
 {
     (void)state;
@@ -226,6 +264,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(weight_bytes_is_reported),
         cmocka_unit_test(lru_eviction_order),
+        cmocka_unit_test(grown_model_recounted_on_release),
         cmocka_unit_test(in_use_model_never_evicted),
         cmocka_unit_test(idle_unload),
         cmocka_unit_test(over_budget_single_model),

@@ -211,6 +211,21 @@ void model_cache_release(model_cache *c, gs_model *m, int64_t now_ms)
         if (c->e[i].model == m && c->e[i].in_use > 0) {
             c->e[i].in_use--;
             c->e[i].last_ms = now_ms;
+            /* a job may have grown the model (its VAE's encoder loads with the
+               first job that encodes an image): its cost as it is now */
+            gs_model_info info;
+            gs_model_get_info(m, &info);
+            if (info.weight_bytes != c->e[i].bytes) {
+                c->used = c->used - c->e[i].bytes + info.weight_bytes;
+                c->e[i].bytes = info.weight_bytes;
+                remember_cost(c, c->e[i].name, info.weight_bytes);
+                c->e[i].in_use++; /* it stays: the others make the room */
+                make_room(c, 0);
+                for (int k = 0; k < c->n; k++)
+                    if (c->e[k].model == m)
+                        c->e[k].in_use--;
+                changed(c);
+            }
             return;
         }
 }
