@@ -47,9 +47,9 @@ int main(int argc, char **argv)
         if (strcmp(a, "--latent") == 0 && v && sscanf(v, "%dx%d", &h, &w) == 2)
             i++;
         else if (strcmp(a, "--reps") == 0 && v)
-            reps = atoi(argv[++i]);
+            reps = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(a, "--threads") == 0 && v)
-            threads = atoi(argv[++i]);
+            threads = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(a, "--prefix") == 0 && v)
             prefix = argv[++i];
         else if (strcmp(a, "--bf16") == 0)
