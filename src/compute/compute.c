@@ -2,6 +2,7 @@
 #include "compute/compute.h"
 
 #include <omp.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +50,7 @@ void compute_free(gi_compute *cx)
     if (!cx)
         return;
     gemm_bf16_cache_free(cx->bf16);
+    compute_drop_wino_filters(cx);
     threadpool_free(cx->tp);
     arena_destroy(&cx->scratch);
     gi_free(cx);
@@ -71,8 +73,15 @@ void compute_leave(int saved)
     omp_set_num_threads(saved);
 }
 
+void compute_drop_wino_filters(gi_compute *cx)
+{
+    gi_aligned_free(cx->wino_filters.u);
+    memset(&cx->wino_filters, 0, sizeof cx->wino_filters);
+}
+
 gs_status compute_begin(gi_compute *cx, gi_error *err)
 {
+    compute_drop_wino_filters(cx); /* weights may have changed in place since (LoRA folds) */
     if (arena_reset(&cx->scratch) != 0)
         return gi_fail(err, GS_ERR_NO_MEMORY, "out of memory reserving scratch space");
     return GS_OK;

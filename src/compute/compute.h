@@ -31,10 +31,21 @@ typedef struct gi_compute {
                                 shrink it so small inputs take the blocked path */
     int prof_on;             /* op timers: the engine calls run with op_prof_cur = &prof */
     op_prof prof;            /* their totals since creation */
+    /* Winograd's transformed filters of the last convolution run by bands of
+       rows (op_conv2d_rows), for its next band: a layer's filters are not
+       transformed again for every band. Keyed by the layer, its weights and
+       how they were transformed; dropped by a whole-map call and compute_begin. */
+    struct {
+        const void *layer, *weights;
+        int bf16, fused, f16;
+        void *u;
+    } wino_filters;
 } gi_compute;
 
 gs_status compute_create(int threads /* 0 = online CPUs */, gi_compute **out, gi_error *err);
 void compute_free(gi_compute *cx);
+/* Frees the kept Winograd filters (gi_compute.wino_filters). */
+void compute_drop_wino_filters(gi_compute *cx);
 int compute_threads(const gi_compute *cx);
 
 /* The rate of a large square GEMM (f32, or bf16 with f32 accumulation) on this

@@ -34,6 +34,7 @@
 
 #include <string.h>
 
+#include "common/alloc.h"
 #include "compute/conv_winograd_groups.h"
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
@@ -335,6 +336,36 @@ static void groups(void *p, int ith, int nth)
     }
 }
 
+/* The buffer for the transformed filters of a convolution run by bands of
+   rows: the one kept from its previous band, already transformed (*fresh 0),
+   or a new one to transform them into and keep (*fresh 1, keep_filters after).
+   NULL for a whole-map call, which ends any band sequence, or where no buffer
+   could be had: the caller transforms into scratch. */
+static float *kept_filters(gi_compute *cx, const conv_weights *cw, int banded, int bf16, int fused,
+                           size_t floats, int *fresh)
+{
+    const void *w = cw->w ? (const void *)cw->w : (const void *)cw->wb;
+    *fresh = 1;
+    if (banded && cx->wino_filters.layer == cw && cx->wino_filters.weights == w &&
+        cx->wino_filters.bf16 == bf16 && cx->wino_filters.fused == fused &&
+        cx->wino_filters.f16 == cx->weights_f16) {
+        *fresh = 0;
+        return cx->wino_filters.u;
+    }
+    compute_drop_wino_filters(cx);
+    return banded ? (cx->wino_filters.u = gi_aligned_alloc(floats * sizeof(float))) : NULL;
+}
+
+/* Marks the filters just transformed into cx->wino_filters.u as cw's. */
+static void keep_filters(gi_compute *cx, const conv_weights *cw, int bf16, int fused)
+{
+    cx->wino_filters.layer = cw;
+    cx->wino_filters.weights = cw->w ? (const void *)cw->w : (const void *)cw->wb;
+    cx->wino_filters.bf16 = bf16;
+    cx->wino_filters.fused = fused;
+    cx->wino_filters.f16 = cx->weights_f16;
+}
+
 /* The whole convolution; with ab (one image only), each block's source rows
    are first normalised into a band, so the affine and SiLU run once per pixel
    rather than once per patch that reads it. */
@@ -360,7 +391,10 @@ static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const floa
            v_n = fused ? threads * 16 * WINO_GROUP * cw->cin : (size_t)16 * block * cw->cin;
     arena_mark mk = arena_get_mark(&cx->scratch);
     /* bf16 U and V take half the floats (counts rounded up to whole floats) */
-    float *u = arena_floats(&cx->scratch, bf16 ? (u_n + 1) / 2 : u_n);
+    size_t u_floats = bf16 ? (u_n + 1) / 2 : u_n;
+    int fresh, banded = d->row0 != 0 || d->row1 != h;
+    float *u = kept_filters(cx, cw, banded, bf16, fused, u_floats, &fresh);
+    u = u ? u : arena_floats(&cx->scratch, u_floats);
     float *v = arena_floats(&cx->scratch, bf16 ? (v_n + 1) / 2 : v_n);
     float *m = arena_floats(&cx->scratch, fused ? threads * 16 * WINO_GROUP * cw->cout
                                                 : (size_t)16 * block * cw->cout);
@@ -405,8 +439,12 @@ static gs_status winograd_run(gi_compute *cx, const conv_weights *cw, const floa
                   .accumulate = d->accumulate,
                   .up = up,
                   .sw = sw};
-    OP_PROF_TAG(OPK_WINO_XFORM, 4.0 * (9 + 16) * cw->cout * cw->cin);
-    threadpool_run(cx->tp, filters, &j);
+    if (fresh) {
+        OP_PROF_TAG(OPK_WINO_XFORM, 4.0 * (9 + 16) * cw->cout * cw->cin);
+        threadpool_run(cx->tp, filters, &j);
+        if (u == cx->wino_filters.u)
+            keep_filters(cx, cw, bf16, fused);
+    }
     for (long t0 = 0; t0 < tiles; t0 += block) {
         j.t0 = t0;
         j.nt = tiles - t0 < block ? tiles - t0 : block;
