@@ -75,7 +75,8 @@ void compute_leave(int saved)
 
 void compute_drop_wino_filters(gi_compute *cx)
 {
-    gi_aligned_free(cx->wino_filters.u);
+    if (cx->wino_filters.u)
+        gi_pages_free(cx->wino_filters.u, cx->wino_filters.bytes);
     memset(&cx->wino_filters, 0, sizeof cx->wino_filters);
 }
 

@@ -38,7 +38,9 @@ typedef struct gi_compute {
     struct {
         const void *layer, *weights;
         int bf16, fused, f16;
-        void *u;
+        void *u; /* pages of their own (gi_pages_alloc), bytes long: returned when
+                    dropped, where freed heap memory would stay resident */
+        size_t bytes;
     } wino_filters;
 } gi_compute;
 

@@ -353,7 +353,11 @@ static float *kept_filters(gi_compute *cx, const conv_weights *cw, int banded, i
         return cx->wino_filters.u;
     }
     compute_drop_wino_filters(cx);
-    return banded ? (cx->wino_filters.u = gi_aligned_alloc(floats * sizeof(float))) : NULL;
+    if (!banded)
+        return NULL;
+    cx->wino_filters.u = gi_pages_alloc(floats * sizeof(float));
+    cx->wino_filters.bytes = cx->wino_filters.u ? floats * sizeof(float) : 0;
+    return cx->wino_filters.u;
 }
 
 /* Marks the filters just transformed into cx->wino_filters.u as cw's. */
