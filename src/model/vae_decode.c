@@ -5,8 +5,9 @@
  * conv_in, middle block with its attention, the first level's blocks) and a
  * tail (the upsampling levels, norm_out, conv_out). The head always runs on
  * the whole latent. The tail's convolutions fold each group norm (+SiLU)
- * and each nearest upsampling into their patch gather (op_conv2d_pre), so a
- * residual block holds only its input, its output and one temporary.
+ * and each nearest upsampling into their patch gather (op_conv2d_pre), and
+ * its blocks and upsamplings write over their inputs (the region, below): a
+ * residual block holds its input and one temporary.
  *
  * Tiled decode: the tail runs on overlapping tiles of the head's output; each
  * tile keeps the core of its output and drops a margin of VAE_TILE_MARGIN
