@@ -145,7 +145,6 @@ static void grown_model_recounted_on_release(void **state)
     gs_result *res = NULL;
     assert_int_equal(gs_generate(eng, a, &p, NULL, NULL, &res), GS_OK);
     gs_result_free(res);
-    gs_image_free(init);
     gs_model_info info;
     gs_model_get_info(a, &info);
     assert_true(info.weight_bytes > cost);
@@ -155,6 +154,16 @@ static void grown_model_recounted_on_release(void **state)
     assert_int_equal(model_cache_bytes(c), info.weight_bytes);
     assert_int_equal(changes, 4); /* loads of b and a, the eviction of b, the recount */
     model_cache_free(c);
+    /* alone and grown past the budget, it stays (as a model alone larger than
+       the budget does) rather than being evicted as it comes back */
+    c = cache(cost + cost / 100, 0, NULL);
+    a = acquire(c, "a", 1);
+    assert_int_equal(gs_generate(eng, a, &p, NULL, NULL, &res), GS_OK);
+    gs_result_free(res);
+    model_cache_release(c, a, 2);
+    assert_string_equal(names(c), "a");
+    model_cache_free(c);
+    gs_image_free(init);
 }
 
 static void lru_eviction_order(void **state)
