@@ -20,6 +20,7 @@
 #include "compute/half_span.h"
 #include "compute/ops.h"
 #include "compute/vec_math.h"
+#include "model/conv_order.h"
 
 static double gelu_ref(double x)
 {
@@ -846,6 +847,82 @@ static void f32_to_f16_spans_round_as_the_scalar(void **state)
     free(h);
 }
 
+/* The loader's one-pass f16 -> bf16 (bf16 engines loading f16 checkpoints)
+   gives the bits of its two passes, f16 -> f32 -> f32_to_bf16, for every f16
+   value, at every offset of the vector body's tail. */
+static void f16_to_bf16_span_is_two_passes_in_one(void **state)
+{
+    (void)state;
+    enum { N = 65536 + 9 };
+    static uint16_t bits[N], one[N], two[N];
+    static float f[N];
+    for (int i = 0; i < N; i++)
+        bits[i] = (uint16_t)(i * 40503u); /* every value, scattered */
+    for (size_t first = 0; first < 9; first++) {
+        size_t n = N - first;
+        gi_f16_to_bf16_span(bits + first, one, n);
+        gi_f16_to_f32_span(bits + first, f, n);
+        f32_to_bf16(f, two, (long)n);
+        for (size_t i = 0; i < n; i++)
+            if (one[i] != two[i])
+                fail_msg("f16 %04x -> bf16 %04x, two passes %04x", bits[first + i], one[i], two[i]);
+    }
+}
+
+/* A convolution row [cin][k][k] into the kernels' [k][k][cin], as f32, bf16
+   and f16, for channel counts around the 8-wide transpose and kernel sizes
+   below, at and above 8 positions: the same bits as the definition (the
+   scalar loops, themselves checked against the index formula). Values near
+   bf16's and f16's ties and past f16's range. */
+static void conv_rows_reorder_as_defined(void **state)
+{
+    (void)state;
+    static const int cins[] = {1, 7, 8, 9, 16, 23, 320, 323};
+    static const int kks[] = {1, 4, 9, 25};
+    enum { MAX = 323 * 25 };
+    float *src = malloc(sizeof *src * MAX), *a = malloc(sizeof *a * MAX),
+          *b = malloc(sizeof *b * MAX);
+    uint16_t *ha = malloc(sizeof *ha * MAX), *hb = malloc(sizeof *hb * MAX);
+    assert_true(src && a && b && ha && hb);
+    for (int i = 0; i < MAX; i++) {
+        float v = (float)(rand() % 20001 - 10000) / 997.0f;
+        if (i % 5 == 1) /* a bf16 tie: the low half exactly 0x8000 */
+            v = gi_bits_to_f32((gi_f32_to_bits(v) & 0xffff0000u) | 0x8000u);
+        if (i % 97 == 3)
+            v *= 1e5f; /* beyond f16: infinity both ways */
+        src[i] = v;
+    }
+    for (size_t c = 0; c < sizeof cins / sizeof *cins; c++)
+        for (size_t q = 0; q < sizeof kks / sizeof *kks; q++) {
+            int cin = cins[c], kk = kks[q];
+            size_t n = (size_t)cin * kk;
+            wl_conv_row_order_scalar(src, a, cin, kk);
+            for (int p = 0; p < kk; p++)
+                for (int i = 0; i < cin; i++)
+                    assert_memory_equal(&a[(size_t)p * cin + i], &src[(size_t)i * kk + p],
+                                        sizeof *a);
+            wl_conv_row_order(src, b, cin, kk);
+            assert_memory_equal(a, b, n * sizeof *a);
+
+            wl_conv_row_order_bf16_scalar(src, ha, cin, kk);
+            f32_to_bf16(a, hb, (long)n);
+            assert_memory_equal(ha, hb, n * sizeof *ha);
+            wl_conv_row_order_bf16(src, hb, cin, kk);
+            assert_memory_equal(ha, hb, n * sizeof *ha);
+
+            wl_conv_row_order_f16_scalar(src, ha, cin, kk);
+            gi_f32_to_f16_span(a, hb, n);
+            assert_memory_equal(ha, hb, n * sizeof *ha);
+            wl_conv_row_order_f16(src, hb, cin, kk);
+            assert_memory_equal(ha, hb, n * sizeof *ha);
+        }
+    free(src);
+    free(a);
+    free(b);
+    free(ha);
+    free(hb);
+}
+
 /* f32 activations by widened 16-bit weights [N, K] beyond one 8 MB panel,
    both ways a product is split: a wide one (K <= 2N) by panels of B's rows,
    each a matmul over all of A; a deep one (K > 2N: im2col convolutions) by
@@ -932,6 +1009,8 @@ int main(void)
         cmocka_unit_test(conv3x3_prologue_matches_reference),
         cmocka_unit_test(gemm_bf16_widened_matches_reference),
         cmocka_unit_test(widened_weights_wide_and_deep),
+        cmocka_unit_test(f16_to_bf16_span_is_two_passes_in_one),
+        cmocka_unit_test(conv_rows_reorder_as_defined),
         cmocka_unit_test(bf16_weights_keep_f32_activations),
         cmocka_unit_test(linear_bias_and_residual_paths),
     };

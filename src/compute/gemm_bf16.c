@@ -6,6 +6,7 @@
 
 #include "common/alloc.h"
 #include "compute/gemm.h"
+#include "compute/half.h"
 #include "compute/half_span.h"
 #include "compute/op_prof.h"
 #include "compute/vec_math.h"
@@ -62,11 +63,8 @@ int gemm_bf16_preferred(void)
    libgesso.so would export it. */
 GS_VEC_CLONES static void f32_to_bf16_span(const float *x, uint16_t *y, long n)
 {
-    for (long i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        y[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
+    for (long i = 0; i < n; i++)
+        y[i] = gi_f32_to_bf16_round(x[i]);
 }
 
 void f32_to_bf16(const float *x, uint16_t *y, long n)

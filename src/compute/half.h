@@ -59,6 +59,14 @@ static inline float gi_bf16_to_f32(uint16_t h)
     return gi_bits_to_f32((uint32_t)h << 16);
 }
 
+/* Round to nearest even on the bits, NaNs included (f32_to_bf16's rule: the
+   bulk conversions, which vectorize it; no NaN reaches them from a model). */
+static inline uint16_t gi_f32_to_bf16_round(float f)
+{
+    uint32_t x = gi_f32_to_bits(f);
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
 static inline uint16_t gi_f32_to_bf16(float f)
 {
     uint32_t x = gi_f32_to_bits(f);

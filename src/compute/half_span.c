@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "compute/bf16_round.h"
 #include "compute/half.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -16,6 +17,15 @@ static void to_f32_portable(const uint8_t *p, float *dst, size_t n)
         uint16_t h;
         memcpy(&h, p + 2 * i, 2);
         dst[i] = gi_f16_to_f32_fast(h);
+    }
+}
+
+static void to_bf16_portable(const uint8_t *p, uint16_t *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        dst[i] = gi_f32_to_bf16_round(gi_f16_to_f32_fast(h));
     }
 }
 
@@ -61,6 +71,37 @@ __attribute__((target("avx,f16c"))) static void to_f16_f16c(const float *src, ui
     to_f16_portable(src + i, dst + i, n - i);
 }
 
+__attribute__((target("avx2,f16c"))) static void to_bf16_avx2(const uint8_t *p, uint16_t *dst,
+                                                              size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i)));
+        _mm_storeu_si128((__m128i *)(dst + i), gi_bf16_round8(v));
+    }
+    to_bf16_portable(p + 2 * i, dst + i, n - i);
+}
+
+static int has_avx2(void)
+{
+    static int known = -1;
+    int avx2 = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (avx2 < 0) {
+        __builtin_cpu_init();
+        avx2 = __builtin_cpu_supports("avx2");
+        __atomic_store_n(&known, avx2, __ATOMIC_RELAXED);
+    }
+    return avx2;
+}
+
+void gi_f16_to_bf16_span(const void *p, uint16_t *dst, size_t n)
+{
+    if (gi_has_f16c() && has_avx2())
+        to_bf16_avx2(p, dst, n);
+    else
+        to_bf16_portable(p, dst, n);
+}
+
 void gi_f16_to_f32_span(const void *p, float *dst, size_t n)
 {
     if (gi_has_f16c())
@@ -80,6 +121,11 @@ void gi_f32_to_f16_span(const float *src, uint16_t *dst, size_t n)
 int gi_has_f16c(void)
 {
     return 0;
+}
+
+void gi_f16_to_bf16_span(const void *p, uint16_t *dst, size_t n)
+{
+    to_bf16_portable(p, dst, n);
 }
 
 void gi_f16_to_f32_span(const void *p, float *dst, size_t n)

@@ -18,6 +18,10 @@ void gi_f16_to_f32_span(const void *p, float *dst, size_t n);
    the same bits as gi_f32_to_f16 for every non-NaN input. */
 void gi_f32_to_f16_span(const float *src, uint16_t *dst, size_t n);
 
+/* n binary16 values at p -> bf16, through f32 with f32_to_bf16's rounding
+   (the same bits as converting to f32 and rounding), in one pass. */
+void gi_f16_to_bf16_span(const void *p, uint16_t *dst, size_t n);
+
 /* Whether the F16C paths run (tests compare them with the scalar ones). */
 int gi_has_f16c(void);
 

@@ -24,6 +24,7 @@
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
 #include "compute/half_span.h"
+#include "model/conv_order.h"
 
 struct lora_applied {
     char **names; /* resident weight names (".weight" included) */
@@ -217,20 +218,6 @@ static gs_status build_plan(plan *p, const weight_log *index, const lora_net *ne
     return GS_OK;
 }
 
-/* [rows][cin][k][k] -> [rows][k][k][cin], in place through tmp (cols floats). */
-static void to_kernel_order(float *x, size_t rows, int cin, int k, float *tmp)
-{
-    size_t cols = (size_t)cin * k * k;
-    for (size_t r = 0; r < rows; r++) {
-        float *row = x + r * cols;
-        for (int i = 0; i < cin; i++)
-            for (int y = 0; y < k; y++)
-                for (int z = 0; z < k; z++)
-                    tmp[((size_t)y * k + z) * cin + i] = row[((size_t)i * k + y) * k + z];
-        memcpy(row, tmp, cols * sizeof *tmp);
-    }
-}
-
 /* t (numel = rows * cols, [rows][cin][k][k] when k > 1) as f32 rows in the kernels' order,
    on the threads, row by row exactly as the loader converts. tmp: cols floats per thread
    (omp_get_max_threads() of them) for reordering. */
@@ -243,8 +230,10 @@ static void read_rows(const st_tensor *t, size_t rows, int cin, int k, float *ds
 #pragma omp for schedule(static)
         for (size_t r = 0; r < rows; r++) {
             st_span_to_f32(t, r * cols, cols, dst + r * cols, NULL);
-            if (k > 1)
-                to_kernel_order(dst + r * cols, 1, cin, k, mine);
+            if (k > 1) { /* in place through mine */
+                wl_conv_row_order(dst + r * cols, mine, cin, k * k);
+                memcpy(dst + r * cols, mine, cols * sizeof *mine);
+            }
         }
     }
 }

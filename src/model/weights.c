@@ -11,7 +11,9 @@
 
 #include "common/alloc.h"
 #include "compute/gemm_bf16.h"
+#include "compute/half.h"
 #include "compute/half_span.h"
+#include "model/conv_order.h"
 
 #define PREPARED_KEY "gesso.prepared"
 
@@ -314,23 +316,9 @@ static float *load_f32(weight_loader *l, const char *name, int ndim, const int64
     return p;
 }
 
-/* [cout][cin][k][k] -> [cout][k][k][cin], the order of NHWC patches, one
-   output channel: a kernel position at a time, so each pass writes one run
-   and reads one fixed stride (the channel-major order with index arithmetic
-   per element was a quarter of an SD1.5 load's CPU time). */
-static void reorder_row(const float *src, float *dst, int cin, int k)
-{
-    size_t kk = (size_t)k * k;
-    for (size_t p = 0; p < kk; p++) {
-        const float *s = src + p;
-        float *d = dst + p * cin;
-        for (int i = 0; i < cin; i++)
-            d[i] = s[i * kk];
-    }
-}
-
-/* Whether rounding the finite values of src to f16 (h) overflowed to infinity:
-   f16 stops at 65504, where bf16 and f32 files may hold more. */
+/* Whether rounding the finite values of src to f16 (h: the same values, in
+   any order) overflowed to infinity: f16 stops at 65504, where bf16 and f32
+   files may hold more. */
 static int f16_overflowed(const float *src, const uint16_t *h, size_t n)
 {
     int inf = 0;
@@ -339,7 +327,7 @@ static int f16_overflowed(const float *src, const uint16_t *h, size_t n)
     if (!inf)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if ((h[i] & 0x7fff) == 0x7c00 && isfinite(src[i]))
+        if ((gi_f32_to_f16(src[i]) & 0x7fff) == 0x7c00 && isfinite(src[i]))
             return 1;
     return 0;
 }
@@ -348,7 +336,8 @@ static int f16_overflowed(const float *src, const uint16_t *h, size_t n)
    or f16 (half): each row goes file -> f32 -> (reordered when k > 1) ->
    destination in the threads' caches, on all the loader's threads, so no
    full-size temporary is ever written. Same bits as converting in one piece.
-   An f16 row kept as f16 in the file's order is copied as it is. */
+   An f16 row kept as f16 in the file's order is copied as it is, and one
+   kept as bf16 converted in one pass. */
 static void *load_rows(weight_loader *l, const char *name, int ndim, const int64_t *shape,
                        size_t rows, int cin, int k, int half)
 {
@@ -374,27 +363,33 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
     } else if (dst) {
 #pragma omp parallel num_threads(loader_threads(l)) if (rows > 1)
         {
-            /* a: the row as f32 (written in place when it needs nothing else) */
+            /* a: the row as f32, unless written in place or converted in one pass */
             int direct = !half && k == 1;
-            float *a = direct ? NULL : malloc(per * sizeof *a);
-            float *b = half && k > 1 ? malloc(per * sizeof *b) : NULL; /* reordered row */
-            int ok = (direct || a) && (!half || k == 1 || b);
-            if (!ok) {
+            int fused = half == WL_BF16 && t->dtype == ST_F16 && k == 1;
+            float *a = direct || fused ? NULL : malloc(per * sizeof *a);
+            if (!direct && !fused && !a) {
 #pragma omp atomic write
                 failed = 1;
             }
 #pragma omp for schedule(static)
             for (size_t r = 0; r < rows; r++) {
-                if (!ok)
+                if (!direct && !fused && !a)
                     continue;
                 char *out = dst + r * per * elem;
+                if (fused) {
+                    gi_f16_to_bf16_span((const uint8_t *)t->data + r * per * 2, (uint16_t *)out,
+                                        per);
+                    continue;
+                }
                 float *row = direct ? (float *)out : a;
                 st_span_to_f32(t, r * per, per, row, NULL);
-                if (k > 1) {
-                    reorder_row(row, half ? b : (float *)out, cin, k);
-                    row = b;
-                }
-                if (half == WL_BF16) /* row: the f32 row in its final order */
+                if (k > 1 && half == WL_BF16)
+                    wl_conv_row_order_bf16(row, (uint16_t *)out, cin, k * k);
+                else if (k > 1 && half == WL_F16)
+                    wl_conv_row_order_f16(row, (uint16_t *)out, cin, k * k);
+                else if (k > 1)
+                    wl_conv_row_order(row, (float *)out, cin, k * k);
+                else if (half == WL_BF16)
                     f32_to_bf16(row, (uint16_t *)out, (long)per);
                 else if (half == WL_F16)
                     gi_f32_to_f16_span(row, (uint16_t *)out, per);
@@ -404,7 +399,6 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
                 }
             }
             free(a);
-            free(b);
         }
     }
     if (failed) {
