@@ -124,9 +124,8 @@ void weight_store_free(weight_store *ws)
         gi_aligned_free(ws->bufs[i]);
     gi_free(ws->bufs);
     for (int i = 0; i < ws->n_maps; i++)
-        munmap(ws->maps[i], ws->map_len[i]);
+        munmap(ws->maps[i].ptr, ws->maps[i].len);
     gi_free(ws->maps);
-    gi_free(ws->map_len);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -438,18 +437,13 @@ static int store_keep_map(weight_store *ws, void *map, size_t len)
 {
     if (ws->n_maps == ws->cap_maps) {
         int cap = ws->cap_maps ? 2 * ws->cap_maps : 4;
-        void **m = gi_realloc(ws->maps, (size_t)cap * sizeof *m);
+        struct weight_map *m = gi_realloc(ws->maps, (size_t)cap * sizeof *m);
         if (!m)
             return 0;
         ws->maps = m;
-        size_t *n = gi_realloc(ws->map_len, (size_t)cap * sizeof *n);
-        if (!n)
-            return 0;
-        ws->map_len = n;
         ws->cap_maps = cap;
     }
-    ws->maps[ws->n_maps] = map;
-    ws->map_len[ws->n_maps++] = len;
+    ws->maps[ws->n_maps++] = (struct weight_map){map, len};
     return 1;
 }
 

@@ -23,8 +23,10 @@ typedef struct weight_store {
     int n, cap;
     size_t used, size; /* of the newest chunk */
     size_t bytes;      /* handed out in all */
-    void **maps;       /* tables read through mappings of the file (wl_table) */
-    size_t *map_len;
+    struct weight_map {
+        void *ptr;
+        size_t len;
+    } * maps; /* tables read through mappings of the file (wl_table) */
     int n_maps, cap_maps;
 } weight_store;
 
