@@ -6,7 +6,12 @@
  * GEMM micro-kernel's shape). Four tiles share each block of 128 keys while
  * it is in L1/L2: one tile alone would stream a head's packed keys and values
  * (1.3 MB at SD1.5's 4096 tokens, more than this class of CPU's L2) from L3
- * for every 6 rows.
+ * for every 6 rows. Keys are packed by panels of 16 so a score tile reads them
+ * in order; a tile's row maxima come out of its score tiles, and only a row's
+ * last, masked block goes over its scores for them again; the 8-channel
+ * remainder of a value tile (d = 40) runs two chains of sums, even and odd
+ * keys, so its six rows keep both FMA pipes busy (together about 12 % off the
+ * 4096-token call; bench/RESULTS.md, 33).
  *
  * Why: the blocked path (two library GEMMs with an inner dimension or output
  * width of 40 around a softmax over [64, 4096] score blocks) ran SD1.5's
@@ -39,7 +44,7 @@ typedef struct avx2_job {
     int q_stride, kv_stride, n, tq, tk, heads, d, dp, tkp, causal;
     float scale;
     float *out;
-    float *kt; /* per (image, head): keys transposed, [d][tkp], zero beyond tk */
+    float *kt; /* per (image, head): keys by panels of 16, [tkp / 16][d][16], zero beyond tk */
     float *vp; /* per (image, head): values, [tkp][dp], zero-padded */
 } avx2_job;
 
@@ -73,22 +78,23 @@ static void pack_heads(void *p, int ith, int nth)
     for (long bh = r0; bh < r1; bh++) {
         int b = (int)(bh / j->heads), h = (int)(bh % j->heads);
         size_t at = (size_t)b * j->tk * j->kv_stride + (size_t)h * j->d;
-        attention_pack_head(j->k + at, j->v + at, j->kv_stride, j->tk, j->d, j->tkp, j->dp,
-                            j->kt + bh * (size_t)j->d * j->tkp,
-                            j->vp + bh * (size_t)j->tkp * j->dp);
+        attention_pack_head_panels(j->k + at, j->v + at, j->kv_stride, j->tk, j->d, j->tkp, j->dp,
+                                   j->kt + bh * (size_t)j->d * j->tkp,
+                                   j->vp + bh * (size_t)j->tkp * j->dp);
     }
 }
 
-/* s[r][c .. c+15] = qs[r] . kt[:, col .. col+15] for a tile's rows */
+/* s[r][c .. c+15] = qs[r] . keys col .. col+15 for a tile's rows, read from
+   their panel in order; vmax[r] keeps each row's running maximum. */
 __attribute__((target("avx2,fma"))) static void scores_16(const float *qs, int dp, const float *kt,
-                                                          int tkp, int d, int col, float (*s)[KEYS],
-                                                          int c)
+                                                          int d, int col, float (*s)[KEYS], int c,
+                                                          __m256 *vmax)
 {
     __m256 a0[TROWS], a1[TROWS];
     for (int r = 0; r < TROWS; r++)
         a0[r] = a1[r] = _mm256_setzero_ps();
-    const float *kp = kt + col;
-    for (int x = 0; x < d; x++, kp += tkp) {
+    const float *kp = kt + (size_t)(col / 16) * d * 16; /* the 16 keys' panel, [d][16] */
+    for (int x = 0; x < d; x++, kp += 16) {
         __m256 k0 = _mm256_load_ps(kp), k1 = _mm256_load_ps(kp + 8);
         for (int r = 0; r < TROWS; r++) {
             __m256 qb = _mm256_broadcast_ss(qs + (size_t)r * dp + x);
@@ -99,6 +105,7 @@ __attribute__((target("avx2,fma"))) static void scores_16(const float *qs, int d
     for (int r = 0; r < TROWS; r++) {
         _mm256_store_ps(s[r] + c, a0[r]);
         _mm256_store_ps(s[r] + c + 8, a1[r]);
+        vmax[r] = _mm256_max_ps(vmax[r], _mm256_max_ps(a0[r], a1[r]));
     }
 }
 
@@ -141,22 +148,35 @@ __attribute__((target("avx2"))) static inline float hsum8(__m256 v)
    columns (the rest become 0): *m and *l are the row's running max and sum,
    *corr the factor that rescales what was accumulated under the old max. */
 __attribute__((target("avx2,fma"))) static void softmax_row(float *s, int valid, int kb, float *m,
-                                                            float *l, float *corr)
+                                                            float *l, float *corr, __m256 vm)
 {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
-    __m256 vm = ninf;
-    for (int c = 0; c < kb; c += 8) {
-        __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(valid - c), lane));
-        vm = _mm256_max_ps(vm, _mm256_blendv_ps(ninf, _mm256_load_ps(s + c), keep));
+    __m256 acc = _mm256_setzero_ps();
+    if (valid != kb) { /* a row's last block: vm saw the masked columns too */
+        vm = ninf;
+        for (int c = 0; c < kb; c += 8) {
+            __m256 keep =
+                _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(valid - c), lane));
+            vm = _mm256_max_ps(vm, _mm256_blendv_ps(ninf, _mm256_load_ps(s + c), keep));
+        }
     }
     float mx = hmax8(vm), mn = mx > *m ? mx : *m;
-    __m256 vmn = _mm256_set1_ps(mn), acc = _mm256_setzero_ps();
-    for (int c = 0; c < kb; c += 8) {
-        __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(valid - c), lane));
-        __m256 e = _mm256_and_ps(exp2_8(_mm256_sub_ps(_mm256_load_ps(s + c), vmn)), keep);
-        _mm256_store_ps(s + c, e);
-        acc = _mm256_add_ps(acc, e);
+    __m256 vmn = _mm256_set1_ps(mn);
+    if (valid == kb) {
+        for (int c = 0; c < kb; c += 8) {
+            __m256 e = exp2_8(_mm256_sub_ps(_mm256_load_ps(s + c), vmn));
+            _mm256_store_ps(s + c, e);
+            acc = _mm256_add_ps(acc, e);
+        }
+    } else {
+        for (int c = 0; c < kb; c += 8) {
+            __m256 keep =
+                _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(valid - c), lane));
+            __m256 e = _mm256_and_ps(exp2_8(_mm256_sub_ps(_mm256_load_ps(s + c), vmn)), keep);
+            _mm256_store_ps(s + c, e);
+            acc = _mm256_add_ps(acc, e);
+        }
     }
     *corr = *m == -INFINITY ? 0.0f : exp2f(*m - mn);
     *l = *l * *corr + hsum8(acc);
@@ -175,17 +195,30 @@ values_chunk(float *o, int dp, const float *corr, const float (*p)[KEYS], const 
             acc[r][u] = _mm256_mul_ps(_mm256_load_ps(o + (size_t)r * dp + c0 + 8 * u), cr);
     }
     const float *vr = vp + c0;
+    if (nv == 1) { /* six chains of 4-cycle FMAs starve two pipes: even and odd keys apart */
+        for (int r = 0; r < TROWS; r++)
+            acc[r][1] = _mm256_setzero_ps();
+        for (int t = 0; t < kb; t += 2, vr += 2 * dp) {
+            __m256 v0 = _mm256_load_ps(vr), v1 = _mm256_load_ps(vr + dp);
+            for (int r = 0; r < TROWS; r++) {
+                acc[r][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(&p[r][t]), v0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(_mm256_broadcast_ss(&p[r][t + 1]), v1, acc[r][1]);
+            }
+        }
+        for (int r = 0; r < TROWS; r++)
+            _mm256_store_ps(o + (size_t)r * dp + c0, _mm256_add_ps(acc[r][0], acc[r][1]));
+        return;
+    }
     for (int t = 0; t < kb; t++, vr += dp) {
-        __m256 v0 = _mm256_load_ps(vr), v1 = nv == 2 ? _mm256_load_ps(vr + 8) : v0;
+        __m256 v0 = _mm256_load_ps(vr), v1 = _mm256_load_ps(vr + 8);
         for (int r = 0; r < TROWS; r++) {
             __m256 pb = _mm256_broadcast_ss(&p[r][t]);
             acc[r][0] = _mm256_fmadd_ps(pb, v0, acc[r][0]);
-            if (nv == 2)
-                acc[r][1] = _mm256_fmadd_ps(pb, v1, acc[r][1]);
+            acc[r][1] = _mm256_fmadd_ps(pb, v1, acc[r][1]);
         }
     }
     for (int r = 0; r < TROWS; r++)
-        for (int u = 0; u < nv; u++)
+        for (int u = 0; u < 2; u++)
             _mm256_store_ps(o + (size_t)r * dp + c0 + 8 * u, acc[r][u]);
 }
 
@@ -237,15 +270,18 @@ __attribute__((target("avx2,fma"))) static void rows_group(const avx2_job *j, in
             }
             if (!any)
                 continue;
+            __m256 vmax[TROWS];
+            for (int r = 0; r < TROWS; r++)
+                vmax[r] = _mm256_set1_ps(-INFINITY);
             for (int c = 0; c < kb; c += 16)
-                scores_16(qs + (size_t)t0 * dp, dp, kt, j->tkp, j->d, k0 + c, s, c);
+                scores_16(qs + (size_t)t0 * dp, dp, kt, j->d, k0 + c, s, c, vmax);
             for (int r = 0; r < TROWS; r++) {
                 if (valid[r] == 0) { /* nothing to add for this row in this block */
                     memset(s[r], 0, (size_t)kb * sizeof(float));
                     corr[r] = 1.0f;
                     continue;
                 }
-                softmax_row(s[r], valid[r], kb, &m[t0 + r], &l[t0 + r], &corr[r]);
+                softmax_row(s[r], valid[r], kb, &m[t0 + r], &l[t0 + r], &corr[r], vmax[r]);
             }
             values(o + (size_t)t0 * dp, dp, corr, (const float(*)[KEYS])s, vp + (size_t)k0 * dp,
                    kb);
