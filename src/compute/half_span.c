@@ -82,21 +82,21 @@ __attribute__((target("avx2,f16c"))) static void to_bf16_avx2(const uint8_t *p, 
     to_bf16_portable(p + 2 * i, dst + i, n - i);
 }
 
-static int has_avx2(void)
+int gi_has_avx2_f16c(void)
 {
     static int known = -1;
-    int avx2 = __atomic_load_n(&known, __ATOMIC_RELAXED);
-    if (avx2 < 0) {
+    int yes = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (yes < 0) {
         __builtin_cpu_init();
-        avx2 = __builtin_cpu_supports("avx2");
-        __atomic_store_n(&known, avx2, __ATOMIC_RELAXED);
+        yes = gi_has_f16c() && __builtin_cpu_supports("avx2");
+        __atomic_store_n(&known, yes, __ATOMIC_RELAXED);
     }
-    return avx2;
+    return yes;
 }
 
 void gi_f16_to_bf16_span(const void *p, uint16_t *dst, size_t n)
 {
-    if (gi_has_f16c() && has_avx2())
+    if (gi_has_avx2_f16c())
         to_bf16_avx2(p, dst, n);
     else
         to_bf16_portable(p, dst, n);
@@ -119,6 +119,11 @@ void gi_f32_to_f16_span(const float *src, uint16_t *dst, size_t n)
 }
 #else
 int gi_has_f16c(void)
+{
+    return 0;
+}
+
+int gi_has_avx2_f16c(void)
 {
     return 0;
 }

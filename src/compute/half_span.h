@@ -25,4 +25,7 @@ void gi_f16_to_bf16_span(const void *p, uint16_t *dst, size_t n);
 /* Whether the F16C paths run (tests compare them with the scalar ones). */
 int gi_has_f16c(void);
 
+/* Whether AVX2 and F16C both run (the 8-wide f16/bf16 kernels the loader uses). */
+int gi_has_avx2_f16c(void);
+
 #endif

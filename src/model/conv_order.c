@@ -5,35 +5,40 @@
 #include "compute/half.h"
 #include "compute/half_span.h"
 
+enum { OUT_F32, OUT_BF16, OUT_F16 };
+
+__attribute__((always_inline)) static inline void store1(void *dst, size_t at, float v, int out)
+{
+    if (out == OUT_F32)
+        ((float *)dst)[at] = v;
+    else if (out == OUT_BF16)
+        ((uint16_t *)dst)[at] = gi_f32_to_bf16_round(v);
+    else
+        ((uint16_t *)dst)[at] = gi_f32_to_f16(v);
+}
+
+/* a kernel position at a time: each pass writes one run, reads one stride */
+__attribute__((always_inline)) static inline void order_scalar(const float *src, void *dst, int cin,
+                                                               int kk, int out)
+{
+    for (int p = 0; p < kk; p++)
+        for (int i = 0; i < cin; i++)
+            store1(dst, (size_t)p * cin + i, src[(size_t)i * kk + p], out);
+}
+
 void wl_conv_row_order_scalar(const float *src, float *dst, int cin, int kk)
 {
-    /* a kernel position at a time: each pass writes one run, reads one stride */
-    for (int p = 0; p < kk; p++) {
-        const float *s = src + p;
-        float *d = dst + (size_t)p * cin;
-        for (int i = 0; i < cin; i++)
-            d[i] = s[(size_t)i * kk];
-    }
+    order_scalar(src, dst, cin, kk, OUT_F32);
 }
 
 void wl_conv_row_order_bf16_scalar(const float *src, uint16_t *dst, int cin, int kk)
 {
-    for (int p = 0; p < kk; p++) {
-        const float *s = src + p;
-        uint16_t *d = dst + (size_t)p * cin;
-        for (int i = 0; i < cin; i++)
-            d[i] = gi_f32_to_bf16_round(s[(size_t)i * kk]);
-    }
+    order_scalar(src, dst, cin, kk, OUT_BF16);
 }
 
 void wl_conv_row_order_f16_scalar(const float *src, uint16_t *dst, int cin, int kk)
 {
-    for (int p = 0; p < kk; p++) {
-        const float *s = src + p;
-        uint16_t *d = dst + (size_t)p * cin;
-        for (int i = 0; i < cin; i++)
-            d[i] = gi_f32_to_f16(s[(size_t)i * kk]);
-    }
+    order_scalar(src, dst, cin, kk, OUT_F16);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -61,8 +66,6 @@ transpose_8x8(const float *s, size_t stride, __m256 c[8])
     }
 }
 
-enum { OUT_F32, OUT_BF16, OUT_F16 };
-
 __attribute__((target("avx2,f16c"), always_inline)) static inline void store8(void *dst, size_t at,
                                                                               __m256 v, int out)
 {
@@ -73,16 +76,6 @@ __attribute__((target("avx2,f16c"), always_inline)) static inline void store8(vo
     else
         _mm_storeu_si128((__m128i *)((uint16_t *)dst + at),
                          _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
-}
-
-__attribute__((always_inline)) static inline void store1(void *dst, size_t at, float v, int out)
-{
-    if (out == OUT_F32)
-        ((float *)dst)[at] = v;
-    else if (out == OUT_BF16)
-        ((uint16_t *)dst)[at] = gi_f32_to_bf16_round(v);
-    else
-        ((uint16_t *)dst)[at] = gi_f32_to_f16(v);
 }
 
 /* out is a constant in each caller: the compiler keeps one store kind per loop */
@@ -126,17 +119,9 @@ __attribute__((target("avx2,f16c"))) static void order_f16(const float *src, uin
     order_simd(src, dst, cin, kk, OUT_F16);
 }
 
-/* AVX2 CPUs all have F16C; the check asks for both (and the OS's YMM state) */
 static int simd(int kk)
 {
-    static int known = -1;
-    int yes = __atomic_load_n(&known, __ATOMIC_RELAXED);
-    if (yes < 0) {
-        __builtin_cpu_init();
-        yes = __builtin_cpu_supports("avx2") && gi_has_f16c();
-        __atomic_store_n(&known, yes, __ATOMIC_RELAXED);
-    }
-    return yes && kk >= 8;
+    return kk >= 8 && gi_has_avx2_f16c();
 }
 
 void wl_conv_row_order(const float *src, float *dst, int cin, int kk)
