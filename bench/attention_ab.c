@@ -1,8 +1,9 @@
 /*
- * attention_ab - two builds of the AVX2 one-pass attention kernel in one
- * process, called in turn (A, B, B, A, ...), so the host's drift between runs
- * falls on both alike. bench/attention_ab.sh compiles attention_avx2.c of two
- * revisions under the names attention_avx2_A / _B and links them here.
+ * attention_ab - two builds of a one-pass attention kernel in one process,
+ * called in turn (A, B, B, A, ...), so the host's drift between runs falls on
+ * both alike. bench/attention_ab.sh compiles the kernel of two revisions with
+ * their symbols suffixed _A / _B and links them here: the AVX2 kernel
+ * (AB_AVX2) or the AVX-512 one, with f32 or bf16 products (AB_FUSED_BF16).
  * Usage: attention_ab [tokens [head width [rounds [causal]]]]  (SD1.5's 64^2
  * latent by default: 2 images, 8 heads, 4096 tokens of width 40)
  */
@@ -16,14 +17,33 @@
 typedef void (*attention_fn)(threadpool *tp, const float *q, int q_stride, const float *k,
                              const float *v, int kv_stride, int n, int tq, int tk, int heads, int d,
                              int causal, float *out, float *scratch);
-void attention_avx2_A(threadpool *tp, const float *q, int q_stride, const float *k, const float *v,
-                      int kv_stride, int n, int tq, int tk, int heads, int d, int causal,
-                      float *out, float *scratch);
-void attention_avx2_B(threadpool *tp, const float *q, int q_stride, const float *k, const float *v,
-                      int kv_stride, int n, int tq, int tk, int heads, int d, int causal,
-                      float *out, float *scratch);
-size_t attention_avx2_scratch_floats_A(int n, int tk, int heads, int d);
-size_t attention_avx2_scratch_floats_B(int n, int tk, int heads, int d);
+#ifdef AB_AVX2
+#define KERNEL(v) attention_avx2_##v
+#define SCRATCH(v) attention_avx2_scratch_floats_##v
+#define DECLARE(v)                                                                                 \
+    void attention_avx2_##v(threadpool *tp, const float *q, int q_stride, const float *k,          \
+                            const float *v, int kv_stride, int n, int tq, int tk, int heads,       \
+                            int d, int causal, float *out, float *scratch);                        \
+    size_t attention_avx2_scratch_floats_##v(int n, int tk, int heads, int d);
+#else
+/* the AVX-512 kernel takes its product precision as an argument */
+#define KERNEL(v) fused_##v
+#define SCRATCH(v) attention_fused_scratch_floats_##v
+#define DECLARE(v)                                                                                 \
+    void attention_fused_##v(threadpool *tp, const float *q, int q_stride, const float *k,         \
+                             const float *v, int kv_stride, int n, int tq, int tk, int heads,      \
+                             int d, int causal, int bf16, float *out, float *scratch);             \
+    size_t attention_fused_scratch_floats_##v(int n, int tk, int heads, int d);                    \
+    static void fused_##v(threadpool *tp, const float *q, int q_stride, const float *k,            \
+                          const float *v, int kv_stride, int n, int tq, int tk, int heads, int d,  \
+                          int causal, float *out, float *scratch)                                  \
+    {                                                                                              \
+        attention_fused_##v(tp, q, q_stride, k, v, kv_stride, n, tq, tk, heads, d, causal,         \
+                            AB_FUSED_BF16, out, scratch);                                          \
+    }
+#endif
+DECLARE(A)
+DECLARE(B)
 
 static double now_s(void)
 {
@@ -56,8 +76,8 @@ int main(int argc, char **argv)
         return 1;
     }
     size_t w = (size_t)heads * d, all = (size_t)n * t * w;
-    size_t sa = attention_avx2_scratch_floats_A(n, t, heads, d);
-    size_t sb = attention_avx2_scratch_floats_B(n, t, heads, d);
+    size_t sa = SCRATCH(A)(n, t, heads, d);
+    size_t sb = SCRATCH(B)(n, t, heads, d);
     size_t bytes = ((sa > sb ? sa : sb) * sizeof(float) + 63) / 64 * 64;
     float *q = random_floats(all, 4.0f), *k = random_floats(all, 4.0f);
     float *v = random_floats(all, 1.0f), *out[2] = {random_floats(all, 0), random_floats(all, 0)};
@@ -66,7 +86,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "out of memory\n");
         return 1;
     }
-    attention_fn f[2] = {attention_avx2_A, attention_avx2_B};
+    attention_fn f[2] = {KERNEL(A), KERNEL(B)};
     double flop = 4.0 * n * heads * (double)t * t * d, sum[2] = {0, 0}, best[2] = {1e30, 1e30};
     for (int i = 0; i < 2; i++) /* warm-up */
         f[i](cx->tp, q, (int)w, k, v, (int)w, n, t, t, heads, d, causal, out[i], scratch);

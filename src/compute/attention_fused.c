@@ -10,8 +10,9 @@
  * two products plus the softmax ran at a third of the machine's GEMM rate, and
  * attention was a quarter of a 512x512 UNet step (bench/RESULTS.md).
  *
- * Keys are transposed and values padded per (image, head) once per call, so
- * the inner loops load whole aligned vectors. Each thread takes every nth
+ * Keys are transposed by panels of 16 and values padded per (image, head)
+ * once per call, so the inner loops load whole aligned vectors, a score
+ * tile's keys in order. Each thread takes every nth
  * (image, head, 8-row group) in order, so a thread's consecutive groups share
  * one head's packed keys and values in its L2.
  */
@@ -37,7 +38,7 @@ typedef struct fused_job {
     float scale;
     float *out;
     int out_stride;
-    float *kt; /* per (image, head): keys transposed, [d][tkp], zero beyond tk */
+    float *kt; /* per (image, head): keys by panels of 16, [tkp / 16][d][16], zero beyond tk */
     float *vp; /* per (image, head): values, [tkp][dp], zero-padded */
     int bf16;  /* products in bf16: kt16 and vp16 instead (attention_fused_bf16.h) */
     int d2;    /* channel pairs */
@@ -81,24 +82,25 @@ static void pack_heads(void *p, int ith, int nth)
                                  j->vp16 + bh * (size_t)j->tkp * j->dp);
             continue;
         }
-        attention_pack_head(j->k + at, j->v + at, j->kv_stride, j->tk, j->d, j->tkp, j->dp,
-                            j->kt + bh * per_kt, j->vp + bh * per_vp);
+        attention_pack_head_panels(j->k + at, j->v + at, j->kv_stride, j->tk, j->d, j->tkp, j->dp,
+                                   j->kt + bh * per_kt, j->vp + bh * per_vp);
     }
 }
 
-/* s[r][c..c+31] = qs[r] . kt[:, k0+c..k0+c+31] for the 8 rows; bm[r] takes
-   the max over those of the row's valid keys (no second pass for it) */
+/* s[r][c..c+31] = qs[r] . keys col..col+31 (two panels of kt) for the 8 rows;
+   bm[r] takes the max over those of the row's valid keys (no second pass for
+   it) */
 __attribute__((target("avx512f"))) static void scores_32(const float (*qs)[MAX_WIDTH],
-                                                         const float *kt, int tkp, int d, int col,
+                                                         const float *kt, int d, int col,
                                                          float (*s)[KEYS], int c, const int *valid,
                                                          __m512 *bm)
 {
     __m512 a0[ROWS], a1[ROWS];
     for (int r = 0; r < ROWS; r++)
         a0[r] = a1[r] = _mm512_setzero_ps();
-    const float *kp = kt + col;
-    for (int x = 0; x < d; x++, kp += tkp) {
-        __m512 k0 = _mm512_load_ps(kp), k1 = _mm512_load_ps(kp + 16);
+    const float *kp = kt + (size_t)(col / 16) * d * 16; /* two panels of 16 keys, [d][16] each */
+    for (int x = 0; x < d; x++, kp += 16) {
+        __m512 k0 = _mm512_load_ps(kp), k1 = _mm512_load_ps(kp + (size_t)d * 16);
         for (int r = 0; r < ROWS; r++) {
             __m512 qb = _mm512_set1_ps(qs[r][x]);
             a0[r] = _mm512_fmadd_ps(qb, k0, a0[r]);
@@ -265,15 +267,15 @@ __attribute__((target("avx512f"))) static void rows_group(const fused_job *j, in
             valid[r] = valid[r] < 0 ? 0 : (valid[r] > kb ? kb : valid[r]);
         }
         if (j->bf16) {
-            fused_bf16_block((const uint32_t(*)[MAX_WIDTH / 2]) q2, j->d, j->d2, kt16, vp16, j->tkp,
-                             j->dp, k0, kb, valid, m, l, o);
+            fused_bf16_block((const uint32_t(*)[MAX_WIDTH / 2]) q2, j->d, j->d2, kt16, vp16, j->dp,
+                             k0, kb, valid, m, l, o);
             continue;
         }
         __m512 bm[ROWS];
         for (int r = 0; r < ROWS; r++)
             bm[r] = _mm512_set1_ps(m[r]);
         for (int c = 0; c < kb; c += 32)
-            scores_32((const float(*)[MAX_WIDTH])qs, kt, j->tkp, j->d, k0 + c, s, c, valid, bm);
+            scores_32((const float(*)[MAX_WIDTH])qs, kt, j->d, k0 + c, s, c, valid, bm);
         for (int r = 0; r < ROWS; r++) {
             if (valid[r] == 0) { /* nothing to add for this row in this block */
                 memset(s[r], 0, (size_t)kb * sizeof(float));

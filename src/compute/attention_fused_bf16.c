@@ -37,7 +37,8 @@ void fused_bf16_pack_head(const float *k, const float *v, int kv_stride, int tk,
     for (int t = 0; t < tk; t++) {
         const float *kr = k + (size_t)t * kv_stride, *vr = v + (size_t)t * kv_stride;
         for (int c = 0; c < d; c++) {
-            kt[((size_t)(c / 2) * tkp + t) * 2 + (c & 1)] = gi_f32_to_bf16(kr[c]);
+            kt[(size_t)(t / 16) * d2 * 32 + (size_t)(c / 2) * 32 + (t % 16) * 2 + (c & 1)] =
+                gi_f32_to_bf16(kr[c]);
             vp[((size_t)(t / 2) * dp + c) * 2 + (t & 1)] = gi_f32_to_bf16(vr[c]);
         }
     }
@@ -55,15 +56,17 @@ void fused_bf16_pack_q(const float (*qs)[FUSED_MAX_WIDTH], uint32_t (*q2)[FUSED_
 /* scores of the 8 rows against keys col..col+31 into s[r][c..c+31]; bm[r]
    takes the max over those of the row's valid keys */
 BF16_TARGET __attribute__((always_inline)) static inline void
-scores_32(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], const uint16_t *kt, int tkp, int d2, int col,
+scores_32(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], const uint16_t *kt, int d2, int col,
           float (*s)[FUSED_KEYS], int c, const int *valid, __m512 *bm)
 {
     __m512 a0[FUSED_ROWS], a1[FUSED_ROWS];
     for (int r = 0; r < FUSED_ROWS; r++)
         a0[r] = a1[r] = _mm512_setzero_ps();
-    const uint16_t *kp = kt + (size_t)col * 2;
-    for (int x = 0; x < d2; x++, kp += (size_t)tkp * 2) {
-        __m512bh k0 = (__m512bh)_mm512_loadu_si512(kp), k1 = (__m512bh)_mm512_loadu_si512(kp + 32);
+    /* two panels of 16 keys, [d2][16][2] each */
+    const uint16_t *kp = kt + (size_t)(col / 16) * d2 * 32;
+    for (int x = 0; x < d2; x++, kp += 32) {
+        __m512bh k0 = (__m512bh)_mm512_loadu_si512(kp),
+                 k1 = (__m512bh)_mm512_loadu_si512(kp + (size_t)d2 * 32);
         for (int r = 0; r < FUSED_ROWS; r++) {
             __m512bh qb = (__m512bh)_mm512_set1_epi32((int)q2[r][x]);
             a0[r] = _mm512_dpbf16_ps(a0[r], qb, k0);
@@ -74,19 +77,18 @@ scores_32(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], const uint16_t *kt, int tkp
 }
 
 /* 2^x for x <= 0 (base-2 scores minus their row max; the caller scales Q by
-   log2 e): 2^n by vscalefps, which
-   also takes x far below -126 to 0, times a degree-4 fit of 2^r on
-   [-1/2, 1/2], relative error 2.6e-6 (2^-18.5); the results are rounded to
-   bf16 (2^-9), so the f32 kernel's degree-6 polynomial would buy nothing. */
+   log2 e): 2^n by vscalefps, which also takes x far below -126 to 0, times a
+   degree-3 fit of 2^r on [-1/2, 1/2], relative error 7.5e-5 (2^-13.7); the
+   results are rounded to bf16 (half an ulp is 2^-9), so a longer polynomial
+   would only cost the FMA pipes the products need. */
 BF16_TARGET static inline __m512 exp2_16(__m512 x)
 {
     __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_sub_ps(x, n);
-    __m512 p = _mm512_set1_ps(9.57008842e-3f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.59178593e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.40247452e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.93121815e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.99999261e-1f));
+    __m512 p = _mm512_set1_ps(5.517167035e-2f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.426111431e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.932609870e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.999280723e-1f));
     return _mm512_scalef_ps(p, n);
 }
 
@@ -146,9 +148,8 @@ values_tile(float (*o)[FUSED_MAX_WIDTH], const float *corr, const uint32_t (*p2)
 }
 
 BF16_TARGET void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d, int d2,
-                                  const uint16_t *kt, const uint16_t *vp, int tkp, int dp, int k0,
-                                  int kb, const int *valid, float *m, float *l,
-                                  float (*o)[FUSED_MAX_WIDTH])
+                                  const uint16_t *kt, const uint16_t *vp, int dp, int k0, int kb,
+                                  const int *valid, float *m, float *l, float (*o)[FUSED_MAX_WIDTH])
 {
     _Alignas(64) float s[FUSED_ROWS][FUSED_KEYS];
     _Alignas(64) uint32_t p2[FUSED_ROWS][FUSED_KEYS / 2];
@@ -157,7 +158,7 @@ BF16_TARGET void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int
     for (int r = 0; r < FUSED_ROWS; r++)
         bm[r] = _mm512_set1_ps(m[r]);
     for (int c = 0; c < kb; c += 32)
-        scores_32(q2, kt, tkp, d2, k0 + c, s, c, valid, bm);
+        scores_32(q2, kt, d2, k0 + c, s, c, valid, bm);
     for (int r = 0; r < FUSED_ROWS; r++) {
         if (valid[r] <= 0) { /* nothing to add for this row in this block */
             memset(p2[r], 0, (size_t)kb * sizeof(uint16_t));
@@ -166,7 +167,14 @@ BF16_TARGET void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int
         }
         float mn = _mm512_reduce_max_ps(bm[r]);
         __m512 vmax = _mm512_set1_ps(mn), acc = _mm512_setzero_ps();
-        for (int c = 0; c < kb; c += 32) {
+        int full = valid[r] / 32 * 32; /* whole vectors of valid keys: no masks */
+        for (int c = 0; c < full; c += 32) {
+            __m512 e0 = exp2_16(_mm512_sub_ps(_mm512_load_ps(&s[r][c]), vmax));
+            __m512 e1 = exp2_16(_mm512_sub_ps(_mm512_load_ps(&s[r][c + 16]), vmax));
+            acc = _mm512_add_ps(acc, _mm512_add_ps(e0, e1));
+            _mm512_store_si512(&p2[r][c / 2], (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+        }
+        for (int c = full; c < kb; c += 32) {
             int left = valid[r] - c;
             __mmask16 ka = left >= 16 ? 0xffff : (left > 0 ? (__mmask16)((1u << left) - 1) : 0);
             __mmask16 kb2 = left >= 32  ? 0xffff
@@ -221,11 +229,10 @@ void fused_bf16_pack_q(const float (*qs)[FUSED_MAX_WIDTH], uint32_t (*q2)[FUSED_
 }
 
 void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d, int d2, const uint16_t *kt,
-                      const uint16_t *vp, int tkp, int dp, int k0, int kb, const int *valid,
-                      float *m, float *l, float (*o)[FUSED_MAX_WIDTH])
+                      const uint16_t *vp, int dp, int k0, int kb, const int *valid, float *m,
+                      float *l, float (*o)[FUSED_MAX_WIDTH])
 {
-    (void)q2, (void)d, (void)d2, (void)kt, (void)vp, (void)tkp, (void)dp, (void)k0, (void)kb,
-        (void)valid;
+    (void)q2, (void)d, (void)d2, (void)kt, (void)vp, (void)dp, (void)k0, (void)kb, (void)valid;
     (void)m, (void)l, (void)o;
 }
 

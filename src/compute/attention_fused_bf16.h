@@ -27,8 +27,8 @@ static inline void fused_value_tile(int d, int c0, int *nv, int *half)
 }
 
 /* One (image, head): keys k[t][c] (row stride kv_stride) into kt, pairs of
-   channels per key, [ceil(d/2)][tkp][2]; values v[t][c] into vp, pairs of keys
-   per channel, [tkp/2][dp][2]; zero beyond tk and d. */
+   channels per key by panels of 16 keys, [tkp / 16][ceil(d/2)][16][2]; values v[t][c] into vp,
+   pairs of keys per channel, [tkp/2][dp][2]; zero beyond tk and d. */
 void fused_bf16_pack_head(const float *k, const float *v, int kv_stride, int tk, int d, int tkp,
                           int dp, uint16_t *kt, uint16_t *vp);
 
@@ -42,8 +42,8 @@ void fused_bf16_pack_q(const float (*qs)[FUSED_MAX_WIDTH], uint32_t (*q2)[FUSED_
    updated, o rescaled and the block's bf16 probabilities times its values
    added. kt and vp are the head's packed keys and values. */
 void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int d, int d2, const uint16_t *kt,
-                      const uint16_t *vp, int tkp, int dp, int k0, int kb, const int *valid,
-                      float *m, float *l, float (*o)[FUSED_MAX_WIDTH]);
+                      const uint16_t *vp, int dp, int k0, int kb, const int *valid, float *m,
+                      float *l, float (*o)[FUSED_MAX_WIDTH]);
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
