@@ -13,6 +13,7 @@
 
 #include "compute/compute.h"
 #include "compute/threadpool.h"
+#include "bench_util.h"
 
 typedef void (*attention_fn)(threadpool *tp, const float *q, int q_stride, const float *k,
                              const float *v, int kv_stride, int n, int tq, int tk, int heads, int d,
@@ -44,21 +45,6 @@ typedef void (*attention_fn)(threadpool *tp, const float *q, int q_stride, const
 #endif
 DECLARE(A)
 DECLARE(B)
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static float *random_floats(size_t n, float scale)
-{
-    float *p = malloc(n * sizeof *p);
-    for (size_t i = 0; p && i < n; i++)
-        p[i] = scale * ((float)rand() / (float)RAND_MAX - 0.5f);
-    return p;
-}
 
 static int arg(int argc, char **argv, int i, int fallback)
 {

@@ -16,23 +16,9 @@
 #include "compute/compute.h"
 #include "compute/gemm_bf16.h"
 #include "compute/ops.h"
+#include "bench_util.h"
 
 #define REPS 5
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static float *rnd(size_t n, float scale)
-{
-    float *p = malloc(n * sizeof *p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = scale * ((float)rand() / (float)RAND_MAX - 0.5f);
-    return p;
-}
 
 typedef struct attn_case {
     const char *name;
@@ -112,8 +98,10 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof attns / sizeof attns[0]; i++) {
         const attn_case *c = &attns[i];
         size_t w = (size_t)c->heads * c->d;
-        float *q = rnd((size_t)c->n * c->tq * w, 4.0f), *k = rnd((size_t)c->n * c->tk * w, 4.0f);
-        float *v = rnd((size_t)c->n * c->tk * w, 1.0f), *out = rnd((size_t)c->n * c->tq * w, 0.0f);
+        float *q = random_floats((size_t)c->n * c->tq * w, 4.0f),
+              *k = random_floats((size_t)c->n * c->tk * w, 4.0f);
+        float *v = random_floats((size_t)c->n * c->tk * w, 1.0f),
+              *out = random_floats((size_t)c->n * c->tq * w, 0.0f);
         double flop = 4.0 * c->n * c->heads * (double)c->tq * c->tk * c->d;
         printf("  %-26s", c->name);
         for (int kind = 0; kind < 5; kind++) {
@@ -155,10 +143,10 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) {
         const conv_case *c = &convs[i];
         size_t nw = (size_t)c->cout * 9 * c->cin;
-        float *x = rnd((size_t)c->n * c->h * c->w * c->cin, 2.0f);
-        float *y = rnd((size_t)c->n * c->h * c->w * c->cout, 0.0f);
-        conv_weights cw = {.w = rnd(nw, 0.1f),
-                           .b = rnd((size_t)c->cout, 1.0f),
+        float *x = random_floats((size_t)c->n * c->h * c->w * c->cin, 2.0f);
+        float *y = random_floats((size_t)c->n * c->h * c->w * c->cout, 0.0f);
+        conv_weights cw = {.w = random_floats(nw, 0.1f),
+                           .b = random_floats((size_t)c->cout, 1.0f),
                            .cout = c->cout,
                            .cin = c->cin,
                            .k = 3};

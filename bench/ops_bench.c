@@ -15,15 +15,9 @@
 
 #include "compute/compute.h"
 #include "compute/ops.h"
+#include "bench_util.h"
 
 #define REPS 5
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmpd(const void *a, const void *b)
 {

@@ -29,6 +29,7 @@
 #include "pg_server.h"
 #include "queue/blob_store.h"
 #include "queue/store.h"
+#include "bench_util.h"
 
 #define CLAIMERS 8
 #define STEPS 20 /* heartbeats per job in the footprint: a 20-step job */
@@ -44,13 +45,6 @@ static const char result[] =
     "4100.6,4099.9,4102.2,4098.1,4100.4,4101.7,4099.2,4100.8,4098.9,4102.5,4100.3,4099.0],"
     "\"timings\":{\"load_s\":0.02,\"text_encode_s\":0.31,\"sampling_s\":82.01,"
     "\"vae_decode_s\":4.32,\"total_s\":86.71},\"seed\":42}";
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void die(const char *what, const svc_error *err)
 {

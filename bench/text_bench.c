@@ -11,24 +11,10 @@
 
 #include "compute/compute.h"
 #include "model/clip_text_internal.h"
+#include "bench_util.h"
 
 #define REPS 3
 #define VOCAB 1024 /* the lookup costs nothing; a small table keeps memory down */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static float *rnd(size_t n, float scale)
-{
-    float *p = malloc(n * sizeof *p);
-    for (size_t i = 0; i < n && p; i++)
-        p[i] = scale * ((float)rand() / (float)RAND_MAX - 0.5f);
-    return p;
-}
 
 static float *fill(size_t n, float v)
 {
@@ -40,8 +26,10 @@ static float *fill(size_t n, float v)
 
 static linear_weights lin(int out, int in)
 {
-    return (linear_weights){
-        .w = rnd((size_t)out * in, 0.04f), .b = rnd((size_t)out, 0.02f), .out = out, .in = in};
+    return (linear_weights){.w = random_floats((size_t)out * in, 0.04f),
+                            .b = random_floats((size_t)out, 0.02f),
+                            .out = out,
+                            .in = in};
 }
 
 static norm_weights norm(int c)
@@ -74,8 +62,8 @@ static clip_text *make(int width, int layers, int heads, int gelu_erf, int fused
     m->vocab = VOCAB;
     m->mlp = 4 * width;
     m->gelu_erf = gelu_erf;
-    m->tok_emb = rnd((size_t)VOCAB * width, 0.1f);
-    m->pos_emb = rnd((size_t)77 * width, 0.1f);
+    m->tok_emb = random_floats((size_t)VOCAB * width, 0.1f);
+    m->pos_emb = random_floats((size_t)77 * width, 0.1f);
     m->layer = calloc((size_t)layers, sizeof *m->layer);
     for (int i = 0; i < layers; i++) {
         clip_layer *L = &m->layer[i];
@@ -91,7 +79,7 @@ static clip_text *make(int width, int layers, int heads, int gelu_erf, int fused
         unfuse(m);
     if (proj) {
         m->proj = proj;
-        m->proj_w = rnd((size_t)width * proj, 0.04f);
+        m->proj_w = random_floats((size_t)width * proj, 0.04f);
     }
     return m;
 }
@@ -133,7 +121,7 @@ static void in_proj_alone(gi_compute *cx, int n_seq)
     linear_weights part[3];
     for (int k = 0; k < 3; k++)
         part[k] = (linear_weights){qkv.w + k * ww, NULL, qkv.b + k * w, w, w};
-    float *x = rnd((size_t)rows * w, 1.0f), *y = malloc((size_t)rows * 3 * w * sizeof *y);
+    float *x = random_floats((size_t)rows * w, 1.0f), *y = malloc((size_t)rows * 3 * w * sizeof *y);
     gi_error err = {0};
     double best[2] = {1e30, 1e30};
     for (int r = 0; r < 41; r++) {

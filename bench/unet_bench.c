@@ -33,23 +33,9 @@
 #include "compute/gemm_bf16.h"
 #include "compute/op_prof.h"
 #include "model/unet.h"
+#include "bench_util.h"
 
 #define MAX_SIZES 8
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static float *rnd(size_t n, float scale)
-{
-    float *p = malloc(n * sizeof *p);
-    for (size_t i = 0; p && i < n; i++)
-        p[i] = scale * ((float)rand() / (float)RAND_MAX - 0.5f);
-    return p;
-}
 
 static int gemm_rate(gi_compute *cx, int bf16, double *rate)
 {
@@ -174,9 +160,9 @@ int main(int argc, char **argv)
     for (int s = 0; s < nsizes; s++) {
         int h = sizes[s][0], w = sizes[s][1];
         size_t px = (size_t)batch * h * w;
-        float *x = rnd(px * cin, 2.0f), *out = malloc(px * cout * sizeof *out);
-        float *c = rnd((size_t)batch * tokens * ctx, 2.0f);
-        float *y = adm > 0 ? rnd((size_t)batch * adm, 2.0f) : NULL;
+        float *x = random_floats(px * cin, 2.0f), *out = malloc(px * cout * sizeof *out);
+        float *c = random_floats((size_t)batch * tokens * ctx, 2.0f);
+        float *y = adm > 0 ? random_floats((size_t)batch * adm, 2.0f) : NULL;
         float *t = malloc((size_t)batch * sizeof *t);
         for (int b = 0; b < batch; b++)
             t[b] = 500.0f + b;

@@ -21,13 +21,7 @@
 #include "compute/op_prof.h"
 #include "model/vae.h"
 #include "model/weights.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "bench_util.h"
 
 static int usage(void)
 {
