@@ -28,18 +28,56 @@ int fused_bf16_available(void)
            __builtin_cpu_supports("avx512bf16");
 }
 
-void fused_bf16_pack_head(const float *k, const float *v, int kv_stride, int tk, int d, int tkp,
-                          int dp, uint16_t *kt, uint16_t *vp)
+/* 16 floats to bf16 as gi_f32_to_bf16 rounds them (to nearest even, NaNs
+   kept quiet; VCVTNEPS2BF16 would flush subnormal inputs to zero), each in the
+   low half of its 32-bit lane. */
+BF16_TARGET static inline __m512i bf16_lanes(__m512 f)
+{
+    const __m512i u = _mm512_castps_si512(f);
+    __m512i r = _mm512_add_epi32(
+        u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                            _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+    r = _mm512_srli_epi32(r, 16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+}
+
+/* Keys by panels of 16: each key's row rounded 16 channels at a time, its
+   channel pairs (adjacent in the row) then laid 16 keys apart. Values by key
+   pairs: rows t and t + 1 rounded together, channel c's pair one 32-bit lane. */
+BF16_TARGET void fused_bf16_pack_head(const float *k, const float *v, int kv_stride, int tk, int d,
+                                      int tkp, int dp, uint16_t *kt, uint16_t *vp)
 {
     int d2 = (d + 1) / 2;
     memset(kt, 0, (size_t)d2 * tkp * 2 * sizeof *kt);
     memset(vp, 0, (size_t)tkp * dp * sizeof *vp);
+    uint32_t *kt32 = (uint32_t *)kt, *vp32 = (uint32_t *)vp;
+    /* whole vectors of 16: past d the masked loads give zeros, so an odd d's
+       last pair has 0 above */
+    _Alignas(64) uint16_t row[FUSED_MAX_WIDTH];
     for (int t = 0; t < tk; t++) {
-        const float *kr = k + (size_t)t * kv_stride, *vr = v + (size_t)t * kv_stride;
-        for (int c = 0; c < d; c++) {
-            kt[(size_t)(t / 16) * d2 * 32 + (size_t)(c / 2) * 32 + (t % 16) * 2 + (c & 1)] =
-                gi_f32_to_bf16(kr[c]);
-            vp[((size_t)(t / 2) * dp + c) * 2 + (t & 1)] = gi_f32_to_bf16(vr[c]);
+        const float *kr = k + (size_t)t * kv_stride;
+        for (int c = 0; c < d; c += 16) {
+            __mmask16 m = d - c >= 16 ? 0xffff : (__mmask16)((1u << (d - c)) - 1);
+            _mm256_store_si256((__m256i *)(row + c),
+                               _mm512_cvtepi32_epi16(bf16_lanes(_mm512_maskz_loadu_ps(m, kr + c))));
+        }
+        const uint32_t *pairs = (const uint32_t *)row;
+        uint32_t *col = kt32 + (size_t)(t / 16) * d2 * 16 + t % 16;
+        for (int x = 0; x < d2; x++)
+            col[(size_t)x * 16] = pairs[x];
+    }
+    for (int t = 0; t < tk; t += 2) {
+        const float *v0 = v + (size_t)t * kv_stride, *v1 = v0 + kv_stride;
+        uint32_t *dst = vp32 + (size_t)(t / 2) * dp;
+        for (int c = 0; c < d; c += 16) {
+            __mmask16 m = d - c >= 16 ? 0xffff : (__mmask16)((1u << (d - c)) - 1);
+            __m512i lo = bf16_lanes(_mm512_maskz_loadu_ps(m, v0 + c));
+            /* an odd tk's last key pairs with zeros */
+            __m512i hi =
+                t + 1 < tk ? bf16_lanes(_mm512_maskz_loadu_ps(m, v1 + c)) : _mm512_setzero_si512();
+            _mm512_mask_storeu_epi32(dst + c, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
         }
     }
 }
