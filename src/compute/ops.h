@@ -62,6 +62,10 @@ gs_status op_linear(gi_compute *cx, const linear_weights *lw, const float *x, lo
    GEMM that makes the branch's output (no second buffer, no separate add). */
 gs_status op_linear_add(gi_compute *cx, const linear_weights *lw, const float *x, long rows,
                         float *y, gi_error *err);
+/* ys[i] = x W_i^T + b_i for n layers on one input (q, k and v): where the
+   products take bf16 activations, x is rounded to bf16 once for all of them. */
+gs_status op_linear_shared(gi_compute *cx, const linear_weights *const *lws, int n, const float *x,
+                           long rows, float *const *ys, gi_error *err);
 
 /* The same for a 1x1 convolution over pixels rows [pixels, cin]. */
 gs_status op_conv1x1_add(gi_compute *cx, const conv_weights *cw, const float *x, long pixels,

@@ -76,6 +76,33 @@ gs_status op_linear_add(gi_compute *cx, const linear_weights *lw, const float *x
     return linear(cx, lw, x, rows, 1.0f, y, err);
 }
 
+gs_status op_linear_shared(gi_compute *cx, const linear_weights *const *lws, int n, const float *x,
+                           long rows, float *const *ys, gi_error *err)
+{
+    int bf16_in = !wide_weights(cx);
+    for (int i = 0; i < n; i++)
+        bf16_in = bf16_in && lws[i]->wb && lws[i]->in == lws[0]->in;
+    if (!bf16_in || rows > 0x7fffffffL) {
+        for (int i = 0; i < n; i++) {
+            gs_status st = linear(cx, lws[i], x, rows, 0.0f, ys[i], err);
+            if (st != GS_OK)
+                return st;
+        }
+        return GS_OK;
+    }
+    arena_mark m = arena_get_mark(&cx->scratch);
+    uint16_t *xb = op_to_bf16_scratch(cx, x, rows * lws[0]->in);
+    gs_status st = xb ? GS_OK : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a linear layer");
+    for (int i = 0; i < n && st == GS_OK; i++) {
+        const linear_weights *lw = lws[i];
+        cx->flops += 2.0 * rows * lw->out * lw->in;
+        st = gemm_bf16_bias(cx->bf16, (int)rows, lw->out, lw->in, xb, lw->in, lw->wb, lw->in, lw->b,
+                            0.0f, ys[i], lw->out, err);
+    }
+    arena_release(&cx->scratch, m);
+    return st;
+}
+
 gs_status op_conv1x1_add(gi_compute *cx, const conv_weights *cw, const float *x, long pixels,
                          float *y, gi_error *err)
 {

@@ -75,7 +75,6 @@ gs_status clip_bufs_alloc(gi_compute *cx, long rows, const clip_block_shape *s, 
 static gs_status project_qkv(gi_compute *cx, const clip_layer *L, const float *h, long rows, int w,
                              clip_bufs *b, gi_error *err)
 {
-    gs_status st;
     if (L->qkv.out) {
         b->qkv_stride = 3 * w;
         b->q = b->qkv;
@@ -88,10 +87,8 @@ static gs_status project_qkv(gi_compute *cx, const clip_layer *L, const float *h
     b->q = q;
     b->k = k;
     b->v = v;
-    if ((st = op_linear(cx, &L->q, h, rows, q, err)) != GS_OK ||
-        (st = op_linear(cx, &L->k, h, rows, k, err)) != GS_OK)
-        return st;
-    return op_linear(cx, &L->v, h, rows, v, err);
+    return op_linear_shared(cx, (const linear_weights *[]){&L->q, &L->k, &L->v}, 3, h, rows,
+                            (float *[]){q, k, v}, err);
 }
 
 gs_status clip_blocks_run(gi_compute *cx, const clip_layer *layer, const clip_block_shape *s,

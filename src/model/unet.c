@@ -372,9 +372,8 @@ static gs_status xf_forward(fwd *f, const unet_xf *x, float *h, int hh, int ww)
         const unet_tblock *B = &x->blocks[b];
         /* self-attention */
         op_layer_norm(f->cx, &B->ln1, s, rows, c, 1e-5f, t);
-        if ((st = op_linear(f->cx, &B->q1, t, rows, q, f->err)) != GS_OK ||
-            (st = op_linear(f->cx, &B->k1, t, rows, k, f->err)) != GS_OK ||
-            (st = op_linear(f->cx, &B->v1, t, rows, v, f->err)) != GS_OK ||
+        if ((st = op_linear_shared(f->cx, (const linear_weights *[]){&B->q1, &B->k1, &B->v1}, 3, t,
+                                   rows, (float *[]){q, k, v}, f->err)) != GS_OK ||
             (st = op_attention(f->cx, q, c, k, v, c, f->n, T, T, x->heads, d, 0, t, f->err)) !=
                 GS_OK ||
             (st = op_linear_add(f->cx, &B->o1, t, rows, s, f->err)) != GS_OK)
@@ -382,8 +381,8 @@ static gs_status xf_forward(fwd *f, const unet_xf *x, float *h, int hh, int ww)
         /* cross-attention on the text */
         op_layer_norm(f->cx, &B->ln2, s, rows, c, 1e-5f, t);
         if ((st = op_linear(f->cx, &B->q2, t, rows, q, f->err)) != GS_OK ||
-            (st = op_linear(f->cx, &B->k2, f->context, crow, k, f->err)) != GS_OK ||
-            (st = op_linear(f->cx, &B->v2, f->context, crow, v, f->err)) != GS_OK ||
+            (st = op_linear_shared(f->cx, (const linear_weights *[]){&B->k2, &B->v2}, 2, f->context,
+                                   crow, (float *[]){k, v}, f->err)) != GS_OK ||
             (st = op_attention(f->cx, q, c, k, v, c, f->n, T, Tc, x->heads, d, 0, t, f->err)) !=
                 GS_OK ||
             (st = op_linear_add(f->cx, &B->o2, t, rows, s, f->err)) != GS_OK)
