@@ -809,6 +809,61 @@ static void linear_bias_and_residual_paths(void **state)
     }
 }
 
+/* op_linear_shared (q, k and v on one input, rounded to bf16 once) gives each
+   layer exactly what op_linear gives it, its own bias included, on every path:
+   f32 weights, bf16 products (native or emulated by widening: the shared
+   rounding runs on every CPU) and bf16 weights widened. */
+static void linear_shared_matches_each_layer(void **state)
+{
+    (void)state;
+    enum { ROWS = 77, IN = 40, N = 3 };
+    static const int outs[N] = {40, 24, 56};
+    gi_error err = {0};
+    static float x[ROWS * IN], w[N][56 * IN], bias[N][56], y1[N][ROWS * 56], y2[N][ROWS * 56];
+    static uint16_t wb[N][56 * IN];
+    for (int i = 0; i < ROWS * IN; i++)
+        x[i] = frand();
+    for (int l = 0; l < N; l++) {
+        for (int i = 0; i < outs[l] * IN; i++) {
+            f32_to_bf16(&(float){frand()}, &wb[l][i], 1);
+            w[l][i] = gi_bf16_to_f32(wb[l][i]);
+        }
+        for (int i = 0; i < outs[l]; i++)
+            bias[l][i] = 2.0f * frand();
+    }
+    for (int path = 0; path < 4; path++) {
+        gi_compute *cx;
+        assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+        if (path == 1 && !gemm_bf16_native(cx->bf16)) {
+            compute_free(cx);
+            continue;
+        }
+        if (path >= 2)
+            gemm_bf16_force_widening(cx->bf16);
+        if (path == 3)
+            gemm_bf16_emulate_native(cx->bf16);
+        int saved = compute_enter(cx);
+        linear_weights lw[N];
+        const linear_weights *lws[N];
+        float *ys[N];
+        for (int l = 0; l < N; l++) {
+            /* the second layer without a bias, as SD's q, k and v are */
+            lw[l] = (linear_weights){path == 0 ? w[l] : NULL, path == 0 ? NULL : wb[l],
+                                     l == 1 ? NULL : bias[l], outs[l], IN};
+            lws[l] = &lw[l];
+            ys[l] = y2[l];
+        }
+        assert_int_equal(compute_begin(cx, &err), GS_OK);
+        for (int l = 0; l < N; l++)
+            assert_int_equal(op_linear(cx, &lw[l], x, ROWS, y1[l], &err), GS_OK);
+        assert_int_equal(op_linear_shared(cx, lws, N, x, ROWS, ys, &err), GS_OK);
+        for (int l = 0; l < N; l++)
+            assert_memory_equal(y1[l], y2[l], sizeof(float) * ROWS * outs[l]);
+        compute_leave(saved);
+        compute_free(cx);
+    }
+}
+
 /* f32 -> f16 by spans (F16C where the CPU has it) gives the scalar
    conversion's bits for every non-NaN input: every f16 value itself, the
    midpoints between neighbours (ties to even) and a step either side of
@@ -1026,6 +1081,7 @@ int main(void)
         cmocka_unit_test(conv_rows_reorder_as_defined),
         cmocka_unit_test(bf16_weights_keep_f32_activations),
         cmocka_unit_test(linear_bias_and_residual_paths),
+        cmocka_unit_test(linear_shared_matches_each_layer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
