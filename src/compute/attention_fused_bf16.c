@@ -43,6 +43,12 @@ BF16_TARGET static inline __m512i bf16_lanes(__m512 f)
     return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
 }
 
+/* The first `left` of 16 lanes (all 16 from 16 up, none below 1). */
+static inline __mmask16 first_lanes(int left)
+{
+    return left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+}
+
 /* Keys by panels of 16: each key's row rounded 16 channels at a time, its
    channel pairs (adjacent in the row) then laid 16 keys apart. Values by key
    pairs: rows t and t + 1 rounded together, channel c's pair one 32-bit lane. */
@@ -59,7 +65,7 @@ BF16_TARGET void fused_bf16_pack_head(const float *k, const float *v, int kv_str
     for (int t = 0; t < tk; t++) {
         const float *kr = k + (size_t)t * kv_stride;
         for (int c = 0; c < d; c += 16) {
-            __mmask16 m = d - c >= 16 ? 0xffff : (__mmask16)((1u << (d - c)) - 1);
+            __mmask16 m = first_lanes(d - c);
             _mm256_store_si256((__m256i *)(row + c),
                                _mm512_cvtepi32_epi16(bf16_lanes(_mm512_maskz_loadu_ps(m, kr + c))));
         }
@@ -72,7 +78,7 @@ BF16_TARGET void fused_bf16_pack_head(const float *k, const float *v, int kv_str
         const float *v0 = v + (size_t)t * kv_stride, *v1 = v0 + kv_stride;
         uint32_t *dst = vp32 + (size_t)(t / 2) * dp;
         for (int c = 0; c < d; c += 16) {
-            __mmask16 m = d - c >= 16 ? 0xffff : (__mmask16)((1u << (d - c)) - 1);
+            __mmask16 m = first_lanes(d - c);
             __m512i lo = bf16_lanes(_mm512_maskz_loadu_ps(m, v0 + c));
             /* an odd tk's last key pairs with zeros */
             __m512i hi =
@@ -214,10 +220,7 @@ BF16_TARGET void fused_bf16_block(const uint32_t (*q2)[FUSED_MAX_WIDTH / 2], int
         }
         for (int c = full; c < kb; c += 32) {
             int left = valid[r] - c;
-            __mmask16 ka = left >= 16 ? 0xffff : (left > 0 ? (__mmask16)((1u << left) - 1) : 0);
-            __mmask16 kb2 = left >= 32  ? 0xffff
-                            : left > 16 ? (__mmask16)((1u << (left - 16)) - 1)
-                                        : 0;
+            __mmask16 ka = first_lanes(left), kb2 = first_lanes(left - 16);
             __m512 e0 =
                 _mm512_maskz_mov_ps(ka, exp2_16(_mm512_sub_ps(_mm512_load_ps(&s[r][c]), vmax)));
             __m512 e1 = _mm512_maskz_mov_ps(

@@ -41,22 +41,31 @@ uint16_t *op_to_bf16_scratch(gi_compute *cx, const float *x, long n)
     return y;
 }
 
+/* y = xb W^T + b (+ y when beta is 1) for a layer with 16-bit weights whose
+   products take bf16 activations, xb being x already rounded. */
+static gs_status linear_on_bf16(gi_compute *cx, const linear_weights *lw, const uint16_t *xb,
+                                long rows, float beta, float *y, gi_error *err)
+{
+    cx->flops += 2.0 * rows * lw->out * lw->in;
+    return gemm_bf16_bias(cx->bf16, (int)rows, lw->out, lw->in, xb, lw->in, lw->wb, lw->in, lw->b,
+                          beta, y, lw->out, err);
+}
+
 /* y = x W^T + b (+ y when beta is 1). */
 static gs_status linear(gi_compute *cx, const linear_weights *lw, const float *x, long rows,
                         float beta, float *y, gi_error *err)
 {
     if (rows > 0x7fffffffL)
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "linear layer: %ld rows is too many", rows);
-    cx->flops += 2.0 * rows * lw->out * lw->in;
     if (lw->wb && !wide_weights(cx)) {
         arena_mark m = arena_get_mark(&cx->scratch);
         uint16_t *xb = op_to_bf16_scratch(cx, x, rows * lw->in);
-        gs_status st = xb ? gemm_bf16_bias(cx->bf16, (int)rows, lw->out, lw->in, xb, lw->in, lw->wb,
-                                           lw->in, lw->b, beta, y, lw->out, err)
+        gs_status st = xb ? linear_on_bf16(cx, lw, xb, rows, beta, y, err)
                           : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a linear layer");
         arena_release(&cx->scratch, m);
         return st;
     }
+    cx->flops += 2.0 * rows * lw->out * lw->in;
     if (!lw->wb)
         return gemm_f32_bias(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->w, lw->in, lw->b,
                              beta, y, lw->out, err);
@@ -93,12 +102,8 @@ gs_status op_linear_shared(gi_compute *cx, const linear_weights *const *lws, int
     arena_mark m = arena_get_mark(&cx->scratch);
     uint16_t *xb = op_to_bf16_scratch(cx, x, rows * lws[0]->in);
     gs_status st = xb ? GS_OK : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory in a linear layer");
-    for (int i = 0; i < n && st == GS_OK; i++) {
-        const linear_weights *lw = lws[i];
-        cx->flops += 2.0 * rows * lw->out * lw->in;
-        st = gemm_bf16_bias(cx->bf16, (int)rows, lw->out, lw->in, xb, lw->in, lw->wb, lw->in, lw->b,
-                            0.0f, ys[i], lw->out, err);
-    }
+    for (int i = 0; i < n && st == GS_OK; i++)
+        st = linear_on_bf16(cx, lws[i], xb, rows, 0.0f, ys[i], err);
     arena_release(&cx->scratch, m);
     return st;
 }
