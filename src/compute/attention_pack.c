@@ -8,25 +8,6 @@ int attention_key_stride(int tk)
     return (tk + 31) / 32 * 32 + 16;
 }
 
-static void pack_values(const float *v, int kv_stride, int tk, int d, int tkp, int dp, float *vp)
-{
-    memset(vp, 0, (size_t)tkp * dp * sizeof *vp);
-    for (int t = 0; t < tk; t++)
-        memcpy(vp + (size_t)t * dp, v + (size_t)t * kv_stride, (size_t)d * sizeof *vp);
-}
-
-void attention_pack_head(const float *k, const float *v, int kv_stride, int tk, int d, int tkp,
-                         int dp, float *kt, float *vp)
-{
-    memset(kt, 0, (size_t)d * tkp * sizeof *kt);
-    for (int t = 0; t < tk; t++) {
-        const float *kr = k + (size_t)t * kv_stride;
-        for (int c = 0; c < d; c++)
-            kt[(size_t)c * tkp + t] = kr[c];
-    }
-    pack_values(v, kv_stride, tk, d, tkp, dp, vp);
-}
-
 void attention_pack_head_panels(const float *k, const float *v, int kv_stride, int tk, int d,
                                 int tkp, int dp, float *kt, float *vp)
 {
@@ -37,5 +18,7 @@ void attention_pack_head_panels(const float *k, const float *v, int kv_stride, i
         for (int c = 0; c < d; c++)
             col[(size_t)c * 16] = kr[c];
     }
-    pack_values(v, kv_stride, tk, d, tkp, dp, vp);
+    memset(vp, 0, (size_t)tkp * dp * sizeof *vp);
+    for (int t = 0; t < tk; t++)
+        memcpy(vp + (size_t)t * dp, v + (size_t)t * kv_stride, (size_t)d * sizeof *vp);
 }
