@@ -96,7 +96,9 @@ typedef struct gs_engine gs_engine;
 typedef struct gs_model gs_model;
 
 typedef enum gs_precision {
-    GS_PRECISION_AUTO = 0, /* bf16 where it outruns f32 (AMX, AMD Zen 4+), else f32 */
+    GS_PRECISION_AUTO = 0, /* bf16 where it outruns f32 (AMX, AMD Zen 4+), but there f16 for
+                              v-prediction models (bf16 is far off the f32 image on those),
+                              else f32 */
     GS_PRECISION_F32 = 1,  /* reproduces the reference tools' f32 results */
     GS_PRECISION_BF16 = 2, /* bf16 weights; GEMMs in bf16 with f32 sums, or where the CPU has
                               no bf16 matmul (AVX2) f32 products on the weights widened */

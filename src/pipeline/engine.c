@@ -98,6 +98,8 @@ int engine_emulate_bf16_fast(gs_engine *eng)
     if (eng->bf16_fast && gemm_bf16_native(eng->cx->bf16))
         return 0;
     eng->bf16_fast = 1;
+    if (eng->precision_auto)
+        eng->half = WL_BF16;
     if (!gemm_bf16_native(eng->cx->bf16))
         gemm_bf16_emulate_native(eng->cx->bf16);
     engine_set_compute_precision(eng, eng->half);

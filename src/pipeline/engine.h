@@ -28,6 +28,9 @@ struct gs_engine {
        ("first_latent", "upscaled_latent", "hr_noise", "final_latent"; NCHW) */
     void (*latent_tap)(void *user, const char *name, const float *x, size_t n);
     void *latent_tap_user;
+    /* tests: the prediction guess (A1111's, for full-size SD2 UNets) answers v
+       for a file of any size that does not say, without running it */
+    int test_guess_v;
 };
 
 struct gs_model {
@@ -133,7 +136,8 @@ void engine_set_compute_precision(gs_engine *eng, int half);
 
 /* Tests: makes a bf16 engine compute as AMX and Zen 4 CPUs do (bf16 attention
    and Winograd, bf16-rounded activations for every product; the products
-   emulated exactly where oneDNN has no bf16 matmul). 0 when it computed so
+   emulated exactly where oneDNN has no bf16 matmul), and an engine left to
+   choose its precision choose as it does there (bf16). 0 when it computed so
    already. */
 int engine_emulate_bf16_fast(gs_engine *eng);
 

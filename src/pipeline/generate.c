@@ -572,6 +572,9 @@ static gs_status generate(gs_engine *eng, gs_model *m, const gs_params *p, gs_pr
         gi_error_prefix(&err, "%s", m->path);
         goto out;
     }
+    /* a staged load's first UNet may have shown a v model, which an engine left
+       to choose computes in f16 (model_load.c, auto_takes_f16) */
+    engine_set_compute_precision(eng, m->half);
     g.in_ch = unet_in_channels(m->unet); /* once the UNet is loaded (a run may release it) */
     /* the VAE's encoder comes with the first job that encodes an image: an init
        image, an inpainting checkpoint's masked image, a hires fix through pixels */

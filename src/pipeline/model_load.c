@@ -175,6 +175,43 @@ static gs_status check_fit(gs_model *m, gi_error *err)
     return GS_OK;
 }
 
+/* An engine left to choose computes a v-prediction model with f16 weights and
+   f32 activations where it would have chosen bf16: read as v, the output
+   multiplies bf16's rounding about eightfold (worst pixel 38-66 levels from the
+   f32 image on the SD2-v fixtures, f16 within 1; bench/RESULTS.md section 36).
+   A prepared file keeps the precision it was prepared in. */
+static int auto_takes_f16(const gs_model *m)
+{
+    return m->eng->precision_auto && !m->prepared && m->half == WL_BF16 &&
+           m->prediction == GS_PREDICTION_V;
+}
+
+/* The networks loaded in bf16 before the guess said v: freed, to load again in
+   f16. Returns the parts to load. */
+static int drop_networks_for_f16(gs_model *m)
+{
+    int parts = (m->unet ? NET_UNET : 0) | (m->vae ? NET_VAE : 0) |
+                (m->vae && vae_has_encoder(m->vae) ? NET_VAE_ENCODER : 0);
+    for (int k = 0; k < m->fam->n_text; k++) {
+        if (m->text[k])
+            parts |= NET_TEXT;
+        clip_text_free(m->text[k]);
+        m->text[k] = NULL;
+        if (m->log)
+            weight_log_drop_prefix(m->log, m->fam->text[k].prefix);
+    }
+    unet_free(m->unet);
+    vae_free(m->vae);
+    m->unet = NULL;
+    m->vae = NULL;
+    if (m->log) {
+        weight_log_drop_prefix(m->log, m->fam->unet_prefix);
+        weight_log_drop_prefix(m->log, m->fam->vae_prefix);
+    }
+    m->half = WL_F16;
+    return parts;
+}
+
 /* A file that does not say what it predicts: ε, except an SD 2.x UNet of the
    real size that passes A1111's test (sd_models_config.py
    is_using_v_parameterization_for_sd2: at t = 999 on x = 0.5 with a context
@@ -183,7 +220,9 @@ static gs_status check_fit(gs_model *m, gi_error *err)
 static gs_status guess_prediction(gs_model *m, gi_error *err)
 {
     enum { SIDE = 8, TOKENS = 2 };
-    m->prediction = GS_PREDICTION_EPS;
+    m->prediction = m->eng->test_guess_v ? GS_PREDICTION_V : GS_PREDICTION_EPS;
+    if (m->eng->test_guess_v)
+        return GS_OK;
     if (m->fam->id != GS_FAMILY_SD2 || unet_context_dim(m->unet) != 1024 ||
         unet_model_channels(m->unet) != 320 || unet_in_channels(m->unet) != 4)
         return GS_OK;
@@ -274,6 +313,8 @@ gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
             goto out;
         }
     }
+    if (auto_takes_f16(m))
+        m->half = WL_F16;
     /* a network loaded again holds its base weights and new buffers: the
        index forgets the old ones and the LoRA set is folded in anew */
     weight_log *log = m->log ? m->log : &m->index;
@@ -311,6 +352,8 @@ gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
             goto out;
         if (m->prediction == GS_PREDICTION_AUTO && (st = guess_prediction(m, err)) != GS_OK)
             goto out;
+        if (auto_takes_f16(m)) /* the file did not say v: the guess did */
+            return model_load_parts(m, drop_networks_for_f16(m), err);
         m->unet_channels = unet_model_channels(m->unet);
         m->latent_channels = vae_latent_channels(m->vae);
         m->adm_channels = unet_adm_channels(m->unet);
