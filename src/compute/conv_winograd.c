@@ -138,11 +138,18 @@ GS_VEC_CLONES static void filters(void *p, int ith, int nth)
                 }
             }
             for (int p16 = 0; p16 < 16; p16++)
-                if (j->fused && u16)
-                    for (size_t l = 0; l < nc; l++)
-                        j->u16[wino_bf16_u_index(plane, j->cin, p16, (int)o, (int)(c0 + l))] =
-                            bf16_bits(res[p16][l]);
-                else if (j->fused)
+                if (j->fused && u16) {
+                    /* channel pairs (cin is even here): 8 four-byte stores, 128
+                       bytes apart, rather than 16 indexed two-byte ones (the
+                       stores were most of this transform, which runs every call) */
+                    uint16_t *dst = j->u16 + wino_bf16_u_index(plane, j->cin, p16, (int)o, (int)c0);
+                    uint32_t pairs[8];
+                    for (int l2 = 0; l2 < 8; l2++)
+                        pairs[l2] = bf16_bits(res[p16][2 * l2]) |
+                                    (uint32_t)bf16_bits(res[p16][2 * l2 + 1]) << 16;
+                    for (size_t l2 = 0; l2 < nc / 2; l2++)
+                        memcpy(dst + l2 * 64, &pairs[l2], sizeof pairs[l2]);
+                } else if (j->fused)
                     for (size_t l = 0; l < nc; l++)
                         j->u[wino_f32_u_index(plane, j->cin, p16, (int)o, (int)(c0 + l))] =
                             res[p16][l];
