@@ -864,6 +864,55 @@ static void linear_shared_matches_each_layer(void **state)
     }
 }
 
+/* The feed-forward's bf16 route (GEGLU rounding as it stores, then the
+   product on that input) gives op_geglu then op_linear_add's bits: the same
+   rounding of the same values, one pass fewer. Where the products take bf16
+   input (native, or emulated as AMX/Zen 4 run them). */
+static void geglu_bf16_route_matches_the_f32_one(void **state)
+{
+    (void)state;
+    enum { ROWS = 37, INNER = 72, OUT = 40 };
+    gi_error err = {0};
+    static float x[ROWS * 2 * INNER], g[ROWS * INNER], bias[OUT], y1[ROWS * OUT], y2[ROWS * OUT];
+    static uint16_t wb[OUT * INNER], gb[ROWS * INNER], gb_ref[ROWS * INNER];
+    for (int i = 0; i < ROWS * 2 * INNER; i++)
+        x[i] = 3.0f * frand();
+    for (int i = 0; i < OUT * INNER; i++)
+        f32_to_bf16(&(float){frand()}, &wb[i], 1);
+    for (int i = 0; i < OUT; i++)
+        bias[i] = frand();
+    for (int i = 0; i < ROWS * OUT; i++)
+        y1[i] = y2[i] = frand(); /* the residual both add to */
+    for (int path = 0; path < 2; path++) {
+        gi_compute *cx;
+        assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+        if (path == 0 && !gemm_bf16_native(cx->bf16)) {
+            compute_free(cx);
+            continue;
+        }
+        if (path == 1) {
+            gemm_bf16_force_widening(cx->bf16);
+            gemm_bf16_emulate_native(cx->bf16);
+        }
+        int saved = compute_enter(cx);
+        assert_int_equal(compute_begin(cx, &err), GS_OK);
+        linear_weights lw = {NULL, wb, bias, OUT, INNER};
+        assert_true(op_linear_takes_bf16(cx, &lw));
+        float r1[ROWS * OUT], r2[ROWS * OUT];
+        memcpy(r1, y1, sizeof r1);
+        memcpy(r2, y2, sizeof r2);
+        op_geglu(cx, x, ROWS, INNER, g);
+        f32_to_bf16(g, gb_ref, ROWS * INNER);
+        assert_int_equal(op_linear_add(cx, &lw, g, ROWS, r1, &err), GS_OK);
+        op_geglu_bf16(cx, x, ROWS, INNER, gb);
+        assert_memory_equal(gb, gb_ref, sizeof gb);
+        assert_int_equal(op_linear_add_bf16(cx, &lw, gb, ROWS, r2, &err), GS_OK);
+        assert_memory_equal(r1, r2, sizeof r1);
+        compute_leave(saved);
+        compute_free(cx);
+    }
+}
+
 /* f32 -> f16 by spans (F16C where the CPU has it) gives the scalar
    conversion's bits for every non-NaN input: every f16 value itself, the
    midpoints between neighbours (ties to even) and a step either side of
@@ -1082,6 +1131,7 @@ int main(void)
         cmocka_unit_test(bf16_weights_keep_f32_activations),
         cmocka_unit_test(linear_bias_and_residual_paths),
         cmocka_unit_test(linear_shared_matches_each_layer),
+        cmocka_unit_test(geglu_bf16_route_matches_the_f32_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

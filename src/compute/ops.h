@@ -62,6 +62,15 @@ gs_status op_linear(gi_compute *cx, const linear_weights *lw, const float *x, lo
    GEMM that makes the branch's output (no second buffer, no separate add). */
 gs_status op_linear_add(gi_compute *cx, const linear_weights *lw, const float *x, long rows,
                         float *y, gi_error *err);
+/* Whether op_linear rounds its input to bf16 for lw's product (bf16 weights
+   where oneDNN multiplies bf16): then a producer may hand it rounded already. */
+static inline int op_linear_takes_bf16(const gi_compute *cx, const linear_weights *lw)
+{
+    return lw->wb && !wide_weights(cx);
+}
+/* op_linear_add on xb, x already rounded to bf16 (op_linear_takes_bf16). */
+gs_status op_linear_add_bf16(gi_compute *cx, const linear_weights *lw, const uint16_t *xb,
+                             long rows, float *y, gi_error *err);
 /* ys[i] = x W_i^T + b_i for n layers on one input (q, k and v): where the
    products take bf16 activations, x is rounded to bf16 once for all of them. */
 gs_status op_linear_shared(gi_compute *cx, const linear_weights *const *lws, int n, const float *x,
@@ -157,6 +166,9 @@ void op_quick_gelu(gi_compute *cx, float *x, long count); /* in place */
 void op_gelu(gi_compute *cx, float *x, long count);       /* in place, exact erf GELU */
 /* GEGLU: x [rows, 2*inner] -> y [rows, inner] = a * gelu(gate) (exact erf GELU). */
 void op_geglu(gi_compute *cx, const float *x, long rows, int inner, float *y);
+/* The same, y rounded to bf16 as f32_to_bf16 rounds (for a bf16 product's
+   input: one pass instead of GEGLU's f32 out and the rounding's in and out). */
+void op_geglu_bf16(gi_compute *cx, const float *x, long rows, int inner, uint16_t *y);
 /* y[p, c] += v[p / per, c]: adds a per-image vector [n, c] to [n, per, c]. */
 void op_add_broadcast(gi_compute *cx, float *y, const float *v, int n, long per, int c);
 

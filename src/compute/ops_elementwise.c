@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "compute/half.h"
 #include "compute/op_prof.h"
 #include "compute/ops.h"
 #include "compute/vec_math.h"
@@ -101,6 +102,7 @@ void op_add_broadcast(gi_compute *cx, float *y, const float *v, int n, long per,
 typedef struct geglu_job {
     const float *x;
     float *y;
+    uint16_t *yb; /* or y rounded to bf16 here */
     long rows;
     int inner;
 } geglu_job;
@@ -113,6 +115,12 @@ GS_VEC_CLONES static void geglu_rows(void *p, int ith, int nth)
     for (long r = r0; r < r1; r++) {
         const float *a = j->x + (size_t)r * 2 * j->inner;
         const float *g = a + j->inner;
+        if (j->yb) {
+            uint16_t *y = j->yb + (size_t)r * j->inner;
+            for (int k = 0; k < j->inner; k++)
+                y[k] = gi_f32_to_bf16_round(a[k] * gi_gelu(g[k]));
+            continue;
+        }
         float *y = j->y + (size_t)r * j->inner;
         for (int k = 0; k < j->inner; k++)
             y[k] = a[k] * gi_gelu(g[k]);
@@ -121,8 +129,15 @@ GS_VEC_CLONES static void geglu_rows(void *p, int ith, int nth)
 
 void op_geglu(gi_compute *cx, const float *x, long rows, int inner, float *y)
 {
-    geglu_job j = {x, y, rows, inner};
+    geglu_job j = {x, y, NULL, rows, inner};
     OP_PROF_TAG(OPK_GEGLU, 12.0 * rows * inner);
+    threadpool_run(cx->tp, geglu_rows, &j);
+}
+
+void op_geglu_bf16(gi_compute *cx, const float *x, long rows, int inner, uint16_t *y)
+{
+    geglu_job j = {x, NULL, y, rows, inner};
+    OP_PROF_TAG(OPK_GEGLU, 10.0 * rows * inner);
     threadpool_run(cx->tp, geglu_rows, &j);
 }
 

@@ -85,6 +85,15 @@ gs_status op_linear_add(gi_compute *cx, const linear_weights *lw, const float *x
     return linear(cx, lw, x, rows, 1.0f, y, err);
 }
 
+gs_status op_linear_add_bf16(gi_compute *cx, const linear_weights *lw, const uint16_t *xb,
+                             long rows, float *y, gi_error *err)
+{
+    if (rows > 0x7fffffffL || !op_linear_takes_bf16(cx, lw))
+        return gi_fail(err, GS_ERR_INTERNAL, "op_linear_add_bf16: %ld rows, bf16 input %d", rows,
+                       op_linear_takes_bf16(cx, lw));
+    return linear_on_bf16(cx, lw, xb, rows, 1.0f, y, err);
+}
+
 gs_status op_linear_shared(gi_compute *cx, const linear_weights *const *lws, int n, const float *x,
                            long rows, float *const *ys, gi_error *err)
 {

@@ -393,8 +393,14 @@ static gs_status xf_forward(fwd *f, const unet_xf *x, float *h, int hh, int ww)
             long nr = rows - r0 < ff_rows ? rows - r0 : ff_rows;
             if ((st = op_linear(f->cx, &B->ff1, t + r0 * c, nr, ff, f->err)) != GS_OK)
                 goto out;
-            op_geglu(f->cx, ff, nr, x->inner, g);
-            if ((st = op_linear_add(f->cx, &B->ff2, g, nr, s + r0 * c, f->err)) != GS_OK)
+            if (op_linear_takes_bf16(f->cx, &B->ff2)) { /* g's floats hold nr x inner bf16 */
+                op_geglu_bf16(f->cx, ff, nr, x->inner, (uint16_t *)g);
+                st = op_linear_add_bf16(f->cx, &B->ff2, (uint16_t *)g, nr, s + r0 * c, f->err);
+            } else {
+                op_geglu(f->cx, ff, nr, x->inner, g);
+                st = op_linear_add(f->cx, &B->ff2, g, nr, s + r0 * c, f->err);
+            }
+            if (st != GS_OK)
                 goto out;
         }
     }
