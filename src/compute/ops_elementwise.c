@@ -116,9 +116,17 @@ GS_VEC_CLONES static void geglu_rows(void *p, int ith, int nth)
         const float *a = j->x + (size_t)r * 2 * j->inner;
         const float *g = a + j->inner;
         if (j->yb) {
+            /* by chunks through floats: both loops vectorise, where one
+               mixing them ran GEGLU 40 % slower */
             uint16_t *y = j->yb + (size_t)r * j->inner;
-            for (int k = 0; k < j->inner; k++)
-                y[k] = gi_f32_to_bf16_round(a[k] * gi_gelu(g[k]));
+            for (int k0 = 0; k0 < j->inner; k0 += 64) {
+                int n = j->inner - k0 < 64 ? j->inner - k0 : 64;
+                float t[64];
+                for (int k = 0; k < n; k++)
+                    t[k] = a[k0 + k] * gi_gelu(g[k0 + k]);
+                for (int k = 0; k < n; k++)
+                    y[k0 + k] = gi_f32_to_bf16_round(t[k]);
+            }
             continue;
         }
         float *y = j->y + (size_t)r * j->inner;
