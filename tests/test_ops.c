@@ -809,6 +809,26 @@ static void linear_bias_and_residual_paths(void **state)
     }
 }
 
+/* A compute context on one of the products' paths: 0 and 1 as this CPU runs
+   them (1 only where it multiplies bf16 natively: NULL elsewhere), 2 bf16
+   weights widened to f32, 3 widened but handed bf16 activations as a native
+   bf16 CPU is (emulated exactly). */
+static gi_compute *compute_on_path(int path)
+{
+    gi_error err = {0};
+    gi_compute *cx;
+    assert_int_equal(compute_create(2, &cx, &err), GS_OK);
+    if (path == 1 && !gemm_bf16_native(cx->bf16)) {
+        compute_free(cx);
+        return NULL;
+    }
+    if (path >= 2)
+        gemm_bf16_force_widening(cx->bf16);
+    if (path == 3)
+        gemm_bf16_emulate_native(cx->bf16);
+    return cx;
+}
+
 /* op_linear_shared (q, k and v on one input, rounded to bf16 once) gives each
    layer exactly what op_linear gives it, its own bias included, on every path:
    f32 weights, bf16 products (native or emulated by widening: the shared
@@ -832,16 +852,9 @@ static void linear_shared_matches_each_layer(void **state)
             bias[l][i] = 2.0f * frand();
     }
     for (int path = 0; path < 4; path++) {
-        gi_compute *cx;
-        assert_int_equal(compute_create(2, &cx, &err), GS_OK);
-        if (path == 1 && !gemm_bf16_native(cx->bf16)) {
-            compute_free(cx);
+        gi_compute *cx = compute_on_path(path);
+        if (!cx)
             continue;
-        }
-        if (path >= 2)
-            gemm_bf16_force_widening(cx->bf16);
-        if (path == 3)
-            gemm_bf16_emulate_native(cx->bf16);
         int saved = compute_enter(cx);
         linear_weights lw[N];
         const linear_weights *lws[N];
@@ -873,7 +886,7 @@ static void geglu_bf16_route_matches_the_f32_one(void **state)
     (void)state;
     enum { ROWS = 37, INNER = 72, OUT = 40 };
     gi_error err = {0};
-    static float x[ROWS * 2 * INNER], g[ROWS * INNER], bias[OUT], y1[ROWS * OUT], y2[ROWS * OUT];
+    static float x[ROWS * 2 * INNER], g[ROWS * INNER], bias[OUT], resid[ROWS * OUT];
     static uint16_t wb[OUT * INNER], gb[ROWS * INNER], gb_ref[ROWS * INNER];
     for (int i = 0; i < ROWS * 2 * INNER; i++)
         x[i] = 3.0f * frand();
@@ -882,25 +895,18 @@ static void geglu_bf16_route_matches_the_f32_one(void **state)
     for (int i = 0; i < OUT; i++)
         bias[i] = frand();
     for (int i = 0; i < ROWS * OUT; i++)
-        y1[i] = y2[i] = frand(); /* the residual both add to */
-    for (int path = 0; path < 2; path++) {
-        gi_compute *cx;
-        assert_int_equal(compute_create(2, &cx, &err), GS_OK);
-        if (path == 0 && !gemm_bf16_native(cx->bf16)) {
-            compute_free(cx);
+        resid[i] = frand(); /* what both routes add to */
+    for (int path = 1; path <= 3; path += 2) {
+        gi_compute *cx = compute_on_path(path);
+        if (!cx)
             continue;
-        }
-        if (path == 1) {
-            gemm_bf16_force_widening(cx->bf16);
-            gemm_bf16_emulate_native(cx->bf16);
-        }
         int saved = compute_enter(cx);
         assert_int_equal(compute_begin(cx, &err), GS_OK);
         linear_weights lw = {NULL, wb, bias, OUT, INNER};
         assert_true(op_linear_takes_bf16(cx, &lw));
         float r1[ROWS * OUT], r2[ROWS * OUT];
-        memcpy(r1, y1, sizeof r1);
-        memcpy(r2, y2, sizeof r2);
+        memcpy(r1, resid, sizeof r1);
+        memcpy(r2, resid, sizeof r2);
         op_geglu(cx, x, ROWS, INNER, g);
         f32_to_bf16(g, gb_ref, ROWS * INNER);
         assert_int_equal(op_linear_add(cx, &lw, g, ROWS, r1, &err), GS_OK);

@@ -220,9 +220,11 @@ static int drop_networks_for_f16(gs_model *m)
 static gs_status guess_prediction(gs_model *m, gi_error *err)
 {
     enum { SIDE = 8, TOKENS = 2 };
-    m->prediction = m->eng->test_guess_v ? GS_PREDICTION_V : GS_PREDICTION_EPS;
-    if (m->eng->test_guess_v)
+    if (m->eng->test_guess_v) {
+        m->prediction = GS_PREDICTION_V;
         return GS_OK;
+    }
+    m->prediction = GS_PREDICTION_EPS;
     if (m->fam->id != GS_FAMILY_SD2 || unet_context_dim(m->unet) != 1024 ||
         unet_model_channels(m->unet) != 320 || unet_in_channels(m->unet) != 4)
         return GS_OK;
