@@ -57,14 +57,15 @@ void *gi_aligned_alloc(size_t size)
     return p;
 }
 
+#define HUGE_PAGE ((size_t)2 << 20)
+
 void *gi_huge_alloc(size_t size)
 {
-    const size_t huge = (size_t)2 << 20;
     if (should_fail())
         return NULL;
     void *p = NULL;
-    size = (size + huge - 1) / huge * huge;
-    if (posix_memalign(&p, huge, size ? size : huge) != 0)
+    size = (size + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    if (posix_memalign(&p, HUGE_PAGE, size ? size : HUGE_PAGE) != 0)
         return NULL;
     madvise(p, size, MADV_HUGEPAGE); /* a hint: without THP it is 4 KiB pages as before */
     return p;
@@ -84,7 +85,7 @@ void gi_pages_drop(const void *ptr, size_t size)
    arena's overruns detectable by using malloc here. */
 void *gi_pages_alloc(size_t size)
 {
-    return gi_aligned_alloc(size);
+    return size >= HUGE_PAGE ? gi_huge_alloc(size) : gi_aligned_alloc(size);
 }
 
 void gi_pages_free(void *ptr, size_t size)
@@ -98,13 +99,34 @@ void gi_pages_release(void *ptr, size_t size)
     (void)ptr, (void)size;
 }
 #else
+/* Blocks of 2 MiB and more start on a 2 MiB boundary and are marked for
+   transparent huge pages: scratch is written once per pass in fresh blocks
+   (an arena grown to the last pass's peak, a VAE decode's maps), and on a
+   virtual machine each 4 KiB fault cost ~2 us of exception handling: the
+   second UNet step of a run, which faults in the regrown arena, took 0.3 s
+   longer than the third (bench/RESULTS.md section 38). */
 void *gi_pages_alloc(size_t size)
 {
     if (should_fail())
         return NULL;
-    void *p =
-        mmap(NULL, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = size ? (size + page - 1) / page * page : page;
+    if (len < HUGE_PAGE) {
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+    }
+    unsigned char *m =
+        mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    unsigned char *p =
+        (unsigned char *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    if (p > m) /* the slack before and after the aligned block goes back */
+        munmap(m, (size_t)(p - m));
+    if (p + len < m + len + HUGE_PAGE)
+        munmap(p + len, (size_t)(m + len + HUGE_PAGE - (p + len)));
+    madvise(p, len, MADV_HUGEPAGE); /* a hint: without THP it is 4 KiB pages as before */
+    return p;
 }
 
 void gi_pages_free(void *ptr, size_t size)

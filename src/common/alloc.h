@@ -24,7 +24,8 @@ void *gi_huge_alloc(size_t size);
 /* Pages straight from the kernel, given back by gi_pages_free (with the same
    size). For large scratch that comes and goes: malloc raises its mmap
    threshold after the first large free and then keeps such blocks in its heap,
-   where freed memory stays resident. */
+   where freed memory stays resident. Blocks of 2 MiB and more are 2 MiB
+   aligned and marked for transparent huge pages, as gi_huge_alloc's. */
 void *gi_pages_alloc(size_t size);
 void gi_pages_free(void *ptr, size_t size);
 /* Gives the whole pages inside [ptr, ptr + size) of a gi_pages_alloc block
