@@ -45,8 +45,10 @@ static void unfuse(clip_text *m)
         clip_layer *L = &m->layer[i];
         linear_weights *t[3] = {&L->q, &L->k, &L->v};
         for (int k = 0; k < 3; k++)
-            *t[k] = (linear_weights){L->qkv.w + k * ww, NULL, L->qkv.b + k * m->width, m->width,
-                                     m->width};
+            *t[k] = (linear_weights){.w = L->qkv.w + k * ww,
+                                     .b = L->qkv.b + k * m->width,
+                                     .out = m->width,
+                                     .in = m->width};
         L->qkv.out = 0;
     }
 }
@@ -120,7 +122,7 @@ static void in_proj_alone(gi_compute *cx, int n_seq)
     size_t ww = (size_t)w * w;
     linear_weights part[3];
     for (int k = 0; k < 3; k++)
-        part[k] = (linear_weights){qkv.w + k * ww, NULL, qkv.b + k * w, w, w};
+        part[k] = (linear_weights){.w = qkv.w + k * ww, .b = qkv.b + k * w, .out = w, .in = w};
     float *x = random_floats((size_t)rows * w, 1.0f), *y = malloc((size_t)rows * 3 * w * sizeof *y);
     gi_error err = {0};
     double best[2] = {1e30, 1e30};

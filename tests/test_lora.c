@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "gesso.h"
+#include "common/alloc.h"
 #include "model/lora_apply.h"
 #include "compute/gemm_bf16.h"
 #include "compute/half.h"
@@ -143,7 +144,9 @@ static double merged_error(const char *golden_key, const char *name)
                     kern[(((size_t)o * k + y) * k + x) * in + c] =
                         ref[(((size_t)o * in + c) * k + y) * k + x];
     assert_int_equal(e->nbytes, n * sizeof(float));
-    double err = rel_l2_f32_f64(e->data, kern, n);
+    void *copy;
+    double err = rel_l2_f32_f64(weight_entry_plain(e, &copy), kern, n);
+    gi_aligned_free(copy);
     free(ref);
     free(kern);
     return err;
@@ -812,6 +815,7 @@ static void bf16_fold_matches_goldens(void **state)
         idx.e[i] = *f;
         idx.e[i].name = strdup(f->name);
         idx.e[i].dtype = ST_BF16;
+        idx.e[i].packed = 0; /* this index's own buffers, in the stored layout */
         idx.e[i].nbytes = f->nbytes / 2;
         idx.e[i].data = calloc(1, idx.e[i].nbytes); /* zeros: the fold must not read them */
     }
@@ -890,9 +894,11 @@ static void half_weights_fold(gs_precision precision, double bound)
         size_t n;
         double *ref = gold_f64(key, &n);
         float *w = malloc(n * sizeof *w);
-        const uint16_t *b = e->data;
+        void *copy;
+        const uint16_t *b = weight_entry_plain(e, &copy);
         for (size_t k = 0; k < n; k++)
             w[k] = kept == ST_F16 ? gi_f16_to_f32(b[k]) : gi_bf16_to_f32(b[k]);
+        gi_aligned_free(copy);
         double d = rel_l2_f32_f64(w, ref, n); /* 1x1 and linear: the same order */
         printf("%s %-90s rel L2 %.2e\n", what, key, d);
         assert_true(d < bound);

@@ -16,6 +16,7 @@
 #include "compute/attention_fused.h"
 #include "compute/compute.h"
 #include "compute/gemm_bf16.h"
+#include "compute/gemm_pack.h"
 #include "compute/half.h"
 #include "compute/half_span.h"
 #include "compute/ops.h"
@@ -683,7 +684,7 @@ static void bf16_weights_keep_f32_activations(void **state)
         double num = 0, den = 0;
         assert_int_equal(compute_begin(cx, &err), GS_OK);
         if (kind == 0) {
-            linear_weights lw = {NULL, wb, bias, COUT, CIN};
+            linear_weights lw = {.wb = wb, .b = bias, .out = COUT, .in = CIN};
             assert_int_equal(op_linear(cx, &lw, x, ROWS, y, &err), GS_OK);
         } else {
             conv_weights cw = {NULL, wb, bias, COUT, CIN, kind == 1 ? 1 : 3};
@@ -765,7 +766,7 @@ static void linear_bias_and_residual_paths(void **state)
                 const float *b = with_bias ? bias : NULL;
                 float *wf = path == 0 ? w : NULL;
                 uint16_t *w16 = path == 0 ? NULL : path == 4 ? wh : wb;
-                linear_weights lw = {wf, w16, (float *)b, OUT, IN};
+                linear_weights lw = {.w = wf, .wb = w16, .b = (float *)b, .out = OUT, .in = IN};
                 conv_weights cw = {wf, w16, (float *)b, OUT, IN, 1};
                 memcpy(y, y0, sizeof y);
                 assert_int_equal(compute_begin(cx, &err), GS_OK);
@@ -861,8 +862,11 @@ static void linear_shared_matches_each_layer(void **state)
         float *ys[N];
         for (int l = 0; l < N; l++) {
             /* the second layer without a bias, as SD's q, k and v are */
-            lw[l] = (linear_weights){path == 0 ? w[l] : NULL, path == 0 ? NULL : wb[l],
-                                     l == 1 ? NULL : bias[l], outs[l], IN};
+            lw[l] = (linear_weights){.w = path == 0 ? w[l] : NULL,
+                                     .wb = path == 0 ? NULL : wb[l],
+                                     .b = l == 1 ? NULL : bias[l],
+                                     .out = outs[l],
+                                     .in = IN};
             lws[l] = &lw[l];
             ys[l] = y2[l];
         }
@@ -872,6 +876,63 @@ static void linear_shared_matches_each_layer(void **state)
         assert_int_equal(op_linear_shared(cx, lws, N, x, ROWS, ys, &err), GS_OK);
         for (int l = 0; l < N; l++)
             assert_memory_equal(y1[l], y2[l], sizeof(float) * ROWS * outs[l]);
+        compute_leave(saved);
+        compute_free(cx);
+    }
+}
+
+/* Weights packed for the matmul (gemm_pack.h) give the bits of the stored
+   layout on every path: f32 products, bf16 ones (native, or widening, where
+   packed weights are unpacked first) and with the bias and residual of
+   op_linear_add; packing and unpacking are inverses. */
+static void packed_weights_give_the_plain_products(void **state)
+{
+    (void)state;
+    enum { ROWS = 45, IN = 96, OUT = 128 };
+    gi_error err = {0};
+    static float x[ROWS * IN], w[OUT * IN], wp[OUT * IN], back[OUT * IN], bias[OUT];
+    static float y0[ROWS * OUT], y1[ROWS * OUT];
+    static uint16_t wb[OUT * IN], wbp[OUT * IN], wbback[OUT * IN];
+    for (int i = 0; i < ROWS * IN; i++)
+        x[i] = frand();
+    for (int i = 0; i < OUT * IN; i++)
+        w[i] = frand() * 0.2f;
+    for (int i = 0; i < OUT; i++)
+        bias[i] = frand();
+    f32_to_bf16(w, wb, OUT * IN);
+    assert_true(gemm_pack_fits(OUT, IN));
+    assert_false(gemm_pack_fits(OUT + 32, IN) || gemm_pack_fits(OUT, IN + 8));
+    gemm_pack(w, wp, OUT, IN, 1);
+    gemm_pack(wb, wbp, OUT, IN, 0);
+    assert_true(memcmp(wp, w, sizeof w) != 0 && memcmp(wbp, wb, sizeof wb) != 0);
+    gemm_unpack(wp, back, OUT, IN, 1);
+    gemm_unpack(wbp, wbback, OUT, IN, 0);
+    assert_memory_equal(back, w, sizeof w);
+    assert_memory_equal(wbback, wb, sizeof wb);
+    /* f32 element (k, n) of a panel at 64 k + n % 64; bf16 pairs likewise */
+    assert_true(wp[64 * 5 + 3] == w[3 * IN + 5] && wp[64 * IN + 64 * 7 + 2] == w[66 * IN + 7]);
+    assert_true(wbp[2 * (64 * 3 + 9) + 1] == wb[9 * IN + 7]);
+    for (int path = 0; path < 4; path++) { /* f32, bf16, bf16 widened, widened as native */
+        int f32 = path == 0;
+        if (!gemm_packs(f32))
+            continue; /* the loader packs nothing for this CPU */
+        gi_compute *cx = compute_on_path(path);
+        if (!cx)
+            continue;
+        int saved = compute_enter(cx);
+        linear_weights plain = {
+            .w = f32 ? w : NULL, .wb = f32 ? NULL : wb, .b = bias, .out = OUT, .in = IN};
+        linear_weights packed = plain;
+        packed.w = f32 ? wp : NULL;
+        packed.wb = f32 ? NULL : wbp;
+        packed.packed = 1;
+        assert_int_equal(compute_begin(cx, &err), GS_OK);
+        assert_int_equal(op_linear(cx, &plain, x, ROWS, y0, &err), GS_OK);
+        assert_int_equal(op_linear(cx, &packed, x, ROWS, y1, &err), GS_OK);
+        assert_memory_equal(y0, y1, sizeof y0);
+        assert_int_equal(op_linear_add(cx, &plain, x, ROWS, y0, &err), GS_OK);
+        assert_int_equal(op_linear_add(cx, &packed, x, ROWS, y1, &err), GS_OK);
+        assert_memory_equal(y0, y1, sizeof y0);
         compute_leave(saved);
         compute_free(cx);
     }
@@ -902,7 +963,7 @@ static void geglu_bf16_route_matches_the_f32_one(void **state)
             continue;
         int saved = compute_enter(cx);
         assert_int_equal(compute_begin(cx, &err), GS_OK);
-        linear_weights lw = {NULL, wb, bias, OUT, INNER};
+        linear_weights lw = {.wb = wb, .b = bias, .out = OUT, .in = INNER};
         assert_true(op_linear_takes_bf16(cx, &lw));
         float r1[ROWS * OUT], r2[ROWS * OUT];
         memcpy(r1, resid, sizeof r1);
@@ -1138,6 +1199,7 @@ int main(void)
         cmocka_unit_test(linear_bias_and_residual_paths),
         cmocka_unit_test(linear_shared_matches_each_layer),
         cmocka_unit_test(geglu_bf16_route_matches_the_f32_one),
+        cmocka_unit_test(packed_weights_give_the_plain_products),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 
 #include "compute/gemm_bf16.h"
 #include "gesso.h"
+#include "model/weights.h"
 #include "pipeline/engine.h"
 #include "recipes.h"
 
@@ -476,6 +477,83 @@ static void prepared_file_loads_in_place(void **state)
     gs_result_free(again);
 }
 
+/* Linear layers' weights packed for the matmul (the loader's default where
+   oneDNN multiplies from its blocked layout) change no bit: the same pixels
+   as the stored layout in f32 and bf16, with a LoRA folded in (recomputed
+   into the packed layout) and after it is taken out, and gesso models prepare
+   writes the same file from either. */
+static void packing_changes_no_bits(void **state)
+{
+    (void)state;
+    char lora[600], path[2][64];
+    snprintf(lora, sizeof lora, "%s", fixture_path("lora/tiny_a.safetensors"));
+    const gs_lora with = {lora, 0.8f, 1.0f};
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        gs_engine_options eo;
+        gs_engine_options_init(&eo);
+        eo.threads = 2;
+        eo.precision = bf16 ? GS_PRECISION_BF16 : GS_PRECISION_F32;
+        gs_engine *e;
+        assert_int_equal(gs_engine_create(&eo, &e), GS_OK);
+        if (!gemm_packs(!bf16) || (bf16 && !gemm_bf16_native(e->cx->bf16))) {
+            gs_engine_free(e); /* nothing is packed for this CPU */
+            continue;
+        }
+        gs_model *m[2];
+        for (int packed = 0; packed < 2; packed++) {
+            wl_test_set_packing(packed);
+            assert_int_equal(gs_model_load(e, fixture_path("tiny-sd15.safetensors"), &m[packed]),
+                             GS_OK);
+            snprintf(path[packed], sizeof path[packed], "/tmp/gesso-pack%d-%d.safetensors", packed,
+                     (int)getpid());
+            if (!bf16)
+                assert_int_equal(
+                    gs_checkpoint_prepare(e, fixture_path("tiny-sd15.safetensors"), path[packed]),
+                    GS_OK);
+        }
+        wl_test_set_packing(1);
+        gs_params p;
+        gs_params_init(&p);
+        p.prompt = "a lighthouse at dusk";
+        p.width = 64;
+        p.height = 64;
+        p.steps = 2;
+        p.seed = 5;
+        for (int round = 0; round < 3; round++) { /* no LoRA, the LoRA, none again */
+            p.loras = round == 1 ? &with : NULL;
+            p.n_loras = round == 1;
+            gs_result *r[2];
+            for (int packed = 0; packed < 2; packed++)
+                assert_int_equal(gs_generate(e, m[packed], &p, NULL, NULL, &r[packed]), GS_OK);
+            assert_memory_equal(gs_result_image(r[0], 0)->pixels, gs_result_image(r[1], 0)->pixels,
+                                (size_t)64 * 64 * 3);
+            gs_result_free(r[0]);
+            gs_result_free(r[1]);
+        }
+        for (int packed = 0; packed < 2; packed++)
+            gs_model_free(m[packed]);
+        gs_engine_free(e);
+        if (bf16)
+            continue;
+        FILE *f[2] = {fopen(path[0], "rb"), fopen(path[1], "rb")};
+        assert_non_null(f[0]);
+        assert_non_null(f[1]);
+        int a, b;
+        long at = 0;
+        do {
+            a = fgetc(f[0]);
+            b = fgetc(f[1]);
+            if (a != b)
+                fail_msg("prepared files differ at byte %ld", at);
+            at++;
+        } while (a != EOF);
+        fclose(f[0]);
+        fclose(f[1]);
+        unlink(path[0]);
+        unlink(path[1]);
+    }
+}
+
 /* gs_params.vae_tile: a tile covering the image is the whole decode exactly,
    and the auto default leaves small images whole; a real tiling runs. */
 static void vae_tile_parameter(void **state)
@@ -662,6 +740,7 @@ int main(void)
         cmocka_unit_test(same_seed_same_image),
         cmocka_unit_test(eta_reaches_the_sampler),
         cmocka_unit_test(vae_tile_parameter),
+        cmocka_unit_test(packing_changes_no_bits),
         cmocka_unit_test(release_after_use),
         cmocka_unit_test(vae_encoder_loads_at_the_first_encode),
         cmocka_unit_test(one_shot_loads_each_stage_when_it_starts),

@@ -6,6 +6,7 @@
 
 #include "common/alloc.h"
 #include "compute/gemm.h"
+#include "compute/gemm_pack.h"
 #include "compute/half.h"
 #include "compute/half_span.h"
 #include "compute/op_prof.h"
@@ -15,6 +16,9 @@
 /* Each widened operand panel (A rows, B rows or columns) holds at most this
    many floats: 8 MB, kept with the cache between calls. */
 #define WIDE_PANEL_FLOATS (2L << 20)
+
+/* trans_b of an entry whose B is packed (gemm_pack.h) */
+#define PACKED 2
 
 typedef struct entry {
     int M, N, K, lda, ldb, ldc, trans_b, accumulate, has_bias;
@@ -36,6 +40,8 @@ struct gemm_bf16_cache {
     int as_native; /* widening, but callers hand bf16 activations as to a native one */
     float *wa, *wb;
     size_t wa_cap, wb_cap;
+    float *unpack; /* packed weights in their stored layout, for widening */
+    size_t unpack_cap;
 };
 
 /* Measured (bench/RESULTS.md section 8): AMD Zen 4 runs oneDNN's bf16 matmul at
@@ -104,6 +110,48 @@ static int bf16_matmul_exists(gemm_bf16_cache *c)
     return r;
 }
 
+/* Whether oneDNN's matmul on this CPU asks for B in gemm_pack's layout when
+   left to choose: an SD-sized bf16 or f32 shape, its weights "any". */
+static int asks_for_packed(dnnl_engine_t eng, int f32)
+{
+    const dnnl_dim_t m = 256, n = 256, k = 256;
+    dnnl_data_type_t in = f32 ? dnnl_f32 : dnnl_bf16;
+    dnnl_memory_desc_t a, b, d, want;
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_memory_desc_init_by_tag(&a, 2, (dnnl_dims_t){m, k}, in, dnnl_ab) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&b, 2, (dnnl_dims_t){k, n}, in, dnnl_format_tag_any) !=
+            dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&d, 2, (dnnl_dims_t){m, n}, dnnl_f32, dnnl_ab) !=
+            dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&want, 2, (dnnl_dims_t){k, n}, in,
+                                     f32 ? dnnl_BA16a64b : dnnl_BA16a64b2a) != dnnl_success ||
+        dnnl_matmul_desc_init(&md, &a, &b, NULL, &d) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL) != dnnl_success)
+        return 0;
+    const dnnl_memory_desc_t *got = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    int r = got && dnnl_memory_desc_equal(got, &want);
+    dnnl_primitive_desc_destroy(pd);
+    return r;
+}
+
+/* Found once per process; -1 until then. */
+static int packs_known[2] = {-1, -1};
+
+int gemm_packs(int f32)
+{
+    int r = __atomic_load_n(&packs_known[f32 != 0], __ATOMIC_ACQUIRE);
+    if (r >= 0)
+        return r;
+    dnnl_engine_t eng;
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success)
+        return 0;
+    r = asks_for_packed(eng, f32 != 0);
+    dnnl_engine_destroy(eng);
+    __atomic_store_n(&packs_known[f32 != 0], r, __ATOMIC_RELEASE);
+    return r;
+}
+
 gs_status gemm_bf16_cache_create(gemm_bf16_cache **out, gi_error *err)
 {
     *out = NULL;
@@ -147,6 +195,7 @@ void gemm_bf16_cache_free(gemm_bf16_cache *c)
         dnnl_engine_destroy(c->eng);
     gi_aligned_free(c->wa);
     gi_aligned_free(c->wb);
+    gi_aligned_free(c->unpack);
     gi_free(c);
 }
 
@@ -161,9 +210,13 @@ static dnnl_status_t create_entry(gemm_bf16_cache *c, entry *e)
     if ((s = dnnl_memory_desc_init_by_strides(&a, 2, (dnnl_dims_t){e->M, e->K}, in,
                                               (dnnl_dims_t){e->lda, 1})) != dnnl_success ||
         /* B[K, N]: stored [N, K] has strides (1, ldb), stored [K, N] has (ldb, 1) */
-        (s = dnnl_memory_desc_init_by_strides(
-             &b, 2, (dnnl_dims_t){e->K, e->N}, in,
-             e->trans_b ? (dnnl_dims_t){1, e->ldb} : (dnnl_dims_t){e->ldb, 1})) != dnnl_success ||
+        (s = e->trans_b == PACKED
+                 ? dnnl_memory_desc_init_by_tag(&b, 2, (dnnl_dims_t){e->K, e->N}, in,
+                                                e->f32 ? dnnl_BA16a64b : dnnl_BA16a64b2a)
+                 : dnnl_memory_desc_init_by_strides(&b, 2, (dnnl_dims_t){e->K, e->N}, in,
+                                                    e->trans_b ? (dnnl_dims_t){1, e->ldb}
+                                                               : (dnnl_dims_t){e->ldb, 1})) !=
+            dnnl_success ||
         (s = dnnl_memory_desc_init_by_strides(&d, 2, (dnnl_dims_t){e->M, e->N}, dnnl_f32,
                                               (dnnl_dims_t){e->ldc, 1})) != dnnl_success ||
         (s = dnnl_memory_desc_init_by_strides(&bias, 2, (dnnl_dims_t){1, e->N}, dnnl_f32,
@@ -419,6 +472,43 @@ gs_status gemm_bf16(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, 
                     gi_error *err)
 {
     return matmul(c, M, N, K, A, lda, B, ldb, trans_b, NULL, beta, C, ldc, err);
+}
+
+/* Packed B back in its stored layout, in the cache's own buffer: for a bf16
+   product on a CPU that widens (or a test that makes one widen). */
+static const uint16_t *unpacked(gemm_bf16_cache *c, int N, int K, const uint16_t *B, gi_error *err)
+{
+    float *buf = panel(&c->unpack, &c->unpack_cap, ((size_t)N * K + 1) / 2);
+    if (!buf) {
+        gi_fail(err, GS_ERR_NO_MEMORY, "out of memory unpacking a layer's weights");
+        return NULL;
+    }
+    gemm_unpack(B, buf, N, K, 0);
+    return (const uint16_t *)buf;
+}
+
+gs_status gemm_bf16_bias_packed(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
+                                const uint16_t *B, const float *bias, float beta, float *C, int ldc,
+                                gi_error *err)
+{
+    if (M <= 0 || N <= 0)
+        return GS_OK;
+    if (c->widen) {
+        const uint16_t *plain = unpacked(c, N, K, B, err);
+        return plain
+                   ? gemm_widened(c, M, N, K, A, NULL, lda, plain, 0, K, 1, bias, beta, C, ldc, err)
+                   : GS_ERR_NO_MEMORY;
+    }
+    return run_primitive(c, 0, M, N, K, A, lda, B, K, PACKED, bias, beta, C, ldc, err);
+}
+
+gs_status gemm_f32_bias_packed(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
+                               const float *B, const float *bias, float beta, float *C, int ldc,
+                               gi_error *err)
+{
+    if (M <= 0 || N <= 0)
+        return GS_OK;
+    return run_primitive(c, 1, M, N, K, A, lda, B, K, PACKED, bias, beta, C, ldc, err);
 }
 
 gs_status gemm_bf16_bias(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,

@@ -31,10 +31,24 @@ gs_status gemm_bf16_bias(gemm_bf16_cache *c, int M, int N, int K, const uint16_t
                          const uint16_t *B, int ldb, const float *bias, float beta, float *C,
                          int ldc, gi_error *err);
 
+/* gemm_bf16_bias with B packed (gemm_pack.h; ldb is K). */
+gs_status gemm_bf16_bias_packed(gemm_bf16_cache *c, int M, int N, int K, const uint16_t *A, int lda,
+                                const uint16_t *B, const float *bias, float beta, float *C, int ldc,
+                                gi_error *err);
+
+/* Whether oneDNN's bf16 (f32 = 0) or f32 matmul on this CPU multiplies from
+   gemm_pack's layout: what the weight loader packs for. Found once per process. */
+int gemm_packs(int f32);
+
 /* The same in f32 (A and B f32), on oneDNN's f32 matmul. */
 gs_status gemm_f32_bias(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
                         const float *B, int ldb, const float *bias, float beta, float *C, int ldc,
                         gi_error *err);
+
+/* gemm_f32_bias with B packed. */
+gs_status gemm_f32_bias_packed(gemm_bf16_cache *c, int M, int N, int K, const float *A, int lda,
+                               const float *B, const float *bias, float beta, float *C, int ldc,
+                               gi_error *err);
 
 /* C[M,N] (f32) = A[M,K] (f32) * B[N,K]^T (bf16 weights) (+ bias) (+ C): the weights
    widened to f32 a panel at a time, the f32 GEMM. For CPUs without bf16

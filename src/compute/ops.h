@@ -30,6 +30,7 @@ typedef struct linear_weights {
     uint16_t *wb; /* the same in bf16 or f16, as for conv_weights (then w is NULL) */
     float *b;     /* [out] or NULL */
     int out, in;
+    int packed; /* w or wb in oneDNN's blocked layout (gemm_pack.h), not [out, in] */
 } linear_weights;
 
 typedef struct norm_weights {

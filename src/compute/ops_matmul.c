@@ -10,6 +10,7 @@
 #include "compute/op_prof.h"
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
+#include "compute/gemm_pack.h"
 #include "compute/ops.h"
 
 typedef struct cvt_job {
@@ -47,8 +48,31 @@ static gs_status linear_on_bf16(gi_compute *cx, const linear_weights *lw, const 
                                 long rows, float beta, float *y, gi_error *err)
 {
     cx->flops += 2.0 * rows * lw->out * lw->in;
+    if (lw->packed)
+        return gemm_bf16_bias_packed(cx->bf16, (int)rows, lw->out, lw->in, xb, lw->in, lw->wb,
+                                     lw->b, beta, y, lw->out, err);
     return gemm_bf16_bias(cx->bf16, (int)rows, lw->out, lw->in, xb, lw->in, lw->wb, lw->in, lw->b,
                           beta, y, lw->out, err);
+}
+
+/* y = x W^T + b (+ y) with W's 16-bit weights widened, W packed: unpacked into
+   scratch first (packing is for native bf16 products; a test or an engine
+   switched to widening after the load gets here). */
+static gs_status linear_wide_packed(gi_compute *cx, const linear_weights *lw, const float *x,
+                                    long rows, float beta, float *y, gi_error *err)
+{
+    arena_mark m = arena_get_mark(&cx->scratch);
+    uint16_t *w = arena_alloc(&cx->scratch, (size_t)lw->out * lw->in * sizeof *w);
+    gs_status st = GS_ERR_NO_MEMORY;
+    if (!w) {
+        gi_fail(err, st, "out of memory in a linear layer");
+    } else {
+        gemm_unpack(lw->wb, w, lw->out, lw->in, 0);
+        st = gemm_wide_weights(cx, (int)rows, lw->out, lw->in, x, lw->in, w, lw->in, lw->b, beta, y,
+                               lw->out, err);
+    }
+    arena_release(&cx->scratch, m);
+    return st;
 }
 
 /* y = x W^T + b (+ y when beta is 1). */
@@ -66,9 +90,14 @@ static gs_status linear(gi_compute *cx, const linear_weights *lw, const float *x
         return st;
     }
     cx->flops += 2.0 * rows * lw->out * lw->in;
+    if (!lw->wb && lw->packed)
+        return gemm_f32_bias_packed(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->w, lw->b,
+                                    beta, y, lw->out, err);
     if (!lw->wb)
         return gemm_f32_bias(cx->bf16, (int)rows, lw->out, lw->in, x, lw->in, lw->w, lw->in, lw->b,
                              beta, y, lw->out, err);
+    if (lw->packed)
+        return linear_wide_packed(cx, lw, x, rows, beta, y, err);
     return gemm_wide_weights(cx, (int)rows, lw->out, lw->in, x, lw->in, lw->wb, lw->in, lw->b, beta,
                              y, lw->out, err);
 }
@@ -123,6 +152,6 @@ gs_status op_conv1x1_add(gi_compute *cx, const conv_weights *cw, const float *x,
     if (cw->k != 1)
         return gi_fail(err, GS_ERR_INTERNAL, "op_conv1x1_add on a %dx%d convolution", cw->k, cw->k);
     /* a 1x1 convolution's weights are a linear layer's, [cout, cin] */
-    linear_weights lw = {cw->w, cw->wb, cw->b, cw->cout, cw->cin};
+    linear_weights lw = {.w = cw->w, .wb = cw->wb, .b = cw->b, .out = cw->cout, .in = cw->cin};
     return linear(cx, &lw, x, pixels, 1.0f, y, err);
 }

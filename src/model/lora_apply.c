@@ -23,6 +23,7 @@
 #include "common/alloc.h"
 #include "compute/gemm.h"
 #include "compute/gemm_bf16.h"
+#include "compute/gemm_pack.h"
 #include "compute/half_span.h"
 #include "model/conv_order.h"
 
@@ -253,17 +254,42 @@ static void add_delta(const layer *L, const contrib *c, float *buf, float *ud, f
     gemm_f32(rows, (int)L->cols, r, up, r, down, (int)L->cols, 0, 1.0f, dst, (int)L->cols);
 }
 
-/* Recomputes one resident weight from its base tensor t and L's deltas: f32
-   weights in place (a pass fewer over the largest layers), 16-bit ones (bf16,
-   f16) through buf. */
-static void recompute(const layer *L, const st_tensor *t, float *buf, float *ud, float *tmp)
+/* The f32 rows in buf into L's packed resident weight (gemm_pack.h), a panel
+   of 64 rows at a time: rounded to its dtype into the thread's part of pan
+   (64 rows of cols floats each), then packed into place. */
+static void store_packed(const layer *L, const float *buf, float *pan)
 {
-    if (L->e->dtype == ST_F32)
+    int f32 = L->e->dtype == ST_F32, f16 = L->e->dtype == ST_F16;
+    size_t cols = L->cols, panel_bytes = (size_t)GEMM_PACK_ROWS * cols * (f32 ? 4 : 2);
+    char *dst = (char *)L->e->data;
+#pragma omp parallel for schedule(static) if (L->out > GEMM_PACK_ROWS)
+    for (int p = 0; p < L->out / GEMM_PACK_ROWS; p++) {
+        const float *rows = buf + (size_t)p * GEMM_PACK_ROWS * cols;
+        uint16_t *half = (uint16_t *)(pan + (size_t)omp_get_thread_num() * GEMM_PACK_ROWS * cols);
+        for (int r = 0; !f32 && r < GEMM_PACK_ROWS; r++) {
+            if (f16)
+                gi_f32_to_f16_span(rows + r * cols, half + r * cols, cols);
+            else
+                f32_to_bf16(rows + r * cols, half + r * cols, (long)cols);
+        }
+        gemm_pack_panel(f32 ? (const void *)rows : half, dst + p * panel_bytes, (int)cols, f32);
+    }
+}
+
+/* Recomputes one resident weight from its base tensor t and L's deltas: f32
+   weights in place (a pass fewer over the largest layers), 16-bit and packed
+   ones through buf. */
+static void recompute(const layer *L, const st_tensor *t, float *buf, float *ud, float *tmp,
+                      float *pan)
+{
+    if (L->e->dtype == ST_F32 && !L->e->packed)
         buf = (float *)L->e->data;
     read_rows(t, (size_t)L->out, L->cin, L->k, buf, tmp);
     for (int i = 0; i < L->nc; i++)
         add_delta(L, &L->c[i], buf, ud, tmp);
-    if (L->e->dtype != ST_F32) {
+    if (L->e->packed)
+        store_packed(L, buf, pan);
+    else if (L->e->dtype != ST_F32) {
         uint16_t *dst = (uint16_t *)L->e->data;
         int f16 = L->e->dtype == ST_F16;
 #pragma omp parallel for schedule(static) if (L->out > 8)
@@ -316,7 +342,7 @@ gs_status lora_apply(lora_applied **state, const weight_log *index, const char *
     plan p = {0};
     st_file *ck = NULL;
     lora_applied *next = NULL;
-    float *buf = NULL, *ud = NULL, *tmp = NULL;
+    float *buf = NULL, *ud = NULL, *tmp = NULL, *pan = NULL;
     *skipped = 0;
     if (note_size)
         note[0] = '\0';
@@ -342,7 +368,7 @@ gs_status lora_apply(lora_applied **state, const weight_log *index, const char *
             goto out;
         }
         most_cols = L->cols > most_cols ? L->cols : most_cols;
-        if (L->e->dtype != ST_F32) /* f32 weights are recomputed in place */
+        if (L->e->dtype != ST_F32 || L->e->packed) /* plain f32 ones are recomputed in place */
             most = numel > most ? numel : most;
         for (int j = 0; j < L->nc; j++) {
             size_t r = (size_t)L->c[j].m->rank, need = r * ((size_t)L->out + L->cols);
@@ -352,12 +378,14 @@ gs_status lora_apply(lora_applied **state, const weight_log *index, const char *
     buf = gi_aligned_alloc((most ? most : 1) * sizeof *buf);
     ud = gi_aligned_alloc((most_ud ? most_ud : 1) * sizeof *ud);
     tmp = gi_aligned_alloc((size_t)omp_get_max_threads() * most_cols * sizeof *tmp);
-    if (!buf || !ud || !tmp) {
+    pan =
+        gi_aligned_alloc((size_t)omp_get_max_threads() * GEMM_PACK_ROWS * most_cols * sizeof *pan);
+    if (!buf || !ud || !tmp || !pan) {
         st = gi_fail(err, GS_ERR_NO_MEMORY, "out of memory applying the LoRAs");
         goto out;
     }
     for (int i = 0; i < p.n; i++)
-        recompute(&p.l[i], st_find(ck, p.l[i].e->name), buf, ud, tmp);
+        recompute(&p.l[i], st_find(ck, p.l[i].e->name), buf, ud, tmp, pan);
 out:
     if (st == GS_OK) {
         lora_applied_free(*state);
@@ -368,6 +396,7 @@ out:
     gi_aligned_free(buf);
     gi_aligned_free(ud);
     gi_aligned_free(tmp);
+    gi_aligned_free(pan);
     st_close(ck);
     plan_free(&p);
     return st;

@@ -11,6 +11,7 @@
 
 #include "common/alloc.h"
 #include "compute/gemm_bf16.h"
+#include "compute/gemm_pack.h"
 #include "compute/half.h"
 #include "compute/half_span.h"
 #include "model/conv_order.h"
@@ -31,23 +32,43 @@ int weights_file_prepared(const st_file *f, int *half)
     return 1;
 }
 
+static int packing_on = 1;
+
+void wl_test_set_packing(int on)
+{
+    packing_on = on;
+}
+
 weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store, int half,
                        weight_log *log, gi_error *err)
 {
-    int prepared_half = 0;
+    int prepared_half = 0, prepared = weights_file_prepared(f, &prepared_half);
     return (weight_loader){.f = f,
                            .prefix = prefix,
                            .store = store,
                            .err = err,
                            .st = GS_OK,
                            .half = half,
-                           .prepared = weights_file_prepared(f, &prepared_half),
+                           .prepared = prepared,
+                           .pack = !prepared && packing_on && half != WL_F16 &&
+                                   gemm_packs(half == WL_F32),
                            .log = log};
 }
 
 static st_dtype half_dtype(int half)
 {
     return half == WL_F16 ? ST_F16 : half == WL_BF16 ? ST_BF16 : ST_F32;
+}
+
+const void *weight_entry_plain(const weight_entry *e, void **copy)
+{
+    *copy = NULL;
+    if (!e->packed)
+        return e->data;
+    if (!(*copy = gi_aligned_alloc(e->nbytes)))
+        return NULL;
+    gemm_unpack(e->data, *copy, (int)e->shape[0], (int)e->shape[1], e->dtype == ST_F32);
+    return *copy;
 }
 
 void weight_log_free(weight_log *log)
@@ -79,18 +100,19 @@ void weight_log_drop_prefix(weight_log *log, const char *prefix)
 }
 
 /* Records prefix+name as the kernels hold it (no-op without a log). */
-static void log_weight(weight_loader *l, const char *name, st_dtype dtype, int ndim,
-                       const int64_t *shape, const void *data, size_t nbytes)
+/* Records a loaded weight in l's log (when it keeps one): the entry, or NULL. */
+static weight_entry *log_weight(weight_loader *l, const char *name, st_dtype dtype, int ndim,
+                                const int64_t *shape, const void *data, size_t nbytes)
 {
     weight_log *log = l->log;
     if (!log || l->st != GS_OK)
-        return;
+        return NULL;
     if (log->n == log->cap) {
         size_t cap = log->cap ? 2 * log->cap : 256;
         weight_entry *e = gi_realloc(log->e, cap * sizeof *e);
         if (!e) {
             l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
-            return;
+            return NULL;
         }
         log->e = e;
         log->cap = cap;
@@ -101,7 +123,7 @@ static void log_weight(weight_loader *l, const char *name, st_dtype dtype, int n
     e->name = gi_malloc(len);
     if (!e->name) {
         l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory");
-        return;
+        return NULL;
     }
     snprintf(e->name, len, "%s%s", l->prefix, name);
     e->dtype = dtype;
@@ -116,6 +138,7 @@ static void log_weight(weight_loader *l, const char *name, st_dtype dtype, int n
     e->data = data;
     e->nbytes = nbytes;
     log->n++;
+    return e;
 }
 
 void weight_store_free(weight_store *ws)
@@ -337,8 +360,37 @@ static int f16_overflowed(const float *src, const uint16_t *h, size_t n)
    full-size temporary is ever written. Same bits as converting in one piece.
    An f16 row kept as f16 in the file's order is copied as it is, and one
    kept as bf16 converted in one pass. */
+/* Row r of t (per values) into out in the kept precision (half), in the
+   kernels' order for a k x k convolution; a holds the row as f32 where the
+   conversion needs it. Returns 1 when rounding to f16 overflowed (check). */
+static int convert_row(const st_tensor *t, size_t r, size_t per, int half, int cin, int k,
+                       int check, float *a, char *out)
+{
+    int direct = !half && k == 1;
+    if (half == WL_BF16 && t->dtype == ST_F16 && k == 1) { /* in one pass */
+        gi_f16_to_bf16_span((const uint8_t *)t->data + r * per * 2, (uint16_t *)out, per);
+        return 0;
+    }
+    float *row = direct ? (float *)out : a;
+    st_span_to_f32(t, r * per, per, row, NULL);
+    if (k > 1 && half == WL_BF16)
+        wl_conv_row_order_bf16(row, (uint16_t *)out, cin, k * k);
+    else if (k > 1 && half == WL_F16)
+        wl_conv_row_order_f16(row, (uint16_t *)out, cin, k * k);
+    else if (k > 1)
+        wl_conv_row_order(row, (float *)out, cin, k * k);
+    else if (half == WL_BF16)
+        f32_to_bf16(row, (uint16_t *)out, (long)per);
+    else if (half == WL_F16)
+        gi_f32_to_f16_span(row, (uint16_t *)out, per);
+    return check && f16_overflowed(row, (uint16_t *)out, per);
+}
+
+/* pack: a linear layer's [rows, per] weights written in the matmul's blocked
+   layout (gemm_pack.h) by panels of 64 rows, each converted into a buffer of
+   the thread's and packed into its place: one pass over the weights either way. */
 static void *load_rows(weight_loader *l, const char *name, int ndim, const int64_t *shape,
-                       size_t rows, int cin, int k, int half)
+                       size_t rows, int cin, int k, int half, int pack)
 {
     const st_tensor *t = find_checked(l, name, ndim, shape);
     if (!t)
@@ -355,48 +407,37 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
     size_t elem = half ? sizeof(uint16_t) : sizeof(float);
     char *dst = store_alloc_bytes(l, (size_t)t->numel * elem);
     int failed = !dst, overflow = 0;
-    int copy = half == WL_F16 && t->dtype == ST_F16 && k == 1;
+    int copy = half == WL_F16 && t->dtype == ST_F16 && k == 1 && !pack;
     int check = half == WL_F16 && t->dtype != ST_F16; /* an f16 file's values fit f16 */
+    size_t unit = pack ? GEMM_PACK_ROWS : 1;          /* rows per iteration */
     if (dst && copy) {
         copy_rows(l, t, dst, (size_t)t->numel * elem);
     } else if (dst) {
 #pragma omp parallel num_threads(loader_threads(l)) if (rows > 1)
         {
             /* a: the row as f32, unless written in place or converted in one pass */
-            int direct = !half && k == 1;
-            int fused = half == WL_BF16 && t->dtype == ST_F16 && k == 1;
-            float *a = direct || fused ? NULL : malloc(per * sizeof *a);
-            if (!direct && !fused && !a) {
+            int own_row = (half || k > 1) && !(half == WL_BF16 && t->dtype == ST_F16 && k == 1);
+            float *a = own_row ? malloc(per * sizeof *a) : NULL;
+            char *panel = pack ? malloc(unit * per * elem) : NULL;
+            if ((own_row && !a) || (pack && !panel)) {
 #pragma omp atomic write
                 failed = 1;
             }
 #pragma omp for schedule(static)
-            for (size_t r = 0; r < rows; r++) {
-                if (!direct && !fused && !a)
+            for (size_t u = 0; u < rows / unit; u++) {
+                if ((own_row && !a) || (pack && !panel))
                     continue;
-                char *out = dst + r * per * elem;
-                if (fused) {
-                    gi_f16_to_bf16_span((const uint8_t *)t->data + r * per * 2, (uint16_t *)out,
-                                        per);
-                    continue;
-                }
-                float *row = direct ? (float *)out : a;
-                st_span_to_f32(t, r * per, per, row, NULL);
-                if (k > 1 && half == WL_BF16)
-                    wl_conv_row_order_bf16(row, (uint16_t *)out, cin, k * k);
-                else if (k > 1 && half == WL_F16)
-                    wl_conv_row_order_f16(row, (uint16_t *)out, cin, k * k);
-                else if (k > 1)
-                    wl_conv_row_order(row, (float *)out, cin, k * k);
-                else if (half == WL_BF16)
-                    f32_to_bf16(row, (uint16_t *)out, (long)per);
-                else if (half == WL_F16)
-                    gi_f32_to_f16_span(row, (uint16_t *)out, per);
-                if (check && f16_overflowed(row, (uint16_t *)out, per)) {
+                char *out = dst + u * unit * per * elem, *into = pack ? panel : out;
+                for (size_t i = 0; i < unit; i++)
+                    if (convert_row(t, u * unit + i, per, half, cin, k, check, a,
+                                    into + i * per * elem)) {
 #pragma omp atomic write
-                    overflow = 1;
-                }
+                        overflow = 1;
+                    }
+                if (pack)
+                    gemm_pack_panel(panel, out, (int)per, !half);
             }
+            free(panel);
             free(a);
         }
     }
@@ -412,14 +453,16 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
         return NULL;
     }
     st_drop_pages(l->f, t);
-    log_weight(l, name, kept, ndim, shape, dst, (size_t)t->numel * elem);
+    weight_entry *e = log_weight(l, name, kept, ndim, shape, dst, (size_t)t->numel * elem);
+    if (e)
+        e->packed = pack;
     return dst;
 }
 
 static uint16_t *load_half(weight_loader *l, const char *name, int ndim, const int64_t *shape,
                            size_t rows, int cin, int k)
 {
-    return load_rows(l, name, ndim, shape, rows, cin, k, l->half);
+    return load_rows(l, name, ndim, shape, rows, cin, k, l->half, 0);
 }
 
 float *wl_tensor(weight_loader *l, const char *name, int ndim, const int64_t *shape)
@@ -486,7 +529,11 @@ void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, li
     lw->out = out;
     lw->in = in;
     wl_name(n, sizeof n, "%s.weight", name);
-    if (l->half)
+    lw->packed = l->pack && gemm_pack_fits(out, in);
+    if (lw->packed)
+        *(l->half ? (void **)&lw->wb : (void **)&lw->w) =
+            load_rows(l, n, 2, (int64_t[]){out, in}, (size_t)out, in, 1, l->half, 1);
+    else if (l->half)
         lw->wb = load_half(l, n, 2, (int64_t[]){out, in}, (size_t)out, in, 1);
     else
         lw->w = load_f32(l, n, 2, (int64_t[]){out, in});
@@ -513,7 +560,7 @@ void wl_conv(weight_loader *l, const char *name, int cout, int cin, int k, conv_
         cw->w = load_f32(l, n, 2, (int64_t[]){cout, cin});
     } else {
         /* [cout, cin, ky, kx] -> [cout, ky, kx, cin] to match NHWC patches */
-        cw->w = load_rows(l, n, 4, (int64_t[]){cout, cin, k, k}, (size_t)cout, cin, k, 0);
+        cw->w = load_rows(l, n, 4, (int64_t[]){cout, cin, k, k}, (size_t)cout, cin, k, 0, 0);
     }
     cw->b = wl_tensor(l, wl_name(n, sizeof n, "%s.bias", name), 1, (int64_t[]){cout});
 }

@@ -39,12 +39,18 @@ typedef struct weight_entry {
     int64_t shape[4]; /* 4-D convolutions in the kernels' order [cout, k, k, cin] */
     const void *data;
     size_t nbytes;
+    int packed; /* a 2-D weight held in gemm_pack's layout rather than [out, in] */
 } weight_entry;
 
 typedef struct weight_log {
     weight_entry *e;
     size_t n, cap;
 } weight_log;
+
+/* e's bytes in the stored layout ([out, in], or the kernels' convolution
+   order): e->data, or for a packed weight an unpacked copy, left in *copy for
+   the caller to free (gi_aligned_free). NULL when out of memory. */
+const void *weight_entry_plain(const weight_entry *e, void **copy);
 
 void weight_log_free(weight_log *log);
 /* The newest entry named name, or NULL: how a LoRA finds the resident weight
@@ -65,6 +71,7 @@ typedef struct weight_loader {
     int half;        /* WL_F32, or GEMM weights kept in WL_BF16 or WL_F16 only */
     int threads;     /* for conversion; 0 = OpenMP's default */
     int prepared;    /* f is a prepared file: weights are used in place, not converted */
+    int pack;        /* linear layers' weights in the matmul's layout (gemm_pack.h) */
     weight_log *log; /* when not NULL, every weight read is recorded here */
 } weight_loader;
 
@@ -79,6 +86,9 @@ void weight_store_free(weight_store *ws);
 /* A loader for the tensors under prefix of f, into store (in place when f is prepared). */
 weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store, int half,
                        weight_log *log, gi_error *err);
+/* Whether loaders pack linear weights for the matmul where it helps (on by
+   default; tests turn it off to compare the two layouts). */
+void wl_test_set_packing(int on);
 
 /* The tensor prefix+name, or NULL (no error recorded). */
 const st_tensor *wl_find(weight_loader *l, const char *name);

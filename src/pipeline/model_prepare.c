@@ -27,6 +27,19 @@ static gs_status write_all(FILE *fp, const void *p, size_t n, const char *path, 
     return GS_OK;
 }
 
+/* One weight's bytes in its stored layout: a weight the loader packed for the
+   matmul (gemm_pack.h) goes out unpacked, so prepared files are the same on
+   every CPU. */
+static gs_status write_weight(FILE *fp, const weight_entry *e, const char *path, gi_error *err)
+{
+    void *copy;
+    const void *plain = weight_entry_plain(e, &copy);
+    gs_status st = plain ? write_all(fp, plain, e->nbytes, path, err)
+                         : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory writing '%s'", e->name);
+    gi_aligned_free(copy);
+    return st;
+}
+
 /* The header JSON, padded with spaces so the data starts 64-byte aligned. */
 static char *header_json(const weight_log *log, const gs_model *m, size_t *len, gi_error *err)
 {
@@ -119,7 +132,7 @@ static gs_status write_prepared(const weight_log *log, const gs_model *m, const 
         size_t pad = (ALIGN - off % ALIGN) % ALIGN;
         st = write_all(fp, zeros, pad, tmp, err);
         if (st == GS_OK)
-            st = write_all(fp, log->e[i].data, log->e[i].nbytes, tmp, err);
+            st = write_weight(fp, &log->e[i], tmp, err);
         off += pad + log->e[i].nbytes;
     }
     if (fclose(fp) != 0 && st == GS_OK)
