@@ -1024,9 +1024,8 @@ static int64_t popped_at(int i)
     return t;
 }
 
-static const char *long_job = "\"prompt\":\"long\",\"seed\":\"11\",\"ddim_steps\":" BUSY_STEPS(
-    30) ","
-        "\"width\":64,\"height\":64";
+static const char *long_job = "\"prompt\":\"long\",\"seed\":\"11\",\"width\":64,"
+                              "\"height\":64,\"ddim_steps\":" BUSY_STEPS(30);
 
 /* queue_size 2: the first job runs alone (it times the engine), then the bridge
    pops ahead while a job generates, up to two held besides the running one,
