@@ -2,7 +2,6 @@
 #include "compute/gemm_pack.h"
 
 #include <stdint.h>
-#include <string.h>
 
 /* Both walk the packed panel in order (block of 16 k, then k or k pair, then
    the 64 rows): the writes stream, the reads go down 64 rows of a panel that

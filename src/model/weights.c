@@ -99,8 +99,8 @@ void weight_log_drop_prefix(weight_log *log, const char *prefix)
     log->n = k;
 }
 
-/* Records prefix+name as the kernels hold it (no-op without a log). */
-/* Records a loaded weight in l's log (when it keeps one): the entry, or NULL. */
+/* Records prefix+name as the kernels hold it: its log entry, or NULL (no log,
+   or out of memory). */
 static weight_entry *log_weight(weight_loader *l, const char *name, st_dtype dtype, int ndim,
                                 const int64_t *shape, const void *data, size_t nbytes)
 {
@@ -354,12 +354,6 @@ static int f16_overflowed(const float *src, const uint16_t *h, size_t n)
     return 0;
 }
 
-/* prefix+name (checked against shape) into the store row by row, as f32, bf16
-   or f16 (half): each row goes file -> f32 -> (reordered when k > 1) ->
-   destination in the threads' caches, on all the loader's threads, so no
-   full-size temporary is ever written. Same bits as converting in one piece.
-   An f16 row kept as f16 in the file's order is copied as it is, and one
-   kept as bf16 converted in one pass. */
 /* Row r of t (per values) into out in the kept precision (half), in the
    kernels' order for a k x k convolution; a holds the row as f32 where the
    conversion needs it. Returns 1 when rounding to f16 overflowed (check). */
@@ -386,9 +380,15 @@ static int convert_row(const st_tensor *t, size_t r, size_t per, int half, int c
     return check && f16_overflowed(row, (uint16_t *)out, per);
 }
 
-/* pack: a linear layer's [rows, per] weights written in the matmul's blocked
+/* prefix+name (checked against shape) into the store row by row, as f32, bf16
+   or f16 (half): each row goes file -> f32 -> (reordered when k > 1) ->
+   destination in the threads' caches, on all the loader's threads, so no
+   full-size temporary is ever written. Same bits as converting in one piece.
+   An f16 row kept as f16 in the file's order is copied as it is, and one
+   kept as bf16 converted in one pass.
+   With pack, a linear layer's [rows, per] weights go into the matmul's blocked
    layout (gemm_pack.h) by panels of 64 rows, each converted into a buffer of
-   the thread's and packed into its place: one pass over the weights either way. */
+   the thread's and transposed into its place: still one pass. */
 static void *load_rows(weight_loader *l, const char *name, int ndim, const int64_t *shape,
                        size_t rows, int cin, int k, int half, int pack)
 {
