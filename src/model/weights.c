@@ -17,10 +17,21 @@
 #include "model/conv_order.h"
 
 #define PREPARED_KEY "gesso.prepared"
+#define PACKED_KEY "gesso.packed" /* the dtypes whose linear weights are packed */
 
 const char *wl_precision_name(int half)
 {
     return half == WL_F16 ? "f16" : half == WL_BF16 ? "bf16" : "f32";
+}
+
+int weights_file_packed(const st_file *f, int half)
+{
+    const char *v = st_metadata(f, PACKED_KEY), *name = wl_precision_name(half);
+    size_t n = strlen(name);
+    for (const char *p = v; p && *p; p += strcspn(p, ","), p += *p == ',')
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
 }
 
 int weights_file_prepared(const st_file *f, int *half)
@@ -50,8 +61,8 @@ weight_loader wl_begin(const st_file *f, const char *prefix, weight_store *store
                            .st = GS_OK,
                            .half = half,
                            .prepared = prepared,
-                           .pack = !prepared && packing_on && half != WL_F16 &&
-                                   gemm_packs(half == WL_F32),
+                           .pack = packing_on && half != WL_F16 && gemm_packs(half == WL_F32),
+                           .file_packed = prepared && weights_file_packed(f, half),
                            .log = log};
 }
 
@@ -398,7 +409,9 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
     st_dtype kept = half_dtype(half);
     if (l->prepared) {
         void *p = (void *)in_place(l, t, kept);
-        log_weight(l, name, kept, ndim, shape, p, t->nbytes);
+        weight_entry *e = log_weight(l, name, kept, ndim, shape, p, t->nbytes);
+        if (e)
+            e->packed = pack;
         return p;
     }
     if ((l->st = st_span_to_f32(t, 0, 0, NULL, l->err)) != GS_OK)
@@ -522,6 +535,25 @@ const void *wl_table(weight_loader *l, const char *name, int ndim, const int64_t
                    : (const void *)wl_tensor(l, name, ndim, shape);
 }
 
+/* A prepared file's packed [out, in] weights, unpacked into the store. */
+static void *load_unpacked(weight_loader *l, const char *name, int out, int in)
+{
+    int64_t shape[2] = {out, in};
+    const st_tensor *t = find_checked(l, name, 2, shape);
+    st_dtype kept = half_dtype(l->half);
+    const void *src = t ? in_place(l, t, kept) : NULL;
+    if (!src)
+        return NULL;
+    void *dst = store_alloc_bytes(l, t->nbytes);
+    if (!dst) {
+        l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
+        return NULL;
+    }
+    gemm_unpack(src, dst, out, in, kept == ST_F32);
+    log_weight(l, name, kept, 2, shape, dst, t->nbytes);
+    return dst;
+}
+
 void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, linear_weights *lw)
 {
     char n[256];
@@ -529,10 +561,16 @@ void wl_linear(weight_loader *l, const char *name, int out, int in, int bias, li
     lw->out = out;
     lw->in = in;
     wl_name(n, sizeof n, "%s.weight", name);
-    lw->packed = l->pack && gemm_pack_fits(out, in);
-    if (lw->packed)
-        *(l->half ? (void **)&lw->wb : (void **)&lw->w) =
-            load_rows(l, n, 2, (int64_t[]){out, in}, (size_t)out, in, 1, l->half, 1);
+    int fits = gemm_pack_fits(out, in);
+    /* a prepared file's packed weights stay in place where this CPU multiplies
+       from that layout; elsewhere they are unpacked into memory */
+    int stored_packed = l->prepared && l->file_packed && fits;
+    lw->packed = fits && l->pack && (!l->prepared || stored_packed);
+    void **w = l->half ? (void **)&lw->wb : (void **)&lw->w;
+    if (stored_packed && !lw->packed)
+        *w = load_unpacked(l, n, out, in);
+    else if (lw->packed)
+        *w = load_rows(l, n, 2, (int64_t[]){out, in}, (size_t)out, in, 1, l->half, 1);
     else if (l->half)
         lw->wb = load_half(l, n, 2, (int64_t[]){out, in}, (size_t)out, in, 1);
     else

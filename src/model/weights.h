@@ -72,11 +72,17 @@ typedef struct weight_loader {
     int threads;     /* for conversion; 0 = OpenMP's default */
     int prepared;    /* f is a prepared file: weights are used in place, not converted */
     int pack;        /* linear layers' weights in the matmul's layout (gemm_pack.h) */
+    int file_packed; /* f is a prepared file holding them so (for this precision) */
     weight_log *log; /* when not NULL, every weight read is recorded here */
 } weight_loader;
 
 /* Whether f is a prepared file (gesso models prepare), and its precision (WL_*). */
 int weights_file_prepared(const st_file *f, int *half);
+
+/* Whether prepared file f holds its linear layers' weights of precision half
+   (WL_*) packed for the matmul (gemm_pack.h): metadata "gesso.packed" lists
+   the precisions, as the CPU that prepared it packed them. */
+int weights_file_packed(const st_file *f, int half);
 
 /* The name of a WL_* precision ("f32", "bf16", "f16"): prepared files' metadata. */
 const char *wl_precision_name(int half);

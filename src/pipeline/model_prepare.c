@@ -27,19 +27,6 @@ static gs_status write_all(FILE *fp, const void *p, size_t n, const char *path, 
     return GS_OK;
 }
 
-/* One weight's bytes in its stored layout: a weight the loader packed for the
-   matmul (gemm_pack.h) goes out unpacked, so prepared files are the same on
-   every CPU. */
-static gs_status write_weight(FILE *fp, const weight_entry *e, const char *path, gi_error *err)
-{
-    void *copy;
-    const void *plain = weight_entry_plain(e, &copy);
-    gs_status st = plain ? write_all(fp, plain, e->nbytes, path, err)
-                         : gi_fail(err, GS_ERR_NO_MEMORY, "out of memory writing '%s'", e->name);
-    gi_aligned_free(copy);
-    return st;
-}
-
 /* The header JSON, padded with spaces so the data starts 64-byte aligned. */
 static char *header_json(const weight_log *log, const gs_model *m, size_t *len, gi_error *err)
 {
@@ -49,6 +36,19 @@ static char *header_json(const weight_log *log, const gs_model *m, size_t *len, 
         goto nomem;
     json_object_set_new(meta, "gesso.prepared", json_string(wl_precision_name(m->half)));
     json_object_set_new(meta, "gesso.layout", json_string("1"));
+    /* linear layers go out as the engine holds them, packed for the matmul
+       where this CPU's oneDNN reads that layout: the file says for which
+       precisions, and a CPU that wants another layout unpacks them at load */
+    int packed_bf16 = 0, packed_f32 = 0;
+    for (size_t i = 0; i < log->n; i++) {
+        packed_bf16 |= log->e[i].packed && log->e[i].dtype == ST_BF16;
+        packed_f32 |= log->e[i].packed && log->e[i].dtype == ST_F32;
+    }
+    if (packed_bf16 || packed_f32)
+        json_object_set_new(meta, "gesso.packed",
+                            json_string(packed_bf16 && packed_f32 ? "bf16,f32"
+                                        : packed_bf16             ? "bf16"
+                                                                  : "f32"));
     json_object_set_new(meta, "gesso.source", json_string(m->name));
     /* what the original said it predicts, so the prepared file says it too */
     json_object_set_new(meta, "modelspec.prediction_type",
@@ -132,7 +132,7 @@ static gs_status write_prepared(const weight_log *log, const gs_model *m, const 
         size_t pad = (ALIGN - off % ALIGN) % ALIGN;
         st = write_all(fp, zeros, pad, tmp, err);
         if (st == GS_OK)
-            st = write_weight(fp, &log->e[i], tmp, err);
+            st = write_all(fp, log->e[i].data, log->e[i].nbytes, tmp, err);
         off += pad + log->e[i].nbytes;
     }
     if (fclose(fp) != 0 && st == GS_OK)
