@@ -1,13 +1,15 @@
 /*
  * model_prepare - gs_checkpoint_prepare: a checkpoint's weights written as the
  * engine holds them after a load (bf16 or f32, convolutions in the kernels'
- * [cout, k, k, cin] order), each 64-byte aligned, in a safetensors file marked
- * with __metadata__ "gesso.prepared". Loading such a file maps it and uses the
+ * [cout, k, k, cin] order, linear layers packed for the matmul where the
+ * engine packed them: "gesso.packed"), each 64-byte aligned, in a safetensors
+ * file marked with __metadata__ "gesso.prepared". Loading such a file maps it and uses the
  * weights where they lie: no conversion, no fresh memory to fill, and worker
  * processes on one machine share one copy in the page cache.
  *
  * It is a safetensors file by the format's rules, but its 4-D tensors are not
- * in PyTorch's order: other tools must load the original checkpoint.
+ * in PyTorch's order nor its packed 2-D ones in any: other tools must load the
+ * original checkpoint.
  */
 #include <errno.h>
 #include <jansson.h>
