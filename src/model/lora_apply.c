@@ -254,6 +254,17 @@ static void add_delta(const layer *L, const contrib *c, float *buf, float *ud, f
     gemm_f32(rows, (int)L->cols, r, up, r, down, (int)L->cols, 0, 1.0f, dst, (int)L->cols);
 }
 
+/* n rows of cols floats to f16 (f16) or bf16, rounded to nearest even. */
+static void round_rows(const float *src, uint16_t *dst, int n, size_t cols, int f16)
+{
+    for (int r = 0; r < n; r++) {
+        if (f16)
+            gi_f32_to_f16_span(src + r * cols, dst + r * cols, cols);
+        else
+            f32_to_bf16(src + r * cols, dst + r * cols, (long)cols);
+    }
+}
+
 /* The f32 rows in buf into L's packed resident weight (gemm_pack.h), a panel
    of 64 rows at a time: rounded to its dtype into the thread's part of pan
    (64 rows of cols floats each), then packed into place. */
@@ -266,12 +277,8 @@ static void store_packed(const layer *L, const float *buf, float *pan)
     for (int p = 0; p < L->out / GEMM_PACK_ROWS; p++) {
         const float *rows = buf + (size_t)p * GEMM_PACK_ROWS * cols;
         uint16_t *half = (uint16_t *)(pan + (size_t)omp_get_thread_num() * GEMM_PACK_ROWS * cols);
-        for (int r = 0; !f32 && r < GEMM_PACK_ROWS; r++) {
-            if (f16)
-                gi_f32_to_f16_span(rows + r * cols, half + r * cols, cols);
-            else
-                f32_to_bf16(rows + r * cols, half + r * cols, (long)cols);
-        }
+        if (!f32)
+            round_rows(rows, half, GEMM_PACK_ROWS, cols, f16);
         gemm_pack_panel(f32 ? (const void *)rows : half, dst + p * panel_bytes, (int)cols, f32);
     }
 }
@@ -290,16 +297,10 @@ static void recompute(const layer *L, const st_tensor *t, float *buf, float *ud,
     if (L->e->packed)
         store_packed(L, buf, pan);
     else if (L->e->dtype != ST_F32) {
-        uint16_t *dst = (uint16_t *)L->e->data;
-        int f16 = L->e->dtype == ST_F16;
 #pragma omp parallel for schedule(static) if (L->out > 8)
-        for (int r = 0; r < L->out; r++) {
-            const float *row = buf + (size_t)r * L->cols;
-            if (f16)
-                gi_f32_to_f16_span(row, dst + (size_t)r * L->cols, L->cols);
-            else
-                f32_to_bf16(row, dst + (size_t)r * L->cols, (long)L->cols);
-        }
+        for (int r = 0; r < L->out; r++)
+            round_rows(buf + (size_t)r * L->cols, (uint16_t *)L->e->data + (size_t)r * L->cols, 1,
+                       L->cols, L->e->dtype == ST_F16);
     }
 }
 

@@ -365,18 +365,30 @@ static int f16_overflowed(const float *src, const uint16_t *h, size_t n)
     return 0;
 }
 
+/* An f16 file's linear row kept as bf16: converted in one pass, no f32 row. */
+static int one_pass(const st_tensor *t, int half, int k)
+{
+    return half == WL_BF16 && t->dtype == ST_F16 && k == 1;
+}
+
+/* Whether convert_row needs a row of f32 scratch: not where it writes f32 in
+   place or converts in one pass. */
+static int needs_f32_row(const st_tensor *t, int half, int k)
+{
+    return (half || k > 1) && !one_pass(t, half, k);
+}
+
 /* Row r of t (per values) into out in the kept precision (half), in the
    kernels' order for a k x k convolution; a holds the row as f32 where the
    conversion needs it. Returns 1 when rounding to f16 overflowed (check). */
 static int convert_row(const st_tensor *t, size_t r, size_t per, int half, int cin, int k,
                        int check, float *a, char *out)
 {
-    int direct = !half && k == 1;
-    if (half == WL_BF16 && t->dtype == ST_F16 && k == 1) { /* in one pass */
+    if (one_pass(t, half, k)) {
         gi_f16_to_bf16_span((const uint8_t *)t->data + r * per * 2, (uint16_t *)out, per);
         return 0;
     }
-    float *row = direct ? (float *)out : a;
+    float *row = needs_f32_row(t, half, k) ? a : (float *)out;
     st_span_to_f32(t, r * per, per, row, NULL);
     if (k > 1 && half == WL_BF16)
         wl_conv_row_order_bf16(row, (uint16_t *)out, cin, k * k);
@@ -429,7 +441,7 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
 #pragma omp parallel num_threads(loader_threads(l)) if (rows > 1)
         {
             /* a: the row as f32, unless written in place or converted in one pass */
-            int own_row = (half || k > 1) && !(half == WL_BF16 && t->dtype == ST_F16 && k == 1);
+            int own_row = needs_f32_row(t, half, k);
             float *a = own_row ? malloc(per * sizeof *a) : NULL;
             char *panel = pack ? malloc(unit * per * elem) : NULL;
             if ((own_row && !a) || (pack && !panel)) {
