@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "model/weights.h"
 
 /* Every f16 value (normals, subnormals, zeros, infinities) converts to the f32
    it denotes, whichever kernel this CPU takes (F16C or the portable bit
@@ -162,12 +165,79 @@ static void missing_file_is_io_error(void **state)
     assert_non_null(strstr(err.msg, "cannot open"));
 }
 
+/* Copies a fixture to a scratch file of this process's; returns its size. */
+static size_t copy_fixture(const char *name, const char *to)
+{
+    FILE *in = fopen(fixture_path(name), "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    static char buf[1 << 16];
+    size_t n, total = 0;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) {
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+        total += n;
+    }
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    return total;
+}
+
+/* st_read gives the bytes the mapping holds, for every tensor and for spans at
+   odd offsets; a file cut short after it was opened is an I/O error for the
+   reader and for a loader converting from it, not a SIGBUS. */
+static void reads_match_the_mapping_and_a_shortened_file_is_an_error(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/gesso-st-read-%d.safetensors", (int)getpid());
+    size_t size = copy_fixture("tiny-sd15.safetensors", path);
+    st_file *f = NULL;
+    gi_error err = {0};
+    assert_int_equal(st_open(path, &f, &err), GS_OK);
+    uint8_t *buf = malloc(size);
+    assert_non_null(buf);
+    for (size_t i = 0; i < st_count(f); i++) {
+        const st_tensor *t = st_at(f, i);
+        assert_int_equal(st_read(f, t, 0, t->nbytes, buf, &err), GS_OK);
+        assert_memory_equal(buf, t->data, t->nbytes);
+        size_t off = t->nbytes / 3, len = t->nbytes - off - t->nbytes / 5;
+        assert_int_equal(st_read(f, t, off, len, buf, &err), GS_OK);
+        if (len)
+            assert_memory_equal(buf, t->data + off, len);
+    }
+    const char *name = "model.diffusion_model.input_blocks.1.1.proj_in.weight";
+    const st_tensor *t = st_find(f, name);
+    assert_non_null(t);
+    assert_int_equal(st_read(f, t, 1, t->nbytes, buf, &err), GS_ERR_INTERNAL);
+
+    /* cut the file off before the tensor's bytes */
+    assert_int_equal(
+        truncate(path, (off_t)((const uint8_t *)t->data - (const uint8_t *)st_file_bytes(f))), 0);
+    assert_int_equal(st_read(f, t, 0, t->nbytes, buf, &err), GS_ERR_IO);
+    assert_non_null(strstr(err.msg, "shorter than when it was opened"));
+    weight_store store = {0};
+    gi_error lerr = {0};
+    weight_loader l = wl_begin(f, "model.diffusion_model.", &store, WL_BF16, NULL, &lerr);
+    int64_t cout = t->shape[0], cin = t->shape[1];
+    conv_weights cw;
+    wl_conv(&l, "input_blocks.1.1.proj_in", (int)cout, (int)cin, 1, &cw);
+    assert_int_equal(l.st, GS_ERR_IO);
+    assert_non_null(strstr(lerr.msg, "proj_in.weight"));
+    weight_store_free(&store);
+    free(buf);
+    st_close(f);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(f16_conversion_is_exact),  cmocka_unit_test(opens_fixture_model),
-        cmocka_unit_test(hostile_headers),          cmocka_unit_test(truncated_fixture_is_refused),
+        cmocka_unit_test(f16_conversion_is_exact),
+        cmocka_unit_test(opens_fixture_model),
+        cmocka_unit_test(hostile_headers),
+        cmocka_unit_test(truncated_fixture_is_refused),
         cmocka_unit_test(missing_file_is_io_error),
+        cmocka_unit_test(reads_match_the_mapping_and_a_shortened_file_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

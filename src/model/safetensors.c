@@ -415,6 +415,30 @@ const void *st_map_tensor(const st_file *f, const st_tensor *t, void **base, siz
     return (const char *)map + (off - start);
 }
 
+gs_status st_read(const st_file *f, const st_tensor *t, size_t offset, size_t len, void *dst,
+                  gi_error *err)
+{
+    if (offset > t->nbytes || len > t->nbytes - offset)
+        return gi_fail(err, GS_ERR_INTERNAL, "read past the end of tensor '%s'", t->name);
+    if (!f->mapped || f->fd < 0) {
+        memcpy(dst, t->data + offset, len);
+        return GS_OK;
+    }
+    off_t at = (off_t)((size_t)(t->data - f->bytes) + offset);
+    for (char *p = dst; len > 0;) {
+        ssize_t n = pread(f->fd, p, len, at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return gi_fail(err, GS_ERR_IO, "cannot read tensor '%s': %s", t->name,
+                           n < 0 ? strerror(errno) : "the file is shorter than when it was opened");
+        p += n;
+        at += n;
+        len -= (size_t)n;
+    }
+    return GS_OK;
+}
+
 void st_drop_pages(const st_file *f, const st_tensor *t)
 {
     if (!f->mapped || t->nbytes == 0)

@@ -65,10 +65,18 @@ size_t st_dtype_size(st_dtype d);
 
 /* Converts a floating tensor (F64/F32/F16/BF16) to f32 in dst (numel floats). */
 gs_status st_to_f32(const st_tensor *t, float *dst, gi_error *err);
-/* Drops the whole pages of t's bytes from the process (they stay in the page
-   cache and come back on access): a loader calls it once t is converted. */
 /* Elements [first, first+count) of a float tensor as f32. */
 gs_status st_span_to_f32(const st_tensor *t, size_t first, size_t count, float *dst, gi_error *err);
+
+/* Bytes [offset, offset+len) of t's data into dst. From an opened file they
+   are read with pread, not through the mapping: a loader that converts the
+   weights copies them anyway, and a read copies out of the page cache where a
+   first touch of each mapped 4 KiB page costs a fault (on VMs that shadow the
+   guest's page tables, a trap to the hypervisor: ~0.7 s for an SD1.5 file
+   against ~0.15 s read). A file cut short since it was opened is GS_ERR_IO
+   here, where the mapping would have raised SIGBUS. */
+gs_status st_read(const st_file *f, const st_tensor *t, size_t offset, size_t len, void *dst,
+                  gi_error *err);
 /* Which file an opened st_file is, as it was when opened (device, inode, size,
    modification time): a file read again later can be told apart from one
    replaced or rewritten since. Zero for st_open_memory. */
@@ -85,6 +93,8 @@ int st_same_file(const st_file *f, const st_identity *id);
    count as the process's memory. NULL where f is not an opened file
    (st_open_memory) or the mapping fails. *base, *len: what to munmap. */
 const void *st_map_tensor(const st_file *f, const st_tensor *t, void **base, size_t *len);
+/* Drops the whole pages of t's bytes from the process (they stay in the page
+   cache and come back on access): a loader calls it once t is converted. */
 void st_drop_pages(const st_file *f, const st_tensor *t);
 /* Same to f64 (for golden data in tests). */
 gs_status st_to_f64(const st_tensor *t, double *dst, gi_error *err);

@@ -197,34 +197,88 @@ static int loader_threads(const weight_loader *l)
     return l->threads > 0 ? l->threads : omp_get_max_threads();
 }
 
-/* The whole tensor as f32, converted by the loader's threads in blocks. */
+/* Source bytes a loader thread reads at once: enough that a read's call costs
+   little against its copy, little enough to stay in the core's cache until it
+   is converted. */
+#define READ_BYTES ((size_t)256 << 10)
+
+/* Rows per read for a tensor of rows rows of row_bytes each, read and handled
+   unit rows at a time: about READ_BYTES, a multiple of unit, and small enough
+   that every thread gets a couple of reads. */
+static size_t rows_per_read(const weight_loader *l, size_t rows, size_t row_bytes, size_t unit)
+{
+    size_t n = READ_BYTES / (unit * row_bytes) * unit;
+    size_t share = rows / (2 * (size_t)loader_threads(l)) / unit * unit;
+    if (share < n)
+        n = share;
+    return n < unit ? unit : n;
+}
+
+/* A failed read on one of the loader's threads, kept for the loader: the
+   first one, with its message. */
+static void note_read_failure(weight_loader *l, const gi_error *e, int *failed)
+{
+#pragma omp critical
+    if (!*failed) {
+        *failed = 1;
+        if (l->err)
+            *l->err = *e;
+        l->st = e->code;
+    }
+}
+
+/* The whole tensor as f32, read and converted by the loader's threads in blocks. */
 static gs_status to_f32_parallel(weight_loader *l, const st_tensor *t, float *dst)
 {
-    const size_t block = (size_t)1 << 18;
-    size_t n = (size_t)t->numel, nb = (n + block - 1) / block;
     gs_status st = st_span_to_f32(t, 0, 0, dst, l->err); /* refuses non-float dtypes */
     if (st != GS_OK)
         return st;
-#pragma omp parallel for num_threads(loader_threads(l)) schedule(static) if (nb > 1)
-    for (size_t b = 0; b < nb; b++) {
-        size_t first = b * block, count = n - first < block ? n - first : block;
-        st_span_to_f32(t, first, count, dst + first, NULL);
+    size_t size = st_dtype_size(t->dtype), n = (size_t)t->numel;
+    size_t block = rows_per_read(l, n, size, 1), nb = (n + block - 1) / block;
+    int failed = 0;
+#pragma omp parallel num_threads(loader_threads(l)) if (nb > 1)
+    {
+        uint8_t *src = malloc(block * size);
+        gi_error e = {0};
+        if (!src)
+            gi_fail(&e, GS_ERR_NO_MEMORY, "out of memory loading '%s'", t->name);
+#pragma omp for schedule(static)
+        for (size_t b = 0; b < nb; b++) {
+            size_t first = b * block, count = n - first < block ? n - first : block;
+            if (src && st_read(l->f, t, first * size, count * size, src, &e) == GS_OK) {
+                st_tensor v = *t;
+                v.data = src;
+                v.numel = (int64_t)count;
+                v.nbytes = count * size;
+                st_span_to_f32(&v, 0, count, dst + first, NULL);
+            }
+        }
+        if (e.code != GS_OK)
+            note_read_failure(l, &e, &failed);
+        free(src);
     }
-    return GS_OK;
+    return failed ? l->st : GS_OK;
 }
 
-/* t's bytes as they are into dst, in blocks over the loader's threads (the
-   first touch of dst's pages is most of the cost: shared, it is shorter). */
-static void copy_rows(weight_loader *l, const st_tensor *t, char *dst, size_t bytes)
+/* t's bytes as they are into dst, read in blocks by the loader's threads
+   (the first touch of dst's pages is most of the cost: shared, it is shorter). */
+static gs_status copy_rows(weight_loader *l, const st_tensor *t, char *dst)
 {
-    const size_t block = (size_t)1 << 20;
-    size_t nb = (bytes + block - 1) / block;
-    const uint8_t *src = t->data;
-#pragma omp parallel for num_threads(loader_threads(l)) schedule(static) if (nb > 1)
-    for (size_t b = 0; b < nb; b++) {
-        size_t first = b * block, count = bytes - first < block ? bytes - first : block;
-        memcpy(dst + first, src + first, count);
+    size_t block = rows_per_read(l, t->nbytes, 1, 1), nb = (t->nbytes + block - 1) / block;
+    int failed = 0;
+#pragma omp parallel num_threads(loader_threads(l)) if (nb > 1)
+    {
+        gi_error e = {0};
+#pragma omp for schedule(static)
+        for (size_t b = 0; b < nb; b++) {
+            size_t first = b * block, count = t->nbytes - first < block ? t->nbytes - first : block;
+            if (e.code == GS_OK)
+                st_read(l->f, t, first, count, dst + first, &e);
+        }
+        if (e.code != GS_OK)
+            note_read_failure(l, &e, &failed);
     }
+    return failed ? l->st : GS_OK;
 }
 
 static float *store_alloc(weight_loader *l, size_t n)
@@ -344,7 +398,6 @@ static float *load_f32(weight_loader *l, const char *name, int ndim, const int64
         l->st = st;
         return NULL;
     }
-    st_drop_pages(l->f, t);
     log_weight(l, name, ST_F32, ndim, shape, p, (size_t)t->numel * sizeof *p);
     return p;
 }
@@ -404,11 +457,11 @@ static int convert_row(const st_tensor *t, size_t r, size_t per, int half, int c
 }
 
 /* prefix+name (checked against shape) into the store row by row, as f32, bf16
-   or f16 (half): each row goes file -> f32 -> (reordered when k > 1) ->
-   destination in the threads' caches, on all the loader's threads, so no
-   full-size temporary is ever written. Same bits as converting in one piece.
-   An f16 row kept as f16 in the file's order is copied as it is, and one
-   kept as bf16 converted in one pass.
+   or f16 (half): each thread reads a block of rows from the file into its
+   buffer, and each row goes -> f32 -> (reordered when k > 1) -> destination
+   in the thread's caches, so no full-size temporary is ever written. Same bits
+   as converting in one piece. An f16 row kept as f16 in the file's order is
+   read straight into place, and one kept as bf16 converted in one pass.
    With pack, a linear layer's [rows, per] weights go into the matmul's blocked
    layout (gemm_pack.h) by panels of 64 rows, each converted into a buffer of
    the thread's and transposed into its place: still one pass. */
@@ -428,48 +481,63 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
     }
     if ((l->st = st_span_to_f32(t, 0, 0, NULL, l->err)) != GS_OK)
         return NULL;
-    size_t per = (size_t)t->numel / rows;
+    size_t per = (size_t)t->numel / rows, row_bytes = per * st_dtype_size(t->dtype);
     size_t elem = half ? sizeof(uint16_t) : sizeof(float);
     char *dst = store_alloc_bytes(l, (size_t)t->numel * elem);
-    int failed = !dst, overflow = 0;
+    if (!dst) {
+        l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
+        return NULL;
+    }
     int copy = half == WL_F16 && t->dtype == ST_F16 && k == 1 && !pack;
     int check = half == WL_F16 && t->dtype != ST_F16; /* an f16 file's values fit f16 */
-    size_t unit = pack ? GEMM_PACK_ROWS : 1;          /* rows per iteration */
-    if (dst && copy) {
-        copy_rows(l, t, dst, (size_t)t->numel * elem);
-    } else if (dst) {
-#pragma omp parallel num_threads(loader_threads(l)) if (rows > 1)
+    size_t unit = pack ? GEMM_PACK_ROWS : 1;          /* rows converted together */
+    size_t block = rows_per_read(l, rows, row_bytes, unit), nb = (rows + block - 1) / block;
+    int failed = 0, overflow = 0;
+    if (copy) {
+        if (copy_rows(l, t, dst) != GS_OK)
+            return NULL;
+    } else {
+#pragma omp parallel num_threads(loader_threads(l)) if (nb > 1)
         {
             /* a: the row as f32, unless written in place or converted in one pass */
             int own_row = needs_f32_row(t, half, k);
             float *a = own_row ? malloc(per * sizeof *a) : NULL;
             char *panel = pack ? malloc(unit * per * elem) : NULL;
-            if ((own_row && !a) || (pack && !panel)) {
-#pragma omp atomic write
-                failed = 1;
-            }
+            uint8_t *src = malloc(block * row_bytes);
+            gi_error e = {0};
+            if ((own_row && !a) || (pack && !panel) || !src)
+                gi_fail(&e, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
 #pragma omp for schedule(static)
-            for (size_t u = 0; u < rows / unit; u++) {
-                if ((own_row && !a) || (pack && !panel))
+            for (size_t b = 0; b < nb; b++) {
+                size_t r0 = b * block, n = rows - r0 < block ? rows - r0 : block;
+                if (e.code != GS_OK ||
+                    st_read(l->f, t, r0 * row_bytes, n * row_bytes, src, &e) != GS_OK)
                     continue;
-                char *out = dst + u * unit * per * elem, *into = pack ? panel : out;
-                for (size_t i = 0; i < unit; i++)
-                    if (convert_row(t, u * unit + i, per, half, cin, k, check, a,
-                                    into + i * per * elem)) {
+                st_tensor v = *t; /* the rows read, as a tensor of their own */
+                v.data = src;
+                v.numel = (int64_t)(n * per);
+                v.nbytes = n * row_bytes;
+                for (size_t u = 0; u < n; u += unit) {
+                    char *out = dst + (r0 + u) * per * elem, *into = pack ? panel : out;
+                    for (size_t i = 0; i < unit; i++)
+                        if (convert_row(&v, u + i, per, half, cin, k, check, a,
+                                        into + i * per * elem)) {
 #pragma omp atomic write
-                        overflow = 1;
-                    }
-                if (pack)
-                    gemm_pack_panel(panel, out, (int)per, !half);
+                            overflow = 1;
+                        }
+                    if (pack)
+                        gemm_pack_panel(panel, out, (int)per, !half);
+                }
             }
+            if (e.code != GS_OK)
+                note_read_failure(l, &e, &failed);
+            free(src);
             free(panel);
             free(a);
         }
     }
-    if (failed) {
-        l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
+    if (failed)
         return NULL;
-    }
     if (overflow) {
         l->st = gi_fail(l->err, GS_ERR_UNSUPPORTED,
                         "tensor '%s%s' holds values beyond f16's range (65504): load this file "
@@ -477,7 +545,6 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
                         l->prefix, name);
         return NULL;
     }
-    st_drop_pages(l->f, t);
     weight_entry *e = log_weight(l, name, kept, ndim, shape, dst, (size_t)t->numel * elem);
     if (e)
         e->packed = pack;
