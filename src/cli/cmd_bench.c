@@ -180,6 +180,7 @@ int cmd_bench(int argc, char **argv)
                "\"width\":%d,\"height\":%d,\"steps\":%d,\"batch_"
                "size\":%d,"
                "\"unet_batch\":%d,\"load_s\":%.4f,\"text_encode_s\":%.4f,\"step_s\":%.4f,"
+               "\"first_step_s\":%.4f,"
                "\"vae_decode_s\":%.4f,\"total_s\":%.4f,\"images_per_s\":%.4f,"
                "\"peak_rss_mb\":%.1f,\"step_gflop\":%.1f,\"step_gflops\":%.1f,"
                "\"vae_decode_gflop\":%.1f,\"vae_decode_gflops\":%.1f,\"gemm_gflops\":%.1f,"
@@ -189,8 +190,8 @@ int cmd_bench(int argc, char **argv)
                "\"sampling_s\":%.4f}\n",
                model_path, one_shot ? "true" : "false", info.compute_dtype, info.matmul_dtype,
                p.width, p.height, p.steps, p.batch_size, tm.unet_batch, load_s, tm.text_encode_s,
-               step, tm.vae_decode_s, tm.total_s, images_per_s, rss_mb, tm.step_gflop, step_rate,
-               tm.vae_decode_gflop, vae_rate, rate, step_floor,
+               step, tm.n_steps > 0 ? tm.step_s[0] : 0, tm.vae_decode_s, tm.total_s, images_per_s,
+               rss_mb, tm.step_gflop, step_rate, tm.vae_decode_gflop, vae_rate, rate, step_floor,
                step_floor > 0 ? step / step_floor : 0, vae_floor,
                vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0, tm.step_mean_s, tm.step_gemm_s,
                tm.step_conv_aux_s, tm.step_other_s, gemm_pct / 100, tm.sampling_s);
@@ -209,6 +210,10 @@ int cmd_bench(int argc, char **argv)
                " %.2fx the floor of %.3f s\n",
                step, tm.n_steps > 1 ? tm.n_steps - 1 : tm.n_steps, tm.step_gflop, step_rate,
                step_floor > 0 ? step / step_floor : 0, step_floor);
+        if (tm.n_steps > 1)
+            printf("first step   %8.3f s  (the warm-up: first use of each product's kernels and "
+                   "scratch)\n",
+                   tm.step_s[0]);
         printf("step split   %8.3f s  mean step: GEMM %.3f s (%.0f%%, %.0f GFLOP/s eff.), conv "
                "gathers/transforms %.3f s (%.0f%%), rest %.3f s (%.0f%%)\n",
                tm.step_mean_s, tm.step_gemm_s, gemm_pct,
