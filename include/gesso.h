@@ -187,6 +187,9 @@ typedef struct gs_model_info {
        activations are widened to f32 (exactly) for each product; and for every
        f16 model. */
     const char *matmul_dtype;
+    /* The same for the VAE: "f32" where the engine chose bf16 by itself
+       (GS_PRECISION_AUTO), which keeps the VAE's rounding out of the pixels. */
+    const char *vae_matmul_dtype;
 } gs_model_info;
 
 /* Fills *info; strings point into the model and live as long as it. */

@@ -253,11 +253,56 @@ static void sdxl_matches(void **state)
     family_matches("sdxl/tiny-sdxl.safetensors", "sdxl/tiny-sdxl-golden.safetensors");
 }
 
+/* A bf16 VAE as a bf16 engine runs it (bf16 products; emulated exactly where
+   oneDNN has no bf16 matmul), then with vae_set_f32_activations: the same
+   bf16 weights on f32 activations, as the automatic precision keeps it. The
+   decode and the encode come closer to the f32 reference, and the engine's
+   switches are as they were after each call. */
+static void f32_activations_take_bf16_rounding_out(void **state)
+{
+    (void)state;
+    gi_error err = {0};
+    vae *v = NULL;
+    assert_int_equal(vae_load(f, "first_stage_model.", WL_BF16, NULL, &v, &err), GS_OK);
+    if (!gemm_bf16_native(cx->bf16))
+        gemm_bf16_emulate_native(cx->bf16);
+    cx->attn_bf16 = cx->winograd_bf16 = 1;
+    float *lat = nhwc_f32("vae.decode.latent", 1, 4, 8, 12);
+    double *ref = nhwc_f64("vae.decode.image", 1, 3, 64, 96);
+    float *pix = nhwc_f32("vae.encode.image", 1, 3, 64, 96);
+    double *rm = nhwc_f64("vae.encode.mean", 1, 4, 8, 12);
+    float *img = malloc(64 * 96 * 3 * sizeof *img), mean[8 * 12 * 4];
+    double dec[2], enc[2];
+    for (int wide = 0; wide < 2; wide++) {
+        vae_set_f32_activations(v, wide);
+        assert_int_equal(vae_decode(v, cx, lat, 1, 8, 12, img, &err), GS_OK);
+        assert_int_equal(vae_encode(v, cx, pix, 1, 64, 96, mean, NULL, &err), GS_OK);
+        assert_true(cx->attn_bf16 && cx->winograd_bf16 && !cx->widen_bf16);
+        dec[wide] = rel_l2_f32_f64(img, ref, 64 * 96 * 3);
+        enc[wide] = rel_l2_f32_f64(mean, rm, 8 * 12 * 4);
+        printf("bf16 VAE, %s activations: decode rel L2 %.3g, encode mean %.3g\n",
+               wide ? "f32" : "bf16", dec[wide], enc[wide]);
+    }
+    /* bf16 weights' rounding alone, against it with the activations': measured
+       0.56x (decode) and 0.44x (encode) */
+    assert_true(dec[1] < 0.75 * dec[0]);
+    assert_true(enc[1] < 0.75 * enc[0]);
+    cx->attn_bf16 = cx->winograd_bf16 = 0;
+    vae_free(v);
+    free(lat);
+    free(ref);
+    free(pix);
+    free(rm);
+    free(img);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(decode_matches), cmocka_unit_test(encode_matches),
-        cmocka_unit_test(tiled_decode_matches_whole), cmocka_unit_test(sd2_matches),
-        cmocka_unit_test(sdxl_matches)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(decode_matches),
+                                       cmocka_unit_test(encode_matches),
+                                       cmocka_unit_test(tiled_decode_matches_whole),
+                                       cmocka_unit_test(sd2_matches),
+                                       cmocka_unit_test(sdxl_matches),
+                                       cmocka_unit_test(f32_activations_take_bf16_rounding_out)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

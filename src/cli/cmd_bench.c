@@ -177,7 +177,7 @@ int cmd_bench(int argc, char **argv)
     gs_model_get_info(model, &info);
     if (json) {
         printf("{\"model\":\"%s\",\"one_shot\":%s,\"compute_dtype\":\"%s\",\"matmul_dtype\":\"%s\","
-               "\"width\":%d,\"height\":%d,\"steps\":%d,\"batch_"
+               "\"vae_matmul_dtype\":\"%s\",\"width\":%d,\"height\":%d,\"steps\":%d,\"batch_"
                "size\":%d,"
                "\"unet_batch\":%d,\"load_s\":%.4f,\"text_encode_s\":%.4f,\"step_s\":%.4f,"
                "\"first_step_s\":%.4f,"
@@ -189,10 +189,10 @@ int cmd_bench(int argc, char **argv)
                "\"step_conv_aux_s\":%.4f,\"step_other_s\":%.4f,\"step_gemm_share\":%.3f,"
                "\"sampling_s\":%.4f}\n",
                model_path, one_shot ? "true" : "false", info.compute_dtype, info.matmul_dtype,
-               p.width, p.height, p.steps, p.batch_size, tm.unet_batch, load_s, tm.text_encode_s,
-               step, tm.n_steps > 0 ? tm.step_s[0] : 0, tm.vae_decode_s, tm.total_s, images_per_s,
-               rss_mb, tm.step_gflop, step_rate, tm.vae_decode_gflop, vae_rate, rate, step_floor,
-               step_floor > 0 ? step / step_floor : 0, vae_floor,
+               info.vae_matmul_dtype, p.width, p.height, p.steps, p.batch_size, tm.unet_batch,
+               load_s, tm.text_encode_s, step, tm.n_steps > 0 ? tm.step_s[0] : 0, tm.vae_decode_s,
+               tm.total_s, images_per_s, rss_mb, tm.step_gflop, step_rate, tm.vae_decode_gflop,
+               vae_rate, rate, step_floor, step_floor > 0 ? step / step_floor : 0, vae_floor,
                vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0, tm.step_mean_s, tm.step_gemm_s,
                tm.step_conv_aux_s, tm.step_other_s, gemm_pct / 100, tm.sampling_s);
     } else {
@@ -219,9 +219,12 @@ int cmd_bench(int argc, char **argv)
                tm.step_mean_s, tm.step_gemm_s, gemm_pct,
                tm.step_gemm_s > 0 ? tm.step_gflop / tm.step_gemm_s : 0, tm.step_conv_aux_s, aux_pct,
                tm.step_other_s, other_pct);
-        printf("vae decode   %8.3f s  %.0f GFLOP at %.0f GFLOP/s, %.2fx the floor of %.3f s\n",
+        printf("vae decode   %8.3f s  %.0f GFLOP at %.0f GFLOP/s, %.2fx the floor of %.3f s%s\n",
                tm.vae_decode_s, tm.vae_decode_gflop, vae_rate,
-               vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0, vae_floor);
+               vae_floor > 0 ? tm.vae_decode_s / vae_floor : 0, vae_floor,
+               strcmp(info.vae_matmul_dtype, info.matmul_dtype) != 0
+                   ? " (on f32 activations: the automatic precision)"
+                   : "");
         printf("gemm rate    %8.1f GFLOP/s  (2048^3 %s, best of before and after; the floor's "
                "reference)\n",
                rate, info.matmul_dtype);

@@ -152,6 +152,9 @@ static int inspect(const char *path)
         printf("compute          %s%s\n", info.compute_dtype,
                strcmp(info.compute_dtype, info.matmul_dtype) != 0 ? " (matmuls widened to f32)"
                                                                   : "");
+        if (strcmp(info.vae_matmul_dtype, info.matmul_dtype) != 0)
+            printf("vae compute      %s activations (the automatic precision)\n",
+                   info.vae_matmul_dtype);
         printf("file size        %zu bytes\n", ci.file_bytes);
         printf("weights in RAM   %zu bytes\n", info.weight_bytes);
     }

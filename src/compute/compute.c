@@ -137,3 +137,17 @@ out:
     gi_aligned_free(c);
     return st;
 }
+
+compute_mode compute_f32_activations(gi_compute *cx)
+{
+    compute_mode was = {cx->attn_bf16, cx->winograd_bf16, cx->widen_bf16};
+    compute_set_mode(cx, (compute_mode){0, 0, 1});
+    return was;
+}
+
+void compute_set_mode(gi_compute *cx, compute_mode m)
+{
+    cx->attn_bf16 = m.attn_bf16;
+    cx->winograd_bf16 = m.winograd_bf16;
+    cx->widen_bf16 = m.widen_bf16;
+}

@@ -27,6 +27,8 @@ typedef struct gi_compute {
     long winograd_min_tiles; /* ... when they have at least this many 2x2 output tiles */
     int winograd_bf16;       /* ... with bf16 transforms and GEMMs */
     int winograd_fused;      /* ... per group of tiles in each thread's cache (AVX-512) */
+    int widen_bf16;          /* bf16 weights multiplied widened, on f32 activations, even where
+                                the CPU has bf16 matmuls (compute_f32_activations) */
     long block_rows;         /* rows per block of row-blocked layers (feed-forwards); tests
                                 shrink it so small inputs take the blocked path */
     int prof_on;             /* op timers: the engine calls run with op_prof_cur = &prof */
@@ -65,5 +67,17 @@ void compute_leave(int saved);
 
 /* Starts a forward pass on the scratch arena (see arena_reset). */
 gs_status compute_begin(gi_compute *cx, gi_error *err);
+
+/* The switches that say what the products multiply: bf16 activations or f32. */
+typedef struct compute_mode {
+    int attn_bf16, winograd_bf16, widen_bf16;
+} compute_mode;
+
+/* Runs the products that follow on f32 activations (16-bit weights widened,
+   attention and Winograd in f32), as a CPU without bf16 matmuls would: a
+   network whose rounding must stay out of the result (the VAE under the
+   automatic precision). Returns the mode to put back with compute_set_mode. */
+compute_mode compute_f32_activations(gi_compute *cx);
+void compute_set_mode(gi_compute *cx, compute_mode m);
 
 #endif

@@ -43,7 +43,7 @@ typedef struct norm_weights {
    weights widened (gemm_wide_weights) rather than bf16 ones (gemm_bf16). */
 static inline int wide_weights(const gi_compute *cx)
 {
-    return cx->weights_f16 || !gemm_bf16_native(cx->bf16);
+    return cx->weights_f16 || cx->widen_bf16 || !gemm_bf16_native(cx->bf16);
 }
 
 /* C = A (f32) W^T (the layer's 16-bit weights widened) + bias (+ C when beta is 1). */

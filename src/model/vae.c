@@ -160,6 +160,18 @@ gs_status vae_load_encoder(vae *m, const st_file *f, const char *prefix, int hal
     return GS_OK;
 }
 
+void vae_set_f32_activations(vae *m, int on)
+{
+    m->f32_activations = on != 0;
+}
+
+compute_mode vae_enter_mode(const vae *m, gi_compute *cx)
+{
+    if (m->f32_activations)
+        return compute_f32_activations(cx);
+    return (compute_mode){cx->attn_bf16, cx->winograd_bf16, cx->widen_bf16};
+}
+
 int vae_has_encoder(const vae *m)
 {
     return m->has_encoder;
@@ -269,8 +281,20 @@ void vae_swap(float **a, float **b)
 
 /* ---- encode ---- */
 
+static gs_status encode(vae *m, gi_compute *cx, const float *image, int n, int H, int W,
+                        float *mean, float *logvar, gi_error *err);
+
 gs_status vae_encode(vae *m, gi_compute *cx, const float *image, int n, int H, int W, float *mean,
                      float *logvar, gi_error *err)
+{
+    compute_mode was = vae_enter_mode(m, cx);
+    gs_status st = encode(m, cx, image, n, H, W, mean, logvar, err);
+    compute_set_mode(cx, was);
+    return st;
+}
+
+static gs_status encode(vae *m, gi_compute *cx, const float *image, int n, int H, int W,
+                        float *mean, float *logvar, gi_error *err)
 {
     if (!m->has_encoder)
         return gi_fail(err, GS_ERR_INTERNAL, "the VAE encoder is not loaded");

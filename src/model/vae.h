@@ -23,6 +23,10 @@ gs_status vae_load_decoder(const st_file *f, const char *prefix, int half, weigh
 gs_status vae_load_encoder(vae *m, const st_file *f, const char *prefix, int half, weight_log *log,
                            gi_error *err);
 int vae_has_encoder(const vae *m);
+/* Whether the VAE multiplies f32 activations whatever the engine's products
+   take (compute_f32_activations): its rounding lands on the pixels with no
+   sampler to absorb it, so a bf16 engine left to choose keeps it there. */
+void vae_set_f32_activations(vae *m, int on);
 int vae_latent_channels(const vae *m);
 /* Bytes of converted weights the VAE keeps resident. */
 size_t vae_weight_bytes(const vae *m);

@@ -477,8 +477,20 @@ out:
 
 /* ---- entry ---- */
 
+static gs_status decode(vae *m, gi_compute *cx, const float *latent, int n, int h, int w, int tile,
+                        float *image, gi_error *err);
+
 gs_status vae_decode_tiled(vae *m, gi_compute *cx, const float *latent, int n, int h, int w,
                            int tile, float *image, gi_error *err)
+{
+    compute_mode was = vae_enter_mode(m, cx);
+    gs_status st = decode(m, cx, latent, n, h, w, tile, image, err);
+    compute_set_mode(cx, was);
+    return st;
+}
+
+static gs_status decode(vae *m, gi_compute *cx, const float *latent, int n, int h, int w, int tile,
+                        float *image, gi_error *err)
 {
     if (n < 1 || h < 1 || w < 1 || (long)h * w > (1L << 20))
         return gi_fail(err, GS_ERR_INVALID_ARGUMENT, "VAE decode: bad latent size %dx%d", w, h);

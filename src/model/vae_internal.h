@@ -46,6 +46,7 @@ struct vae {
     weight_store store;     /* the decoder's weights */
     weight_store enc_store; /* the encoder's, when it is loaded (has_encoder) */
     int has_encoder;
+    int f32_activations; /* vae_set_f32_activations */
     int z, levels;
     vae_coder enc, dec;
     conv_weights quant, post_quant;
@@ -58,5 +59,8 @@ gs_status vae_res_forward(gi_compute *cx, const vae_res *r, const float *x, int 
 gs_status vae_mid_forward(gi_compute *cx, const vae_coder *c, float **cur, float **alt, int n,
                           int h, int w, gi_error *err);
 void vae_swap(float **a, float **b);
+/* Switches cx to what the VAE's products take (vae_set_f32_activations);
+   returns the mode to put back with compute_set_mode. */
+compute_mode vae_enter_mode(const vae *m, gi_compute *cx);
 
 #endif

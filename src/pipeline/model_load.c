@@ -186,6 +186,18 @@ static int auto_takes_f16(const gs_model *m)
            m->prediction == GS_PREDICTION_V;
 }
 
+/* Whether the VAE multiplies f32 activations by its bf16 weights: where an
+   engine left to choose computes in bf16. The decoder's rounding lands on the
+   pixels with no sampler step after it to absorb it: on the fixtures, bf16
+   activations there took the worst pixel of SD1's recipes to 9 levels from
+   the f32 image, f32 ones keep every family within 7, and every recipe's mean
+   error lower (bench/RESULTS.md section 40). It costs the decode the f32
+   rate; --precision bf16 keeps the whole model in bf16. */
+static int vae_on_f32(const gs_model *m)
+{
+    return m->eng->precision_auto && m->half == WL_BF16;
+}
+
 /* The networks loaded in bf16 before the guess said v: freed, to load again in
    f16. Returns the parts to load. */
 static int drop_networks_for_f16(gs_model *m)
@@ -342,6 +354,8 @@ gs_status model_load_parts(gs_model *m, int parts, gi_error *err)
         gi_error_prefix(err, "VAE");
         goto out;
     }
+    if (m->vae)
+        vae_set_f32_activations(m->vae, vae_on_f32(m));
     if ((parts & NET_VAE_ENCODER) && !vae_has_encoder(m->vae) &&
         (st = vae_load_encoder(m->vae, m->file, fam->vae_prefix, m->half, log, err)) != GS_OK) {
         gi_error_prefix(err, "VAE encoder");
@@ -436,4 +450,5 @@ void gs_model_get_info(const gs_model *m, gs_model_info *info)
     info->name = m->name;
     info->compute_dtype = wl_precision_name(m->half);
     info->matmul_dtype = m->half == WL_BF16 && gemm_bf16_native(m->eng->cx->bf16) ? "bf16" : "f32";
+    info->vae_matmul_dtype = vae_on_f32(m) ? "f32" : info->matmul_dtype;
 }
