@@ -229,6 +229,28 @@ static void reads_match_the_mapping_and_a_shortened_file_is_an_error(void **stat
     unlink(path);
 }
 
+/* A layer whose rows are empty (a hostile file's [64, 0] weight) loads as
+   nothing to read, in every precision, rather than dividing by its row size. */
+static void empty_rows_load_as_nothing(void **state)
+{
+    (void)state;
+    static uint8_t buf[256];
+    size_t n =
+        build(buf, "{\"w.weight\":{\"dtype\":\"F16\",\"shape\":[64,0],\"data_offsets\":[0,0]}}", 0);
+    st_file *f = NULL;
+    gi_error err = {0};
+    assert_int_equal(st_open_memory(buf, n, &f, &err), GS_OK);
+    for (int half = WL_F32; half <= WL_F16; half++) {
+        weight_store store = {0};
+        weight_loader l = wl_begin(f, "", &store, half, NULL, &err);
+        linear_weights lw;
+        wl_linear(&l, "w", 64, 0, 0, &lw);
+        assert_int_equal(l.st, GS_OK);
+        weight_store_free(&store);
+    }
+    st_close(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +260,7 @@ int main(void)
         cmocka_unit_test(truncated_fixture_is_refused),
         cmocka_unit_test(missing_file_is_io_error),
         cmocka_unit_test(reads_match_the_mapping_and_a_shortened_file_is_an_error),
+        cmocka_unit_test(empty_rows_load_as_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

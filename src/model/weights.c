@@ -207,6 +207,8 @@ static int loader_threads(const weight_loader *l)
    that every thread gets a couple of reads. */
 static size_t rows_per_read(const weight_loader *l, size_t rows, size_t row_bytes, size_t unit)
 {
+    if (row_bytes == 0) /* a hostile file's empty rows: nothing to read */
+        return rows > unit ? rows : unit;
     size_t n = READ_BYTES / (unit * row_bytes) * unit;
     size_t share = rows / (2 * (size_t)loader_threads(l)) / unit * unit;
     if (share < n)
