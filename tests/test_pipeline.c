@@ -594,6 +594,31 @@ static void vae_tile_parameter(void **state)
     gs_result_free(tiled);
 }
 
+/* Every recipe through eng and m against its f32 reference image: the mean
+   |diff| under max_mean levels (a bound of 0 skips it), the worst pixel within
+   max_levels; label names the engine e in the printed lines. */
+static void recipes_within(gs_engine *e, gs_model *m, const char *label, double max_mean,
+                           int max_levels)
+{
+    recipe rs[16];
+    int n = recipes_load(rs, 16);
+    for (int i = 0; i < n; i++) {
+        gs_params p;
+        recipe_params(&rs[i], &p);
+        gs_image *init = recipe_init_image(&rs[i], &p);
+        gs_result *res = NULL;
+        assert_int_equal(gs_generate(e, m, &p, NULL, NULL, &res), GS_OK);
+        double mean;
+        int maxd = golden_result_diff(rs[i].name, res, &mean);
+        printf("%s pipe.%-24s mean |diff| %.2f levels, max %d\n", label, rs[i].name, mean, maxd);
+        if (max_mean > 0)
+            assert_true(mean < max_mean);
+        assert_true(maxd <= max_levels);
+        gs_result_free(res);
+        gs_image_free(init);
+    }
+}
+
 /* bf16 compute against the f32 reference images: the stated fidelity of the
    bf16 path (see README), as this CPU runs it and, where that differs, as AMX
    and Zen 4 CPUs run it (activations rounded to bf16 for every product; their
@@ -623,23 +648,8 @@ static void bf16_fidelity(void **state)
         assert_string_equal(info.compute_dtype, "bf16");
         assert_string_equal(info.matmul_dtype, wide ? "f32" : "bf16");
         assert_string_equal(info.vae_matmul_dtype, info.matmul_dtype); /* asked for: all bf16 */
-        recipe rs[16];
-        int n = recipes_load(rs, 16);
-        for (int i = 0; i < n; i++) {
-            gs_params p;
-            recipe_params(&rs[i], &p);
-            gs_image *init = recipe_init_image(&rs[i], &p);
-            gs_result *res = NULL;
-            assert_int_equal(gs_generate(e16, m16, &p, NULL, NULL, &res), GS_OK);
-            double mean;
-            int maxd = golden_result_diff(rs[i].name, res, &mean);
-            printf("bf16%s pipe.%-24s mean |diff| %.2f levels, max %d\n",
-                   as_native ? " as AMX/Zen 4" : "", rs[i].name, mean, maxd);
-            assert_true(mean < BF16_MEAN_LEVELS);
-            assert_true(maxd <= (wide ? BF16_WIDE_MAX_LEVELS : BF16_MAX_LEVELS));
-            gs_result_free(res);
-            gs_image_free(init);
-        }
+        recipes_within(e16, m16, as_native ? "bf16 as AMX/Zen 4" : "bf16", BF16_MEAN_LEVELS,
+                       wide ? BF16_WIDE_MAX_LEVELS : BF16_MAX_LEVELS);
         gs_model_free(m16);
         gs_engine_free(e16);
     }
@@ -666,23 +676,7 @@ static void auto_precision_stays_within_8_levels(void **state)
     assert_string_equal(info.compute_dtype, "bf16");
     assert_string_equal(info.matmul_dtype, "bf16");
     assert_string_equal(info.vae_matmul_dtype, "f32");
-    recipe rs[16];
-    int n = recipes_load(rs, 16);
-    for (int i = 0; i < n; i++) {
-        gs_params p;
-        recipe_params(&rs[i], &p);
-        gs_image *init = recipe_init_image(&rs[i], &p);
-        gs_result *res = NULL;
-        assert_int_equal(gs_generate(ae, m, &p, NULL, NULL, &res), GS_OK);
-        double mean;
-        int maxd = golden_result_diff(rs[i].name, res, &mean);
-        printf("auto (bf16, VAE on f32) pipe.%-24s mean |diff| %.2f levels, max %d\n", rs[i].name,
-               mean, maxd);
-        assert_true(mean < BF16_MEAN_LEVELS);
-        assert_true(maxd <= BF16_WIDE_MAX_LEVELS);
-        gs_result_free(res);
-        gs_image_free(init);
-    }
+    recipes_within(ae, m, "auto (bf16, VAE on f32)", BF16_MEAN_LEVELS, BF16_WIDE_MAX_LEVELS);
     gs_model_free(m);
     gs_engine_free(ae);
 }
@@ -706,21 +700,7 @@ static void f16_reproduces_f32(void **state)
     gs_model_get_info(m, &info);
     assert_string_equal(info.compute_dtype, "f16");
     assert_string_equal(info.matmul_dtype, "f32");
-    recipe rs[16];
-    int n = recipes_load(rs, 16);
-    for (int i = 0; i < n; i++) {
-        gs_params p;
-        recipe_params(&rs[i], &p);
-        gs_image *init = recipe_init_image(&rs[i], &p);
-        gs_result *res = NULL;
-        assert_int_equal(gs_generate(e16, m, &p, NULL, NULL, &res), GS_OK);
-        double mean;
-        int maxd = golden_result_diff(rs[i].name, res, &mean);
-        printf("f16 pipe.%-24s mean |diff| %.2f levels, max %d\n", rs[i].name, mean, maxd);
-        assert_true(maxd <= 1);
-        gs_result_free(res);
-        gs_image_free(init);
-    }
+    recipes_within(e16, m, "f16", 0, 1);
     gs_model_free(m);
     gs_engine_free(e16);
 }
