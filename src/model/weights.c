@@ -229,39 +229,6 @@ static void note_read_failure(weight_loader *l, const gi_error *e, int *failed)
     }
 }
 
-/* The whole tensor as f32, read and converted by the loader's threads in blocks. */
-static gs_status to_f32_parallel(weight_loader *l, const st_tensor *t, float *dst)
-{
-    gs_status st = st_span_to_f32(t, 0, 0, dst, l->err); /* refuses non-float dtypes */
-    if (st != GS_OK)
-        return st;
-    size_t size = st_dtype_size(t->dtype), n = (size_t)t->numel;
-    size_t block = rows_per_read(l, n, size, 1), nb = (n + block - 1) / block;
-    int failed = 0;
-#pragma omp parallel num_threads(loader_threads(l)) if (nb > 1)
-    {
-        uint8_t *src = malloc(block * size);
-        gi_error e = {0};
-        if (!src)
-            gi_fail(&e, GS_ERR_NO_MEMORY, "out of memory loading '%s'", t->name);
-#pragma omp for schedule(static)
-        for (size_t b = 0; b < nb; b++) {
-            size_t first = b * block, count = n - first < block ? n - first : block;
-            if (src && st_read(l->f, t, first * size, count * size, src, &e) == GS_OK) {
-                st_tensor v = *t;
-                v.data = src;
-                v.numel = (int64_t)count;
-                v.nbytes = count * size;
-                st_span_to_f32(&v, 0, count, dst + first, NULL);
-            }
-        }
-        if (e.code != GS_OK)
-            note_read_failure(l, &e, &failed);
-        free(src);
-    }
-    return failed ? l->st : GS_OK;
-}
-
 /* t's bytes as they are into dst, read in blocks by the loader's threads
    (the first touch of dst's pages is most of the cost: shared, it is shorter). */
 static gs_status copy_rows(weight_loader *l, const st_tensor *t, char *dst)
@@ -281,11 +248,6 @@ static gs_status copy_rows(weight_loader *l, const st_tensor *t, char *dst)
             note_read_failure(l, &e, &failed);
     }
     return failed ? l->st : GS_OK;
-}
-
-static float *store_alloc(weight_loader *l, size_t n)
-{
-    return store_alloc_bytes(l, n * sizeof(float));
 }
 
 const char *wl_name(char *buf, size_t size, const char *fmt, ...)
@@ -365,7 +327,6 @@ static const st_tensor *find_checked(weight_loader *l, const char *name, int ndi
     return t;
 }
 
-/* Converts prefix+name (checked against shape) to f32 in the store. */
 /* A prepared file's tensor where it lies, if it has the dtype the kernels use
    and the alignment the writer gives every tensor; the loader's error if not. */
 static const void *in_place(weight_loader *l, const st_tensor *t, st_dtype want)
@@ -378,30 +339,6 @@ static const void *in_place(weight_loader *l, const st_tensor *t, st_dtype want)
         return NULL;
     }
     return t->data;
-}
-
-static float *load_f32(weight_loader *l, const char *name, int ndim, const int64_t *shape)
-{
-    const st_tensor *t = find_checked(l, name, ndim, shape);
-    if (!t)
-        return NULL;
-    if (l->prepared) {
-        float *p = (float *)in_place(l, t, ST_F32);
-        log_weight(l, name, ST_F32, ndim, shape, p, t->nbytes);
-        return p;
-    }
-    float *p = store_alloc(l, (size_t)t->numel);
-    if (!p) {
-        l->st = gi_fail(l->err, GS_ERR_NO_MEMORY, "out of memory loading '%s%s'", l->prefix, name);
-        return NULL;
-    }
-    gs_status st = to_f32_parallel(l, t, p);
-    if (st != GS_OK) {
-        l->st = st;
-        return NULL;
-    }
-    log_weight(l, name, ST_F32, ndim, shape, p, (size_t)t->numel * sizeof *p);
-    return p;
 }
 
 /* Whether rounding the finite values of src to f16 (h: the same values, in
@@ -551,6 +488,14 @@ static void *load_rows(weight_loader *l, const char *name, int ndim, const int64
     if (e)
         e->packed = pack;
     return dst;
+}
+
+/* prefix+name as f32 in the store, as the file orders it (biases, norms, the
+   layers f32 engines keep unpacked): load_rows by rows of its first dimension. */
+static float *load_f32(weight_loader *l, const char *name, int ndim, const int64_t *shape)
+{
+    size_t rows = ndim > 1 && shape[0] > 0 ? (size_t)shape[0] : 1;
+    return load_rows(l, name, ndim, shape, rows, 0, 1, WL_F32, 0);
 }
 
 static uint16_t *load_half(weight_loader *l, const char *name, int ndim, const int64_t *shape,
